@@ -1,0 +1,38 @@
+# Thin wrapper over CMake. `make` builds build/bin/errand and liberrand; `make test` runs
+# every test suite; `make asan` runs them again under ASan+UBSan in build-asan/.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+PYTHON ?= /usr/bin/python3
+
+.PHONY: all deps test-deps test unit e2e asan install clean format
+
+all: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+unit: all test-deps
+	cd $(BUILD) && ctest --output-on-failure
+
+e2e: all test-deps
+	ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
+
+test: unit e2e
+
+asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+install: all
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

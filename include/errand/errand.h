@@ -1,0 +1,303 @@
+/*
+ * errand.h — the public C API of liberrand: submit background task runs to an errand server,
+ * check on them, fetch their results (the client), and run them (the worker runtime).
+ *
+ * Conventions, everywhere in this header:
+ *  - Functions return 0 (ERRAND_OK) or a negative ERRAND_E* code; errand_strerror() names it.
+ *    Those that take an `errand_error *err` (may be NULL) also fill it with a message that
+ *    says what was wrong, the offending field when there is one, and the HTTP status when the
+ *    server answered.
+ *  - JSON crosses this API as text (UTF-8, NUL-terminated), so callers pick their own JSON
+ *    library. Text that liberrand returns is malloc'd and freed by the caller with
+ *    errand_free(); handles come in _new/_free pairs.
+ *  - A function that fails leaves its out-parameters NULL and never calls a callback.
+ *  - Settings not given in an options struct come from the environment (ERRAND_API_URL,
+ *    ERRAND_API_KEY, ERRAND_LOCAL_STORAGE_PATH, ERRAND_RESULTS_PERSIST_BY_DEFAULT,
+ *    ERRAND_LOGGING_LOG_PRINTS), then from built-in defaults; see docs/configuration.md.
+ *  - Thread safety: an errand_client may be used from one thread at a time (make one per
+ *    thread, they are cheap); an errand_worker is driven by the thread that calls
+ *    errand_worker_serve(), and errand_worker_stop() may be called from any thread or from a
+ *    signal handler.
+ */
+#ifndef ERRAND_ERRAND_H
+#define ERRAND_ERRAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                    */
+
+enum {
+    ERRAND_OK = 0,
+    ERRAND_EINVAL = -1,       /* a bad argument or bad input; err->field names it */
+    ERRAND_ENOMEM = -2,       /* out of memory */
+    ERRAND_EIO = -3,          /* a file or network read/write failed */
+    ERRAND_ENOTFOUND = -4,    /* no such task run (HTTP 404) */
+    ERRAND_ECONFLICT = -5,    /* the request conflicts with the run's state or lease (409) */
+    ERRAND_EUNAVAILABLE = -6, /* the errand server could not be reached, or answered 503 */
+    ERRAND_ETIMEDOUT = -7,    /* a wait ran out of time */
+    ERRAND_EAUTH = -8,        /* the server refused the API key (401) */
+    ERRAND_ESERVER = -9,      /* the server answered with an unexpected status (5xx) */
+    ERRAND_ESTORE = -10,      /* the store (database) failed */
+    ERRAND_ETOOBIG = -11,     /* a body or value exceeds a configured limit (413) */
+    ERRAND_ECANCELLED = -12,  /* the run was cancelled */
+    ERRAND_EFAILED = -13,     /* the run ended FAILED or CRASHED; err->message says why */
+};
+
+#define ERRAND_ERROR_MESSAGE_MAX 512
+#define ERRAND_ERROR_FIELD_MAX 64
+
+typedef struct errand_error {
+    int code;                              /* one of the ERRAND_E* values, or 0 */
+    int http_status;                       /* the server's HTTP status, 0 if none */
+    char message[ERRAND_ERROR_MESSAGE_MAX]; /* what went wrong, in words */
+    char field[ERRAND_ERROR_FIELD_MAX];     /* the input field at fault, "" if none */
+} errand_error;
+
+/* A short static description of an ERRAND_E* code ("not found", ...). */
+const char *errand_strerror(int code);
+
+/* The library version, "MAJOR.MINOR.PATCH". */
+const char *errand_version(void);
+
+/* Frees text and arrays returned by liberrand. NULL is fine. */
+void errand_free(void *p);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Task-run states (as in Prefect: a type, plus a display name such as "AwaitingRetry")      */
+
+typedef enum errand_state {
+    ERRAND_STATE_SCHEDULED = 0, /* waiting for its time or a worker (Scheduled, AwaitingRetry) */
+    ERRAND_STATE_PENDING,       /* claimed by a worker, under lease, not yet started */
+    ERRAND_STATE_RUNNING,
+    ERRAND_STATE_COMPLETED,     /* final (Completed, Cached) */
+    ERRAND_STATE_FAILED,        /* final: the task failed and no retries remain */
+    ERRAND_STATE_CRASHED,       /* final: the worker vanished and no attempts remain */
+    ERRAND_STATE_CANCELLING,    /* cancel requested while a worker holds the run */
+    ERRAND_STATE_CANCELLED,     /* final */
+} errand_state;
+
+/* "SCHEDULED", "PENDING", ... */
+const char *errand_state_type_name(errand_state s);
+bool errand_state_is_final(errand_state s);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Task definitions: what a task is called, its version and its run policy. Used on both     */
+/* sides: errand_delay() submits with these defaults, errand_worker_add_task() serves it.    */
+
+typedef enum errand_cache_policy {
+    ERRAND_CACHE_NONE = 0,
+    /* key = SHA-256 of task name, version and canonical parameters (Prefect's
+       INPUTS + TASK_SOURCE): a second run with the same inputs answers from the first. */
+    ERRAND_CACHE_INPUTS_AND_VERSION = 1,
+} errand_cache_policy;
+
+typedef struct errand_task_ctx errand_task_ctx;
+
+/* A task function. Runs on a worker thread with the run's parameters (a JSON object as text).
+ * On success: return 0 and set *result_json to malloc'd JSON text (NULL means JSON null).
+ * On failure: return non-zero, after errand_task_fail() to say why (else a generic message).
+ * Whatever the function prints to stdout goes to the run's logs when log prints are on. */
+typedef int (*errand_task_fn)(errand_task_ctx *ctx, const char *params_json, char **result_json,
+                              void *userdata);
+
+typedef struct errand_task_def {
+    const char *name;    /* required: "create_structured_output" */
+    const char *version; /* part of the cache key; NULL = "1" */
+    int retries;         /* extra attempts after a failure (0 = none) */
+    const double *retry_delays; /* seconds before each retry; the last repeats; NULL = none */
+    size_t n_retry_delays;
+    double retry_jitter_factor; /* each delay is stretched by up to this fraction at random */
+    double timeout_seconds;     /* 0 = no timeout */
+    errand_cache_policy cache_policy;
+    double cache_expiration_seconds; /* 0 = cached results never expire */
+    int persist_result;              /* -1 = ERRAND_RESULTS_PERSIST_BY_DEFAULT, 0 = no, 1 = yes */
+    errand_task_fn fn;               /* for serving; unused when only submitting */
+    void *userdata;                  /* passed to fn */
+} errand_task_def;
+
+/* Fills `out` (n entries) with exponential backoff delays: factor * 2^i seconds, like
+ * Prefect's exponential_backoff(backoff_factor). Returns ERRAND_EINVAL on bad arguments. */
+int errand_exponential_backoff(double factor, size_t n, double *out);
+
+/* The cache key of ERRAND_CACHE_INPUTS_AND_VERSION: 64 hex characters + NUL into out. */
+int errand_cache_key_inputs(const char *task, const char *version, const char *params_json,
+                            char out[65], errand_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Client                                                                                    */
+
+typedef struct errand_client errand_client;
+
+typedef struct errand_client_options {
+    const char *api_url;  /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api */
+    const char *api_key;  /* NULL = ERRAND_API_KEY; sent as "Authorization: Bearer KEY" */
+    long timeout_ms;      /* per request, 0 = 30000; waits add their own time */
+    const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH; to read results */
+} errand_client_options;
+
+int errand_client_new(const errand_client_options *opt, errand_client **out, errand_error *err);
+void errand_client_free(errand_client *c);
+
+/* A snapshot of one task run, as the server described it. */
+typedef struct errand_run errand_run;
+
+const char *errand_run_id(const errand_run *r);
+const char *errand_run_task(const errand_run *r);
+errand_state errand_run_state(const errand_run *r);
+const char *errand_run_state_name(const errand_run *r); /* "Completed", "Cached", ... */
+const char *errand_run_message(const errand_run *r);    /* the state's message, or "" */
+int errand_run_attempt(const errand_run *r);
+/* The whole run as the server sent it (JSON object text); owned by the run. */
+const char *errand_run_json(const errand_run *r);
+void errand_run_free(errand_run *r);
+
+/* Options of one submission. Zero-initialise, or call errand_submit_options_init(). */
+typedef struct errand_submit_options {
+    const char *idempotency_key;   /* a second submission with this key returns the first run */
+    int64_t scheduled_at_ms;       /* Unix ms; 0 = now */
+    double delay_seconds;          /* alternative to scheduled_at_ms */
+    int priority;                  /* higher runs first; default 0 */
+    const char *const *tags;
+    size_t n_tags;
+    int retries;                   /* -1 = the server's default (0) */
+    const double *retry_delays;
+    size_t n_retry_delays;
+    double retry_jitter_factor;
+    double timeout_seconds;        /* 0 = none */
+    const char *cache_key;         /* NULL = no caching */
+    double cache_expiration_seconds; /* 0 = never expires */
+    int persist_result;            /* -1 = worker default, 0 = no, 1 = yes */
+} errand_submit_options;
+
+void errand_submit_options_init(errand_submit_options *opt);
+
+/* Submits one run of `task` with parameters `params_json` (a JSON object, NULL = {}).
+ * On 0 the run is durably stored; *out (optional) receives the run. */
+int errand_submit(errand_client *c, const char *task, const char *params_json,
+                  const errand_submit_options *opt, errand_run **out, errand_error *err);
+
+/* One element of a batch submission. */
+typedef struct errand_submission {
+    const char *task;
+    const char *params_json;
+    const errand_submit_options *options; /* NULL = defaults */
+} errand_submission;
+
+/* Submits n runs in one request, all or nothing. out (optional) receives a malloc'd array of
+ * n runs in the same order; free each with errand_run_free() and the array with errand_free(). */
+int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
+                        errand_run ***out, errand_error *err);
+
+/* Submits a run of a defined task with its defaults (retries, timeout, cache key from its
+ * cache policy, persistence): the C spelling of Prefect's `task.delay(...)`. */
+int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,
+                 errand_run **out, errand_error *err);
+
+int errand_get(errand_client *c, const char *run_id, errand_run **out, errand_error *err);
+
+/* Waits until the run is final or timeout_seconds pass (then returns ERRAND_ETIMEDOUT and
+ * still fills *out with the latest snapshot). */
+int errand_wait(errand_client *c, const char *run_id, double timeout_seconds, errand_run **out,
+                errand_error *err);
+
+/* Requests cancellation; *out (optional) is the run after the request. */
+int errand_cancel(errand_client *c, const char *run_id, errand_run **out, errand_error *err);
+
+/* The result of a COMPLETED run as JSON text (from the run itself, or read from the result
+ * storage when it was persisted and not inlined). A FAILED/CRASHED run gives ERRAND_EFAILED
+ * with its message; a run not final yet gives ERRAND_ECONFLICT. */
+int errand_result(errand_client *c, const errand_run *r, char **result_json, errand_error *err);
+
+/* Any API call: method "GET"/"POST", path below the API URL ("/task_runs?state=FAILED"),
+ * body JSON text or NULL. Returns 0 when the server answered (any status), with *status and
+ * *response (malloc'd); used by the CLI for listings. */
+int errand_request(errand_client *c, const char *method, const char *path, const char *body,
+                   int *status, char **response, errand_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Worker runtime                                                                            */
+
+typedef struct errand_worker errand_worker;
+
+typedef struct errand_worker_options {
+    const char *api_url;            /* NULL = ERRAND_API_URL */
+    const char *api_key;            /* NULL = ERRAND_API_KEY */
+    const char *name;               /* NULL = "<hostname>-<pid>" */
+    int concurrency;                /* runs at once; 0 = 10 */
+    double lease_seconds;           /* 0 = the server's default */
+    const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH */
+    int persist_by_default;         /* -1 = ERRAND_RESULTS_PERSIST_BY_DEFAULT */
+    int log_prints;                 /* -1 = ERRAND_LOGGING_LOG_PRINTS */
+    double grace_seconds;           /* on stop, how long running tasks may finish; 0 = 30 */
+    bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop() */
+} errand_worker_options;
+
+void errand_worker_options_init(errand_worker_options *opt);
+
+int errand_worker_new(const errand_worker_options *opt, errand_worker **out, errand_error *err);
+
+/* Serves a C task. The definition is copied; fn must be set. */
+int errand_worker_add_task(errand_worker *w, const errand_task_def *task, errand_error *err);
+
+/* Serves task `name` by running `command` (through /bin/sh -c) per run: parameters JSON on
+ * stdin, result JSON on stdout; an exit status other than 0 fails the run with the tail of
+ * stderr as its message. */
+int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
+                           errand_error *err);
+
+/* Claims and runs task runs until errand_worker_stop(); then stops claiming, lets running
+ * tasks finish within the grace period and hands unstarted runs back. Returns 0 after a
+ * clean stop. */
+int errand_worker_serve(errand_worker *w, errand_error *err);
+
+/* Asks serve() to stop. Async-signal-safe; callable from any thread. */
+void errand_worker_stop(errand_worker *w);
+
+/* Counters since start (for benchmarks and status lines). */
+typedef struct errand_worker_stats {
+    uint64_t claimed, completed, failed, running;
+} errand_worker_stats;
+void errand_worker_get_stats(errand_worker *w, errand_worker_stats *out);
+
+void errand_worker_free(errand_worker *w);
+
+/* Serves the given tasks until SIGTERM/SIGINT: the C spelling of Prefect's serve(). */
+int errand_serve(const errand_task_def *tasks, size_t n, const errand_worker_options *opt,
+                 errand_error *err);
+
+/* Inside a task function. */
+const char *errand_task_run_id(const errand_task_ctx *ctx);
+int errand_task_attempt(const errand_task_ctx *ctx); /* 1 on the first attempt */
+/* True once the run was cancelled or its timeout passed: a long task checks this and returns. */
+bool errand_task_should_stop(const errand_task_ctx *ctx);
+
+typedef enum errand_log_level {
+    ERRAND_LOG_DEBUG = 10,
+    ERRAND_LOG_INFO = 20,
+    ERRAND_LOG_WARNING = 30,
+    ERRAND_LOG_ERROR = 40,
+} errand_log_level;
+
+/* Adds a line to the run's logs (shipped to the server in batches). */
+void errand_task_log(errand_task_ctx *ctx, errand_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets the failure message; with retryable false the run fails at once, whatever retries
+ * remain (for errors that a retry cannot fix, such as a rejected API key). */
+void errand_task_fail(errand_task_ctx *ctx, bool retryable, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Asks for this run's result to be persisted to the result storage (overrides defaults). */
+void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,26 @@
+/*
+ * log.h — the one logger: lines of logfmt on stderr,
+ *   ts=2026-11-29T10:25:19.123Z level=info msg="listening" host=127.0.0.1 port=4200
+ * Callers pass the message and then key=value fields already formatted, e.g.
+ *   log_info("listening", "host=%s port=%d", host, port);
+ * Thread-safe (one write(2) per line).
+ */
+#ifndef ERRAND_CORE_LOG_H
+#define ERRAND_CORE_LOG_H
+
+enum log_level { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40 };
+
+void log_set_level(enum log_level level);
+/* Parses "debug|info|warning|error"; -1 if unknown. */
+int log_level_parse(const char *s);
+enum log_level log_get_level(void);
+
+void log_write(enum log_level level, const char *msg, const char *fields_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_debug(msg, ...) log_write(LOG_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...) log_write(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...) log_write(LOG_WARNING, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_write(LOG_ERROR, msg, __VA_ARGS__)
+
+#endif

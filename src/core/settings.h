@@ -1,0 +1,93 @@
+/*
+ * settings.h — errand's configuration: one struct, filled from built-in defaults, then the
+ * environment (ERRAND_*), then command-line flags (--database-url ...). One table in
+ * settings.c names every setting once (env name, flag, default, help), and drives parsing,
+ * `errand config` and the docs. No other module calls getenv() for ERRAND_* settings.
+ */
+#ifndef ERRAND_CORE_SETTINGS_H
+#define ERRAND_CORE_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "errand/errand.h"
+
+#define SETTINGS_STR_MAX 1024
+
+enum setting_source { SETTING_DEFAULT = 0, SETTING_ENV, SETTING_FLAG };
+
+enum setting_id {
+    SET_HOME,                  /* ERRAND_HOME, default ~/.errand */
+    SET_API_URL,               /* ERRAND_API_URL, default http://127.0.0.1:4200/api */
+    SET_API_KEY,               /* ERRAND_API_KEY, default "" (no auth) */
+    SET_SERVER_HOST,           /* ERRAND_SERVER_API_HOST, default 127.0.0.1 */
+    SET_SERVER_PORT,           /* ERRAND_SERVER_API_PORT, default 4200 (0 = any free port) */
+    SET_DATABASE_URL,          /* ERRAND_DATABASE_URL, default sqlite:///$ERRAND_HOME/errand.db */
+    SET_DATABASE_SYNC,         /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
+    SET_LOCAL_STORAGE_PATH,    /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
+    SET_RESULTS_PERSIST,       /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */
+    SET_LOG_PRINTS,            /* ERRAND_LOGGING_LOG_PRINTS, default false */
+    SET_LOG_LEVEL,             /* ERRAND_LOGGING_LEVEL, default info */
+    SET_LEASE_SECONDS,         /* ERRAND_LEASE_SECONDS, default 30 */
+    SET_SWEEP_INTERVAL_MS,     /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
+    SET_MAX_BODY_BYTES,        /* ERRAND_MAX_BODY_BYTES, default 1048576 */
+    SET_MAX_CONNECTIONS,       /* ERRAND_MAX_CONNECTIONS, default 1024 */
+    SET_RESULT_INLINE_MAX,     /* ERRAND_RESULT_INLINE_MAX_BYTES, default 65536 */
+    SET_WORKER_CONCURRENCY,    /* ERRAND_WORKER_CONCURRENCY, default 10 */
+    SET_COUNT
+};
+
+enum setting_type { SETTING_STRING, SETTING_INT, SETTING_BOOL };
+
+struct setting_def {
+    enum setting_id id;
+    const char *env;   /* "ERRAND_DATABASE_URL" */
+    const char *flag;  /* "database-url" (used as --database-url) */
+    enum setting_type type;
+    const char *fallback; /* default as text; "$HOME"-style expansion done in settings.c */
+    long long min, max;   /* for SETTING_INT */
+    bool secret;          /* printed as "****" by `errand config` */
+    const char *help;
+};
+
+struct settings {
+    char str[SET_COUNT][SETTINGS_STR_MAX]; /* every value as text */
+    long long num[SET_COUNT];              /* parsed value for INT and BOOL (0/1) */
+    enum setting_source source[SET_COUNT];
+};
+
+/* The table, SET_COUNT entries in enum order. */
+const struct setting_def *settings_table(void);
+const struct setting_def *settings_find_flag(const char *flag); /* "database-url" -> def */
+
+/* Defaults, then the environment (getenv). Fails with a message naming the variable and the
+ * bad value, e.g. ERRAND_SERVER_API_PORT=abc. Dependent defaults (database URL and storage
+ * path under ERRAND_HOME) follow ERRAND_HOME unless set themselves. */
+int settings_load(struct settings *s, errand_error *err);
+
+/* Sets one value from a flag (source SETTING_FLAG) or env; validates it. */
+int settings_set(struct settings *s, enum setting_id id, const char *value,
+                 enum setting_source source, errand_error *err);
+
+static inline const char *settings_str(const struct settings *s, enum setting_id id)
+{
+    return s->str[id];
+}
+static inline long long settings_int(const struct settings *s, enum setting_id id)
+{
+    return s->num[id];
+}
+static inline bool settings_bool(const struct settings *s, enum setting_id id)
+{
+    return s->num[id] != 0;
+}
+
+/* Parses "true/false/1/0/yes/no/on/off" (case-insensitive); false if not one of them. */
+bool settings_parse_bool(const char *text, bool *out);
+
+/* `errand config`: a table of NAME VALUE SOURCE (secrets masked), or a JSON object when
+ * as_json. */
+void settings_print(const struct settings *s, FILE *out, bool as_json);
+
+#endif

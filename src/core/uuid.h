@@ -1,0 +1,26 @@
+/*
+ * uuid.h — task-run ids (UUIDv7: time-ordered, so the newest-first listing and its keyset
+ * cursor follow creation order) and random tokens (lease tokens), from OpenSSL's CSPRNG.
+ */
+#ifndef ERRAND_CORE_UUID_H
+#define ERRAND_CORE_UUID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_STR_LEN 37 /* 36 characters + NUL */
+
+/* A new UUIDv7 for time unix_ms, lower-case canonical text; 0 or ERRAND_EIO. */
+int uuid_v7(int64_t unix_ms, char out[UUID_STR_LEN]);
+
+/* True when s is a canonical UUID (8-4-4-4-12 hex, either case). */
+bool uuid_is_valid(const char *s);
+
+/* nbytes random bytes as 2*nbytes hex characters + NUL into out; 0 or ERRAND_EIO. */
+int token_random_hex(size_t nbytes, char *out);
+
+/* A uniform random double in [0, 1). */
+double random_unit(void);
+
+#endif
