@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps test-deps test unit e2e asan install clean format
+.PHONY: all deps test-deps test unit e2e example browser check asan container-test demo install clean format
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -23,10 +23,25 @@ unit: all test-deps
 e2e: all test-deps
 	ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
 
-test: unit e2e
+example: all test-deps
+	ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
+
+browser: all test-deps
+	cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
+
+# Everything a change must pass: the suites, then again under ASan+UBSan.
+test: unit e2e example browser
+
+check: test asan
+
+container-test:
+	tests/container/run.sh
+
+demo: all
+	scripts/demo.sh
 
 asan:
-	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	$(MAKE) unit e2e example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
 install: all
 	cmake --install $(BUILD)

@@ -25,20 +25,22 @@ int error_set(errand_error *err, int code, const char *field, const char *fmt, .
 {
     if (!err)
         return code;
-    err->code = code;
-    err->http_status = 0;
-    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    /* Format into scratch buffers first: the arguments may point into err itself. */
+    char fld[ERRAND_ERROR_FIELD_MAX];
+    char msg[ERRAND_ERROR_MESSAGE_MAX];
+    snprintf(fld, sizeof fld, "%s", field ? field : "");
     if (fmt) {
-        /* Format into a scratch buffer: the arguments may point into err itself. */
-        char msg[ERRAND_ERROR_MESSAGE_MAX];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        memcpy(err->message, msg, sizeof msg);
     } else {
-        snprintf(err->message, sizeof err->message, "%s", errand_strerror(code));
+        snprintf(msg, sizeof msg, "%s", errand_strerror(code));
     }
+    err->code = code;
+    err->http_status = 0;
+    memcpy(err->field, fld, sizeof fld);
+    memcpy(err->message, msg, sizeof msg);
     return code;
 }
 
@@ -55,28 +57,50 @@ void error_clear(errand_error *err)
 const char *error_code_name(int code)
 {
     switch (code) {
-    case ERRAND_OK: return "ok";
-    case ERRAND_EINVAL: return "invalid_field";
-    case ERRAND_ENOMEM: return "out_of_memory";
-    case ERRAND_EIO: return "io_error";
-    case ERRAND_ENOTFOUND: return "not_found";
-    case ERRAND_ECONFLICT: return "conflict";
-    case ERRAND_EUNAVAILABLE: return "unavailable";
-    case ERRAND_ETIMEDOUT: return "timeout";
-    case ERRAND_EAUTH: return "unauthorized";
-    case ERRAND_ESERVER: return "server_error";
-    case ERRAND_ESTORE: return "store_error";
-    case ERRAND_ETOOBIG: return "body_too_large";
-    case ERRAND_ECANCELLED: return "cancelled";
-    case ERRAND_EFAILED: return "failed";
-    case ERR_INVALID_JSON: return "invalid_json";
-    case ERR_MISSING_FIELD: return "missing_field";
-    case ERR_UNKNOWN_FIELD: return "unknown_field";
-    case ERR_INVALID_PARAMETER: return "invalid_parameter";
-    case ERR_STALE_LEASE: return "stale_lease";
-    case ERR_UNAUTHORIZED: return "unauthorized";
-    case ERR_METHOD: return "method_not_allowed";
-    default: return "internal_error";
+    case ERRAND_OK:
+        return "ok";
+    case ERRAND_EINVAL:
+        return "invalid_field";
+    case ERRAND_ENOMEM:
+        return "out_of_memory";
+    case ERRAND_EIO:
+        return "io_error";
+    case ERRAND_ENOTFOUND:
+        return "not_found";
+    case ERRAND_ECONFLICT:
+        return "conflict";
+    case ERRAND_EUNAVAILABLE:
+        return "unavailable";
+    case ERRAND_ETIMEDOUT:
+        return "timeout";
+    case ERRAND_EAUTH:
+        return "unauthorized";
+    case ERRAND_ESERVER:
+        return "server_error";
+    case ERRAND_ESTORE:
+        return "store_error";
+    case ERRAND_ETOOBIG:
+        return "body_too_large";
+    case ERRAND_ECANCELLED:
+        return "cancelled";
+    case ERRAND_EFAILED:
+        return "failed";
+    case ERR_INVALID_JSON:
+        return "invalid_json";
+    case ERR_MISSING_FIELD:
+        return "missing_field";
+    case ERR_UNKNOWN_FIELD:
+        return "unknown_field";
+    case ERR_INVALID_PARAMETER:
+        return "invalid_parameter";
+    case ERR_STALE_LEASE:
+        return "stale_lease";
+    case ERR_UNAUTHORIZED:
+        return "unauthorized";
+    case ERR_METHOD:
+        return "method_not_allowed";
+    default:
+        return "internal_error";
     }
 }
 

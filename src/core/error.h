@@ -19,8 +19,10 @@ enum {
     ERR_METHOD = -107,            /* 405 method_not_allowed */
 };
 
-/* Sets err (if not NULL) to code, field (NULL = none) and a printf-style message; returns
- * code, so `return error_set(err, ERRAND_EINVAL, "task", "...")` reads naturally. */
+/* Sets err (if not NULL) to code, field (NULL = none) and a printf-style message (NULL =
+ * errand_strerror(code)); resets http_status to 0 (a caller that got an HTTP answer sets it
+ * afterwards). The arguments may point into err itself. Returns code, so
+ * `return error_set(err, ERRAND_EINVAL, "task", "...")` reads naturally. */
 int error_set(errand_error *err, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -3,10 +3,15 @@
  *   ts=2026-11-29T10:25:19.123Z level=info msg="listening" host=127.0.0.1 port=4200
  * Callers pass the message and then key=value fields already formatted, e.g.
  *   log_info("listening", "host=%s port=%d", host, port);
- * Thread-safe (one write(2) per line).
+ * With no fields, pass NULL: log_info("stopped", NULL) (an empty "" format does not compile
+ * under -Wall -Werror, it trips -Wformat-zero-length). The message is quoted and escaped;
+ * newlines inside fields become spaces, and lines over 4 KiB are cut and end in "...".
+ * Thread-safe (one write(2) per line). Levels below log_get_level() are dropped.
  */
 #ifndef ERRAND_CORE_LOG_H
 #define ERRAND_CORE_LOG_H
+
+#include <stddef.h>
 
 enum log_level { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40 };
 

@@ -23,7 +23,8 @@ enum setting_id {
     SET_API_KEY,               /* ERRAND_API_KEY, default "" (no auth) */
     SET_SERVER_HOST,           /* ERRAND_SERVER_API_HOST, default 127.0.0.1 */
     SET_SERVER_PORT,           /* ERRAND_SERVER_API_PORT, default 4200 (0 = any free port) */
-    SET_DATABASE_URL,          /* ERRAND_DATABASE_URL, default sqlite:///$ERRAND_HOME/errand.db */
+    SET_DATABASE_URL,          /* ERRAND_DATABASE_URL, default sqlite://$ERRAND_HOME/errand.db
+                                  (= sqlite:///abs/path when ERRAND_HOME is absolute) */
     SET_DATABASE_SYNC,         /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
     SET_LOCAL_STORAGE_PATH,    /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
     SET_RESULTS_PERSIST,       /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */

@@ -1,0 +1,58 @@
+/*
+ * submit.c — POST /tasks (see submit.h).
+ */
+#include "submit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "applog.h"
+#include "http_reply.h"
+#include "task_request.h"
+#include "upstream.h"
+
+#define DETAIL_MAX 256
+
+enum MHD_Result submit_handle(const api_ctx *ctx, struct MHD_Connection *conn, const form *f)
+{
+    if (form_too_big(f)) {
+        char detail[DETAIL_MAX];
+        snprintf(detail, sizeof detail, "Request body too large: the limit is %d bytes",
+                 API_MAX_BODY_BYTES);
+        return reply_detail(conn, MHD_HTTP_CONTENT_TOO_LARGE, detail);
+    }
+    if (form_failed(f))
+        return reply_detail(conn, MHD_HTTP_BAD_REQUEST, "There was an error parsing the body");
+
+    json_t *params, *detail;
+    if (task_request_read(f, &params, &detail) != 0)
+        return reply_json(conn, HTTP_STATUS_UNPROCESSABLE, json_pack("{s:o}", "detail", detail));
+
+    enum MHD_Result ret = MHD_NO;
+    char *params_text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(params);
+    if (!params_text)
+        return reply_detail(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    errand_client *client = upstream_client(ctx, conn, &ret);
+    if (!client) {
+        free(params_text);
+        return ret;
+    }
+    errand_run *run = NULL;
+    errand_error err = {0};
+    int rc = errand_delay(client, &ctx->task.def, params_text, &run, &err);
+    if (rc != ERRAND_OK) {
+        ret = reply_errand_failure(ctx, conn, "submit the task", rc, &err);
+    } else {
+        const char *id = errand_run_id(run);
+        char msg[DETAIL_MAX];
+        snprintf(msg, sizeof msg, "Submitted task run: %s", id);
+        applog_info(msg, "task_run_id=%s task=%s state=%s", id, SO_TASK_NAME,
+                    errand_run_state_name(run));
+        ret = reply_json(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "task_run_id", id));
+    }
+    errand_run_free(run);
+    errand_client_free(client);
+    free(params_text);
+    return ret;
+}

@@ -1,0 +1,420 @@
+/*
+ * cmd_runs.c — the `errand runs` group: ls, show, logs, cancel, wait and result. Typed calls
+ * of errand.h where it has them (get, wait, cancel, result); the listings go through
+ * errand_request() and are rendered as tables, or passed through as JSON with --json.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "connect.h"
+#include "core/clock.h"
+#include "output.h"
+#include "run_view.h"
+
+#define LIST_LIMIT_MAX 1000 /* docs/api.md: limit 1-1000 */
+#define WAIT_TIMEOUT_MAX 1e9
+#define CELL_MAX 64
+#define STATE_TEXT_MAX 32
+#define MS_PER_SECOND 1000.0
+#define N_STATE_TYPES (ERRAND_STATE_CANCELLED + 1)
+
+static const enum setting_id runs_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
+                                                SET_LOG_LEVEL};
+#define RUNS_SETTINGS                                                                              \
+    .settings = runs_settings, .n_settings = sizeof runs_settings / sizeof runs_settings[0]
+
+static const char json_help[] = "print JSON instead of a table";
+
+/* ---- runs ls ------------------------------------------------------------------------- */
+
+/* Checks one --state value ("failed" or "FAILED") and writes it upper-cased into out. */
+static bool normalize_state(const char *text, char *out, size_t size)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len >= size)
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (char)toupper((unsigned char)text[i]);
+    for (int s = 0; s < N_STATE_TYPES; s++)
+        if (strcmp(out, errand_state_type_name((errand_state)s)) == 0)
+            return true;
+    return false;
+}
+
+/* Adds every --state (each may be "A,B") to *path; CLI_EXIT_OK or the exit status. */
+static int add_state_filters(const struct args *a, char **path)
+{
+    for (int i = 0; i < args_count(a, "state"); i++) {
+        char *copy = strdup(args_nth(a, "state", i));
+        if (!copy)
+            return CLI_EXIT_FAILURE;
+        char *rest = copy;
+        for (char *tok; (tok = strsep(&rest, ",")) != NULL;) {
+            char upper[STATE_TEXT_MAX];
+            if (!normalize_state(tok, upper, sizeof upper)) {
+                int st = args_usage_error(a->cmd,
+                                          "--state must be a state type (SCHEDULED, PENDING, "
+                                          "RUNNING, COMPLETED, FAILED, CRASHED, CANCELLING, "
+                                          "CANCELLED), got '%s'",
+                                          tok);
+                free(copy);
+                return st;
+            }
+            if (!connect_add_query(path, "state", upper)) {
+                free(copy);
+                return CLI_EXIT_FAILURE;
+            }
+        }
+        free(copy);
+    }
+    return CLI_EXIT_OK;
+}
+
+static int build_list_path(const struct args *a, char **path)
+{
+    long long limit = 0;
+    int st = args_get_int(a, "limit", 1, LIST_LIMIT_MAX, &limit);
+    if (st != CLI_EXIT_OK)
+        return st;
+    *path = strdup("/task_runs");
+    if (!*path)
+        return CLI_EXIT_FAILURE;
+    if ((st = add_state_filters(a, path)) != CLI_EXIT_OK)
+        return st;
+    static const char *const passthrough[] = {"task", "tag", "limit", "cursor"};
+    for (size_t i = 0; i < sizeof passthrough / sizeof passthrough[0]; i++) {
+        const char *value = args_get(a, passthrough[i]);
+        if (value && !connect_add_query(path, passthrough[i], value))
+            return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* "1.234s" from the run's started/finished times, "-" when it has not finished. */
+static const char *run_duration(const json_t *run, char *buf, size_t size)
+{
+    int64_t started, finished;
+    const char *s = json_string_value(json_object_get(run, "started"));
+    const char *f = json_string_value(json_object_get(run, "finished"));
+    if (s && f && clock_parse_rfc3339(s, &started) && clock_parse_rfc3339(f, &finished))
+        snprintf(buf, size, "%.3fs", (double)(finished - started) / MS_PER_SECOND);
+    else
+        snprintf(buf, size, "-");
+    return buf;
+}
+
+static int print_runs_table(const json_t *runs)
+{
+    static const char *const headers[] = {"ID",      "TASK",     "STATE", "ATTEMPT",
+                                          "CREATED", "DURATION", "WORKER"};
+    struct table *t = table_new(sizeof headers / sizeof headers[0], headers);
+    if (!t)
+        return CLI_EXIT_FAILURE;
+    size_t i;
+    const json_t *run;
+    json_array_foreach(runs, i, run)
+    {
+        char attempt[CELL_MAX], created[CELL_MAX], duration[CELL_MAX];
+        snprintf(attempt, sizeof attempt, "%lld/%lld",
+                 (long long)json_integer_value(json_object_get(run, "attempt")),
+                 (long long)json_integer_value(json_object_get(run, "max_attempts")));
+        const char *cells[] = {
+            json_string_value(json_object_get(run, "id")),
+            json_string_value(json_object_get(run, "task")),
+            json_string_value(json_object_get(json_object_get(run, "state"), "name")),
+            attempt,
+            out_time(json_string_value(json_object_get(run, "created")), created, sizeof created),
+            run_duration(run, duration, sizeof duration),
+            json_string_value(json_object_get(run, "worker")),
+        };
+        if (!table_add_row(t, cells)) {
+            table_free(t);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    table_print(t);
+    table_free(t);
+    return CLI_EXIT_OK;
+}
+
+static int run_runs_ls(const struct args *a)
+{
+    char *path = NULL;
+    int status = build_list_path(a, &path);
+    errand_client *c = NULL;
+    if (status == CLI_EXIT_OK)
+        status = connect_client(a, &c, NULL);
+    json_t *page = NULL;
+    if (status == CLI_EXIT_OK)
+        status = connect_get_json(a->cmd, c, path, &page);
+    if (status == CLI_EXIT_OK) {
+        if (args_has(a, "json")) {
+            out_json(page);
+        } else {
+            status = print_runs_table(json_object_get(page, "runs"));
+            const char *next = json_string_value(json_object_get(page, "next_cursor"));
+            if (next)
+                fprintf(stderr, "(more: errand runs ls --cursor %s)\n", next);
+        }
+    }
+    json_decref(page);
+    errand_client_free(c);
+    free(path);
+    return status;
+}
+
+static const struct cli_option runs_ls_options[] = {
+    {"state", "S", true, "only runs in state type S (e.g. FAILED); also S1,S2"},
+    {"task", "T", false, "only runs of task T"},
+    {"tag", "T", false, "only runs tagged T"},
+    {"limit", "N", false, "at most N runs, 1-1000 (default 50)"},
+    {"cursor", "C", false, "continue a listing after the run with id C (from 'more:')"},
+    {"json", NULL, false, json_help},
+    {NULL, NULL, false, NULL},
+};
+
+const struct cli_command cmd_runs_ls = {
+    .group = "runs",
+    .name = "ls",
+    .summary = "List task runs, newest first",
+    .usage = "[--state S] [--task T] [--tag T] [--limit N] [--cursor C] [--json]",
+    .options = runs_ls_options,
+    RUNS_SETTINGS,
+    .details = "With --json prints the server's answer: {\"runs\": [...], \"next_cursor\": ...}.\n"
+               "\n"
+               "Examples:\n"
+               "  errand runs ls --state FAILED,CRASHED --limit 10\n"
+               "  errand runs ls --task send_mail --json | jq -r '.runs[].id'",
+    .run = run_runs_ls,
+};
+
+/* ---- runs show ------------------------------------------------------------------------ */
+
+static const struct cli_option json_only_options[] = {
+    {"json", NULL, false, json_help},
+    {NULL, NULL, false, NULL},
+};
+
+static int run_runs_show(const struct args *a)
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    if (status == CLI_EXIT_OK)
+        status = run_view_show(a->cmd, c, a->positional[0], args_has(a, "json"));
+    errand_client_free(c);
+    return status;
+}
+
+const struct cli_command cmd_runs_show = {
+    .group = "runs",
+    .name = "show",
+    .summary = "Show a task run: its fields and state history",
+    .usage = "ID [--json]",
+    .min_positional = 1,
+    .max_positional = 1,
+    .options = json_only_options,
+    RUNS_SETTINGS,
+    .details = "With --json prints the run object with a \"states\" array (oldest first).",
+    .run = run_runs_show,
+};
+
+/* ---- runs logs ------------------------------------------------------------------------ */
+
+/* Fetches every log line of the run, page by page, into one array. */
+static int fetch_logs(const struct args *a, errand_client *c, json_t *all)
+{
+    char *base = connect_run_path(a->positional[0], "/logs");
+    if (!base)
+        return CLI_EXIT_FAILURE;
+    long long after = -1;
+    int status = CLI_EXIT_OK;
+    for (;;) {
+        char *path = strdup(base);
+        char after_text[CELL_MAX];
+        snprintf(after_text, sizeof after_text, "%lld", after);
+        if (!path || (after >= 0 && !connect_add_query(&path, "after", after_text))) {
+            free(path);
+            status = CLI_EXIT_FAILURE;
+            break;
+        }
+        json_t *page = NULL;
+        status = connect_get_json(a->cmd, c, path, &page);
+        free(path);
+        if (status != CLI_EXIT_OK)
+            break;
+        json_t *logs = json_object_get(page, "logs");
+        json_t *next = json_object_get(page, "next_after");
+        size_t n = json_array_size(logs);
+        json_array_extend(all, logs);
+        /* Stop on an empty page, or when the server offers no further position. */
+        bool more = n > 0 && json_is_integer(next) && json_integer_value(next) > after;
+        after = json_integer_value(next);
+        json_decref(page);
+        if (!more)
+            break;
+    }
+    free(base);
+    return status;
+}
+
+static int run_runs_logs(const struct args *a)
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    json_t *all = json_array();
+    if (status == CLI_EXIT_OK && !all)
+        status = CLI_EXIT_FAILURE;
+    if (status == CLI_EXIT_OK)
+        status = fetch_logs(a, c, all);
+    if (status == CLI_EXIT_OK) {
+        if (args_has(a, "json")) {
+            json_t *obj = json_pack("{s:O}", "logs", all);
+            out_json(obj);
+            json_decref(obj);
+        } else {
+            size_t i;
+            const json_t *line;
+            json_array_foreach(all, i, line)
+            {
+                const char *ts = json_string_value(json_object_get(line, "timestamp"));
+                const char *level = json_string_value(json_object_get(line, "level"));
+                const char *msg = json_string_value(json_object_get(line, "message"));
+                printf("%s  %-7s  %s\n", ts ? ts : "-", level ? level : "-", msg ? msg : "");
+            }
+        }
+    }
+    json_decref(all);
+    errand_client_free(c);
+    return status;
+}
+
+const struct cli_command cmd_runs_logs = {
+    .group = "runs",
+    .name = "logs",
+    .summary = "Print the log lines of a task run",
+    .usage = "ID [--json]",
+    .min_positional = 1,
+    .max_positional = 1,
+    .options = json_only_options,
+    RUNS_SETTINGS,
+    .details = "Lines are TIME LEVEL MESSAGE, oldest first. With --json prints\n"
+               "{\"logs\": [{\"seq\", \"timestamp\", \"level\", \"message\"}, ...]}.",
+    .run = run_runs_logs,
+};
+
+/* ---- runs cancel ---------------------------------------------------------------------- */
+
+static int run_runs_cancel(const struct args *a)
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    if (status != CLI_EXIT_OK)
+        return status;
+    errand_error err = {0};
+    errand_run *run = NULL;
+    if (errand_cancel(c, a->positional[0], &run, &err) != 0) {
+        status = out_error(a->cmd, &err);
+    } else if (args_has(a, "json")) {
+        out_json_text(errand_run_json(run));
+    } else {
+        errand_state st = errand_run_state(run);
+        printf("%s %s\n", errand_run_id(run), errand_state_type_name(st));
+        if (st == ERRAND_STATE_CANCELLING)
+            fprintf(stderr,
+                    "(the worker stops the run at its next heartbeat; "
+                    "'errand runs wait %s' waits for it)\n",
+                    errand_run_id(run));
+    }
+    errand_run_free(run);
+    errand_client_free(c);
+    return status;
+}
+
+const struct cli_command cmd_runs_cancel = {
+    .group = "runs",
+    .name = "cancel",
+    .summary = "Cancel a task run",
+    .usage = "ID [--json]",
+    .min_positional = 1,
+    .max_positional = 1,
+    .options = json_only_options,
+    RUNS_SETTINGS,
+    .details = "A SCHEDULED run is CANCELLED at once; a run held by a worker goes to\n"
+               "CANCELLING until the worker stops it. Cancelling a finished run is an error.",
+    .run = run_runs_cancel,
+};
+
+/* ---- runs wait ------------------------------------------------------------------------ */
+
+static int run_runs_wait(const struct args *a)
+{
+    double timeout = -1;
+    int status = args_get_double(a, "timeout", 0, WAIT_TIMEOUT_MAX, &timeout);
+    errand_client *c = NULL;
+    if (status == CLI_EXIT_OK)
+        status = connect_client(a, &c, NULL);
+    if (status == CLI_EXIT_OK)
+        status = run_view_wait(a->cmd, c, a->positional[0], timeout, args_has(a, "json"));
+    errand_client_free(c);
+    return status;
+}
+
+static const struct cli_option runs_wait_options[] = {
+    {"timeout", "S", false, "give up after S seconds (default: no limit)"},
+    {"json", NULL, false, "print the final run as JSON"},
+    {NULL, NULL, false, NULL},
+};
+
+const struct cli_command cmd_runs_wait = {
+    .group = "runs",
+    .name = "wait",
+    .summary = "Wait for a task run to finish; print its state and result",
+    .usage = "ID [--timeout S] [--json]",
+    .min_positional = 1,
+    .max_positional = 1,
+    .options = runs_wait_options,
+    RUNS_SETTINGS,
+    .details = "Exit status 0 when the run COMPLETED; 1 when it FAILED, CRASHED, was\n"
+               "CANCELLED, or is still not finished after --timeout.",
+    .run = run_runs_wait,
+};
+
+/* ---- runs result ---------------------------------------------------------------------- */
+
+static int run_runs_result(const struct args *a)
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    if (status != CLI_EXIT_OK)
+        return status;
+    errand_error err = {0};
+    errand_run *run = NULL;
+    char *result = NULL;
+    if (errand_get(c, a->positional[0], &run, &err) != 0 ||
+        errand_result(c, run, &result, &err) != 0)
+        status = out_error(a->cmd, &err);
+    else
+        out_json_text(result);
+    errand_free(result);
+    errand_run_free(run);
+    errand_client_free(c);
+    return status;
+}
+
+const struct cli_command cmd_runs_result = {
+    .group = "runs",
+    .name = "result",
+    .summary = "Print the result of a COMPLETED task run (JSON)",
+    .usage = "ID",
+    .min_positional = 1,
+    .max_positional = 1,
+    .options = NULL,
+    RUNS_SETTINGS,
+    .details = "Reads a persisted result from result storage (ERRAND_LOCAL_STORAGE_PATH) when\n"
+               "the server has no inline copy. A FAILED or CRASHED run, or one that has not\n"
+               "finished, is an error (exit status 1) with the reason on stderr.",
+    .run = run_runs_result,
+};

@@ -1,0 +1,91 @@
+/*
+ * cmd_workers.c — `errand workers ls`: the workers the server has seen, from GET /workers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "commands.h"
+#include "connect.h"
+#include "output.h"
+
+#define CELL_MAX 64
+
+static int print_workers_table(const json_t *workers)
+{
+    static const char *const headers[] = {"NAME", "ACTIVE", "LAST SEEN", "CLAIMED", "TASKS"};
+    struct table *t = table_new(sizeof headers / sizeof headers[0], headers);
+    if (!t)
+        return CLI_EXIT_FAILURE;
+    size_t i;
+    const json_t *w;
+    json_array_foreach(workers, i, w)
+    {
+        char seen[CELL_MAX], claimed[CELL_MAX];
+        snprintf(claimed, sizeof claimed, "%lld",
+                 (long long)json_integer_value(json_object_get(w, "claimed")));
+        /* Task names joined by commas: the compact JSON of the array minus its syntax. */
+        char *tasks = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&tasks, &len);
+        if (mem) {
+            size_t j;
+            const json_t *name;
+            json_array_foreach(json_object_get(w, "tasks"), j, name)
+                fprintf(mem, "%s%s", j ? "," : "", json_string_value(name));
+            fclose(mem);
+        }
+        const char *cells[] = {
+            json_string_value(json_object_get(w, "name")),
+            json_is_true(json_object_get(w, "active")) ? "yes" : "no",
+            out_time(json_string_value(json_object_get(w, "last_seen")), seen, sizeof seen),
+            claimed,
+            tasks,
+        };
+        bool ok = mem && table_add_row(t, cells);
+        free(tasks);
+        if (!ok) {
+            table_free(t);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    table_print(t);
+    table_free(t);
+    return CLI_EXIT_OK;
+}
+
+static int run_workers_ls(const struct args *a)
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    json_t *answer = NULL;
+    if (status == CLI_EXIT_OK)
+        status = connect_get_json(a->cmd, c, "/workers", &answer);
+    if (status == CLI_EXIT_OK) {
+        if (args_has(a, "json"))
+            out_json(answer);
+        else
+            status = print_workers_table(json_object_get(answer, "workers"));
+    }
+    json_decref(answer);
+    errand_client_free(c);
+    return status;
+}
+
+static const struct cli_option workers_ls_options[] = {
+    {"json", NULL, false, "print the server's answer as JSON"},
+    {NULL, NULL, false, NULL},
+};
+
+static const enum setting_id workers_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL};
+
+const struct cli_command cmd_workers_ls = {
+    .group = "workers",
+    .name = "ls",
+    .summary = "List the workers the server has seen",
+    .usage = "[--json]",
+    .options = workers_ls_options,
+    .settings = workers_settings,
+    .n_settings = sizeof workers_settings / sizeof workers_settings[0],
+    .details = "ACTIVE is yes when the worker was seen within three lease periods.",
+    .run = run_workers_ls,
+};

@@ -1,0 +1,23 @@
+/*
+ * commands.h — the descriptors of every errand command (args.h), one per command, defined in
+ * the cmd_*.c file of its group. main.c lists them to dispatch and to print the overview.
+ */
+#ifndef ERRAND_CLI_COMMANDS_H
+#define ERRAND_CLI_COMMANDS_H
+
+#include "args.h"
+
+extern const struct cli_command cmd_server_start;
+extern const struct cli_command cmd_worker;
+extern const struct cli_command cmd_submit;
+extern const struct cli_command cmd_runs_ls;
+extern const struct cli_command cmd_runs_show;
+extern const struct cli_command cmd_runs_logs;
+extern const struct cli_command cmd_runs_cancel;
+extern const struct cli_command cmd_runs_wait;
+extern const struct cli_command cmd_runs_result;
+extern const struct cli_command cmd_workers_ls;
+extern const struct cli_command cmd_config;
+extern const struct cli_command cmd_bench;
+
+#endif

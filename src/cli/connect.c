@@ -1,0 +1,173 @@
+/*
+ * connect.c — the CLI's way to the server (connect.h). Settings come from core/settings
+ * (env, then flags) and are handed to errand_client_new() explicitly, so `errand config`
+ * shows exactly the URL and key that the other commands use.
+ */
+#include "connect.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+
+/* HTTP statuses that the CLI reads from errand_request() answers (docs/api.md, Errors). */
+enum {
+    HTTP_OK = 200,
+    HTTP_BAD_REQUEST = 400,
+    HTTP_UNAUTHORIZED = 401,
+    HTTP_NOT_FOUND = 404,
+    HTTP_CONFLICT = 409,
+    HTTP_TOO_LARGE = 413,
+    HTTP_UNAVAILABLE = 503,
+};
+
+#define HEX_DIGITS "0123456789ABCDEF"
+#define ESCAPED_CHAR_LEN 3 /* "%2F" */
+
+const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
+                                            SET_LOG_LEVEL};
+const size_t connect_n_settings = sizeof connect_settings / sizeof connect_settings[0];
+
+int connect_client(const struct args *a, errand_client **out, struct settings *settings_out)
+{
+    struct settings local;
+    struct settings *s = settings_out ? settings_out : &local;
+    int status = args_load_settings(a, s);
+    if (status != CLI_EXIT_OK)
+        return status;
+
+    errand_client_options opt = {0};
+    opt.api_url = settings_str(s, SET_API_URL);
+    opt.api_key = settings_str(s, SET_API_KEY);
+    opt.local_storage_path = settings_str(s, SET_LOCAL_STORAGE_PATH);
+    errand_error err = {0};
+    if (errand_client_new(&opt, out, &err) != 0)
+        return out_error(a->cmd, &err);
+    return CLI_EXIT_OK;
+}
+
+void connect_error_from_response(int status, const char *body, errand_error *err)
+{
+    memset(err, 0, sizeof *err);
+    err->http_status = status;
+    switch (status) {
+    case HTTP_BAD_REQUEST:
+        err->code = ERRAND_EINVAL;
+        break;
+    case HTTP_UNAUTHORIZED:
+        err->code = ERRAND_EAUTH;
+        break;
+    case HTTP_NOT_FOUND:
+        err->code = ERRAND_ENOTFOUND;
+        break;
+    case HTTP_CONFLICT:
+        err->code = ERRAND_ECONFLICT;
+        break;
+    case HTTP_TOO_LARGE:
+        err->code = ERRAND_ETOOBIG;
+        break;
+    case HTTP_UNAVAILABLE:
+        err->code = ERRAND_EUNAVAILABLE;
+        break;
+    default:
+        err->code = ERRAND_ESERVER;
+        break;
+    }
+    json_t *root = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *e = json_object_get(root, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *field = json_string_value(json_object_get(e, "field"));
+    if (msg)
+        snprintf(err->message, sizeof err->message, "%s", msg);
+    else
+        snprintf(err->message, sizeof err->message, "the errand server answered HTTP %d", status);
+    if (field)
+        snprintf(err->field, sizeof err->field, "%s", field);
+    json_decref(root);
+}
+
+int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
+                     json_t **out)
+{
+    *out = NULL;
+    errand_error err = {0};
+    int status = 0;
+    char *body = NULL;
+    if (errand_request(c, "GET", path, NULL, &status, &body, &err) != 0)
+        return out_error(cmd, &err);
+    if (status != HTTP_OK) {
+        connect_error_from_response(status, body, &err);
+        errand_free(body);
+        return out_error(cmd, &err);
+    }
+    json_error_t jerr;
+    *out = json_loads(body ? body : "", 0, &jerr);
+    errand_free(body);
+    if (!*out) {
+        err.code = ERRAND_ESERVER;
+        snprintf(err.message, sizeof err.message,
+                 "the server's answer to GET %s is not JSON: %s (line %d, column %d)", path,
+                 jerr.text, jerr.line, jerr.column);
+        return out_error(cmd, &err);
+    }
+    return CLI_EXIT_OK;
+}
+
+static bool is_unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+char *connect_escape(const char *value)
+{
+    size_t len = strlen(value);
+    char *out = malloc(len * ESCAPED_CHAR_LEN + 1);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
+        if (is_unreserved(*s)) {
+            *p++ = (char)*s;
+        } else {
+            *p++ = '%';
+            *p++ = HEX_DIGITS[*s >> 4];
+            *p++ = HEX_DIGITS[*s & 0xF];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+bool connect_add_query(char **path, const char *name, const char *value)
+{
+    char *escaped = connect_escape(value);
+    if (!escaped)
+        return false;
+    const char *sep = strchr(*path, '?') ? "&" : "?";
+    size_t n = strlen(*path) + strlen(sep) + strlen(name) + 1 + strlen(escaped) + 1;
+    char *grown = malloc(n);
+    if (grown)
+        snprintf(grown, n, "%s%s%s=%s", *path, sep, name, escaped);
+    free(escaped);
+    if (!grown)
+        return false;
+    free(*path);
+    *path = grown;
+    return true;
+}
+
+char *connect_run_path(const char *id, const char *suffix)
+{
+    static const char prefix[] = "/task_runs/";
+    char *escaped = connect_escape(id);
+    if (!escaped)
+        return NULL;
+    size_t n = sizeof prefix + strlen(escaped) + strlen(suffix);
+    char *path = malloc(n);
+    if (path)
+        snprintf(path, n, "%s%s%s", prefix, escaped, suffix);
+    free(escaped);
+    return path;
+}

@@ -1,0 +1,41 @@
+/*
+ * connect.h — how a CLI command reaches the errand server: a client built from the settings
+ * (ERRAND_API_URL, ERRAND_API_KEY, ERRAND_LOCAL_STORAGE_PATH, or their flags), and JSON GETs
+ * for the listings that errand.h has no typed call for (through errand_request()).
+ */
+#ifndef ERRAND_CLI_CONNECT_H
+#define ERRAND_CLI_CONNECT_H
+
+#include <jansson.h>
+
+#include "args.h"
+#include "errand/errand.h"
+
+/* The settings that every server-talking command accepts as flags. */
+extern const enum setting_id connect_settings[];
+extern const size_t connect_n_settings;
+
+/* Loads the settings (env, then the flags in a) and makes a client. Returns CLI_EXIT_OK, or
+ * the exit status after printing why. *settings_out (optional) receives the settings. */
+int connect_client(const struct args *a, errand_client **out, struct settings *settings_out);
+
+/* GET path (below the API URL); on HTTP 200 parses the body into *out (json_decref it).
+ * Otherwise prints the server's error message and returns the exit status. */
+int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
+                     json_t **out);
+
+/* Percent-encodes a query-string value (RFC 3986 unreserved characters pass); malloc'd. */
+char *connect_escape(const char *value);
+
+/* "/task_runs/<id><suffix>" with id escaped; malloc'd, NULL when out of memory. */
+char *connect_run_path(const char *id, const char *suffix);
+
+/* Appends "&name=value" (or "?name=value" to a path without a query) to the malloc'd *path,
+ * escaping value. False when out of memory. */
+bool connect_add_query(char **path, const char *name, const char *value);
+
+/* Turns a non-2xx answer of errand_request() into an errand_error: the body's
+ * {"error": {"message", "field"}} when it has one, mapping the status as liberrand does. */
+void connect_error_from_response(int status, const char *body, errand_error *err);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * client.c — errand_client: its life (settings for what the options leave out, one HTTP
+ * connection) and the calls every other client module makes through it, plus the raw
+ * errand_request() the CLI uses for listings.
+ */
+#include "client/client.h"
+
+#include <curl/curl.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/settings.h"
+
+int errand_client_new(const errand_client_options *opt, errand_client **out, errand_error *err)
+{
+    if (!out)
+        return error_set(err, ERRAND_EINVAL, "out", "errand_client_new needs an out pointer");
+    *out = NULL;
+    error_clear(err);
+    http_global_init();
+    errand_client_options none = {0};
+    if (!opt)
+        opt = &none;
+    if (opt->timeout_ms < 0)
+        return error_set(err, ERRAND_EINVAL, "timeout_ms",
+                         "timeout_ms must be 0 (default) or positive, got %ld", opt->timeout_ms);
+
+    struct settings *s = NULL;
+    if (!opt->api_url || !opt->api_key || !opt->local_storage_path) {
+        s = mem_alloc(sizeof *s);
+        if (!s)
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory loading settings");
+        int rc = settings_load(s, err);
+        if (rc) {
+            mem_free(s);
+            return rc;
+        }
+    }
+    const char *url = opt->api_url ? opt->api_url : settings_str(s, SET_API_URL);
+    const char *key = opt->api_key ? opt->api_key : settings_str(s, SET_API_KEY);
+    const char *storage =
+        opt->local_storage_path ? opt->local_storage_path : settings_str(s, SET_LOCAL_STORAGE_PATH);
+
+    int rc = ERRAND_ENOMEM;
+    errand_client *c = mem_calloc(1, sizeof *c);
+    if (!c) {
+        error_set(err, rc, NULL, "out of memory creating a client");
+        goto fail;
+    }
+    c->local_storage_path = mem_strdup(storage ? storage : "");
+    if (!c->local_storage_path) {
+        error_set(err, rc, NULL, "out of memory creating a client");
+        goto fail;
+    }
+    rc = http_conn_new(url, key, opt->timeout_ms, &c->conn, err);
+    if (rc)
+        goto fail;
+    mem_free(s);
+    *out = c;
+    return 0;
+fail:
+    errand_client_free(c);
+    mem_free(s);
+    return rc;
+}
+
+void errand_client_free(errand_client *c)
+{
+    if (!c)
+        return;
+    http_conn_free(c->conn);
+    mem_free(c->local_storage_path);
+    mem_free(c);
+}
+
+int client_call(errand_client *c, const char *method, const char *path, const json_t *body,
+                long extra_ms, json_t **out, errand_error *err)
+{
+    if (out)
+        *out = NULL;
+    char *text = NULL;
+    if (body) {
+        text = json_compact(body);
+        if (!text)
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory encoding a request");
+    }
+    struct http_response resp;
+    int rc = http_perform(c->conn, method, path, text, extra_ms, -1, &resp, err);
+    mem_free(text);
+    if (rc)
+        return rc;
+    if (resp.status < 200 || resp.status >= 300) {
+        rc = http_status_error(resp.status, resp.body, err);
+        http_response_clear(&resp);
+        return rc;
+    }
+    if (out) {
+        json_error_t jerr;
+        *out = json_loadb(resp.body, resp.len, 0, &jerr);
+        if (!*out) {
+            rc = error_set(err, ERRAND_ESERVER, NULL,
+                           "the errand server answered %s %s with invalid JSON: %s", method,
+                           path, jerr.text);
+            if (err)
+                err->http_status = (int)resp.status;
+        }
+    }
+    http_response_clear(&resp);
+    return rc;
+}
+
+char *client_run_path(const char *id, const char *suffix)
+{
+    char *esc = curl_easy_escape(NULL, id, 0);
+    if (!esc)
+        return NULL;
+    char *path = mem_printf("/task_runs/%s%s", esc, suffix ? suffix : "");
+    curl_free(esc);
+    return path;
+}
+
+int errand_request(errand_client *c, const char *method, const char *path, const char *body,
+                   int *status, char **response, errand_error *err)
+{
+    if (status)
+        *status = 0;
+    if (response)
+        *response = NULL;
+    error_clear(err);
+    if (!c || !method || !path)
+        return error_set(err, ERRAND_EINVAL, !c ? "client" : !method ? "method" : "path",
+                         "errand_request needs a client, a method and a path");
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 &&
+        strcmp(method, "PUT") != 0 && strcmp(method, "DELETE") != 0 &&
+        strcmp(method, "PATCH") != 0)
+        return error_set(err, ERRAND_EINVAL, "method",
+                         "method must be GET, POST, PUT, PATCH or DELETE, got '%s'", method);
+    if (path[0] != '/')
+        return error_set(err, ERRAND_EINVAL, "path", "path must start with '/', got '%s'", path);
+    struct http_response resp;
+    int rc = http_perform(c->conn, method, path, body, 0, -1, &resp, err);
+    if (rc)
+        return rc;
+    if (status)
+        *status = (int)resp.status;
+    if (response) {
+        *response = resp.body;
+        resp.body = NULL;
+    }
+    http_response_clear(&resp);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * client.h — the errand_client handle shared by the client modules (client.c owns its life,
+ * submit.c, task_runs.c and result.c make calls through it), and the one call helper that
+ * turns an HTTP answer into either parsed JSON or a public error.
+ */
+#ifndef ERRAND_CLIENT_CLIENT_H
+#define ERRAND_CLIENT_CLIENT_H
+
+#include <jansson.h>
+
+#include "client/http.h"
+#include "errand/errand.h"
+
+struct errand_client {
+    http_conn *conn;
+    char *local_storage_path; /* "" when unknown */
+};
+
+/* Calls METHOD path with body (a JSON value, may be NULL); on a 2xx answer *out receives the
+ * parsed body (a new reference; NULL when the caller passes out = NULL). Non-2xx answers
+ * become errors through http_status_error(). extra_ms lengthens the timeout (long polls). */
+int client_call(errand_client *c, const char *method, const char *path, const json_t *body,
+                long extra_ms, json_t **out, errand_error *err);
+
+/* base + "/" + the URL-escaped id, e.g. "/task_runs/0193...". mem_free the result. */
+char *client_run_path(const char *id, const char *suffix);
+
+#endif

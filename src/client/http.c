@@ -1,0 +1,330 @@
+/*
+ * http.c — the libcurl side of liberrand (see http.h).
+ *
+ * Every request goes through a private multi handle holding the connection's one easy handle,
+ * so the same code path serves plain calls and cancellable long polls: curl_multi_poll() can
+ * wait on an extra file descriptor (the worker's stop pipe) next to curl's own sockets. The
+ * multi handle keeps the connection cache, so keep-alive reuse works across requests.
+ */
+#include "client/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+
+/* How long one curl_multi_poll() may sleep; curl wakes earlier for its own timers. */
+#define HTTP_POLL_SLICE_MS 1000
+
+struct http_conn {
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *base_url;
+    long timeout_ms;
+    /* the answer being received (owned by the thread performing the request) */
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+    bool answer_started;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+
+static void http_init_once(void)
+{
+    mem_install_json();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void http_global_init(void)
+{
+    pthread_once(&http_once, http_init_once);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    http_conn *c = userdata;
+    size_t n = size * nmemb;
+    c->answer_started = true;
+    if (c->len + n + 1 > (size_t)HTTP_RESPONSE_MAX_BYTES) {
+        c->too_big = true;
+        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    }
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + n + 1)
+            cap *= 2;
+        char *p = mem_realloc(c->buf, cap);
+        if (!p)
+            return 0;
+        c->buf = p;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, data, n);
+    c->len += n;
+    c->buf[c->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    http_conn *c = userdata;
+    (void)data;
+    c->answer_started = true;
+    return size * nmemb;
+}
+
+int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, http_conn **out,
+                  errand_error *err)
+{
+    *out = NULL;
+    http_global_init();
+    if (!base_url || !*base_url)
+        return error_set(err, ERRAND_EINVAL, "api_url", "the API URL is empty; set "
+                         "ERRAND_API_URL, e.g. http://127.0.0.1:4200/api");
+    if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+        return error_set(err, ERRAND_EINVAL, "api_url",
+                         "the API URL '%s' must start with http:// or https://", base_url);
+    http_conn *c = mem_calloc(1, sizeof *c);
+    if (!c)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating an HTTP connection");
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
+    c->base_url = mem_strdup(base_url);
+    if (!c->base_url)
+        goto nomem;
+    size_t n = strlen(c->base_url);
+    while (n > 0 && c->base_url[n - 1] == '/')
+        c->base_url[--n] = '\0';
+
+    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *h = c->headers ? curl_slist_append(c->headers, "Accept: application/json")
+                                      : NULL;
+    if (h)
+        h = curl_slist_append(h, "Expect:");
+    if (!h)
+        goto nomem;
+    if (api_key && *api_key) {
+        char *auth = mem_printf("Authorization: Bearer %s", api_key);
+        if (!auth)
+            goto nomem;
+        h = curl_slist_append(c->headers, auth);
+        mem_free(auth);
+        if (!h)
+            goto nomem;
+    }
+
+    c->easy = curl_easy_init();
+    c->multi = curl_multi_init();
+    if (!c->easy || !c->multi)
+        goto nomem;
+    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     c->timeout_ms < HTTP_CONNECT_TIMEOUT_MS ? c->timeout_ms
+                                                             : HTTP_CONNECT_TIMEOUT_MS);
+    *out = c;
+    return 0;
+nomem:
+    http_conn_free(c);
+    return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating an HTTP connection");
+}
+
+void http_conn_free(http_conn *c)
+{
+    if (!c)
+        return;
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    curl_slist_free_all(c->headers);
+    mem_free(c->base_url);
+    mem_free(c->buf);
+    mem_free(c);
+}
+
+const char *http_conn_base_url(const http_conn *c)
+{
+    return c->base_url;
+}
+
+void http_response_clear(struct http_response *r)
+{
+    if (!r)
+        return;
+    mem_free(r->body);
+    r->body = NULL;
+    r->len = 0;
+    r->status = 0;
+}
+
+static void set_method(http_conn *c, const char *method, const char *body)
+{
+    CURL *e = c->easy;
+    if (strcmp(method, "GET") == 0 && !body) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
+}
+
+/* The reason a transfer failed, in words a user can act on. */
+static void describe_failure(http_conn *c, CURLcode rc, long timeout_ms, char *out, size_t n)
+{
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(out, n, "no answer within %ld ms", timeout_ms);
+        return;
+    }
+    if (rc == CURLE_COULDNT_CONNECT) {
+        long os_errno = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno) {
+            char buf[128];
+            snprintf(out, n, "%s", strerror_r((int)os_errno, buf, sizeof buf));
+            return;
+        }
+    }
+    snprintf(out, n, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+}
+
+int http_perform(http_conn *c, const char *method, const char *path, const char *body,
+                 long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err)
+{
+    resp->status = 0;
+    resp->body = NULL;
+    resp->len = 0;
+    char *url = mem_printf("%s%s", c->base_url, path);
+    if (!url)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a request");
+    c->len = 0;
+    c->too_big = false;
+    c->answer_started = false;
+    c->errbuf[0] = '\0';
+    long timeout_ms = c->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
+    curl_easy_setopt(c->easy, CURLOPT_URL, url);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    set_method(c, method, body);
+
+    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
+        mem_free(url);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot start a request to %s", c->base_url);
+    }
+    bool cancelled = false;
+    int running = 1;
+    CURLMcode mc = CURLM_OK;
+    while (running) {
+        mc = curl_multi_perform(c->multi, &running);
+        if (mc != CURLM_OK || !running)
+            break;
+        struct curl_waitfd wfd = {.fd = cancel_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+        /* Once the answer is arriving it is read to the end, so stop watching the fd
+           (it stays readable after a stop and would make the poll spin). */
+        bool watch = cancel_fd >= 0 && !c->answer_started;
+        mc = curl_multi_poll(c->multi, watch ? &wfd : NULL, watch ? 1 : 0, HTTP_POLL_SLICE_MS,
+                             NULL);
+        if (mc != CURLM_OK)
+            break;
+        if (watch && (wfd.revents & CURL_WAIT_POLLIN) && !c->answer_started) {
+            cancelled = true;
+            break;
+        }
+    }
+    CURLcode rc = CURLE_OK;
+    int left = 0;
+    CURLMsg *msg;
+    bool done = false;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->easy) {
+            rc = msg->data.result;
+            done = true;
+        }
+    }
+    curl_multi_remove_handle(c->multi, c->easy);
+
+    int ret = 0;
+    if (cancelled) {
+        ret = error_set(err, ERRAND_ECANCELLED, NULL, "request to %s%s abandoned: stopping",
+                        c->base_url, path);
+    } else if (mc != CURLM_OK) {
+        ret = error_set(err, ERRAND_EIO, NULL, "request to %s failed: %s", c->base_url,
+                        curl_multi_strerror(mc));
+    } else if (!done) {
+        ret = error_set(err, ERRAND_EIO, NULL, "request to %s ended without a result",
+                        c->base_url);
+    } else if (c->too_big) {
+        ret = error_set(err, ERRAND_ETOOBIG, NULL,
+                        "the answer of %s%s is larger than %ld bytes", c->base_url, path,
+                        HTTP_RESPONSE_MAX_BYTES);
+    } else if (rc != CURLE_OK) {
+        char reason[CURL_ERROR_SIZE + 64];
+        describe_failure(c, rc, timeout_ms, reason, sizeof reason);
+        ret = error_set(err, ERRAND_EUNAVAILABLE, NULL, "cannot reach errand server at %s: %s",
+                        c->base_url, reason);
+    } else {
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+        resp->body = mem_strndup(c->buf ? c->buf : "", c->len);
+        if (!resp->body) {
+            resp->status = 0;
+            ret = error_set(err, ERRAND_ENOMEM, NULL, "out of memory reading an answer");
+        } else {
+            resp->len = c->len;
+        }
+    }
+    mem_free(url);
+    return ret;
+}
+
+int http_status_error(long status, const char *body, errand_error *err)
+{
+    int code;
+    if (status == 400)
+        code = ERRAND_EINVAL;
+    else if (status == 401)
+        code = ERRAND_EAUTH;
+    else if (status == 404)
+        code = ERRAND_ENOTFOUND;
+    else if (status == 409)
+        code = ERRAND_ECONFLICT;
+    else if (status == 413)
+        code = ERRAND_ETOOBIG;
+    else if (status == 503)
+        code = ERRAND_EUNAVAILABLE;
+    else if (status >= 500)
+        code = ERRAND_ESERVER;
+    else
+        code = ERRAND_EINVAL;
+
+    const char *message = NULL, *field = NULL;
+    json_t *root = body && *body ? json_loads(body, 0, NULL) : NULL;
+    json_t *e = root ? json_object_get(root, "error") : NULL;
+    if (json_is_object(e)) {
+        message = json_string_value(json_object_get(e, "message"));
+        field = json_string_value(json_object_get(e, "field"));
+    }
+    if (message && *message)
+        error_set(err, code, field, "%s", message);
+    else
+        error_set(err, code, field, "the errand server answered HTTP %ld", status);
+    if (err)
+        err->http_status = (int)status;
+    json_decref(root);
+    return code;
+}

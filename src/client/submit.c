@@ -1,0 +1,276 @@
+/*
+ * submit.c — submissions: building bodies (submit.h) and errand_submit, errand_submit_batch,
+ * errand_delay, errand_submit_options_init.
+ */
+#include "client/submit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "client/client.h"
+#include "client/run.h"
+#include "core/cache_key.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/mem.h"
+
+/* Field names in errors: "parameters" or "runs[3].parameters". */
+static void field_name(char *out, size_t n, const char *prefix, const char *name)
+{
+    if (prefix && *prefix)
+        snprintf(out, n, "%s.%s", prefix, name);
+    else
+        snprintf(out, n, "%s", name);
+}
+
+/* Parses parameters text into an object; NULL text is {}. */
+static int parse_params(const char *params_json, const char *prefix, json_t **out,
+                        errand_error *err)
+{
+    char field[ERRAND_ERROR_FIELD_MAX];
+    field_name(field, sizeof field, prefix, "parameters");
+    if (!params_json) {
+        *out = json_object();
+        return *out ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    json_error_t jerr;
+    json_t *v = json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
+        return error_set(err, ERRAND_EINVAL, field,
+                         "field '%s' is not valid JSON: %s (line %d, column %d)", field,
+                         jerr.text, jerr.line, jerr.column);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return error_set(err, ERRAND_EINVAL, field, "field '%s' must be a JSON object", field);
+    }
+    *out = v;
+    return 0;
+}
+
+static int set_new(json_t *obj, const char *key, json_t *v)
+{
+    return v ? json_object_set_new(obj, key, v) : -1;
+}
+
+int submit_build(const char *task, const char *params_json, const errand_submit_options *opt,
+                 const char *prefix, json_t **out, errand_error *err)
+{
+    *out = NULL;
+    char field[ERRAND_ERROR_FIELD_MAX];
+    errand_submit_options defaults;
+    if (!opt) {
+        errand_submit_options_init(&defaults);
+        opt = &defaults;
+    }
+    if (!task || !*task) {
+        field_name(field, sizeof field, prefix, "task");
+        return error_set(err, ERRAND_EINVAL, field, "field '%s' must name a task", field);
+    }
+    json_t *params = NULL;
+    int rc = parse_params(params_json, prefix, &params, err);
+    if (rc)
+        return rc;
+    json_t *o = json_object();
+    if (!o) {
+        json_decref(params);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    int bad = set_new(o, "task", json_string(task));
+    bad |= json_object_set_new(o, "parameters", params);
+    if (opt->idempotency_key)
+        bad |= set_new(o, "idempotency_key", json_string(opt->idempotency_key));
+    if (opt->scheduled_at_ms) {
+        char ts[CLOCK_RFC3339_LEN];
+        clock_format_rfc3339(opt->scheduled_at_ms, ts);
+        bad |= set_new(o, "scheduled_at", json_string(ts));
+    }
+    if (opt->delay_seconds != 0)
+        bad |= set_new(o, "delay_seconds", json_real(opt->delay_seconds));
+    if (opt->priority != 0)
+        bad |= set_new(o, "priority", json_integer(opt->priority));
+    if (opt->n_tags > 0) {
+        json_t *tags = json_array();
+        bad |= set_new(o, "tags", tags);
+        for (size_t i = 0; tags && i < opt->n_tags; i++) {
+            if (!opt->tags || !opt->tags[i]) {
+                json_decref(o);
+                field_name(field, sizeof field, prefix, "tags");
+                return error_set(err, ERRAND_EINVAL, field, "field '%s' has a NULL tag at %zu",
+                                 field, i);
+            }
+            bad |= json_array_append_new(tags, json_string(opt->tags[i]));
+        }
+    }
+    if (opt->retries != -1)
+        bad |= set_new(o, "retries", json_integer(opt->retries));
+    if (opt->n_retry_delays > 0) {
+        if (!opt->retry_delays) {
+            json_decref(o);
+            field_name(field, sizeof field, prefix, "retry_delay_seconds");
+            return error_set(err, ERRAND_EINVAL, field,
+                             "field '%s': n_retry_delays is %zu but retry_delays is NULL", field,
+                             opt->n_retry_delays);
+        }
+        json_t *d = json_array();
+        bad |= set_new(o, "retry_delay_seconds", d);
+        for (size_t i = 0; d && i < opt->n_retry_delays; i++)
+            bad |= json_array_append_new(d, json_real(opt->retry_delays[i]));
+    }
+    if (opt->retry_jitter_factor != 0)
+        bad |= set_new(o, "retry_jitter_factor", json_real(opt->retry_jitter_factor));
+    if (opt->timeout_seconds != 0)
+        bad |= set_new(o, "timeout_seconds", json_real(opt->timeout_seconds));
+    if (opt->cache_key)
+        bad |= set_new(o, "cache_key", json_string(opt->cache_key));
+    if (opt->cache_expiration_seconds != 0)
+        bad |= set_new(o, "cache_expiration_seconds", json_real(opt->cache_expiration_seconds));
+    if (opt->persist_result >= 0)
+        bad |= set_new(o, "persist_result", json_boolean(opt->persist_result != 0));
+    if (bad) {
+        json_decref(o);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a submission");
+    }
+    *out = o;
+    return 0;
+}
+
+int submit_options_from_def(const errand_task_def *def, const char *params_json,
+                            errand_submit_options *opt, char key_buf[65], errand_error *err)
+{
+    errand_submit_options_init(opt);
+    if (!def->name || !*def->name)
+        return error_set(err, ERRAND_EINVAL, "name", "the task definition has no name");
+    opt->retries = def->retries;
+    opt->retry_delays = def->retry_delays;
+    opt->n_retry_delays = def->n_retry_delays;
+    opt->retry_jitter_factor = def->retry_jitter_factor;
+    opt->timeout_seconds = def->timeout_seconds;
+    opt->persist_result = def->persist_result;
+    if (def->cache_policy == ERRAND_CACHE_INPUTS_AND_VERSION) {
+        json_t *params = NULL;
+        int rc = parse_params(params_json, NULL, &params, err);
+        if (rc)
+            return rc;
+        rc = cache_key_inputs(def->name, def->version ? def->version : "1", params, key_buf, err);
+        json_decref(params);
+        if (rc)
+            return rc;
+        opt->cache_key = key_buf;
+        opt->cache_expiration_seconds = def->cache_expiration_seconds;
+    } else if (def->cache_policy != ERRAND_CACHE_NONE) {
+        return error_set(err, ERRAND_EINVAL, "cache_policy", "unknown cache policy %d",
+                         (int)def->cache_policy);
+    }
+    return 0;
+}
+
+void errand_submit_options_init(errand_submit_options *opt)
+{
+    if (!opt)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->retries = -1;
+    opt->persist_result = -1;
+}
+
+int errand_submit(errand_client *c, const char *task, const char *params_json,
+                  const errand_submit_options *opt, errand_run **out, errand_error *err)
+{
+    if (out)
+        *out = NULL;
+    error_clear(err);
+    if (!c)
+        return error_set(err, ERRAND_EINVAL, "client", "errand_submit needs a client");
+    json_t *body = NULL;
+    int rc = submit_build(task, params_json, opt, NULL, &body, err);
+    if (rc)
+        return rc;
+    json_t *answer = NULL;
+    rc = client_call(c, "POST", "/task_runs", body, 0, &answer, err);
+    json_decref(body);
+    if (rc)
+        return rc;
+    if (out)
+        rc = run_wrap(answer, out, err);
+    json_decref(answer);
+    return rc;
+}
+
+int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
+                        errand_run ***out, errand_error *err)
+{
+    if (out)
+        *out = NULL;
+    error_clear(err);
+    if (!c)
+        return error_set(err, ERRAND_EINVAL, "client", "errand_submit_batch needs a client");
+    if (n == 0 || !subs)
+        return error_set(err, ERRAND_EINVAL, "runs", "a batch needs at least one submission");
+    json_t *body = json_object();
+    json_t *runs = json_array();
+    if (!body || !runs || json_object_set(body, "runs", runs)) {
+        json_decref(body);
+        json_decref(runs);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a batch");
+    }
+    json_decref(runs);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "runs[%zu]", i);
+        json_t *item = NULL;
+        rc = submit_build(subs[i].task, subs[i].params_json, subs[i].options, prefix, &item, err);
+        if (rc)
+            break;
+        if (json_array_append_new(runs, item)) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a batch");
+            break;
+        }
+    }
+    json_t *answer = NULL;
+    if (!rc)
+        rc = client_call(c, "POST", "/task_runs/batch", body, 0, &answer, err);
+    json_decref(body);
+    if (rc || !out) {
+        json_decref(answer);
+        return rc;
+    }
+    json_t *got = json_object_get(answer, "runs");
+    if (!json_is_array(got) || json_array_size(got) != n) {
+        json_decref(answer);
+        return error_set(err, ERRAND_ESERVER, NULL,
+                         "the server answered a batch of %zu without %zu runs", n, n);
+    }
+    errand_run **arr = mem_calloc(n, sizeof *arr);
+    if (!arr) {
+        json_decref(answer);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = run_wrap(json_array_get(got, i), &arr[i], err);
+    json_decref(answer);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            errand_run_free(arr[i]);
+        mem_free(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,
+                 errand_run **out, errand_error *err)
+{
+    if (out)
+        *out = NULL;
+    error_clear(err);
+    if (!task)
+        return error_set(err, ERRAND_EINVAL, "task", "errand_delay needs a task definition");
+    errand_submit_options opt;
+    char key[CACHE_KEY_LEN];
+    int rc = submit_options_from_def(task, params_json, &opt, key, err);
+    if (rc)
+        return rc;
+    return errand_submit(c, task->name, params_json, &opt, out, err);
+}

@@ -1,0 +1,244 @@
+/*
+ * json.c — jansson helpers: canonical and compact text, parsing with clear errors and a
+ * nesting limit, and typed field getters whose errors all read the same way
+ * ("field 'runs[3].priority' must be an integer, got string"; err->field = the same path).
+ *
+ * Text returned by json_dumps() is allocated by jansson's allocator; every helper here calls
+ * mem_install_json() first, so that allocator is mem_alloc and callers free with mem_free.
+ */
+#include "core/json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+
+/* Deepest nesting of arrays/objects accepted by json_parse_text (the top level is 1). */
+#define JSON_MAX_DEPTH 64
+/* Room for "prefix.name" paths; longer ones are cut when copied into err->field. */
+#define JSON_PATH_MAX (2 * ERRAND_ERROR_FIELD_MAX)
+
+char *json_canonical(const json_t *v)
+{
+    mem_install_json();
+    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+char *json_compact(const json_t *v)
+{
+    mem_install_json();
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* True when v nests no deeper than `left` levels of arrays/objects. */
+static bool depth_ok(const json_t *v, int left)
+{
+    if (!json_is_object(v) && !json_is_array(v))
+        return true;
+    if (left <= 0)
+        return false;
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach((json_t *)v, key, child)
+        {
+            if (!depth_ok(child, left - 1))
+                return false;
+        }
+    } else {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+        {
+            if (!depth_ok(child, left - 1))
+                return false;
+        }
+    }
+    return true;
+}
+
+json_t *json_parse_text(const char *text, size_t len, errand_error *err)
+{
+    mem_install_json();
+    if (!text) {
+        error_set(err, ERR_INVALID_JSON, NULL, "body is not valid JSON: no text");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!v) {
+        /* jansson does not always say "out of memory": a failed allocation in its lexer
+           leaves an empty error text (and occasionally a misleading syntax error). */
+        if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
+            error_set(err, ERRAND_ENOMEM, NULL, "out of memory while parsing JSON");
+        else
+            error_set(err, ERR_INVALID_JSON, NULL,
+                      "body is not valid JSON: %s at line %d column %d", jerr.text, jerr.line,
+                      jerr.column);
+        return NULL;
+    }
+    if (!depth_ok(v, JSON_MAX_DEPTH)) {
+        json_decref(v);
+        error_set(err, ERR_INVALID_JSON, NULL,
+                  "body is not valid JSON: nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    return v;
+}
+
+const char *json_type_label(const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+/* "prefix.name", or name alone when there is no prefix. */
+static void field_path(char *out, size_t cap, const char *prefix, const char *name)
+{
+    int n;
+    if (prefix && prefix[0])
+        n = snprintf(out, cap, "%s.%s", prefix, name);
+    else
+        n = snprintf(out, cap, "%s", name);
+    if (n < 0)
+        out[0] = '\0';
+}
+
+/* Finds obj[name]; NULL for absent or null. Fails when obj itself is not an object. */
+static int lookup(const json_t *obj, const char *prefix, const char *name, json_t **value,
+                  errand_error *err)
+{
+    *value = NULL;
+    if (!json_is_object(obj)) {
+        if (prefix && prefix[0])
+            return error_set(err, ERRAND_EINVAL, prefix, "field '%s' must be an object, got %s",
+                             prefix, json_type_label(obj));
+        return error_set(err, ERRAND_EINVAL, NULL, "body must be a JSON object, got %s",
+                         json_type_label(obj));
+    }
+    json_t *v = json_object_get(obj, name);
+    if (v && !json_is_null(v))
+        *value = v;
+    return 0;
+}
+
+static int wrong_type(const char *prefix, const char *name, const char *want, const json_t *v,
+                      errand_error *err)
+{
+    char path[JSON_PATH_MAX];
+    field_path(path, sizeof path, prefix, name);
+    return error_set(err, ERRAND_EINVAL, path, "field '%s' must be %s, got %s", path, want,
+                     json_type_label(v));
+}
+
+static void set_present(bool *present, bool value)
+{
+    if (present)
+        *present = value;
+}
+
+int json_get_string(const json_t *obj, const char *prefix, const char *name, const char **out,
+                    bool *present, errand_error *err)
+{
+    json_t *v;
+    set_present(present, false);
+    int rc = lookup(obj, prefix, name, &v, err);
+    if (rc || !v)
+        return rc;
+    if (!json_is_string(v))
+        return wrong_type(prefix, name, "a string", v, err);
+    *out = json_string_value(v);
+    set_present(present, true);
+    return 0;
+}
+
+int json_get_int(const json_t *obj, const char *prefix, const char *name, long long *out,
+                 bool *present, errand_error *err)
+{
+    json_t *v;
+    set_present(present, false);
+    int rc = lookup(obj, prefix, name, &v, err);
+    if (rc || !v)
+        return rc;
+    /* Reals are refused even when whole (2.0): an integer field takes integer text. Values
+       beyond long long never get here, jansson refuses them while parsing. */
+    if (!json_is_integer(v))
+        return wrong_type(prefix, name, "an integer", v, err);
+    *out = (long long)json_integer_value(v);
+    set_present(present, true);
+    return 0;
+}
+
+int json_get_number(const json_t *obj, const char *prefix, const char *name, double *out,
+                    bool *present, errand_error *err)
+{
+    json_t *v;
+    set_present(present, false);
+    int rc = lookup(obj, prefix, name, &v, err);
+    if (rc || !v)
+        return rc;
+    if (!json_is_number(v))
+        return wrong_type(prefix, name, "a number", v, err);
+    *out = json_number_value(v);
+    set_present(present, true);
+    return 0;
+}
+
+int json_get_bool(const json_t *obj, const char *prefix, const char *name, bool *out, bool *present,
+                  errand_error *err)
+{
+    json_t *v;
+    set_present(present, false);
+    int rc = lookup(obj, prefix, name, &v, err);
+    if (rc || !v)
+        return rc;
+    if (!json_is_boolean(v))
+        return wrong_type(prefix, name, "a boolean", v, err);
+    *out = json_is_true(v);
+    set_present(present, true);
+    return 0;
+}
+
+int json_check_fields(const json_t *obj, const char *prefix, const char *const *allowed,
+                      errand_error *err)
+{
+    json_t *unused;
+    int rc = lookup(obj, prefix, "", &unused, err);
+    if (rc)
+        return rc;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool known = false;
+        for (const char *const *a = allowed; a && *a; a++) {
+            if (strcmp(*a, key) == 0) {
+                known = true;
+                break;
+            }
+        }
+        if (!known) {
+            char path[JSON_PATH_MAX];
+            field_path(path, sizeof path, prefix, key);
+            return error_set(err, ERR_UNKNOWN_FIELD, path, "unknown field '%s'", path);
+        }
+    }
+    return 0;
+}

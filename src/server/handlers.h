@@ -1,0 +1,68 @@
+/*
+ * handlers.h — the request handlers, one per endpoint of docs/api.md, and the context they
+ * share. A handler either fills the reply and returns 0, or returns a negative code with err
+ * filled, and http.c renders the error body ({"error": {"code", "message", "field"}}).
+ * Handlers are grouped by resource in handlers_*.c.
+ *
+ * The context is read-only once the server runs; everything in it is thread-safe.
+ */
+#ifndef ERRAND_SERVER_HANDLERS_H
+#define ERRAND_SERVER_HANDLERS_H
+
+#include "errand/errand.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/notify.h"
+#include "server/store.h"
+
+struct handler_ctx {
+    store *st;
+    notify *notify;
+    metrics *metrics;
+    int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
+};
+
+typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
+                          struct http_reply *reply, errand_error *err);
+
+/* handlers_task_runs.c */
+int handle_submit(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                  errand_error *);
+int handle_submit_batch(const struct handler_ctx *, const struct http_request *,
+                        struct http_reply *, errand_error *);
+int handle_get_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                   errand_error *);
+int handle_list_runs(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                     errand_error *);
+int handle_cancel_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                      errand_error *);
+
+/* handlers_run_history.c */
+int handle_run_states(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                      errand_error *);
+int handle_run_logs(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                    errand_error *);
+
+/* handlers_wait.c */
+int handle_wait_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                    errand_error *);
+
+/* handlers_claim.c */
+int handle_claim(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                 errand_error *);
+
+/* handlers_workers.c */
+int handle_heartbeat(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                     errand_error *);
+int handle_report(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                  errand_error *);
+int handle_list_workers(const struct handler_ctx *, const struct http_request *,
+                        struct http_reply *, errand_error *);
+
+/* handlers_health.c, handlers_metrics.c */
+int handle_health(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                  errand_error *);
+int handle_metrics(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                   errand_error *);
+
+#endif

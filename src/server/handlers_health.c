@@ -1,0 +1,26 @@
+/*
+ * handlers_health.c — GET /api/health: a cheap liveness answer with the version, the store
+ * kind and the wire version. It is the one endpoint served without the API key, so load
+ * balancers and `errand` itself can probe a server without credentials.
+ */
+#include "server/handlers.h"
+#include "server/query.h"
+
+#ifndef ERRAND_VERSION
+#define ERRAND_VERSION "0.0.0" /* set by the build (CMake) */
+#endif
+
+#define HTTP_OK 200
+#define WIRE_API_VERSION 1
+
+int handle_health(const struct handler_ctx *ctx, const struct http_request *req,
+                  struct http_reply *reply, errand_error *err)
+{
+    int rc = query_none(req, err);
+    if (rc < 0)
+        return rc;
+    http_reply_json(reply, HTTP_OK,
+                    json_pack("{s:s, s:s, s:s, s:i}", "status", "ok", "version", ERRAND_VERSION,
+                              "store", store_kind(ctx->st), "api_version", WIRE_API_VERSION));
+    return 0;
+}

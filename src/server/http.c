@@ -1,0 +1,492 @@
+/*
+ * http.c — libmicrohttpd daemon and request lifecycle (see http.h).
+ *
+ * Daemon: MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, so handlers may
+ * block (long-polls, group commits); MHD_USE_ITC, which MHD_quiesce_daemon needs; MHD_USE_POLL
+ * where available, because connection threads otherwise use select(), which breaks once
+ * descriptors pass FD_SETSIZE (1024) — as they can with ERRAND_MAX_CONNECTIONS connections
+ * plus the store's files. The address comes from getaddrinfo(host) passed as
+ * MHD_OPTION_SOCK_ADDR, so the host setting is honoured (IPv6 with MHD_USE_IPv6, "::" as a
+ * dual-stack socket); port 0 binds any free port and MHD_DAEMON_INFO_BIND_PORT reads it back.
+ * MHD's own messages go to the errand logger (MHD_OPTION_EXTERNAL_LOGGER).
+ *
+ * A request is handled in two steps, because MHD calls the access handler first with the
+ * headers and then with the body in pieces:
+ *  1. headers: count it, refuse at once when shutting down (503), unknown path (404), wrong
+ *     method (405), bad {id} (400), missing key (401), or a Content-Length over
+ *     ERRAND_MAX_BODY_BYTES (413) — all without reading the body;
+ *  2. body pieces are accumulated up to the limit (chunked bodies that pass it are read and
+ *     discarded, then refused with 413, since MHD only lets a reply be queued before the body
+ *     or after all of it); then the handler runs and its reply or error is sent.
+ * Every reply carries Content-Type and Errand-Api-Version.
+ *
+ * Stopping: MHD_stop_daemon closes connections whether or not their reply has gone out, so
+ * http_server_stop first waits (up to DRAIN_TIMEOUT_MS) for the requests in flight — counted
+ * from their headers to MHD's "completed" notification — to be answered.
+ */
+#include "server/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "server/auth.h"
+#include "server/handlers.h"
+#include "server/router.h"
+
+#define API_VERSION_HEADER "Errand-Api-Version"
+#define BODY_INITIAL_CAP 4096
+#define MHD_MESSAGE_MAX 256
+#define PORT_TEXT_MAX 8
+/* How long http_server_stop waits for requests in flight to finish before closing their
+ * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
+#define DRAIN_TIMEOUT_MS 10000
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000L
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct handler_ctx *ctx;
+    size_t max_body;
+    char *api_key;
+    atomic_bool stopping;
+    char last_mhd_message[MHD_MESSAGE_MAX]; /* written during start only, for its error */
+    pthread_mutex_t lock;                   /* guards in_flight */
+    pthread_cond_t idle;                    /* signalled when in_flight drops to 0 */
+    int in_flight; /* requests between their headers and their reply being sent */
+};
+
+/* Per-request state, from the headers call to MHD's "completed" notification. */
+struct request_state {
+    const struct route *route;
+    struct http_request req;
+    char *body;
+    size_t len, cap;
+    bool refused;   /* a reply went out at the headers step */
+    bool too_large; /* the body passed the limit */
+    bool oom;
+};
+
+/* --- replies -------------------------------------------------------------------------- */
+
+void http_reply_json(struct http_reply *r, int status, json_t *body)
+{
+    r->status = body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    r->json = body;
+    r->text = NULL;
+    r->content_type = HTTP_CONTENT_JSON;
+}
+
+void http_reply_text(struct http_reply *r, int status, char *text, const char *content_type)
+{
+    r->status = text ? status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    r->json = NULL;
+    r->text = text;
+    r->content_type = content_type;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
+                             const char *content_type)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
+    if (!resp) {
+        mem_free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            content_type ? content_type : HTTP_CONTENT_JSON);
+    MHD_add_response_header(resp, API_VERSION_HEADER, HTTP_API_VERSION);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Serialises json (compact) into a mem_alloc'd buffer. */
+static char *dump_json(const json_t *json, size_t *len)
+{
+    size_t need = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    char *buf = need ? mem_alloc(need) : NULL;
+    if (!buf || json_dumpb(json, buf, need, JSON_COMPACT) != need) {
+        mem_free(buf);
+        return NULL;
+    }
+    *len = need;
+    return buf;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *json)
+{
+    size_t len = 0;
+    char *buf = json ? dump_json(json, &len) : NULL;
+    json_decref(json);
+    if (!buf) {
+        static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":"
+                                  "\"out of memory\",\"field\":null}}";
+        return queue(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, mem_strdup(oom), sizeof oom - 1,
+                     HTTP_CONTENT_JSON);
+    }
+    return queue(conn, status, buf, len, HTTP_CONTENT_JSON);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_error *err)
+{
+    int code = err->code < 0 ? err->code : ERRAND_ESERVER;
+    json_t *body =
+        json_pack("{s:{s:s, s:s, s:o}}", "error", "code", error_code_name(code), "message",
+                  err->message, "field", err->field[0] ? json_string(err->field) : json_null());
+    return send_json(conn, error_http_status(code), body);
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
+{
+    if (r->json || !r->text)
+        return send_json(conn, r->status, r->json);
+    return queue(conn, r->status, r->text, strlen(r->text), r->content_type);
+}
+
+/* --- request access ------------------------------------------------------------------- */
+
+const char *http_query(const struct http_request *req, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (v)
+        return v;
+    /* "?name" without a value is stored with a NULL value; tell it apart from absence. */
+    return MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), NULL,
+                                         NULL) == MHD_YES
+               ? ""
+               : NULL;
+}
+
+struct query_walk {
+    http_query_fn fn;
+    void *ud;
+    int rc;
+};
+
+static enum MHD_Result query_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_walk *w = cls;
+    w->rc = w->fn(w->ud, key, value ? value : "");
+    return w->rc < 0 ? MHD_NO : MHD_YES;
+}
+
+int http_query_each(const struct http_request *req, http_query_fn fn, void *ud)
+{
+    struct query_walk w = {fn, ud, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_visit, &w);
+    return w.rc < 0 ? w.rc : 0;
+}
+
+bool http_client_gone(const struct http_request *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return false;
+    struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+int http_request_json(const struct http_request *req, json_t **out, errand_error *err)
+{
+    *out = NULL;
+    if (req->body_len == 0)
+        return error_set(err, ERR_INVALID_JSON, NULL,
+                         "the request body is empty; expected a JSON object");
+    json_t *v = json_parse_text(req->body, req->body_len, err);
+    if (!v)
+        return err && err->code ? err->code : ERR_INVALID_JSON;
+    if (!json_is_object(v)) {
+        int rc = error_set(err, ERR_INVALID_JSON, NULL,
+                           "the request body must be a JSON object, got %s", json_type_label(v));
+        json_decref(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* --- request lifecycle ---------------------------------------------------------------- */
+
+/* The headers step: everything that can be refused before reading the body. */
+static int admit(http_server *srv, struct MHD_Connection *conn, struct request_state *rs,
+                 errand_error *err)
+{
+    if (atomic_load(&srv->stopping))
+        return error_set(err, ERRAND_EUNAVAILABLE, NULL,
+                         "the server is shutting down; retry against another server or later");
+    int rc = router_match(rs->req.method, rs->req.path, &rs->route, rs->req.id, err);
+    if (rc < 0)
+        return rc;
+    if (!rs->route->public &&
+        !auth_allows(srv->api_key, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                               MHD_HTTP_HEADER_AUTHORIZATION)))
+        return error_set(err, ERR_UNAUTHORIZED, NULL,
+                         "missing or wrong API key: send 'Authorization: Bearer <key>' with the "
+                         "server's ERRAND_API_KEY");
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+        return error_set(err, ERRAND_ETOOBIG, NULL,
+                         "the request body has %s bytes, more than the limit of %zu "
+                         "(ERRAND_MAX_BODY_BYTES)",
+                         cl, srv->max_body);
+    return 0;
+}
+
+static void append_body(http_server *srv, struct request_state *rs, const char *data, size_t n)
+{
+    if (rs->too_large || rs->oom)
+        return;
+    if (n > srv->max_body - rs->len) {
+        rs->too_large = true;
+        return;
+    }
+    if (rs->len + n + 1 > rs->cap) {
+        size_t cap = rs->cap ? rs->cap : BODY_INITIAL_CAP;
+        while (cap < rs->len + n + 1)
+            cap *= 2;
+        char *grown = mem_realloc(rs->body, cap);
+        if (!grown) {
+            rs->oom = true;
+            return;
+        }
+        rs->body = grown;
+        rs->cap = cap;
+    }
+    memcpy(rs->body + rs->len, data, n);
+    rs->len += n;
+    rs->body[rs->len] = '\0';
+}
+
+static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn,
+                                struct request_state *rs)
+{
+    errand_error err;
+    error_clear(&err);
+    if (rs->too_large) {
+        error_set(&err, ERRAND_ETOOBIG, NULL,
+                  "the request body is larger than the limit of %zu bytes "
+                  "(ERRAND_MAX_BODY_BYTES)",
+                  srv->max_body);
+        return send_error(conn, &err);
+    }
+    if (rs->oom) {
+        error_set(&err, ERRAND_ENOMEM, NULL, "out of memory reading the request body");
+        return send_error(conn, &err);
+    }
+    rs->req.body = rs->body ? rs->body : "";
+    rs->req.body_len = rs->len;
+    struct http_reply reply = {0};
+    int rc = rs->route->fn(srv->ctx, &rs->req, &reply, &err);
+    if (rc < 0) {
+        json_decref(reply.json);
+        mem_free(reply.text);
+        if (err.code == 0)
+            error_set(&err, rc, NULL, "%s", errand_strerror(rc));
+        if (error_http_status(err.code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)
+            log_error("request failed", "method=%s path=%s code=%s error=\"%s\"", rs->req.method,
+                      rs->req.path, error_code_name(err.code), err.message);
+        return send_error(conn, &err);
+    }
+    return send_reply(conn, &reply);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    http_server *srv = cls;
+    struct request_state *rs = *req_cls;
+    if (!rs) {
+        metrics_add(srv->ctx->metrics, METRIC_HTTP_REQUESTS, 1);
+        rs = mem_calloc(1, sizeof *rs);
+        if (!rs)
+            return MHD_NO;
+        *req_cls = rs;
+        pthread_mutex_lock(&srv->lock);
+        srv->in_flight++;
+        pthread_mutex_unlock(&srv->lock);
+        rs->req.method = method;
+        rs->req.path = url;
+        rs->req.conn = conn;
+        errand_error err;
+        error_clear(&err);
+        if (admit(srv, conn, rs, &err) < 0) {
+            rs->refused = true;
+            return send_error(conn, &err);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!rs->refused)
+            append_body(srv, rs, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rs->refused)
+        return MHD_YES;
+    return dispatch(srv, conn, rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server *srv = cls;
+    struct request_state *rs = *req_cls;
+    if (!rs)
+        return;
+    mem_free(rs->body);
+    mem_free(rs);
+    *req_cls = NULL;
+    pthread_mutex_lock(&srv->lock);
+    if (--srv->in_flight == 0)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    http_server *srv = cls;
+    char msg[MHD_MESSAGE_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == ' ' || msg[len - 1] == '\n'))
+        msg[--len] = '\0';
+    for (char *p = msg; *p; p++) /* keep the logfmt value on one line, in one quote pair */
+        if (*p == '"' || *p == '\n' || *p == '\r')
+            *p = *p == '"' ? '\'' : ' ';
+    memcpy(srv->last_mhd_message, msg, sizeof msg);
+    log_warn("libmicrohttpd", "detail=\"%s\"", msg);
+}
+
+/* --- daemon --------------------------------------------------------------------------- */
+
+static void free_server(http_server *srv)
+{
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->lock);
+    mem_free(srv->api_key);
+    mem_free(srv);
+}
+
+/* Waits until no request is in flight, or DRAIN_TIMEOUT_MS; the number still in flight. */
+static int drain(http_server *srv)
+{
+    int64_t until_ms = clock_mono_ms() + DRAIN_TIMEOUT_MS;
+    struct timespec until = {.tv_sec = until_ms / MS_PER_S,
+                             .tv_nsec = (until_ms % MS_PER_S) * NS_PER_MS};
+    pthread_mutex_lock(&srv->lock);
+    while (srv->in_flight > 0)
+        if (pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == ETIMEDOUT)
+            break;
+    int left = srv->in_flight;
+    pthread_mutex_unlock(&srv->lock);
+    return left;
+}
+
+static unsigned int daemon_flags(const struct addrinfo *ai, const char *host)
+{
+    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+        flags |= MHD_USE_POLL;
+    if (ai->ai_family == AF_INET6)
+        flags |= strcmp(host, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    return flags;
+}
+
+int http_server_start(const struct http_server_options *opt, const struct handler_ctx *ctx,
+                      http_server **out, int *port_out, errand_error *err)
+{
+    *out = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port_text[PORT_TEXT_MAX];
+    snprintf(port_text, sizeof port_text, "%d", opt->port);
+    int gai = getaddrinfo(opt->host, port_text, &hints, &ai);
+    if (gai != 0)
+        return error_set(err, ERRAND_EINVAL, "host",
+                         "cannot resolve ERRAND_SERVER_API_HOST '%s': %s; use an IP address "
+                         "such as 127.0.0.1, 0.0.0.0 or ::",
+                         opt->host, gai_strerror(gai));
+    http_server *srv = mem_calloc(1, sizeof *srv);
+    if (!srv || !(srv->api_key = mem_strdup(opt->api_key ? opt->api_key : ""))) {
+        freeaddrinfo(ai);
+        mem_free(srv);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    srv->ctx = ctx;
+    srv->max_body = opt->max_body_bytes;
+    atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->idle, &attr);
+    pthread_condattr_destroy(&attr);
+    srv->daemon = MHD_start_daemon(
+        daemon_flags(ai, opt->host), (uint16_t)opt->port, NULL, NULL, on_request, srv,
+        /* The logger comes first so that MHD reports problems with later options there. */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        int rc = error_set(err, ERRAND_EIO, "port",
+                           "cannot listen on %s port %d (%s); is another server using it? Stop "
+                           "it or choose another port with --port or ERRAND_SERVER_API_PORT",
+                           opt->host, opt->port,
+                           srv->last_mhd_message[0] ? srv->last_mhd_message : "bind failed");
+        free_server(srv);
+        return rc;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *port_out = info ? (int)info->port : opt->port;
+    *out = srv;
+    return 0;
+}
+
+void http_server_quiesce(http_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, true);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_server_stop(http_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, true);
+    int left = drain(srv);
+    if (left > 0)
+        log_warn("closing connections with requests in flight", "count=%d waited_ms=%d", left,
+                 DRAIN_TIMEOUT_MS);
+    MHD_stop_daemon(srv->daemon);
+    free_server(srv);
+}

@@ -1,0 +1,94 @@
+/*
+ * router.c — the route table of docs/api.md and its matcher. The table is small, so matching
+ * is a linear scan comparing segment by segment; literal routes are listed before {id}
+ * routes so "/api/task_runs/batch" is never read as an id.
+ */
+#include "server/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#define ALLOWED_TEXT_MAX 64 /* "GET, POST" ... */
+#define ID_SEGMENT "{id}"
+
+static const struct route routes[] = {
+    {"POST", "/api/task_runs", handle_submit, false},
+    {"GET", "/api/task_runs", handle_list_runs, false},
+    {"POST", "/api/task_runs/batch", handle_submit_batch, false},
+    {"GET", "/api/task_runs/{id}", handle_get_run, false},
+    {"GET", "/api/task_runs/{id}/wait", handle_wait_run, false},
+    {"GET", "/api/task_runs/{id}/states", handle_run_states, false},
+    {"GET", "/api/task_runs/{id}/logs", handle_run_logs, false},
+    {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, false},
+    {"GET", "/api/workers", handle_list_workers, false},
+    {"POST", "/api/workers/claim", handle_claim, false},
+    {"POST", "/api/workers/heartbeat", handle_heartbeat, false},
+    {"POST", "/api/workers/report", handle_report, false},
+    {"GET", "/api/health", handle_health, true},
+    {"GET", "/metrics", handle_metrics, false},
+};
+
+#define ROUTE_COUNT (sizeof routes / sizeof routes[0])
+
+/* Compares path with pattern segment by segment; on a match, the {id} segment (if any) is
+ * copied to id (truncated to UUID_STR_LEN - 1, which then fails uuid_is_valid anyway) and
+ * *id_len receives its full length. */
+static bool path_matches(const char *pattern, const char *path, char id[UUID_STR_LEN],
+                         size_t *id_len)
+{
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return false;
+        p++, s++;
+        size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
+        if (plen == strlen(ID_SEGMENT) && strncmp(p, ID_SEGMENT, plen) == 0) {
+            if (slen == 0)
+                return false;
+            size_t n = slen < UUID_STR_LEN - 1 ? slen : UUID_STR_LEN - 1;
+            memcpy(id, s, n);
+            id[n] = '\0';
+            *id_len = slen;
+        } else if (plen != slen || strncmp(p, s, plen) != 0) {
+            return false;
+        }
+        p += plen, s += slen;
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+int router_match(const char *method, const char *path, const struct route **out,
+                 char id_out[UUID_STR_LEN], errand_error *err)
+{
+    char allowed[ALLOWED_TEXT_MAX] = "";
+    *out = NULL;
+    id_out[0] = '\0';
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        char id[UUID_STR_LEN] = "";
+        size_t id_len = 0;
+        if (!path_matches(routes[i].pattern, path, id, &id_len))
+            continue;
+        if (strcmp(routes[i].method, method) != 0) {
+            size_t used = strlen(allowed);
+            snprintf(allowed + used, sizeof allowed - used, "%s%s", used ? ", " : "",
+                     routes[i].method);
+            continue;
+        }
+        if (strstr(routes[i].pattern, ID_SEGMENT) &&
+            (id_len != UUID_STR_LEN - 1 || !uuid_is_valid(id)))
+            return error_set(err, ERR_INVALID_PARAMETER, "id",
+                             "'id' must be a task-run UUID such as "
+                             "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21, got '%.40s'",
+                             id);
+        *out = &routes[i];
+        memcpy(id_out, id, UUID_STR_LEN);
+        return 0;
+    }
+    if (allowed[0])
+        return error_set(err, ERR_METHOD, NULL, "%s is not allowed on %s (allowed: %s)", method,
+                         path, allowed);
+    return error_set(err, ERRAND_ENOTFOUND, NULL, "no endpoint %s %s; see docs/api.md", method,
+                     path);
+}

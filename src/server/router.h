@@ -1,0 +1,28 @@
+/*
+ * router.h — the route table: which handler serves which method and path. Paths are
+ * literal segments plus at most one "{id}" segment, which must be a UUID.
+ */
+#ifndef ERRAND_SERVER_ROUTER_H
+#define ERRAND_SERVER_ROUTER_H
+
+#include <stdbool.h>
+
+#include "core/uuid.h"
+#include "errand/errand.h"
+#include "server/handlers.h"
+
+struct route {
+    const char *method;
+    const char *pattern; /* "/api/task_runs/{id}/wait" */
+    handler_fn fn;
+    bool public; /* served without the API key */
+};
+
+/* Finds the route for method and path. Fails with ERRAND_ENOTFOUND (no such path),
+ * ERR_METHOD (the path exists, the method does not; the message lists the allowed ones) or
+ * ERR_INVALID_PARAMETER naming "id" (the {id} segment is not a UUID). id_out receives the
+ * {id} segment, or "". */
+int router_match(const char *method, const char *path, const struct route **out,
+                 char id_out[UUID_STR_LEN], errand_error *err);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * run_row.c — task-run rows to wire JSON (docs/api.md, "Task-run object" and the claim
+ * answer). Numbers that are whole print as integers ("retry_delay_seconds": [1, 10]), times
+ * as RFC 3339 UTC with milliseconds, absent values as null.
+ */
+#include "server/run_row.h"
+
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/state.h"
+
+/* Whole numbers up to 2^53 are exact in a double, so they print as integers. */
+#define JSON_EXACT_INT_MAX 9007199254740992.0
+
+int run_row_own_strings(struct run_row *r, errand_error *err)
+{
+    const char **fields[] = {
+        &r->id,         &r->task,          &r->parameters, &r->state_name, &r->state_message,
+        &r->worker,     &r->tags,          &r->idempotency_key, &r->cache_key,
+        &r->retry_delays, &r->result,      &r->result_ref, &r->lease_token,
+    };
+    size_t n = sizeof fields / sizeof fields[0];
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        if (*fields[i])
+            total += strlen(*fields[i]) + 1;
+    char *buf = mem_alloc(total);
+    if (!buf)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    char *at = buf;
+    for (size_t i = 0; i < n; i++) {
+        if (!*fields[i])
+            continue;
+        size_t len = strlen(*fields[i]) + 1;
+        memcpy(at, *fields[i], len);
+        *fields[i] = at;
+        at += len;
+    }
+    mem_free(r->owned);
+    r->owned = buf;
+    return 0;
+}
+
+void run_row_clear(struct run_row *r)
+{
+    mem_free(r->owned);
+    memset(r, 0, sizeof *r);
+}
+
+json_t *run_json_time(int64_t unix_ms)
+{
+    if (unix_ms == 0)
+        return json_null();
+    char text[CLOCK_RFC3339_LEN];
+    clock_format_rfc3339(unix_ms, text);
+    return json_string(text);
+}
+
+json_t *run_json_number(double v)
+{
+    if (v >= -JSON_EXACT_INT_MAX && v <= JSON_EXACT_INT_MAX && v == (double)(int64_t)v)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+json_t *run_json_text_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *run_json_parse(const char *text, const char *what, const char *id, errand_error *err)
+{
+    if (!text) {
+        error_set(err, ERRAND_ESTORE, NULL, "store: run %s has no %s", id ? id : "?", what);
+        return NULL;
+    }
+    /* The common empty values skip the parser. */
+    if (strcmp(text, "{}") == 0)
+        return json_object();
+    if (strcmp(text, "[]") == 0)
+        return json_array();
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+    if (!v) {
+        if (json_error_code(&jerr) == json_error_out_of_memory)
+            error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        else
+            error_set(err, ERRAND_ESTORE, NULL, "store: the stored %s of run %s is not JSON: %s",
+                      what, id ? id : "?", jerr.text);
+    }
+    return v;
+}
+
+static json_t *delays_json(const struct run_row *r, errand_error *err)
+{
+    if (r->retry_delays)
+        return run_json_parse(r->retry_delays, "retry_delays", r->id, err);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < r->n_delays; i++) {
+        if (json_array_append_new(arr, run_json_number(r->delays[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    if (!arr)
+        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    return arr;
+}
+
+static json_t *persist_json(int persist)
+{
+    return persist < 0 ? json_null() : json_boolean(persist);
+}
+
+static json_t *timeout_json(double seconds)
+{
+    return seconds > 0 ? run_json_number(seconds) : json_null();
+}
+
+/* Sets key to value (stolen); a NULL value (failed allocation) marks *ok false. */
+static void put(json_t *obj, const char *key, json_t *value, bool *ok)
+{
+    if (!value || json_object_set_new_nocheck(obj, key, value) < 0)
+        *ok = false;
+}
+
+static json_t *state_json(const struct run_row *r)
+{
+    json_t *s = json_object();
+    if (!s)
+        return NULL;
+    bool ok = true;
+    put(s, "type", json_string(state_type_name(r->state)), &ok);
+    put(s, "name", json_string(r->state_name ? r->state_name : state_default_name(r->state)),
+        &ok);
+    put(s, "timestamp", run_json_time(r->state_timestamp), &ok);
+    put(s, "message", json_string(r->state_message ? r->state_message : ""), &ok);
+    if (!ok) {
+        json_decref(s);
+        return NULL;
+    }
+    return s;
+}
+
+static json_t *run_object(const struct run_row *r, errand_error *err)
+{
+    json_t *params = run_json_parse(r->parameters, "parameters", r->id, err);
+    json_t *tags = params ? run_json_parse(r->tags, "tags", r->id, err) : NULL;
+    json_t *delays = tags ? delays_json(r, err) : NULL;
+    json_t *result = NULL;
+    bool want_result = r->state == ERRAND_STATE_COMPLETED && r->result;
+    if (delays && want_result)
+        result = run_json_parse(r->result, "result", r->id, err);
+    json_t *obj = NULL;
+    if (!delays || (want_result && !result))
+        goto fail;
+    obj = json_object();
+    if (!obj) {
+        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    bool ok = true;
+    put(obj, "id", json_string(r->id), &ok);
+    put(obj, "task", json_string(r->task), &ok);
+    put(obj, "parameters", params, &ok);
+    params = NULL;
+    put(obj, "state", state_json(r), &ok);
+    put(obj, "attempt", json_integer(r->attempt), &ok);
+    put(obj, "max_attempts", json_integer(r->max_attempts), &ok);
+    put(obj, "created", run_json_time(r->created), &ok);
+    put(obj, "scheduled_at", run_json_time(r->scheduled_at), &ok);
+    put(obj, "started", run_json_time(r->started), &ok);
+    put(obj, "finished", run_json_time(r->finished), &ok);
+    put(obj, "worker", run_json_text_or_null(r->worker), &ok);
+    put(obj, "priority", json_integer(r->priority), &ok);
+    put(obj, "tags", tags, &ok);
+    tags = NULL;
+    put(obj, "idempotency_key", run_json_text_or_null(r->idempotency_key), &ok);
+    put(obj, "cache_key", run_json_text_or_null(r->cache_key), &ok);
+    put(obj, "retries", json_integer(r->retries), &ok);
+    put(obj, "retry_delay_seconds", delays, &ok);
+    delays = NULL;
+    put(obj, "retry_jitter_factor", run_json_number(r->retry_jitter_factor), &ok);
+    put(obj, "timeout_seconds", timeout_json(r->timeout_seconds), &ok);
+    put(obj, "persist_result", persist_json(r->persist_result), &ok);
+    if (result) {
+        put(obj, "result", result, &ok);
+        result = NULL;
+    }
+    if (r->result_ref)
+        put(obj, "result_ref", json_string(r->result_ref), &ok);
+    if (!ok) {
+        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    return obj;
+fail:
+    json_decref(obj);
+    json_decref(params);
+    json_decref(tags);
+    json_decref(delays);
+    json_decref(result);
+    return NULL;
+}
+
+static json_t *claim_object(const struct run_row *r, errand_error *err)
+{
+    json_t *params = run_json_parse(r->parameters, "parameters", r->id, err);
+    if (!params)
+        return NULL;
+    json_t *obj = json_object();
+    if (!obj) {
+        json_decref(params);
+        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    bool ok = true;
+    put(obj, "id", json_string(r->id), &ok);
+    put(obj, "task", json_string(r->task), &ok);
+    put(obj, "parameters", params, &ok);
+    put(obj, "attempt", json_integer(r->attempt), &ok);
+    put(obj, "max_attempts", json_integer(r->max_attempts), &ok);
+    put(obj, "lease_token", run_json_text_or_null(r->lease_token), &ok);
+    put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
+    put(obj, "timeout_seconds", timeout_json(r->timeout_seconds), &ok);
+    put(obj, "persist_result", persist_json(r->persist_result), &ok);
+    put(obj, "cache_key", run_json_text_or_null(r->cache_key), &ok);
+    if (!ok) {
+        json_decref(obj);
+        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    return obj;
+}
+
+/* Builds with a local error so the code is known even when the caller passed err = NULL. */
+static int build(json_t *(*fn)(const struct run_row *, errand_error *), const struct run_row *r,
+                 json_t **out, errand_error *err)
+{
+    errand_error local;
+    error_clear(&local);
+    *out = fn(r, &local);
+    if (*out)
+        return 0;
+    if (local.code == ERRAND_OK)
+        error_set(&local, ERRAND_ENOMEM, NULL, "out of memory");
+    if (err)
+        *err = local;
+    return local.code;
+}
+
+int run_row_to_json(const struct run_row *r, json_t **out, errand_error *err)
+{
+    return build(run_object, r, out, err);
+}
+
+int run_row_claim_json(const struct run_row *r, json_t **out, errand_error *err)
+{
+    return build(claim_object, r, out, err);
+}

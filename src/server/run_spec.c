@@ -1,0 +1,300 @@
+/*
+ * run_spec.c — validation of task-run submissions (POST /api/task_runs and each element of
+ * POST /api/task_runs/batch) against the field table of docs/api.md.
+ *
+ * Rules: the body is an object; fields not in the table are refused (unknown_field), so a
+ * typo such as "retry" never silently means "no retries"; every field is type- and
+ * range-checked; the only required field is task (missing_field). null means absent. The
+ * first error wins and names the field ("runs[3].tags"; the message names the element,
+ * "runs[3].tags[1]" — see field.h for the rule).
+ * Times given in seconds are capped at SECONDS_MAX so that the store's millisecond arithmetic
+ * (now + seconds * 1000, retry delays with jitter) can never overflow int64.
+ */
+#include "server/run_spec.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "server/field.h"
+
+/* 100 years: longer than any sensible delay, timeout or cache lifetime, and small enough
+ * that seconds * 1000 * (1 + RETRY_JITTER_MAX) fits comfortably in int64 milliseconds. */
+#define SECONDS_MAX (100.0 * 365 * 24 * 3600)
+/* Each retry delay is stretched by up to this factor (100 = up to 101 times the delay). */
+#define RETRY_JITTER_MAX 100.0
+#define MS_PER_SECOND 1000.0
+/* A field path plus "[index]": names an array element in messages. */
+#define LABEL_MAX (ERRAND_ERROR_FIELD_MAX + 24)
+
+static const char *const allowed_fields[] = {
+    "task",
+    "parameters",
+    "idempotency_key",
+    "scheduled_at",
+    "delay_seconds",
+    "priority",
+    "tags",
+    "retries",
+    "retry_delay_seconds",
+    "retry_jitter_factor",
+    "timeout_seconds",
+    "cache_key",
+    "cache_expiration_seconds",
+    "persist_result",
+    NULL,
+};
+
+static int set_text(char **dst, const char *src, errand_error *err)
+{
+    *dst = mem_strdup(src);
+    return *dst ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+}
+
+static int parse_parameters(const json_t *obj, const char *prefix, struct run_spec *spec,
+                            errand_error *err)
+{
+    const json_t *params = NULL;
+    bool have = false;
+    int rc = field_object(obj, prefix, "parameters", false, &params, &have, err);
+    if (rc < 0)
+        return rc;
+    if (!have) {
+        spec->parameters = mem_strdup("{}");
+    } else {
+        spec->parameters = json_compact(params);
+    }
+    return spec->parameters ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+}
+
+static int parse_tags(const json_t *obj, const char *prefix, struct run_spec *spec,
+                      errand_error *err)
+{
+    const json_t *tags = NULL;
+    bool have = false;
+    int rc = field_array(obj, prefix, "tags", false, 0, RUN_SPEC_TAGS_MAX, &tags, &have, err);
+    if (rc < 0)
+        return rc;
+    if (!have)
+        return set_text(&spec->tags, "[]", err);
+    char path[ERRAND_ERROR_FIELD_MAX];
+    field_path(path, prefix, "tags");
+    for (size_t i = 0; i < json_array_size(tags); i++) {
+        const json_t *tag = json_array_get(tags, i);
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "%s[%zu]", path, i);
+        if (!json_is_string(tag))
+            return error_set(err, ERRAND_EINVAL, path, "field '%s' must be a string, got %s", label,
+                             json_type_label(tag));
+        size_t len = field_utf8_len(json_string_value(tag));
+        if (len == 0 || len > RUN_SPEC_KEY_MAX)
+            return error_set(err, ERRAND_EINVAL, path,
+                             "field '%s' must be between 1 and %d characters, got %zu", label,
+                             RUN_SPEC_KEY_MAX, len);
+    }
+    spec->tags = json_compact(tags);
+    return spec->tags ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+}
+
+/* retry_delay_seconds: one number, or an array of up to RUN_SPEC_DELAYS_MAX numbers. */
+static int parse_retry_delays(const json_t *obj, const char *prefix, struct run_spec *spec,
+                              errand_error *err)
+{
+    const char *name = "retry_delay_seconds";
+    const json_t *v = json_object_get(obj, name);
+    if (!v || json_is_null(v))
+        return 0;
+    char path[ERRAND_ERROR_FIELD_MAX];
+    field_path(path, prefix, name);
+    if (json_is_number(v)) {
+        int rc = field_check_number(json_number_value(v), path, path, 0, false, SECONDS_MAX, err);
+        if (rc < 0)
+            return rc;
+        spec->retry_delays[0] = json_number_value(v);
+        spec->n_retry_delays = 1;
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        return error_set(err, ERRAND_EINVAL, path,
+                         "field '%s' must be a number or an array of numbers, got %s", path,
+                         json_type_label(v));
+    }
+    const json_t *arr = NULL;
+    int rc = field_array(obj, prefix, name, false, 0, RUN_SPEC_DELAYS_MAX, &arr, NULL, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *d = json_array_get(arr, i);
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "%s[%zu]", path, i);
+        if (!json_is_number(d))
+            return error_set(err, ERRAND_EINVAL, path, "field '%s' must be a number, got %s", label,
+                             json_type_label(d));
+        rc = field_check_number(json_number_value(d), path, label, 0, false, SECONDS_MAX, err);
+        if (rc < 0)
+            return rc;
+        spec->retry_delays[i] = json_number_value(d);
+    }
+    spec->n_retry_delays = json_array_size(arr);
+    return 0;
+}
+
+/* scheduled_at (RFC 3339) or delay_seconds (from now), not both; default now. */
+static int parse_schedule(const json_t *obj, const char *prefix, int64_t now_ms,
+                          struct run_spec *spec, errand_error *err)
+{
+    const char *at = NULL;
+    double delay = 0;
+    bool have_at = false, have_delay = false;
+    int rc = json_get_string(obj, prefix, "scheduled_at", &at, &have_at, err);
+    if (rc < 0)
+        return rc;
+    rc = field_number(obj, prefix, "delay_seconds", false, 0, false, SECONDS_MAX, &delay,
+                      &have_delay, err);
+    if (rc < 0)
+        return rc;
+    char path[ERRAND_ERROR_FIELD_MAX];
+    if (have_at && have_delay) {
+        field_path(path, prefix, "delay_seconds");
+        return error_set(err, ERRAND_EINVAL, path,
+                         "give either 'scheduled_at' or 'delay_seconds', not both");
+    }
+    spec->scheduled_at_ms = now_ms;
+    if (have_delay)
+        spec->scheduled_at_ms = now_ms + (int64_t)(delay * MS_PER_SECOND + 0.5); /* delay >= 0 */
+    if (have_at && !clock_parse_rfc3339(at, &spec->scheduled_at_ms)) {
+        field_path(path, prefix, "scheduled_at");
+        return error_set(err, ERRAND_EINVAL, path,
+                         "field '%s' must be an RFC 3339 time such as "
+                         "2026-11-29T10:25:19Z, got '%.64s'",
+                         path, at);
+    }
+    return 0;
+}
+
+static int parse_keys(const json_t *obj, const char *prefix, struct run_spec *spec,
+                      errand_error *err)
+{
+    const char *task = NULL, *key = NULL, *cache = NULL;
+    bool have = false;
+    int rc = field_string(obj, prefix, "task", true, RUN_SPEC_TASK_MAX, &task, NULL, err);
+    if (rc < 0 || (rc = set_text(&spec->task, task, err)) < 0)
+        return rc;
+    rc = field_string(obj, prefix, "idempotency_key", false, RUN_SPEC_KEY_MAX, &key, &have, err);
+    if (rc < 0 || (have && (rc = set_text(&spec->idempotency_key, key, err)) < 0))
+        return rc;
+    rc = field_string(obj, prefix, "cache_key", false, RUN_SPEC_KEY_MAX, &cache, &have, err);
+    if (rc < 0 || (have && (rc = set_text(&spec->cache_key, cache, err)) < 0))
+        return rc;
+    return 0;
+}
+
+static int parse_policy(const json_t *obj, const char *prefix, struct run_spec *spec,
+                        errand_error *err)
+{
+    long long priority = 0, retries = 0;
+    bool persist = false, have = false;
+    int rc = field_int(obj, prefix, "priority", false, INT_MIN, INT_MAX, &priority, NULL, err);
+    if (rc < 0)
+        return rc;
+    spec->priority = (int)priority;
+    rc = field_int(obj, prefix, "retries", false, 0, RUN_SPEC_RETRIES_MAX, &retries, NULL, err);
+    if (rc < 0)
+        return rc;
+    spec->retries = (int)retries;
+    rc = parse_retry_delays(obj, prefix, spec, err);
+    if (rc < 0)
+        return rc;
+    rc = field_number(obj, prefix, "retry_jitter_factor", false, 0, false, RETRY_JITTER_MAX,
+                      &spec->retry_jitter_factor, NULL, err);
+    if (rc < 0)
+        return rc;
+    rc = field_number(obj, prefix, "timeout_seconds", false, 0, true, SECONDS_MAX,
+                      &spec->timeout_seconds, NULL, err);
+    if (rc < 0)
+        return rc;
+    rc = field_number(obj, prefix, "cache_expiration_seconds", false, 0, true, SECONDS_MAX,
+                      &spec->cache_expiration_seconds, NULL, err);
+    if (rc < 0)
+        return rc;
+    rc = json_get_bool(obj, prefix, "persist_result", &persist, &have, err);
+    if (rc < 0)
+        return rc;
+    spec->persist_result = have ? (persist ? 1 : 0) : -1;
+    return 0;
+}
+
+int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct run_spec *spec,
+                   errand_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->persist_result = -1;
+    int rc = field_require_object(obj, prefix, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = json_check_fields(obj, prefix, allowed_fields, err)) < 0 ||
+        (rc = parse_keys(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_parameters(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_schedule(obj, prefix, now_ms, spec, err)) < 0 ||
+        (rc = parse_tags(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_policy(obj, prefix, spec, err)) < 0) {
+        run_spec_clear(spec);
+        return rc;
+    }
+    return 0;
+}
+
+int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **specs, size_t *n,
+                         errand_error *err)
+{
+    static const char *const batch_fields[] = {"runs", NULL};
+    *specs = NULL;
+    *n = 0;
+    const json_t *runs = NULL;
+    int rc = field_require_object(body, NULL, err);
+    if (rc < 0 || (rc = json_check_fields(body, NULL, batch_fields, err)) < 0 ||
+        (rc = field_array(body, NULL, "runs", true, 1, RUN_SPEC_BATCH_MAX, &runs, NULL, err)) < 0)
+        return rc;
+    size_t count = json_array_size(runs);
+    struct run_spec *out = mem_calloc(count, sizeof *out);
+    if (!out)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory for %zu runs", count);
+    for (size_t i = 0; i < count; i++) {
+        char prefix[ERRAND_ERROR_FIELD_MAX];
+        snprintf(prefix, sizeof prefix, "runs[%zu]", i);
+        rc = run_spec_parse(json_array_get(runs, i), prefix, now_ms, &out[i], err);
+        if (rc < 0) {
+            run_spec_free_array(out, i);
+            return rc;
+        }
+    }
+    *specs = out;
+    *n = count;
+    return 0;
+}
+
+void run_spec_clear(struct run_spec *spec)
+{
+    if (!spec)
+        return;
+    mem_free(spec->task);
+    mem_free(spec->parameters);
+    mem_free(spec->idempotency_key);
+    mem_free(spec->tags);
+    mem_free(spec->cache_key);
+    memset(spec, 0, sizeof *spec);
+    spec->persist_result = -1;
+}
+
+void run_spec_free_array(struct run_spec *specs, size_t n)
+{
+    if (!specs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        run_spec_clear(&specs[i]);
+    mem_free(specs);
+}

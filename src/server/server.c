@@ -1,0 +1,196 @@
+/*
+ * server.c — `errand server start` (see server.h): wiring and lifecycle.
+ *
+ * Start-up: SIGINT/SIGTERM are blocked before any thread exists (the store's writer, the
+ * sweeper, libmicrohttpd's threads all inherit the mask), so only this thread receives
+ * them, synchronously, in sigwait — no async-signal-safety concerns anywhere. SIGPIPE is
+ * ignored: a client that hangs up mid-reply must not kill the server. Then the store (the
+ * parent directory of a SQLite file is created when missing), the lease sweeper, and last the
+ * HTTP daemon, so nothing is served before everything behind it is ready. The "listening"
+ * log line, with the real port, is how scripts and tests find a server started on port 0.
+ *
+ * Shutdown, in order: stop accepting connections (late requests on open ones answer 503);
+ * wake every long-poll so it answers now (claims with what they have, /wait with the current
+ * state) instead of after its timeout; stop the HTTP server, which first waits, bounded, for
+ * the requests in flight to be answered; stop the sweeper; close the store (which commits
+ * what is pending). Each step is logged. Start-up failures log what to do and return 1.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "server/handlers.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/notify.h"
+#include "server/store.h"
+#include "server/sweeper.h"
+
+#define SQLITE_URL_PREFIX "sqlite://"
+#define CREATED_DIR_MODE 0700 /* the store holds task parameters and results: owner only */
+
+/* mkdir -p for the directory part of path. */
+static int make_parents(const char *path, errand_error *err)
+{
+    char dir[PATH_MAX];
+    size_t len = strcspn(path, "?"); /* sqlite URLs may carry ?options */
+    if (len >= sizeof dir)
+        return error_set(err, ERRAND_EINVAL, "database_url", "database path is too long");
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(dir, CREATED_DIR_MODE) != 0 && errno != EEXIST)
+            return error_set(err, ERRAND_EIO, "database_url",
+                             "cannot create directory %s for the database: %s", dir,
+                             strerror(errno));
+        *p = saved;
+        if (!saved)
+            return 0;
+    }
+}
+
+static int open_store(const struct settings *s, store **st, errand_error *err)
+{
+    const char *url = settings_str(s, SET_DATABASE_URL);
+    if (strncmp(url, SQLITE_URL_PREFIX, strlen(SQLITE_URL_PREFIX)) == 0) {
+        int rc = make_parents(url + strlen(SQLITE_URL_PREFIX), err);
+        if (rc < 0)
+            return rc;
+    }
+    struct store_options opt = {
+        .sync = settings_str(s, SET_DATABASE_SYNC),
+        .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
+    };
+    return store_open(url, &opt, st, err);
+}
+
+/* The URL with any password replaced by "****", for logs (postgresql://user:pw@host/db). */
+static void redact_url(const char *url, char out[SETTINGS_STR_MAX])
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3)) : NULL;
+    if (!colon) {
+        snprintf(out, SETTINGS_STR_MAX, "%s", url);
+        return;
+    }
+    snprintf(out, SETTINGS_STR_MAX, "%.*s:****%s", (int)(colon - url), url, at);
+}
+
+/* Swallows stop signals still pending, so restoring the caller's mask cannot kill us. */
+static void drain_signals(const sigset_t *set)
+{
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(set, NULL, &zero) > 0)
+        ;
+}
+
+int server_run(const struct settings *s)
+{
+    errand_error err;
+    error_clear(&err);
+    mem_install_json();
+    sigset_t stop_set, old_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    store *st = NULL;
+    notify *n = NULL;
+    metrics *m = NULL;
+    sweeper *sw = NULL;
+    http_server *http = NULL;
+    const char *host = settings_str(s, SET_SERVER_HOST);
+    char url[SETTINGS_STR_MAX];
+    redact_url(settings_str(s, SET_DATABASE_URL), url);
+
+    if (open_store(s, &st, &err) < 0) {
+        log_error("cannot open the store", "url=%s error=\"%s\" hint=\"%s\"", url, err.message,
+                  "set ERRAND_DATABASE_URL or --database-url to sqlite:///path/errand.db or "
+                  "postgresql://user@host/db");
+        goto done;
+    }
+    n = notify_new();
+    m = metrics_new();
+    if (!n || !m) {
+        log_error("cannot start the server", "error=\"out of memory\"");
+        goto done;
+    }
+    struct handler_ctx ctx = {
+        .st = st,
+        .notify = n,
+        .metrics = m,
+        .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
+    };
+    if (sweeper_start(st, n, m, (int)settings_int(s, SET_SWEEP_INTERVAL_MS), &sw, &err) < 0) {
+        log_error("cannot start the lease sweeper", "error=\"%s\"", err.message);
+        goto done;
+    }
+    struct http_server_options hopt = {
+        .host = host,
+        .port = (int)settings_int(s, SET_SERVER_PORT),
+        .max_connections = (int)settings_int(s, SET_MAX_CONNECTIONS),
+        .max_body_bytes = (size_t)settings_int(s, SET_MAX_BODY_BYTES),
+        .api_key = settings_str(s, SET_API_KEY),
+    };
+    int port = 0;
+    if (http_server_start(&hopt, &ctx, &http, &port, &err) < 0) {
+        log_error("cannot start the HTTP server", "host=%s port=%d error=\"%s\"", host, hopt.port,
+                  err.message);
+        goto done;
+    }
+    log_info("listening", "host=%s port=%d", host, port);
+
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_quiesce(http);
+    log_info("stopped accepting connections", "host=%s port=%d", host, port);
+    notify_shutdown(n);
+    http_server_stop(http);
+    http = NULL;
+    log_info("http server stopped", "port=%d", port);
+    status = 0;
+
+done:
+    if (n)
+        notify_shutdown(n);
+    http_server_stop(http);
+    if (sw) {
+        sweeper_stop(sw);
+        log_info("lease sweeper stopped", "interval_ms=%lld",
+                 settings_int(s, SET_SWEEP_INTERVAL_MS));
+    }
+    if (st) {
+        store_close(st);
+        log_info("store closed", "url=%s", url);
+    }
+    notify_free(n);
+    metrics_free(m);
+    drain_signals(&stop_set);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    if (status == 0)
+        log_info("server stopped", "status=%d", status);
+    return status;
+}

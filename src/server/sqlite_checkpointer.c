@@ -1,0 +1,108 @@
+/*
+ * sqlite_checkpointer.c — background WAL checkpoints for the SQLite store (see
+ * sqlite_checkpointer.h). Measured on a VM disk where one fsync takes ~7 ms: with SQLite's
+ * automatic checkpoints the writer spent more time checkpointing than committing.
+ */
+#include "server/sqlite_checkpointer.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+struct sqlite_checkpointer {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool pending;
+    bool stopping;
+    pthread_t thread;
+    struct sqlite_conn *conn; /* the checkpointer thread's own */
+};
+
+/* The writer's WAL hook: runs on the writer thread after every commit. */
+static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct sqlite_checkpointer *cp = arg;
+    if (frames >= SQLITE_CHECKPOINT_FRAMES_MAX) {
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log_frames,
+                                           &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(db));
+        return SQLITE_OK;
+    }
+    if (frames >= SQLITE_CHECKPOINT_FRAMES) {
+        pthread_mutex_lock(&cp->lock);
+        if (!cp->pending) {
+            cp->pending = true;
+            pthread_cond_signal(&cp->wake);
+        }
+        pthread_mutex_unlock(&cp->lock);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *p)
+{
+    struct sqlite_checkpointer *cp = p;
+    pthread_mutex_lock(&cp->lock);
+    for (;;) {
+        while (!cp->pending && !cp->stopping)
+            pthread_cond_wait(&cp->wake, &cp->lock);
+        if (cp->stopping)
+            break;
+        cp->pending = false;
+        pthread_mutex_unlock(&cp->lock);
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(cp->conn->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           &log_frames, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(cp->conn->db));
+        pthread_mutex_lock(&cp->lock);
+    }
+    pthread_mutex_unlock(&cp->lock);
+    return NULL;
+}
+
+int sqlite_checkpointer_start(const char *path, const char *sync, struct sqlite_conn *writer,
+                              sqlite_checkpointer **out, errand_error *err)
+{
+    *out = NULL;
+    struct sqlite_checkpointer *cp = mem_calloc(1, sizeof *cp);
+    if (!cp)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = sqlite_conn_open(path, SQLITE_CONN_CHECKPOINTER, sync, &cp->conn, err);
+    if (rc < 0) {
+        mem_free(cp);
+        return rc;
+    }
+    pthread_mutex_init(&cp->lock, NULL);
+    pthread_cond_init(&cp->wake, NULL);
+    if (pthread_create(&cp->thread, NULL, checkpointer_main, cp) != 0) {
+        sqlite_conn_close(cp->conn);
+        pthread_cond_destroy(&cp->wake);
+        pthread_mutex_destroy(&cp->lock);
+        mem_free(cp);
+        return error_set(err, ERRAND_ESTORE, NULL, "store: cannot start the checkpoint thread");
+    }
+    sqlite3_wal_hook(writer->db, on_commit, cp); /* replaces SQLite's automatic checkpoints */
+    *out = cp;
+    return 0;
+}
+
+void sqlite_checkpointer_stop(sqlite_checkpointer *cp)
+{
+    if (!cp)
+        return;
+    pthread_mutex_lock(&cp->lock);
+    cp->stopping = true;
+    pthread_cond_signal(&cp->wake);
+    pthread_mutex_unlock(&cp->lock);
+    pthread_join(cp->thread, NULL);
+    sqlite_conn_close(cp->conn);
+    pthread_cond_destroy(&cp->wake);
+    pthread_mutex_destroy(&cp->lock);
+    mem_free(cp);
+}

@@ -1,0 +1,35 @@
+/*
+ * sqlite_checkpointer.h — copies the SQLite store's WAL back into the database file on a
+ * thread of its own, so the writer thread never stalls on the checkpoint's writes and
+ * database fsync (SQLite's default is to checkpoint inside the committing connection).
+ *
+ * The writer connection's WAL hook (run after each commit) wakes the checkpointer once the
+ * WAL holds SQLITE_CHECKPOINT_FRAMES frames; the checkpointer runs a PASSIVE checkpoint on
+ * its own connection, which never blocks the writer or readers. Under a write load with no
+ * pause the WAL could outgrow every passive checkpoint, so past
+ * SQLITE_CHECKPOINT_FRAMES_MAX frames the writer itself runs a RESTART checkpoint (after
+ * its commit, blocking only its next group) and the WAL starts over.
+ *
+ * Threads: the hook runs on the writer thread; `lock` guards `pending` and `stopping`.
+ */
+#ifndef ERRAND_SERVER_SQLITE_CHECKPOINTER_H
+#define ERRAND_SERVER_SQLITE_CHECKPOINTER_H
+
+#include "errand/errand.h"
+#include "server/sqlite_conn.h"
+
+#define SQLITE_CHECKPOINT_FRAMES 1000      /* about 4 MiB of 4 KiB pages */
+#define SQLITE_CHECKPOINT_FRAMES_MAX 16384 /* about 64 MiB */
+
+typedef struct sqlite_checkpointer sqlite_checkpointer;
+
+/* Opens its own connection to path (with the store's sync setting) and hooks the writer
+ * connection; call before the writer thread starts. */
+int sqlite_checkpointer_start(const char *path, const char *sync, struct sqlite_conn *writer,
+                              sqlite_checkpointer **out, errand_error *err);
+
+/* Stops the thread and closes its connection; call after the writer stopped (its hook
+ * points here). Being the last connection, its close checkpoints and removes the WAL. */
+void sqlite_checkpointer_stop(sqlite_checkpointer *cp);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * sqlite_schema.c — the tables of the SQLite store, as an ordered list of named migrations.
+ * A migration is never edited once released: a schema change is a new step at the end
+ * (and a line in CHANGELOG.md).
+ *
+ * Tables and why they look the way they do:
+ *  - task_runs: one row per run, the current state inline (so a GET is one row read). id is
+ *    a UUIDv7 text, time-ordered, so "newest first" is an index walk on the primary key.
+ *    Times are Unix ms integers (NULL = absent). parameters, tags, retry_delays and result
+ *    are JSON text exactly as the wire carries them. n_states counts task_run_states rows,
+ *    giving the next history seq without a MAX() query. lease_token / lease_expires are set
+ *    exactly while a worker holds the run (PENDING, RUNNING, CANCELLING).
+ *    Indexes are partial wherever most rows would carry NULL or never match, so the common
+ *    insert touches few b-trees:
+ *      task_runs_claim        (task, priority DESC, scheduled_at, id) WHERE SCHEDULED: the
+ *                             claim order itself, holding only claimable runs;
+ *      task_runs_lease        (lease_expires) WHERE leased: the sweeper's scan;
+ *      task_runs_idempotency  UNIQUE (idempotency_key) WHERE set;
+ *      task_runs_cache        (cache_key, finished) WHERE set: newest cache source;
+ *      task_runs_state        (state_type, id): listings filtered by state, newest first.
+ *  - task_run_tags (tag, run_id): one row per tag of a run, for the tag filter (a run without
+ *    tags costs nothing here).
+ *  - task_run_states (run_id, seq): the state history, WITHOUT ROWID so it is one b-tree.
+ *  - task_run_logs: seq INTEGER PRIMARY KEY is the global, increasing log cursor.
+ *  - workers: who claimed lately (GET /api/workers).
+ *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
+ *    scanning task_runs. The store adjusts it once per write op from a tally of the state
+ *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
+ *    to task_runs open a statement journal, which measurably slowed the writer.
+ */
+#include "server/sqlite_schema.h"
+
+#include <stdio.h>
+
+#include "core/error.h"
+
+struct migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+static const struct migration migrations[] = {
+    {1, "schema_migrations",
+     "CREATE TABLE schema_migrations ("
+     "  version INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  applied_at INTEGER NOT NULL);"},
+
+    {2, "task_runs",
+     "CREATE TABLE task_runs ("
+     "  id TEXT NOT NULL PRIMARY KEY,"
+     "  task TEXT NOT NULL,"
+     "  parameters TEXT NOT NULL,"
+     "  state_type INTEGER NOT NULL,"
+     "  state_name TEXT NOT NULL,"
+     "  state_timestamp INTEGER NOT NULL,"
+     "  state_message TEXT NOT NULL DEFAULT '',"
+     "  n_states INTEGER NOT NULL DEFAULT 1,"
+     "  attempt INTEGER NOT NULL DEFAULT 0,"
+     "  max_attempts INTEGER NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  scheduled_at INTEGER NOT NULL,"
+     "  started INTEGER,"
+     "  finished INTEGER,"
+     "  worker TEXT,"
+     "  priority INTEGER NOT NULL DEFAULT 0,"
+     "  tags TEXT NOT NULL DEFAULT '[]',"
+     "  idempotency_key TEXT,"
+     "  cache_key TEXT,"
+     "  cache_expiration_seconds REAL,"
+     "  cache_expires_at INTEGER,"
+     "  retries INTEGER NOT NULL DEFAULT 0,"
+     "  retry_delays TEXT NOT NULL DEFAULT '[]',"
+     "  retry_jitter_factor REAL NOT NULL DEFAULT 0,"
+     "  timeout_seconds REAL,"
+     "  persist_result INTEGER,"
+     "  result TEXT,"
+     "  result_ref TEXT,"
+     "  lease_token TEXT,"
+     "  lease_expires INTEGER);"
+     "CREATE INDEX task_runs_claim ON task_runs (task, priority DESC, scheduled_at, id)"
+     "  WHERE state_type = 0;"
+     "CREATE INDEX task_runs_lease ON task_runs (lease_expires)"
+     "  WHERE lease_expires IS NOT NULL;"
+     "CREATE UNIQUE INDEX task_runs_idempotency ON task_runs (idempotency_key)"
+     "  WHERE idempotency_key IS NOT NULL;"
+     "CREATE INDEX task_runs_cache ON task_runs (cache_key, finished)"
+     "  WHERE cache_key IS NOT NULL;"
+     "CREATE INDEX task_runs_state ON task_runs (state_type, id);"},
+
+    {3, "task_run_tags",
+     "CREATE TABLE task_run_tags ("
+     "  tag TEXT NOT NULL,"
+     "  run_id TEXT NOT NULL,"
+     "  PRIMARY KEY (tag, run_id)) WITHOUT ROWID;"},
+
+    {4, "task_run_states",
+     "CREATE TABLE task_run_states ("
+     "  run_id TEXT NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  type INTEGER NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  timestamp INTEGER NOT NULL,"
+     "  message TEXT NOT NULL DEFAULT '',"
+     "  PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"},
+
+    {5, "task_run_logs",
+     "CREATE TABLE task_run_logs ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  run_id TEXT NOT NULL,"
+     "  timestamp INTEGER NOT NULL,"
+     "  level INTEGER NOT NULL,"
+     "  message TEXT NOT NULL);"
+     "CREATE INDEX task_run_logs_run ON task_run_logs (run_id, seq);"},
+
+    {6, "workers",
+     "CREATE TABLE workers ("
+     "  name TEXT NOT NULL PRIMARY KEY,"
+     "  tasks TEXT NOT NULL DEFAULT '[]',"
+     "  last_seen INTEGER NOT NULL,"
+     "  claimed INTEGER NOT NULL DEFAULT 0);"},
+
+    {7, "run_counts",
+     "CREATE TABLE run_counts ("
+     "  state_type INTEGER PRIMARY KEY,"
+     "  n INTEGER NOT NULL DEFAULT 0);"
+     "INSERT INTO run_counts (state_type, n)"
+     "  VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0);"
+     "UPDATE run_counts SET n = (SELECT count(*) FROM task_runs"
+     "  WHERE task_runs.state_type = run_counts.state_type);"},
+};
+
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+#define SCHEMA_SQL_MAX 256
+
+int sqlite_schema_version(void)
+{
+    return migrations[MIGRATION_COUNT - 1].version;
+}
+
+static int read_user_version(struct sqlite_conn *c, int *out, errand_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sqlite_conn_fail(c, "PRAGMA user_version", err);
+    int rc = 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int(s, 0);
+    else
+        rc = sqlite_conn_fail(c, "PRAGMA user_version", err);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int record_migration(struct sqlite_conn *c, const struct migration *m, int64_t now_ms,
+                            errand_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO schema_migrations (version, name, applied_at) "
+                           "VALUES (?1, ?2, ?3)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return sqlite_conn_fail(c, "schema_migrations", err);
+    sqlite3_bind_int(s, 1, m->version);
+    sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ms);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite_conn_fail(c, "schema_migrations", err);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Applies m in its own transaction. The version is re-read under the write lock, so two
+ * processes opening a fresh file at once do not both apply it. */
+static int apply_one(struct sqlite_conn *c, const struct migration *m, int64_t now_ms,
+                     errand_error *err)
+{
+    int rc = sqlite_conn_exec(c, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
+        return rc;
+    int current = 0;
+    if ((rc = read_user_version(c, &current, err)) < 0)
+        goto fail;
+    if (current >= m->version) {
+        sqlite_conn_exec(c, "ROLLBACK", NULL);
+        return 0;
+    }
+    if ((rc = sqlite_conn_exec(c, m->sql, err)) < 0 ||
+        (rc = record_migration(c, m, now_ms, err)) < 0)
+        goto fail;
+    char sql[SCHEMA_SQL_MAX];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", m->version);
+    if ((rc = sqlite_conn_exec(c, sql, err)) < 0 || (rc = sqlite_conn_exec(c, "COMMIT", err)) < 0)
+        goto fail;
+    return 0;
+fail:
+    sqlite_conn_exec(c, "ROLLBACK", NULL);
+    if (err)
+        error_set(err, rc, NULL, "store: migration %d (%s) failed: %.400s", m->version, m->name,
+                  err->message);
+    return rc;
+}
+
+int sqlite_schema_migrate(struct sqlite_conn *c, int64_t now_ms, errand_error *err)
+{
+    int current = 0;
+    int rc = read_user_version(c, &current, err);
+    if (rc < 0)
+        return rc;
+    if (current > sqlite_schema_version())
+        return error_set(err, ERRAND_ESTORE, NULL,
+                         "store: the database has schema version %d, newer than this errand "
+                         "understands (%d); upgrade errand",
+                         current, sqlite_schema_version());
+    for (int i = 0; i < MIGRATION_COUNT; i++) {
+        if (migrations[i].version <= current)
+            continue;
+        if ((rc = apply_one(c, &migrations[i], now_ms, err)) < 0)
+            return rc;
+    }
+    return 0;
+}

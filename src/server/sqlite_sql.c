@@ -1,0 +1,140 @@
+/*
+ * sqlite_sql.c — the text of every named statement of the SQLite store (see sqlite_sql.h).
+ *
+ * Notes on index use (checked with EXPLAIN QUERY PLAN, see tests/unit/test_store_sqlite.c):
+ *  - SQL_CLAIM_CANDIDATES walks the partial index task_runs_claim (task, priority DESC,
+ *    scheduled_at, id) WHERE state_type = 0 in its own order, so a claim reads only the
+ *    entries it returns plus the not-yet-due ones of higher priority, and never the row.
+ *    The literal 0 (SCHEDULED) must stay literal: SQLite uses a partial index only when the
+ *    query's WHERE visibly implies the index's WHERE, and a bound parameter does not.
+ *  - SQL_LEASE_EXPIRED uses task_runs_lease (lease_expires WHERE lease_expires IS NOT NULL):
+ *    "lease_expires < ?" implies NOT NULL.
+ *  - SQL_LIST_STATE uses task_runs_state (state_type, id) and reads newest first, one state
+ *    at a time; the store merges states. SQL_LIST_TAG starts from task_run_tags (CROSS JOIN
+ *    fixes that join order) so a rare tag does not scan every run.
+ *  - No statement uses RETURNING: SQLite implements it with an ephemeral table per
+ *    execution, which costs more than a second point query on the writer.
+ *  - Optional filters are written "(?N IS NULL OR col = ?N)" so one prepared statement
+ *    serves every combination.
+ */
+#include "server/sqlite_sql.h"
+
+#include <stddef.h>
+
+#include "errand/errand.h"
+
+_Static_assert(ERRAND_STATE_SCHEDULED == 0, "SQL below spells SCHEDULED as the literal 0");
+
+#define RUN_COLUMNS                                                                           \
+    "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, " \
+    "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "        \
+    "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                \
+    "timeout_seconds, persist_result, result, result_ref"
+
+#define LEASE_COLUMNS                                                                     \
+    "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "    \
+    "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "   \
+    "scheduled_at, n_states, lease_expires, id"
+
+struct sql_def {
+    const char *name;
+    const char *text;
+};
+
+#define SQL(id, text) [id] = {#id, text}
+
+static const struct sql_def sql_table[SQL_COUNT] = {
+    SQL(SQL_BEGIN_WRITE, "BEGIN IMMEDIATE"),
+    SQL(SQL_BEGIN_READ, "BEGIN"),
+    SQL(SQL_COMMIT, "COMMIT"),
+    SQL(SQL_ROLLBACK, "ROLLBACK"),
+
+    SQL(SQL_RUN_GET, "SELECT " RUN_COLUMNS " FROM task_runs WHERE id = ?1"),
+    SQL(SQL_RUN_GET_STATE, "SELECT state_type FROM task_runs WHERE id = ?1"),
+    SQL(SQL_RUN_BY_IDEMPOTENCY, "SELECT " RUN_COLUMNS " FROM task_runs WHERE idempotency_key = ?1"),
+    SQL(SQL_RUN_LEASE_INFO, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE id = ?1"),
+
+    SQL(SQL_RUN_INSERT,
+        "INSERT INTO task_runs (id, task, parameters, state_type, state_name, state_timestamp, "
+        "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
+        "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
+        "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
+        "persist_result, result, result_ref) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
+    SQL(SQL_TAGS_INSERT,
+        "INSERT OR IGNORE INTO task_run_tags (tag, run_id) SELECT value, ?2 FROM json_each(?1)"),
+    SQL(SQL_STATE_INSERT,
+        "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+    SQL(SQL_RUN_TRANSITION,
+        "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
+        "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
+        "finished = ?10, lease_token = ?11, lease_expires = ?12 WHERE rowid = ?1"),
+    SQL(SQL_RUN_COMPLETE,
+        "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
+        "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
+        "finished = ?10, lease_token = ?11, lease_expires = ?12, result = ?13, "
+        "result_ref = ?14, cache_expires_at = ?15 WHERE rowid = ?1"),
+    SQL(SQL_CACHE_SOURCE,
+        "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
+        "WHERE cache_key = ?1 AND state_type = ?2 AND state_name = ?3 "
+        "AND (cache_expires_at IS NULL OR cache_expires_at > ?4) "
+        "ORDER BY finished DESC LIMIT 1"),
+
+    SQL(SQL_CLAIM_CANDIDATES,
+        "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
+        "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
+        "WHERE state_type = 0 AND task = ?1 AND scheduled_at <= ?2 "
+        "ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
+    SQL(SQL_CLAIM_UPDATE,
+        "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
+        "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
+        "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
+    SQL(SQL_LEASE_CHECK, "SELECT rowid, state_type, lease_token FROM task_runs WHERE id = ?1"),
+    SQL(SQL_LEASE_EXTEND, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
+    SQL(SQL_LEASE_EXPIRED,
+        "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "
+        "ORDER BY lease_expires LIMIT ?2"),
+    SQL(SQL_LOG_INSERT,
+        "INSERT INTO task_run_logs (run_id, timestamp, level, message) "
+        "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM task_runs WHERE id = ?1)"),
+    SQL(SQL_WORKER_CLAIMED,
+        "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (name) DO UPDATE SET tasks = excluded.tasks, "
+        "last_seen = excluded.last_seen, claimed = claimed + excluded.claimed"),
+    SQL(SQL_WORKER_SEEN,
+        "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES (?1, '[]', ?2, 0) "
+        "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen"),
+
+    SQL(SQL_LIST_ALL,
+        "SELECT " RUN_COLUMNS " FROM task_runs WHERE id < ?1 AND (?2 IS NULL OR task = ?2) "
+        "ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_STATE,
+        "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
+        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_TAG,
+        "SELECT " RUN_COLUMNS " FROM task_run_tags CROSS JOIN task_runs ON id = run_id "
+        "WHERE tag = ?4 AND run_id < ?1 AND (?2 IS NULL OR task = ?2) "
+        "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) ORDER BY run_id DESC LIMIT ?3"),
+    SQL(SQL_STATES_GET,
+        "SELECT type, name, timestamp, message FROM task_run_states WHERE run_id = ?1 "
+        "ORDER BY seq"),
+    SQL(SQL_LOGS_GET,
+        "SELECT seq, timestamp, level, message FROM task_run_logs WHERE run_id = ?1 "
+        "AND seq > ?2 ORDER BY seq LIMIT ?3"),
+    SQL(SQL_WORKERS_LIST,
+        "SELECT name, tasks, last_seen, claimed FROM workers ORDER BY last_seen DESC, name"),
+    SQL(SQL_COUNTS, "SELECT state_type, n FROM run_counts"),
+    SQL(SQL_COUNT_ADD, "UPDATE run_counts SET n = n + ?2 WHERE state_type = ?1"),
+};
+
+const char *sqlite_sql_text(enum sql_id id)
+{
+    return (unsigned)id < SQL_COUNT ? sql_table[id].text : NULL;
+}
+
+const char *sqlite_sql_name(enum sql_id id)
+{
+    return (unsigned)id < SQL_COUNT ? sql_table[id].name : "SQL_?";
+}

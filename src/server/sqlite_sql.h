@@ -1,0 +1,120 @@
+/*
+ * sqlite_sql.h — every statement the SQLite store runs after its schema exists, by name.
+ * The text lives in sqlite_sql.c, in one table, so the SQL of the backend can be read (and
+ * reviewed for index use) in one place; connections prepare each statement once, at first
+ * use, and keep it (sqlite_conn.h). The schema itself is in sqlite_schema.c.
+ *
+ * Column order of the statements that return whole runs is enum run_col.
+ */
+#ifndef ERRAND_SERVER_SQLITE_SQL_H
+#define ERRAND_SERVER_SQLITE_SQL_H
+
+enum sql_id {
+    /* transaction control (writer and readers) */
+    SQL_BEGIN_WRITE,
+    SQL_BEGIN_READ,
+    SQL_COMMIT,
+    SQL_ROLLBACK,
+    /* runs: point reads */
+    SQL_RUN_GET,
+    SQL_RUN_GET_STATE,
+    SQL_RUN_BY_IDEMPOTENCY,
+    SQL_RUN_LEASE_INFO,
+    /* runs: writes */
+    SQL_RUN_INSERT,
+    SQL_TAGS_INSERT,
+    SQL_STATE_INSERT,
+    SQL_RUN_TRANSITION,
+    SQL_RUN_COMPLETE,
+    SQL_CACHE_SOURCE,
+    /* worker protocol */
+    SQL_CLAIM_CANDIDATES,
+    SQL_CLAIM_UPDATE,
+    SQL_LEASE_CHECK,
+    SQL_LEASE_EXTEND,
+    SQL_LEASE_EXPIRED,
+    SQL_LOG_INSERT,
+    SQL_WORKER_CLAIMED,
+    SQL_WORKER_SEEN,
+    /* listings */
+    SQL_LIST_ALL,
+    SQL_LIST_STATE,
+    SQL_LIST_TAG,
+    SQL_STATES_GET,
+    SQL_LOGS_GET,
+    SQL_WORKERS_LIST,
+    SQL_COUNTS,
+    SQL_COUNT_ADD,
+    SQL_COUNT
+};
+
+/* Columns of SQL_RUN_GET, SQL_RUN_BY_IDEMPOTENCY and the SQL_LIST_* statements. */
+enum run_col {
+    RC_ID,
+    RC_TASK,
+    RC_PARAMETERS,
+    RC_STATE_TYPE,
+    RC_STATE_NAME,
+    RC_STATE_TIMESTAMP,
+    RC_STATE_MESSAGE,
+    RC_ATTEMPT,
+    RC_MAX_ATTEMPTS,
+    RC_CREATED,
+    RC_SCHEDULED_AT,
+    RC_STARTED,
+    RC_FINISHED,
+    RC_WORKER,
+    RC_PRIORITY,
+    RC_TAGS,
+    RC_IDEMPOTENCY_KEY,
+    RC_CACHE_KEY,
+    RC_RETRIES,
+    RC_RETRY_DELAYS,
+    RC_RETRY_JITTER,
+    RC_TIMEOUT,
+    RC_PERSIST_RESULT,
+    RC_RESULT,
+    RC_RESULT_REF,
+};
+
+/* Columns of SQL_CLAIM_CANDIDATES. */
+enum claim_col {
+    CC_ROWID,
+    CC_ID,
+    CC_PRIORITY,
+    CC_SCHEDULED_AT,
+    CC_TASK,
+    CC_PARAMETERS,
+    CC_ATTEMPT,
+    CC_MAX_ATTEMPTS,
+    CC_TIMEOUT,
+    CC_PERSIST_RESULT,
+    CC_CACHE_KEY,
+    CC_N_STATES,
+};
+
+/* Columns of SQL_RUN_LEASE_INFO and SQL_LEASE_EXPIRED. */
+enum lease_col {
+    LC_ROWID,
+    LC_STATE_TYPE,
+    LC_STATE_TIMESTAMP,
+    LC_ATTEMPT,
+    LC_MAX_ATTEMPTS,
+    LC_LEASE_TOKEN,
+    LC_WORKER,
+    LC_RETRY_DELAYS,
+    LC_RETRY_JITTER,
+    LC_CACHE_KEY,
+    LC_CACHE_EXPIRATION,
+    LC_STARTED,
+    LC_SCHEDULED_AT,
+    LC_N_STATES,
+    LC_LEASE_EXPIRES,
+    LC_ID,
+};
+
+const char *sqlite_sql_text(enum sql_id id);
+/* The statement's name for error messages ("SQL_CLAIM_UPDATE"). */
+const char *sqlite_sql_name(enum sql_id id);
+
+#endif

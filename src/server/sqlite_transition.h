@@ -1,0 +1,105 @@
+/*
+ * sqlite_transition.h — applying a state decision (core/state.h) to a run row of the SQLite
+ * store: the run's state columns change and one row is appended to its state history, in
+ * the caller's transaction. Cancel, report and the lease sweep all go through here (a claim
+ * has its own one-statement path in store_sqlite_worker.c), so "every state change is
+ * recorded" holds by construction.
+ *
+ * Runs on the writer thread only.
+ */
+#ifndef ERRAND_SERVER_SQLITE_TRANSITION_H
+#define ERRAND_SERVER_SQLITE_TRANSITION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/state.h"
+#include "core/uuid.h"
+#include "server/run_spec.h"
+#include "server/sqlite_conn.h"
+
+#define SQLITE_LEASE_TOKEN_MAX 72 /* room for any token we issue (32 hex) and then some */
+#define SQLITE_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
+
+/* State changes an op made, by state type; applied to run_counts once, at the op's end. */
+struct run_count_delta {
+    int64_t d[8];
+};
+
+/* One run moves from `from` to `to` (from < 0: a new run). */
+static inline void run_count_move(struct run_count_delta *t, int from, errand_state to)
+{
+    if (from == (int)to)
+        return;
+    if (from >= 0)
+        t->d[from]--;
+    t->d[to]++;
+}
+
+/* Adds the tally to run_counts (one statement per state type that changed). */
+int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t,
+                        errand_error *err);
+
+/* What the rules need to know about a run (SQL_RUN_LEASE_INFO / SQL_LEASE_EXPIRED). */
+struct run_current {
+    sqlite3_int64 rowid;
+    char id[UUID_STR_LEN];
+    errand_state state;
+    int64_t state_timestamp;
+    int attempt;
+    int max_attempts;
+    int n_states;
+    int64_t started;
+    int64_t scheduled_at;
+    int64_t lease_expires;
+    char lease_token[SQLITE_LEASE_TOKEN_MAX]; /* "" when none (or unusably long) */
+    char worker[SQLITE_WORKER_NAME_MAX];      /* "" when none; cut to fit */
+    bool has_cache_key;
+    double cache_expiration_seconds; /* 0 = never expires */
+    double jitter;
+    double delays[RUN_SPEC_DELAYS_MAX]; /* filled only when asked for */
+    size_t n_delays;
+};
+
+/* Reads the current row of s (LEASE_COLUMNS order). with_delays parses retry_delays. */
+int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_delays,
+                            errand_error *err);
+
+/* Looks the run up by id: 0, ERRAND_ENOTFOUND (err says which id) or a store error. */
+int sqlite_run_current_get(struct sqlite_conn *c, const char *id, bool with_delays,
+                           struct run_current *cur, errand_error *err);
+
+/* The new column values of a transition. */
+struct run_update {
+    errand_state next;
+    const char *name;
+    const char *message; /* "" when NULL */
+    int attempt;
+    int64_t scheduled_at;
+    int64_t started;
+    int64_t finished;
+    const char *lease_token; /* NULL clears the lease */
+    int64_t lease_expires;
+    bool complete; /* also write result, result_ref, cache_expires_at */
+    const char *result;
+    const char *result_ref;
+    int64_t cache_expires_at; /* 0 = never (or no cache key) */
+};
+
+/* The update decision d implies for cur at now: next state and name, attempt given back on
+ * hand-back, scheduled_at when SCHEDULED, finished when final, the lease kept only while
+ * the next state is leased. Callers then adjust message, started and the result. */
+void sqlite_transition_plan(const struct run_current *cur, const struct state_decision *d,
+                            int64_t now_ms, struct run_update *u);
+
+/* Writes u to the run, appends the state to its history and tallies the move. */
+int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur,
+                            const struct run_update *u, int64_t now_ms,
+                            struct run_count_delta *counts, errand_error *err);
+
+/* Appends one history row (used by submission too). */
+int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
+                        const char *name, int64_t at_ms, const char *message,
+                        errand_error *err);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * sqlite_writer.h — the one writer of the SQLite store: a thread that owns the read-write
+ * connection and commits the writes of all callers in groups.
+ *
+ * A caller hands over an operation (a function and its argument) and blocks until the
+ * transaction holding it has committed, or failed. The op runs on the writer thread, in a
+ * transaction shared with the other ops of its group: when it returns an error, only its
+ * own changes are undone and the others still commit (see sqlite_writer.c for how).
+ *
+ * Contract of an op:
+ *  - it runs on another thread: it touches only its argument and the connection given;
+ *  - it may run more than once (when another op of its group fails after writing, the
+ *    group is rolled back and run again without that op), so it starts by resetting
+ *    whatever outputs a previous run left in its argument;
+ *  - it resets every statement it steps.
+ */
+#ifndef ERRAND_SERVER_SQLITE_WRITER_H
+#define ERRAND_SERVER_SQLITE_WRITER_H
+
+#include "errand/errand.h"
+#include "server/sqlite_conn.h"
+
+/* Most ops committed in one transaction. */
+#define SQLITE_WRITER_MAX_BATCH 4096
+
+typedef struct sqlite_writer sqlite_writer;
+
+/* An op: 0 keeps its changes; a negative ERRAND_E* code rolls them back, with err filled. */
+typedef int (*sqlite_writer_fn)(struct sqlite_conn *c, void *arg, errand_error *err);
+
+/* Starts the writer thread; it owns conn from now on (and closes it in stop). */
+int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_error *err);
+
+/* Runs fn(conn, arg) on the writer thread and waits until it is committed: 0 means durable
+ * (as durable as the synchronous setting makes it). ERRAND_ESTORE when the transaction
+ * failed (nothing of the op was kept); ERRAND_EUNAVAILABLE after stop. */
+int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err);
+
+/* Commits what is queued, stops the thread, closes the connection, frees w. */
+void sqlite_writer_stop(sqlite_writer *w);
+
+/* Counters for benchmarks and tests. */
+struct sqlite_writer_stats {
+    unsigned long long ops, commits, max_batch;
+    unsigned long long busy_us; /* time spent running groups, commits included */
+    unsigned long long cpu_us;  /* CPU time of the writer thread within busy_us */
+};
+void sqlite_writer_get_stats(sqlite_writer *w, struct sqlite_writer_stats *out);
+/* Ops waiting for the writer right now (lets tests line up a group). */
+size_t sqlite_writer_queued(sqlite_writer *w);
+
+#endif

@@ -1,0 +1,563 @@
+/*
+ * store_sqlite.c — the SQLite backend of store.h: opening and closing the store, and every
+ * read. Writes live in store_sqlite_submit.c (client side) and store_sqlite_worker.c (worker
+ * protocol); both go through the one writer thread (sqlite_writer.c).
+ *
+ * Shape of the backend, and why:
+ *  - one writer connection, owned by the writer thread, committing writes in groups: SQLite
+ *    has one writer at a time anyway, and grouping turns thousands of writes into one fsync;
+ *  - SQLITE_POOL_READERS read-only connections for reads, so a GET or a long-poll check
+ *    never waits behind a commit (WAL readers see the last committed state);
+ *  - a checkpointer thread moves the WAL into the database file, off the writer's path;
+ *  - a write call returns only after its transaction committed, so everything a caller has
+ *    been told is on disk; nothing acknowledged lives only in memory.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/state.h"
+#include "server/sqlite_schema.h"
+#include "server/store_sqlite.h"
+
+#define SQLITE_URL_PREFIX "sqlite://"
+#define DEFAULT_LEASE_SECONDS 30
+#define LIST_LIMIT_MAX 1000
+#define LOGS_LIMIT_DEFAULT 1000
+#define LOGS_LIMIT_MAX 10000
+#define STATE_TYPES 8
+#define DIR_MODE 0755
+/* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
+#define CURSOR_NEWEST "~"
+
+void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN])
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len >= UUID_STR_LEN) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a') : id[i];
+    out[len] = '\0';
+}
+
+void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sqlite_col_text(s, RC_ID);
+    r->task = sqlite_col_text(s, RC_TASK);
+    r->parameters = sqlite_col_text(s, RC_PARAMETERS);
+    r->state = (errand_state)sqlite3_column_int(s, RC_STATE_TYPE);
+    r->state_name = sqlite_col_text(s, RC_STATE_NAME);
+    r->state_timestamp = sqlite_col_ms(s, RC_STATE_TIMESTAMP);
+    r->state_message = sqlite_col_text(s, RC_STATE_MESSAGE);
+    r->attempt = sqlite3_column_int(s, RC_ATTEMPT);
+    r->max_attempts = sqlite3_column_int(s, RC_MAX_ATTEMPTS);
+    r->created = sqlite_col_ms(s, RC_CREATED);
+    r->scheduled_at = sqlite_col_ms(s, RC_SCHEDULED_AT);
+    r->started = sqlite_col_ms(s, RC_STARTED);
+    r->finished = sqlite_col_ms(s, RC_FINISHED);
+    r->worker = sqlite_col_text(s, RC_WORKER);
+    r->priority = sqlite3_column_int(s, RC_PRIORITY);
+    r->tags = sqlite_col_text(s, RC_TAGS);
+    r->idempotency_key = sqlite_col_text(s, RC_IDEMPOTENCY_KEY);
+    r->cache_key = sqlite_col_text(s, RC_CACHE_KEY);
+    r->retries = sqlite3_column_int(s, RC_RETRIES);
+    r->retry_delays = sqlite_col_text(s, RC_RETRY_DELAYS);
+    r->retry_jitter_factor = sqlite3_column_double(s, RC_RETRY_JITTER);
+    r->timeout_seconds = sqlite3_column_double(s, RC_TIMEOUT);
+    r->persist_result = sqlite3_column_type(s, RC_PERSIST_RESULT) == SQLITE_NULL
+                            ? -1
+                            : sqlite3_column_int(s, RC_PERSIST_RESULT);
+    r->result = sqlite_col_text(s, RC_RESULT);
+    r->result_ref = sqlite_col_text(s, RC_RESULT_REF);
+}
+
+/* --- reads ------------------------------------------------------------------------- */
+
+static int get_run(store *st, const char *id, json_t **run_out, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *run_out = NULL;
+    char norm[UUID_STR_LEN];
+    store_sqlite_norm_id(id, norm);
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_RUN_GET, err);
+    int rc = ERRAND_ESTORE;
+    if (q) {
+        sqlite_bind_text(q, 1, norm);
+        int step = sqlite3_step(q);
+        if (step == SQLITE_ROW) {
+            struct run_row r;
+            store_sqlite_read_run(q, &r);
+            rc = run_row_to_json(&r, run_out, err);
+        } else if (step == SQLITE_DONE) {
+            rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+        } else {
+            rc = sqlite_conn_fail(c, "SQL_RUN_GET", err);
+        }
+        sqlite3_reset(q);
+    }
+    sqlite_pool_release(s->readers, c);
+    return rc;
+}
+
+/* The state type of a run by id on connection c: 0, ERRAND_ENOTFOUND or a store error. */
+static int read_state(struct sqlite_conn *c, const char *norm, const char *id, errand_state *out,
+                      errand_error *err)
+{
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_RUN_GET_STATE, err);
+    if (!q)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(q, 1, norm);
+    int step = sqlite3_step(q);
+    int rc = 0;
+    if (step == SQLITE_ROW)
+        *out = (errand_state)sqlite3_column_int(q, 0);
+    else if (step == SQLITE_DONE)
+        rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+    else
+        rc = sqlite_conn_fail(c, "SQL_RUN_GET_STATE", err);
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int get_state(store *st, const char *id, errand_state *out, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    char norm[UUID_STR_LEN];
+    store_sqlite_norm_id(id, norm);
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    int rc = read_state(c, norm, id, out, err);
+    sqlite_pool_release(s->readers, c);
+    return rc;
+}
+
+/* Rows gathered for a listing page (owned copies), merged newest first. */
+struct run_list {
+    struct run_row *rows;
+    size_t n, cap;
+};
+
+static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id,
+                        struct run_list *l, errand_error *err)
+{
+    int step, rc = 0;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? 2 * l->cap : 64;
+            struct run_row *rows = mem_realloc(l->rows, cap * sizeof *rows);
+            if (!rows) {
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+                break;
+            }
+            l->rows = rows;
+            l->cap = cap;
+        }
+        store_sqlite_read_run(q, &l->rows[l->n]);
+        if ((rc = run_row_own_strings(&l->rows[l->n], err)) == 0)
+            l->n++;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = sqlite_conn_fail(c, sqlite_sql_name(id), err);
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int row_id_desc(const void *pa, const void *pb)
+{
+    const struct run_row *a = pa, *b = pb;
+    return strcmp(b->id, a->id);
+}
+
+/* Runs the listing query (or one per requested state) inside one read transaction. */
+static int list_query(struct sqlite_conn *c, const struct run_filter *f, const char *cursor,
+                      struct run_list *l, errand_error *err)
+{
+    const unsigned all = (1u << STATE_TYPES) - 1;
+    unsigned mask = f->state_mask & all;
+    if (mask == all)
+        mask = 0;
+    int want = f->limit + 1; /* one more tells whether a next page exists */
+    sqlite3_stmt *q;
+    if (f->tag || mask == 0) {
+        enum sql_id id = f->tag ? SQL_LIST_TAG : SQL_LIST_ALL;
+        if (!(q = sqlite_conn_stmt(c, id, err)))
+            return ERRAND_ESTORE;
+        sqlite_bind_text(q, 1, cursor);
+        sqlite_bind_text(q, 2, f->task);
+        sqlite3_bind_int(q, 3, want);
+        if (f->tag) {
+            sqlite_bind_text(q, 4, f->tag);
+            sqlite3_bind_int(q, 5, (int)mask);
+        }
+        return list_collect(c, q, id, l, err);
+    }
+    int rc;
+    for (int t = 0; t < STATE_TYPES; t++) {
+        if (!(mask & (1u << t)))
+            continue;
+        if (!(q = sqlite_conn_stmt(c, SQL_LIST_STATE, err)))
+            return ERRAND_ESTORE;
+        sqlite_bind_text(q, 1, cursor);
+        sqlite_bind_text(q, 2, f->task);
+        sqlite3_bind_int(q, 3, want);
+        sqlite3_bind_int(q, 4, t);
+        if ((rc = list_collect(c, q, SQL_LIST_STATE, l, err)) < 0)
+            return rc;
+    }
+    qsort(l->rows, l->n, sizeof *l->rows, row_id_desc);
+    return 0;
+}
+
+static int list_runs(store *st, const struct run_filter *f, json_t **runs_out,
+                     char next_cursor[37], errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *runs_out = NULL;
+    next_cursor[0] = '\0';
+    if (f->limit < 1 || f->limit > LIST_LIMIT_MAX)
+        return error_set(err, ERR_INVALID_PARAMETER, "limit",
+                         "parameter 'limit' must be between 1 and %d, got %d", LIST_LIMIT_MAX,
+                         f->limit);
+    char cursor[UUID_STR_LEN] = CURSOR_NEWEST;
+    if (f->cursor && f->cursor[0])
+        store_sqlite_norm_id(f->cursor, cursor);
+
+    struct run_list l = {0};
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
+    if (rc == 0) {
+        rc = list_query(c, f, cursor, &l, err);
+        errand_error ignored;
+        sqlite_conn_run(c, SQL_COMMIT, &ignored);
+    }
+    sqlite_pool_release(s->readers, c);
+
+    json_t *arr = rc == 0 ? json_array() : NULL;
+    if (rc == 0 && !arr)
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    size_t shown = l.n < (size_t)f->limit ? l.n : (size_t)f->limit;
+    for (size_t i = 0; rc == 0 && i < shown; i++) {
+        json_t *obj = NULL;
+        if ((rc = run_row_to_json(&l.rows[i], &obj, err)) == 0 &&
+            json_array_append_new(arr, obj) < 0)
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    if (rc == 0 && l.n > (size_t)f->limit)
+        snprintf(next_cursor, UUID_STR_LEN, "%s", l.rows[f->limit - 1].id);
+    for (size_t i = 0; i < l.n; i++)
+        run_row_clear(&l.rows[i]);
+    mem_free(l.rows);
+    if (rc < 0) {
+        json_decref(arr);
+        next_cursor[0] = '\0';
+        return rc;
+    }
+    *runs_out = arr;
+    return 0;
+}
+
+static int get_states(store *st, const char *id, json_t **states_out, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *states_out = NULL;
+    char norm[UUID_STR_LEN];
+    store_sqlite_norm_id(id, norm);
+    json_t *arr = json_array();
+    if (!arr)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_STATES_GET, err);
+    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
+    if (q) {
+        sqlite_bind_text(q, 1, norm);
+        while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            const char *name = sqlite_col_text(q, 1), *msg = sqlite_col_text(q, 3);
+            json_t *item = json_pack("{s:s?, s:s?, s:o, s:s?}", "type",
+                                     state_type_name((errand_state)sqlite3_column_int(q, 0)),
+                                     "name", name, "timestamp",
+                                     run_json_time(sqlite_col_ms(q, 2)), "message",
+                                     msg ? msg : "");
+            if (!item || json_array_append_new(arr, item) < 0)
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_STATES_GET", err);
+        sqlite3_reset(q);
+    }
+    errand_state ignored;
+    if (rc == 0 && json_array_size(arr) == 0) /* every run has a state: no rows = no run */
+        rc = read_state(c, norm, id, &ignored, err);
+    sqlite_pool_release(s->readers, c);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *states_out = arr;
+    return 0;
+}
+
+static const char *log_level_text(int level)
+{
+    if (level < ERRAND_LOG_INFO)
+        return "debug";
+    if (level < ERRAND_LOG_WARNING)
+        return "info";
+    if (level < ERRAND_LOG_ERROR)
+        return "warning";
+    return "error";
+}
+
+static int get_logs(store *st, const char *id, int64_t after_seq, int limit, json_t **logs_out,
+                    int64_t *next_after, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *logs_out = NULL;
+    if (next_after)
+        *next_after = after_seq;
+    if (limit <= 0)
+        limit = LOGS_LIMIT_DEFAULT;
+    if (limit > LOGS_LIMIT_MAX)
+        limit = LOGS_LIMIT_MAX;
+    char norm[UUID_STR_LEN];
+    store_sqlite_norm_id(id, norm);
+    json_t *arr = json_array();
+    if (!arr)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int64_t last = after_seq;
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    errand_state ignored;
+    int rc = read_state(c, norm, id, &ignored, err);
+    sqlite3_stmt *q = rc == 0 ? sqlite_conn_stmt(c, SQL_LOGS_GET, err) : NULL;
+    if (rc == 0 && !q)
+        rc = ERRAND_ESTORE;
+    if (q) {
+        sqlite_bind_text(q, 1, norm);
+        sqlite3_bind_int64(q, 2, after_seq);
+        sqlite3_bind_int(q, 3, limit);
+        int step = SQLITE_DONE;
+        while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            last = sqlite3_column_int64(q, 0);
+            const char *msg = sqlite_col_text(q, 3);
+            json_t *item = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)last,
+                                     "timestamp", run_json_time(sqlite_col_ms(q, 1)), "level",
+                                     log_level_text(sqlite3_column_int(q, 2)), "message",
+                                     msg ? msg : "");
+            if (!item || json_array_append_new(arr, item) < 0)
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_LOGS_GET", err);
+        sqlite3_reset(q);
+    }
+    sqlite_pool_release(s->readers, c);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    if (next_after)
+        *next_after = last;
+    *logs_out = arr;
+    return 0;
+}
+
+static int list_workers(store *st, int64_t now_ms, int64_t active_window_ms, json_t **out,
+                        errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *out = NULL;
+    json_t *arr = json_array();
+    if (!arr)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_WORKERS_LIST, err);
+    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
+    if (q) {
+        while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            const char *name = sqlite_col_text(q, 0);
+            int64_t seen = sqlite_col_ms(q, 2);
+            errand_error perr;
+            error_clear(&perr);
+            json_t *tasks = run_json_parse(sqlite_col_text(q, 1), "tasks", name, &perr);
+            if (!tasks) {
+                rc = perr.code ? perr.code : ERRAND_ENOMEM;
+                if (err)
+                    *err = perr;
+                break;
+            }
+            json_t *item = json_pack("{s:s, s:o, s:o, s:I, s:b}", "name", name ? name : "",
+                                     "tasks", tasks, "last_seen", run_json_time(seen),
+                                     "claimed", (json_int_t)sqlite3_column_int64(q, 3),
+                                     "active", seen >= now_ms - active_window_ms);
+            if (!item || json_array_append_new(arr, item) < 0)
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_WORKERS_LIST", err);
+        sqlite3_reset(q);
+    }
+    sqlite_pool_release(s->readers, c);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    json_t *obj = json_pack("{s:o}", "workers", arr); /* takes arr, even on failure */
+    if (!obj)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    *out = obj;
+    return 0;
+}
+
+static int count_by_state(store *st, int64_t counts[8], errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    for (int i = 0; i < STATE_TYPES; i++)
+        counts[i] = 0;
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
+    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
+    if (q) {
+        while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+            int t = sqlite3_column_int(q, 0);
+            if (t >= 0 && t < STATE_TYPES)
+                counts[t] = sqlite3_column_int64(q, 1);
+        }
+        if (step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_COUNTS", err);
+        sqlite3_reset(q);
+    }
+    sqlite_pool_release(s->readers, c);
+    return rc;
+}
+
+/* --- open / close ------------------------------------------------------------------ */
+
+/* Creates the directories above path, like mkdir -p (the default database lives under
+ * ERRAND_HOME, which may not exist yet on a first start). */
+static int make_parent_dirs(const char *path, errand_error *err)
+{
+    char *dir = mem_strdup(path);
+    if (!dir)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; rc == 0; p++) {
+            if (*p != '/' && *p != '\0')
+                continue;
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(dir, DIR_MODE) != 0 && errno != EEXIST)
+                rc = error_set(err, ERRAND_ESTORE, NULL,
+                               "store: cannot create directory '%s' for the database: %s", dir,
+                               strerror(errno));
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    mem_free(dir);
+    return rc;
+}
+
+/* sqlite:///abs/path.db -> /abs/path.db ; sqlite://rel.db -> rel.db */
+static int url_path(const char *url, const char **path, errand_error *err)
+{
+    size_t plen = strlen(SQLITE_URL_PREFIX);
+    if (strncmp(url, SQLITE_URL_PREFIX, plen) != 0)
+        return error_set(err, ERRAND_EINVAL, "database_url",
+                         "ERRAND_DATABASE_URL '%s' is not a sqlite:// URL", url);
+    *path = url + plen;
+    if (!**path)
+        return error_set(err, ERRAND_EINVAL, "database_url",
+                         "ERRAND_DATABASE_URL '%s' names no file; use sqlite:///path/errand.db",
+                         url);
+    if (strcmp(*path, ":memory:") == 0 || strncmp(*path, "file:", strlen("file:")) == 0)
+        return error_set(err, ERRAND_EINVAL, "database_url",
+                         "ERRAND_DATABASE_URL '%s': the store needs a database file (WAL mode "
+                         "and several connections); use sqlite:///path/errand.db",
+                         url);
+    return 0;
+}
+
+static void sqlite_close(store *st)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    if (!s)
+        return;
+    /* The checkpointer last: the last connection to close checkpoints the WAL into the
+     * database and removes it; and the writer's WAL hook points at the checkpointer. */
+    sqlite_pool_close(s->readers);
+    sqlite_writer_stop(s->writer);
+    sqlite_checkpointer_stop(s->checkpointer);
+    mem_free(s);
+}
+
+static int sqlite_open(const char *url, const struct store_options *opt, store **out,
+                       errand_error *err)
+{
+    *out = NULL;
+    const char *path = NULL;
+    int rc = url_path(url, &path, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = make_parent_dirs(path, err)) < 0)
+        return rc;
+    struct store_sqlite *s = mem_calloc(1, sizeof *s);
+    if (!s)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    s->base.backend = &store_sqlite_backend;
+    s->default_lease_seconds =
+        opt && opt->default_lease_seconds > 0 ? opt->default_lease_seconds : DEFAULT_LEASE_SECONDS;
+
+    struct sqlite_conn *wconn = NULL;
+    if ((rc = sqlite_conn_open(path, SQLITE_CONN_WRITER, opt ? opt->sync : NULL, &wconn, err)) < 0)
+        goto fail;
+    if ((rc = sqlite_schema_migrate(wconn, clock_now_ms(), err)) < 0)
+        goto fail;
+    if ((rc = sqlite_pool_open(path, SQLITE_POOL_READERS, &s->readers, err)) < 0)
+        goto fail;
+    if ((rc = sqlite_checkpointer_start(path, opt ? opt->sync : NULL, wconn, &s->checkpointer,
+                                        err)) < 0)
+        goto fail;
+    if ((rc = sqlite_writer_start(wconn, &s->writer, err)) < 0)
+        goto fail;
+    log_info("store opened", "store=sqlite path=\"%s\" schema=%d sync=%s", path,
+             sqlite_schema_version(), opt && opt->sync ? opt->sync : "full");
+    *out = &s->base;
+    return 0;
+fail:
+    sqlite_pool_close(s->readers);
+    sqlite_conn_close(wconn);
+    sqlite_checkpointer_stop(s->checkpointer);
+    mem_free(s);
+    return rc;
+}
+
+const struct store_backend store_sqlite_backend = {
+    .kind = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .submit = store_sqlite_submit,
+    .get_run = get_run,
+    .get_state = get_state,
+    .list_runs = list_runs,
+    .get_states = get_states,
+    .get_logs = get_logs,
+    .cancel = store_sqlite_cancel,
+    .claim = store_sqlite_claim,
+    .heartbeat = store_sqlite_heartbeat,
+    .report = store_sqlite_report,
+    .sweep = store_sqlite_sweep,
+    .list_workers = list_workers,
+    .count_by_state = count_by_state,
+};

@@ -1,0 +1,56 @@
+/*
+ * store_sqlite.h — the SQLite backend's shared parts, for its own files only
+ * (store_sqlite.c: open, close and reads; store_sqlite_submit.c: submissions and cancel;
+ * store_sqlite_worker.c: claim, heartbeat, report, sweep). Everyone else uses store.h.
+ *
+ * Threads: `writer` funnels every write to the writer thread (sqlite_writer.h); `readers`
+ * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
+ * open, so any thread may read it.
+ */
+#ifndef ERRAND_SERVER_STORE_SQLITE_H
+#define ERRAND_SERVER_STORE_SQLITE_H
+
+#include "core/uuid.h"
+#include "server/run_row.h"
+#include "server/sqlite_checkpointer.h"
+#include "server/sqlite_pool.h"
+#include "server/sqlite_writer.h"
+#include "server/store.h"
+
+struct store_sqlite {
+    struct store base; /* first: store.c dispatches through base.backend */
+    sqlite_writer *writer;
+    sqlite_pool *readers;
+    sqlite_checkpointer *checkpointer;
+    int default_lease_seconds;
+};
+
+static inline struct store_sqlite *store_sqlite_of(store *st)
+{
+    return (struct store_sqlite *)st;
+}
+
+/* Task-run ids are stored in lower case; an id given in upper case (valid on the wire) is
+ * folded, and one too long to be an id becomes "" (matches nothing). */
+void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN]);
+
+/* Points r at the columns of the current row of s (enum run_col order); the strings stay
+ * valid until s is stepped or reset. */
+void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r);
+
+/* The operations, one per file group. */
+int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                        json_t **runs_out, bool *created, errand_error *err);
+int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_out,
+                        errand_error *err);
+int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
+                       json_t **runs_out, errand_error *err);
+int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases,
+                           size_t n, int lease_seconds, int64_t now_ms, json_t **results_out,
+                           bool *any_stale, errand_error *err);
+int store_sqlite_report(store *st, const char *worker, const struct run_report *reports,
+                        size_t n, const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+                        json_t **results_out, bool *any_stale, errand_error *err);
+int store_sqlite_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err);
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * store_sqlite_submit.c — the client-side writes of the SQLite store: submitting runs (one
+ * or a batch) and cancelling one.
+ *
+ * A batch is ONE writer op, so all or nothing: if any of its runs cannot be stored, none is
+ * (docs/api.md). Work that needs no database — ids, the retry-delay JSON, the answer's JSON
+ * for a run that will be created — happens on the caller's thread before the op, so the
+ * single writer thread spends its time on SQL. Nothing is allocated after the commit: an
+ * answer that depends on the database (an idempotency or cache hit, rare) is built inside
+ * the op, so running out of memory can never leave runs stored behind an error answer.
+ *
+ * Idempotency: the key is looked up inside the op, on the writer's connection, which sees
+ * the rows inserted earlier in the same transaction — so two submissions with one key
+ * yield one run even when they share a batch or a group commit. The partial UNIQUE index
+ * on idempotency_key backs this up.
+ *
+ * Caching: a cache key matching a COMPLETED run (its own result, not a cached copy) whose
+ * cache has not expired yields a new run created directly as COMPLETED/"Cached", carrying
+ * the source's result, result_ref and cache expiry.
+ */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/state.h"
+#include "core/uuid.h"
+#include "server/sqlite_transition.h"
+#include "server/store_sqlite.h"
+
+#define CACHE_MESSAGE_FMT "cached result of run %s"
+#define CANCEL_MESSAGE "cancelled by request"
+#define CANCELLING_MESSAGE "cancellation requested"
+
+/* One submitted run: filled before the op (id, delays, prebuilt), by the op (the rest). */
+struct submit_slot {
+    char id[UUID_STR_LEN];
+    char *delays_text; /* JSON array text of the spec's retry delays */
+    json_t *prebuilt;  /* the answer if the run is created as SCHEDULED */
+    json_t *answer;    /* the answer built by the op (idempotency or cache hit) */
+    bool created;
+    bool cached; /* cache hit: the fields below are owned copies */
+    char *cache_message;
+    char *cache_result;
+    char *cache_result_ref;
+    int64_t cache_expires_at;
+};
+
+struct submit_op {
+    const struct run_spec *specs;
+    struct submit_slot *slots;
+    size_t n;
+    int64_t now_ms;
+    struct run_count_delta counts;
+};
+
+static void slot_clear_outputs(struct submit_slot *slot)
+{
+    json_decref(slot->answer);
+    slot->answer = NULL;
+    mem_free(slot->cache_message);
+    mem_free(slot->cache_result);
+    mem_free(slot->cache_result_ref);
+    slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
+    slot->cached = false;
+    slot->created = false;
+}
+
+static int find_idempotent(struct sqlite_conn *c, const char *key, struct submit_slot *slot,
+                           bool *found, errand_error *err)
+{
+    *found = false;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_BY_IDEMPOTENCY, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, key);
+    int step = sqlite3_step(s);
+    int rc = 0;
+    if (step == SQLITE_ROW) {
+        struct run_row r;
+        store_sqlite_read_run(s, &r);
+        rc = run_row_to_json(&r, &slot->answer, err);
+        *found = rc == 0;
+    } else if (step != SQLITE_DONE) {
+        rc = sqlite_conn_fail(c, "SQL_RUN_BY_IDEMPOTENCY", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int find_cached(struct sqlite_conn *c, const char *key, int64_t now_ms,
+                       struct submit_slot *slot, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CACHE_SOURCE, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, key);
+    sqlite3_bind_int(s, 2, ERRAND_STATE_COMPLETED);
+    sqlite_bind_text(s, 3, state_default_name(ERRAND_STATE_COMPLETED));
+    sqlite3_bind_int64(s, 4, now_ms);
+    int step = sqlite3_step(s);
+    int rc = 0;
+    if (step == SQLITE_ROW) {
+        const char *result = sqlite_col_text(s, 1), *ref = sqlite_col_text(s, 2);
+        slot->cache_message = mem_printf(CACHE_MESSAGE_FMT, sqlite_col_text(s, 0));
+        slot->cache_result = result ? mem_strdup(result) : NULL;
+        slot->cache_result_ref = ref ? mem_strdup(ref) : NULL;
+        slot->cache_expires_at = sqlite_col_ms(s, 3);
+        slot->cached = true;
+        if (!slot->cache_message || (result && !slot->cache_result) ||
+            (ref && !slot->cache_result_ref))
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    } else if (step != SQLITE_DONE) {
+        rc = sqlite_conn_fail(c, "SQL_CACHE_SOURCE", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
+                      const struct submit_slot *slot, int64_t now_ms,
+                      struct run_count_delta *counts, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_INSERT, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
+    const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+    const char *message = slot->cached ? slot->cache_message : "";
+    sqlite_bind_text(s, 1, slot->id);
+    sqlite_bind_text(s, 2, spec->task);
+    sqlite_bind_text(s, 3, spec->parameters);
+    sqlite3_bind_int(s, 4, (int)state);
+    sqlite_bind_text(s, 5, name);
+    sqlite3_bind_int64(s, 6, now_ms);
+    sqlite_bind_text(s, 7, message);
+    sqlite3_bind_int(s, 8, spec->retries + 1);
+    sqlite3_bind_int64(s, 9, now_ms);
+    sqlite3_bind_int64(s, 10, spec->scheduled_at_ms);
+    sqlite_bind_ms(s, 11, slot->cached ? now_ms : 0);
+    sqlite3_bind_int(s, 12, spec->priority);
+    sqlite_bind_text(s, 13, spec->tags ? spec->tags : "[]");
+    sqlite_bind_text(s, 14, spec->idempotency_key);
+    sqlite_bind_text(s, 15, spec->cache_key);
+    sqlite_bind_positive(s, 16, spec->cache_expiration_seconds);
+    sqlite_bind_ms(s, 17, slot->cached ? slot->cache_expires_at : 0);
+    sqlite3_bind_int(s, 18, spec->retries);
+    sqlite_bind_text(s, 19, slot->delays_text);
+    sqlite3_bind_double(s, 20, spec->retry_jitter_factor);
+    sqlite_bind_positive(s, 21, spec->timeout_seconds);
+    if (spec->persist_result < 0)
+        sqlite3_bind_null(s, 22);
+    else
+        sqlite3_bind_int(s, 22, spec->persist_result);
+    sqlite_bind_text(s, 23, slot->cached ? slot->cache_result : NULL);
+    sqlite_bind_text(s, 24, slot->cached ? slot->cache_result_ref : NULL);
+    int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);
+    if (rc < 0)
+        return rc;
+    run_count_move(counts, -1, state);
+    if (spec->tags && strcmp(spec->tags, "[]") != 0) {
+        if (!(s = sqlite_conn_stmt(c, SQL_TAGS_INSERT, err)))
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, spec->tags);
+        sqlite_bind_text(s, 2, slot->id);
+        if ((rc = sqlite_conn_step_done(c, s, SQL_TAGS_INSERT, err)) < 0)
+            return rc;
+    }
+    return sqlite_state_append(c, slot->id, 1, state, name, now_ms, message, err);
+}
+
+/* The wire object of a run this submission created, from the spec (no read back). */
+static int created_json(const struct run_spec *spec, const struct submit_slot *slot,
+                        int64_t now_ms, json_t **out, errand_error *err)
+{
+    struct run_row r;
+    memset(&r, 0, sizeof r);
+    r.id = slot->id;
+    r.task = spec->task;
+    r.parameters = spec->parameters;
+    r.state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
+    r.state_name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+    r.state_message = slot->cached ? slot->cache_message : "";
+    r.state_timestamp = now_ms;
+    r.max_attempts = spec->retries + 1;
+    r.created = now_ms;
+    r.scheduled_at = spec->scheduled_at_ms;
+    r.finished = slot->cached ? now_ms : 0;
+    r.priority = spec->priority;
+    r.tags = spec->tags ? spec->tags : "[]";
+    r.idempotency_key = spec->idempotency_key;
+    r.cache_key = spec->cache_key;
+    r.retries = spec->retries;
+    r.delays = spec->retry_delays;
+    r.n_delays = spec->n_retry_delays;
+    r.retry_jitter_factor = spec->retry_jitter_factor;
+    r.timeout_seconds = spec->timeout_seconds;
+    r.persist_result = spec->persist_result;
+    r.result = slot->cached ? slot->cache_result : NULL;
+    r.result_ref = slot->cached ? slot->cache_result_ref : NULL;
+    return run_row_to_json(&r, out, err);
+}
+
+/* The writer op: every run of the batch, or (by returning an error) none. */
+static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct submit_op *op = arg;
+    for (size_t i = 0; i < op->n; i++)
+        slot_clear_outputs(&op->slots[i]); /* from an earlier run of this op */
+    memset(&op->counts, 0, sizeof op->counts);
+    for (size_t i = 0; i < op->n; i++) {
+        const struct run_spec *spec = &op->specs[i];
+        struct submit_slot *slot = &op->slots[i];
+        int rc;
+        if (spec->idempotency_key) {
+            bool found = false;
+            if ((rc = find_idempotent(c, spec->idempotency_key, slot, &found, err)) < 0)
+                return rc;
+            if (found)
+                continue;
+        }
+        if (spec->cache_key && (rc = find_cached(c, spec->cache_key, op->now_ms, slot, err)) < 0)
+            return rc;
+        if ((rc = insert_run(c, spec, slot, op->now_ms, &op->counts, err)) < 0)
+            return rc;
+        if (slot->cached && (rc = created_json(spec, slot, op->now_ms, &slot->answer, err)) < 0)
+            return rc;
+        slot->created = true;
+    }
+    return sqlite_counts_apply(c, &op->counts, err);
+}
+
+static char *delays_text(const struct run_spec *spec)
+{
+    if (spec->n_retry_delays == 0)
+        return mem_strdup("[]");
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < spec->n_retry_delays; i++) {
+        if (json_array_append_new(arr, run_json_number(spec->retry_delays[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    char *text = arr ? json_compact(arr) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                        json_t **runs_out, bool *created, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    for (size_t i = 0; i < n; i++)
+        runs_out[i] = NULL;
+    if (n == 0)
+        return 0;
+    struct submit_slot *slots = mem_calloc(n, sizeof *slots);
+    if (!slots)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (uuid_v7(now_ms, slots[i].id) < 0) {
+            rc = error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
+            goto done;
+        }
+        if (!(slots[i].delays_text = delays_text(&specs[i]))) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+        if ((rc = created_json(&specs[i], &slots[i], now_ms, &slots[i].prebuilt, err)) < 0)
+            goto done;
+    }
+    struct submit_op op = {.specs = specs, .slots = slots, .n = n, .now_ms = now_ms};
+    if ((rc = sqlite_writer_run(s->writer, submit_in_writer, &op, err)) < 0)
+        goto done;
+    /* Committed: hand out the answers without allocating anything. */
+    for (size_t i = 0; i < n; i++) {
+        if (created)
+            created[i] = slots[i].created;
+        json_t **from = slots[i].answer ? &slots[i].answer : &slots[i].prebuilt;
+        runs_out[i] = *from;
+        *from = NULL;
+    }
+done:
+    for (size_t i = 0; i < n; i++) {
+        slot_clear_outputs(&slots[i]);
+        json_decref(slots[i].prebuilt);
+        mem_free(slots[i].delays_text);
+    }
+    mem_free(slots);
+    return rc;
+}
+
+/* --- cancel ------------------------------------------------------------------------ */
+
+struct cancel_op {
+    const char *id;
+    int64_t now_ms;
+    struct run_row run; /* the run afterwards (owned) */
+};
+
+static int read_run_owned(struct sqlite_conn *c, const char *id, struct run_row *out,
+                          errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_GET, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, id);
+    int step = sqlite3_step(s);
+    int rc;
+    if (step == SQLITE_ROW) {
+        store_sqlite_read_run(s, out);
+        rc = run_row_own_strings(out, err);
+    } else if (step == SQLITE_DONE) {
+        rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+    } else {
+        rc = sqlite_conn_fail(c, "SQL_RUN_GET", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct cancel_op *op = arg;
+    run_row_clear(&op->run); /* from an earlier run of this op */
+    struct run_current cur;
+    int rc = sqlite_run_current_get(c, op->id, false, &cur, err);
+    if (rc < 0)
+        return rc;
+    struct state_decision d = state_on_cancel(cur.state);
+    if (!d.allowed)
+        return error_set(err, ERRAND_ECONFLICT, NULL, "task run %s is already %s: %s", op->id,
+                         state_type_name(cur.state), d.reason);
+    if (d.next != cur.state) { /* asking again while CANCELLING changes nothing */
+        struct run_update u;
+        struct run_count_delta counts = {{0}};
+        sqlite_transition_plan(&cur, &d, op->now_ms, &u);
+        u.message = d.next == ERRAND_STATE_CANCELLED ? CANCEL_MESSAGE : CANCELLING_MESSAGE;
+        if ((rc = sqlite_transition_write(c, &cur, &u, op->now_ms, &counts, err)) < 0 ||
+            (rc = sqlite_counts_apply(c, &counts, err)) < 0)
+            return rc;
+    }
+    return read_run_owned(c, op->id, &op->run, err);
+}
+
+int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_out,
+                        errand_error *err)
+{
+    *run_out = NULL;
+    char norm[UUID_STR_LEN];
+    store_sqlite_norm_id(id, norm);
+    struct cancel_op op = {.id = norm, .now_ms = now_ms};
+    int rc = sqlite_writer_run(store_sqlite_of(st)->writer, cancel_in_writer, &op, err);
+    if (rc == 0)
+        rc = run_row_to_json(&op.run, run_out, err);
+    run_row_clear(&op.run);
+    return rc;
+}

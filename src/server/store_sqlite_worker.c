@@ -1,0 +1,657 @@
+/*
+ * store_sqlite_worker.c — the worker protocol on the SQLite store: claim, heartbeat, report
+ * and the lease sweep. Each call is one writer op (all or nothing in a group commit), so a
+ * claim can never hand one run to two workers (the writer is the only writer), and a report
+ * with its logs lands all together or not at all.
+ *
+ * Claim order is priority DESC, scheduled_at, id across all the requested tasks. The claim
+ * index is per task, so the op reads up to `limit` candidates per task from it (an index-only
+ * walk) and merges them, rather than asking SQLite to sort every due run of several tasks.
+ *
+ * Lease checks: a heartbeat or report must present the run's current lease token; a run no
+ * longer leased, or leased under another token (a newer attempt), answers 409 so a slow or
+ * partitioned worker never overwrites a newer attempt; an unknown id answers 404.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/state.h"
+#include "core/uuid.h"
+#include "server/sqlite_transition.h"
+#include "server/store_sqlite.h"
+
+#define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
+#define CLAIM_LIMIT_MAX 1000
+#define MS_PER_SECOND 1000
+#define SWEEP_BATCH 256 /* leases expired per transaction */
+#define HTTP_OK 200
+#define HTTP_NOT_FOUND 404
+#define HTTP_CONFLICT 409
+#define LEASE_EXPIRED_FMT "lease expired on worker %s"
+#define HANDED_BACK_FMT "handed back by worker %s"
+#define FAILED_MESSAGE "the task failed"
+#define MESSAGE_MAX 512
+
+/* --- claim ------------------------------------------------------------------------- */
+
+struct claim_candidate {
+    sqlite3_int64 rowid;
+    int priority;
+    int64_t scheduled_at;
+    int n_states;
+    bool claimed;
+    char token[2 * LEASE_TOKEN_BYTES + 1];
+    struct run_row row; /* owned strings; the claim object once claimed */
+};
+
+struct claim_op {
+    const struct claim_request *req;
+    const char *tasks_json;
+    int limit;
+    int64_t now_ms;
+    int64_t lease_expires;
+    struct claim_candidate *cand; /* room for 2 * limit */
+    size_t n_cand;
+    size_t n_claimed;
+};
+
+static int candidate_cmp(const void *pa, const void *pb)
+{
+    const struct claim_candidate *a = pa, *b = pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->scheduled_at != b->scheduled_at)
+        return a->scheduled_at < b->scheduled_at ? -1 : 1;
+    return strcmp(a->row.id, b->row.id);
+}
+
+static void candidates_clear(struct claim_op *op)
+{
+    for (size_t i = 0; i < op->n_cand; i++)
+        run_row_clear(&op->cand[i].row);
+    op->n_cand = 0;
+    op->n_claimed = 0;
+}
+
+/* Reads one candidate row (copying its strings). */
+static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_error *err)
+{
+    memset(cd, 0, sizeof *cd);
+    cd->rowid = sqlite3_column_int64(s, CC_ROWID);
+    cd->priority = sqlite3_column_int(s, CC_PRIORITY);
+    cd->scheduled_at = sqlite3_column_int64(s, CC_SCHEDULED_AT);
+    cd->n_states = sqlite3_column_int(s, CC_N_STATES);
+    struct run_row *r = &cd->row;
+    r->id = sqlite_col_text(s, CC_ID);
+    r->task = sqlite_col_text(s, CC_TASK);
+    r->parameters = sqlite_col_text(s, CC_PARAMETERS);
+    r->attempt = sqlite3_column_int(s, CC_ATTEMPT);
+    r->max_attempts = sqlite3_column_int(s, CC_MAX_ATTEMPTS);
+    r->timeout_seconds = sqlite3_column_double(s, CC_TIMEOUT);
+    r->persist_result = sqlite3_column_type(s, CC_PERSIST_RESULT) == SQLITE_NULL
+                            ? -1
+                            : sqlite3_column_int(s, CC_PERSIST_RESULT);
+    r->cache_key = sqlite_col_text(s, CC_CACHE_KEY);
+    return run_row_own_strings(r, err);
+}
+
+/* Adds the due runs of one task to the candidates, keeping the best `limit` in order. */
+static int collect_candidates(struct sqlite_conn *c, struct claim_op *op, const char *task,
+                              errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_CANDIDATES, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, task);
+    sqlite3_bind_int64(s, 2, op->now_ms);
+    sqlite3_bind_int(s, 3, op->limit);
+    int step, rc = 0;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((rc = read_candidate(s, &op->cand[op->n_cand], err)) == 0)
+            op->n_cand++;
+    }
+    sqlite3_reset(s);
+    if (rc < 0)
+        return rc;
+    if (step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_CLAIM_CANDIDATES", err);
+    if (op->req->n_tasks > 1) {
+        qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+        size_t kept = 0; /* drop duplicates (a task named twice) and the surplus */
+        for (size_t i = 0; i < op->n_cand; i++) {
+            bool dup = kept > 0 && op->cand[kept - 1].rowid == op->cand[i].rowid;
+            if (dup || kept == (size_t)op->limit) {
+                run_row_clear(&op->cand[i].row);
+                continue;
+            }
+            if (kept != i)
+                op->cand[kept] = op->cand[i];
+            kept++;
+        }
+        op->n_cand = kept;
+    }
+    return 0;
+}
+
+/* Moves one SCHEDULED run to PENDING under a new lease and records the state. */
+static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_candidate *cd,
+                     const struct state_decision *d, struct run_count_delta *counts,
+                     errand_error *err)
+{
+    if (token_random_hex(LEASE_TOKEN_BYTES, cd->token) < 0)
+        return error_set(err, ERRAND_EIO, NULL, "cannot generate a lease token");
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_UPDATE, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    int seq = cd->n_states + 1;
+    sqlite3_bind_int64(s, 1, cd->rowid);
+    sqlite3_bind_int(s, 2, (int)d->next);
+    sqlite_bind_text(s, 3, d->name);
+    sqlite3_bind_int64(s, 4, op->now_ms);
+    sqlite_bind_text(s, 5, op->req->worker);
+    sqlite_bind_text(s, 6, cd->token);
+    sqlite3_bind_int64(s, 7, op->lease_expires);
+    sqlite3_bind_int(s, 8, seq);
+    sqlite3_bind_int(s, 9, cd->row.attempt + 1);
+    int rc = sqlite_conn_step_done(c, s, SQL_CLAIM_UPDATE, err);
+    if (rc < 0)
+        return rc;
+    if (sqlite3_changes(c->db) != 1)
+        return 0; /* no longer SCHEDULED: nothing to claim */
+    cd->claimed = true;
+    cd->row.attempt++;
+    cd->row.lease_token = cd->token;
+    cd->row.lease_expires = op->lease_expires;
+    cd->row.state = d->next;
+    op->n_claimed++;
+    run_count_move(counts, ERRAND_STATE_SCHEDULED, d->next);
+    return sqlite_state_append(c, cd->row.id, seq, d->next, d->name, op->now_ms, "", err);
+}
+
+static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct claim_op *op = arg;
+    int rc;
+    candidates_clear(op); /* from an earlier run of this op */
+    for (size_t t = 0; t < op->req->n_tasks; t++) {
+        if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
+            return rc;
+    }
+    struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
+    struct run_count_delta counts = {{0}};
+    for (size_t i = 0; i < op->n_cand; i++) {
+        if ((rc = claim_one(c, op, &op->cand[i], &d, &counts, err)) < 0)
+            return rc;
+    }
+    if ((rc = sqlite_counts_apply(c, &counts, err)) < 0)
+        return rc;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_WORKER_CLAIMED, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, op->req->worker);
+    sqlite_bind_text(s, 2, op->tasks_json);
+    sqlite3_bind_int64(s, 3, op->now_ms);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)op->n_claimed);
+    return sqlite_conn_step_done(c, s, SQL_WORKER_CLAIMED, err);
+}
+
+static char *tasks_json_text(const struct claim_request *req)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < req->n_tasks; i++) {
+        if (json_array_append_new(arr, json_string(req->tasks[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    char *text = arr ? json_compact(arr) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+static int64_t lease_ms(const struct store_sqlite *s, int lease_seconds)
+{
+    int secs = lease_seconds > 0 ? lease_seconds : s->default_lease_seconds;
+    return (int64_t)secs * MS_PER_SECOND;
+}
+
+int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
+                       json_t **runs_out, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *runs_out = NULL;
+    if (!req->worker || !req->worker[0])
+        return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
+    if (req->n_tasks == 0)
+        return error_set(err, ERRAND_EINVAL, "tasks", "field 'tasks' must name at least one task");
+    if (req->limit < 1 || req->limit > CLAIM_LIMIT_MAX)
+        return error_set(err, ERRAND_EINVAL, "limit",
+                         "field 'limit' must be between 1 and %d, got %d", CLAIM_LIMIT_MAX,
+                         req->limit);
+    struct claim_op op = {
+        .req = req,
+        .limit = req->limit,
+        .now_ms = now_ms,
+        .lease_expires = now_ms + lease_ms(s, req->lease_seconds),
+    };
+    int rc = 0;
+    op.tasks_json = tasks_json_text(req);
+    op.cand = mem_calloc(2 * (size_t)req->limit, sizeof *op.cand);
+    json_t *arr = json_array();
+    if (!op.tasks_json || !op.cand || !arr) {
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    if ((rc = sqlite_writer_run(s->writer, claim_in_writer, &op, err)) < 0)
+        goto done;
+    /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
+     * sweeper hands them out again. */
+    for (size_t i = 0; i < op.n_cand; i++) {
+        if (!op.cand[i].claimed)
+            continue;
+        json_t *obj = NULL;
+        if ((rc = run_row_claim_json(&op.cand[i].row, &obj, err)) < 0)
+            goto done;
+        if (json_array_append_new(arr, obj) < 0) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    *runs_out = arr;
+    arr = NULL;
+done:
+    json_decref(arr);
+    if (op.cand)
+        candidates_clear(&op);
+    mem_free(op.cand);
+    mem_free((char *)op.tasks_json);
+    return rc;
+}
+
+/* --- heartbeat ----------------------------------------------------------------------- */
+
+struct lease_outcome {
+    char id[UUID_STR_LEN];
+    int status;
+    errand_state state; /* when status is 200 or 409 */
+    const char *reason; /* static text when refused by the rules */
+};
+
+struct heartbeat_op {
+    const char *worker;
+    const struct lease_ref *leases;
+    size_t n;
+    int64_t now_ms;
+    int64_t lease_expires;
+    struct lease_outcome *out;
+};
+
+static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms,
+                       errand_error *err)
+{
+    if (!worker || !worker[0])
+        return 0;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_WORKER_SEEN, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, worker);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return sqlite_conn_step_done(c, s, SQL_WORKER_SEEN, err);
+}
+
+static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct heartbeat_op *op = arg;
+    for (size_t i = 0; i < op->n; i++) {
+        struct lease_outcome *o = &op->out[i];
+        o->reason = NULL;
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_CHECK, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, o->id);
+        int step = sqlite3_step(s);
+        sqlite3_int64 rowid = 0;
+        o->status = HTTP_NOT_FOUND;
+        if (step == SQLITE_ROW) {
+            rowid = sqlite3_column_int64(s, 0);
+            o->state = (errand_state)sqlite3_column_int(s, 1);
+            const char *token = sqlite_col_text(s, 2);
+            const char *given = op->leases[i].lease_token;
+            bool match = state_is_leased(o->state) && token && given && strcmp(token, given) == 0;
+            o->status = match ? HTTP_OK : HTTP_CONFLICT;
+        }
+        sqlite3_reset(s);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return sqlite_conn_fail(c, "SQL_LEASE_CHECK", err);
+        if (o->status != HTTP_OK)
+            continue;
+        if (!(s = sqlite_conn_stmt(c, SQL_LEASE_EXTEND, err)))
+            return ERRAND_ESTORE;
+        sqlite3_bind_int64(s, 1, rowid);
+        sqlite3_bind_int64(s, 2, op->lease_expires);
+        int rc = sqlite_conn_step_done(c, s, SQL_LEASE_EXTEND, err);
+        if (rc < 0)
+            return rc;
+    }
+    return worker_seen(c, op->worker, op->now_ms, err);
+}
+
+int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases,
+                           size_t n, int lease_seconds, int64_t now_ms, json_t **results_out,
+                           bool *any_stale, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *results_out = NULL;
+    if (any_stale)
+        *any_stale = false;
+    struct heartbeat_op op = {
+        .worker = worker,
+        .leases = leases,
+        .n = n,
+        .now_ms = now_ms,
+        .lease_expires = now_ms + lease_ms(s, lease_seconds),
+    };
+    op.out = mem_calloc(n ? n : 1, sizeof *op.out);
+    json_t *arr = json_array();
+    int rc = 0;
+    if (!op.out || !arr) {
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_sqlite_norm_id(leases[i].id, op.out[i].id);
+    if ((rc = sqlite_writer_run(s->writer, heartbeat_in_writer, &op, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const struct lease_outcome *o = &op.out[i];
+        if (o->status != HTTP_OK && any_stale)
+            *any_stale = true;
+        json_t *item = json_pack("{s:s, s:i, s:b}", "id", leases[i].id ? leases[i].id : "", "status", o->status,
+                                 "cancel",
+                                 o->status == HTTP_OK && o->state == ERRAND_STATE_CANCELLING);
+        if (!item || json_array_append_new(arr, item) < 0) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    *results_out = arr;
+    arr = NULL;
+done:
+    json_decref(arr);
+    mem_free(op.out);
+    return rc;
+}
+
+/* --- report -------------------------------------------------------------------------- */
+
+struct report_op {
+    const char *worker;
+    const struct run_report *reports;
+    size_t n;
+    char **results; /* compact JSON of each COMPLETED report's result, or NULL */
+    const struct log_entry *logs;
+    size_t n_logs;
+    int64_t now_ms;
+    struct lease_outcome *out;
+    struct run_count_delta counts;
+};
+
+static bool token_matches(const struct run_current *cur, const char *token)
+{
+    return state_is_leased(cur->state) && cur->lease_token[0] && token &&
+           strcmp(cur->lease_token, token) == 0;
+}
+
+static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
+{
+    if (!cur->has_cache_key || !(cur->cache_expiration_seconds > 0))
+        return 0; /* never expires */
+    return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_SECOND + 0.5);
+}
+
+/* Applies one report; a refusal is an outcome (404/409), not an error of the op. */
+static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i,
+                        errand_error *err)
+{
+    const struct run_report *rep = &op->reports[i];
+    struct lease_outcome *o = &op->out[i];
+    struct run_current cur;
+    errand_error lookup;
+    int rc = sqlite_run_current_get(c, o->id, rep->state == ERRAND_STATE_FAILED, &cur, &lookup);
+    if (rc == ERRAND_ENOTFOUND) {
+        o->status = HTTP_NOT_FOUND;
+        return 0;
+    }
+    if (rc < 0) {
+        if (err)
+            *err = lookup;
+        return rc;
+    }
+    o->state = cur.state;
+    if (!token_matches(&cur, rep->lease_token)) {
+        o->status = HTTP_CONFLICT;
+        o->reason = "stale lease: the lease token is not the run's current one";
+        return 0;
+    }
+    struct state_decision d = state_on_report(cur.state, rep->state, cur.attempt,
+                                              cur.max_attempts, rep->retryable, cur.delays,
+                                              cur.n_delays, cur.jitter, random_unit(),
+                                              op->now_ms);
+    if (!d.allowed) {
+        o->status = HTTP_CONFLICT;
+        o->reason = d.reason;
+        return 0;
+    }
+    struct run_update u;
+    sqlite_transition_plan(&cur, &d, op->now_ms, &u);
+    char message[MESSAGE_MAX];
+    bool ran = rep->state == ERRAND_STATE_COMPLETED || rep->state == ERRAND_STATE_FAILED;
+    if (ran && u.started == 0 && cur.state == ERRAND_STATE_PENDING)
+        u.started = cur.state_timestamp; /* RUNNING was skipped: it started when claimed */
+    switch (rep->state) {
+    case ERRAND_STATE_COMPLETED:
+        u.complete = true;
+        u.result = op->results[i];
+        u.result_ref = rep->result_ref;
+        u.cache_expires_at = cache_expiry(&cur, op->now_ms);
+        break;
+    case ERRAND_STATE_FAILED:
+    case ERRAND_STATE_CANCELLED:
+        u.message = rep->message ? rep->message
+                                 : rep->state == ERRAND_STATE_FAILED ? FAILED_MESSAGE : "";
+        break;
+    case ERRAND_STATE_SCHEDULED:
+        snprintf(message, sizeof message, HANDED_BACK_FMT, op->worker ? op->worker : "?");
+        u.message = message;
+        break;
+    default:
+        break;
+    }
+    if ((rc = sqlite_transition_write(c, &cur, &u, op->now_ms, &op->counts, err)) < 0)
+        return rc;
+    o->status = HTTP_OK;
+    o->state = d.next;
+    return 0;
+}
+
+static int append_logs(struct sqlite_conn *c, const struct report_op *op, errand_error *err)
+{
+    for (size_t i = 0; i < op->n_logs; i++) {
+        const struct log_entry *l = &op->logs[i];
+        char id[UUID_STR_LEN];
+        store_sqlite_norm_id(l->id, id);
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LOG_INSERT, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, id);
+        sqlite3_bind_int64(s, 2, l->timestamp_ms ? l->timestamp_ms : op->now_ms);
+        sqlite3_bind_int(s, 3, l->level);
+        sqlite_bind_text(s, 4, l->message ? l->message : "");
+        int rc = sqlite_conn_step_done(c, s, SQL_LOG_INSERT, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct report_op *op = arg;
+    int rc;
+    memset(&op->counts, 0, sizeof op->counts);
+    for (size_t i = 0; i < op->n; i++) {
+        op->out[i].status = 0;
+        op->out[i].reason = NULL;
+        if ((rc = apply_report(c, op, i, err)) < 0)
+            return rc;
+    }
+    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 ||
+        (rc = append_logs(c, op, err)) < 0)
+        return rc;
+    return worker_seen(c, op->worker, op->now_ms, err);
+}
+
+static json_t *report_item(const struct run_report *rep, const struct lease_outcome *o)
+{
+    json_t *item = json_object();
+    if (!item)
+        return NULL;
+    bool ok = json_object_set_new(item, "id", json_string(rep->id ? rep->id : "")) == 0 &&
+              json_object_set_new(item, "status", json_integer(o->status)) == 0 &&
+              json_object_set_new(item, "state", o->status == HTTP_NOT_FOUND
+                                                     ? json_null()
+                                                     : json_string(state_type_name(o->state))) == 0;
+    if (ok && o->reason)
+        ok = json_object_set_new(item, "message", json_string(o->reason)) == 0;
+    if (!ok) {
+        json_decref(item);
+        return NULL;
+    }
+    return item;
+}
+
+int store_sqlite_report(store *st, const char *worker, const struct run_report *reports,
+                        size_t n, const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+                        json_t **results_out, bool *any_stale, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    *results_out = NULL;
+    if (any_stale)
+        *any_stale = false;
+    struct report_op op = {
+        .worker = worker,
+        .reports = reports,
+        .n = n,
+        .logs = logs,
+        .n_logs = n_logs,
+        .now_ms = now_ms,
+    };
+    op.out = mem_calloc(n ? n : 1, sizeof *op.out);
+    op.results = mem_calloc(n ? n : 1, sizeof *op.results);
+    json_t *arr = json_array();
+    int rc = 0;
+    if (!op.out || !op.results || !arr) {
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_sqlite_norm_id(reports[i].id, op.out[i].id);
+        if (reports[i].state == ERRAND_STATE_COMPLETED && reports[i].result &&
+            !(op.results[i] = json_compact(reports[i].result))) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    if ((rc = sqlite_writer_run(s->writer, report_in_writer, &op, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (op.out[i].status != HTTP_OK && any_stale)
+            *any_stale = true;
+        json_t *item = report_item(&reports[i], &op.out[i]);
+        if (!item || json_array_append_new(arr, item) < 0) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    *results_out = arr;
+    arr = NULL;
+done:
+    json_decref(arr);
+    if (op.results) {
+        for (size_t i = 0; i < n; i++)
+            mem_free(op.results[i]);
+    }
+    mem_free(op.results);
+    mem_free(op.out);
+    return rc;
+}
+
+/* --- lease sweep --------------------------------------------------------------------- */
+
+struct sweep_op {
+    int64_t now_ms;
+    struct run_current *rows; /* SWEEP_BATCH */
+    size_t n_found;
+    int n_expired;
+};
+
+static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct sweep_op *op = arg;
+    op->n_found = 0;
+    op->n_expired = 0;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_EXPIRED, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(s, 1, op->now_ms);
+    sqlite3_bind_int(s, 2, SWEEP_BATCH);
+    int step, rc = 0;
+    struct run_count_delta counts = {{0}};
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = sqlite_run_current_read(s, &op->rows[op->n_found++], false, err);
+    sqlite3_reset(s);
+    if (rc < 0)
+        return rc;
+    if (step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_LEASE_EXPIRED", err);
+    for (size_t i = 0; i < op->n_found; i++) {
+        const struct run_current *cur = &op->rows[i];
+        struct state_decision d =
+            state_on_lease_expired(cur->state, cur->attempt, cur->max_attempts, op->now_ms);
+        if (!d.allowed)
+            continue;
+        struct run_update u;
+        sqlite_transition_plan(cur, &d, op->now_ms, &u);
+        char message[MESSAGE_MAX];
+        snprintf(message, sizeof message, LEASE_EXPIRED_FMT, cur->worker[0] ? cur->worker : "?");
+        u.message = message;
+        if ((rc = sqlite_transition_write(c, cur, &u, op->now_ms, &counts, err)) < 0)
+            return rc;
+        op->n_expired++;
+    }
+    return sqlite_counts_apply(c, &counts, err);
+}
+
+int store_sqlite_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    if (n_expired)
+        *n_expired = 0;
+    struct sweep_op op = {.now_ms = now_ms};
+    op.rows = mem_calloc(SWEEP_BATCH, sizeof *op.rows);
+    if (!op.rows)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc;
+    do {
+        rc = sqlite_writer_run(s->writer, sweep_in_writer, &op, err);
+        if (rc == 0 && n_expired)
+            *n_expired += op.n_expired;
+        /* A full batch means more may wait; stop if nothing moved (a row the rules refuse). */
+    } while (rc == 0 && op.n_found == SWEEP_BATCH && op.n_expired > 0);
+    mem_free(op.rows);
+    return rc;
+}

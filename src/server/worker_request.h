@@ -1,0 +1,67 @@
+/*
+ * worker_request.h — validated bodies of the worker protocol (docs/api.md, "Worker
+ * protocol"): claim, heartbeat and report, checked as strictly as submissions (unknown
+ * fields refused, types and ranges checked, errors naming the field such as
+ * "reports[2].state"). Strings in the parsed structs are borrowed from the JSON body, which
+ * must outlive them; the arrays are mem_alloc'd and freed by the _clear functions.
+ */
+#ifndef ERRAND_SERVER_WORKER_REQUEST_H
+#define ERRAND_SERVER_WORKER_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errand/errand.h"
+#include "server/store.h"
+
+#define WORKER_NAME_MAX 200
+#define WORKER_TASKS_MAX 1000
+#define CLAIM_LIMIT_MAX 1000
+#define CLAIM_LIMIT_DEFAULT 1
+#define CLAIM_WAIT_MAX_S 60
+#define CLAIM_WAIT_DEFAULT_S 10
+#define LEASE_SECONDS_MIN 1
+#define LEASE_SECONDS_MAX 3600
+#define LEASE_TOKEN_MAX 128
+#define HEARTBEAT_LEASES_MAX 1000
+#define REPORTS_MAX 1000
+#define REPORT_LOGS_MAX 10000
+#define RESULT_REF_MAX 2048
+#define REPORT_MESSAGE_MAX 65536 /* characters of a failure or log message */
+
+struct claim_body {
+    struct claim_request req; /* req.tasks points at tasks */
+    const char **tasks;
+    double wait_seconds;
+};
+
+struct heartbeat_body {
+    const char *worker;
+    struct lease_ref *leases;
+    size_t n_leases;
+    int lease_seconds;
+};
+
+struct report_body {
+    const char *worker;
+    struct run_report *reports;
+    size_t n_reports;
+    struct log_entry *logs;
+    size_t n_logs;
+};
+
+/* lease_seconds defaults to default_lease_seconds (ERRAND_LEASE_SECONDS). */
+int worker_parse_claim(const json_t *body, int default_lease_seconds, struct claim_body *out,
+                       errand_error *err);
+int worker_parse_heartbeat(const json_t *body, int default_lease_seconds,
+                           struct heartbeat_body *out, errand_error *err);
+/* Log entries without a timestamp get now_ms. */
+int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *out,
+                        errand_error *err);
+
+void worker_claim_clear(struct claim_body *b);
+void worker_heartbeat_clear(struct heartbeat_body *b);
+void worker_report_clear(struct report_body *b);
+
+#endif

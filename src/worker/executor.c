@@ -1,0 +1,432 @@
+/*
+ * executor.c — the executor threads and what happens to one run (see executor.h).
+ */
+#include "worker/executor.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "worker/process.h"
+#include "worker/report_wire.h"
+#include "worker/result_store.h"
+#include "worker/stdout_capture.h"
+#include "worker/sync.h"
+#include "worker/task_ctx.h"
+#include "worker/task_table.h"
+
+#define MS_PER_S 1000.0
+/* How much of an exec task's unparsable stdout the failure message quotes. */
+#define INVALID_OUTPUT_QUOTE_MAX 200
+
+struct slot {
+    executor *ex;
+    pthread_t thread;
+    bool started;
+    bool exited;      /* the thread left its loop (guarded by mu) */
+    struct wrun *run; /* what it executes now, or NULL (guarded by mu) */
+    bool is_exec;
+};
+
+struct executor {
+    struct executor_env env;
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* a slot's run changed */
+    struct slot *slots;
+    size_t n;
+};
+
+/* What became of one execution, before it is reported. */
+struct outcome {
+    bool ok;
+    json_t *result; /* ok: the result (owned) */
+    size_t size;    /* ok: bytes of its compact JSON */
+    char message[REPORT_MESSAGE_MAX];
+    bool retryable;
+    int task_persist; /* -1 / 0 / 1 */
+    int def_persist;
+};
+
+const char *executor_stop_message(enum stop_reason why)
+{
+    switch (why) {
+    case STOP_CANCEL: return "the task run was cancelled";
+    case STOP_TIMEOUT: return "task timed out";
+    case STOP_LEASE_LOST: return "the worker lost the run's lease";
+    case STOP_SHUTDOWN: return "worker stopped before the task finished";
+    case STOP_NONE: break;
+    }
+    return NULL;
+}
+
+static void fail(struct outcome *o, bool retryable, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct outcome *o, bool retryable, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->message, sizeof o->message, fmt, ap);
+    va_end(ap);
+    o->ok = false;
+    o->retryable = retryable;
+}
+
+static void succeed(struct outcome *o, json_t *result)
+{
+    o->ok = true;
+    o->result = result;
+    o->size = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* --- C tasks --------------------------------------------------------------------------- */
+
+static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, struct outcome *o)
+{
+    struct errand_task_ctx ctx;
+    task_ctx_init(&ctx, run, ex->env.reporter);
+    char *result = NULL;
+    if (ex->env.log_prints)
+        stdout_capture_begin(&ctx.sink);
+    int rc = t->def.fn(&ctx, run->params, &result, t->def.userdata);
+    if (ex->env.log_prints)
+        stdout_capture_end();
+    o->task_persist = ctx.persist;
+    o->def_persist = t->def.persist_result;
+    if (rc != 0) {
+        if (ctx.fail_set && ctx.fail_message[0])
+            fail(o, ctx.retryable, "%s", ctx.fail_message);
+        else
+            fail(o, ctx.retryable, "task '%s' failed (its function returned %d)", t->name, rc);
+    } else if (!result) {
+        succeed(o, json_null());
+    } else {
+        json_error_t jerr;
+        json_t *v = json_loads(result, JSON_DECODE_ANY, &jerr);
+        if (v)
+            succeed(o, v);
+        else
+            fail(o, true, "task '%s' returned invalid JSON: %s (line %d, column %d)", t->name,
+                 jerr.text, jerr.line, jerr.column);
+    }
+    free(result); /* the task allocated it with malloc (errand.h) */
+}
+
+/* --- exec tasks ------------------------------------------------------------------------ */
+
+struct exec_call {
+    executor *ex;
+    struct wrun *run;
+};
+
+static bool exec_should_stop(void *arg)
+{
+    struct exec_call *c = arg;
+    return wrun_stop_reason(c->run) != STOP_NONE;
+}
+
+static void exec_stderr_line(void *arg, const char *line, size_t len)
+{
+    struct exec_call *c = arg;
+    (void)len;
+    reporter_log(c->ex->env.reporter, c->run->id, ERRAND_LOG_INFO, line);
+}
+
+/* Strips trailing whitespace in place; returns s. */
+static char *rtrim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
+                     struct outcome *o)
+{
+    o->task_persist = -1;
+    o->def_persist = -1;
+    struct exec_call call = {ex, run};
+    struct process_result *pr = mem_alloc(sizeof *pr);
+    if (!pr) {
+        fail(o, true, "out of memory starting exec task '%s'", t->name);
+        return;
+    }
+    errand_error err;
+    int rc = process_run(t->command, run->params, strlen(run->params), exec_should_stop,
+                         ex->env.log_prints ? exec_stderr_line : NULL, &call, pr, &err);
+    if (rc) {
+        fail(o, true, "%s", err.message);
+        mem_free(pr);
+        return;
+    }
+    char *tail = rtrim(pr->err_tail);
+    if (pr->stopped) {
+        fail(o, true, "exec task '%s' was stopped", t->name);
+    } else if (pr->out_too_big) {
+        fail(o, true, "exec task '%s' printed more than %ld bytes on stdout", t->name,
+             PROCESS_STDOUT_MAX);
+    } else if (pr->term_signal) {
+        fail(o, true, "exec task '%s' was killed by signal %d (%s)%s%s", t->name,
+             pr->term_signal, strsignal(pr->term_signal), *tail ? ": " : "", tail);
+    } else if (pr->exit_code != 0) {
+        if (*tail)
+            fail(o, true, "%s", tail);
+        else
+            fail(o, true, "exec task '%s' exited with status %d", t->name, pr->exit_code);
+    } else {
+        /* Nothing (or only whitespace) on stdout is a null result. */
+        const char *out = pr->out;
+        while (isspace((unsigned char)*out))
+            out++;
+        if (!*out) {
+            succeed(o, json_null());
+        } else {
+            json_error_t jerr;
+            json_t *v = json_loads(out, JSON_DECODE_ANY, &jerr);
+            if (v)
+                succeed(o, v);
+            else
+                fail(o, true, "exec task printed invalid JSON on stdout: %s (line %d, column "
+                     "%d); stdout began with: %.*s", jerr.text, jerr.line, jerr.column,
+                     INVALID_OUTPUT_QUOTE_MAX, out);
+        }
+    }
+    process_result_clear(pr);
+    mem_free(pr);
+}
+
+/* --- reporting the outcome ------------------------------------------------------------- */
+
+static void complete(executor *ex, struct wrun *run, struct outcome *o)
+{
+    const struct executor_env *env = &ex->env;
+    bool persist = result_should_persist(o->task_persist, run->persist_result, o->def_persist,
+                                         env->persist_by_default);
+    bool fits = o->size <= env->inline_max;
+    char *ref = NULL;
+    if (persist || !fits) {
+        char *text = json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY);
+        errand_error err;
+        int rc = text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref,
+                                           &err)
+                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        mem_free(text);
+        if (rc) {
+            log_warn("could not persist a result", "run=%s error=\"%s\"", run->id, err.message);
+            char msg[REPORT_MESSAGE_MAX];
+            snprintf(msg, sizeof msg, "could not persist the result: %s", err.message);
+            reporter_final(env->reporter, run, ERRAND_STATE_FAILED, msg, true, NULL, NULL);
+            atomic_fetch_add(&env->stats->failed, 1);
+            return;
+        }
+    }
+    json_t *inline_result = fits ? o->result : NULL;
+    if (fits)
+        o->result = NULL; /* handed to the reporter */
+    reporter_final(env->reporter, run, ERRAND_STATE_COMPLETED, NULL, false, inline_result, ref);
+    atomic_fetch_add(&env->stats->completed, 1);
+    mem_free(ref);
+}
+
+static void deliver(executor *ex, struct wrun *run, struct outcome *o)
+{
+    const struct executor_env *env = &ex->env;
+    if (!wrun_take_outcome(run))
+        return; /* the watchdog, the reporter or shutdown reported it already */
+    enum stop_reason why = wrun_stop_reason(run);
+    if (why == STOP_CANCEL) {
+        reporter_final(env->reporter, run, ERRAND_STATE_CANCELLED, NULL, false, NULL, NULL);
+        return;
+    }
+    if (why == STOP_LEASE_LOST)
+        return;
+    if (o->ok) {
+        complete(ex, run, o);
+        return;
+    }
+    char msg[REPORT_MESSAGE_MAX];
+    if (why == STOP_TIMEOUT)
+        snprintf(msg, sizeof msg, "task timed out after %gs", run->timeout_seconds);
+    else if (why != STOP_NONE)
+        snprintf(msg, sizeof msg, "%s", executor_stop_message(why));
+    else
+        snprintf(msg, sizeof msg, "%s", o->message);
+    reporter_final(env->reporter, run, ERRAND_STATE_FAILED, msg,
+                   why != STOP_NONE ? true : o->retryable, NULL, NULL);
+    atomic_fetch_add(&env->stats->failed, 1);
+}
+
+static void execute(executor *ex, struct wrun *run)
+{
+    const struct executor_env *env = &ex->env;
+    const struct task_entry *t = run->entry;
+    if (wrun_stop_reason(run) != STOP_NONE) {
+        /* Cancelled (or its lease lost) while it waited in the queue: never started. */
+        struct outcome none = {.ok = false};
+        snprintf(none.message, sizeof none.message, "%s",
+                 executor_stop_message(wrun_stop_reason(run)));
+        deliver(ex, run, &none);
+        return;
+    }
+    atomic_fetch_add(&env->stats->running, 1);
+    reporter_running(env->reporter, run);
+    bool timed = run->timeout_seconds > 0;
+    if (timed)
+        watchdog_add(env->watchdog, run,
+                     clock_mono_ms() + (int64_t)(run->timeout_seconds * MS_PER_S),
+                     WATCH_TIMEOUT);
+    struct outcome o = {.ok = false, .retryable = true, .task_persist = -1, .def_persist = -1};
+    if (t->kind == TASK_C)
+        run_c(ex, run, t, &o);
+    else
+        run_exec(ex, run, t, &o);
+    if (timed || wrun_stop_reason(run) != STOP_NONE)
+        watchdog_remove(env->watchdog, run);
+    deliver(ex, run, &o);
+    json_decref(o.result);
+    atomic_fetch_sub(&env->stats->running, 1);
+}
+
+static void *executor_main(void *arg)
+{
+    struct slot *slot = arg;
+    executor *ex = slot->ex;
+    for (;;) {
+        struct wrun *run = run_queue_pop(ex->env.queue);
+        if (!run)
+            break;
+        pthread_mutex_lock(&ex->mu);
+        slot->run = run;
+        slot->is_exec = run->entry->kind == TASK_EXEC;
+        pthread_mutex_unlock(&ex->mu);
+
+        execute(ex, run);
+
+        pthread_mutex_lock(&ex->mu);
+        slot->run = NULL;
+        pthread_cond_broadcast(&ex->changed);
+        pthread_mutex_unlock(&ex->mu);
+        wrun_unref(run);
+        run_queue_done(ex->env.queue);
+    }
+    pthread_mutex_lock(&ex->mu);
+    slot->exited = true;
+    pthread_mutex_unlock(&ex->mu);
+    ex->env.on_thread_exit(ex->env.owner); /* last: the executor may be freed after this */
+    return NULL;
+}
+
+int executor_start(const struct executor_env *env, size_t n, void (*before_thread)(void *owner),
+                   executor **out, errand_error *err)
+{
+    *out = NULL;
+    executor *ex = mem_calloc(1, sizeof *ex);
+    struct slot *slots = mem_calloc(n, sizeof *slots);
+    if (!ex || !slots) {
+        mem_free(ex);
+        mem_free(slots);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory starting executor threads");
+    }
+    ex->env = *env;
+    ex->slots = slots;
+    ex->n = n;
+    if (pthread_mutex_init(&ex->mu, NULL)) {
+        mem_free(slots);
+        mem_free(ex);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the executor's lock");
+    }
+    if (sync_cond_init(&ex->changed)) {
+        pthread_mutex_destroy(&ex->mu);
+        mem_free(slots);
+        mem_free(ex);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the executor's condition");
+    }
+    *out = ex;
+    for (size_t i = 0; i < n; i++) {
+        slots[i].ex = ex;
+        before_thread(env->owner);
+        if (pthread_create(&slots[i].thread, NULL, executor_main, &slots[i])) {
+            env->on_thread_exit(env->owner);
+            slots[i].exited = true;
+            return error_set(err, ERRAND_ENOMEM, NULL,
+                             "cannot start executor thread %zu of %zu", i + 1, n);
+        }
+        slots[i].started = true;
+    }
+    return 0;
+}
+
+void executor_abandon(executor *ex, const char *message)
+{
+    size_t n = 0;
+    struct wrun **abandoned = mem_calloc(ex->n, sizeof *abandoned);
+    pthread_mutex_lock(&ex->mu);
+    for (size_t i = 0; i < ex->n; i++) {
+        struct wrun *run = ex->slots[i].run;
+        if (!run)
+            continue;
+        wrun_request_stop(run, STOP_SHUTDOWN);
+        if (!ex->slots[i].is_exec && abandoned && wrun_take_outcome(run))
+            abandoned[n++] = wrun_ref(run);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    for (size_t i = 0; i < n; i++) {
+        log_warn("task still running at the end of the grace period; reported failed",
+                 "run=%s task=%s", abandoned[i]->id, abandoned[i]->task);
+        reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_FAILED, message, true,
+                       NULL, NULL);
+        atomic_fetch_add(&ex->env.stats->failed, 1);
+        wrun_unref(abandoned[i]);
+    }
+    mem_free(abandoned);
+}
+
+bool executor_wait_exec_done(executor *ex, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        bool busy = false;
+        for (size_t i = 0; i < ex->n && !busy; i++)
+            busy = ex->slots[i].run && ex->slots[i].is_exec;
+        if (!busy || clock_mono_ms() >= deadline_ms) {
+            pthread_mutex_unlock(&ex->mu);
+            return !busy;
+        }
+        sync_cond_wait_until(&ex->changed, &ex->mu, deadline_ms);
+    }
+}
+
+void executor_release(executor *ex)
+{
+    for (size_t i = 0; i < ex->n; i++) {
+        struct slot *s = &ex->slots[i];
+        if (!s->started)
+            continue;
+        pthread_mutex_lock(&ex->mu);
+        bool exited = s->exited;
+        pthread_mutex_unlock(&ex->mu);
+        if (exited)
+            pthread_join(s->thread, NULL);
+        else
+            pthread_detach(s->thread);
+        s->started = false;
+    }
+}
+
+void executor_free(executor *ex)
+{
+    if (!ex)
+        return;
+    pthread_cond_destroy(&ex->changed);
+    pthread_mutex_destroy(&ex->mu);
+    mem_free(ex->slots);
+    mem_free(ex);
+}

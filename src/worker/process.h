@@ -1,0 +1,51 @@
+/*
+ * process.h — running an exec task's command: /bin/sh -c COMMAND in its own process group,
+ * with the run's parameters on stdin, stdout collected (the result), stderr kept as a
+ * bounded tail (the failure message) and, optionally, handed over line by line (log prints).
+ *
+ * One poll() loop does the I/O on the calling thread and asks should_stop() every
+ * PROCESS_POLL_MS; once it says yes (timeout, cancellation, shutdown), the process group gets
+ * SIGTERM and, PROCESS_KILL_GRACE_MS later, SIGKILL. SIGPIPE is blocked on the calling thread
+ * while it writes to a child that may have gone.
+ */
+#ifndef ERRAND_WORKER_PROCESS_H
+#define ERRAND_WORKER_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errand/errand.h"
+#include "worker/line_buffer.h"
+
+/* Bytes of stderr kept for the failure message. */
+#define PROCESS_STDERR_TAIL_MAX 4096
+/* Stdout beyond this fails the run (a result that large belongs in a file). */
+#define PROCESS_STDOUT_MAX (64L * 1024 * 1024)
+/* How often the loop checks should_stop() while the command is quiet. */
+#define PROCESS_POLL_MS 50
+/* Between SIGTERM and SIGKILL. */
+#define PROCESS_KILL_GRACE_MS 2000
+
+typedef bool (*process_stop_fn)(void *ctx);
+
+struct process_result {
+    bool exited;     /* exited normally with exit_code */
+    int exit_code;
+    int term_signal; /* > 0 when a signal ended it */
+    bool stopped;    /* should_stop() said yes and the process was signalled */
+    bool out_too_big;
+    char *out; /* stdout, NUL-terminated (mem_free via process_result_clear) */
+    size_t out_len;
+    char err_tail[PROCESS_STDERR_TAIL_MAX + 1]; /* the last bytes of stderr, NUL-terminated */
+    size_t err_tail_len;
+};
+
+/* Runs command to its end. on_stderr_line (may be NULL) receives each stderr line.
+ * Returns 0 once the process ended (whatever its status), or ERRAND_EIO/ENOMEM when it could
+ * not be started. */
+int process_run(const char *command, const char *input, size_t input_len,
+                process_stop_fn should_stop, line_fn on_stderr_line, void *ctx,
+                struct process_result *res, errand_error *err);
+void process_result_clear(struct process_result *res);
+
+#endif

@@ -1,0 +1,549 @@
+/*
+ * reporter.c — batching reports and logs, holding leases with heartbeats (see reporter.h).
+ *
+ * The thread's loop, each turn with the lock held:
+ *   1. heartbeats are due and leases are held      -> heartbeat them all
+ *   2. a failed batch waits for its retry time     -> resend it (nothing newer goes first)
+ *   3. items are queued                            -> take a batch, send it
+ *   4. stopping and nothing left                   -> end
+ *   5. otherwise sleep until signalled or the next heartbeat/retry time.
+ * HTTP happens with the lock released, so task threads never wait on the network.
+ */
+#include "worker/reporter.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "client/http.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/state.h"
+#include "worker/report_wire.h"
+#include "worker/sync.h"
+
+/* A batch stops growing at this many items or (estimated) bytes, well below the server's
+ * default body limit of 1 MiB. */
+#define REPORT_BATCH_MAX_ITEMS 2000
+#define REPORT_BATCH_MAX_BYTES (512 * 1024)
+/* Leases per heartbeat request. */
+#define HEARTBEAT_BATCH_MAX 1000
+#define HEARTBEATS_PER_LEASE 3
+#define DEFAULT_LEASE_SECONDS 30
+/* After a failed heartbeat, try again this soon (capped by the normal interval). */
+#define HEARTBEAT_RETRY_MS 1000
+/* Backoff between attempts at a batch that failed for a transient reason. */
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 2000
+/* Sleep when there is nothing to do at all (woken by any enqueue). */
+#define IDLE_WAIT_MS 60000
+#define MS_PER_S 1000
+
+#define HTTP_OK 200
+#define HTTP_UNAUTHORIZED 401
+#define HTTP_NOT_FOUND 404
+#define HTTP_REQUEST_TIMEOUT 408
+#define HTTP_CONFLICT 409
+#define HTTP_TOO_MANY_REQUESTS 429
+#define HTTP_SERVER_ERROR 500
+
+enum send_result { SEND_OK, SEND_RETRY, SEND_DROP };
+
+struct reporter {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool waiting; /* the thread sleeps on wake: signal it */
+
+    /* the queue of reports and log lines, in order */
+    struct report_item *head, *tail;
+    size_t queued_logs;
+    uint64_t logs_dropped;
+
+    /* the lease table: held runs, linked through wrun.lease_prev/next */
+    struct wrun *leases;
+    size_t n_leases;
+    int64_t hb_due;
+
+    int lease_seconds;      /* granted by the server (claim answer) */
+    int lease_seconds_opt;  /* requested in heartbeats; 0 = server default */
+    bool stopping;
+    int64_t flush_deadline;
+    bool closed;
+
+    /* the thread's own */
+    http_conn *conn;
+    char *worker;
+    pthread_t thread;
+    bool started;
+    bool failing; /* the last delivery failed: log the recovery */
+    reporter_cancel_fn on_cancel;
+    void *cb_ctx;
+};
+
+static int64_t heartbeat_interval_ms(const reporter *r)
+{
+    int secs = r->lease_seconds > 0 ? r->lease_seconds : DEFAULT_LEASE_SECONDS;
+    return (int64_t)secs * MS_PER_S / HEARTBEATS_PER_LEASE;
+}
+
+int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error *err)
+{
+    *out = NULL;
+    reporter *r = mem_calloc(1, sizeof *r);
+    if (!r)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating the reporter");
+    if (pthread_mutex_init(&r->mu, NULL)) {
+        mem_free(r);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's lock");
+    }
+    if (sync_cond_init(&r->wake)) {
+        pthread_mutex_destroy(&r->mu);
+        mem_free(r);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's condition");
+    }
+    r->lease_seconds = cfg->lease_seconds;
+    r->lease_seconds_opt = cfg->lease_seconds;
+    r->on_cancel = cfg->on_cancel;
+    r->cb_ctx = cfg->cb_ctx;
+    r->worker = mem_strdup(cfg->worker_name);
+    int rc = r->worker ? http_conn_new(cfg->api_url, cfg->api_key, 0, &r->conn, err)
+                       : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (rc) {
+        reporter_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* --- the lease table (lock held) ------------------------------------------------------ */
+
+static void lease_add(reporter *r, struct wrun *run)
+{
+    if (run->held)
+        return;
+    run->held = true;
+    run->lease_prev = NULL;
+    run->lease_next = r->leases;
+    if (r->leases)
+        r->leases->lease_prev = run;
+    r->leases = wrun_ref(run);
+    if (r->n_leases++ == 0)
+        r->hb_due = clock_mono_ms() + heartbeat_interval_ms(r);
+}
+
+static void lease_drop(reporter *r, struct wrun *run)
+{
+    if (!run->held)
+        return;
+    run->held = false;
+    if (run->lease_prev)
+        run->lease_prev->lease_next = run->lease_next;
+    else
+        r->leases = run->lease_next;
+    if (run->lease_next)
+        run->lease_next->lease_prev = run->lease_prev;
+    run->lease_prev = run->lease_next = NULL;
+    r->n_leases--;
+    wrun_unref(run);
+}
+
+/* --- enqueueing (any thread) ---------------------------------------------------------- */
+
+static void enqueue_locked(reporter *r, struct report_item *it)
+{
+    it->next = NULL;
+    if (r->tail)
+        r->tail->next = it;
+    else
+        r->head = it;
+    r->tail = it;
+    if (r->waiting)
+        pthread_cond_signal(&r->wake);
+}
+
+void reporter_set_lease_seconds(reporter *r, int lease_seconds)
+{
+    if (lease_seconds <= 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->lease_seconds = lease_seconds;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reporter_hold(reporter *r, struct wrun *run)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->closed)
+        lease_add(r, run);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reporter_running(reporter *r, struct wrun *run)
+{
+    struct report_item *it = report_item_state(run, ERRAND_STATE_RUNNING, NULL, false, NULL,
+                                               NULL);
+    if (!it) {
+        log_warn("out of memory queueing a RUNNING report", "run=%s", run->id);
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->closed || run->pending_running) {
+        pthread_mutex_unlock(&r->mu);
+        report_item_free(it);
+        return;
+    }
+    run->pending_running = it;
+    enqueue_locked(r, it);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reporter_final(reporter *r, struct wrun *run, errand_state state, const char *message,
+                    bool retryable, json_t *result, const char *result_ref)
+{
+    struct report_item *it = report_item_state(run, state, message, retryable, result,
+                                               result_ref);
+    pthread_mutex_lock(&r->mu);
+    if (run->pending_running) {
+        run->pending_running->dead = true;
+        run->pending_running = NULL;
+    }
+    if (!it || r->closed) {
+        /* Nothing will report this run: let the lease run out on the server. */
+        if (!it)
+            log_error("out of memory queueing a report; the run's lease will expire",
+                      "run=%s state=%s", run->id, state_type_name(state));
+        lease_drop(r, run);
+        pthread_mutex_unlock(&r->mu);
+        report_item_free(it);
+        return;
+    }
+    enqueue_locked(r, it);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reporter_log(reporter *r, const char *run_id, int level, const char *text)
+{
+    struct report_item *it = report_item_log(run_id, clock_now_ms(), level, text);
+    if (!it)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (r->closed || r->queued_logs >= REPORTER_LOG_BACKLOG_MAX) {
+        if (!r->closed && r->logs_dropped++ == 0)
+            log_warn("too many log lines waiting for the server; dropping new ones",
+                     "backlog=%d", REPORTER_LOG_BACKLOG_MAX);
+        pthread_mutex_unlock(&r->mu);
+        report_item_free(it);
+        return;
+    }
+    r->queued_logs++;
+    enqueue_locked(r, it);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* --- the thread ----------------------------------------------------------------------- */
+
+/* Takes the next batch off the queue (lock held). */
+static struct report_item *take_batch(reporter *r)
+{
+    struct report_item *first = r->head, *last = NULL, *it = r->head;
+    size_t items = 0, bytes = 0;
+    while (it && (items == 0 || (items < REPORT_BATCH_MAX_ITEMS &&
+                                 bytes + it->weight <= REPORT_BATCH_MAX_BYTES))) {
+        if (it->kind == ITEM_LOG)
+            r->queued_logs--;
+        else if (it->state == ERRAND_STATE_RUNNING && !it->dead)
+            it->run->pending_running = NULL; /* on its way: an outcome no longer drops it */
+        if (!it->dead) {
+            items++;
+            bytes += it->weight;
+        }
+        last = it;
+        it = it->next;
+    }
+    r->head = it;
+    if (!it)
+        r->tail = NULL;
+    if (last)
+        last->next = NULL;
+    if (r->logs_dropped && r->queued_logs == 0) {
+        log_warn("log lines were dropped while the server was slow or unreachable",
+                 "dropped=%llu", (unsigned long long)r->logs_dropped);
+        r->logs_dropped = 0;
+    }
+    return first;
+}
+
+/* The lease of run is gone (another attempt owns it): stop the task, drop its outcome. */
+static void lease_lost(reporter *r, struct wrun *run, int status)
+{
+    wrun_request_stop(run, STOP_LEASE_LOST);
+    if (wrun_take_outcome(run))
+        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d",
+                 run->id, status);
+    pthread_mutex_lock(&r->mu);
+    lease_drop(r, run);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool transient_status(long status)
+{
+    return status >= HTTP_SERVER_ERROR || status == HTTP_UNAUTHORIZED ||
+           status == HTTP_REQUEST_TIMEOUT || status == HTTP_TOO_MANY_REQUESTS;
+}
+
+static void note_recovered(reporter *r)
+{
+    if (r->failing) {
+        log_info("the errand server answers again", "worker=%s", r->worker);
+        r->failing = false;
+    }
+}
+
+static void note_failure(reporter *r, const char *what, const errand_error *err)
+{
+    if (!r->failing)
+        log_warn("cannot reach the errand server; retrying", "worker=%s request=%s error=\"%s\"",
+                 r->worker, what, err->message);
+    r->failing = true;
+}
+
+/* Sends one batch (lock released). On SEND_OK each item's answer is filled. */
+static enum send_result send_batch(reporter *r, struct report_item *chain, const char *body)
+{
+    struct http_response resp;
+    errand_error err;
+    int rc = http_perform(r->conn, "POST", "/workers/report", body, 0, -1, &resp, &err);
+    if (rc) {
+        note_failure(r, "report", &err);
+        return SEND_RETRY;
+    }
+    enum send_result res;
+    if (resp.status == HTTP_OK || resp.status == HTTP_CONFLICT) {
+        note_recovered(r);
+        report_read_answer(chain, resp.body);
+        res = SEND_OK;
+    } else if (transient_status(resp.status)) {
+        http_status_error(resp.status, resp.body, &err);
+        note_failure(r, "report", &err);
+        res = SEND_RETRY;
+    } else {
+        http_status_error(resp.status, resp.body, &err);
+        log_error("the errand server refused a batch of reports; dropped",
+                  "status=%ld error=\"%s\"", resp.status, err.message);
+        res = SEND_DROP;
+    }
+    http_response_clear(&resp);
+    return res;
+}
+
+/* After a batch was answered or dropped: act on each item's answer, release finished leases,
+ * free the items (lock released). */
+static void finish_batch(reporter *r, struct report_item *chain)
+{
+    for (struct report_item *it = chain; it; it = it->next) {
+        if (it->kind != ITEM_REPORT || it->dead)
+            continue;
+        if (it->answer == HTTP_CONFLICT || it->answer == HTTP_NOT_FOUND) {
+            if (report_state_is_final(it->state))
+                log_warn("the server refused a report: the lease is no longer ours",
+                         "run=%s state=%s status=%d", it->run->id,
+                         state_type_name(it->state), it->answer);
+            lease_lost(r, it->run, it->answer);
+            continue;
+        }
+        if (it->answer != 0 && it->answer != HTTP_OK)
+            log_warn("the server refused a report", "run=%s state=%s status=%d", it->run->id,
+                     state_type_name(it->state), it->answer);
+        if (report_state_is_final(it->state)) {
+            pthread_mutex_lock(&r->mu);
+            lease_drop(r, it->run);
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    report_items_free(chain);
+}
+
+/* Heartbeats every held lease (called with the lock held; releases it meanwhile). */
+static void heartbeat_all(reporter *r)
+{
+    size_t n = r->n_leases;
+    struct wrun **runs = mem_alloc(n * sizeof *runs);
+    int *status = mem_alloc(n * sizeof *status);
+    bool *cancel = mem_alloc(n * sizeof *cancel);
+    int64_t interval = heartbeat_interval_ms(r);
+    if (!runs || !status || !cancel) {
+        mem_free(runs);
+        mem_free(status);
+        mem_free(cancel);
+        r->hb_due = clock_mono_ms() + HEARTBEAT_RETRY_MS;
+        return;
+    }
+    size_t i = 0;
+    for (struct wrun *run = r->leases; run && i < n; run = run->lease_next)
+        runs[i++] = wrun_ref(run);
+    int lease_opt = r->lease_seconds_opt;
+    pthread_mutex_unlock(&r->mu);
+
+    bool ok = true;
+    for (size_t off = 0; off < n; off += HEARTBEAT_BATCH_MAX) {
+        size_t m = n - off < HEARTBEAT_BATCH_MAX ? n - off : HEARTBEAT_BATCH_MAX;
+        char *body = heartbeat_body(r->worker, runs + off, m, lease_opt);
+        struct http_response resp = {0};
+        errand_error err;
+        int rc = body ? http_perform(r->conn, "POST", "/workers/heartbeat", body, 0, -1, &resp,
+                                     &err)
+                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        mem_free(body);
+        if (rc) {
+            note_failure(r, "heartbeat", &err);
+            ok = false;
+            continue;
+        }
+        if (resp.status != HTTP_OK && resp.status != HTTP_CONFLICT) {
+            http_status_error(resp.status, resp.body, &err);
+            note_failure(r, "heartbeat", &err);
+            http_response_clear(&resp);
+            ok = false;
+            continue;
+        }
+        note_recovered(r);
+        heartbeat_read_answer(resp.body, runs + off, m, status + off, cancel + off);
+        http_response_clear(&resp);
+        for (size_t j = off; j < off + m; j++) {
+            if (status[j] == HTTP_CONFLICT || status[j] == HTTP_NOT_FOUND)
+                lease_lost(r, runs[j], status[j]);
+            else if (cancel[j] && wrun_request_stop(runs[j], STOP_CANCEL)) {
+                log_info("cancel requested", "run=%s", runs[j]->id);
+                if (r->on_cancel)
+                    r->on_cancel(runs[j], r->cb_ctx);
+            }
+        }
+    }
+    for (i = 0; i < n; i++)
+        wrun_unref(runs[i]);
+    mem_free(runs);
+    mem_free(status);
+    mem_free(cancel);
+    pthread_mutex_lock(&r->mu);
+    r->hb_due = clock_mono_ms() +
+                (ok || interval < HEARTBEAT_RETRY_MS ? interval : HEARTBEAT_RETRY_MS);
+}
+
+static void *reporter_main(void *arg)
+{
+    reporter *r = arg;
+    struct report_item *retry = NULL;
+    char *retry_body = NULL;
+    int64_t retry_at = 0, backoff = RETRY_MIN_MS;
+
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        if (r->n_leases > 0 && now >= r->hb_due) {
+            heartbeat_all(r);
+            continue;
+        }
+        if (r->stopping && now >= r->flush_deadline && (retry || r->head)) {
+            log_error("could not deliver every report before stopping; their leases will expire",
+                      "worker=%s", r->worker);
+            break;
+        }
+        struct report_item *batch = NULL;
+        char *body = NULL;
+        if (retry) {
+            if (now < retry_at) {
+                int64_t until = retry_at;
+                if (r->n_leases > 0 && r->hb_due < until)
+                    until = r->hb_due;
+                if (r->stopping && r->flush_deadline < until)
+                    until = r->flush_deadline;
+                sync_cond_wait_until(&r->wake, &r->mu, until);
+                continue;
+            }
+            batch = retry;
+            body = retry_body;
+            retry = NULL;
+            retry_body = NULL;
+        } else if (r->head) {
+            batch = take_batch(r);
+        } else if (r->stopping) {
+            break;
+        } else {
+            int64_t until = r->n_leases > 0 ? r->hb_due : now + IDLE_WAIT_MS;
+            r->waiting = true;
+            sync_cond_wait_until(&r->wake, &r->mu, until);
+            r->waiting = false;
+            continue;
+        }
+        pthread_mutex_unlock(&r->mu);
+
+        if (!body)
+            body = report_body(r->worker, batch);
+        enum send_result res = body ? send_batch(r, batch, body) : SEND_RETRY;
+        if (res == SEND_RETRY) {
+            retry = batch;
+            retry_body = body;
+            retry_at = clock_mono_ms() + backoff;
+            backoff = backoff * 2 < RETRY_MAX_MS ? backoff * 2 : RETRY_MAX_MS;
+        } else {
+            mem_free(body);
+            backoff = RETRY_MIN_MS;
+            finish_batch(r, batch);
+        }
+        pthread_mutex_lock(&r->mu);
+    }
+    /* Ending: whatever is left will not be delivered. */
+    r->closed = true;
+    struct report_item *rest = r->head;
+    r->head = r->tail = NULL;
+    r->queued_logs = 0;
+    while (r->leases)
+        lease_drop(r, r->leases);
+    pthread_mutex_unlock(&r->mu);
+    report_items_free(retry);
+    mem_free(retry_body);
+    report_items_free(rest);
+    return NULL;
+}
+
+int reporter_start(reporter *r, errand_error *err)
+{
+    if (pthread_create(&r->thread, NULL, reporter_main, r))
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot start the reporter thread");
+    r->started = true;
+    return 0;
+}
+
+void reporter_stop(reporter *r, int64_t flush_ms)
+{
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    r->flush_deadline = clock_mono_ms() + flush_ms;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+    if (r->started) {
+        pthread_join(r->thread, NULL);
+        r->started = false;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->closed = true;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reporter_free(reporter *r)
+{
+    if (!r)
+        return;
+    if (r->started)
+        reporter_stop(r, 0);
+    report_items_free(r->head);
+    while (r->leases)
+        lease_drop(r, r->leases);
+    http_conn_free(r->conn);
+    mem_free(r->worker);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->mu);
+    mem_free(r);
+}

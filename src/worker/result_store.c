@@ -1,0 +1,49 @@
+/*
+ * result_store.c — persisting results (see result_store.h). Writes go through disk.h.
+ */
+#include "worker/result_store.h"
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/uuid.h"
+#include "worker/disk.h"
+
+bool result_should_persist(int task_choice, int run_choice, int def_choice, bool by_default)
+{
+    if (task_choice >= 0)
+        return task_choice != 0;
+    if (run_choice >= 0)
+        return run_choice != 0;
+    if (def_choice >= 0)
+        return def_choice != 0;
+    return by_default;
+}
+
+int result_store_write(const char *dir, const char *run_id, const char *json, size_t len,
+                       char **ref, errand_error *err)
+{
+    *ref = NULL;
+    if (!dir || dir[0] != '/')
+        return error_set(err, ERRAND_EINVAL, "local_storage_path",
+                         "the result storage path must be absolute, got '%s'", dir ? dir : "");
+    /* The id comes from the server; a file name is made of it only if it is a plain UUID. */
+    if (!uuid_is_valid(run_id))
+        return error_set(err, ERRAND_EINVAL, "id", "task-run id '%s' is not a UUID", run_id);
+    char *path = mem_printf("%s/%s.json", dir, run_id);
+    if (!path)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = disk_write_atomic(path, json, len, err);
+    if (rc == ERRAND_EIO) {
+        /* Perhaps the directory does not exist yet: create it and try once more. */
+        errand_error mk;
+        if (disk_mkdirs(dir, &mk) == 0)
+            rc = disk_write_atomic(path, json, len, err);
+    }
+    if (!rc) {
+        *ref = mem_printf(RESULT_REF_SCHEME "%s", path);
+        if (!*ref)
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    mem_free(path);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/*
+ * run_queue.c — the FIFO of claimed runs and the slot count (see run_queue.h).
+ */
+#include "worker/run_queue.h"
+
+#include "core/clock.h"
+#include "worker/sync.h"
+
+int run_queue_init(struct run_queue *q, size_t capacity)
+{
+    q->head = q->tail = NULL;
+    q->queued = q->inflight = 0;
+    q->capacity = capacity;
+    q->no_claims = q->closed = false;
+    if (pthread_mutex_init(&q->mu, NULL))
+        return -1;
+    if (sync_cond_init(&q->nonempty)) {
+        pthread_mutex_destroy(&q->mu);
+        return -1;
+    }
+    if (sync_cond_init(&q->space)) {
+        pthread_cond_destroy(&q->nonempty);
+        pthread_mutex_destroy(&q->mu);
+        return -1;
+    }
+    return 0;
+}
+
+void run_queue_destroy(struct run_queue *q)
+{
+    struct wrun *r = q->head;
+    while (r) {
+        struct wrun *next = r->queue_next;
+        wrun_unref(r);
+        r = next;
+    }
+    q->head = q->tail = NULL;
+    pthread_cond_destroy(&q->space);
+    pthread_cond_destroy(&q->nonempty);
+    pthread_mutex_destroy(&q->mu);
+}
+
+size_t run_queue_wait_free(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->no_claims && q->inflight >= q->capacity)
+        pthread_cond_wait(&q->space, &q->mu);
+    size_t n = q->no_claims ? 0 : q->capacity - q->inflight;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void run_queue_stop_claims(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->no_claims = true;
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void run_queue_push(struct run_queue *q, struct wrun *r)
+{
+    r->queue_next = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->queue_next = r;
+    else
+        q->head = r;
+    q->tail = r;
+    q->queued++;
+    q->inflight++;
+    pthread_cond_signal(&q->nonempty);
+    pthread_mutex_unlock(&q->mu);
+}
+
+struct wrun *run_queue_pop(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->closed && !q->head)
+        pthread_cond_wait(&q->nonempty, &q->mu);
+    struct wrun *r = NULL;
+    if (!q->closed) {
+        r = q->head;
+        q->head = r->queue_next;
+        if (!q->head)
+            q->tail = NULL;
+        r->queue_next = NULL;
+        q->queued--;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return r;
+}
+
+void run_queue_done(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->inflight > 0)
+        q->inflight--;
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->mu);
+}
+
+struct wrun *run_queue_close(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closed = true;
+    struct wrun *chain = q->head;
+    q->inflight -= q->queued;
+    q->queued = 0;
+    q->head = q->tail = NULL;
+    pthread_cond_broadcast(&q->nonempty);
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->mu);
+    return chain;
+}
+
+bool run_queue_wait_idle(struct run_queue *q, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->inflight > 0 && clock_mono_ms() < deadline_ms)
+        sync_cond_wait_until(&q->space, &q->mu, deadline_ms);
+    bool idle = q->inflight == 0;
+    pthread_mutex_unlock(&q->mu);
+    return idle;
+}

@@ -1,0 +1,34 @@
+/*
+ * sync.c — monotonic-clock condition variables (see sync.h).
+ */
+#include "worker/sync.h"
+
+#include <time.h>
+
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000L
+#define NS_PER_S 1000000000L
+
+int sync_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+void sync_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / MS_PER_S,
+                          .tv_nsec = (deadline_ms % MS_PER_S) * NS_PER_MS};
+    if (ts.tv_nsec >= NS_PER_S) {
+        ts.tv_sec++;
+        ts.tv_nsec -= NS_PER_S;
+    }
+    pthread_cond_timedwait(c, mu, &ts);
+}

@@ -1,0 +1,34 @@
+/*
+ * task_ctx.h — errand_task_ctx, what a C task function sees of its run: the run (id,
+ * attempt, stop flag), where its logs go, and what it asked for (a failure message, whether
+ * a retry may help, persistence). Lives on the executor thread's stack for one call; only
+ * that thread writes it. The errand_task_* functions of errand.h are in task_ctx.c.
+ */
+#ifndef ERRAND_WORKER_TASK_CTX_H
+#define ERRAND_WORKER_TASK_CTX_H
+
+#include <stdbool.h>
+
+#include "errand/errand.h"
+#include "worker/report_wire.h"
+#include "worker/reporter.h"
+#include "worker/stdout_capture.h"
+#include "worker/wrun.h"
+
+struct errand_task_ctx {
+    struct wrun *run;
+    reporter *reporter;
+    bool fail_set;
+    bool retryable; /* default true */
+    int persist;    /* -1 = the task did not say */
+    char fail_message[REPORT_MESSAGE_MAX];
+    struct capture_sink sink; /* its printed lines, when log prints are on */
+};
+
+/* Prepares ctx for one call of a task function. */
+void task_ctx_init(struct errand_task_ctx *ctx, struct wrun *run, reporter *rep);
+
+/* A line_fn that ships a printed line as an info log of the ctx's run. */
+void task_ctx_print_line(void *ctx, const char *line, size_t len);
+
+#endif

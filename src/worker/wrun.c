@@ -1,0 +1,89 @@
+/*
+ * wrun.c — claimed runs: parsing a claim item, reference counting, the stop and outcome
+ * flags (see wrun.h).
+ */
+#include "worker/wrun.h"
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mem.h"
+
+static void wrun_destroy(struct wrun *r)
+{
+    mem_free(r->id);
+    mem_free(r->task);
+    mem_free(r->lease_token);
+    mem_free(r->params);
+    mem_free(r);
+}
+
+int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
+{
+    *out = NULL;
+    if (!json_is_object(item))
+        return error_set(err, ERRAND_ESERVER, "runs", "a claimed run is not a JSON object");
+    const char *id = json_string_value(json_object_get(item, "id"));
+    const char *task = json_string_value(json_object_get(item, "task"));
+    const char *token = json_string_value(json_object_get(item, "lease_token"));
+    if (!id || !task || !token)
+        return error_set(err, ERRAND_ESERVER, !id ? "id" : !task ? "task" : "lease_token",
+                         "a claimed run lacks its '%s'",
+                         !id ? "id" : !task ? "task" : "lease_token");
+    json_t *params = json_object_get(item, "parameters");
+    json_t *attempt = json_object_get(item, "attempt");
+    json_t *max_attempts = json_object_get(item, "max_attempts");
+    json_t *timeout = json_object_get(item, "timeout_seconds");
+    json_t *persist = json_object_get(item, "persist_result");
+
+    struct wrun *r = mem_calloc(1, sizeof *r);
+    if (!r)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->stop, STOP_NONE);
+    atomic_init(&r->outcome_taken, false);
+    r->id = mem_strdup(id);
+    r->task = mem_strdup(task);
+    r->lease_token = mem_strdup(token);
+    r->params = json_is_object(params) ? json_compact(params) : mem_strdup("{}");
+    if (!r->id || !r->task || !r->lease_token || !r->params) {
+        wrun_destroy(r);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    r->attempt = json_is_integer(attempt) ? (int)json_integer_value(attempt) : 1;
+    r->max_attempts = json_is_integer(max_attempts) ? (int)json_integer_value(max_attempts) : 1;
+    r->timeout_seconds = json_is_number(timeout) ? json_number_value(timeout) : 0;
+    if (r->timeout_seconds < 0)
+        r->timeout_seconds = 0;
+    r->persist_result = json_is_boolean(persist) ? json_is_true(persist) : -1;
+    *out = r;
+    return 0;
+}
+
+struct wrun *wrun_ref(struct wrun *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void wrun_unref(struct wrun *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        wrun_destroy(r);
+}
+
+bool wrun_request_stop(struct wrun *r, enum stop_reason why)
+{
+    int expected = STOP_NONE;
+    return atomic_compare_exchange_strong(&r->stop, &expected, (int)why);
+}
+
+enum stop_reason wrun_stop_reason(const struct wrun *r)
+{
+    return (enum stop_reason)atomic_load(&((struct wrun *)r)->stop);
+}
+
+bool wrun_take_outcome(struct wrun *r)
+{
+    bool expected = false;
+    return atomic_compare_exchange_strong(&r->outcome_taken, &expected, true);
+}

@@ -1,0 +1,72 @@
+/*
+ * wrun.h — one claimed task run inside the worker: what the claim said (id, lease token,
+ * parameters, attempt, timeout, persistence), plus the two atomic flags every thread agrees
+ * on:
+ *
+ *  - stop: why the run must stop (cancelled, timed out, lease lost, worker stopping). The
+ *    first reason wins; errand_task_should_stop() and the process runner read it.
+ *  - outcome_taken: whoever takes it (the executor when the task returns, the watchdog at a
+ *    deadline, the reporter when the lease is lost, serve() on shutdown) is the one that
+ *    reports the run's outcome; everyone else discards theirs. So a run is reported once.
+ *
+ * A wrun is reference-counted: the lease table, the queue/executor and the watchdog each hold
+ * a reference. Fields after the claim are immutable except those marked otherwise.
+ */
+#ifndef ERRAND_WORKER_WRUN_H
+#define ERRAND_WORKER_WRUN_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "errand/errand.h"
+
+enum stop_reason {
+    STOP_NONE = 0,
+    STOP_CANCEL,     /* the server said the run is CANCELLING */
+    STOP_TIMEOUT,    /* timeout_seconds passed */
+    STOP_LEASE_LOST, /* the server refused our lease: another attempt owns the run */
+    STOP_SHUTDOWN,   /* the worker is stopping and the grace period ran out */
+};
+
+struct task_entry;
+struct report_item;
+
+struct wrun {
+    atomic_int refs;
+    char *id;
+    char *task;
+    char *lease_token;
+    char *params; /* compact JSON object text */
+    int attempt;
+    int max_attempts;
+    double timeout_seconds; /* 0 = none */
+    int persist_result;     /* -1 = the claim said null, 0, 1 */
+    const struct task_entry *entry; /* what serves it; set by the poller */
+
+    atomic_int stop;            /* enum stop_reason */
+    atomic_bool outcome_taken;
+
+    /* Owned by the reporter, under its lock: the lease table links, and the RUNNING report
+       still waiting to be sent (dropped when the outcome is queued before it went out). */
+    bool held;
+    struct wrun *lease_prev, *lease_next;
+    struct report_item *pending_running;
+
+    /* Owned by the run queue, under its lock. */
+    struct wrun *queue_next;
+};
+
+/* Builds a run from one element of a claim answer's "runs" (docs/api.md). */
+int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err);
+
+struct wrun *wrun_ref(struct wrun *r);
+void wrun_unref(struct wrun *r);
+
+/* Sets the stop reason unless one is set already; true when this call set it. */
+bool wrun_request_stop(struct wrun *r, enum stop_reason why);
+enum stop_reason wrun_stop_reason(const struct wrun *r);
+/* True exactly once per run: the caller now owns reporting its outcome. */
+bool wrun_take_outcome(struct wrun *r);
+
+#endif

@@ -1,0 +1,80 @@
+"""Cancellation: a scheduled run is cancelled at once; a running one goes through CANCELLING
+until its worker stops it; a final run cannot be cancelled (409)."""
+import time
+
+from conftest import PYTHON, exec_spec, unique_task, write_script
+
+
+def test_cancel_scheduled_run_is_immediate(server, worker_factory):
+    worker_factory(server)
+    run = server.api.submit("errand.noop", {}, delay_seconds=3600)
+    assert run["state"]["type"] == "SCHEDULED"
+    after = server.api.cancel(run["id"])
+    assert after["state"]["type"] == "CANCELLED", after
+    assert after["finished"] is not None
+    types = [s["type"] for s in server.api.states(run["id"])]
+    assert types == ["SCHEDULED", "CANCELLED"], types
+
+
+def test_cancel_running_sleep_goes_through_cancelling(server, worker_factory):
+    worker_factory(server)
+    run = server.api.submit("errand.sleep", {"seconds": 30})
+    server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
+    t0 = time.monotonic()
+    after = server.api.cancel(run["id"])
+    assert after["state"]["type"] == "CANCELLING", after
+    done = server.api.wait_final(run["id"], timeout=25)
+    assert done["state"]["type"] == "CANCELLED", done
+    assert time.monotonic() - t0 < 25, "the worker stopped the sleep long before 30 s"
+    types = [s["type"] for s in server.api.states(run["id"])]
+    assert types[-2:] == ["CANCELLING", "CANCELLED"], types
+
+
+def test_cancel_running_exec_task_stops_its_process(server, worker_factory, tmp_path):
+    marker = tmp_path / "finished"
+    started = tmp_path / "started"
+    script = write_script(tmp_path / "slow.py", f"""
+import sys, time, pathlib
+sys.stdin.read()
+pathlib.Path({str(started)!r}).touch()
+time.sleep(30)
+pathlib.Path({str(marker)!r}).touch()
+print("{{}}")
+""")
+    task = unique_task("slow")
+    worker_factory(server, execs=[exec_spec(task, PYTHON, script)], builtin=False)
+    run = server.api.submit(task, {})
+    server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING" and started.exists(),
+                          what="RUNNING with its process started")
+    server.api.cancel(run["id"])
+    done = server.api.wait_final(run["id"], timeout=25)
+    assert done["state"]["type"] == "CANCELLED", done
+    assert not marker.exists()
+
+
+def test_cancel_final_run_is_a_conflict(server, worker_factory):
+    worker_factory(server)
+    run = server.api.submit("errand.noop", {})
+    server.api.wait_final(run["id"])
+    r = server.api.request("POST", f"/task_runs/{run['id']}/cancel")
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "conflict"
+    assert "COMPLETED" in err["message"] or "final" in err["message"].lower(), err
+
+
+def test_cancel_twice_is_a_conflict(server):
+    run = server.api.submit("nobody.serves.this", {})
+    server.api.cancel(run["id"])
+    r = server.api.request("POST", f"/task_runs/{run['id']}/cancel")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict", r.text
+
+
+def test_cancelled_run_is_never_claimed(server, worker_factory):
+    run = server.api.submit("errand.noop", {"x": 1})
+    server.api.cancel(run["id"])
+    worker_factory(server)
+    probe = server.api.submit("errand.noop", {"probe": True})
+    server.api.wait_final(probe["id"])
+    after = server.api.get(run["id"])
+    assert after["state"]["type"] == "CANCELLED" and after["attempt"] == 0, after

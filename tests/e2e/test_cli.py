@@ -1,0 +1,177 @@
+"""The `errand` command line against a real server: submit (and wait), runs ls/show/logs/
+cancel, workers ls, config (values and where they came from), --version, --help, exit
+statuses (0 ok, 1 the server or the run said no, 2 bad command line)."""
+import json
+import re
+
+import pytest
+
+from conftest import run_cli, unique_task
+
+
+def test_version_prints_the_version(cli):
+    cp = cli(None, "--version")
+    assert cp.returncode == 0, cp.stderr
+    assert re.search(r"\b0\.1\.0\b", cp.stdout), cp.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["help"], ["submit", "--help"], ["worker", "--help"],
+                                  ["runs", "ls", "--help"], ["server", "start", "--help"],
+                                  ["config", "--help"], ["bench", "--help"], ["help", "submit"],
+                                  ["runs", "--help"], ["workers", "ls", "--help"]])
+def test_help_everywhere_exits_0(cli, argv):
+    cp = cli(None, *argv)
+    assert cp.returncode == 0, f"errand {' '.join(argv)}: {cp.returncode} {cp.stderr}"
+    assert "Usage" in cp.stdout or "usage" in cp.stdout, cp.stdout
+
+
+def test_unknown_command_and_option_exit_2(cli):
+    assert cli(None, "frobnicate").returncode == 2
+    cp = cli(None, "submit", "t", "--no-such-option")
+    assert cp.returncode == 2
+    assert "--no-such-option" in cp.stderr
+
+
+def test_submit_wait_prints_result_and_exits_0(server, worker_factory, cli):
+    worker_factory(server)
+    cp = cli(server, "submit", "errand.noop", "--params", '{"greeting": "hi", "n": 7}', "--wait")
+    assert cp.returncode == 0, cp.stderr
+    assert "greeting" in cp.stdout and "hi" in cp.stdout, cp.stdout
+    run_id = cp.stdout.split()[0]
+    run = server.api.get(run_id)
+    assert run["state"]["type"] == "COMPLETED" and run["result"] == {"greeting": "hi", "n": 7}
+
+
+def test_submit_wait_json_prints_the_final_run(server, worker_factory, cli):
+    worker_factory(server)
+    cp = cli(server, "submit", "errand.noop", "--params", '{"x": 1}', "--wait", "--json")
+    assert cp.returncode == 0, cp.stderr
+    run = json.loads(cp.stdout)
+    assert run["state"]["type"] == "COMPLETED" and run["result"] == {"x": 1}
+
+
+def test_submit_wait_of_a_failing_run_exits_1(server, worker_factory, cli):
+    worker_factory(server)
+    cp = cli(server, "submit", "errand.sleep", "--params", '{"seconds": 30}', "--timeout", "1",
+             "--wait")
+    assert cp.returncode == 1, (cp.stdout, cp.stderr)
+    assert "FAILED" in cp.stdout + cp.stderr
+
+
+def test_submit_prints_the_id_and_sends_options(server, cli):
+    task = unique_task("cli")
+    cp = cli(server, "submit", task, "--params", '{"a": 1}', "--tag", "x", "--tag", "y",
+             "--priority", "5", "--retries", "2", "--retry-delay", "1,10", "--delay", "60",
+             "--idempotency-key", "cli-key")
+    assert cp.returncode == 0, cp.stderr
+    run_id = cp.stdout.strip()
+    run = server.api.get(run_id)
+    assert run["task"] == task and run["parameters"] == {"a": 1}
+    assert run["tags"] == ["x", "y"] and run["priority"] == 5 and run["retries"] == 2
+    assert run["retry_delay_seconds"] == [1, 10] and run["idempotency_key"] == "cli-key"
+    again = cli(server, "submit", task, "--idempotency-key", "cli-key")
+    assert again.returncode == 0 and again.stdout.strip() == run_id
+
+
+@pytest.mark.parametrize("params", ["{bad", "[1, 2]", '"text"', ""])
+def test_submit_with_bad_params_exits_2_without_a_request(server, cli, params):
+    cp = cli(server, "submit", "t.cli", "--params", params)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "--params" in cp.stderr
+    assert server.api.list(task="t.cli")["runs"] == []
+
+
+def test_submit_value_refused_by_the_server_exits_2(server, cli):
+    cp = cli(server, "submit", "x" * 201)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "task" in cp.stderr
+
+
+def test_submit_to_no_server_exits_1_saying_so(cli, tmp_path):
+    cp = run_cli(None, "submit", "t", env={"ERRAND_API_URL": "http://127.0.0.1:1/api"},
+                 timeout=60)
+    assert cp.returncode == 1, (cp.returncode, cp.stderr)
+    assert "127.0.0.1:1" in cp.stderr
+
+
+def test_runs_ls_json_parses_and_filters(server, cli):
+    task = unique_task("cli.ls")
+    ids = [server.api.submit(task, {"i": i}, tags=["t1"])["id"] for i in range(3)]
+    server.api.submit(unique_task("other"), {})
+    cp = cli(server, "runs", "ls", "--json", "--task", task)
+    assert cp.returncode == 0, cp.stderr
+    body = json.loads(cp.stdout)
+    runs = body["runs"] if isinstance(body, dict) else body
+    assert [r["id"] for r in runs] == list(reversed(ids))
+    table = cli(server, "runs", "ls")
+    assert table.returncode == 0 and all(i in table.stdout for i in ids), table.stdout
+
+
+def test_runs_show_logs_cancel(server, cli):
+    run = server.api.submit(unique_task("cli.show"), {"z": 26}, delay_seconds=600)
+    show = cli(server, "runs", "show", run["id"], "--json")
+    assert show.returncode == 0, show.stderr
+    assert json.loads(show.stdout)["id"] == run["id"]
+    human = cli(server, "runs", "show", run["id"])
+    assert human.returncode == 0 and "SCHEDULED" in human.stdout, human.stdout
+    logs = cli(server, "runs", "logs", run["id"])
+    assert logs.returncode == 0, logs.stderr
+    cancel = cli(server, "runs", "cancel", run["id"])
+    assert cancel.returncode == 0, cancel.stderr
+    assert server.api.get(run["id"])["state"]["type"] == "CANCELLED"
+    again = cli(server, "runs", "cancel", run["id"])
+    assert again.returncode == 1, "cancel of a final run is refused"
+    missing = cli(server, "runs", "show", "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21")
+    assert missing.returncode == 1
+    bad = cli(server, "runs", "show", "nope")
+    assert bad.returncode in (1, 2)
+
+
+def test_workers_ls_json(server, worker_factory, cli):
+    worker_factory(server)
+    run = server.api.submit("errand.noop", {})
+    name = server.api.wait_final(run["id"])["worker"]
+    cp = cli(server, "workers", "ls", "--json")
+    assert cp.returncode == 0, cp.stderr
+    body = json.loads(cp.stdout)
+    workers = body["workers"] if isinstance(body, dict) else body
+    assert name in [w["name"] for w in workers]
+
+
+def test_config_json_shows_values_and_sources(cli, tmp_path):
+    cp = run_cli(None, "config", "--json", env={"ERRAND_LEASE_SECONDS": "7",
+                                                "ERRAND_API_KEY": "topsecret"})
+    assert cp.returncode == 0, cp.stderr
+    cfg = json.loads(cp.stdout)
+    assert cfg["ERRAND_LEASE_SECONDS"] == {"value": 7, "source": "env"}
+    assert cfg["ERRAND_SWEEP_INTERVAL_MS"] == {"value": 500, "source": "default"}
+    assert cfg["ERRAND_API_KEY"]["value"] != "topsecret", "secrets are masked"
+    assert cfg["ERRAND_HOME"]["source"] == "env"  # the fixture sets ERRAND_HOME
+    assert cfg["ERRAND_DATABASE_URL"]["value"].endswith("/errand.db")
+    assert cfg["ERRAND_DATABASE_URL"]["source"] == "default"
+    for name in ("ERRAND_API_URL", "ERRAND_SERVER_API_HOST", "ERRAND_SERVER_API_PORT",
+                 "ERRAND_DATABASE_SYNC", "ERRAND_LOCAL_STORAGE_PATH",
+                 "ERRAND_RESULTS_PERSIST_BY_DEFAULT", "ERRAND_LOGGING_LOG_PRINTS",
+                 "ERRAND_MAX_BODY_BYTES"):
+        assert name in cfg, name
+
+
+def test_config_flag_beats_env_beats_default(cli):
+    cp = run_cli(None, "config", "--json", "--lease-seconds", "9",
+                 env={"ERRAND_LEASE_SECONDS": "7"})
+    assert cp.returncode == 0, cp.stderr
+    cfg = json.loads(cp.stdout)
+    assert cfg["ERRAND_LEASE_SECONDS"] == {"value": 9, "source": "flag"}
+
+
+def test_bad_setting_value_exits_2_naming_it(cli):
+    cp = run_cli(None, "config", env={"ERRAND_SERVER_API_PORT": "abc"})
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "ERRAND_SERVER_API_PORT" in cp.stderr and "abc" in cp.stderr
+
+
+def test_config_table_lists_every_setting(cli):
+    cp = run_cli(None, "config")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.splitlines()[0].split() == ["NAME", "VALUE", "SOURCE"]
+    assert "ERRAND_DATABASE_URL" in cp.stdout

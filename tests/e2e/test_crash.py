@@ -1,0 +1,144 @@
+"""Crashes: a worker killed with SIGKILL mid-run loses its lease and the run completes
+elsewhere; a server killed with SIGKILL under load loses no acknowledged submission."""
+import threading
+import time
+
+import requests
+
+from conftest import Api, wait_until
+
+LEASE_ENV = {"ERRAND_LEASE_SECONDS": 2, "ERRAND_SWEEP_INTERVAL_MS": 100}
+
+
+def test_killed_worker_run_completes_on_another_worker_after_lease(server_factory, worker_factory):
+    server = server_factory(env=LEASE_ENV)
+    first = worker_factory(server)
+    run = server.api.submit("errand.sleep", {"seconds": 4}, retries=1)
+    running = server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING",
+                                    what="RUNNING on the first worker")
+    first_name = running["worker"]
+    assert running["attempt"] == 1
+    second = worker_factory(server)
+    killed_at = time.monotonic()
+    first.kill9()
+
+    done = server.api.wait_final(run["id"], timeout=60)
+    assert done["state"]["type"] == "COMPLETED", done
+    assert done["attempt"] == 2
+    assert first_name == first.name
+    assert done["worker"] == second.name, done["worker"]
+    assert time.monotonic() - killed_at >= 1.0, "the run waited for the lease to run out"
+    states = server.api.states(run["id"])
+    expired = [s for s in states if s["type"] == "SCHEDULED" and "lease" in s["message"].lower()]
+    assert expired, f"a SCHEDULED state saying the lease expired: {states}"
+    assert first_name in expired[0]["message"], expired[0]
+    assert second.running()
+
+
+def test_killed_worker_without_attempts_left_crashes_the_run(server_factory, worker_factory):
+    server = server_factory(env=LEASE_ENV)
+    w = worker_factory(server)
+    run = server.api.submit("errand.sleep", {"seconds": 30}, retries=0)
+    server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
+    w.kill9()
+    done = server.api.wait_final(run["id"], timeout=30)
+    assert done["state"]["type"] == "CRASHED", done
+    assert done["attempt"] == 1
+
+
+def test_stale_worker_report_is_refused_after_reclaim(server_factory):
+    """A worker that lost its lease (partition) cannot overwrite the newer attempt."""
+    server = server_factory(env=LEASE_ENV)
+    api = server.api
+    task = "proto.stale"
+    run = api.submit(task, {}, retries=3)
+    claim = api.request("POST", "/workers/claim", json_body={
+        "worker": "slow", "tasks": [task], "limit": 1, "wait_seconds": 5, "lease_seconds": 1})
+    assert claim.status_code == 200, claim.text
+    old = claim.json()["runs"][0]
+    # The lease runs out; another worker claims the run.
+    api.wait_state(run["id"], lambda r: r["state"]["type"] == "SCHEDULED" and r["attempt"] == 1,
+                   what="SCHEDULED after the lease ran out")
+    claim2 = api.request("POST", "/workers/claim", json_body={
+        "worker": "fast", "tasks": [task], "limit": 1, "wait_seconds": 5})
+    new = claim2.json()["runs"][0]
+    assert new["id"] == run["id"] and new["lease_token"] != old["lease_token"]
+    assert new["attempt"] == 2
+
+    r = api.request("POST", "/workers/report", json_body={"worker": "slow", "reports": [
+        {"id": run["id"], "lease_token": old["lease_token"], "state": "COMPLETED",
+         "result": {"from": "slow"}}]})
+    assert r.status_code == 409, r.text
+    item = r.json()["reports"][0]
+    assert item["status"] == 409
+    hb = api.request("POST", "/workers/heartbeat", json_body={
+        "worker": "slow", "leases": [{"id": run["id"], "lease_token": old["lease_token"]}]})
+    assert hb.status_code == 409, hb.text
+    assert hb.json()["leases"][0]["status"] == 409
+
+    r = api.request("POST", "/workers/report", json_body={"worker": "fast", "reports": [
+        {"id": run["id"], "lease_token": new["lease_token"], "state": "COMPLETED",
+         "result": {"from": "fast"}}]})
+    assert r.status_code == 200, r.text
+    done = api.get(run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["result"] == {"from": "fast"}
+    assert done["worker"] == "fast"
+
+
+def test_killed_server_keeps_every_acknowledged_submission(server_factory, worker_factory):
+    server = server_factory()
+    base = server.url
+    acked = []
+    acked_lock = threading.Lock()
+    stop = threading.Event()
+    errors = []
+    target = 600  # acknowledged runs before the kill
+
+    def submitter(n):
+        api = Api(base)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                if i % 10 == 0:
+                    r = api.request("POST", "/task_runs/batch", json_body={"runs": [
+                        {"task": "errand.noop", "parameters": {"t": n, "i": i, "j": j}}
+                        for j in range(20)]}, timeout=10)
+                    got = [x["id"] for x in r.json()["runs"]] if r.status_code == 201 else []
+                else:
+                    r = api.request("POST", "/task_runs", json_body={
+                        "task": "errand.noop", "parameters": {"t": n, "i": i}}, timeout=10)
+                    got = [r.json()["id"]] if r.status_code == 201 else []
+                if r.status_code not in (201,):
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+                with acked_lock:
+                    acked.extend(got)
+            except (requests.RequestException, ValueError):
+                return  # the server died under us: this request was never acknowledged
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(acked) >= target, 60, f"{target} acknowledged submissions")
+        server.kill9()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors, f"non-2xx answers before the kill: {errors[:5]}"
+    ids = list(acked)
+    assert len(ids) >= target
+
+    server.start()  # same ERRAND_HOME, same database
+    missing = []
+    for run_id in ids:
+        r = server.api.request("GET", f"/task_runs/{run_id}")
+        if r.status_code != 200:
+            missing.append((run_id, r.status_code))
+    assert not missing, f"{len(missing)} of {len(ids)} acknowledged runs lost: {missing[:5]}"
+
+    worker_factory(server)
+    for run_id in ids:
+        done = server.api.wait_final(run_id, timeout=120)
+        assert done["state"]["type"] == "COMPLETED", done

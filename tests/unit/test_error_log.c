@@ -1,0 +1,202 @@
+/*
+ * test_error_log.c — error.c (error_set/clear, wire code names and HTTP statuses of
+ * docs/api.md, errand_strerror, errand_version) and log.c (logfmt line shape, quoting,
+ * level filter, one line per event even for huge messages).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/log.h"
+
+#define CAPTURE_MAX 65536
+
+static void error_set_fills_and_returns_code(void **state)
+{
+    (void)state;
+    errand_error err;
+    memset(&err, 0x55, sizeof err);
+    assert_int_equal(error_set(&err, ERRAND_EINVAL, "priority", "bad %s %d", "value", 3),
+                     ERRAND_EINVAL);
+    assert_int_equal(err.code, ERRAND_EINVAL);
+    assert_int_equal(err.http_status, 0);
+    assert_string_equal(err.field, "priority");
+    assert_string_equal(err.message, "bad value 3");
+    error_set(&err, ERRAND_ENOTFOUND, NULL, NULL);
+    assert_string_equal(err.field, "");
+    assert_string_equal(err.message, "not found");
+    assert_int_equal(error_set(NULL, ERRAND_EIO, NULL, "x"), ERRAND_EIO);
+    /* Arguments may point into err itself. */
+    error_set(&err, ERRAND_EINVAL, "f", "first");
+    error_set(&err, ERRAND_EIO, err.field, "again: %s", err.message);
+    assert_string_equal(err.message, "again: first");
+    assert_string_equal(err.field, "f");
+    error_clear(&err);
+    assert_int_equal(err.code, 0);
+    assert_string_equal(err.message, "");
+    assert_string_equal(err.field, "");
+    error_clear(NULL);
+}
+
+static void error_set_truncates_safely(void **state)
+{
+    (void)state;
+    errand_error err;
+    char big[2 * ERRAND_ERROR_MESSAGE_MAX];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    error_set(&err, ERRAND_EINVAL, big, "%s", big);
+    assert_int_equal(strlen(err.message), ERRAND_ERROR_MESSAGE_MAX - 1);
+    assert_int_equal(strlen(err.field), ERRAND_ERROR_FIELD_MAX - 1);
+}
+
+static void codes_map_to_wire_names_and_statuses(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *name;
+        int status;
+    } rows[] = {
+        {ERRAND_EINVAL, "invalid_field", 400},
+        {ERR_INVALID_JSON, "invalid_json", 400},
+        {ERR_MISSING_FIELD, "missing_field", 400},
+        {ERR_UNKNOWN_FIELD, "unknown_field", 400},
+        {ERR_INVALID_PARAMETER, "invalid_parameter", 400},
+        {ERRAND_EAUTH, "unauthorized", 401},
+        {ERR_UNAUTHORIZED, "unauthorized", 401},
+        {ERRAND_ENOTFOUND, "not_found", 404},
+        {ERR_METHOD, "method_not_allowed", 405},
+        {ERRAND_ECONFLICT, "conflict", 409},
+        {ERR_STALE_LEASE, "stale_lease", 409},
+        {ERRAND_ETOOBIG, "body_too_large", 413},
+        {ERRAND_ESTORE, "store_error", 500},
+        {ERRAND_ENOMEM, "out_of_memory", 500},
+        {ERRAND_EIO, "io_error", 500},
+        {ERRAND_EUNAVAILABLE, "unavailable", 503},
+        {ERRAND_ETIMEDOUT, "timeout", 504},
+        {-9999, "internal_error", 500},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        assert_string_equal(error_code_name(rows[i].code), rows[i].name);
+        assert_int_equal(error_http_status(rows[i].code), rows[i].status);
+    }
+}
+
+static void strerror_and_version(void **state)
+{
+    (void)state;
+    assert_string_equal(errand_strerror(ERRAND_EINVAL), "invalid argument");
+    assert_string_equal(errand_strerror(ERRAND_ENOTFOUND), "not found");
+    for (int c = ERRAND_EFAILED; c <= ERRAND_OK; c++)
+        assert_string_not_equal(errand_strerror(c), "unknown error");
+    assert_string_equal(errand_strerror(12345), "unknown error");
+    assert_string_equal(errand_version(), ERRAND_VERSION);
+    errand_free(NULL);
+}
+
+/* Runs fn with stderr redirected to a temporary file; returns what was written (free()). */
+static char *capture_stderr(void (*fn)(void))
+{
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(tmp), STDERR_FILENO);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *buf = calloc(1, CAPTURE_MAX);
+    rewind(tmp);
+    size_t n = fread(buf, 1, CAPTURE_MAX - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+    return buf;
+}
+
+static void log_some_lines(void)
+{
+    log_set_level(LOG_INFO);
+    log_debug("hidden", "x=%d", 1);
+    log_info("listening", "host=%s port=%d", "127.0.0.1", 4200);
+    log_warn("say \"hi\"\nthere", NULL);
+    log_error("bad fields", "err=%s", "line1\nline2");
+}
+
+static void log_writes_logfmt_lines_above_the_level(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_some_lines);
+    assert_null(strstr(out, "hidden"));
+    assert_non_null(strstr(out, " level=info msg=\"listening\" host=127.0.0.1 port=4200\n"));
+    assert_non_null(strstr(out, " level=warning msg=\"say \\\"hi\\\"\\nthere\"\n"));
+    assert_non_null(strstr(out, " level=error msg=\"bad fields\" err=line1 line2\n"));
+    assert_int_equal(strncmp(out, "ts=", 3), 0);
+    int lines = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 3);
+    free(out);
+}
+
+static void log_huge_lines(void)
+{
+    static char big[3 * 4096];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    log_info(big, NULL);
+    log_info("ok", "blob=%s", big);
+}
+
+static void log_truncates_long_lines_to_one_line_each(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_huge_lines);
+    char *first_nl = strchr(out, '\n');
+    assert_non_null(first_nl);
+    assert_true(first_nl - out <= 4096);
+    assert_int_equal(strncmp(first_nl - 3, "...", 3), 0);
+    char *second = first_nl + 1;
+    assert_non_null(strstr(second, "msg=\"ok\" blob=yyy"));
+    char *second_nl = strchr(second, '\n');
+    assert_non_null(second_nl);
+    assert_true(second_nl - second <= 4096);
+    assert_int_equal(strncmp(second_nl - 3, "...", 3), 0);
+    assert_string_equal(second_nl + 1, "");
+    free(out);
+}
+
+static void log_level_parsing(void **state)
+{
+    (void)state;
+    assert_int_equal(log_level_parse("debug"), LOG_DEBUG);
+    assert_int_equal(log_level_parse("INFO"), LOG_INFO);
+    assert_int_equal(log_level_parse("warning"), LOG_WARNING);
+    assert_int_equal(log_level_parse("error"), LOG_ERROR);
+    assert_int_equal(log_level_parse("loud"), -1);
+    assert_int_equal(log_level_parse(NULL), -1);
+    log_set_level(LOG_ERROR);
+    assert_int_equal(log_get_level(), LOG_ERROR);
+    log_set_level(LOG_INFO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(error_set_fills_and_returns_code),
+        cmocka_unit_test(error_set_truncates_safely),
+        cmocka_unit_test(codes_map_to_wire_names_and_statuses),
+        cmocka_unit_test(strerror_and_version),
+        cmocka_unit_test(log_writes_logfmt_lines_above_the_level),
+        cmocka_unit_test(log_truncates_long_lines_to_one_line_each),
+        cmocka_unit_test(log_level_parsing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
