@@ -30,13 +30,13 @@ FROM debian:bookworm-slim AS base
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libssl3 libpq5 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 # /data holds the server's SQLite database (ERRAND_HOME); /task-storage the persisted task
 # results, shared by the task workers and the api. Both are owned by the service user, so a
 # fresh named volume mounted there starts out writable for it.
 ARG ERRAND_UID=10001
-RUN groupadd --system --gid "$ERRAND_UID" errand \
- && useradd --system --uid "$ERRAND_UID" --gid errand --home-dir /data --no-create-home \
+RUN groupadd --gid "$ERRAND_UID" errand \
+ && useradd --uid "$ERRAND_UID" --gid errand --home-dir /data --no-create-home \
       --shell /usr/sbin/nologin errand \
  && mkdir -p /data /task-storage \
  && chown errand:errand /data /task-storage

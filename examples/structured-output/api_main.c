@@ -12,6 +12,7 @@
  *   --errand-api-url  ERRAND_API_URL            http://127.0.0.1:4200/api (liberrand's)
  * and ERRAND_API_KEY, read by liberrand.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -37,12 +38,12 @@
 static const char usage[] =
     "usage: structured-output-api [--host HOST] [--port PORT] [--errand-api-url URL]\n"
     "Serves the structured-output web API and page.\n"
-    "  --host HOST            address to listen on (env ERRAND_EXAMPLE_API_HOST, default "
-    DEFAULT_HOST ")\n"
-    "  --port PORT            port, 0 = any free one (env ERRAND_EXAMPLE_API_PORT, default "
-    DEFAULT_PORT ")\n"
-    "  --errand-api-url URL   the errand server (env ERRAND_API_URL, default "
-    DEFAULT_ERRAND_API_URL ")\n";
+    "  --host HOST            address to listen on (env ERRAND_EXAMPLE_API_HOST, "
+    "default " DEFAULT_HOST ")\n"
+    "  --port PORT            port, 0 = any free one (env ERRAND_EXAMPLE_API_PORT, "
+    "default " DEFAULT_PORT ")\n"
+    "  --errand-api-url URL   the errand server (env ERRAND_API_URL, "
+    "default " DEFAULT_ERRAND_API_URL ")\n";
 
 typedef struct api_args {
     const char *host;
@@ -87,8 +88,10 @@ static int parse_port(const char *text, unsigned short *out)
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno || *end || end == text || v < 0 || v > MAX_PORT) {
-        applog_error("bad port", "port=\"%s\" error=\"the port must be a number from 0 to %d "
-                     "(--port or ERRAND_EXAMPLE_API_PORT)\"", text, MAX_PORT);
+        applog_error("bad port",
+                     "port=\"%s\" error=\"the port must be a number from 0 to %d "
+                     "(--port or ERRAND_EXAMPLE_API_PORT)\"",
+                     text, MAX_PORT);
         return -1;
     }
     *out = (unsigned short)v;
@@ -107,7 +110,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static struct MHD_Daemon *start(api_ctx *ctx, const api_args *a, unsigned short port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char port_text[16];
@@ -131,8 +135,10 @@ static struct MHD_Daemon *start(api_ctx *ctx, const api_args *a, unsigned short 
         (unsigned int)CONNECTION_TIMEOUT_SECONDS, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d)
-        applog_error("cannot listen", "host=%s port=%u error=\"the address is in use or not "
-                     "available here\"", a->host, port);
+        applog_error("cannot listen",
+                     "host=%s port=%u error=\"the address is in use or not "
+                     "available here\"",
+                     a->host, port);
     return d;
 }
 
@@ -151,8 +157,8 @@ int main(int argc, char **argv)
     }
     ctx.client_opt.api_url = args.errand_url;
     ctx.client_opt.timeout_ms = API_ERRAND_TIMEOUT_MS;
-    ctx.errand_url = args.errand_url ? args.errand_url
-                                     : env_or("ERRAND_API_URL", DEFAULT_ERRAND_API_URL);
+    ctx.errand_url =
+        args.errand_url ? args.errand_url : env_or("ERRAND_API_URL", DEFAULT_ERRAND_API_URL);
 
     /* Block the stop signals before any thread starts, so only sigwait() below sees them. */
     sigset_t stop;
@@ -162,9 +168,16 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct MHD_Daemon *d = start(&ctx, &args, port);
-    if (!d)
+    /* liberrand's clients use libcurl; its global set-up must happen before any thread. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        applog_error("could not initialise libcurl", NULL);
         return EXIT_FAILURE;
+    }
+    struct MHD_Daemon *d = start(&ctx, &args, port);
+    if (!d) {
+        curl_global_cleanup();
+        return EXIT_FAILURE;
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     applog_info("listening", "host=%s port=%u errand_api_url=%s task=%s", args.host,
                 info ? info->port : port, ctx.errand_url, SO_TASK_NAME);
@@ -173,6 +186,7 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     applog_info("stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     MHD_stop_daemon(d);
+    curl_global_cleanup();
     applog_info("stopped", NULL);
     return 0;
 }

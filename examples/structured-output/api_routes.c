@@ -63,8 +63,8 @@ static bool is_get(const char *method)
     return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
-static enum MHD_Result dispatch(const api_ctx *ctx, struct MHD_Connection *conn,
-                                const char *url, const char *method, api_request *req)
+static enum MHD_Result dispatch(const api_ctx *ctx, struct MHD_Connection *conn, const char *url,
+                                const char *method, api_request *req)
 {
     switch (req->route) {
     case ROUTE_PAGE:
@@ -88,7 +88,8 @@ static enum MHD_Result dispatch(const api_ctx *ctx, struct MHD_Connection *conn,
         free(id);
         return ret;
     }
-    case ROUTE_NOT_FOUND: break;
+    case ROUTE_NOT_FOUND:
+        break;
     }
     return reply_detail(conn, MHD_HTTP_NOT_FOUND, "Not Found");
 }

@@ -25,10 +25,14 @@ void applog_set_level(enum applog_level level)
 static const char *level_name(enum applog_level level)
 {
     switch (level) {
-    case APPLOG_DEBUG: return "debug";
-    case APPLOG_INFO: return "info";
-    case APPLOG_WARNING: return "warning";
-    case APPLOG_ERROR: return "error";
+    case APPLOG_DEBUG:
+        return "debug";
+    case APPLOG_INFO:
+        return "info";
+    case APPLOG_WARNING:
+        return "warning";
+    case APPLOG_ERROR:
+        return "error";
     }
     return "info";
 }
@@ -44,19 +48,37 @@ static void format_now(char out[APPLOG_TS_MAX])
     snprintf(out + n, APPLOG_TS_MAX - n, ".%03ldZ", ts.tv_nsec / NS_PER_MS);
 }
 
+/* The escape of c inside a quoted logfmt value, or NULL when c stands for itself. */
+static const char *escape_of(char c)
+{
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        return NULL;
+    }
+}
+
 /* Appends text quoted and escaped; stops quietly at the end of the buffer. */
 static size_t append_quoted(char *buf, size_t len, size_t cap, const char *text)
 {
     if (len < cap)
         buf[len++] = '"';
     for (const char *p = text ? text : ""; *p && len + 2 < cap; p++) {
-        switch (*p) {
-        case '"': buf[len++] = '\\'; buf[len++] = '"'; break;
-        case '\\': buf[len++] = '\\'; buf[len++] = '\\'; break;
-        case '\n': buf[len++] = '\\'; buf[len++] = 'n'; break;
-        case '\r': buf[len++] = '\\'; buf[len++] = 'r'; break;
-        case '\t': buf[len++] = '\\'; buf[len++] = 't'; break;
-        default: buf[len++] = *p;
+        const char *esc = escape_of(*p);
+        if (esc) {
+            buf[len++] = esc[0];
+            buf[len++] = esc[1];
+        } else {
+            buf[len++] = *p;
         }
     }
     if (len < cap)

@@ -89,8 +89,8 @@ form *form_new(struct MHD_Connection *conn, size_t max_bytes)
     if (!f)
         return NULL;
     f->max_bytes = max_bytes;
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct) {
         f->kind = FORM_NONE;
     } else if (has_prefix_ci(ct, "application/json") || strstr(ct, "+json")) {

@@ -30,8 +30,7 @@ enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status, jso
     return ret;
 }
 
-enum MHD_Result reply_detail(struct MHD_Connection *conn, unsigned int status,
-                             const char *message)
+enum MHD_Result reply_detail(struct MHD_Connection *conn, unsigned int status, const char *message)
 {
     return reply_json(conn, status, json_pack("{s:s}", "detail", message));
 }
@@ -58,6 +57,6 @@ void detail_add(json_t *detail, const char *where, const char *field, const char
                 const char *msg, json_t *input)
 {
     json_t *loc = field ? json_pack("[s, s]", where, field) : json_pack("[s]", where);
-    json_array_append_new(detail, json_pack("{s:s, s:o, s:s, s:o}", "type", type, "loc", loc,
-                                            "msg", msg, "input", input ? input : json_null()));
+    json_array_append_new(detail, json_pack("{s:s, s:o, s:s, s:o}", "type", type, "loc", loc, "msg",
+                                            msg, "input", input ? input : json_null()));
 }

@@ -17,8 +17,7 @@
 enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body);
 
 /* Sends {"detail": message}. */
-enum MHD_Result reply_detail(struct MHD_Connection *conn, unsigned int status,
-                             const char *message);
+enum MHD_Result reply_detail(struct MHD_Connection *conn, unsigned int status, const char *message);
 
 /* Sends {"detail": "Method Not Allowed"} with an Allow header. */
 enum MHD_Result reply_method_not_allowed(struct MHD_Connection *conn, const char *allow);

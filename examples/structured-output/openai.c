@@ -52,8 +52,10 @@ int openai_config_from_env(openai_config *cfg, char *why, size_t why_len)
         errno = 0;
         long v = strtol(t, &end, 10);
         if (errno || *end || v <= 0) {
-            snprintf(why, why_len, "OPENAI_TIMEOUT_SECONDS must be a positive whole number of "
-                                   "seconds, got '%s'", t);
+            snprintf(why, why_len,
+                     "OPENAI_TIMEOUT_SECONDS must be a positive whole number of "
+                     "seconds, got '%s'",
+                     t);
             return -1;
         }
         cfg->timeout_seconds = v;
@@ -124,11 +126,11 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 
 static char *request_body(const openai_config *cfg, const openai_request *req)
 {
-    json_t *body = json_pack(
-        "{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:{s:s, s:O, s:b}}}", "model", cfg->model,
-        "messages", "role", "system", "content", req->system_prompt, "role", "user", "content",
-        req->user_prompt, "response_format", "type", "json_schema", "json_schema", "name",
-        req->schema_name, "schema", req->schema, "strict", req->strict);
+    json_t *body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:{s:s, s:O, s:b}}}",
+                             "model", cfg->model, "messages", "role", "system", "content",
+                             req->system_prompt, "role", "user", "content", req->user_prompt,
+                             "response_format", "type", "json_schema", "json_schema", "name",
+                             req->schema_name, "schema", req->schema, "strict", req->strict);
     if (!body)
         return NULL;
     char *text = json_dumps(body, JSON_COMPACT);
@@ -167,8 +169,7 @@ static bool status_is_retryable(long status, const char *code)
 {
     if (status == HTTP_TOO_MANY_REQUESTS)
         return strcmp(code, "insufficient_quota") != 0; /* no quota left: waiting won't help */
-    return status == HTTP_REQUEST_TIMEOUT || status == HTTP_CONFLICT ||
-           status >= HTTP_SERVER_ERROR;
+    return status == HTTP_REQUEST_TIMEOUT || status == HTTP_CONFLICT || status >= HTTP_SERVER_ERROR;
 }
 
 static void read_completion(const body_buf *b, const char *url, openai_answer *out)
@@ -176,8 +177,8 @@ static void read_completion(const body_buf *b, const char *url, openai_answer *o
     json_error_t jerr;
     json_t *root = json_loads(b->data ? b->data : "", 0, &jerr);
     if (!root) {
-        set_outcome(out, OPENAI_RETRYABLE, "%s answered 200 with a body that is not JSON: %s",
-                    url, jerr.text);
+        set_outcome(out, OPENAI_RETRYABLE, "%s answered 200 with a body that is not JSON: %s", url,
+                    jerr.text);
         return;
     }
     json_t *choice = json_array_get(json_object_get(root, "choices"), 0);

@@ -40,7 +40,7 @@ int openai_config_from_env(openai_config *cfg, char *why, size_t why_len);
  * public API would then fail with 401, so the task fails at once and says what to set. */
 bool openai_config_usable(const openai_config *cfg);
 
-#define OPENAI_NOT_CONFIGURED_MESSAGE                                                          \
+#define OPENAI_NOT_CONFIGURED_MESSAGE                                                              \
     "set OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server)"
 
 typedef struct openai_request {
@@ -63,9 +63,9 @@ typedef enum openai_outcome {
 
 typedef struct openai_answer {
     openai_outcome outcome;
-    long http_status;                  /* the endpoint's status, 0 if it never answered */
-    char *content;                     /* malloc'd; OPENAI_OK only */
-    char message[OPENAI_MESSAGE_MAX];  /* why, when not OPENAI_OK */
+    long http_status;                 /* the endpoint's status, 0 if it never answered */
+    char *content;                    /* malloc'd; OPENAI_OK only */
+    char message[OPENAI_MESSAGE_MAX]; /* why, when not OPENAI_OK */
 } openai_answer;
 
 /* Makes the call. Never fails silently: *out always says what happened. */

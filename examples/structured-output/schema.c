@@ -25,32 +25,58 @@ typedef struct checker {
     size_t why_len;
 } checker;
 
+/* Records "at PATH: <message>" as the reason for failing. */
+static void record(checker *c, const char *path, const char *fmt, va_list ap)
+{
+    int n = snprintf(c->why, c->why_len, "at %s: ", path);
+    if (n >= 0 && (size_t)n < c->why_len)
+        vsnprintf(c->why + n, c->why_len - (size_t)n, fmt, ap);
+}
+
+/* For checks that answer a status: records why and returns -1. */
 static int failf(checker *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int failf(checker *c, const char *path, const char *fmt, ...)
 {
-    int n = snprintf(c->why, c->why_len, "at %s: ", path);
-    if (n < 0 || (size_t)n >= c->why_len)
-        return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->why + n, c->why_len - (size_t)n, fmt, ap);
+    record(c, path, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* For checks that answer a value: records why and returns NULL. */
+static json_t *reject(checker *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static json_t *reject(checker *c, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record(c, path, fmt, ap);
+    va_end(ap);
+    return NULL;
 }
 
 static const char *value_type_name(json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "unknown";
 }
@@ -194,8 +220,7 @@ int schema_lint(json_t *schema, char *why, size_t why_len)
 {
     checker c = {.root = schema, .why = why, .why_len = why_len};
     if (!json_is_object(schema)) {
-        snprintf(why, why_len, "a JSON Schema must be an object, got %s",
-                 value_type_name(schema));
+        snprintf(why, why_len, "a JSON Schema must be an object, got %s", value_type_name(schema));
         return -1;
     }
     return lint(&c, schema, "$", 0);
@@ -210,10 +235,9 @@ static bool type_matches(json_t *v, const char *t)
     if (strcmp(t, "string") == 0)
         return json_is_string(v);
     if (strcmp(t, "integer") == 0)
-        return json_is_integer(v) ||
-               (json_is_real(v) && isfinite(json_real_value(v)) &&
-                json_real_value(v) == floor(json_real_value(v)) &&
-                fabs(json_real_value(v)) <= MAX_EXACT_INTEGER);
+        return json_is_integer(v) || (json_is_real(v) && isfinite(json_real_value(v)) &&
+                                      json_real_value(v) == floor(json_real_value(v)) &&
+                                      fabs(json_real_value(v)) <= MAX_EXACT_INTEGER);
     if (strcmp(t, "number") == 0)
         return json_is_number(v);
     if (strcmp(t, "boolean") == 0)
@@ -351,8 +375,7 @@ static json_t *check_object(checker *c, json_t *v, json_t *s, const char *path, 
     json_array_foreach(req, i, name)
     {
         if (json_is_string(name) && !json_object_get(v, json_string_value(name)))
-            return failf(c, path, "missing required property '%s'", json_string_value(name)),
-                   NULL;
+            return reject(c, path, "missing required property '%s'", json_string_value(name));
     }
     json_t *out = json_object();
     const char *key;
@@ -418,22 +441,22 @@ static json_t *check_combinators(checker *c, json_t *v, json_t *s, const char *p
 static json_t *check(checker *c, json_t *v, json_t *s, const char *path, int depth)
 {
     if (depth > SCHEMA_MAX_DEPTH)
-        return failf(c, path, "nested deeper than %d", SCHEMA_MAX_DEPTH), NULL;
+        return reject(c, path, "nested deeper than %d", SCHEMA_MAX_DEPTH);
     if (json_is_true(s))
         return json_incref(v);
     if (json_is_false(s) || !json_is_object(s))
-        return failf(c, path, "no value is allowed here"), NULL;
+        return reject(c, path, "no value is allowed here");
 
     json_t *ref = json_object_get(s, "$ref");
     if (json_is_string(ref)) {
         json_t *target = resolve_ref(c->root, json_string_value(ref));
         if (!target)
-            return failf(c, path, "unresolvable $ref '%s'", json_string_value(ref)), NULL;
+            return reject(c, path, "unresolvable $ref '%s'", json_string_value(ref));
         return check(c, v, target, path, depth + 1);
     }
     json_t *cnst = json_object_get(s, "const");
     if (cnst && !json_equal(v, cnst))
-        return failf(c, path, "not the constant the schema requires"), NULL;
+        return reject(c, path, "not the constant the schema requires");
     json_t *enm = json_object_get(s, "enum");
     if (json_is_array(enm)) {
         bool found = false;
@@ -491,9 +514,9 @@ json_t *schema_for_request(json_t *schema, bool *wrapped)
     *wrapped = true;
     /* Definitions stay at the root, where "#/$defs/..." references look for them. */
     json_t *inner = json_deep_copy(schema);
-    json_t *root = json_pack("{s:s, s:{s:o}, s:[s], s:b}", "type", "object", "properties",
-                             WRAP_MEMBER, inner, "required", WRAP_MEMBER,
-                             "additionalProperties", 0);
+    json_t *root =
+        json_pack("{s:s, s:{s:o}, s:[s], s:b}", "type", "object", "properties", WRAP_MEMBER, inner,
+                  "required", WRAP_MEMBER, "additionalProperties", 0);
     static const char *const def_keys[] = {"$defs", "definitions", NULL};
     for (const char *const *k = def_keys; root && *k; k++) {
         json_t *defs = json_object_get(inner, *k);

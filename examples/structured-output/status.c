@@ -44,15 +44,16 @@ static int normalize_uuid(const char *in, char out[UUID_TEXT_LEN + 1], char *rea
         char c = in[i];
         if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
             if (c != '-') {
-                snprintf(reason, REASON_MAX, "invalid group separator: expected `-`, found `%c` "
-                         "at %zu", c, i + 1);
+                snprintf(reason, REASON_MAX,
+                         "invalid group separator: expected `-`, found `%c` "
+                         "at %zu",
+                         c, i + 1);
                 return -1;
             }
             continue;
         }
         if ((unsigned char)c >= 0x80) { /* keep the reason valid UTF-8 */
-            snprintf(reason, REASON_MAX, "invalid character: found a non-ASCII byte at %zu",
-                     i + 1);
+            snprintf(reason, REASON_MAX, "invalid character: found a non-ASCII byte at %zu", i + 1);
             return -1;
         }
         if (!isxdigit((unsigned char)c)) {
@@ -70,17 +71,16 @@ static int normalize_uuid(const char *in, char out[UUID_TEXT_LEN + 1], char *rea
     return 0;
 }
 
-static enum MHD_Result reply_bad_id(struct MHD_Connection *conn, const char *id,
-                                    const char *reason)
+static enum MHD_Result reply_bad_id(struct MHD_Connection *conn, const char *id, const char *reason)
 {
     char msg[MSG_MAX];
     snprintf(msg, sizeof msg, "Input should be a valid UUID, %s", reason);
     json_t *input = json_string(id); /* NULL when the path is not valid UTF-8 */
     json_t *detail = json_array();
-    json_array_append_new(detail, json_pack("{s:s, s:[s, s], s:s, s:o, s:{s:s}}", "type",
-                                            "uuid_parsing", "loc", "path", "task_run_id", "msg",
-                                            msg, "input", input ? input : json_null(), "ctx",
-                                            "error", reason));
+    json_array_append_new(detail,
+                          json_pack("{s:s, s:[s, s], s:s, s:o, s:{s:s}}", "type", "uuid_parsing",
+                                    "loc", "path", "task_run_id", "msg", msg, "input",
+                                    input ? input : json_null(), "ctx", "error", reason));
     return reply_json(conn, HTTP_STATUS_UNPROCESSABLE, json_pack("{s:o}", "detail", detail));
 }
 
@@ -141,15 +141,16 @@ enum MHD_Result status_handle(const api_ctx *ctx, struct MHD_Connection *conn,
         break;
     case ERRAND_STATE_CANCELLED:
         json_object_set_new(body, "status", json_string("error"));
-        json_object_set_new(
-            body, "message",
-            json_string(message && *message ? message : CANCELLED_WITHOUT_MESSAGE));
+        json_object_set_new(body, "message",
+                            json_string(message && *message ? message : CANCELLED_WITHOUT_MESSAGE));
         break;
     case ERRAND_STATE_SCHEDULED:
     case ERRAND_STATE_PENDING:
     case ERRAND_STATE_RUNNING:
     case ERRAND_STATE_CANCELLING:
-    default: json_object_set_new(body, "status", json_string("pending")); break;
+    default:
+        json_object_set_new(body, "status", json_string("pending"));
+        break;
     }
     ret = reply_json(conn, MHD_HTTP_OK, body);
 done:

@@ -98,8 +98,7 @@ static json_t *read_answer(const char *content, bool wrapped, json_t *schema, ch
     char problem[WHY_MAX / 2];
     json_t *checked = schema_check(value, schema, problem, sizeof problem);
     if (!checked)
-        snprintf(why, WHY_MAX, "the model's answer does not match the target type: %s",
-                 problem);
+        snprintf(why, WHY_MAX, "the model's answer does not match the target type: %s", problem);
     json_decref(answer);
     return checked;
 }
@@ -151,10 +150,15 @@ int structured_output_run(errand_task_ctx *ctx, const char *params_json, char **
     };
     openai_chat(cfg, &req, &answer);
     switch (answer.outcome) {
-    case OPENAI_OK: break;
+    case OPENAI_OK:
+        break;
     case OPENAI_RETRYABLE:
-    case OPENAI_STOPPED: errand_task_fail(ctx, true, "%s", answer.message); goto done;
-    case OPENAI_FATAL: errand_task_fail(ctx, false, "%s", answer.message); goto done;
+    case OPENAI_STOPPED:
+        errand_task_fail(ctx, true, "%s", answer.message);
+        goto done;
+    case OPENAI_FATAL:
+        errand_task_fail(ctx, false, "%s", answer.message);
+        goto done;
     }
 
     char why[WHY_MAX];

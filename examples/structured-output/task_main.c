@@ -12,6 +12,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
         applog_error("bad configuration", "error=\"%s\"", why);
         return EXIT_USAGE;
     }
+    signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error to report, not a death */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         applog_error("could not initialise libcurl", NULL);
         return EXIT_FAILURE;
@@ -109,15 +111,15 @@ int main(int argc, char **argv)
     applog_info("serving", "task=%s version=%s openai_base_url=%s model=%s", SO_TASK_NAME,
                 SO_TASK_VERSION, cfg.base_url, cfg.model);
     if (!openai_config_usable(&cfg))
-        applog_warn("no chat-completions endpoint configured; every run will fail",
-                    "hint=\"%s\"", OPENAI_NOT_CONFIGURED_MESSAGE);
+        applog_warn("no chat-completions endpoint configured; every run will fail", "hint=\"%s\"",
+                    OPENAI_NOT_CONFIGURED_MESSAGE);
 
     errand_error err = {0};
     rc = errand_serve(&task.def, 1, &opt, &err);
     curl_global_cleanup();
     if (rc != ERRAND_OK) {
-        applog_error("worker stopped with an error", "code=\"%s\" error=\"%s\"", errand_strerror(rc),
-                     err.message);
+        applog_error("worker stopped with an error", "code=\"%s\" error=\"%s\"",
+                     errand_strerror(rc), err.message);
         return EXIT_FAILURE;
     }
     applog_info("stopped", "task=%s", SO_TASK_NAME);

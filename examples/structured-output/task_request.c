@@ -91,10 +91,9 @@ static void read_json_body(const form *f, json_t *params, json_t *detail)
     json_error_t jerr;
     if (!body && !(body = json_loads(text, JSON_DECODE_ANY, &jerr))) {
         json_t *loc = json_pack("[s, I]", "body", (json_int_t)jerr.position);
-        json_array_append_new(detail, json_pack("{s:s, s:o, s:s, s:{}, s:{s:s}}", "type",
-                                                "json_invalid", "loc", loc, "msg",
-                                                "JSON decode error", "input", "ctx", "error",
-                                                jerr.text));
+        json_array_append_new(
+            detail, json_pack("{s:s, s:o, s:s, s:{}, s:{s:s}}", "type", "json_invalid", "loc", loc,
+                              "msg", "JSON decode error", "input", "ctx", "error", jerr.text));
         return;
     }
     if (!json_is_object(body)) {
@@ -113,8 +112,7 @@ static void read_json_body(const form *f, json_t *params, json_t *detail)
     if (!target || json_is_null(target))
         detail_add(detail, "body", "target_type", "missing", MSG_MISSING, NULL);
     else if (!json_is_string(target) && !json_is_object(target))
-        detail_add(detail, "body", "target_type", "string_type", MSG_STRING,
-                   json_incref(target));
+        detail_add(detail, "body", "target_type", "string_type", MSG_STRING, json_incref(target));
     else
         add_target(params, detail, target);
     if (instructions && !json_is_null(instructions) && !json_is_string(instructions))
@@ -133,8 +131,12 @@ int task_request_read(const form *f, json_t **params, json_t **detail)
     *params = json_object();
     *detail = json_array();
     switch (form_get_kind(f)) {
-    case FORM_FIELDS: read_form_fields(f, *params, *detail); break;
-    case FORM_JSON: read_json_body(f, *params, *detail); break;
+    case FORM_FIELDS:
+        read_form_fields(f, *params, *detail);
+        break;
+    case FORM_JSON:
+        read_json_body(f, *params, *detail);
+        break;
     case FORM_NONE:
         detail_add(*detail, "body", "payload", "missing", MSG_MISSING, NULL);
         detail_add(*detail, "body", "target_type", "missing", MSG_MISSING, NULL);

@@ -9,9 +9,10 @@
  *       e2e runs/s = N / (first submit sent -> the server reports all N runs final)
  *     "All final" is checked on the server, not guessed from the worker: every run carries a
  *     tag unique to this bench, and the bench polls GET /task_runs?tag=T&state=<non-final>
- *     &limit=1 until it is empty (every 1 ms once the in-process worker has finished N
- *     runs, every POLL_EXTERNAL_MS before that). The end time is when the empty answer
- *     arrived, so e2e includes the last report's commit and at most one poll of slack.
+ *     &limit=1 until it is empty: back to back once the in-process worker has executed N
+ *     runs, every POLL_BACKGROUND_MS before that (POLL_EXTERNAL_MS with --workers 0). The
+ *     end time is when the empty answer arrived, so e2e includes the last report's commit
+ *     and at most one poll of slack.
  *
  *  2. Latency under load, two honest figures for the runs of phase 1:
  *       submit -> task start: each run's parameters carry the monotonic time just before
@@ -57,16 +58,20 @@
 #define BENCH_PARAMS_MAX 96 /* {"b":<id>,"i":<index>,"t":<ns>} */
 #define BENCH_TAG_MAX 64
 #define BENCH_LIST_PAGE "1000" /* runs per listing page when reading back timestamps */
-#define POLL_EXTERNAL_MS 10    /* server polls while the in-process worker is not done */
-#define POLL_FINAL_MS 1        /* server polls once it is */
+#define POLL_BACKGROUND_MS 100 /* server polls while the in-process worker is not done */
+#define POLL_EXTERNAL_MS 20    /* server polls with --workers 0 */
+#define POLL_FINAL_MS 1        /* the loop's step, and the gap between polls at the end */
 #define MONITOR_STEP_MS 20     /* progress refresh while submitting */
 #define WORKER_READY_TIMEOUT_MS 10000
+#define WORKER_READY_POLL_MS 10
 #define LIGHT_WAIT_TIMEOUT_S 60.0
 #define NON_FINAL_STATES "SCHEDULED,PENDING,RUNNING,CANCELLING"
 #define NS_PER_MS 1000000LL
 #define NS_PER_SECOND 1000000000LL
 #define CELL_MAX 64
 #define BENCH_HTTP_OK 200
+#define BENCH_JSON_INDENT 2
+#define BENCH_JSON_DIGITS 9 /* significant digits of figures in --json: ns resolution at 1 s */
 
 struct bench {
     /* configuration */
@@ -226,24 +231,34 @@ static int any_unfinished(const struct bench *b, errand_client *c, errand_error 
     return some;
 }
 
-static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr, int64_t *end_ns,
-                          errand_error *err)
+static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr,
+                          int64_t *end_ns, errand_error *err)
 {
     int64_t deadline = b->t0_ns + (int64_t)(b->timeout_s * NS_PER_SECOND);
+    int64_t next_poll = 0;
     for (;;) {
         long long done = atomic_load(&b->executed);
-        char note[CELL_MAX];
-        snprintf(note, sizeof note, "runs executed here: %lld", done);
-        progress_draw(pr, "completing", done < b->runs ? done : b->runs, b->runs, note, false);
+        if (b->workers > 0)
+            progress_draw(pr, "completing", done < b->runs ? done : b->runs, b->runs, NULL,
+                          false);
+        else
+            progress_draw(pr, "waiting", 0, b->runs, "(for the workers already running)", false);
+        /* Polls cost the server a query over the bench's runs, so they stay rare until the
+           in-process worker has executed every run; from then on they follow each other. */
         bool local_done = b->workers > 0 && done >= b->runs;
-        int rc = any_unfinished(b, c, err);
-        if (rc < 0)
-            return rc;
-        if (rc == 0) {
-            *end_ns = mono_ns();
-            return 0;
+        int64_t now = mono_ns();
+        if (local_done || now >= next_poll) {
+            int rc = any_unfinished(b, c, err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0) {
+                *end_ns = mono_ns();
+                return 0;
+            }
+            int64_t gap_ms = b->workers > 0 ? POLL_BACKGROUND_MS : POLL_EXTERNAL_MS;
+            next_poll = mono_ns() + gap_ms * NS_PER_MS;
         }
-        if (mono_ns() > deadline) {
+        if (now > deadline) {
             err->code = ERRAND_ETIMEDOUT;
             snprintf(err->message, sizeof err->message,
                      "runs of %s still not finished after %g s: is a worker serving it? "
@@ -251,7 +266,7 @@ static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr
                      b->task, b->timeout_s);
             return ERRAND_ETIMEDOUT;
         }
-        sleep_ms(local_done ? POLL_FINAL_MS : POLL_EXTERNAL_MS);
+        sleep_ms(POLL_FINAL_MS);
     }
 }
 
@@ -400,7 +415,9 @@ static void print_json(const struct bench *b, const struct bench_results *r)
     json_latency(o, "load_start_", &r->start_delay);
     json_object_set_new(o, "server_samples", json_integer((long long)r->server.n));
     json_latency(o, "load_server_", &r->server);
-    out_json(o);
+    json_dumpf(o, stdout, JSON_INDENT(BENCH_JSON_INDENT) | JSON_PRESERVE_ORDER |
+                              JSON_REAL_PRECISION(BENCH_JSON_DIGITS));
+    fputc('\n', stdout);
     json_decref(o);
 }
 
@@ -493,7 +510,7 @@ static int wait_worker_ready(const struct bench *b, errand_client *c, const char
         json_decref(root);
         if (found)
             return 0;
-        sleep_ms(POLL_EXTERNAL_MS);
+        sleep_ms(WORKER_READY_POLL_MS);
     }
     return 0; /* not listed yet: measure anyway, the first claims will just come late */
 }
@@ -633,7 +650,7 @@ static int run_bench(const struct args *a)
     pthread_t worker_thread;
     struct bench_results r = {0};
     int http_status = 0;
-    char *health = NULL;
+    char *answer = NULL;
     if (!b->start_delay_ns) {
         fprintf(stderr, "errand bench: out of memory for %lld runs\n", b->runs);
         status = CLI_EXIT_FAILURE;
@@ -642,18 +659,20 @@ static int run_bench(const struct args *a)
     for (long long i = 0; i < b->runs; i++)
         atomic_init(&b->start_delay_ns[i], -1);
 
-    /* A health check first, so an unreachable server is one clear message. */
+    /* One authenticated request first, so an unreachable server or a wrong key is one clear
+       message rather than a worker retrying in the background. */
     if (errand_client_new(&b->client_opt, &c, &err) != 0 ||
-        errand_request(c, "GET", "/health", NULL, &http_status, &health, &err) != 0) {
+        errand_request(c, "GET", "/workers", NULL, &http_status, &answer, &err) != 0) {
         status = out_error(a->cmd, &err);
         goto done;
     }
-    errand_free(health);
     if (http_status != BENCH_HTTP_OK) {
-        connect_error_from_response(http_status, NULL, &err);
+        connect_error_from_response(http_status, answer, &err);
+        errand_free(answer);
         status = out_error(a->cmd, &err);
         goto done;
     }
+    errand_free(answer);
     if (b->workers > 0 && start_worker(b, c, &err, &worker_thread) != 0) {
         status = out_error(a->cmd, &err);
         goto done;

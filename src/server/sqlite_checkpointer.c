@@ -47,6 +47,7 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
 static void *checkpointer_main(void *p)
 {
     struct sqlite_checkpointer *cp = p;
+    pthread_setname_np(pthread_self(), "errand-ckpt");
     pthread_mutex_lock(&cp->lock);
     for (;;) {
         while (!cp->pending && !cp->stopping)

@@ -17,7 +17,15 @@
  *      task_runs_lease        (lease_expires) WHERE leased: the sweeper's scan;
  *      task_runs_idempotency  UNIQUE (idempotency_key) WHERE set;
  *      task_runs_cache        (cache_key, finished) WHERE set: newest cache source;
- *      task_runs_state        (state_type, id): listings filtered by state, newest first.
+ *      task_runs_attention    (state_type, id) WHERE state_type >= 4, i.e. FAILED,
+ *                             CRASHED, CANCELLING or CANCELLED (a range test: an IN list
+ *                             here made SQLite build an ephemeral table on every write):
+ *                             listings of the states people look for, which
+ *                             are rare. A full (state_type, id) index cost 15% of the
+ *                             writer's time, since every transition moves an entry; the
+ *                             common states (SCHEDULED, PENDING, RUNNING, COMPLETED) are
+ *                             listed by walking the primary key newest first instead,
+ *                             where they are dense.
  *  - task_run_tags (tag, run_id): one row per tag of a run, for the tag filter (a run without
  *    tags costs nothing here).
  *  - task_run_states (run_id, seq): the state history, WITHOUT ROWID so it is one b-tree.
@@ -87,7 +95,8 @@ static const struct migration migrations[] = {
      "  WHERE idempotency_key IS NOT NULL;"
      "CREATE INDEX task_runs_cache ON task_runs (cache_key, finished)"
      "  WHERE cache_key IS NOT NULL;"
-     "CREATE INDEX task_runs_state ON task_runs (state_type, id);"},
+     "CREATE INDEX task_runs_attention ON task_runs (state_type, id)"
+     "  WHERE state_type >= 4;"},
 
     {3, "task_run_tags",
      "CREATE TABLE task_run_tags ("

@@ -9,9 +9,12 @@
  *    query's WHERE visibly implies the index's WHERE, and a bound parameter does not.
  *  - SQL_LEASE_EXPIRED uses task_runs_lease (lease_expires WHERE lease_expires IS NOT NULL):
  *    "lease_expires < ?" implies NOT NULL.
- *  - SQL_LIST_STATE uses task_runs_state (state_type, id) and reads newest first, one state
- *    at a time; the store merges states. SQL_LIST_TAG starts from task_run_tags (CROSS JOIN
- *    fixes that join order) so a rare tag does not scan every run.
+ *  - Listing by state, one state at a time (the store merges states): SQL_LIST_ATTENTION
+ *    walks the partial index task_runs_attention for FAILED, CRASHED, CANCELLING and
+ *    CANCELLED (its literal "state_type >= 4" matches the index's WHERE, which is what lets SQLite
+ *    use it; INDEXED BY makes a mismatch an error instead of a silent scan); SQL_LIST_STATE
+ *    walks the primary key newest first for the common states. SQL_LIST_TAG starts from
+ *    task_run_tags (CROSS JOIN fixes that join order) so a rare tag does not scan every run.
  *  - No statement uses RETURNING: SQLite implements it with an ephemeral table per
  *    execution, which costs more than a second point query on the writer.
  *  - Optional filters are written "(?N IS NULL OR col = ?N)" so one prepared statement
@@ -24,6 +27,9 @@
 #include "errand/errand.h"
 
 _Static_assert(ERRAND_STATE_SCHEDULED == 0, "SQL below spells SCHEDULED as the literal 0");
+_Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
+                   ERRAND_STATE_CANCELLING == 6 && ERRAND_STATE_CANCELLED == 7,
+               "SQL below and the schema spell the attention states as state_type >= 4");
 
 #define RUN_COLUMNS                                                                           \
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, " \
@@ -112,6 +118,10 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_STATE,
         "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
+        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_ATTENTION,
+        "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_attention "
+        "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 "
         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_TAG,
         "SELECT " RUN_COLUMNS " FROM task_run_tags CROSS JOIN task_runs ON id = run_id "

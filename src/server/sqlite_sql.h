@@ -39,6 +39,7 @@ enum sql_id {
     /* listings */
     SQL_LIST_ALL,
     SQL_LIST_STATE,
+    SQL_LIST_ATTENTION,
     SQL_LIST_TAG,
     SQL_STATES_GET,
     SQL_LOGS_GET,

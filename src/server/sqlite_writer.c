@@ -160,6 +160,7 @@ static int64_t clock_us(clockid_t id)
 static void *writer_main(void *p)
 {
     struct sqlite_writer *w = p;
+    pthread_setname_np(pthread_self(), "errand-writer"); /* for top -H, perf, gdb */
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping)

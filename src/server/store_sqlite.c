@@ -177,6 +177,13 @@ static int row_id_desc(const void *pa, const void *pb)
     return strcmp(b->id, a->id);
 }
 
+/* The states indexed by task_runs_attention (see sqlite_schema.c). */
+static bool state_is_attention(errand_state s)
+{
+    return s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CRASHED ||
+           s == ERRAND_STATE_CANCELLING || s == ERRAND_STATE_CANCELLED;
+}
+
 /* Runs the listing query (or one per requested state) inside one read transaction. */
 static int list_query(struct sqlite_conn *c, const struct run_filter *f, const char *cursor,
                       struct run_list *l, errand_error *err)
@@ -204,13 +211,14 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     for (int t = 0; t < STATE_TYPES; t++) {
         if (!(mask & (1u << t)))
             continue;
-        if (!(q = sqlite_conn_stmt(c, SQL_LIST_STATE, err)))
+        enum sql_id id = state_is_attention((errand_state)t) ? SQL_LIST_ATTENTION : SQL_LIST_STATE;
+        if (!(q = sqlite_conn_stmt(c, id, err)))
             return ERRAND_ESTORE;
         sqlite_bind_text(q, 1, cursor);
         sqlite_bind_text(q, 2, f->task);
         sqlite3_bind_int(q, 3, want);
         sqlite3_bind_int(q, 4, t);
-        if ((rc = list_collect(c, q, SQL_LIST_STATE, l, err)) < 0)
+        if ((rc = list_collect(c, q, id, l, err)) < 0)
             return rc;
     }
     qsort(l->rows, l->n, sizeof *l->rows, row_id_desc);

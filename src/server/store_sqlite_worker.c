@@ -51,6 +51,7 @@ struct claim_candidate {
 struct claim_op {
     const struct claim_request *req;
     const char *tasks_json;
+    const char *tokens; /* limit tokens of 2 * LEASE_TOKEN_BYTES hex, back to back */
     int limit;
     int64_t now_ms;
     int64_t lease_expires;
@@ -142,8 +143,9 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
                      const struct state_decision *d, struct run_count_delta *counts,
                      errand_error *err)
 {
-    if (token_random_hex(LEASE_TOKEN_BYTES, cd->token) < 0)
-        return error_set(err, ERRAND_EIO, NULL, "cannot generate a lease token");
+    /* Tokens come from the caller's thread: the CSPRNG takes locks, the writer need not. */
+    memcpy(cd->token, op->tokens + op->n_claimed * 2 * LEASE_TOKEN_BYTES, 2 * LEASE_TOKEN_BYTES);
+    cd->token[2 * LEASE_TOKEN_BYTES] = '\0';
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_UPDATE, err);
     if (!s)
         return ERRAND_ESTORE;
@@ -241,9 +243,15 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     int rc = 0;
     op.tasks_json = tasks_json_text(req);
     op.cand = mem_calloc(2 * (size_t)req->limit, sizeof *op.cand);
+    char *tokens = mem_alloc((size_t)req->limit * 2 * LEASE_TOKEN_BYTES + 1);
+    op.tokens = tokens;
     json_t *arr = json_array();
-    if (!op.tasks_json || !op.cand || !arr) {
+    if (!op.tasks_json || !op.cand || !tokens || !arr) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    if (token_random_hex((size_t)req->limit * LEASE_TOKEN_BYTES, tokens) < 0) {
+        rc = error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
         goto done;
     }
     if ((rc = sqlite_writer_run(s->writer, claim_in_writer, &op, err)) < 0)
@@ -268,6 +276,7 @@ done:
     if (op.cand)
         candidates_clear(&op);
     mem_free(op.cand);
+    mem_free(tokens);
     mem_free((char *)op.tasks_json);
     return rc;
 }

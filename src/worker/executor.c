@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +31,17 @@ struct slot {
     executor *ex;
     pthread_t thread;
     bool started;
-    bool exited;      /* the thread left its loop (guarded by mu) */
-    struct wrun *run; /* what it executes now, or NULL (guarded by mu) */
+    pthread_mutex_t mu; /* guards the three below; one per slot, so it is never contended */
+    bool exited;        /* the thread left its loop */
+    struct wrun *run;   /* what it executes now, or NULL */
     bool is_exec;
 };
 
 struct executor {
     struct executor_env env;
     pthread_mutex_t mu;
-    pthread_cond_t changed; /* a slot's run changed */
+    pthread_cond_t changed;   /* a slot's run ended (signalled only while someone waits) */
+    atomic_int exec_waiters;  /* threads in executor_wait_exec_done */
     struct slot *slots;
     size_t n;
 };
@@ -299,27 +302,30 @@ static void *executor_main(void *arg)
 {
     struct slot *slot = arg;
     executor *ex = slot->ex;
-    for (;;) {
-        struct wrun *run = run_queue_pop(ex->env.queue);
-        if (!run)
-            break;
-        pthread_mutex_lock(&ex->mu);
+    struct wrun *run;
+    bool finished = false;
+    while ((run = run_queue_next(ex->env.queue, finished))) {
+        pthread_mutex_lock(&slot->mu);
         slot->run = run;
         slot->is_exec = run->entry->kind == TASK_EXEC;
-        pthread_mutex_unlock(&ex->mu);
+        pthread_mutex_unlock(&slot->mu);
 
         execute(ex, run);
 
-        pthread_mutex_lock(&ex->mu);
+        pthread_mutex_lock(&slot->mu);
         slot->run = NULL;
-        pthread_cond_broadcast(&ex->changed);
-        pthread_mutex_unlock(&ex->mu);
+        pthread_mutex_unlock(&slot->mu);
+        if (atomic_load(&ex->exec_waiters)) {
+            pthread_mutex_lock(&ex->mu);
+            pthread_cond_broadcast(&ex->changed);
+            pthread_mutex_unlock(&ex->mu);
+        }
         wrun_unref(run);
-        run_queue_done(ex->env.queue);
+        finished = true;
     }
-    pthread_mutex_lock(&ex->mu);
+    pthread_mutex_lock(&slot->mu);
     slot->exited = true;
-    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&slot->mu);
     ex->env.on_thread_exit(ex->env.owner); /* last: the executor may be freed after this */
     return NULL;
 }
@@ -349,6 +355,9 @@ int executor_start(const struct executor_env *env, size_t n, void (*before_threa
         mem_free(ex);
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the executor's condition");
     }
+    atomic_init(&ex->exec_waiters, 0);
+    for (size_t i = 0; i < n; i++)
+        pthread_mutex_init(&slots[i].mu, NULL); /* default attributes: cannot fail */
     *out = ex;
     for (size_t i = 0; i < n; i++) {
         slots[i].ex = ex;
@@ -368,16 +377,17 @@ void executor_abandon(executor *ex, const char *message)
 {
     size_t n = 0;
     struct wrun **abandoned = mem_calloc(ex->n, sizeof *abandoned);
-    pthread_mutex_lock(&ex->mu);
     for (size_t i = 0; i < ex->n; i++) {
-        struct wrun *run = ex->slots[i].run;
-        if (!run)
-            continue;
-        wrun_request_stop(run, STOP_SHUTDOWN);
-        if (!ex->slots[i].is_exec && abandoned && wrun_take_outcome(run))
-            abandoned[n++] = wrun_ref(run);
+        struct slot *s = &ex->slots[i];
+        pthread_mutex_lock(&s->mu);
+        struct wrun *run = s->run;
+        if (run) {
+            wrun_request_stop(run, STOP_SHUTDOWN);
+            if (!s->is_exec && abandoned && wrun_take_outcome(run))
+                abandoned[n++] = wrun_ref(run);
+        }
+        pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_unlock(&ex->mu);
     for (size_t i = 0; i < n; i++) {
         log_warn("task still running at the end of the grace period; reported failed",
                  "run=%s task=%s", abandoned[i]->id, abandoned[i]->task);
@@ -389,19 +399,28 @@ void executor_abandon(executor *ex, const char *message)
     mem_free(abandoned);
 }
 
+static bool exec_running(executor *ex)
+{
+    bool busy = false;
+    for (size_t i = 0; i < ex->n && !busy; i++) {
+        struct slot *s = &ex->slots[i];
+        pthread_mutex_lock(&s->mu);
+        busy = s->run && s->is_exec;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return busy;
+}
+
 bool executor_wait_exec_done(executor *ex, int64_t deadline_ms)
 {
+    atomic_fetch_add(&ex->exec_waiters, 1);
     pthread_mutex_lock(&ex->mu);
-    for (;;) {
-        bool busy = false;
-        for (size_t i = 0; i < ex->n && !busy; i++)
-            busy = ex->slots[i].run && ex->slots[i].is_exec;
-        if (!busy || clock_mono_ms() >= deadline_ms) {
-            pthread_mutex_unlock(&ex->mu);
-            return !busy;
-        }
+    bool busy;
+    while ((busy = exec_running(ex)) && clock_mono_ms() < deadline_ms)
         sync_cond_wait_until(&ex->changed, &ex->mu, deadline_ms);
-    }
+    pthread_mutex_unlock(&ex->mu);
+    atomic_fetch_sub(&ex->exec_waiters, 1);
+    return !busy;
 }
 
 void executor_release(executor *ex)
@@ -410,9 +429,9 @@ void executor_release(executor *ex)
         struct slot *s = &ex->slots[i];
         if (!s->started)
             continue;
-        pthread_mutex_lock(&ex->mu);
+        pthread_mutex_lock(&s->mu);
         bool exited = s->exited;
-        pthread_mutex_unlock(&ex->mu);
+        pthread_mutex_unlock(&s->mu);
         if (exited)
             pthread_join(s->thread, NULL);
         else
@@ -425,6 +444,8 @@ void executor_free(executor *ex)
 {
     if (!ex)
         return;
+    for (size_t i = 0; i < ex->n; i++)
+        pthread_mutex_destroy(&ex->slots[i].mu);
     pthread_cond_destroy(&ex->changed);
     pthread_mutex_destroy(&ex->mu);
     mem_free(ex->slots);

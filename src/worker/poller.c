@@ -89,10 +89,11 @@ static char *claim_body(const poller *p, size_t limit)
     return text;
 }
 
-/* Takes the claimed runs: lease to the reporter, run to the queue. */
+/* Takes the claimed runs: leases to the reporter, runs to the queue (runs[] is reused). */
 static void accept_runs(poller *p, struct wrun **runs, size_t n)
 {
     const struct poller_config *cfg = &p->cfg;
+    size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         struct wrun *run = runs[i];
         run->entry = task_table_find(cfg->tasks, run->task);
@@ -107,9 +108,10 @@ static void accept_runs(poller *p, struct wrun **runs, size_t n)
             wrun_unref(run);
             continue;
         }
-        atomic_fetch_add(&cfg->stats->claimed, 1);
-        run_queue_push(cfg->queue, run);
+        runs[kept++] = run;
     }
+    atomic_fetch_add(&cfg->stats->claimed, kept);
+    run_queue_push_many(cfg->queue, runs, kept);
 }
 
 static void *poller_main(void *arg)

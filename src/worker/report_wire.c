@@ -67,6 +67,16 @@ nomem:
     return NULL;
 }
 
+struct report_item *report_item_hold(struct wrun *run)
+{
+    struct report_item *it = mem_calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->kind = ITEM_HOLD;
+    it->run = wrun_ref(run);
+    return it;
+}
+
 struct report_item *report_item_log(const char *run_id, int64_t timestamp_ms, int level,
                                     const char *text)
 {
@@ -196,7 +206,7 @@ char *report_body(const char *worker, const struct report_item *chain)
         json_object_set(body, "reports", reports) || json_object_set(body, "logs", logs))
         goto out;
     for (const struct report_item *it = chain; it; it = it->next) {
-        if (it->dead)
+        if (it->dead || it->kind == ITEM_HOLD)
             continue;
         json_t *o = it->kind == ITEM_REPORT ? report_json(it) : log_json(it);
         if (!o || json_array_append_new(it->kind == ITEM_REPORT ? reports : logs, o))

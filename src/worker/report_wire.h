@@ -19,7 +19,11 @@
 #define REPORT_LOG_MESSAGE_MAX 8192
 #define REPORT_MESSAGE_MAX 4096
 
-enum report_kind { ITEM_REPORT, ITEM_LOG };
+enum report_kind {
+    ITEM_REPORT, /* a state report */
+    ITEM_LOG,    /* a log line */
+    ITEM_HOLD,   /* not sent: tells the reporter thread to start holding run's lease */
+};
 
 struct report_item {
     struct report_item *next;
@@ -28,7 +32,7 @@ struct report_item {
     size_t weight; /* estimated bytes in a request body */
     int answer;    /* the item's status in the server's answer, 0 until answered */
 
-    /* ITEM_REPORT */
+    /* ITEM_REPORT, ITEM_HOLD */
     struct wrun *run; /* a reference */
     errand_state state;
     char *message;      /* FAILED / CANCELLED: why, or NULL */
@@ -46,6 +50,8 @@ struct report_item {
 /* A state report of run (takes a new reference of it; steals result). NULL on no memory. */
 struct report_item *report_item_state(struct wrun *run, errand_state state, const char *message,
                                       bool retryable, json_t *result, const char *result_ref);
+/* An ITEM_HOLD of run (takes a new reference). NULL on no memory. */
+struct report_item *report_item_hold(struct wrun *run);
 /* A log line of run run_id. NULL on no memory. */
 struct report_item *report_item_log(const char *run_id, int64_t timestamp_ms, int level,
                                     const char *text);
@@ -59,7 +65,8 @@ bool report_state_is_final(errand_state s);
 /* "debug" | "info" | "warning" | "error" for an errand_log_level (nearest below). */
 const char *report_level_name(int level);
 
-/* The body of POST /workers/report for a chain of items (dead ones skipped); mem_free it.
+/* The body of POST /workers/report for a chain of items (dead and hold ones skipped);
+ * mem_free it.
  * NULL on no memory. */
 char *report_body(const char *worker, const struct report_item *chain);
 

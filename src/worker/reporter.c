@@ -1,13 +1,24 @@
 /*
  * reporter.c — batching reports and logs, holding leases with heartbeats (see reporter.h).
  *
- * The thread's loop, each turn with the lock held:
+ * Producers (executor threads, the poller, the watchdog) never take a lock on the hot path:
+ * they push items onto an inbox, a lock-free stack (one compare-and-swap), and wake the
+ * thread only when it sleeps. The thread takes the whole inbox at once and reverses it, which
+ * gives the items in the order they were pushed. The pending queue, the retry batch and the
+ * lease table are the thread's own, so they need no lock either; leases reach the table
+ * through the inbox too (ITEM_HOLD), in order with the run's reports.
+ *
+ * The thread's loop, each turn:
+ *   0. move the inbox to the pending queue (holds go to the lease table)
  *   1. heartbeats are due and leases are held      -> heartbeat them all
  *   2. a failed batch waits for its retry time     -> resend it (nothing newer goes first)
- *   3. items are queued                            -> take a batch, send it
+ *   3. items are pending                           -> take a batch, send it
  *   4. stopping and nothing left                   -> end
- *   5. otherwise sleep until signalled or the next heartbeat/retry time.
- * HTTP happens with the lock released, so task threads never wait on the network.
+ *   5. otherwise sleep until woken or the next heartbeat/retry time.
+ *
+ * Waking without lost wake-ups: the thread sets `sleeping` under mu and checks the inbox
+ * before it waits; a producer pushes, then reads `sleeping` and, if set, signals under mu.
+ * Both are sequentially consistent atomics, so one of the two always sees the other.
  */
 #include "worker/reporter.h"
 
@@ -36,7 +47,7 @@
 /* Backoff between attempts at a batch that failed for a transient reason. */
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 2000
-/* Sleep when there is nothing to do at all (woken by any enqueue). */
+/* Sleep when there is nothing to do at all (woken by any push). */
 #define IDLE_WAIT_MS 60000
 #define MS_PER_S 1000
 
@@ -51,27 +62,24 @@
 enum send_result { SEND_OK, SEND_RETRY, SEND_DROP };
 
 struct reporter {
-    pthread_mutex_t mu;
+    /* shared with producers */
+    _Atomic(struct report_item *) inbox;
+    atomic_bool sleeping;
+    atomic_bool stopping;
+    atomic_bool closed;
+    atomic_size_t queued_logs;
+    _Atomic uint64_t logs_dropped;
+    atomic_int lease_seconds; /* granted by the server (claim answer) */
+    pthread_mutex_t mu;       /* guards the sleep/wake hand-off and flush_deadline */
     pthread_cond_t wake;
-    bool waiting; /* the thread sleeps on wake: signal it */
-
-    /* the queue of reports and log lines, in order */
-    struct report_item *head, *tail;
-    size_t queued_logs;
-    uint64_t logs_dropped;
-
-    /* the lease table: held runs, linked through wrun.lease_prev/next */
-    struct wrun *leases;
-    size_t n_leases;
-    int64_t hb_due;
-
-    int lease_seconds;      /* granted by the server (claim answer) */
-    int lease_seconds_opt;  /* requested in heartbeats; 0 = server default */
-    bool stopping;
     int64_t flush_deadline;
-    bool closed;
 
     /* the thread's own */
+    struct report_item *head, *tail; /* pending, in order */
+    struct wrun *leases;             /* the lease table, through wrun.lease_prev/next */
+    size_t n_leases;
+    int64_t hb_due;
+    int lease_seconds_opt; /* requested in heartbeats; 0 = server default */
     http_conn *conn;
     char *worker;
     pthread_t thread;
@@ -81,9 +89,11 @@ struct reporter {
     void *cb_ctx;
 };
 
-static int64_t heartbeat_interval_ms(const reporter *r)
+static int64_t heartbeat_interval_ms(reporter *r)
 {
-    int secs = r->lease_seconds > 0 ? r->lease_seconds : DEFAULT_LEASE_SECONDS;
+    int secs = atomic_load(&r->lease_seconds);
+    if (secs <= 0)
+        secs = DEFAULT_LEASE_SECONDS;
     return (int64_t)secs * MS_PER_S / HEARTBEATS_PER_LEASE;
 }
 
@@ -93,6 +103,13 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
     reporter *r = mem_calloc(1, sizeof *r);
     if (!r)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating the reporter");
+    atomic_init(&r->inbox, NULL);
+    atomic_init(&r->sleeping, false);
+    atomic_init(&r->stopping, false);
+    atomic_init(&r->closed, false);
+    atomic_init(&r->queued_logs, 0);
+    atomic_init(&r->logs_dropped, 0);
+    atomic_init(&r->lease_seconds, cfg->lease_seconds);
     if (pthread_mutex_init(&r->mu, NULL)) {
         mem_free(r);
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's lock");
@@ -102,7 +119,6 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
         mem_free(r);
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's condition");
     }
-    r->lease_seconds = cfg->lease_seconds;
     r->lease_seconds_opt = cfg->lease_seconds;
     r->on_cancel = cfg->on_cancel;
     r->cb_ctx = cfg->cb_ctx;
@@ -117,7 +133,84 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
     return 0;
 }
 
-/* --- the lease table (lock held) ------------------------------------------------------ */
+/* --- producers (any thread) ------------------------------------------------------------ */
+
+static void push(reporter *r, struct report_item *it)
+{
+    if (atomic_load(&r->closed)) {
+        report_item_free(it);
+        return;
+    }
+    struct report_item *head = atomic_load(&r->inbox);
+    do
+        it->next = head;
+    while (!atomic_compare_exchange_weak(&r->inbox, &head, it));
+    if (atomic_load(&r->sleeping)) {
+        pthread_mutex_lock(&r->mu);
+        pthread_cond_signal(&r->wake);
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+void reporter_set_lease_seconds(reporter *r, int lease_seconds)
+{
+    if (lease_seconds > 0)
+        atomic_store(&r->lease_seconds, lease_seconds);
+}
+
+void reporter_hold(reporter *r, struct wrun *run)
+{
+    struct report_item *it = report_item_hold(run);
+    if (!it) {
+        log_error("out of memory holding a lease; it may expire", "run=%s", run->id);
+        return;
+    }
+    push(r, it);
+}
+
+void reporter_running(reporter *r, struct wrun *run)
+{
+    struct report_item *it = report_item_state(run, ERRAND_STATE_RUNNING, NULL, false, NULL,
+                                               NULL);
+    if (!it)
+        return; /* a RUNNING report is optional: the outcome will still go out */
+    atomic_store(&run->running_report, RUNNING_QUEUED);
+    push(r, it);
+}
+
+void reporter_final(reporter *r, struct wrun *run, errand_state state, const char *message,
+                    bool retryable, json_t *result, const char *result_ref)
+{
+    int queued = RUNNING_QUEUED;
+    atomic_compare_exchange_strong(&run->running_report, &queued, RUNNING_DROPPED);
+    struct report_item *it = report_item_state(run, state, message, retryable, result,
+                                               result_ref);
+    if (!it) {
+        log_error("out of memory queueing a report; the run's lease will expire",
+                  "run=%s state=%s", run->id, state_type_name(state));
+        return;
+    }
+    push(r, it);
+}
+
+void reporter_log(reporter *r, const char *run_id, int level, const char *text)
+{
+    if (atomic_fetch_add(&r->queued_logs, 1) >= REPORTER_LOG_BACKLOG_MAX) {
+        atomic_fetch_sub(&r->queued_logs, 1);
+        if (atomic_fetch_add(&r->logs_dropped, 1) == 0)
+            log_warn("too many log lines waiting for the server; dropping new ones",
+                     "backlog=%d", REPORTER_LOG_BACKLOG_MAX);
+        return;
+    }
+    struct report_item *it = report_item_log(run_id, clock_now_ms(), level, text);
+    if (!it) {
+        atomic_fetch_sub(&r->queued_logs, 1);
+        return;
+    }
+    push(r, it);
+}
+
+/* --- the lease table (reporter thread only) --------------------------------------------- */
 
 static void lease_add(reporter *r, struct wrun *run)
 {
@@ -149,112 +242,62 @@ static void lease_drop(reporter *r, struct wrun *run)
     wrun_unref(run);
 }
 
-/* --- enqueueing (any thread) ---------------------------------------------------------- */
-
-static void enqueue_locked(reporter *r, struct report_item *it)
+/* The lease of run is gone (another attempt owns it): stop the task, drop its outcome. */
+static void lease_lost(reporter *r, struct wrun *run, int status)
 {
-    it->next = NULL;
-    if (r->tail)
-        r->tail->next = it;
-    else
-        r->head = it;
-    r->tail = it;
-    if (r->waiting)
-        pthread_cond_signal(&r->wake);
+    wrun_request_stop(run, STOP_LEASE_LOST);
+    if (wrun_take_outcome(run))
+        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d",
+                 run->id, status);
+    lease_drop(r, run);
 }
 
-void reporter_set_lease_seconds(reporter *r, int lease_seconds)
-{
-    if (lease_seconds <= 0)
-        return;
-    pthread_mutex_lock(&r->mu);
-    r->lease_seconds = lease_seconds;
-    pthread_mutex_unlock(&r->mu);
-}
+/* --- the thread ------------------------------------------------------------------------ */
 
-void reporter_hold(reporter *r, struct wrun *run)
+/* Moves the inbox to the end of the pending queue, oldest first; holds go to the table. */
+static void drain_inbox(reporter *r)
 {
-    pthread_mutex_lock(&r->mu);
-    if (!r->closed)
-        lease_add(r, run);
-    pthread_mutex_unlock(&r->mu);
-}
-
-void reporter_running(reporter *r, struct wrun *run)
-{
-    struct report_item *it = report_item_state(run, ERRAND_STATE_RUNNING, NULL, false, NULL,
-                                               NULL);
-    if (!it) {
-        log_warn("out of memory queueing a RUNNING report", "run=%s", run->id);
-        return;
+    struct report_item *stack = atomic_exchange(&r->inbox, NULL);
+    struct report_item *fifo = NULL;
+    while (stack) { /* reverse: the stack has the newest first */
+        struct report_item *next = stack->next;
+        stack->next = fifo;
+        fifo = stack;
+        stack = next;
     }
-    pthread_mutex_lock(&r->mu);
-    if (r->closed || run->pending_running) {
-        pthread_mutex_unlock(&r->mu);
-        report_item_free(it);
-        return;
+    while (fifo) {
+        struct report_item *it = fifo;
+        fifo = it->next;
+        it->next = NULL;
+        if (it->kind == ITEM_HOLD) {
+            lease_add(r, it->run);
+            report_item_free(it);
+            continue;
+        }
+        if (r->tail)
+            r->tail->next = it;
+        else
+            r->head = it;
+        r->tail = it;
     }
-    run->pending_running = it;
-    enqueue_locked(r, it);
-    pthread_mutex_unlock(&r->mu);
 }
 
-void reporter_final(reporter *r, struct wrun *run, errand_state state, const char *message,
-                    bool retryable, json_t *result, const char *result_ref)
-{
-    struct report_item *it = report_item_state(run, state, message, retryable, result,
-                                               result_ref);
-    pthread_mutex_lock(&r->mu);
-    if (run->pending_running) {
-        run->pending_running->dead = true;
-        run->pending_running = NULL;
-    }
-    if (!it || r->closed) {
-        /* Nothing will report this run: let the lease run out on the server. */
-        if (!it)
-            log_error("out of memory queueing a report; the run's lease will expire",
-                      "run=%s state=%s", run->id, state_type_name(state));
-        lease_drop(r, run);
-        pthread_mutex_unlock(&r->mu);
-        report_item_free(it);
-        return;
-    }
-    enqueue_locked(r, it);
-    pthread_mutex_unlock(&r->mu);
-}
-
-void reporter_log(reporter *r, const char *run_id, int level, const char *text)
-{
-    struct report_item *it = report_item_log(run_id, clock_now_ms(), level, text);
-    if (!it)
-        return;
-    pthread_mutex_lock(&r->mu);
-    if (r->closed || r->queued_logs >= REPORTER_LOG_BACKLOG_MAX) {
-        if (!r->closed && r->logs_dropped++ == 0)
-            log_warn("too many log lines waiting for the server; dropping new ones",
-                     "backlog=%d", REPORTER_LOG_BACKLOG_MAX);
-        pthread_mutex_unlock(&r->mu);
-        report_item_free(it);
-        return;
-    }
-    r->queued_logs++;
-    enqueue_locked(r, it);
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* --- the thread ----------------------------------------------------------------------- */
-
-/* Takes the next batch off the queue (lock held). */
+/* Takes the next batch off the pending queue. */
 static struct report_item *take_batch(reporter *r)
 {
     struct report_item *first = r->head, *last = NULL, *it = r->head;
-    size_t items = 0, bytes = 0;
+    size_t items = 0, bytes = 0, logs = 0;
     while (it && (items == 0 || (items < REPORT_BATCH_MAX_ITEMS &&
                                  bytes + it->weight <= REPORT_BATCH_MAX_BYTES))) {
-        if (it->kind == ITEM_LOG)
-            r->queued_logs--;
-        else if (it->state == ERRAND_STATE_RUNNING && !it->dead)
-            it->run->pending_running = NULL; /* on its way: an outcome no longer drops it */
+        if (it->kind == ITEM_LOG) {
+            logs++;
+        } else if (it->state == ERRAND_STATE_RUNNING) {
+            /* Goes out now, unless the outcome was queued first (then it is redundant). */
+            int queued = RUNNING_QUEUED;
+            if (!atomic_compare_exchange_strong(&it->run->running_report, &queued,
+                                                RUNNING_SENT))
+                it->dead = true;
+        }
         if (!it->dead) {
             items++;
             bytes += it->weight;
@@ -267,24 +310,9 @@ static struct report_item *take_batch(reporter *r)
         r->tail = NULL;
     if (last)
         last->next = NULL;
-    if (r->logs_dropped && r->queued_logs == 0) {
-        log_warn("log lines were dropped while the server was slow or unreachable",
-                 "dropped=%llu", (unsigned long long)r->logs_dropped);
-        r->logs_dropped = 0;
-    }
+    if (logs)
+        atomic_fetch_sub(&r->queued_logs, logs);
     return first;
-}
-
-/* The lease of run is gone (another attempt owns it): stop the task, drop its outcome. */
-static void lease_lost(reporter *r, struct wrun *run, int status)
-{
-    wrun_request_stop(run, STOP_LEASE_LOST);
-    if (wrun_take_outcome(run))
-        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d",
-                 run->id, status);
-    pthread_mutex_lock(&r->mu);
-    lease_drop(r, run);
-    pthread_mutex_unlock(&r->mu);
 }
 
 static bool transient_status(long status)
@@ -299,6 +327,10 @@ static void note_recovered(reporter *r)
         log_info("the errand server answers again", "worker=%s", r->worker);
         r->failing = false;
     }
+    uint64_t dropped = atomic_exchange(&r->logs_dropped, 0);
+    if (dropped)
+        log_warn("log lines were dropped while the server was slow or unreachable",
+                 "worker=%s dropped=%llu", r->worker, (unsigned long long)dropped);
 }
 
 static void note_failure(reporter *r, const char *what, const errand_error *err)
@@ -309,7 +341,7 @@ static void note_failure(reporter *r, const char *what, const errand_error *err)
     r->failing = true;
 }
 
-/* Sends one batch (lock released). On SEND_OK each item's answer is filled. */
+/* Sends one batch. On SEND_OK each item's answer is filled. */
 static enum send_result send_batch(reporter *r, struct report_item *chain, const char *body)
 {
     struct http_response resp;
@@ -338,8 +370,8 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
     return res;
 }
 
-/* After a batch was answered or dropped: act on each item's answer, release finished leases,
- * free the items (lock released). */
+/* After a batch was answered or dropped: act on each item's answer, release finished
+ * leases, free the items. */
 static void finish_batch(reporter *r, struct report_item *chain)
 {
     for (struct report_item *it = chain; it; it = it->next) {
@@ -356,23 +388,20 @@ static void finish_batch(reporter *r, struct report_item *chain)
         if (it->answer != 0 && it->answer != HTTP_OK)
             log_warn("the server refused a report", "run=%s state=%s status=%d", it->run->id,
                      state_type_name(it->state), it->answer);
-        if (report_state_is_final(it->state)) {
-            pthread_mutex_lock(&r->mu);
+        if (report_state_is_final(it->state))
             lease_drop(r, it->run);
-            pthread_mutex_unlock(&r->mu);
-        }
     }
     report_items_free(chain);
 }
 
-/* Heartbeats every held lease (called with the lock held; releases it meanwhile). */
+/* Extends every held lease; acts on cancellations and lost leases. */
 static void heartbeat_all(reporter *r)
 {
     size_t n = r->n_leases;
+    int64_t interval = heartbeat_interval_ms(r);
     struct wrun **runs = mem_alloc(n * sizeof *runs);
     int *status = mem_alloc(n * sizeof *status);
     bool *cancel = mem_alloc(n * sizeof *cancel);
-    int64_t interval = heartbeat_interval_ms(r);
     if (!runs || !status || !cancel) {
         mem_free(runs);
         mem_free(status);
@@ -383,26 +412,19 @@ static void heartbeat_all(reporter *r)
     size_t i = 0;
     for (struct wrun *run = r->leases; run && i < n; run = run->lease_next)
         runs[i++] = wrun_ref(run);
-    int lease_opt = r->lease_seconds_opt;
-    pthread_mutex_unlock(&r->mu);
-
     bool ok = true;
     for (size_t off = 0; off < n; off += HEARTBEAT_BATCH_MAX) {
         size_t m = n - off < HEARTBEAT_BATCH_MAX ? n - off : HEARTBEAT_BATCH_MAX;
-        char *body = heartbeat_body(r->worker, runs + off, m, lease_opt);
+        char *body = heartbeat_body(r->worker, runs + off, m, r->lease_seconds_opt);
         struct http_response resp = {0};
         errand_error err;
         int rc = body ? http_perform(r->conn, "POST", "/workers/heartbeat", body, 0, -1, &resp,
                                      &err)
                       : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(body);
+        if (!rc && resp.status != HTTP_OK && resp.status != HTTP_CONFLICT)
+            rc = http_status_error(resp.status, resp.body, &err);
         if (rc) {
-            note_failure(r, "heartbeat", &err);
-            ok = false;
-            continue;
-        }
-        if (resp.status != HTTP_OK && resp.status != HTTP_CONFLICT) {
-            http_status_error(resp.status, resp.body, &err);
             note_failure(r, "heartbeat", &err);
             http_response_clear(&resp);
             ok = false;
@@ -426,9 +448,27 @@ static void heartbeat_all(reporter *r)
     mem_free(runs);
     mem_free(status);
     mem_free(cancel);
-    pthread_mutex_lock(&r->mu);
     r->hb_due = clock_mono_ms() +
                 (ok || interval < HEARTBEAT_RETRY_MS ? interval : HEARTBEAT_RETRY_MS);
+}
+
+/* Sleeps until deadline_ms, a push, or stop. */
+static void sleep_until(reporter *r, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&r->mu);
+    atomic_store(&r->sleeping, true);
+    if (!atomic_load(&r->inbox) && !atomic_load(&r->stopping))
+        sync_cond_wait_until(&r->wake, &r->mu, deadline_ms);
+    atomic_store(&r->sleeping, false);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int64_t flush_deadline(reporter *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int64_t d = r->flush_deadline;
+    pthread_mutex_unlock(&r->mu);
+    return d;
 }
 
 static void *reporter_main(void *arg)
@@ -438,14 +478,16 @@ static void *reporter_main(void *arg)
     char *retry_body = NULL;
     int64_t retry_at = 0, backoff = RETRY_MIN_MS;
 
-    pthread_mutex_lock(&r->mu);
     for (;;) {
+        drain_inbox(r);
         int64_t now = clock_mono_ms();
         if (r->n_leases > 0 && now >= r->hb_due) {
             heartbeat_all(r);
             continue;
         }
-        if (r->stopping && now >= r->flush_deadline && (retry || r->head)) {
+        bool stopping = atomic_load(&r->stopping);
+        int64_t flush_by = stopping ? flush_deadline(r) : 0;
+        if (stopping && now >= flush_by && (retry || r->head)) {
             log_error("could not deliver every report before stopping; their leases will expire",
                       "worker=%s", r->worker);
             break;
@@ -457,9 +499,9 @@ static void *reporter_main(void *arg)
                 int64_t until = retry_at;
                 if (r->n_leases > 0 && r->hb_due < until)
                     until = r->hb_due;
-                if (r->stopping && r->flush_deadline < until)
-                    until = r->flush_deadline;
-                sync_cond_wait_until(&r->wake, &r->mu, until);
+                if (stopping && flush_by < until)
+                    until = flush_by;
+                sleep_until(r, until);
                 continue;
             }
             batch = retry;
@@ -468,16 +510,12 @@ static void *reporter_main(void *arg)
             retry_body = NULL;
         } else if (r->head) {
             batch = take_batch(r);
-        } else if (r->stopping) {
+        } else if (stopping) {
             break;
         } else {
-            int64_t until = r->n_leases > 0 ? r->hb_due : now + IDLE_WAIT_MS;
-            r->waiting = true;
-            sync_cond_wait_until(&r->wake, &r->mu, until);
-            r->waiting = false;
+            sleep_until(r, r->n_leases > 0 ? r->hb_due : now + IDLE_WAIT_MS);
             continue;
         }
-        pthread_mutex_unlock(&r->mu);
 
         if (!body)
             body = report_body(r->worker, batch);
@@ -492,19 +530,16 @@ static void *reporter_main(void *arg)
             backoff = RETRY_MIN_MS;
             finish_batch(r, batch);
         }
-        pthread_mutex_lock(&r->mu);
     }
-    /* Ending: whatever is left will not be delivered. */
-    r->closed = true;
-    struct report_item *rest = r->head;
-    r->head = r->tail = NULL;
-    r->queued_logs = 0;
-    while (r->leases)
-        lease_drop(r, r->leases);
-    pthread_mutex_unlock(&r->mu);
+    /* Ending: whatever is left will not be delivered; the server's lease expiry takes over. */
+    atomic_store(&r->closed, true);
+    drain_inbox(r);
     report_items_free(retry);
     mem_free(retry_body);
-    report_items_free(rest);
+    report_items_free(r->head);
+    r->head = r->tail = NULL;
+    while (r->leases)
+        lease_drop(r, r->leases);
     return NULL;
 }
 
@@ -519,17 +554,15 @@ int reporter_start(reporter *r, errand_error *err)
 void reporter_stop(reporter *r, int64_t flush_ms)
 {
     pthread_mutex_lock(&r->mu);
-    r->stopping = true;
     r->flush_deadline = clock_mono_ms() + flush_ms;
+    atomic_store(&r->stopping, true);
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->mu);
     if (r->started) {
         pthread_join(r->thread, NULL);
         r->started = false;
     }
-    pthread_mutex_lock(&r->mu);
-    r->closed = true;
-    pthread_mutex_unlock(&r->mu);
+    atomic_store(&r->closed, true);
 }
 
 void reporter_free(reporter *r)
@@ -538,6 +571,7 @@ void reporter_free(reporter *r)
         return;
     if (r->started)
         reporter_stop(r, 0);
+    report_items_free(atomic_exchange(&r->inbox, NULL));
     report_items_free(r->head);
     while (r->leases)
         lease_drop(r, r->leases);

@@ -16,8 +16,9 @@
  * server accepts COMPLETED/FAILED straight from PENDING, and at thousands of short runs a
  * second the extra report would double the work of every run.
  *
- * Thread safety: every function may be called from any thread; the queues and lease table
- * are guarded by the reporter's mutex. After reporter_stop() returned, new items are dropped.
+ * Thread safety: every function may be called from any thread, without blocking on the
+ * network or on a lock held across I/O (see reporter.c). After reporter_stop() returned, new
+ * items are dropped.
  */
 #ifndef ERRAND_WORKER_REPORTER_H
 #define ERRAND_WORKER_REPORTER_H

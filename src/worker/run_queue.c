@@ -9,7 +9,7 @@
 int run_queue_init(struct run_queue *q, size_t capacity)
 {
     q->head = q->tail = NULL;
-    q->queued = q->inflight = 0;
+    q->queued = q->inflight = q->idle = 0;
     q->capacity = capacity;
     q->no_claims = q->closed = false;
     if (pthread_mutex_init(&q->mu, NULL))
@@ -58,27 +58,45 @@ void run_queue_stop_claims(struct run_queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-void run_queue_push(struct run_queue *q, struct wrun *r)
+void run_queue_push_many(struct run_queue *q, struct wrun *const *runs, size_t n)
 {
-    r->queue_next = NULL;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i + 1 < n; i++)
+        runs[i]->queue_next = runs[i + 1];
+    runs[n - 1]->queue_next = NULL;
     pthread_mutex_lock(&q->mu);
     if (q->tail)
-        q->tail->queue_next = r;
+        q->tail->queue_next = runs[0];
     else
-        q->head = r;
-    q->tail = r;
-    q->queued++;
-    q->inflight++;
-    pthread_cond_signal(&q->nonempty);
+        q->head = runs[0];
+    q->tail = runs[n - 1];
+    q->queued += n;
+    q->inflight += n;
+    bool wake = q->idle > 0;
     pthread_mutex_unlock(&q->mu);
+    /* One wake-up; each woken thread wakes the next while runs remain (run_queue_next). For
+       short tasks, threads that are already awake take most runs and few need waking; long
+       tasks still spread over every idle thread within microseconds. */
+    if (wake)
+        pthread_cond_signal(&q->nonempty);
 }
 
-struct wrun *run_queue_pop(struct run_queue *q)
+struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
 {
     pthread_mutex_lock(&q->mu);
-    while (!q->closed && !q->head)
+    if (finished_one) {
+        if (q->inflight > 0)
+            q->inflight--;
+        pthread_cond_broadcast(&q->space); /* the poller (and a stopping serve) */
+    }
+    while (!q->closed && !q->head) {
+        q->idle++;
         pthread_cond_wait(&q->nonempty, &q->mu);
+        q->idle--;
+    }
     struct wrun *r = NULL;
+    bool wake_next = false;
     if (!q->closed) {
         r = q->head;
         q->head = r->queue_next;
@@ -86,18 +104,12 @@ struct wrun *run_queue_pop(struct run_queue *q)
             q->tail = NULL;
         r->queue_next = NULL;
         q->queued--;
+        wake_next = q->head && q->idle > 0;
     }
     pthread_mutex_unlock(&q->mu);
+    if (wake_next)
+        pthread_cond_signal(&q->nonempty);
     return r;
-}
-
-void run_queue_done(struct run_queue *q)
-{
-    pthread_mutex_lock(&q->mu);
-    if (q->inflight > 0)
-        q->inflight--;
-    pthread_cond_broadcast(&q->space);
-    pthread_mutex_unlock(&q->mu);
 }
 
 struct wrun *run_queue_close(struct run_queue *q)

@@ -18,6 +18,7 @@
 struct run_queue {
     pthread_mutex_t mu;
     pthread_cond_t nonempty; /* executors wait here for runs */
+    size_t idle;             /* executors waiting on nonempty */
     pthread_cond_t space;    /* the poller waits here for a free slot */
     struct wrun *head, *tail;
     size_t queued;
@@ -35,12 +36,12 @@ size_t run_queue_wait_free(struct run_queue *q);
 /* Wakes the poller for good. */
 void run_queue_stop_claims(struct run_queue *q);
 
-/* Adds a claimed run (takes the caller's reference) and counts it in flight. */
-void run_queue_push(struct run_queue *q, struct wrun *r);
-/* The next run (the caller owns the reference), or NULL once the queue is closed. */
-struct wrun *run_queue_pop(struct run_queue *q);
-/* An executor finished a run: its slot is free again. */
-void run_queue_done(struct run_queue *q);
+/* Adds n claimed runs (takes the caller's references) and counts them in flight. */
+void run_queue_push_many(struct run_queue *q, struct wrun *const *runs, size_t n);
+/* For an executor thread: frees the slot of the run it finished (when finished_one), then
+ * waits for the next run (the caller owns the reference); NULL once the queue is closed.
+ * One lock round for both, since this is every run's path. */
+struct wrun *run_queue_next(struct run_queue *q, bool finished_one);
 
 /* Waits until no run is in flight (queued or executing) or deadline (clock_mono_ms) passes;
  * true when idle. */

@@ -41,6 +41,7 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     atomic_init(&r->refs, 1);
     atomic_init(&r->stop, STOP_NONE);
     atomic_init(&r->outcome_taken, false);
+    atomic_init(&r->running_report, RUNNING_NONE);
     r->id = mem_strdup(id);
     r->task = mem_strdup(task);
     r->lease_token = mem_strdup(token);

@@ -29,8 +29,14 @@ enum stop_reason {
     STOP_SHUTDOWN,   /* the worker is stopping and the grace period ran out */
 };
 
+enum running_report {
+    RUNNING_NONE = 0,
+    RUNNING_QUEUED,  /* queued, not yet in a request */
+    RUNNING_SENT,    /* taken into a request */
+    RUNNING_DROPPED, /* the outcome came first: not sent */
+};
+
 struct task_entry;
-struct report_item;
 
 struct wrun {
     atomic_int refs;
@@ -47,11 +53,13 @@ struct wrun {
     atomic_int stop;            /* enum stop_reason */
     atomic_bool outcome_taken;
 
-    /* Owned by the reporter, under its lock: the lease table links, and the RUNNING report
-       still waiting to be sent (dropped when the outcome is queued before it went out). */
+    /* Whether a RUNNING report of this run is waiting in the reporter (enum running_report):
+       the outcome drops a RUNNING report that has not gone out yet (CAS, no lock). */
+    atomic_int running_report;
+
+    /* Owned by the reporter thread alone: the lease table links. */
     bool held;
     struct wrun *lease_prev, *lease_next;
-    struct report_item *pending_running;
 
     /* Owned by the run queue, under its lock. */
     struct wrun *queue_next;

@@ -1158,7 +1158,7 @@ static void hot_queries_use_their_indexes(void **state)
     } want[] = {
         {SQL_CLAIM_CANDIDATES, "task_runs_claim"},
         {SQL_LEASE_EXPIRED, "task_runs_lease"},
-        {SQL_LIST_STATE, "task_runs_state"},
+        {SQL_LIST_ATTENTION, "task_runs_attention"},
         {SQL_CACHE_SOURCE, "task_runs_cache"},
         {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"},
         {SQL_LIST_TAG, "task_run_tags"},

@@ -94,7 +94,7 @@ static void bad_targets(void **state)
 /* Checks value against schema: ok_json is the expected (coerced) value, or NULL with
  * why_part expected in the error. */
 static void check_value(const char *schema_json, const char *value_json, const char *ok_json,
-                         const char *why_part)
+                        const char *why_part)
 {
     json_t *schema = json_loads(schema_json, 0, NULL);
     json_t *value = json_loads(value_json, JSON_DECODE_ANY, NULL);
@@ -127,29 +127,29 @@ static void validation_and_coercion(void **state)
     check_value("{\"type\":\"integer\"}", "3.5", NULL, "at $: expected integer, got number");
     check_value("{\"type\":\"string\"}", "1", NULL, "expected string, got integer");
     check_value("{\"type\":\"array\",\"items\":{\"type\":\"number\"}}", "[1, 2.5]", "[1.0, 2.5]",
-                 NULL);
+                NULL);
     check_value("{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}", "[1, \"2\"]", NULL,
-                 "at $[1]: expected integer, got string");
+                "at $[1]: expected integer, got string");
     check_value("{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}",
-                 "{\"a\":\"x\",\"b\":2}", NULL, "at $.b: expected string");
+                "{\"a\":\"x\",\"b\":2}", NULL, "at $.b: expected string");
     check_value("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}},"
-                 "\"required\":[\"n\"],\"additionalProperties\":false}",
-                 "{}", NULL, "missing required property 'n'");
+                "\"required\":[\"n\"],\"additionalProperties\":false}",
+                "{}", NULL, "missing required property 'n'");
     check_value("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}},"
-                 "\"additionalProperties\":false}",
-                 "{\"n\":1,\"m\":2}", NULL, "unexpected property 'm'");
+                "\"additionalProperties\":false}",
+                "{\"n\":1,\"m\":2}", NULL, "unexpected property 'm'");
     check_value("{\"enum\":[\"red\",\"green\"]}", "\"blue\"", NULL, "not one of");
     check_value("{\"type\":[\"integer\",\"null\"]}", "null", "null", NULL);
     check_value("{\"type\":[\"integer\",\"number\"]}", "3", "3", NULL);
     check_value("{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"number\"}]}", "2", "2.0", NULL);
     check_value("{\"type\":\"string\",\"maxLength\":2}", "\"\xc3\xa9\xc3\xa9\"",
-                 "\"\xc3\xa9\xc3\xa9\"", NULL);
+                "\"\xc3\xa9\xc3\xa9\"", NULL);
     check_value("{\"type\":\"string\",\"minLength\":3}", "\"ab\"", NULL, "shorter");
     check_value("{\"type\":\"integer\",\"minimum\":0}", "-1", NULL, "below the minimum");
     check_value("{\"type\":\"array\",\"maxItems\":1}", "[1,2]", NULL, "more than 1 items");
     check_value("{\"$defs\":{\"P\":{\"type\":\"integer\"}},\"type\":\"array\","
-                 "\"items\":{\"$ref\":\"#/$defs/P\"}}",
-                 "[1, 2.0]", "[1, 2]", NULL);
+                "\"items\":{\"$ref\":\"#/$defs/P\"}}",
+                "[1, 2.0]", "[1, 2]", NULL);
     check_value("{}", "{\"any\":[1]}", "{\"any\":[1]}", NULL);
 }
 
@@ -191,8 +191,8 @@ static void request_shaping(void **state)
     req = schema_for_request(with_defs, &wrapped);
     assert_true(wrapped);
     assert_non_null(json_object_get(req, "$defs"));
-    assert_null(json_object_get(json_object_get(json_object_get(req, "properties"), "value"),
-                                "$defs"));
+    assert_null(
+        json_object_get(json_object_get(json_object_get(req, "properties"), "value"), "$defs"));
     assert_true(schema_is_strict(req));
     json_decref(req);
     json_decref(with_defs);
