@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — the one command to see errand run, without Docker: installs what is
 # missing, builds, then starts the whole structured-output stack on this machine
-#   errand server start          API + dashboard on 127.0.0.1:4200, SQLite under ERRAND_HOME
+#   errand server start          the errand API on 127.0.0.1:4200, SQLite under ERRAND_HOME
 #   structured-output-task       one task worker
 #   structured-output-api        the example web app on 127.0.0.1:8000
 # waits until each one answers, prints the URLs and a curl line to try, and stops them all
@@ -35,7 +35,10 @@ command -v curl >/dev/null 2>&1 || die "needs curl to check on the services (apt
 # ---- build ---------------------------------------------------------------------------------
 # `make` installs the missing Debian packages (scripts/install-deps.sh build) and builds.
 make --no-print-directory BUILD="$build_dir"
-bin=$root/$build_dir/bin
+case $build_dir in
+  /*) bin=$build_dir/bin ;;
+  *) bin=$root/$build_dir/bin ;;
+esac
 for b in errand structured-output-task structured-output-api; do
   [ -x "$bin/$b" ] || die "$bin/$b was not built; see the make output above"
 done
@@ -111,13 +114,16 @@ start task env ERRAND_API_URL="$api_url" "$bin/structured-output-task"
 wait_ready task "${pids[1]}" "$api_url/workers" 'create_structured_output'
 
 start api env ERRAND_API_URL="$api_url" "$bin/structured-output-api" --host "$host" --port "$app_port"
-wait_ready api "${pids[2]}" "$app_url/"
+wait_ready api "${pids[2]}" "$app_url/health"
 
+dashboard_line=""
+if curl -fsS --max-time 2 -o /dev/null "http://$host:$server_port/" 2>/dev/null; then
+  dashboard_line="    errand dashboard  http://$host:$server_port/"$'\n'
+fi
 cat >&2 <<EOF
 
   errand is running.
-    dashboard         http://$host:$server_port/
-    errand API        $api_url   (try $api_url/task_runs)
+${dashboard_line}    errand API        $api_url   (runs: $api_url/task_runs)
     example app       $app_url/
 
   Submit a task from the page, or with curl:

@@ -66,9 +66,11 @@
 #define WORKER_READY_POLL_MS 10
 #define LIGHT_WAIT_TIMEOUT_S 60.0
 #define NON_FINAL_STATES "SCHEDULED,PENDING,RUNNING,CANCELLING"
+#define MS_PER_SECOND 1000L
 #define NS_PER_MS 1000000LL
 #define NS_PER_SECOND 1000000000LL
 #define CELL_MAX 64
+#define LATENCY_LABEL_WIDTH 40
 #define BENCH_HTTP_OK 200
 #define BENCH_JSON_INDENT 2
 #define BENCH_JSON_DIGITS 9 /* significant digits of figures in --json: ns resolution at 1 s */
@@ -112,14 +114,16 @@ static int64_t mono_ns(void)
 
 static void sleep_ms(long ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * NS_PER_MS};
+    struct timespec ts = {.tv_sec = ms / MS_PER_SECOND,
+                          .tv_nsec = (ms % MS_PER_SECOND) * NS_PER_MS};
     nanosleep(&ts, NULL);
 }
 
 /* ---- the bench task ------------------------------------------------------------------- */
 
 /* Records how long after its submit request the run started; returns JSON null. The
- * parameters are parsed with sscanf because the bench wrote them itself, in this shape. */
+ * parameters are read with sscanf, not a JSON parser, because the bench wrote them itself
+ * (keys in this order; the spaces in the format accept any spacing a server might add). */
 static int bench_task(errand_task_ctx *ctx, const char *params_json, char **result_json,
                       void *userdata)
 {
@@ -127,7 +131,8 @@ static int bench_task(errand_task_ctx *ctx, const char *params_json, char **resu
     struct bench *b = userdata;
     unsigned id = 0;
     long long i = -1, t = 0;
-    if (params_json && sscanf(params_json, "{\"b\":%u,\"i\":%lld,\"t\":%lld}", &id, &i, &t) == 3 &&
+    if (params_json &&
+        sscanf(params_json, " { \"b\" : %u , \"i\" : %lld , \"t\" : %lld", &id, &i, &t) == 3 &&
         id == b->bench_id && i >= 0 && i < b->runs)
         atomic_store_explicit(&b->start_delay_ns[i], now - t, memory_order_relaxed);
     atomic_fetch_add(&b->executed, 1);
@@ -231,16 +236,15 @@ static int any_unfinished(const struct bench *b, errand_client *c, errand_error 
     return some;
 }
 
-static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr,
-                          int64_t *end_ns, errand_error *err)
+static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr, int64_t *end_ns,
+                          errand_error *err)
 {
     int64_t deadline = b->t0_ns + (int64_t)(b->timeout_s * NS_PER_SECOND);
     int64_t next_poll = 0;
     for (;;) {
         long long done = atomic_load(&b->executed);
         if (b->workers > 0)
-            progress_draw(pr, "completing", done < b->runs ? done : b->runs, b->runs, NULL,
-                          false);
+            progress_draw(pr, "completing", done < b->runs ? done : b->runs, b->runs, NULL, false);
         else
             progress_draw(pr, "waiting", 0, b->runs, "(for the workers already running)", false);
         /* Polls cost the server a query over the bench's runs, so they stay rare until the
@@ -415,8 +419,9 @@ static void print_json(const struct bench *b, const struct bench_results *r)
     json_latency(o, "load_start_", &r->start_delay);
     json_object_set_new(o, "server_samples", json_integer((long long)r->server.n));
     json_latency(o, "load_server_", &r->server);
-    json_dumpf(o, stdout, JSON_INDENT(BENCH_JSON_INDENT) | JSON_PRESERVE_ORDER |
-                              JSON_REAL_PRECISION(BENCH_JSON_DIGITS));
+    json_dumpf(o, stdout,
+               JSON_INDENT(BENCH_JSON_INDENT) | JSON_PRESERVE_ORDER |
+                   JSON_REAL_PRECISION(BENCH_JSON_DIGITS));
     fputc('\n', stdout);
     json_decref(o);
 }
@@ -424,10 +429,10 @@ static void print_json(const struct bench *b, const struct bench_results *r)
 static void print_latency_line(const char *label, const struct latency_summary *l)
 {
     if (l->n == 0)
-        printf("  %-40s %s\n", label, "(no samples)");
+        printf("  %-*s %s\n", LATENCY_LABEL_WIDTH, label, "(no samples)");
     else
-        printf("  %-40s %9.3f %9.3f %9.3f %9.3f  (%zu runs)\n", label, l->p50, l->p90, l->p99,
-               l->max, l->n);
+        printf("  %-*s %9.3f %9.3f %9.3f %9.3f  (%zu run%s)\n", LATENCY_LABEL_WIDTH, label, l->p50,
+               l->p90, l->p99, l->max, l->n, l->n == 1 ? "" : "s");
 }
 
 static void print_summary(const struct bench *b, const struct bench_results *r)
@@ -448,12 +453,11 @@ static void print_summary(const struct bench *b, const struct bench_results *r)
            "the server)\n",
            b->runs, r->e2e_s, (double)b->runs / r->e2e_s);
     printf("  outcome:     %lld completed, %lld failed\n", r->completed, r->failed);
-    printf("\n  latency (ms)%*s %9s %9s %9s %9s\n", 29, "", "p50", "p90", "p99", "max");
+    printf("\n  %-*s %9s %9s %9s %9s\n", LATENCY_LABEL_WIDTH, "latency (ms)", "p50", "p90", "p99",
+           "max");
     print_latency_line("under load: submit -> task start", &r->start_delay);
     print_latency_line("under load: created -> finished (server)", &r->server);
-    char label[CELL_MAX];
-    snprintf(label, sizeof label, "light load: submit -> result (client)");
-    print_latency_line(label, &r->light);
+    print_latency_line("light load: submit -> result (client)", &r->light);
 }
 
 static int parse_bench(const struct args *a, struct bench *b)
@@ -727,19 +731,22 @@ const struct cli_command cmd_bench = {
         "worker serves the task with a no-op that returns null.\n"
         "\n"
         "What is measured:\n"
-        "  submit/s     N / time from the first submit request to the last acknowledgement\n"
-        "  e2e runs/s   N / time from the first submit request until the server reports every\n"
-        "               run final (polled by a tag unique to this bench; 1 ms polls at the end)\n"
-        "  under load: submit -> task start   from each run's submit time, carried in its\n"
-        "               parameters, to the start of the task in this process (same clock)\n"
-        "  under load: created -> finished    the server's own timestamps of each run (ms)\n"
-        "  light load: submit -> result       R runs one at a time: errand_submit, then\n"
-        "               errand_wait until final, as a client sees it (p50/p90/p99_ms in --json)\n"
+        "  submit/s      N / time from the first submit request to the last answer\n"
+        "  e2e runs/s    N / time from the first submit request until the server lists none\n"
+        "                of the bench's runs as unfinished (runs carry a tag unique to this\n"
+        "                bench; polled back to back once the in-process worker ran all N)\n"
+        "  latency under load, over the N runs:\n"
+        "    submit -> task start   each run's parameters carry its submit time; the task,\n"
+        "                           in this process, notes when it starts (same clock)\n"
+        "    created -> finished    the server's own timestamps of each run (ms resolution)\n"
+        "  latency at light load (p50_ms, p90_ms, p99_ms in --json):\n"
+        "    submit -> result       R runs one at a time: errand_submit, then errand_wait\n"
+        "                           until final, timed by the client\n"
         "\n"
         "--json keys: runs, batch, submitters, workers, task, completed, failed, submit_seconds,\n"
         "submit_per_s, e2e_seconds, e2e_per_s, latency_runs, p50_ms, p90_ms, p99_ms,\n"
         "load_start_p50_ms ... load_start_p99_ms, load_server_p50_ms ... load_server_p99_ms.\n"
         "The runs stay in the server's store afterwards. A progress bar is drawn on stderr\n"
-        "when it is a terminal.",
+        "when it is a terminal. Exit status 1 when any bench run did not complete.",
     .run = run_bench,
 };

@@ -157,7 +157,7 @@ static int run_runs_ls(const struct args *a)
             status = print_runs_table(json_object_get(page, "runs"));
             const char *next = json_string_value(json_object_get(page, "next_cursor"));
             if (next)
-                fprintf(stderr, "(more: errand runs ls --cursor %s)\n", next);
+                fprintf(stderr, "(more runs: repeat with --cursor %s)\n", next);
         }
     }
     json_decref(page);
@@ -171,7 +171,8 @@ static const struct cli_option runs_ls_options[] = {
     {"task", "T", false, "only runs of task T"},
     {"tag", "T", false, "only runs tagged T"},
     {"limit", "N", false, "at most N runs, 1-1000 (default 50)"},
-    {"cursor", "C", false, "continue a listing after the run with id C (from 'more:')"},
+    {"cursor", "C", false,
+     "continue a listing after the run with id C (printed when there are more runs)"},
     {"json", NULL, false, json_help},
     {NULL, NULL, false, NULL},
 };

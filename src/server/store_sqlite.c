@@ -221,7 +221,8 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
         if ((rc = list_collect(c, q, id, l, err)) < 0)
             return rc;
     }
-    qsort(l->rows, l->n, sizeof *l->rows, row_id_desc);
+    if (l->n > 1)
+        qsort(l->rows, l->n, sizeof *l->rows, row_id_desc);
     return 0;
 }
 
@@ -504,9 +505,16 @@ static void sqlite_close(store *st)
         return;
     /* The checkpointer last: the last connection to close checkpoints the WAL into the
      * database and removes it; and the writer's WAL hook points at the checkpointer. */
+    struct sqlite_writer_stats ws = {0};
+    if (s->writer)
+        sqlite_writer_get_stats(s->writer, &ws);
     sqlite_pool_close(s->readers);
     sqlite_writer_stop(s->writer);
     sqlite_checkpointer_stop(s->checkpointer);
+    log_info("store closed",
+             "store=sqlite ops=%llu commits=%llu max_group=%llu writer_busy_ms=%llu "
+             "writer_cpu_ms=%llu",
+             ws.ops, ws.commits, ws.max_batch, ws.busy_us / 1000, ws.cpu_us / 1000);
     mem_free(s);
 }
 

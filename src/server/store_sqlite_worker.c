@@ -120,7 +120,7 @@ static int collect_candidates(struct sqlite_conn *c, struct claim_op *op, const 
         return rc;
     if (step != SQLITE_DONE)
         return sqlite_conn_fail(c, "SQL_CLAIM_CANDIDATES", err);
-    if (op->req->n_tasks > 1) {
+    if (op->req->n_tasks > 1 && op->n_cand > 1) {
         qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
         size_t kept = 0; /* drop duplicates (a task named twice) and the surplus */
         for (size_t i = 0; i < op->n_cand; i++) {

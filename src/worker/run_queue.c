@@ -11,7 +11,7 @@ int run_queue_init(struct run_queue *q, size_t capacity)
     q->head = q->tail = NULL;
     q->queued = q->inflight = q->idle = 0;
     q->capacity = capacity;
-    q->no_claims = q->closed = false;
+    q->no_claims = q->closed = q->waking = false;
     if (pthread_mutex_init(&q->mu, NULL))
         return -1;
     if (sync_cond_init(&q->nonempty)) {
@@ -73,11 +73,14 @@ void run_queue_push_many(struct run_queue *q, struct wrun *const *runs, size_t n
     q->tail = runs[n - 1];
     q->queued += n;
     q->inflight += n;
-    bool wake = q->idle > 0;
+    bool wake = q->idle > 0 && !q->waking;
+    if (wake)
+        q->waking = true;
     pthread_mutex_unlock(&q->mu);
-    /* One wake-up; each woken thread wakes the next while runs remain (run_queue_next). For
-       short tasks, threads that are already awake take most runs and few need waking; long
-       tasks still spread over every idle thread within microseconds. */
+    /* One wake-up at a time; the woken thread wakes the next while runs remain
+       (run_queue_next). For short tasks the threads already awake take most runs and few
+       need waking (each wake-up is a futex call and two context switches); long tasks still
+       spread over every idle thread within a few wake-up latencies. */
     if (wake)
         pthread_cond_signal(&q->nonempty);
 }
@@ -94,6 +97,7 @@ struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
         q->idle++;
         pthread_cond_wait(&q->nonempty, &q->mu);
         q->idle--;
+        q->waking = false; /* this thread is the one woken (or woke spuriously) */
     }
     struct wrun *r = NULL;
     bool wake_next = false;
@@ -104,7 +108,9 @@ struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
             q->tail = NULL;
         r->queue_next = NULL;
         q->queued--;
-        wake_next = q->head && q->idle > 0;
+        wake_next = q->head && q->idle > 0 && !q->waking;
+        if (wake_next)
+            q->waking = true;
     }
     pthread_mutex_unlock(&q->mu);
     if (wake_next)

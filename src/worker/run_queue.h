@@ -19,6 +19,7 @@ struct run_queue {
     pthread_mutex_t mu;
     pthread_cond_t nonempty; /* executors wait here for runs */
     size_t idle;             /* executors waiting on nonempty */
+    bool waking;             /* one of them was signalled and has not run yet */
     pthread_cond_t space;    /* the poller waits here for a free slot */
     struct wrun *head, *tail;
     size_t queued;

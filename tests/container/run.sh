@@ -28,6 +28,9 @@ log_tail_lines=60       # per container, printed on failure
 replicas=2              # task workers; both must register with the server
 
 python=/usr/bin/python3
+openai_key=container-test-key      # the fake refuses any other key: proves it is passed through
+item="red running shoes ($$)"      # the fake answers requests mentioning it with $price
+price=49.99
 fake=$root/tests/example/fake_openai.py
 project=errandct$$                 # unique per run: containers, network, volumes, tags
 image=localhost/errand-ctest       # stable image names, so reruns reuse podman's layer cache
@@ -147,7 +150,7 @@ step "runtime image size: $((size / 1024 / 1024)) MiB"
 # Containers reach the host at host.containers.internal (the podman network's gateway), so the
 # fake listens on every interface, on a port of the system's choosing.
 step "starting the fake chat-completions server"
-"$python" "$fake" --host 0.0.0.0 --port 0 >"$work/fake.log" 2>&1 &
+"$python" "$fake" --host 0.0.0.0 --port 0 --api-key "$openai_key" >"$work/fake.log" 2>&1 &
 fake_pid=$!
 fake_port=""
 deadline=$((SECONDS + fake_timeout_s))
@@ -158,6 +161,10 @@ while [ -z "$fake_port" ]; do
   [ "$SECONDS" -lt "$deadline" ] || fail "the fake chat-completions server printed no 'listening ... port=N' line within ${fake_timeout_s}s"
   sleep "$poll_interval_s"
 done
+fake_url=http://127.0.0.1:$fake_port
+curl -fsS --max-time 5 -H 'Content-Type: application/json' \
+  -d "{\"match\": \"$item\", \"responses\": [{\"value\": $price}]}" "$fake_url/_fake/rules" >/dev/null \
+  || fail "could not script the fake chat-completions server ($fake_url/_fake/rules)"
 
 # ---- up -------------------------------------------------------------------------------------
 # Host ports for the published 4200 and 8000: free ones, so this never collides with a demo.
@@ -169,7 +176,7 @@ for s in socks:
 print(*[s.getsockname()[1] for s in socks])')
 export SERVER_HOST_PORT=$server_port API_HOST_PORT=$api_port TASK_REPLICAS=$replicas
 export OPENAI_BASE_URL=http://host.containers.internal:$fake_port/v1
-export OPENAI_API_KEY=container-test-key OPENAI_MODEL=fake-model
+export OPENAI_API_KEY=$openai_key OPENAI_MODEL=gpt-4o-mini
 step "podman-compose up -d (project $project, server on :$server_port, api on :$api_port, fake on :$fake_port)"
 timeout "$compose_timeout_s" "${compose[@]}" up -d --no-build >"$work/compose.log" 2>&1 \
   || fail "podman-compose up failed; see its output below"
@@ -203,12 +210,13 @@ step "waiting for the errand server, $replicas task workers and the api"
 until_ok "errand-server answering GET /api/health" "$ready_timeout_s" \
   curl -fsS --max-time 5 "$server/api/health"
 until_ok "$replicas task workers registered (GET /api/workers)" "$ready_timeout_s" workers_ready
-until_ok "api answering GET /" "$ready_timeout_s" curl -fsS --max-time 5 "$app/"
+until_ok "api answering GET /health" "$ready_timeout_s" curl -fsS --max-time 5 "$app/health"
+curl -fsS --max-time 5 "$app/" | grep -qi '<form' || fail "GET $app/ did not serve the page with its form"
 
 # ---- a task, end to end ---------------------------------------------------------------------
 step "POST /tasks (payload, target_type=float, instructions)"
 out=$(curl -sS --max-time 10 -w '\n%{http_code}' \
-        -F 'payload={"item": "red running shoes", "price": "49.99 USD"}' \
+        -F "payload={\"item\": \"$item\", \"price\": \"$price USD\"}" \
         -F target_type=float -F 'instructions=the price' "$app/tasks") \
   || fail "POST $app/tasks did not answer"
 code=${out##*$'\n'}
@@ -233,10 +241,9 @@ while :; do
   sleep "$poll_interval_s"
 done
 json '
-r = d.get("result")
-assert d["task_run_id"] == sys.argv[1], "wrong task_run_id: %r" % d
-assert isinstance(r, float) or (isinstance(r, int) and not isinstance(r, bool)), "result is not a number: %r" % (r,)' \
-  "$run_id" <<<"$status_body" 2>"$work/check.err" \
+assert d["task_run_id"] == sys.argv[1], "wrong task_run_id"
+assert d.get("result") == float(sys.argv[2]), "result is not %s" % sys.argv[2]' \
+  "$run_id" "$price" <<<"$status_body" 2>"$work/check.err" \
   || fail "completed with a bad result ($(tail -n 1 "$work/check.err")): $status_body"
 step "completed: $status_body"
 
@@ -256,6 +263,14 @@ data=$(podman volume inspect --format '{{.Mountpoint}}' "${project}_errand-data"
 [ -s "$data/errand.db" ] || fail "no errand.db in the errand-data volume ($data): $(ls -la "$data")"
 step "result persisted in task-storage ($result_path), database in errand-data"
 
-# ---- the fake was called as configured ------------------------------------------------------
-grep -q 'chat/completions' "$work/fake.log" \
-  || fail "the fake chat-completions server logged no request; the task did not call it"
+# ---- the endpoint was called as configured --------------------------------------------------
+calls=$(curl -fsS --max-time 5 -G --data-urlencode "match=$item" "$fake_url/_fake/calls") \
+  || fail "could not read the fake's calls ($fake_url/_fake/calls)"
+json '
+calls = d["calls"]
+assert calls, "no chat-completions call mentioned the item"
+assert all(c["authorization"] == "Bearer " + sys.argv[1] for c in calls), "a call without the key"
+assert all(c["body"]["model"] == sys.argv[2] for c in calls), "a call for another model"' \
+  "$openai_key" "$OPENAI_MODEL" <<<"$calls" 2>"$work/check.err" \
+  || fail "the task's calls to the endpoint: $(tail -n 1 "$work/check.err"): $calls"
+step "the task called the endpoint with OPENAI_API_KEY and OPENAI_MODEL from compose"

@@ -1,0 +1,166 @@
+/*
+ * test_client_submit.c — submission bodies (client/submit.h): what each option puts on the
+ * wire and what it leaves to the server's defaults, the difference between zeroed and
+ * errand_submit_options_init()'ed options, errors naming the field (with the batch prefix),
+ * and the options a task definition implies (cache key of INPUTS_AND_VERSION).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "client/submit.h"
+#include "core/cache_key.h"
+#include "core/json.h"
+#include "core/mem.h"
+
+static char *body_text(const char *task, const char *params, const errand_submit_options *opt)
+{
+    json_t *o = NULL;
+    errand_error err;
+    int rc = submit_build(task, params, opt, NULL, &o, &err);
+    if (rc)
+        fail_msg("submit_build failed: %s", err.message);
+    char *text = json_canonical(o);
+    json_decref(o);
+    return text;
+}
+
+static void default_options_send_only_task_and_parameters(void **state)
+{
+    (void)state;
+    char *t = body_text("t", NULL, NULL);
+    assert_string_equal(t, "{\"parameters\":{},\"task\":\"t\"}");
+    mem_free(t);
+    errand_submit_options opt;
+    errand_submit_options_init(&opt);
+    assert_int_equal(opt.retries, -1);
+    assert_int_equal(opt.persist_result, -1);
+    t = body_text("t", "{\"b\": 1, \"a\": [true]}", &opt);
+    assert_string_equal(t, "{\"parameters\":{\"a\":[true],\"b\":1},\"task\":\"t\"}");
+    mem_free(t);
+}
+
+static void zeroed_options_say_no_retries_and_no_persistence(void **state)
+{
+    (void)state;
+    errand_submit_options opt;
+    memset(&opt, 0, sizeof opt);
+    char *t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"parameters\":{},\"persist_result\":false,\"retries\":0,\"task\":\"t\"}");
+    mem_free(t);
+}
+
+static void every_option_reaches_the_wire(void **state)
+{
+    (void)state;
+    errand_submit_options opt;
+    errand_submit_options_init(&opt);
+    const char *tags[] = {"web", "x"};
+    double delays[] = {1, 2.5};
+    opt.idempotency_key = "k1";
+    opt.scheduled_at_ms = 1795947919123LL; /* 2026-11-29T10:25:19.123Z */
+    opt.priority = 7;
+    opt.tags = tags;
+    opt.n_tags = 2;
+    opt.retries = 3;
+    opt.retry_delays = delays;
+    opt.n_retry_delays = 2;
+    opt.retry_jitter_factor = 0.5;
+    opt.timeout_seconds = 9;
+    opt.cache_key = "ck";
+    opt.cache_expiration_seconds = 60;
+    opt.persist_result = 1;
+    char *t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"cache_expiration_seconds\":60.0,\"cache_key\":\"ck\","
+                           "\"idempotency_key\":\"k1\",\"parameters\":{},\"persist_result\":true,"
+                           "\"priority\":7,\"retries\":3,\"retry_delay_seconds\":[1.0,2.5],"
+                           "\"retry_jitter_factor\":0.5,\"scheduled_at\":\"2026-11-29T10:25:19.123Z\","
+                           "\"tags\":[\"web\",\"x\"],\"task\":\"t\",\"timeout_seconds\":9.0}");
+    mem_free(t);
+    errand_submit_options_init(&opt);
+    opt.delay_seconds = 1.5;
+    t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"delay_seconds\":1.5,\"parameters\":{},\"task\":\"t\"}");
+    mem_free(t);
+}
+
+static void bad_input_names_the_field(void **state)
+{
+    (void)state;
+    json_t *o = NULL;
+    errand_error err;
+    assert_int_equal(submit_build("t", "{\"a\":", NULL, NULL, &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "parameters");
+    assert_non_null(strstr(err.message, "not valid JSON"));
+    assert_int_equal(submit_build("t", "[1]", NULL, "runs[3]", &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "runs[3].parameters");
+    assert_non_null(strstr(err.message, "must be a JSON object"));
+    assert_int_equal(submit_build("", "{}", NULL, "runs[0]", &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "runs[0].task");
+    assert_int_equal(submit_build(NULL, "{}", NULL, NULL, &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "task");
+    errand_submit_options opt;
+    errand_submit_options_init(&opt);
+    const char *tags[] = {"ok", NULL};
+    opt.tags = tags;
+    opt.n_tags = 2;
+    assert_int_equal(submit_build("t", "{}", &opt, NULL, &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "tags");
+    assert_null(o);
+}
+
+static void task_definition_implies_its_options_and_cache_key(void **state)
+{
+    (void)state;
+    double delays[] = {1, 10};
+    errand_task_def def = {.name = "create_structured_output",
+                           .retries = 2,
+                           .retry_delays = delays,
+                           .n_retry_delays = 2,
+                           .retry_jitter_factor = 0.1,
+                           .timeout_seconds = 30,
+                           .cache_policy = ERRAND_CACHE_INPUTS_AND_VERSION,
+                           .cache_expiration_seconds = 3600,
+                           .persist_result = 1};
+    errand_submit_options opt;
+    char key[CACHE_KEY_LEN];
+    errand_error err;
+    assert_int_equal(submit_options_from_def(&def, "{\"b\":2,\"a\":1}", &opt, key, &err), 0);
+    assert_int_equal(opt.retries, 2);
+    assert_ptr_equal(opt.retry_delays, delays);
+    assert_int_equal(opt.n_retry_delays, 2);
+    assert_true(opt.timeout_seconds == 30);
+    assert_int_equal(opt.persist_result, 1);
+    assert_ptr_equal(opt.cache_key, key);
+    assert_true(opt.cache_expiration_seconds == 3600);
+    /* NULL version means "1"; the key ignores key order of the parameters */
+    char expected[65];
+    assert_int_equal(errand_cache_key_inputs("create_structured_output", "1", "{\"a\":1,\"b\":2}",
+                                             expected, &err),
+                     0);
+    assert_string_equal(key, expected);
+
+    def.cache_policy = ERRAND_CACHE_NONE;
+    assert_int_equal(submit_options_from_def(&def, "{}", &opt, key, &err), 0);
+    assert_null(opt.cache_key);
+    def.name = NULL;
+    assert_int_equal(submit_options_from_def(&def, "{}", &opt, key, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "name");
+}
+
+int main(void)
+{
+    mem_install_json();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(default_options_send_only_task_and_parameters),
+        cmocka_unit_test(zeroed_options_say_no_retries_and_no_persistence),
+        cmocka_unit_test(every_option_reaches_the_wire),
+        cmocka_unit_test(bad_input_names_the_field),
+        cmocka_unit_test(task_definition_implies_its_options_and_cache_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
