@@ -101,8 +101,8 @@ int client_call(errand_client *c, const char *method, const char *path, const js
         *out = json_loadb(resp.body, resp.len, 0, &jerr);
         if (!*out) {
             rc = error_set(err, ERRAND_ESERVER, NULL,
-                           "the errand server answered %s %s with invalid JSON: %s", method,
-                           path, jerr.text);
+                           "the errand server answered %s %s with invalid JSON: %s", method, path,
+                           jerr.text);
             if (err)
                 err->http_status = (int)resp.status;
         }
@@ -130,11 +130,13 @@ int errand_request(errand_client *c, const char *method, const char *path, const
         *response = NULL;
     error_clear(err);
     if (!c || !method || !path)
-        return error_set(err, ERRAND_EINVAL, !c ? "client" : !method ? "method" : "path",
+        return error_set(err, ERRAND_EINVAL,
+                         !c        ? "client"
+                         : !method ? "method"
+                                   : "path",
                          "errand_request needs a client, a method and a path");
-    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 &&
-        strcmp(method, "PUT") != 0 && strcmp(method, "DELETE") != 0 &&
-        strcmp(method, "PATCH") != 0)
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0 &&
+        strcmp(method, "DELETE") != 0 && strcmp(method, "PATCH") != 0)
         return error_set(err, ERRAND_EINVAL, "method",
                          "method must be GET, POST, PUT, PATCH or DELETE, got '%s'", method);
     if (path[0] != '/')

@@ -48,6 +48,15 @@ void http_global_init(void)
     pthread_once(&http_once, http_init_once);
 }
 
+bool http_url_is_valid(const char *url)
+{
+    static const char *const schemes[] = {"http://", "https://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+            return true;
+    return false;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     http_conn *c = userdata;
@@ -87,9 +96,10 @@ int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, ht
     *out = NULL;
     http_global_init();
     if (!base_url || !*base_url)
-        return error_set(err, ERRAND_EINVAL, "api_url", "the API URL is empty; set "
+        return error_set(err, ERRAND_EINVAL, "api_url",
+                         "the API URL is empty; set "
                          "ERRAND_API_URL, e.g. http://127.0.0.1:4200/api");
-    if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+    if (!http_url_is_valid(base_url))
         return error_set(err, ERRAND_EINVAL, "api_url",
                          "the API URL '%s' must start with http:// or https://", base_url);
     http_conn *c = mem_calloc(1, sizeof *c);
@@ -104,8 +114,8 @@ int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, ht
         c->base_url[--n] = '\0';
 
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h = c->headers ? curl_slist_append(c->headers, "Accept: application/json")
-                                      : NULL;
+    struct curl_slist *h =
+        c->headers ? curl_slist_append(c->headers, "Accept: application/json") : NULL;
     if (h)
         h = curl_slist_append(h, "Expect:");
     if (!h)
@@ -238,8 +248,8 @@ int http_perform(http_conn *c, const char *method, const char *path, const char 
         /* Once the answer is arriving it is read to the end, so stop watching the fd
            (it stays readable after a stop and would make the poll spin). */
         bool watch = cancel_fd >= 0 && !c->answer_started;
-        mc = curl_multi_poll(c->multi, watch ? &wfd : NULL, watch ? 1 : 0, HTTP_POLL_SLICE_MS,
-                             NULL);
+        mc =
+            curl_multi_poll(c->multi, watch ? &wfd : NULL, watch ? 1 : 0, HTTP_POLL_SLICE_MS, NULL);
         if (mc != CURLM_OK)
             break;
         if (watch && (wfd.revents & CURL_WAIT_POLLIN) && !c->answer_started) {
@@ -267,12 +277,10 @@ int http_perform(http_conn *c, const char *method, const char *path, const char 
         ret = error_set(err, ERRAND_EIO, NULL, "request to %s failed: %s", c->base_url,
                         curl_multi_strerror(mc));
     } else if (!done) {
-        ret = error_set(err, ERRAND_EIO, NULL, "request to %s ended without a result",
-                        c->base_url);
+        ret = error_set(err, ERRAND_EIO, NULL, "request to %s ended without a result", c->base_url);
     } else if (c->too_big) {
-        ret = error_set(err, ERRAND_ETOOBIG, NULL,
-                        "the answer of %s%s is larger than %ld bytes", c->base_url, path,
-                        HTTP_RESPONSE_MAX_BYTES);
+        ret = error_set(err, ERRAND_ETOOBIG, NULL, "the answer of %s%s is larger than %ld bytes",
+                        c->base_url, path, HTTP_RESPONSE_MAX_BYTES);
     } else if (rc != CURLE_OK) {
         char reason[CURL_ERROR_SIZE + 64];
         describe_failure(c, rc, timeout_ms, reason, sizeof reason);

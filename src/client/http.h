@@ -10,6 +10,7 @@
 #ifndef ERRAND_CLIENT_HTTP_H
 #define ERRAND_CLIENT_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "errand/errand.h"
@@ -51,6 +52,9 @@ void http_response_clear(struct http_response *r);
  * 409 ECONFLICT, 413 ETOOBIG, 503 EUNAVAILABLE, other 5xx ESERVER, other 4xx EINVAL) and
  * fills err with the server's message and field and the status. Returns the code. */
 int http_status_error(long status, const char *body, errand_error *err);
+
+/* True when url starts with http:// or https://. */
+bool http_url_is_valid(const char *url);
 
 /* Initialises libcurl and points jansson at the allocation seam, once per process. */
 void http_global_init(void);

@@ -78,7 +78,8 @@ static int read_ref(errand_client *c, const char *run_id, const char *ref, char 
     else if (strstr(ref, "://"))
         return error_set(err, ERRAND_EINVAL, "result_ref",
                          "task run %s has result_ref '%s' whose storage this client cannot "
-                         "read (only local:// is supported)", run_id, ref);
+                         "read (only local:// is supported)",
+                         run_id, ref);
     char *text = NULL;
     size_t len = 0;
     int rc = read_file(path, &text, &len);
@@ -95,13 +96,14 @@ static int read_ref(errand_client *c, const char *run_id, const char *ref, char 
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory reading result %s", path);
     if (rc == -EFBIG)
         return error_set(err, ERRAND_ETOOBIG, "result_ref",
-                         "the result file %s of task run %s is larger than %ld bytes", path,
-                         run_id, RESULT_FILE_MAX_BYTES);
+                         "the result file %s of task run %s is larger than %ld bytes", path, run_id,
+                         RESULT_FILE_MAX_BYTES);
     if (rc)
         return error_set(err, ERRAND_EIO, "result_ref",
                          "cannot read the result of task run %s from %s: %s (set "
                          "ERRAND_LOCAL_STORAGE_PATH to where the worker's result storage is "
-                         "mounted)", run_id, path, strerror(-rc));
+                         "mounted)",
+                         run_id, path, strerror(-rc));
     json_error_t jerr;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
     mem_free(text);
@@ -122,7 +124,10 @@ int errand_result(errand_client *c, const errand_run *r, char **result_json, err
         *result_json = NULL;
     error_clear(err);
     if (!c || !r || !result_json)
-        return error_set(err, ERRAND_EINVAL, !c ? "client" : !r ? "run" : "result_json",
+        return error_set(err, ERRAND_EINVAL,
+                         !c   ? "client"
+                         : !r ? "run"
+                              : "result_json",
                          "errand_result needs a client, a run and an out pointer");
     switch (r->state) {
     case ERRAND_STATE_COMPLETED:
@@ -134,8 +139,8 @@ int errand_result(errand_client *c, const errand_run *r, char **result_json, err
     case ERRAND_STATE_CANCELLED:
         return error_set(err, ERRAND_ECANCELLED, NULL, "task run %s was cancelled", r->id);
     default:
-        return error_set(err, ERRAND_ECONFLICT, NULL,
-                         "task run %s has no result yet: it is %s", r->id, r->state_name);
+        return error_set(err, ERRAND_ECONFLICT, NULL, "task run %s has no result yet: it is %s",
+                         r->id, r->state_name);
     }
     json_t *inline_result = json_object_get(r->root, "result");
     const char *ref = json_string_value(json_object_get(r->root, "result_ref"));

@@ -10,8 +10,8 @@
 #include "errand/errand.h"
 
 struct errand_run {
-    json_t *root; /* the task-run object */
-    char *text;   /* compact JSON of root */
+    json_t *root;                                 /* the task-run object */
+    char *text;                                   /* compact JSON of root */
     const char *id, *task, *state_name, *message; /* point into root */
     errand_state state;
     int attempt;

@@ -37,8 +37,8 @@ static int parse_params(const char *params_json, const char *prefix, json_t **ou
     json_t *v = json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr);
     if (!v)
         return error_set(err, ERRAND_EINVAL, field,
-                         "field '%s' is not valid JSON: %s (line %d, column %d)", field,
-                         jerr.text, jerr.line, jerr.column);
+                         "field '%s' is not valid JSON: %s (line %d, column %d)", field, jerr.text,
+                         jerr.line, jerr.column);
     if (!json_is_object(v)) {
         json_decref(v);
         return error_set(err, ERRAND_EINVAL, field, "field '%s' must be a JSON object", field);

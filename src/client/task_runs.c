@@ -16,8 +16,8 @@
 #define WAIT_SLICE_MAX_S 60.0
 #define MS_PER_S 1000.0
 
-static int run_call(errand_client *c, const char *method, const char *run_id,
-                    const char *suffix, long extra_ms, errand_run **out, errand_error *err)
+static int run_call(errand_client *c, const char *method, const char *run_id, const char *suffix,
+                    long extra_ms, errand_run **out, errand_error *err)
 {
     if (!c)
         return error_set(err, ERRAND_EINVAL, "client", "a client is required");

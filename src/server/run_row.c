@@ -18,9 +18,9 @@
 int run_row_own_strings(struct run_row *r, errand_error *err)
 {
     const char **fields[] = {
-        &r->id,         &r->task,          &r->parameters, &r->state_name, &r->state_message,
-        &r->worker,     &r->tags,          &r->idempotency_key, &r->cache_key,
-        &r->retry_delays, &r->result,      &r->result_ref, &r->lease_token,
+        &r->id,     &r->task,       &r->parameters,      &r->state_name, &r->state_message,
+        &r->worker, &r->tags,       &r->idempotency_key, &r->cache_key,  &r->retry_delays,
+        &r->result, &r->result_ref, &r->lease_token,
     };
     size_t n = sizeof fields / sizeof fields[0];
     size_t total = 0;
@@ -134,8 +134,7 @@ static json_t *state_json(const struct run_row *r)
         return NULL;
     bool ok = true;
     put(s, "type", json_string(state_type_name(r->state)), &ok);
-    put(s, "name", json_string(r->state_name ? r->state_name : state_default_name(r->state)),
-        &ok);
+    put(s, "name", json_string(r->state_name ? r->state_name : state_default_name(r->state)), &ok);
     put(s, "timestamp", run_json_time(r->state_timestamp), &ok);
     put(s, "message", json_string(r->state_message ? r->state_message : ""), &ok);
     if (!ok) {

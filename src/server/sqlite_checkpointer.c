@@ -27,8 +27,7 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
     struct sqlite_checkpointer *cp = arg;
     if (frames >= SQLITE_CHECKPOINT_FRAMES_MAX) {
         int log_frames = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log_frames,
-                                           &done);
+        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(db));
         return SQLITE_OK;

@@ -171,8 +171,8 @@ sqlite3_stmt *sqlite_conn_stmt(struct sqlite_conn *c, enum sql_id id, errand_err
         sqlite3_reset(s);
         return s;
     }
-    if (sqlite3_prepare_v3(c->db, sqlite_sql_text(id), -1, SQLITE_PREPARE_PERSISTENT, &s,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(c->db, sqlite_sql_text(id), -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+        SQLITE_OK) {
         sqlite_conn_fail(c, sqlite_sql_name(id), err);
         return NULL;
     }
@@ -180,8 +180,7 @@ sqlite3_stmt *sqlite_conn_stmt(struct sqlite_conn *c, enum sql_id id, errand_err
     return s;
 }
 
-int sqlite_conn_step_done(struct sqlite_conn *c, sqlite3_stmt *s, enum sql_id id,
-                          errand_error *err)
+int sqlite_conn_step_done(struct sqlite_conn *c, sqlite3_stmt *s, enum sql_id id, errand_error *err)
 {
     int step = sqlite3_step(s);
     int rc = 0;

@@ -15,6 +15,10 @@
  *    use it; INDEXED BY makes a mismatch an error instead of a silent scan); SQL_LIST_STATE
  *    walks the primary key newest first for the common states. SQL_LIST_TAG starts from
  *    task_run_tags (CROSS JOIN fixes that join order) so a rare tag does not scan every run.
+ *  - SQL_WORKER_CLAIMED / SQL_WORKER_SEEN leave a worker's row alone when nothing but
+ *    last_seen would change and it changed less than ?granularity ms ago: an idle worker's
+ *    empty long-poll claims then write nothing, and a transaction that wrote nothing
+ *    commits without touching the WAL or waiting for an fsync.
  *  - No statement uses RETURNING: SQLite implements it with an ephemeral table per
  *    execution, which costs more than a second point query on the writer.
  *  - Optional filters are written "(?N IS NULL OR col = ?N)" so one prepared statement
@@ -31,15 +35,15 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
                    ERRAND_STATE_CANCELLING == 6 && ERRAND_STATE_CANCELLED == 7,
                "SQL below and the schema spell the attention states as state_type >= 4");
 
-#define RUN_COLUMNS                                                                           \
-    "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, " \
-    "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "        \
-    "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                \
+#define RUN_COLUMNS                                                                                \
+    "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
+    "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
+    "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
     "timeout_seconds, persist_result, result, result_ref"
 
-#define LEASE_COLUMNS                                                                     \
-    "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "    \
-    "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "   \
+#define LEASE_COLUMNS                                                                              \
+    "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
+    "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
     "scheduled_at, n_states, lease_expires, id"
 
 struct sql_def {
@@ -82,11 +86,10 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, result = ?13, "
         "result_ref = ?14, cache_expires_at = ?15 WHERE rowid = ?1"),
-    SQL(SQL_CACHE_SOURCE,
-        "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
-        "WHERE cache_key = ?1 AND state_type = ?2 AND state_name = ?3 "
-        "AND (cache_expires_at IS NULL OR cache_expires_at > ?4) "
-        "ORDER BY finished DESC LIMIT 1"),
+    SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
+                          "WHERE cache_key = ?1 AND state_type = ?2 AND state_name = ?3 "
+                          "AND (cache_expires_at IS NULL OR cache_expires_at > ?4) "
+                          "ORDER BY finished DESC LIMIT 1"),
 
     SQL(SQL_CLAIM_CANDIDATES,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
@@ -99,30 +102,30 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
     SQL(SQL_LEASE_CHECK, "SELECT rowid, state_type, lease_token FROM task_runs WHERE id = ?1"),
     SQL(SQL_LEASE_EXTEND, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
-    SQL(SQL_LEASE_EXPIRED,
-        "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "
-        "ORDER BY lease_expires LIMIT ?2"),
+    SQL(SQL_LEASE_EXPIRED, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "
+                           "ORDER BY lease_expires LIMIT ?2"),
     SQL(SQL_LOG_INSERT,
         "INSERT INTO task_run_logs (run_id, timestamp, level, message) "
         "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM task_runs WHERE id = ?1)"),
     SQL(SQL_WORKER_CLAIMED,
         "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES (?1, ?2, ?3, ?4) "
         "ON CONFLICT (name) DO UPDATE SET tasks = excluded.tasks, "
-        "last_seen = excluded.last_seen, claimed = claimed + excluded.claimed"),
+        "last_seen = excluded.last_seen, claimed = claimed + excluded.claimed "
+        "WHERE excluded.claimed > 0 OR tasks <> excluded.tasks "
+        "OR last_seen < excluded.last_seen - ?5"),
     SQL(SQL_WORKER_SEEN,
         "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES (?1, '[]', ?2, 0) "
-        "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen"),
+        "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen "
+        "WHERE last_seen < excluded.last_seen - ?3"),
 
     SQL(SQL_LIST_ALL,
         "SELECT " RUN_COLUMNS " FROM task_runs WHERE id < ?1 AND (?2 IS NULL OR task = ?2) "
         "ORDER BY id DESC LIMIT ?3"),
-    SQL(SQL_LIST_STATE,
-        "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
-        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
-    SQL(SQL_LIST_ATTENTION,
-        "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_attention "
-        "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 "
-        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_STATE, "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
+                        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_ATTENTION, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_attention "
+                            "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 "
+                            "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_TAG,
         "SELECT " RUN_COLUMNS " FROM task_run_tags CROSS JOIN task_runs ON id = run_id "
         "WHERE tag = ?4 AND run_id < ?1 AND (?2 IS NULL OR task = ?2) "
@@ -130,9 +133,8 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_STATES_GET,
         "SELECT type, name, timestamp, message FROM task_run_states WHERE run_id = ?1 "
         "ORDER BY seq"),
-    SQL(SQL_LOGS_GET,
-        "SELECT seq, timestamp, level, message FROM task_run_logs WHERE run_id = ?1 "
-        "AND seq > ?2 ORDER BY seq LIMIT ?3"),
+    SQL(SQL_LOGS_GET, "SELECT seq, timestamp, level, message FROM task_run_logs WHERE run_id = ?1 "
+                      "AND seq > ?2 ORDER BY seq LIMIT ?3"),
     SQL(SQL_WORKERS_LIST,
         "SELECT name, tasks, last_seen, claimed FROM workers ORDER BY last_seen DESC, name"),
     SQL(SQL_COUNTS, "SELECT state_type, n FROM run_counts"),

@@ -33,12 +33,12 @@ static int parse_delays(const char *text, struct run_current *cur, errand_error 
     if (!json_is_array(arr)) {
         json_decref(arr);
         return error_set(err, ERRAND_ESTORE, NULL,
-                         "store: the stored retry delays of run %s are not a JSON array",
-                         cur->id);
+                         "store: the stored retry delays of run %s are not a JSON array", cur->id);
     }
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (i >= RUN_SPEC_DELAYS_MAX)
             break;
         cur->delays[cur->n_delays++] = json_number_value(v);
@@ -113,8 +113,7 @@ void sqlite_transition_plan(const struct run_current *cur, const struct state_de
 }
 
 int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
-                        const char *name, int64_t at_ms, const char *message,
-                        errand_error *err)
+                        const char *name, int64_t at_ms, const char *message, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_STATE_INSERT, err);
     if (!s)
@@ -128,8 +127,7 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     return sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
 }
 
-int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t,
-                        errand_error *err)
+int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t, errand_error *err)
 {
     for (int i = 0; i < (int)(sizeof t->d / sizeof t->d[0]); i++) {
         if (t->d[i] == 0)

@@ -18,7 +18,7 @@
 #include "server/run_spec.h"
 #include "server/sqlite_conn.h"
 
-#define SQLITE_LEASE_TOKEN_MAX 72 /* room for any token we issue (32 hex) and then some */
+#define SQLITE_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
 #define SQLITE_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
 
 /* State changes an op made, by state type; applied to run_counts once, at the op's end. */
@@ -37,8 +37,7 @@ static inline void run_count_move(struct run_count_delta *t, int from, errand_st
 }
 
 /* Adds the tally to run_counts (one statement per state type that changed). */
-int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t,
-                        errand_error *err);
+int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t, errand_error *err);
 
 /* What the rules need to know about a run (SQL_RUN_LEASE_INFO / SQL_LEASE_EXPIRED). */
 struct run_current {
@@ -99,7 +98,6 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
 
 /* Appends one history row (used by submission too). */
 int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
-                        const char *name, int64_t at_ms, const char *message,
-                        errand_error *err);
+                        const char *name, int64_t at_ms, const char *message, errand_error *err);
 
 #endif

@@ -64,8 +64,8 @@ int store_get_state(store *st, const char *id, errand_state *out, errand_error *
     return st->backend->get_state(st, id, out, err);
 }
 
-int store_list_runs(store *st, const struct run_filter *f, json_t **runs_out,
-                    char next_cursor[37], errand_error *err)
+int store_list_runs(store *st, const struct run_filter *f, json_t **runs_out, char next_cursor[37],
+                    errand_error *err)
 {
     return st->backend->list_runs(st, f, runs_out, next_cursor, err);
 }
@@ -101,11 +101,11 @@ int store_heartbeat(store *st, const char *worker, const struct lease_ref *lease
 }
 
 int store_report(store *st, const char *worker, const struct run_report *reports, size_t n,
-                 const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                 json_t **results_out, bool *any_stale, errand_error *err)
+                 const struct log_entry *logs, size_t n_logs, int64_t now_ms, json_t **results_out,
+                 bool *any_stale, errand_error *err)
 {
-    return st->backend->report(st, worker, reports, n, logs, n_logs, now_ms, results_out,
-                               any_stale, err);
+    return st->backend->report(st, worker, reports, n, logs, n_logs, now_ms, results_out, any_stale,
+                               err);
 }
 
 int store_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err)

@@ -146,8 +146,8 @@ struct run_list {
     size_t n, cap;
 };
 
-static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id,
-                        struct run_list *l, errand_error *err)
+static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id, struct run_list *l,
+                        errand_error *err)
 {
     int step, rc = 0;
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -180,8 +180,8 @@ static int row_id_desc(const void *pa, const void *pb)
 /* The states indexed by task_runs_attention (see sqlite_schema.c). */
 static bool state_is_attention(errand_state s)
 {
-    return s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CRASHED ||
-           s == ERRAND_STATE_CANCELLING || s == ERRAND_STATE_CANCELLED;
+    return s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CRASHED || s == ERRAND_STATE_CANCELLING ||
+           s == ERRAND_STATE_CANCELLED;
 }
 
 /* Runs the listing query (or one per requested state) inside one read transaction. */
@@ -226,8 +226,8 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     return 0;
 }
 
-static int list_runs(store *st, const struct run_filter *f, json_t **runs_out,
-                     char next_cursor[37], errand_error *err)
+static int list_runs(store *st, const struct run_filter *f, json_t **runs_out, char next_cursor[37],
+                     errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
     *runs_out = NULL;
@@ -292,9 +292,8 @@ static int get_states(store *st, const char *id, json_t **states_out, errand_err
             const char *name = sqlite_col_text(q, 1), *msg = sqlite_col_text(q, 3);
             json_t *item = json_pack("{s:s?, s:s?, s:o, s:s?}", "type",
                                      state_type_name((errand_state)sqlite3_column_int(q, 0)),
-                                     "name", name, "timestamp",
-                                     run_json_time(sqlite_col_ms(q, 2)), "message",
-                                     msg ? msg : "");
+                                     "name", name, "timestamp", run_json_time(sqlite_col_ms(q, 2)),
+                                     "message", msg ? msg : "");
             if (!item || json_array_append_new(arr, item) < 0)
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
@@ -356,10 +355,10 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, jso
         while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
             last = sqlite3_column_int64(q, 0);
             const char *msg = sqlite_col_text(q, 3);
-            json_t *item = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)last,
-                                     "timestamp", run_json_time(sqlite_col_ms(q, 1)), "level",
-                                     log_level_text(sqlite3_column_int(q, 2)), "message",
-                                     msg ? msg : "");
+            json_t *item =
+                json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)last, "timestamp",
+                          run_json_time(sqlite_col_ms(q, 1)), "level",
+                          log_level_text(sqlite3_column_int(q, 2)), "message", msg ? msg : "");
             if (!item || json_array_append_new(arr, item) < 0)
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
@@ -402,10 +401,10 @@ static int list_workers(store *st, int64_t now_ms, int64_t active_window_ms, jso
                     *err = perr;
                 break;
             }
-            json_t *item = json_pack("{s:s, s:o, s:o, s:I, s:b}", "name", name ? name : "",
-                                     "tasks", tasks, "last_seen", run_json_time(seen),
-                                     "claimed", (json_int_t)sqlite3_column_int64(q, 3),
-                                     "active", seen >= now_ms - active_window_ms);
+            json_t *item = json_pack("{s:s, s:o, s:o, s:I, s:b}", "name", name ? name : "", "tasks",
+                                     tasks, "last_seen", run_json_time(seen), "claimed",
+                                     (json_int_t)sqlite3_column_int64(q, 3), "active",
+                                     seen >= now_ms - active_window_ms);
             if (!item || json_array_append_new(arr, item) < 0)
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }

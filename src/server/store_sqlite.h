@@ -45,11 +45,11 @@ int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_
                         errand_error *err);
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
                        json_t **runs_out, errand_error *err);
-int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases,
-                           size_t n, int lease_seconds, int64_t now_ms, json_t **results_out,
-                           bool *any_stale, errand_error *err);
-int store_sqlite_report(store *st, const char *worker, const struct run_report *reports,
-                        size_t n, const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
+                           int lease_seconds, int64_t now_ms, json_t **results_out, bool *any_stale,
+                           errand_error *err);
+int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
+                        const struct log_entry *logs, size_t n_logs, int64_t now_ms,
                         json_t **results_out, bool *any_stale, errand_error *err);
 int store_sqlite_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err);
 

@@ -170,8 +170,8 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
 }
 
 /* The wire object of a run this submission created, from the spec (no read back). */
-static int created_json(const struct run_spec *spec, const struct submit_slot *slot,
-                        int64_t now_ms, json_t **out, errand_error *err)
+static int created_json(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
+                        json_t **out, errand_error *err)
 {
     struct run_row r;
     memset(&r, 0, sizeof r);
@@ -296,11 +296,12 @@ done:
 struct cancel_op {
     const char *id;
     int64_t now_ms;
-    struct run_row run; /* the run afterwards (owned) */
+    json_t *run; /* the run afterwards, built inside the op */
 };
 
-static int read_run_owned(struct sqlite_conn *c, const char *id, struct run_row *out,
-                          errand_error *err)
+/* Builds the wire object of run id from the writer's connection. Inside the op, so that a
+ * failure to build it undoes the cancel instead of reporting an error for a done cancel. */
+static int read_run_json(struct sqlite_conn *c, const char *id, json_t **out, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_GET, err);
     if (!s)
@@ -309,8 +310,9 @@ static int read_run_owned(struct sqlite_conn *c, const char *id, struct run_row 
     int step = sqlite3_step(s);
     int rc;
     if (step == SQLITE_ROW) {
-        store_sqlite_read_run(s, out);
-        rc = run_row_own_strings(out, err);
+        struct run_row r;
+        store_sqlite_read_run(s, &r);
+        rc = run_row_to_json(&r, out, err);
     } else if (step == SQLITE_DONE) {
         rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
     } else {
@@ -323,7 +325,8 @@ static int read_run_owned(struct sqlite_conn *c, const char *id, struct run_row 
 static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct cancel_op *op = arg;
-    run_row_clear(&op->run); /* from an earlier run of this op */
+    json_decref(op->run); /* from an earlier run of this op */
+    op->run = NULL;
     struct run_current cur;
     int rc = sqlite_run_current_get(c, op->id, false, &cur, err);
     if (rc < 0)
@@ -341,7 +344,7 @@ static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
             (rc = sqlite_counts_apply(c, &counts, err)) < 0)
             return rc;
     }
-    return read_run_owned(c, op->id, &op->run, err);
+    return read_run_json(c, op->id, &op->run, err);
 }
 
 int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_out,
@@ -352,8 +355,10 @@ int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_
     store_sqlite_norm_id(id, norm);
     struct cancel_op op = {.id = norm, .now_ms = now_ms};
     int rc = sqlite_writer_run(store_sqlite_of(st)->writer, cancel_in_writer, &op, err);
-    if (rc == 0)
-        rc = run_row_to_json(&op.run, run_out, err);
-    run_row_clear(&op.run);
+    if (rc == 0) {
+        *run_out = op.run;
+        op.run = NULL;
+    }
+    json_decref(op.run);
     return rc;
 }

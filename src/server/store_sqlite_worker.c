@@ -35,6 +35,9 @@
 #define HANDED_BACK_FMT "handed back by worker %s"
 #define FAILED_MESSAGE "the task failed"
 #define MESSAGE_MAX 512
+/* A worker's last_seen is rewritten at most this often unless something else changes
+ * (active means seen within three lease periods, so a second is plenty precise). */
+#define WORKER_SEEN_GRANULARITY_MS 1000
 
 /* --- claim ------------------------------------------------------------------------- */
 
@@ -198,6 +201,7 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     sqlite_bind_text(s, 2, op->tasks_json);
     sqlite3_bind_int64(s, 3, op->now_ms);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)op->n_claimed);
+    sqlite3_bind_int(s, 5, WORKER_SEEN_GRANULARITY_MS);
     return sqlite_conn_step_done(c, s, SQL_WORKER_CLAIMED, err);
 }
 
@@ -297,10 +301,10 @@ struct heartbeat_op {
     int64_t now_ms;
     int64_t lease_expires;
     struct lease_outcome *out;
+    json_t *results; /* the answer, built inside the op (see report_in_writer) */
 };
 
-static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms,
-                       errand_error *err)
+static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms, errand_error *err)
 {
     if (!worker || !worker[0])
         return 0;
@@ -309,6 +313,7 @@ static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms
         return ERRAND_ESTORE;
     sqlite_bind_text(s, 1, worker);
     sqlite3_bind_int64(s, 2, now_ms);
+    sqlite3_bind_int(s, 3, WORKER_SEEN_GRANULARITY_MS);
     return sqlite_conn_step_done(c, s, SQL_WORKER_SEEN, err);
 }
 
@@ -346,12 +351,27 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         if (rc < 0)
             return rc;
     }
-    return worker_seen(c, op->worker, op->now_ms, err);
+    int rc = worker_seen(c, op->worker, op->now_ms, err);
+    if (rc < 0)
+        return rc;
+    json_decref(op->results); /* from an earlier run of this op */
+    if (!(op->results = json_array()))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < op->n; i++) {
+        const struct lease_outcome *o = &op->out[i];
+        const char *id = op->leases[i].id ? op->leases[i].id : "";
+        bool cancel = o->status == HTTP_OK && o->state == ERRAND_STATE_CANCELLING;
+        json_t *item =
+            json_pack("{s:s, s:i, s:b}", "id", id, "status", o->status, "cancel", cancel);
+        if (!item || json_array_append_new(op->results, item) < 0)
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    return 0;
 }
 
-int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases,
-                           size_t n, int lease_seconds, int64_t now_ms, json_t **results_out,
-                           bool *any_stale, errand_error *err)
+int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
+                           int lease_seconds, int64_t now_ms, json_t **results_out, bool *any_stale,
+                           errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
     *results_out = NULL;
@@ -365,32 +385,19 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
         .lease_expires = now_ms + lease_ms(s, lease_seconds),
     };
     op.out = mem_calloc(n ? n : 1, sizeof *op.out);
-    json_t *arr = json_array();
-    int rc = 0;
-    if (!op.out || !arr) {
-        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        goto done;
-    }
+    if (!op.out)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         store_sqlite_norm_id(leases[i].id, op.out[i].id);
-    if ((rc = sqlite_writer_run(s->writer, heartbeat_in_writer, &op, err)) < 0)
-        goto done;
-    for (size_t i = 0; i < n; i++) {
-        const struct lease_outcome *o = &op.out[i];
-        if (o->status != HTTP_OK && any_stale)
-            *any_stale = true;
-        json_t *item = json_pack("{s:s, s:i, s:b}", "id", leases[i].id ? leases[i].id : "", "status", o->status,
-                                 "cancel",
-                                 o->status == HTTP_OK && o->state == ERRAND_STATE_CANCELLING);
-        if (!item || json_array_append_new(arr, item) < 0) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
+    int rc = sqlite_writer_run(s->writer, heartbeat_in_writer, &op, err);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (op.out[i].status != HTTP_OK && any_stale)
+                *any_stale = true;
+        *results_out = op.results;
+        op.results = NULL;
     }
-    *results_out = arr;
-    arr = NULL;
-done:
-    json_decref(arr);
+    json_decref(op.results);
     mem_free(op.out);
     return rc;
 }
@@ -401,12 +408,13 @@ struct report_op {
     const char *worker;
     const struct run_report *reports;
     size_t n;
-    char **results; /* compact JSON of each COMPLETED report's result, or NULL */
+    char **result_texts; /* compact JSON of each COMPLETED report's result, or NULL */
     const struct log_entry *logs;
     size_t n_logs;
     int64_t now_ms;
     struct lease_outcome *out;
     struct run_count_delta counts;
+    json_t *results; /* the answer, built inside the op */
 };
 
 static bool token_matches(const struct run_current *cur, const char *token)
@@ -423,8 +431,7 @@ static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
 }
 
 /* Applies one report; a refusal is an outcome (404/409), not an error of the op. */
-static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i,
-                        errand_error *err)
+static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, errand_error *err)
 {
     const struct run_report *rep = &op->reports[i];
     struct lease_outcome *o = &op->out[i];
@@ -446,10 +453,9 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i,
         o->reason = "stale lease: the lease token is not the run's current one";
         return 0;
     }
-    struct state_decision d = state_on_report(cur.state, rep->state, cur.attempt,
-                                              cur.max_attempts, rep->retryable, cur.delays,
-                                              cur.n_delays, cur.jitter, random_unit(),
-                                              op->now_ms);
+    struct state_decision d =
+        state_on_report(cur.state, rep->state, cur.attempt, cur.max_attempts, rep->retryable,
+                        cur.delays, cur.n_delays, cur.jitter, random_unit(), op->now_ms);
     if (!d.allowed) {
         o->status = HTTP_CONFLICT;
         o->reason = d.reason;
@@ -464,14 +470,15 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i,
     switch (rep->state) {
     case ERRAND_STATE_COMPLETED:
         u.complete = true;
-        u.result = op->results[i];
+        u.result = op->result_texts[i];
         u.result_ref = rep->result_ref;
         u.cache_expires_at = cache_expiry(&cur, op->now_ms);
         break;
     case ERRAND_STATE_FAILED:
     case ERRAND_STATE_CANCELLED:
-        u.message = rep->message ? rep->message
-                                 : rep->state == ERRAND_STATE_FAILED ? FAILED_MESSAGE : "";
+        u.message = rep->message                        ? rep->message
+                    : rep->state == ERRAND_STATE_FAILED ? FAILED_MESSAGE
+                                                        : "";
         break;
     case ERRAND_STATE_SCHEDULED:
         snprintf(message, sizeof message, HANDED_BACK_FMT, op->worker ? op->worker : "?");
@@ -507,6 +514,26 @@ static int append_logs(struct sqlite_conn *c, const struct report_op *op, errand
     return 0;
 }
 
+static json_t *report_item(const struct run_report *rep, const struct lease_outcome *o)
+{
+    json_t *item = json_object();
+    if (!item)
+        return NULL;
+    bool ok = json_object_set_new(item, "id", json_string(rep->id ? rep->id : "")) == 0 &&
+              json_object_set_new(item, "status", json_integer(o->status)) == 0 &&
+              json_object_set_new(item, "state",
+                                  o->status == HTTP_NOT_FOUND
+                                      ? json_null()
+                                      : json_string(state_type_name(o->state))) == 0;
+    if (ok && o->reason)
+        ok = json_object_set_new(item, "message", json_string(o->reason)) == 0;
+    if (!ok) {
+        json_decref(item);
+        return NULL;
+    }
+    return item;
+}
+
 static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct report_op *op = arg;
@@ -518,33 +545,25 @@ static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         if ((rc = apply_report(c, op, i, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 ||
-        (rc = append_logs(c, op, err)) < 0)
+    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 || (rc = append_logs(c, op, err)) < 0 ||
+        (rc = worker_seen(c, op->worker, op->now_ms, err)) < 0)
         return rc;
-    return worker_seen(c, op->worker, op->now_ms, err);
-}
-
-static json_t *report_item(const struct run_report *rep, const struct lease_outcome *o)
-{
-    json_t *item = json_object();
-    if (!item)
-        return NULL;
-    bool ok = json_object_set_new(item, "id", json_string(rep->id ? rep->id : "")) == 0 &&
-              json_object_set_new(item, "status", json_integer(o->status)) == 0 &&
-              json_object_set_new(item, "state", o->status == HTTP_NOT_FOUND
-                                                     ? json_null()
-                                                     : json_string(state_type_name(o->state))) == 0;
-    if (ok && o->reason)
-        ok = json_object_set_new(item, "message", json_string(o->reason)) == 0;
-    if (!ok) {
-        json_decref(item);
-        return NULL;
+    /* The answer is built here, inside the transaction, so that running out of memory
+     * fails the whole report (nothing applied) rather than hiding applied reports behind
+     * an error: a worker that retried would then be told its lease is stale. */
+    json_decref(op->results); /* from an earlier run of this op */
+    if (!(op->results = json_array()))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < op->n; i++) {
+        json_t *item = report_item(&op->reports[i], &op->out[i]);
+        if (!item || json_array_append_new(op->results, item) < 0)
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
-    return item;
+    return 0;
 }
 
-int store_sqlite_report(store *st, const char *worker, const struct run_report *reports,
-                        size_t n, const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
+                        const struct log_entry *logs, size_t n_logs, int64_t now_ms,
                         json_t **results_out, bool *any_stale, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
@@ -560,41 +579,34 @@ int store_sqlite_report(store *st, const char *worker, const struct run_report *
         .now_ms = now_ms,
     };
     op.out = mem_calloc(n ? n : 1, sizeof *op.out);
-    op.results = mem_calloc(n ? n : 1, sizeof *op.results);
-    json_t *arr = json_array();
+    op.result_texts = mem_calloc(n ? n : 1, sizeof *op.result_texts);
     int rc = 0;
-    if (!op.out || !op.results || !arr) {
+    if (!op.out || !op.result_texts) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         store_sqlite_norm_id(reports[i].id, op.out[i].id);
         if (reports[i].state == ERRAND_STATE_COMPLETED && reports[i].result &&
-            !(op.results[i] = json_compact(reports[i].result))) {
+            !(op.result_texts[i] = json_compact(reports[i].result))) {
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
             goto done;
         }
     }
     if ((rc = sqlite_writer_run(s->writer, report_in_writer, &op, err)) < 0)
         goto done;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (op.out[i].status != HTTP_OK && any_stale)
             *any_stale = true;
-        json_t *item = report_item(&reports[i], &op.out[i]);
-        if (!item || json_array_append_new(arr, item) < 0) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
-    }
-    *results_out = arr;
-    arr = NULL;
+    *results_out = op.results;
+    op.results = NULL;
 done:
-    json_decref(arr);
-    if (op.results) {
+    json_decref(op.results);
+    if (op.result_texts) {
         for (size_t i = 0; i < n; i++)
-            mem_free(op.results[i]);
+            mem_free(op.result_texts[i]);
     }
-    mem_free(op.results);
+    mem_free(op.result_texts);
     mem_free(op.out);
     return rc;
 }

@@ -40,8 +40,8 @@ struct slot {
 struct executor {
     struct executor_env env;
     pthread_mutex_t mu;
-    pthread_cond_t changed;   /* a slot's run ended (signalled only while someone waits) */
-    atomic_int exec_waiters;  /* threads in executor_wait_exec_done */
+    pthread_cond_t changed;  /* a slot's run ended (signalled only while someone waits) */
+    atomic_int exec_waiters; /* threads in executor_wait_exec_done */
     struct slot *slots;
     size_t n;
 };
@@ -60,11 +60,16 @@ struct outcome {
 const char *executor_stop_message(enum stop_reason why)
 {
     switch (why) {
-    case STOP_CANCEL: return "the task run was cancelled";
-    case STOP_TIMEOUT: return "task timed out";
-    case STOP_LEASE_LOST: return "the worker lost the run's lease";
-    case STOP_SHUTDOWN: return "worker stopped before the task finished";
-    case STOP_NONE: break;
+    case STOP_CANCEL:
+        return "the task run was cancelled";
+    case STOP_TIMEOUT:
+        return "task timed out";
+    case STOP_LEASE_LOST:
+        return "the worker lost the run's lease";
+    case STOP_SHUTDOWN:
+        return "worker stopped before the task finished";
+    case STOP_NONE:
+        break;
     }
     return NULL;
 }
@@ -151,8 +156,7 @@ static char *rtrim(char *s)
     return s;
 }
 
-static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
-                     struct outcome *o)
+static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t, struct outcome *o)
 {
     o->task_persist = -1;
     o->def_persist = -1;
@@ -177,8 +181,8 @@ static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
         fail(o, true, "exec task '%s' printed more than %ld bytes on stdout", t->name,
              PROCESS_STDOUT_MAX);
     } else if (pr->term_signal) {
-        fail(o, true, "exec task '%s' was killed by signal %d (%s)%s%s", t->name,
-             pr->term_signal, strsignal(pr->term_signal), *tail ? ": " : "", tail);
+        fail(o, true, "exec task '%s' was killed by signal %d (%s)%s%s", t->name, pr->term_signal,
+             strsignal(pr->term_signal), *tail ? ": " : "", tail);
     } else if (pr->exit_code != 0) {
         if (*tail)
             fail(o, true, "%s", tail);
@@ -197,9 +201,10 @@ static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
             if (v)
                 succeed(o, v);
             else
-                fail(o, true, "exec task printed invalid JSON on stdout: %s (line %d, column "
-                     "%d); stdout began with: %.*s", jerr.text, jerr.line, jerr.column,
-                     INVALID_OUTPUT_QUOTE_MAX, out);
+                fail(o, true,
+                     "exec task printed invalid JSON on stdout: %s (line %d, column "
+                     "%d); stdout began with: %.*s",
+                     jerr.text, jerr.line, jerr.column, INVALID_OUTPUT_QUOTE_MAX, out);
         }
     }
     process_result_clear(pr);
@@ -218,9 +223,9 @@ static void complete(executor *ex, struct wrun *run, struct outcome *o)
     if (persist || !fits) {
         char *text = json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY);
         errand_error err;
-        int rc = text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref,
-                                           &err)
-                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        int rc =
+            text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref, &err)
+                 : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(text);
         if (rc) {
             log_warn("could not persist a result", "run=%s error=\"%s\"", run->id, err.message);
@@ -284,8 +289,7 @@ static void execute(executor *ex, struct wrun *run)
     bool timed = run->timeout_seconds > 0;
     if (timed)
         watchdog_add(env->watchdog, run,
-                     clock_mono_ms() + (int64_t)(run->timeout_seconds * MS_PER_S),
-                     WATCH_TIMEOUT);
+                     clock_mono_ms() + (int64_t)(run->timeout_seconds * MS_PER_S), WATCH_TIMEOUT);
     struct outcome o = {.ok = false, .retryable = true, .task_persist = -1, .def_persist = -1};
     if (t->kind == TASK_C)
         run_c(ex, run, t, &o);
@@ -365,8 +369,8 @@ int executor_start(const struct executor_env *env, size_t n, void (*before_threa
         if (pthread_create(&slots[i].thread, NULL, executor_main, &slots[i])) {
             env->on_thread_exit(env->owner);
             slots[i].exited = true;
-            return error_set(err, ERRAND_ENOMEM, NULL,
-                             "cannot start executor thread %zu of %zu", i + 1, n);
+            return error_set(err, ERRAND_ENOMEM, NULL, "cannot start executor thread %zu of %zu",
+                             i + 1, n);
         }
         slots[i].started = true;
     }
@@ -391,8 +395,8 @@ void executor_abandon(executor *ex, const char *message)
     for (size_t i = 0; i < n; i++) {
         log_warn("task still running at the end of the grace period; reported failed",
                  "run=%s task=%s", abandoned[i]->id, abandoned[i]->task);
-        reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_FAILED, message, true,
-                       NULL, NULL);
+        reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_FAILED, message, true, NULL,
+                       NULL);
         atomic_fetch_add(&ex->env.stats->failed, 1);
         wrun_unref(abandoned[i]);
     }

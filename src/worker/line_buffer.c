@@ -15,8 +15,7 @@ static void emit_line(struct line_buffer *lb, line_fn emit, void *ctx)
     lb->len = 0;
 }
 
-void line_buffer_feed(struct line_buffer *lb, const char *data, size_t n, line_fn emit,
-                      void *ctx)
+void line_buffer_feed(struct line_buffer *lb, const char *data, size_t n, line_fn emit, void *ctx)
 {
     for (size_t i = 0; i < n; i++) {
         if (data[i] == '\n') {

@@ -19,8 +19,7 @@ struct line_buffer {
 };
 
 /* Appends data; emits every line it completes. */
-void line_buffer_feed(struct line_buffer *lb, const char *data, size_t n, line_fn emit,
-                      void *ctx);
+void line_buffer_feed(struct line_buffer *lb, const char *data, size_t n, line_fn emit, void *ctx);
 /* Emits what is left (a last line without a newline) and empties the buffer. */
 void line_buffer_flush(struct line_buffer *lb, line_fn emit, void *ctx);
 

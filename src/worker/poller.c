@@ -34,8 +34,7 @@ int poller_parse_claim(const char *body, struct wrun ***runs, size_t *n, int *le
     json_error_t jerr;
     json_t *root = json_loads(body, 0, &jerr);
     if (!root)
-        return error_set(err, ERRAND_ESERVER, NULL, "the claim answer is not JSON: %s",
-                         jerr.text);
+        return error_set(err, ERRAND_ESERVER, NULL, "the claim answer is not JSON: %s", jerr.text);
     json_t *arr = json_object_get(root, "runs");
     json_t *lease = json_object_get(root, "lease_seconds");
     if (!json_is_array(arr)) {
@@ -103,8 +102,7 @@ static void accept_runs(poller *p, struct wrun **runs, size_t n)
             log_warn("claimed a run of a task this worker does not serve; handing it back",
                      "run=%s task=%s", run->id, run->task);
             if (wrun_take_outcome(run))
-                reporter_final(cfg->reporter, run, ERRAND_STATE_SCHEDULED, NULL, false, NULL,
-                               NULL);
+                reporter_final(cfg->reporter, run, ERRAND_STATE_SCHEDULED, NULL, false, NULL, NULL);
             wrun_unref(run);
             continue;
         }

@@ -33,7 +33,7 @@ struct poller_config {
     struct run_queue *queue;
     reporter *reporter;
     struct worker_counters *stats;
-    int stop_fd;             /* readable once the worker stops */
+    int stop_fd; /* readable once the worker stops */
     atomic_bool *stopping;
 };
 

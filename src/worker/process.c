@@ -185,8 +185,8 @@ static int spawn(const char *command, int in[2], int out[2], int errp[2], pid_t 
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (rc)
-        return error_set(err, ERRAND_EIO, "command", "cannot start /bin/sh -c '%s': %s",
-                         command, strerror(rc));
+        return error_set(err, ERRAND_EIO, "command", "cannot start /bin/sh -c '%s': %s", command,
+                         strerror(rc));
     return 0;
 }
 
@@ -307,8 +307,8 @@ int process_run(const char *command, const char *input, size_t input_len,
             timeout = PROCESS_DRAIN_MS;
         else if (!has_pidfd && !pipes_open) {
             timeout = (int)reap_sleep;
-            reap_sleep = reap_sleep * 2 < PROCESS_REAP_SLICE_MS ? reap_sleep * 2
-                                                                : PROCESS_REAP_SLICE_MS;
+            reap_sleep =
+                reap_sleep * 2 < PROCESS_REAP_SLICE_MS ? reap_sleep * 2 : PROCESS_REAP_SLICE_MS;
         }
         if (res->stopped && !hard_killed && kill_at - now < timeout)
             timeout = (int)(kill_at - now > 0 ? kill_at - now : 0);

@@ -29,7 +29,7 @@
 typedef bool (*process_stop_fn)(void *ctx);
 
 struct process_result {
-    bool exited;     /* exited normally with exit_code */
+    bool exited; /* exited normally with exit_code */
     int exit_code;
     int term_signal; /* > 0 when a signal ended it */
     bool stopped;    /* should_stop() said yes and the process was signalled */

@@ -35,10 +35,10 @@ struct report_item {
     /* ITEM_REPORT, ITEM_HOLD */
     struct wrun *run; /* a reference */
     errand_state state;
-    char *message;      /* FAILED / CANCELLED: why, or NULL */
-    bool retryable;     /* FAILED */
-    json_t *result;     /* COMPLETED: the inline result (any JSON), or NULL = not inlined */
-    char *result_ref;   /* COMPLETED: "local:///...", or NULL */
+    char *message;    /* FAILED / CANCELLED: why, or NULL */
+    bool retryable;   /* FAILED */
+    json_t *result;   /* COMPLETED: the inline result (any JSON), or NULL = not inlined */
+    char *result_ref; /* COMPLETED: "local:///...", or NULL */
 
     /* ITEM_LOG */
     char *run_id;

@@ -35,9 +35,11 @@
 #include "worker/sync.h"
 
 /* A batch stops growing at this many items or (estimated) bytes, well below the server's
- * default body limit of 1 MiB. */
+ * default body limit of 1 MiB. A server with a lower limit answers 413: the byte limit is
+ * then halved (down to REPORT_BATCH_MIN_BYTES) and the batch sent again in smaller parts. */
 #define REPORT_BATCH_MAX_ITEMS 2000
 #define REPORT_BATCH_MAX_BYTES (512 * 1024)
+#define REPORT_BATCH_MIN_BYTES (16 * 1024)
 /* Leases per heartbeat request. */
 #define HEARTBEAT_BATCH_MAX 1000
 #define HEARTBEATS_PER_LEASE 3
@@ -56,10 +58,11 @@
 #define HTTP_NOT_FOUND 404
 #define HTTP_REQUEST_TIMEOUT 408
 #define HTTP_CONFLICT 409
+#define HTTP_TOO_LARGE 413
 #define HTTP_TOO_MANY_REQUESTS 429
 #define HTTP_SERVER_ERROR 500
 
-enum send_result { SEND_OK, SEND_RETRY, SEND_DROP };
+enum send_result { SEND_OK, SEND_RETRY, SEND_SPLIT, SEND_DROP };
 
 struct reporter {
     /* shared with producers */
@@ -80,6 +83,7 @@ struct reporter {
     size_t n_leases;
     int64_t hb_due;
     int lease_seconds_opt; /* requested in heartbeats; 0 = server default */
+    size_t batch_max_bytes;
     http_conn *conn;
     char *worker;
     pthread_t thread;
@@ -120,6 +124,7 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's condition");
     }
     r->lease_seconds_opt = cfg->lease_seconds;
+    r->batch_max_bytes = REPORT_BATCH_MAX_BYTES;
     r->on_cancel = cfg->on_cancel;
     r->cb_ctx = cfg->cb_ctx;
     r->worker = mem_strdup(cfg->worker_name);
@@ -170,8 +175,7 @@ void reporter_hold(reporter *r, struct wrun *run)
 
 void reporter_running(reporter *r, struct wrun *run)
 {
-    struct report_item *it = report_item_state(run, ERRAND_STATE_RUNNING, NULL, false, NULL,
-                                               NULL);
+    struct report_item *it = report_item_state(run, ERRAND_STATE_RUNNING, NULL, false, NULL, NULL);
     if (!it)
         return; /* a RUNNING report is optional: the outcome will still go out */
     atomic_store(&run->running_report, RUNNING_QUEUED);
@@ -183,11 +187,10 @@ void reporter_final(reporter *r, struct wrun *run, errand_state state, const cha
 {
     int queued = RUNNING_QUEUED;
     atomic_compare_exchange_strong(&run->running_report, &queued, RUNNING_DROPPED);
-    struct report_item *it = report_item_state(run, state, message, retryable, result,
-                                               result_ref);
+    struct report_item *it = report_item_state(run, state, message, retryable, result, result_ref);
     if (!it) {
-        log_error("out of memory queueing a report; the run's lease will expire",
-                  "run=%s state=%s", run->id, state_type_name(state));
+        log_error("out of memory queueing a report; the run's lease will expire", "run=%s state=%s",
+                  run->id, state_type_name(state));
         return;
     }
     push(r, it);
@@ -198,8 +201,8 @@ void reporter_log(reporter *r, const char *run_id, int level, const char *text)
     if (atomic_fetch_add(&r->queued_logs, 1) >= REPORTER_LOG_BACKLOG_MAX) {
         atomic_fetch_sub(&r->queued_logs, 1);
         if (atomic_fetch_add(&r->logs_dropped, 1) == 0)
-            log_warn("too many log lines waiting for the server; dropping new ones",
-                     "backlog=%d", REPORTER_LOG_BACKLOG_MAX);
+            log_warn("too many log lines waiting for the server; dropping new ones", "backlog=%d",
+                     REPORTER_LOG_BACKLOG_MAX);
         return;
     }
     struct report_item *it = report_item_log(run_id, clock_now_ms(), level, text);
@@ -247,8 +250,8 @@ static void lease_lost(reporter *r, struct wrun *run, int status)
 {
     wrun_request_stop(run, STOP_LEASE_LOST);
     if (wrun_take_outcome(run))
-        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d",
-                 run->id, status);
+        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d", run->id,
+                 status);
     lease_drop(r, run);
 }
 
@@ -287,15 +290,14 @@ static struct report_item *take_batch(reporter *r)
 {
     struct report_item *first = r->head, *last = NULL, *it = r->head;
     size_t items = 0, bytes = 0, logs = 0;
-    while (it && (items == 0 || (items < REPORT_BATCH_MAX_ITEMS &&
-                                 bytes + it->weight <= REPORT_BATCH_MAX_BYTES))) {
+    while (it && (items == 0 ||
+                  (items < REPORT_BATCH_MAX_ITEMS && bytes + it->weight <= r->batch_max_bytes))) {
         if (it->kind == ITEM_LOG) {
             logs++;
         } else if (it->state == ERRAND_STATE_RUNNING) {
             /* Goes out now, unless the outcome was queued first (then it is redundant). */
             int queued = RUNNING_QUEUED;
-            if (!atomic_compare_exchange_strong(&it->run->running_report, &queued,
-                                                RUNNING_SENT))
+            if (!atomic_compare_exchange_strong(&it->run->running_report, &queued, RUNNING_SENT))
                 it->dead = true;
         }
         if (!it->dead) {
@@ -313,6 +315,21 @@ static struct report_item *take_batch(reporter *r)
     if (logs)
         atomic_fetch_sub(&r->queued_logs, logs);
     return first;
+}
+
+/* Puts a batch back at the head of the pending queue, in order (taken again, smaller). */
+static void requeue_front(reporter *r, struct report_item *chain)
+{
+    struct report_item *last = chain;
+    while (last->next)
+        last = last->next;
+    for (struct report_item *it = chain; it; it = it->next)
+        if (it->kind == ITEM_LOG)
+            atomic_fetch_add(&r->queued_logs, 1);
+    last->next = r->head;
+    r->head = chain;
+    if (!r->tail)
+        r->tail = last;
 }
 
 static bool transient_status(long status)
@@ -360,6 +377,12 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
         http_status_error(resp.status, resp.body, &err);
         note_failure(r, "report", &err);
         res = SEND_RETRY;
+    } else if (resp.status == HTTP_TOO_LARGE && chain->next &&
+               r->batch_max_bytes > REPORT_BATCH_MIN_BYTES) {
+        r->batch_max_bytes /= 2;
+        log_warn("the server refused a batch as too large; sending smaller ones",
+                 "worker=%s batch_max_bytes=%zu", r->worker, r->batch_max_bytes);
+        res = SEND_SPLIT;
     } else {
         http_status_error(resp.status, resp.body, &err);
         log_error("the errand server refused a batch of reports; dropped",
@@ -380,8 +403,8 @@ static void finish_batch(reporter *r, struct report_item *chain)
         if (it->answer == HTTP_CONFLICT || it->answer == HTTP_NOT_FOUND) {
             if (report_state_is_final(it->state))
                 log_warn("the server refused a report: the lease is no longer ours",
-                         "run=%s state=%s status=%d", it->run->id,
-                         state_type_name(it->state), it->answer);
+                         "run=%s state=%s status=%d", it->run->id, state_type_name(it->state),
+                         it->answer);
             lease_lost(r, it->run, it->answer);
             continue;
         }
@@ -418,9 +441,9 @@ static void heartbeat_all(reporter *r)
         char *body = heartbeat_body(r->worker, runs + off, m, r->lease_seconds_opt);
         struct http_response resp = {0};
         errand_error err;
-        int rc = body ? http_perform(r->conn, "POST", "/workers/heartbeat", body, 0, -1, &resp,
-                                     &err)
-                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        int rc = body
+                     ? http_perform(r->conn, "POST", "/workers/heartbeat", body, 0, -1, &resp, &err)
+                     : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(body);
         if (!rc && resp.status != HTTP_OK && resp.status != HTTP_CONFLICT)
             rc = http_status_error(resp.status, resp.body, &err);
@@ -448,8 +471,8 @@ static void heartbeat_all(reporter *r)
     mem_free(runs);
     mem_free(status);
     mem_free(cancel);
-    r->hb_due = clock_mono_ms() +
-                (ok || interval < HEARTBEAT_RETRY_MS ? interval : HEARTBEAT_RETRY_MS);
+    r->hb_due =
+        clock_mono_ms() + (ok || interval < HEARTBEAT_RETRY_MS ? interval : HEARTBEAT_RETRY_MS);
 }
 
 /* Sleeps until deadline_ms, a push, or stop. */
@@ -525,6 +548,9 @@ static void *reporter_main(void *arg)
             retry_body = body;
             retry_at = clock_mono_ms() + backoff;
             backoff = backoff * 2 < RETRY_MAX_MS ? backoff * 2 : RETRY_MAX_MS;
+        } else if (res == SEND_SPLIT) {
+            mem_free(body);
+            requeue_front(r, batch);
         } else {
             mem_free(body);
             backoff = RETRY_MIN_MS;

@@ -43,7 +43,7 @@ struct reporter_config {
     const char *api_url;
     const char *api_key;
     const char *worker_name;
-    int lease_seconds;           /* sent with heartbeats; 0 = the server's default */
+    int lease_seconds; /* sent with heartbeats; 0 = the server's default */
     reporter_cancel_fn on_cancel;
     void *cb_ctx;
 };

@@ -11,9 +11,9 @@
 #include "core/error.h"
 
 static pthread_mutex_t capture_mu = PTHREAD_MUTEX_INITIALIZER;
-static int capture_users;     /* guarded by capture_mu */
-static FILE *capture_stream;  /* created once, never closed */
-static FILE *saved_stdout;    /* guarded by capture_mu */
+static int capture_users;    /* guarded by capture_mu */
+static FILE *capture_stream; /* created once, never closed */
+static FILE *saved_stdout;   /* guarded by capture_mu */
 static _Thread_local struct capture_sink *thread_sink;
 
 static ssize_t capture_write(void *cookie, const char *buf, size_t size)

@@ -15,8 +15,7 @@ static int check_name(const struct task_table *t, const char *name, errand_error
         return error_set(err, ERRAND_EINVAL, "name", "a served task needs a name");
     if (strlen(name) > TASK_NAME_MAX)
         return error_set(err, ERRAND_EINVAL, "name",
-                         "task name '%.40s...' is longer than %d characters", name,
-                         TASK_NAME_MAX);
+                         "task name '%.40s...' is longer than %d characters", name, TASK_NAME_MAX);
     if (task_table_find(t, name))
         return error_set(err, ERRAND_EINVAL, "name", "task '%s' is already served by this worker",
                          name);
@@ -58,8 +57,7 @@ int task_table_add_c(struct task_table *t, const errand_task_def *def, errand_er
     if (rc)
         return rc;
     if (!def->fn)
-        return error_set(err, ERRAND_EINVAL, "fn", "task '%s' has no function to run",
-                         def->name);
+        return error_set(err, ERRAND_EINVAL, "fn", "task '%s' has no function to run", def->name);
     if (def->n_retry_delays > 0 && !def->retry_delays)
         return error_set(err, ERRAND_EINVAL, "retry_delays",
                          "task '%s': n_retry_delays is %zu but retry_delays is NULL", def->name,

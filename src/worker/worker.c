@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/http.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -32,6 +33,7 @@
 #include "worker/executor.h"
 #include "worker/poller.h"
 #include "worker/process.h"
+#include "worker/report_wire.h"
 #include "worker/reporter.h"
 #include "worker/run_queue.h"
 #include "worker/signals.h"
@@ -140,8 +142,7 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
     if (opt->concurrency < 0)
         return error_set(err, ERRAND_EINVAL, "concurrency",
                          "concurrency must be 0 (default) or positive, got %d", opt->concurrency);
-    if (opt->lease_seconds < 0 || !isfinite(opt->lease_seconds) ||
-        opt->lease_seconds > INT_MAX)
+    if (opt->lease_seconds < 0 || !isfinite(opt->lease_seconds) || opt->lease_seconds > INT_MAX)
         return error_set(err, ERRAND_EINVAL, "lease_seconds",
                          "lease_seconds must be 0 (server default) or positive, got %g",
                          opt->lease_seconds);
@@ -150,8 +151,8 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
                          "grace_seconds must be 0 (default 30) or positive, got %g",
                          opt->grace_seconds);
     if (opt->name && (!*opt->name || strlen(opt->name) > WORKER_NAME_MAX))
-        return error_set(err, ERRAND_EINVAL, "name",
-                         "the worker name must be 1-%d characters", WORKER_NAME_MAX);
+        return error_set(err, ERRAND_EINVAL, "name", "the worker name must be 1-%d characters",
+                         WORKER_NAME_MAX);
     return 0;
 }
 
@@ -188,9 +189,9 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     w->api_url = mem_strdup(opt->api_url ? opt->api_url : settings_str(s, SET_API_URL));
     w->api_key = mem_strdup(opt->api_key ? opt->api_key : settings_str(s, SET_API_KEY));
     w->name = opt->name ? mem_strdup(opt->name) : default_name();
-    w->storage_path = absolute_path(opt->local_storage_path
-                                        ? opt->local_storage_path
-                                        : settings_str(s, SET_LOCAL_STORAGE_PATH));
+    w->storage_path =
+        absolute_path(opt->local_storage_path ? opt->local_storage_path
+                                              : settings_str(s, SET_LOCAL_STORAGE_PATH));
     w->concurrency = opt->concurrency > 0 ? (size_t)opt->concurrency
                                           : (size_t)settings_int(s, SET_WORKER_CONCURRENCY);
     if (w->concurrency == 0)
@@ -202,15 +203,16 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
                                                          : settings_bool(s, SET_RESULTS_PERSIST);
     w->log_prints = opt->log_prints >= 0 ? opt->log_prints != 0 : settings_bool(s, SET_LOG_PRINTS);
     w->handle_signals = opt->handle_signals;
-    w->grace_ms = (int64_t)((opt->grace_seconds > 0 ? opt->grace_seconds
-                                                    : WORKER_DEFAULT_GRACE_SECONDS) * MS_PER_S);
+    w->grace_ms =
+        (int64_t)((opt->grace_seconds > 0 ? opt->grace_seconds : WORKER_DEFAULT_GRACE_SECONDS) *
+                  MS_PER_S);
     w->inline_max = (size_t)settings_int(s, SET_RESULT_INLINE_MAX);
     mem_free(s);
     if (!w->api_url || !w->api_key || !w->name || !w->storage_path) {
         worker_destroy(w);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating a worker");
     }
-    if (strncmp(w->api_url, "http://", 7) != 0 && strncmp(w->api_url, "https://", 8) != 0) {
+    if (!http_url_is_valid(w->api_url)) {
         rc = error_set(err, ERRAND_EINVAL, "api_url",
                        "the API URL '%s' must start with http:// or https://", w->api_url);
         worker_destroy(w);
@@ -288,12 +290,11 @@ static void on_deadline(struct wrun *run, enum watch_kind kind, void *ctx)
     if (why == STOP_LEASE_LOST || !wrun_take_outcome(run))
         return;
     if (why == STOP_CANCEL) {
-        log_warn("a cancelled task did not return in time; reported cancelled", "run=%s",
-                 run->id);
+        log_warn("a cancelled task did not return in time; reported cancelled", "run=%s", run->id);
         reporter_final(w->reporter, run, ERRAND_STATE_CANCELLED, NULL, false, NULL, NULL);
         return;
     }
-    char msg[128];
+    char msg[REPORT_MESSAGE_MAX];
     if (why == STOP_TIMEOUT)
         snprintf(msg, sizeof msg, "task timed out after %gs", run->timeout_seconds);
     else
@@ -393,8 +394,7 @@ static void shut_down(errand_worker *w)
     }
     if (handed_back)
         log_info("handed unstarted runs back", "worker=%s runs=%zu", w->name, handed_back);
-    if (w->executor &&
-        !run_queue_wait_idle(&w->queue, clock_mono_ms() + w->grace_ms)) {
+    if (w->executor && !run_queue_wait_idle(&w->queue, clock_mono_ms() + w->grace_ms)) {
         executor_abandon(w->executor, executor_stop_message(STOP_SHUTDOWN));
         executor_wait_exec_done(w->executor, clock_mono_ms() + PROCESS_KILL_GRACE_MS +
                                                  WORKER_EXEC_REAP_MARGIN_MS);

@@ -26,9 +26,14 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     const char *task = json_string_value(json_object_get(item, "task"));
     const char *token = json_string_value(json_object_get(item, "lease_token"));
     if (!id || !task || !token)
-        return error_set(err, ERRAND_ESERVER, !id ? "id" : !task ? "task" : "lease_token",
+        return error_set(err, ERRAND_ESERVER,
+                         !id     ? "id"
+                         : !task ? "task"
+                                 : "lease_token",
                          "a claimed run lacks its '%s'",
-                         !id ? "id" : !task ? "task" : "lease_token");
+                         !id     ? "id"
+                         : !task ? "task"
+                                 : "lease_token");
     json_t *params = json_object_get(item, "parameters");
     json_t *attempt = json_object_get(item, "attempt");
     json_t *max_attempts = json_object_get(item, "max_attempts");

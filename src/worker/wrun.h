@@ -46,11 +46,11 @@ struct wrun {
     char *params; /* compact JSON object text */
     int attempt;
     int max_attempts;
-    double timeout_seconds; /* 0 = none */
-    int persist_result;     /* -1 = the claim said null, 0, 1 */
+    double timeout_seconds;         /* 0 = none */
+    int persist_result;             /* -1 = the claim said null, 0, 1 */
     const struct task_entry *entry; /* what serves it; set by the poller */
 
-    atomic_int stop;            /* enum stop_reason */
+    atomic_int stop; /* enum stop_reason */
     atomic_bool outcome_taken;
 
     /* Whether a RUNNING report of this run is waiting in the reporter (enum running_report):

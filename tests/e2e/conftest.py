@@ -83,7 +83,7 @@ class Process:
         self.name = name
         self.log_path = Path(log_path)
         self.lines = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # wait_line reads tail() while holding it
         self.changed = threading.Condition(self.lock)
         self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,

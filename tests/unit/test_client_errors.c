@@ -38,17 +38,18 @@ static void statuses_map_to_public_codes(void **state)
     struct {
         long status;
         int code;
-    } cases[] = {{401, ERRAND_EAUTH},       {404, ERRAND_ENOTFOUND}, {409, ERRAND_ECONFLICT},
-                 {413, ERRAND_ETOOBIG},     {503, ERRAND_EUNAVAILABLE}, {500, ERRAND_ESERVER},
-                 {502, ERRAND_ESERVER},     {405, ERRAND_EINVAL}};
+    } cases[] = {{401, ERRAND_EAUTH},   {404, ERRAND_ENOTFOUND},    {409, ERRAND_ECONFLICT},
+                 {413, ERRAND_ETOOBIG}, {503, ERRAND_EUNAVAILABLE}, {500, ERRAND_ESERVER},
+                 {502, ERRAND_ESERVER}, {405, ERRAND_EINVAL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(http_status_error(cases[i].status, "not json", &err), cases[i].code);
         assert_int_equal(err.http_status, cases[i].status);
         assert_string_equal(err.field, "");
         assert_non_null(strstr(err.message, "HTTP"));
     }
-    assert_int_equal(http_status_error(404, "{\"error\":{\"code\":\"not_found\",\"message\":"
-                                            "\"no task run abc\"}}",
+    assert_int_equal(http_status_error(404,
+                                       "{\"error\":{\"code\":\"not_found\",\"message\":"
+                                       "\"no task run abc\"}}",
                                        &err),
                      ERRAND_ENOTFOUND);
     assert_string_equal(err.message, "no task run abc");
@@ -121,8 +122,8 @@ static errand_run *run_of(const char *text)
 
 static errand_client *offline_client(const char *storage)
 {
-    errand_client_options opt = {.api_url = "http://127.0.0.1:1/api", .api_key = "",
-                                 .local_storage_path = storage};
+    errand_client_options opt = {
+        .api_url = "http://127.0.0.1:1/api", .api_key = "", .local_storage_path = storage};
     errand_client *c = NULL;
     errand_error err;
     assert_int_equal(errand_client_new(&opt, &c, &err), 0);

@@ -50,7 +50,8 @@ static void zeroed_options_say_no_retries_and_no_persistence(void **state)
     errand_submit_options opt;
     memset(&opt, 0, sizeof opt);
     char *t = body_text("t", "{}", &opt);
-    assert_string_equal(t, "{\"parameters\":{},\"persist_result\":false,\"retries\":0,\"task\":\"t\"}");
+    assert_string_equal(
+        t, "{\"parameters\":{},\"persist_result\":false,\"retries\":0,\"task\":\"t\"}");
     mem_free(t);
 }
 
@@ -75,11 +76,12 @@ static void every_option_reaches_the_wire(void **state)
     opt.cache_expiration_seconds = 60;
     opt.persist_result = 1;
     char *t = body_text("t", "{}", &opt);
-    assert_string_equal(t, "{\"cache_expiration_seconds\":60.0,\"cache_key\":\"ck\","
-                           "\"idempotency_key\":\"k1\",\"parameters\":{},\"persist_result\":true,"
-                           "\"priority\":7,\"retries\":3,\"retry_delay_seconds\":[1.0,2.5],"
-                           "\"retry_jitter_factor\":0.5,\"scheduled_at\":\"2026-11-29T10:25:19.123Z\","
-                           "\"tags\":[\"web\",\"x\"],\"task\":\"t\",\"timeout_seconds\":9.0}");
+    assert_string_equal(t,
+                        "{\"cache_expiration_seconds\":60.0,\"cache_key\":\"ck\","
+                        "\"idempotency_key\":\"k1\",\"parameters\":{},\"persist_result\":true,"
+                        "\"priority\":7,\"retries\":3,\"retry_delay_seconds\":[1.0,2.5],"
+                        "\"retry_jitter_factor\":0.5,\"scheduled_at\":\"2026-11-29T10:25:19.123Z\","
+                        "\"tags\":[\"web\",\"x\"],\"task\":\"t\",\"timeout_seconds\":9.0}");
     mem_free(t);
     errand_submit_options_init(&opt);
     opt.delay_seconds = 1.5;

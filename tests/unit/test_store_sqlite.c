@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -163,7 +165,10 @@ static json_t *claim(struct fixture *fx, const char *worker, const char *task, i
                      int lease_seconds, int64_t now)
 {
     const char *tasks[] = {task};
-    struct claim_request req = {.worker = worker, .tasks = tasks, .n_tasks = 1, .limit = limit,
+    struct claim_request req = {.worker = worker,
+                                .tasks = tasks,
+                                .n_tasks = 1,
+                                .limit = limit,
                                 .lease_seconds = lease_seconds};
     json_t *runs = NULL;
     errand_error err;
@@ -176,8 +181,12 @@ static json_t *claim(struct fixture *fx, const char *worker, const char *task, i
 static int report(struct fixture *fx, const char *id, const char *token, errand_state state,
                   const json_t *result, const char *message, bool retryable, int64_t now)
 {
-    struct run_report rep = {.id = id, .lease_token = token, .state = state, .result = result,
-                             .message = message, .retryable = retryable};
+    struct run_report rep = {.id = id,
+                             .lease_token = token,
+                             .state = state,
+                             .result = result,
+                             .message = message,
+                             .retryable = retryable};
     json_t *out = NULL;
     bool stale = false;
     errand_error err;
@@ -237,7 +246,8 @@ static void submit_get_round_trip(void **state)
     assert_int_equal(ifield(got, "attempt"), 0);
     assert_int_equal(ifield(got, "max_attempts"), 3);
     assert_int_equal(ifield(got, "priority"), 7);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "parameters"), "n")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "parameters"), "n")),
+                     3);
     assert_int_equal(json_array_size(json_object_get(got, "tags")), 2);
     json_t *delays = json_object_get(got, "retry_delay_seconds");
     assert_true(json_is_integer(json_array_get(delays, 0)));
@@ -274,9 +284,9 @@ static void submit_get_round_trip(void **state)
     assert_null(none);
     assert_int_equal(store_get_state(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", &st, &err),
                      ERRAND_ENOTFOUND);
-    assert_int_equal(store_get_states(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", &states,
-                                      &err),
-                     ERRAND_ENOTFOUND);
+    assert_int_equal(
+        store_get_states(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", &states, &err),
+        ERRAND_ENOTFOUND);
     json_decref(run);
     json_decref(got);
 }
@@ -310,8 +320,8 @@ static void idempotency_across_calls(void **state)
     bool created = false;
     json_t *a = submit(fx, fx->t0, "{\"task\": \"t\", \"idempotency_key\": \"order-1\"}", &created);
     assert_true(created);
-    json_t *b = submit(fx, fx->t0 + SEC, "{\"task\": \"t\", \"idempotency_key\": \"order-1\"}",
-                       &created);
+    json_t *b =
+        submit(fx, fx->t0 + SEC, "{\"task\": \"t\", \"idempotency_key\": \"order-1\"}", &created);
     assert_false(created);
     assert_true(json_equal(a, b));
     assert_int_equal(total_runs(fx), 1);
@@ -359,15 +369,14 @@ static void batch_all_or_nothing_on_failure(void **state)
 
 /* --- caching ------------------------------------------------------------------------- */
 
-static void complete_run(struct fixture *fx, const char *task, const char *result_text,
-                         int64_t now)
+static void complete_run(struct fixture *fx, const char *task, const char *result_text, int64_t now)
 {
     json_t *runs = claim(fx, "w1", task, 1, 30, now);
     assert_int_equal(json_array_size(runs), 1);
     json_t *c = json_array_get(runs, 0);
     json_t *result = json_loads(result_text, JSON_DECODE_ANY, NULL);
-    assert_int_equal(report(fx, sfield(c, "id"), sfield(c, "lease_token"),
-                            ERRAND_STATE_COMPLETED, result, NULL, true, now),
+    assert_int_equal(report(fx, sfield(c, "id"), sfield(c, "lease_token"), ERRAND_STATE_COMPLETED,
+                            result, NULL, true, now),
                      200);
     json_decref(result);
     json_decref(runs);
@@ -377,9 +386,8 @@ static void cache_hit_and_expiry(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    json_t *src = submit(fx, t,
-                         "{\"task\": \"c\", \"cache_key\": \"K\", \"cache_expiration_seconds\": 10}",
-                         NULL);
+    json_t *src = submit(
+        fx, t, "{\"task\": \"c\", \"cache_key\": \"K\", \"cache_expiration_seconds\": 10}", NULL);
     /* Not completed yet: no cache hit. */
     json_t *early = submit(fx, t, "{\"task\": \"other\", \"cache_key\": \"K\"}", NULL);
     assert_string_equal(state_type_of(early), "SCHEDULED");
@@ -403,8 +411,8 @@ static void cache_hit_and_expiry(void **state)
     /* Without an expiration the cache never expires. */
     json_t *forever = submit(fx, t, "{\"task\": \"f\", \"cache_key\": \"F\"}", NULL);
     complete_run(fx, "f", "[1, 2]", t);
-    json_t *late = submit(fx, t + 1000 * 24 * 3600 * SEC, "{\"task\": \"f\", \"cache_key\": \"F\"}",
-                          NULL);
+    json_t *late =
+        submit(fx, t + 1000 * 24 * 3600 * SEC, "{\"task\": \"f\", \"cache_key\": \"F\"}", NULL);
     assert_string_equal(state_name_of(late), "Cached");
     assert_int_equal(json_array_size(json_object_get(late, "result")), 2);
 
@@ -428,7 +436,8 @@ static void claim_order_due_time_and_tasks(void **state)
     json_t *high_old = submit(fx, t, "{\"task\": \"a\", \"priority\": 5}", NULL);
     json_t *mid = submit(fx, t, "{\"task\": \"a\", \"priority\": 1}", NULL);
     json_t *high_new = submit(fx, t + 1, "{\"task\": \"a\", \"priority\": 5}", NULL);
-    json_t *later = submit(fx, t, "{\"task\": \"a\", \"priority\": 9, \"delay_seconds\": 60}", NULL);
+    json_t *later =
+        submit(fx, t, "{\"task\": \"a\", \"priority\": 9, \"delay_seconds\": 60}", NULL);
     json_t *other = submit(fx, t, "{\"task\": \"b\", \"priority\": 100}", NULL);
 
     json_t *runs = claim(fx, "w1", "a", 10, 30, t + 2);
@@ -498,8 +507,8 @@ static void *claimer_main(void *p)
 {
     struct claimer *cl = p;
     const char *tasks[] = {"load"};
-    struct claim_request req = {.worker = cl->worker, .tasks = tasks, .n_tasks = 1,
-                                .limit = CONCURRENT_CLAIM_LIMIT};
+    struct claim_request req = {
+        .worker = cl->worker, .tasks = tasks, .n_tasks = 1, .limit = CONCURRENT_CLAIM_LIMIT};
     for (;;) {
         json_t *runs = NULL;
         errand_error err;
@@ -527,7 +536,8 @@ static void claim_each_run_once_across_threads(void **state)
     for (int i = 0; i < CONCURRENT_CLAIM_RUNS; i++)
         parse_spec(&specs[i], fx->t0, "{\"task\": \"load\"}");
     errand_error err;
-    assert_int_equal(store_submit(fx->st, specs, CONCURRENT_CLAIM_RUNS, fx->t0, runs, NULL, &err), 0);
+    assert_int_equal(store_submit(fx->st, specs, CONCURRENT_CLAIM_RUNS, fx->t0, runs, NULL, &err),
+                     0);
     struct claimer cl[2] = {
         {fx, "w1", calloc(CONCURRENT_CLAIM_RUNS, 37), 0},
         {fx, "w2", calloc(CONCURRENT_CLAIM_RUNS, 37), 0},
@@ -677,8 +687,8 @@ static void report_failed_retries_then_fails(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    json_t *run = submit(fx, t, "{\"task\": \"r\", \"retries\": 2, \"retry_delay_seconds\": [10, 20]}",
-                         NULL);
+    json_t *run =
+        submit(fx, t, "{\"task\": \"r\", \"retries\": 2, \"retry_delay_seconds\": [10, 20]}", NULL);
     const char *id = sfield(run, "id");
     int64_t now = t;
     const int64_t delays[] = {10 * SEC, 20 * SEC};
@@ -688,7 +698,8 @@ static void report_failed_retries_then_fails(void **state)
         json_t *c = json_array_get(runs, 0);
         assert_int_equal(ifield(c, "attempt"), attempt);
         const char *token = sfield(c, "lease_token");
-        assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, now + 1), 200);
+        assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, now + 1),
+                         200);
         assert_int_equal(report(fx, id, token, ERRAND_STATE_FAILED, NULL, "boom", true, now + 2),
                          200);
         json_t *r = get_run(fx, id);
@@ -736,8 +747,10 @@ static void report_not_retryable_and_completed(void **state)
     run = submit(fx, t, "{\"task\": \"n\"}", NULL);
     runs = claim(fx, "w1", "n", 1, 30, t + 1);
     c = json_array_get(runs, 0);
-    struct run_report rep = {.id = sfield(c, "id"), .lease_token = sfield(c, "lease_token"),
-                             .state = ERRAND_STATE_COMPLETED, .result = json_null(),
+    struct run_report rep = {.id = sfield(c, "id"),
+                             .lease_token = sfield(c, "lease_token"),
+                             .state = ERRAND_STATE_COMPLETED,
+                             .result = json_null(),
                              .result_ref = "local:///x.json"};
     json_t *out = NULL;
     bool stale = true;
@@ -814,9 +827,9 @@ static void cancel_in_each_state(void **state)
     assert_int_equal(store_get_states(fx->st, sfield(pend, "id"), &states, &err), 0);
     assert_int_equal(json_array_size(states), 3);
     json_decref(states);
-    assert_int_equal(report(fx, sfield(pend, "id"), token, ERRAND_STATE_CANCELLED, NULL, NULL,
-                            true, t + 1),
-                     200);
+    assert_int_equal(
+        report(fx, sfield(pend, "id"), token, ERRAND_STATE_CANCELLED, NULL, NULL, true, t + 1),
+        200);
     json_t *r = get_run(fx, sfield(pend, "id"));
     assert_string_equal(state_type_of(r), "CANCELLED");
     json_decref(r);
@@ -825,16 +838,15 @@ static void cancel_in_each_state(void **state)
     json_t *running = submit(fx, t, "{\"task\": \"x\"}", NULL);
     runs = claim(fx, "w1", "x", 1, 30, t);
     token = sfield(json_array_get(runs, 0), "lease_token");
-    assert_int_equal(report(fx, sfield(running, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL,
-                            true, t),
-                     200);
+    assert_int_equal(
+        report(fx, sfield(running, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
     assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), 0);
     assert_string_equal(state_type_of(out), "CANCELLING");
     json_decref(out);
     /* The task finished anyway: COMPLETED from CANCELLING is accepted. */
-    assert_int_equal(report(fx, sfield(running, "id"), token, ERRAND_STATE_COMPLETED, NULL, NULL,
-                            true, t + 1),
-                     200);
+    assert_int_equal(
+        report(fx, sfield(running, "id"), token, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 1),
+        200);
     assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), ERRAND_ECONFLICT);
     json_decref(runs);
 
@@ -850,8 +862,8 @@ static void cancel_in_each_state(void **state)
 static json_t *list(struct fixture *fx, unsigned mask, const char *task, const char *tag,
                     const char *cursor, int limit, char next[37])
 {
-    struct run_filter f = {.state_mask = mask, .task = task, .tag = tag, .cursor = cursor,
-                           .limit = limit};
+    struct run_filter f = {
+        .state_mask = mask, .task = task, .tag = tag, .cursor = cursor, .limit = limit};
     json_t *runs = NULL;
     errand_error err;
     if (store_list_runs(fx->st, &f, &runs, next, &err) != 0)
@@ -989,9 +1001,9 @@ static void logs_append_and_page(void **state)
     assert_int_equal(json_array_size(page), 0);
     assert_int_equal(next, last);
     json_decref(page);
-    assert_int_equal(store_get_logs(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", 0, 10, &page,
-                                    &next, &err),
-                     ERRAND_ENOTFOUND);
+    assert_int_equal(
+        store_get_logs(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", 0, 10, &page, &next, &err),
+        ERRAND_ENOTFOUND);
     json_decref(run);
 }
 
@@ -1109,7 +1121,8 @@ static void open_errors_name_the_problem(void **state)
     errand_error err;
     struct store_options opt = {.sync = "full"};
     assert_int_equal(store_open("postgresql://u@h/db", &opt, &st, &err), ERRAND_EINVAL);
-    assert_string_equal(err.message, "PostgreSQL store is not built yet; use sqlite:///path/errand.db");
+    assert_string_equal(err.message,
+                        "PostgreSQL store is not built yet; use sqlite:///path/errand.db");
     assert_int_equal(store_open("postgres://u@h/db", &opt, &st, &err), ERRAND_EINVAL);
     assert_int_equal(store_open("mysql://x", &opt, &st, &err), ERRAND_EINVAL);
     assert_non_null(strstr(err.message, "mysql://x"));
@@ -1156,12 +1169,9 @@ static void hot_queries_use_their_indexes(void **state)
         enum sql_id id;
         const char *index;
     } want[] = {
-        {SQL_CLAIM_CANDIDATES, "task_runs_claim"},
-        {SQL_LEASE_EXPIRED, "task_runs_lease"},
-        {SQL_LIST_ATTENTION, "task_runs_attention"},
-        {SQL_CACHE_SOURCE, "task_runs_cache"},
-        {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"},
-        {SQL_LIST_TAG, "task_run_tags"},
+        {SQL_CLAIM_CANDIDATES, "task_runs_claim"},         {SQL_LEASE_EXPIRED, "task_runs_lease"},
+        {SQL_LIST_ATTENTION, "task_runs_attention"},       {SQL_CACHE_SOURCE, "task_runs_cache"},
+        {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"}, {SQL_LIST_TAG, "task_run_tags"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char sql[2048];
@@ -1184,6 +1194,256 @@ static void hot_queries_use_their_indexes(void **state)
             fail_msg("%s sorts: %s", sqlite_sql_name(want[i].id), plan);
     }
     sqlite3_close(db);
+}
+
+/* --- faults: allocation failures and a killed process ------------------------------- */
+
+/* Runs call(fx) with the k-th allocation failing, k = 0, 1, ... until it succeeds: every
+ * failure is a clean error (no crash; leaks show under ASan), and success comes. */
+static void until_success(struct fixture *fx, const char *what, int (*call)(struct fixture *))
+{
+    for (long budget = 0;; budget++) {
+        mem_fail_after(budget);
+        int rc = call(fx);
+        mem_fail_after(-1);
+        if (rc == 0)
+            return;
+        if (rc != ERRAND_ENOMEM && rc != ERRAND_ESTORE)
+            fail_msg("%s with %ld allocations: unexpected error %d", what, budget, rc);
+        if (budget > 100000)
+            fail_msg("%s never succeeds", what);
+    }
+}
+
+static char fault_id[37], fault_token[40];
+static int64_t fault_now;
+
+static int fault_claim(struct fixture *fx)
+{
+    const char *tasks[] = {"fault"};
+    struct claim_request req = {.worker = "wf", .tasks = tasks, .n_tasks = 1, .limit = 5};
+    json_t *runs = NULL;
+    errand_error err;
+    int rc = store_claim(fx->st, &req, fault_now, &runs, &err);
+    if (rc == 0 && json_array_size(runs) > 0) {
+        json_t *c = json_array_get(runs, 0);
+        snprintf(fault_id, sizeof fault_id, "%s", sfield(c, "id"));
+        snprintf(fault_token, sizeof fault_token, "%s", sfield(c, "lease_token"));
+    }
+    json_decref(runs);
+    return rc;
+}
+
+static int fault_heartbeat(struct fixture *fx)
+{
+    struct lease_ref ref = {fault_id, fault_token};
+    json_t *out = NULL;
+    bool stale;
+    errand_error err;
+    int rc = store_heartbeat(fx->st, "wf", &ref, 1, 30, fault_now, &out, &stale, &err);
+    json_decref(out);
+    return rc;
+}
+
+static int fault_report(struct fixture *fx)
+{
+    json_t *result = json_pack("{s:[i,i,i]}", "r", 1, 2, 3);
+    struct run_report rep = {.id = fault_id,
+                             .lease_token = fault_token,
+                             .state = ERRAND_STATE_FAILED,
+                             .message = "m",
+                             .retryable = true};
+    struct log_entry log = {fault_id, fault_now, ERRAND_LOG_INFO, "a log line"};
+    json_t *out = NULL;
+    bool stale;
+    errand_error err;
+    int rc = store_report(fx->st, "wf", &rep, 1, &log, 1, fault_now, &out, &stale, &err);
+    json_decref(out);
+    json_decref(result);
+    return rc;
+}
+
+static int fault_reads(struct fixture *fx)
+{
+    errand_error err;
+    json_t *v = NULL;
+    int rc;
+    char next[37];
+    int64_t after;
+    int64_t c[8];
+    struct run_filter f = {.state_mask = 1u << ERRAND_STATE_SCHEDULED, .tag = NULL, .limit = 3};
+    struct run_filter ft = {.tag = "t1", .limit = 3};
+    if ((rc = store_get_run(fx->st, fault_id, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_get_states(fx->st, fault_id, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_get_logs(fx->st, fault_id, 0, 10, &v, &after, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_runs(fx->st, &f, &v, next, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_runs(fx->st, &ft, &v, next, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_workers(fx->st, fault_now, SEC, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    return store_count_by_state(fx->st, c, &err);
+}
+
+static int fault_cancel(struct fixture *fx)
+{
+    json_t *run = NULL;
+    errand_error err;
+    int rc = store_cancel(fx->st, fault_id, fault_now, &run, &err);
+    json_decref(run);
+    return rc;
+}
+
+static int fault_sweep(struct fixture *fx)
+{
+    int n;
+    errand_error err;
+    return store_sweep(fx->st, fault_now + 3600 * SEC, &n, &err);
+}
+
+static void every_call_survives_allocation_failures(void **state)
+{
+    struct fixture *fx = *state;
+    for (int i = 0; i < 3; i++)
+        json_decref(submit(fx, fx->t0,
+                           "{\"task\": \"fault\", \"retries\": 5, \"tags\": [\"t1\"],"
+                           " \"parameters\": {\"k\": [1, 2]}}",
+                           NULL));
+    fault_now = fx->t0;
+    /* A claim that fails after its commit (building the answer) leaves its runs PENDING
+     * until their lease runs out; so the lease checks below use a run claimed cleanly. */
+    until_success(fx, "claim", fault_claim);
+    json_decref(submit(fx, fx->t0, "{\"task\": \"fault2\", \"retries\": 5}", NULL));
+    json_t *runs = claim(fx, "wf", "fault2", 1, 30, fx->t0);
+    snprintf(fault_id, sizeof fault_id, "%s", sfield(json_array_get(runs, 0), "id"));
+    snprintf(fault_token, sizeof fault_token, "%s", sfield(json_array_get(runs, 0), "lease_token"));
+    json_decref(runs);
+    until_success(fx, "heartbeat", fault_heartbeat);
+    until_success(fx, "report", fault_report);
+    until_success(fx, "reads", fault_reads);
+    until_success(fx, "cancel", fault_cancel);
+    until_success(fx, "sweep", fault_sweep);
+    /* The counts still add up to the runs stored. */
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7], 4);
+}
+
+#define KILL_AFTER_RUNS 600
+#define KILL_BATCH 40
+
+/* The child: submits batches and completes some runs, telling the parent every id whose
+ * submission was acknowledged, until it is killed. */
+static void killed_child(const char *url, int fd)
+{
+    store *st = NULL;
+    errand_error err;
+    struct store_options opt = {.sync = "normal"};
+    if (store_open(url, &opt, &st, &err) != 0)
+        _exit(2);
+    int64_t t = clock_now_ms();
+    for (;;) {
+        struct run_spec specs[KILL_BATCH];
+        json_t *runs[KILL_BATCH];
+        for (int i = 0; i < KILL_BATCH; i++)
+            parse_spec(&specs[i], t, "{\"task\": \"k\", \"tags\": [\"x\"]}");
+        if (store_submit(st, specs, KILL_BATCH, t, runs, NULL, &err) != 0)
+            _exit(3);
+        for (int i = 0; i < KILL_BATCH; i++) {
+            char line[40];
+            int len = snprintf(line, sizeof line, "%s\n", sfield(runs[i], "id"));
+            if (write(fd, line, (size_t)len) != len)
+                _exit(0);
+            json_decref(runs[i]);
+            run_spec_clear(&specs[i]);
+        }
+        const char *tasks[] = {"k"};
+        struct claim_request req = {.worker = "kw", .tasks = tasks, .n_tasks = 1, .limit = 20};
+        json_t *claimed = NULL;
+        if (store_claim(st, &req, t, &claimed, &err) != 0)
+            _exit(4);
+        for (size_t i = 0; i < json_array_size(claimed); i++) {
+            json_t *c = json_array_get(claimed, i);
+            struct run_report rep = {.id = sfield(c, "id"),
+                                     .lease_token = sfield(c, "lease_token"),
+                                     .state = ERRAND_STATE_COMPLETED,
+                                     .result = c};
+            json_t *out = NULL;
+            bool stale;
+            store_report(st, "kw", &rep, 1, NULL, 0, t, &out, &stale, &err);
+            json_decref(out);
+        }
+        json_decref(claimed);
+    }
+}
+
+static void killed_process_loses_no_acknowledged_run(void **state)
+{
+    struct fixture *fx = *state;
+    store_close(fx->st);
+    fx->st = NULL;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        killed_child(fx->url, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char(*ids)[37] = calloc(KILL_AFTER_RUNS, 37);
+    char line[64];
+    int n = 0;
+    while (n < KILL_AFTER_RUNS && fgets(line, sizeof line, in)) {
+        line[strcspn(line, "\n")] = '\0';
+        assert_int_equal(strlen(line), 36);
+        memcpy(ids[n++], line, 37);
+    }
+    kill(pid, SIGKILL); /* mid-write, most likely: the child never pauses */
+    int status = 0;
+    waitpid(pid, &status, 0);
+    fclose(in);
+    assert_int_equal(n, KILL_AFTER_RUNS);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    open_store(fx, "normal");
+    for (int i = 0; i < n; i++) {
+        json_t *run = get_run(fx, ids[i]);
+        json_decref(run);
+    }
+    /* The per-state counts were committed with the rows they count. */
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_prepare_v2(db,
+                       "SELECT (SELECT count(*) FROM task_runs), (SELECT sum(n) FROM run_counts),"
+                       " (SELECT count(*) FROM task_runs WHERE state_type = 3),"
+                       " (SELECT n FROM run_counts WHERE state_type = 3)",
+                       -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_true(sqlite3_column_int(s, 0) >= n);
+    assert_int_equal(sqlite3_column_int(s, 0), sqlite3_column_int(s, 1));
+    assert_int_equal(sqlite3_column_int(s, 2), sqlite3_column_int(s, 3));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(ids);
 }
 
 /* --- the writer: one failing op in a group rolls back alone -------------------------- */
@@ -1222,8 +1482,7 @@ static void *run_case(void *p)
 {
     struct writer_case *wc = p;
     errand_error err;
-    wc->rc = sqlite_writer_run(wc->w, wc->value == 1 ? hold_until_queued : insert_value, wc,
-                               &err);
+    wc->rc = sqlite_writer_run(wc->w, wc->value == 1 ? hold_until_queued : insert_value, wc, &err);
     return NULL;
 }
 
@@ -1327,9 +1586,8 @@ static void throughput_benchmark(void **state)
     sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w0);
     int64_t m0 = clock_mono_ms();
     for (int b = 0; b < BENCH_RUNS / BENCH_BATCH; b++) {
-        assert_int_equal(store_submit(fx->st, specs + b * BENCH_BATCH, BENCH_BATCH, t, runs, NULL,
-                                      &err),
-                         0);
+        assert_int_equal(
+            store_submit(fx->st, specs + b * BENCH_BATCH, BENCH_BATCH, t, runs, NULL, &err), 0);
         for (int i = 0; i < BENCH_BATCH; i++)
             json_decref(runs[i]);
     }
@@ -1348,7 +1606,8 @@ static void throughput_benchmark(void **state)
             json_t *c = json_array_get(claimed, i);
             reps[i] = (struct run_report){.id = sfield(c, "id"),
                                           .lease_token = sfield(c, "lease_token"),
-                                          .state = ERRAND_STATE_COMPLETED, .result = result};
+                                          .state = ERRAND_STATE_COMPLETED,
+                                          .result = result};
         }
         json_t *out = NULL;
         bool stale = false;
@@ -1369,8 +1628,9 @@ static void throughput_benchmark(void **state)
     double total = (double)(m2 - m0);
     printf("[ bench    ] %d runs submit+claim+COMPLETED, batches of %d, synchronous=%s: "
            "%.0f ms = %.0f runs/s (submit %lld ms, claim %lld ms, report %lld ms)\n",
-           BENCH_RUNS, BENCH_BATCH, bench_sync(), total, total > 0 ? BENCH_RUNS * 1000.0 / total : 0.0,
-           (long long)(m1 - m0), (long long)claim_ms, (long long)report_ms);
+           BENCH_RUNS, BENCH_BATCH, bench_sync(), total,
+           total > 0 ? BENCH_RUNS * 1000.0 / total : 0.0, (long long)(m1 - m0), (long long)claim_ms,
+           (long long)report_ms);
     printf("[ bench    ] writer thread busy: submit %.0f ms, claim+report %.0f ms = %.1f us per "
            "run (%.0f runs/s if callers were free); of which CPU %.1f us per run\n",
            (double)(w1.busy_us - w0.busy_us) / 1000.0, (double)(w2.busy_us - w1.busy_us) / 1000.0,
@@ -1394,9 +1654,9 @@ static void throughput_benchmark(void **state)
     printf("[ bench    ] %d single-run submits from %d threads: %lld ms = %.0f submits/s, "
            "%llu commits (%.1f ops per commit)\n",
            singles, GROUP_THREADS, (long long)(g1 - g0),
-           g1 > g0 ? singles * 1000.0 / (double)(g1 - g0) : 0.0,
-           s1.commits - s0.commits,
-           (double)(s1.ops - s0.ops) / (double)(s1.commits - s0.commits ? s1.commits - s0.commits : 1));
+           g1 > g0 ? singles * 1000.0 / (double)(g1 - g0) : 0.0, s1.commits - s0.commits,
+           (double)(s1.ops - s0.ops) /
+               (double)(s1.commits - s0.commits ? s1.commits - s0.commits : 1));
 
     json_decref(result);
     for (int i = 0; i < BENCH_RUNS; i++)
@@ -1431,6 +1691,8 @@ int main(void)
         cmocka_unit_test(open_errors_name_the_problem),
         cmocka_unit_test_setup_teardown(creates_missing_directories, setup, teardown),
         cmocka_unit_test_setup_teardown(hot_queries_use_their_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_call_survives_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(killed_process_loses_no_acknowledged_run, setup, teardown),
         cmocka_unit_test_setup_teardown(writer_group_isolates_failing_op, setup, teardown),
         cmocka_unit_test_setup_teardown(throughput_benchmark, setup, teardown),
     };

@@ -93,9 +93,8 @@ static void stderr_lines_are_handed_over(void **state)
     (void)state;
     struct seen s = {0};
     errand_error err;
-    assert_int_equal(process_run("printf 'a\\nb\\nno newline' >&2", "", 0, NULL, on_line, &s,
-                                 &res, &err),
-                     0);
+    assert_int_equal(
+        process_run("printf 'a\\nb\\nno newline' >&2", "", 0, NULL, on_line, &s, &res, &err), 0);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.last, "no newline");
     process_result_clear(&res);
@@ -116,9 +115,8 @@ static void stop_ends_the_whole_process_group(void **state)
     errand_error err;
     int64_t t0 = clock_mono_ms();
     /* the shell forks a child sleep: both are in the group and both get SIGTERM */
-    assert_int_equal(process_run("sleep 30 & sleep 30; wait", "", 0, should_stop, NULL, NULL,
-                                 &res, &err),
-                     0);
+    assert_int_equal(
+        process_run("sleep 30 & sleep 30; wait", "", 0, should_stop, NULL, NULL, &res, &err), 0);
     assert_true(clock_mono_ms() - t0 < STOP_DEADLINE_MS);
     assert_true(res.stopped);
     assert_false(res.exited);

@@ -54,8 +54,8 @@ static void claim_answer_becomes_runs(void **state)
         wrun_unref(runs[i]);
     mem_free(runs);
 
-    assert_int_equal(poller_parse_claim("{\"runs\": [{\"id\": \"x\", \"task\": \"t\"}]}", &runs,
-                                        &n, &lease, &err),
+    assert_int_equal(poller_parse_claim("{\"runs\": [{\"id\": \"x\", \"task\": \"t\"}]}", &runs, &n,
+                                        &lease, &err),
                      ERRAND_ESERVER);
     assert_string_equal(err.field, "lease_token");
     assert_int_equal(poller_parse_claim("{}", &runs, &n, &lease, &err), ERRAND_ESERVER);
@@ -94,15 +94,15 @@ static void report_body_carries_what_each_state_needs(void **state)
     (void)state;
     struct wrun *a = one_run(ID1, "tok1");
     struct wrun *b = one_run(ID2, "tok2");
-    struct report_item *running = report_item_state(a, ERRAND_STATE_RUNNING, NULL, true, NULL,
-                                                     NULL);
+    struct report_item *running =
+        report_item_state(a, ERRAND_STATE_RUNNING, NULL, true, NULL, NULL);
     struct report_item *dead = report_item_state(b, ERRAND_STATE_RUNNING, NULL, false, NULL, NULL);
     dead->dead = true;
     struct report_item *hold = report_item_hold(b);
     struct report_item *done = report_item_state(a, ERRAND_STATE_COMPLETED, NULL, false,
                                                  json_pack("{s:i}", "x", 1), "local:///r.json");
-    struct report_item *failed = report_item_state(b, ERRAND_STATE_FAILED, "boom", false, NULL,
-                                                   NULL);
+    struct report_item *failed =
+        report_item_state(b, ERRAND_STATE_FAILED, "boom", false, NULL, NULL);
     struct report_item *log = report_item_log(ID1, 1795947919123LL, ERRAND_LOG_WARNING, "hi");
     running->next = dead;
     dead->next = hold;

@@ -91,8 +91,7 @@ static void result_is_written_atomically_and_referenced(void **state)
     assert_int_equal(result_store_write(dir, "../../etc/passwd", "1", 1, &ref, &err),
                      ERRAND_EINVAL);
     assert_string_equal(err.field, "id");
-    assert_int_equal(result_store_write("relative/dir", RUN_ID, "1", 1, &ref, &err),
-                     ERRAND_EINVAL);
+    assert_int_equal(result_store_write("relative/dir", RUN_ID, "1", 1, &ref, &err), ERRAND_EINVAL);
     assert_string_equal(err.field, "local_storage_path");
 
     unlink(path);
