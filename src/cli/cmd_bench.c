@@ -47,7 +47,12 @@
 #define BENCH_DEFAULT_RUNS 20000
 #define BENCH_DEFAULT_BATCH 500
 #define BENCH_DEFAULT_SUBMITTERS 4
-#define BENCH_DEFAULT_WORKERS 8
+/* With one request per run, throughput comes from concurrency (like a web app's request
+ * threads): the server commits concurrent submissions together. */
+#define BENCH_DEFAULT_SUBMITTERS_SINGLE 32
+/* A worker claims only as many runs as it has free slots, so no-op throughput needs many
+ * slots to make each claim and report carry a useful batch. */
+#define BENCH_DEFAULT_WORKERS 128
 #define BENCH_DEFAULT_LATENCY_RUNS 200
 #define BENCH_DEFAULT_TASK "errand.noop"
 #define BENCH_DEFAULT_TIMEOUT_S 600.0
@@ -476,6 +481,8 @@ static int parse_bench(const struct args *a, struct bench *b)
         (st = args_get_int(a, "latency-runs", 0, BENCH_MAX_RUNS, &b->latency_runs)) ||
         (st = args_get_double(a, "timeout", 0, 1e9, &b->timeout_s)))
         return st;
+    if (b->batch == 1 && !args_get(a, "submitters"))
+        b->submitters = BENCH_DEFAULT_SUBMITTERS_SINGLE;
     b->task = args_get(a, "task") ? args_get(a, "task") : BENCH_DEFAULT_TASK;
     if (!b->task[0])
         return args_usage_error(a->cmd, "--task must not be empty");
@@ -706,9 +713,9 @@ done:
 static const struct cli_option bench_options[] = {
     {"runs", "N", false, "runs to submit in the throughput phase (default 20000)"},
     {"batch", "B", false, "runs per submit request (default 500; 1 = errand_submit per run)"},
-    {"submitters", "K", false, "submitting threads, one client each (default 4)"},
+    {"submitters", "K", false, "submitting threads, one client each (default 4; 32 with --batch 1)"},
     {"workers", "M", false,
-     "task threads of the in-process worker (default 8); 0 = use workers already running"},
+     "task threads of the in-process worker (default 128); 0 = use workers already running"},
     {"task", "NAME", false, "task name of the bench runs (default errand.noop)"},
     {"latency-runs", "R", false, "runs of the light-load latency phase (default 200; 0 = skip)"},
     {"timeout", "S", false, "give up when runs are not final after S seconds (default 600)"},

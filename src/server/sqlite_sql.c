@@ -9,12 +9,18 @@
  *    query's WHERE visibly implies the index's WHERE, and a bound parameter does not.
  *  - SQL_LEASE_EXPIRED uses task_runs_lease (lease_expires WHERE lease_expires IS NOT NULL):
  *    "lease_expires < ?" implies NOT NULL.
- *  - Listing by state, one state at a time (the store merges states): SQL_LIST_ATTENTION
- *    walks the partial index task_runs_attention for FAILED, CRASHED, CANCELLING and
- *    CANCELLED (its literal "state_type >= 4" matches the index's WHERE, which is what lets SQLite
- *    use it; INDEXED BY makes a mismatch an error instead of a silent scan); SQL_LIST_STATE
- *    walks the primary key newest first for the common states. SQL_LIST_TAG starts from
- *    task_run_tags (CROSS JOIN fixes that join order) so a rare tag does not scan every run.
+ *  - Listing by state, one state at a time (the store merges states), each state from the
+ *    index that holds exactly its runs, so a page costs the size of that state's set, not
+ *    of the table:
+ *      SCHEDULED              task_runs_claim (the backlog), then a top-N sort by id;
+ *      PENDING, RUNNING       task_runs_lease (the runs in flight), then a top-N sort;
+ *      FAILED .. CANCELLED    task_runs_attention, already in id order;
+ *      COMPLETED              the primary key newest first (COMPLETED runs are most runs).
+ *    The literal terms ("state_type = 0", "lease_expires IS NOT NULL", "state_type >= 4")
+ *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
+ *    makes a mismatch an error instead of a silent full scan.
+ *  - SQL_LIST_TAG starts from task_run_tags (CROSS JOIN fixes that join order) so a rare
+ *    tag does not scan every run.
  *  - SQL_WORKER_CLAIMED / SQL_WORKER_SEEN leave a worker's row alone when nothing but
  *    last_seen would change and it changed less than ?granularity ms ago: an idle worker's
  *    empty long-poll claims then write nothing, and a transaction that wrote nothing
@@ -123,6 +129,12 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_STATE, "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
                         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_SCHEDULED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_claim "
+                            "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 "
+                            "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_LEASED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "
+                         "WHERE lease_expires IS NOT NULL AND state_type = ?4 AND id < ?1 "
+                         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_ATTENTION, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_attention "
                             "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 "
                             "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),

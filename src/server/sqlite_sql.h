@@ -39,6 +39,8 @@ enum sql_id {
     /* listings */
     SQL_LIST_ALL,
     SQL_LIST_STATE,
+    SQL_LIST_SCHEDULED,
+    SQL_LIST_LEASED,
     SQL_LIST_ATTENTION,
     SQL_LIST_TAG,
     SQL_STATES_GET,

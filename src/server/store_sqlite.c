@@ -177,11 +177,21 @@ static int row_id_desc(const void *pa, const void *pb)
     return strcmp(b->id, a->id);
 }
 
-/* The states indexed by task_runs_attention (see sqlite_schema.c). */
-static bool state_is_attention(errand_state s)
+/* The listing statement for one state: each walks the index holding that state's runs
+ * (see sqlite_sql.c). A CANCELLING run is both leased and in task_runs_attention. */
+static enum sql_id list_statement(errand_state s)
 {
-    return s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CRASHED || s == ERRAND_STATE_CANCELLING ||
-           s == ERRAND_STATE_CANCELLED;
+    switch (s) {
+    case ERRAND_STATE_SCHEDULED:
+        return SQL_LIST_SCHEDULED;
+    case ERRAND_STATE_PENDING:
+    case ERRAND_STATE_RUNNING:
+        return SQL_LIST_LEASED;
+    case ERRAND_STATE_COMPLETED:
+        return SQL_LIST_STATE;
+    default:
+        return SQL_LIST_ATTENTION;
+    }
 }
 
 /* Runs the listing query (or one per requested state) inside one read transaction. */
@@ -211,7 +221,7 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     for (int t = 0; t < STATE_TYPES; t++) {
         if (!(mask & (1u << t)))
             continue;
-        enum sql_id id = state_is_attention((errand_state)t) ? SQL_LIST_ATTENTION : SQL_LIST_STATE;
+        enum sql_id id = list_statement((errand_state)t);
         if (!(q = sqlite_conn_stmt(c, id, err)))
             return ERRAND_ESTORE;
         sqlite_bind_text(q, 1, cursor);

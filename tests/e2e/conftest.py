@@ -361,10 +361,12 @@ class Server:
     def root(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, port=0):
+        """Starts the server; port=0 (the default) lets the OS pick a free port. A restart may
+        pass the previous port so that running workers find the server again."""
         assert ERRAND.exists(), f"{ERRAND} not built (run make, or set ERRAND_BUILD)"
         self.generation += 1
-        argv = [ERRAND, "server", "start", "--host", "127.0.0.1", "--port", "0", *self.args]
+        argv = [ERRAND, "server", "start", "--host", "127.0.0.1", "--port", str(port), *self.args]
         self.proc = Process(argv, child_env(self.home, self.env_extra),
                             self.log_dir / f"server-{self.generation}.log",
                             f"server#{self.generation}")

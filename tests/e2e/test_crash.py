@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import Api, wait_until
+from conftest import Api, parse_ts, wait_until
 
 LEASE_ENV = {"ERRAND_LEASE_SECONDS": 2, "ERRAND_SWEEP_INTERVAL_MS": 100}
 
@@ -142,3 +142,30 @@ def test_killed_server_keeps_every_acknowledged_submission(server_factory, worke
     for run_id in ids:
         done = server.api.wait_final(run_id, timeout=120)
         assert done["state"]["type"] == "COMPLETED", done
+
+
+def test_worker_carries_on_across_a_server_restart(server_factory, worker_factory):
+    """SIGTERM the server (clean stop), start it again on the same database and port: the
+    worker, which kept retrying, serves the runs submitted before and after."""
+    server = server_factory()
+    worker_factory(server)
+    first = server.api.submit("errand.noop", {"n": 1})
+    assert server.api.wait_final(first["id"])["state"]["type"] == "COMPLETED"
+    port = server.port
+    server.stop()
+    server.start(port=port)
+    assert server.api.get(first["id"])["result"] == {"n": 1}, "the store kept everything"
+    second = server.api.submit("errand.noop", {"n": 2})
+    done = server.api.wait_final(second["id"], timeout=90)
+    assert done["state"]["type"] == "COMPLETED", done
+
+
+def test_delayed_run_is_not_claimed_before_its_time(server, worker_factory):
+    worker_factory(server)
+    run = server.api.submit("errand.noop", {}, delay_seconds=1.5)
+    due = parse_ts(run["scheduled_at"])
+    assert due - parse_ts(run["created"]) >= 1.49
+    done = server.api.wait_final(run["id"])
+    claimed = min(parse_ts(s["timestamp"]) for s in server.api.states(run["id"])
+                  if s["type"] == "PENDING")
+    assert claimed >= due - 0.001, "claimed before scheduled_at"
