@@ -12,9 +12,6 @@
 # Optional: ERRAND_HOME (default ~/.errand), ERRAND_SERVER_API_PORT (default 4200),
 # DEMO_APP_PORT (default 8000), BUILD (build directory, default build).
 set -euo pipefail
-# Job control: every service runs in its own process group, so Ctrl-C reaches only this script,
-# which then stops the services in order instead of all of them dying at once.
-set -m
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -52,9 +49,14 @@ names=()   # service names, in start order
 pids=()    # their process ids (each the leader of its own process group)
 
 # start NAME COMMAND... : runs COMMAND in the background, its output prefixed with [NAME].
+# Job control is on just for the launch, so the service gets a process group of its own: the
+# terminal's Ctrl-C then reaches only this script, which stops the services in order, instead
+# of all of them dying at once.
 start() {
   local name=$1; shift
+  set -m
   "$@" </dev/null 2>&1 | sed -u "s/^/[$name] /" &
+  set +m
   names+=("$name")
   pids+=("$(jobs -p %%)")
 }
@@ -120,6 +122,18 @@ dashboard_line=""
 if curl -fsS --max-time 2 -o /dev/null "http://$host:$server_port/" 2>/dev/null; then
   dashboard_line="    errand dashboard  http://$host:$server_port/"$'\n'
 fi
+note=""
+if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
+  note=$(cat <<'NOTE'
+  Note: neither OPENAI_API_KEY nor OPENAI_BASE_URL is set, so every task will fail with a
+  message saying so. Stop with Ctrl-C and start again with one of them, e.g.
+    OPENAI_API_KEY=sk-... make demo
+    OPENAI_BASE_URL=http://127.0.0.1:11434/v1 OPENAI_MODEL=llama3.2 make demo   (Ollama)
+  llama.cpp's llama-server and vLLM serve the same API (by default on
+  http://127.0.0.1:8080/v1 and http://127.0.0.1:8000/v1; next to vLLM set DEMO_APP_PORT).
+NOTE
+)$'\n\n'
+fi
 cat >&2 <<EOF
 
   errand is running.
@@ -132,20 +146,9 @@ ${dashboard_line}    errand API        $api_url   (runs: $api_url/task_runs)
   then ask for its status with the task_run_id it answers:
     curl $app_url/tasks/<task_run_id>/status
 
-  Press Ctrl-C to stop everything.
+${note}  Press Ctrl-C to stop everything.
 
 EOF
-if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
-  cat >&2 <<'EOF'
-  Note: neither OPENAI_API_KEY nor OPENAI_BASE_URL is set, so every task will fail with a
-  message saying so. Stop with Ctrl-C and start again with one of them, e.g.
-    OPENAI_API_KEY=sk-... make demo
-    OPENAI_BASE_URL=http://127.0.0.1:11434/v1 OPENAI_MODEL=llama3.2 make demo   (Ollama)
-  (llama.cpp's llama-server and vLLM serve the same API, at http://127.0.0.1:8080/v1 and
-  http://127.0.0.1:8000/v1 by default; pick another DEMO_APP_PORT next to vLLM.)
-
-EOF
-fi
 
 # Serve until Ctrl-C / SIGTERM (the trap exits 0) or until a service dies (exit 1).
 while :; do

@@ -252,7 +252,7 @@ int settings_set(struct settings *s, enum setting_id id, const char *value,
         return error_set(err, ERRAND_EINVAL, label, "%s needs a value", label);
     }
     char normal[SETTINGS_STR_MAX];
-    long long num;
+    long long num = 0;
     int rc = validate(def, value, source, normal, &num, err);
     if (rc)
         return rc;

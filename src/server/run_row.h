@@ -66,7 +66,8 @@ int run_row_claim_json(const struct run_row *r, json_t **out, errand_error *err)
 json_t *run_json_time(int64_t unix_ms); /* RFC 3339 string, or null for 0 */
 json_t *run_json_number(double v);      /* integer when whole, else real */
 json_t *run_json_text_or_null(const char *s);
-/* Parses stored JSON text (any type); NULL + err when it does not parse. */
+/* Parses stored JSON text (any type); NULL + err (ERRAND_ENOMEM or ERRAND_ESTORE) when it
+ * does not parse. */
 json_t *run_json_parse(const char *text, const char *what, const char *id, errand_error *err);
 
 #endif

@@ -17,6 +17,7 @@ struct sqlite_checkpointer {
     pthread_cond_t wake;
     bool pending;
     bool stopping;
+    unsigned long passive, restart; /* checkpoints run, for the log at stop */
     pthread_t thread;
     struct sqlite_conn *conn; /* the checkpointer thread's own */
 };
@@ -30,6 +31,9 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
         int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(db));
+        pthread_mutex_lock(&cp->lock);
+        cp->restart++;
+        pthread_mutex_unlock(&cp->lock);
         return SQLITE_OK;
     }
     if (frames >= SQLITE_CHECKPOINT_FRAMES) {
@@ -61,6 +65,7 @@ static void *checkpointer_main(void *p)
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(cp->conn->db));
         pthread_mutex_lock(&cp->lock);
+        cp->passive++;
     }
     pthread_mutex_unlock(&cp->lock);
     return NULL;
@@ -101,6 +106,7 @@ void sqlite_checkpointer_stop(sqlite_checkpointer *cp)
     pthread_cond_signal(&cp->wake);
     pthread_mutex_unlock(&cp->lock);
     pthread_join(cp->thread, NULL);
+    log_info("store checkpoints", "background=%lu inline=%lu", cp->passive, cp->restart);
     sqlite_conn_close(cp->conn);
     pthread_cond_destroy(&cp->wake);
     pthread_mutex_destroy(&cp->lock);

@@ -10,8 +10,8 @@
  *    loss (never on a process crash); OFF leaves it to the OS.
  *  - busy_timeout: only another process (a backup, the sqlite3 shell) can hold the lock,
  *    since this process has one writer; wait a while for it rather than fail at once.
- *  - temp_store=MEMORY: statement journals (needed by every write to task_runs, because of
- *    its counting triggers) stay in memory instead of spilling to temporary files.
+ *  - temp_store=MEMORY: the savepoint sub-journal of each write op (sqlite_writer.c) stays
+ *    in memory instead of spilling to a temporary file.
  *  - foreign_keys stay OFF: the store is the only writer of its tables and removes nothing,
  *    so the checks would cost every insert and protect nothing.
  *  - journal_size_limit: truncate the WAL after a checkpoint so a burst does not leave a

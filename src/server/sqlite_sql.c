@@ -64,6 +64,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_BEGIN_READ, "BEGIN"),
     SQL(SQL_COMMIT, "COMMIT"),
     SQL(SQL_ROLLBACK, "ROLLBACK"),
+    SQL(SQL_SAVEPOINT, "SAVEPOINT op"),
+    SQL(SQL_RELEASE, "RELEASE op"),
+    SQL(SQL_ROLLBACK_TO, "ROLLBACK TO op"),
 
     SQL(SQL_RUN_GET, "SELECT " RUN_COLUMNS " FROM task_runs WHERE id = ?1"),
     SQL(SQL_RUN_GET_STATE, "SELECT state_type FROM task_runs WHERE id = ?1"),
@@ -78,8 +81,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "persist_result, result, result_ref) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
         "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
-    SQL(SQL_TAGS_INSERT,
-        "INSERT OR IGNORE INTO task_run_tags (tag, run_id) SELECT value, ?2 FROM json_each(?1)"),
+    SQL(SQL_TAG_INSERT, "INSERT OR IGNORE INTO task_run_tags (tag, run_id) VALUES (?1, ?2)"),
     SQL(SQL_STATE_INSERT,
         "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),

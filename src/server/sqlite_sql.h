@@ -15,6 +15,9 @@ enum sql_id {
     SQL_BEGIN_READ,
     SQL_COMMIT,
     SQL_ROLLBACK,
+    SQL_SAVEPOINT,
+    SQL_RELEASE,
+    SQL_ROLLBACK_TO,
     /* runs: point reads */
     SQL_RUN_GET,
     SQL_RUN_GET_STATE,
@@ -22,7 +25,7 @@ enum sql_id {
     SQL_RUN_LEASE_INFO,
     /* runs: writes */
     SQL_RUN_INSERT,
-    SQL_TAGS_INSERT,
+    SQL_TAG_INSERT,
     SQL_STATE_INSERT,
     SQL_RUN_TRANSITION,
     SQL_RUN_COMPLETE,

@@ -10,23 +10,21 @@
  * previous group is being committed, so groups grow by themselves; at light load a lone op
  * is committed at once — the writer never waits for a batch to fill.
  *
- * Why no savepoint per op: ops of unrelated callers share a transaction, so one op's
- * failure must not undo the others. The obvious tool, SAVEPOINT per op, turned out to cost a
- * third of the writer's CPU: while a savepoint is open, every statement that needs a
- * statement journal (any INSERT/UPDATE of task_runs, because of the counting triggers)
- * truncates SQLite's in-memory sub-journal on completion by walking its chunk list from the
- * start, which grows with everything the op has written — quadratic in the op's size.
- * Instead the group runs optimistically without savepoints:
- *   - an op that fails having written nothing (sqlite3_total_changes64 unchanged; the usual
- *     case: not found, conflict, bad input) has nothing to undo, and the group goes on;
- *   - an op that fails after writing (out of memory halfway, an SQL error) makes the writer
- *     roll the whole transaction back and run the group again without that op.
- * So a failing op still rolls back alone and reports its own error, while the others
- * commit; the price is paid only on the rare failure-after-write. Hence the contract of an
- * op (sqlite_writer.h): it may run more than once, and must reset its outputs first.
- * Only after COMMIT returned are callers woken, so no caller ever acknowledges a write that
- * is not in the database. If SQLite drops the transaction itself (I/O error, disk full),
- * the op that saw it fails and the others are tried again; a failed COMMIT fails them all.
+ * Why a savepoint per op: ops of unrelated callers share a transaction, so one op's
+ * failure (a conflict it detects, an allocation failure halfway through a batch) must not
+ * undo the others. Each op runs as
+ *   SAVEPOINT op; <op>; RELEASE op        (ROLLBACK TO op; RELEASE op when it fails)
+ * and the group ends with COMMIT. Only after COMMIT returned are the callers woken, so no
+ * caller ever acknowledges a write that is not in the database. If SQLite drops the whole
+ * transaction (I/O error, disk full), every op of it is reported failed, and the rest of
+ * the queue goes into a new transaction; a failed COMMIT fails every op of the group.
+ *
+ * Cost note, measured: savepoints are cheap as long as statements do not need statement
+ * journals. While a savepoint is open, a statement that does (triggers, multi-row writes
+ * that may abort) truncates SQLite's in-memory sub-journal when it ends by walking its
+ * chunk list from the start — quadratic in the size of the op. With counting triggers on
+ * task_runs that cost a third of the writer's CPU; so the store keeps no triggers and
+ * writes multi-row data (tags) one row per statement, and the savepoints cost ~5%.
  *
  * Locking: `lock` guards the queue, `stopping`, and the `done` flag of every queued op.
  * Each op has its own condition variable, so a commit wakes exactly its callers, not every
@@ -55,8 +53,6 @@ struct writer_op {
     struct writer_op *next;
 };
 
-enum op_status { OP_WAITING, OP_FAILED, OP_DONE };
-
 struct sqlite_writer {
     pthread_mutex_t lock;
     pthread_cond_t work; /* an op was queued, or stop was asked */
@@ -65,88 +61,78 @@ struct sqlite_writer {
     pthread_t thread;
     struct sqlite_conn *conn;
     struct writer_op **batch; /* SQLITE_WRITER_MAX_BATCH slots, writer thread only */
-    enum op_status *status;   /* per batch slot, writer thread only */
     struct sqlite_writer_stats stats;
 };
 
-static void fail_op(struct writer_op *op, const errand_error *why)
+/* Marks ops[from..to) that had succeeded as failed: their transaction did not commit. */
+static void fail_committed(struct writer_op **ops, size_t from, size_t to, const errand_error *why)
 {
-    op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "%s (nothing of this request was stored)",
-                       why->message);
+    for (size_t j = from; j < to; j++) {
+        if (ops[j]->rc < 0)
+            continue;
+        ops[j]->rc = error_set(&ops[j]->err, ERRAND_ESTORE, NULL,
+                               "%s (nothing of this request was stored)", why->message);
+    }
 }
 
-/* One attempt at committing the ops of the group still waiting. Returns true when the
- * group is settled (committed, or failed for good), false when it must be tried again
- * without the op that just failed. */
-static bool try_group(struct sqlite_writer *w, struct writer_op **ops, enum op_status *status,
-                      size_t n, unsigned *commits)
+/* Runs one op in its savepoint. Returns false when the enclosing transaction is gone. */
+static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *txn_err)
 {
-    struct sqlite_conn *c = w->conn;
-    errand_error txn_err;
-    error_clear(&txn_err);
-    if (sqlite_conn_run(c, SQL_BEGIN_WRITE, &txn_err) < 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (status[i] == OP_WAITING) {
-                fail_op(ops[i], &txn_err);
-                status[i] = OP_FAILED;
-            }
-        }
-        log_error("store transaction failed", "error=\"%s\"", txn_err.message);
-        return true;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (status[i] != OP_WAITING)
-            continue;
-        struct writer_op *op = ops[i];
-        sqlite3_int64 before = sqlite3_total_changes64(c->db);
-        error_clear(&op->err);
+    error_clear(&op->err);
+    op->rc = sqlite_conn_run(c, SQL_SAVEPOINT, &op->err);
+    if (op->rc == 0)
         op->rc = op->fn(c, op->arg, &op->err);
-        /* An op that forgot to reset a statement must not leave it stepping into COMMIT. */
-        sqlite_conn_reset_all(c);
-        bool lost = sqlite3_get_autocommit(c->db); /* SQLite dropped the transaction */
-        if (op->rc == 0 && !lost)
-            continue;
+    /* An op that forgot to reset a statement must not leave it stepping into COMMIT. */
+    sqlite_conn_reset_all(c);
+    if (sqlite3_get_autocommit(c->db)) { /* SQLite rolled the whole transaction back */
+        error_set(txn_err, ERRAND_ESTORE, NULL, "store: transaction aborted: %s",
+                  op->rc < 0 ? op->err.message : sqlite3_errmsg(c->db));
         if (op->rc == 0)
-            op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "store: transaction aborted: %s",
-                               sqlite3_errmsg(c->db));
-        status[i] = OP_FAILED;
-        if (!lost && sqlite3_total_changes64(c->db) == before)
-            continue; /* it failed before writing anything: nothing to undo */
-        if (!lost) {
-            errand_error ignored;
-            sqlite_conn_run(c, SQL_ROLLBACK, &ignored);
-        }
-        return false; /* the others ran in a transaction that is gone: run them again */
+            op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "%s", txn_err->message);
+        return false;
     }
-    if (sqlite_conn_run(c, SQL_COMMIT, &txn_err) == 0) {
-        (*commits)++;
-        for (size_t i = 0; i < n; i++)
-            if (status[i] == OP_WAITING)
-                status[i] = OP_DONE;
-        return true;
-    }
-    if (!sqlite3_get_autocommit(c->db)) {
-        errand_error ignored;
-        sqlite_conn_run(c, SQL_ROLLBACK, &ignored);
-    }
-    log_error("store commit failed", "ops=%zu error=\"%s\"", n, txn_err.message);
-    for (size_t i = 0; i < n; i++) {
-        if (status[i] == OP_WAITING) {
-            fail_op(ops[i], &txn_err);
-            status[i] = OP_FAILED;
-        }
+    errand_error ignored;
+    if (op->rc < 0)
+        return sqlite_conn_run(c, SQL_ROLLBACK_TO, txn_err) == 0 &&
+               sqlite_conn_run(c, SQL_RELEASE, &ignored) == 0;
+    if (sqlite_conn_run(c, SQL_RELEASE, txn_err) < 0) {
+        op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "%s", txn_err->message);
+        return false;
     }
     return true;
 }
 
-/* Commits ops[0..n) as one transaction, minus the ops that fail. Returns the commits. */
+/* Runs ops[0..n) in as few transactions as possible (one, unless SQLite aborts one).
+ * Returns the number of commits. */
 static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_t n)
 {
+    struct sqlite_conn *c = w->conn;
     unsigned commits = 0;
-    memset(w->status, 0, n * sizeof *w->status);
-    /* Each retry has one more failed op, so this ends after at most n + 1 tries. */
-    while (!try_group(w, ops, w->status, n, &commits))
-        ;
+    size_t i = 0;
+    while (i < n) {
+        size_t first = i;
+        errand_error txn_err;
+        error_clear(&txn_err);
+        if (sqlite_conn_run(c, SQL_BEGIN_WRITE, &txn_err) < 0) {
+            for (size_t j = i; j < n; j++)
+                ops[j]->rc = error_set(&ops[j]->err, ERRAND_ESTORE, NULL, "%s", txn_err.message);
+            log_error("store transaction failed", "error=\"%s\"", txn_err.message);
+            return commits;
+        }
+        bool alive = true;
+        while (i < n && alive)
+            alive = run_op(c, ops[i++], &txn_err);
+        if (alive && sqlite_conn_run(c, SQL_COMMIT, &txn_err) == 0) {
+            commits++;
+            continue;
+        }
+        if (!sqlite3_get_autocommit(c->db)) {
+            errand_error ignored;
+            sqlite_conn_run(c, SQL_ROLLBACK, &ignored);
+        }
+        log_error("store transaction failed", "ops=%zu error=\"%s\"", i - first, txn_err.message);
+        fail_committed(ops, first, i, &txn_err);
+    }
     return commits;
 }
 
@@ -204,10 +190,7 @@ int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_er
     if (!w)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     w->batch = mem_calloc(SQLITE_WRITER_MAX_BATCH, sizeof *w->batch);
-    w->status = mem_calloc(SQLITE_WRITER_MAX_BATCH, sizeof *w->status);
-    if (!w->batch || !w->status) {
-        mem_free(w->batch);
-        mem_free(w->status);
+    if (!w->batch) {
         mem_free(w);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
@@ -218,7 +201,6 @@ int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_er
         pthread_cond_destroy(&w->work);
         pthread_mutex_destroy(&w->lock);
         mem_free(w->batch);
-        mem_free(w->status);
         mem_free(w);
         return error_set(err, ERRAND_ESTORE, NULL, "store: cannot start the writer thread");
     }
@@ -269,7 +251,6 @@ void sqlite_writer_stop(sqlite_writer *w)
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->lock);
     mem_free(w->batch);
-    mem_free(w->status);
     mem_free(w);
 }
 

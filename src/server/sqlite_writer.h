@@ -3,16 +3,15 @@
  * connection and commits the writes of all callers in groups.
  *
  * A caller hands over an operation (a function and its argument) and blocks until the
- * transaction holding it has committed, or failed. The op runs on the writer thread, in a
- * transaction shared with the other ops of its group: when it returns an error, only its
- * own changes are undone and the others still commit (see sqlite_writer.c for how).
+ * transaction holding it has committed, or failed. The op runs on the writer thread inside
+ * its own SAVEPOINT, in a transaction shared with the other ops of its group: when it
+ * returns an error, only its own changes are rolled back and the others still commit.
  *
  * Contract of an op:
  *  - it runs on another thread: it touches only its argument and the connection given;
- *  - it may run more than once (when another op of its group fails after writing, the
- *    group is rolled back and run again without that op), so it starts by resetting
- *    whatever outputs a previous run left in its argument;
- *  - it resets every statement it steps.
+ *  - it resets every statement it steps;
+ *  - its outputs count only when sqlite_writer_run() returns 0: the transaction may still
+ *    fail after the op succeeded (then nothing of it is stored).
  */
 #ifndef ERRAND_SERVER_SQLITE_WRITER_H
 #define ERRAND_SERVER_SQLITE_WRITER_H

@@ -36,6 +36,7 @@
 struct submit_slot {
     char id[UUID_STR_LEN];
     char *delays_text; /* JSON array text of the spec's retry delays */
+    json_t *tags;      /* the spec's tags as an array of strings, NULL when none */
     json_t *prebuilt;  /* the answer if the run is created as SCHEDULED */
     json_t *answer;    /* the answer built by the op (idempotency or cache hit) */
     bool created;
@@ -158,12 +159,14 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     if (rc < 0)
         return rc;
     run_count_move(counts, -1, state);
-    if (spec->tags && strcmp(spec->tags, "[]") != 0) {
-        if (!(s = sqlite_conn_stmt(c, SQL_TAGS_INSERT, err)))
+    /* One row per statement: a multi-row insert would need a statement journal (see
+     * sqlite_writer.c, cost note). */
+    for (size_t i = 0; i < json_array_size(slot->tags); i++) {
+        if (!(s = sqlite_conn_stmt(c, SQL_TAG_INSERT, err)))
             return ERRAND_ESTORE;
-        sqlite_bind_text(s, 1, spec->tags);
+        sqlite_bind_text(s, 1, json_string_value(json_array_get(slot->tags, i)));
         sqlite_bind_text(s, 2, slot->id);
-        if ((rc = sqlite_conn_step_done(c, s, SQL_TAGS_INSERT, err)) < 0)
+        if ((rc = sqlite_conn_step_done(c, s, SQL_TAG_INSERT, err)) < 0)
             return rc;
     }
     return sqlite_state_append(c, slot->id, 1, state, name, now_ms, message, err);
@@ -205,9 +208,6 @@ static int created_json(const struct run_spec *spec, const struct submit_slot *s
 static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct submit_op *op = arg;
-    for (size_t i = 0; i < op->n; i++)
-        slot_clear_outputs(&op->slots[i]); /* from an earlier run of this op */
-    memset(&op->counts, 0, sizeof op->counts);
     for (size_t i = 0; i < op->n; i++) {
         const struct run_spec *spec = &op->specs[i];
         struct submit_slot *slot = &op->slots[i];
@@ -269,6 +269,16 @@ int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64
         }
         if ((rc = created_json(&specs[i], &slots[i], now_ms, &slots[i].prebuilt, err)) < 0)
             goto done;
+        const char *tags = specs[i].tags;
+        errand_error perr;
+        error_clear(&perr);
+        if (tags && strcmp(tags, "[]") != 0 &&
+            !(slots[i].tags = run_json_parse(tags, "tags", slots[i].id, &perr))) {
+            rc = perr.code ? perr.code : ERRAND_ENOMEM;
+            if (err)
+                *err = perr;
+            goto done;
+        }
     }
     struct submit_op op = {.specs = specs, .slots = slots, .n = n, .now_ms = now_ms};
     if ((rc = sqlite_writer_run(s->writer, submit_in_writer, &op, err)) < 0)
@@ -285,6 +295,7 @@ done:
     for (size_t i = 0; i < n; i++) {
         slot_clear_outputs(&slots[i]);
         json_decref(slots[i].prebuilt);
+        json_decref(slots[i].tags);
         mem_free(slots[i].delays_text);
     }
     mem_free(slots);
@@ -325,8 +336,6 @@ static int read_run_json(struct sqlite_conn *c, const char *id, json_t **out, er
 static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct cancel_op *op = arg;
-    json_decref(op->run); /* from an earlier run of this op */
-    op->run = NULL;
     struct run_current cur;
     int rc = sqlite_run_current_get(c, op->id, false, &cur, err);
     if (rc < 0)

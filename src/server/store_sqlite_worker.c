@@ -5,8 +5,10 @@
  * with its logs lands all together or not at all.
  *
  * Claim order is priority DESC, scheduled_at, id across all the requested tasks. The claim
- * index is per task, so the op reads up to `limit` candidates per task from it (an index-only
- * walk) and merges them, rather than asking SQLite to sort every due run of several tasks.
+ * index is per task, so the op reads up to `limit` candidates per task from it (walking the
+ * index in claim order, no sort) and merges them, rather than asking SQLite to sort every
+ * due run of several tasks. Lease tokens are drawn on the caller's thread before the op:
+ * the CSPRNG takes locks, and the writer thread is the store's one scarce resource.
  *
  * Lease checks: a heartbeat or report must present the run's current lease token; a run no
  * longer leased, or leased under another token (a newer attempt), answers 409 so a slow or
@@ -181,7 +183,6 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct claim_op *op = arg;
     int rc;
-    candidates_clear(op); /* from an earlier run of this op */
     for (size_t t = 0; t < op->req->n_tasks; t++) {
         if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
             return rc;
@@ -354,7 +355,6 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
     int rc = worker_seen(c, op->worker, op->now_ms, err);
     if (rc < 0)
         return rc;
-    json_decref(op->results); /* from an earlier run of this op */
     if (!(op->results = json_array()))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < op->n; i++) {
@@ -538,7 +538,6 @@ static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct report_op *op = arg;
     int rc;
-    memset(&op->counts, 0, sizeof op->counts);
     for (size_t i = 0; i < op->n; i++) {
         op->out[i].status = 0;
         op->out[i].reason = NULL;
@@ -551,7 +550,6 @@ static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     /* The answer is built here, inside the transaction, so that running out of memory
      * fails the whole report (nothing applied) rather than hiding applied reports behind
      * an error: a worker that retried would then be told its lease is stale. */
-    json_decref(op->results); /* from an earlier run of this op */
     if (!(op->results = json_array()))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < op->n; i++) {
