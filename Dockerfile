@@ -11,6 +11,8 @@
 
 # ---- build: compile everything (never shipped) ----------------------------------------------
 FROM debian:bookworm-slim AS build
+LABEL org.opencontainers.image.title="errand" \
+      org.opencontainers.image.description="errand build stage (compilers; not shipped)"
 WORKDIR /src
 # The package list lives in one place, scripts/install-deps.sh. Copying only that script first
 # keeps this layer cached until the list itself changes.
@@ -27,6 +29,8 @@ RUN make BUILD=build CMAKE_FLAGS="-DERRAND_BUILD_TESTS=OFF -DERRAND_BUILD_EXAMPL
 
 # ---- base: what every service needs at run time ---------------------------------------------
 FROM debian:bookworm-slim AS base
+LABEL org.opencontainers.image.title="errand" \
+      org.opencontainers.image.description="errand: a background-task platform in C (server, worker, example app)"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libssl3 libpq5 ca-certificates \

@@ -230,7 +230,7 @@ typedef struct errand_worker_options {
     const char *api_url;            /* NULL = ERRAND_API_URL */
     const char *api_key;            /* NULL = ERRAND_API_KEY */
     const char *name;               /* NULL = "<hostname>-<pid>" */
-    int concurrency;                /* runs at once; 0 = 10 */
+    int concurrency;                /* runs at once; 0 = ERRAND_WORKER_CONCURRENCY (10) */
     double lease_seconds;           /* 0 = the server's default */
     const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH */
     int persist_by_default;         /* -1 = ERRAND_RESULTS_PERSIST_BY_DEFAULT */

@@ -72,6 +72,10 @@ json_t *json_parse_text(const char *text, size_t len, errand_error *err)
            leaves an empty error text (and occasionally a misleading syntax error). */
         if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
             error_set(err, ERRAND_ENOMEM, NULL, "out of memory while parsing JSON");
+        else if (json_error_code(&jerr) == json_error_null_character)
+            error_set(err, ERR_INVALID_JSON, NULL,
+                      "body is not accepted: strings must not contain \\u0000 (line %d column %d)",
+                      jerr.line, jerr.column);
         else
             error_set(err, ERR_INVALID_JSON, NULL,
                       "body is not valid JSON: %s at line %d column %d", jerr.text, jerr.line,

@@ -43,6 +43,9 @@
 /* Leases per heartbeat request. */
 #define HEARTBEAT_BATCH_MAX 1000
 #define HEARTBEATS_PER_LEASE 3
+/* Heartbeat answers are also how a worker learns that a run was cancelled, so beat at least
+ * this often even with a long lease: a cancel reaches a running task within about this. */
+#define HEARTBEAT_MAX_INTERVAL_MS 1000
 #define DEFAULT_LEASE_SECONDS 30
 /* After a failed heartbeat, try again this soon (capped by the normal interval). */
 #define HEARTBEAT_RETRY_MS 1000
@@ -98,7 +101,8 @@ static int64_t heartbeat_interval_ms(reporter *r)
     int secs = atomic_load(&r->lease_seconds);
     if (secs <= 0)
         secs = DEFAULT_LEASE_SECONDS;
-    return (int64_t)secs * MS_PER_S / HEARTBEATS_PER_LEASE;
+    int64_t interval = (int64_t)secs * MS_PER_S / HEARTBEATS_PER_LEASE;
+    return interval < HEARTBEAT_MAX_INTERVAL_MS ? interval : HEARTBEAT_MAX_INTERVAL_MS;
 }
 
 int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error *err)
