@@ -1,6 +1,6 @@
 # Dockerfile — builds errand and the structured-output example once, then makes one small
 # runtime image per service of compose.yaml, as the seed's multi-stage Dockerfile does:
-#   server  `errand server start`            (the errand API + dashboard, port 4200)
+#   server  `errand server start`            (the errand API, port 4200)
 #   task    `structured-output-task`         (a task worker serving create_structured_output)
 #   api     `structured-output-api`          (the example web API, port 8000)
 # compose.yaml picks one per service with `build.target`; by hand:
@@ -54,7 +54,7 @@ ENV ERRAND_HOME=/data
 WORKDIR /data
 USER errand
 
-# ---- server: the errand API server and dashboard --------------------------------------------
+# ---- server: the errand API server ----------------------------------------------------------
 FROM base AS server
 # Listen on every interface of the container, so the other services (and `ports:`) reach it.
 ENV ERRAND_SERVER_API_HOST=0.0.0.0

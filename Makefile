@@ -38,7 +38,7 @@ container-test:
 	tests/container/run.sh
 
 demo: all
-	scripts/demo.sh
+	BUILD=$(BUILD) scripts/demo.sh
 
 asan:
 	$(MAKE) unit e2e example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"

@@ -41,8 +41,11 @@ for b in errand structured-output-task structured-output-api; do
 done
 
 port_busy() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
-port_busy "$server_port" && die "port $server_port is in use (an errand server from an earlier demo?); stop it or set ERRAND_SERVER_API_PORT"
-port_busy "$app_port" && die "port $app_port is in use; stop what listens there or set DEMO_APP_PORT"
+port_busy "$server_port" \
+  && die "port $server_port is in use (an errand server from an earlier demo?);" \
+         "stop it or set ERRAND_SERVER_API_PORT"
+port_busy "$app_port" \
+  && die "port $app_port is in use; stop what listens there or set DEMO_APP_PORT"
 
 # ---- services ------------------------------------------------------------------------------
 names=()   # service names, in start order

@@ -4,10 +4,10 @@
 # Runs apt-get only when something is missing, so it is cheap to call before every build.
 set -eu
 what=${1:-build}
+# libcmocka-dev is in the build set because the default build also builds the unit tests.
 build_pkgs="gcc make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-            libsqlite3-dev libssl-dev libpq-dev ca-certificates"
-test_pkgs="libcmocka-dev python3 python3-pytest python3-requests postgresql procps
-           chromium nodejs npm"
+            libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
+test_pkgs="python3 python3-pytest python3-requests procps chromium"
 case "$what" in
   build) pkgs=$build_pkgs ;;
   test|all) pkgs="$build_pkgs $test_pkgs" ;;
@@ -17,6 +17,12 @@ missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js may come from elsewhere than Debian (its npm then ships inside the nodejs package,
+# and Debian's npm would conflict): ask for the commands, not the packages.
+if [ "$what" != build ]; then
+  command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+  command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 sudo=""
 if [ "$(id -u)" != 0 ]; then

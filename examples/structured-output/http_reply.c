@@ -4,13 +4,56 @@
  */
 #include "http_reply.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONTENT_TYPE_JSON "application/json"
 
+/* jansson prints reals with 17 significant digits (49.99 -> 49.990000000000002). Print with
+ * the fewest digits, 15 to 17, that still read back as the same double for every real. */
+#define REAL_DIGITS_MIN 15
+#define REAL_DIGITS_MAX 17
+
+static bool reals_round_trip(json_t *v, int digits)
+{
+    if (json_is_real(v)) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*g", digits, json_real_value(v));
+        return strtod(buf, NULL) == json_real_value(v);
+    }
+    size_t i;
+    const char *key;
+    json_t *item;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            if (!reals_round_trip(item, digits))
+                return false;
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            if (!reals_round_trip(item, digits))
+                return false;
+        }
+    }
+    return true;
+}
+
+static size_t real_precision_flag(json_t *v)
+{
+    int digits = REAL_DIGITS_MIN;
+    while (digits < REAL_DIGITS_MAX && !reals_round_trip(v, digits))
+        digits++;
+    return JSON_REAL_PRECISION(digits);
+}
+
 enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text =
+        body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | real_precision_flag(body)) : NULL;
     json_decref(body);
     struct MHD_Response *resp;
     if (text) {

@@ -9,6 +9,7 @@
 #include "core/json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -19,16 +20,61 @@
 /* Room for "prefix.name" paths; longer ones are cut when copied into err->field. */
 #define JSON_PATH_MAX (2 * ERRAND_ERROR_FIELD_MAX)
 
+/* Significant digits tried for reals, shortest first. jansson prints every real with 17
+ * digits, which round-trips but shows 49.99 as 49.990000000000002; 15 or 16 digits give the
+ * text a person wrote whenever they still read back as the same double. jansson takes one
+ * precision per dump, so a value mixing such reals with one that needs 17 digits prints all
+ * of them with 17 (still exact). */
+#define REAL_DIGITS_MIN 15
+#define REAL_DIGITS_MAX 17
+
+/* True when every real in v reads back unchanged from `digits` significant digits. */
+static bool reals_round_trip(const json_t *v, int digits)
+{
+    if (json_is_real(v)) {
+        char buf[64];
+        double d = json_real_value(v);
+        snprintf(buf, sizeof buf, "%.*g", digits, d);
+        return strtod(buf, NULL) == d;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            if (!reals_round_trip(item, digits))
+                return false;
+        }
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach((json_t *)v, key, item)
+        {
+            if (!reals_round_trip(item, digits))
+                return false;
+        }
+    }
+    return true;
+}
+
+size_t json_real_flags(const json_t *v)
+{
+    for (int digits = REAL_DIGITS_MIN; digits < REAL_DIGITS_MAX; digits++)
+        if (reals_round_trip(v, digits))
+            return JSON_REAL_PRECISION(digits);
+    return JSON_REAL_PRECISION(REAL_DIGITS_MAX);
+}
+
 char *json_canonical(const json_t *v)
 {
     mem_install_json();
-    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | json_real_flags(v));
 }
 
 char *json_compact(const json_t *v)
 {
     mem_install_json();
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(v));
 }
 
 /* True when v nests no deeper than `left` levels of arrays/objects. */

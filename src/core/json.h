@@ -15,6 +15,10 @@
 /* Canonical compact text: keys sorted, no spaces; malloc'd with mem_* (free with mem_free). */
 char *json_canonical(const json_t *v);
 
+/* The JSON_REAL_PRECISION flag that prints every real in v with the fewest digits (15-17)
+ * that still read back as the same double; add it to any json_dump* of values users see. */
+size_t json_real_flags(const json_t *v);
+
 /* Compact text of v (not sorted); mem_free it. */
 char *json_compact(const json_t *v);
 

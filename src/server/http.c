@@ -120,9 +120,9 @@ static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf,
 /* Serialises json (compact) into a mem_alloc'd buffer. */
 static char *dump_json(const json_t *json, size_t *len)
 {
-    size_t need = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    size_t need = json_dumpb(json, NULL, 0, JSON_COMPACT | json_real_flags(json));
     char *buf = need ? mem_alloc(need) : NULL;
-    if (!buf || json_dumpb(json, buf, need, JSON_COMPACT) != need) {
+    if (!buf || json_dumpb(json, buf, need, JSON_COMPACT | json_real_flags(json)) != need) {
         mem_free(buf);
         return NULL;
     }

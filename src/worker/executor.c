@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "worker/process.h"
@@ -91,7 +92,7 @@ static void succeed(struct outcome *o, json_t *result)
 {
     o->ok = true;
     o->result = result;
-    o->size = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    o->size = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(result));
 }
 
 /* --- C tasks --------------------------------------------------------------------------- */
@@ -221,7 +222,7 @@ static void complete(executor *ex, struct wrun *run, struct outcome *o)
     bool fits = o->size <= env->inline_max;
     char *ref = NULL;
     if (persist || !fits) {
-        char *text = json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(o->result));
         errand_error err;
         int rc =
             text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref, &err)

@@ -60,7 +60,7 @@ struct report_item *report_item_state(struct wrun *run, errand_state state, cons
         it->weight += strlen(result_ref);
     }
     if (result)
-        it->weight += json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        it->weight += json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(result));
     return it;
 nomem:
     report_item_free(it);

@@ -260,9 +260,29 @@ static void check_fields_names_the_first_unknown(void **state)
     json_decref(o);
 }
 
+/* Reals print with the fewest digits that read back exactly: 49.99 stays 49.99, and a value
+ * that needs 17 digits keeps them. */
+static void reals_print_shortest_exact_text(void **state)
+{
+    (void)state;
+    json_t *v = json_pack("{s:f,s:[f]}", "price", 49.99, "xs", 0.1);
+    char *text = json_compact(v);
+    assert_string_equal(text, "{\"price\":49.99,\"xs\":[0.1]}");
+    mem_free(text);
+    json_decref(v);
+
+    v = json_real(0.1 + 0.2);
+    text = json_compact(v);
+    assert_true(strtod(text, NULL) == 0.1 + 0.2);
+    assert_string_equal(text, "0.30000000000000004");
+    mem_free(text);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reals_print_shortest_exact_text),
         cmocka_unit_test(canonical_sorts_keys_and_is_compact),
         cmocka_unit_test(parse_error_names_line_and_column),
         cmocka_unit_test(parse_accepts_any_value_and_respects_length),
