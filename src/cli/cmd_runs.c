@@ -21,10 +21,8 @@
 #define MS_PER_SECOND 1000.0
 #define N_STATE_TYPES (ERRAND_STATE_CANCELLED + 1)
 
-static const enum setting_id runs_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
-                                                SET_LOG_LEVEL};
-#define RUNS_SETTINGS                                                                              \
-    .settings = runs_settings, .n_settings = sizeof runs_settings / sizeof runs_settings[0]
+/* The descriptor fields of every `runs` command that acts on one run: `errand runs NAME ID`. */
+#define RUNS_BY_ID .group = "runs", .min_positional = 1, .max_positional = 1, CONNECT_SETTINGS
 
 static const char json_help[] = "print JSON instead of a table";
 
@@ -183,7 +181,7 @@ const struct cli_command cmd_runs_ls = {
     .summary = "List task runs, newest first",
     .usage = "[--state S] [--task T] [--tag T] [--limit N] [--cursor C] [--json]",
     .options = runs_ls_options,
-    RUNS_SETTINGS,
+    CONNECT_SETTINGS,
     .details = "With --json prints the server's answer: {\"runs\": [...], \"next_cursor\": ...}.\n"
                "\n"
                "Examples:\n"
@@ -199,25 +197,22 @@ static const struct cli_option json_only_options[] = {
     {NULL, NULL, false, NULL},
 };
 
+static int show_run(const struct args *a, errand_client *c)
+{
+    return run_view_show(a->cmd, c, a->positional[0], args_has(a, "json"));
+}
+
 static int run_runs_show(const struct args *a)
 {
-    errand_client *c = NULL;
-    int status = connect_client(a, &c, NULL);
-    if (status == CLI_EXIT_OK)
-        status = run_view_show(a->cmd, c, a->positional[0], args_has(a, "json"));
-    errand_client_free(c);
-    return status;
+    return connect_with_client(a, show_run);
 }
 
 const struct cli_command cmd_runs_show = {
-    .group = "runs",
+    RUNS_BY_ID,
     .name = "show",
     .summary = "Show a task run: its fields and state history",
     .usage = "ID [--json]",
-    .min_positional = 1,
-    .max_positional = 1,
     .options = json_only_options,
-    RUNS_SETTINGS,
     .details = "With --json prints the run object with a \"states\" array (oldest first).",
     .run = run_runs_show,
 };
@@ -261,15 +256,10 @@ static int fetch_logs(const struct args *a, errand_client *c, json_t *all)
     return status;
 }
 
-static int run_runs_logs(const struct args *a)
+static int print_logs(const struct args *a, errand_client *c)
 {
-    errand_client *c = NULL;
-    int status = connect_client(a, &c, NULL);
     json_t *all = json_array();
-    if (status == CLI_EXIT_OK && !all)
-        status = CLI_EXIT_FAILURE;
-    if (status == CLI_EXIT_OK)
-        status = fetch_logs(a, c, all);
+    int status = all ? fetch_logs(a, c, all) : CLI_EXIT_FAILURE;
     if (status == CLI_EXIT_OK) {
         if (args_has(a, "json")) {
             json_t *obj = json_pack("{s:O}", "logs", all);
@@ -288,19 +278,20 @@ static int run_runs_logs(const struct args *a)
         }
     }
     json_decref(all);
-    errand_client_free(c);
     return status;
 }
 
+static int run_runs_logs(const struct args *a)
+{
+    return connect_with_client(a, print_logs);
+}
+
 const struct cli_command cmd_runs_logs = {
-    .group = "runs",
+    RUNS_BY_ID,
     .name = "logs",
     .summary = "Print the log lines of a task run",
     .usage = "ID [--json]",
-    .min_positional = 1,
-    .max_positional = 1,
     .options = json_only_options,
-    RUNS_SETTINGS,
     .details = "Lines are TIME LEVEL MESSAGE, oldest first. With --json prints\n"
                "{\"logs\": [{\"seq\", \"timestamp\", \"level\", \"message\"}, ...]}.",
     .run = run_runs_logs,
@@ -308,12 +299,9 @@ const struct cli_command cmd_runs_logs = {
 
 /* ---- runs cancel ---------------------------------------------------------------------- */
 
-static int run_runs_cancel(const struct args *a)
+static int cancel_run(const struct args *a, errand_client *c)
 {
-    errand_client *c = NULL;
-    int status = connect_client(a, &c, NULL);
-    if (status != CLI_EXIT_OK)
-        return status;
+    int status = CLI_EXIT_OK;
     errand_error err = {0};
     errand_run *run = NULL;
     if (errand_cancel(c, a->positional[0], &run, &err) != 0) {
@@ -330,19 +318,20 @@ static int run_runs_cancel(const struct args *a)
                     errand_run_id(run));
     }
     errand_run_free(run);
-    errand_client_free(c);
     return status;
 }
 
+static int run_runs_cancel(const struct args *a)
+{
+    return connect_with_client(a, cancel_run);
+}
+
 const struct cli_command cmd_runs_cancel = {
-    .group = "runs",
+    RUNS_BY_ID,
     .name = "cancel",
     .summary = "Cancel a task run",
     .usage = "ID [--json]",
-    .min_positional = 1,
-    .max_positional = 1,
     .options = json_only_options,
-    RUNS_SETTINGS,
     .details = "A SCHEDULED run is CANCELLED at once; a run held by a worker goes to\n"
                "CANCELLING until the worker stops it. Cancelling a finished run is an error.",
     .run = run_runs_cancel,
@@ -370,14 +359,11 @@ static const struct cli_option runs_wait_options[] = {
 };
 
 const struct cli_command cmd_runs_wait = {
-    .group = "runs",
+    RUNS_BY_ID,
     .name = "wait",
     .summary = "Wait for a task run to finish; print its state and result",
     .usage = "ID [--timeout S] [--json]",
-    .min_positional = 1,
-    .max_positional = 1,
     .options = runs_wait_options,
-    RUNS_SETTINGS,
     .details = "Exit status 0 when the run COMPLETED; 1 when it FAILED, CRASHED, was\n"
                "CANCELLED, or is still not finished after --timeout.",
     .run = run_runs_wait,
@@ -385,12 +371,9 @@ const struct cli_command cmd_runs_wait = {
 
 /* ---- runs result ---------------------------------------------------------------------- */
 
-static int run_runs_result(const struct args *a)
+static int print_result(const struct args *a, errand_client *c)
 {
-    errand_client *c = NULL;
-    int status = connect_client(a, &c, NULL);
-    if (status != CLI_EXIT_OK)
-        return status;
+    int status = CLI_EXIT_OK;
     errand_error err = {0};
     errand_run *run = NULL;
     char *result = NULL;
@@ -401,19 +384,20 @@ static int run_runs_result(const struct args *a)
         out_json_text(result);
     errand_free(result);
     errand_run_free(run);
-    errand_client_free(c);
     return status;
 }
 
+static int run_runs_result(const struct args *a)
+{
+    return connect_with_client(a, print_result);
+}
+
 const struct cli_command cmd_runs_result = {
-    .group = "runs",
+    RUNS_BY_ID,
     .name = "result",
     .summary = "Print the result of a COMPLETED task run (JSON)",
     .usage = "ID",
-    .min_positional = 1,
-    .max_positional = 1,
     .options = NULL,
-    RUNS_SETTINGS,
     .details = "Reads a persisted result from result storage (ERRAND_LOCAL_STORAGE_PATH) when\n"
                "the server has no inline copy. A FAILED or CRASHED run, or one that has not\n"
                "finished, is an error (exit status 1) with the reason on stderr.",

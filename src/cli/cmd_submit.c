@@ -266,9 +266,6 @@ static int run_submit(const struct args *a)
     return status;
 }
 
-static const enum setting_id submit_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
-                                                  SET_LOG_LEVEL};
-
 const struct cli_command cmd_submit = {
     .group = NULL,
     .name = "submit",
@@ -277,8 +274,7 @@ const struct cli_command cmd_submit = {
     .min_positional = 1,
     .max_positional = 1,
     .options = submit_options,
-    .settings = submit_settings,
-    .n_settings = sizeof submit_settings / sizeof submit_settings[0],
+    CONNECT_SETTINGS,
     .details =
         "Prints the run's id (or the run as JSON with --json). With --wait, then waits for\n"
         "the run to finish and prints its final state and result; the exit status is 0 when\n"

@@ -53,13 +53,10 @@ static int print_workers_table(const json_t *workers)
     return CLI_EXIT_OK;
 }
 
-static int run_workers_ls(const struct args *a)
+static int list_workers(const struct args *a, errand_client *c)
 {
-    errand_client *c = NULL;
-    int status = connect_client(a, &c, NULL);
     json_t *answer = NULL;
-    if (status == CLI_EXIT_OK)
-        status = connect_get_json(a->cmd, c, "/workers", &answer);
+    int status = connect_get_json(a->cmd, c, "/workers", &answer);
     if (status == CLI_EXIT_OK) {
         if (args_has(a, "json"))
             out_json(answer);
@@ -67,8 +64,12 @@ static int run_workers_ls(const struct args *a)
             status = print_workers_table(json_object_get(answer, "workers"));
     }
     json_decref(answer);
-    errand_client_free(c);
     return status;
+}
+
+static int run_workers_ls(const struct args *a)
+{
+    return connect_with_client(a, list_workers);
 }
 
 static const struct cli_option workers_ls_options[] = {

@@ -27,7 +27,8 @@ enum {
 
 const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
                                             SET_LOG_LEVEL};
-const size_t connect_n_settings = sizeof connect_settings / sizeof connect_settings[0];
+_Static_assert(sizeof connect_settings / sizeof connect_settings[0] == CONNECT_N_SETTINGS,
+               "CONNECT_N_SETTINGS must count connect_settings");
 
 int connect_client(const struct args *a, errand_client **out, struct settings *settings_out)
 {
@@ -45,6 +46,16 @@ int connect_client(const struct args *a, errand_client **out, struct settings *s
     if (errand_client_new(&opt, out, &err) != 0)
         return out_error(a->cmd, &err);
     return CLI_EXIT_OK;
+}
+
+int connect_with_client(const struct args *a, int (*body)(const struct args *a, errand_client *c))
+{
+    errand_client *c = NULL;
+    int status = connect_client(a, &c, NULL);
+    if (status == CLI_EXIT_OK)
+        status = body(a, c);
+    errand_client_free(c);
+    return status;
 }
 
 void connect_error_from_response(int status, const char *body, errand_error *err)

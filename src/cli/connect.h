@@ -11,13 +11,21 @@
 #include "args.h"
 #include "errand/errand.h"
 
-/* The settings that every server-talking command accepts as flags. */
+/* The settings that the commands submitting or reading runs accept as flags (the client's
+ * URL, key and result storage, and the log level). CONNECT_SETTINGS fills the .settings and
+ * .n_settings of a cli_command with them (connect.c checks that the count matches the list). */
+enum { CONNECT_N_SETTINGS = 4 };
 extern const enum setting_id connect_settings[];
-extern const size_t connect_n_settings;
+#define CONNECT_SETTINGS .settings = connect_settings, .n_settings = CONNECT_N_SETTINGS
 
 /* Loads the settings (env, then the flags in a) and makes a client. Returns CLI_EXIT_OK, or
  * the exit status after printing why. *settings_out (optional) receives the settings. */
 int connect_client(const struct args *a, errand_client **out, struct settings *settings_out);
+
+/* Makes a client as connect_client() does, runs body with it and frees it: the frame of a
+ * command that has nothing to check before it connects. Returns body's status, or the exit
+ * status of connect_client() without calling body. */
+int connect_with_client(const struct args *a, int (*body)(const struct args *a, errand_client *c));
 
 /* GET path (below the API URL); on HTTP 200 parses the body into *out (json_decref it).
  * Otherwise prints the server's error message and returns the exit status. */

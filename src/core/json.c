@@ -189,81 +189,94 @@ static int lookup(const json_t *obj, const char *prefix, const char *name, json_
     return 0;
 }
 
-static int wrong_type(const char *prefix, const char *name, const char *want, const json_t *v,
-                      errand_error *err)
-{
-    char path[JSON_PATH_MAX];
-    field_path(path, sizeof path, prefix, name);
-    return error_set(err, ERRAND_EINVAL, path, "field '%s' must be %s, got %s", path, want,
-                     json_type_label(v));
-}
-
 static void set_present(bool *present, bool value)
 {
     if (present)
         *present = value;
 }
 
+/* The frame of the typed getters: finds obj[name] as lookup() does (NULL in *value when it
+ * is absent or null) and checks its type with is_type, failing with "field 'x' must be
+ * <want>, got <type>". *present (optional) says whether a value of the right type is there. */
+static int lookup_typed(const json_t *obj, const char *prefix, const char *name,
+                        bool (*is_type)(const json_t *v), const char *want, json_t **value,
+                        bool *present, errand_error *err)
+{
+    set_present(present, false);
+    int rc = lookup(obj, prefix, name, value, err);
+    if (rc || !*value)
+        return rc;
+    if (!is_type(*value)) {
+        char path[JSON_PATH_MAX];
+        field_path(path, sizeof path, prefix, name);
+        return error_set(err, ERRAND_EINVAL, path, "field '%s' must be %s, got %s", path, want,
+                         json_type_label(*value));
+    }
+    set_present(present, true);
+    return 0;
+}
+
+/* jansson's json_is_* are macros; lookup_typed() takes them as functions. */
+static bool is_string(const json_t *v)
+{
+    return json_is_string(v);
+}
+
+static bool is_integer(const json_t *v)
+{
+    return json_is_integer(v);
+}
+
+static bool is_number(const json_t *v)
+{
+    return json_is_number(v);
+}
+
+static bool is_boolean(const json_t *v)
+{
+    return json_is_boolean(v);
+}
+
 int json_get_string(const json_t *obj, const char *prefix, const char *name, const char **out,
                     bool *present, errand_error *err)
 {
     json_t *v;
-    set_present(present, false);
-    int rc = lookup(obj, prefix, name, &v, err);
-    if (rc || !v)
-        return rc;
-    if (!json_is_string(v))
-        return wrong_type(prefix, name, "a string", v, err);
-    *out = json_string_value(v);
-    set_present(present, true);
-    return 0;
+    int rc = lookup_typed(obj, prefix, name, is_string, "a string", &v, present, err);
+    if (rc == 0 && v)
+        *out = json_string_value(v);
+    return rc;
 }
 
 int json_get_int(const json_t *obj, const char *prefix, const char *name, long long *out,
                  bool *present, errand_error *err)
 {
-    json_t *v;
-    set_present(present, false);
-    int rc = lookup(obj, prefix, name, &v, err);
-    if (rc || !v)
-        return rc;
     /* Reals are refused even when whole (2.0): an integer field takes integer text. Values
        beyond long long never get here, jansson refuses them while parsing. */
-    if (!json_is_integer(v))
-        return wrong_type(prefix, name, "an integer", v, err);
-    *out = (long long)json_integer_value(v);
-    set_present(present, true);
-    return 0;
+    json_t *v;
+    int rc = lookup_typed(obj, prefix, name, is_integer, "an integer", &v, present, err);
+    if (rc == 0 && v)
+        *out = (long long)json_integer_value(v);
+    return rc;
 }
 
 int json_get_number(const json_t *obj, const char *prefix, const char *name, double *out,
                     bool *present, errand_error *err)
 {
     json_t *v;
-    set_present(present, false);
-    int rc = lookup(obj, prefix, name, &v, err);
-    if (rc || !v)
-        return rc;
-    if (!json_is_number(v))
-        return wrong_type(prefix, name, "a number", v, err);
-    *out = json_number_value(v);
-    set_present(present, true);
-    return 0;
+    int rc = lookup_typed(obj, prefix, name, is_number, "a number", &v, present, err);
+    if (rc == 0 && v)
+        *out = json_number_value(v);
+    return rc;
 }
 
 int json_get_bool(const json_t *obj, const char *prefix, const char *name, bool *out, bool *present,
                   errand_error *err)
 {
     json_t *v;
-    set_present(present, false);
-    int rc = lookup(obj, prefix, name, &v, err);
-    if (rc || !v)
-        return rc;
-    if (!json_is_boolean(v))
-        return wrong_type(prefix, name, "a boolean", v, err);
-    *out = json_is_true(v);
-    set_present(present, true);
-    return 0;
+    int rc = lookup_typed(obj, prefix, name, is_boolean, "a boolean", &v, present, err);
+    if (rc == 0 && v)
+        *out = json_is_true(v);
+    return rc;
 }
 
 int json_check_fields(const json_t *obj, const char *prefix, const char *const *allowed,

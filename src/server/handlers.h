@@ -22,6 +22,14 @@ struct handler_ctx {
     int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
 };
 
+/* The statuses handlers answer with themselves; failures get theirs from the error code
+ * (error_http_status). A heartbeat or report with a stale lease answers HTTP_CONFLICT. */
+enum {
+    HTTP_OK = 200,
+    HTTP_CREATED = 201,
+    HTTP_CONFLICT = 409,
+};
+
 typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
                           struct http_reply *reply, errand_error *err);
 

@@ -20,7 +20,6 @@
 #include "server/query.h"
 #include "server/worker_request.h"
 
-#define HTTP_OK 200
 #define CLAIM_RECHECK_MS 200
 #define MS_PER_S 1000.0
 

@@ -10,7 +10,6 @@
 #define ERRAND_VERSION "0.0.0" /* set by the build (CMake) */
 #endif
 
-#define HTTP_OK 200
 #define WIRE_API_VERSION 1
 
 int handle_health(const struct handler_ctx *ctx, const struct http_request *req,

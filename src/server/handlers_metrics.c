@@ -4,8 +4,6 @@
 #include "server/handlers.h"
 #include "server/query.h"
 
-#define HTTP_OK 200
-
 int handle_metrics(const struct handler_ctx *ctx, const struct http_request *req,
                    struct http_reply *reply, errand_error *err)
 {

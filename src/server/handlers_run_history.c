@@ -6,7 +6,6 @@
 #include "server/handlers.h"
 #include "server/query.h"
 
-#define HTTP_OK 200
 #define LOGS_LIMIT_DEFAULT 1000
 #define LOGS_LIMIT_MAX 1000
 #define LOG_SEQ_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */

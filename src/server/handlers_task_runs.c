@@ -13,8 +13,6 @@
 #include "server/query.h"
 #include "server/run_spec.h"
 
-#define HTTP_OK 200
-#define HTTP_CREATED 201
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 1000
 

@@ -16,7 +16,6 @@
 #include "server/handlers.h"
 #include "server/query.h"
 
-#define HTTP_OK 200
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 300
 #define WAIT_RECHECK_MS 1000

@@ -16,8 +16,6 @@
 #include "server/query.h"
 #include "server/worker_request.h"
 
-#define HTTP_OK 200
-#define HTTP_CONFLICT 409
 #define ACTIVE_LEASE_PERIODS 3 /* a worker is active when seen within three lease periods */
 #define MS_PER_S 1000
 

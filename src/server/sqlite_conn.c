@@ -227,6 +227,13 @@ int sqlite_bind_positive(sqlite3_stmt *s, int idx, double v)
     return sqlite3_bind_double(s, idx, v);
 }
 
+int sqlite_bind_opt_int(sqlite3_stmt *s, int idx, int v)
+{
+    if (v < 0)
+        return sqlite3_bind_null(s, idx);
+    return sqlite3_bind_int(s, idx, v);
+}
+
 const char *sqlite_col_text(sqlite3_stmt *s, int col)
 {
     return (const char *)sqlite3_column_text(s, col);
@@ -235,4 +242,9 @@ const char *sqlite_col_text(sqlite3_stmt *s, int col)
 int64_t sqlite_col_ms(sqlite3_stmt *s, int col)
 {
     return sqlite3_column_int64(s, col); /* NULL reads as 0 */
+}
+
+int sqlite_col_opt_int(sqlite3_stmt *s, int col)
+{
+    return sqlite3_column_type(s, col) == SQLITE_NULL ? -1 : sqlite3_column_int(s, col);
 }

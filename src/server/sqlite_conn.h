@@ -63,9 +63,12 @@ void sqlite_conn_reset_all(struct sqlite_conn *c);
 int sqlite_bind_text(sqlite3_stmt *s, int idx, const char *text);
 int sqlite_bind_ms(sqlite3_stmt *s, int idx, int64_t ms);
 int sqlite_bind_positive(sqlite3_stmt *s, int idx, double v);
+int sqlite_bind_opt_int(sqlite3_stmt *s, int idx, int v);
 
 /* Column helpers: SQL NULL reads as NULL text / 0. */
 const char *sqlite_col_text(sqlite3_stmt *s, int col);
 int64_t sqlite_col_ms(sqlite3_stmt *s, int col);
+/* The column of an optional integer bound with sqlite_bind_opt_int(): SQL NULL reads as -1. */
+int sqlite_col_opt_int(sqlite3_stmt *s, int col);
 
 #endif

@@ -73,9 +73,7 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->retry_delays = sqlite_col_text(s, RC_RETRY_DELAYS);
     r->retry_jitter_factor = sqlite3_column_double(s, RC_RETRY_JITTER);
     r->timeout_seconds = sqlite3_column_double(s, RC_TIMEOUT);
-    r->persist_result = sqlite3_column_type(s, RC_PERSIST_RESULT) == SQLITE_NULL
-                            ? -1
-                            : sqlite3_column_int(s, RC_PERSIST_RESULT);
+    r->persist_result = sqlite_col_opt_int(s, RC_PERSIST_RESULT);
     r->result = sqlite_col_text(s, RC_RESULT);
     r->result_ref = sqlite_col_text(s, RC_RESULT_REF);
 }

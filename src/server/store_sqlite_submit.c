@@ -149,10 +149,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     sqlite_bind_text(s, 19, slot->delays_text);
     sqlite3_bind_double(s, 20, spec->retry_jitter_factor);
     sqlite_bind_positive(s, 21, spec->timeout_seconds);
-    if (spec->persist_result < 0)
-        sqlite3_bind_null(s, 22);
-    else
-        sqlite3_bind_int(s, 22, spec->persist_result);
+    sqlite_bind_opt_int(s, 22, spec->persist_result);
     sqlite_bind_text(s, 23, slot->cached ? slot->cache_result : NULL);
     sqlite_bind_text(s, 24, slot->cached ? slot->cache_result_ref : NULL);
     int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);

@@ -98,9 +98,7 @@ static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_er
     r->attempt = sqlite3_column_int(s, CC_ATTEMPT);
     r->max_attempts = sqlite3_column_int(s, CC_MAX_ATTEMPTS);
     r->timeout_seconds = sqlite3_column_double(s, CC_TIMEOUT);
-    r->persist_result = sqlite3_column_type(s, CC_PERSIST_RESULT) == SQLITE_NULL
-                            ? -1
-                            : sqlite3_column_int(s, CC_PERSIST_RESULT);
+    r->persist_result = sqlite_col_opt_int(s, CC_PERSIST_RESULT);
     r->cache_key = sqlite_col_text(s, CC_CACHE_KEY);
     return run_row_own_strings(r, err);
 }
