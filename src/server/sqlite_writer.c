@@ -26,6 +26,15 @@
  * task_runs that cost a third of the writer's CPU; so the store keeps no triggers and
  * writes multi-row data (tags) one row per statement, and the savepoints cost ~5%.
  *
+ * Why some ops commit without fsync: with synchronous=FULL every commit fsyncs the WAL, and
+ * a task run's quickest life has three commits (submit, claim, report). Losing a claim or a
+ * heartbeat to a power failure is harmless — the run is simply SCHEDULED again, or its
+ * lease shorter, and the worker that held it is refused at its next report (409) — so
+ * sqlite_writer_run_relaxed() ops may commit with synchronous=NORMAL when their whole group
+ * is relaxed. The WAL is append-only and every durable commit fsyncs all of it, so a relaxed
+ * commit never makes an earlier durable one less durable, and one that follows it makes it
+ * durable too. This takes one of three fsyncs out of a run's latency at light load.
+ *
  * Locking: `lock` guards the queue, `stopping`, and the `done` flag of every queued op.
  * Each op has its own condition variable, so a commit wakes exactly its callers, not every
  * waiting thread. The writer signals while holding the lock and never touches an op after
@@ -43,9 +52,15 @@
 #include "core/log.h"
 #include "core/mem.h"
 
+/* SQLite's numbering of PRAGMA synchronous levels. */
+#define SQLITE_SYNCHRONOUS_FULL 2
+#define SQL_SYNC_NORMAL "PRAGMA synchronous=NORMAL"
+#define SQL_SYNC_FULL "PRAGMA synchronous=FULL"
+
 struct writer_op {
     sqlite_writer_fn fn;
     void *arg;
+    bool relaxed; /* may be lost on power failure (see above) */
     int rc;
     errand_error err;
     bool done;
@@ -61,6 +76,8 @@ struct sqlite_writer {
     pthread_t thread;
     struct sqlite_conn *conn;
     struct writer_op **batch; /* SQLITE_WRITER_MAX_BATCH slots, writer thread only */
+    bool full_sync;           /* the connection was opened synchronous=FULL (writer thread) */
+    bool relaxed_now;         /* synchronous is NORMAL at the moment (writer thread) */
     struct sqlite_writer_stats stats;
 };
 
@@ -102,11 +119,28 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
     return true;
 }
 
+/* With synchronous=FULL configured, commits a group of relaxed ops with NORMAL and any other
+ * group with FULL. A failed switch keeps the current level (FULL stays safe). */
+static void set_durability(struct sqlite_writer *w, struct writer_op **ops, size_t n)
+{
+    if (!w->full_sync)
+        return;
+    bool relaxed = true;
+    for (size_t i = 0; i < n && relaxed; i++)
+        relaxed = ops[i]->relaxed;
+    if (relaxed == w->relaxed_now)
+        return;
+    errand_error ignored;
+    if (sqlite_conn_exec(w->conn, relaxed ? SQL_SYNC_NORMAL : SQL_SYNC_FULL, &ignored) == 0)
+        w->relaxed_now = relaxed;
+}
+
 /* Runs ops[0..n) in as few transactions as possible (one, unless SQLite aborts one).
  * Returns the number of commits. */
 static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_t n)
 {
     struct sqlite_conn *c = w->conn;
+    set_durability(w, ops, n);
     unsigned commits = 0;
     size_t i = 0;
     while (i < n) {
@@ -195,6 +229,11 @@ int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_er
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
     w->conn = conn;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(conn->db, "PRAGMA synchronous", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        w->full_sync = sqlite3_column_int(q, 0) >= SQLITE_SYNCHRONOUS_FULL;
+    sqlite3_finalize(q);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->work, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -208,12 +247,14 @@ int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_er
     return 0;
 }
 
-int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err)
+static int run_op_waiting(sqlite_writer *w, sqlite_writer_fn fn, void *arg, bool relaxed,
+                          errand_error *err)
 {
     struct writer_op op;
     memset(&op, 0, sizeof op);
     op.fn = fn;
     op.arg = arg;
+    op.relaxed = relaxed;
     pthread_cond_init(&op.done_cond, NULL);
 
     pthread_mutex_lock(&w->lock);
@@ -236,6 +277,17 @@ int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_e
     if (op.rc < 0 && err)
         *err = op.err;
     return op.rc;
+}
+
+int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err)
+{
+    return run_op_waiting(w, fn, arg, false, err);
+}
+
+int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
+                              errand_error *err)
+{
+    return run_op_waiting(w, fn, arg, true, err);
 }
 
 void sqlite_writer_stop(sqlite_writer *w)

@@ -257,7 +257,7 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
         rc = error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
         goto done;
     }
-    if ((rc = sqlite_writer_run(s->writer, claim_in_writer, &op, err)) < 0)
+    if ((rc = sqlite_writer_run_relaxed(s->writer, claim_in_writer, &op, err)) < 0)
         goto done;
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
@@ -387,7 +387,7 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         store_sqlite_norm_id(leases[i].id, op.out[i].id);
-    int rc = sqlite_writer_run(s->writer, heartbeat_in_writer, &op, err);
+    int rc = sqlite_writer_run_relaxed(s->writer, heartbeat_in_writer, &op, err);
     if (rc == 0) {
         for (size_t i = 0; i < n; i++)
             if (op.out[i].status != HTTP_OK && any_stale)
