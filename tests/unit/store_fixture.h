@@ -1,0 +1,274 @@
+/*
+ * store_fixture.h — the fixture and helpers shared by the SQLite store tests
+ * (test_store_sqlite*.c): a store on a real database file in a fresh mkdtemp directory per
+ * test, and short forms of the store calls. Header-only (static inline), because every
+ * tests/unit/test_*.c is its own program.
+ *
+ * Times are synthetic: every store call takes now_ms, so a test moves the clock by passing
+ * a later now instead of sleeping.
+ */
+#ifndef ERRAND_TESTS_STORE_FIXTURE_H
+#define ERRAND_TESTS_STORE_FIXTURE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/state.h"
+#include "server/run_spec.h"
+#include "server/sqlite_schema.h"
+#include "server/sqlite_writer.h"
+#include "server/store.h"
+#include "server/store_sqlite.h"
+
+#define SEC INT64_C(1000)
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    char url[160];
+    store *st;
+    int64_t t0;
+};
+
+/* --- helpers ------------------------------------------------------------------------- */
+
+static inline void open_store(struct fixture *fx, const char *sync)
+{
+    struct store_options opt = {.sync = sync, .default_lease_seconds = 30};
+    errand_error err;
+    int rc = store_open(fx->url, &opt, &fx->st, &err);
+    if (rc != 0)
+        fail_msg("store_open(%s): %s", fx->url, err.message);
+}
+
+static inline int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/errand-store-XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    snprintf(fx->path, sizeof fx->path, "%s/errand.db", fx->dir);
+    snprintf(fx->url, sizeof fx->url, "sqlite://%s", fx->path);
+    fx->t0 = clock_now_ms();
+    open_store(fx, "normal");
+    *state = fx;
+    return 0;
+}
+
+static inline void remove_db_files(const struct fixture *fx)
+{
+    char p[200];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", fx->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(fx->dir);
+}
+
+static inline int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    store_close(fx->st);
+    remove_db_files(fx);
+    free(fx);
+    return 0;
+}
+
+static inline void parse_spec(struct run_spec *spec, int64_t now, const char *text)
+{
+    json_error_t jerr;
+    json_t *obj = json_loads(text, 0, &jerr);
+    if (!obj)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    errand_error err;
+    if (run_spec_parse(obj, NULL, now, spec, &err) != 0)
+        fail_msg("run_spec_parse(%s): %s", text, err.message);
+    json_decref(obj);
+}
+
+/* Submits one run described by JSON text; returns the run object. */
+static inline json_t *submit(struct fixture *fx, int64_t now, const char *text, bool *created_out)
+{
+    struct run_spec spec;
+    parse_spec(&spec, now, text);
+    json_t *run = NULL;
+    bool created = false;
+    errand_error err;
+    int rc = store_submit(fx->st, &spec, 1, now, &run, &created, &err);
+    run_spec_clear(&spec);
+    if (rc != 0)
+        fail_msg("store_submit(%s): %s", text, err.message);
+    if (created_out)
+        *created_out = created;
+    return run;
+}
+
+static inline const char *sfield(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v))
+        fail_msg("field %s is not a string", key);
+    return json_string_value(v);
+}
+
+static inline long long ifield(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        fail_msg("field %s is not an integer", key);
+    return json_integer_value(v);
+}
+
+static inline const char *state_type_of(const json_t *run)
+{
+    return sfield(json_object_get(run, "state"), "type");
+}
+
+static inline const char *state_name_of(const json_t *run)
+{
+    return sfield(json_object_get(run, "state"), "name");
+}
+
+static inline json_t *get_run(struct fixture *fx, const char *id)
+{
+    json_t *run = NULL;
+    errand_error err;
+    if (store_get_run(fx->st, id, &run, &err) != 0)
+        fail_msg("store_get_run(%s): %s", id, err.message);
+    return run;
+}
+
+static inline json_t *claim(struct fixture *fx, const char *worker, const char *task, int limit,
+                            int lease_seconds, int64_t now)
+{
+    const char *tasks[] = {task};
+    struct claim_request req = {.worker = worker,
+                                .tasks = tasks,
+                                .n_tasks = 1,
+                                .limit = limit,
+                                .lease_seconds = lease_seconds};
+    json_t *runs = NULL;
+    errand_error err;
+    if (store_claim(fx->st, &req, now, &runs, &err) != 0)
+        fail_msg("store_claim: %s", err.message);
+    return runs;
+}
+
+/* Reports one state for one run; returns the item status. */
+static inline int report(struct fixture *fx, const char *id, const char *token, errand_state state,
+                         const json_t *result, const char *message, bool retryable, int64_t now)
+{
+    struct run_report rep = {.id = id,
+                             .lease_token = token,
+                             .state = state,
+                             .result = result,
+                             .message = message,
+                             .retryable = retryable};
+    json_t *out = NULL;
+    bool stale = false;
+    errand_error err;
+    if (store_report(fx->st, "w1", &rep, 1, NULL, 0, now, &out, &stale, &err) != 0)
+        fail_msg("store_report: %s", err.message);
+    int status = (int)ifield(json_array_get(out, 0), "status");
+    assert_int_equal(stale, status != 200);
+    json_decref(out);
+    return status;
+}
+
+static inline void counts(struct fixture *fx, int64_t c[8])
+{
+    errand_error err;
+    if (store_count_by_state(fx->st, c, &err) != 0)
+        fail_msg("store_count_by_state: %s", err.message);
+}
+
+static inline int64_t total_runs(struct fixture *fx)
+{
+    int64_t c[8], sum = 0;
+    counts(fx, c);
+    for (int i = 0; i < 8; i++)
+        sum += c[i];
+    return sum;
+}
+
+static inline int64_t parse_time(const json_t *v)
+{
+    int64_t ms = 0;
+    assert_true(json_is_string(v));
+    assert_true(clock_parse_rfc3339(json_string_value(v), &ms));
+    return ms;
+}
+
+static inline void complete_run(struct fixture *fx, const char *task, const char *result_text,
+                                int64_t now)
+{
+    json_t *runs = claim(fx, "w1", task, 1, 30, now);
+    assert_int_equal(json_array_size(runs), 1);
+    json_t *c = json_array_get(runs, 0);
+    json_t *result = json_loads(result_text, JSON_DECODE_ANY, NULL);
+    assert_int_equal(report(fx, sfield(c, "id"), sfield(c, "lease_token"), ERRAND_STATE_COMPLETED,
+                            result, NULL, true, now),
+                     200);
+    json_decref(result);
+    json_decref(runs);
+}
+
+static inline int heartbeat1(struct fixture *fx, const char *id, const char *token,
+                             int lease_seconds, int64_t now, bool *cancel)
+{
+    struct lease_ref ref = {.id = id, .lease_token = token};
+    json_t *out = NULL;
+    bool stale = false;
+    errand_error err;
+    if (store_heartbeat(fx->st, "w1", &ref, 1, lease_seconds, now, &out, &stale, &err) != 0)
+        fail_msg("store_heartbeat: %s", err.message);
+    json_t *item = json_array_get(out, 0);
+    assert_string_equal(sfield(item, "id"), id);
+    int status = (int)ifield(item, "status");
+    assert_int_equal(stale, status != 200);
+    if (cancel)
+        *cancel = json_is_true(json_object_get(item, "cancel"));
+    json_decref(out);
+    return status;
+}
+
+static inline int sweep(struct fixture *fx, int64_t now)
+{
+    int n = -1;
+    errand_error err;
+    if (store_sweep(fx->st, now, &n, &err) != 0)
+        fail_msg("store_sweep: %s", err.message);
+    return n;
+}
+
+static inline json_t *list(struct fixture *fx, unsigned mask, const char *task, const char *tag,
+                           const char *cursor, int limit, char next[37])
+{
+    struct run_filter f = {
+        .state_mask = mask, .task = task, .tag = tag, .cursor = cursor, .limit = limit};
+    json_t *runs = NULL;
+    errand_error err;
+    if (store_list_runs(fx->st, &f, &runs, next, &err) != 0)
+        fail_msg("store_list_runs: %s", err.message);
+    return runs;
+}
+
+#endif

@@ -1,0 +1,493 @@
+/*
+ * test_store_sqlite_faults.c — the SQLite store under faults: every call survives
+ * allocation failures, a killed process loses no acknowledged run, one failing op in a
+ * commit group rolls back alone; and a printed (never asserted) throughput figure.
+ */
+#include "store_fixture.h"
+
+#define BENCH_RUNS 20000
+#define BENCH_BATCH 1000
+#define GROUP_THREADS 8
+#define GROUP_SUBMITS_PER_THREAD 250
+
+/* --- faults: allocation failures and a killed process ------------------------------- */
+
+/* Runs call(fx) with the k-th allocation failing, k = 0, 1, ... until it succeeds: every
+ * failure is a clean error (no crash; leaks show under ASan), and success comes. */
+static void until_success(struct fixture *fx, const char *what, int (*call)(struct fixture *))
+{
+    for (long budget = 0;; budget++) {
+        mem_fail_after(budget);
+        int rc = call(fx);
+        mem_fail_after(-1);
+        if (rc == 0)
+            return;
+        if (rc != ERRAND_ENOMEM && rc != ERRAND_ESTORE)
+            fail_msg("%s with %ld allocations: unexpected error %d", what, budget, rc);
+        if (budget > 100000)
+            fail_msg("%s never succeeds", what);
+    }
+}
+
+static char fault_id[37], fault_token[40];
+static int64_t fault_now;
+
+static int fault_claim(struct fixture *fx)
+{
+    const char *tasks[] = {"fault"};
+    struct claim_request req = {.worker = "wf", .tasks = tasks, .n_tasks = 1, .limit = 5};
+    json_t *runs = NULL;
+    errand_error err;
+    int rc = store_claim(fx->st, &req, fault_now, &runs, &err);
+    if (rc == 0 && json_array_size(runs) > 0) {
+        json_t *c = json_array_get(runs, 0);
+        snprintf(fault_id, sizeof fault_id, "%s", sfield(c, "id"));
+        snprintf(fault_token, sizeof fault_token, "%s", sfield(c, "lease_token"));
+    }
+    json_decref(runs);
+    return rc;
+}
+
+static int fault_heartbeat(struct fixture *fx)
+{
+    struct lease_ref ref = {fault_id, fault_token};
+    json_t *out = NULL;
+    bool stale;
+    errand_error err;
+    int rc = store_heartbeat(fx->st, "wf", &ref, 1, 30, fault_now, &out, &stale, &err);
+    json_decref(out);
+    return rc;
+}
+
+static int fault_report(struct fixture *fx)
+{
+    json_t *result = json_pack("{s:[i,i,i]}", "r", 1, 2, 3);
+    struct run_report rep = {.id = fault_id,
+                             .lease_token = fault_token,
+                             .state = ERRAND_STATE_FAILED,
+                             .message = "m",
+                             .retryable = true};
+    struct log_entry log = {fault_id, fault_now, ERRAND_LOG_INFO, "a log line"};
+    json_t *out = NULL;
+    bool stale;
+    errand_error err;
+    int rc = store_report(fx->st, "wf", &rep, 1, &log, 1, fault_now, &out, &stale, &err);
+    json_decref(out);
+    json_decref(result);
+    return rc;
+}
+
+static int fault_reads(struct fixture *fx)
+{
+    errand_error err;
+    json_t *v = NULL;
+    int rc;
+    char next[37];
+    int64_t after;
+    int64_t c[8];
+    struct run_filter f = {.state_mask = 1u << ERRAND_STATE_SCHEDULED, .tag = NULL, .limit = 3};
+    struct run_filter ft = {.tag = "t1", .limit = 3};
+    if ((rc = store_get_run(fx->st, fault_id, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_get_states(fx->st, fault_id, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_get_logs(fx->st, fault_id, 0, 10, &v, &after, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_runs(fx->st, &f, &v, next, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_runs(fx->st, &ft, &v, next, &err)) < 0)
+        return rc;
+    json_decref(v);
+    if ((rc = store_list_workers(fx->st, fault_now, SEC, &v, &err)) < 0)
+        return rc;
+    json_decref(v);
+    return store_count_by_state(fx->st, c, &err);
+}
+
+static int fault_cancel(struct fixture *fx)
+{
+    json_t *run = NULL;
+    errand_error err;
+    int rc = store_cancel(fx->st, fault_id, fault_now, &run, &err);
+    json_decref(run);
+    return rc;
+}
+
+static int fault_sweep(struct fixture *fx)
+{
+    int n;
+    errand_error err;
+    return store_sweep(fx->st, fault_now + 3600 * SEC, &n, &err);
+}
+
+static void every_call_survives_allocation_failures(void **state)
+{
+    struct fixture *fx = *state;
+    for (int i = 0; i < 3; i++)
+        json_decref(submit(fx, fx->t0,
+                           "{\"task\": \"fault\", \"retries\": 5, \"tags\": [\"t1\"],"
+                           " \"parameters\": {\"k\": [1, 2]}}",
+                           NULL));
+    fault_now = fx->t0;
+    /* A claim that fails after its commit (building the answer) leaves its runs PENDING
+     * until their lease runs out; so the lease checks below use a run claimed cleanly. */
+    until_success(fx, "claim", fault_claim);
+    json_decref(submit(fx, fx->t0, "{\"task\": \"fault2\", \"retries\": 5}", NULL));
+    json_t *runs = claim(fx, "wf", "fault2", 1, 30, fx->t0);
+    snprintf(fault_id, sizeof fault_id, "%s", sfield(json_array_get(runs, 0), "id"));
+    snprintf(fault_token, sizeof fault_token, "%s", sfield(json_array_get(runs, 0), "lease_token"));
+    json_decref(runs);
+    until_success(fx, "heartbeat", fault_heartbeat);
+    until_success(fx, "report", fault_report);
+    until_success(fx, "reads", fault_reads);
+    until_success(fx, "cancel", fault_cancel);
+    until_success(fx, "sweep", fault_sweep);
+    /* The counts still add up to the runs stored. */
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7], 4);
+}
+
+#define KILL_AFTER_RUNS 600
+#define KILL_BATCH 40
+
+/* The child: submits batches and completes some runs, telling the parent every id whose
+ * submission was acknowledged, until it is killed. */
+static void killed_child(const char *url, int fd)
+{
+    store *st = NULL;
+    errand_error err;
+    struct store_options opt = {.sync = "normal"};
+    if (store_open(url, &opt, &st, &err) != 0)
+        _exit(2);
+    int64_t t = clock_now_ms();
+    for (;;) {
+        struct run_spec specs[KILL_BATCH];
+        json_t *runs[KILL_BATCH];
+        for (int i = 0; i < KILL_BATCH; i++)
+            parse_spec(&specs[i], t, "{\"task\": \"k\", \"tags\": [\"x\"]}");
+        if (store_submit(st, specs, KILL_BATCH, t, runs, NULL, &err) != 0)
+            _exit(3);
+        for (int i = 0; i < KILL_BATCH; i++) {
+            char line[40];
+            int len = snprintf(line, sizeof line, "%s\n", sfield(runs[i], "id"));
+            if (write(fd, line, (size_t)len) != len)
+                _exit(0);
+            json_decref(runs[i]);
+            run_spec_clear(&specs[i]);
+        }
+        const char *tasks[] = {"k"};
+        struct claim_request req = {.worker = "kw", .tasks = tasks, .n_tasks = 1, .limit = 20};
+        json_t *claimed = NULL;
+        if (store_claim(st, &req, t, &claimed, &err) != 0)
+            _exit(4);
+        for (size_t i = 0; i < json_array_size(claimed); i++) {
+            json_t *c = json_array_get(claimed, i);
+            struct run_report rep = {.id = sfield(c, "id"),
+                                     .lease_token = sfield(c, "lease_token"),
+                                     .state = ERRAND_STATE_COMPLETED,
+                                     .result = c};
+            json_t *out = NULL;
+            bool stale;
+            store_report(st, "kw", &rep, 1, NULL, 0, t, &out, &stale, &err);
+            json_decref(out);
+        }
+        json_decref(claimed);
+    }
+}
+
+static void killed_process_loses_no_acknowledged_run(void **state)
+{
+    struct fixture *fx = *state;
+    store_close(fx->st);
+    fx->st = NULL;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        killed_child(fx->url, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char(*ids)[37] = calloc(KILL_AFTER_RUNS, 37);
+    char line[64];
+    int n = 0;
+    while (n < KILL_AFTER_RUNS && fgets(line, sizeof line, in)) {
+        line[strcspn(line, "\n")] = '\0';
+        assert_int_equal(strlen(line), 36);
+        memcpy(ids[n++], line, 37);
+    }
+    kill(pid, SIGKILL); /* mid-write, most likely: the child never pauses */
+    int status = 0;
+    waitpid(pid, &status, 0);
+    fclose(in);
+    assert_int_equal(n, KILL_AFTER_RUNS);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    open_store(fx, "normal");
+    for (int i = 0; i < n; i++) {
+        json_t *run = get_run(fx, ids[i]);
+        json_decref(run);
+    }
+    /* The per-state counts were committed with the rows they count. */
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_prepare_v2(db,
+                       "SELECT (SELECT count(*) FROM task_runs), (SELECT sum(n) FROM run_counts),"
+                       " (SELECT count(*) FROM task_runs WHERE state_type = 3),"
+                       " (SELECT n FROM run_counts WHERE state_type = 3)",
+                       -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_true(sqlite3_column_int(s, 0) >= n);
+    assert_int_equal(sqlite3_column_int(s, 0), sqlite3_column_int(s, 1));
+    assert_int_equal(sqlite3_column_int(s, 2), sqlite3_column_int(s, 3));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(ids);
+}
+
+/* --- the writer: one failing op in a group rolls back alone -------------------------- */
+
+struct writer_case {
+    sqlite_writer *w;
+    int value;
+    bool fail;
+    int rc;
+};
+
+static atomic_bool holding;
+
+static int insert_value(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct writer_case *wc = arg;
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO t (v) VALUES (%d)", wc->value);
+    int rc = sqlite_conn_exec(c, sql, err);
+    if (rc == 0 && wc->fail)
+        rc = error_set(err, ERRAND_ECONFLICT, NULL, "op %d refuses after writing", wc->value);
+    return rc;
+}
+
+/* Holds the writer until the other two ops are queued, so all three share one group. */
+static int hold_until_queued(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct writer_case *wc = arg;
+    atomic_store(&holding, true);
+    while (sqlite_writer_queued(wc->w) < 2)
+        clock_sleep_ms(1);
+    return insert_value(c, arg, err);
+}
+
+static void *run_case(void *p)
+{
+    struct writer_case *wc = p;
+    errand_error err;
+    wc->rc = sqlite_writer_run(wc->w, wc->value == 1 ? hold_until_queued : insert_value, wc, &err);
+    return NULL;
+}
+
+static void writer_group_isolates_failing_op(void **state)
+{
+    struct fixture *fx = *state;
+    char path[200];
+    snprintf(path, sizeof path, "%s/writer.db", fx->dir);
+    struct sqlite_conn *c = NULL;
+    errand_error err;
+    assert_int_equal(sqlite_conn_open(path, SQLITE_CONN_WRITER, "normal", &c, &err), 0);
+    assert_int_equal(sqlite_conn_exec(c, "CREATE TABLE t (v INTEGER)", &err), 0);
+    sqlite_writer *w = NULL;
+    assert_int_equal(sqlite_writer_start(c, &w, &err), 0);
+    struct sqlite_writer_stats before;
+    sqlite_writer_get_stats(w, &before);
+    struct writer_case cases[3] = {{w, 1, false, -1}, {w, 2, true, -1}, {w, 3, false, -1}};
+    pthread_t th[3];
+    atomic_store(&holding, false);
+    pthread_create(&th[0], NULL, run_case, &cases[0]);
+    while (!atomic_load(&holding)) /* the holder runs inside the writer */
+        clock_sleep_ms(1);
+    pthread_create(&th[1], NULL, run_case, &cases[1]);
+    pthread_create(&th[2], NULL, run_case, &cases[2]);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(cases[0].rc, 0);
+    assert_int_equal(cases[1].rc, ERRAND_ECONFLICT);
+    assert_int_equal(cases[2].rc, 0);
+    struct sqlite_writer_stats after;
+    sqlite_writer_get_stats(w, &after);
+    assert_int_equal(after.ops - before.ops, 3);
+    assert_int_equal(after.commits - before.commits, 2); /* holder alone, then the pair */
+    sqlite_writer_stop(w);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v2(db, "SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)", -1, &s,
+                       NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "1,3");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    char p[220];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+}
+
+/* --- throughput (printed, never asserted) -------------------------------------------- */
+
+struct submitter {
+    store *st;
+    int64_t now;
+    int n;
+};
+
+static void *submitter_main(void *p)
+{
+    struct submitter *sb = p;
+    for (int i = 0; i < sb->n; i++) {
+        struct run_spec spec;
+        parse_spec(&spec, sb->now, "{\"task\": \"single\"}");
+        json_t *run = NULL;
+        errand_error err;
+        if (store_submit(sb->st, &spec, 1, sb->now, &run, NULL, &err) != 0)
+            fail_msg("submit: %s", err.message);
+        json_decref(run);
+        run_spec_clear(&spec);
+    }
+    return NULL;
+}
+
+/* ERRAND_BENCH_SYNC picks the synchronous setting of the benchmark (default full). */
+static const char *bench_sync(void)
+{
+    const char *s = getenv("ERRAND_BENCH_SYNC");
+    return s && s[0] ? s : "full";
+}
+
+static void throughput_benchmark(void **state)
+{
+    struct fixture *fx = *state;
+    store_close(fx->st);
+    fx->st = NULL;
+    open_store(fx, bench_sync()); /* the benchmark's setting: every commit fsynced */
+    int64_t t = fx->t0;
+    struct run_spec *specs = calloc(BENCH_RUNS, sizeof *specs);
+    json_t **runs = calloc(BENCH_BATCH, sizeof *runs);
+    for (int i = 0; i < BENCH_RUNS; i++)
+        parse_spec(&specs[i], t,
+                   "{\"task\": \"bench\", \"parameters\": {\"payload\": \"hello world\", "
+                   "\"n\": 12345}}");
+    json_t *result = json_pack("{s:b, s:s}", "ok", 1, "text", "a short structured result");
+    errand_error err;
+
+    struct sqlite_writer_stats w0, w1, w2;
+    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w0);
+    int64_t m0 = clock_mono_ms();
+    for (int b = 0; b < BENCH_RUNS / BENCH_BATCH; b++) {
+        assert_int_equal(
+            store_submit(fx->st, specs + b * BENCH_BATCH, BENCH_BATCH, t, runs, NULL, &err), 0);
+        for (int i = 0; i < BENCH_BATCH; i++)
+            json_decref(runs[i]);
+    }
+    int64_t m1 = clock_mono_ms();
+    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w1);
+    int done = 0;
+    int64_t claim_ms = 0, report_ms = 0;
+    struct run_report *reps = calloc(BENCH_BATCH, sizeof *reps);
+    while (done < BENCH_RUNS) {
+        int64_t a = clock_mono_ms();
+        json_t *claimed = claim(fx, "bench-w", "bench", BENCH_BATCH, 30, t);
+        int64_t b = clock_mono_ms();
+        size_t n = json_array_size(claimed);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++) {
+            json_t *c = json_array_get(claimed, i);
+            reps[i] = (struct run_report){.id = sfield(c, "id"),
+                                          .lease_token = sfield(c, "lease_token"),
+                                          .state = ERRAND_STATE_COMPLETED,
+                                          .result = result};
+        }
+        json_t *out = NULL;
+        bool stale = false;
+        assert_int_equal(store_report(fx->st, "bench-w", reps, n, NULL, 0, t, &out, &stale, &err),
+                         0);
+        assert_false(stale);
+        json_decref(out);
+        json_decref(claimed);
+        claim_ms += b - a;
+        report_ms += clock_mono_ms() - b;
+        done += (int)n;
+    }
+    int64_t m2 = clock_mono_ms();
+    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w2);
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_COMPLETED], BENCH_RUNS);
+    double total = (double)(m2 - m0);
+    printf("[ bench    ] %d runs submit+claim+COMPLETED, batches of %d, synchronous=%s: "
+           "%.0f ms = %.0f runs/s (submit %lld ms, claim %lld ms, report %lld ms)\n",
+           BENCH_RUNS, BENCH_BATCH, bench_sync(), total,
+           total > 0 ? BENCH_RUNS * 1000.0 / total : 0.0, (long long)(m1 - m0), (long long)claim_ms,
+           (long long)report_ms);
+    printf("[ bench    ] writer thread busy: submit %.0f ms, claim+report %.0f ms = %.1f us per "
+           "run (%.0f runs/s if callers were free); of which CPU %.1f us per run\n",
+           (double)(w1.busy_us - w0.busy_us) / 1000.0, (double)(w2.busy_us - w1.busy_us) / 1000.0,
+           (double)(w2.busy_us - w0.busy_us) / BENCH_RUNS,
+           BENCH_RUNS * 1e6 / (double)(w2.busy_us - w0.busy_us + 1),
+           (double)(w2.cpu_us - w0.cpu_us) / BENCH_RUNS);
+
+    /* Many callers, one run each: group commit gathers them into few transactions. */
+    struct sqlite_writer_stats s0, s1;
+    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &s0);
+    struct submitter sb = {fx->st, t, GROUP_SUBMITS_PER_THREAD};
+    pthread_t th[GROUP_THREADS];
+    int64_t g0 = clock_mono_ms();
+    for (int i = 0; i < GROUP_THREADS; i++)
+        pthread_create(&th[i], NULL, submitter_main, &sb);
+    for (int i = 0; i < GROUP_THREADS; i++)
+        pthread_join(th[i], NULL);
+    int64_t g1 = clock_mono_ms();
+    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &s1);
+    int singles = GROUP_THREADS * GROUP_SUBMITS_PER_THREAD;
+    printf("[ bench    ] %d single-run submits from %d threads: %lld ms = %.0f submits/s, "
+           "%llu commits (%.1f ops per commit)\n",
+           singles, GROUP_THREADS, (long long)(g1 - g0),
+           g1 > g0 ? singles * 1000.0 / (double)(g1 - g0) : 0.0, s1.commits - s0.commits,
+           (double)(s1.ops - s0.ops) /
+               (double)(s1.commits - s0.commits ? s1.commits - s0.commits : 1));
+
+    json_decref(result);
+    for (int i = 0; i < BENCH_RUNS; i++)
+        run_spec_clear(&specs[i]);
+    free(specs);
+    free(runs);
+    free(reps);
+}
+
+int main(void)
+{
+    mem_install_json();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(every_call_survives_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(killed_process_loses_no_acknowledged_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(writer_group_isolates_failing_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(throughput_benchmark, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

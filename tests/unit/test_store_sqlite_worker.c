@@ -1,0 +1,427 @@
+/*
+ * test_store_sqlite_worker.c — the SQLite store through store.h, worker side: claims
+ * (order, due time, task filter, no double claim across threads), leases (heartbeat, stale
+ * tokens, sweep), reports (retries, not retryable, hand-back) and cancel in every state.
+ */
+#include "store_fixture.h"
+
+#define CONCURRENT_CLAIM_RUNS 2000
+#define CONCURRENT_CLAIM_LIMIT 37
+
+/* --- claims -------------------------------------------------------------------------- */
+
+static void claim_order_due_time_and_tasks(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *low = submit(fx, t, "{\"task\": \"a\", \"priority\": 0}", NULL);
+    json_t *high_old = submit(fx, t, "{\"task\": \"a\", \"priority\": 5}", NULL);
+    json_t *mid = submit(fx, t, "{\"task\": \"a\", \"priority\": 1}", NULL);
+    json_t *high_new = submit(fx, t + 1, "{\"task\": \"a\", \"priority\": 5}", NULL);
+    json_t *later =
+        submit(fx, t, "{\"task\": \"a\", \"priority\": 9, \"delay_seconds\": 60}", NULL);
+    json_t *other = submit(fx, t, "{\"task\": \"b\", \"priority\": 100}", NULL);
+
+    json_t *runs = claim(fx, "w1", "a", 10, 30, t + 2);
+    assert_int_equal(json_array_size(runs), 4);
+    const char *want[] = {sfield(high_old, "id"), sfield(high_new, "id"), sfield(mid, "id"),
+                          sfield(low, "id")};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *c = json_array_get(runs, i);
+        assert_string_equal(sfield(c, "id"), want[i]);
+        assert_string_equal(sfield(c, "task"), "a");
+        assert_int_equal(ifield(c, "attempt"), 1);
+        assert_int_equal(strlen(sfield(c, "lease_token")), 32);
+        assert_int_equal(parse_time(json_object_get(c, "lease_expires")), t + 2 + 30 * SEC);
+        assert_true(json_is_object(json_object_get(c, "parameters")));
+    }
+    json_t *pending = get_run(fx, want[0]);
+    assert_string_equal(state_type_of(pending), "PENDING");
+    assert_string_equal(sfield(pending, "worker"), "w1");
+    json_decref(pending);
+    json_decref(runs);
+
+    /* Not before its time. */
+    runs = claim(fx, "w1", "a", 10, 30, t + 59 * SEC);
+    assert_int_equal(json_array_size(runs), 0);
+    json_decref(runs);
+    runs = claim(fx, "w1", "a", 10, 30, t + 60 * SEC);
+    assert_int_equal(json_array_size(runs), 1);
+    assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(later, "id"));
+    json_decref(runs);
+
+    /* Several tasks at once: merged in priority order; limit respected. */
+    json_t *a2 = submit(fx, t, "{\"task\": \"a\", \"priority\": 50}", NULL);
+    const char *tasks[] = {"a", "b", "a"};
+    struct claim_request req = {.worker = "w2", .tasks = tasks, .n_tasks = 3, .limit = 1};
+    errand_error err;
+    assert_int_equal(store_claim(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
+    assert_int_equal(json_array_size(runs), 1);
+    assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(other, "id"));
+    json_decref(runs);
+    req.limit = 5;
+    assert_int_equal(store_claim(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
+    assert_int_equal(json_array_size(runs), 1);
+    assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(a2, "id"));
+    json_decref(runs);
+
+    req.limit = 0;
+    assert_int_equal(store_claim(fx->st, &req, t, &runs, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "limit");
+
+    json_decref(low);
+    json_decref(high_old);
+    json_decref(mid);
+    json_decref(high_new);
+    json_decref(later);
+    json_decref(other);
+    json_decref(a2);
+}
+
+struct claimer {
+    struct fixture *fx;
+    const char *worker;
+    char (*ids)[37];
+    size_t n;
+};
+
+static void *claimer_main(void *p)
+{
+    struct claimer *cl = p;
+    const char *tasks[] = {"load"};
+    struct claim_request req = {
+        .worker = cl->worker, .tasks = tasks, .n_tasks = 1, .limit = CONCURRENT_CLAIM_LIMIT};
+    for (;;) {
+        json_t *runs = NULL;
+        errand_error err;
+        if (store_claim(cl->fx->st, &req, cl->fx->t0 + SEC, &runs, &err) != 0)
+            return NULL;
+        size_t n = json_array_size(runs);
+        for (size_t i = 0; i < n; i++)
+            snprintf(cl->ids[cl->n++], 37, "%s", sfield(json_array_get(runs, i), "id"));
+        json_decref(runs);
+        if (n == 0)
+            return NULL;
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void claim_each_run_once_across_threads(void **state)
+{
+    struct fixture *fx = *state;
+    struct run_spec *specs = calloc(CONCURRENT_CLAIM_RUNS, sizeof *specs);
+    json_t **runs = calloc(CONCURRENT_CLAIM_RUNS, sizeof *runs);
+    for (int i = 0; i < CONCURRENT_CLAIM_RUNS; i++)
+        parse_spec(&specs[i], fx->t0, "{\"task\": \"load\"}");
+    errand_error err;
+    assert_int_equal(store_submit(fx->st, specs, CONCURRENT_CLAIM_RUNS, fx->t0, runs, NULL, &err),
+                     0);
+    struct claimer cl[2] = {
+        {fx, "w1", calloc(CONCURRENT_CLAIM_RUNS, 37), 0},
+        {fx, "w2", calloc(CONCURRENT_CLAIM_RUNS, 37), 0},
+    };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, claimer_main, &cl[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(cl[0].n + cl[1].n, CONCURRENT_CLAIM_RUNS);
+    char(*all)[37] = calloc(CONCURRENT_CLAIM_RUNS, 37);
+    memcpy(all, cl[0].ids, cl[0].n * 37);
+    memcpy(all + cl[0].n, cl[1].ids, cl[1].n * 37);
+    qsort(all, CONCURRENT_CLAIM_RUNS, 37, cmp_id);
+    for (int i = 1; i < CONCURRENT_CLAIM_RUNS; i++)
+        assert_string_not_equal(all[i - 1], all[i]);
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_PENDING], CONCURRENT_CLAIM_RUNS);
+    for (int i = 0; i < CONCURRENT_CLAIM_RUNS; i++) {
+        json_decref(runs[i]);
+        run_spec_clear(&specs[i]);
+    }
+    free(all);
+    free(cl[0].ids);
+    free(cl[1].ids);
+    free(runs);
+    free(specs);
+}
+
+/* --- leases -------------------------------------------------------------------------- */
+static void heartbeat_extends_and_stale_tokens(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"h\"}", NULL);
+    const char *id = sfield(run, "id");
+    json_t *runs = claim(fx, "w1", "h", 1, 10, t);
+    const char *token = sfield(json_array_get(runs, 0), "lease_token");
+    bool cancel = true;
+    assert_int_equal(heartbeat1(fx, id, token, 10, t + 5 * SEC, &cancel), 200);
+    assert_false(cancel);
+    assert_int_equal(sweep(fx, t + 12 * SEC), 0); /* extended to t + 15 s */
+    assert_int_equal(heartbeat1(fx, id, "0123456789abcdef0123456789abcdef", 10, t, NULL), 409);
+    assert_int_equal(heartbeat1(fx, id, NULL, 10, t, NULL), 409);
+    assert_int_equal(heartbeat1(fx, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", token, 10, t, NULL),
+                     404);
+    /* A report with a wrong token changes nothing. */
+    assert_int_equal(report(fx, id, "bad", ERRAND_STATE_COMPLETED, NULL, NULL, true, t), 409);
+    json_t *still = get_run(fx, id);
+    assert_string_equal(state_type_of(still), "PENDING");
+    json_decref(still);
+    /* Cancel: the next heartbeat says so. */
+    json_t *after = NULL;
+    errand_error err;
+    assert_int_equal(store_cancel(fx->st, id, t + 6 * SEC, &after, &err), 0);
+    assert_string_equal(state_type_of(after), "CANCELLING");
+    json_decref(after);
+    assert_int_equal(heartbeat1(fx, id, token, 10, t + 7 * SEC, &cancel), 200);
+    assert_true(cancel);
+    /* Mixed heartbeat: one good, one stale -> any_stale, the good one still extended. */
+    struct lease_ref refs[2] = {{id, token}, {id, "nope"}};
+    json_t *out = NULL;
+    bool stale = false;
+    assert_int_equal(store_heartbeat(fx->st, "w1", refs, 2, 100, t + 8 * SEC, &out, &stale, &err),
+                     0);
+    assert_true(stale);
+    assert_int_equal(ifield(json_array_get(out, 0), "status"), 200);
+    assert_int_equal(ifield(json_array_get(out, 1), "status"), 409);
+    json_decref(out);
+    assert_int_equal(sweep(fx, t + 100 * SEC), 0);
+    assert_int_equal(sweep(fx, t + 109 * SEC), 1);
+    json_t *done = get_run(fx, id);
+    assert_string_equal(state_type_of(done), "CANCELLED"); /* lease ran out while cancelling */
+    json_decref(done);
+    json_decref(runs);
+    json_decref(run);
+}
+
+static void sweep_reschedules_then_crashes(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"s\", \"retries\": 1}", NULL);
+    const char *id = sfield(run, "id");
+    json_decref(claim(fx, "box-7", "s", 1, 1, t));
+    assert_int_equal(sweep(fx, t + 1 * SEC), 0); /* not before it expires */
+    assert_int_equal(sweep(fx, t + 2 * SEC), 1);
+    json_t *r = get_run(fx, id);
+    assert_string_equal(state_type_of(r), "SCHEDULED");
+    assert_string_equal(state_name_of(r), "Scheduled");
+    assert_non_null(strstr(sfield(json_object_get(r, "state"), "message"), "lease expired"));
+    assert_non_null(strstr(sfield(json_object_get(r, "state"), "message"), "box-7"));
+    assert_int_equal(ifield(r, "attempt"), 1);
+    json_decref(r);
+    json_t *runs = claim(fx, "box-8", "s", 1, 1, t + 2 * SEC);
+    assert_int_equal(ifield(json_array_get(runs, 0), "attempt"), 2);
+    json_decref(runs);
+    assert_int_equal(sweep(fx, t + 4 * SEC), 1);
+    r = get_run(fx, id);
+    assert_string_equal(state_type_of(r), "CRASHED");
+    assert_false(json_is_null(json_object_get(r, "finished")));
+    json_decref(r);
+    json_t *states = NULL;
+    errand_error err;
+    assert_int_equal(store_get_states(fx->st, id, &states, &err), 0);
+    const char *want[] = {"SCHEDULED", "PENDING", "SCHEDULED", "PENDING", "CRASHED"};
+    assert_int_equal(json_array_size(states), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(sfield(json_array_get(states, i), "type"), want[i]);
+    json_decref(states);
+    json_decref(run);
+}
+
+/* --- reports ------------------------------------------------------------------------- */
+
+static void report_failed_retries_then_fails(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run =
+        submit(fx, t, "{\"task\": \"r\", \"retries\": 2, \"retry_delay_seconds\": [10, 20]}", NULL);
+    const char *id = sfield(run, "id");
+    int64_t now = t;
+    const int64_t delays[] = {10 * SEC, 20 * SEC};
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        json_t *runs = claim(fx, "w1", "r", 1, 30, now);
+        assert_int_equal(json_array_size(runs), 1);
+        json_t *c = json_array_get(runs, 0);
+        assert_int_equal(ifield(c, "attempt"), attempt);
+        const char *token = sfield(c, "lease_token");
+        assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, now + 1),
+                         200);
+        assert_int_equal(report(fx, id, token, ERRAND_STATE_FAILED, NULL, "boom", true, now + 2),
+                         200);
+        json_t *r = get_run(fx, id);
+        if (attempt < 3) {
+            assert_string_equal(state_type_of(r), "SCHEDULED");
+            assert_string_equal(state_name_of(r), "AwaitingRetry");
+            int64_t at = parse_time(json_object_get(r, "scheduled_at"));
+            assert_int_equal(at, now + 2 + delays[attempt - 1]);
+            /* Not claimable before the retry time. */
+            json_t *none = claim(fx, "w1", "r", 1, 30, at - 1);
+            assert_int_equal(json_array_size(none), 0);
+            json_decref(none);
+            now = at;
+        } else {
+            assert_string_equal(state_type_of(r), "FAILED");
+            assert_string_equal(sfield(json_object_get(r, "state"), "message"), "boom");
+            assert_false(json_is_null(json_object_get(r, "finished")));
+        }
+        assert_int_equal(parse_time(json_object_get(r, "started")), t + 1);
+        /* The old token is dead once the attempt ended. */
+        assert_int_equal(report(fx, id, token, ERRAND_STATE_COMPLETED, NULL, NULL, true, now), 409);
+        json_decref(r);
+        json_decref(runs);
+    }
+    json_decref(run);
+}
+
+static void report_not_retryable_and_completed(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"n\", \"retries\": 3}", NULL);
+    json_t *runs = claim(fx, "w1", "n", 1, 30, t);
+    json_t *c = json_array_get(runs, 0);
+    assert_int_equal(report(fx, sfield(c, "id"), sfield(c, "lease_token"), ERRAND_STATE_FAILED,
+                            NULL, "bad key", false, t + 5),
+                     200);
+    json_t *r = get_run(fx, sfield(run, "id"));
+    assert_string_equal(state_type_of(r), "FAILED");
+    /* COMPLETED straight from PENDING: started = claim time. */
+    json_decref(r);
+    json_decref(runs);
+    json_decref(run);
+
+    run = submit(fx, t, "{\"task\": \"n\"}", NULL);
+    runs = claim(fx, "w1", "n", 1, 30, t + 1);
+    c = json_array_get(runs, 0);
+    struct run_report rep = {.id = sfield(c, "id"),
+                             .lease_token = sfield(c, "lease_token"),
+                             .state = ERRAND_STATE_COMPLETED,
+                             .result = json_null(),
+                             .result_ref = "local:///x.json"};
+    json_t *out = NULL;
+    bool stale = true;
+    errand_error err;
+    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 9, &out, &stale, &err), 0);
+    assert_false(stale);
+    assert_string_equal(sfield(json_array_get(out, 0), "state"), "COMPLETED");
+    json_decref(out);
+    r = get_run(fx, sfield(run, "id"));
+    assert_string_equal(state_type_of(r), "COMPLETED");
+    assert_true(json_is_null(json_object_get(r, "result"))); /* present, JSON null */
+    assert_string_equal(sfield(r, "result_ref"), "local:///x.json");
+    assert_int_equal(parse_time(json_object_get(r, "started")), t + 1);
+    assert_int_equal(parse_time(json_object_get(r, "finished")), t + 9);
+    json_decref(r);
+    /* A report for an unknown run: 404, no error. */
+    rep.id = "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21";
+    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t, &out, &stale, &err), 0);
+    assert_true(stale);
+    assert_int_equal(ifield(json_array_get(out, 0), "status"), 404);
+    json_decref(out);
+    json_decref(runs);
+    json_decref(run);
+}
+
+static void hand_back_uncounts_attempt(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"b\"}", NULL);
+    json_t *runs = claim(fx, "w1", "b", 1, 30, t);
+    json_t *c = json_array_get(runs, 0);
+    assert_int_equal(report(fx, sfield(c, "id"), sfield(c, "lease_token"), ERRAND_STATE_SCHEDULED,
+                            NULL, NULL, true, t + 1),
+                     200);
+    json_t *r = get_run(fx, sfield(run, "id"));
+    assert_string_equal(state_type_of(r), "SCHEDULED");
+    assert_int_equal(ifield(r, "attempt"), 0);
+    json_decref(r);
+    json_decref(runs);
+    runs = claim(fx, "w1", "b", 1, 30, t + 2);
+    assert_int_equal(ifield(json_array_get(runs, 0), "attempt"), 1);
+    json_decref(runs);
+    json_decref(run);
+}
+
+/* --- cancel -------------------------------------------------------------------------- */
+
+static void cancel_in_each_state(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    errand_error err;
+    json_t *out = NULL;
+
+    json_t *sched = submit(fx, t, "{\"task\": \"x\", \"delay_seconds\": 100}", NULL);
+    assert_int_equal(store_cancel(fx->st, sfield(sched, "id"), t, &out, &err), 0);
+    assert_string_equal(state_type_of(out), "CANCELLED");
+    assert_false(json_is_null(json_object_get(out, "finished")));
+    json_decref(out);
+    assert_int_equal(store_cancel(fx->st, sfield(sched, "id"), t, &out, &err), ERRAND_ECONFLICT);
+    assert_null(out);
+
+    json_t *pend = submit(fx, t, "{\"task\": \"x\"}", NULL);
+    json_t *runs = claim(fx, "w1", "x", 1, 30, t);
+    const char *token = sfield(json_array_get(runs, 0), "lease_token");
+    assert_int_equal(store_cancel(fx->st, sfield(pend, "id"), t, &out, &err), 0);
+    assert_string_equal(state_type_of(out), "CANCELLING");
+    json_decref(out);
+    /* Asking again is fine and records nothing new. */
+    assert_int_equal(store_cancel(fx->st, sfield(pend, "id"), t, &out, &err), 0);
+    json_decref(out);
+    json_t *states = NULL;
+    assert_int_equal(store_get_states(fx->st, sfield(pend, "id"), &states, &err), 0);
+    assert_int_equal(json_array_size(states), 3);
+    json_decref(states);
+    assert_int_equal(
+        report(fx, sfield(pend, "id"), token, ERRAND_STATE_CANCELLED, NULL, NULL, true, t + 1),
+        200);
+    json_t *r = get_run(fx, sfield(pend, "id"));
+    assert_string_equal(state_type_of(r), "CANCELLED");
+    json_decref(r);
+    json_decref(runs);
+
+    json_t *running = submit(fx, t, "{\"task\": \"x\"}", NULL);
+    runs = claim(fx, "w1", "x", 1, 30, t);
+    token = sfield(json_array_get(runs, 0), "lease_token");
+    assert_int_equal(
+        report(fx, sfield(running, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
+    assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), 0);
+    assert_string_equal(state_type_of(out), "CANCELLING");
+    json_decref(out);
+    /* The task finished anyway: COMPLETED from CANCELLING is accepted. */
+    assert_int_equal(
+        report(fx, sfield(running, "id"), token, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 1),
+        200);
+    assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), ERRAND_ECONFLICT);
+    json_decref(runs);
+
+    assert_int_equal(store_cancel(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", t, &out, &err),
+                     ERRAND_ENOTFOUND);
+    json_decref(sched);
+    json_decref(pend);
+    json_decref(running);
+}
+
+int main(void)
+{
+    mem_install_json();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(claim_order_due_time_and_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(claim_each_run_once_across_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(heartbeat_extends_and_stale_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(sweep_reschedules_then_crashes, setup, teardown),
+        cmocka_unit_test_setup_teardown(report_failed_retries_then_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(report_not_retryable_and_completed, setup, teardown),
+        cmocka_unit_test_setup_teardown(hand_back_uncounts_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancel_in_each_state, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
