@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps test-deps test unit e2e example browser check asan container-test demo install clean format
+.PHONY: all deps test-deps test unit e2e example browser check asan fuzz container-test demo install clean format
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -29,10 +29,14 @@ example: all test-deps
 browser: all test-deps
 	cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
 
-# Everything a change must pass: the suites, then again under ASan+UBSan.
+# Coverage-guided fuzzing (libFuzzer) of the parsers of untrusted input, FUZZ_SECONDS each.
+fuzz: deps
+	tests/fuzz/run.sh
+
+# Everything a change must pass: the suites, again under ASan+UBSan, then the fuzzers.
 test: unit e2e example browser
 
-check: test asan
+check: test asan fuzz
 
 container-test:
 	tests/container/run.sh
@@ -50,4 +54,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -7,7 +7,7 @@ what=${1:-build}
 # libcmocka-dev is in the build set because the default build also builds the unit tests.
 build_pkgs="gcc make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
             libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
-test_pkgs="python3 python3-pytest python3-requests procps chromium"
+test_pkgs="python3 python3-pytest python3-requests procps chromium clang libclang-rt-14-dev"
 case "$what" in
   build) pkgs=$build_pkgs ;;
   test|all) pkgs="$build_pkgs $test_pkgs" ;;

@@ -165,7 +165,12 @@ bool clock_parse_rfc3339(const char *s, int64_t *unix_ms)
         return false;
     /* Local time = UTC + offset, so UTC = local time - offset. */
     int64_t secs = (int64_t)t - (int64_t)offset_min * SECS_PER_MIN;
-    *unix_ms = secs * MS_PER_SEC + ms;
+    int64_t result = secs * MS_PER_SEC + ms;
+    /* An offset (or a leap second) can carry a valid-looking text outside the years
+       clock_format_rfc3339 can print; refuse it rather than store a time we cannot show. */
+    if (result < CLOCK_MIN_MS || result > CLOCK_MAX_MS)
+        return false;
+    *unix_ms = result;
     return true;
 }
 

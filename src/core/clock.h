@@ -10,13 +10,18 @@
 
 #define CLOCK_RFC3339_LEN 32
 
+/* The instants RFC 3339 text can name: 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. */
+#define CLOCK_MIN_MS INT64_C(-62167219200000)
+#define CLOCK_MAX_MS INT64_C(253402300799999)
+
 int64_t clock_now_ms(void);  /* CLOCK_REALTIME */
 int64_t clock_mono_ms(void); /* CLOCK_MONOTONIC */
 
 /* "2026-11-29T10:25:19.123Z" into out (at least CLOCK_RFC3339_LEN bytes). */
 void clock_format_rfc3339(int64_t unix_ms, char out[CLOCK_RFC3339_LEN]);
 
-/* Parses RFC 3339 ("...Z" or "+hh:mm" offsets, optional fraction); false if malformed. */
+/* Parses RFC 3339 ("...Z" or "+hh:mm" offsets, optional fraction); false if malformed or
+ * outside [CLOCK_MIN_MS, CLOCK_MAX_MS] once the offset is applied. */
 bool clock_parse_rfc3339(const char *s, int64_t *unix_ms);
 
 /* Sleeps ms milliseconds (restarting after signals). */

@@ -97,9 +97,10 @@ for h in $harnesses; do
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" $dict "$work/corpus" \
     >"$work/log" 2>&1 || rc=$?
   took=$(( $(date +%s) - start ))
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$work/log" | tail -1 | cut -d' ' -f2)
+  # A crash while loading the seeds leaves no coverage line: the stats are best effort.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1) || true
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1) || true
+  cov=$( (grep -o 'cov: [0-9]*' "$work/log" || true) | tail -1 | cut -d' ' -f2)
   line="$h: ${took}s, ${execs:-?} execs, ${rate:-?} exec/s, coverage ${cov:-?} edges, corpus $(ls "$work/corpus" | wc -l)"
   if [ "$rc" != 0 ] || [ -n "$(ls "$work/artifacts")" ]; then
     failed=1

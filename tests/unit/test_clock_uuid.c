@@ -98,6 +98,9 @@ static void parse_rejects_malformed_and_out_of_range(void **state)
         "2026-1-29T10:25:19Z",
         "+2026-11-29T10:25:19Z",
         "2026-11-29T10:25:1aZ",
+        "9999-12-31T23:59:59-01:00", /* the offset carries it past year 9999 */
+        "0000-01-01T00:00:00+01:00", /* ... or before year 0 */
+        "9999-12-31T23:59:60Z",      /* a leap second past the last printable instant */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t ms = 7;
@@ -107,6 +110,14 @@ static void parse_rejects_malformed_and_out_of_range(void **state)
     }
     int64_t ms;
     assert_false(clock_parse_rfc3339(NULL, &ms));
+    /* The edges themselves parse, and print back the same. */
+    char text[CLOCK_RFC3339_LEN];
+    assert_true(clock_parse_rfc3339("9999-12-31T23:59:59.999Z", &ms));
+    assert_true(ms == CLOCK_MAX_MS);
+    clock_format_rfc3339(ms, text);
+    assert_string_equal(text, "9999-12-31T23:59:59.999Z");
+    assert_true(clock_parse_rfc3339("0000-01-01T00:00:00Z", &ms));
+    assert_true(ms == CLOCK_MIN_MS);
 }
 
 static void clocks_move_forward(void **state)
