@@ -221,6 +221,12 @@ int errand_result(errand_client *c, const errand_run *r, char **result_json, err
 int errand_request(errand_client *c, const char *method, const char *path, const char *body,
                    int *status, char **response, errand_error *err);
 
+/* Turns a non-2xx answer of errand_request() into an error, as every other call does: the
+ * status mapped to an ERRAND_E* code (400 EINVAL, 401 EAUTH, 404 ENOTFOUND, 409 ECONFLICT,
+ * 413 ETOOBIG, 503 EUNAVAILABLE, other 5xx ESERVER), the message and field of the body's
+ * {"error": {...}} when it has one. Returns the code. */
+int errand_error_from_response(int status, const char *body, errand_error *err);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Worker runtime                                                                            */
 

@@ -230,7 +230,7 @@ static int any_unfinished(const struct bench *b, errand_client *c, errand_error 
     if (rc != 0)
         return rc;
     if (status != BENCH_HTTP_OK) {
-        connect_error_from_response(status, body, err);
+        errand_error_from_response(status, body, err);
         errand_free(body);
         return err->code;
     }
@@ -332,7 +332,7 @@ static int read_server_figures(const struct bench *b, errand_client *c, struct s
         rc = errand_request(c, "GET", path, NULL, &status, &body, err);
         free(path);
         if (rc == 0 && status != BENCH_HTTP_OK) {
-            connect_error_from_response(status, body, err);
+            errand_error_from_response(status, body, err);
             rc = err->code;
         }
         json_t *page = rc == 0 ? json_loads(body, 0, NULL) : NULL;
@@ -678,7 +678,7 @@ static int run_bench(const struct args *a)
         goto done;
     }
     if (http_status != BENCH_HTTP_OK) {
-        connect_error_from_response(http_status, answer, &err);
+        errand_error_from_response(http_status, answer, &err);
         errand_free(answer);
         status = out_error(a->cmd, &err);
         goto done;

@@ -11,16 +11,7 @@
 
 #include "output.h"
 
-/* HTTP statuses that the CLI reads from errand_request() answers (docs/api.md, Errors). */
-enum {
-    HTTP_OK = 200,
-    HTTP_BAD_REQUEST = 400,
-    HTTP_UNAUTHORIZED = 401,
-    HTTP_NOT_FOUND = 404,
-    HTTP_CONFLICT = 409,
-    HTTP_TOO_LARGE = 413,
-    HTTP_UNAVAILABLE = 503,
-};
+#define HTTP_OK 200
 
 #define HEX_DIGITS "0123456789ABCDEF"
 #define ESCAPED_CHAR_LEN 3 /* "%2F" */
@@ -58,46 +49,6 @@ int connect_with_client(const struct args *a, int (*body)(const struct args *a, 
     return status;
 }
 
-void connect_error_from_response(int status, const char *body, errand_error *err)
-{
-    memset(err, 0, sizeof *err);
-    err->http_status = status;
-    switch (status) {
-    case HTTP_BAD_REQUEST:
-        err->code = ERRAND_EINVAL;
-        break;
-    case HTTP_UNAUTHORIZED:
-        err->code = ERRAND_EAUTH;
-        break;
-    case HTTP_NOT_FOUND:
-        err->code = ERRAND_ENOTFOUND;
-        break;
-    case HTTP_CONFLICT:
-        err->code = ERRAND_ECONFLICT;
-        break;
-    case HTTP_TOO_LARGE:
-        err->code = ERRAND_ETOOBIG;
-        break;
-    case HTTP_UNAVAILABLE:
-        err->code = ERRAND_EUNAVAILABLE;
-        break;
-    default:
-        err->code = ERRAND_ESERVER;
-        break;
-    }
-    json_t *root = body ? json_loads(body, 0, NULL) : NULL;
-    json_t *e = json_object_get(root, "error");
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    const char *field = json_string_value(json_object_get(e, "field"));
-    if (msg)
-        snprintf(err->message, sizeof err->message, "%s", msg);
-    else
-        snprintf(err->message, sizeof err->message, "the errand server answered HTTP %d", status);
-    if (field)
-        snprintf(err->field, sizeof err->field, "%s", field);
-    json_decref(root);
-}
-
 int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
                      json_t **out)
 {
@@ -108,7 +59,7 @@ int connect_get_json(const struct cli_command *cmd, errand_client *c, const char
     if (errand_request(c, "GET", path, NULL, &status, &body, &err) != 0)
         return out_error(cmd, &err);
     if (status != HTTP_OK) {
-        connect_error_from_response(status, body, &err);
+        errand_error_from_response(status, body, &err);
         errand_free(body);
         return out_error(cmd, &err);
     }

@@ -42,8 +42,5 @@ char *connect_run_path(const char *id, const char *suffix);
  * escaping value. False when out of memory. */
 bool connect_add_query(char **path, const char *name, const char *value);
 
-/* Turns a non-2xx answer of errand_request() into an errand_error: the body's
- * {"error": {"message", "field"}} when it has one, mapping the status as liberrand does. */
-void connect_error_from_response(int status, const char *body, errand_error *err);
 
 #endif

@@ -121,6 +121,11 @@ char *client_run_path(const char *id, const char *suffix)
     return path;
 }
 
+int errand_error_from_response(int status, const char *body, errand_error *err)
+{
+    return http_status_error(status, body, err);
+}
+
 int errand_request(errand_client *c, const char *method, const char *path, const char *body,
                    int *status, char **response, errand_error *err)
 {

@@ -23,34 +23,36 @@
 #include "client/run.h"
 #include "core/mem.h"
 
+/* errand_error_from_response() is the public face of the client's own status mapping. */
 static void statuses_map_to_public_codes(void **state)
 {
     (void)state;
     errand_error err;
     const char *body = "{\"error\": {\"code\": \"invalid_field\", \"message\": \"field 'priority' "
                        "must be an integer, got string\", \"field\": \"priority\"}}";
-    assert_int_equal(http_status_error(400, body, &err), ERRAND_EINVAL);
+    assert_int_equal(errand_error_from_response(400, body, &err), ERRAND_EINVAL);
     assert_string_equal(err.message, "field 'priority' must be an integer, got string");
     assert_string_equal(err.field, "priority");
     assert_int_equal(err.http_status, 400);
     assert_int_equal(err.code, ERRAND_EINVAL);
 
     struct {
-        long status;
+        int status;
         int code;
     } cases[] = {{401, ERRAND_EAUTH},   {404, ERRAND_ENOTFOUND},    {409, ERRAND_ECONFLICT},
                  {413, ERRAND_ETOOBIG}, {503, ERRAND_EUNAVAILABLE}, {500, ERRAND_ESERVER},
                  {502, ERRAND_ESERVER}, {405, ERRAND_EINVAL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(http_status_error(cases[i].status, "not json", &err), cases[i].code);
+        assert_int_equal(errand_error_from_response(cases[i].status, "not json", &err),
+                         cases[i].code);
         assert_int_equal(err.http_status, cases[i].status);
         assert_string_equal(err.field, "");
         assert_non_null(strstr(err.message, "HTTP"));
     }
-    assert_int_equal(http_status_error(404,
-                                       "{\"error\":{\"code\":\"not_found\",\"message\":"
-                                       "\"no task run abc\"}}",
-                                       &err),
+    assert_int_equal(errand_error_from_response(404,
+                                                "{\"error\":{\"code\":\"not_found\",\"message\":"
+                                                "\"no task run abc\"}}",
+                                                &err),
                      ERRAND_ENOTFOUND);
     assert_string_equal(err.message, "no task run abc");
 }
