@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/json.h"
 #include "errand/errand.h"
 
 /* Allocations that may succeed before the armed pass starts failing; the parsers make a few
@@ -48,6 +52,21 @@ static inline void fuzz_check_error(int rc, const errand_error *err, const char 
     FUZZ_CHECK(memchr(err->field, '\0', sizeof err->field) != NULL,
                "%s: err->field is not terminated", what);
     FUZZ_CHECK(err->message[0] != '\0', "%s failed with %d and no message", what, rc);
+}
+
+/* Parses the fuzz input as a request body. NULL when it is not JSON, after checking that the
+ * failure reads as bad JSON (nothing fails allocations at this point, so never as OOM). */
+static inline json_t *fuzz_parse_body(const uint8_t *data, size_t size)
+{
+    errand_error err;
+    error_clear(&err);
+    json_t *v = json_parse_text((const char *)data, size, &err);
+    if (!v) {
+        fuzz_check_error(err.code, &err, "json_parse_text");
+        FUZZ_CHECK(err.code == ERR_INVALID_JSON, "json_parse_text: code %d (%s)", err.code,
+                   err.message);
+    }
+    return v;
 }
 
 /* FNV-1a of the input, folded into [0, FUZZ_OOM_BUDGET_SPAN). */

@@ -145,15 +145,9 @@ static void parse_all(const json_t *v, int check)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    errand_error err;
-    error_clear(&err);
-    json_t *v = json_parse_text((const char *)data, size, &err);
-    if (!v) {
-        fuzz_check_error(err.code, &err, "json_parse_text");
-        FUZZ_CHECK(err.code == ERR_INVALID_JSON, "json_parse_text: code %d (%s)", err.code,
-                   err.message);
+    json_t *v = fuzz_parse_body(data, size);
+    if (!v)
         return 0;
-    }
     parse_all(v, 1);
     mem_fail_after(fuzz_oom_budget(data, size));
     parse_all(v, 0);
