@@ -27,13 +27,14 @@
 #define MS_PER_S 1000.0
 /* How much of an exec task's unparsable stdout the failure message quotes. */
 #define INVALID_OUTPUT_QUOTE_MAX 200
+/* On release, how long threads that are not inside a task may take to end. */
+#define EXECUTOR_JOIN_TIMEOUT_MS 5000
 
 struct slot {
     executor *ex;
     pthread_t thread;
     bool started;
-    pthread_mutex_t mu; /* guards the three below; one per slot, so it is never contended */
-    bool exited;        /* the thread left its loop */
+    pthread_mutex_t mu; /* guards the two below; one per slot, so it is never contended */
     struct wrun *run;   /* what it executes now, or NULL */
     bool is_exec;
 };
@@ -222,7 +223,8 @@ static void complete(executor *ex, struct wrun *run, struct outcome *o)
     bool fits = o->size <= env->inline_max;
     char *ref = NULL;
     if (persist || !fits) {
-        char *text = json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(o->result));
+        char *text =
+            json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(o->result));
         errand_error err;
         int rc =
             text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref, &err)
@@ -328,9 +330,6 @@ static void *executor_main(void *arg)
         wrun_unref(run);
         finished = true;
     }
-    pthread_mutex_lock(&slot->mu);
-    slot->exited = true;
-    pthread_mutex_unlock(&slot->mu);
     ex->env.on_thread_exit(ex->env.owner); /* last: the executor may be freed after this */
     return NULL;
 }
@@ -369,7 +368,6 @@ int executor_start(const struct executor_env *env, size_t n, void (*before_threa
         before_thread(env->owner);
         if (pthread_create(&slots[i].thread, NULL, executor_main, &slots[i])) {
             env->on_thread_exit(env->owner);
-            slots[i].exited = true;
             return error_set(err, ERRAND_ENOMEM, NULL, "cannot start executor thread %zu of %zu",
                              i + 1, n);
         }
@@ -430,16 +428,23 @@ bool executor_wait_exec_done(executor *ex, int64_t deadline_ms)
 
 void executor_release(executor *ex)
 {
+    /* The queue is closed, so a thread that is not inside a task is on its way out: join it.
+       Only a join makes sure the thread has really ended, its thread-specific data destroyed
+       (OpenSSL's per-thread random generator among them) before the process goes on to exit.
+       A detached thread that is still ending when exit() runs the atexit handlers loses that
+       memory for good (OPENSSL_cleanup has already deleted the key whose destructor would
+       free it), and LeakSanitizer reports it. A thread still inside a task function past the
+       grace period may never return: it is detached, and keeps its reference to the worker.
+       The join is bounded all the same, in case a thread picks a run up between the two. */
+    int64_t deadline_ms = clock_mono_ms() + EXECUTOR_JOIN_TIMEOUT_MS;
     for (size_t i = 0; i < ex->n; i++) {
         struct slot *s = &ex->slots[i];
         if (!s->started)
             continue;
         pthread_mutex_lock(&s->mu);
-        bool exited = s->exited;
+        bool in_task = s->run != NULL;
         pthread_mutex_unlock(&s->mu);
-        if (exited)
-            pthread_join(s->thread, NULL);
-        else
+        if (in_task || !sync_join_until(s->thread, deadline_ms))
             pthread_detach(s->thread);
         s->started = false;
     }

@@ -56,9 +56,10 @@ void executor_abandon(executor *ex, const char *message);
 /* Waits until no exec task runs (their processes were killed) or deadline_ms passes. */
 bool executor_wait_exec_done(executor *ex, int64_t deadline_ms);
 
-/* Joins threads that have ended and detaches the others. Threads still inside a task
- * function finish on their own, and still use the executor: free it only once every thread
- * called on_thread_exit. */
+/* After the queue was closed: joins every thread that is not inside a task function (so each
+ * has ended, its thread-specific data destroyed, before the process may exit) and detaches
+ * the others. Those finish on their own, and still use the executor: free it only once every
+ * thread called on_thread_exit. */
 void executor_release(executor *ex);
 void executor_free(executor *ex);
 

@@ -3,6 +3,7 @@
  */
 #include "worker/sync.h"
 
+#include <errno.h>
 #include <time.h>
 
 #define MS_PER_S 1000
@@ -22,7 +23,7 @@ int sync_cond_init(pthread_cond_t *c)
     return rc;
 }
 
-void sync_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms)
+static struct timespec mono_timespec(int64_t deadline_ms)
 {
     struct timespec ts = {.tv_sec = deadline_ms / MS_PER_S,
                           .tv_nsec = (deadline_ms % MS_PER_S) * NS_PER_MS};
@@ -30,5 +31,20 @@ void sync_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadli
         ts.tv_sec++;
         ts.tv_nsec -= NS_PER_S;
     }
+    return ts;
+}
+
+void sync_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    struct timespec ts = mono_timespec(deadline_ms);
     pthread_cond_timedwait(c, mu, &ts);
+}
+
+bool sync_join_until(pthread_t thread, int64_t deadline_ms)
+{
+    struct timespec ts = mono_timespec(deadline_ms);
+    int rc;
+    while ((rc = pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &ts)) == EINTR)
+        ;
+    return rc == 0;
 }
