@@ -265,6 +265,12 @@ static int print_logs(const struct args *a, errand_client *c)
             json_t *obj = json_pack("{s:O}", "logs", all);
             out_json(obj);
             json_decref(obj);
+        } else if (json_array_size(all) == 0) {
+            /* Said on stderr: stdout stays the (empty) list of lines. */
+            fprintf(stderr,
+                    "run %s has no log lines (a worker captures what tasks print only with "
+                    "ERRAND_LOGGING_LOG_PRINTS=true)\n",
+                    a->positional[0]);
         } else {
             size_t i;
             const json_t *line;

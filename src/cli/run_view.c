@@ -15,6 +15,10 @@
 
 /* Long waits are cut into long-polls of this many seconds (the server allows up to 300). */
 #define WAIT_CHUNK_SECONDS 60.0
+/* A run still SCHEDULED after the first poll of this many seconds makes the wait ask whether
+ * any live worker serves its task. */
+#define FIRST_CHUNK_SECONDS 1.0
+#define HTTP_OK 200
 #define RESULT_INLINE_CHARS 100 /* longer results are pretty-printed below "result:" */
 #define CELL_MAX 64
 
@@ -86,15 +90,58 @@ static int print_outcome(const struct cli_command *cmd, errand_client *c, const 
     return CLI_EXIT_FAILURE;
 }
 
+/* Whether the server knows a live worker that serves task; true when it cannot tell (the
+ * question must never turn a wait into a failure). */
+static bool task_is_served(errand_client *c, const char *task)
+{
+    int status = 0;
+    char *body = NULL;
+    errand_error err = {0};
+    if (errand_request(c, "GET", "/workers", NULL, &status, &body, &err) != 0 ||
+        status != HTTP_OK) {
+        errand_free(body);
+        return true;
+    }
+    json_t *answer = json_loads(body, 0, NULL);
+    errand_free(body);
+    json_t *workers = json_object_get(answer, "workers");
+    bool served = !json_is_array(workers);
+    size_t i, j;
+    json_t *w, *name;
+    json_array_foreach(workers, i, w)
+    {
+        if (!json_is_true(json_object_get(w, "active")))
+            continue;
+        json_array_foreach(json_object_get(w, "tasks"), j, name) served =
+            served || (json_is_string(name) && strcmp(json_string_value(name), task) == 0);
+    }
+    json_decref(answer);
+    return served;
+}
+
+/* Says once, on stderr, that nobody will pick the run up yet; the wait goes on. */
+static void note_if_unserved(const struct cli_command *cmd, errand_client *c, const errand_run *run)
+{
+    if (errand_run_state(run) != ERRAND_STATE_SCHEDULED || task_is_served(c, errand_run_task(run)))
+        return;
+    char name[CELL_MAX];
+    args_command_name(cmd, name, sizeof name);
+    fprintf(stderr,
+            "%s: no live worker serves task '%s'; still waiting for run %s (`errand workers ls` "
+            "lists the workers)\n",
+            name, errand_run_task(run), errand_run_id(run));
+}
+
 int run_view_wait(const struct cli_command *cmd, errand_client *c, const char *id,
                   double timeout_seconds, bool as_json)
 {
     errand_error err = {0};
     errand_run *run = NULL;
     double left = timeout_seconds;
+    bool first = true;
     int rc;
     for (;;) {
-        double chunk = WAIT_CHUNK_SECONDS;
+        double chunk = first ? FIRST_CHUNK_SECONDS : WAIT_CHUNK_SECONDS;
         if (timeout_seconds >= 0 && left < chunk)
             chunk = left;
         errand_run_free(run);
@@ -107,6 +154,9 @@ int run_view_wait(const struct cli_command *cmd, errand_client *c, const char *i
             if (left <= 0)
                 break;
         }
+        if (first && run)
+            note_if_unserved(cmd, c, run);
+        first = false;
     }
     int status;
     if (rc == 0 || (rc == ERRAND_ETIMEDOUT && run))

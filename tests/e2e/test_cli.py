@@ -58,6 +58,34 @@ def test_submit_wait_of_a_failing_run_exits_1(server, worker_factory, cli):
     assert "FAILED" in cp.stdout + cp.stderr
 
 
+def test_submit_wait_says_once_that_no_worker_serves_the_task(server, worker_factory, cli):
+    worker_factory(server)  # a live worker, but not for this task
+    task = unique_task("cli.unserved")
+    cp = cli(server, "submit", task, "--wait", "--wait-timeout", "3")
+    assert cp.returncode == 1, (cp.stdout, cp.stderr)
+    note = f"no live worker serves task '{task}'"
+    assert cp.stderr.count(note) == 1, cp.stderr
+    assert "still SCHEDULED after 3 s" in cp.stderr, cp.stderr
+
+
+def test_submit_wait_says_nothing_while_a_worker_serves_the_task(server, worker_factory, cli):
+    worker_factory(server)
+    # Still SCHEDULED when the wait first asks (delayed past it), but a worker serves the task.
+    cp = cli(server, "submit", "errand.noop", "--delay", "2", "--wait", "--wait-timeout", "30")
+    assert cp.returncode == 0, (cp.stdout, cp.stderr)
+    assert "no live worker" not in cp.stderr, cp.stderr
+
+
+def test_runs_logs_of_a_run_without_lines_says_so(server, cli):
+    run = server.api.submit(unique_task("cli.nolog"), {}, delay_seconds=600)
+    cp = cli(server, "runs", "logs", run["id"])
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout == "" and f"run {run['id']} has no log lines" in cp.stderr, cp.stderr
+    as_json = cli(server, "runs", "logs", run["id"], "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == {"logs": []}
+    assert as_json.stderr == "", as_json.stderr
+
+
 def test_submit_prints_the_id_and_sends_options(server, cli):
     task = unique_task("cli")
     cp = cli(server, "submit", task, "--params", '{"a": 1}', "--tag", "x", "--tag", "y",
