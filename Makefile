@@ -1,15 +1,27 @@
 # Thin wrapper over CMake. `make` builds build/bin/errand and liberrand; `make test` runs
 # every test suite; `make asan` runs them again under ASan+UBSan in build-asan/.
+# Quiet by default (CMake's progress lines only); `make V=1 ...` shows every command.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON ?= /usr/bin/python3
+V ?= 0
 
-.PHONY: all deps test-deps test unit e2e example browser check asan fuzz container-test demo install clean format
+ifeq ($(V),1)
+Q :=
+CMAKE_BUILD_VERBOSE := --verbose
+else
+Q := @
+CMAKE_BUILD_VERBOSE :=
+# Also reaches the make that `cmake --build` runs (through MAKEFLAGS in the environment).
+MAKEFLAGS += --no-print-directory
+endif
+
+.PHONY: all deps test-deps test unit e2e example browser check asan fuzz container-test fresh-check demo install clean format
 
 all: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	$(Q)cmake --build $(BUILD) -j $(JOBS) $(CMAKE_BUILD_VERBOSE)
 
 deps:
 	@scripts/install-deps.sh build
@@ -18,20 +30,25 @@ test-deps:
 	@scripts/install-deps.sh test
 
 unit: all test-deps
-	cd $(BUILD) && ctest --output-on-failure --no-tests=error
+	@echo "== C unit tests ($(BUILD)) =="
+	$(Q)cd $(BUILD) && ctest --output-on-failure --no-tests=error
 
 e2e: all test-deps
-	ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
+	@echo "== end-to-end tests ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
 
 example: all test-deps
-	ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
+	@echo "== example app tests ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
 
 browser: all test-deps
-	cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
+	@echo "== browser tests ($(BUILD)) =="
+	$(Q)cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
 
 # Coverage-guided fuzzing (libFuzzer) of the parsers of untrusted input, FUZZ_SECONDS each.
 fuzz: deps
-	tests/fuzz/run.sh
+	@echo "== fuzzers (FUZZ_SECONDS=$${FUZZ_SECONDS:-30} each) =="
+	$(Q)tests/fuzz/run.sh
 
 # Everything a change must pass: the suites, again under ASan+UBSan, then the fuzzers.
 test: unit e2e example browser
@@ -39,16 +56,21 @@ test: unit e2e example browser
 check: test asan fuzz
 
 container-test:
-	tests/container/run.sh
+	$(Q)tests/container/run.sh
 
-demo: all
-	BUILD=$(BUILD) scripts/demo.sh
+# `make check` from a clean clone of HEAD in a new Debian 12 container (what a new user runs).
+fresh-check:
+	$(Q)tests/container/fresh-check.sh
+
+# scripts/demo.sh builds first (and installs what is missing) itself.
+demo:
+	$(Q)BUILD=$(BUILD) V=$(V) scripts/demo.sh
 
 asan:
-	$(MAKE) unit e2e example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	$(Q)$(MAKE) unit e2e example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
 install: all
-	cmake --install $(BUILD)
+	$(Q)cmake --install $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
