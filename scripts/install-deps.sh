@@ -35,14 +35,17 @@ if [ "$what" != build ]; then
   command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
 
-# apt_install PACKAGE...: apt-get install, showing progress as a few lines (apt-get's own
+# apt_install PACKAGE...: apt-get install, showing progress in about ten lines (apt-get's own
 # output is a screenful per package, or nothing at all with -qq).
 apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" 2>&1 |
     awk '
-      / newly installed/ { total = $3 + 0; print "install-deps:   " $0; fflush() }
+      / newly installed/ { total = $3 + 0; every = int((total + 9) / 10); if (every < 10) every = 10
+                           print "install-deps:   " $0; fflush() }
       /^Need to get/ { print "install-deps:   " $0; fflush() }
-      /^Setting up / { done++; if (total && (done % 10 == 0 || done == total)) {
+      /^Get:/ { got++; if (total && got % every == 0) {
+                  printf "install-deps:   downloaded %d of %d packages\n", got, total; fflush() } }
+      /^Setting up / { done++; if (total && (done % every == 0 || done == total)) {
                          printf "install-deps:   set up %d of %d packages\n", done, total; fflush() } }
       /^(E|W): / { print; fflush() }' >&2
   return "${PIPESTATUS[0]}"
