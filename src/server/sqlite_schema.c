@@ -10,10 +10,16 @@
  *    are JSON text exactly as the wire carries them. n_states counts task_run_states rows,
  *    giving the next history seq without a MAX() query. lease_token / lease_expires are set
  *    exactly while a worker holds the run (PENDING, RUNNING, CANCELLING).
+ *    delayed is 1 for a SCHEDULED run that was not due when it was written, until a claim or
+ *    the sweeper promotes it (sets it to 0) once it is due; 0 otherwise.
  *    Indexes are partial wherever most rows would carry NULL or never match, so the common
  *    insert touches few b-trees:
- *      task_runs_claim        (task, priority DESC, scheduled_at, id) WHERE SCHEDULED: the
- *                             claim order itself, holding only claimable runs;
+ *      task_runs_claim        (task, priority DESC, scheduled_at, id) WHERE SCHEDULED and
+ *                             not delayed: the ready queue in claim order, holding only
+ *                             claimable runs (a claim reads what it returns, never the
+ *                             runs waiting for their time);
+ *      task_runs_delayed      (scheduled_at) WHERE SCHEDULED and delayed: the runs waiting
+ *                             for their time, soonest first, for the promotion;
  *      task_runs_lease        (lease_expires) WHERE leased: the sweeper's scan;
  *      task_runs_idempotency  UNIQUE (idempotency_key) WHERE set;
  *      task_runs_cache        (cache_key, finished) WHERE set: newest cache source;
@@ -138,6 +144,19 @@ static const struct migration migrations[] = {
      "  VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0);"
      "UPDATE run_counts SET n = (SELECT count(*) FROM task_runs"
      "  WHERE task_runs.state_type = run_counts.state_type);"},
+
+    /* The delayed set apart from the ready queue: task_runs_claim holds only runs that were
+       due when written (or promoted since), so a claim never walks the runs that are not
+       due yet, however many there are. Runs not due at the upgrade start delayed. */
+    {8, "ready_and_delayed",
+     "ALTER TABLE task_runs ADD COLUMN delayed INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE task_runs SET delayed = 1 WHERE state_type = 0"
+     "  AND scheduled_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);"
+     "DROP INDEX task_runs_claim;"
+     "CREATE INDEX task_runs_claim ON task_runs (task, priority DESC, scheduled_at, id)"
+     "  WHERE state_type = 0 AND delayed = 0;"
+     "CREATE INDEX task_runs_delayed ON task_runs (scheduled_at)"
+     "  WHERE state_type = 0 AND delayed = 1;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

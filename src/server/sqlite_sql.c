@@ -3,20 +3,25 @@
  *
  * Notes on index use (checked with EXPLAIN QUERY PLAN, see tests/unit/test_store_sqlite.c):
  *  - SQL_CLAIM_CANDIDATES walks the partial index task_runs_claim (task, priority DESC,
- *    scheduled_at, id) WHERE state_type = 0 in its own order, so a claim reads only the
- *    entries it returns plus the not-yet-due ones of higher priority, and never the row.
- *    The literal 0 (SCHEDULED) must stay literal: SQLite uses a partial index only when the
- *    query's WHERE visibly implies the index's WHERE, and a bound parameter does not.
+ *    scheduled_at, id) WHERE state_type = 0 AND delayed = 0 in its own order: the index
+ *    holds only ready runs, so a claim reads the entries it returns and nothing else, however
+ *    many runs wait for their time. The literals (0 for SCHEDULED, delayed = 0) must stay
+ *    literal: SQLite uses a partial index only when the query's WHERE visibly implies the
+ *    index's WHERE, and a bound parameter does not.
+ *  - SQL_PROMOTE_DUE moves the delayed runs that are due into the ready queue, soonest first
+ *    from task_runs_delayed, a bounded batch at a time; when none is due it is one seek.
  *  - SQL_LEASE_EXPIRED uses task_runs_lease (lease_expires WHERE lease_expires IS NOT NULL):
  *    "lease_expires < ?" implies NOT NULL.
  *  - Listing by state, one state at a time (the store merges states), each state from the
  *    index that holds exactly its runs, so a page costs the size of that state's set, not
  *    of the table:
- *      SCHEDULED              task_runs_claim (the backlog), then a top-N sort by id;
  *      PENDING, RUNNING       task_runs_lease (the runs in flight), then a top-N sort;
  *      FAILED .. CANCELLED    task_runs_attention, already in id order;
- *      COMPLETED              the primary key newest first (COMPLETED runs are most runs).
- *    The literal terms ("state_type = 0", "lease_expires IS NOT NULL", "state_type >= 4")
+ *      SCHEDULED, COMPLETED   the primary key newest first: COMPLETED runs are most runs, and
+ *                             a backlog of SCHEDULED runs is at the newest end (a top-N sort
+ *                             of a million-run backlog took 1.5 s). A few old SCHEDULED runs
+ *                             behind many newer runs of other states are still a long walk.
+ *    The literal terms ("lease_expires IS NOT NULL", "state_type >= 4")
  *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
  *    makes a mismatch an error instead of a silent full scan.
  *  - SQL_LIST_TAG starts from task_run_tags (CROSS JOIN fixes that join order) so a rare
@@ -58,6 +63,9 @@ struct sql_def {
 };
 
 #define SQL(id, text) [id] = {#id, text}
+/* The value of task_runs.delayed for a row written with state type STATE, scheduled_at AT,
+ * at time NOW: 1 for a SCHEDULED run that is not due yet. */
+#define DELAYED_WHEN(state, at, now) "(" state " = 0 AND " at " > " now ")"
 
 static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_BEGIN_WRITE, "BEGIN IMMEDIATE"),
@@ -78,9 +86,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref) "
+        "persist_result, result, result_ref, delayed) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
+        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ")"),
     SQL(SQL_TAG_INSERT, "INSERT OR IGNORE INTO task_run_tags (tag, run_id) VALUES (?1, ?2)"),
     SQL(SQL_STATE_INSERT,
         "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "
@@ -88,12 +96,14 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_RUN_TRANSITION,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
-        "finished = ?10, lease_token = ?11, lease_expires = ?12 WHERE rowid = ?1"),
+        "finished = ?10, lease_token = ?11, lease_expires = ?12, "
+        "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_RUN_COMPLETE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, result = ?13, "
-        "result_ref = ?14, cache_expires_at = ?15 WHERE rowid = ?1"),
+        "result_ref = ?14, cache_expires_at = ?15, "
+        "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
                           "WHERE cache_key = ?1 AND state_type = ?2 AND state_name = ?3 "
                           "AND (cache_expires_at IS NULL OR cache_expires_at > ?4) "
@@ -102,8 +112,12 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_CLAIM_CANDIDATES,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
         "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
-        "WHERE state_type = 0 AND task = ?1 AND scheduled_at <= ?2 "
+        "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND scheduled_at <= ?2 "
         "ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
+    SQL(SQL_PROMOTE_DUE,
+        "UPDATE task_runs SET delayed = 0 WHERE rowid IN (SELECT rowid FROM task_runs "
+        "INDEXED BY task_runs_delayed WHERE state_type = 0 AND delayed = 1 "
+        "AND scheduled_at <= ?1 ORDER BY scheduled_at LIMIT ?2)"),
     SQL(SQL_CLAIM_UPDATE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
@@ -131,9 +145,6 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_STATE, "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
                         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
-    SQL(SQL_LIST_SCHEDULED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_claim "
-                            "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 "
-                            "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_LEASED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "
                          "WHERE lease_expires IS NOT NULL AND state_type = ?4 AND id < ?1 "
                          "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),

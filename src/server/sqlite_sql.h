@@ -32,6 +32,7 @@ enum sql_id {
     SQL_CACHE_SOURCE,
     /* worker protocol */
     SQL_CLAIM_CANDIDATES,
+    SQL_PROMOTE_DUE,
     SQL_CLAIM_UPDATE,
     SQL_LEASE_CHECK,
     SQL_LEASE_EXTEND,
@@ -42,7 +43,6 @@ enum sql_id {
     /* listings */
     SQL_LIST_ALL,
     SQL_LIST_STATE,
-    SQL_LIST_SCHEDULED,
     SQL_LIST_LEASED,
     SQL_LIST_ATTENTION,
     SQL_LIST_TAG,

@@ -108,9 +108,9 @@ int store_report(store *st, const char *worker, const struct run_report *reports
                                err);
 }
 
-int store_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err)
+int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
 {
-    return st->backend->sweep(st, now_ms, n_expired, err);
+    return st->backend->sweep(st, now_ms, counts, err);
 }
 
 int store_list_workers(store *st, int64_t now_ms, int64_t active_window_ms, json_t **out,

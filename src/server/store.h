@@ -114,8 +114,15 @@ int store_report(store *st, const char *worker, const struct run_report *reports
                  const struct log_entry *logs, size_t n_logs, int64_t now_ms,
                  json_t **results_out, bool *any_stale, errand_error *err);
 
-/* Expires leases that ran out before now (state_on_lease_expired). *n_expired counts them. */
-int store_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err);
+/* What one sweep did: leases expired (state_on_lease_expired), delayed runs that became due
+ * and entered the ready queue. */
+struct sweep_counts {
+    int expired;
+    int promoted;
+};
+/* Expires leases that ran out before now and promotes the delayed runs due by now, in
+ * bounded transactions until none is left; *counts (optional) says how many. */
+int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
 
 /* {"workers": [...]} as in docs/api.md; active = seen within active_window_ms. */
 int store_list_workers(store *st, int64_t now_ms, int64_t active_window_ms, json_t **out,
@@ -144,7 +151,7 @@ struct store_backend {
                      json_t **, bool *, errand_error *);
     int (*report)(store *, const char *, const struct run_report *, size_t,
                   const struct log_entry *, size_t, int64_t, json_t **, bool *, errand_error *);
-    int (*sweep)(store *, int64_t, int *, errand_error *);
+    int (*sweep)(store *, int64_t, struct sweep_counts *, errand_error *);
     int (*list_workers)(store *, int64_t, int64_t, json_t **, errand_error *);
     int (*count_by_state)(store *, int64_t[8], errand_error *);
 };

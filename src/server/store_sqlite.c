@@ -180,11 +180,10 @@ static int row_id_desc(const void *pa, const void *pb)
 static enum sql_id list_statement(errand_state s)
 {
     switch (s) {
-    case ERRAND_STATE_SCHEDULED:
-        return SQL_LIST_SCHEDULED;
     case ERRAND_STATE_PENDING:
     case ERRAND_STATE_RUNNING:
         return SQL_LIST_LEASED;
+    case ERRAND_STATE_SCHEDULED:
     case ERRAND_STATE_COMPLETED:
         return SQL_LIST_STATE;
     default:

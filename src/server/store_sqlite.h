@@ -51,6 +51,6 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
 int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
                         const struct log_entry *logs, size_t n_logs, int64_t now_ms,
                         json_t **results_out, bool *any_stale, errand_error *err);
-int store_sqlite_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err);
+int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
 
 #endif

@@ -4,6 +4,11 @@
  * claim can never hand one run to two workers (the writer is the only writer), and a report
  * with its logs lands all together or not at all.
  *
+ * Ready and delayed: a run that is not due yet waits in the delayed set (task_runs.delayed,
+ * see sqlite_schema.c) and enters the ready queue once due, promoted by the first claim or
+ * sweep that sees it due, a bounded batch per transaction. So a claim walks only ready runs,
+ * and its cost does not grow with the number of runs waiting for their time.
+ *
  * Claim order is priority DESC, scheduled_at, id across all the requested tasks. The claim
  * index is per task, so the op reads up to `limit` candidates per task from it (walking the
  * index in claim order, no sort) and merges them, rather than asking SQLite to sort every
@@ -30,6 +35,9 @@
 #define CLAIM_LIMIT_MAX 1000
 #define MS_PER_SECOND 1000
 #define SWEEP_BATCH 256 /* leases expired per transaction */
+/* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
+ * backlog of runs all due at once adds to one transaction (the next one moves more). */
+#define PROMOTE_BATCH 1000
 #define HTTP_OK 200
 #define HTTP_NOT_FOUND 404
 #define HTTP_CONFLICT 409
@@ -177,10 +185,27 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
     return sqlite_state_append(c, cd->row.id, seq, d->next, d->name, op->now_ms, "", err);
 }
 
+/* Moves up to PROMOTE_BATCH delayed runs that are due at now_ms into the ready queue;
+ * *n_promoted (optional) counts them. */
+static int promote_due(struct sqlite_conn *c, int64_t now_ms, int *n_promoted, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_PROMOTE_DUE, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int(s, 2, PROMOTE_BATCH);
+    int rc = sqlite_conn_step_done(c, s, SQL_PROMOTE_DUE, err);
+    if (rc == 0 && n_promoted)
+        *n_promoted = sqlite3_changes(c->db);
+    return rc;
+}
+
 static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct claim_op *op = arg;
-    int rc;
+    int rc = promote_due(c, op->now_ms, NULL, err);
+    if (rc < 0)
+        return rc;
     for (size_t t = 0; t < op->req->n_tasks; t++) {
         if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
             return rc;
@@ -614,6 +639,7 @@ struct sweep_op {
     struct run_current *rows; /* SWEEP_BATCH */
     size_t n_found;
     int n_expired;
+    int n_promoted;
 };
 
 static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
@@ -621,6 +647,12 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     struct sweep_op *op = arg;
     op->n_found = 0;
     op->n_expired = 0;
+    op->n_promoted = 0;
+    /* Runs of tasks nobody claims now are promoted too, so the delayed set holds only runs
+       that are not due, and the first claim after a quiet spell finds the ready queue full. */
+    int prc = promote_due(c, op->now_ms, &op->n_promoted, err);
+    if (prc < 0)
+        return prc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_EXPIRED, err);
     if (!s)
         return ERRAND_ESTORE;
@@ -653,22 +685,27 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     return sqlite_counts_apply(c, &counts, err);
 }
 
-int store_sqlite_sweep(store *st, int64_t now_ms, int *n_expired, errand_error *err)
+int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    if (n_expired)
-        *n_expired = 0;
+    struct sweep_counts total = {0};
     struct sweep_op op = {.now_ms = now_ms};
     op.rows = mem_calloc(SWEEP_BATCH, sizeof *op.rows);
     if (!op.rows)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     int rc;
+    bool more;
     do {
         rc = sqlite_writer_run(s->writer, sweep_in_writer, &op, err);
-        if (rc == 0 && n_expired)
-            *n_expired += op.n_expired;
+        if (rc == 0) {
+            total.expired += op.n_expired;
+            total.promoted += op.n_promoted;
+        }
         /* A full batch means more may wait; stop if nothing moved (a row the rules refuse). */
-    } while (rc == 0 && op.n_found == SWEEP_BATCH && op.n_expired > 0);
+        more = (op.n_found == SWEEP_BATCH && op.n_expired > 0) || op.n_promoted == PROMOTE_BATCH;
+    } while (rc == 0 && more);
+    if (counts)
+        *counts = total;
     mem_free(op.rows);
     return rc;
 }

@@ -36,17 +36,18 @@ static void sweep_once(sweeper *sw)
 {
     errand_error err;
     error_clear(&err);
-    int n_expired = 0;
-    if (store_sweep(sw->st, clock_now_ms(), &n_expired, &err) < 0) {
+    struct sweep_counts n = {0};
+    if (store_sweep(sw->st, clock_now_ms(), &n, &err) < 0) {
         log_warn("lease sweep failed", "error=\"%s\"", err.message);
         return;
     }
-    if (n_expired <= 0)
+    if (n.promoted > 0 || n.expired > 0)
+        notify_signal(sw->notify, NOTIFY_RUNS_DUE);
+    if (n.expired <= 0)
         return;
-    metrics_add(sw->metrics, METRIC_LEASE_EXPIRIES, (uint64_t)n_expired);
-    notify_signal(sw->notify, NOTIFY_RUNS_DUE);
+    metrics_add(sw->metrics, METRIC_LEASE_EXPIRIES, (uint64_t)n.expired);
     notify_signal(sw->notify, NOTIFY_RUN_FINAL);
-    log_info("leases expired", "count=%d", n_expired);
+    log_info("leases expired", "count=%d", n.expired);
 }
 
 static void *sweeper_main(void *arg)

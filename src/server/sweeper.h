@@ -1,8 +1,9 @@
 /*
  * sweeper.h — the lease sweeper: one thread that calls store_sweep every interval, so runs
  * held by a worker that died go back to SCHEDULED (attempts remain), CRASHED (none remain)
- * or CANCELLED (cancel requested). When a sweep changes anything it wakes the long-polls
- * (claims: runs became due; /wait: runs became final) and counts the expiries.
+ * or CANCELLED (cancel requested), and delayed runs that became due enter the ready queue.
+ * When a sweep changes anything it wakes the long-polls (claims: runs became due; /wait:
+ * runs became final) and counts the expiries.
  */
 #ifndef ERRAND_SERVER_SWEEPER_H
 #define ERRAND_SERVER_SWEEPER_H

@@ -250,13 +250,14 @@ static inline int heartbeat1(struct fixture *fx, const char *id, const char *tok
     return status;
 }
 
+/* Sweeps at now; returns the number of leases expired. */
 static inline int sweep(struct fixture *fx, int64_t now)
 {
-    int n = -1;
+    struct sweep_counts n = {-1, -1};
     errand_error err;
     if (store_sweep(fx->st, now, &n, &err) != 0)
         fail_msg("store_sweep: %s", err.message);
-    return n;
+    return n.expired;
 }
 
 static inline json_t *list(struct fixture *fx, unsigned mask, const char *task, const char *tag,

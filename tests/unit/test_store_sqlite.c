@@ -562,7 +562,7 @@ static void hot_queries_use_their_indexes(void **state)
         {SQL_CLAIM_CANDIDATES, "task_runs_claim"},         {SQL_LEASE_EXPIRED, "task_runs_lease"},
         {SQL_LIST_ATTENTION, "task_runs_attention"},       {SQL_CACHE_SOURCE, "task_runs_cache"},
         {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"}, {SQL_LIST_TAG, "task_run_tags"},
-        {SQL_LIST_SCHEDULED, "task_runs_claim"},           {SQL_LIST_LEASED, "task_runs_lease"},
+        {SQL_PROMOTE_DUE, "task_runs_delayed"},            {SQL_LIST_LEASED, "task_runs_lease"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char sql[2048];
@@ -582,8 +582,8 @@ static void hot_queries_use_their_indexes(void **state)
         if (!strstr(plan, want[i].index))
             fail_msg("%s does not use %s: %s", sqlite_sql_name(want[i].id), want[i].index, plan);
         /* These sort the (small) set they read; the others read in the order they return. */
-        bool may_sort = want[i].id == SQL_CACHE_SOURCE || want[i].id == SQL_LIST_SCHEDULED ||
-                        want[i].id == SQL_LIST_LEASED;
+        bool may_sort = want[i].id == SQL_CACHE_SOURCE || want[i].id == SQL_LIST_LEASED ||
+                        want[i].id == SQL_PROMOTE_DUE;
         if (sorts && !may_sort)
             fail_msg("%s sorts: %s", sqlite_sql_name(want[i].id), plan);
     }

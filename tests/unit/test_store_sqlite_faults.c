@@ -119,7 +119,7 @@ static int fault_cancel(struct fixture *fx)
 
 static int fault_sweep(struct fixture *fx)
 {
-    int n;
+    struct sweep_counts n;
     errand_error err;
     return store_sweep(fx->st, fault_now + 3600 * SEC, &n, &err);
 }

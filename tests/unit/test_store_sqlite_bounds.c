@@ -1,0 +1,191 @@
+/*
+ * test_store_sqlite_bounds.c — hot statements whose work must not grow with what the store
+ * holds. Each test measures a statement's work the way SQLite counts it (virtual-machine
+ * steps, full-scan steps: sqlite3_stmt_status) on a small population, grows the population
+ * a thousandfold in the direction that used to make it slow, and asserts that the work is
+ * the same. A plan that merely names an index passes while a walk over the index grows; the
+ * step counts do not.
+ */
+#include "store_fixture.h"
+
+#include "server/sqlite_sql.h"
+
+#define SMALL 100
+#define LARGE 100000
+#define SUBMIT_BATCH 1000
+#define CLAIM_LIMIT 10
+#define READY_RUNS 3
+/* VM steps a statement may differ by between the two populations (none are expected: a
+ * b-tree seek is one step however deep the tree). */
+#define STEP_SLACK 8
+#define DAY_MS (86400 * SEC)
+
+struct work {
+    int vm_steps;
+    int fullscan_steps;
+    int rows;
+};
+
+/* Submits n runs described by the same JSON text, SUBMIT_BATCH per transaction. */
+static void submit_many(struct fixture *fx, int64_t now, const char *text, size_t n)
+{
+    struct run_spec *specs = calloc(SUBMIT_BATCH, sizeof *specs);
+    json_t **runs = calloc(SUBMIT_BATCH, sizeof *runs);
+    bool *created = calloc(SUBMIT_BATCH, sizeof *created);
+    assert_non_null(specs);
+    assert_non_null(runs);
+    assert_non_null(created);
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < SUBMIT_BATCH ? n - done : SUBMIT_BATCH;
+        for (size_t i = 0; i < k; i++)
+            parse_spec(&specs[i], now, text);
+        errand_error err;
+        if (store_submit(fx->st, specs, k, now, runs, created, &err) != 0)
+            fail_msg("store_submit: %s", err.message);
+        for (size_t i = 0; i < k; i++) {
+            json_decref(runs[i]);
+            run_spec_clear(&specs[i]);
+        }
+        done += k;
+    }
+    free(specs);
+    free(runs);
+    free(created);
+}
+
+/* Runs statement id on its own connection to the store's file, inside a transaction that
+ * is rolled back (so an UPDATE changes nothing), and returns what it cost. bind fills the
+ * parameters. */
+static struct work measure(struct fixture *fx, enum sql_id id,
+                           void (*bind)(sqlite3_stmt *s, int64_t now), int64_t now)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sqlite_sql_text(id), -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sqlite_sql_name(id), sqlite3_errmsg(db));
+    bind(s, now);
+    struct work w = {0};
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        w.rows++;
+    assert_int_equal(step, SQLITE_DONE);
+    w.vm_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 0);
+    w.fullscan_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    return w;
+}
+
+static void bind_claim_a(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "a", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int(s, 3, CLAIM_LIMIT);
+}
+
+static void bind_promote(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, SUBMIT_BATCH);
+}
+
+static void assert_same_work(const char *what, struct work small, struct work large)
+{
+    if (large.fullscan_steps != 0 || large.vm_steps > small.vm_steps + STEP_SLACK)
+        fail_msg("%s: %d VM steps (%d full-scan) with %d delayed runs, %d (%d) with %d", what,
+                 large.vm_steps, large.fullscan_steps, LARGE, small.vm_steps,
+                 small.fullscan_steps, SMALL);
+}
+
+/* The idle worker's claim: fewer runs are due than it asks for, and many more wait for
+ * their time. It used to walk every one of them (11-12 ms per claim with 200,000). */
+static void claim_work_does_not_grow_with_delayed_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    /* Delayed runs at every priority, so none of them sorts after the ready ones. */
+    submit_many(fx, t, "{\"task\": \"a\", \"delay_seconds\": 86400, \"priority\": 9}", SMALL / 2);
+    submit_many(fx, t, "{\"task\": \"a\", \"delay_seconds\": 86400}", SMALL / 2);
+    submit_many(fx, t, "{\"task\": \"a\"}", READY_RUNS);
+    submit_many(fx, t, "{\"task\": \"b\"}", SMALL);
+
+    struct work claim_small = measure(fx, SQL_CLAIM_CANDIDATES, bind_claim_a, t + 1);
+    struct work promote_small = measure(fx, SQL_PROMOTE_DUE, bind_promote, t + 1);
+    assert_int_equal(claim_small.rows, READY_RUNS);
+
+    submit_many(fx, t, "{\"task\": \"a\", \"delay_seconds\": 86400, \"priority\": 9}",
+                (LARGE - SMALL) / 2);
+    submit_many(fx, t, "{\"task\": \"a\", \"delay_seconds\": 86400}", (LARGE - SMALL) / 2);
+
+    struct work claim_large = measure(fx, SQL_CLAIM_CANDIDATES, bind_claim_a, t + 1);
+    struct work promote_large = measure(fx, SQL_PROMOTE_DUE, bind_promote, t + 1);
+    assert_int_equal(claim_large.rows, READY_RUNS);
+    assert_same_work("SQL_CLAIM_CANDIDATES", claim_small, claim_large);
+    assert_same_work("SQL_PROMOTE_DUE with nothing due", promote_small, promote_large);
+
+    /* Through the store: the ready runs, and none of the delayed ones. */
+    json_t *runs = claim(fx, "w1", "a", CLAIM_LIMIT, 30, t + 1);
+    assert_int_equal(json_array_size(runs), READY_RUNS);
+    json_decref(runs);
+    runs = claim(fx, "w1", "a", CLAIM_LIMIT, 30, t + 2);
+    assert_int_equal(json_array_size(runs), 0);
+    json_decref(runs);
+}
+
+/* When the delayed runs come due they enter the ready queue in bounded batches (the sweep
+ * moves them all; a claim moves one batch), and are claimed in priority order. */
+static void delayed_runs_become_ready_when_due(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    submit_many(fx, t, "{\"task\": \"a\", \"delay_seconds\": 60}", 2 * SUBMIT_BATCH + 1);
+    bool created;
+    json_t *urgent =
+        submit(fx, t, "{\"task\": \"a\", \"delay_seconds\": 90, \"priority\": 5}", &created);
+
+    json_t *runs = claim(fx, "w1", "a", 1, 30, t + 59 * SEC);
+    assert_int_equal(json_array_size(runs), 0);
+    json_decref(runs);
+
+    /* Due: the claim itself promotes (no sweep needed). */
+    runs = claim(fx, "w1", "a", 1, 30, t + 60 * SEC);
+    assert_int_equal(json_array_size(runs), 1);
+    json_decref(runs);
+
+    /* The sweep promotes the rest, all of them, in several transactions. */
+    struct sweep_counts n = {0};
+    errand_error err;
+    assert_int_equal(store_sweep(fx->st, t + 90 * SEC, &n, &err), 0);
+    assert_int_equal(n.promoted, 2 * SUBMIT_BATCH + 1 - SUBMIT_BATCH + 1);
+    assert_int_equal(n.expired, 0);
+
+    /* Priority first among everything ready. */
+    runs = claim(fx, "w1", "a", 1, 30, t + 90 * SEC);
+    assert_int_equal(json_array_size(runs), 1);
+    assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(urgent, "id"));
+    json_decref(runs);
+    runs = claim(fx, "w1", "a", CLAIM_LIMIT, 30, t + 90 * SEC);
+    assert_int_equal(json_array_size(runs), CLAIM_LIMIT);
+    json_decref(runs);
+    json_decref(urgent);
+
+    /* Every run is accounted for: the rest still SCHEDULED. */
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_SCHEDULED], 2 * SUBMIT_BATCH + 2 - 2 - CLAIM_LIMIT);
+}
+
+int main(void)
+{
+    mem_install_json();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(claim_work_does_not_grow_with_delayed_runs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(delayed_runs_become_ready_when_due, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
