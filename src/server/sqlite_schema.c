@@ -22,7 +22,9 @@
  *                             for their time, soonest first, for the promotion;
  *      task_runs_lease        (lease_expires) WHERE leased: the sweeper's scan;
  *      task_runs_idempotency  UNIQUE (idempotency_key) WHERE set;
- *      task_runs_cache        (cache_key, finished) WHERE set: newest cache source;
+ *      task_runs_cache        (cache_key, finished) WHERE set on a run that COMPLETED by
+ *                             running (state name "Completed", not a "Cached" copy):
+ *                             the newest cache source, read without passing the copies;
  *      task_runs_attention    (state_type, id) WHERE state_type >= 4, i.e. FAILED,
  *                             CRASHED, CANCELLING or CANCELLED (a range test: an IN list
  *                             here made SQLite build an ephemeral table on every write):
@@ -157,6 +159,14 @@ static const struct migration migrations[] = {
      "  WHERE state_type = 0 AND delayed = 0;"
      "CREATE INDEX task_runs_delayed ON task_runs (scheduled_at)"
      "  WHERE state_type = 0 AND delayed = 1;"},
+
+    /* Only runs that can be a cache source are in the cache index: the copies a cache hit
+       creates (COMPLETED/"Cached") and failed runs share the key but never serve it, and a
+       lookup used to walk all of them, newest first, before reaching the source. */
+    {9, "cache_sources",
+     "DROP INDEX task_runs_cache;"
+     "CREATE INDEX task_runs_cache ON task_runs (cache_key, finished)"
+     "  WHERE cache_key IS NOT NULL AND state_type = 3 AND state_name = 'Completed';"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

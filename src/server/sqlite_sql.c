@@ -10,6 +10,8 @@
  *    index's WHERE, and a bound parameter does not.
  *  - SQL_PROMOTE_DUE moves the delayed runs that are due into the ready queue, soonest first
  *    from task_runs_delayed, a bounded batch at a time; when none is due it is one seek.
+ *  - SQL_CACHE_SOURCE reads task_runs_cache, which holds only possible sources (runs that
+ *    COMPLETED by running), newest first: the Cached copies of a popular key are not in it.
  *  - SQL_LEASE_EXPIRED uses task_runs_lease (lease_expires WHERE lease_expires IS NOT NULL):
  *    "lease_expires < ?" implies NOT NULL.
  *  - Listing by state, one state at a time (the store merges states), each state from the
@@ -42,6 +44,9 @@
 #include "errand/errand.h"
 
 _Static_assert(ERRAND_STATE_SCHEDULED == 0, "SQL below spells SCHEDULED as the literal 0");
+_Static_assert(ERRAND_STATE_COMPLETED == 3,
+               "SQL below and the cache index spell COMPLETED as the literal 3 (the name "
+               "'Completed' is state_default_name(ERRAND_STATE_COMPLETED), checked by the tests)");
 _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
                    ERRAND_STATE_CANCELLING == 6 && ERRAND_STATE_CANCELLED == 7,
                "SQL below and the schema spell the attention states as state_type >= 4");
@@ -105,8 +110,8 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "result_ref = ?14, cache_expires_at = ?15, "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
-                          "WHERE cache_key = ?1 AND state_type = ?2 AND state_name = ?3 "
-                          "AND (cache_expires_at IS NULL OR cache_expires_at > ?4) "
+                          "WHERE cache_key = ?1 AND state_type = 3 AND state_name = 'Completed' "
+                          "AND (cache_expires_at IS NULL OR cache_expires_at > ?2) "
                           "ORDER BY finished DESC LIMIT 1"),
 
     SQL(SQL_CLAIM_CANDIDATES,

@@ -96,9 +96,7 @@ static int find_cached(struct sqlite_conn *c, const char *key, int64_t now_ms,
     if (!s)
         return ERRAND_ESTORE;
     sqlite_bind_text(s, 1, key);
-    sqlite3_bind_int(s, 2, ERRAND_STATE_COMPLETED);
-    sqlite_bind_text(s, 3, state_default_name(ERRAND_STATE_COMPLETED));
-    sqlite3_bind_int64(s, 4, now_ms);
+    sqlite3_bind_int64(s, 2, now_ms);
     int step = sqlite3_step(s);
     int rc = 0;
     if (step == SQLITE_ROW) {
