@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""bench/prefill.py — fills a running errand server with a population of stored runs, so that
+`errand bench` can be measured against a store that is not empty (standard library only).
+
+    bench/prefill.py --delayed 300000                 # runs of errand.noop delayed by a day
+    bench/prefill.py --unserved 1000000               # queued runs of a task nobody serves
+    errand bench --runs 20000                         # then measure as usual
+
+The runs go in through POST /api/task_runs/batch, --batch per request. Delayed runs are of
+the bench's own task (errand.noop by default), so every claim the bench makes meets them.
+"""
+import argparse
+import json
+import sys
+import time
+import urllib.request
+
+DAY_SECONDS = 86400
+
+
+def post_batch(url, key, runs):
+    req = urllib.request.Request(url + "/task_runs/batch", data=json.dumps({"runs": runs}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    if key:
+        req.add_header("Authorization", "Bearer " + key)
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        if resp.status not in (200, 201):
+            sys.exit(f"prefill: the server answered {resp.status}")
+
+
+def fill(url, key, n, batch, make, what):
+    if n <= 0:
+        return
+    started = time.monotonic()
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        post_batch(url, key, [make() for _ in range(k)])
+        done += k
+    took = time.monotonic() - started
+    print(f"prefill: {n} {what} in {took:.1f} s ({n / took if took else 0:.0f} runs/s)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--api-url", default="http://127.0.0.1:4200/api")
+    ap.add_argument("--api-key", default="")
+    ap.add_argument("--task", default="errand.noop", help="task of the delayed runs")
+    ap.add_argument("--delayed", type=int, default=0, help="runs of --task delayed by a day")
+    ap.add_argument("--unserved", type=int, default=0, help="queued runs of a task nobody serves")
+    ap.add_argument("--batch", type=int, default=1000, help="runs per request (at most 10000)")
+    a = ap.parse_args()
+    fill(a.api_url, a.api_key, a.delayed, a.batch,
+         lambda: {"task": a.task, "delay_seconds": DAY_SECONDS}, f"delayed runs of {a.task}")
+    fill(a.api_url, a.api_key, a.unserved, a.batch,
+         lambda: {"task": "bench.unserved"}, "queued runs of bench.unserved")
+
+
+if __name__ == "__main__":
+    main()
