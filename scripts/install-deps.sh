@@ -88,7 +88,9 @@ check() {
 }
 
 found=""
-cmake_min=$(sed -n 's/^cmake_minimum_required(VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+# The Dockerfile runs this script before the rest of the tree is copied in: the files that
+# hold a minimum may be missing, and the defaults below stand in.
+cmake_min=$(sed -n 's/^cmake_minimum_required(VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt" 2>/dev/null || true)
 check cmake "$(cmake --version 2>/dev/null | sed -n '1s/^cmake version \([0-9.]*\).*/\1/p')" \
   "${cmake_min:-3.18}" "install Debian 12's cmake (apt-get install cmake)"
 if [ "$what" != build ]; then
@@ -96,7 +98,7 @@ if [ "$what" != build ]; then
   check python3 "$(/usr/bin/python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" \
     3.11 "the tests run /usr/bin/python3: install Debian 12's python3"
   # The browser tests' playwright-core says which Node.js it runs on.
-  node_min=$(sed -n 's/.*"node": *">= *\([0-9.]*\)".*/\1/p' "$root/tests/browser/package.json" | head -n 1)
+  node_min=$(sed -n 's/.*"node": *">= *\([0-9.]*\)".*/\1/p' "$root/tests/browser/package.json" 2>/dev/null | head -n 1 || true)
   check node "$(node --version 2>/dev/null | sed 's/^v//')" "${node_min:-18}" \
     "the browser tests (tests/browser/package.json) need it: install Debian 12's nodejs and npm, or a newer Node.js"
   check npm "$(npm --version 2>/dev/null)" 7 "install Debian 12's npm, or the npm of a newer Node.js"

@@ -112,8 +112,11 @@ static bool task_is_served(errand_client *c, const char *task)
     {
         if (!json_is_true(json_object_get(w, "active")))
             continue;
-        json_array_foreach(json_object_get(w, "tasks"), j, name) served =
-            served || (json_is_string(name) && strcmp(json_string_value(name), task) == 0);
+        json_array_foreach(json_object_get(w, "tasks"), j, name)
+        {
+            if (json_is_string(name) && strcmp(json_string_value(name), task) == 0)
+                served = true;
+        }
     }
     json_decref(answer);
     return served;
