@@ -18,6 +18,7 @@ struct sqlite_checkpointer {
     bool pending;
     bool stopping;
     unsigned long passive, restart; /* checkpoints run, for the log at stop */
+    int restart_tried_at;           /* WAL frames at the last RESTART try (writer thread's) */
     pthread_t thread;
     struct sqlite_conn *conn; /* the checkpointer thread's own */
 };
@@ -26,9 +27,21 @@ struct sqlite_checkpointer {
 static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct sqlite_checkpointer *cp = arg;
-    if (frames >= SQLITE_CHECKPOINT_FRAMES_MAX) {
+    if (frames < cp->restart_tried_at)
+        cp->restart_tried_at = 0; /* the WAL started over */
+    if (frames >= SQLITE_CHECKPOINT_FRAMES_MAX &&
+        (cp->restart_tried_at == 0 || frames >= cp->restart_tried_at + SQLITE_CHECKPOINT_FRAMES)) {
+        /* Never wait for readers here. A RESTART must wait until no reader uses the WAL; a
+           long reader (an online backup, a big listing) would make it call the busy handler,
+           and the writer's would wait SQLITE_BUSY_TIMEOUT_MS after every commit. Without a
+           busy handler it checkpoints what it can, like PASSIVE, and answers SQLITE_BUSY: the
+           WAL then grows while the reader lasts (by what is written meanwhile), is tried
+           again every SQLITE_CHECKPOINT_FRAMES frames, and starts over once the reader ends. */
         int log_frames = 0, done = 0;
+        cp->restart_tried_at = frames;
+        sqlite3_busy_timeout(db, 0);
         int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
+        sqlite3_busy_timeout(db, SQLITE_BUSY_TIMEOUT_MS);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store checkpoint failed", "error=\"%s\"", sqlite3_errmsg(db));
         pthread_mutex_lock(&cp->lock);

@@ -8,9 +8,12 @@
  * its own connection, which never blocks the writer or readers. Under a write load with no
  * pause the WAL could outgrow every passive checkpoint, so past
  * SQLITE_CHECKPOINT_FRAMES_MAX frames the writer itself runs a RESTART checkpoint (after
- * its commit, blocking only its next group) and the WAL starts over.
+ * its commit, blocking only its next group) and the WAL starts over. That RESTART never
+ * waits for readers: while one holds an old snapshot, commits go on at full speed and the
+ * WAL grows by what is written until the reader ends (see on_commit).
  *
- * Threads: the hook runs on the writer thread; `lock` guards `pending` and `stopping`.
+ * Threads: the hook runs on the writer thread, which alone uses `restart_tried_at`; `lock`
+ * guards `pending`, `stopping` and the counters.
  */
 #ifndef ERRAND_SERVER_SQLITE_CHECKPOINTER_H
 #define ERRAND_SERVER_SQLITE_CHECKPOINTER_H

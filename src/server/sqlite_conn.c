@@ -26,7 +26,6 @@
 #include "core/error.h"
 #include "core/mem.h"
 
-#define SQLITE_BUSY_TIMEOUT_MS 5000
 #define SQLITE_WRITER_CACHE_KIB 65536 /* page cache of the writer: 64 MiB */
 #define SQLITE_READER_CACHE_KIB 16384 /* per reader: 16 MiB */
 #define SQLITE_CHECKPOINTER_CACHE_KIB 2048

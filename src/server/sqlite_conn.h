@@ -21,6 +21,9 @@
 #include "errand/errand.h"
 #include "server/sqlite_sql.h"
 
+/* How long a connection waits for a lock another process holds (busy_timeout). */
+#define SQLITE_BUSY_TIMEOUT_MS 5000
+
 enum sqlite_conn_role {
     SQLITE_CONN_WRITER,       /* read-write, creates the file, sets WAL and synchronous */
     SQLITE_CONN_READER,       /* read-only */

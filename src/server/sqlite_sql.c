@@ -8,6 +8,8 @@
  *    many runs wait for their time. The literals (0 for SCHEDULED, delayed = 0) must stay
  *    literal: SQLite uses a partial index only when the query's WHERE visibly implies the
  *    index's WHERE, and a bound parameter does not.
+ *  - SQL_CLAIM_READY_EXISTS, SQL_DELAYED_DUE_EXISTS and SQL_WORKER_FRESH are a claim's look
+ *    before it writes, on a reader: one seek each.
  *  - SQL_PROMOTE_DUE moves the delayed runs that are due into the ready queue, soonest first
  *    from task_runs_delayed, a bounded batch at a time; when none is due it is one seek.
  *  - SQL_CACHE_SOURCE reads task_runs_cache, which holds only possible sources (runs that
@@ -119,6 +121,14 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
         "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND scheduled_at <= ?2 "
         "ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
+    SQL(SQL_CLAIM_READY_EXISTS,
+        "SELECT 1 FROM task_runs INDEXED BY task_runs_claim WHERE state_type = 0 AND delayed = 0 "
+        "AND task = ?1 AND scheduled_at <= ?2 LIMIT 1"),
+    SQL(SQL_DELAYED_DUE_EXISTS,
+        "SELECT 1 FROM task_runs INDEXED BY task_runs_delayed WHERE state_type = 0 "
+        "AND delayed = 1 AND scheduled_at <= ?1 LIMIT 1"),
+    SQL(SQL_WORKER_FRESH,
+        "SELECT 1 FROM workers WHERE name = ?1 AND tasks = ?2 AND last_seen >= ?3"),
     SQL(SQL_PROMOTE_DUE,
         "UPDATE task_runs SET delayed = 0 WHERE rowid IN (SELECT rowid FROM task_runs "
         "INDEXED BY task_runs_delayed WHERE state_type = 0 AND delayed = 1 "

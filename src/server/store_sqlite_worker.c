@@ -4,6 +4,9 @@
  * claim can never hand one run to two workers (the writer is the only writer), and a report
  * with its logs lands all together or not at all.
  *
+ * An empty claim does not write: it first looks, on a reader, whether it could change
+ * anything (claim_may_write), and goes to the writer only then.
+ *
  * Ready and delayed: a run that is not due yet waits in the delayed set (task_runs.delayed,
  * see sqlite_schema.c) and enters the ready queue once due, promoted by the first claim or
  * sweep that sees it due, a bounded batch per transaction. So a claim walks only ready runs,
@@ -229,6 +232,70 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     return sqlite_conn_step_done(c, s, SQL_WORKER_CLAIMED, err);
 }
 
+/* Steps statement s (bound, on connection c) once: *found = it returned a row. */
+static int exists(struct sqlite_conn *c, sqlite3_stmt *s, enum sql_id id, bool *found,
+                  errand_error *err)
+{
+    int step = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, sqlite_sql_name(id), err);
+    *found = step == SQLITE_ROW;
+    return 0;
+}
+
+/* Whether the claim op could change anything: a ready run of one of its tasks, a delayed run
+ * that is due (the op would promote it), or the worker's row due for a refresh (the op's
+ * SQL_WORKER_CLAIMED would write). Read on a reader connection, so the empty claims of idle
+ * workers, and the long-poll rechecks that every submission wakes, never queue on the
+ * writer. A run committed after this look signals NOTIFY_RUNS_DUE after its commit, and
+ * the long-poll read the generation before calling: it claims again at once. */
+static int claim_may_write(struct store_sqlite *st, const struct claim_op *op, bool *out,
+                           errand_error *err)
+{
+    *out = true;
+    struct sqlite_conn *c = sqlite_pool_acquire(st->readers);
+    int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
+    bool found = false;
+    for (size_t t = 0; rc == 0 && !found && t < op->req->n_tasks; t++) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_READY_EXISTS, err);
+        if (!s) {
+            rc = ERRAND_ESTORE;
+            break;
+        }
+        sqlite_bind_text(s, 1, op->req->tasks[t]);
+        sqlite3_bind_int64(s, 2, op->now_ms);
+        rc = exists(c, s, SQL_CLAIM_READY_EXISTS, &found, err);
+    }
+    if (rc == 0 && !found) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_DELAYED_DUE_EXISTS, err);
+        if (!s)
+            rc = ERRAND_ESTORE;
+        else {
+            sqlite3_bind_int64(s, 1, op->now_ms);
+            rc = exists(c, s, SQL_DELAYED_DUE_EXISTS, &found, err);
+        }
+    }
+    bool fresh = false;
+    if (rc == 0 && !found) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_WORKER_FRESH, err);
+        if (!s)
+            rc = ERRAND_ESTORE;
+        else {
+            sqlite_bind_text(s, 1, op->req->worker);
+            sqlite_bind_text(s, 2, op->tasks_json);
+            sqlite3_bind_int64(s, 3, op->now_ms - WORKER_SEEN_GRANULARITY_MS);
+            rc = exists(c, s, SQL_WORKER_FRESH, &fresh, err);
+        }
+    }
+    errand_error ignored;
+    sqlite_conn_run(c, SQL_COMMIT, &ignored);
+    sqlite_pool_release(st->readers, c);
+    if (rc == 0)
+        *out = found || !fresh;
+    return rc;
+}
+
 static char *tasks_json_text(const struct claim_request *req)
 {
     json_t *arr = json_array();
@@ -282,7 +349,10 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
         rc = error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
         goto done;
     }
-    if ((rc = sqlite_writer_run_relaxed(s->writer, claim_in_writer, &op, err)) < 0)
+    bool may_write = true;
+    if ((rc = claim_may_write(s, &op, &may_write, err)) < 0)
+        goto done;
+    if (may_write && (rc = sqlite_writer_run_relaxed(s->writer, claim_in_writer, &op, err)) < 0)
         goto done;
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
