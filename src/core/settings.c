@@ -63,7 +63,13 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
     {SET_LEASE_SECONDS, "ERRAND_LEASE_SECONDS", "lease-seconds", SETTING_INT, "30", 1, DAY_SECONDS,
      false, "default lease of a claimed run; workers heartbeat well within it"},
     {SET_SWEEP_INTERVAL_MS, "ERRAND_SWEEP_INTERVAL_MS", "sweep-interval-ms", SETTING_INT, "500", 1,
-     HOUR_MS, false, "how often the server looks for expired leases"},
+     HOUR_MS, false,
+     "how often the server expires leases and moves delayed runs that came due to the ready "
+     "queue"},
+    {SET_POLL_RECHECK_MS, "ERRAND_POLL_RECHECK_MS", "poll-recheck-ms", SETTING_INT, "1000", 1,
+     HOUR_MS, false,
+     "how often a long-poll (claim, wait) looks at the store without being woken: a fallback "
+     "for changes made by another server sharing the store"},
     {SET_MAX_BODY_BYTES, "ERRAND_MAX_BODY_BYTES", "max-body-bytes", SETTING_INT, "1048576",
      MIN_BODY_BYTES, GIB, false, "largest request body the server accepts (413 above it)"},
     {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "1024", 1,

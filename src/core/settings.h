@@ -32,6 +32,7 @@ enum setting_id {
     SET_LOG_LEVEL,             /* ERRAND_LOGGING_LEVEL, default info */
     SET_LEASE_SECONDS,         /* ERRAND_LEASE_SECONDS, default 30 */
     SET_SWEEP_INTERVAL_MS,     /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
+    SET_POLL_RECHECK_MS,       /* ERRAND_POLL_RECHECK_MS, default 1000 */
     SET_MAX_BODY_BYTES,        /* ERRAND_MAX_BODY_BYTES, default 1048576 */
     SET_MAX_CONNECTIONS,       /* ERRAND_MAX_CONNECTIONS, default 1024 */
     SET_RESULT_INLINE_MAX,     /* ERRAND_RESULT_INLINE_MAX_BYTES, default 65536 */

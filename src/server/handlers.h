@@ -20,6 +20,7 @@ struct handler_ctx {
     notify *notify;
     metrics *metrics;
     int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
+    int poll_recheck_ms;       /* ERRAND_POLL_RECHECK_MS */
 };
 
 /* The statuses handlers answer with themselves; failures get theirs from the error code

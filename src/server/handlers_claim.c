@@ -1,12 +1,12 @@
 /*
  * handlers_claim.c — POST /api/workers/claim, the long-poll claim.
  *
- * It tries store_claim at once; when nothing is due and wait_seconds > 0 it waits on
- * NOTIFY_RUNS_DUE (submissions, hand-backs, retries, lease expiries signal it) and tries
+ * It listens on NOTIFY_RUNS_DUE for its tasks (a submission of one of them signals it; a
+ * hand-back, a retry, a lease expiry or delayed runs coming due signal every claim), tries
+ * store_claim, and when nothing is due and wait_seconds > 0 waits for a signal and tries
  * again, until it gets runs or wait_seconds pass; then it answers {"runs": [...]} (possibly
- * empty). It also re-tries every CLAIM_RECHECK_MS without a signal, because a delayed or
- * AwaitingRetry run becomes due by time alone, and another server sharing the store sends
- * no signal here.
+ * empty). It also re-tries every ERRAND_POLL_RECHECK_MS without a signal, because another
+ * server sharing the store sends no signal here.
  *
  * Before each retry it checks that the worker is still connected: a claim moves runs to
  * PENDING and counts an attempt, so claiming for a worker that has hung up would leave the
@@ -20,7 +20,6 @@
 #include "server/query.h"
 #include "server/worker_request.h"
 
-#define CLAIM_RECHECK_MS 200
 #define MS_PER_S 1000.0
 
 int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
@@ -35,9 +34,15 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
         json_decref(body);
         return rc;
     }
+    notify_waiter *w =
+        notify_listen(ctx->notify, NOTIFY_RUNS_DUE, claim.req.tasks, claim.req.n_tasks);
+    if (!w) {
+        worker_claim_clear(&claim);
+        json_decref(body);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
     int64_t deadline = clock_mono_ms() + (int64_t)(claim.wait_seconds * MS_PER_S);
     for (;;) {
-        uint64_t gen = notify_generation(ctx->notify, NOTIFY_RUNS_DUE);
         if ((rc = store_claim(ctx->st, &claim.req, clock_now_ms(), &runs, err)) < 0)
             break;
         int64_t now = clock_mono_ms();
@@ -45,14 +50,16 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
             break;
         json_decref(runs);
         runs = NULL;
-        int64_t until = now + CLAIM_RECHECK_MS < deadline ? now + CLAIM_RECHECK_MS : deadline;
-        notify_wait(ctx->notify, NOTIFY_RUNS_DUE, gen, until);
+        int64_t until =
+            now + ctx->poll_recheck_ms < deadline ? now + ctx->poll_recheck_ms : deadline;
+        notify_waiter_wait(ctx->notify, w, until);
         if (http_client_gone(req)) {
             /* Nobody to answer; the reply is never read. */
             runs = json_array();
             break;
         }
     }
+    notify_unlisten(ctx->notify, w);
     if (rc == 0) {
         metrics_add(ctx->metrics, METRIC_CLAIMS, json_array_size(runs));
         http_reply_json(

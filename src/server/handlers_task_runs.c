@@ -5,6 +5,7 @@
  * Submissions wake claim long-polls; a cancel may make a run final and wakes /wait.
  */
 #include <stdbool.h>
+#include <string.h>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -31,11 +32,11 @@ int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
     if (rc < 0)
         return rc;
     rc = store_submit(ctx->st, &spec, 1, now, &run, &created, err);
+    if (rc == 0 && created)
+        notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, spec.task);
     run_spec_clear(&spec);
     if (rc < 0)
         return rc;
-    if (created)
-        notify_signal(ctx->notify, NOTIFY_RUNS_DUE);
     http_reply_json(reply, created ? HTTP_CREATED : HTTP_OK, run);
     return 0;
 }
@@ -64,7 +65,12 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
     }
     if ((rc = store_submit(ctx->st, specs, n, now, runs, created, err)) < 0)
         goto done;
-    notify_signal(ctx->notify, NOTIFY_RUNS_DUE);
+    /* Once per task: a batch is mostly one task, so only changes of task are signalled. */
+    for (size_t i = 0; i < n; i++) {
+        bool seen = i > 0 && strcmp(specs[i].task, specs[i - 1].task) == 0;
+        if (created[i] && !seen)
+            notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, specs[i].task);
+    }
     for (size_t i = 0; i < n; i++) {
         if (json_array_append_new(list, runs[i]) < 0)
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -130,7 +136,9 @@ int handle_cancel_run(const struct handler_ctx *ctx, const struct http_request *
     int rc = query_none(req, err);
     if (rc < 0 || (rc = store_cancel(ctx->st, req->id, clock_now_ms(), &run, err)) < 0)
         return rc;
-    notify_signal(ctx->notify, NOTIFY_RUN_FINAL);
+    const char *id = json_string_value(json_object_get(run, "id"));
+    if (id)
+        notify_signal_key(ctx->notify, NOTIFY_RUN_FINAL, id);
     http_reply_json(reply, HTTP_OK, run);
     return 0;
 }

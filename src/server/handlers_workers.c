@@ -41,20 +41,20 @@ int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *r
     return 0;
 }
 
-/* Which long-polls a set of applied reports may concern. */
+/* Which long-polls a set of applied reports may concern: the waits on each run that may
+ * have ended, and (a failure may be retried at once, a hand-back is due now; the report
+ * does not name their tasks) every claim. */
 static void wake_after_reports(const struct handler_ctx *ctx, const struct report_body *rb)
 {
-    bool due = false, final = false;
+    bool due = false;
     for (size_t i = 0; i < rb->n_reports; i++) {
         errand_state s = rb->reports[i].state;
         due |= s == ERRAND_STATE_FAILED || s == ERRAND_STATE_SCHEDULED;
-        final |=
-            s == ERRAND_STATE_COMPLETED || s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CANCELLED;
+        if (s == ERRAND_STATE_COMPLETED || s == ERRAND_STATE_FAILED || s == ERRAND_STATE_CANCELLED)
+            notify_signal_key(ctx->notify, NOTIFY_RUN_FINAL, rb->reports[i].id);
     }
     if (due)
         notify_signal(ctx->notify, NOTIFY_RUNS_DUE);
-    if (final)
-        notify_signal(ctx->notify, NOTIFY_RUN_FINAL);
 }
 
 int handle_report(const struct handler_ctx *ctx, const struct http_request *req,

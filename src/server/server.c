@@ -155,6 +155,7 @@ int server_run(const struct settings *s)
         .notify = n,
         .metrics = m,
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
+        .poll_recheck_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
     };
     if (sweeper_start(st, n, m, (int)settings_int(s, SET_SWEEP_INTERVAL_MS), &sw, &err) < 0) {
         log_error("cannot start the lease sweeper", "error=\"%s\"", err.message);
