@@ -138,7 +138,8 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
         "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
     SQL(SQL_LEASE_CHECK, "SELECT rowid, state_type, lease_token FROM task_runs WHERE id = ?1"),
-    SQL(SQL_LEASE_EXTEND, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
+    SQL(SQL_LEASE_EXTEND,
+        "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1 AND lease_expires < ?3"),
     SQL(SQL_LEASE_EXPIRED, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "
                            "ORDER BY lease_expires LIMIT ?2"),
     SQL(SQL_LOG_INSERT,

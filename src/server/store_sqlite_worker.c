@@ -18,6 +18,9 @@
  * due run of several tasks. Lease tokens are drawn on the caller's thread before the op:
  * the CSPRNG takes locks, and the writer thread is the store's one scarce resource.
  *
+ * Heartbeats extend a lease only once less than three quarters of it is left (see
+ * LEASE_KEEP_NUM), so the lease index is not rewritten every second for every run held.
+ *
  * Lease checks: a heartbeat or report must present the run's current lease token; a run no
  * longer leased, or leased under another token (a newer attempt), answers 409 so a slow or
  * partitioned worker never overwrites a newer attempt; an unknown id answers 404.
@@ -41,6 +44,11 @@
 /* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
  * backlog of runs all due at once adds to one transaction (the next one moves more). */
 #define PROMOTE_BATCH 1000
+/* A heartbeat extends a lease only when less than this fraction of a full lease is left:
+ * the lease index entry then moves every quarter lease, not at every (once a second)
+ * heartbeat, and a healthy worker always holds at least three quarters of its lease. */
+#define LEASE_KEEP_NUM 3
+#define LEASE_KEEP_DEN 4
 #define HTTP_OK 200
 #define HTTP_NOT_FOUND 404
 #define HTTP_CONFLICT 409
@@ -394,6 +402,7 @@ struct heartbeat_op {
     size_t n;
     int64_t now_ms;
     int64_t lease_expires;
+    int64_t extend_below; /* a lease ending before this is extended (LEASE_KEEP_NUM) */
     struct lease_outcome *out;
     json_t *results; /* the answer, built inside the op (see report_in_writer) */
 };
@@ -441,6 +450,7 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
             return ERRAND_ESTORE;
         sqlite3_bind_int64(s, 1, rowid);
         sqlite3_bind_int64(s, 2, op->lease_expires);
+        sqlite3_bind_int64(s, 3, op->extend_below);
         int rc = sqlite_conn_step_done(c, s, SQL_LEASE_EXTEND, err);
         if (rc < 0)
             return rc;
@@ -476,6 +486,7 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
         .n = n,
         .now_ms = now_ms,
         .lease_expires = now_ms + lease_ms(s, lease_seconds),
+        .extend_below = now_ms + lease_ms(s, lease_seconds) * LEASE_KEEP_NUM / LEASE_KEEP_DEN,
     };
     op.out = mem_calloc(n ? n : 1, sizeof *op.out);
     if (!op.out)

@@ -410,6 +410,47 @@ static void cancel_in_each_state(void **state)
     json_decref(running);
 }
 
+/* The stored lease end of run id (not in the run's JSON), read on a connection of our own. */
+static int64_t lease_expires_of(struct fixture *fx, const char *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT lease_expires FROM task_runs WHERE id = ?1", -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t at = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return at;
+}
+
+/* Heartbeats come every second; the lease index entry moves only once a quarter of the lease
+ * is used, and the worker never holds less than three quarters of a lease. */
+static void heartbeats_extend_a_lease_once_a_quarter_is_used(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"q\"}", NULL);
+    const char *id = sfield(run, "id");
+    json_t *runs = claim(fx, "w1", "q", 1, 40, t);
+    const char *token = sfield(json_array_get(runs, 0), "lease_token");
+    assert_int_equal(lease_expires_of(fx, id), t + 40 * SEC);
+    for (int s = 1; s <= 10; s++) {
+        assert_int_equal(heartbeat1(fx, id, token, 40, t + s * SEC, NULL), 200);
+        assert_int_equal(lease_expires_of(fx, id), t + 40 * SEC); /* 30 s or more left */
+    }
+    assert_int_equal(heartbeat1(fx, id, token, 40, t + 11 * SEC, NULL), 200);
+    assert_int_equal(lease_expires_of(fx, id), t + 51 * SEC);
+    /* A longer lease asked for is granted at once. */
+    assert_int_equal(heartbeat1(fx, id, token, 120, t + 12 * SEC, NULL), 200);
+    assert_int_equal(lease_expires_of(fx, id), t + 132 * SEC);
+    json_decref(runs);
+    json_decref(run);
+}
+
 int main(void)
 {
     mem_install_json();
@@ -422,6 +463,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(report_not_retryable_and_completed, setup, teardown),
         cmocka_unit_test_setup_teardown(hand_back_uncounts_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_in_each_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(heartbeats_extend_a_lease_once_a_quarter_is_used, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
