@@ -75,7 +75,7 @@ struct claim_candidate {
 struct claim_op {
     const struct claim_request *req;
     const char *tasks_json;
-    const char *tokens; /* limit tokens of 2 * LEASE_TOKEN_BYTES hex, back to back */
+    char *tokens; /* limit tokens of 2 * LEASE_TOKEN_BYTES hex, back to back (owned) */
     int limit;
     int64_t now_ms;
     int64_t lease_expires;
@@ -257,7 +257,7 @@ static int exists(struct sqlite_conn *c, sqlite3_stmt *s, enum sql_id id, bool *
  * SQL_WORKER_CLAIMED would write). Read on a reader connection, so the empty claims of idle
  * workers, and the long-poll rechecks that every submission wakes, never queue on the
  * writer. A run committed after this look signals NOTIFY_RUNS_DUE after its commit, and
- * the long-poll read the generation before calling: it claims again at once. */
+ * the long-poll listened before calling: it claims again at once. */
 static int claim_may_write(struct store_sqlite *st, const struct claim_op *op, bool *out,
                            errand_error *err)
 {
@@ -324,6 +324,20 @@ static int64_t lease_ms(const struct store_sqlite *s, int lease_seconds)
     return (int64_t)secs * MS_PER_SECOND;
 }
 
+/* Draws the lease tokens (on the caller's thread: the CSPRNG takes locks, the writer need
+ * not) and runs the claim op on the writer. */
+static int claim_write(struct store_sqlite *s, struct claim_op *op, errand_error *err)
+{
+    size_t limit = (size_t)op->limit;
+    op->cand = mem_calloc(2 * limit, sizeof *op->cand);
+    op->tokens = mem_alloc(limit * 2 * LEASE_TOKEN_BYTES + 1);
+    if (!op->cand || !op->tokens)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (token_random_hex(limit * LEASE_TOKEN_BYTES, op->tokens) < 0)
+        return error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
+    return sqlite_writer_run_relaxed(s->writer, claim_in_writer, op, err);
+}
+
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
                        json_t **runs_out, errand_error *err)
 {
@@ -345,22 +359,16 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     };
     int rc = 0;
     op.tasks_json = tasks_json_text(req);
-    op.cand = mem_calloc(2 * (size_t)req->limit, sizeof *op.cand);
-    char *tokens = mem_alloc((size_t)req->limit * 2 * LEASE_TOKEN_BYTES + 1);
-    op.tokens = tokens;
     json_t *arr = json_array();
-    if (!op.tasks_json || !op.cand || !tokens || !arr) {
+    if (!op.tasks_json || !arr) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto done;
     }
-    if (token_random_hex((size_t)req->limit * LEASE_TOKEN_BYTES, tokens) < 0) {
-        rc = error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
-        goto done;
-    }
+    /* The look comes first: an empty claim (the idle case) then costs no candidate buffer
+       and no lease tokens from the CSPRNG. */
     bool may_write = true;
-    if ((rc = claim_may_write(s, &op, &may_write, err)) < 0)
-        goto done;
-    if (may_write && (rc = sqlite_writer_run_relaxed(s->writer, claim_in_writer, &op, err)) < 0)
+    if ((rc = claim_may_write(s, &op, &may_write, err)) < 0 ||
+        (may_write && (rc = claim_write(s, &op, err)) < 0))
         goto done;
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
@@ -382,7 +390,7 @@ done:
     if (op.cand)
         candidates_clear(&op);
     mem_free(op.cand);
-    mem_free(tokens);
+    mem_free(op.tokens);
     mem_free((char *)op.tasks_json);
     return rc;
 }
@@ -402,7 +410,7 @@ struct heartbeat_op {
     size_t n;
     int64_t now_ms;
     int64_t lease_expires;
-    int64_t extend_below; /* a lease ending before this is extended (LEASE_KEEP_NUM) */
+    int64_t extend_below; /* a lease ending before this is extended (LEASE_KEEP_NUM/DEN) */
     struct lease_outcome *out;
     json_t *results; /* the answer, built inside the op (see report_in_writer) */
 };
@@ -480,13 +488,14 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
     *results_out = NULL;
     if (any_stale)
         *any_stale = false;
+    int64_t lease = lease_ms(s, lease_seconds);
     struct heartbeat_op op = {
         .worker = worker,
         .leases = leases,
         .n = n,
         .now_ms = now_ms,
-        .lease_expires = now_ms + lease_ms(s, lease_seconds),
-        .extend_below = now_ms + lease_ms(s, lease_seconds) * LEASE_KEEP_NUM / LEASE_KEEP_DEN,
+        .lease_expires = now_ms + lease,
+        .extend_below = now_ms + lease * LEASE_KEEP_NUM / LEASE_KEEP_DEN,
     };
     op.out = mem_calloc(n ? n : 1, sizeof *op.out);
     if (!op.out)

@@ -284,15 +284,17 @@ static void empty_claims_do_not_write(void **state)
     assert_int_equal(writer_ops(fx), ops + 2);
 }
 
-/* Frames the store's WAL file has room for (it grows, and shrinks only when it starts
- * over): its size less the header, over the size of a frame (a page and its header). */
-static long wal_file_frames(struct fixture *fx);
+/* The path of the store's WAL file. */
+static void wal_path(const struct fixture *fx, char out[sizeof fx->path + 8])
+{
+    snprintf(out, sizeof fx->path + 8, "%s-wal", fx->path);
+}
 
 /* The WAL header's checkpoint sequence number: it changes each time the WAL starts over. */
 static uint32_t wal_generation(struct fixture *fx)
 {
     char wal[sizeof fx->path + 8];
-    snprintf(wal, sizeof wal, "%s-wal", fx->path);
+    wal_path(fx, wal);
     unsigned char h[WAL_HEADER_BYTES] = {0};
     FILE *f = fopen(wal, "rb");
     assert_non_null(f);
@@ -301,10 +303,12 @@ static uint32_t wal_generation(struct fixture *fx)
     return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
 }
 
+/* Frames the store's WAL file has room for (it grows, and shrinks only when it starts
+ * over): its size less the header, over the size of a frame (a page and its header). */
 static long wal_file_frames(struct fixture *fx)
 {
     char wal[sizeof fx->path + 8];
-    snprintf(wal, sizeof wal, "%s-wal", fx->path);
+    wal_path(fx, wal);
     struct stat st;
     if (stat(wal, &st) != 0)
         return 0;
