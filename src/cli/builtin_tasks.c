@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+
 #define SLEEP_STEP_MS 20
-#define MS_PER_SECOND 1000.0
-#define NS_PER_MS 1000000L
 #define SLEEP_FIELD "seconds"
 
 static int noop_task(errand_task_ctx *ctx, const char *params_json, char **result_json,
@@ -31,7 +31,7 @@ static double mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * MS_PER_SECOND + (double)ts.tv_nsec / NS_PER_MS;
+    return (double)ts.tv_sec * MS_PER_S + (double)ts.tv_nsec / NS_PER_MS;
 }
 
 /* Reads params["seconds"]; false after errand_task_fail() naming the field. */
@@ -72,11 +72,11 @@ static int sleep_task(errand_task_ctx *ctx, const char *params_json, char **resu
     if (!sleep_seconds(ctx, params_json, &seconds))
         return 1;
     double start = mono_ms();
-    double end = start + seconds * MS_PER_SECOND;
+    double end = start + seconds * MS_PER_S;
     for (double now = start; now < end; now = mono_ms()) {
         if (errand_task_should_stop(ctx)) {
             errand_task_fail(ctx, false, "stopped after %.3f of %g seconds",
-                             (now - start) / MS_PER_SECOND, seconds);
+                             (now - start) / MS_PER_S, seconds);
             return 1;
         }
         double left = end - now;

@@ -71,9 +71,6 @@
 #define WORKER_READY_POLL_MS 10
 #define LIGHT_WAIT_TIMEOUT_S 60.0
 #define NON_FINAL_STATES "SCHEDULED,PENDING,RUNNING,CANCELLING"
-#define MS_PER_SECOND 1000L
-#define NS_PER_MS 1000000LL
-#define NS_PER_SECOND 1000000000LL
 #define CELL_MAX 64
 #define LATENCY_LABEL_WIDTH 40
 #define BENCH_HTTP_OK 200
@@ -114,13 +111,12 @@ static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 static void sleep_ms(long ms)
 {
-    struct timespec ts = {.tv_sec = ms / MS_PER_SECOND,
-                          .tv_nsec = (ms % MS_PER_SECOND) * NS_PER_MS};
+    struct timespec ts = {.tv_sec = ms / MS_PER_S, .tv_nsec = (ms % MS_PER_S) * NS_PER_MS};
     nanosleep(&ts, NULL);
 }
 
@@ -244,7 +240,7 @@ static int any_unfinished(const struct bench *b, errand_client *c, errand_error 
 static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr, int64_t *end_ns,
                           errand_error *err)
 {
-    int64_t deadline = b->t0_ns + (int64_t)(b->timeout_s * NS_PER_SECOND);
+    int64_t deadline = b->t0_ns + (int64_t)(b->timeout_s * NS_PER_S);
     int64_t next_poll = 0;
     for (;;) {
         long long done = atomic_load(&b->executed);
@@ -585,11 +581,11 @@ static int throughput_phase(struct bench *b, errand_client *c, struct progress *
     }
     if (started < b->submitters)
         return err->code;
-    r->submit_s = (double)(atomic_load(&b->submit_end_ns) - b->t0_ns) / NS_PER_SECOND;
+    r->submit_s = (double)(atomic_load(&b->submit_end_ns) - b->t0_ns) / NS_PER_S;
     int64_t end_ns = 0;
     int rc = wait_all_final(b, c, pr, &end_ns, err);
     if (rc == 0)
-        r->e2e_s = (double)(end_ns - b->t0_ns) / NS_PER_SECOND;
+        r->e2e_s = (double)(end_ns - b->t0_ns) / NS_PER_S;
     return rc;
 }
 

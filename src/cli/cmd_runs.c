@@ -11,14 +11,13 @@
 #include "commands.h"
 #include "connect.h"
 #include "core/clock.h"
+#include "core/wire_limits.h"
 #include "output.h"
 #include "run_view.h"
 
-#define LIST_LIMIT_MAX 1000 /* docs/api.md: limit 1-1000 */
 #define WAIT_TIMEOUT_MAX 1e9
 #define CELL_MAX 64
 #define STATE_TEXT_MAX 32
-#define MS_PER_SECOND 1000.0
 #define N_STATE_TYPES (ERRAND_STATE_CANCELLED + 1)
 
 /* The descriptor fields of every `runs` command that acts on one run: `errand runs NAME ID`. */
@@ -74,7 +73,7 @@ static int add_state_filters(const struct args *a, char **path)
 static int build_list_path(const struct args *a, char **path)
 {
     long long limit = 0;
-    int st = args_get_int(a, "limit", 1, LIST_LIMIT_MAX, &limit);
+    int st = args_get_int(a, "limit", 1, WIRE_LIST_LIMIT_MAX, &limit);
     if (st != CLI_EXIT_OK)
         return st;
     *path = strdup("/task_runs");
@@ -98,7 +97,7 @@ static const char *run_duration(const json_t *run, char *buf, size_t size)
     const char *s = json_string_value(json_object_get(run, "started"));
     const char *f = json_string_value(json_object_get(run, "finished"));
     if (s && f && clock_parse_rfc3339(s, &started) && clock_parse_rfc3339(f, &finished))
-        snprintf(buf, size, "%.3fs", (double)(finished - started) / MS_PER_SECOND);
+        snprintf(buf, size, "%.3fs", (double)(finished - started) / MS_PER_S);
     else
         snprintf(buf, size, "-");
     return buf;

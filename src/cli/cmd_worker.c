@@ -11,9 +11,8 @@
 #include "builtin_tasks.h"
 #include "commands.h"
 #include "core/log.h"
+#include "core/wire_limits.h"
 #include "output.h"
-
-#define WORKER_NAME_MAX 256
 
 static const struct cli_option worker_options[] = {
     {"exec", "NAME=COMMAND", true,
@@ -67,8 +66,8 @@ static int run_worker(const struct args *a)
     if ((status = args_get_double(a, "grace-seconds", 0, 1e9, &grace)) != CLI_EXIT_OK)
         return status;
     const char *name = args_get(a, "name");
-    if (name && (!name[0] || strlen(name) >= WORKER_NAME_MAX))
-        return args_usage_error(a->cmd, "--name must be 1 to %d characters", WORKER_NAME_MAX - 1);
+    if (name && (!name[0] || strlen(name) > WIRE_WORKER_NAME_MAX))
+        return args_usage_error(a->cmd, "--name must be 1 to %d characters", WIRE_WORKER_NAME_MAX);
 
     errand_worker_options opt;
     errand_worker_options_init(&opt);

@@ -7,17 +7,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+
 #define PROGRESS_REFRESH_MS 100
 #define PROGRESS_BAR_WIDTH 30
-#define MS_PER_SECOND 1000
-#define NS_PER_MS 1000000
 #define ERASE_LINE "\r\033[K"
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MS_PER_SECOND + ts.tv_nsec / NS_PER_MS;
+    return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
 }
 
 void progress_init(struct progress *p)

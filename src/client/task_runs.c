@@ -14,7 +14,6 @@
 /* One long poll asks the server for at most this long (its limit is 300 s); shorter slices
  * keep idle connections from being cut by proxies. */
 #define WAIT_SLICE_MAX_S 60.0
-#define MS_PER_S 1000.0
 
 static int run_call(errand_client *c, const char *method, const char *run_id, const char *suffix,
                     long extra_ms, errand_run **out, errand_error *err)

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MS_PER_SEC 1000
-#define NS_PER_MS 1000000L
 #define SECS_PER_MIN 60
 #define MINS_PER_HOUR 60
 #define FRACTION_MS_DIGITS 3
@@ -27,7 +25,7 @@ static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
     clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * MS_PER_SEC + ts.tv_nsec / NS_PER_MS;
+    return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
 }
 
 int64_t clock_now_ms(void)
@@ -43,10 +41,10 @@ int64_t clock_mono_ms(void)
 void clock_format_rfc3339(int64_t unix_ms, char out[CLOCK_RFC3339_LEN])
 {
     /* Floor division, so times before 1970 keep a non-negative millisecond part. */
-    int64_t secs = unix_ms / MS_PER_SEC;
-    int64_t ms = unix_ms % MS_PER_SEC;
+    int64_t secs = unix_ms / MS_PER_S;
+    int64_t ms = unix_ms % MS_PER_S;
     if (ms < 0) {
-        ms += MS_PER_SEC;
+        ms += MS_PER_S;
         secs -= 1;
     }
     time_t t = (time_t)secs;
@@ -165,7 +163,7 @@ bool clock_parse_rfc3339(const char *s, int64_t *unix_ms)
         return false;
     /* Local time = UTC + offset, so UTC = local time - offset. */
     int64_t secs = (int64_t)t - (int64_t)offset_min * SECS_PER_MIN;
-    int64_t result = secs * MS_PER_SEC + ms;
+    int64_t result = secs * MS_PER_S + ms;
     /* An offset (or a leap second) can carry a valid-looking text outside the years
        clock_format_rfc3339 can print; refuse it rather than store a time we cannot show. */
     if (result < CLOCK_MIN_MS || result > CLOCK_MAX_MS)
@@ -180,11 +178,11 @@ void clock_sleep_ms(int64_t ms)
         return;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / MS_PER_SEC);
-    until.tv_nsec += (long)(ms % MS_PER_SEC) * NS_PER_MS;
-    if (until.tv_nsec >= NS_PER_MS * MS_PER_SEC) {
+    until.tv_sec += (time_t)(ms / MS_PER_S);
+    until.tv_nsec += (long)(ms % MS_PER_S) * NS_PER_MS;
+    if (until.tv_nsec >= NS_PER_MS * MS_PER_S) {
         until.tv_sec += 1;
-        until.tv_nsec -= NS_PER_MS * MS_PER_SEC;
+        until.tv_nsec -= NS_PER_MS * MS_PER_S;
     }
     /* An absolute deadline, so a signal that interrupts the sleep does not stretch it. */
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)

@@ -10,6 +10,11 @@
 
 #define CLOCK_RFC3339_LEN 32
 
+/* Time units, as int64 so that products of them do not overflow. */
+#define MS_PER_S INT64_C(1000)
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S INT64_C(1000000000)
+
 /* The instants RFC 3339 text can name: 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. */
 #define CLOCK_MIN_MS INT64_C(-62167219200000)
 #define CLOCK_MAX_MS INT64_C(253402300799999)

@@ -4,11 +4,11 @@
  * backend asks these functions what a claim, report, cancel or lease expiry does, so the
  * rules exist once and are unit-tested without a database.
  */
+#include "core/clock.h"
 #include "core/state.h"
 
 #include <string.h>
 
-#define MS_PER_SEC 1000.0
 /* Longest retry delay honoured (about 31 years); keeps now + delay far from overflow. */
 #define STATE_MAX_DELAY_MS INT64_C(1000000000000)
 
@@ -89,7 +89,7 @@ int64_t state_retry_delay_ms(const double *delays, size_t n_delays, int retry, d
         rand01 = 0;
     if (rand01 >= 1)
         rand01 = 1;
-    double ms = secs * MS_PER_SEC * (1.0 + jitter * rand01);
+    double ms = secs * MS_PER_S * (1.0 + jitter * rand01);
     if (!(ms < (double)STATE_MAX_DELAY_MS))
         return STATE_MAX_DELAY_MS;
     return (int64_t)(ms + 0.5);

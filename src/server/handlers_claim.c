@@ -20,8 +20,6 @@
 #include "server/query.h"
 #include "server/worker_request.h"
 
-#define MS_PER_S 1000.0
-
 int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
                  struct http_reply *reply, errand_error *err)
 {

@@ -3,11 +3,11 @@
  * oldest first. Logs are paged by sequence number (after=N), so a reader can follow them.
  */
 #include "core/error.h"
+#include "core/wire_limits.h"
 #include "server/handlers.h"
 #include "server/query.h"
 
 #define LOGS_LIMIT_DEFAULT 1000
-#define LOGS_LIMIT_MAX 1000
 #define LOG_SEQ_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
 
 int handle_run_states(const struct handler_ctx *ctx, const struct http_request *req,
@@ -31,7 +31,7 @@ int handle_run_logs(const struct handler_ctx *ctx, const struct http_request *re
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
         (rc = query_int(req, "after", 0, LOG_SEQ_MAX, 0, &after, err)) < 0 ||
-        (rc = query_int(req, "limit", 1, LOGS_LIMIT_MAX, LOGS_LIMIT_DEFAULT, &limit, err)) < 0)
+        (rc = query_int(req, "limit", 1, WIRE_LOGS_LIMIT_MAX, LOGS_LIMIT_DEFAULT, &limit, err)) < 0)
         return rc;
     rc = store_get_logs(ctx->st, req->id, after, (int)limit, &logs, &next_after, err);
     if (rc < 0)

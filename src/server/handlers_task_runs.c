@@ -10,12 +10,12 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/wire_limits.h"
 #include "server/handlers.h"
 #include "server/query.h"
 #include "server/run_spec.h"
 
 #define LIST_LIMIT_DEFAULT 50
-#define LIST_LIMIT_MAX 1000
 
 int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
@@ -115,9 +115,10 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
         (rc = query_states(req, "state", &f.state_mask, err)) < 0 ||
-        (rc = query_string(req, "task", RUN_SPEC_TASK_MAX, &f.task, err)) < 0 ||
+        (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &f.task, err)) < 0 ||
         (rc = query_string(req, "tag", RUN_SPEC_KEY_MAX, &f.tag, err)) < 0 ||
-        (rc = query_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err)) < 0 ||
+        (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err)) <
+            0 ||
         (rc = query_uuid(req, "cursor", &f.cursor, err)) < 0)
         return rc;
     f.limit = (int)limit;

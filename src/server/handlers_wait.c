@@ -21,7 +21,6 @@
 
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 300
-#define MS_PER_S 1000.0
 
 int handle_wait_run(const struct handler_ctx *ctx, const struct http_request *req,
                     struct http_reply *reply, errand_error *err)

@@ -17,7 +17,6 @@
 #include "server/worker_request.h"
 
 #define ACTIVE_LEASE_PERIODS 3 /* a worker is active when seen within three lease periods */
-#define MS_PER_S 1000
 
 int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)

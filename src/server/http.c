@@ -56,8 +56,6 @@
 /* How long http_server_stop waits for requests in flight to finish before closing their
  * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
 #define DRAIN_TIMEOUT_MS 10000
-#define MS_PER_S 1000
-#define NS_PER_MS 1000000L
 
 struct http_server {
     struct MHD_Daemon *daemon;

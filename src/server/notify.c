@@ -10,10 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
 
-#define MS_PER_S 1000
-#define NS_PER_MS 1000000L
 #define NOTIFY_BUCKETS 256 /* per topic; a power of two */
 #define FNV_OFFSET 2166136261u
 #define FNV_PRIME 16777619u

@@ -27,7 +27,6 @@
 #define SECONDS_MAX (100.0 * 365 * 24 * 3600)
 /* Each retry delay is stretched by up to this factor (100 = up to 101 times the delay). */
 #define RETRY_JITTER_MAX 100.0
-#define MS_PER_SECOND 1000.0
 /* A field path plus "[index]": names an array element in messages. */
 #define LABEL_MAX (ERRAND_ERROR_FIELD_MAX + 24)
 
@@ -165,7 +164,7 @@ static int parse_schedule(const json_t *obj, const char *prefix, int64_t now_ms,
     }
     spec->scheduled_at_ms = now_ms;
     if (have_delay)
-        spec->scheduled_at_ms = now_ms + (int64_t)(delay * MS_PER_SECOND + 0.5); /* delay >= 0 */
+        spec->scheduled_at_ms = now_ms + (int64_t)(delay * MS_PER_S + 0.5); /* delay >= 0 */
     if (have_at && !clock_parse_rfc3339(at, &spec->scheduled_at_ms)) {
         field_path(path, prefix, "scheduled_at");
         return error_set(err, ERRAND_EINVAL, path,
@@ -181,7 +180,7 @@ static int parse_keys(const json_t *obj, const char *prefix, struct run_spec *sp
 {
     const char *task = NULL, *key = NULL, *cache = NULL;
     bool have = false;
-    int rc = field_string(obj, prefix, "task", true, RUN_SPEC_TASK_MAX, &task, NULL, err);
+    int rc = field_string(obj, prefix, "task", true, WIRE_TASK_NAME_MAX, &task, NULL, err);
     if (rc < 0 || (rc = set_text(&spec->task, task, err)) < 0)
         return rc;
     rc = field_string(obj, prefix, "idempotency_key", false, RUN_SPEC_KEY_MAX, &key, &have, err);
@@ -257,7 +256,8 @@ int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **s
     const json_t *runs = NULL;
     int rc = field_require_object(body, NULL, err);
     if (rc < 0 || (rc = json_check_fields(body, NULL, batch_fields, err)) < 0 ||
-        (rc = field_array(body, NULL, "runs", true, 1, RUN_SPEC_BATCH_MAX, &runs, NULL, err)) < 0)
+        (rc = field_array(body, NULL, "runs", true, 1, WIRE_SUBMIT_BATCH_MAX, &runs, NULL, err)) <
+            0)
         return rc;
     size_t count = json_array_size(runs);
     struct run_spec *out = mem_calloc(count, sizeof *out);

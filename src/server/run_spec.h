@@ -10,14 +10,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/wire_limits.h"
 #include "errand/errand.h"
 
-#define RUN_SPEC_TASK_MAX 200
 #define RUN_SPEC_KEY_MAX 200
 #define RUN_SPEC_TAGS_MAX 64
 #define RUN_SPEC_DELAYS_MAX 100
 #define RUN_SPEC_RETRIES_MAX 1000
-#define RUN_SPEC_BATCH_MAX 10000
 
 struct run_spec {
     char *task;

@@ -23,14 +23,12 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/wire_limits.h"
 #include "server/sqlite_schema.h"
 #include "server/store_sqlite.h"
 
 #define SQLITE_URL_PREFIX "sqlite://"
 #define DEFAULT_LEASE_SECONDS 30
-#define LIST_LIMIT_MAX 1000
-#define LOGS_LIMIT_DEFAULT 1000
-#define LOGS_LIMIT_MAX 10000
 #define STATE_TYPES 8
 #define DIR_MODE 0755
 /* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
@@ -239,9 +237,9 @@ static int list_runs(store *st, const struct run_filter *f, json_t **runs_out, c
     struct store_sqlite *s = store_sqlite_of(st);
     *runs_out = NULL;
     next_cursor[0] = '\0';
-    if (f->limit < 1 || f->limit > LIST_LIMIT_MAX)
+    if (f->limit < 1 || f->limit > WIRE_LIST_LIMIT_MAX)
         return error_set(err, ERR_INVALID_PARAMETER, "limit",
-                         "parameter 'limit' must be between 1 and %d, got %d", LIST_LIMIT_MAX,
+                         "parameter 'limit' must be between 1 and %d, got %d", WIRE_LIST_LIMIT_MAX,
                          f->limit);
     char cursor[UUID_STR_LEN] = CURSOR_NEWEST;
     if (f->cursor && f->cursor[0])
@@ -339,9 +337,9 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, jso
     if (next_after)
         *next_after = after_seq;
     if (limit <= 0)
-        limit = LOGS_LIMIT_DEFAULT;
-    if (limit > LOGS_LIMIT_MAX)
-        limit = LOGS_LIMIT_MAX;
+        limit = WIRE_LOGS_LIMIT_MAX;
+    if (limit > WIRE_LOGS_LIMIT_MAX)
+        limit = WIRE_LOGS_LIMIT_MAX;
     char norm[UUID_STR_LEN];
     store_sqlite_norm_id(id, norm);
     json_t *arr = json_array();

@@ -29,17 +29,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "core/wire_limits.h"
 #include "server/sqlite_transition.h"
 #include "server/store_sqlite.h"
 
 #define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
-#define CLAIM_LIMIT_MAX 1000
-#define MS_PER_SECOND 1000
 #define SWEEP_BATCH 256 /* leases expired per transaction */
 /* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
  * backlog of runs all due at once adds to one transaction (the next one moves more). */
@@ -321,7 +321,7 @@ static char *tasks_json_text(const struct claim_request *req)
 static int64_t lease_ms(const struct store_sqlite *s, int lease_seconds)
 {
     int secs = lease_seconds > 0 ? lease_seconds : s->default_lease_seconds;
-    return (int64_t)secs * MS_PER_SECOND;
+    return (int64_t)secs * MS_PER_S;
 }
 
 /* Draws the lease tokens (on the caller's thread: the CSPRNG takes locks, the writer need
@@ -347,9 +347,9 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
         return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
     if (req->n_tasks == 0)
         return error_set(err, ERRAND_EINVAL, "tasks", "field 'tasks' must name at least one task");
-    if (req->limit < 1 || req->limit > CLAIM_LIMIT_MAX)
+    if (req->limit < 1 || req->limit > WIRE_CLAIM_LIMIT_MAX)
         return error_set(err, ERRAND_EINVAL, "limit",
-                         "field 'limit' must be between 1 and %d, got %d", CLAIM_LIMIT_MAX,
+                         "field 'limit' must be between 1 and %d, got %d", WIRE_CLAIM_LIMIT_MAX,
                          req->limit);
     struct claim_op op = {
         .req = req,
@@ -540,7 +540,7 @@ static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
 {
     if (!cur->has_cache_key || !(cur->cache_expiration_seconds > 0))
         return 0; /* never expires */
-    return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_SECOND + 0.5);
+    return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_S + 0.5);
 }
 
 /* Applies one report; a refusal is an outcome (404/409), not an error of the op. */

@@ -18,9 +18,6 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-#define MS_PER_S 1000
-#define NS_PER_MS 1000000L
-
 struct sweeper {
     store *st;
     notify *notify;

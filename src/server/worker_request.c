@@ -15,7 +15,11 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "core/wire_limits.h"
 #include "server/field.h"
+
+/* Longest keyword field (a state or log level name) read before it is looked up. */
+#define KEYWORD_MAX 32
 
 static const struct {
     const char *name;
@@ -72,8 +76,8 @@ static int parse_text(const json_t *obj, const char *prefix, const char *name, s
 static int parse_lease_seconds(const json_t *body, int fallback, int *out, errand_error *err)
 {
     long long v = fallback;
-    int rc = field_int(body, NULL, "lease_seconds", false, LEASE_SECONDS_MIN, LEASE_SECONDS_MAX, &v,
-                       NULL, err);
+    int rc = field_int(body, NULL, "lease_seconds", false, WIRE_LEASE_SECONDS_MIN,
+                       WIRE_LEASE_SECONDS_MAX, &v, NULL, err);
     *out = (int)v;
     return rc;
 }
@@ -92,10 +96,12 @@ int worker_parse_claim(const json_t *body, int default_lease_seconds, struct cla
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
         (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
-        (rc = field_string(body, NULL, "worker", true, WORKER_NAME_MAX, &out->req.worker, NULL,
+        (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->req.worker, NULL,
                            err)) < 0 ||
-        (rc = field_array(body, NULL, "tasks", true, 1, WORKER_TASKS_MAX, &tasks, NULL, err)) < 0 ||
-        (rc = field_int(body, NULL, "limit", false, 1, CLAIM_LIMIT_MAX, &limit, NULL, err)) < 0 ||
+        (rc = field_array(body, NULL, "tasks", true, 1, WIRE_WORKER_TASKS_MAX, &tasks, NULL, err)) <
+            0 ||
+        (rc = field_int(body, NULL, "limit", false, 1, WIRE_CLAIM_LIMIT_MAX, &limit, NULL, err)) <
+            0 ||
         (rc = field_number(body, NULL, "wait_seconds", false, 0, false, CLAIM_WAIT_MAX_S,
                            &out->wait_seconds, NULL, err)) < 0 ||
         (rc = parse_lease_seconds(body, default_lease_seconds, &out->req.lease_seconds, err)) < 0)
@@ -110,11 +116,11 @@ int worker_parse_claim(const json_t *body, int default_lease_seconds, struct cla
         char label[ERRAND_ERROR_FIELD_MAX];
         snprintf(label, sizeof label, "tasks[%zu]", i);
         size_t len = json_is_string(t) ? field_utf8_len(json_string_value(t)) : 0;
-        if (!json_is_string(t) || len == 0 || len > RUN_SPEC_TASK_MAX) {
+        if (!json_is_string(t) || len == 0 || len > WIRE_TASK_NAME_MAX) {
             rc = json_is_string(t)
                      ? error_set(err, ERRAND_EINVAL, "tasks",
                                  "field '%s' must be between 1 and %d characters, got %zu", label,
-                                 RUN_SPEC_TASK_MAX, len)
+                                 WIRE_TASK_NAME_MAX, len)
                      : error_set(err, ERRAND_EINVAL, "tasks", "field '%s' must be a string, got %s",
                                  label, json_type_label(t));
             worker_claim_clear(out);
@@ -158,9 +164,9 @@ int worker_parse_heartbeat(const json_t *body, int default_lease_seconds,
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
         (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
-        (rc = field_string(body, NULL, "worker", true, WORKER_NAME_MAX, &out->worker, NULL, err)) <
-            0 ||
-        (rc = field_array(body, NULL, "leases", true, 0, HEARTBEAT_LEASES_MAX, &leases, NULL,
+        (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->worker, NULL,
+                           err)) < 0 ||
+        (rc = field_array(body, NULL, "leases", true, 0, WIRE_HEARTBEAT_LEASES_MAX, &leases, NULL,
                           err)) < 0 ||
         (rc = parse_lease_seconds(body, default_lease_seconds, &out->lease_seconds, err)) < 0)
         return rc;
@@ -193,7 +199,7 @@ static int parse_report_state(const json_t *item, const char *prefix, errand_sta
                               errand_error *err)
 {
     const char *text = NULL;
-    int rc = field_string(item, prefix, "state", true, RUN_SPEC_TASK_MAX, &text, NULL, err);
+    int rc = field_string(item, prefix, "state", true, KEYWORD_MAX, &text, NULL, err);
     if (rc < 0)
         return rc;
     errand_state s;
@@ -226,9 +232,9 @@ static int parse_report(const json_t *item, const char *prefix, struct run_repor
         (rc = field_string(item, prefix, "lease_token", true, LEASE_TOKEN_MAX, &out->lease_token,
                            NULL, err)) < 0 ||
         (rc = parse_report_state(item, prefix, &out->state, err)) < 0 ||
-        (rc = field_string(item, prefix, "result_ref", false, RESULT_REF_MAX, &out->result_ref,
+        (rc = field_string(item, prefix, "result_ref", false, WIRE_RESULT_REF_MAX, &out->result_ref,
                            &have_ref, err)) < 0 ||
-        (rc = parse_text(item, prefix, "message", REPORT_MESSAGE_MAX, &out->message, err)) < 0 ||
+        (rc = parse_text(item, prefix, "message", WIRE_MESSAGE_MAX, &out->message, err)) < 0 ||
         (rc = json_get_bool(item, prefix, "retryable", &out->retryable, NULL, err)) < 0)
         return rc;
     /* A present "result": null is the task's null result, not an absent one. */
@@ -254,7 +260,7 @@ static int parse_log(const json_t *item, const char *prefix, int64_t now_ms, str
         (rc = json_check_fields(item, prefix, fields, err)) < 0 ||
         (rc = parse_id(item, prefix, &out->id, err)) < 0 ||
         (rc = json_get_string(item, prefix, "timestamp", &ts, &have_ts, err)) < 0 ||
-        (rc = field_string(item, prefix, "level", true, RUN_SPEC_TASK_MAX, &level, NULL, err)) < 0)
+        (rc = field_string(item, prefix, "level", true, KEYWORD_MAX, &level, NULL, err)) < 0)
         return rc;
     out->timestamp_ms = now_ms;
     if (have_ts && !clock_parse_rfc3339(ts, &out->timestamp_ms)) {
@@ -273,7 +279,7 @@ static int parse_log(const json_t *item, const char *prefix, int64_t now_ms, str
                          level);
     }
     out->message = NULL;
-    if ((rc = parse_text(item, prefix, "message", REPORT_MESSAGE_MAX, &out->message, err)) < 0)
+    if ((rc = parse_text(item, prefix, "message", WIRE_MESSAGE_MAX, &out->message, err)) < 0)
         return rc;
     if (!out->message) {
         field_path(path, prefix, "message");
@@ -291,10 +297,12 @@ int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
         (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
-        (rc = field_string(body, NULL, "worker", true, WORKER_NAME_MAX, &out->worker, NULL, err)) <
+        (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->worker, NULL,
+                           err)) < 0 ||
+        (rc = field_array(body, NULL, "reports", false, 0, WIRE_REPORTS_MAX, &reports, NULL, err)) <
             0 ||
-        (rc = field_array(body, NULL, "reports", false, 0, REPORTS_MAX, &reports, NULL, err)) < 0 ||
-        (rc = field_array(body, NULL, "logs", false, 0, REPORT_LOGS_MAX, &logs, NULL, err)) < 0)
+        (rc = field_array(body, NULL, "logs", false, 0, WIRE_REPORT_LOGS_MAX, &logs, NULL, err)) <
+            0)
         return rc;
     size_t n_reports = json_array_size(reports), n_logs = json_array_size(logs);
     out->reports = mem_calloc(n_reports ? n_reports : 1, sizeof *out->reports);

@@ -12,23 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/wire_limits.h"
 #include "errand/errand.h"
 #include "server/store.h"
 
-#define WORKER_NAME_MAX 200
-#define WORKER_TASKS_MAX 1000
-#define CLAIM_LIMIT_MAX 1000
 #define CLAIM_LIMIT_DEFAULT 1
 #define CLAIM_WAIT_MAX_S 60
 #define CLAIM_WAIT_DEFAULT_S 10
-#define LEASE_SECONDS_MIN 1
-#define LEASE_SECONDS_MAX 3600
 #define LEASE_TOKEN_MAX 128
-#define HEARTBEAT_LEASES_MAX 1000
-#define REPORTS_MAX 1000
-#define REPORT_LOGS_MAX 10000
-#define RESULT_REF_MAX 2048
-#define REPORT_MESSAGE_MAX 65536 /* characters of a failure or log message */
 
 struct claim_body {
     struct claim_request req; /* req.tasks points at tasks */

@@ -24,7 +24,6 @@
 #include "worker/task_ctx.h"
 #include "worker/task_table.h"
 
-#define MS_PER_S 1000.0
 /* How much of an exec task's unparsable stdout the failure message quotes. */
 #define INVALID_OUTPUT_QUOTE_MAX 200
 /* On release, how long threads that are not inside a task may take to end. */

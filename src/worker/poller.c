@@ -7,14 +7,15 @@
 #include <pthread.h>
 
 #include "client/http.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/wire_limits.h"
 
 #define POLLER_RETRY_MIN_MS 100
 #define POLLER_RETRY_MAX_MS 5000
-#define MS_PER_S 1000L
 #define HTTP_OK 200
 
 struct poller {
@@ -122,7 +123,7 @@ static void *poller_main(void *arg)
         size_t free_slots = run_queue_wait_free(cfg->queue);
         if (free_slots == 0 || atomic_load(cfg->stopping))
             break;
-        size_t limit = free_slots < POLLER_CLAIM_MAX ? free_slots : POLLER_CLAIM_MAX;
+        size_t limit = free_slots < WIRE_CLAIM_LIMIT_MAX ? free_slots : WIRE_CLAIM_LIMIT_MAX;
         char *body = claim_body(p, limit);
         struct http_response resp = {0};
         errand_error err;

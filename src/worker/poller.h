@@ -21,8 +21,6 @@
 
 /* Seconds one claim may wait on the server for work (the server allows 0-60). */
 #define POLLER_WAIT_SECONDS 10
-/* The most runs one claim asks for (the server's limit). */
-#define POLLER_CLAIM_MAX 1000
 
 struct poller_config {
     const char *api_url;

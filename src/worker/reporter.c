@@ -31,17 +31,17 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/wire_limits.h"
 #include "worker/report_wire.h"
 #include "worker/sync.h"
 
-/* A batch stops growing at this many items or (estimated) bytes, well below the server's
- * default body limit of 1 MiB. A server with a lower limit answers 413: the byte limit is
- * then halved (down to REPORT_BATCH_MIN_BYTES) and the batch sent again in smaller parts. */
-#define REPORT_BATCH_MAX_ITEMS 2000
+/* A batch stops growing at the server's limits on reports and log lines per request
+ * (core/wire_limits.h) or at this many (estimated) bytes, well below the server's default body
+ * limit of 1 MiB. A server with a lower limit answers 413: the byte limit is then halved (down
+ * to REPORT_BATCH_MIN_BYTES) and the batch sent again in smaller parts. */
 #define REPORT_BATCH_MAX_BYTES (512 * 1024)
 #define REPORT_BATCH_MIN_BYTES (16 * 1024)
 /* Leases per heartbeat request. */
-#define HEARTBEAT_BATCH_MAX 1000
 #define HEARTBEATS_PER_LEASE 3
 /* Heartbeat answers are also how a worker learns that a run was cancelled, so beat at least
  * this often even with a long lease: a cancel reaches a running task within about this. */
@@ -54,7 +54,6 @@
 #define RETRY_MAX_MS 2000
 /* Sleep when there is nothing to do at all (woken by any push). */
 #define IDLE_WAIT_MS 60000
-#define MS_PER_S 1000
 
 #define HTTP_OK 200
 #define HTTP_UNAUTHORIZED 401
@@ -289,13 +288,22 @@ static void drain_inbox(reporter *r)
     }
 }
 
+/* Whether it would take the batch past the server's limits: reports and log lines per request
+ * (core/wire_limits.h; a body past them is refused whole) or the byte budget. */
+static bool batch_full(const reporter *r, const struct report_item *it, size_t reports, size_t logs,
+                       size_t bytes)
+{
+    if (bytes + it->weight > r->batch_max_bytes)
+        return true;
+    return it->kind == ITEM_LOG ? logs >= WIRE_REPORT_LOGS_MAX : reports >= WIRE_REPORTS_MAX;
+}
+
 /* Takes the next batch off the pending queue. */
 static struct report_item *take_batch(reporter *r)
 {
     struct report_item *first = r->head, *last = NULL, *it = r->head;
-    size_t items = 0, bytes = 0, logs = 0;
-    while (it && (items == 0 ||
-                  (items < REPORT_BATCH_MAX_ITEMS && bytes + it->weight <= r->batch_max_bytes))) {
+    size_t reports = 0, bytes = 0, logs = 0;
+    while (it && (reports + logs == 0 || !batch_full(r, it, reports, logs, bytes))) {
         if (it->kind == ITEM_LOG) {
             logs++;
         } else if (it->state == ERRAND_STATE_RUNNING) {
@@ -305,7 +313,8 @@ static struct report_item *take_batch(reporter *r)
                 it->dead = true;
         }
         if (!it->dead) {
-            items++;
+            if (it->kind != ITEM_LOG)
+                reports++;
             bytes += it->weight;
         }
         last = it;
@@ -440,8 +449,8 @@ static void heartbeat_all(reporter *r)
     for (struct wrun *run = r->leases; run && i < n; run = run->lease_next)
         runs[i++] = wrun_ref(run);
     bool ok = true;
-    for (size_t off = 0; off < n; off += HEARTBEAT_BATCH_MAX) {
-        size_t m = n - off < HEARTBEAT_BATCH_MAX ? n - off : HEARTBEAT_BATCH_MAX;
+    for (size_t off = 0; off < n; off += WIRE_HEARTBEAT_LEASES_MAX) {
+        size_t m = n - off < WIRE_HEARTBEAT_LEASES_MAX ? n - off : WIRE_HEARTBEAT_LEASES_MAX;
         char *body = heartbeat_body(r->worker, runs + off, m, r->lease_seconds_opt);
         struct http_response resp = {0};
         errand_error err;

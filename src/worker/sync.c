@@ -6,9 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
-#define MS_PER_S 1000
-#define NS_PER_MS 1000000L
-#define NS_PER_S 1000000000L
+#include "core/clock.h"
 
 int sync_cond_init(pthread_cond_t *c)
 {

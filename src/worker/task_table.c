@@ -8,14 +8,16 @@
 
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/wire_limits.h"
 
 static int check_name(const struct task_table *t, const char *name, errand_error *err)
 {
     if (!name || !*name)
         return error_set(err, ERRAND_EINVAL, "name", "a served task needs a name");
-    if (strlen(name) > TASK_NAME_MAX)
+    if (strlen(name) > WIRE_TASK_NAME_MAX)
         return error_set(err, ERRAND_EINVAL, "name",
-                         "task name '%.40s...' is longer than %d characters", name, TASK_NAME_MAX);
+                         "task name '%.40s...' is longer than %d characters", name,
+                         WIRE_TASK_NAME_MAX);
     if (task_table_find(t, name))
         return error_set(err, ERRAND_EINVAL, "name", "task '%s' is already served by this worker",
                          name);

@@ -8,10 +8,8 @@
 
 #include <stddef.h>
 
+#include "core/wire_limits.h"
 #include "errand/errand.h"
-
-/* Longest task name, as the server accepts it (docs/api.md). */
-#define TASK_NAME_MAX 200
 
 enum task_kind { TASK_C, TASK_EXEC };
 

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/settings.h"
+#include "core/wire_limits.h"
 #include "worker/executor.h"
 #include "worker/poller.h"
 #include "worker/process.h"
@@ -49,8 +50,7 @@
 #define WORKER_FLUSH_TIMEOUT_MS 10000
 /* After killing exec tasks on stop, how long to wait for them beyond the kill grace. */
 #define WORKER_EXEC_REAP_MARGIN_MS 1000
-#define WORKER_NAME_MAX 256
-#define MS_PER_S 1000.0
+#define PID_TEXT_MAX 24 /* "-" and the digits of any pid_t */
 
 struct errand_worker {
     atomic_int refs; /* the user's, plus one per executor thread */
@@ -130,7 +130,8 @@ static char *absolute_path(const char *path)
 
 static char *default_name(void)
 {
-    char host[WORKER_NAME_MAX];
+    /* Room for "-<pid>" within the server's limit on worker names. */
+    char host[WIRE_WORKER_NAME_MAX - PID_TEXT_MAX];
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "worker");
     host[sizeof host - 1] = '\0';
@@ -150,9 +151,9 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
         return error_set(err, ERRAND_EINVAL, "grace_seconds",
                          "grace_seconds must be 0 (default 30) or positive, got %g",
                          opt->grace_seconds);
-    if (opt->name && (!*opt->name || strlen(opt->name) > WORKER_NAME_MAX))
+    if (opt->name && (!*opt->name || strlen(opt->name) > WIRE_WORKER_NAME_MAX))
         return error_set(err, ERRAND_EINVAL, "name", "the worker name must be 1-%d characters",
-                         WORKER_NAME_MAX);
+                         WIRE_WORKER_NAME_MAX);
     return 0;
 }
 

@@ -42,7 +42,7 @@ static void check_spec(const struct run_spec *spec, const json_t *obj)
 {
     FUZZ_CHECK(spec->task != NULL, "accepted spec without task");
     size_t task_len = field_utf8_len(spec->task);
-    FUZZ_CHECK(task_len >= 1 && task_len <= RUN_SPEC_TASK_MAX, "task of %zu characters", task_len);
+    FUZZ_CHECK(task_len >= 1 && task_len <= WIRE_TASK_NAME_MAX, "task of %zu characters", task_len);
 
     const json_t *params = json_object_get(obj, "parameters");
     if (params && !json_is_null(params)) {

@@ -46,16 +46,16 @@ static void check_text(const char *s, size_t min, size_t max, const char *what)
 
 static void check_claim(const struct claim_body *b)
 {
-    check_text(b->req.worker, 1, WORKER_NAME_MAX, "claim worker");
+    check_text(b->req.worker, 1, WIRE_WORKER_NAME_MAX, "claim worker");
     FUZZ_CHECK(b->req.tasks == b->tasks, "claim req.tasks does not point at tasks");
-    FUZZ_CHECK(b->req.n_tasks >= 1 && b->req.n_tasks <= WORKER_TASKS_MAX, "claim of %zu tasks",
+    FUZZ_CHECK(b->req.n_tasks >= 1 && b->req.n_tasks <= WIRE_WORKER_TASKS_MAX, "claim of %zu tasks",
                b->req.n_tasks);
     for (size_t i = 0; i < b->req.n_tasks; i++)
-        check_text(b->tasks[i], 1, RUN_SPEC_TASK_MAX, "claim task");
-    FUZZ_CHECK(b->req.limit >= 1 && b->req.limit <= CLAIM_LIMIT_MAX, "claim limit %d",
+        check_text(b->tasks[i], 1, WIRE_TASK_NAME_MAX, "claim task");
+    FUZZ_CHECK(b->req.limit >= 1 && b->req.limit <= WIRE_CLAIM_LIMIT_MAX, "claim limit %d",
                b->req.limit);
-    FUZZ_CHECK(b->req.lease_seconds >= LEASE_SECONDS_MIN &&
-                   b->req.lease_seconds <= LEASE_SECONDS_MAX,
+    FUZZ_CHECK(b->req.lease_seconds >= WIRE_LEASE_SECONDS_MIN &&
+                   b->req.lease_seconds <= WIRE_LEASE_SECONDS_MAX,
                "claim lease_seconds %d", b->req.lease_seconds);
     FUZZ_CHECK(isfinite(b->wait_seconds) && b->wait_seconds >= 0 &&
                    b->wait_seconds <= CLAIM_WAIT_MAX_S,
@@ -64,9 +64,10 @@ static void check_claim(const struct claim_body *b)
 
 static void check_heartbeat(const struct heartbeat_body *b)
 {
-    check_text(b->worker, 1, WORKER_NAME_MAX, "heartbeat worker");
-    FUZZ_CHECK(b->n_leases <= HEARTBEAT_LEASES_MAX, "heartbeat of %zu leases", b->n_leases);
-    FUZZ_CHECK(b->lease_seconds >= LEASE_SECONDS_MIN && b->lease_seconds <= LEASE_SECONDS_MAX,
+    check_text(b->worker, 1, WIRE_WORKER_NAME_MAX, "heartbeat worker");
+    FUZZ_CHECK(b->n_leases <= WIRE_HEARTBEAT_LEASES_MAX, "heartbeat of %zu leases", b->n_leases);
+    FUZZ_CHECK(b->lease_seconds >= WIRE_LEASE_SECONDS_MIN &&
+                   b->lease_seconds <= WIRE_LEASE_SECONDS_MAX,
                "heartbeat lease_seconds %d", b->lease_seconds);
     for (size_t i = 0; i < b->n_leases; i++) {
         FUZZ_CHECK(b->leases[i].id && uuid_is_valid(b->leases[i].id), "lease id not a UUID");
@@ -76,9 +77,9 @@ static void check_heartbeat(const struct heartbeat_body *b)
 
 static void check_report(const struct report_body *b)
 {
-    check_text(b->worker, 1, WORKER_NAME_MAX, "report worker");
-    FUZZ_CHECK(b->n_reports <= REPORTS_MAX, "%zu reports", b->n_reports);
-    FUZZ_CHECK(b->n_logs <= REPORT_LOGS_MAX, "%zu logs", b->n_logs);
+    check_text(b->worker, 1, WIRE_WORKER_NAME_MAX, "report worker");
+    FUZZ_CHECK(b->n_reports <= WIRE_REPORTS_MAX, "%zu reports", b->n_reports);
+    FUZZ_CHECK(b->n_logs <= WIRE_REPORT_LOGS_MAX, "%zu logs", b->n_logs);
     for (size_t i = 0; i < b->n_reports; i++) {
         const struct run_report *r = &b->reports[i];
         FUZZ_CHECK(r->id && uuid_is_valid(r->id), "report id not a UUID");
@@ -89,7 +90,7 @@ static void check_report(const struct report_body *b)
                    "report state %d", (int)r->state);
         FUZZ_CHECK((!r->result && !r->result_ref) || r->state == ERRAND_STATE_COMPLETED,
                    "result with state %d", (int)r->state);
-        check_text(r->result_ref, 0, RESULT_REF_MAX, "result_ref");
+        check_text(r->result_ref, 0, WIRE_RESULT_REF_MAX, "result_ref");
         check_text(r->message, 0, REPORT_MESSAGE_MAX, "report message");
         if (r->result)
             (void)json_typeof(r->result);

@@ -165,7 +165,7 @@ static void task_type_and_length(void **state)
     (void)state;
     expect_error("{\"task\": 7}", ERRAND_EINVAL, "task");
     expect_error("{\"task\": \"\"}", ERRAND_EINVAL, "task");
-    char *name = repeat("a", RUN_SPEC_TASK_MAX);
+    char *name = repeat("a", WIRE_TASK_NAME_MAX);
     char text[1024];
     struct run_spec s;
     snprintf(text, sizeof text, "{\"task\": \"%s\"}", name);
@@ -175,7 +175,7 @@ static void task_type_and_length(void **state)
     expect_error(text, ERRAND_EINVAL, "task");
     free(name);
     /* Lengths count characters, not bytes: 200 two-byte characters fit. */
-    name = repeat("é", RUN_SPEC_TASK_MAX);
+    name = repeat("é", WIRE_TASK_NAME_MAX);
     snprintf(text, sizeof text, "{\"task\": \"%s\"}", name);
     expect_ok(text, &s);
     run_spec_clear(&s);
@@ -460,7 +460,7 @@ static void batch_size_is_bounded(void **state)
 {
     (void)state;
     json_t *runs = json_array();
-    for (int i = 0; i <= RUN_SPEC_BATCH_MAX; i++)
+    for (int i = 0; i <= WIRE_SUBMIT_BATCH_MAX; i++)
         json_array_append_new(runs, json_pack("{s:s}", "task", "t"));
     json_t *body = json_pack("{s:o}", "runs", runs);
     struct run_spec *specs;
@@ -470,7 +470,7 @@ static void batch_size_is_bounded(void **state)
     assert_string_equal(err.field, "runs");
     json_array_remove(runs, 0);
     assert_int_equal(run_spec_parse_batch(body, NOW_MS, &specs, &n, &err), 0);
-    assert_int_equal(n, RUN_SPEC_BATCH_MAX);
+    assert_int_equal(n, WIRE_SUBMIT_BATCH_MAX);
     run_spec_free_array(specs, n);
     json_decref(body);
 }

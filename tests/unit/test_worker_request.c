@@ -214,7 +214,7 @@ static void report_array_limits(void **state)
 {
     (void)state;
     json_t *reports = json_array();
-    for (int i = 0; i <= REPORTS_MAX; i++)
+    for (int i = 0; i <= WIRE_REPORTS_MAX; i++)
         json_array_append_new(reports, json_pack("{s:s, s:s, s:s}", "id", ID1, "lease_token", "t",
                                                  "state", "RUNNING"));
     json_t *body = json_pack("{s:s, s:o}", "worker", "w", "reports", reports);
