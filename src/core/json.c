@@ -27,6 +27,8 @@
  * of them with 17 (still exact). */
 #define REAL_DIGITS_MIN 15
 #define REAL_DIGITS_MAX 17
+/* Whole numbers up to 2^53 are exact in a double, so they print as integers. */
+#define JSON_EXACT_INT_MAX 9007199254740992.0
 
 /* True when every real in v reads back unchanged from `digits` significant digits. */
 static bool reals_round_trip(const json_t *v, int digits)
@@ -69,6 +71,13 @@ char *json_canonical(const json_t *v)
 {
     mem_install_json();
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | json_real_flags(v));
+}
+
+json_t *json_number_exact(double v)
+{
+    if (v >= -JSON_EXACT_INT_MAX && v <= JSON_EXACT_INT_MAX && v == (double)(int64_t)v)
+        return json_integer((json_int_t)v);
+    return json_real(v);
 }
 
 char *json_compact(const json_t *v)

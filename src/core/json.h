@@ -19,6 +19,10 @@ char *json_canonical(const json_t *v);
  * that still read back as the same double; add it to any json_dump* of values users see. */
 size_t json_real_flags(const json_t *v);
 
+/* A JSON number for v: an integer when v is whole and exact in a double (|v| <= 2^53),
+ * else a real. NULL when out of memory. */
+json_t *json_number_exact(double v);
+
 /* Compact text of v (not sorted); mem_free it. */
 char *json_compact(const json_t *v);
 

@@ -13,7 +13,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/notify.h"
-#include "server/store.h"
+#include "store/store.h"
 
 struct handler_ctx {
     store *st;
@@ -28,8 +28,12 @@ struct handler_ctx {
 enum {
     HTTP_OK = 200,
     HTTP_CREATED = 201,
+    HTTP_NOT_FOUND = 404,
     HTTP_CONFLICT = 409,
 };
+
+/* Replies with the task-run object of r (handlers_task_runs.c). */
+int reply_run(struct http_reply *reply, int status, const struct run_row *r, errand_error *err);
 
 typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
                           struct http_reply *reply, errand_error *err);

@@ -18,12 +18,14 @@
 #include "core/error.h"
 #include "server/handlers.h"
 #include "server/query.h"
+#include "server/run_json.h"
 #include "server/worker_request.h"
 
 int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
                  struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *runs = NULL;
+    json_t *body = NULL, *list = NULL;
+    struct run_list runs = {0};
     struct claim_body claim;
     int rc = query_none(req, err);
     if (rc < 0 || (rc = http_request_json(req, &body, err)) < 0)
@@ -44,26 +46,25 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
         if ((rc = store_claim(ctx->st, &claim.req, clock_now_ms(), &runs, err)) < 0)
             break;
         int64_t now = clock_mono_ms();
-        if (json_array_size(runs) > 0 || now >= deadline || notify_is_shutdown(ctx->notify))
+        if (runs.n > 0 || now >= deadline || notify_is_shutdown(ctx->notify))
             break;
-        json_decref(runs);
-        runs = NULL;
         int64_t until =
             now + ctx->poll_recheck_ms < deadline ? now + ctx->poll_recheck_ms : deadline;
         notify_waiter_wait(ctx->notify, w, until);
-        if (http_client_gone(req)) {
-            /* Nobody to answer; the reply is never read. */
-            runs = json_array();
-            break;
-        }
+        if (http_client_gone(req))
+            break; /* nobody to answer; the (empty) reply is never read */
     }
     notify_unlisten(ctx->notify, w);
     if (rc == 0) {
-        metrics_add(ctx->metrics, METRIC_CLAIMS, json_array_size(runs));
-        http_reply_json(
-            reply, HTTP_OK,
-            json_pack("{s:o, s:i}", "runs", runs, "lease_seconds", claim.req.lease_seconds));
+        metrics_add(ctx->metrics, METRIC_CLAIMS, runs.n);
+        /* Claimed runs whose answer cannot be built are not lost: their lease runs out and
+         * the sweeper hands them out again. */
+        if ((rc = run_list_claim_json(&runs, &list, err)) == 0)
+            http_reply_json(
+                reply, HTTP_OK,
+                json_pack("{s:o, s:i}", "runs", list, "lease_seconds", claim.req.lease_seconds));
     }
+    run_list_clear(&runs);
     worker_claim_clear(&claim);
     json_decref(body);
     return rc;

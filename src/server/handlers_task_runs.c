@@ -13,14 +13,25 @@
 #include "core/wire_limits.h"
 #include "server/handlers.h"
 #include "server/query.h"
-#include "server/run_spec.h"
+#include "server/run_json.h"
+#include "server/submission.h"
 
 #define LIST_LIMIT_DEFAULT 50
+
+int reply_run(struct http_reply *reply, int status, const struct run_row *r, errand_error *err)
+{
+    json_t *obj = NULL;
+    int rc = run_row_to_json(r, &obj, err);
+    if (rc == 0)
+        http_reply_json(reply, status, obj);
+    return rc;
+}
 
 int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *run = NULL;
+    json_t *body = NULL;
+    struct run_row run;
     struct run_spec spec;
     bool created = false;
     int64_t now = clock_now_ms();
@@ -37,14 +48,16 @@ int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
     run_spec_clear(&spec);
     if (rc < 0)
         return rc;
-    http_reply_json(reply, created ? HTTP_CREATED : HTTP_OK, run);
-    return 0;
+    rc = reply_run(reply, created ? HTTP_CREATED : HTTP_OK, &run, err);
+    run_row_clear(&run);
+    return rc;
 }
 
 int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, **runs = NULL;
+    json_t *body = NULL, *list = NULL;
+    struct run_list runs = {0};
     struct run_spec *specs = NULL;
     bool *created = NULL;
     size_t n = 0;
@@ -56,35 +69,25 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
     json_decref(body);
     if (rc < 0)
         return rc;
-    runs = mem_calloc(n, sizeof *runs);
+    runs.rows = mem_calloc(n, sizeof *runs.rows);
     created = mem_calloc(n, sizeof *created);
-    json_t *list = json_array();
-    if (!runs || !created || !list) {
+    if (!runs.rows || !created) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory for %zu runs", n);
         goto done;
     }
-    if ((rc = store_submit(ctx->st, specs, n, now, runs, created, err)) < 0)
+    if ((rc = store_submit(ctx->st, specs, n, now, runs.rows, created, err)) < 0)
         goto done;
+    runs.n = n;
     /* Once per task: a batch is mostly one task, so only changes of task are signalled. */
     for (size_t i = 0; i < n; i++) {
         bool seen = i > 0 && strcmp(specs[i].task, specs[i - 1].task) == 0;
         if (created[i] && !seen)
             notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, specs[i].task);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (json_array_append_new(list, runs[i]) < 0)
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        runs[i] = NULL;
-    }
-    if (rc == 0) {
-        http_reply_json(reply, HTTP_CREATED, json_pack("{s:O}", "runs", list));
-    }
+    if ((rc = run_list_to_json(&runs, &list, err)) == 0)
+        http_reply_json(reply, HTTP_CREATED, json_pack("{s:o}", "runs", list));
 done:
-    if (runs)
-        for (size_t i = 0; i < n; i++)
-            json_decref(runs[i]);
-    json_decref(list);
-    mem_free(runs);
+    run_list_clear(&runs);
     mem_free(created);
     run_spec_free_array(specs, n);
     return rc;
@@ -93,12 +96,13 @@ done:
 int handle_get_run(const struct handler_ctx *ctx, const struct http_request *req,
                    struct http_reply *reply, errand_error *err)
 {
-    json_t *run = NULL;
+    struct run_row run;
     int rc = query_none(req, err);
     if (rc < 0 || (rc = store_get_run(ctx->st, req->id, &run, err)) < 0)
         return rc;
-    http_reply_json(reply, HTTP_OK, run);
-    return 0;
+    rc = reply_run(reply, HTTP_OK, &run, err);
+    run_row_clear(&run);
+    return rc;
 }
 
 int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *req,
@@ -110,7 +114,8 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     };
     struct run_filter f = {0};
     long long limit = 0;
-    json_t *runs = NULL;
+    struct run_list runs = {0};
+    json_t *list = NULL;
     char next[UUID_STR_LEN] = "";
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
@@ -124,22 +129,23 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     f.limit = (int)limit;
     if ((rc = store_list_runs(ctx->st, &f, &runs, next, err)) < 0)
         return rc;
-    http_reply_json(reply, HTTP_OK,
-                    json_pack("{s:o, s:o}", "runs", runs, "next_cursor",
-                              next[0] ? json_string(next) : json_null()));
-    return 0;
+    if ((rc = run_list_to_json(&runs, &list, err)) == 0)
+        http_reply_json(reply, HTTP_OK,
+                        json_pack("{s:o, s:o}", "runs", list, "next_cursor",
+                                  next[0] ? json_string(next) : json_null()));
+    run_list_clear(&runs);
+    return rc;
 }
 
 int handle_cancel_run(const struct handler_ctx *ctx, const struct http_request *req,
                       struct http_reply *reply, errand_error *err)
 {
-    json_t *run = NULL;
+    struct run_row run;
     int rc = query_none(req, err);
     if (rc < 0 || (rc = store_cancel(ctx->st, req->id, clock_now_ms(), &run, err)) < 0)
         return rc;
-    const char *id = json_string_value(json_object_get(run, "id"));
-    if (id)
-        notify_signal_key(ctx->notify, NOTIFY_RUN_FINAL, id);
-    http_reply_json(reply, HTTP_OK, run);
-    return 0;
+    notify_signal_key(ctx->notify, NOTIFY_RUN_FINAL, run.id);
+    rc = reply_run(reply, HTTP_OK, &run, err);
+    run_row_clear(&run);
+    return rc;
 }

@@ -57,9 +57,10 @@ int handle_wait_run(const struct handler_ctx *ctx, const struct http_request *re
     notify_unlisten(ctx->notify, w);
     if (rc < 0)
         return rc;
-    json_t *run = NULL;
+    struct run_row run;
     if ((rc = store_get_run(ctx->st, req->id, &run, err)) < 0)
         return rc;
-    http_reply_json(reply, HTTP_OK, run);
-    return 0;
+    rc = reply_run(reply, HTTP_OK, &run, err);
+    run_row_clear(&run);
+    return rc;
 }

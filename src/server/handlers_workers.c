@@ -12,11 +12,96 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/mem.h"
+#include "core/state.h"
 #include "server/handlers.h"
 #include "server/query.h"
+#include "server/run_json.h"
 #include "server/worker_request.h"
 
 #define ACTIVE_LEASE_PERIODS 3 /* a worker is active when seen within three lease periods */
+
+static int lease_http_status(enum lease_status s)
+{
+    switch (s) {
+    case LEASE_APPLIED:
+        return HTTP_OK;
+    case LEASE_STALE:
+        return HTTP_CONFLICT;
+    default:
+        return HTTP_NOT_FOUND;
+    }
+}
+
+/* True when any item was refused: the whole answer is then a 409. */
+static bool any_refused(const struct lease_answer *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i].status != LEASE_APPLIED)
+            return true;
+    return false;
+}
+
+/* {"id", "status", "cancel"} per lease, in order. */
+static json_t *heartbeat_json(const struct heartbeat_body *hb, const struct lease_answer *a)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < hb->n_leases; i++) {
+        const char *id = hb->leases[i].id ? hb->leases[i].id : "";
+        json_t *item = json_pack("{s:s, s:i, s:b}", "id", id, "status",
+                                 lease_http_status(a[i].status), "cancel", a[i].cancel);
+        if (!item || json_array_append_new(arr, item) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+/* {"id", "status", "state"[, "message"]} per report, in order. */
+static json_t *report_json(const struct report_body *rb, const struct lease_answer *a)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < rb->n_reports; i++) {
+        const char *id = rb->reports[i].id ? rb->reports[i].id : "";
+        json_t *state =
+            a[i].status == LEASE_UNKNOWN ? json_null() : json_string(state_type_name(a[i].state));
+        json_t *item = json_pack("{s:s, s:i, s:o}", "id", id, "status",
+                                 lease_http_status(a[i].status), "state", state);
+        if (item && a[i].reason &&
+            json_object_set_new(item, "message", json_string(a[i].reason)) < 0) {
+            json_decref(item);
+            item = NULL;
+        }
+        if (!item || json_array_append_new(arr, item) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *workers_json(const struct worker_list *l, int64_t now_ms, int64_t window_ms,
+                            errand_error *err)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < l->n; i++) {
+        const struct worker_record *w = &l->items[i];
+        json_t *tasks = run_json_parse(w->tasks, "tasks", w->name, err);
+        json_t *item =
+            tasks ? json_pack("{s:s, s:o, s:o, s:I, s:b}", "name", w->name ? w->name : "", "tasks",
+                              tasks, "last_seen", run_json_time(w->last_seen), "claimed",
+                              (json_int_t)w->claimed, "active", w->last_seen >= now_ms - window_ms)
+                  : NULL;
+        if (!item || json_array_append_new(arr, item) < 0) {
+            if (tasks && err)
+                error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
 
 int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)
@@ -28,8 +113,16 @@ int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *r
     if (rc < 0 || (rc = http_request_json(req, &body, err)) < 0)
         return rc;
     if ((rc = worker_parse_heartbeat(body, ctx->default_lease_seconds, &hb, err)) == 0) {
-        rc = store_heartbeat(ctx->st, hb.worker, hb.leases, hb.n_leases, hb.lease_seconds,
-                             clock_now_ms(), &results, &any_stale, err);
+        struct lease_answer *answers = mem_calloc(hb.n_leases ? hb.n_leases : 1, sizeof *answers);
+        if (!answers)
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        else if ((rc = store_heartbeat(ctx->st, hb.worker, hb.leases, hb.n_leases, hb.lease_seconds,
+                                       clock_now_ms(), answers, err)) == 0) {
+            any_stale = any_refused(answers, hb.n_leases);
+            if (!(results = heartbeat_json(&hb, answers)))
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        }
+        mem_free(answers);
         worker_heartbeat_clear(&hb);
     }
     json_decref(body);
@@ -67,12 +160,22 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
     if (rc < 0 || (rc = http_request_json(req, &body, err)) < 0)
         return rc;
     if ((rc = worker_parse_report(body, now, &rb, err)) == 0) {
-        rc = store_report(ctx->st, rb.worker, rb.reports, rb.n_reports, rb.logs, rb.n_logs, now,
-                          &results, &any_stale, err);
+        struct lease_answer *answers = mem_calloc(rb.n_reports ? rb.n_reports : 1, sizeof *answers);
+        if (!answers)
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        else
+            rc = store_report(ctx->st, rb.worker, rb.reports, rb.n_reports, rb.logs, rb.n_logs, now,
+                              answers, err);
         if (rc == 0) {
             metrics_add(ctx->metrics, METRIC_REPORTS, rb.n_reports);
             wake_after_reports(ctx, &rb);
+            any_stale = any_refused(answers, rb.n_reports);
+            /* Applied and committed: a failure to word the answer makes the worker retry,
+             * and its retried reports are answered as stale (409), not applied twice. */
+            if (!(results = report_json(&rb, answers)))
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
+        mem_free(answers);
         worker_report_clear(&rb);
     }
     json_decref(body);
@@ -86,11 +189,15 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
 int handle_list_workers(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
-    json_t *out = NULL;
+    struct worker_list workers;
     int64_t window_ms = (int64_t)ACTIVE_LEASE_PERIODS * ctx->default_lease_seconds * MS_PER_S;
     int rc = query_none(req, err);
-    if (rc < 0 || (rc = store_list_workers(ctx->st, clock_now_ms(), window_ms, &out, err)) < 0)
+    if (rc < 0 || (rc = store_list_workers(ctx->st, &workers, err)) < 0)
         return rc;
-    http_reply_json(reply, HTTP_OK, out);
+    json_t *arr = workers_json(&workers, clock_now_ms(), window_ms, err);
+    worker_list_clear(&workers);
+    if (!arr)
+        return err && err->code ? err->code : ERRAND_ENOMEM;
+    http_reply_json(reply, HTTP_OK, json_pack("{s:o}", "workers", arr));
     return 0;
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "errand/errand.h"
-#include "server/store.h"
+#include "store/store.h"
 
 enum metric_counter {
     METRIC_HTTP_REQUESTS = 0, /* errand_http_requests_total */

@@ -4,8 +4,8 @@
  * Start-up: SIGINT/SIGTERM are blocked before any thread exists (the store's writer, the
  * sweeper, libmicrohttpd's threads all inherit the mask), so only this thread receives
  * them, synchronously, in sigwait — no async-signal-safety concerns anywhere. SIGPIPE is
- * ignored: a client that hangs up mid-reply must not kill the server. Then the store (the
- * parent directory of a SQLite file is created when missing), the lease sweeper, and last the
+ * ignored: a client that hangs up mid-reply must not kill the server. Then the store (which
+ * creates what it needs, such as a SQLite file's directory), the lease sweeper, and last the
  * HTTP daemon, so nothing is served before everything behind it is ready. The "listening"
  * log line, with the real port, is how scripts and tests find a server started on port 0.
  *
@@ -17,14 +17,11 @@
  */
 #include "server/server.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "core/error.h"
@@ -34,10 +31,8 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/notify.h"
-#include "server/store.h"
+#include "store/store.h"
 #include "server/sweeper.h"
-
-#define SQLITE_URL_PREFIX "sqlite://"
 
 /* glibc's malloc gives freed memory back to the kernel past a trim threshold and serves
  * large blocks with mmap. Request bodies (up to ERRAND_MAX_BODY_BYTES), batch JSON and
@@ -47,44 +42,10 @@
  * that cost for a bounded amount of resident memory. */
 #define MALLOC_KEEP_BYTES (64 * 1024 * 1024)
 #define MALLOC_TOP_PAD_BYTES (16 * 1024 * 1024)
-#define CREATED_DIR_MODE 0700 /* the store holds task parameters and results: owner only */
-
-/* mkdir -p for the directory part of path. */
-static int make_parents(const char *path, errand_error *err)
-{
-    char dir[PATH_MAX];
-    size_t len = strcspn(path, "?"); /* sqlite URLs may carry ?options */
-    if (len >= sizeof dir)
-        return error_set(err, ERRAND_EINVAL, "database_url", "database path is too long");
-    memcpy(dir, path, len);
-    dir[len] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return 0;
-    *slash = '\0';
-    for (char *p = dir + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(dir, CREATED_DIR_MODE) != 0 && errno != EEXIST)
-            return error_set(err, ERRAND_EIO, "database_url",
-                             "cannot create directory %s for the database: %s", dir,
-                             strerror(errno));
-        *p = saved;
-        if (!saved)
-            return 0;
-    }
-}
 
 static int open_store(const struct settings *s, store **st, errand_error *err)
 {
     const char *url = settings_str(s, SET_DATABASE_URL);
-    if (strncmp(url, SQLITE_URL_PREFIX, strlen(SQLITE_URL_PREFIX)) == 0) {
-        int rc = make_parents(url + strlen(SQLITE_URL_PREFIX), err);
-        if (rc < 0)
-            return rc;
-    }
     struct store_options opt = {
         .sync = settings_str(s, SET_DATABASE_SYNC),
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),

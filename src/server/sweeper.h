@@ -11,7 +11,7 @@
 #include "errand/errand.h"
 #include "server/metrics.h"
 #include "server/notify.h"
-#include "server/store.h"
+#include "store/store.h"
 
 typedef struct sweeper sweeper;
 

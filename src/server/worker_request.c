@@ -238,13 +238,15 @@ static int parse_report(const json_t *item, const char *prefix, struct run_repor
         (rc = json_get_bool(item, prefix, "retryable", &out->retryable, NULL, err)) < 0)
         return rc;
     /* A present "result": null is the task's null result, not an absent one. */
-    out->result = json_object_get(item, "result");
-    if ((out->result || have_ref) && out->state != ERRAND_STATE_COMPLETED) {
+    const json_t *result = json_object_get(item, "result");
+    if ((result || have_ref) && out->state != ERRAND_STATE_COMPLETED) {
         char path[ERRAND_ERROR_FIELD_MAX];
-        field_path(path, prefix, out->result ? "result" : "result_ref");
+        field_path(path, prefix, result ? "result" : "result_ref");
         return error_set(err, ERRAND_EINVAL, path,
                          "field '%s' is only allowed with state COMPLETED", path);
     }
+    if (result && !(out->result = json_compact(result)))
+        return oom(err);
     return 0;
 }
 
@@ -311,6 +313,7 @@ int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *
         worker_report_clear(out);
         return oom(err);
     }
+    out->n_reports = n_reports; /* from here on, clear frees the results parsed so far */
     char prefix[ERRAND_ERROR_FIELD_MAX];
     for (size_t i = 0; i < n_reports; i++) {
         item_prefix(prefix, "reports", i);
@@ -322,7 +325,6 @@ int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *
         if ((rc = parse_log(json_array_get(logs, i), prefix, now_ms, &out->logs[i], err)) < 0)
             goto fail;
     }
-    out->n_reports = n_reports;
     out->n_logs = n_logs;
     return 0;
 fail:
@@ -332,6 +334,8 @@ fail:
 
 void worker_report_clear(struct report_body *b)
 {
+    for (size_t i = 0; b->reports && i < b->n_reports; i++)
+        mem_free((char *)b->reports[i].result);
     mem_free(b->reports);
     mem_free(b->logs);
     memset(b, 0, sizeof *b);

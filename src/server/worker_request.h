@@ -3,7 +3,8 @@
  * protocol"): claim, heartbeat and report, checked as strictly as submissions (unknown
  * fields refused, types and ranges checked, errors naming the field such as
  * "reports[2].state"). Strings in the parsed structs are borrowed from the JSON body, which
- * must outlive them; the arrays are mem_alloc'd and freed by the _clear functions.
+ * must outlive them, except a report's result (its compact text, owned); the arrays and
+ * results are mem_alloc'd and freed by the _clear functions.
  */
 #ifndef ERRAND_SERVER_WORKER_REQUEST_H
 #define ERRAND_SERVER_WORKER_REQUEST_H
@@ -14,7 +15,7 @@
 
 #include "core/wire_limits.h"
 #include "errand/errand.h"
-#include "server/store.h"
+#include "store/store.h"
 
 #define CLAIM_LIMIT_DEFAULT 1
 #define CLAIM_WAIT_MAX_S 60
@@ -36,7 +37,7 @@ struct heartbeat_body {
 
 struct report_body {
     const char *worker;
-    struct run_report *reports;
+    struct run_report *reports; /* each result is compact JSON text owned by the body */
     size_t n_reports;
     struct log_entry *logs;
     size_t n_logs;

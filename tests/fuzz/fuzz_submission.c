@@ -20,7 +20,7 @@
 #include "core/mem.h"
 #include "fuzz_common.h"
 #include "server/field.h"
-#include "server/run_spec.h"
+#include "server/submission.h"
 
 #define BATCH_PREFIX "runs[0]."
 /* run_spec.c caps every duration at 100 years. */

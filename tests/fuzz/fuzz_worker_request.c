@@ -22,7 +22,7 @@
 #include "core/uuid.h"
 #include "fuzz_common.h"
 #include "server/field.h"
-#include "server/run_spec.h"
+#include "server/submission.h"
 #include "server/worker_request.h"
 
 #define FUZZ_DEFAULT_LEASE_SECONDS 30 /* ERRAND_LEASE_SECONDS default */
@@ -91,9 +91,12 @@ static void check_report(const struct report_body *b)
         FUZZ_CHECK((!r->result && !r->result_ref) || r->state == ERRAND_STATE_COMPLETED,
                    "result with state %d", (int)r->state);
         check_text(r->result_ref, 0, WIRE_RESULT_REF_MAX, "result_ref");
-        check_text(r->message, 0, REPORT_MESSAGE_MAX, "report message");
-        if (r->result)
-            (void)json_typeof(r->result);
+        check_text(r->message, 0, WIRE_MESSAGE_MAX, "report message");
+        if (r->result) { /* the compact text of the result: JSON that reads back */
+            json_t *v = json_loads(r->result, JSON_DECODE_ANY, NULL);
+            FUZZ_CHECK(v != NULL, "result text does not parse: %.64s", r->result);
+            json_decref(v);
+        }
     }
     for (size_t i = 0; i < b->n_logs; i++) {
         const struct log_entry *l = &b->logs[i];
@@ -102,7 +105,7 @@ static void check_report(const struct report_body *b)
                        l->level == ERRAND_LOG_WARNING || l->level == ERRAND_LOG_ERROR,
                    "log level %d", l->level);
         FUZZ_CHECK(l->message != NULL, "log without message");
-        check_text(l->message, 0, REPORT_MESSAGE_MAX, "log message");
+        check_text(l->message, 0, WIRE_MESSAGE_MAX, "log message");
     }
 }
 

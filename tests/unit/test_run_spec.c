@@ -1,5 +1,5 @@
 /*
- * test_run_spec.c — validation of task-run submissions (server/run_spec.c) against the field
+ * test_run_spec.c — validation of task-run submissions (server/submission.c) against the field
  * table of docs/api.md: defaults, every field's type and range, unknown and missing fields,
  * scheduled_at vs delay_seconds, tags and retry delays, error paths with the runs[i] prefix
  * in batches, and out-of-memory at every allocation without leaks.
@@ -15,7 +15,7 @@
 
 #include "core/error.h"
 #include "core/mem.h"
-#include "server/run_spec.h"
+#include "server/submission.h"
 
 #define NOW_MS 1764411919000LL /* 2025-11-29T10:25:19Z */
 

@@ -56,16 +56,17 @@ static void submit_get_round_trip(void **state)
     assert_string_equal(sfield(again, "id"), id);
     json_decref(again);
 
-    json_t *states = NULL;
+    struct state_history states;
     assert_int_equal(store_get_states(fx->st, id, &states, &err), 0);
-    assert_int_equal(json_array_size(states), 1);
-    assert_string_equal(sfield(json_array_get(states, 0), "name"), "Scheduled");
-    json_decref(states);
+    assert_int_equal(states.n, 1);
+    assert_int_equal(states.items[0].type, ERRAND_STATE_SCHEDULED);
+    assert_string_equal(states.items[0].name, "Scheduled");
+    state_history_clear(&states);
 
-    json_t *none = NULL;
+    struct run_row none;
     assert_int_equal(store_get_run(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", &none, &err),
                      ERRAND_ENOTFOUND);
-    assert_null(none);
+    assert_null(none.id);
     assert_int_equal(store_get_state(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", &st, &err),
                      ERRAND_ENOTFOUND);
     assert_int_equal(
@@ -82,10 +83,13 @@ static void batch_idempotency_inside_one_batch(void **state)
     parse_spec(&specs[0], fx->t0, "{\"task\": \"t\", \"idempotency_key\": \"k1\"}");
     parse_spec(&specs[1], fx->t0, "{\"task\": \"t\"}");
     parse_spec(&specs[2], fx->t0, "{\"task\": \"t\", \"idempotency_key\": \"k1\"}");
+    struct run_row rows[3];
     json_t *runs[3];
     bool created[3];
     errand_error err;
-    assert_int_equal(store_submit(fx->st, specs, 3, fx->t0, runs, created, &err), 0);
+    assert_int_equal(store_submit(fx->st, specs, 3, fx->t0, rows, created, &err), 0);
+    for (int i = 0; i < 3; i++)
+        runs[i] = row_json(&rows[i]);
     assert_true(created[0]);
     assert_true(created[1]);
     assert_false(created[2]);
@@ -129,7 +133,7 @@ static void batch_all_or_nothing_on_failure(void **state)
                           : "{\"task\": \"t\", \"tags\": [\"x\"], \"retry_delay_seconds\": 1}");
     int failures = 0;
     for (long budget = 0;; budget++) {
-        json_t *runs[6] = {0};
+        struct run_row runs[6];
         bool created[6];
         errand_error err;
         mem_fail_after(budget);
@@ -138,12 +142,12 @@ static void batch_all_or_nothing_on_failure(void **state)
         if (rc == 0) {
             assert_int_equal(total_runs(fx), 1 + n - 1);
             for (int i = 0; i < n; i++)
-                json_decref(runs[i]);
+                run_row_clear(&runs[i]);
             break;
         }
         failures++;
         for (int i = 0; i < n; i++)
-            assert_null(runs[i]);
+            assert_null(runs[i].id);
         assert_int_equal(total_runs(fx), 1); /* nothing of the failed batch */
     }
     assert_true(failures > 0);
@@ -250,11 +254,11 @@ static void list_pagination_and_filters(void **state)
     }
     json_decref(claimed);
     errand_error err;
-    json_t *out;
+    struct run_row out;
     assert_int_equal(store_cancel(fx->st, ids[1], t, &out, &err), 0);
-    json_decref(out);
+    run_row_clear(&out);
     assert_int_equal(store_cancel(fx->st, ids[3], t, &out, &err), 0);
-    json_decref(out);
+    run_row_clear(&out);
 
     unsigned done = (1u << ERRAND_STATE_COMPLETED) | (1u << ERRAND_STATE_CANCELLED);
     json_t *fin = list(fx, done, NULL, NULL, NULL, 100, next);
@@ -282,7 +286,9 @@ static void list_pagination_and_filters(void **state)
     json_decref(cancel_red);
 
     struct run_filter bad = {.limit = 0};
-    assert_int_equal(store_list_runs(fx->st, &bad, &out, next, &err), ERR_INVALID_PARAMETER);
+    struct run_list none;
+    assert_int_equal(store_list_runs(fx->st, &bad, &none, next, &err), ERR_INVALID_PARAMETER);
+    assert_int_equal(none.n, 0);
     assert_string_equal(err.field, "limit");
 }
 
@@ -363,36 +369,31 @@ static void logs_append_and_page(void **state)
         {id, t + 3, ERRAND_LOG_ERROR, "oops"},
         {id, t + 4, ERRAND_LOG_DEBUG, "details"},
     };
-    json_t *out = NULL;
-    bool stale = true;
     errand_error err;
     /* Logs need no lease: they are history. */
-    assert_int_equal(store_report(fx->st, "w1", NULL, 0, logs, 5, t, &out, &stale, &err), 0);
-    assert_false(stale);
-    assert_int_equal(json_array_size(out), 0);
-    json_decref(out);
-    json_t *page = NULL;
-    int64_t next = -1;
-    assert_int_equal(store_get_logs(fx->st, id, 0, 2, &page, &next, &err), 0);
-    assert_int_equal(json_array_size(page), 2);
-    assert_string_equal(sfield(json_array_get(page, 0), "message"), "hello");
-    assert_string_equal(sfield(json_array_get(page, 0), "level"), "info");
-    assert_string_equal(sfield(json_array_get(page, 1), "level"), "warning");
-    assert_int_equal(next, ifield(json_array_get(page, 1), "seq"));
-    json_decref(page);
-    assert_int_equal(store_get_logs(fx->st, id, next, 100, &page, &next, &err), 0);
-    assert_int_equal(json_array_size(page), 2);
-    assert_string_equal(sfield(json_array_get(page, 0), "level"), "error");
-    assert_string_equal(sfield(json_array_get(page, 1), "level"), "debug");
-    assert_int_equal(parse_time(json_object_get(json_array_get(page, 1), "timestamp")), t + 4);
-    json_decref(page);
-    int64_t last = next;
-    assert_int_equal(store_get_logs(fx->st, id, last, 100, &page, &next, &err), 0);
-    assert_int_equal(json_array_size(page), 0);
-    assert_int_equal(next, last);
-    json_decref(page);
+    assert_int_equal(store_report(fx->st, "w1", NULL, 0, logs, 5, t, NULL, &err), 0);
+    struct log_page page;
+    assert_int_equal(store_get_logs(fx->st, id, 0, 2, &page, &err), 0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.items[0].message, "hello");
+    assert_int_equal(page.items[0].level, ERRAND_LOG_INFO);
+    assert_int_equal(page.items[1].level, ERRAND_LOG_WARNING);
+    assert_int_equal(page.next_after, page.items[1].seq);
+    int64_t next = page.next_after;
+    log_page_clear(&page);
+    assert_int_equal(store_get_logs(fx->st, id, next, 100, &page, &err), 0);
+    assert_int_equal(page.n, 2);
+    assert_int_equal(page.items[0].level, ERRAND_LOG_ERROR);
+    assert_int_equal(page.items[1].level, ERRAND_LOG_DEBUG);
+    assert_int_equal(page.items[1].timestamp, t + 4);
+    int64_t last = page.next_after;
+    log_page_clear(&page);
+    assert_int_equal(store_get_logs(fx->st, id, last, 100, &page, &err), 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.next_after, last);
+    log_page_clear(&page);
     assert_int_equal(
-        store_get_logs(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", 0, 10, &page, &next, &err),
+        store_get_logs(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", 0, 10, &page, &err),
         ERRAND_ENOTFOUND);
     json_decref(run);
 }
@@ -410,26 +411,23 @@ static void workers_and_counts(void **state)
     report(fx, sfield(c, "id"), sfield(c, "lease_token"), ERRAND_STATE_RUNNING, NULL, NULL, true,
            t + 10 * SEC);
     json_decref(runs);
-    json_t *w = NULL;
+    struct worker_list w;
     errand_error err;
-    assert_int_equal(store_list_workers(fx->st, t + 20 * SEC, 15 * SEC, &w, &err), 0);
-    json_t *arr = json_object_get(w, "workers");
-    assert_int_equal(json_array_size(arr), 3); /* beta, w1 (report), alpha */
-    json_t *alpha = NULL, *beta = NULL;
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        json_t *x = json_array_get(arr, i);
-        if (strcmp(sfield(x, "name"), "alpha") == 0)
-            alpha = x;
-        if (strcmp(sfield(x, "name"), "beta") == 0)
-            beta = x;
+    assert_int_equal(store_list_workers(fx->st, &w, &err), 0);
+    assert_int_equal(w.n, 3); /* beta, w1 (report), alpha */
+    const struct worker_record *alpha = NULL, *beta = NULL;
+    for (size_t i = 0; i < w.n; i++) {
+        if (strcmp(w.items[i].name, "alpha") == 0)
+            alpha = &w.items[i];
+        if (strcmp(w.items[i].name, "beta") == 0)
+            beta = &w.items[i];
     }
     assert_non_null(alpha);
     assert_non_null(beta);
-    assert_int_equal(ifield(alpha, "claimed"), 2);
-    assert_false(json_is_true(json_object_get(alpha, "active")));
-    assert_true(json_is_true(json_object_get(beta, "active")));
-    assert_string_equal(json_string_value(json_array_get(json_object_get(beta, "tasks"), 0)), "wk");
-    json_decref(w);
+    assert_int_equal(alpha->claimed, 2);
+    assert_true(alpha->last_seen < beta->last_seen);
+    assert_string_equal(beta->tasks, "[\"wk\"]");
+    worker_list_clear(&w);
     int64_t cnt[8];
     counts(fx, cnt);
     assert_int_equal(cnt[ERRAND_STATE_PENDING], 2);

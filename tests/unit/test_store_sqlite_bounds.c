@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "server/sqlite_checkpointer.h"
-#include "server/sqlite_sql.h"
+#include "store/sqlite/sqlite_checkpointer.h"
+#include "store/sqlite/sqlite_sql.h"
 
 #define SMALL 100
 #define LARGE 100000
@@ -43,7 +43,7 @@ struct work {
 static void submit_many(struct fixture *fx, int64_t now, const char *text, size_t n)
 {
     struct run_spec *specs = calloc(SUBMIT_BATCH, sizeof *specs);
-    json_t **runs = calloc(SUBMIT_BATCH, sizeof *runs);
+    struct run_row *runs = calloc(SUBMIT_BATCH, sizeof *runs);
     bool *created = calloc(SUBMIT_BATCH, sizeof *created);
     assert_non_null(specs);
     assert_non_null(runs);
@@ -56,7 +56,7 @@ static void submit_many(struct fixture *fx, int64_t now, const char *text, size_
         if (store_submit(fx->st, specs, k, now, runs, created, &err) != 0)
             fail_msg("store_submit: %s", err.message);
         for (size_t i = 0; i < k; i++) {
-            json_decref(runs[i]);
+            run_row_clear(&runs[i]);
             run_spec_clear(&specs[i]);
         }
         done += k;

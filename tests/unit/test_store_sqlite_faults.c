@@ -36,84 +36,80 @@ static int fault_claim(struct fixture *fx)
 {
     const char *tasks[] = {"fault"};
     struct claim_request req = {.worker = "wf", .tasks = tasks, .n_tasks = 1, .limit = 5};
-    json_t *runs = NULL;
+    struct run_list runs;
     errand_error err;
     int rc = store_claim(fx->st, &req, fault_now, &runs, &err);
-    if (rc == 0 && json_array_size(runs) > 0) {
-        json_t *c = json_array_get(runs, 0);
-        snprintf(fault_id, sizeof fault_id, "%s", sfield(c, "id"));
-        snprintf(fault_token, sizeof fault_token, "%s", sfield(c, "lease_token"));
+    if (rc == 0 && runs.n > 0) {
+        snprintf(fault_id, sizeof fault_id, "%s", runs.rows[0].id);
+        snprintf(fault_token, sizeof fault_token, "%s", runs.rows[0].lease_token);
     }
-    json_decref(runs);
+    if (rc == 0)
+        run_list_clear(&runs);
     return rc;
 }
 
 static int fault_heartbeat(struct fixture *fx)
 {
     struct lease_ref ref = {fault_id, fault_token};
-    json_t *out = NULL;
-    bool stale;
+    struct lease_answer answer;
     errand_error err;
-    int rc = store_heartbeat(fx->st, "wf", &ref, 1, 30, fault_now, &out, &stale, &err);
-    json_decref(out);
-    return rc;
+    return store_heartbeat(fx->st, "wf", &ref, 1, 30, fault_now, &answer, &err);
 }
 
 static int fault_report(struct fixture *fx)
 {
-    json_t *result = json_pack("{s:[i,i,i]}", "r", 1, 2, 3);
     struct run_report rep = {.id = fault_id,
                              .lease_token = fault_token,
                              .state = ERRAND_STATE_FAILED,
                              .message = "m",
                              .retryable = true};
     struct log_entry log = {fault_id, fault_now, ERRAND_LOG_INFO, "a log line"};
-    json_t *out = NULL;
-    bool stale;
+    struct lease_answer answer;
     errand_error err;
-    int rc = store_report(fx->st, "wf", &rep, 1, &log, 1, fault_now, &out, &stale, &err);
-    json_decref(out);
-    json_decref(result);
-    return rc;
+    return store_report(fx->st, "wf", &rep, 1, &log, 1, fault_now, &answer, &err);
 }
 
 static int fault_reads(struct fixture *fx)
 {
     errand_error err;
-    json_t *v = NULL;
+    struct run_row row;
+    struct run_list rows;
+    struct state_history states;
+    struct log_page logs;
+    struct worker_list workers;
     int rc;
     char next[37];
-    int64_t after;
     int64_t c[8];
     struct run_filter f = {.state_mask = 1u << ERRAND_STATE_SCHEDULED, .tag = NULL, .limit = 3};
     struct run_filter ft = {.tag = "t1", .limit = 3};
-    if ((rc = store_get_run(fx->st, fault_id, &v, &err)) < 0)
+    if ((rc = store_get_run(fx->st, fault_id, &row, &err)) < 0)
         return rc;
-    json_decref(v);
-    if ((rc = store_get_states(fx->st, fault_id, &v, &err)) < 0)
+    run_row_clear(&row);
+    if ((rc = store_get_states(fx->st, fault_id, &states, &err)) < 0)
         return rc;
-    json_decref(v);
-    if ((rc = store_get_logs(fx->st, fault_id, 0, 10, &v, &after, &err)) < 0)
+    state_history_clear(&states);
+    if ((rc = store_get_logs(fx->st, fault_id, 0, 10, &logs, &err)) < 0)
         return rc;
-    json_decref(v);
-    if ((rc = store_list_runs(fx->st, &f, &v, next, &err)) < 0)
+    log_page_clear(&logs);
+    if ((rc = store_list_runs(fx->st, &f, &rows, next, &err)) < 0)
         return rc;
-    json_decref(v);
-    if ((rc = store_list_runs(fx->st, &ft, &v, next, &err)) < 0)
+    run_list_clear(&rows);
+    if ((rc = store_list_runs(fx->st, &ft, &rows, next, &err)) < 0)
         return rc;
-    json_decref(v);
-    if ((rc = store_list_workers(fx->st, fault_now, SEC, &v, &err)) < 0)
+    run_list_clear(&rows);
+    if ((rc = store_list_workers(fx->st, &workers, &err)) < 0)
         return rc;
-    json_decref(v);
+    worker_list_clear(&workers);
     return store_count_by_state(fx->st, c, &err);
 }
 
 static int fault_cancel(struct fixture *fx)
 {
-    json_t *run = NULL;
+    struct run_row run;
     errand_error err;
     int rc = store_cancel(fx->st, fault_id, fault_now, &run, &err);
-    json_decref(run);
+    if (rc == 0)
+        run_row_clear(&run);
     return rc;
 }
 
@@ -167,36 +163,34 @@ static void killed_child(const char *url, int fd)
     int64_t t = clock_now_ms();
     for (;;) {
         struct run_spec specs[KILL_BATCH];
-        json_t *runs[KILL_BATCH];
+        struct run_row runs[KILL_BATCH];
         for (int i = 0; i < KILL_BATCH; i++)
             parse_spec(&specs[i], t, "{\"task\": \"k\", \"tags\": [\"x\"]}");
         if (store_submit(st, specs, KILL_BATCH, t, runs, NULL, &err) != 0)
             _exit(3);
         for (int i = 0; i < KILL_BATCH; i++) {
             char line[40];
-            int len = snprintf(line, sizeof line, "%s\n", sfield(runs[i], "id"));
+            int len = snprintf(line, sizeof line, "%s\n", runs[i].id);
             if (write(fd, line, (size_t)len) != len)
                 _exit(0);
-            json_decref(runs[i]);
+            run_row_clear(&runs[i]);
             run_spec_clear(&specs[i]);
         }
         const char *tasks[] = {"k"};
         struct claim_request req = {.worker = "kw", .tasks = tasks, .n_tasks = 1, .limit = 20};
-        json_t *claimed = NULL;
+        struct run_list claimed;
         if (store_claim(st, &req, t, &claimed, &err) != 0)
             _exit(4);
-        for (size_t i = 0; i < json_array_size(claimed); i++) {
-            json_t *c = json_array_get(claimed, i);
-            struct run_report rep = {.id = sfield(c, "id"),
-                                     .lease_token = sfield(c, "lease_token"),
+        for (size_t i = 0; i < claimed.n; i++) {
+            const struct run_row *c = &claimed.rows[i];
+            struct run_report rep = {.id = c->id,
+                                     .lease_token = c->lease_token,
                                      .state = ERRAND_STATE_COMPLETED,
-                                     .result = c};
-            json_t *out = NULL;
-            bool stale;
-            store_report(st, "kw", &rep, 1, NULL, 0, t, &out, &stale, &err);
-            json_decref(out);
+                                     .result = c->parameters};
+            struct lease_answer answer;
+            store_report(st, "kw", &rep, 1, NULL, 0, t, &answer, &err);
         }
-        json_decref(claimed);
+        run_list_clear(&claimed);
     }
 }
 
@@ -363,11 +357,11 @@ static void *submitter_main(void *p)
     for (int i = 0; i < sb->n; i++) {
         struct run_spec spec;
         parse_spec(&spec, sb->now, "{\"task\": \"single\"}");
-        json_t *run = NULL;
+        struct run_row run;
         errand_error err;
         if (store_submit(sb->st, &spec, 1, sb->now, &run, NULL, &err) != 0)
             fail_msg("submit: %s", err.message);
-        json_decref(run);
+        run_row_clear(&run);
         run_spec_clear(&spec);
     }
     return NULL;
@@ -388,12 +382,12 @@ static void throughput_benchmark(void **state)
     open_store(fx, bench_sync()); /* the benchmark's setting: every commit fsynced */
     int64_t t = fx->t0;
     struct run_spec *specs = calloc(BENCH_RUNS, sizeof *specs);
-    json_t **runs = calloc(BENCH_BATCH, sizeof *runs);
+    struct run_row *runs = calloc(BENCH_BATCH, sizeof *runs);
     for (int i = 0; i < BENCH_RUNS; i++)
         parse_spec(&specs[i], t,
                    "{\"task\": \"bench\", \"parameters\": {\"payload\": \"hello world\", "
                    "\"n\": 12345}}");
-    json_t *result = json_pack("{s:b, s:s}", "ok", 1, "text", "a short structured result");
+    const char *result = "{\"ok\":true,\"text\":\"a short structured result\"}";
     errand_error err;
 
     struct sqlite_writer_stats w0, w1, w2;
@@ -403,7 +397,7 @@ static void throughput_benchmark(void **state)
         assert_int_equal(
             store_submit(fx->st, specs + b * BENCH_BATCH, BENCH_BATCH, t, runs, NULL, &err), 0);
         for (int i = 0; i < BENCH_BATCH; i++)
-            json_decref(runs[i]);
+            run_row_clear(&runs[i]);
     }
     int64_t m1 = clock_mono_ms();
     sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w1);
@@ -412,24 +406,25 @@ static void throughput_benchmark(void **state)
     struct run_report *reps = calloc(BENCH_BATCH, sizeof *reps);
     while (done < BENCH_RUNS) {
         int64_t a = clock_mono_ms();
-        json_t *claimed = claim(fx, "bench-w", "bench", BENCH_BATCH, 30, t);
+        const char *tasks[] = {"bench"};
+        struct claim_request req = {
+            .worker = "bench-w", .tasks = tasks, .n_tasks = 1, .limit = BENCH_BATCH};
+        struct run_list claimed;
+        assert_int_equal(store_claim(fx->st, &req, t, &claimed, &err), 0);
         int64_t b = clock_mono_ms();
-        size_t n = json_array_size(claimed);
+        size_t n = claimed.n;
         assert_true(n > 0);
-        for (size_t i = 0; i < n; i++) {
-            json_t *c = json_array_get(claimed, i);
-            reps[i] = (struct run_report){.id = sfield(c, "id"),
-                                          .lease_token = sfield(c, "lease_token"),
+        for (size_t i = 0; i < n; i++)
+            reps[i] = (struct run_report){.id = claimed.rows[i].id,
+                                          .lease_token = claimed.rows[i].lease_token,
                                           .state = ERRAND_STATE_COMPLETED,
                                           .result = result};
-        }
-        json_t *out = NULL;
-        bool stale = false;
-        assert_int_equal(store_report(fx->st, "bench-w", reps, n, NULL, 0, t, &out, &stale, &err),
-                         0);
-        assert_false(stale);
-        json_decref(out);
-        json_decref(claimed);
+        struct lease_answer *answers = calloc(n, sizeof *answers);
+        assert_int_equal(store_report(fx->st, "bench-w", reps, n, NULL, 0, t, answers, &err), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(answers[i].status, LEASE_APPLIED);
+        free(answers);
+        run_list_clear(&claimed);
         claim_ms += b - a;
         report_ms += clock_mono_ms() - b;
         done += (int)n;
@@ -472,7 +467,6 @@ static void throughput_benchmark(void **state)
            (double)(s1.ops - s0.ops) /
                (double)(s1.commits - s0.commits ? s1.commits - s0.commits : 1));
 
-    json_decref(result);
     for (int i = 0; i < BENCH_RUNS; i++)
         run_spec_clear(&specs[i]);
     free(specs);

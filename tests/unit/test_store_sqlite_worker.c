@@ -55,18 +55,18 @@ static void claim_order_due_time_and_tasks(void **state)
     const char *tasks[] = {"a", "b", "a"};
     struct claim_request req = {.worker = "w2", .tasks = tasks, .n_tasks = 3, .limit = 1};
     errand_error err;
-    assert_int_equal(store_claim(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
+    assert_int_equal(store_claim_json(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
     assert_int_equal(json_array_size(runs), 1);
     assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(other, "id"));
     json_decref(runs);
     req.limit = 5;
-    assert_int_equal(store_claim(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
+    assert_int_equal(store_claim_json(fx->st, &req, t + 61 * SEC, &runs, &err), 0);
     assert_int_equal(json_array_size(runs), 1);
     assert_string_equal(sfield(json_array_get(runs, 0), "id"), sfield(a2, "id"));
     json_decref(runs);
 
     req.limit = 0;
-    assert_int_equal(store_claim(fx->st, &req, t, &runs, &err), ERRAND_EINVAL);
+    assert_int_equal(store_claim_json(fx->st, &req, t, &runs, &err), ERRAND_EINVAL);
     assert_string_equal(err.field, "limit");
 
     json_decref(low);
@@ -94,7 +94,7 @@ static void *claimer_main(void *p)
     for (;;) {
         json_t *runs = NULL;
         errand_error err;
-        if (store_claim(cl->fx->st, &req, cl->fx->t0 + SEC, &runs, &err) != 0)
+        if (store_claim_json(cl->fx->st, &req, cl->fx->t0 + SEC, &runs, &err) != 0)
             return NULL;
         size_t n = json_array_size(runs);
         for (size_t i = 0; i < n; i++)
@@ -114,7 +114,7 @@ static void claim_each_run_once_across_threads(void **state)
 {
     struct fixture *fx = *state;
     struct run_spec *specs = calloc(CONCURRENT_CLAIM_RUNS, sizeof *specs);
-    json_t **runs = calloc(CONCURRENT_CLAIM_RUNS, sizeof *runs);
+    struct run_row *runs = calloc(CONCURRENT_CLAIM_RUNS, sizeof *runs);
     for (int i = 0; i < CONCURRENT_CLAIM_RUNS; i++)
         parse_spec(&specs[i], fx->t0, "{\"task\": \"load\"}");
     errand_error err;
@@ -140,7 +140,7 @@ static void claim_each_run_once_across_threads(void **state)
     counts(fx, c);
     assert_int_equal(c[ERRAND_STATE_PENDING], CONCURRENT_CLAIM_RUNS);
     for (int i = 0; i < CONCURRENT_CLAIM_RUNS; i++) {
-        json_decref(runs[i]);
+        run_row_clear(&runs[i]);
         run_spec_clear(&specs[i]);
     }
     free(all);
@@ -175,21 +175,17 @@ static void heartbeat_extends_and_stale_tokens(void **state)
     /* Cancel: the next heartbeat says so. */
     json_t *after = NULL;
     errand_error err;
-    assert_int_equal(store_cancel(fx->st, id, t + 6 * SEC, &after, &err), 0);
+    assert_int_equal(store_cancel_json(fx->st, id, t + 6 * SEC, &after, &err), 0);
     assert_string_equal(state_type_of(after), "CANCELLING");
     json_decref(after);
     assert_int_equal(heartbeat1(fx, id, token, 10, t + 7 * SEC, &cancel), 200);
     assert_true(cancel);
     /* Mixed heartbeat: one good, one stale -> any_stale, the good one still extended. */
     struct lease_ref refs[2] = {{id, token}, {id, "nope"}};
-    json_t *out = NULL;
-    bool stale = false;
-    assert_int_equal(store_heartbeat(fx->st, "w1", refs, 2, 100, t + 8 * SEC, &out, &stale, &err),
-                     0);
-    assert_true(stale);
-    assert_int_equal(ifield(json_array_get(out, 0), "status"), 200);
-    assert_int_equal(ifield(json_array_get(out, 1), "status"), 409);
-    json_decref(out);
+    struct lease_answer answers[2];
+    assert_int_equal(store_heartbeat(fx->st, "w1", refs, 2, 100, t + 8 * SEC, answers, &err), 0);
+    assert_int_equal(answers[0].status, LEASE_APPLIED);
+    assert_int_equal(answers[1].status, LEASE_STALE);
     assert_int_equal(sweep(fx, t + 100 * SEC), 0);
     assert_int_equal(sweep(fx, t + 109 * SEC), 1);
     json_t *done = get_run(fx, id);
@@ -225,7 +221,7 @@ static void sweep_reschedules_then_crashes(void **state)
     json_decref(r);
     json_t *states = NULL;
     errand_error err;
-    assert_int_equal(store_get_states(fx->st, id, &states, &err), 0);
+    assert_int_equal(store_states_json(fx->st, id, &states, &err), 0);
     const char *want[] = {"SCHEDULED", "PENDING", "SCHEDULED", "PENDING", "CRASHED"};
     assert_int_equal(json_array_size(states), 5);
     for (size_t i = 0; i < 5; i++)
@@ -303,15 +299,13 @@ static void report_not_retryable_and_completed(void **state)
     struct run_report rep = {.id = sfield(c, "id"),
                              .lease_token = sfield(c, "lease_token"),
                              .state = ERRAND_STATE_COMPLETED,
-                             .result = json_null(),
+                             .result = "null",
                              .result_ref = "local:///x.json"};
-    json_t *out = NULL;
-    bool stale = true;
+    struct lease_answer answer;
     errand_error err;
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 9, &out, &stale, &err), 0);
-    assert_false(stale);
-    assert_string_equal(sfield(json_array_get(out, 0), "state"), "COMPLETED");
-    json_decref(out);
+    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 9, &answer, &err), 0);
+    assert_int_equal(answer.status, LEASE_APPLIED);
+    assert_int_equal(answer.state, ERRAND_STATE_COMPLETED);
     r = get_run(fx, sfield(run, "id"));
     assert_string_equal(state_type_of(r), "COMPLETED");
     assert_true(json_is_null(json_object_get(r, "result"))); /* present, JSON null */
@@ -321,10 +315,8 @@ static void report_not_retryable_and_completed(void **state)
     json_decref(r);
     /* A report for an unknown run: 404, no error. */
     rep.id = "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21";
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t, &out, &stale, &err), 0);
-    assert_true(stale);
-    assert_int_equal(ifield(json_array_get(out, 0), "status"), 404);
-    json_decref(out);
+    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t, &answer, &err), 0);
+    assert_int_equal(answer.status, LEASE_UNKNOWN);
     json_decref(runs);
     json_decref(run);
 }
@@ -360,24 +352,25 @@ static void cancel_in_each_state(void **state)
     json_t *out = NULL;
 
     json_t *sched = submit(fx, t, "{\"task\": \"x\", \"delay_seconds\": 100}", NULL);
-    assert_int_equal(store_cancel(fx->st, sfield(sched, "id"), t, &out, &err), 0);
+    assert_int_equal(store_cancel_json(fx->st, sfield(sched, "id"), t, &out, &err), 0);
     assert_string_equal(state_type_of(out), "CANCELLED");
     assert_false(json_is_null(json_object_get(out, "finished")));
     json_decref(out);
-    assert_int_equal(store_cancel(fx->st, sfield(sched, "id"), t, &out, &err), ERRAND_ECONFLICT);
+    assert_int_equal(store_cancel_json(fx->st, sfield(sched, "id"), t, &out, &err),
+                     ERRAND_ECONFLICT);
     assert_null(out);
 
     json_t *pend = submit(fx, t, "{\"task\": \"x\"}", NULL);
     json_t *runs = claim(fx, "w1", "x", 1, 30, t);
     const char *token = sfield(json_array_get(runs, 0), "lease_token");
-    assert_int_equal(store_cancel(fx->st, sfield(pend, "id"), t, &out, &err), 0);
+    assert_int_equal(store_cancel_json(fx->st, sfield(pend, "id"), t, &out, &err), 0);
     assert_string_equal(state_type_of(out), "CANCELLING");
     json_decref(out);
     /* Asking again is fine and records nothing new. */
-    assert_int_equal(store_cancel(fx->st, sfield(pend, "id"), t, &out, &err), 0);
+    assert_int_equal(store_cancel_json(fx->st, sfield(pend, "id"), t, &out, &err), 0);
     json_decref(out);
     json_t *states = NULL;
-    assert_int_equal(store_get_states(fx->st, sfield(pend, "id"), &states, &err), 0);
+    assert_int_equal(store_states_json(fx->st, sfield(pend, "id"), &states, &err), 0);
     assert_int_equal(json_array_size(states), 3);
     json_decref(states);
     assert_int_equal(
@@ -393,18 +386,20 @@ static void cancel_in_each_state(void **state)
     token = sfield(json_array_get(runs, 0), "lease_token");
     assert_int_equal(
         report(fx, sfield(running, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
-    assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), 0);
+    assert_int_equal(store_cancel_json(fx->st, sfield(running, "id"), t, &out, &err), 0);
     assert_string_equal(state_type_of(out), "CANCELLING");
     json_decref(out);
     /* The task finished anyway: COMPLETED from CANCELLING is accepted. */
     assert_int_equal(
         report(fx, sfield(running, "id"), token, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 1),
         200);
-    assert_int_equal(store_cancel(fx->st, sfield(running, "id"), t, &out, &err), ERRAND_ECONFLICT);
+    assert_int_equal(store_cancel_json(fx->st, sfield(running, "id"), t, &out, &err),
+                     ERRAND_ECONFLICT);
     json_decref(runs);
 
-    assert_int_equal(store_cancel(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", t, &out, &err),
-                     ERRAND_ENOTFOUND);
+    assert_int_equal(
+        store_cancel_json(fx->st, "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21", t, &out, &err),
+        ERRAND_ENOTFOUND);
     json_decref(sched);
     json_decref(pend);
     json_decref(running);

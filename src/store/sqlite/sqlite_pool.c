@@ -3,7 +3,7 @@
  * A fixed set, opened up front: a handful of readers keeps two cores busy, and opening
  * connections on demand would re-prepare every statement each time.
  */
-#include "server/sqlite_pool.h"
+#include "store/sqlite/sqlite_pool.h"
 
 #include <pthread.h>
 

@@ -1,5 +1,5 @@
 /*
- * run_spec.c — validation of task-run submissions (POST /api/task_runs and each element of
+ * submission.c — validation of task-run submissions (POST /api/task_runs and each element of
  * POST /api/task_runs/batch) against the field table of docs/api.md.
  *
  * Rules: the body is an object; fields not in the table are refused (unknown_field), so a
@@ -10,7 +10,7 @@
  * Times given in seconds are capped at SECONDS_MAX so that the store's millisecond arithmetic
  * (now + seconds * 1000, retry delays with jitter) can never overflow int64.
  */
-#include "server/run_spec.h"
+#include "server/submission.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -275,26 +275,4 @@ int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **s
     *specs = out;
     *n = count;
     return 0;
-}
-
-void run_spec_clear(struct run_spec *spec)
-{
-    if (!spec)
-        return;
-    mem_free(spec->task);
-    mem_free(spec->parameters);
-    mem_free(spec->idempotency_key);
-    mem_free(spec->tags);
-    mem_free(spec->cache_key);
-    memset(spec, 0, sizeof *spec);
-    spec->persist_result = -1;
-}
-
-void run_spec_free_array(struct run_spec *specs, size_t n)
-{
-    if (!specs)
-        return;
-    for (size_t i = 0; i < n; i++)
-        run_spec_clear(&specs[i]);
-    mem_free(specs);
 }

@@ -44,7 +44,7 @@
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
  *    to task_runs open a statement journal, which measurably slowed the writer.
  */
-#include "server/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <stdio.h>
 

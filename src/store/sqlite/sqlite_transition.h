@@ -7,16 +7,16 @@
  *
  * Runs on the writer thread only.
  */
-#ifndef ERRAND_SERVER_SQLITE_TRANSITION_H
-#define ERRAND_SERVER_SQLITE_TRANSITION_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_TRANSITION_H
+#define ERRAND_STORE_SQLITE_SQLITE_TRANSITION_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/state.h"
 #include "core/uuid.h"
-#include "server/run_spec.h"
-#include "server/sqlite_conn.h"
+#include "store/run_spec.h"
+#include "store/sqlite/sqlite_conn.h"
 
 #define SQLITE_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
 #define SQLITE_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */

@@ -6,8 +6,8 @@
  *
  * Column order of the statements that return whole runs is enum run_col.
  */
-#ifndef ERRAND_SERVER_SQLITE_SQL_H
-#define ERRAND_SERVER_SQLITE_SQL_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_SQL_H
+#define ERRAND_STORE_SQLITE_SQLITE_SQL_H
 
 enum sql_id {
     /* transaction control (writer and readers) */

@@ -3,7 +3,7 @@
  * sqlite_checkpointer.h). Measured on a VM disk where one fsync takes ~7 ms: with SQLite's
  * automatic checkpoints the writer spent more time checkpointing than committing.
  */
-#include "server/sqlite_checkpointer.h"
+#include "store/sqlite/sqlite_checkpointer.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -11,15 +11,15 @@
  * transaction open (which would stop WAL checkpoints). Text is bound SQLITE_STATIC: the
  * caller keeps it alive until the statement is reset.
  */
-#ifndef ERRAND_SERVER_SQLITE_CONN_H
-#define ERRAND_SERVER_SQLITE_CONN_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_CONN_H
+#define ERRAND_STORE_SQLITE_SQLITE_CONN_H
 
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "errand/errand.h"
-#include "server/sqlite_sql.h"
+#include "store/sqlite/sqlite_sql.h"
 
 /* How long a connection waits for a lock another process holds (busy_timeout). */
 #define SQLITE_BUSY_TIMEOUT_MS 5000

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,13 +25,13 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/wire_limits.h"
-#include "server/sqlite_schema.h"
-#include "server/store_sqlite.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/store_sqlite.h"
 
 #define SQLITE_URL_PREFIX "sqlite://"
 #define DEFAULT_LEASE_SECONDS 30
 #define STATE_TYPES 8
-#define DIR_MODE 0755
+#define DIR_MODE 0700 /* the store holds task parameters and results: owner only */
 /* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
 #define CURSOR_NEWEST "~"
 
@@ -78,10 +79,10 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
 
 /* --- reads ------------------------------------------------------------------------- */
 
-static int get_run(store *st, const char *id, json_t **run_out, errand_error *err)
+static int get_run(store *st, const char *id, struct run_row *out, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *run_out = NULL;
+    memset(out, 0, sizeof *out);
     char norm[UUID_STR_LEN];
     store_sqlite_norm_id(id, norm);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
@@ -91,9 +92,8 @@ static int get_run(store *st, const char *id, json_t **run_out, errand_error *er
         sqlite_bind_text(q, 1, norm);
         int step = sqlite3_step(q);
         if (step == SQLITE_ROW) {
-            struct run_row r;
-            store_sqlite_read_run(q, &r);
-            rc = run_row_to_json(&r, run_out, err);
+            store_sqlite_read_run(q, out);
+            rc = run_row_own_strings(out, err);
         } else if (step == SQLITE_DONE) {
             rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
         } else {
@@ -102,6 +102,8 @@ static int get_run(store *st, const char *id, json_t **run_out, errand_error *er
         sqlite3_reset(q);
     }
     sqlite_pool_release(s->readers, c);
+    if (rc < 0)
+        memset(out, 0, sizeof *out);
     return rc;
 }
 
@@ -137,13 +139,13 @@ static int get_state(store *st, const char *id, errand_state *out, errand_error 
 }
 
 /* Rows gathered for a listing page (owned copies), merged newest first. */
-struct run_list {
+struct row_buffer {
     struct run_row *rows;
     size_t n, cap;
 };
 
-static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id, struct run_list *l,
-                        errand_error *err)
+static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id,
+                        struct row_buffer *l, errand_error *err)
 {
     int step, rc = 0;
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -191,7 +193,7 @@ static enum sql_id list_statement(errand_state s)
 
 /* Runs the listing query (or one per requested state) inside one read transaction. */
 static int list_query(struct sqlite_conn *c, const struct run_filter *f, const char *cursor,
-                      struct run_list *l, errand_error *err)
+                      struct row_buffer *l, errand_error *err)
 {
     const unsigned all = (1u << STATE_TYPES) - 1;
     unsigned mask = f->state_mask & all;
@@ -231,11 +233,12 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     return 0;
 }
 
-static int list_runs(store *st, const struct run_filter *f, json_t **runs_out, char next_cursor[37],
-                     errand_error *err)
+static int list_runs(store *st, const struct run_filter *f, struct run_list *out,
+                     char next_cursor[37], errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *runs_out = NULL;
+    out->rows = NULL;
+    out->n = 0;
     next_cursor[0] = '\0';
     if (f->limit < 1 || f->limit > WIRE_LIST_LIMIT_MAX)
         return error_set(err, ERR_INVALID_PARAMETER, "limit",
@@ -245,7 +248,7 @@ static int list_runs(store *st, const struct run_filter *f, json_t **runs_out, c
     if (f->cursor && f->cursor[0])
         store_sqlite_norm_id(f->cursor, cursor);
 
-    struct run_list l = {0};
+    struct row_buffer l = {0};
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
     if (rc == 0) {
@@ -255,51 +258,65 @@ static int list_runs(store *st, const struct run_filter *f, json_t **runs_out, c
     }
     sqlite_pool_release(s->readers, c);
 
-    json_t *arr = rc == 0 ? json_array() : NULL;
-    if (rc == 0 && !arr)
-        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     size_t shown = l.n < (size_t)f->limit ? l.n : (size_t)f->limit;
-    for (size_t i = 0; rc == 0 && i < shown; i++) {
-        json_t *obj = NULL;
-        if ((rc = run_row_to_json(&l.rows[i], &obj, err)) == 0 &&
-            json_array_append_new(arr, obj) < 0)
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
     if (rc == 0 && l.n > (size_t)f->limit)
         snprintf(next_cursor, UUID_STR_LEN, "%s", l.rows[f->limit - 1].id);
-    for (size_t i = 0; i < l.n; i++)
+    for (size_t i = rc == 0 ? shown : 0; i < l.n; i++)
         run_row_clear(&l.rows[i]);
-    mem_free(l.rows);
     if (rc < 0) {
-        json_decref(arr);
-        next_cursor[0] = '\0';
+        mem_free(l.rows);
         return rc;
     }
-    *runs_out = arr;
+    out->rows = l.rows;
+    out->n = shown;
     return 0;
 }
 
-static int get_states(store *st, const char *id, json_t **states_out, errand_error *err)
+/* Copies a column's text (NULL stays NULL); false when out of memory. */
+static bool copy_text(sqlite3_stmt *q, int col, char **out)
+{
+    const char *text = sqlite_col_text(q, col);
+    *out = text ? mem_strdup(text) : NULL;
+    return !text || *out;
+}
+
+/* Makes room for one more item in a growing array of items of size `size`. */
+static bool grow(void **items, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t want = *cap ? 2 * *cap : 16;
+    void *more = mem_realloc(*items, want * size);
+    if (!more)
+        return false;
+    *items = more;
+    *cap = want;
+    return true;
+}
+
+static int get_states(store *st, const char *id, struct state_history *out, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *states_out = NULL;
+    out->items = NULL;
+    out->n = 0;
+    size_t cap = 0;
     char norm[UUID_STR_LEN];
     store_sqlite_norm_id(id, norm);
-    json_t *arr = json_array();
-    if (!arr)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_STATES_GET, err);
     int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
     if (q) {
         sqlite_bind_text(q, 1, norm);
         while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-            const char *name = sqlite_col_text(q, 1), *msg = sqlite_col_text(q, 3);
-            json_t *item = json_pack("{s:s?, s:s?, s:o, s:s?}", "type",
-                                     state_type_name((errand_state)sqlite3_column_int(q, 0)),
-                                     "name", name, "timestamp", run_json_time(sqlite_col_ms(q, 2)),
-                                     "message", msg ? msg : "");
-            if (!item || json_array_append_new(arr, item) < 0)
+            if (!grow((void **)&out->items, out->n, &cap, sizeof *out->items)) {
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+                break;
+            }
+            struct state_record *r = &out->items[out->n++];
+            memset(r, 0, sizeof *r);
+            r->type = (errand_state)sqlite3_column_int(q, 0);
+            r->timestamp = sqlite_col_ms(q, 2);
+            if (!copy_text(q, 1, &r->name) || !copy_text(q, 3, &r->message))
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
         if (rc == 0 && step != SQLITE_DONE)
@@ -307,45 +324,26 @@ static int get_states(store *st, const char *id, json_t **states_out, errand_err
         sqlite3_reset(q);
     }
     errand_state ignored;
-    if (rc == 0 && json_array_size(arr) == 0) /* every run has a state: no rows = no run */
+    if (rc == 0 && out->n == 0) /* every run has a state: no rows = no run */
         rc = read_state(c, norm, id, &ignored, err);
     sqlite_pool_release(s->readers, c);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *states_out = arr;
-    return 0;
+    if (rc < 0)
+        state_history_clear(out);
+    return rc;
 }
 
-static const char *log_level_text(int level)
-{
-    if (level < ERRAND_LOG_INFO)
-        return "debug";
-    if (level < ERRAND_LOG_WARNING)
-        return "info";
-    if (level < ERRAND_LOG_ERROR)
-        return "warning";
-    return "error";
-}
-
-static int get_logs(store *st, const char *id, int64_t after_seq, int limit, json_t **logs_out,
-                    int64_t *next_after, errand_error *err)
+static int get_logs(store *st, const char *id, int64_t after_seq, int limit, struct log_page *out,
+                    errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *logs_out = NULL;
-    if (next_after)
-        *next_after = after_seq;
-    if (limit <= 0)
-        limit = WIRE_LOGS_LIMIT_MAX;
-    if (limit > WIRE_LOGS_LIMIT_MAX)
+    out->items = NULL;
+    out->n = 0;
+    out->next_after = after_seq;
+    size_t cap = 0;
+    if (limit <= 0 || limit > WIRE_LOGS_LIMIT_MAX)
         limit = WIRE_LOGS_LIMIT_MAX;
     char norm[UUID_STR_LEN];
     store_sqlite_norm_id(id, norm);
-    json_t *arr = json_array();
-    if (!arr)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    int64_t last = after_seq;
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     errand_state ignored;
     int rc = read_state(c, norm, id, &ignored, err);
@@ -358,14 +356,18 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, jso
         sqlite3_bind_int(q, 3, limit);
         int step = SQLITE_DONE;
         while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-            last = sqlite3_column_int64(q, 0);
-            const char *msg = sqlite_col_text(q, 3);
-            json_t *item =
-                json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)last, "timestamp",
-                          run_json_time(sqlite_col_ms(q, 1)), "level",
-                          log_level_text(sqlite3_column_int(q, 2)), "message", msg ? msg : "");
-            if (!item || json_array_append_new(arr, item) < 0)
+            if (!grow((void **)&out->items, out->n, &cap, sizeof *out->items)) {
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+                break;
+            }
+            struct log_record *r = &out->items[out->n++];
+            r->seq = sqlite3_column_int64(q, 0);
+            r->timestamp = sqlite_col_ms(q, 1);
+            r->level = (errand_log_level)sqlite3_column_int(q, 2);
+            const char *msg = sqlite_col_text(q, 3);
+            if (!(r->message = mem_strdup(msg ? msg : "")))
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            out->next_after = r->seq;
         }
         if (rc == 0 && step != SQLITE_DONE)
             rc = sqlite_conn_fail(c, "SQL_LOGS_GET", err);
@@ -373,44 +375,32 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, jso
     }
     sqlite_pool_release(s->readers, c);
     if (rc < 0) {
-        json_decref(arr);
-        return rc;
+        log_page_clear(out);
+        out->next_after = after_seq;
     }
-    if (next_after)
-        *next_after = last;
-    *logs_out = arr;
-    return 0;
+    return rc;
 }
 
-static int list_workers(store *st, int64_t now_ms, int64_t active_window_ms, json_t **out,
-                        errand_error *err)
+static int list_workers(store *st, struct worker_list *out, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *out = NULL;
-    json_t *arr = json_array();
-    if (!arr)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    out->items = NULL;
+    out->n = 0;
+    size_t cap = 0;
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_WORKERS_LIST, err);
     int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
     if (q) {
         while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-            const char *name = sqlite_col_text(q, 0);
-            int64_t seen = sqlite_col_ms(q, 2);
-            errand_error perr;
-            error_clear(&perr);
-            json_t *tasks = run_json_parse(sqlite_col_text(q, 1), "tasks", name, &perr);
-            if (!tasks) {
-                rc = perr.code ? perr.code : ERRAND_ENOMEM;
-                if (err)
-                    *err = perr;
+            if (!grow((void **)&out->items, out->n, &cap, sizeof *out->items)) {
+                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
                 break;
             }
-            json_t *item = json_pack("{s:s, s:o, s:o, s:I, s:b}", "name", name ? name : "", "tasks",
-                                     tasks, "last_seen", run_json_time(seen), "claimed",
-                                     (json_int_t)sqlite3_column_int64(q, 3), "active",
-                                     seen >= now_ms - active_window_ms);
-            if (!item || json_array_append_new(arr, item) < 0)
+            struct worker_record *w = &out->items[out->n++];
+            memset(w, 0, sizeof *w);
+            w->last_seen = sqlite_col_ms(q, 2);
+            w->claimed = sqlite3_column_int64(q, 3);
+            if (!copy_text(q, 0, &w->name) || !copy_text(q, 1, &w->tasks))
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
         if (rc == 0 && step != SQLITE_DONE)
@@ -418,15 +408,9 @@ static int list_workers(store *st, int64_t now_ms, int64_t active_window_ms, jso
         sqlite3_reset(q);
     }
     sqlite_pool_release(s->readers, c);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    json_t *obj = json_pack("{s:o}", "workers", arr); /* takes arr, even on failure */
-    if (!obj)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    *out = obj;
-    return 0;
+    if (rc < 0)
+        worker_list_clear(out);
+    return rc;
 }
 
 static int count_by_state(store *st, int64_t counts[8], errand_error *err)
@@ -457,7 +441,7 @@ static int count_by_state(store *st, int64_t counts[8], errand_error *err)
  * ERRAND_HOME, which may not exist yet on a first start). */
 static int make_parent_dirs(const char *path, errand_error *err)
 {
-    char *dir = mem_strdup(path);
+    char *dir = mem_strndup(path, strcspn(path, "?")); /* a path may carry ?options */
     if (!dir)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     char *slash = strrchr(dir, '/');
@@ -470,8 +454,8 @@ static int make_parent_dirs(const char *path, errand_error *err)
             char saved = *p;
             *p = '\0';
             if (mkdir(dir, DIR_MODE) != 0 && errno != EEXIST)
-                rc = error_set(err, ERRAND_ESTORE, NULL,
-                               "store: cannot create directory '%s' for the database: %s", dir,
+                rc = error_set(err, ERRAND_EIO, "database_url",
+                               "cannot create directory %s for the database: %s", dir,
                                strerror(errno));
             *p = saved;
             if (saved == '\0')

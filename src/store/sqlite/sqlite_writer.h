@@ -13,11 +13,11 @@
  *  - its outputs count only when sqlite_writer_run() returns 0: the transaction may still
  *    fail after the op succeeded (then nothing of it is stored).
  */
-#ifndef ERRAND_SERVER_SQLITE_WRITER_H
-#define ERRAND_SERVER_SQLITE_WRITER_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_WRITER_H
+#define ERRAND_STORE_SQLITE_SQLITE_WRITER_H
 
 #include "errand/errand.h"
-#include "server/sqlite_conn.h"
+#include "store/sqlite/sqlite_conn.h"
 
 /* Most ops committed in one transaction. */
 #define SQLITE_WRITER_MAX_BATCH 4096
@@ -38,8 +38,7 @@ int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_e
 /* The same for an op whose loss on power failure is harmless (a claim, a heartbeat): with
  * synchronous=FULL it may be committed without an fsync when nothing durable shares its
  * group. A process crash still loses nothing of it. */
-int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
-                              errand_error *err);
+int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err);
 
 /* Commits what is queued, stops the thread, closes the connection, frees w. */
 void sqlite_writer_stop(sqlite_writer *w);

@@ -36,11 +36,11 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
-#include "server/sqlite_transition.h"
-#include "server/store_sqlite.h"
+#include "store/sqlite/sqlite_transition.h"
+#include "store/sqlite/store_sqlite.h"
 
 #define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
-#define SWEEP_BATCH 256 /* leases expired per transaction */
+#define SWEEP_BATCH 256      /* leases expired per transaction */
 /* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
  * backlog of runs all due at once adds to one transaction (the next one moves more). */
 #define PROMOTE_BATCH 1000
@@ -49,9 +49,6 @@
  * heartbeat, and a healthy worker always holds at least three quarters of its lease. */
 #define LEASE_KEEP_NUM 3
 #define LEASE_KEEP_DEN 4
-#define HTTP_OK 200
-#define HTTP_NOT_FOUND 404
-#define HTTP_CONFLICT 409
 #define LEASE_EXPIRED_FMT "lease expired on worker %s"
 #define HANDED_BACK_FMT "handed back by worker %s"
 #define FAILED_MESSAGE "the task failed"
@@ -339,10 +336,11 @@ static int claim_write(struct store_sqlite *s, struct claim_op *op, errand_error
 }
 
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
-                       json_t **runs_out, errand_error *err)
+                       struct run_list *out, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *runs_out = NULL;
+    out->rows = NULL;
+    out->n = 0;
     if (!req->worker || !req->worker[0])
         return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
     if (req->n_tasks == 0)
@@ -359,8 +357,7 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     };
     int rc = 0;
     op.tasks_json = tasks_json_text(req);
-    json_t *arr = json_array();
-    if (!op.tasks_json || !arr) {
+    if (!op.tasks_json) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto done;
     }
@@ -372,21 +369,28 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
         goto done;
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
-    for (size_t i = 0; i < op.n_cand; i++) {
-        if (!op.cand[i].claimed)
-            continue;
-        json_t *obj = NULL;
-        if ((rc = run_row_claim_json(&op.cand[i].row, &obj, err)) < 0)
-            goto done;
-        if (json_array_append_new(arr, obj) < 0) {
+    if (op.n_claimed > 0) {
+        if (!(out->rows = mem_calloc(op.n_claimed, sizeof *out->rows))) {
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
             goto done;
         }
+        for (size_t i = 0; i < op.n_cand; i++) {
+            if (!op.cand[i].claimed)
+                continue;
+            /* The row's lease token points into the candidate: own it with the rest. */
+            struct run_row *r = &out->rows[out->n];
+            *r = op.cand[i].row;
+            memset(&op.cand[i].row, 0, sizeof op.cand[i].row);
+            if ((rc = run_row_own_strings(r, err)) < 0) {
+                run_row_clear(r);
+                goto done;
+            }
+            out->n++;
+        }
     }
-    *runs_out = arr;
-    arr = NULL;
 done:
-    json_decref(arr);
+    if (rc < 0)
+        run_list_clear(out);
     if (op.cand)
         candidates_clear(&op);
     mem_free(op.cand);
@@ -397,22 +401,15 @@ done:
 
 /* --- heartbeat ----------------------------------------------------------------------- */
 
-struct lease_outcome {
-    char id[UUID_STR_LEN];
-    int status;
-    errand_state state; /* when status is 200 or 409 */
-    const char *reason; /* static text when refused by the rules */
-};
-
 struct heartbeat_op {
     const char *worker;
     const struct lease_ref *leases;
     size_t n;
     int64_t now_ms;
     int64_t lease_expires;
-    int64_t extend_below; /* a lease ending before this is extended (LEASE_KEEP_NUM/DEN) */
-    struct lease_outcome *out;
-    json_t *results; /* the answer, built inside the op (see report_in_writer) */
+    int64_t extend_below;      /* a lease ending before this is extended (LEASE_KEEP_NUM/DEN) */
+    char (*ids)[UUID_STR_LEN]; /* the leases' ids, normalised */
+    struct lease_answer *out;
 };
 
 static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms, errand_error *err)
@@ -432,27 +429,28 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
 {
     struct heartbeat_op *op = arg;
     for (size_t i = 0; i < op->n; i++) {
-        struct lease_outcome *o = &op->out[i];
-        o->reason = NULL;
+        struct lease_answer *o = &op->out[i];
+        memset(o, 0, sizeof *o);
         sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_CHECK, err);
         if (!s)
             return ERRAND_ESTORE;
-        sqlite_bind_text(s, 1, o->id);
+        sqlite_bind_text(s, 1, op->ids[i]);
         int step = sqlite3_step(s);
         sqlite3_int64 rowid = 0;
-        o->status = HTTP_NOT_FOUND;
+        o->status = LEASE_UNKNOWN;
         if (step == SQLITE_ROW) {
             rowid = sqlite3_column_int64(s, 0);
             o->state = (errand_state)sqlite3_column_int(s, 1);
             const char *token = sqlite_col_text(s, 2);
             const char *given = op->leases[i].lease_token;
             bool match = state_is_leased(o->state) && token && given && strcmp(token, given) == 0;
-            o->status = match ? HTTP_OK : HTTP_CONFLICT;
+            o->status = match ? LEASE_APPLIED : LEASE_STALE;
+            o->cancel = match && o->state == ERRAND_STATE_CANCELLING;
         }
         sqlite3_reset(s);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
             return sqlite_conn_fail(c, "SQL_LEASE_CHECK", err);
-        if (o->status != HTTP_OK)
+        if (o->status != LEASE_APPLIED)
             continue;
         if (!(s = sqlite_conn_stmt(c, SQL_LEASE_EXTEND, err)))
             return ERRAND_ESTORE;
@@ -463,31 +461,14 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         if (rc < 0)
             return rc;
     }
-    int rc = worker_seen(c, op->worker, op->now_ms, err);
-    if (rc < 0)
-        return rc;
-    if (!(op->results = json_array()))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < op->n; i++) {
-        const struct lease_outcome *o = &op->out[i];
-        const char *id = op->leases[i].id ? op->leases[i].id : "";
-        bool cancel = o->status == HTTP_OK && o->state == ERRAND_STATE_CANCELLING;
-        json_t *item =
-            json_pack("{s:s, s:i, s:b}", "id", id, "status", o->status, "cancel", cancel);
-        if (!item || json_array_append_new(op->results, item) < 0)
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
-    return 0;
+    return worker_seen(c, op->worker, op->now_ms, err);
 }
 
 int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
-                           int lease_seconds, int64_t now_ms, json_t **results_out, bool *any_stale,
+                           int lease_seconds, int64_t now_ms, struct lease_answer *answers,
                            errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *results_out = NULL;
-    if (any_stale)
-        *any_stale = false;
     int64_t lease = lease_ms(s, lease_seconds);
     struct heartbeat_op op = {
         .worker = worker,
@@ -496,22 +477,15 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
         .now_ms = now_ms,
         .lease_expires = now_ms + lease,
         .extend_below = now_ms + lease * LEASE_KEEP_NUM / LEASE_KEEP_DEN,
+        .out = answers,
     };
-    op.out = mem_calloc(n ? n : 1, sizeof *op.out);
-    if (!op.out)
+    op.ids = mem_calloc(n ? n : 1, sizeof *op.ids);
+    if (!op.ids)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        store_sqlite_norm_id(leases[i].id, op.out[i].id);
+        store_sqlite_norm_id(leases[i].id, op.ids[i]);
     int rc = sqlite_writer_run_relaxed(s->writer, heartbeat_in_writer, &op, err);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++)
-            if (op.out[i].status != HTTP_OK && any_stale)
-                *any_stale = true;
-        *results_out = op.results;
-        op.results = NULL;
-    }
-    json_decref(op.results);
-    mem_free(op.out);
+    mem_free(op.ids);
     return rc;
 }
 
@@ -521,13 +495,12 @@ struct report_op {
     const char *worker;
     const struct run_report *reports;
     size_t n;
-    char **result_texts; /* compact JSON of each COMPLETED report's result, or NULL */
     const struct log_entry *logs;
     size_t n_logs;
     int64_t now_ms;
-    struct lease_outcome *out;
+    char (*ids)[UUID_STR_LEN]; /* the reports' ids, normalised */
+    struct lease_answer *out;
     struct run_count_delta counts;
-    json_t *results; /* the answer, built inside the op */
 };
 
 static bool token_matches(const struct run_current *cur, const char *token)
@@ -547,12 +520,13 @@ static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
 static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, errand_error *err)
 {
     const struct run_report *rep = &op->reports[i];
-    struct lease_outcome *o = &op->out[i];
+    struct lease_answer *o = &op->out[i];
     struct run_current cur;
     errand_error lookup;
-    int rc = sqlite_run_current_get(c, o->id, rep->state == ERRAND_STATE_FAILED, &cur, &lookup);
+    int rc =
+        sqlite_run_current_get(c, op->ids[i], rep->state == ERRAND_STATE_FAILED, &cur, &lookup);
     if (rc == ERRAND_ENOTFOUND) {
-        o->status = HTTP_NOT_FOUND;
+        o->status = LEASE_UNKNOWN;
         return 0;
     }
     if (rc < 0) {
@@ -562,7 +536,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     }
     o->state = cur.state;
     if (!token_matches(&cur, rep->lease_token)) {
-        o->status = HTTP_CONFLICT;
+        o->status = LEASE_STALE;
         o->reason = "stale lease: the lease token is not the run's current one";
         return 0;
     }
@@ -570,7 +544,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         state_on_report(cur.state, rep->state, cur.attempt, cur.max_attempts, rep->retryable,
                         cur.delays, cur.n_delays, cur.jitter, random_unit(), op->now_ms);
     if (!d.allowed) {
-        o->status = HTTP_CONFLICT;
+        o->status = LEASE_STALE;
         o->reason = d.reason;
         return 0;
     }
@@ -583,7 +557,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     switch (rep->state) {
     case ERRAND_STATE_COMPLETED:
         u.complete = true;
-        u.result = op->result_texts[i];
+        u.result = rep->result;
         u.result_ref = rep->result_ref;
         u.cache_expires_at = cache_expiry(&cur, op->now_ms);
         break;
@@ -602,7 +576,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     }
     if ((rc = sqlite_transition_write(c, &cur, &u, op->now_ms, &op->counts, err)) < 0)
         return rc;
-    o->status = HTTP_OK;
+    o->status = LEASE_APPLIED;
     o->state = d.next;
     return 0;
 }
@@ -627,60 +601,25 @@ static int append_logs(struct sqlite_conn *c, const struct report_op *op, errand
     return 0;
 }
 
-static json_t *report_item(const struct run_report *rep, const struct lease_outcome *o)
-{
-    json_t *item = json_object();
-    if (!item)
-        return NULL;
-    bool ok = json_object_set_new(item, "id", json_string(rep->id ? rep->id : "")) == 0 &&
-              json_object_set_new(item, "status", json_integer(o->status)) == 0 &&
-              json_object_set_new(item, "state",
-                                  o->status == HTTP_NOT_FOUND
-                                      ? json_null()
-                                      : json_string(state_type_name(o->state))) == 0;
-    if (ok && o->reason)
-        ok = json_object_set_new(item, "message", json_string(o->reason)) == 0;
-    if (!ok) {
-        json_decref(item);
-        return NULL;
-    }
-    return item;
-}
-
 static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct report_op *op = arg;
     int rc;
     for (size_t i = 0; i < op->n; i++) {
-        op->out[i].status = 0;
-        op->out[i].reason = NULL;
+        memset(&op->out[i], 0, sizeof op->out[i]);
         if ((rc = apply_report(c, op, i, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 || (rc = append_logs(c, op, err)) < 0 ||
-        (rc = worker_seen(c, op->worker, op->now_ms, err)) < 0)
+    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 || (rc = append_logs(c, op, err)) < 0)
         return rc;
-    /* The answer is built here, inside the transaction, so that running out of memory
-     * fails the whole report (nothing applied) rather than hiding applied reports behind
-     * an error: a worker that retried would then be told its lease is stale. */
-    if (!(op->results = json_array()))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < op->n; i++) {
-        json_t *item = report_item(&op->reports[i], &op->out[i]);
-        if (!item || json_array_append_new(op->results, item) < 0)
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
-    return 0;
+    return worker_seen(c, op->worker, op->now_ms, err);
 }
 
 int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
                         const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                        json_t **results_out, bool *any_stale, errand_error *err)
+                        struct lease_answer *answers, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    *results_out = NULL;
-    if (any_stale)
-        *any_stale = false;
     struct report_op op = {
         .worker = worker,
         .reports = reports,
@@ -688,37 +627,15 @@ int store_sqlite_report(store *st, const char *worker, const struct run_report *
         .logs = logs,
         .n_logs = n_logs,
         .now_ms = now_ms,
+        .out = answers,
     };
-    op.out = mem_calloc(n ? n : 1, sizeof *op.out);
-    op.result_texts = mem_calloc(n ? n : 1, sizeof *op.result_texts);
-    int rc = 0;
-    if (!op.out || !op.result_texts) {
-        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        store_sqlite_norm_id(reports[i].id, op.out[i].id);
-        if (reports[i].state == ERRAND_STATE_COMPLETED && reports[i].result &&
-            !(op.result_texts[i] = json_compact(reports[i].result))) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
-    }
-    if ((rc = sqlite_writer_run(s->writer, report_in_writer, &op, err)) < 0)
-        goto done;
+    op.ids = mem_calloc(n ? n : 1, sizeof *op.ids);
+    if (!op.ids)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (op.out[i].status != HTTP_OK && any_stale)
-            *any_stale = true;
-    *results_out = op.results;
-    op.results = NULL;
-done:
-    json_decref(op.results);
-    if (op.result_texts) {
-        for (size_t i = 0; i < n; i++)
-            mem_free(op.result_texts[i]);
-    }
-    mem_free(op.result_texts);
-    mem_free(op.out);
+        store_sqlite_norm_id(reports[i].id, op.ids[i]);
+    int rc = sqlite_writer_run(s->writer, report_in_writer, &op, err);
+    mem_free(op.ids);
     return rc;
 }
 

@@ -1,54 +1,17 @@
 /*
- * run_row.c — task-run rows to wire JSON (docs/api.md, "Task-run object" and the claim
- * answer). Numbers that are whole print as integers ("retry_delay_seconds": [1, 10]), times
+ * run_json.c — task-run rows (store/run_row.h) to wire JSON (docs/api.md, "Task-run object" and the
+ * claim answer). Numbers that are whole print as integers ("retry_delay_seconds": [1, 10]), times
  * as RFC 3339 UTC with milliseconds, absent values as null.
  */
-#include "server/run_row.h"
+#include "server/run_json.h"
 
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mem.h"
 #include "core/state.h"
-
-/* Whole numbers up to 2^53 are exact in a double, so they print as integers. */
-#define JSON_EXACT_INT_MAX 9007199254740992.0
-
-int run_row_own_strings(struct run_row *r, errand_error *err)
-{
-    const char **fields[] = {
-        &r->id,     &r->task,       &r->parameters,      &r->state_name, &r->state_message,
-        &r->worker, &r->tags,       &r->idempotency_key, &r->cache_key,  &r->retry_delays,
-        &r->result, &r->result_ref, &r->lease_token,
-    };
-    size_t n = sizeof fields / sizeof fields[0];
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        if (*fields[i])
-            total += strlen(*fields[i]) + 1;
-    char *buf = mem_alloc(total);
-    if (!buf)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    char *at = buf;
-    for (size_t i = 0; i < n; i++) {
-        if (!*fields[i])
-            continue;
-        size_t len = strlen(*fields[i]) + 1;
-        memcpy(at, *fields[i], len);
-        *fields[i] = at;
-        at += len;
-    }
-    mem_free(r->owned);
-    r->owned = buf;
-    return 0;
-}
-
-void run_row_clear(struct run_row *r)
-{
-    mem_free(r->owned);
-    memset(r, 0, sizeof *r);
-}
 
 json_t *run_json_time(int64_t unix_ms)
 {
@@ -57,13 +20,6 @@ json_t *run_json_time(int64_t unix_ms)
     char text[CLOCK_RFC3339_LEN];
     clock_format_rfc3339(unix_ms, text);
     return json_string(text);
-}
-
-json_t *run_json_number(double v)
-{
-    if (v >= -JSON_EXACT_INT_MAX && v <= JSON_EXACT_INT_MAX && v == (double)(int64_t)v)
-        return json_integer((json_int_t)v);
-    return json_real(v);
 }
 
 json_t *run_json_text_or_null(const char *s)
@@ -94,22 +50,6 @@ json_t *run_json_parse(const char *text, const char *what, const char *id, erran
     return v;
 }
 
-static json_t *delays_json(const struct run_row *r, errand_error *err)
-{
-    if (r->retry_delays)
-        return run_json_parse(r->retry_delays, "retry_delays", r->id, err);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < r->n_delays; i++) {
-        if (json_array_append_new(arr, run_json_number(r->delays[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    if (!arr)
-        error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    return arr;
-}
-
 static json_t *persist_json(int persist)
 {
     return persist < 0 ? json_null() : json_boolean(persist);
@@ -117,7 +57,7 @@ static json_t *persist_json(int persist)
 
 static json_t *timeout_json(double seconds)
 {
-    return seconds > 0 ? run_json_number(seconds) : json_null();
+    return seconds > 0 ? json_number_exact(seconds) : json_null();
 }
 
 /* Sets key to value (stolen); a NULL value (failed allocation) marks *ok false. */
@@ -148,7 +88,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
 {
     json_t *params = run_json_parse(r->parameters, "parameters", r->id, err);
     json_t *tags = params ? run_json_parse(r->tags, "tags", r->id, err) : NULL;
-    json_t *delays = tags ? delays_json(r, err) : NULL;
+    json_t *delays = tags ? run_json_parse(r->retry_delays, "retry_delays", r->id, err) : NULL;
     json_t *result = NULL;
     bool want_result = r->state == ERRAND_STATE_COMPLETED && r->result;
     if (delays && want_result)
@@ -182,7 +122,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     put(obj, "retries", json_integer(r->retries), &ok);
     put(obj, "retry_delay_seconds", delays, &ok);
     delays = NULL;
-    put(obj, "retry_jitter_factor", run_json_number(r->retry_jitter_factor), &ok);
+    put(obj, "retry_jitter_factor", json_number_exact(r->retry_jitter_factor), &ok);
     put(obj, "timeout_seconds", timeout_json(r->timeout_seconds), &ok);
     put(obj, "persist_result", persist_json(r->persist_result), &ok);
     if (result) {
@@ -259,4 +199,35 @@ int run_row_to_json(const struct run_row *r, json_t **out, errand_error *err)
 int run_row_claim_json(const struct run_row *r, json_t **out, errand_error *err)
 {
     return build(claim_object, r, out, err);
+}
+
+/* The array of fn(row) for every row of l. */
+static int list_json(int (*fn)(const struct run_row *, json_t **, errand_error *),
+                     const struct run_list *l, json_t **out, errand_error *err)
+{
+    *out = json_array();
+    if (!*out)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < l->n; i++) {
+        json_t *obj = NULL;
+        int rc = fn(&l->rows[i], &obj, err);
+        if (rc == 0 && json_array_append_new(*out, obj) < 0)
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        if (rc < 0) {
+            json_decref(*out);
+            *out = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int run_list_to_json(const struct run_list *l, json_t **out, errand_error *err)
+{
+    return list_json(run_row_to_json, l, out, err);
+}
+
+int run_list_claim_json(const struct run_list *l, json_t **out, errand_error *err)
+{
+    return list_json(run_row_claim_json, l, out, err);
 }

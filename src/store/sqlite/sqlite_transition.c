@@ -3,7 +3,7 @@
  * sqlite_transition.h). The rules decide (core/state.c); this file only turns a decision
  * into column values and writes them, with the history row, in the caller's transaction.
  */
-#include "server/sqlite_transition.h"
+#include "store/sqlite/sqlite_transition.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -41,7 +41,7 @@
  * releasing it, so a woken caller may free its op (it lives on the caller's stack).
  * The connection and the batch array belong to the writer thread alone.
  */
-#include "server/sqlite_writer.h"
+#include "store/sqlite/sqlite_writer.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -284,8 +284,7 @@ int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_e
     return run_op_waiting(w, fn, arg, false, err);
 }
 
-int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
-                              errand_error *err)
+int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err)
 {
     return run_op_waiting(w, fn, arg, true, err);
 }

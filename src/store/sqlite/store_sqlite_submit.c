@@ -3,11 +3,11 @@
  * or a batch) and cancelling one.
  *
  * A batch is ONE writer op, so all or nothing: if any of its runs cannot be stored, none is
- * (docs/api.md). Work that needs no database — ids, the retry-delay JSON, the answer's JSON
- * for a run that will be created — happens on the caller's thread before the op, so the
- * single writer thread spends its time on SQL. Nothing is allocated after the commit: an
- * answer that depends on the database (an idempotency or cache hit, rare) is built inside
- * the op, so running out of memory can never leave runs stored behind an error answer.
+ * (docs/api.md). Work that needs no database — ids, the retry-delay JSON, the row of a run
+ * that will be created — happens on the caller's thread before the op, so the single writer
+ * thread spends its time on SQL. Nothing is allocated after the commit: a row that depends
+ * on the database (an idempotency or cache hit, rare) is read inside the op, so running out
+ * of memory can never leave runs stored behind an error answer.
  *
  * Idempotency: the key is looked up inside the op, on the writer's connection, which sees
  * the rows inserted earlier in the same transaction — so two submissions with one key
@@ -25,8 +25,8 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
-#include "server/sqlite_transition.h"
-#include "server/store_sqlite.h"
+#include "store/sqlite/sqlite_transition.h"
+#include "store/sqlite/store_sqlite.h"
 
 #define CACHE_MESSAGE_FMT "cached result of run %s"
 #define CANCEL_MESSAGE "cancelled by request"
@@ -35,10 +35,11 @@
 /* One submitted run: filled before the op (id, delays, prebuilt), by the op (the rest). */
 struct submit_slot {
     char id[UUID_STR_LEN];
-    char *delays_text; /* JSON array text of the spec's retry delays */
-    json_t *tags;      /* the spec's tags as an array of strings, NULL when none */
-    json_t *prebuilt;  /* the answer if the run is created as SCHEDULED */
-    json_t *answer;    /* the answer built by the op (idempotency or cache hit) */
+    char *delays_text;       /* JSON array text of the spec's retry delays */
+    json_t *tags;            /* the spec's tags as an array of strings, NULL when none */
+    struct run_row prebuilt; /* the answer if the run is created as SCHEDULED (owned) */
+    struct run_row answer;   /* the answer read by the op (idempotency or cache hit) */
+    bool answered;           /* answer is set */
     bool created;
     bool cached; /* cache hit: the fields below are owned copies */
     char *cache_message;
@@ -57,8 +58,8 @@ struct submit_op {
 
 static void slot_clear_outputs(struct submit_slot *slot)
 {
-    json_decref(slot->answer);
-    slot->answer = NULL;
+    run_row_clear(&slot->answer);
+    slot->answered = false;
     mem_free(slot->cache_message);
     mem_free(slot->cache_result);
     mem_free(slot->cache_result_ref);
@@ -78,10 +79,11 @@ static int find_idempotent(struct sqlite_conn *c, const char *key, struct submit
     int step = sqlite3_step(s);
     int rc = 0;
     if (step == SQLITE_ROW) {
-        struct run_row r;
-        store_sqlite_read_run(s, &r);
-        rc = run_row_to_json(&r, &slot->answer, err);
-        *found = rc == 0;
+        store_sqlite_read_run(s, &slot->answer);
+        rc = run_row_own_strings(&slot->answer, err);
+        slot->answered = *found = rc == 0;
+        if (rc < 0)
+            memset(&slot->answer, 0, sizeof slot->answer);
     } else if (step != SQLITE_DONE) {
         rc = sqlite_conn_fail(c, "SQL_RUN_BY_IDEMPOTENCY", err);
     }
@@ -167,36 +169,37 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     return sqlite_state_append(c, slot->id, 1, state, name, now_ms, message, err);
 }
 
-/* The wire object of a run this submission created, from the spec (no read back). */
-static int created_json(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
-                        json_t **out, errand_error *err)
+/* The row of a run this submission creates, from the spec (no read back); owned. */
+static int created_row(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
+                       struct run_row *r, errand_error *err)
 {
-    struct run_row r;
-    memset(&r, 0, sizeof r);
-    r.id = slot->id;
-    r.task = spec->task;
-    r.parameters = spec->parameters;
-    r.state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
-    r.state_name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
-    r.state_message = slot->cached ? slot->cache_message : "";
-    r.state_timestamp = now_ms;
-    r.max_attempts = spec->retries + 1;
-    r.created = now_ms;
-    r.scheduled_at = spec->scheduled_at_ms;
-    r.finished = slot->cached ? now_ms : 0;
-    r.priority = spec->priority;
-    r.tags = spec->tags ? spec->tags : "[]";
-    r.idempotency_key = spec->idempotency_key;
-    r.cache_key = spec->cache_key;
-    r.retries = spec->retries;
-    r.delays = spec->retry_delays;
-    r.n_delays = spec->n_retry_delays;
-    r.retry_jitter_factor = spec->retry_jitter_factor;
-    r.timeout_seconds = spec->timeout_seconds;
-    r.persist_result = spec->persist_result;
-    r.result = slot->cached ? slot->cache_result : NULL;
-    r.result_ref = slot->cached ? slot->cache_result_ref : NULL;
-    return run_row_to_json(&r, out, err);
+    memset(r, 0, sizeof *r);
+    r->id = slot->id;
+    r->task = spec->task;
+    r->parameters = spec->parameters;
+    r->state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
+    r->state_name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+    r->state_message = slot->cached ? slot->cache_message : "";
+    r->state_timestamp = now_ms;
+    r->max_attempts = spec->retries + 1;
+    r->created = now_ms;
+    r->scheduled_at = spec->scheduled_at_ms;
+    r->finished = slot->cached ? now_ms : 0;
+    r->priority = spec->priority;
+    r->tags = spec->tags ? spec->tags : "[]";
+    r->idempotency_key = spec->idempotency_key;
+    r->cache_key = spec->cache_key;
+    r->retries = spec->retries;
+    r->retry_delays = slot->delays_text;
+    r->retry_jitter_factor = spec->retry_jitter_factor;
+    r->timeout_seconds = spec->timeout_seconds;
+    r->persist_result = spec->persist_result;
+    r->result = slot->cached ? slot->cache_result : NULL;
+    r->result_ref = slot->cached ? slot->cache_result_ref : NULL;
+    int rc = run_row_own_strings(r, err);
+    if (rc < 0)
+        memset(r, 0, sizeof *r);
+    return rc;
 }
 
 /* The writer op: every run of the batch, or (by returning an error) none. */
@@ -218,8 +221,11 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
             return rc;
         if ((rc = insert_run(c, spec, slot, op->now_ms, &op->counts, err)) < 0)
             return rc;
-        if (slot->cached && (rc = created_json(spec, slot, op->now_ms, &slot->answer, err)) < 0)
-            return rc;
+        if (slot->cached) {
+            if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
+                return rc;
+            slot->answered = true;
+        }
         slot->created = true;
     }
     return sqlite_counts_apply(c, &op->counts, err);
@@ -231,7 +237,7 @@ static char *delays_text(const struct run_spec *spec)
         return mem_strdup("[]");
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < spec->n_retry_delays; i++) {
-        if (json_array_append_new(arr, run_json_number(spec->retry_delays[i])) < 0) {
+        if (json_array_append_new(arr, json_number_exact(spec->retry_delays[i])) < 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -242,11 +248,10 @@ static char *delays_text(const struct run_spec *spec)
 }
 
 int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
-                        json_t **runs_out, bool *created, errand_error *err)
+                        struct run_row *rows_out, bool *created, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    for (size_t i = 0; i < n; i++)
-        runs_out[i] = NULL;
+    memset(rows_out, 0, n * sizeof *rows_out);
     if (n == 0)
         return 0;
     struct submit_slot *slots = mem_calloc(n, sizeof *slots);
@@ -262,16 +267,11 @@ int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
             goto done;
         }
-        if ((rc = created_json(&specs[i], &slots[i], now_ms, &slots[i].prebuilt, err)) < 0)
+        if ((rc = created_row(&specs[i], &slots[i], now_ms, &slots[i].prebuilt, err)) < 0)
             goto done;
         const char *tags = specs[i].tags;
-        errand_error perr;
-        error_clear(&perr);
-        if (tags && strcmp(tags, "[]") != 0 &&
-            !(slots[i].tags = run_json_parse(tags, "tags", slots[i].id, &perr))) {
-            rc = perr.code ? perr.code : ERRAND_ENOMEM;
-            if (err)
-                *err = perr;
+        if (tags && strcmp(tags, "[]") != 0 && !(slots[i].tags = json_loads(tags, 0, NULL))) {
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory"); /* specs hold valid JSON */
             goto done;
         }
     }
@@ -282,14 +282,14 @@ int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64
     for (size_t i = 0; i < n; i++) {
         if (created)
             created[i] = slots[i].created;
-        json_t **from = slots[i].answer ? &slots[i].answer : &slots[i].prebuilt;
-        runs_out[i] = *from;
-        *from = NULL;
+        struct run_row *from = slots[i].answered ? &slots[i].answer : &slots[i].prebuilt;
+        rows_out[i] = *from;
+        memset(from, 0, sizeof *from);
     }
 done:
     for (size_t i = 0; i < n; i++) {
         slot_clear_outputs(&slots[i]);
-        json_decref(slots[i].prebuilt);
+        run_row_clear(&slots[i].prebuilt);
         json_decref(slots[i].tags);
         mem_free(slots[i].delays_text);
     }
@@ -302,12 +302,12 @@ done:
 struct cancel_op {
     const char *id;
     int64_t now_ms;
-    json_t *run; /* the run afterwards, built inside the op */
+    struct run_row run; /* the run afterwards, read inside the op (owned) */
 };
 
-/* Builds the wire object of run id from the writer's connection. Inside the op, so that a
- * failure to build it undoes the cancel instead of reporting an error for a done cancel. */
-static int read_run_json(struct sqlite_conn *c, const char *id, json_t **out, errand_error *err)
+/* Reads run id from the writer's connection. Inside the op, so that a failure to read it
+ * undoes the cancel instead of reporting an error for a done cancel. */
+static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_GET, err);
     if (!s)
@@ -316,9 +316,9 @@ static int read_run_json(struct sqlite_conn *c, const char *id, json_t **out, er
     int step = sqlite3_step(s);
     int rc;
     if (step == SQLITE_ROW) {
-        struct run_row r;
-        store_sqlite_read_run(s, &r);
-        rc = run_row_to_json(&r, out, err);
+        store_sqlite_read_run(s, out);
+        if ((rc = run_row_own_strings(out, err)) < 0)
+            memset(out, 0, sizeof *out);
     } else if (step == SQLITE_DONE) {
         rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
     } else {
@@ -348,21 +348,20 @@ static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
             (rc = sqlite_counts_apply(c, &counts, err)) < 0)
             return rc;
     }
-    return read_run_json(c, op->id, &op->run, err);
+    return read_run(c, op->id, &op->run, err);
 }
 
-int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_out,
+int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
                         errand_error *err)
 {
-    *run_out = NULL;
+    memset(out, 0, sizeof *out);
     char norm[UUID_STR_LEN];
     store_sqlite_norm_id(id, norm);
     struct cancel_op op = {.id = norm, .now_ms = now_ms};
     int rc = sqlite_writer_run(store_sqlite_of(st)->writer, cancel_in_writer, &op, err);
-    if (rc == 0) {
-        *run_out = op.run;
-        op.run = NULL;
-    }
-    json_decref(op.run);
+    if (rc == 0)
+        *out = op.run;
+    else
+        run_row_clear(&op.run);
     return rc;
 }

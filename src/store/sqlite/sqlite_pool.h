@@ -6,11 +6,11 @@
  * Thread-safe: one mutex guards the free list; acquire waits on a condition variable when
  * every connection is out. A connection belongs to its taker until released.
  */
-#ifndef ERRAND_SERVER_SQLITE_POOL_H
-#define ERRAND_SERVER_SQLITE_POOL_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_POOL_H
+#define ERRAND_STORE_SQLITE_SQLITE_POOL_H
 
 #include "errand/errand.h"
-#include "server/sqlite_conn.h"
+#include "store/sqlite/sqlite_conn.h"
 
 #define SQLITE_POOL_READERS 4
 

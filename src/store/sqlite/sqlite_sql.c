@@ -39,7 +39,7 @@
  *  - Optional filters are written "(?N IS NULL OR col = ?N)" so one prepared statement
  *    serves every combination.
  */
-#include "server/sqlite_sql.h"
+#include "store/sqlite/sqlite_sql.h"
 
 #include <stddef.h>
 

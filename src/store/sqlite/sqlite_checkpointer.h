@@ -15,11 +15,11 @@
  * Threads: the hook runs on the writer thread, which alone uses `restart_tried_at`; `lock`
  * guards `pending`, `stopping` and the counters.
  */
-#ifndef ERRAND_SERVER_SQLITE_CHECKPOINTER_H
-#define ERRAND_SERVER_SQLITE_CHECKPOINTER_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_CHECKPOINTER_H
+#define ERRAND_STORE_SQLITE_SQLITE_CHECKPOINTER_H
 
 #include "errand/errand.h"
-#include "server/sqlite_conn.h"
+#include "store/sqlite/sqlite_conn.h"
 
 #define SQLITE_CHECKPOINT_FRAMES 1000      /* about 4 MiB of 4 KiB pages */
 #define SQLITE_CHECKPOINT_FRAMES_MAX 16384 /* about 64 MiB */

@@ -7,15 +7,15 @@
  * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
  * open, so any thread may read it.
  */
-#ifndef ERRAND_SERVER_STORE_SQLITE_H
-#define ERRAND_SERVER_STORE_SQLITE_H
+#ifndef ERRAND_STORE_SQLITE_STORE_SQLITE_H
+#define ERRAND_STORE_SQLITE_STORE_SQLITE_H
 
 #include "core/uuid.h"
-#include "server/run_row.h"
-#include "server/sqlite_checkpointer.h"
-#include "server/sqlite_pool.h"
-#include "server/sqlite_writer.h"
-#include "server/store.h"
+#include "store/run_row.h"
+#include "store/sqlite/sqlite_checkpointer.h"
+#include "store/sqlite/sqlite_pool.h"
+#include "store/sqlite/sqlite_writer.h"
+#include "store/store.h"
 
 struct store_sqlite {
     struct store base; /* first: store.c dispatches through base.backend */
@@ -40,17 +40,17 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r);
 
 /* The operations, one per file group. */
 int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
-                        json_t **runs_out, bool *created, errand_error *err);
-int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, json_t **run_out,
+                        struct run_row *rows_out, bool *created, errand_error *err);
+int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
                         errand_error *err);
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
-                       json_t **runs_out, errand_error *err);
+                       struct run_list *out, errand_error *err);
 int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
-                           int lease_seconds, int64_t now_ms, json_t **results_out, bool *any_stale,
+                           int lease_seconds, int64_t now_ms, struct lease_answer *answers,
                            errand_error *err);
 int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
                         const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                        json_t **results_out, bool *any_stale, errand_error *err);
+                        struct lease_answer *answers, errand_error *err);
 int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
 
 #endif

@@ -5,13 +5,13 @@
  * same transaction as the schema); table schema_migrations keeps a readable history (version,
  * name, applied_at). A database newer than this build is refused rather than guessed at.
  */
-#ifndef ERRAND_SERVER_SQLITE_SCHEMA_H
-#define ERRAND_SERVER_SQLITE_SCHEMA_H
+#ifndef ERRAND_STORE_SQLITE_SQLITE_SCHEMA_H
+#define ERRAND_STORE_SQLITE_SQLITE_SCHEMA_H
 
 #include <stdint.h>
 
 #include "errand/errand.h"
-#include "server/sqlite_conn.h"
+#include "store/sqlite/sqlite_conn.h"
 
 /* The version this build creates and understands. */
 int sqlite_schema_version(void);

@@ -17,7 +17,7 @@
  *  - journal_size_limit: truncate the WAL after a checkpoint so a burst does not leave a
  *    large file behind.
  */
-#include "server/sqlite_conn.h"
+#include "store/sqlite/sqlite_conn.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -1,0 +1,27 @@
+/*
+ * submission.h — a task-run submission read from the wire: the JSON body of POST
+ * /api/task_runs (or one element of a batch) checked field by field and turned into a
+ * run_spec (store/run_spec.h) the store can insert without further checks. Every rejection
+ * names the field, as docs/api.md lists.
+ */
+#ifndef ERRAND_SERVER_SUBMISSION_H
+#define ERRAND_SERVER_SUBMISSION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/wire_limits.h"
+#include "errand/errand.h"
+#include "store/run_spec.h"
+
+/* Parses one submission object. prefix names it in errors ("runs[3]" or NULL). now_ms
+ * resolves delay_seconds. On failure spec holds nothing to free. */
+int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct run_spec *spec,
+                   errand_error *err);
+
+/* Parses {"runs": [...]}: *specs is a mem_alloc'd array of *n specs. */
+int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **specs, size_t *n,
+                         errand_error *err);
+
+#endif

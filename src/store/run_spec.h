@@ -1,0 +1,39 @@
+/*
+ * run_spec.h — a new task run as the store inserts it: every field already checked
+ * (server/submission.h reads one from the wire) and every time resolved, so a backend
+ * stores it without further checks.
+ */
+#ifndef ERRAND_STORE_RUN_SPEC_H
+#define ERRAND_STORE_RUN_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RUN_SPEC_KEY_MAX 200
+#define RUN_SPEC_TAGS_MAX 64
+#define RUN_SPEC_DELAYS_MAX 100
+#define RUN_SPEC_RETRIES_MAX 1000
+
+struct run_spec {
+    char *task;
+    char *parameters;        /* compact JSON object text */
+    char *idempotency_key;   /* NULL = none */
+    int64_t scheduled_at_ms; /* already resolved from scheduled_at / delay_seconds / now */
+    int priority;
+    char *tags; /* compact JSON array text of strings */
+    int retries;
+    double retry_delays[RUN_SPEC_DELAYS_MAX];
+    size_t n_retry_delays;
+    double retry_jitter_factor;
+    double timeout_seconds;          /* 0 = none */
+    char *cache_key;                 /* NULL = none */
+    double cache_expiration_seconds; /* 0 = never */
+    int persist_result;              /* -1 unset, 0, 1 */
+};
+
+/* Frees the strings of spec and resets it (persist_result -1). */
+void run_spec_clear(struct run_spec *spec);
+/* Clears n specs and frees the array. */
+void run_spec_free_array(struct run_spec *specs, size_t n);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * store.c — picks the store backend from the database URL and forwards every call to it.
+ * Handlers call store_* and never know which database is behind it.
+ *
+ *   sqlite://...                   the embedded SQLite store (src/store/sqlite/)
+ *   postgresql://... postgres://   PostgreSQL (not built yet: refused with a clear message)
+ */
+#include "store/store.h"
+
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+
+#define SQLITE_SCHEME "sqlite://"
+#define PG_SCHEME "postgresql://"
+#define PG_SCHEME_SHORT "postgres://"
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int store_open(const char *url, const struct store_options *opt, store **out, errand_error *err)
+{
+    *out = NULL;
+    if (!url || !url[0])
+        return error_set(err, ERRAND_EINVAL, "database_url",
+                         "ERRAND_DATABASE_URL is empty; use sqlite:///path/errand.db");
+    if (has_prefix(url, SQLITE_SCHEME))
+        return store_sqlite_backend.open(url, opt, out, err);
+    if (has_prefix(url, PG_SCHEME) || has_prefix(url, PG_SCHEME_SHORT))
+        return error_set(err, ERRAND_EINVAL, "database_url",
+                         "PostgreSQL store is not built yet; use sqlite:///path/errand.db");
+    return error_set(err, ERRAND_EINVAL, "database_url",
+                     "ERRAND_DATABASE_URL '%s' has an unknown scheme; use sqlite:///path/errand.db "
+                     "or postgresql://...",
+                     url);
+}
+
+void store_close(store *st)
+{
+    if (st)
+        st->backend->close(st);
+}
+
+const char *store_kind(const store *st)
+{
+    return st->backend->kind;
+}
+
+int store_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                 struct run_row *rows_out, bool *created, errand_error *err)
+{
+    return st->backend->submit(st, specs, n, now_ms, rows_out, created, err);
+}
+
+int store_get_run(store *st, const char *id, struct run_row *out, errand_error *err)
+{
+    return st->backend->get_run(st, id, out, err);
+}
+
+int store_get_state(store *st, const char *id, errand_state *out, errand_error *err)
+{
+    return st->backend->get_state(st, id, out, err);
+}
+
+int store_list_runs(store *st, const struct run_filter *f, struct run_list *out,
+                    char next_cursor[37], errand_error *err)
+{
+    return st->backend->list_runs(st, f, out, next_cursor, err);
+}
+
+int store_get_states(store *st, const char *id, struct state_history *out, errand_error *err)
+{
+    return st->backend->get_states(st, id, out, err);
+}
+
+int store_get_logs(store *st, const char *id, int64_t after_seq, int limit, struct log_page *out,
+                   errand_error *err)
+{
+    return st->backend->get_logs(st, id, after_seq, limit, out, err);
+}
+
+int store_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out, errand_error *err)
+{
+    return st->backend->cancel(st, id, now_ms, out, err);
+}
+
+int store_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
+                errand_error *err)
+{
+    return st->backend->claim(st, req, now_ms, out, err);
+}
+
+int store_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
+                    int lease_seconds, int64_t now_ms, struct lease_answer *answers,
+                    errand_error *err)
+{
+    return st->backend->heartbeat(st, worker, leases, n, lease_seconds, now_ms, answers, err);
+}
+
+int store_report(store *st, const char *worker, const struct run_report *reports, size_t n,
+                 const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+                 struct lease_answer *answers, errand_error *err)
+{
+    return st->backend->report(st, worker, reports, n, logs, n_logs, now_ms, answers, err);
+}
+
+int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
+{
+    return st->backend->sweep(st, now_ms, counts, err);
+}
+
+int store_list_workers(store *st, struct worker_list *out, errand_error *err)
+{
+    return st->backend->list_workers(st, out, err);
+}
+
+int store_count_by_state(store *st, int64_t counts[8], errand_error *err)
+{
+    return st->backend->count_by_state(st, counts, err);
+}
+
+/* --- the lists' memory --------------------------------------------------------------- */
+
+void state_history_clear(struct state_history *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        mem_free(h->items[i].name);
+        mem_free(h->items[i].message);
+    }
+    mem_free(h->items);
+    h->items = NULL;
+    h->n = 0;
+}
+
+void log_page_clear(struct log_page *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        mem_free(p->items[i].message);
+    mem_free(p->items);
+    p->items = NULL;
+    p->n = 0;
+}
+
+void worker_list_clear(struct worker_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        mem_free(l->items[i].name);
+        mem_free(l->items[i].tasks);
+    }
+    mem_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}

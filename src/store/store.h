@@ -1,0 +1,220 @@
+/*
+ * store.h — the one interface to task-run storage, in the words of the domain: runs
+ * (store/run_row.h), new runs (store/run_spec.h), states, leases and their outcomes. Backends
+ * implement struct store_backend (src/store/sqlite/ now); store.c picks one from the database
+ * URL. Everything the server persists goes through here; handlers never see SQL, and the
+ * store never sees the wire: it hands back rows and answers as structs and enums, and the
+ * server formats them (server/run_json.h, the handlers).
+ *
+ * Every call is thread-safe: HTTP handler threads call the store concurrently. Writes in the
+ * SQLite backend are funnelled to one writer thread that commits them in groups; a call
+ * returns only after its write is committed (durability per ERRAND_DATABASE_SYNC).
+ *
+ * Rows and lists handed out are owned by the caller (run_row_clear, run_list_clear and the
+ * _clear functions below). All functions return 0 or a negative ERRAND_E* code and fill err.
+ */
+#ifndef ERRAND_STORE_STORE_H
+#define ERRAND_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errand/errand.h"
+#include "store/run_row.h"
+#include "store/run_spec.h"
+
+typedef struct store store;
+
+struct store_options {
+    const char *sync; /* "full" | "normal" | "off" (SQLite synchronous) */
+    int default_lease_seconds;
+};
+
+/* Opens (and creates/migrates) the store at url: sqlite:///abs/path.db, sqlite://rel.db
+ * or postgresql://... . */
+int store_open(const char *url, const struct store_options *opt, store **out, errand_error *err);
+void store_close(store *st);
+const char *store_kind(const store *st); /* "sqlite" | "postgresql" */
+
+/* --- client side ------------------------------------------------------------------- */
+
+/* Inserts n runs, all or nothing. For each: an idempotency key seen before yields the stored
+ * run with created[i] = false; a cache key matching an unexpired COMPLETED run yields a new
+ * run created directly as COMPLETED/"Cached" carrying that run's result and result_ref.
+ * rows_out[i] (n of them, caller's array) receives the run as stored. */
+int store_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                 struct run_row *rows_out, bool *created, errand_error *err);
+
+/* The run with that id; ERRAND_ENOTFOUND when there is none. */
+int store_get_run(store *st, const char *id, struct run_row *out, errand_error *err);
+
+/* Only the state type of a run (cheap; for long-poll waits). */
+int store_get_state(store *st, const char *id, errand_state *out, errand_error *err);
+
+struct run_filter {
+    unsigned state_mask; /* bit (1u << errand_state); 0 = all */
+    const char *task;    /* NULL = any */
+    const char *tag;     /* NULL = any */
+    const char *cursor;  /* id: runs strictly older than it; NULL = from the newest */
+    int limit;           /* 1..WIRE_LIST_LIMIT_MAX */
+};
+/* *out: the runs newest first; next_cursor set to the last id when more may follow, else "". */
+int store_list_runs(store *st, const struct run_filter *f, struct run_list *out,
+                    char next_cursor[37], errand_error *err);
+
+/* One entry of a run's state history. */
+struct state_record {
+    errand_state type;
+    char *name;
+    char *message;
+    int64_t timestamp; /* Unix ms */
+};
+struct state_history {
+    struct state_record *items; /* oldest first */
+    size_t n;
+};
+void state_history_clear(struct state_history *h);
+int store_get_states(store *st, const char *id, struct state_history *out, errand_error *err);
+
+/* One log line of a run. */
+struct log_record {
+    int64_t seq; /* increasing per store; the paging key */
+    int64_t timestamp;
+    errand_log_level level;
+    char *message;
+};
+struct log_page {
+    struct log_record *items; /* oldest first */
+    size_t n;
+    int64_t next_after; /* the seq to page on from (after_seq when the page is empty) */
+};
+void log_page_clear(struct log_page *p);
+/* Up to limit lines with seq > after_seq; ERRAND_ENOTFOUND when the run does not exist. */
+int store_get_logs(store *st, const char *id, int64_t after_seq, int limit, struct log_page *out,
+                   errand_error *err);
+
+/* Cancel: ERRAND_ECONFLICT if final; *out the run afterwards. */
+int store_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out, errand_error *err);
+
+/* --- worker side ------------------------------------------------------------------- */
+
+struct claim_request {
+    const char *worker;
+    const char *const *tasks;
+    size_t n_tasks;
+    int limit;
+    int lease_seconds;
+};
+/* Claims up to limit due runs (SCHEDULED, scheduled_at <= now) of those tasks, highest
+ * priority then oldest first: PENDING, attempt+1, new lease token. *out: the claimed rows
+ * (id, task, parameters, attempt, max_attempts, lease_token, lease_expires, timeout_seconds,
+ * persist_result, cache_key filled). Also records the worker as seen. */
+int store_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
+                errand_error *err);
+
+struct lease_ref {
+    const char *id;
+    const char *lease_token;
+};
+
+/* What became of one item of a heartbeat or a report. */
+enum lease_status {
+    LEASE_APPLIED, /* the lease is the run's current one: extended, or the report applied */
+    LEASE_STALE,   /* refused: another lease holds the run, or the rules forbid the report */
+    LEASE_UNKNOWN, /* no run with that id */
+};
+struct lease_answer {
+    enum lease_status status;
+    errand_state state; /* the run's state afterwards (not for LEASE_UNKNOWN) */
+    bool cancel;        /* heartbeat: the run is CANCELLING, the task should stop */
+    const char *reason; /* LEASE_STALE on a report: why (static text), else NULL */
+};
+
+/* Extends leases by lease_seconds; answers[i] (n, caller's array) says what became of
+ * leases[i]. */
+int store_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
+                    int lease_seconds, int64_t now_ms, struct lease_answer *answers,
+                    errand_error *err);
+
+struct run_report {
+    const char *id;
+    const char *lease_token;
+    errand_state state;     /* RUNNING, COMPLETED, FAILED, CANCELLED, SCHEDULED (hand-back) */
+    const char *result;     /* COMPLETED: inline result as JSON text, or NULL */
+    const char *result_ref; /* COMPLETED: storage reference or NULL */
+    const char *message;    /* FAILED: why */
+    bool retryable;         /* FAILED: false forbids retry */
+};
+struct log_entry {
+    const char *id; /* task-run id */
+    int64_t timestamp_ms;
+    int level; /* errand_log_level */
+    const char *message;
+};
+/* Applies reports in order and appends logs, in one transaction; answers[i] (n, caller's
+ * array) says what became of reports[i]. */
+int store_report(store *st, const char *worker, const struct run_report *reports, size_t n,
+                 const struct log_entry *logs, size_t n_logs, int64_t now_ms,
+                 struct lease_answer *answers, errand_error *err);
+
+/* What one sweep did: leases expired (state_on_lease_expired), delayed runs that became due
+ * and entered the ready queue. */
+struct sweep_counts {
+    int expired;
+    int promoted;
+};
+/* Expires leases that ran out before now and promotes the delayed runs due by now, in
+ * bounded transactions until none is left; *counts (optional) says how many. */
+int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
+
+/* A worker as last seen. */
+struct worker_record {
+    char *name;
+    char *tasks; /* JSON array text of the task names it last claimed */
+    int64_t last_seen;
+    int64_t claimed; /* runs it has claimed */
+};
+struct worker_list {
+    struct worker_record *items; /* most recently seen first */
+    size_t n;
+};
+void worker_list_clear(struct worker_list *l);
+int store_list_workers(store *st, struct worker_list *out, errand_error *err);
+
+/* Counts of runs by state type: counts[ERRAND_STATE_...]. */
+int store_count_by_state(store *st, int64_t counts[8], errand_error *err);
+
+/* --- backend plumbing (store.c dispatches to one of these) -------------------------- */
+
+struct store_backend {
+    const char *kind;
+    int (*open)(const char *url, const struct store_options *opt, store **out, errand_error *err);
+    void (*close)(store *st);
+    int (*submit)(store *, const struct run_spec *, size_t, int64_t, struct run_row *, bool *,
+                  errand_error *);
+    int (*get_run)(store *, const char *, struct run_row *, errand_error *);
+    int (*get_state)(store *, const char *, errand_state *, errand_error *);
+    int (*list_runs)(store *, const struct run_filter *, struct run_list *, char[37],
+                     errand_error *);
+    int (*get_states)(store *, const char *, struct state_history *, errand_error *);
+    int (*get_logs)(store *, const char *, int64_t, int, struct log_page *, errand_error *);
+    int (*cancel)(store *, const char *, int64_t, struct run_row *, errand_error *);
+    int (*claim)(store *, const struct claim_request *, int64_t, struct run_list *, errand_error *);
+    int (*heartbeat)(store *, const char *, const struct lease_ref *, size_t, int, int64_t,
+                     struct lease_answer *, errand_error *);
+    int (*report)(store *, const char *, const struct run_report *, size_t,
+                  const struct log_entry *, size_t, int64_t, struct lease_answer *, errand_error *);
+    int (*sweep)(store *, int64_t, struct sweep_counts *, errand_error *);
+    int (*list_workers)(store *, struct worker_list *, errand_error *);
+    int (*count_by_state)(store *, int64_t[8], errand_error *);
+};
+
+/* Every backend's store struct begins with this header, so store.c can dispatch. */
+struct store {
+    const struct store_backend *backend;
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+#endif
