@@ -3,8 +3,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "core/wire_limits.h"
 #include "connect.h"
 #include "output.h"
 
@@ -55,15 +57,35 @@ static int print_workers_table(const json_t *workers)
 
 static int list_workers(const struct args *a, errand_client *c)
 {
+    long long limit = 0;
+    int status = args_get_int(a, "limit", 1, WIRE_LIST_LIMIT_MAX, &limit);
+    if (status != CLI_EXIT_OK)
+        return status;
+    char *path = strdup("/workers");
+    static const char *const passthrough[] = {"limit", "cursor"};
+    for (size_t i = 0; path && i < sizeof passthrough / sizeof passthrough[0]; i++) {
+        const char *value = args_get(a, passthrough[i]);
+        if (value && !connect_add_query(&path, passthrough[i], value)) {
+            free(path);
+            path = NULL;
+        }
+    }
+    if (!path)
+        return CLI_EXIT_FAILURE;
     json_t *answer = NULL;
-    int status = connect_get_json(a->cmd, c, "/workers", &answer);
+    status = connect_get_json(a->cmd, c, path, &answer);
     if (status == CLI_EXIT_OK) {
-        if (args_has(a, "json"))
+        if (args_has(a, "json")) {
             out_json(answer);
-        else
+        } else {
             status = print_workers_table(json_object_get(answer, "workers"));
+            const char *next = json_string_value(json_object_get(answer, "next_cursor"));
+            if (next)
+                fprintf(stderr, "(more workers: repeat with --cursor '%s')\n", next);
+        }
     }
     json_decref(answer);
+    free(path);
     return status;
 }
 
@@ -73,6 +95,10 @@ static int run_workers_ls(const struct args *a)
 }
 
 static const struct cli_option workers_ls_options[] = {
+    {"limit", "N", false, "at most N workers, 1-1000 (default 100)"},
+    {"cursor", "C", false,
+     "continue a listing where the last one stopped (printed when there "
+     "are more workers)"},
     {"json", NULL, false, "print the server's answer as JSON"},
     {NULL, NULL, false, NULL},
 };
@@ -83,10 +109,12 @@ const struct cli_command cmd_workers_ls = {
     .group = "workers",
     .name = "ls",
     .summary = "List the workers the server has seen",
-    .usage = "[--json]",
+    .usage = "[--limit N] [--cursor C] [--json]",
     .options = workers_ls_options,
     .settings = workers_settings,
     .n_settings = sizeof workers_settings / sizeof workers_settings[0],
-    .details = "ACTIVE is yes when the worker was seen within three lease periods.",
+    .details = "Most recently seen first. ACTIVE is yes when the worker was seen within three "
+               "lease periods;\nworkers not seen for ERRAND_WORKER_RETENTION_SECONDS (a day) are "
+               "no longer listed.",
     .run = run_workers_ls,
 };

@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/result_ref.h"
 
-#define LOCAL_REF_SCHEME "local://"
 /* A persisted result larger than this is refused rather than read into memory. */
 #define RESULT_FILE_MAX_BYTES (512L * 1024 * 1024)
 
@@ -73,8 +73,8 @@ static int read_ref(errand_client *c, const char *run_id, const char *ref, char 
                     errand_error *err)
 {
     const char *path = ref;
-    if (strncmp(ref, LOCAL_REF_SCHEME, strlen(LOCAL_REF_SCHEME)) == 0)
-        path = ref + strlen(LOCAL_REF_SCHEME);
+    if (strncmp(ref, RESULT_REF_SCHEME, strlen(RESULT_REF_SCHEME)) == 0)
+        path = ref + strlen(RESULT_REF_SCHEME);
     else if (strstr(ref, "://"))
         return error_set(err, ERRAND_EINVAL, "result_ref",
                          "task run %s has result_ref '%s' whose storage this client cannot "

@@ -29,6 +29,7 @@
 #define VAR_ERRAND_HOME "$ERRAND_HOME"
 #define PORT_MAX 65535
 #define DAY_SECONDS 86400
+#define CENTURY_SECONDS (100LL * 365 * DAY_SECONDS)
 #define HOUR_MS 3600000
 #define GIB (1024LL * 1024 * 1024)
 #define MIN_BODY_BYTES 1024
@@ -70,6 +71,13 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      HOUR_MS, false,
      "how often a long-poll (claim, wait) looks at the store without being woken: a fallback "
      "for changes made by another server sharing the store"},
+    {SET_RETENTION_SECONDS, "ERRAND_RETENTION_SECONDS", "retention-seconds", SETTING_INT, "604800",
+     0, CENTURY_SECONDS, false,
+     "finished runs (with their history, logs and result files) are deleted this long after "
+     "they finish; 0 = keep them for ever"},
+    {SET_WORKER_RETENTION_SECONDS, "ERRAND_WORKER_RETENTION_SECONDS", "worker-retention-seconds",
+     SETTING_INT, "86400", 0, CENTURY_SECONDS, false,
+     "workers not seen for this long are dropped from the worker list; 0 = keep them"},
     {SET_MAX_BODY_BYTES, "ERRAND_MAX_BODY_BYTES", "max-body-bytes", SETTING_INT, "1048576",
      MIN_BODY_BYTES, GIB, false, "largest request body the server accepts (413 above it)"},
     {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "1024", 1,

@@ -18,25 +18,27 @@
 enum setting_source { SETTING_DEFAULT = 0, SETTING_ENV, SETTING_FLAG };
 
 enum setting_id {
-    SET_HOME,                  /* ERRAND_HOME, default ~/.errand */
-    SET_API_URL,               /* ERRAND_API_URL, default http://127.0.0.1:4200/api */
-    SET_API_KEY,               /* ERRAND_API_KEY, default "" (no auth) */
-    SET_SERVER_HOST,           /* ERRAND_SERVER_API_HOST, default 127.0.0.1 */
-    SET_SERVER_PORT,           /* ERRAND_SERVER_API_PORT, default 4200 (0 = any free port) */
-    SET_DATABASE_URL,          /* ERRAND_DATABASE_URL, default sqlite://$ERRAND_HOME/errand.db
-                                  (= sqlite:///abs/path when ERRAND_HOME is absolute) */
-    SET_DATABASE_SYNC,         /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
-    SET_LOCAL_STORAGE_PATH,    /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
-    SET_RESULTS_PERSIST,       /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */
-    SET_LOG_PRINTS,            /* ERRAND_LOGGING_LOG_PRINTS, default false */
-    SET_LOG_LEVEL,             /* ERRAND_LOGGING_LEVEL, default info */
-    SET_LEASE_SECONDS,         /* ERRAND_LEASE_SECONDS, default 30 */
-    SET_SWEEP_INTERVAL_MS,     /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
-    SET_POLL_RECHECK_MS,       /* ERRAND_POLL_RECHECK_MS, default 1000 */
-    SET_MAX_BODY_BYTES,        /* ERRAND_MAX_BODY_BYTES, default 1048576 */
-    SET_MAX_CONNECTIONS,       /* ERRAND_MAX_CONNECTIONS, default 1024 */
-    SET_RESULT_INLINE_MAX,     /* ERRAND_RESULT_INLINE_MAX_BYTES, default 65536 */
-    SET_WORKER_CONCURRENCY,    /* ERRAND_WORKER_CONCURRENCY, default 10 */
+    SET_HOME,                     /* ERRAND_HOME, default ~/.errand */
+    SET_API_URL,                  /* ERRAND_API_URL, default http://127.0.0.1:4200/api */
+    SET_API_KEY,                  /* ERRAND_API_KEY, default "" (no auth) */
+    SET_SERVER_HOST,              /* ERRAND_SERVER_API_HOST, default 127.0.0.1 */
+    SET_SERVER_PORT,              /* ERRAND_SERVER_API_PORT, default 4200 (0 = any free port) */
+    SET_DATABASE_URL,             /* ERRAND_DATABASE_URL, default sqlite://$ERRAND_HOME/errand.db
+                                     (= sqlite:///abs/path when ERRAND_HOME is absolute) */
+    SET_DATABASE_SYNC,            /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
+    SET_LOCAL_STORAGE_PATH,       /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
+    SET_RESULTS_PERSIST,          /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */
+    SET_LOG_PRINTS,               /* ERRAND_LOGGING_LOG_PRINTS, default false */
+    SET_LOG_LEVEL,                /* ERRAND_LOGGING_LEVEL, default info */
+    SET_LEASE_SECONDS,            /* ERRAND_LEASE_SECONDS, default 30 */
+    SET_SWEEP_INTERVAL_MS,        /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
+    SET_POLL_RECHECK_MS,          /* ERRAND_POLL_RECHECK_MS, default 1000 */
+    SET_RETENTION_SECONDS,        /* ERRAND_RETENTION_SECONDS, default 604800 (7 days; 0 = keep) */
+    SET_WORKER_RETENTION_SECONDS, /* ERRAND_WORKER_RETENTION_SECONDS, default 86400 (0 = keep) */
+    SET_MAX_BODY_BYTES,           /* ERRAND_MAX_BODY_BYTES, default 1048576 */
+    SET_MAX_CONNECTIONS,          /* ERRAND_MAX_CONNECTIONS, default 1024 */
+    SET_RESULT_INLINE_MAX,        /* ERRAND_RESULT_INLINE_MAX_BYTES, default 65536 */
+    SET_WORKER_CONCURRENCY,       /* ERRAND_WORKER_CONCURRENCY, default 10 */
     SET_COUNT
 };
 

@@ -9,17 +9,22 @@
  * so it wakes both kinds of long-poll.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/wire_limits.h"
 #include "server/handlers.h"
 #include "server/query.h"
 #include "server/run_json.h"
 #include "server/worker_request.h"
 
 #define ACTIVE_LEASE_PERIODS 3 /* a worker is active when seen within three lease periods */
+#define WORKERS_LIMIT_DEFAULT 100
+/* A cursor: the digits of a time, ':' and a worker name. */
+#define WORKERS_CURSOR_MAX (24 + WIRE_WORKER_NAME_MAX)
 
 static int lease_http_status(enum lease_status s)
 {
@@ -186,18 +191,56 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
     return 0;
 }
 
+/* The cursor of the page after worker w: "<last_seen ms>:<name>", opaque to clients. */
+static json_t *workers_cursor(const struct worker_record *w)
+{
+    char *text = mem_printf("%lld:%s", (long long)w->last_seen, w->name ? w->name : "");
+    json_t *v = text ? json_string(text) : NULL;
+    mem_free(text);
+    return v;
+}
+
+static int parse_workers_cursor(const char *text, struct worker_cursor *out, errand_error *err)
+{
+    char *end = NULL;
+    long long seen = text[0] >= '0' && text[0] <= '9' ? strtoll(text, &end, 10) : -1;
+    if (seen < 0 || !end || *end != ':' || !end[1])
+        return error_set(err, ERR_INVALID_PARAMETER, "cursor",
+                         "parameter 'cursor' must be a next_cursor of an earlier page");
+    out->last_seen = seen;
+    out->name = end + 1;
+    return 0;
+}
+
 int handle_list_workers(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
+    static const struct query_param params[] = {{"limit", false}, {"cursor", false}, {NULL, false}};
     struct worker_list workers;
+    struct worker_cursor cursor = {0, NULL};
+    const char *cursor_text = NULL;
+    long long limit = 0;
+    bool more = false;
     int64_t window_ms = (int64_t)ACTIVE_LEASE_PERIODS * ctx->default_lease_seconds * MS_PER_S;
-    int rc = query_none(req, err);
-    if (rc < 0 || (rc = store_list_workers(ctx->st, &workers, err)) < 0)
+    int rc;
+    if ((rc = query_check(req, params, err)) < 0 ||
+        (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, WORKERS_LIMIT_DEFAULT, &limit, err)) <
+            0 ||
+        (rc = query_string(req, "cursor", WORKERS_CURSOR_MAX, &cursor_text, err)) < 0 ||
+        (cursor_text && (rc = parse_workers_cursor(cursor_text, &cursor, err)) < 0))
+        return rc;
+    if ((rc = store_list_workers(ctx->st, cursor_text ? &cursor : NULL, (int)limit, &workers, &more,
+                                 err)) < 0)
         return rc;
     json_t *arr = workers_json(&workers, clock_now_ms(), window_ms, err);
+    json_t *next = !arr                ? NULL
+                   : more && workers.n ? workers_cursor(&workers.items[workers.n - 1])
+                                       : json_null();
     worker_list_clear(&workers);
-    if (!arr)
-        return err && err->code ? err->code : ERRAND_ENOMEM;
-    http_reply_json(reply, HTTP_OK, json_pack("{s:o}", "workers", arr));
+    if (!arr || !next) {
+        json_decref(arr);
+        return err && err->code ? err->code : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    http_reply_json(reply, HTTP_OK, json_pack("{s:o, s:o}", "workers", arr, "next_cursor", next));
     return 0;
 }

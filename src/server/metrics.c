@@ -29,6 +29,8 @@ static const struct {
     [METRIC_REPORTS] = {"errand_reports_total", "Report items received from workers."},
     [METRIC_LEASE_EXPIRIES] = {"errand_lease_expiries_total",
                                "Leases that ran out before the worker renewed them."},
+    [METRIC_RUNS_DELETED] = {"errand_runs_deleted_total",
+                             "Finished task runs deleted by retention (ERRAND_RETENTION_SECONDS)."},
 };
 
 metrics *metrics_new(void)

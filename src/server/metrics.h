@@ -15,6 +15,7 @@ enum metric_counter {
     METRIC_CLAIMS,            /* errand_claims_total: runs handed to workers */
     METRIC_REPORTS,           /* errand_reports_total: report items received */
     METRIC_LEASE_EXPIRIES,    /* errand_lease_expiries_total */
+    METRIC_RUNS_DELETED,      /* errand_runs_deleted_total: removed by retention */
     METRIC_COUNT
 };
 

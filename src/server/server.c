@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -118,7 +119,13 @@ int server_run(const struct settings *s)
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
         .poll_recheck_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
     };
-    if (sweeper_start(st, n, m, (int)settings_int(s, SET_SWEEP_INTERVAL_MS), &sw, &err) < 0) {
+    struct sweeper_config sweep = {
+        .interval_ms = (int)settings_int(s, SET_SWEEP_INTERVAL_MS),
+        .retention_ms = settings_int(s, SET_RETENTION_SECONDS) * MS_PER_S,
+        .worker_retention_ms = settings_int(s, SET_WORKER_RETENTION_SECONDS) * MS_PER_S,
+        .storage_path = settings_str(s, SET_LOCAL_STORAGE_PATH),
+    };
+    if (sweeper_start(st, n, m, &sweep, &sw, &err) < 0) {
         log_error("cannot start the lease sweeper", "error=\"%s\"", err.message);
         goto done;
     }

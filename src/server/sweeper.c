@@ -1,5 +1,5 @@
 /*
- * sweeper.c — the lease-sweeper thread (see sweeper.h). It sleeps on its own condition
+ * sweeper.c — the sweeper thread (see sweeper.h). It sleeps on its own condition
  * variable (CLOCK_MONOTONIC) rather than in clock_sleep_ms, so sweeper_stop() interrupts the
  * interval at once instead of waiting it out.
  *
@@ -11,18 +11,24 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/result_ref.h"
+#include "core/uuid.h"
 
 struct sweeper {
     store *st;
     notify *notify;
     metrics *metrics;
     int interval_ms;
+    int64_t retention_ms, worker_retention_ms;
+    char *storage_path; /* NULL: no result file is deleted */
     pthread_t thread;
     pthread_mutex_t lock; /* guards stop */
     pthread_cond_t wake;
@@ -47,6 +53,67 @@ static void sweep_once(sweeper *sw)
     log_info("leases expired", "count=%d", n.expired);
 }
 
+/* The file behind ref when it is a result file errand wrote under the storage path:
+ * "local://" + path + "/" + <run id> + ".json", nothing else (a reference is worker input,
+ * and retention must never delete a file it did not write). NULL otherwise. */
+static const char *result_file(const sweeper *sw, const char *ref)
+{
+    size_t scheme = strlen(RESULT_REF_SCHEME), dir = strlen(sw->storage_path);
+    if (strncmp(ref, RESULT_REF_SCHEME, scheme) != 0)
+        return NULL;
+    const char *path = ref + scheme;
+    if (strncmp(path, sw->storage_path, dir) != 0 || path[dir] != '/')
+        return NULL;
+    const char *name = path + dir + 1;
+    char id[UUID_STR_LEN];
+    size_t id_len = strlen(name) - (sizeof RESULT_FILE_SUFFIX - 1);
+    if (strlen(name) <= sizeof RESULT_FILE_SUFFIX - 1 || id_len >= sizeof id ||
+        strcmp(name + id_len, RESULT_FILE_SUFFIX) != 0)
+        return NULL;
+    memcpy(id, name, id_len);
+    id[id_len] = '\0';
+    return uuid_is_valid(id) ? path : NULL;
+}
+
+static void delete_result_files(const sweeper *sw, const struct ref_list *freed)
+{
+    for (size_t i = 0; sw->storage_path && i < freed->n; i++) {
+        const char *path = result_file(sw, freed->refs[i]);
+        if (path && unlink(path) != 0 && errno != ENOENT)
+            log_warn("cannot delete a result file", "path=\"%s\" error=\"%s\"", path,
+                     strerror(errno));
+    }
+}
+
+/* Deletes what outlived the retention, a bounded number of batches per sweep. */
+static void retain_once(sweeper *sw)
+{
+    if (sw->retention_ms <= 0 && sw->worker_retention_ms <= 0)
+        return;
+    int64_t now = clock_now_ms();
+    int64_t runs_before = sw->retention_ms > 0 ? now - sw->retention_ms : 0;
+    int64_t workers_before = sw->worker_retention_ms > 0 ? now - sw->worker_retention_ms : 0;
+    for (int pass = 0; pass < SWEEPER_RETENTION_PASSES; pass++) {
+        errand_error err;
+        error_clear(&err);
+        struct retention_counts n = {0, 0};
+        struct ref_list freed = {0};
+        if (store_delete_expired(sw->st, runs_before, workers_before, SWEEPER_RETENTION_BATCH, &n,
+                                 &freed, &err) < 0) {
+            log_warn("retention pass failed", "error=\"%s\"", err.message);
+            return;
+        }
+        delete_result_files(sw, &freed);
+        ref_list_clear(&freed);
+        if (n.runs > 0)
+            metrics_add(sw->metrics, METRIC_RUNS_DELETED, (uint64_t)n.runs);
+        if (n.runs < SWEEPER_RETENTION_BATCH && n.workers < SWEEPER_RETENTION_BATCH)
+            return;
+        workers_before = n.workers < SWEEPER_RETENTION_BATCH ? 0 : workers_before;
+        runs_before = n.runs < SWEEPER_RETENTION_BATCH ? 0 : runs_before;
+    }
+}
+
 static void *sweeper_main(void *arg)
 {
     sweeper *sw = arg;
@@ -54,6 +121,7 @@ static void *sweeper_main(void *arg)
     while (!sw->stop) {
         pthread_mutex_unlock(&sw->lock);
         sweep_once(sw);
+        retain_once(sw);
         int64_t until_ms = clock_mono_ms() + sw->interval_ms;
         struct timespec until = {.tv_sec = until_ms / MS_PER_S,
                                  .tv_nsec = (until_ms % MS_PER_S) * NS_PER_MS};
@@ -66,7 +134,7 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-int sweeper_start(store *st, notify *n, metrics *m, int interval_ms, sweeper **out,
+int sweeper_start(store *st, notify *n, metrics *m, const struct sweeper_config *cfg, sweeper **out,
                   errand_error *err)
 {
     *out = NULL;
@@ -76,7 +144,19 @@ int sweeper_start(store *st, notify *n, metrics *m, int interval_ms, sweeper **o
     sw->st = st;
     sw->notify = n;
     sw->metrics = m;
-    sw->interval_ms = interval_ms;
+    sw->interval_ms = cfg->interval_ms;
+    sw->retention_ms = cfg->retention_ms;
+    sw->worker_retention_ms = cfg->worker_retention_ms;
+    /* Only an absolute path, without a trailing '/', can be matched against references. */
+    if (cfg->storage_path && cfg->storage_path[0] == '/') {
+        size_t len = strlen(cfg->storage_path);
+        while (len > 1 && cfg->storage_path[len - 1] == '/')
+            len--;
+        if (!(sw->storage_path = mem_strndup(cfg->storage_path, len))) {
+            mem_free(sw);
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        }
+    }
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -87,6 +167,7 @@ int sweeper_start(store *st, notify *n, metrics *m, int interval_ms, sweeper **o
     if (rc != 0) {
         pthread_cond_destroy(&sw->wake);
         pthread_mutex_destroy(&sw->lock);
+        mem_free(sw->storage_path);
         mem_free(sw);
         return error_set(err, ERRAND_EIO, NULL, "cannot start the lease sweeper thread (error %d)",
                          rc);
@@ -106,5 +187,6 @@ void sweeper_stop(sweeper *sw)
     pthread_join(sw->thread, NULL);
     pthread_cond_destroy(&sw->wake);
     pthread_mutex_destroy(&sw->lock);
+    mem_free(sw->storage_path);
     mem_free(sw);
 }

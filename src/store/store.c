@@ -112,9 +112,18 @@ int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_e
     return st->backend->sweep(st, now_ms, counts, err);
 }
 
-int store_list_workers(store *st, struct worker_list *out, errand_error *err)
+int store_delete_expired(store *st, int64_t finished_before_ms, int64_t workers_seen_before_ms,
+                         int limit, struct retention_counts *counts, struct ref_list *freed,
+                         errand_error *err)
 {
-    return st->backend->list_workers(st, out, err);
+    return st->backend->delete_expired(st, finished_before_ms, workers_seen_before_ms, limit,
+                                       counts, freed, err);
+}
+
+int store_list_workers(store *st, const struct worker_cursor *cursor, int limit,
+                       struct worker_list *out, bool *more, errand_error *err)
+{
+    return st->backend->list_workers(st, cursor, limit, out, more, err);
 }
 
 int store_count_by_state(store *st, int64_t counts[8], errand_error *err)
@@ -142,6 +151,15 @@ void log_page_clear(struct log_page *p)
     mem_free(p->items);
     p->items = NULL;
     p->n = 0;
+}
+
+void ref_list_clear(struct ref_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        mem_free(l->refs[i]);
+    mem_free(l->refs);
+    l->refs = NULL;
+    l->n = 0;
 }
 
 void worker_list_clear(struct worker_list *l)

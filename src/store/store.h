@@ -26,6 +26,11 @@
 
 typedef struct store store;
 
+/* The message of ERRAND_ENOTFOUND for a run id, in every backend. */
+#define STORE_NO_RUN_FMT                                                                           \
+    "no task run with id '%s': never submitted, or deleted after it finished "                     \
+    "(ERRAND_RETENTION_SECONDS)"
+
 struct store_options {
     const char *sync; /* "full" | "normal" | "off" (SQLite synchronous) */
     int default_lease_seconds;
@@ -168,6 +173,31 @@ struct sweep_counts {
  * bounded transactions until none is left; *counts (optional) says how many. */
 int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
 
+/* --- retention ----------------------------------------------------------------------- */
+
+/* Result references that a deletion left without any run pointing at them: the files behind
+ * them may go. The store never touches result storage; the caller deletes them. */
+struct ref_list {
+    char **refs;
+    size_t n;
+};
+void ref_list_clear(struct ref_list *l);
+
+/* What one retention pass deleted. */
+struct retention_counts {
+    int runs;
+    int workers;
+};
+
+/* In one transaction: deletes up to limit final runs (COMPLETED, FAILED, CRASHED, CANCELLED)
+ * that finished before finished_before_ms, oldest first, with their state history, logs and
+ * tags, and up to limit workers last seen before workers_seen_before_ms. 0 for either time
+ * deletes none of that kind. *freed gets the result references no remaining run holds.
+ * Bounded work: a pass reads what it deletes and nothing else. */
+int store_delete_expired(store *st, int64_t finished_before_ms, int64_t workers_seen_before_ms,
+                         int limit, struct retention_counts *counts, struct ref_list *freed,
+                         errand_error *err);
+
 /* A worker as last seen. */
 struct worker_record {
     char *name;
@@ -176,11 +206,21 @@ struct worker_record {
     int64_t claimed; /* runs it has claimed */
 };
 struct worker_list {
-    struct worker_record *items; /* most recently seen first */
+    struct worker_record *items; /* most recently seen first (then name, descending) */
     size_t n;
 };
 void worker_list_clear(struct worker_list *l);
-int store_list_workers(store *st, struct worker_list *out, errand_error *err);
+
+/* Where a page of workers starts: after the worker (last_seen, name); {0, NULL} = the most
+ * recently seen. */
+struct worker_cursor {
+    int64_t last_seen;
+    const char *name;
+};
+/* Up to limit workers (1..WIRE_LIST_LIMIT_MAX) after cursor (NULL = from the start); *more
+ * says whether another page may follow. */
+int store_list_workers(store *st, const struct worker_cursor *cursor, int limit,
+                       struct worker_list *out, bool *more, errand_error *err);
 
 /* Counts of runs by state type: counts[ERRAND_STATE_...]. */
 int store_count_by_state(store *st, int64_t counts[8], errand_error *err);
@@ -206,7 +246,10 @@ struct store_backend {
     int (*report)(store *, const char *, const struct run_report *, size_t,
                   const struct log_entry *, size_t, int64_t, struct lease_answer *, errand_error *);
     int (*sweep)(store *, int64_t, struct sweep_counts *, errand_error *);
-    int (*list_workers)(store *, struct worker_list *, errand_error *);
+    int (*delete_expired)(store *, int64_t, int64_t, int, struct retention_counts *,
+                          struct ref_list *, errand_error *);
+    int (*list_workers)(store *, const struct worker_cursor *, int, struct worker_list *, bool *,
+                        errand_error *);
     int (*count_by_state)(store *, int64_t[8], errand_error *);
 };
 

@@ -29,7 +29,7 @@ int result_store_write(const char *dir, const char *run_id, const char *json, si
     /* The id comes from the server; a file name is made of it only if it is a plain UUID. */
     if (!uuid_is_valid(run_id))
         return error_set(err, ERRAND_EINVAL, "id", "task-run id '%s' is not a UUID", run_id);
-    char *path = mem_printf("%s/%s.json", dir, run_id);
+    char *path = mem_printf("%s/%s" RESULT_FILE_SUFFIX, dir, run_id);
     if (!path)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     int rc = disk_write_atomic(path, json, len, err);

@@ -9,9 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/result_ref.h"
 #include "errand/errand.h"
-
-#define RESULT_REF_SCHEME "local://"
 
 /* Each choice is -1 (no say), 0 or 1. The first that has a say wins: the task's own call to
  * errand_task_persist_result(), then the run's persist_result as submitted, then the task

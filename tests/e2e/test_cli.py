@@ -203,3 +203,21 @@ def test_config_table_lists_every_setting(cli):
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.splitlines()[0].split() == ["NAME", "VALUE", "SOURCE"]
     assert "ERRAND_DATABASE_URL" in cp.stdout
+
+
+def test_workers_ls_pages(server, cli):
+    for name in ("page-a", "page-b", "page-c"):
+        r = server.api.request("POST", "/workers/claim", json_body={
+            "worker": name, "tasks": ["nothing"], "wait_seconds": 0})
+        assert r.status_code == 200, r.text
+    first = cli(server, "workers", "ls", "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert "more workers: repeat with --cursor" in first.stderr
+    cursor = first.stderr.split("--cursor '", 1)[1].split("'", 1)[0]
+    rest = cli(server, "workers", "ls", "--limit", "2", "--cursor", cursor, "--json")
+    assert rest.returncode == 0, rest.stderr
+    shown = [line.split()[0] for line in first.stdout.splitlines()[1:]]
+    shown += [w["name"] for w in json.loads(rest.stdout)["workers"]]
+    assert sorted(shown) == ["page-a", "page-b", "page-c"]
+    bad = cli(server, "workers", "ls", "--limit", "0")
+    assert bad.returncode != 0

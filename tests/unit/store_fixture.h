@@ -277,6 +277,21 @@ static inline int64_t total_runs(struct fixture *fx)
     return sum;
 }
 
+/* The runs in the table, counted (not from run_counts). */
+static inline int64_t total_runs_counted(struct fixture *fx)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM task_runs", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
 static inline int64_t parse_time(const json_t *v)
 {
     int64_t ms = 0;

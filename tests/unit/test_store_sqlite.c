@@ -412,8 +412,10 @@ static void workers_and_counts(void **state)
            t + 10 * SEC);
     json_decref(runs);
     struct worker_list w;
+    bool more = true;
     errand_error err;
-    assert_int_equal(store_list_workers(fx->st, &w, &err), 0);
+    assert_int_equal(store_list_workers(fx->st, NULL, 100, &w, &more, &err), 0);
+    assert_false(more);
     assert_int_equal(w.n, 3); /* beta, w1 (report), alpha */
     const struct worker_record *alpha = NULL, *beta = NULL;
     for (size_t i = 0; i < w.n; i++) {

@@ -1,7 +1,9 @@
 /*
  * test_store_sqlite_bounds.c — hot statements whose work must not grow with what the store
  * holds: the claim (many delayed runs), the promotion of due runs (none due), the cache
- * lookup (many Cached copies of one key); claims that find nothing do not write; commits go
+ * lookup (many Cached copies of one key), retention's scan and its "is this result file
+ * still used" check (many finished copies sharing a reference), the worker list's first page
+ * and worker pruning (many workers); claims that find nothing do not write; commits go
  * on while a reader holds the WAL. Each test
  * measures a statement's work the way SQLite counts it (virtual-machine steps, full-scan steps:
  * sqlite3_stmt_status) on a small population, grows the population a thousandfold in the direction
@@ -112,6 +114,34 @@ static void bind_cache_k(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_int64(s, 2, now);
 }
 
+#define CACHE_REF "local:///s/0193a0c4-0000-7000-8000-00000000000c.json"
+#define WORKERS_PAGE 50
+
+/* Retention's scan with the cut-off just after the cache source finished (t + 1). */
+static void bind_expired(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, SUBMIT_BATCH);
+}
+
+static void bind_ref_used(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, CACHE_REF, -1, SQLITE_STATIC);
+}
+
+static void bind_workers_first_page(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, INT64_MAX);
+    sqlite3_bind_text(s, 2, "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, WORKERS_PAGE);
+}
+
+static void bind_workers_prune(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, SUBMIT_BATCH);
+}
+
 static void assert_same_work(const char *what, struct work small, struct work large)
 {
     if (large.fullscan_steps != 0 || large.vm_steps > small.vm_steps + STEP_SLACK)
@@ -211,27 +241,89 @@ static void cache_lookup_work_does_not_grow_with_cached_copies(void **state)
     json_t *source = submit(fx, t, spec, NULL);
     json_t *runs = claim(fx, "w1", "c", 1, 30, t);
     assert_int_equal(json_array_size(runs), 1);
-    json_t *result = json_pack("{s:i}", "answer", 42);
-    assert_int_equal(report(fx, sfield(source, "id"),
-                            sfield(json_array_get(runs, 0), "lease_token"), ERRAND_STATE_COMPLETED,
-                            result, NULL, false, t + 1),
-                     200);
-    json_decref(result);
+    struct run_report rep = {.id = sfield(source, "id"),
+                             .lease_token = sfield(json_array_get(runs, 0), "lease_token"),
+                             .state = ERRAND_STATE_COMPLETED,
+                             .result = "{\"answer\":42}",
+                             .result_ref = CACHE_REF};
+    struct lease_answer answer;
+    errand_error err;
+    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 1, &answer, &err), 0);
+    assert_int_equal(answer.status, LEASE_APPLIED);
     json_decref(runs);
 
+    /* The copies also finish (at t + 2) and share the source's result reference: neither
+     * retention's scan for what finished before t + 2 nor its "is this file still used"
+     * check may walk them. */
     submit_many(fx, t + 2, spec, SMALL);
     struct work small = measure(fx, SQL_CACHE_SOURCE, bind_cache_k, t + 3);
+    struct work expired_small = measure(fx, SQL_EXPIRED_RUNS, bind_expired, t + 2);
+    struct work ref_small = measure(fx, SQL_RESULT_REF_USED, bind_ref_used, t + 2);
     assert_int_equal(small.rows, 1);
+    assert_int_equal(expired_small.rows, 1);
+    assert_int_equal(ref_small.rows, 1);
     submit_many(fx, t + 2, spec, LARGE - SMALL);
     struct work large = measure(fx, SQL_CACHE_SOURCE, bind_cache_k, t + 3);
+    struct work expired_large = measure(fx, SQL_EXPIRED_RUNS, bind_expired, t + 2);
+    struct work ref_large = measure(fx, SQL_RESULT_REF_USED, bind_ref_used, t + 2);
     assert_int_equal(large.rows, 1);
+    assert_int_equal(expired_large.rows, 1);
     assert_same_work("SQL_CACHE_SOURCE", small, large);
+    assert_same_work("SQL_EXPIRED_RUNS", expired_small, expired_large);
+    assert_same_work("SQL_RESULT_REF_USED", ref_small, ref_large);
 
     /* Still a hit, served from the source. */
     json_t *hit = submit(fx, t + 4, spec, NULL);
     assert_string_equal(state_name_of(hit), "Cached");
     json_decref(hit);
     json_decref(source);
+}
+
+/* Adds n workers last seen at or after `seen`, straight into the table. */
+static void add_workers(struct fixture *fx, int from, int n, int64_t seen)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE k(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM k WHERE i < %d) "
+             "INSERT INTO workers (name, tasks, last_seen, claimed) "
+             "SELECT 'w-' || i, '[\"t\"]', %lld + i, 0 FROM k",
+             from, from + n - 1, (long long)seen);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("add_workers: %s", msg);
+    sqlite3_close(db);
+}
+
+/* The worker list's first page and the pruning of workers not seen since a cut-off that none
+ * is older than: each one seek, however many workers the table holds. */
+static void worker_list_and_pruning_do_not_grow_with_workers(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    add_workers(fx, 0, SMALL, t);
+    struct work page_small = measure(fx, SQL_WORKERS_LIST, bind_workers_first_page, t);
+    struct work prune_small = measure(fx, SQL_WORKERS_PRUNE, bind_workers_prune, t);
+    assert_int_equal(page_small.rows, WORKERS_PAGE);
+    add_workers(fx, SMALL, LARGE - SMALL, t);
+    struct work page_large = measure(fx, SQL_WORKERS_LIST, bind_workers_first_page, t);
+    struct work prune_large = measure(fx, SQL_WORKERS_PRUNE, bind_workers_prune, t);
+    assert_int_equal(page_large.rows, WORKERS_PAGE);
+    assert_same_work("SQL_WORKERS_LIST first page", page_small, page_large);
+    assert_same_work("SQL_WORKERS_PRUNE with none to prune", prune_small, prune_large);
+    /* The newest first. */
+    struct worker_list w;
+    bool more = false;
+    errand_error err;
+    assert_int_equal(store_list_workers(fx->st, NULL, 1, &w, &more, &err), 0);
+    assert_int_equal(w.n, 1);
+    assert_true(more);
+    char newest[16];
+    snprintf(newest, sizeof newest, "w-%d", LARGE - 1);
+    assert_string_equal(w.items[0].name, newest);
+    worker_list_clear(&w);
 }
 
 static unsigned long long writer_ops(struct fixture *fx)
@@ -372,6 +464,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(delayed_runs_become_ready_when_due, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(worker_list_and_pruning_do_not_grow_with_workers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,

@@ -38,7 +38,12 @@
  *    tags costs nothing here).
  *  - task_run_states (run_id, seq): the state history, WITHOUT ROWID so it is one b-tree.
  *  - task_run_logs: seq INTEGER PRIMARY KEY is the global, increasing log cursor.
- *  - workers: who claimed lately (GET /api/workers).
+ *      task_runs_finished     (finished) WHERE set, i.e. final runs, oldest first: what
+ *                             retention deletes;
+ *      task_runs_result_ref   (result_ref) WHERE set: whether any run still points at a
+ *                             result file that a deletion released.
+ *  - workers: who claimed lately (GET /api/workers); workers_seen (last_seen, name) pages the
+ *    list most recent first and finds the workers to prune.
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
@@ -167,6 +172,16 @@ static const struct migration migrations[] = {
      "DROP INDEX task_runs_cache;"
      "CREATE INDEX task_runs_cache ON task_runs (cache_key, finished)"
      "  WHERE cache_key IS NOT NULL AND state_type = 3 AND state_name = 'Completed';"},
+
+    /* Retention: final runs by the time they finished, oldest first, so a pass deletes what
+       expired without reading anything else; result references, so a file is deleted only
+       once no run points at it (a cached copy shares its source's); workers by the time they
+       were last seen, for pruning and for paging the worker list. */
+    {10, "retention",
+     "CREATE INDEX task_runs_finished ON task_runs (finished) WHERE finished IS NOT NULL;"
+     "CREATE INDEX task_runs_result_ref ON task_runs (result_ref)"
+     "  WHERE result_ref IS NOT NULL;"
+     "CREATE INDEX workers_seen ON workers (last_seen, name);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -34,6 +34,11 @@
  *    last_seen would change and it changed less than ?granularity ms ago: an idle worker's
  *    empty long-poll claims then write nothing, and a transaction that wrote nothing
  *    commits without touching the WAL or waiting for an fsync.
+ *  - Retention reads task_runs_finished oldest first (SQL_EXPIRED_RUNS) and deletes each run's
+ *    history and logs by run_id (their primary key and task_run_logs_run) and its tags by
+ *    (tag, run_id), read from the run's tags; SQL_RESULT_REF_USED is one seek in
+ *    task_runs_result_ref. SQL_WORKERS_LIST pages workers_seen backwards by (last_seen,
+ *    name), a row-value comparison SQLite answers from the index.
  *  - No statement uses RETURNING: SQLite implements it with an ephemeral table per
  *    execution, which costs more than a second point query on the writer.
  *  - Optional filters are written "(?N IS NULL OR col = ?N)" so one prepared statement
@@ -177,7 +182,22 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LOGS_GET, "SELECT seq, timestamp, level, message FROM task_run_logs WHERE run_id = ?1 "
                       "AND seq > ?2 ORDER BY seq LIMIT ?3"),
     SQL(SQL_WORKERS_LIST,
-        "SELECT name, tasks, last_seen, claimed FROM workers ORDER BY last_seen DESC, name"),
+        "SELECT name, tasks, last_seen, claimed FROM workers INDEXED BY workers_seen "
+        "WHERE (last_seen, name) < (?1, ?2) ORDER BY last_seen DESC, name DESC LIMIT ?3"),
+
+    SQL(SQL_EXPIRED_RUNS,
+        "SELECT rowid, id, state_type, tags, result_ref FROM task_runs "
+        "INDEXED BY task_runs_finished WHERE finished IS NOT NULL AND finished < ?1 "
+        "ORDER BY finished LIMIT ?2"),
+    SQL(SQL_RUN_DELETE, "DELETE FROM task_runs WHERE rowid = ?1"),
+    SQL(SQL_STATES_DELETE, "DELETE FROM task_run_states WHERE run_id = ?1"),
+    SQL(SQL_LOGS_DELETE, "DELETE FROM task_run_logs WHERE run_id = ?1"),
+    SQL(SQL_TAG_DELETE, "DELETE FROM task_run_tags WHERE tag = ?1 AND run_id = ?2"),
+    SQL(SQL_RESULT_REF_USED,
+        "SELECT 1 FROM task_runs INDEXED BY task_runs_result_ref WHERE result_ref = ?1 LIMIT 1"),
+    SQL(SQL_WORKERS_PRUNE,
+        "DELETE FROM workers WHERE rowid IN (SELECT rowid FROM workers INDEXED BY workers_seen "
+        "WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)"),
     SQL(SQL_COUNTS, "SELECT state_type, n FROM run_counts"),
     SQL(SQL_COUNT_ADD, "UPDATE run_counts SET n = n + ?2 WHERE state_type = ?1"),
 };

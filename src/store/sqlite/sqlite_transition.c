@@ -84,7 +84,7 @@ int sqlite_run_current_get(struct sqlite_conn *c, const char *id, bool with_dela
     if (step == SQLITE_ROW)
         rc = sqlite_run_current_read(s, cur, with_delays, err);
     else if (step == SQLITE_DONE)
-        rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+        rc = error_set(err, ERRAND_ENOTFOUND, NULL, STORE_NO_RUN_FMT, id);
     else
         rc = sqlite_conn_fail(c, "SQL_RUN_LEASE_INFO", err);
     sqlite3_reset(s);

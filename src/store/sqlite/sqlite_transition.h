@@ -17,6 +17,7 @@
 #include "core/uuid.h"
 #include "store/run_spec.h"
 #include "store/sqlite/sqlite_conn.h"
+#include "store/store.h"
 
 #define SQLITE_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
 #define SQLITE_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
@@ -34,6 +35,12 @@ static inline void run_count_move(struct run_count_delta *t, int from, errand_st
     if (from >= 0)
         t->d[from]--;
     t->d[to]++;
+}
+
+/* One run of state `state` is deleted. */
+static inline void run_count_remove(struct run_count_delta *t, errand_state state)
+{
+    t->d[state]--;
 }
 
 /* Adds the tally to run_counts (one statement per state type that changed). */

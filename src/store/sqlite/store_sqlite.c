@@ -95,7 +95,7 @@ static int get_run(store *st, const char *id, struct run_row *out, errand_error 
             store_sqlite_read_run(q, out);
             rc = run_row_own_strings(out, err);
         } else if (step == SQLITE_DONE) {
-            rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+            rc = error_set(err, ERRAND_ENOTFOUND, NULL, STORE_NO_RUN_FMT, id);
         } else {
             rc = sqlite_conn_fail(c, "SQL_RUN_GET", err);
         }
@@ -120,7 +120,7 @@ static int read_state(struct sqlite_conn *c, const char *norm, const char *id, e
     if (step == SQLITE_ROW)
         *out = (errand_state)sqlite3_column_int(q, 0);
     else if (step == SQLITE_DONE)
-        rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+        rc = error_set(err, ERRAND_ENOTFOUND, NULL, STORE_NO_RUN_FMT, id);
     else
         rc = sqlite_conn_fail(c, "SQL_RUN_GET_STATE", err);
     sqlite3_reset(q);
@@ -381,17 +381,31 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, str
     return rc;
 }
 
-static int list_workers(store *st, struct worker_list *out, errand_error *err)
+static int list_workers(store *st, const struct worker_cursor *cursor, int limit,
+                        struct worker_list *out, bool *more, errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
     out->items = NULL;
     out->n = 0;
+    *more = false;
     size_t cap = 0;
+    if (limit < 1 || limit > WIRE_LIST_LIMIT_MAX)
+        return error_set(err, ERR_INVALID_PARAMETER, "limit",
+                         "parameter 'limit' must be between 1 and %d, got %d", WIRE_LIST_LIMIT_MAX,
+                         limit);
+    bool from_start = !cursor || !cursor->name;
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_WORKERS_LIST, err);
     int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
     if (q) {
+        sqlite3_bind_int64(q, 1, from_start ? INT64_MAX : cursor->last_seen);
+        sqlite_bind_text(q, 2, from_start ? "" : cursor->name);
+        sqlite3_bind_int(q, 3, limit + 1); /* one more tells whether a next page exists */
         while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            if (out->n == (size_t)limit) {
+                *more = true;
+                break;
+            }
             if (!grow((void **)&out->items, out->n, &cap, sizeof *out->items)) {
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
                 break;
@@ -403,7 +417,7 @@ static int list_workers(store *st, struct worker_list *out, errand_error *err)
             if (!copy_text(q, 0, &w->name) || !copy_text(q, 1, &w->tasks))
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
-        if (rc == 0 && step != SQLITE_DONE)
+        if (rc == 0 && !*more && step != SQLITE_DONE)
             rc = sqlite_conn_fail(c, "SQL_WORKERS_LIST", err);
         sqlite3_reset(q);
     }
@@ -562,6 +576,7 @@ const struct store_backend store_sqlite_backend = {
     .heartbeat = store_sqlite_heartbeat,
     .report = store_sqlite_report,
     .sweep = store_sqlite_sweep,
+    .delete_expired = store_sqlite_delete_expired,
     .list_workers = list_workers,
     .count_by_state = count_by_state,
 };

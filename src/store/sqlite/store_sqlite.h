@@ -1,7 +1,8 @@
 /*
  * store_sqlite.h — the SQLite backend's shared parts, for its own files only
  * (store_sqlite.c: open, close and reads; store_sqlite_submit.c: submissions and cancel;
- * store_sqlite_worker.c: claim, heartbeat, report, sweep). Everyone else uses store.h.
+ * store_sqlite_worker.c: claim, heartbeat, report, sweep; store_sqlite_retention.c: deleting
+ * what expired). Everyone else uses store.h.
  *
  * Threads: `writer` funnels every write to the writer thread (sqlite_writer.h); `readers`
  * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
@@ -52,5 +53,9 @@ int store_sqlite_report(store *st, const char *worker, const struct run_report *
                         const struct log_entry *logs, size_t n_logs, int64_t now_ms,
                         struct lease_answer *answers, errand_error *err);
 int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
+int store_sqlite_delete_expired(store *st, int64_t finished_before_ms,
+                                int64_t workers_seen_before_ms, int limit,
+                                struct retention_counts *counts, struct ref_list *freed,
+                                errand_error *err);
 
 #endif

@@ -320,7 +320,7 @@ static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out, 
         if ((rc = run_row_own_strings(out, err)) < 0)
             memset(out, 0, sizeof *out);
     } else if (step == SQLITE_DONE) {
-        rc = error_set(err, ERRAND_ENOTFOUND, NULL, "no task run with id '%s'", id);
+        rc = error_set(err, ERRAND_ENOTFOUND, NULL, STORE_NO_RUN_FMT, id);
     } else {
         rc = sqlite_conn_fail(c, "SQL_RUN_GET", err);
     }
