@@ -99,6 +99,8 @@ const char *error_code_name(int code)
         return "unauthorized";
     case ERR_METHOD:
         return "method_not_allowed";
+    case ERR_OVERLOADED:
+        return "overloaded";
     default:
         return "internal_error";
     }
@@ -126,6 +128,7 @@ int error_http_status(int code)
     case ERRAND_ETOOBIG:
         return HTTP_PAYLOAD_TOO_LARGE;
     case ERRAND_EUNAVAILABLE:
+    case ERR_OVERLOADED:
         return HTTP_UNAVAILABLE;
     case ERRAND_ETIMEDOUT:
         return HTTP_GATEWAY_TIMEOUT;

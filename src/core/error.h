@@ -17,6 +17,7 @@ enum {
     ERR_STALE_LEASE = -105,       /* 409 stale_lease */
     ERR_UNAUTHORIZED = -106,      /* 401 unauthorized */
     ERR_METHOD = -107,            /* 405 method_not_allowed */
+    ERR_OVERLOADED = -108,        /* 503 overloaded: past the memory budget, retry later */
 };
 
 /* Sets err (if not NULL) to code, field (NULL = none) and a printf-style message (NULL =

@@ -33,6 +33,7 @@
 #define HOUR_MS 3600000
 #define GIB (1024LL * 1024 * 1024)
 #define MIN_BODY_BYTES 1024
+#define MIN_INFLIGHT_BYTES (1024 * 1024)
 #define MAX_CONNECTIONS_LIMIT 65536
 #define MAX_CONCURRENCY 10000
 
@@ -80,6 +81,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "workers not seen for this long are dropped from the worker list; 0 = keep them"},
     {SET_MAX_BODY_BYTES, "ERRAND_MAX_BODY_BYTES", "max-body-bytes", SETTING_INT, "1048576",
      MIN_BODY_BYTES, GIB, false, "largest request body the server accepts (413 above it)"},
+    {SET_MAX_INFLIGHT_BYTES, "ERRAND_MAX_INFLIGHT_BYTES", "max-inflight-bytes", SETTING_INT,
+     "67108864", MIN_INFLIGHT_BYTES, GIB * 1024, false,
+     "memory budget for request work in flight (bodies, parsed batches, answers): past it "
+     "the server answers 503 with Retry-After instead of growing"},
     {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "1024", 1,
      MAX_CONNECTIONS_LIMIT, false, "most HTTP connections the server holds at once"},
     {SET_RESULT_INLINE_MAX, "ERRAND_RESULT_INLINE_MAX_BYTES", "result-inline-max-bytes",

@@ -13,11 +13,13 @@
  * A request is handled in two steps, because MHD calls the access handler first with the
  * headers and then with the body in pieces:
  *  1. headers: count it, refuse at once when shutting down (503), unknown path (404), wrong
- *     method (405), bad {id} (400), missing key (401), or a Content-Length over
- *     ERRAND_MAX_BODY_BYTES (413) — all without reading the body;
+ *     method (405), bad {id} (400), missing key (401), a Content-Length over
+ *     ERRAND_MAX_BODY_BYTES (413), or work past the memory budget (503 overloaded, with
+ *     Retry-After; budget.h) — all without reading the body;
  *  2. body pieces are accumulated up to the limit (chunked bodies that pass it are read and
  *     discarded, then refused with 413, since MHD only lets a reply be queued before the body
- *     or after all of it); then the handler runs and its reply or error is sent.
+ *     or after all of it; a chunked body reserves budget as it grows); then the handler runs
+ *     and its reply or error is sent. The reserved work is given back when the reply is out.
  * Every reply carries Content-Type and Errand-Api-Version.
  *
  * Stopping: MHD_stop_daemon closes connections whether or not their reply has gone out, so
@@ -46,6 +48,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/auth.h"
+#include "server/budget.h"
 #include "server/handlers.h"
 #include "server/router.h"
 
@@ -53,6 +56,8 @@
 #define BODY_INITIAL_CAP 4096
 #define MHD_MESSAGE_MAX 256
 #define PORT_TEXT_MAX 8
+/* What a 503 overloaded asks the client to wait, in seconds. */
+#define OVERLOADED_RETRY_AFTER "1"
 /* How long http_server_stop waits for requests in flight to finish before closing their
  * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
 #define DRAIN_TIMEOUT_MS 10000
@@ -61,6 +66,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     const struct handler_ctx *ctx;
     size_t max_body;
+    budget *work; /* the memory budget of requests in flight */
     char *api_key;
     atomic_bool stopping;
     char last_mhd_message[MHD_MESSAGE_MAX]; /* written during start only, for its error */
@@ -75,8 +81,10 @@ struct request_state {
     struct http_request req;
     char *body;
     size_t len, cap;
-    bool refused;   /* a reply went out at the headers step */
-    bool too_large; /* the body passed the limit */
+    size_t reserved; /* work reserved in the budget, given back when the request ends */
+    bool refused;    /* a reply went out at the headers step */
+    bool too_large;  /* the body passed the limit */
+    bool overloaded; /* a chunked body grew past the budget */
     bool oom;
 };
 
@@ -99,7 +107,7 @@ void http_reply_text(struct http_reply *r, int status, char *text, const char *c
 }
 
 static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
-                             const char *content_type)
+                             const char *content_type, const char *retry_after)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
@@ -110,6 +118,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : HTTP_CONTENT_JSON);
     MHD_add_response_header(resp, API_VERSION_HEADER, HTTP_API_VERSION);
+    if (retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -128,7 +138,8 @@ static char *dump_json(const json_t *json, size_t *len)
     return buf;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *json)
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *json,
+                                 const char *retry_after)
 {
     size_t len = 0;
     char *buf = json ? dump_json(json, &len) : NULL;
@@ -137,9 +148,9 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
         static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":"
                                   "\"out of memory\",\"field\":null}}";
         return queue(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, mem_strdup(oom), sizeof oom - 1,
-                     HTTP_CONTENT_JSON);
+                     HTTP_CONTENT_JSON, NULL);
     }
-    return queue(conn, status, buf, len, HTTP_CONTENT_JSON);
+    return queue(conn, status, buf, len, HTTP_CONTENT_JSON, retry_after);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_error *err)
@@ -148,14 +159,15 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_erro
     json_t *body =
         json_pack("{s:{s:s, s:s, s:o}}", "error", "code", error_code_name(code), "message",
                   err->message, "field", err->field[0] ? json_string(err->field) : json_null());
-    return send_json(conn, error_http_status(code), body);
+    return send_json(conn, error_http_status(code), body,
+                     code == ERR_OVERLOADED ? OVERLOADED_RETRY_AFTER : NULL);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
 {
     if (r->json || !r->text)
-        return send_json(conn, r->status, r->json);
-    return queue(conn, r->status, r->text, strlen(r->text), r->content_type);
+        return send_json(conn, r->status, r->json, NULL);
+    return queue(conn, r->status, r->text, strlen(r->text), r->content_type, NULL);
 }
 
 /* --- request access ------------------------------------------------------------------- */
@@ -224,6 +236,13 @@ int http_request_json(const struct http_request *req, json_t **out, errand_error
 
 /* --- request lifecycle ---------------------------------------------------------------- */
 
+static int overloaded(errand_error *err)
+{
+    return error_set(err, ERR_OVERLOADED, NULL,
+                     "the server is at its memory budget for requests in flight "
+                     "(ERRAND_MAX_INFLIGHT_BYTES); retry after a second");
+}
+
 /* The headers step: everything that can be refused before reading the body. */
 static int admit(http_server *srv, struct MHD_Connection *conn, struct request_state *rs,
                  errand_error *err)
@@ -242,21 +261,35 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
                          "server's ERRAND_API_KEY");
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+    unsigned long long body = cl ? strtoull(cl, NULL, 10) : 0;
+    if (body > srv->max_body)
         return error_set(err, ERRAND_ETOOBIG, NULL,
                          "the request body has %s bytes, more than the limit of %zu "
                          "(ERRAND_MAX_BODY_BYTES)",
                          cl, srv->max_body);
+    size_t cost = budget_cost((size_t)body);
+    if (!budget_take(srv->work, cost))
+        return overloaded(err);
+    rs->reserved = cost;
     return 0;
 }
 
 static void append_body(http_server *srv, struct request_state *rs, const char *data, size_t n)
 {
-    if (rs->too_large || rs->oom)
+    if (rs->too_large || rs->oom || rs->overloaded)
         return;
     if (n > srv->max_body - rs->len) {
         rs->too_large = true;
         return;
+    }
+    /* A chunked body (no Content-Length) reserves its work as it grows. */
+    size_t cost = budget_cost(rs->len + n);
+    if (cost > rs->reserved) {
+        if (!budget_take(srv->work, cost - rs->reserved)) {
+            rs->overloaded = true;
+            return;
+        }
+        rs->reserved = cost;
     }
     if (rs->len + n + 1 > rs->cap) {
         size_t cap = rs->cap ? rs->cap : BODY_INITIAL_CAP;
@@ -289,6 +322,10 @@ static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn,
     }
     if (rs->oom) {
         error_set(&err, ERRAND_ENOMEM, NULL, "out of memory reading the request body");
+        return send_error(conn, &err);
+    }
+    if (rs->overloaded) {
+        overloaded(&err);
         return send_error(conn, &err);
     }
     rs->req.body = rs->body ? rs->body : "";
@@ -352,6 +389,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct request_state *rs = *req_cls;
     if (!rs)
         return;
+    budget_give(srv->work, rs->reserved);
     mem_free(rs->body);
     mem_free(rs);
     *req_cls = NULL;
@@ -378,8 +416,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- daemon --------------------------------------------------------------------------- */
 
+size_t http_server_work_peak(http_server *srv)
+{
+    return budget_peak_reset(srv->work);
+}
+
+size_t http_server_work_now(http_server *srv)
+{
+    return budget_used(srv->work);
+}
+
 static void free_server(http_server *srv)
 {
+    budget_free(srv->work);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->lock);
     mem_free(srv->api_key);
@@ -429,8 +478,11 @@ int http_server_start(const struct http_server_options *opt, const struct handle
                          "such as 127.0.0.1, 0.0.0.0 or ::",
                          opt->host, gai_strerror(gai));
     http_server *srv = mem_calloc(1, sizeof *srv);
-    if (!srv || !(srv->api_key = mem_strdup(opt->api_key ? opt->api_key : ""))) {
+    if (!srv || !(srv->api_key = mem_strdup(opt->api_key ? opt->api_key : "")) ||
+        !(srv->work = budget_new(opt->max_inflight_bytes))) {
         freeaddrinfo(ai);
+        if (srv)
+            mem_free(srv->api_key);
         mem_free(srv);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }

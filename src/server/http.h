@@ -75,6 +75,7 @@ struct http_server_options {
     int port;              /* 0 = any free port */
     int max_connections;   /* ERRAND_MAX_CONNECTIONS */
     size_t max_body_bytes; /* ERRAND_MAX_BODY_BYTES */
+    size_t max_inflight_bytes; /* ERRAND_MAX_INFLIGHT_BYTES: the memory budget (budget.h) */
     const char *api_key;   /* "" = no authentication */
 };
 
@@ -83,6 +84,11 @@ typedef struct http_server http_server;
 /* Binds and starts serving; *port_out receives the real port. ctx must outlive the server. */
 int http_server_start(const struct http_server_options *opt, const struct handler_ctx *ctx,
                       http_server **out, int *port_out, errand_error *err);
+
+/* The request work reserved now, and the most reserved at once since the last call (then
+ * reset): what the server's housekeeping looks at before it gives memory back. */
+size_t http_server_work_peak(http_server *srv);
+size_t http_server_work_now(http_server *srv);
 
 /* Stops accepting connections; requests that still arrive on open connections answer 503. */
 void http_server_quiesce(http_server *srv);

@@ -131,6 +131,11 @@ int store_count_by_state(store *st, int64_t counts[8], errand_error *err)
     return st->backend->count_by_state(st, counts, err);
 }
 
+void store_release_memory(store *st)
+{
+    st->backend->release_memory(st);
+}
+
 /* --- the lists' memory --------------------------------------------------------------- */
 
 void state_history_clear(struct state_history *h)

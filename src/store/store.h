@@ -225,6 +225,9 @@ int store_list_workers(store *st, const struct worker_cursor *cursor, int limit,
 /* Counts of runs by state type: counts[ERRAND_STATE_...]. */
 int store_count_by_state(store *st, int64_t counts[8], errand_error *err);
 
+/* Gives back memory the store holds only to go faster (page caches), after a burst. */
+void store_release_memory(store *st);
+
 /* --- backend plumbing (store.c dispatches to one of these) -------------------------- */
 
 struct store_backend {
@@ -251,6 +254,7 @@ struct store_backend {
     int (*list_workers)(store *, const struct worker_cursor *, int, struct worker_list *, bool *,
                         errand_error *);
     int (*count_by_state)(store *, int64_t[8], errand_error *);
+    void (*release_memory)(store *);
 };
 
 /* Every backend's store struct begins with this header, so store.c can dispatch. */

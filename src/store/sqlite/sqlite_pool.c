@@ -84,3 +84,12 @@ void sqlite_pool_release(sqlite_pool *p, struct sqlite_conn *c)
     pthread_cond_signal(&p->available);
     pthread_mutex_unlock(&p->lock);
 }
+
+void sqlite_pool_release_memory(sqlite_pool *p)
+{
+    /* Under the lock, so no idle connection is taken meanwhile. */
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->n_free; i++)
+        sqlite3_db_release_memory(p->free[i]->db);
+    pthread_mutex_unlock(&p->lock);
+}

@@ -24,4 +24,8 @@ struct sqlite_conn *sqlite_pool_acquire(sqlite_pool *p);
 /* Gives c back; resets any statement the user left stepping. */
 void sqlite_pool_release(sqlite_pool *p, struct sqlite_conn *c);
 
+/* Frees the page cache of every idle connection (sqlite3_db_release_memory); connections in
+ * use keep theirs. */
+void sqlite_pool_release_memory(sqlite_pool *p);
+
 #endif

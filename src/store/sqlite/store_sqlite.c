@@ -449,6 +449,21 @@ static int count_by_state(store *st, int64_t counts[8], errand_error *err)
     return rc;
 }
 
+static int release_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    sqlite3_db_release_memory(c->db);
+    return 0;
+}
+
+/* The page caches refill from the OS's file cache as they are needed. */
+static void release_memory(store *st)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    errand_error ignored;
+    sqlite_writer_run_relaxed(s->writer, release_in_writer, NULL, &ignored);
+    sqlite_pool_release_memory(s->readers);
+}
+
 /* --- open / close ------------------------------------------------------------------ */
 
 /* Creates the directories above path, like mkdir -p (the default database lives under
@@ -579,4 +594,5 @@ const struct store_backend store_sqlite_backend = {
     .delete_expired = store_sqlite_delete_expired,
     .list_workers = list_workers,
     .count_by_state = count_by_state,
+    .release_memory = release_memory,
 };

@@ -1,0 +1,109 @@
+"""The memory budget: request work in flight (bodies, parsed batches, answers) is bounded by
+ERRAND_MAX_INFLIGHT_BYTES. Past it the server answers 503 `overloaded` with Retry-After at
+once, stores nothing of the refused request, and serves it when retried; after a burst of
+large batches its memory goes back to where it was.
+"""
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import BUILD, unique_task, wait_until
+
+BUDGET = 1024 * 1024  # the smallest allowed: one large batch is over it on its own
+BATCH = 5000  # runs of about 40 bytes: a 200 KB body, estimated at 64 bytes of work per byte
+BURST_THREADS = 4
+BURST_BATCHES = 3
+BURST_RUNS = 10000
+RSS_SLACK_KB = 16 * 1024
+RSS_SETTLE_S = 10
+
+
+def batch_body(task, n):
+    return {"runs": [{"task": task, "parameters": {"i": i}} for i in range(n)]}
+
+
+def held_wait(server, run_id, seconds):
+    """A long-poll held open for `seconds` on another thread: one request in flight."""
+    t = threading.Thread(target=server.api.request, daemon=True,
+                         args=("GET", f"/task_runs/{run_id}/wait"),
+                         kwargs={"params": {"timeout_seconds": seconds}, "timeout": seconds + 30})
+    t.start()
+    return t
+
+
+def test_a_batch_past_the_budget_is_refused_with_retry_after_and_served_later(server_factory):
+    server = server_factory(env={"ERRAND_MAX_INFLIGHT_BYTES": str(BUDGET)})
+    task = unique_task("budget")
+    anchor = server.api.submit(task, {})
+    waiting = held_wait(server, anchor["id"], 3)
+    time.sleep(0.5)  # the wait is in flight
+
+    r = server.api.request("POST", "/task_runs/batch", json_body=batch_body(task, BATCH))
+    assert r.status_code == 503, r.text
+    assert r.headers.get("Retry-After") == "1"
+    error = r.json()["error"]
+    assert error["code"] == "overloaded", error
+    assert "ERRAND_MAX_INFLIGHT_BYTES" in error["message"]
+    # A chunked body is refused too, once it grows past the budget.
+    chunks = (b'{"runs": [' + b",".join(b'{"task": "%s"}' % task.encode()
+                                      for _ in range(BATCH)) + b"]}",)
+    r = requests.post(f"{server.url}/task_runs/batch", data=iter(chunks), timeout=60,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 503, r.text
+    assert len(server.api.list_all(task=task)) == 1, "nothing of a refused batch is stored"
+
+    waiting.join()
+    # Alone, the same batch goes through, although it is larger than the whole budget.
+    runs = server.api.batch(batch_body(task, BATCH)["runs"])
+    assert len(runs) == BATCH
+    assert len(server.api.list_all(task=task)) == BATCH + 1
+    # Small requests still fit beside a held one.
+    waiting = held_wait(server, anchor["id"], 2)
+    time.sleep(0.5)
+    assert server.api.submit(task, {"small": True})["state"]["type"] == "SCHEDULED"
+    waiting.join()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+SANITIZED = "ERRAND_SANITIZE:BOOL=ON" in (BUILD / "CMakeCache.txt").read_text() \
+    if (BUILD / "CMakeCache.txt").exists() else False
+
+
+@pytest.mark.skipif(SANITIZED, reason="ASan's allocator holds freed memory in quarantine; the "
+                                      "bound is about the production allocator (glibc)")
+def test_memory_goes_back_after_a_burst_of_large_batches(server_factory):
+    server = server_factory()
+    task = unique_task("burst")
+    server.api.batch(batch_body(task, 100)["runs"])  # warm up the store and the allocator
+    base = rss_kb(server.proc.pid)
+    errors = []
+
+    def burst():
+        try:
+            for _ in range(BURST_BATCHES):
+                r = server.api.request("POST", "/task_runs/batch",
+                                       json_body=batch_body(task, BURST_RUNS), timeout=120)
+                if r.status_code not in (201, 503):
+                    errors.append(r.text[:200])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=burst) for _ in range(BURST_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    peak = rss_kb(server.proc.pid)
+    wait_until(lambda: rss_kb(server.proc.pid) <= base + RSS_SLACK_KB, RSS_SETTLE_S,
+               f"RSS back within {RSS_SLACK_KB} KiB of {base} KiB (peak {peak} KiB, now "
+               f"{rss_kb(server.proc.pid)} KiB)")
