@@ -1,14 +1,9 @@
 /*
  * test_store_sqlite_faults.c — the SQLite store under faults: every call survives
  * allocation failures, a killed process loses no acknowledged run, one failing op in a
- * commit group rolls back alone; and a printed (never asserted) throughput figure.
+ * commit group rolls back alone. (Throughput is measured by bench/store_throughput.c.)
  */
 #include "store_fixture.h"
-
-#define BENCH_RUNS 20000
-#define BENCH_BATCH 1000
-#define GROUP_THREADS 8
-#define GROUP_SUBMITS_PER_THREAD 250
 
 /* --- faults: allocation failures and a killed process ------------------------------- */
 
@@ -359,137 +354,6 @@ static void writer_group_isolates_failing_op(void **state)
     }
 }
 
-/* --- throughput (printed, never asserted) -------------------------------------------- */
-
-struct submitter {
-    store *st;
-    int64_t now;
-    int n;
-};
-
-static void *submitter_main(void *p)
-{
-    struct submitter *sb = p;
-    for (int i = 0; i < sb->n; i++) {
-        struct run_spec spec;
-        parse_spec(&spec, sb->now, "{\"task\": \"single\"}");
-        struct run_row run;
-        errand_error err;
-        if (store_submit(sb->st, &spec, 1, sb->now, &run, NULL, &err) != 0)
-            fail_msg("submit: %s", err.message);
-        run_row_clear(&run);
-        run_spec_clear(&spec);
-    }
-    return NULL;
-}
-
-/* ERRAND_BENCH_SYNC picks the synchronous setting of the benchmark (default full). */
-static const char *bench_sync(void)
-{
-    const char *s = getenv("ERRAND_BENCH_SYNC");
-    return s && s[0] ? s : "full";
-}
-
-static void throughput_benchmark(void **state)
-{
-    struct fixture *fx = *state;
-    store_close(fx->st);
-    fx->st = NULL;
-    open_store(fx, bench_sync()); /* the benchmark's setting: every commit fsynced */
-    int64_t t = fx->t0;
-    struct run_spec *specs = calloc(BENCH_RUNS, sizeof *specs);
-    struct run_row *runs = calloc(BENCH_BATCH, sizeof *runs);
-    for (int i = 0; i < BENCH_RUNS; i++)
-        parse_spec(&specs[i], t,
-                   "{\"task\": \"bench\", \"parameters\": {\"payload\": \"hello world\", "
-                   "\"n\": 12345}}");
-    const char *result = "{\"ok\":true,\"text\":\"a short structured result\"}";
-    errand_error err;
-
-    struct sqlite_writer_stats w0, w1, w2;
-    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w0);
-    int64_t m0 = clock_mono_ms();
-    for (int b = 0; b < BENCH_RUNS / BENCH_BATCH; b++) {
-        assert_int_equal(
-            store_submit(fx->st, specs + b * BENCH_BATCH, BENCH_BATCH, t, runs, NULL, &err), 0);
-        for (int i = 0; i < BENCH_BATCH; i++)
-            run_row_clear(&runs[i]);
-    }
-    int64_t m1 = clock_mono_ms();
-    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w1);
-    int done = 0;
-    int64_t claim_ms = 0, report_ms = 0;
-    struct run_report *reps = calloc(BENCH_BATCH, sizeof *reps);
-    while (done < BENCH_RUNS) {
-        int64_t a = clock_mono_ms();
-        const char *tasks[] = {"bench"};
-        struct claim_request req = {
-            .worker = "bench-w", .tasks = tasks, .n_tasks = 1, .limit = BENCH_BATCH};
-        struct run_list claimed;
-        assert_int_equal(store_claim(fx->st, &req, t, &claimed, &err), 0);
-        int64_t b = clock_mono_ms();
-        size_t n = claimed.n;
-        assert_true(n > 0);
-        for (size_t i = 0; i < n; i++)
-            reps[i] = (struct run_report){.id = claimed.rows[i].id,
-                                          .lease_token = claimed.rows[i].lease_token,
-                                          .state = ERRAND_STATE_COMPLETED,
-                                          .result = result};
-        struct lease_answer *answers = calloc(n, sizeof *answers);
-        assert_int_equal(store_report(fx->st, "bench-w", reps, n, NULL, 0, t, answers, &err), 0);
-        for (size_t i = 0; i < n; i++)
-            assert_int_equal(answers[i].status, LEASE_APPLIED);
-        free(answers);
-        run_list_clear(&claimed);
-        claim_ms += b - a;
-        report_ms += clock_mono_ms() - b;
-        done += (int)n;
-    }
-    int64_t m2 = clock_mono_ms();
-    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &w2);
-    int64_t c[8];
-    counts(fx, c);
-    assert_int_equal(c[ERRAND_STATE_COMPLETED], BENCH_RUNS);
-    double total = (double)(m2 - m0);
-    printf("[ bench    ] %d runs submit+claim+COMPLETED, batches of %d, synchronous=%s: "
-           "%.0f ms = %.0f runs/s (submit %lld ms, claim %lld ms, report %lld ms)\n",
-           BENCH_RUNS, BENCH_BATCH, bench_sync(), total,
-           total > 0 ? BENCH_RUNS * 1000.0 / total : 0.0, (long long)(m1 - m0), (long long)claim_ms,
-           (long long)report_ms);
-    printf("[ bench    ] writer thread busy: submit %.0f ms, claim+report %.0f ms = %.1f us per "
-           "run (%.0f runs/s if callers were free); of which CPU %.1f us per run\n",
-           (double)(w1.busy_us - w0.busy_us) / 1000.0, (double)(w2.busy_us - w1.busy_us) / 1000.0,
-           (double)(w2.busy_us - w0.busy_us) / BENCH_RUNS,
-           BENCH_RUNS * 1e6 / (double)(w2.busy_us - w0.busy_us + 1),
-           (double)(w2.cpu_us - w0.cpu_us) / BENCH_RUNS);
-
-    /* Many callers, one run each: group commit gathers them into few transactions. */
-    struct sqlite_writer_stats s0, s1;
-    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &s0);
-    struct submitter sb = {fx->st, t, GROUP_SUBMITS_PER_THREAD};
-    pthread_t th[GROUP_THREADS];
-    int64_t g0 = clock_mono_ms();
-    for (int i = 0; i < GROUP_THREADS; i++)
-        pthread_create(&th[i], NULL, submitter_main, &sb);
-    for (int i = 0; i < GROUP_THREADS; i++)
-        pthread_join(th[i], NULL);
-    int64_t g1 = clock_mono_ms();
-    sqlite_writer_get_stats(store_sqlite_of(fx->st)->writer, &s1);
-    int singles = GROUP_THREADS * GROUP_SUBMITS_PER_THREAD;
-    printf("[ bench    ] %d single-run submits from %d threads: %lld ms = %.0f submits/s, "
-           "%llu commits (%.1f ops per commit)\n",
-           singles, GROUP_THREADS, (long long)(g1 - g0),
-           g1 > g0 ? singles * 1000.0 / (double)(g1 - g0) : 0.0, s1.commits - s0.commits,
-           (double)(s1.ops - s0.ops) /
-               (double)(s1.commits - s0.commits ? s1.commits - s0.commits : 1));
-
-    for (int i = 0; i < BENCH_RUNS; i++)
-        run_spec_clear(&specs[i]);
-    free(specs);
-    free(runs);
-    free(reps);
-}
-
 int main(void)
 {
     mem_install_json();
@@ -497,7 +361,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(every_call_survives_allocation_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_process_loses_no_acknowledged_run, setup, teardown),
         cmocka_unit_test_setup_teardown(writer_group_isolates_failing_op, setup, teardown),
-        cmocka_unit_test_setup_teardown(throughput_benchmark, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
