@@ -11,6 +11,7 @@
 
 #include "errand/errand.h"
 #include "server/http.h"
+#include "server/json_writer.h"
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "store/store.h"
@@ -32,8 +33,14 @@ enum {
     HTTP_CONFLICT = 409,
 };
 
-/* Replies with the task-run object of r (handlers_task_runs.c). */
+/* Replies with the JSON text written into w (which it takes); ERRAND_ENOMEM when writing
+ * it ran out of memory (handlers_task_runs.c). */
+int reply_written(struct http_reply *reply, int status, struct jw *w, errand_error *err);
+/* Replies with the task-run object of r. */
 int reply_run(struct http_reply *reply, int status, const struct run_row *r, errand_error *err);
+/* Writes {"<key>": [<each row as a task-run or claim object>] into w, leaving the object open
+ * for more members. */
+void write_run_array(struct jw *w, const char *key, const struct run_list *l, bool claims);
 
 typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
                           struct http_reply *reply, errand_error *err);

@@ -18,13 +18,12 @@
 #include "core/error.h"
 #include "server/handlers.h"
 #include "server/query.h"
-#include "server/run_json.h"
 #include "server/worker_request.h"
 
 int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
                  struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *list = NULL;
+    json_t *body = NULL;
     struct run_list runs = {0};
     struct claim_body claim;
     int rc = query_none(req, err);
@@ -59,10 +58,13 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
         metrics_add(ctx->metrics, METRIC_CLAIMS, runs.n);
         /* Claimed runs whose answer cannot be built are not lost: their lease runs out and
          * the sweeper hands them out again. */
-        if ((rc = run_list_claim_json(&runs, &list, err)) == 0)
-            http_reply_json(
-                reply, HTTP_OK,
-                json_pack("{s:o, s:i}", "runs", list, "lease_seconds", claim.req.lease_seconds));
+        struct jw out = {0};
+        write_run_array(&out, "runs", &runs, true);
+        jw_lit(&out, ",");
+        jw_key(&out, "lease_seconds");
+        jw_int(&out, claim.req.lease_seconds);
+        jw_lit(&out, "}");
+        rc = reply_written(reply, HTTP_OK, &out, err);
     }
     run_list_clear(&runs);
     worker_claim_clear(&claim);

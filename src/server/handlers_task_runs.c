@@ -18,13 +18,36 @@
 
 #define LIST_LIMIT_DEFAULT 50
 
+int reply_written(struct http_reply *reply, int status, struct jw *w, errand_error *err)
+{
+    char *text = jw_finish(w);
+    if (!text)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory writing the answer");
+    http_reply_text(reply, status, text, HTTP_CONTENT_JSON);
+    return 0;
+}
+
 int reply_run(struct http_reply *reply, int status, const struct run_row *r, errand_error *err)
 {
-    json_t *obj = NULL;
-    int rc = run_row_to_json(r, &obj, err);
-    if (rc == 0)
-        http_reply_json(reply, status, obj);
-    return rc;
+    struct jw w = {0};
+    run_json_write(&w, r);
+    return reply_written(reply, status, &w, err);
+}
+
+void write_run_array(struct jw *w, const char *key, const struct run_list *l, bool claims)
+{
+    jw_lit(w, "{");
+    jw_key(w, key);
+    jw_lit(w, "[");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            jw_lit(w, ",");
+        if (claims)
+            run_json_write_claim(w, &l->rows[i]);
+        else
+            run_json_write(w, &l->rows[i]);
+    }
+    jw_lit(w, "]");
 }
 
 int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
@@ -56,7 +79,7 @@ int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
 int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *list = NULL;
+    json_t *body = NULL;
     struct run_list runs = {0};
     struct run_spec *specs = NULL;
     bool *created = NULL;
@@ -84,8 +107,10 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
         if (created[i] && !seen)
             notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, specs[i].task);
     }
-    if ((rc = run_list_to_json(&runs, &list, err)) == 0)
-        http_reply_json(reply, HTTP_CREATED, json_pack("{s:o}", "runs", list));
+    struct jw w = {0};
+    write_run_array(&w, "runs", &runs, false);
+    jw_lit(&w, "}");
+    rc = reply_written(reply, HTTP_CREATED, &w, err);
 done:
     run_list_clear(&runs);
     mem_free(created);
@@ -115,7 +140,6 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     struct run_filter f = {0};
     long long limit = 0;
     struct run_list runs = {0};
-    json_t *list = NULL;
     char next[UUID_STR_LEN] = "";
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
@@ -129,12 +153,14 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     f.limit = (int)limit;
     if ((rc = store_list_runs(ctx->st, &f, &runs, next, err)) < 0)
         return rc;
-    if ((rc = run_list_to_json(&runs, &list, err)) == 0)
-        http_reply_json(reply, HTTP_OK,
-                        json_pack("{s:o, s:o}", "runs", list, "next_cursor",
-                                  next[0] ? json_string(next) : json_null()));
+    struct jw w = {0};
+    write_run_array(&w, "runs", &runs, false);
+    jw_lit(&w, ",");
+    jw_key(&w, "next_cursor");
+    jw_string(&w, next[0] ? next : NULL);
+    jw_lit(&w, "}");
     run_list_clear(&runs);
-    return rc;
+    return reply_written(reply, HTTP_OK, &w, err);
 }
 
 int handle_cancel_run(const struct handler_ctx *ctx, const struct http_request *req,

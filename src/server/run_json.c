@@ -231,3 +231,143 @@ int run_list_claim_json(const struct run_list *l, json_t **out, errand_error *er
 {
     return list_json(run_row_claim_json, l, out, err);
 }
+
+/* --- written as text ------------------------------------------------------------------- */
+
+/* Stored JSON text as it is; `fallback` when the column is empty. */
+static void stored(struct jw *w, const char *text, const char *fallback)
+{
+    jw_lit(w, text ? text : fallback);
+}
+
+static void write_timeout(struct jw *w, double seconds)
+{
+    if (seconds > 0)
+        jw_number(w, seconds);
+    else
+        jw_lit(w, "null");
+}
+
+static void write_persist(struct jw *w, int persist)
+{
+    jw_lit(w, persist < 0 ? "null" : persist ? "true" : "false");
+}
+
+void run_json_write(struct jw *w, const struct run_row *r)
+{
+    jw_lit(w, "{");
+    jw_key(w, "id");
+    jw_string(w, r->id);
+    jw_lit(w, ",");
+    jw_key(w, "task");
+    jw_string(w, r->task);
+    jw_lit(w, ",");
+    jw_key(w, "parameters");
+    stored(w, r->parameters, "null");
+    jw_lit(w, ",\"state\":{");
+    jw_key(w, "type");
+    jw_string(w, state_type_name(r->state));
+    jw_lit(w, ",");
+    jw_key(w, "name");
+    jw_string(w, r->state_name ? r->state_name : state_default_name(r->state));
+    jw_lit(w, ",");
+    jw_key(w, "timestamp");
+    jw_time(w, r->state_timestamp);
+    jw_lit(w, ",");
+    jw_key(w, "message");
+    jw_string(w, r->state_message ? r->state_message : "");
+    jw_lit(w, "},");
+    jw_key(w, "attempt");
+    jw_int(w, r->attempt);
+    jw_lit(w, ",");
+    jw_key(w, "max_attempts");
+    jw_int(w, r->max_attempts);
+    jw_lit(w, ",");
+    jw_key(w, "created");
+    jw_time(w, r->created);
+    jw_lit(w, ",");
+    jw_key(w, "scheduled_at");
+    jw_time(w, r->scheduled_at);
+    jw_lit(w, ",");
+    jw_key(w, "started");
+    jw_time(w, r->started);
+    jw_lit(w, ",");
+    jw_key(w, "finished");
+    jw_time(w, r->finished);
+    jw_lit(w, ",");
+    jw_key(w, "worker");
+    jw_string(w, r->worker);
+    jw_lit(w, ",");
+    jw_key(w, "priority");
+    jw_int(w, r->priority);
+    jw_lit(w, ",");
+    jw_key(w, "tags");
+    stored(w, r->tags, "[]");
+    jw_lit(w, ",");
+    jw_key(w, "idempotency_key");
+    jw_string(w, r->idempotency_key);
+    jw_lit(w, ",");
+    jw_key(w, "cache_key");
+    jw_string(w, r->cache_key);
+    jw_lit(w, ",");
+    jw_key(w, "retries");
+    jw_int(w, r->retries);
+    jw_lit(w, ",");
+    jw_key(w, "retry_delay_seconds");
+    stored(w, r->retry_delays, "[]");
+    jw_lit(w, ",");
+    jw_key(w, "retry_jitter_factor");
+    jw_number(w, r->retry_jitter_factor);
+    jw_lit(w, ",");
+    jw_key(w, "timeout_seconds");
+    write_timeout(w, r->timeout_seconds);
+    jw_lit(w, ",");
+    jw_key(w, "persist_result");
+    write_persist(w, r->persist_result);
+    if (r->state == ERRAND_STATE_COMPLETED && r->result) {
+        jw_lit(w, ",");
+        jw_key(w, "result");
+        jw_lit(w, r->result);
+    }
+    if (r->result_ref) {
+        jw_lit(w, ",");
+        jw_key(w, "result_ref");
+        jw_string(w, r->result_ref);
+    }
+    jw_lit(w, "}");
+}
+
+void run_json_write_claim(struct jw *w, const struct run_row *r)
+{
+    jw_lit(w, "{");
+    jw_key(w, "id");
+    jw_string(w, r->id);
+    jw_lit(w, ",");
+    jw_key(w, "task");
+    jw_string(w, r->task);
+    jw_lit(w, ",");
+    jw_key(w, "parameters");
+    stored(w, r->parameters, "null");
+    jw_lit(w, ",");
+    jw_key(w, "attempt");
+    jw_int(w, r->attempt);
+    jw_lit(w, ",");
+    jw_key(w, "max_attempts");
+    jw_int(w, r->max_attempts);
+    jw_lit(w, ",");
+    jw_key(w, "lease_token");
+    jw_string(w, r->lease_token);
+    jw_lit(w, ",");
+    jw_key(w, "lease_expires");
+    jw_time(w, r->lease_expires);
+    jw_lit(w, ",");
+    jw_key(w, "timeout_seconds");
+    write_timeout(w, r->timeout_seconds);
+    jw_lit(w, ",");
+    jw_key(w, "persist_result");
+    write_persist(w, r->persist_result);
+    jw_lit(w, ",");
+    jw_key(w, "cache_key");
+    jw_string(w, r->cache_key);
+    jw_lit(w, "}");
+}

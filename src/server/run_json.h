@@ -11,8 +11,17 @@
 #include <stdint.h>
 
 #include "errand/errand.h"
+#include "server/json_writer.h"
 #include "store/run_row.h"
 
+/* The task-run object and the claim object written as text into w: what the server answers
+ * with. The stored JSON texts (parameters, tags, retry delays, result) are copied as they are,
+ * so no tree is built per run. */
+void run_json_write(struct jw *w, const struct run_row *r);
+void run_json_write_claim(struct jw *w, const struct run_row *r);
+
+/* The same objects as jansson trees: the reference the writer is tested against, and the form
+ * tests and tools read fields from. */
 /* The task-run object (new reference) into *out: 0, ERRAND_ENOMEM, or ERRAND_ESTORE when
  * stored JSON does not parse (a damaged database). */
 int run_row_to_json(const struct run_row *r, json_t **out, errand_error *err);
