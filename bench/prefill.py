@@ -4,10 +4,15 @@
 
     bench/prefill.py --delayed 300000                 # runs of errand.noop delayed by a day
     bench/prefill.py --unserved 1000000               # queued runs of a task nobody serves
+    bench/prefill.py --final 800000 --cache-hits 100000
     errand bench --runs 20000                         # then measure as usual
 
 The runs go in through POST /api/task_runs/batch, --batch per request. Delayed runs are of
 the bench's own task (errand.noop by default), so every claim the bench makes meets them.
+Final runs are made without a worker: prefill completes one run of a task itself (through the
+worker protocol), then submits runs with its cache key, which the server stores directly as
+COMPLETED ("Cached"); --final spreads them over keys of 1,000 runs each, --cache-hits puts
+them all on one key.
 """
 import argparse
 import json
@@ -16,6 +21,50 @@ import time
 import urllib.request
 
 DAY_SECONDS = 86400
+
+
+def call(url, key, path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    if key:
+        req.add_header("Authorization", "Bearer " + key)
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def cache_source(url, key, cache_key):
+    """One COMPLETED run of task prefill.final with cache_key, completed through the worker
+    protocol, so that later submissions with the key are cache hits."""
+    task = "prefill.final"
+    call(url, key, "/task_runs", {"task": task, "cache_key": cache_key})
+    claimed = call(url, key, "/workers/claim",
+                   {"worker": "prefill", "tasks": [task], "limit": 1, "wait_seconds": 5})["runs"]
+    if not claimed:
+        sys.exit("prefill: the cache source was not claimable (is another worker serving "
+                 "prefill.final?)")
+    c = claimed[0]
+    call(url, key, "/workers/report", {"worker": "prefill", "reports": [
+        {"id": c["id"], "lease_token": c["lease_token"], "state": "COMPLETED",
+         "result": {"prefilled": True}}]})
+
+
+def fill_final(url, key, n, batch, per_key, what):
+    if n <= 0:
+        return
+    started = time.monotonic()
+    done = 0
+    while done < n:
+        cache_key = f"prefill-{time.time_ns()}"
+        cache_source(url, key, cache_key)
+        in_key = min(per_key, n - done)
+        sent = 0
+        while sent < in_key:
+            k = min(batch, in_key - sent)
+            post_batch(url, key, [{"task": "prefill.final", "cache_key": cache_key}] * k)
+            sent += k
+        done += in_key
+    took = time.monotonic() - started
+    print(f"prefill: {n} {what} in {took:.1f} s ({n / took if took else 0:.0f} runs/s)")
 
 
 def post_batch(url, key, runs):
@@ -48,12 +97,18 @@ def main():
     ap.add_argument("--task", default="errand.noop", help="task of the delayed runs")
     ap.add_argument("--delayed", type=int, default=0, help="runs of --task delayed by a day")
     ap.add_argument("--unserved", type=int, default=0, help="queued runs of a task nobody serves")
+    ap.add_argument("--final", type=int, default=0,
+                    help="final (COMPLETED, cached) runs, 1,000 per cache key")
+    ap.add_argument("--cache-hits", type=int, default=0, help="cache hits on one single key")
     ap.add_argument("--batch", type=int, default=1000, help="runs per request (at most 10000)")
     a = ap.parse_args()
     fill(a.api_url, a.api_key, a.delayed, a.batch,
          lambda: {"task": a.task, "delay_seconds": DAY_SECONDS}, f"delayed runs of {a.task}")
     fill(a.api_url, a.api_key, a.unserved, a.batch,
          lambda: {"task": "bench.unserved"}, "queued runs of bench.unserved")
+    fill_final(a.api_url, a.api_key, a.final, a.batch, 1000, "final runs (cache hits, 1,000 a key)")
+    fill_final(a.api_url, a.api_key, a.cache_hits, a.batch, max(a.cache_hits, 1),
+               "cache hits on one key")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
  * holds: the claim (many delayed runs), the promotion of due runs (none due), the cache
  * lookup (many Cached copies of one key), retention's scan and its "is this result file
  * still used" check (many finished copies sharing a reference), the worker list's first page
- * and worker pruning (many workers); claims that find nothing do not write; commits go
+ * and worker pruning (many workers), the first page of SCHEDULED runs and of one task's runs
+ * (many newer runs of other tasks); claims that find nothing do not write; commits go
  * on while a reader holds the WAL. Each test
  * measures a statement's work the way SQLite counts it (virtual-machine steps, full-scan steps:
  * sqlite3_stmt_status) on a small population, grows the population a thousandfold in the direction
@@ -142,6 +143,23 @@ static void bind_workers_prune(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_int(s, 2, SUBMIT_BATCH);
 }
 
+#define LIST_PAGE 10
+#define RARE_RUNS 20
+
+static void bind_list_scheduled(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC); /* no cursor: from the newest */
+    sqlite3_bind_int(s, 3, LIST_PAGE + 1);
+    sqlite3_bind_int(s, 4, 0);
+}
+
+static void bind_list_task(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, "rare", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, LIST_PAGE + 1);
+}
+
 static void assert_same_work(const char *what, struct work small, struct work large)
 {
     if (large.fullscan_steps != 0 || large.vm_steps > small.vm_steps + STEP_SLACK)
@@ -277,6 +295,43 @@ static void cache_lookup_work_does_not_grow_with_cached_copies(void **state)
     assert_string_equal(state_name_of(hit), "Cached");
     json_decref(hit);
     json_decref(source);
+}
+
+/* A few SCHEDULED runs of a rare task, and ever more newer runs of another task that have
+ * finished: listing SCHEDULED runs, or the rare task's runs, used to walk every newer run. */
+static void listing_first_pages_do_not_grow_with_newer_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    submit_many(fx, t, "{\"task\": \"rare\"}", RARE_RUNS);
+    const char *spec = "{\"task\": \"other\", \"cache_key\": \"o\"}";
+    json_t *source = submit(fx, t + 1, spec, NULL);
+    json_t *runs = claim(fx, "w1", "other", 1, 30, t + 1);
+    assert_int_equal(report(fx, sfield(source, "id"),
+                            sfield(json_array_get(runs, 0), "lease_token"), ERRAND_STATE_COMPLETED,
+                            NULL, NULL, false, t + 2),
+                     200);
+    json_decref(runs);
+    json_decref(source);
+    submit_many(fx, t + 10, spec, SMALL); /* newer, and final (cache hits) */
+    struct work sched_small = measure(fx, SQL_LIST_SCHEDULED, bind_list_scheduled, t);
+    struct work task_small = measure(fx, SQL_LIST_TASK, bind_list_task, t);
+    assert_int_equal(sched_small.rows, LIST_PAGE + 1);
+    assert_int_equal(task_small.rows, LIST_PAGE + 1);
+    submit_many(fx, t + 10, spec, LARGE - SMALL);
+    struct work sched_large = measure(fx, SQL_LIST_SCHEDULED, bind_list_scheduled, t);
+    struct work task_large = measure(fx, SQL_LIST_TASK, bind_list_task, t);
+    assert_same_work("SQL_LIST_SCHEDULED first page", sched_small, sched_large);
+    assert_same_work("SQL_LIST_TASK first page", task_small, task_large);
+    /* Through the store: the listing takes those statements. */
+    char next[37];
+    json_t *page = list(fx, 1u << ERRAND_STATE_SCHEDULED, NULL, NULL, NULL, LIST_PAGE, next);
+    assert_int_equal(json_array_size(page), LIST_PAGE);
+    assert_string_equal(sfield(json_array_get(page, 0), "task"), "rare");
+    json_decref(page);
+    page = list(fx, 0, "rare", NULL, NULL, LIST_PAGE, next);
+    assert_int_equal(json_array_size(page), LIST_PAGE);
+    json_decref(page);
 }
 
 /* Adds n workers last seen at or after `seen`, straight into the table. */
@@ -466,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(worker_list_and_pruning_do_not_grow_with_workers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(listing_first_pages_do_not_grow_with_newer_runs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,

@@ -21,10 +21,13 @@
  *    of the table:
  *      PENDING, RUNNING       task_runs_lease (the runs in flight), then a top-N sort;
  *      FAILED .. CANCELLED    task_runs_attention, already in id order;
- *      SCHEDULED, COMPLETED   the primary key newest first: COMPLETED runs are most runs, and
- *                             a backlog of SCHEDULED runs is at the newest end (a top-N sort
- *                             of a million-run backlog took 1.5 s). A few old SCHEDULED runs
- *                             behind many newer runs of other states are still a long walk.
+ *      SCHEDULED              task_runs_scheduled, in id order (it used to be a walk of the
+ *                             primary key past every newer run of other states);
+ *      COMPLETED              the primary key newest first: COMPLETED runs are most runs, so
+ *                             they are dense at the newest end (a large backlog of newer
+ *                             SCHEDULED runs is still walked past).
+ *    Listing one task's runs (SQL_LIST_TASK) reads task_runs_task in id order; one task's
+ *    SCHEDULED or COMPLETED runs (SQL_LIST_TASK_STATE) walk that task's runs only.
  *    The literal terms ("lease_expires IS NOT NULL", "state_type >= 4")
  *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
  *    makes a mismatch an error instead of a silent full scan.
@@ -164,6 +167,14 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LIST_ALL,
         "SELECT " RUN_COLUMNS " FROM task_runs WHERE id < ?1 AND (?2 IS NULL OR task = ?2) "
         "ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_TASK, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_task "
+                       "WHERE task = ?2 AND id < ?1 ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_TASK_STATE, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_task "
+                             "WHERE task = ?2 AND id < ?1 AND state_type = ?4 "
+                             "ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_SCHEDULED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_scheduled "
+                            "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 "
+                            "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_STATE, "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
                         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_LEASED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "

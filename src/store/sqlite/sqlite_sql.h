@@ -45,6 +45,9 @@ enum sql_id {
     SQL_WORKER_SEEN,
     /* listings */
     SQL_LIST_ALL,
+    SQL_LIST_TASK,
+    SQL_LIST_TASK_STATE,
+    SQL_LIST_SCHEDULED,
     SQL_LIST_STATE,
     SQL_LIST_LEASED,
     SQL_LIST_ATTENTION,

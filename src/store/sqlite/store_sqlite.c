@@ -175,17 +175,19 @@ static int row_id_desc(const void *pa, const void *pb)
     return strcmp(b->id, a->id);
 }
 
-/* The listing statement for one state: each walks the index holding that state's runs
- * (see sqlite_sql.c). A CANCELLING run is both leased and in task_runs_attention. */
-static enum sql_id list_statement(errand_state s)
+/* The listing statement for one state, of one task or of all: each walks the index holding
+ * that state's runs (see sqlite_sql.c). A CANCELLING run is both leased and in
+ * task_runs_attention. */
+static enum sql_id list_statement(errand_state s, bool one_task)
 {
     switch (s) {
     case ERRAND_STATE_PENDING:
     case ERRAND_STATE_RUNNING:
         return SQL_LIST_LEASED;
     case ERRAND_STATE_SCHEDULED:
+        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_SCHEDULED;
     case ERRAND_STATE_COMPLETED:
-        return SQL_LIST_STATE;
+        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_STATE;
     default:
         return SQL_LIST_ATTENTION;
     }
@@ -202,7 +204,7 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     int want = f->limit + 1; /* one more tells whether a next page exists */
     sqlite3_stmt *q;
     if (f->tag || mask == 0) {
-        enum sql_id id = f->tag ? SQL_LIST_TAG : SQL_LIST_ALL;
+        enum sql_id id = f->tag ? SQL_LIST_TAG : f->task ? SQL_LIST_TASK : SQL_LIST_ALL;
         if (!(q = sqlite_conn_stmt(c, id, err)))
             return ERRAND_ESTORE;
         sqlite_bind_text(q, 1, cursor);
@@ -218,7 +220,7 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
     for (int t = 0; t < STATE_TYPES; t++) {
         if (!(mask & (1u << t)))
             continue;
-        enum sql_id id = list_statement((errand_state)t);
+        enum sql_id id = list_statement((errand_state)t, f->task != NULL);
         if (!(q = sqlite_conn_stmt(c, id, err)))
             return ERRAND_ESTORE;
         sqlite_bind_text(q, 1, cursor);
