@@ -4,6 +4,7 @@
 
     bench/prefill.py --delayed 300000                 # runs of errand.noop delayed by a day
     bench/prefill.py --unserved 1000000               # queued runs of a task nobody serves
+    bench/prefill.py --queued 1000000                 # a backlog of errand.noop (bench/drain.sh)
     bench/prefill.py --final 800000 --cache-hits 100000
     errand bench --runs 20000                         # then measure as usual
 
@@ -96,6 +97,7 @@ def main():
     ap.add_argument("--api-key", default="")
     ap.add_argument("--task", default="errand.noop", help="task of the delayed runs")
     ap.add_argument("--delayed", type=int, default=0, help="runs of --task delayed by a day")
+    ap.add_argument("--queued", type=int, default=0, help="runs of --task due now (a backlog)")
     ap.add_argument("--unserved", type=int, default=0, help="queued runs of a task nobody serves")
     ap.add_argument("--final", type=int, default=0,
                     help="final (COMPLETED, cached) runs, 1,000 per cache key")
@@ -104,6 +106,8 @@ def main():
     a = ap.parse_args()
     fill(a.api_url, a.api_key, a.delayed, a.batch,
          lambda: {"task": a.task, "delay_seconds": DAY_SECONDS}, f"delayed runs of {a.task}")
+    fill(a.api_url, a.api_key, a.queued, a.batch, lambda: {"task": a.task},
+         f"queued runs of {a.task}")
     fill(a.api_url, a.api_key, a.unserved, a.batch,
          lambda: {"task": "bench.unserved"}, "queued runs of bench.unserved")
     fill_final(a.api_url, a.api_key, a.final, a.batch, 1000, "final runs (cache hits, 1,000 a key)")

@@ -4,9 +4,9 @@
  * lookup (many Cached copies of one key), retention's scan and its "is this result file
  * still used" check (many finished copies sharing a reference), the worker list's first page
  * and worker pruning (many workers), the first page of SCHEDULED runs and of one task's runs
- * (many newer runs of other tasks); claims that find nothing do not write; commits go
- * on while a reader holds the WAL. Each test
- * measures a statement's work the way SQLite counts it (virtual-machine steps, full-scan steps:
+ * (many newer runs of other tasks) and of COMPLETED runs (a large newer backlog); claims that find
+ * nothing do not write; commits go on while a reader holds the WAL. Each test measures a
+ * statement's work the way SQLite counts it (virtual-machine steps, full-scan steps:
  * sqlite3_stmt_status) on a small population, grows the population a thousandfold in the direction
  * that used to make it slow, and asserts that the work is the same. A plan that merely names an
  * index passes while a walk over the index grows; the step counts do not.
@@ -151,6 +151,13 @@ static void bind_list_scheduled(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC); /* no cursor: from the newest */
     sqlite3_bind_int(s, 3, LIST_PAGE + 1);
     sqlite3_bind_int(s, 4, 0);
+}
+
+static void bind_list_completed(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, LIST_PAGE + 1);
+    sqlite3_bind_int(s, 4, 3);
 }
 
 static void bind_list_task(sqlite3_stmt *s, int64_t now)
@@ -331,6 +338,29 @@ static void listing_first_pages_do_not_grow_with_newer_runs(void **state)
     json_decref(page);
     page = list(fx, 0, "rare", NULL, NULL, LIST_PAGE, next);
     assert_int_equal(json_array_size(page), LIST_PAGE);
+    json_decref(page);
+}
+
+/* Completed runs, and ever more newer runs queued behind them: listing COMPLETED runs used to
+ * walk the whole newer backlog. */
+static void completed_first_page_does_not_grow_with_a_newer_backlog(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < RARE_RUNS; i++) {
+        json_decref(submit(fx, t, "{\"task\": \"done\"}", NULL));
+        complete_run(fx, "done", "1", t + 1);
+    }
+    submit_many(fx, t + 10, "{\"task\": \"backlog\"}", SMALL);
+    struct work small = measure(fx, SQL_LIST_COMPLETED, bind_list_completed, t);
+    assert_int_equal(small.rows, LIST_PAGE + 1);
+    submit_many(fx, t + 10, "{\"task\": \"backlog\"}", LARGE - SMALL);
+    struct work large = measure(fx, SQL_LIST_COMPLETED, bind_list_completed, t);
+    assert_same_work("SQL_LIST_COMPLETED first page", small, large);
+    char next[37];
+    json_t *page = list(fx, 1u << ERRAND_STATE_COMPLETED, NULL, NULL, NULL, LIST_PAGE, next);
+    assert_int_equal(json_array_size(page), LIST_PAGE);
+    assert_string_equal(sfield(json_array_get(page, 0), "task"), "done");
     json_decref(page);
 }
 
@@ -524,6 +554,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(listing_first_pages_do_not_grow_with_newer_runs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(completed_first_page_does_not_grow_with_a_newer_backlog,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,
                                         teardown),

@@ -35,7 +35,8 @@
  *                             listed by walking the primary key newest first instead,
  *                             where they are dense.
  *      task_runs_task         (task, id): one task's runs newest first (listing by task);
- *      task_runs_scheduled    (id) WHERE SCHEDULED: listing SCHEDULED runs newest first.
+ *      task_runs_scheduled    (id) WHERE SCHEDULED, and task_runs_completed (id) WHERE
+ *                             COMPLETED: listing those runs newest first.
  *  - task_run_tags (tag, run_id): one row per tag of a run, for the tag filter (a run without
  *    tags costs nothing here).
  *  - task_run_states (run_id, seq): the state history, WITHOUT ROWID so it is one b-tree.
@@ -186,12 +187,13 @@ static const struct migration migrations[] = {
      "CREATE INDEX workers_seen ON workers (last_seen, name);"},
 
     /* Listings whose first page must not walk unrelated runs: one task's runs (a task index
-       written once per run, since a run never changes task) and the SCHEDULED runs (a
-       partial index a run enters when submitted and leaves when claimed), which used to be
-       found by walking every newer run. Together about 8 % more writer time per run. */
+       written once per run, since a run never changes task), the SCHEDULED runs (a partial
+       index a run enters when submitted and leaves when claimed) and the COMPLETED runs (one
+       a run enters when it completes), which used to be found by walking every newer run. */
     {11, "listing",
      "CREATE INDEX task_runs_task ON task_runs (task, id);"
-     "CREATE INDEX task_runs_scheduled ON task_runs (id) WHERE state_type = 0;"},
+     "CREATE INDEX task_runs_scheduled ON task_runs (id) WHERE state_type = 0;"
+     "CREATE INDEX task_runs_completed ON task_runs (id) WHERE state_type = 3;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

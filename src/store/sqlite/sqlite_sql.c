@@ -21,11 +21,9 @@
  *    of the table:
  *      PENDING, RUNNING       task_runs_lease (the runs in flight), then a top-N sort;
  *      FAILED .. CANCELLED    task_runs_attention, already in id order;
- *      SCHEDULED              task_runs_scheduled, in id order (it used to be a walk of the
- *                             primary key past every newer run of other states);
- *      COMPLETED              the primary key newest first: COMPLETED runs are most runs, so
- *                             they are dense at the newest end (a large backlog of newer
- *                             SCHEDULED runs is still walked past).
+ *      SCHEDULED, COMPLETED   task_runs_scheduled, task_runs_completed, in id order (they
+ *                             used to be walks of the primary key past every newer run of
+ *                             other states).
  *    Listing one task's runs (SQL_LIST_TASK) reads task_runs_task in id order; one task's
  *    SCHEDULED or COMPLETED runs (SQL_LIST_TASK_STATE) walk that task's runs only.
  *    The literal terms ("lease_expires IS NOT NULL", "state_type >= 4")
@@ -175,8 +173,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LIST_SCHEDULED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_scheduled "
                             "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 "
                             "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
-    SQL(SQL_LIST_STATE, "SELECT " RUN_COLUMNS " FROM task_runs WHERE state_type = ?4 AND id < ?1 "
-                        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_COMPLETED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_completed "
+                            "WHERE state_type = 3 AND state_type = ?4 AND id < ?1 "
+                            "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_LEASED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "
                          "WHERE lease_expires IS NOT NULL AND state_type = ?4 AND id < ?1 "
                          "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),

@@ -187,7 +187,7 @@ static enum sql_id list_statement(errand_state s, bool one_task)
     case ERRAND_STATE_SCHEDULED:
         return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_SCHEDULED;
     case ERRAND_STATE_COMPLETED:
-        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_STATE;
+        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_COMPLETED;
     default:
         return SQL_LIST_ATTENTION;
     }
