@@ -14,9 +14,9 @@
 
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/wire_limits.h"
 
 /* Deepest nesting of arrays/objects accepted by json_parse_text (the top level is 1). */
-#define JSON_MAX_DEPTH 64
 /* Room for "prefix.name" paths; longer ones are cut when copied into err->field. */
 #define JSON_PATH_MAX (2 * ERRAND_ERROR_FIELD_MAX)
 
@@ -87,6 +87,13 @@ char *json_compact(const json_t *v)
 }
 
 /* True when v nests no deeper than `left` levels of arrays/objects. */
+static bool depth_ok(const json_t *v, int left);
+
+bool json_depth_within(const json_t *v, int levels)
+{
+    return depth_ok(v, levels);
+}
+
 static bool depth_ok(const json_t *v, int left)
 {
     if (!json_is_object(v) && !json_is_array(v))
@@ -137,10 +144,10 @@ json_t *json_parse_text(const char *text, size_t len, errand_error *err)
                       jerr.column);
         return NULL;
     }
-    if (!depth_ok(v, JSON_MAX_DEPTH)) {
+    if (!depth_ok(v, WIRE_JSON_DEPTH_MAX)) {
         json_decref(v);
         error_set(err, ERR_INVALID_JSON, NULL,
-                  "body is not valid JSON: nested deeper than %d levels", JSON_MAX_DEPTH);
+                  "body is not valid JSON: nested deeper than %d levels", WIRE_JSON_DEPTH_MAX);
         return NULL;
     }
     return v;

@@ -23,6 +23,9 @@ size_t json_real_flags(const json_t *v);
  * else a real. NULL when out of memory. */
 json_t *json_number_exact(double v);
 
+/* True when v nests no more than `levels` arrays and objects inside each other. */
+bool json_depth_within(const json_t *v, int levels);
+
 /* Compact text of v (not sorted); mem_free it. */
 char *json_compact(const json_t *v);
 

@@ -27,6 +27,9 @@
 #define WIRE_REPORT_LOGS_MAX 10000     /* log lines in one POST /api/workers/report */
 #define WIRE_RESULT_REF_MAX 2048       /* characters of a result reference */
 #define WIRE_MESSAGE_MAX 65536         /* characters of a failure message or a log line */
+#define WIRE_JSON_DEPTH_MAX 64         /* arrays and objects nested in one request body */
+/* A report's result sits three levels down in its body ({"reports": [{"result": ...}]}). */
+#define WIRE_RESULT_DEPTH_MAX (WIRE_JSON_DEPTH_MAX - 3)
 #define WIRE_LEASE_SECONDS_MIN 1
 #define WIRE_LEASE_SECONDS_MAX 3600
 

@@ -4,17 +4,21 @@
  */
 #include "worker/report_wire.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/wire_limits.h"
 
 /* Bytes a report or log entry adds to a body besides its variable text (keys, id, token,
  * timestamp, punctuation). An estimate for batch sizing, on the generous side. */
 #define ITEM_OVERHEAD_BYTES 160
 #define TRUNCATION_MARK "..."
+#define REPORT_REASON_MAX 256
 
 /* A copy of text cut to at most max bytes (not splitting a UTF-8 sequence), marked when cut. */
 static char *bounded_copy(const char *text, size_t max)
@@ -33,9 +37,44 @@ static char *bounded_copy(const char *text, size_t max)
     return out;
 }
 
+/* Why the server would refuse this outcome (core/wire_limits.h), or NULL when it is fine;
+ * written into buf. */
+static const char *unreportable(const json_t *result, const char *result_ref, char *buf,
+                                size_t size)
+{
+    if (result && !json_depth_within(result, WIRE_RESULT_DEPTH_MAX)) {
+        snprintf(buf, size,
+                 "the task's result cannot be reported: it nests arrays and objects deeper than "
+                 "%d levels",
+                 WIRE_RESULT_DEPTH_MAX);
+        return buf;
+    }
+    if (result_ref && strlen(result_ref) > WIRE_RESULT_REF_MAX) {
+        snprintf(buf, size,
+                 "the task's result cannot be reported: its reference is longer than %d "
+                 "characters",
+                 WIRE_RESULT_REF_MAX);
+        return buf;
+    }
+    return NULL;
+}
+
 struct report_item *report_item_state(struct wrun *run, errand_state state, const char *message,
                                       bool retryable, json_t *result, const char *result_ref)
 {
+    char why[REPORT_REASON_MAX];
+    if (state == ERRAND_STATE_COMPLETED && unreportable(result, result_ref, why, sizeof why)) {
+        /* Reported as a failure that says why, rather than refused by the server with the
+         * rest of its batch. Not retryable: the task would produce the same result again. */
+        log_warn("a result the server would refuse is reported as a failure", "run=%s error=\"%s\"",
+                 run->id, why);
+        json_decref(result);
+        result = NULL;
+        result_ref = NULL;
+        state = ERRAND_STATE_FAILED;
+        message = why;
+        retryable = false;
+    }
     struct report_item *it = mem_calloc(1, sizeof *it);
     if (!it) {
         json_decref(result);

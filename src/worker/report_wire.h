@@ -28,7 +28,8 @@ enum report_kind {
 struct report_item {
     struct report_item *next;
     enum report_kind kind;
-    bool dead;     /* a RUNNING report made redundant by the outcome: skipped */
+    bool dead;      /* a RUNNING report made redundant by the outcome: skipped */
+    bool converted; /* an outcome the server refused, now reported as FAILED with its reason */
     size_t weight; /* estimated bytes in a request body */
     int answer;    /* the item's status in the server's answer, 0 until answered */
 

@@ -56,6 +56,7 @@
 #define IDLE_WAIT_MS 60000
 
 #define HTTP_OK 200
+#define HTTP_BAD_REQUEST 400
 #define HTTP_UNAUTHORIZED 401
 #define HTTP_NOT_FOUND 404
 #define HTTP_REQUEST_TIMEOUT 408
@@ -86,6 +87,9 @@ struct reporter {
     int64_t hb_due;
     int lease_seconds_opt; /* requested in heartbeats; 0 = server default */
     size_t batch_max_bytes;
+    /* While the server refuses a batch (400) for one of its items: the most items per batch,
+     * halved at each refusal until the item is alone; 0 = no such cap. */
+    size_t split_items;
     http_conn *conn;
     char *worker;
     pthread_t thread;
@@ -295,6 +299,8 @@ static bool batch_full(const reporter *r, const struct report_item *it, size_t r
 {
     if (bytes + it->weight > r->batch_max_bytes)
         return true;
+    if (r->split_items && reports + logs >= r->split_items)
+        return true;
     return it->kind == ITEM_LOG ? logs >= WIRE_REPORT_LOGS_MAX : reports >= WIRE_REPORTS_MAX;
 }
 
@@ -371,6 +377,69 @@ static void note_failure(reporter *r, const char *what, const errand_error *err)
     r->failing = true;
 }
 
+/* The items of a batch that go out (dead ones are skipped), and the first of them. */
+static size_t live_items(struct report_item *chain, struct report_item **first)
+{
+    size_t n = 0;
+    *first = NULL;
+    for (struct report_item *it = chain; it; it = it->next) {
+        if (it->dead)
+            continue;
+        if (!n)
+            *first = it;
+        n++;
+    }
+    return n;
+}
+
+/* The server refused a batch for something in it (400): never drop the outcomes it holds.
+ * A batch of several items is sent again in halves until the refused item is alone; then an
+ * outcome is reported instead as FAILED with the server's reason (once), and a RUNNING
+ * report or a log line is dropped. */
+static enum send_result refused_batch(reporter *r, struct report_item *chain,
+                                      const errand_error *why)
+{
+    struct report_item *it;
+    size_t n = live_items(chain, &it);
+    if (n > 1) {
+        r->split_items = n / 2;
+        log_warn("the server refused a batch of reports; sending it in halves to find the item "
+                 "it refuses",
+                 "worker=%s items=%zu error=\"%s\"", r->worker, n, why->message);
+        return SEND_SPLIT;
+    }
+    r->split_items = 0;
+    if (!it)
+        return SEND_DROP;
+    if (it->kind == ITEM_LOG) {
+        log_warn("the server refused a log line; dropped", "run=%s error=\"%s\"", it->run_id,
+                 why->message);
+        return SEND_DROP;
+    }
+    if (it->converted || !report_state_is_final(it->state)) {
+        log_error("the server refused a report; dropped (the run's lease will expire)",
+                  "run=%s state=%s error=\"%s\"", it->run->id, state_type_name(it->state),
+                  why->message);
+        return SEND_DROP;
+    }
+    char *message = mem_printf("the server refused this run's outcome (%s): %s",
+                               state_type_name(it->state), why->message);
+    if (!message)
+        return SEND_RETRY;
+    log_warn("the server refused a run's outcome; reporting it as FAILED with the reason",
+             "run=%s state=%s error=\"%s\"", it->run->id, state_type_name(it->state), why->message);
+    json_decref(it->result);
+    it->result = NULL;
+    mem_free(it->result_ref);
+    it->result_ref = NULL;
+    mem_free(it->message);
+    it->message = message;
+    it->state = ERRAND_STATE_FAILED;
+    it->retryable = false;
+    it->converted = true;
+    return SEND_SPLIT; /* sent again, as the failure it now is */
+}
+
 /* Sends one batch. On SEND_OK each item's answer is filled. */
 static enum send_result send_batch(reporter *r, struct report_item *chain, const char *body)
 {
@@ -396,6 +465,10 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
         log_warn("the server refused a batch as too large; sending smaller ones",
                  "worker=%s batch_max_bytes=%zu", r->worker, r->batch_max_bytes);
         res = SEND_SPLIT;
+    } else if (resp.status == HTTP_BAD_REQUEST) {
+        note_recovered(r);
+        http_status_error(resp.status, resp.body, &err);
+        res = refused_batch(r, chain, &err);
     } else {
         http_status_error(resp.status, resp.body, &err);
         log_error("the errand server refused a batch of reports; dropped",

@@ -9,7 +9,7 @@ a server too busy to answer would be.
 import signal
 import time
 
-from conftest import parse_ts, wait_until
+from conftest import PYTHON, exec_spec, parse_ts, unique_task, wait_until, write_script
 
 # More than one report request may carry (WIRE_REPORTS_MAX, 1,000): one worker runs them all
 # at once, long enough that they are all started before the first ends.
@@ -48,3 +48,37 @@ def test_more_outcomes_than_one_request_carries_all_reach_the_server(server_fact
     # server (they reached it after it resumed).
     late = sum(1 for r in runs if parse_ts(r["finished"]) >= resumed - 0.5)
     assert late > CARRIED_MAX, f"only {late} outcomes were held back while the server was stopped"
+
+
+# Prints {"depth": N} nested N levels deep when asked, else the parameters back.
+NESTED = """
+import json, sys
+p = json.load(sys.stdin)
+v = p
+for _ in range(p.get("nest", 0)):
+    v = [v]
+print(json.dumps(v))
+"""
+GOOD_RUNS = 19
+TOO_DEEP = 100  # far past what a report body may nest (WIRE_JSON_DEPTH_MAX, 64)
+
+
+def test_a_result_the_server_would_refuse_fails_alone_and_says_why(server_factory,
+                                                                   worker_factory, tmp_path):
+    """One run whose result nests too deep, finishing with good ones: the good ones complete,
+    the bad one ends FAILED with the reason (it used to take its whole report batch down)."""
+    server = server_factory()
+    script = write_script(tmp_path / "nested.py", NESTED)
+    task = unique_task("nest")
+    runs = server.api.batch([{"task": task, "parameters": {"i": i}} for i in range(GOOD_RUNS)]
+                            + [{"task": task, "parameters": {"nest": TOO_DEEP}, "retries": 3}])
+    worker_factory(server, execs=[exec_spec(task, PYTHON, script)],
+                   args=["--concurrency", str(GOOD_RUNS + 1)])
+    finals = server.api.wait_all_final([r["id"] for r in runs])
+    done = [finals[r["id"]] for r in runs]
+    states = [d["state"]["type"] for d in done]
+    assert states[:GOOD_RUNS] == ["COMPLETED"] * GOOD_RUNS, states
+    bad = done[GOOD_RUNS]
+    assert bad["state"]["type"] == "FAILED", bad
+    assert "deeper than" in bad["state"]["message"], bad
+    assert bad["attempt"] == 1, "not retried: the task would give the same result again"
