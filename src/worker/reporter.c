@@ -4,17 +4,21 @@
  * Producers (executor threads, the poller, the watchdog) never take a lock on the hot path:
  * they push items onto an inbox, a lock-free stack (one compare-and-swap), and wake the
  * thread only when it sleeps. The thread takes the whole inbox at once and reverses it, which
- * gives the items in the order they were pushed. The pending queue, the retry batch and the
- * lease table are the thread's own, so they need no lock either; leases reach the table
- * through the inbox too (ITEM_HOLD), in order with the run's reports.
+ * gives the items in the order they were pushed. The pending queue and the retry batch are
+ * the thread's own, so they need no lock either; leases reach the lease table through the
+ * inbox too (ITEM_HOLD), in order with the run's reports.
  *
  * The thread's loop, each turn:
  *   0. move the inbox to the pending queue (holds go to the lease table)
- *   1. heartbeats are due and leases are held      -> heartbeat them all
- *   2. a failed batch waits for its retry time     -> resend it (nothing newer goes first)
- *   3. items are pending                           -> take a batch, send it
- *   4. stopping and nothing left                   -> end
- *   5. otherwise sleep until woken or the next heartbeat/retry time.
+ *   1. a failed batch waits for its retry time     -> resend it (nothing newer goes first)
+ *   2. items are pending                           -> take a batch, send it
+ *   3. stopping and nothing left                   -> end
+ *   4. otherwise sleep until woken or the retry time.
+ *
+ * Heartbeats have a thread and a connection of their own, so a slow report (a busy server,
+ * a large batch) never holds them up and cannot cost a lease; each heartbeat request gives up
+ * after a third of the lease. The lease table is shared by the two threads under lease_mu;
+ * the heartbeat thread sleeps on hb_wake until the next beat is due.
  *
  * Waking without lost wake-ups: the thread sets `sleeping` under mu and checks the inbox
  * before it waits; a producer pushes, then reads `sleeping` and, if set, signals under mu.
@@ -49,6 +53,9 @@
 #define DEFAULT_LEASE_SECONDS 30
 /* After a failed heartbeat, try again this soon (capped by the normal interval). */
 #define HEARTBEAT_RETRY_MS 1000
+/* A heartbeat request gives up after a third of the lease (this much of it is the
+ * connection's own timeout, the rest is added per request). */
+#define HEARTBEAT_TIMEOUT_BASE_MS 1000
 /* Backoff between attempts at a batch that failed for a transient reason. */
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 2000
@@ -80,6 +87,14 @@ struct reporter {
     pthread_cond_t wake;
     int64_t flush_deadline;
 
+    /* the lease table: the reporter thread adds and drops, the heartbeat thread reads */
+    pthread_mutex_t lease_mu; /* guards leases, n_leases, hb_due, hb_stop */
+    pthread_cond_t hb_wake;   /* the heartbeat thread sleeps on it */
+    bool hb_stop;
+    http_conn *hb_conn; /* the heartbeats' own connection */
+    pthread_t hb_thread;
+    bool hb_started;
+
     /* the thread's own */
     struct report_item *head, *tail; /* pending, in order */
     struct wrun *leases;             /* the lease table, through wrun.lease_prev/next */
@@ -94,17 +109,21 @@ struct reporter {
     char *worker;
     pthread_t thread;
     bool started;
-    bool failing; /* the last delivery failed: log the recovery */
+    bool failing;    /* the last delivery failed: log the recovery (reporter thread) */
+    bool hb_failing; /* the same for heartbeats (heartbeat thread) */
     reporter_cancel_fn on_cancel;
     void *cb_ctx;
 };
 
-static int64_t heartbeat_interval_ms(reporter *r)
+static int64_t lease_ms(reporter *r)
 {
     int secs = atomic_load(&r->lease_seconds);
-    if (secs <= 0)
-        secs = DEFAULT_LEASE_SECONDS;
-    int64_t interval = (int64_t)secs * MS_PER_S / HEARTBEATS_PER_LEASE;
+    return (int64_t)(secs > 0 ? secs : DEFAULT_LEASE_SECONDS) * MS_PER_S;
+}
+
+static int64_t heartbeat_interval_ms(reporter *r)
+{
+    int64_t interval = lease_ms(r) / HEARTBEATS_PER_LEASE;
     return interval < HEARTBEAT_MAX_INTERVAL_MS ? interval : HEARTBEAT_MAX_INTERVAL_MS;
 }
 
@@ -130,6 +149,12 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
         mem_free(r);
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the reporter's condition");
     }
+    if (pthread_mutex_init(&r->lease_mu, NULL) || sync_cond_init(&r->hb_wake)) {
+        pthread_cond_destroy(&r->wake);
+        pthread_mutex_destroy(&r->mu);
+        mem_free(r);
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the lease table's lock");
+    }
     r->lease_seconds_opt = cfg->lease_seconds;
     r->batch_max_bytes = REPORT_BATCH_MAX_BYTES;
     r->on_cancel = cfg->on_cancel;
@@ -137,6 +162,8 @@ int reporter_new(const struct reporter_config *cfg, reporter **out, errand_error
     r->worker = mem_strdup(cfg->worker_name);
     int rc = r->worker ? http_conn_new(cfg->api_url, cfg->api_key, 0, &r->conn, err)
                        : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (!rc)
+        rc = http_conn_new(cfg->api_url, cfg->api_key, HEARTBEAT_TIMEOUT_BASE_MS, &r->hb_conn, err);
     if (rc) {
         reporter_free(r);
         return rc;
@@ -220,26 +247,28 @@ void reporter_log(reporter *r, const char *run_id, int level, const char *text)
     push(r, it);
 }
 
-/* --- the lease table (reporter thread only) --------------------------------------------- */
+/* --- the lease table (under lease_mu) ---------------------------------------------------- */
 
 static void lease_add(reporter *r, struct wrun *run)
 {
-    if (run->held)
-        return;
-    run->held = true;
-    run->lease_prev = NULL;
-    run->lease_next = r->leases;
-    if (r->leases)
-        r->leases->lease_prev = run;
-    r->leases = wrun_ref(run);
-    if (r->n_leases++ == 0)
-        r->hb_due = clock_mono_ms() + heartbeat_interval_ms(r);
+    pthread_mutex_lock(&r->lease_mu);
+    if (!run->held) {
+        run->held = true;
+        run->lease_prev = NULL;
+        run->lease_next = r->leases;
+        if (r->leases)
+            r->leases->lease_prev = run;
+        r->leases = wrun_ref(run);
+        if (r->n_leases++ == 0) {
+            r->hb_due = clock_mono_ms() + heartbeat_interval_ms(r);
+            pthread_cond_signal(&r->hb_wake);
+        }
+    }
+    pthread_mutex_unlock(&r->lease_mu);
 }
 
-static void lease_drop(reporter *r, struct wrun *run)
+static void lease_unlink(reporter *r, struct wrun *run)
 {
-    if (!run->held)
-        return;
     run->held = false;
     if (run->lease_prev)
         run->lease_prev->lease_next = run->lease_next;
@@ -249,7 +278,28 @@ static void lease_drop(reporter *r, struct wrun *run)
         run->lease_next->lease_prev = run->lease_prev;
     run->lease_prev = run->lease_next = NULL;
     r->n_leases--;
-    wrun_unref(run);
+}
+
+static void lease_drop(reporter *r, struct wrun *run)
+{
+    pthread_mutex_lock(&r->lease_mu);
+    bool held = run->held;
+    if (held)
+        lease_unlink(r, run);
+    pthread_mutex_unlock(&r->lease_mu);
+    if (held)
+        wrun_unref(run);
+}
+
+static void lease_drop_all(reporter *r)
+{
+    pthread_mutex_lock(&r->lease_mu);
+    while (r->leases) {
+        struct wrun *run = r->leases;
+        lease_unlink(r, run);
+        wrun_unref(run);
+    }
+    pthread_mutex_unlock(&r->lease_mu);
 }
 
 /* The lease of run is gone (another attempt owns it): stop the task, drop its outcome. */
@@ -357,11 +407,12 @@ static bool transient_status(long status)
            status == HTTP_REQUEST_TIMEOUT || status == HTTP_TOO_MANY_REQUESTS;
 }
 
-static void note_recovered(reporter *r)
+/* *failing is the calling thread's own flag (reports and heartbeats each have one). */
+static void note_recovered(reporter *r, bool *failing)
 {
-    if (r->failing) {
+    if (*failing) {
         log_info("the errand server answers again", "worker=%s", r->worker);
-        r->failing = false;
+        *failing = false;
     }
     uint64_t dropped = atomic_exchange(&r->logs_dropped, 0);
     if (dropped)
@@ -369,12 +420,12 @@ static void note_recovered(reporter *r)
                  "worker=%s dropped=%llu", r->worker, (unsigned long long)dropped);
 }
 
-static void note_failure(reporter *r, const char *what, const errand_error *err)
+static void note_failure(reporter *r, bool *failing, const char *what, const errand_error *err)
 {
-    if (!r->failing)
+    if (!*failing)
         log_warn("cannot reach the errand server; retrying", "worker=%s request=%s error=\"%s\"",
                  r->worker, what, err->message);
-    r->failing = true;
+    *failing = true;
 }
 
 /* The items of a batch that go out (dead ones are skipped), and the first of them. */
@@ -447,17 +498,17 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
     errand_error err;
     int rc = http_perform(r->conn, "POST", "/workers/report", body, 0, -1, &resp, &err);
     if (rc) {
-        note_failure(r, "report", &err);
+        note_failure(r, &r->failing, "report", &err);
         return SEND_RETRY;
     }
     enum send_result res;
     if (resp.status == HTTP_OK || resp.status == HTTP_CONFLICT) {
-        note_recovered(r);
+        note_recovered(r, &r->failing);
         report_read_answer(chain, resp.body);
         res = SEND_OK;
     } else if (transient_status(resp.status)) {
         http_status_error(resp.status, resp.body, &err);
-        note_failure(r, "report", &err);
+        note_failure(r, &r->failing, "report", &err);
         res = SEND_RETRY;
     } else if (resp.status == HTTP_TOO_LARGE && chain->next &&
                r->batch_max_bytes > REPORT_BATCH_MIN_BYTES) {
@@ -466,7 +517,7 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
                  "worker=%s batch_max_bytes=%zu", r->worker, r->batch_max_bytes);
         res = SEND_SPLIT;
     } else if (resp.status == HTTP_BAD_REQUEST) {
-        note_recovered(r);
+        note_recovered(r, &r->failing);
         http_status_error(resp.status, resp.body, &err);
         res = refused_batch(r, chain, &err);
     } else {
@@ -506,7 +557,9 @@ static void finish_batch(reporter *r, struct report_item *chain)
 /* Extends every held lease; acts on cancellations and lost leases. */
 static void heartbeat_all(reporter *r)
 {
+    pthread_mutex_lock(&r->lease_mu);
     size_t n = r->n_leases;
+    pthread_mutex_unlock(&r->lease_mu);
     int64_t interval = heartbeat_interval_ms(r);
     struct wrun **runs = mem_alloc(n * sizeof *runs);
     int *status = mem_alloc(n * sizeof *status);
@@ -515,31 +568,37 @@ static void heartbeat_all(reporter *r)
         mem_free(runs);
         mem_free(status);
         mem_free(cancel);
+        pthread_mutex_lock(&r->lease_mu);
         r->hb_due = clock_mono_ms() + HEARTBEAT_RETRY_MS;
+        pthread_mutex_unlock(&r->lease_mu);
         return;
     }
     size_t i = 0;
+    pthread_mutex_lock(&r->lease_mu);
     for (struct wrun *run = r->leases; run && i < n; run = run->lease_next)
         runs[i++] = wrun_ref(run);
+    pthread_mutex_unlock(&r->lease_mu);
+    n = i;
+    long extra_ms = (long)(lease_ms(r) / 3) - HEARTBEAT_TIMEOUT_BASE_MS;
     bool ok = true;
     for (size_t off = 0; off < n; off += WIRE_HEARTBEAT_LEASES_MAX) {
         size_t m = n - off < WIRE_HEARTBEAT_LEASES_MAX ? n - off : WIRE_HEARTBEAT_LEASES_MAX;
         char *body = heartbeat_body(r->worker, runs + off, m, r->lease_seconds_opt);
         struct http_response resp = {0};
         errand_error err;
-        int rc = body
-                     ? http_perform(r->conn, "POST", "/workers/heartbeat", body, 0, -1, &resp, &err)
-                     : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        int rc = body ? http_perform(r->hb_conn, "POST", "/workers/heartbeat", body,
+                                     extra_ms > 0 ? extra_ms : 0, -1, &resp, &err)
+                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(body);
         if (!rc && resp.status != HTTP_OK && resp.status != HTTP_CONFLICT)
             rc = http_status_error(resp.status, resp.body, &err);
         if (rc) {
-            note_failure(r, "heartbeat", &err);
+            note_failure(r, &r->hb_failing, "heartbeat", &err);
             http_response_clear(&resp);
             ok = false;
             continue;
         }
-        note_recovered(r);
+        note_recovered(r, &r->hb_failing);
         heartbeat_read_answer(resp.body, runs + off, m, status + off, cancel + off);
         http_response_clear(&resp);
         for (size_t j = off; j < off + m; j++) {
@@ -557,8 +616,10 @@ static void heartbeat_all(reporter *r)
     mem_free(runs);
     mem_free(status);
     mem_free(cancel);
+    pthread_mutex_lock(&r->lease_mu);
     r->hb_due =
         clock_mono_ms() + (ok || interval < HEARTBEAT_RETRY_MS ? interval : HEARTBEAT_RETRY_MS);
+    pthread_mutex_unlock(&r->lease_mu);
 }
 
 /* Sleeps until deadline_ms, a push, or stop. */
@@ -590,10 +651,6 @@ static void *reporter_main(void *arg)
     for (;;) {
         drain_inbox(r);
         int64_t now = clock_mono_ms();
-        if (r->n_leases > 0 && now >= r->hb_due) {
-            heartbeat_all(r);
-            continue;
-        }
         bool stopping = atomic_load(&r->stopping);
         int64_t flush_by = stopping ? flush_deadline(r) : 0;
         if (stopping && now >= flush_by && (retry || r->head)) {
@@ -606,8 +663,6 @@ static void *reporter_main(void *arg)
         if (retry) {
             if (now < retry_at) {
                 int64_t until = retry_at;
-                if (r->n_leases > 0 && r->hb_due < until)
-                    until = r->hb_due;
                 if (stopping && flush_by < until)
                     until = flush_by;
                 sleep_until(r, until);
@@ -622,7 +677,7 @@ static void *reporter_main(void *arg)
         } else if (stopping) {
             break;
         } else {
-            sleep_until(r, r->n_leases > 0 ? r->hb_due : now + IDLE_WAIT_MS);
+            sleep_until(r, now + IDLE_WAIT_MS);
             continue;
         }
 
@@ -650,17 +705,53 @@ static void *reporter_main(void *arg)
     mem_free(retry_body);
     report_items_free(r->head);
     r->head = r->tail = NULL;
-    while (r->leases)
-        lease_drop(r, r->leases);
+    lease_drop_all(r);
+    return NULL;
+}
+
+/* The heartbeat thread: beats every held lease when due, until reporter_stop. */
+static void *heartbeat_main(void *arg)
+{
+    reporter *r = arg;
+    pthread_mutex_lock(&r->lease_mu);
+    while (!r->hb_stop) {
+        int64_t now = clock_mono_ms();
+        if (r->n_leases == 0 || now < r->hb_due) {
+            sync_cond_wait_until(&r->hb_wake, &r->lease_mu,
+                                 r->n_leases ? r->hb_due : now + IDLE_WAIT_MS);
+            continue;
+        }
+        pthread_mutex_unlock(&r->lease_mu);
+        heartbeat_all(r);
+        pthread_mutex_lock(&r->lease_mu);
+    }
+    pthread_mutex_unlock(&r->lease_mu);
     return NULL;
 }
 
 int reporter_start(reporter *r, errand_error *err)
 {
+    if (pthread_create(&r->hb_thread, NULL, heartbeat_main, r))
+        return error_set(err, ERRAND_ENOMEM, NULL, "cannot start the heartbeat thread");
+    r->hb_started = true;
     if (pthread_create(&r->thread, NULL, reporter_main, r))
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot start the reporter thread");
     r->started = true;
     return 0;
+}
+
+/* Stops the heartbeat thread (after the reporter thread: leases are beaten while the last
+ * reports are flushed). */
+static void heartbeat_stop(reporter *r)
+{
+    if (!r->hb_started)
+        return;
+    pthread_mutex_lock(&r->lease_mu);
+    r->hb_stop = true;
+    pthread_cond_signal(&r->hb_wake);
+    pthread_mutex_unlock(&r->lease_mu);
+    pthread_join(r->hb_thread, NULL);
+    r->hb_started = false;
 }
 
 void reporter_stop(reporter *r, int64_t flush_ms)
@@ -674,6 +765,7 @@ void reporter_stop(reporter *r, int64_t flush_ms)
         pthread_join(r->thread, NULL);
         r->started = false;
     }
+    heartbeat_stop(r);
     atomic_store(&r->closed, true);
 }
 
@@ -681,13 +773,15 @@ void reporter_free(reporter *r)
 {
     if (!r)
         return;
-    if (r->started)
+    if (r->started || r->hb_started)
         reporter_stop(r, 0);
     report_items_free(atomic_exchange(&r->inbox, NULL));
     report_items_free(r->head);
-    while (r->leases)
-        lease_drop(r, r->leases);
+    lease_drop_all(r);
     http_conn_free(r->conn);
+    http_conn_free(r->hb_conn);
+    pthread_cond_destroy(&r->hb_wake);
+    pthread_mutex_destroy(&r->lease_mu);
     mem_free(r->worker);
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->mu);

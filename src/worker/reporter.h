@@ -36,7 +36,7 @@
 
 typedef struct reporter reporter;
 
-/* Called (from the reporter thread, without its lock) when the server asks to cancel run. */
+/* Called (from the heartbeat thread, without a lock held) when the server asks to cancel run. */
 typedef void (*reporter_cancel_fn)(struct wrun *run, void *ctx);
 
 struct reporter_config {

@@ -7,6 +7,7 @@ outcomes queue up past that limit: the server is stopped (SIGSTOP) while the run
 a server too busy to answer would be.
 """
 import signal
+import threading
 import time
 
 from conftest import PYTHON, exec_spec, parse_ts, unique_task, wait_until, write_script
@@ -82,3 +83,78 @@ def test_a_result_the_server_would_refuse_fails_alone_and_says_why(server_factor
     assert bad["state"]["type"] == "FAILED", bad
     assert "deeper than" in bad["state"]["message"], bad
     assert bad["attempt"] == 1, "not retried: the task would give the same result again"
+
+
+class SlowReportsProxy:
+    """An HTTP proxy in front of the server that holds every POST /api/workers/report for
+    `delay` seconds and passes everything else at once: a server slow to take reports, as a
+    busy one is. A stand-in for the network between worker and server, not for errand."""
+
+    def __init__(self, upstream_port, delay):
+        import http.client
+        import http.server
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.forward()
+
+            def do_GET(self):
+                self.forward()
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/api/workers/report"):
+                    time.sleep(proxy.delay)
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=120)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("content-type", "authorization")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                self.send_header("Content-Type", resp.getheader("Content-Type") or "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.delay = delay
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+LEASE_S = 5
+REPORT_DELAY_S = 7  # longer than the lease
+SLOW_RUNS = 3
+
+
+def test_slow_reports_do_not_cost_a_healthy_worker_its_leases(server_factory, worker_factory):
+    """Heartbeats have their own connection: while the server takes 7 s to answer reports,
+    a worker with 5 s leases keeps them, and its runs complete rather than expire."""
+    server = server_factory()
+    proxy = SlowReportsProxy(server.port, REPORT_DELAY_S)
+    try:
+        runs = server.api.batch([{"task": "errand.sleep", "parameters": {"seconds": 0.5},
+                                  "retries": 0} for _ in range(SLOW_RUNS)])
+        worker_factory(server, env={"ERRAND_API_URL": f"http://127.0.0.1:{proxy.port}/api",
+                                    "ERRAND_LEASE_SECONDS": str(LEASE_S)},
+                       args=["--concurrency", str(SLOW_RUNS)])
+        finals = server.api.wait_all_final([r["id"] for r in runs], timeout=120)
+        states = {i: f["state"]["type"] for i, f in finals.items()}
+        assert list(states.values()) == ["COMPLETED"] * SLOW_RUNS, \
+            [f["state"] for f in finals.values()]
+    finally:
+        proxy.close()
