@@ -113,7 +113,7 @@ static void batches(store *st, int runs, int batch, int64_t t)
                                           .lease_token = claimed.rows[i].lease_token,
                                           .state = ERRAND_STATE_COMPLETED,
                                           .result = RESULT_TEXT};
-        if (store_report(st, "bench-w", reps, claimed.n, NULL, 0, t, answers, &err) != 0)
+        if (store_report(st, "bench-w", NULL, reps, claimed.n, NULL, 0, t, answers, &err) != 0)
             die("report", &err);
         claim_ms += b - a;
         report_ms += clock_mono_ms() - b;

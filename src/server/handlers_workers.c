@@ -169,14 +169,14 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
         if (!answers)
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         else
-            rc = store_report(ctx->st, rb.worker, rb.reports, rb.n_reports, rb.logs, rb.n_logs, now,
-                              answers, err);
+            rc = store_report(ctx->st, rb.worker, rb.batch_id, rb.reports, rb.n_reports, rb.logs,
+                              rb.n_logs, now, answers, err);
         if (rc == 0) {
             metrics_add(ctx->metrics, METRIC_REPORTS, rb.n_reports);
             wake_after_reports(ctx, &rb);
             any_stale = any_refused(answers, rb.n_reports);
             /* Applied and committed: a failure to word the answer makes the worker retry,
-             * and its retried reports are answered as stale (409), not applied twice. */
+             * and its resent reports are answered as applied, not applied twice. */
             if (!(results = report_json(&rb, answers)))
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }

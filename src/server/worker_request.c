@@ -293,13 +293,15 @@ static int parse_log(const json_t *item, const char *prefix, int64_t now_ms, str
 int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *out,
                         errand_error *err)
 {
-    static const char *const fields[] = {"worker", "reports", "logs", NULL};
+    static const char *const fields[] = {"worker", "batch_id", "reports", "logs", NULL};
     memset(out, 0, sizeof *out);
     const json_t *reports = NULL, *logs = NULL;
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
         (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
         (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->worker, NULL,
+                           err)) < 0 ||
+        (rc = field_string(body, NULL, "batch_id", false, WIRE_BATCH_ID_MAX, &out->batch_id, NULL,
                            err)) < 0 ||
         (rc = field_array(body, NULL, "reports", false, 0, WIRE_REPORTS_MAX, &reports, NULL, err)) <
             0 ||

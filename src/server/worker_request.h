@@ -37,6 +37,7 @@ struct heartbeat_body {
 
 struct report_body {
     const char *worker;
+    const char *batch_id;       /* NULL when absent */
     struct run_report *reports; /* each result is compact JSON text owned by the body */
     size_t n_reports;
     struct log_entry *logs;

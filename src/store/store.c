@@ -100,11 +100,12 @@ int store_heartbeat(store *st, const char *worker, const struct lease_ref *lease
     return st->backend->heartbeat(st, worker, leases, n, lease_seconds, now_ms, answers, err);
 }
 
-int store_report(store *st, const char *worker, const struct run_report *reports, size_t n,
-                 const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                 struct lease_answer *answers, errand_error *err)
+int store_report(store *st, const char *worker, const char *batch_id,
+                 const struct run_report *reports, size_t n, const struct log_entry *logs,
+                 size_t n_logs, int64_t now_ms, struct lease_answer *answers, errand_error *err)
 {
-    return st->backend->report(st, worker, reports, n, logs, n_logs, now_ms, answers, err);
+    return st->backend->report(st, worker, batch_id, reports, n, logs, n_logs, now_ms, answers,
+                               err);
 }
 
 int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)

@@ -158,10 +158,12 @@ struct log_entry {
     const char *message;
 };
 /* Applies reports in order and appends logs, in one transaction; answers[i] (n, caller's
- * array) says what became of reports[i]. */
-int store_report(store *st, const char *worker, const struct run_report *reports, size_t n,
-                 const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                 struct lease_answer *answers, errand_error *err);
+ * array) says what became of reports[i]. Sent again, it changes nothing: a report that ended
+ * its run's lease, resent with the same token, is answered LEASE_APPLIED; and when batch_id
+ * (the worker's id of the request, or NULL) was seen lately, the logs are not stored again. */
+int store_report(store *st, const char *worker, const char *batch_id,
+                 const struct run_report *reports, size_t n, const struct log_entry *logs,
+                 size_t n_logs, int64_t now_ms, struct lease_answer *answers, errand_error *err);
 
 /* What one sweep did: leases expired (state_on_lease_expired), delayed runs that became due
  * and entered the ready queue. */
@@ -246,7 +248,7 @@ struct store_backend {
     int (*claim)(store *, const struct claim_request *, int64_t, struct run_list *, errand_error *);
     int (*heartbeat)(store *, const char *, const struct lease_ref *, size_t, int, int64_t,
                      struct lease_answer *, errand_error *);
-    int (*report)(store *, const char *, const struct run_report *, size_t,
+    int (*report)(store *, const char *, const char *, const struct run_report *, size_t,
                   const struct log_entry *, size_t, int64_t, struct lease_answer *, errand_error *);
     int (*sweep)(store *, int64_t, struct sweep_counts *, errand_error *);
     int (*delete_expired)(store *, int64_t, int64_t, int, struct retention_counts *,

@@ -233,7 +233,7 @@ static json_t *log_json(const struct report_item *it)
     return o;
 }
 
-char *report_body(const char *worker, const struct report_item *chain)
+char *report_body(const char *worker, const char *batch_id, const struct report_item *chain)
 {
     json_t *body = json_object();
     json_t *reports = json_array();
@@ -242,6 +242,7 @@ char *report_body(const char *worker, const struct report_item *chain)
     if (!body || !reports || !logs)
         goto out;
     if (json_object_set_new(body, "worker", json_string(worker)) ||
+        (batch_id && json_object_set_new(body, "batch_id", json_string(batch_id))) ||
         json_object_set(body, "reports", reports) || json_object_set(body, "logs", logs))
         goto out;
     for (const struct report_item *it = chain; it; it = it->next) {

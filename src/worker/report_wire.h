@@ -66,10 +66,10 @@ bool report_state_is_final(errand_state s);
 /* "debug" | "info" | "warning" | "error" for an errand_log_level (nearest below). */
 const char *report_level_name(int level);
 
-/* The body of POST /workers/report for a chain of items (dead and hold ones skipped);
- * mem_free it.
+/* The body of POST /workers/report for a chain of items (dead and hold ones skipped), with
+ * batch_id (the request's id, the same when it is sent again; NULL = none); mem_free it.
  * NULL on no memory. */
-char *report_body(const char *worker, const struct report_item *chain);
+char *report_body(const char *worker, const char *batch_id, const struct report_item *chain);
 
 /* Reads {"reports": [{"id","status","state"}, ...]} into the answer of each live state
  * report, matched in order (the server answers in the order it applied them). Items the

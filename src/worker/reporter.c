@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/uuid.h"
 #include "core/wire_limits.h"
 #include "worker/report_wire.h"
 #include "worker/sync.h"
@@ -56,6 +57,8 @@
 /* A heartbeat request gives up after a third of the lease (this much of it is the
  * connection's own timeout, the rest is added per request). */
 #define HEARTBEAT_TIMEOUT_BASE_MS 1000
+/* Random bytes of a report batch's id (hex in the body). */
+#define BATCH_ID_BYTES 12
 /* Backoff between attempts at a batch that failed for a transient reason. */
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 2000
@@ -681,8 +684,13 @@ static void *reporter_main(void *arg)
             continue;
         }
 
-        if (!body)
-            body = report_body(r->worker, batch);
+        if (!body) {
+            /* A new id per batch; a batch sent again keeps its body, so its id. */
+            char batch_id[2 * BATCH_ID_BYTES + 1];
+            body = token_random_hex(BATCH_ID_BYTES, batch_id) == 0
+                       ? report_body(r->worker, batch_id, batch)
+                       : report_body(r->worker, NULL, batch);
+        }
         enum send_result res = body ? send_batch(r, batch, body) : SEND_RETRY;
         if (res == SEND_RETRY) {
             retry = batch;

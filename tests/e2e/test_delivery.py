@@ -158,3 +158,47 @@ def test_slow_reports_do_not_cost_a_healthy_worker_its_leases(server_factory, wo
             [f["state"] for f in finals.values()]
     finally:
         proxy.close()
+
+
+def test_a_report_sent_twice_is_applied_once(server):
+    """A worker that did not get the answer to a report sends the same batch again: the
+    server answers it as applied (not as a stale lease) and stores its log lines once."""
+    api = server.api
+    task = unique_task("twice")
+    run = api.submit(task, {})
+    claim = api.request("POST", "/workers/claim", json_body={
+        "worker": "w1", "tasks": [task], "wait_seconds": 5}).json()["runs"][0]
+    token = claim["lease_token"]
+    body = {"worker": "w1", "batch_id": "batch-0001",
+            "reports": [{"id": run["id"], "lease_token": token, "state": "RUNNING"},
+                        {"id": run["id"], "lease_token": token, "state": "COMPLETED",
+                         "result": {"ok": True}}],
+            "logs": [{"id": run["id"], "level": "info", "message": "once"}]}
+    for attempt in range(2):
+        r = api.request("POST", "/workers/report", json_body=body)
+        assert r.status_code == 200, (attempt, r.text)
+        assert [x["status"] for x in r.json()["reports"]][-1] == 200, r.text
+        assert r.json()["reports"][-1]["state"] == "COMPLETED"
+    assert [l["message"] for l in api.logs(run["id"])["logs"]] == ["once"]
+    assert [s["type"] for s in api.states(run["id"])] == \
+        ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+    # Another report with that token is not the one that was applied: stale.
+    r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
+        {"id": run["id"], "lease_token": token, "state": "FAILED", "message": "late"}]})
+    assert r.status_code == 409, r.text
+    assert api.get(run["id"])["state"]["type"] == "COMPLETED"
+
+
+def test_an_outcome_after_the_lease_expired_is_not_taken_as_applied(server_factory):
+    server = server_factory(env={"ERRAND_SWEEP_INTERVAL_MS": "100"})
+    api = server.api
+    task = unique_task("late")
+    run = api.submit(task, {}, retries=2)
+    claim = api.request("POST", "/workers/claim", json_body={
+        "worker": "w1", "tasks": [task], "wait_seconds": 5, "lease_seconds": 1}).json()["runs"][0]
+    wait_until(lambda: api.get(run["id"])["state"]["type"] == "SCHEDULED", 30,
+               "the lease expired")
+    r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
+        {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED"}]})
+    assert r.status_code == 409, r.text
+    assert api.get(run["id"])["state"]["type"] == "SCHEDULED"

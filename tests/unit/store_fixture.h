@@ -255,7 +255,7 @@ static inline int report(struct fixture *fx, const char *id, const char *token, 
                              .retryable = retryable};
     struct lease_answer answer;
     errand_error err;
-    if (store_report(fx->st, "w1", &rep, 1, NULL, 0, now, &answer, &err) != 0)
+    if (store_report(fx->st, "w1", NULL, &rep, 1, NULL, 0, now, &answer, &err) != 0)
         fail_msg("store_report: %s", err.message);
     free(result_text);
     return answer_status(&answer);

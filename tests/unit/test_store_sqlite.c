@@ -371,7 +371,7 @@ static void logs_append_and_page(void **state)
     };
     errand_error err;
     /* Logs need no lease: they are history. */
-    assert_int_equal(store_report(fx->st, "w1", NULL, 0, logs, 5, t, NULL, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, NULL, 0, logs, 5, t, NULL, &err), 0);
     struct log_page page;
     assert_int_equal(store_get_logs(fx->st, id, 0, 2, &page, &err), 0);
     assert_int_equal(page.n, 2);

@@ -273,7 +273,7 @@ static void cache_lookup_work_does_not_grow_with_cached_copies(void **state)
                              .result_ref = CACHE_REF};
     struct lease_answer answer;
     errand_error err;
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 1, &answer, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, &rep, 1, NULL, 0, t + 1, &answer, &err), 0);
     assert_int_equal(answer.status, LEASE_APPLIED);
     json_decref(runs);
 

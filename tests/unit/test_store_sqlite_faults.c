@@ -61,7 +61,7 @@ static int fault_report(struct fixture *fx)
     struct log_entry log = {fault_id, fault_now, ERRAND_LOG_INFO, "a log line"};
     struct lease_answer answer;
     errand_error err;
-    return store_report(fx->st, "wf", &rep, 1, &log, 1, fault_now, &answer, &err);
+    return store_report(fx->st, "wf", NULL, &rep, 1, &log, 1, fault_now, &answer, &err);
 }
 
 static int fault_reads(struct fixture *fx)
@@ -199,7 +199,7 @@ static void killed_child(const char *url, int fd)
                                      .state = ERRAND_STATE_COMPLETED,
                                      .result = c->parameters};
             struct lease_answer answer;
-            store_report(st, "kw", &rep, 1, NULL, 0, t, &answer, &err);
+            store_report(st, "kw", NULL, &rep, 1, NULL, 0, t, &answer, &err);
         }
         run_list_clear(&claimed);
     }

@@ -70,7 +70,7 @@ static void complete_with_ref(struct fixture *fx, const char *task, const char *
                              .result_ref = ref};
     struct lease_answer answer;
     errand_error err;
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, now, &answer, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, &rep, 1, NULL, 0, now, &answer, &err), 0);
     assert_int_equal(answer.status, LEASE_APPLIED);
     json_decref(runs);
 }
@@ -84,7 +84,7 @@ static void finished_runs_go_with_their_history_logs_and_tags(void **state)
     const char *id = sfield(done, "id");
     struct log_entry log = {id, t + 1, ERRAND_LOG_INFO, "a line"};
     errand_error err;
-    assert_int_equal(store_report(fx->st, "w1", NULL, 0, &log, 1, t + 1, NULL, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, NULL, 0, &log, 1, t + 1, NULL, &err), 0);
     complete_run(fx, "r", "{\"ok\": true}", t + 2);
     assert_int_equal(rows_of(fx, "task_run_states", id), 3);
     assert_int_equal(rows_of(fx, "task_run_logs", id), 1);

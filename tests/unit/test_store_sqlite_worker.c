@@ -303,7 +303,7 @@ static void report_not_retryable_and_completed(void **state)
                              .result_ref = "local:///x.json"};
     struct lease_answer answer;
     errand_error err;
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t + 9, &answer, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, &rep, 1, NULL, 0, t + 9, &answer, &err), 0);
     assert_int_equal(answer.status, LEASE_APPLIED);
     assert_int_equal(answer.state, ERRAND_STATE_COMPLETED);
     r = get_run(fx, sfield(run, "id"));
@@ -315,7 +315,7 @@ static void report_not_retryable_and_completed(void **state)
     json_decref(r);
     /* A report for an unknown run: 404, no error. */
     rep.id = "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21";
-    assert_int_equal(store_report(fx->st, "w1", &rep, 1, NULL, 0, t, &answer, &err), 0);
+    assert_int_equal(store_report(fx->st, "w1", NULL, &rep, 1, NULL, 0, t, &answer, &err), 0);
     assert_int_equal(answer.status, LEASE_UNKNOWN);
     json_decref(runs);
     json_decref(run);

@@ -109,13 +109,14 @@ static void report_body_carries_what_each_state_needs(void **state)
     hold->next = done;
     done->next = failed;
     failed->next = log;
-    char *body = report_body("w1", running);
+    char *body = report_body("w1", "b-1", running);
     assert_non_null(body);
     json_t *v = json_loads(body, 0, NULL);
     char *canon = json_canonical(v);
     assert_string_equal(
         canon,
-        "{\"logs\":[{\"id\":\"" ID1 "\",\"level\":\"warning\",\"message\":\"hi\",\"timestamp\":"
+        "{\"batch_id\":\"b-1\",\"logs\":[{\"id\":\"" ID1
+        "\",\"level\":\"warning\",\"message\":\"hi\",\"timestamp\":"
         "\"2026-11-29T10:25:19.123Z\"}],\"reports\":["
         "{\"id\":\"" ID1 "\",\"lease_token\":\"tok1\",\"state\":\"RUNNING\"},"
         "{\"id\":\"" ID1 "\",\"lease_token\":\"tok1\",\"result\":{\"x\":1},\"result_ref\":"
@@ -150,7 +151,7 @@ static void text_is_bounded_and_made_valid(void **state)
     assert_string_equal(log->text + REPORT_LOG_MESSAGE_MAX - 3, "...");
     struct report_item *bad = report_item_log(ID1, 0, ERRAND_LOG_ERROR, "caf\xe9 \xff!");
     log->next = bad;
-    char *body = report_body("w", log);
+    char *body = report_body("w", NULL, log);
     assert_non_null(body);
     assert_non_null(strstr(body, "\"caf? ?!\""));
     assert_non_null(strstr(body, "\"level\":\"debug\""));

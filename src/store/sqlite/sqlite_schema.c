@@ -47,6 +47,9 @@
  *                             result file that a deletion released.
  *  - workers: who claimed lately (GET /api/workers); workers_seen (last_seen, name) pages the
  *    list most recent first and finds the workers to prune.
+ *  - report_batches (id, at): ids of report requests applied lately, so a resent batch's log
+ *    lines are not stored twice; task_runs.ended_by is "<lease token>:<state>" of the report
+ *    that ended the run's last lease, so that report resent is answered as applied.
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
@@ -194,6 +197,16 @@ static const struct migration migrations[] = {
      "CREATE INDEX task_runs_task ON task_runs (task, id);"
      "CREATE INDEX task_runs_scheduled ON task_runs (id) WHERE state_type = 0;"
      "CREATE INDEX task_runs_completed ON task_runs (id) WHERE state_type = 3;"},
+
+    /* Reports that arrive twice (the worker resent a batch whose answer it did not get): the
+       lease token of the report that ended a run's lease is kept, so the same report again is
+       answered as applied instead of as stale; and a report batch's id is remembered for a
+       while, so its log lines are stored once. */
+    {12, "idempotent_reports",
+     "ALTER TABLE task_runs ADD COLUMN ended_by TEXT;"
+     "CREATE TABLE report_batches (id TEXT NOT NULL PRIMARY KEY, at INTEGER NOT NULL)"
+     "  WITHOUT ROWID;"
+     "CREATE INDEX report_batches_at ON report_batches (at);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

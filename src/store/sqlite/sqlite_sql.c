@@ -68,7 +68,7 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id"
+    "scheduled_at, n_states, lease_expires, id, ended_by"
 
 struct sql_def {
     const char *name;
@@ -110,12 +110,13 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, "
+        "ended_by = coalesce(?16, ended_by), "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_RUN_COMPLETE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, result = ?13, "
-        "result_ref = ?14, cache_expires_at = ?15, "
+        "result_ref = ?14, cache_expires_at = ?15, ended_by = coalesce(?16, ended_by), "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
                           "WHERE cache_key = ?1 AND state_type = 3 AND state_name = 'Completed' "
@@ -151,6 +152,10 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LOG_INSERT,
         "INSERT INTO task_run_logs (run_id, timestamp, level, message) "
         "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM task_runs WHERE id = ?1)"),
+    SQL(SQL_REPORT_BATCH_NEW, "INSERT OR IGNORE INTO report_batches (id, at) VALUES (?1, ?2)"),
+    SQL(SQL_REPORT_BATCHES_PRUNE,
+        "DELETE FROM report_batches WHERE id IN (SELECT id FROM report_batches "
+        "INDEXED BY report_batches_at WHERE at < ?1 ORDER BY at LIMIT ?2)"),
     SQL(SQL_WORKER_CLAIMED,
         "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES (?1, ?2, ?3, ?4) "
         "ON CONFLICT (name) DO UPDATE SET tasks = excluded.tasks, "

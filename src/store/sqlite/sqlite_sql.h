@@ -41,6 +41,8 @@ enum sql_id {
     SQL_LEASE_EXTEND,
     SQL_LEASE_EXPIRED,
     SQL_LOG_INSERT,
+    SQL_REPORT_BATCH_NEW,
+    SQL_REPORT_BATCHES_PRUNE,
     SQL_WORKER_CLAIMED,
     SQL_WORKER_SEEN,
     /* listings */
@@ -131,6 +133,7 @@ enum lease_col {
     LC_N_STATES,
     LC_LEASE_EXPIRES,
     LC_ID,
+    LC_ENDED_BY,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

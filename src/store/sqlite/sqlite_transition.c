@@ -61,6 +61,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->scheduled_at = sqlite_col_ms(s, LC_SCHEDULED_AT);
     cur->lease_expires = sqlite_col_ms(s, LC_LEASE_EXPIRES);
     copy_fixed(cur->lease_token, sizeof cur->lease_token, sqlite_col_text(s, LC_LEASE_TOKEN));
+    copy_fixed(cur->ended_by, sizeof cur->ended_by, sqlite_col_text(s, LC_ENDED_BY));
     const char *worker = sqlite_col_text(s, LC_WORKER);
     snprintf(cur->worker, sizeof cur->worker, "%s", worker ? worker : "");
     cur->has_cache_key = sqlite3_column_type(s, LC_CACHE_KEY) != SQLITE_NULL;
@@ -166,6 +167,7 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     sqlite_bind_ms(s, 10, u->finished);
     sqlite_bind_text(s, 11, u->lease_token);
     sqlite_bind_ms(s, 12, u->lease_token ? u->lease_expires : 0);
+    sqlite_bind_text(s, 16, u->ended_by);
     if (u->complete) {
         sqlite_bind_text(s, 13, u->result);
         sqlite_bind_text(s, 14, u->result_ref);

@@ -59,6 +59,8 @@ struct run_current {
     int64_t scheduled_at;
     int64_t lease_expires;
     char lease_token[SQLITE_LEASE_TOKEN_MAX]; /* "" when none (or unusably long) */
+    char ended_by[SQLITE_LEASE_TOKEN_MAX];    /* "<token>:<state>" of the report that ended the
+                                                  last lease, "" when none */
     char worker[SQLITE_WORKER_NAME_MAX];      /* "" when none; cut to fit */
     bool has_cache_key;
     double cache_expiration_seconds; /* 0 = never expires */
@@ -85,6 +87,7 @@ struct run_update {
     int64_t started;
     int64_t finished;
     const char *lease_token; /* NULL clears the lease */
+    const char *ended_by;    /* "<token>:<state>" of a report that ends the lease; or NULL */
     int64_t lease_expires;
     bool complete; /* also write result, result_ref, cache_expires_at */
     const char *result;

@@ -49,9 +49,10 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
 int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
                            int lease_seconds, int64_t now_ms, struct lease_answer *answers,
                            errand_error *err);
-int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
-                        const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                        struct lease_answer *answers, errand_error *err);
+int store_sqlite_report(store *st, const char *worker, const char *batch_id,
+                        const struct run_report *reports, size_t n, const struct log_entry *logs,
+                        size_t n_logs, int64_t now_ms, struct lease_answer *answers,
+                        errand_error *err);
 int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
 int store_sqlite_delete_expired(store *st, int64_t finished_before_ms,
                                 int64_t workers_seen_before_ms, int limit,

@@ -41,6 +41,8 @@
 
 #define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
 #define SWEEP_BATCH 256      /* leases expired per transaction */
+/* How long a report batch's id is remembered: far longer than a worker retries a batch. */
+#define REPORT_BATCH_MEMORY_MS (60LL * 60 * 1000)
 /* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
  * backlog of runs all due at once adds to one transaction (the next one moves more). */
 #define PROMOTE_BATCH 1000
@@ -493,6 +495,8 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
 
 struct report_op {
     const char *worker;
+    const char *batch_id; /* NULL when the worker sent none */
+    bool fresh;           /* the batch id was not seen before (or there is none) */
     const struct run_report *reports;
     size_t n;
     const struct log_entry *logs;
@@ -516,6 +520,13 @@ static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
     return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_S + 0.5);
 }
 
+/* What identifies a report that ended a lease: its token and the state it reported
+ * ("<token>:<state>"), so that only the same report sent again is recognised. */
+static void ended_mark(const struct run_report *rep, char *out, size_t size)
+{
+    snprintf(out, size, "%s:%d", rep->lease_token ? rep->lease_token : "", (int)rep->state);
+}
+
 /* Applies one report; a refusal is an outcome (404/409), not an error of the op. */
 static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, errand_error *err)
 {
@@ -535,6 +546,16 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         return rc;
     }
     o->state = cur.state;
+    char ended[SQLITE_LEASE_TOKEN_MAX + 8];
+    ended_mark(rep, ended, sizeof ended);
+    if (!token_matches(&cur, rep->lease_token) &&
+        ((cur.ended_by[0] && strcmp(cur.ended_by, ended) == 0) ||
+         (!op->fresh && rep->state == ERRAND_STATE_RUNNING))) {
+        /* Sent again (its answer was lost): the report that ended this lease, or a RUNNING
+         * report of a batch already applied. Applied, and nothing changes. */
+        o->status = LEASE_APPLIED;
+        return 0;
+    }
     if (!token_matches(&cur, rep->lease_token)) {
         o->status = LEASE_STALE;
         o->reason = "stale lease: the lease token is not the run's current one";
@@ -550,6 +571,8 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     }
     struct run_update u;
     sqlite_transition_plan(&cur, &d, op->now_ms, &u);
+    if (!u.lease_token) /* this report ends the lease: remember it */
+        u.ended_by = ended;
     char message[MESSAGE_MAX];
     bool ran = rep->state == ERRAND_STATE_COMPLETED || rep->state == ERRAND_STATE_FAILED;
     if (ran && u.started == 0 && cur.state == ERRAND_STATE_PENDING)
@@ -601,27 +624,51 @@ static int append_logs(struct sqlite_conn *c, const struct report_op *op, errand
     return 0;
 }
 
+/* Whether the batch id (if any) is seen for the first time; records it. A resent batch's
+ * reports are idempotent by their lease tokens, its logs by this. */
+static int batch_is_new(struct sqlite_conn *c, const struct report_op *op, bool *fresh,
+                        errand_error *err)
+{
+    *fresh = true;
+    if (!op->batch_id)
+        return 0;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_REPORT_BATCH_NEW, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, op->batch_id);
+    sqlite3_bind_int64(s, 2, op->now_ms);
+    int rc = sqlite_conn_step_done(c, s, SQL_REPORT_BATCH_NEW, err);
+    if (rc == 0)
+        *fresh = sqlite3_changes(c->db) == 1;
+    return rc;
+}
+
 static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct report_op *op = arg;
-    int rc;
+    int rc = batch_is_new(c, op, &op->fresh, err);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < op->n; i++) {
         memset(&op->out[i], 0, sizeof op->out[i]);
         if ((rc = apply_report(c, op, i, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 || (rc = append_logs(c, op, err)) < 0)
+    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 ||
+        (op->fresh && (rc = append_logs(c, op, err)) < 0))
         return rc;
     return worker_seen(c, op->worker, op->now_ms, err);
 }
 
-int store_sqlite_report(store *st, const char *worker, const struct run_report *reports, size_t n,
-                        const struct log_entry *logs, size_t n_logs, int64_t now_ms,
-                        struct lease_answer *answers, errand_error *err)
+int store_sqlite_report(store *st, const char *worker, const char *batch_id,
+                        const struct run_report *reports, size_t n, const struct log_entry *logs,
+                        size_t n_logs, int64_t now_ms, struct lease_answer *answers,
+                        errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
     struct report_op op = {
         .worker = worker,
+        .batch_id = batch_id,
         .reports = reports,
         .n = n,
         .logs = logs,
@@ -649,6 +696,17 @@ struct sweep_op {
     int n_promoted;
 };
 
+/* Forgets report batch ids older than REPORT_BATCH_MEMORY_MS, a bounded number at a time. */
+static int prune_report_batches(struct sqlite_conn *c, int64_t now_ms, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_REPORT_BATCHES_PRUNE, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms - REPORT_BATCH_MEMORY_MS);
+    sqlite3_bind_int(s, 2, SWEEP_BATCH);
+    return sqlite_conn_step_done(c, s, SQL_REPORT_BATCHES_PRUNE, err);
+}
+
 static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct sweep_op *op = arg;
@@ -658,7 +716,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     /* Runs of tasks nobody claims now are promoted too, so the delayed set holds only runs
        that are not due, and the first claim after a quiet spell finds the ready queue full. */
     int prc = promote_due(c, op->now_ms, &op->n_promoted, err);
-    if (prc < 0)
+    if (prc < 0 || (prc = prune_report_batches(c, op->now_ms, err)) < 0)
         return prc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_EXPIRED, err);
     if (!s)
