@@ -140,6 +140,11 @@ typedef struct errand_client_options {
     const char *api_key;  /* NULL = ERRAND_API_KEY; sent as "Authorization: Bearer KEY" */
     long timeout_ms;      /* per request, 0 = 30000; waits add their own time */
     const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH; to read results */
+    /* How long a submission is retried while the server cannot be reached or answers 503
+     * (a restart, a deploy, the server's memory budget), with backoff: 0 = 10000 ms,
+     * negative = not retried. A retried submission carries an idempotency key, so it is
+     * stored once: the caller's, or one liberrand adds ("errand-retry-" and random hex). */
+    long submit_retry_ms;
 } errand_client_options;
 
 int errand_client_new(const errand_client_options *opt, errand_client **out, errand_error *err);

@@ -8,10 +8,17 @@
 #include <curl/curl.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/settings.h"
+
+/* Submissions: how long they are retried by default while the server is away, and the
+ * backoff between tries. */
+#define SUBMIT_RETRY_DEFAULT_MS 10000
+#define SUBMIT_BACKOFF_MIN_MS 50
+#define SUBMIT_BACKOFF_MAX_MS 1000
 
 int errand_client_new(const errand_client_options *opt, errand_client **out, errand_error *err)
 {
@@ -57,6 +64,9 @@ int errand_client_new(const errand_client_options *opt, errand_client **out, err
     rc = http_conn_new(url, key, opt->timeout_ms, &c->conn, err);
     if (rc)
         goto fail;
+    c->submit_retry_ms = opt->submit_retry_ms < 0    ? 0
+                         : opt->submit_retry_ms == 0 ? SUBMIT_RETRY_DEFAULT_MS
+                                                     : opt->submit_retry_ms;
     mem_free(s);
     *out = c;
     return 0;
@@ -64,6 +74,21 @@ fail:
     errand_client_free(c);
     mem_free(s);
     return rc;
+}
+
+int client_call_retrying(errand_client *c, const char *method, const char *path, const json_t *body,
+                         json_t **out, errand_error *err)
+{
+    int64_t deadline = clock_mono_ms() + c->submit_retry_ms;
+    int64_t backoff = SUBMIT_BACKOFF_MIN_MS;
+    for (;;) {
+        int rc = client_call(c, method, path, body, 0, out, err);
+        int64_t now = clock_mono_ms();
+        if (rc != ERRAND_EUNAVAILABLE || now + backoff > deadline)
+            return rc;
+        clock_sleep_ms(backoff);
+        backoff = backoff * 2 < SUBMIT_BACKOFF_MAX_MS ? backoff * 2 : SUBMIT_BACKOFF_MAX_MS;
+    }
 }
 
 void errand_client_free(errand_client *c)

@@ -14,6 +14,7 @@
 struct errand_client {
     http_conn *conn;
     char *local_storage_path; /* "" when unknown */
+    long submit_retry_ms;     /* 0 = submissions are not retried */
 };
 
 /* Calls METHOD path with body (a JSON value, may be NULL); on a 2xx answer *out receives the
@@ -21,6 +22,11 @@ struct errand_client {
  * become errors through http_status_error(). extra_ms lengthens the timeout (long polls). */
 int client_call(errand_client *c, const char *method, const char *path, const json_t *body,
                 long extra_ms, json_t **out, errand_error *err);
+
+/* client_call for submissions: while the server cannot be reached or answers 503, tries
+ * again with backoff for up to c->submit_retry_ms. body must carry idempotency keys. */
+int client_call_retrying(errand_client *c, const char *method, const char *path, const json_t *body,
+                         json_t **out, errand_error *err);
 
 /* base + "/" + the URL-escaped id, e.g. "/task_runs/0193...". mem_free the result. */
 char *client_run_path(const char *id, const char *suffix);

@@ -13,6 +13,12 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/uuid.h"
+
+/* The idempotency key liberrand adds to a submission it may retry: the prefix and random
+ * bytes (hex). */
+#define RETRY_KEY_PREFIX "errand-retry-"
+#define RETRY_KEY_BYTES 16
 
 /* Field names in errors: "parameters" or "runs[3].parameters". */
 static void field_name(char *out, size_t n, const char *prefix, const char *name)
@@ -164,6 +170,21 @@ int submit_options_from_def(const errand_task_def *def, const char *params_json,
     return 0;
 }
 
+/* A submission that may be retried needs an idempotency key, or a retry after a commit whose
+ * answer was lost would store the run twice: the caller's, else one of ours. */
+static int add_retry_key(const errand_client *c, json_t *submission, errand_error *err)
+{
+    if (c->submit_retry_ms <= 0 || json_object_get(submission, "idempotency_key"))
+        return 0;
+    char key[sizeof RETRY_KEY_PREFIX + 2 * RETRY_KEY_BYTES];
+    memcpy(key, RETRY_KEY_PREFIX, sizeof RETRY_KEY_PREFIX - 1);
+    if (token_random_hex(RETRY_KEY_BYTES, key + sizeof RETRY_KEY_PREFIX - 1) < 0)
+        return error_set(err, ERRAND_EIO, NULL, "cannot draw an idempotency key");
+    if (json_object_set_new(submission, "idempotency_key", json_string(key)) < 0)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    return 0;
+}
+
 void errand_submit_options_init(errand_submit_options *opt)
 {
     if (!opt)
@@ -185,8 +206,12 @@ int errand_submit(errand_client *c, const char *task, const char *params_json,
     int rc = submit_build(task, params_json, opt, NULL, &body, err);
     if (rc)
         return rc;
+    if ((rc = add_retry_key(c, body, err)) < 0) {
+        json_decref(body);
+        return rc;
+    }
     json_t *answer = NULL;
-    rc = client_call(c, "POST", "/task_runs", body, 0, &answer, err);
+    rc = client_call_retrying(c, "POST", "/task_runs", body, &answer, err);
     json_decref(body);
     if (rc)
         return rc;
@@ -220,6 +245,8 @@ int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t 
         snprintf(prefix, sizeof prefix, "runs[%zu]", i);
         json_t *item = NULL;
         rc = submit_build(subs[i].task, subs[i].params_json, subs[i].options, prefix, &item, err);
+        if (!rc && (rc = add_retry_key(c, item, err)) < 0)
+            json_decref(item);
         if (rc)
             break;
         if (json_array_append_new(runs, item)) {
@@ -229,7 +256,7 @@ int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t 
     }
     json_t *answer = NULL;
     if (!rc)
-        rc = client_call(c, "POST", "/task_runs/batch", body, 0, &answer, err);
+        rc = client_call_retrying(c, "POST", "/task_runs/batch", body, &answer, err);
     json_decref(body);
     if (rc || !out) {
         json_decref(answer);

@@ -1,11 +1,12 @@
 """Crashes: a worker killed with SIGKILL mid-run loses its lease and the run completes
 elsewhere; a server killed with SIGKILL under load loses no acknowledged submission."""
+import json
 import threading
 import time
 
 import requests
 
-from conftest import Api, parse_ts, wait_until
+from conftest import Api, parse_ts, run_cli, wait_until
 
 LEASE_ENV = {"ERRAND_LEASE_SECONDS": 2, "ERRAND_SWEEP_INTERVAL_MS": 100}
 
@@ -169,3 +170,41 @@ def test_delayed_run_is_not_claimed_before_its_time(server, worker_factory):
     claimed = min(parse_ts(s["timestamp"]) for s in server.api.states(run["id"])
                   if s["type"] == "PENDING")
     assert claimed >= due - 0.001, "claimed before scheduled_at"
+
+
+SUBMITS = 30
+KILL_AFTER = 10
+
+
+def test_submissions_ride_out_a_server_restart(server_factory, tmp_path):
+    """`errand submit` (liberrand's errand_submit) keeps trying while the server is away —
+    killed with SIGKILL in the middle of a stream of submissions and started again a moment
+    later — and a submission retried after a commit whose answer was lost is stored once:
+    every command succeeds, and each made exactly one run."""
+    server = server_factory()
+    port = server.port
+    results = []
+
+    def submit_all():
+        for i in range(SUBMITS):
+            cp = run_cli(server, "submit", "errand.noop", "--params", json.dumps({"i": i}),
+                         "--json", timeout=60)
+            results.append(cp)
+
+    t = threading.Thread(target=submit_all)
+    t.start()
+    wait_until(lambda: len(results) >= KILL_AFTER, 60, f"{KILL_AFTER} submissions")
+    server.kill9()
+    time.sleep(1.0)  # submissions meanwhile meet a closed port
+    server.start(port=port)
+    t.join(timeout=120)
+    failed = [cp.stderr for cp in results if cp.returncode != 0]
+    assert not failed, failed[:3]
+    assert len(results) == SUBMITS
+    ids = {json.loads(cp.stdout)["id"] for cp in results}
+    stored = server.api.list_all(task="errand.noop")
+    seen = sorted(r["parameters"]["i"] for r in stored)
+    assert seen == list(range(SUBMITS)), f"each submission once: {seen}"
+    assert ids == {r["id"] for r in stored}
+    # What makes a retry after a lost answer safe: liberrand gave each submission a key.
+    assert all(r["idempotency_key"].startswith("errand-retry-") for r in stored), stored[0]
