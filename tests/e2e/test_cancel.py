@@ -1,8 +1,25 @@
 """Cancellation: a scheduled run is cancelled at once; a running one goes through CANCELLING
-until its worker stops it; a final run cannot be cancelled (409)."""
+until its worker stops it; a final run cannot be cancelled (409).
+
+A worker hears of a cancel at its next heartbeat (at least once a second while it holds runs)
+and stops the task: a C task sees errand_task_should_stop(), an exec task's process gets
+SIGTERM. The fallback, when the worker never hears of it, is the lease running out: 30 s
+here. The bound below (STOPPED_WITHIN_S, from the server's own timestamps) proves the
+heartbeat path; it is not a speed claim.
+"""
 import time
 
-from conftest import PYTHON, exec_spec, unique_task, write_script
+from conftest import PYTHON, exec_spec, parse_ts, unique_task, write_script
+
+LEASE_S = 30
+STOPPED_WITHIN_S = 5.0
+
+
+def cancel_took(server, run_id):
+    """Seconds from CANCELLING to CANCELLED, as the server recorded them."""
+    states = server.api.states(run_id)
+    at = {s["type"]: parse_ts(s["timestamp"]) for s in states}
+    return at["CANCELLED"] - at["CANCELLING"]
 
 
 def test_cancel_scheduled_run_is_immediate(server, worker_factory):
@@ -17,7 +34,7 @@ def test_cancel_scheduled_run_is_immediate(server, worker_factory):
 
 
 def test_cancel_running_sleep_goes_through_cancelling(server, worker_factory):
-    worker_factory(server)
+    worker_factory(server, env={"ERRAND_LEASE_SECONDS": str(LEASE_S)})
     run = server.api.submit("errand.sleep", {"seconds": 30})
     server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
     t0 = time.monotonic()
@@ -28,6 +45,7 @@ def test_cancel_running_sleep_goes_through_cancelling(server, worker_factory):
     assert time.monotonic() - t0 < 25, "the worker stopped the sleep long before 30 s"
     types = [s["type"] for s in server.api.states(run["id"])]
     assert types[-2:] == ["CANCELLING", "CANCELLED"], types
+    assert cancel_took(server, run["id"]) < STOPPED_WITHIN_S
 
 
 def test_cancel_running_exec_task_stops_its_process(server, worker_factory, tmp_path):
@@ -42,13 +60,15 @@ pathlib.Path({str(marker)!r}).touch()
 print("{{}}")
 """)
     task = unique_task("slow")
-    worker_factory(server, execs=[exec_spec(task, PYTHON, script)], builtin=False)
+    worker_factory(server, execs=[exec_spec(task, PYTHON, script)], builtin=False,
+                   env={"ERRAND_LEASE_SECONDS": str(LEASE_S)})
     run = server.api.submit(task, {})
     server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING" and started.exists(),
                           what="RUNNING with its process started")
     server.api.cancel(run["id"])
     done = server.api.wait_final(run["id"], timeout=25)
     assert done["state"]["type"] == "CANCELLED", done
+    assert cancel_took(server, run["id"]) < STOPPED_WITHIN_S
     assert not marker.exists()
 
 

@@ -136,14 +136,14 @@ class SlowReportsProxy:
         self.httpd.server_close()
 
 
-LEASE_S = 5
-REPORT_DELAY_S = 7  # longer than the lease
+LEASE_S = 3
+REPORT_DELAY_S = 4  # longer than the lease
 SLOW_RUNS = 3
 
 
 def test_slow_reports_do_not_cost_a_healthy_worker_its_leases(server_factory, worker_factory):
-    """Heartbeats have their own connection: while the server takes 7 s to answer reports,
-    a worker with 5 s leases keeps them, and its runs complete rather than expire."""
+    """Heartbeats have their own connection: while the server takes 4 s to answer reports,
+    a worker with 3 s leases keeps them, and its runs complete rather than expire."""
     server = server_factory()
     proxy = SlowReportsProxy(server.port, REPORT_DELAY_S)
     try:
