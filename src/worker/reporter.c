@@ -652,9 +652,11 @@ static void *reporter_main(void *arg)
     int64_t retry_at = 0, backoff = RETRY_MIN_MS;
 
     for (;;) {
+        /* stopping first, then the inbox: whatever was pushed before reporter_stop set the
+         * flag is drained in this turn, so it cannot be left behind when the loop ends. */
+        bool stopping = atomic_load(&r->stopping);
         drain_inbox(r);
         int64_t now = clock_mono_ms();
-        bool stopping = atomic_load(&r->stopping);
         int64_t flush_by = stopping ? flush_deadline(r) : 0;
         if (stopping && now >= flush_by && (retry || r->head)) {
             log_error("could not deliver every report before stopping; their leases will expire",
