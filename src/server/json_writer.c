@@ -163,6 +163,12 @@ void jw_key(struct jw *w, const char *name)
     jw_raw(w, "\":", 2);
 }
 
+void jw_member(struct jw *w, const char *name)
+{
+    jw_raw(w, ",", 1);
+    jw_key(w, name);
+}
+
 char *jw_finish(struct jw *w)
 {
     if (w->failed || !reserve(w, 0)) {

@@ -32,6 +32,8 @@ void jw_number(struct jw *w, double v);
 void jw_time(struct jw *w, int64_t unix_ms);
 /* "name": — a key and its colon (name is plain ASCII, no escaping needed). */
 void jw_key(struct jw *w, const char *name);
+/* ,"name": — the key of an object's next member. */
+void jw_member(struct jw *w, const char *name);
 
 /* The text, NUL-terminated, to free with mem_free; NULL when out of memory. */
 char *jw_finish(struct jw *w);

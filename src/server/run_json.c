@@ -201,37 +201,6 @@ int run_row_claim_json(const struct run_row *r, json_t **out, errand_error *err)
     return build(claim_object, r, out, err);
 }
 
-/* The array of fn(row) for every row of l. */
-static int list_json(int (*fn)(const struct run_row *, json_t **, errand_error *),
-                     const struct run_list *l, json_t **out, errand_error *err)
-{
-    *out = json_array();
-    if (!*out)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < l->n; i++) {
-        json_t *obj = NULL;
-        int rc = fn(&l->rows[i], &obj, err);
-        if (rc == 0 && json_array_append_new(*out, obj) < 0)
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        if (rc < 0) {
-            json_decref(*out);
-            *out = NULL;
-            return rc;
-        }
-    }
-    return 0;
-}
-
-int run_list_to_json(const struct run_list *l, json_t **out, errand_error *err)
-{
-    return list_json(run_row_to_json, l, out, err);
-}
-
-int run_list_claim_json(const struct run_list *l, json_t **out, errand_error *err)
-{
-    return list_json(run_row_claim_json, l, out, err);
-}
-
 /* --- written as text ------------------------------------------------------------------- */
 
 /* Stored JSON text as it is; `fallback` when the column is empty. */
@@ -253,85 +222,70 @@ static void write_persist(struct jw *w, int persist)
     jw_lit(w, persist < 0 ? "null" : persist ? "true" : "false");
 }
 
-void run_json_write(struct jw *w, const struct run_row *r)
+/* {"id": ..., "task": ..., "parameters": ... — the start both objects share, left open. */
+static void write_head(struct jw *w, const struct run_row *r)
 {
     jw_lit(w, "{");
     jw_key(w, "id");
     jw_string(w, r->id);
-    jw_lit(w, ",");
-    jw_key(w, "task");
+    jw_member(w, "task");
     jw_string(w, r->task);
-    jw_lit(w, ",");
-    jw_key(w, "parameters");
+    jw_member(w, "parameters");
     stored(w, r->parameters, "null");
-    jw_lit(w, ",\"state\":{");
+}
+
+void run_json_write(struct jw *w, const struct run_row *r)
+{
+    write_head(w, r);
+    jw_member(w, "state");
+    jw_lit(w, "{");
     jw_key(w, "type");
     jw_string(w, state_type_name(r->state));
-    jw_lit(w, ",");
-    jw_key(w, "name");
+    jw_member(w, "name");
     jw_string(w, r->state_name ? r->state_name : state_default_name(r->state));
-    jw_lit(w, ",");
-    jw_key(w, "timestamp");
+    jw_member(w, "timestamp");
     jw_time(w, r->state_timestamp);
-    jw_lit(w, ",");
-    jw_key(w, "message");
+    jw_member(w, "message");
     jw_string(w, r->state_message ? r->state_message : "");
-    jw_lit(w, "},");
-    jw_key(w, "attempt");
+    jw_lit(w, "}");
+    jw_member(w, "attempt");
     jw_int(w, r->attempt);
-    jw_lit(w, ",");
-    jw_key(w, "max_attempts");
+    jw_member(w, "max_attempts");
     jw_int(w, r->max_attempts);
-    jw_lit(w, ",");
-    jw_key(w, "created");
+    jw_member(w, "created");
     jw_time(w, r->created);
-    jw_lit(w, ",");
-    jw_key(w, "scheduled_at");
+    jw_member(w, "scheduled_at");
     jw_time(w, r->scheduled_at);
-    jw_lit(w, ",");
-    jw_key(w, "started");
+    jw_member(w, "started");
     jw_time(w, r->started);
-    jw_lit(w, ",");
-    jw_key(w, "finished");
+    jw_member(w, "finished");
     jw_time(w, r->finished);
-    jw_lit(w, ",");
-    jw_key(w, "worker");
+    jw_member(w, "worker");
     jw_string(w, r->worker);
-    jw_lit(w, ",");
-    jw_key(w, "priority");
+    jw_member(w, "priority");
     jw_int(w, r->priority);
-    jw_lit(w, ",");
-    jw_key(w, "tags");
+    jw_member(w, "tags");
     stored(w, r->tags, "[]");
-    jw_lit(w, ",");
-    jw_key(w, "idempotency_key");
+    jw_member(w, "idempotency_key");
     jw_string(w, r->idempotency_key);
-    jw_lit(w, ",");
-    jw_key(w, "cache_key");
+    jw_member(w, "cache_key");
     jw_string(w, r->cache_key);
-    jw_lit(w, ",");
-    jw_key(w, "retries");
+    jw_member(w, "retries");
     jw_int(w, r->retries);
-    jw_lit(w, ",");
-    jw_key(w, "retry_delay_seconds");
+    jw_member(w, "retry_delay_seconds");
     stored(w, r->retry_delays, "[]");
-    jw_lit(w, ",");
-    jw_key(w, "retry_jitter_factor");
+    jw_member(w, "retry_jitter_factor");
     jw_number(w, r->retry_jitter_factor);
-    jw_lit(w, ",");
-    jw_key(w, "timeout_seconds");
+    jw_member(w, "timeout_seconds");
     write_timeout(w, r->timeout_seconds);
-    jw_lit(w, ",");
-    jw_key(w, "persist_result");
+    jw_member(w, "persist_result");
     write_persist(w, r->persist_result);
     if (r->state == ERRAND_STATE_COMPLETED && r->result) {
-        jw_lit(w, ",");
-        jw_key(w, "result");
+        jw_member(w, "result");
         jw_lit(w, r->result);
     }
     if (r->result_ref) {
-        jw_lit(w, ",");
-        jw_key(w, "result_ref");
+        jw_member(w, "result_ref");
         jw_string(w, r->result_ref);
     }
     jw_lit(w, "}");
@@ -339,35 +293,20 @@ void run_json_write(struct jw *w, const struct run_row *r)
 
 void run_json_write_claim(struct jw *w, const struct run_row *r)
 {
-    jw_lit(w, "{");
-    jw_key(w, "id");
-    jw_string(w, r->id);
-    jw_lit(w, ",");
-    jw_key(w, "task");
-    jw_string(w, r->task);
-    jw_lit(w, ",");
-    jw_key(w, "parameters");
-    stored(w, r->parameters, "null");
-    jw_lit(w, ",");
-    jw_key(w, "attempt");
+    write_head(w, r);
+    jw_member(w, "attempt");
     jw_int(w, r->attempt);
-    jw_lit(w, ",");
-    jw_key(w, "max_attempts");
+    jw_member(w, "max_attempts");
     jw_int(w, r->max_attempts);
-    jw_lit(w, ",");
-    jw_key(w, "lease_token");
+    jw_member(w, "lease_token");
     jw_string(w, r->lease_token);
-    jw_lit(w, ",");
-    jw_key(w, "lease_expires");
+    jw_member(w, "lease_expires");
     jw_time(w, r->lease_expires);
-    jw_lit(w, ",");
-    jw_key(w, "timeout_seconds");
+    jw_member(w, "timeout_seconds");
     write_timeout(w, r->timeout_seconds);
-    jw_lit(w, ",");
-    jw_key(w, "persist_result");
+    jw_member(w, "persist_result");
     write_persist(w, r->persist_result);
-    jw_lit(w, ",");
-    jw_key(w, "cache_key");
+    jw_member(w, "cache_key");
     jw_string(w, r->cache_key);
     jw_lit(w, "}");
 }

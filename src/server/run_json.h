@@ -29,10 +29,6 @@ int run_row_to_json(const struct run_row *r, json_t **out, errand_error *err);
  * timeout_seconds, persist_result, cache_key. */
 int run_row_claim_json(const struct run_row *r, json_t **out, errand_error *err);
 
-/* The array of task-run objects (or claim objects) of the rows of l, in order. */
-int run_list_to_json(const struct run_list *l, json_t **out, errand_error *err);
-int run_list_claim_json(const struct run_list *l, json_t **out, errand_error *err);
-
 /* Helpers shared by the server's other answers. */
 json_t *run_json_time(int64_t unix_ms); /* RFC 3339 string, or null for 0 */
 json_t *run_json_text_or_null(const char *s);

@@ -107,11 +107,16 @@ static inline json_t *row_json(struct run_row *row)
 /* The array of task-run (or claim) objects of a list the store handed out (cleared). */
 static inline json_t *list_json(struct run_list *l, bool claims)
 {
-    json_t *arr = NULL;
-    errand_error err;
-    int rc = claims ? run_list_claim_json(l, &arr, &err) : run_list_to_json(l, &arr, &err);
-    if (rc != 0)
-        fail_msg("run list to JSON: %s", err.message);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l->n; i++) {
+        json_t *obj = NULL;
+        errand_error err;
+        int rc = claims ? run_row_claim_json(&l->rows[i], &obj, &err)
+                        : run_row_to_json(&l->rows[i], &obj, &err);
+        if (rc != 0)
+            fail_msg("run to JSON: %s", err.message);
+        json_array_append_new(arr, obj);
+    }
     run_list_clear(l);
     return arr;
 }
