@@ -177,7 +177,9 @@ int main(int argc, char **argv)
     char url[sizeof dir + 32], path[sizeof dir + 16];
     snprintf(path, sizeof path, "%s/errand.db", dir);
     snprintf(url, sizeof url, "sqlite://%s", path);
-    struct store_options opt = {.sync = sync, .default_lease_seconds = 30};
+    struct store_options opt = {.sync = sync,
+                                .default_lease_seconds = 30,
+                                .max_redeliveries = STORE_DEFAULT_MAX_REDELIVERIES};
     store *st = NULL;
     errand_error err;
     if (store_open(url, &opt, &st, &err) != 0)

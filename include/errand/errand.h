@@ -248,6 +248,8 @@ typedef struct errand_worker_options {
     int log_prints;                 /* -1 = ERRAND_LOGGING_LOG_PRINTS */
     double grace_seconds;           /* on stop, how long running tasks may finish; 0 = 30 */
     bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop() */
+    int prefetch; /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
+                     claim round trip per run for short tasks; on stop they are handed back */
 } errand_worker_options;
 
 void errand_worker_options_init(errand_worker_options *opt);

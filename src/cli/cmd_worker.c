@@ -20,6 +20,9 @@ static const struct cli_option worker_options[] = {
      "result JSON on stdout; a non-zero exit fails the run with the end of stderr"},
     {"builtin", NULL, false, "serve errand.noop and errand.sleep (see below)"},
     {"name", "NAME", false, "worker name shown by 'errand workers ls' (default host-pid)"},
+    {"prefetch", "N", false,
+     "runs claimed beyond --concurrency, waiting for a free slot (default 0); handed back "
+     "on stop"},
     {"grace-seconds", "S", false,
      "on SIGINT/SIGTERM, how long running tasks may finish (default 30)"},
     {NULL, NULL, false, NULL},
@@ -65,6 +68,9 @@ static int run_worker(const struct args *a)
     double grace = 0;
     if ((status = args_get_double(a, "grace-seconds", 0, 1e9, &grace)) != CLI_EXIT_OK)
         return status;
+    long long prefetch = 0;
+    if ((status = args_get_int(a, "prefetch", 0, 10000, &prefetch)) != CLI_EXIT_OK)
+        return status;
     const char *name = args_get(a, "name");
     if (name && (!name[0] || strlen(name) > WIRE_WORKER_NAME_MAX))
         return args_usage_error(a->cmd, "--name must be 1 to %d characters", WIRE_WORKER_NAME_MAX);
@@ -82,6 +88,7 @@ static int run_worker(const struct args *a)
     opt.persist_by_default = settings_bool(&s, SET_RESULTS_PERSIST);
     opt.log_prints = settings_bool(&s, SET_LOG_PRINTS);
     opt.grace_seconds = grace;
+    opt.prefetch = (int)prefetch;
     opt.handle_signals = true;
 
     errand_worker *w = NULL;

@@ -64,6 +64,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "log level: debug, info, warning or error"},
     {SET_LEASE_SECONDS, "ERRAND_LEASE_SECONDS", "lease-seconds", SETTING_INT, "30", 1, DAY_SECONDS,
      false, "default lease of a claimed run; workers heartbeat well within it"},
+    {SET_MAX_REDELIVERIES, "ERRAND_MAX_REDELIVERIES", "max-redeliveries", SETTING_INT, "5", 0, 1000,
+     false,
+     "how many times a run goes back to the queue without an outcome (its lease expired, or "
+     "a stopping worker handed it back mid-run) before it ends CRASHED; apart from retries"},
     {SET_SWEEP_INTERVAL_MS, "ERRAND_SWEEP_INTERVAL_MS", "sweep-interval-ms", SETTING_INT, "500", 1,
      HOUR_MS, false,
      "how often the server expires leases and moves delayed runs that came due to the ready "

@@ -31,6 +31,7 @@ enum setting_id {
     SET_LOG_PRINTS,               /* ERRAND_LOGGING_LOG_PRINTS, default false */
     SET_LOG_LEVEL,                /* ERRAND_LOGGING_LEVEL, default info */
     SET_LEASE_SECONDS,            /* ERRAND_LEASE_SECONDS, default 30 */
+    SET_MAX_REDELIVERIES,         /* ERRAND_MAX_REDELIVERIES, default 5 */
     SET_SWEEP_INTERVAL_MS,        /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
     SET_POLL_RECHECK_MS,          /* ERRAND_POLL_RECHECK_MS, default 1000 */
     SET_RETENTION_SECONDS,        /* ERRAND_RETENTION_SECONDS, default 604800 (7 days; 0 = keep) */

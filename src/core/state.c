@@ -118,10 +118,29 @@ static struct state_decision go(errand_state next, const char *name, int64_t sch
     return d;
 }
 
-struct state_decision state_on_report(errand_state current, errand_state reported, int attempt,
-                                      int max_attempts, bool retryable, const double *delays,
-                                      size_t n_delays, double jitter, double rand01, int64_t now_ms)
+/* The run goes back to the queue without an outcome (its worker is gone or gave it back
+ * mid-run): the attempt is given back and a redelivery counted, or CRASHED once the limit is
+ * reached. */
+static struct state_decision redeliver(const struct attempt_budget *b, int64_t now_ms)
 {
+    struct state_decision d;
+    if (b->redeliveries < b->max_redeliveries) {
+        d = go(ERRAND_STATE_SCHEDULED, STATE_NAME_SCHEDULED, now_ms);
+        d.uncount_attempt = true;
+        d.count_redelivery = true;
+    } else {
+        d = go(ERRAND_STATE_CRASHED, NULL, 0);
+        d.out_of_redeliveries = true;
+    }
+    return d;
+}
+
+struct state_decision state_on_report(errand_state current, errand_state reported,
+                                      const struct attempt_budget *b, bool retryable,
+                                      const double *delays, size_t n_delays, double jitter,
+                                      double rand01, int64_t now_ms)
+{
+    int attempt = b->attempt;
     if (!state_valid(current) || !state_valid(reported))
         return refuse(current, "unknown state");
     if (state_is_final(current))
@@ -142,7 +161,7 @@ struct state_decision state_on_report(errand_state current, errand_state reporte
         /* A failure while cancelling ends the run as the user asked: cancelled. */
         if (current == ERRAND_STATE_CANCELLING)
             return go(ERRAND_STATE_CANCELLED, NULL, 0);
-        if (retryable && attempt < max_attempts) {
+        if (retryable && attempt < b->max_attempts) {
             int64_t delay = state_retry_delay_ms(delays, n_delays, attempt, jitter, rand01);
             return go(ERRAND_STATE_SCHEDULED, STATE_NAME_AWAITING_RETRY, now_ms + delay);
         }
@@ -152,9 +171,12 @@ struct state_decision state_on_report(errand_state current, errand_state reporte
         return go(ERRAND_STATE_CANCELLED, NULL, 0);
 
     case ERRAND_STATE_SCHEDULED:
-        /* Hand-back of an unstarted run (the worker is shutting down). */
+        /* Hand-back (the worker is shutting down): an unstarted run charges nothing; a
+         * started one was cut short, which is a redelivery. */
+        if (current == ERRAND_STATE_RUNNING)
+            return redeliver(b, now_ms);
         if (current != ERRAND_STATE_PENDING)
-            return refuse(current, "only a PENDING run may be handed back (SCHEDULED)");
+            return refuse(current, "only a PENDING or RUNNING run may be handed back (SCHEDULED)");
         {
             struct state_decision d = go(ERRAND_STATE_SCHEDULED, STATE_NAME_SCHEDULED, now_ms);
             d.uncount_attempt = true;
@@ -167,7 +189,7 @@ struct state_decision state_on_report(errand_state current, errand_state reporte
     }
 }
 
-struct state_decision state_on_lease_expired(errand_state current, int attempt, int max_attempts,
+struct state_decision state_on_lease_expired(errand_state current, const struct attempt_budget *b,
                                              int64_t now_ms)
 {
     switch (current) {
@@ -175,12 +197,17 @@ struct state_decision state_on_lease_expired(errand_state current, int attempt, 
         return go(ERRAND_STATE_CANCELLED, NULL, 0);
     case ERRAND_STATE_PENDING:
     case ERRAND_STATE_RUNNING:
-        if (attempt < max_attempts)
-            return go(ERRAND_STATE_SCHEDULED, STATE_NAME_SCHEDULED, now_ms);
-        return go(ERRAND_STATE_CRASHED, NULL, 0);
+        return redeliver(b, now_ms);
     default:
         return refuse(current, "the run holds no lease");
     }
+}
+
+struct state_decision state_on_lease_resumed(errand_state current, bool started)
+{
+    if (current != ERRAND_STATE_SCHEDULED)
+        return refuse(current, "only a run waiting in the queue may resume its expired lease");
+    return go(started ? ERRAND_STATE_RUNNING : ERRAND_STATE_PENDING, NULL, 0);
 }
 
 struct state_decision state_on_cancel(errand_state current)

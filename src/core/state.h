@@ -5,8 +5,13 @@
  *
  *   SCHEDULED ──claim──▶ PENDING ──start──▶ RUNNING ──▶ COMPLETED | FAILED
  *       ▲                   │                  │
- *       └── retry / lease expired (attempts remain) ┘──▶ CRASHED (none remain)
+ *       ├── retry (the task failed, attempts remain) ◀┤
+ *       └── redelivery (lease expired or handed back, redeliveries remain) ◀┘──▶ CRASHED
  *   any non-final ──cancel──▶ CANCELLED (SCHEDULED) or CANCELLING (held by a worker) ──▶ CANCELLED
+ *
+ * Two budgets: a task's failures use its attempts (retries + 1); losing the worker (lease
+ * expiry, a claim answer that never arrived, a deploy that ends a running task) uses
+ * redeliveries, which give the attempt back, up to the server's limit.
  */
 #ifndef ERRAND_CORE_STATE_H
 #define ERRAND_CORE_STATE_H
@@ -31,14 +36,25 @@ bool state_is_final(errand_state s);
 /* True when a worker holds the run under a lease (PENDING, RUNNING, CANCELLING). */
 bool state_is_leased(errand_state s);
 
+/* Where a run stands in its two budgets. */
+struct attempt_budget {
+    int attempt;          /* executions charged so far (a claim charges one) */
+    int max_attempts;     /* retries + 1 */
+    int redeliveries;     /* times the run went back to the queue without an outcome */
+    int max_redeliveries; /* the server's limit (ERRAND_MAX_REDELIVERIES) */
+};
+
 /* The outcome of a rule: the next state, its name, when it may next be claimed (for
- * SCHEDULED), whether the attempt counter goes back (hand-back) and a message. */
+ * SCHEDULED), whether the attempt counter goes back (hand-back, redelivery), whether a
+ * redelivery is counted, and a message. */
 struct state_decision {
     bool allowed;            /* false: the transition is refused (see reason) */
     errand_state next;
     const char *name;        /* display name of next */
     int64_t scheduled_at_ms; /* when next == SCHEDULED */
-    bool uncount_attempt;    /* hand-back: attempt -= 1 */
+    bool uncount_attempt;    /* hand-back or redelivery: attempt -= 1 */
+    bool count_redelivery;   /* redeliveries += 1 */
+    bool out_of_redeliveries; /* CRASHED because the redelivery limit was reached */
     const char *reason;      /* why refused, for error messages */
 };
 
@@ -47,16 +63,23 @@ struct state_decision {
 int64_t state_retry_delay_ms(const double *delays, size_t n_delays, int retry, double jitter,
                              double rand01);
 
-/* A worker reports `reported` for a run currently in `current`.
- * attempt/max_attempts are the run's; retryable=false forbids a retry. */
-struct state_decision state_on_report(errand_state current, errand_state reported, int attempt,
-                                      int max_attempts, bool retryable, const double *delays,
-                                      size_t n_delays, double jitter, double rand01,
-                                      int64_t now_ms);
+/* A worker reports `reported` for a run currently in `current`; retryable=false forbids a
+ * retry. SCHEDULED is a hand-back: of a PENDING run (never started) it charges nothing; of
+ * a RUNNING one (the worker stopped before the task ended) it is a redelivery. */
+struct state_decision state_on_report(errand_state current, errand_state reported,
+                                      const struct attempt_budget *b, bool retryable,
+                                      const double *delays, size_t n_delays, double jitter,
+                                      double rand01, int64_t now_ms);
 
-/* The lease of a run in `current` ran out. */
-struct state_decision state_on_lease_expired(errand_state current, int attempt, int max_attempts,
+/* The lease of a run in `current` ran out: a redelivery while any remain, else CRASHED. */
+struct state_decision state_on_lease_expired(errand_state current, const struct attempt_budget *b,
                                              int64_t now_ms);
+
+/* The worker whose lease ran out is back (a heartbeat or an outcome under that lease) while
+ * the run still waits in the queue, claimed by nobody since: the expiry is undone and the
+ * run is held again, RUNNING if it had started, else PENDING. The caller restores the
+ * attempt and redelivery counts the expiry changed. Refused unless current is SCHEDULED. */
+struct state_decision state_on_lease_resumed(errand_state current, bool started);
 
 /* Somebody asked to cancel a run in `current`. Final states are refused. */
 struct state_decision state_on_cancel(errand_state current);

@@ -27,6 +27,7 @@
 #define WIRE_REPORT_LOGS_MAX 10000     /* log lines in one POST /api/workers/report */
 #define WIRE_RESULT_REF_MAX 2048       /* characters of a result reference */
 #define WIRE_BATCH_ID_MAX 64           /* characters of a report request's batch_id */
+#define WIRE_REQUEST_ID_MAX 64         /* characters of a claim request's request_id */
 #define WIRE_MESSAGE_MAX 65536         /* characters of a failure message or a log line */
 #define WIRE_JSON_DEPTH_MAX 64         /* arrays and objects nested in one request body */
 /* A report's result sits three levels down in its body ({"reports": [{"result": ...}]}). */

@@ -109,6 +109,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     put(obj, "state", state_json(r), &ok);
     put(obj, "attempt", json_integer(r->attempt), &ok);
     put(obj, "max_attempts", json_integer(r->max_attempts), &ok);
+    put(obj, "redeliveries", json_integer(r->redeliveries), &ok);
     put(obj, "created", run_json_time(r->created), &ok);
     put(obj, "scheduled_at", run_json_time(r->scheduled_at), &ok);
     put(obj, "started", run_json_time(r->started), &ok);
@@ -252,6 +253,8 @@ void run_json_write(struct jw *w, const struct run_row *r)
     jw_int(w, r->attempt);
     jw_member(w, "max_attempts");
     jw_int(w, r->max_attempts);
+    jw_member(w, "redeliveries");
+    jw_int(w, r->redeliveries);
     jw_member(w, "created");
     jw_time(w, r->created);
     jw_member(w, "scheduled_at");

@@ -57,6 +57,7 @@ static int open_store(const struct settings *s, store **st, errand_error *err)
     struct store_options opt = {
         .sync = settings_str(s, SET_DATABASE_SYNC),
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
+        .max_redeliveries = (int)settings_int(s, SET_MAX_REDELIVERIES),
     };
     return store_open(url, &opt, st, err);
 }

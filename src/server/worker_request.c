@@ -87,8 +87,8 @@ static int parse_lease_seconds(const json_t *body, int fallback, int *out, erran
 int worker_parse_claim(const json_t *body, int default_lease_seconds, struct claim_body *out,
                        errand_error *err)
 {
-    static const char *const fields[] = {"worker",       "tasks",         "limit",
-                                         "wait_seconds", "lease_seconds", NULL};
+    static const char *const fields[] = {"worker",        "tasks",      "limit", "wait_seconds",
+                                         "lease_seconds", "request_id", NULL};
     memset(out, 0, sizeof *out);
     const json_t *tasks = NULL;
     long long limit = CLAIM_LIMIT_DEFAULT;
@@ -104,7 +104,9 @@ int worker_parse_claim(const json_t *body, int default_lease_seconds, struct cla
             0 ||
         (rc = field_number(body, NULL, "wait_seconds", false, 0, false, CLAIM_WAIT_MAX_S,
                            &out->wait_seconds, NULL, err)) < 0 ||
-        (rc = parse_lease_seconds(body, default_lease_seconds, &out->req.lease_seconds, err)) < 0)
+        (rc = parse_lease_seconds(body, default_lease_seconds, &out->req.lease_seconds, err)) < 0 ||
+        (rc = field_string(body, NULL, "request_id", false, WIRE_REQUEST_ID_MAX,
+                           &out->req.request_id, NULL, err)) < 0)
         return rc;
     out->req.limit = (int)limit;
     size_t n = json_array_size(tasks);

@@ -26,6 +26,7 @@ struct run_row {
     int64_t state_timestamp; /* Unix ms; 0 = absent, here and below */
     int attempt;
     int max_attempts;
+    int redeliveries; /* returns to the queue without an outcome (state.h) */
     int64_t created;
     int64_t scheduled_at;
     int64_t started;

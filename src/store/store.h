@@ -31,9 +31,13 @@ typedef struct store store;
     "no task run with id '%s': never submitted, or deleted after it finished "                     \
     "(ERRAND_RETENTION_SECONDS)"
 
+/* ERRAND_MAX_REDELIVERIES' default; the store takes max_redeliveries as given (0 = none). */
+#define STORE_DEFAULT_MAX_REDELIVERIES 5
+
 struct store_options {
     const char *sync; /* "full" | "normal" | "off" (SQLite synchronous) */
     int default_lease_seconds;
+    int max_redeliveries; /* a run whose lease runs out this many times more ends CRASHED */
 };
 
 /* Opens (and creates/migrates) the store at url: sqlite:///abs/path.db, sqlite://rel.db
@@ -110,11 +114,16 @@ struct claim_request {
     size_t n_tasks;
     int limit;
     int lease_seconds;
+    const char *request_id; /* NULL = none */
 };
 /* Claims up to limit due runs (SCHEDULED, scheduled_at <= now) of those tasks, highest
  * priority then oldest first: PENDING, attempt+1, new lease token. *out: the claimed rows
  * (id, task, parameters, attempt, max_attempts, lease_token, lease_expires, timeout_seconds,
- * persist_result, cache_key filled). Also records the worker as seen. */
+ * persist_result, cache_key filled). Also records the worker as seen.
+ * A claim with a request_id seen before (within REQUEST_MEMORY) answers what that claim
+ * handed out and nobody changed since (runs still PENDING under the same lease tokens, their
+ * leases renewed), claiming nothing new: the same claim sent again after its answer was lost
+ * gets the same runs at once. */
 int store_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
                 errand_error *err);
 

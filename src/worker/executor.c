@@ -262,6 +262,12 @@ static void deliver(executor *ex, struct wrun *run, struct outcome *o)
         complete(ex, run, o);
         return;
     }
+    if (why == STOP_SHUTDOWN) {
+        /* Cut short by a stop (a deploy): handed back, a redelivery that leaves the task's
+           retries alone. */
+        reporter_final(env->reporter, run, ERRAND_STATE_SCHEDULED, NULL, false, NULL, NULL);
+        return;
+    }
     char msg[REPORT_MESSAGE_MAX];
     if (why == STOP_TIMEOUT)
         snprintf(msg, sizeof msg, "task timed out after %gs", run->timeout_seconds);
@@ -375,7 +381,7 @@ int executor_start(const struct executor_env *env, size_t n, void (*before_threa
     return 0;
 }
 
-void executor_abandon(executor *ex, const char *message)
+void executor_abandon(executor *ex)
 {
     size_t n = 0;
     struct wrun **abandoned = mem_calloc(ex->n, sizeof *abandoned);
@@ -391,11 +397,10 @@ void executor_abandon(executor *ex, const char *message)
         pthread_mutex_unlock(&s->mu);
     }
     for (size_t i = 0; i < n; i++) {
-        log_warn("task still running at the end of the grace period; reported failed",
-                 "run=%s task=%s", abandoned[i]->id, abandoned[i]->task);
-        reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_FAILED, message, true, NULL,
+        log_warn("task still running at the end of the grace period; handed back", "run=%s task=%s",
+                 abandoned[i]->id, abandoned[i]->task);
+        reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_SCHEDULED, NULL, false, NULL,
                        NULL);
-        atomic_fetch_add(&ex->env.stats->failed, 1);
         wrun_unref(abandoned[i]);
     }
     mem_free(abandoned);

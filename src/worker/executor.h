@@ -49,9 +49,9 @@ int executor_start(const struct executor_env *env, size_t n, void (*before_threa
                    executor **out, errand_error *err);
 
 /* Shutdown, after the queue was closed and the grace period ran out: every running run gets
- * STOP_SHUTDOWN; C tasks still running are reported FAILED with message now (their threads
- * are left to finish); exec tasks are killed and report themselves. */
-void executor_abandon(executor *ex, const char *message);
+ * STOP_SHUTDOWN; C tasks still running are handed back (SCHEDULED) now (their threads are
+ * left to finish); exec tasks are killed and are handed back as they end. */
+void executor_abandon(executor *ex);
 
 /* Waits until no exec task runs (their processes were killed) or deadline_ms passes. */
 bool executor_wait_exec_done(executor *ex, int64_t deadline_ms);

@@ -12,11 +12,13 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/uuid.h"
 #include "core/wire_limits.h"
 
 #define POLLER_RETRY_MIN_MS 100
 #define POLLER_RETRY_MAX_MS 5000
 #define HTTP_OK 200
+#define REQUEST_ID_BYTES 16
 
 struct poller {
     struct poller_config cfg;
@@ -73,7 +75,7 @@ static void pause_unless_stopped(const poller *p, long ms)
     poll(&pf, 1, (int)ms);
 }
 
-static char *claim_body(const poller *p, size_t limit)
+static char *claim_body(const poller *p, size_t limit, const char *request_id)
 {
     json_t *body = json_object();
     if (!body)
@@ -82,6 +84,8 @@ static char *claim_body(const poller *p, size_t limit)
     bad |= json_object_set(body, "tasks", p->tasks);
     bad |= json_object_set_new(body, "limit", json_integer((json_int_t)limit));
     bad |= json_object_set_new(body, "wait_seconds", json_integer(POLLER_WAIT_SECONDS));
+    if (request_id[0])
+        bad |= json_object_set_new(body, "request_id", json_string(request_id));
     if (p->cfg.lease_seconds > 0)
         bad |= json_object_set_new(body, "lease_seconds", json_integer(p->cfg.lease_seconds));
     char *text = bad ? NULL : json_compact(body);
@@ -119,12 +123,18 @@ static void *poller_main(void *arg)
     const struct poller_config *cfg = &p->cfg;
     long backoff = POLLER_RETRY_MIN_MS;
     bool failing = false;
+    /* A claim keeps its request id until it is answered, so a claim whose answer was lost
+       (the server died between its commit and its reply) is sent again under the same id
+       and gets the same runs back at once, instead of leaving them to a lease expiry. */
+    char request_id[2 * REQUEST_ID_BYTES + 1] = "";
     while (!atomic_load(cfg->stopping)) {
         size_t free_slots = run_queue_wait_free(cfg->queue);
         if (free_slots == 0 || atomic_load(cfg->stopping))
             break;
         size_t limit = free_slots < WIRE_CLAIM_LIMIT_MAX ? free_slots : WIRE_CLAIM_LIMIT_MAX;
-        char *body = claim_body(p, limit);
+        if (!request_id[0] && token_random_hex(REQUEST_ID_BYTES, request_id) < 0)
+            request_id[0] = '\0'; /* no id: the claim still works, without the repeat */
+        char *body = claim_body(p, limit, request_id);
         struct http_response resp = {0};
         errand_error err;
         int rc = body ? http_perform(p->conn, "POST", "/workers/claim", body,
@@ -150,6 +160,7 @@ static void *poller_main(void *arg)
             backoff = backoff * 2 < POLLER_RETRY_MAX_MS ? backoff * 2 : POLLER_RETRY_MAX_MS;
             continue;
         }
+        request_id[0] = '\0'; /* answered: the next claim is a new one */
         if (failing)
             log_info("claiming task runs again", "worker=%s", cfg->worker_name);
         failing = false;

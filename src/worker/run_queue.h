@@ -2,8 +2,11 @@
  * run_queue.h — claimed runs waiting for an executor thread, and the worker's slot count.
  *
  * `inflight` counts runs claimed and not finished (queued + executing). The poller asks for
- * exactly capacity - inflight runs, so the worker never holds a lease it cannot start at
- * once: a run pushed here always has a free executor thread. All fields are guarded by mu.
+ * exactly capacity - inflight runs. Capacity is the worker's concurrency plus its prefetch:
+ * without prefetch the worker never holds a lease it cannot start at once (a run pushed here
+ * always has a free executor thread); with it, up to prefetch runs wait here for a slot,
+ * under leases the reporter keeps alive, and are handed back on stop. All fields are
+ * guarded by mu.
  */
 #ifndef ERRAND_WORKER_RUN_QUEUE_H
 #define ERRAND_WORKER_RUN_QUEUE_H

@@ -9,11 +9,12 @@
  *
  * Stopping (errand_worker_stop: an atomic flag and a byte into a self-pipe, both
  * async-signal-safe): stop claiming (the poll is abandoned at once); hand queued, unstarted
- * runs back (SCHEDULED); let running tasks finish within grace_seconds; after that, report C
- * tasks still running as FAILED "worker stopped before the task finished" and kill exec
- * tasks; flush the reports; return. A C function that never returns keeps its thread, which
- * holds a reference to the worker, so errand_worker_free() never frees memory that thread
- * still uses: the worker is freed when the last reference goes.
+ * runs back (SCHEDULED); let running tasks finish within grace_seconds; after that, hand C
+ * tasks still running back too, and kill exec tasks (whose runs are handed back as they
+ * end): the server counts those as redeliveries, not against the tasks' retries (a deploy
+ * does not use up a run's retries); flush the reports; return. A C function that never returns
+ * keeps its thread, which holds a reference to the worker, so errand_worker_free() never frees
+ * memory that thread still uses: the worker is freed when the last reference goes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,11 +52,13 @@
 /* After killing exec tasks on stop, how long to wait for them beyond the kill grace. */
 #define WORKER_EXEC_REAP_MARGIN_MS 1000
 #define PID_TEXT_MAX 24 /* "-" and the digits of any pid_t */
+#define WORKER_PREFETCH_MAX 10000
 
 struct errand_worker {
     atomic_int refs; /* the user's, plus one per executor thread */
     char *api_url, *api_key, *name, *storage_path;
     size_t concurrency;
+    size_t prefetch;
     int lease_seconds; /* 0 = the server's default */
     bool persist_by_default, log_prints, handle_signals;
     int64_t grace_ms;
@@ -143,6 +146,9 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
     if (opt->concurrency < 0)
         return error_set(err, ERRAND_EINVAL, "concurrency",
                          "concurrency must be 0 (default) or positive, got %d", opt->concurrency);
+    if (opt->prefetch < 0 || opt->prefetch > WORKER_PREFETCH_MAX)
+        return error_set(err, ERRAND_EINVAL, "prefetch", "prefetch must be 0 to %d, got %d",
+                         WORKER_PREFETCH_MAX, opt->prefetch);
     if (opt->lease_seconds < 0 || !isfinite(opt->lease_seconds) || opt->lease_seconds > INT_MAX)
         return error_set(err, ERRAND_EINVAL, "lease_seconds",
                          "lease_seconds must be 0 (server default) or positive, got %g",
@@ -197,6 +203,7 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
                                           : (size_t)settings_int(s, SET_WORKER_CONCURRENCY);
     if (w->concurrency == 0)
         w->concurrency = 1;
+    w->prefetch = (size_t)opt->prefetch;
     w->lease_seconds = (int)opt->lease_seconds; /* whole seconds on the wire, rounded up */
     if (w->lease_seconds < opt->lease_seconds)
         w->lease_seconds++;
@@ -316,7 +323,7 @@ static void on_cancel(struct wrun *run, void *ctx)
 
 static int start_parts(errand_worker *w, errand_error *err)
 {
-    if (run_queue_init(&w->queue, w->concurrency))
+    if (run_queue_init(&w->queue, w->concurrency + w->prefetch))
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the run queue");
     w->queue_ready = true;
     struct reporter_config rc_cfg = {
@@ -396,7 +403,7 @@ static void shut_down(errand_worker *w)
     if (handed_back)
         log_info("handed unstarted runs back", "worker=%s runs=%zu", w->name, handed_back);
     if (w->executor && !run_queue_wait_idle(&w->queue, clock_mono_ms() + w->grace_ms)) {
-        executor_abandon(w->executor, executor_stop_message(STOP_SHUTDOWN));
+        executor_abandon(w->executor);
         executor_wait_exec_done(w->executor, clock_mono_ms() + PROCESS_KILL_GRACE_MS +
                                                  WORKER_EXEC_REAP_MARGIN_MS);
     }

@@ -12,9 +12,11 @@ LEASE_ENV = {"ERRAND_LEASE_SECONDS": 2, "ERRAND_SWEEP_INTERVAL_MS": 100}
 
 
 def test_killed_worker_run_completes_on_another_worker_after_lease(server_factory, worker_factory):
+    """A lost worker is a redelivery: with retries 0 the run still completes elsewhere, its
+    attempt count untouched."""
     server = server_factory(env=LEASE_ENV)
     first = worker_factory(server)
-    run = server.api.submit("errand.sleep", {"seconds": 4}, retries=1)
+    run = server.api.submit("errand.sleep", {"seconds": 4}, retries=0)
     running = server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING",
                                     what="RUNNING on the first worker")
     first_name = running["worker"]
@@ -25,7 +27,7 @@ def test_killed_worker_run_completes_on_another_worker_after_lease(server_factor
 
     done = server.api.wait_final(run["id"], timeout=60)
     assert done["state"]["type"] == "COMPLETED", done
-    assert done["attempt"] == 2
+    assert done["attempt"] == 1 and done["redeliveries"] == 1, done
     assert first_name == first.name
     assert done["worker"] == second.name, done["worker"]
     assert time.monotonic() - killed_at >= 1.0, "the run waited for the lease to run out"
@@ -33,18 +35,25 @@ def test_killed_worker_run_completes_on_another_worker_after_lease(server_factor
     expired = [s for s in states if s["type"] == "SCHEDULED" and "lease" in s["message"].lower()]
     assert expired, f"a SCHEDULED state saying the lease expired: {states}"
     assert first_name in expired[0]["message"], expired[0]
+    assert "redelivery 1 of 5" in expired[0]["message"], expired[0]
     assert second.running()
 
 
-def test_killed_worker_without_attempts_left_crashes_the_run(server_factory, worker_factory):
-    server = server_factory(env=LEASE_ENV)
+def test_killed_worker_without_redeliveries_left_crashes_the_run(server_factory, worker_factory):
+    server = server_factory(env={**LEASE_ENV, "ERRAND_MAX_REDELIVERIES": 1})
     w = worker_factory(server)
-    run = server.api.submit("errand.sleep", {"seconds": 30}, retries=0)
+    run = server.api.submit("errand.sleep", {"seconds": 30}, retries=3)
     server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
     w.kill9()
+    again = worker_factory(server)
+    server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING"
+                          and r["redeliveries"] == 1, what="RUNNING again, redelivered once")
+    again.kill9()
     done = server.api.wait_final(run["id"], timeout=30)
+    # The task's retries are for its own failures: they are not spent on lost workers.
     assert done["state"]["type"] == "CRASHED", done
-    assert done["attempt"] == 1
+    assert done["attempt"] == 1 and done["redeliveries"] == 1, done
+    assert "redelivered 1 time, the limit" in done["state"]["message"], done
 
 
 def test_stale_worker_report_is_refused_after_reclaim(server_factory):
@@ -58,13 +67,13 @@ def test_stale_worker_report_is_refused_after_reclaim(server_factory):
     assert claim.status_code == 200, claim.text
     old = claim.json()["runs"][0]
     # The lease runs out; another worker claims the run.
-    api.wait_state(run["id"], lambda r: r["state"]["type"] == "SCHEDULED" and r["attempt"] == 1,
-                   what="SCHEDULED after the lease ran out")
+    api.wait_state(run["id"], lambda r: r["state"]["type"] == "SCHEDULED"
+                   and r["redeliveries"] == 1, what="SCHEDULED after the lease ran out")
     claim2 = api.request("POST", "/workers/claim", json_body={
         "worker": "fast", "tasks": [task], "limit": 1, "wait_seconds": 5})
     new = claim2.json()["runs"][0]
     assert new["id"] == run["id"] and new["lease_token"] != old["lease_token"]
-    assert new["attempt"] == 2
+    assert new["attempt"] == 1  # the lost lease was a redelivery, not an attempt
 
     r = api.request("POST", "/workers/report", json_body={"worker": "slow", "reports": [
         {"id": run["id"], "lease_token": old["lease_token"], "state": "COMPLETED",

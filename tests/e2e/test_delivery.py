@@ -85,12 +85,14 @@ def test_a_result_the_server_would_refuse_fails_alone_and_says_why(server_factor
     assert bad["attempt"] == 1, "not retried: the task would give the same result again"
 
 
-class SlowReportsProxy:
-    """An HTTP proxy in front of the server that holds every POST /api/workers/report for
-    `delay` seconds and passes everything else at once: a server slow to take reports, as a
-    busy one is. A stand-in for the network between worker and server, not for errand."""
+class WorkerLinkProxy:
+    """An HTTP proxy in front of the server, a stand-in for the network between worker and
+    server (not for errand): it holds every POST /api/workers/report for `delay` seconds (a
+    server slow to take reports, as a busy one is), and loses the answers of the first
+    `lose_claims` claims that handed out runs (the server committed them; the connection
+    broke before the worker heard back). Everything else passes at once."""
 
-    def __init__(self, upstream_port, delay):
+    def __init__(self, upstream_port, delay=0, lose_claims=0):
         import http.client
         import http.server
 
@@ -119,6 +121,12 @@ class SlowReportsProxy:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
+                if (self.path.startswith("/api/workers/claim") and proxy.lose_claims > 0
+                        and b'"lease_token"' in data):
+                    proxy.lose_claims -= 1
+                    proxy.lost_claims += 1
+                    self.close_connection = True  # no answer: the connection just ends
+                    return
                 self.send_response(resp.status)
                 self.send_header("Content-Type", resp.getheader("Content-Type") or "text/plain")
                 self.send_header("Content-Length", str(len(data)))
@@ -126,6 +134,8 @@ class SlowReportsProxy:
                 self.wfile.write(data)
 
         self.delay = delay
+        self.lose_claims = lose_claims
+        self.lost_claims = 0
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -145,7 +155,7 @@ def test_slow_reports_do_not_cost_a_healthy_worker_its_leases(server_factory, wo
     """Heartbeats have their own connection: while the server takes 4 s to answer reports,
     a worker with 3 s leases keeps them, and its runs complete rather than expire."""
     server = server_factory()
-    proxy = SlowReportsProxy(server.port, REPORT_DELAY_S)
+    proxy = WorkerLinkProxy(server.port, delay=REPORT_DELAY_S)
     try:
         runs = server.api.batch([{"task": "errand.sleep", "parameters": {"seconds": 0.5},
                                   "retries": 0} for _ in range(SLOW_RUNS)])
@@ -156,6 +166,23 @@ def test_slow_reports_do_not_cost_a_healthy_worker_its_leases(server_factory, wo
         states = {i: f["state"]["type"] for i, f in finals.items()}
         assert list(states.values()) == ["COMPLETED"] * SLOW_RUNS, \
             [f["state"] for f in finals.values()]
+    finally:
+        proxy.close()
+
+
+def test_a_claim_whose_answer_was_lost_is_redelivered_at_once(server, worker_factory):
+    """The worker sends the claim again under the same request id and gets the same run and
+    lease back, instead of waiting 30 s for the lease to run out."""
+    proxy = WorkerLinkProxy(server.port, lose_claims=1)
+    try:
+        run = server.api.submit("errand.noop", {}, retries=0)
+        worker_factory(server, env={"ERRAND_API_URL": f"http://127.0.0.1:{proxy.port}/api"})
+        done = server.api.wait_final(run["id"], timeout=10)  # the lease is 30 s
+        assert proxy.lost_claims == 1, "the proxy lost a claim's answer"
+        assert done["state"]["type"] == "COMPLETED", done
+        assert done["attempt"] == 1 and done["redeliveries"] == 0, done
+        states = [s["type"] for s in server.api.states(run["id"])]
+        assert states.count("SCHEDULED") == 1 and states.count("PENDING") == 1, states
     finally:
         proxy.close()
 
@@ -189,7 +216,9 @@ def test_a_report_sent_twice_is_applied_once(server):
     assert api.get(run["id"])["state"]["type"] == "COMPLETED"
 
 
-def test_an_outcome_after_the_lease_expired_is_not_taken_as_applied(server_factory):
+def test_an_outcome_after_the_lease_expired_is_accepted_while_not_claimed_again(server_factory):
+    """A slow report must not turn one execution into two: its run still waits in the queue,
+    so the outcome is the run's (a run claimed again meanwhile refuses it: test_crash)."""
     server = server_factory(env={"ERRAND_SWEEP_INTERVAL_MS": "100"})
     api = server.api
     task = unique_task("late")
@@ -199,6 +228,13 @@ def test_an_outcome_after_the_lease_expired_is_not_taken_as_applied(server_facto
     wait_until(lambda: api.get(run["id"])["state"]["type"] == "SCHEDULED", 30,
                "the lease expired")
     r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
-        {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED"}]})
-    assert r.status_code == 409, r.text
-    assert api.get(run["id"])["state"]["type"] == "SCHEDULED"
+        {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED",
+         "result": 7}]})
+    assert r.status_code == 200, r.text
+    done = api.get(run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["result"] == 7, done
+    assert done["attempt"] == 1 and done["redeliveries"] == 0, done
+    states = api.states(run["id"])
+    assert [s["type"] for s in states] == \
+        ["SCHEDULED", "PENDING", "SCHEDULED", "PENDING", "COMPLETED"], states
+    assert "lease resumed by worker w1" in states[3]["message"], states

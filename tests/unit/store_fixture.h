@@ -52,7 +52,9 @@ struct fixture {
 
 static inline void open_store(struct fixture *fx, const char *sync)
 {
-    struct store_options opt = {.sync = sync, .default_lease_seconds = 30};
+    struct store_options opt = {.sync = sync,
+                                .default_lease_seconds = 30,
+                                .max_redeliveries = STORE_DEFAULT_MAX_REDELIVERIES};
     errand_error err;
     int rc = store_open(fx->url, &opt, &fx->st, &err);
     if (rc != 0)

@@ -18,6 +18,11 @@
 #define N_STATES 8
 #define NOW INT64_C(1795947919123)
 #define SEC 1000
+#define MAX_REDELIVERIES 3
+
+/* A run on attempt a of m with no redelivery yet; R(r) one with r redeliveries behind it. */
+#define B(a, m) (&(struct attempt_budget){(a), (m), 0, MAX_REDELIVERIES})
+#define R(r) (&(struct attempt_budget){1, 1, (r), MAX_REDELIVERIES})
 
 static const double DELAYS[] = {1, 10};
 #define N_DELAYS (sizeof DELAYS / sizeof DELAYS[0])
@@ -29,6 +34,7 @@ struct expect {
     const char *name;
     int64_t scheduled_at_ms;
     bool uncount;
+    bool redeliver; /* counts a redelivery */
 };
 
 static void check(const char *what, errand_state current, struct state_decision d, struct expect e)
@@ -55,19 +61,28 @@ static void check(const char *what, errand_state current, struct state_decision 
                  (long long)d.scheduled_at_ms, (long long)e.scheduled_at_ms);
     if (d.uncount_attempt != e.uncount)
         fail_msg("%s from %s: uncount=%d, want %d", what, cur, d.uncount_attempt, e.uncount);
+    if (d.count_redelivery != e.redeliver)
+        fail_msg("%s from %s: redelivery=%d, want %d", what, cur, d.count_redelivery, e.redeliver);
 }
 
-static const struct expect REFUSED = {false, 0, NULL, 0, false};
+static const struct expect REFUSED = {false, 0, NULL, 0, false, false};
 
 static struct expect to(errand_state next, const char *name)
 {
-    struct expect e = {true, next, name, 0, false};
+    struct expect e = {true, next, name, 0, false, false};
     return e;
 }
 
 static struct expect to_scheduled(const char *name, int64_t at, bool uncount)
 {
-    struct expect e = {true, ERRAND_STATE_SCHEDULED, name, at, uncount};
+    struct expect e = {true, ERRAND_STATE_SCHEDULED, name, at, uncount, false};
+    return e;
+}
+
+/* Back to the queue at once, the attempt given back, one redelivery counted. */
+static struct expect redelivered(void)
+{
+    struct expect e = {true, ERRAND_STATE_SCHEDULED, "Scheduled", NOW, true, true};
     return e;
 }
 
@@ -138,24 +153,31 @@ static void cancel_rules(void **state)
 static void lease_expiry_rules(void **state)
 {
     (void)state;
+    /* Lease expiry is a redelivery: it never uses the task's retries (the budgets say last
+       attempt of one), only the redelivery limit. */
     for (int s = 0; s < N_STATES; s++) {
-        struct expect attempts_left, none_left;
+        struct expect left, none_left;
         switch (s) {
         case ERRAND_STATE_PENDING:
         case ERRAND_STATE_RUNNING:
-            attempts_left = to_scheduled("Scheduled", NOW, false);
+            left = redelivered();
             none_left = to(ERRAND_STATE_CRASHED, "Crashed");
             break;
         case ERRAND_STATE_CANCELLING:
-            attempts_left = none_left = to(ERRAND_STATE_CANCELLED, "Cancelled");
+            left = none_left = to(ERRAND_STATE_CANCELLED, "Cancelled");
             break;
         default: /* no lease to expire */
-            attempts_left = none_left = REFUSED;
+            left = none_left = REFUSED;
         }
-        check("lease expiry (1 of 3)", (errand_state)s,
-              state_on_lease_expired((errand_state)s, 1, 3, NOW), attempts_left);
-        check("lease expiry (3 of 3)", (errand_state)s,
-              state_on_lease_expired((errand_state)s, 3, 3, NOW), none_left);
+        check("lease expiry (no redelivery yet)", (errand_state)s,
+              state_on_lease_expired((errand_state)s, R(0), NOW), left);
+        check("lease expiry (one redelivery left)", (errand_state)s,
+              state_on_lease_expired((errand_state)s, R(MAX_REDELIVERIES - 1), NOW), left);
+        struct state_decision last =
+            state_on_lease_expired((errand_state)s, R(MAX_REDELIVERIES), NOW);
+        check("lease expiry (limit reached)", (errand_state)s, last, none_left);
+        assert_int_equal(last.out_of_redeliveries,
+                         s == ERRAND_STATE_PENDING || s == ERRAND_STATE_RUNNING);
     }
 }
 
@@ -177,7 +199,9 @@ static struct expect report_rule(errand_state cur, errand_state rep)
         return to_scheduled("AwaitingRetry", NOW + 1 * SEC, false);
     case ERRAND_STATE_CANCELLED:
         return to(ERRAND_STATE_CANCELLED, "Cancelled");
-    case ERRAND_STATE_SCHEDULED:
+    case ERRAND_STATE_SCHEDULED: /* hand-back: free before the start, a redelivery after */
+        if (cur == ERRAND_STATE_RUNNING)
+            return redelivered();
         return cur == ERRAND_STATE_PENDING ? to_scheduled("Scheduled", NOW, true) : REFUSED;
     default: /* PENDING, CRASHED, CANCELLING are never reported by a worker */
         return REFUSED;
@@ -191,10 +215,47 @@ static void report_matrix(void **state)
         for (int rep = 0; rep < N_STATES; rep++) {
             char what[64];
             snprintf(what, sizeof what, "report %s", state_type_name((errand_state)rep));
-            struct state_decision d = state_on_report((errand_state)cur, (errand_state)rep, 1, 3,
+            struct state_decision d = state_on_report((errand_state)cur, (errand_state)rep, B(1, 3),
                                                       true, DELAYS, N_DELAYS, 0, 0, NOW);
             check(what, (errand_state)cur, d, report_rule(cur, rep));
         }
+    }
+}
+
+static void hand_back_of_a_started_run_is_a_redelivery(void **state)
+{
+    (void)state;
+    /* A deploy that ends a running task does not use the task's retries ... */
+    check("hand-back of a running run, last attempt", ERRAND_STATE_RUNNING,
+          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_SCHEDULED, R(0), true, NULL, 0, 0, 0,
+                          NOW),
+          redelivered());
+    /* ... but is bounded by the redelivery limit like a lost worker. */
+    struct state_decision d = state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_SCHEDULED,
+                                              R(MAX_REDELIVERIES), true, NULL, 0, 0, 0, NOW);
+    check("hand-back of a running run, limit reached", ERRAND_STATE_RUNNING, d,
+          to(ERRAND_STATE_CRASHED, "Crashed"));
+    assert_true(d.out_of_redeliveries);
+    /* An unstarted run handed back costs nothing, whatever its budgets. */
+    check("hand-back of a pending run, limit reached", ERRAND_STATE_PENDING,
+          state_on_report(ERRAND_STATE_PENDING, ERRAND_STATE_SCHEDULED, R(MAX_REDELIVERIES), true,
+                          NULL, 0, 0, 0, NOW),
+          to_scheduled("Scheduled", NOW, true));
+}
+
+static void expired_lease_resumes_only_from_the_queue(void **state)
+{
+    (void)state;
+    for (int s = 0; s < N_STATES; s++) {
+        struct expect started = REFUSED, unstarted = REFUSED;
+        if (s == ERRAND_STATE_SCHEDULED) {
+            started = to(ERRAND_STATE_RUNNING, "Running");
+            unstarted = to(ERRAND_STATE_PENDING, "Pending");
+        }
+        check("resume (started)", (errand_state)s, state_on_lease_resumed((errand_state)s, true),
+              started);
+        check("resume (not started)", (errand_state)s,
+              state_on_lease_resumed((errand_state)s, false), unstarted);
     }
 }
 
@@ -203,22 +264,22 @@ static void failed_report_without_attempts_left_fails(void **state)
     (void)state;
     errand_state held[] = {ERRAND_STATE_PENDING, ERRAND_STATE_RUNNING};
     for (size_t i = 0; i < 2; i++) {
-        check(
-            "FAILED, last attempt", held[i],
-            state_on_report(held[i], ERRAND_STATE_FAILED, 3, 3, true, DELAYS, N_DELAYS, 0, 0, NOW),
-            to(ERRAND_STATE_FAILED, "Failed"));
-        check(
-            "FAILED, not retryable", held[i],
-            state_on_report(held[i], ERRAND_STATE_FAILED, 1, 3, false, DELAYS, N_DELAYS, 0, 0, NOW),
-            to(ERRAND_STATE_FAILED, "Failed"));
+        check("FAILED, last attempt", held[i],
+              state_on_report(held[i], ERRAND_STATE_FAILED, B(3, 3), true, DELAYS, N_DELAYS, 0, 0,
+                              NOW),
+              to(ERRAND_STATE_FAILED, "Failed"));
+        check("FAILED, not retryable", held[i],
+              state_on_report(held[i], ERRAND_STATE_FAILED, B(1, 3), false, DELAYS, N_DELAYS, 0, 0,
+                              NOW),
+              to(ERRAND_STATE_FAILED, "Failed"));
         check("FAILED, no retries configured", held[i],
-              state_on_report(held[i], ERRAND_STATE_FAILED, 1, 1, true, NULL, 0, 0, 0, NOW),
+              state_on_report(held[i], ERRAND_STATE_FAILED, B(1, 1), true, NULL, 0, 0, 0, NOW),
               to(ERRAND_STATE_FAILED, "Failed"));
     }
     /* While cancelling, a failure is a cancellation even with attempts left or not. */
     check("FAILED while cancelling, last attempt", ERRAND_STATE_CANCELLING,
-          state_on_report(ERRAND_STATE_CANCELLING, ERRAND_STATE_FAILED, 3, 3, false, NULL, 0, 0, 0,
-                          NOW),
+          state_on_report(ERRAND_STATE_CANCELLING, ERRAND_STATE_FAILED, B(3, 3), false, NULL, 0, 0,
+                          0, NOW),
           to(ERRAND_STATE_CANCELLED, "Cancelled"));
 }
 
@@ -227,20 +288,20 @@ static void failed_report_schedules_retry_with_its_delay(void **state)
     (void)state;
     /* Retry n waits delays[n-1]; the last delay repeats. */
     check("FAILED attempt 2", ERRAND_STATE_RUNNING,
-          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, 2, 5, true, DELAYS, N_DELAYS,
-                          0, 0, NOW),
+          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, B(2, 5), true, DELAYS,
+                          N_DELAYS, 0, 0, NOW),
           to_scheduled("AwaitingRetry", NOW + 10 * SEC, false));
     check("FAILED attempt 4", ERRAND_STATE_RUNNING,
-          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, 4, 5, true, DELAYS, N_DELAYS,
-                          0, 0, NOW),
+          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, B(4, 5), true, DELAYS,
+                          N_DELAYS, 0, 0, NOW),
           to_scheduled("AwaitingRetry", NOW + 10 * SEC, false));
     check("FAILED, no delays", ERRAND_STATE_RUNNING,
-          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, 1, 2, true, NULL, 0, 0.5, 0.5,
-                          NOW),
+          state_on_report(ERRAND_STATE_RUNNING, ERRAND_STATE_FAILED, B(1, 2), true, NULL, 0, 0.5,
+                          0.5, NOW),
           to_scheduled("AwaitingRetry", NOW, false));
     check("FAILED with jitter", ERRAND_STATE_PENDING,
-          state_on_report(ERRAND_STATE_PENDING, ERRAND_STATE_FAILED, 2, 3, true, DELAYS, N_DELAYS,
-                          0.5, 0.5, NOW),
+          state_on_report(ERRAND_STATE_PENDING, ERRAND_STATE_FAILED, B(2, 3), true, DELAYS,
+                          N_DELAYS, 0.5, 0.5, NOW),
           to_scheduled("AwaitingRetry", NOW + 12500, false));
 }
 
@@ -248,13 +309,14 @@ static void out_of_range_states_are_refused(void **state)
 {
     (void)state;
     struct state_decision d =
-        state_on_report(ERRAND_STATE_RUNNING, (errand_state)42, 1, 3, true, NULL, 0, 0, 0, NOW);
+        state_on_report(ERRAND_STATE_RUNNING, (errand_state)42, B(1, 3), true, NULL, 0, 0, 0, NOW);
     assert_false(d.allowed);
-    d = state_on_report((errand_state)42, ERRAND_STATE_COMPLETED, 1, 3, true, NULL, 0, 0, 0, NOW);
+    d = state_on_report((errand_state)42, ERRAND_STATE_COMPLETED, B(1, 3), true, NULL, 0, 0, 0,
+                        NOW);
     assert_false(d.allowed);
     assert_false(state_on_cancel((errand_state)42).allowed);
     assert_false(state_on_claim((errand_state)42).allowed);
-    assert_false(state_on_lease_expired((errand_state)42, 1, 3, NOW).allowed);
+    assert_false(state_on_lease_expired((errand_state)42, B(1, 3), NOW).allowed);
 }
 
 static void retry_delay_picks_and_repeats(void **state)
@@ -311,6 +373,8 @@ int main(void)
         cmocka_unit_test(cancel_rules),
         cmocka_unit_test(lease_expiry_rules),
         cmocka_unit_test(report_matrix),
+        cmocka_unit_test(hand_back_of_a_started_run_is_a_redelivery),
+        cmocka_unit_test(expired_lease_resumes_only_from_the_queue),
         cmocka_unit_test(failed_report_without_attempts_left_fails),
         cmocka_unit_test(failed_report_schedules_retry_with_its_delay),
         cmocka_unit_test(out_of_range_states_are_refused),

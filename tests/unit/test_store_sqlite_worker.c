@@ -195,11 +195,18 @@ static void heartbeat_extends_and_stale_tokens(void **state)
     json_decref(run);
 }
 
-static void sweep_reschedules_then_crashes(void **state)
+/* The state message of the run's current state. */
+static const char *message_of(const json_t *run)
+{
+    return sfield(json_object_get(run, "state"), "message");
+}
+
+static void sweep_redelivers_then_crashes(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    json_t *run = submit(fx, t, "{\"task\": \"s\", \"retries\": 1}", NULL);
+    /* retries: 0 — lease expiries never use the task's retries, only redeliveries. */
+    json_t *run = submit(fx, t, "{\"task\": \"s\", \"retries\": 0}", NULL);
     const char *id = sfield(run, "id");
     json_decref(claim(fx, "box-7", "s", 1, 1, t));
     assert_int_equal(sweep(fx, t + 1 * SEC), 0); /* not before it expires */
@@ -207,26 +214,213 @@ static void sweep_reschedules_then_crashes(void **state)
     json_t *r = get_run(fx, id);
     assert_string_equal(state_type_of(r), "SCHEDULED");
     assert_string_equal(state_name_of(r), "Scheduled");
-    assert_non_null(strstr(sfield(json_object_get(r, "state"), "message"), "lease expired"));
-    assert_non_null(strstr(sfield(json_object_get(r, "state"), "message"), "box-7"));
-    assert_int_equal(ifield(r, "attempt"), 1);
+    assert_non_null(strstr(message_of(r), "lease expired on worker box-7; redelivery 1 of 5"));
+    assert_int_equal(ifield(r, "attempt"), 0); /* given back */
+    assert_int_equal(ifield(r, "redeliveries"), 1);
     json_decref(r);
-    json_t *runs = claim(fx, "box-8", "s", 1, 1, t + 2 * SEC);
-    assert_int_equal(ifield(json_array_get(runs, 0), "attempt"), 2);
-    json_decref(runs);
-    assert_int_equal(sweep(fx, t + 4 * SEC), 1);
+    int64_t now = t + 2 * SEC;
+    for (int k = 2; k <= STORE_DEFAULT_MAX_REDELIVERIES + 1; k++) {
+        json_t *runs = claim(fx, "box-8", "s", 1, 1, now);
+        assert_int_equal(json_array_size(runs), 1);
+        assert_int_equal(ifield(json_array_get(runs, 0), "attempt"), 1);
+        json_decref(runs);
+        now += 2 * SEC;
+        assert_int_equal(sweep(fx, now), 1);
+    }
     r = get_run(fx, id);
     assert_string_equal(state_type_of(r), "CRASHED");
+    assert_non_null(strstr(message_of(r), "redelivered 5 times, the limit"));
+    assert_int_equal(ifield(r, "redeliveries"), STORE_DEFAULT_MAX_REDELIVERIES);
     assert_false(json_is_null(json_object_get(r, "finished")));
     json_decref(r);
     json_t *states = NULL;
     errand_error err;
     assert_int_equal(store_states_json(fx->st, id, &states, &err), 0);
-    const char *want[] = {"SCHEDULED", "PENDING", "SCHEDULED", "PENDING", "CRASHED"};
-    assert_int_equal(json_array_size(states), 5);
-    for (size_t i = 0; i < 5; i++)
-        assert_string_equal(sfield(json_array_get(states, i), "type"), want[i]);
+    /* SCHEDULED, then (PENDING, SCHEDULED) per redelivery, then PENDING, CRASHED. */
+    size_t n = json_array_size(states);
+    assert_int_equal(n, 2 + 2 * STORE_DEFAULT_MAX_REDELIVERIES + 1);
+    assert_string_equal(sfield(json_array_get(states, n - 1), "type"), "CRASHED");
     json_decref(states);
+    json_decref(run);
+}
+
+/* Claims the one run of task "late" as box-1 with a 1 s lease at t; its token into token. */
+static void claim_late(struct fixture *fx, int64_t t, char token[64])
+{
+    json_t *runs = claim(fx, "box-1", "late", 1, 1, t);
+    assert_int_equal(json_array_size(runs), 1);
+    snprintf(token, 64, "%s", sfield(json_array_get(runs, 0), "lease_token"));
+    json_decref(runs);
+}
+
+static void late_outcome_is_accepted_until_claimed_again(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
+    const char *id = sfield(run, "id");
+    char token[64];
+    claim_late(fx, t, token);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
+    assert_int_equal(sweep(fx, t + 2 * SEC), 1); /* the report came too late for the lease */
+    json_t *result = json_integer(42);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_COMPLETED, result, NULL, true, t + 3 * SEC),
+                     200);
+    json_t *r = get_run(fx, id);
+    assert_string_equal(state_type_of(r), "COMPLETED");
+    assert_int_equal(ifield(r, "attempt"), 1);      /* one execution, counted once */
+    assert_int_equal(ifield(r, "redeliveries"), 0); /* the expiry is undone */
+    assert_int_equal(json_integer_value(json_object_get(r, "result")), 42);
+    json_decref(r);
+    json_t *states = NULL;
+    errand_error err;
+    assert_int_equal(store_states_json(fx->st, id, &states, &err), 0);
+    const char *want[] = {"SCHEDULED", "PENDING", "RUNNING", "SCHEDULED", "RUNNING", "COMPLETED"};
+    assert_int_equal(json_array_size(states), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(sfield(json_array_get(states, i), "type"), want[i]);
+    assert_non_null(strstr(sfield(json_array_get(states, 4), "message"), "lease resumed"));
+    json_decref(states);
+    /* Sent again: applied, nothing changes. */
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_COMPLETED, result, NULL, true, t + 4 * SEC),
+                     200);
+    json_decref(result);
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_COMPLETED], 1);
+    assert_int_equal(c[ERRAND_STATE_SCHEDULED], 0);
+    json_decref(run);
+
+    /* Claimed again since: the old lease's outcome is refused, the new attempt untouched. */
+    json_t *run2 = submit(fx, t, "{\"task\": \"late\"}", NULL);
+    const char *id2 = sfield(run2, "id");
+    claim_late(fx, t + 10 * SEC, token);
+    assert_int_equal(sweep(fx, t + 12 * SEC), 1);
+    char token2[64];
+    claim_late(fx, t + 12 * SEC, token2);
+    assert_int_equal(report(fx, id2, token, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 13 * SEC),
+                     409);
+    r = get_run(fx, id2);
+    assert_string_equal(state_type_of(r), "PENDING");
+    json_decref(r);
+    /* ... and a heartbeat under the old lease does not take it back either. */
+    assert_int_equal(heartbeat1(fx, id2, token, 10, t + 13 * SEC, NULL), 409);
+    assert_int_equal(
+        report(fx, id2, token2, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 13 * SEC), 200);
+    json_decref(run2);
+}
+
+static void heartbeat_resumes_an_expired_lease(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
+    const char *id = sfield(run, "id");
+    char token[64];
+    claim_late(fx, t, token);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
+    assert_int_equal(sweep(fx, t + 2 * SEC), 1);
+    assert_int_equal(heartbeat1(fx, id, token, 10, t + 3 * SEC, NULL), 200);
+    json_t *r = get_run(fx, id);
+    assert_string_equal(state_type_of(r), "RUNNING");
+    assert_int_equal(ifield(r, "attempt"), 1);
+    assert_int_equal(ifield(r, "redeliveries"), 0);
+    json_decref(r);
+    /* Held again for the heartbeat's lease: nothing to expire before it ends. */
+    assert_int_equal(sweep(fx, t + 12 * SEC), 0);
+    json_t *none = claim(fx, "box-2", "late", 1, 1, t + 12 * SEC);
+    assert_int_equal(json_array_size(none), 0);
+    json_decref(none);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 12 * SEC),
+                     200);
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_COMPLETED], 1);
+    assert_int_equal(c[ERRAND_STATE_RUNNING], 0);
+    json_decref(run);
+}
+
+/* Claims task "rq" with a request id; the claimed runs as JSON. */
+static json_t *claim_with_id(struct fixture *fx, const char *request_id, int limit, int64_t now)
+{
+    const char *tasks[] = {"rq"};
+    struct claim_request req = {.worker = "box-1",
+                                .tasks = tasks,
+                                .n_tasks = 1,
+                                .limit = limit,
+                                .lease_seconds = 10,
+                                .request_id = request_id};
+    struct run_list runs;
+    errand_error err;
+    if (store_claim(fx->st, &req, now, &runs, &err) != 0)
+        fail_msg("store_claim: %s", err.message);
+    return list_json(&runs, true);
+}
+
+static void claim_sent_again_gets_the_same_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < 4; i++)
+        json_decref(submit(fx, t, "{\"task\": \"rq\", \"retries\": 0}", NULL));
+    json_t *first = claim_with_id(fx, "req-1", 2, t);
+    assert_int_equal(json_array_size(first), 2);
+    /* The answer was lost; the same claim again, later: the same runs and tokens, nothing
+       new claimed, no attempt charged twice, the leases renewed from now. */
+    json_t *again = claim_with_id(fx, "req-1", 2, t + 5 * SEC);
+    assert_int_equal(json_array_size(again), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *a = json_array_get(first, i), *b = json_array_get(again, i);
+        assert_string_equal(sfield(a, "id"), sfield(b, "id"));
+        assert_string_equal(sfield(a, "lease_token"), sfield(b, "lease_token"));
+        assert_int_equal(ifield(b, "attempt"), 1);
+    }
+    assert_int_equal(sweep(fx, t + 12 * SEC), 0); /* renewed: not expired after the first 10 s */
+    int64_t c[8];
+    counts(fx, c);
+    assert_int_equal(c[ERRAND_STATE_PENDING], 2);
+    assert_int_equal(c[ERRAND_STATE_SCHEDULED], 2);
+    /* A run reported since is not handed out again. */
+    json_t *done = json_array_get(again, 0);
+    assert_int_equal(report(fx, sfield(done, "id"), sfield(done, "lease_token"),
+                            ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 13 * SEC),
+                     200);
+    json_t *third = claim_with_id(fx, "req-1", 2, t + 13 * SEC);
+    assert_int_equal(json_array_size(third), 1);
+    assert_string_equal(sfield(json_array_get(third, 0), "id"),
+                        sfield(json_array_get(again, 1), "id"));
+    /* A new request id is a new claim. */
+    json_t *other = claim_with_id(fx, "req-2", 5, t + 13 * SEC);
+    assert_int_equal(json_array_size(other), 2);
+    /* Forgotten after a while: the id then claims afresh (nothing left to claim here). */
+    assert_int_equal(sweep(fx, t + 13 * SEC + 6 * 60 * SEC), 3);
+    json_t *late = claim_with_id(fx, "req-1", 5, t + 13 * SEC + 6 * 60 * SEC);
+    assert_int_equal(json_array_size(late), 3); /* the three expired runs, redelivered */
+    json_decref(late);
+    json_decref(other);
+    json_decref(third);
+    json_decref(again);
+    json_decref(first);
+}
+
+static void hand_back_mid_run_is_a_redelivery(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
+    const char *id = sfield(run, "id");
+    char token[64];
+    claim_late(fx, t, token);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
+    assert_int_equal(report(fx, id, token, ERRAND_STATE_SCHEDULED, NULL, NULL, true, t), 200);
+    json_t *r = get_run(fx, id);
+    assert_string_equal(state_type_of(r), "SCHEDULED");
+    assert_int_equal(ifield(r, "attempt"), 0);
+    assert_int_equal(ifield(r, "redeliveries"), 1);
+    assert_non_null(strstr(message_of(r), "before the task finished; redelivery 1 of 5"));
+    json_decref(r);
+    /* A hand-back's expiry marker is not set: the old lease cannot resume. */
+    assert_int_equal(heartbeat1(fx, id, token, 10, t + 1 * SEC, NULL), 409);
     json_decref(run);
 }
 
@@ -453,7 +647,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(claim_order_due_time_and_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(claim_each_run_once_across_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(heartbeat_extends_and_stale_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(sweep_reschedules_then_crashes, setup, teardown),
+        cmocka_unit_test_setup_teardown(sweep_redelivers_then_crashes, setup, teardown),
+        cmocka_unit_test_setup_teardown(late_outcome_is_accepted_until_claimed_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(heartbeat_resumes_an_expired_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(hand_back_mid_run_is_a_redelivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(claim_sent_again_gets_the_same_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(report_failed_retries_then_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(report_not_retryable_and_completed, setup, teardown),
         cmocka_unit_test_setup_teardown(hand_back_uncounts_attempt, setup, teardown),

@@ -49,7 +49,13 @@
  *    list most recent first and finds the workers to prune.
  *  - report_batches (id, at): ids of report requests applied lately, so a resent batch's log
  *    lines are not stored twice; task_runs.ended_by is "<lease token>:<state>" of the report
- *    that ended the run's last lease, so that report resent is answered as applied.
+ *    that ended the run's last lease (or "<lease token>:expired" when the lease ran out), so
+ *    that report resent is answered as applied, and a late outcome of an expired lease is
+ *    recognised. task_runs.redeliveries counts the runs' returns to the queue without an
+ *    outcome (state.h).
+ *  - claim_requests (id, at, leases): claims that carried a request id, with the leases they
+ *    handed out ("<run id>:<token>" comma-separated), so that a claim sent again after its
+ *    answer was lost gets the same runs back; forgotten after REQUEST_MEMORY_MS.
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
@@ -207,6 +213,16 @@ static const struct migration migrations[] = {
      "CREATE TABLE report_batches (id TEXT NOT NULL PRIMARY KEY, at INTEGER NOT NULL)"
      "  WITHOUT ROWID;"
      "CREATE INDEX report_batches_at ON report_batches (at);"},
+
+    /* Redeliveries: how often a run went back to the queue without an outcome (lease expiry,
+       a stopping worker's hand-back mid-run), counted apart from its attempts. And claims
+       that carry a request id: the leases a claim handed out, remembered for a while, so the
+       same claim sent again (its answer was lost) gets the same runs back at once. */
+    {13, "redeliveries",
+     "ALTER TABLE task_runs ADD COLUMN redeliveries INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE claim_requests (id TEXT NOT NULL PRIMARY KEY, at INTEGER NOT NULL,"
+     "  leases TEXT NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX claim_requests_at ON claim_requests (at);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -63,12 +63,12 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
-    "timeout_seconds, persist_result, result, result_ref"
+    "timeout_seconds, persist_result, result, result_ref, redeliveries"
 
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries"
 
 struct sql_def {
     const char *name;
@@ -110,13 +110,14 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, "
-        "ended_by = coalesce(?16, ended_by), "
+        "ended_by = coalesce(?16, ended_by), redeliveries = ?17, "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_RUN_COMPLETE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = ?5, n_states = ?6, attempt = ?7, scheduled_at = ?8, started = ?9, "
         "finished = ?10, lease_token = ?11, lease_expires = ?12, result = ?13, "
         "result_ref = ?14, cache_expires_at = ?15, ended_by = coalesce(?16, ended_by), "
+        "redeliveries = ?17, "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
     SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
                           "WHERE cache_key = ?1 AND state_type = 3 AND state_name = 'Completed' "
@@ -144,7 +145,19 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
         "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
-    SQL(SQL_LEASE_CHECK, "SELECT rowid, state_type, lease_token FROM task_runs WHERE id = ?1"),
+    SQL(SQL_CLAIM_REQUEST_GET, "SELECT leases FROM claim_requests WHERE id = ?1"),
+    SQL(SQL_CLAIM_REQUEST_NEW, "INSERT OR IGNORE INTO claim_requests (id, at, leases) "
+                               "VALUES (?1, ?2, ?3)"),
+    SQL(SQL_CLAIM_REQUESTS_PRUNE,
+        "DELETE FROM claim_requests WHERE id IN (SELECT id FROM claim_requests "
+        "INDEXED BY claim_requests_at WHERE at < ?1 ORDER BY at LIMIT ?2)"),
+    SQL(SQL_CLAIM_REPEAT,
+        "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
+        "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
+        "WHERE id = ?1 AND state_type = 1 AND lease_token = ?2"),
+    SQL(SQL_LEASE_RENEW, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
+    SQL(SQL_LEASE_CHECK,
+        "SELECT rowid, state_type, lease_token, ended_by FROM task_runs WHERE id = ?1"),
     SQL(SQL_LEASE_EXTEND,
         "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1 AND lease_expires < ?3"),
     SQL(SQL_LEASE_EXPIRED, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "

@@ -37,6 +37,11 @@ enum sql_id {
     SQL_WORKER_FRESH,
     SQL_PROMOTE_DUE,
     SQL_CLAIM_UPDATE,
+    SQL_CLAIM_REQUEST_GET,
+    SQL_CLAIM_REQUEST_NEW,
+    SQL_CLAIM_REQUESTS_PRUNE,
+    SQL_CLAIM_REPEAT,
+    SQL_LEASE_RENEW,
     SQL_LEASE_CHECK,
     SQL_LEASE_EXTEND,
     SQL_LEASE_EXPIRED,
@@ -97,6 +102,7 @@ enum run_col {
     RC_PERSIST_RESULT,
     RC_RESULT,
     RC_RESULT_REF,
+    RC_REDELIVERIES,
 };
 
 /* Columns of SQL_CLAIM_CANDIDATES. */
@@ -134,6 +140,7 @@ enum lease_col {
     LC_LEASE_EXPIRES,
     LC_ID,
     LC_ENDED_BY,
+    LC_REDELIVERIES,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

@@ -56,6 +56,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->state_timestamp = sqlite_col_ms(s, LC_STATE_TIMESTAMP);
     cur->attempt = sqlite3_column_int(s, LC_ATTEMPT);
     cur->max_attempts = sqlite3_column_int(s, LC_MAX_ATTEMPTS);
+    cur->redeliveries = sqlite3_column_int(s, LC_REDELIVERIES);
     cur->n_states = sqlite3_column_int(s, LC_N_STATES);
     cur->started = sqlite_col_ms(s, LC_STARTED);
     cur->scheduled_at = sqlite_col_ms(s, LC_SCHEDULED_AT);
@@ -102,6 +103,7 @@ void sqlite_transition_plan(const struct run_current *cur, const struct state_de
     u->attempt = cur->attempt;
     if (d->uncount_attempt && u->attempt > 0)
         u->attempt--;
+    u->redeliveries = cur->redeliveries + (d->count_redelivery ? 1 : 0);
     u->scheduled_at = d->next == ERRAND_STATE_SCHEDULED ? d->scheduled_at_ms : cur->scheduled_at;
     u->started = cur->started;
     if (d->next == ERRAND_STATE_RUNNING && u->started == 0)
@@ -168,6 +170,7 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     sqlite_bind_text(s, 11, u->lease_token);
     sqlite_bind_ms(s, 12, u->lease_token ? u->lease_expires : 0);
     sqlite_bind_text(s, 16, u->ended_by);
+    sqlite3_bind_int(s, 17, u->redeliveries);
     if (u->complete) {
         sqlite_bind_text(s, 13, u->result);
         sqlite_bind_text(s, 14, u->result_ref);

@@ -54,6 +54,7 @@ struct run_current {
     int64_t state_timestamp;
     int attempt;
     int max_attempts;
+    int redeliveries;
     int n_states;
     int64_t started;
     int64_t scheduled_at;
@@ -83,6 +84,7 @@ struct run_update {
     const char *name;
     const char *message; /* "" when NULL */
     int attempt;
+    int redeliveries;
     int64_t scheduled_at;
     int64_t started;
     int64_t finished;

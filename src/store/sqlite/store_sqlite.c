@@ -75,6 +75,7 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->persist_result = sqlite_col_opt_int(s, RC_PERSIST_RESULT);
     r->result = sqlite_col_text(s, RC_RESULT);
     r->result_ref = sqlite_col_text(s, RC_RESULT_REF);
+    r->redeliveries = sqlite3_column_int(s, RC_REDELIVERIES);
 }
 
 /* --- reads ------------------------------------------------------------------------- */
@@ -553,6 +554,7 @@ static int sqlite_open(const char *url, const struct store_options *opt, store *
     s->base.backend = &store_sqlite_backend;
     s->default_lease_seconds =
         opt && opt->default_lease_seconds > 0 ? opt->default_lease_seconds : DEFAULT_LEASE_SECONDS;
+    s->max_redeliveries = opt && opt->max_redeliveries > 0 ? opt->max_redeliveries : 0;
 
     struct sqlite_conn *wconn = NULL;
     if ((rc = sqlite_conn_open(path, SQLITE_CONN_WRITER, opt ? opt->sync : NULL, &wconn, err)) < 0)

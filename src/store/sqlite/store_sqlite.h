@@ -24,6 +24,7 @@ struct store_sqlite {
     sqlite_pool *readers;
     sqlite_checkpointer *checkpointer;
     int default_lease_seconds;
+    int max_redeliveries; /* ERRAND_MAX_REDELIVERIES */
 };
 
 static inline struct store_sqlite *store_sqlite_of(store *st)

@@ -23,7 +23,14 @@
  *
  * Lease checks: a heartbeat or report must present the run's current lease token; a run no
  * longer leased, or leased under another token (a newer attempt), answers 409 so a slow or
- * partitioned worker never overwrites a newer attempt; an unknown id answers 404.
+ * partitioned worker never overwrites a newer attempt; an unknown id answers 404. One
+ * exception: a lease that ran out while the run still waits in the queue, claimed by nobody
+ * since (ended_by is "<token>:expired"), resumes when its worker shows up with it, so a slow
+ * server or network does not turn one execution into two (resume_expired).
+ *
+ * Redeliveries (state.h): an expired lease, or a running run handed back, sends the run back
+ * to the queue without charging an attempt, up to max_redeliveries, then CRASHED; the state
+ * message says which redelivery it was.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +50,11 @@
 #define SWEEP_BATCH 256      /* leases expired per transaction */
 /* How long a report batch's id is remembered: far longer than a worker retries a batch. */
 #define REPORT_BATCH_MEMORY_MS (60LL * 60 * 1000)
+/* How long a claim's request id is remembered: a worker retries a claim within seconds, and
+ * what the claim handed out is answered again only while still PENDING under its lease. */
+#define CLAIM_REQUEST_MEMORY_MS (5LL * 60 * 1000)
+/* Remembered ids forgotten per sweep transaction, of each kind. */
+#define PRUNE_BATCH 2000
 /* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
  * backlog of runs all due at once adds to one transaction (the next one moves more). */
 #define PROMOTE_BATCH 1000
@@ -53,11 +65,83 @@
 #define LEASE_KEEP_DEN 4
 #define LEASE_EXPIRED_FMT "lease expired on worker %s"
 #define HANDED_BACK_FMT "handed back by worker %s"
+#define HANDED_BACK_RUNNING_FMT "handed back by worker %s before the task finished"
+#define REDELIVERY_FMT "%s; redelivery %d of %d"
+#define OUT_OF_REDELIVERIES_FMT "%s; redelivered %d time%s, the limit (ERRAND_MAX_REDELIVERIES)"
+#define RESUMED_FMT "lease resumed by worker %s after it expired; the run was not claimed again"
+/* ended_by of a run whose lease ran out: "<token>" EXPIRED_MARK. */
+#define EXPIRED_MARK ":expired"
 #define FAILED_MESSAGE "the task failed"
 #define MESSAGE_MAX 512
 /* A worker's last_seen is rewritten at most this often unless something else changes
  * (active means seen within three lease periods, so a second is plenty precise). */
 #define WORKER_SEEN_GRANULARITY_MS 1000
+
+/* The run's place in its two budgets (state.h). */
+static struct attempt_budget budget_of(const struct run_current *cur, int max_redeliveries)
+{
+    struct attempt_budget b = {
+        .attempt = cur->attempt,
+        .max_attempts = cur->max_attempts,
+        .redeliveries = cur->redeliveries,
+        .max_redeliveries = max_redeliveries,
+    };
+    return b;
+}
+
+/* The state message of a redelivery decision: why, then which redelivery it was or that
+ * the limit was reached; just why for any other decision. Written into buf. */
+static const char *redelivery_message(const struct state_decision *d, const struct run_update *u,
+                                      int max_redeliveries, const char *why, char *buf, size_t size)
+{
+    if (d->count_redelivery)
+        snprintf(buf, size, REDELIVERY_FMT, why, u->redeliveries, max_redeliveries);
+    else if (d->out_of_redeliveries)
+        snprintf(buf, size, OUT_OF_REDELIVERIES_FMT, why, max_redeliveries,
+                 max_redeliveries == 1 ? "" : "s");
+    else
+        snprintf(buf, size, "%s", why);
+    return buf;
+}
+
+/* Whether cur waits in the queue because the lease `token` ran out, claimed by nobody
+ * since (see the top of the file). */
+static bool expired_lease_of(const struct run_current *cur, const char *token)
+{
+    size_t n = token ? strlen(token) : 0;
+    return cur->state == ERRAND_STATE_SCHEDULED && n > 0 && strncmp(cur->ended_by, token, n) == 0 &&
+           strcmp(cur->ended_by + n, EXPIRED_MARK) == 0;
+}
+
+/* Undoes the expiry of cur's lease `token`: the run is held again under it until
+ * lease_expires, with the attempt and the redelivery the expiry changed given back; cur is
+ * updated to match. The caller checked expired_lease_of(). */
+static int resume_expired(struct sqlite_conn *c, struct run_current *cur, const char *token,
+                          const char *worker, int64_t now_ms, int64_t lease_expires,
+                          struct run_count_delta *counts, errand_error *err)
+{
+    struct state_decision d = state_on_lease_resumed(cur->state, cur->started != 0);
+    struct run_update u;
+    sqlite_transition_plan(cur, &d, now_ms, &u);
+    u.attempt = cur->attempt + 1;
+    u.redeliveries = cur->redeliveries > 0 ? cur->redeliveries - 1 : 0;
+    u.lease_token = token;
+    u.lease_expires = lease_expires;
+    char message[MESSAGE_MAX];
+    snprintf(message, sizeof message, RESUMED_FMT, worker && worker[0] ? worker : "?");
+    u.message = message;
+    int rc = sqlite_transition_write(c, cur, &u, now_ms, counts, err);
+    if (rc < 0)
+        return rc;
+    cur->state = d.next;
+    cur->state_timestamp = now_ms;
+    cur->n_states++;
+    cur->attempt = u.attempt;
+    cur->redeliveries = u.redeliveries;
+    cur->lease_expires = lease_expires;
+    snprintf(cur->lease_token, sizeof cur->lease_token, "%s", token);
+    return 0;
+}
 
 /* --- claim ------------------------------------------------------------------------- */
 
@@ -210,11 +294,111 @@ static int promote_due(struct sqlite_conn *c, int64_t now_ms, int *n_promoted, e
     return rc;
 }
 
+/* One run a claim sent again handed out before, if it is still PENDING under that token:
+ * answered again, its lease renewed. */
+static int repeat_one(struct sqlite_conn *c, struct claim_op *op, const char *id, const char *token,
+                      errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_REPEAT, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, id);
+    sqlite_bind_text(s, 2, token);
+    int step = sqlite3_step(s), rc = 0;
+    struct claim_candidate *cd = &op->cand[op->n_cand];
+    if (step == SQLITE_ROW && (rc = read_candidate(s, cd, err)) == 0) {
+        op->n_cand++;
+        snprintf(cd->token, sizeof cd->token, "%s", token);
+        cd->claimed = true;
+        cd->row.lease_token = cd->token;
+        cd->row.lease_expires = op->lease_expires;
+        cd->row.state = ERRAND_STATE_PENDING;
+        op->n_claimed++;
+    }
+    sqlite3_reset(s);
+    if (rc < 0)
+        return rc;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_CLAIM_REPEAT", err);
+    if (step == SQLITE_DONE)
+        return 0;
+    if (!(s = sqlite_conn_stmt(c, SQL_LEASE_RENEW, err)))
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(s, 1, cd->rowid);
+    sqlite3_bind_int64(s, 2, op->lease_expires);
+    return sqlite_conn_step_done(c, s, SQL_LEASE_RENEW, err);
+}
+
+/* A claim whose request id was seen before: answers what that claim handed out and nobody
+ * changed since (see store.h). *seen: the id was known. */
+static int claim_repeat(struct sqlite_conn *c, struct claim_op *op, bool *seen, errand_error *err)
+{
+    *seen = false;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_REQUEST_GET, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, op->req->request_id);
+    int step = sqlite3_step(s);
+    char *leases = step == SQLITE_ROW ? mem_strdup(sqlite_col_text(s, 0)) : NULL;
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_CLAIM_REQUEST_GET", err);
+    if (step == SQLITE_DONE)
+        return 0;
+    if (!leases)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    *seen = true;
+    int rc = 0;
+    size_t room = 2 * (size_t)op->limit;
+    char *save = NULL;
+    for (char *pair = strtok_r(leases, ",", &save); rc == 0 && pair && op->n_cand < room;
+         pair = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(pair, ':');
+        if (colon) {
+            *colon = '\0';
+            rc = repeat_one(c, op, pair, colon + 1, err);
+        }
+    }
+    mem_free(leases);
+    return rc;
+}
+
+/* Remembers the leases a claim with a request id handed out ("<id>:<token>,..."). */
+static int claim_remember(struct sqlite_conn *c, const struct claim_op *op, errand_error *err)
+{
+    size_t size = op->n_claimed * (UUID_STR_LEN + 2 * LEASE_TOKEN_BYTES + 2) + 1, len = 0;
+    char *leases = mem_alloc(size);
+    if (!leases)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    leases[0] = '\0';
+    for (size_t i = 0; i < op->n_cand; i++) {
+        const struct claim_candidate *cd = &op->cand[i];
+        if (cd->claimed)
+            len += (size_t)snprintf(leases + len, size - len, "%s%s:%s", len ? "," : "", cd->row.id,
+                                    cd->token);
+    }
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_REQUEST_NEW, err);
+    int rc = ERRAND_ESTORE;
+    if (s) {
+        sqlite_bind_text(s, 1, op->req->request_id);
+        sqlite3_bind_int64(s, 2, op->now_ms);
+        sqlite_bind_text(s, 3, leases);
+        rc = sqlite_conn_step_done(c, s, SQL_CLAIM_REQUEST_NEW, err);
+    }
+    mem_free(leases);
+    return rc;
+}
+
 static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct claim_op *op = arg;
-    int rc = promote_due(c, op->now_ms, NULL, err);
-    if (rc < 0)
+    int rc;
+    if (op->req->request_id) {
+        bool seen = false;
+        if ((rc = claim_repeat(c, op, &seen, err)) < 0 || seen)
+            return rc;
+    }
+    if ((rc = promote_due(c, op->now_ms, NULL, err)) < 0)
         return rc;
     for (size_t t = 0; t < op->req->n_tasks; t++) {
         if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
@@ -226,7 +410,8 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         if ((rc = claim_one(c, op, &op->cand[i], &d, &counts, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &counts, err)) < 0)
+    if ((rc = sqlite_counts_apply(c, &counts, err)) < 0 ||
+        (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_WORKER_CLAIMED, err);
     if (!s)
@@ -264,6 +449,15 @@ static int claim_may_write(struct store_sqlite *st, const struct claim_op *op, b
     struct sqlite_conn *c = sqlite_pool_acquire(st->readers);
     int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
     bool found = false;
+    if (rc == 0 && op->req->request_id) { /* sent again: the writer answers it */
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_REQUEST_GET, err);
+        if (!s)
+            rc = ERRAND_ESTORE;
+        else {
+            sqlite_bind_text(s, 1, op->req->request_id);
+            rc = exists(c, s, SQL_CLAIM_REQUEST_GET, &found, err);
+        }
+    }
     for (size_t t = 0; rc == 0 && !found && t < op->req->n_tasks; t++) {
         sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CLAIM_READY_EXISTS, err);
         if (!s) {
@@ -412,6 +606,7 @@ struct heartbeat_op {
     int64_t extend_below;      /* a lease ending before this is extended (LEASE_KEEP_NUM/DEN) */
     char (*ids)[UUID_STR_LEN]; /* the leases' ids, normalised */
     struct lease_answer *out;
+    struct run_count_delta counts; /* of leases resumed */
 };
 
 static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms, errand_error *err)
@@ -427,6 +622,26 @@ static int worker_seen(struct sqlite_conn *c, const char *worker, int64_t now_ms
     return sqlite_conn_step_done(c, s, SQL_WORKER_SEEN, err);
 }
 
+/* Heartbeat i presents a lease that may have run out with the run still in the queue:
+ * resumes it if so (resume_expired). */
+static int heartbeat_resume(struct sqlite_conn *c, struct heartbeat_op *op, size_t i,
+                            errand_error *err)
+{
+    struct run_current cur;
+    int rc = sqlite_run_current_get(c, op->ids[i], false, &cur, err);
+    if (rc < 0)
+        return rc;
+    const char *token = op->leases[i].lease_token;
+    if (!expired_lease_of(&cur, token))
+        return 0; /* stale after all */
+    if ((rc = resume_expired(c, &cur, token, op->worker, op->now_ms, op->lease_expires, &op->counts,
+                             err)) < 0)
+        return rc;
+    op->out[i].status = LEASE_APPLIED;
+    op->out[i].state = cur.state;
+    return 0;
+}
+
 static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct heartbeat_op *op = arg;
@@ -439,6 +654,7 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         sqlite_bind_text(s, 1, op->ids[i]);
         int step = sqlite3_step(s);
         sqlite3_int64 rowid = 0;
+        bool resume = false; /* maybe a lease that ran out while the run waits in the queue */
         o->status = LEASE_UNKNOWN;
         if (step == SQLITE_ROW) {
             rowid = sqlite3_column_int64(s, 0);
@@ -448,10 +664,19 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
             bool match = state_is_leased(o->state) && token && given && strcmp(token, given) == 0;
             o->status = match ? LEASE_APPLIED : LEASE_STALE;
             o->cancel = match && o->state == ERRAND_STATE_CANCELLING;
+            const char *ended = sqlite_col_text(s, 3);
+            resume = !match && o->state == ERRAND_STATE_SCHEDULED && ended && given &&
+                     strncmp(ended, given, strlen(given)) == 0;
         }
         sqlite3_reset(s);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
             return sqlite_conn_fail(c, "SQL_LEASE_CHECK", err);
+        if (resume) {
+            int rc = heartbeat_resume(c, op, i, err);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (o->status != LEASE_APPLIED)
             continue;
         if (!(s = sqlite_conn_stmt(c, SQL_LEASE_EXTEND, err)))
@@ -463,7 +688,8 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         if (rc < 0)
             return rc;
     }
-    return worker_seen(c, op->worker, op->now_ms, err);
+    int rc = sqlite_counts_apply(c, &op->counts, err);
+    return rc < 0 ? rc : worker_seen(c, op->worker, op->now_ms, err);
 }
 
 int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
@@ -502,6 +728,8 @@ struct report_op {
     const struct log_entry *logs;
     size_t n_logs;
     int64_t now_ms;
+    int64_t lease_ms; /* of a lease resumed by a late report */
+    int max_redeliveries;
     char (*ids)[UUID_STR_LEN]; /* the reports' ids, normalised */
     struct lease_answer *out;
     struct run_count_delta counts;
@@ -556,14 +784,21 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         o->status = LEASE_APPLIED;
         return 0;
     }
+    bool outcome_or_start = rep->state == ERRAND_STATE_COMPLETED ||
+                            rep->state == ERRAND_STATE_FAILED || rep->state == ERRAND_STATE_RUNNING;
+    if (!token_matches(&cur, rep->lease_token) && outcome_or_start &&
+        expired_lease_of(&cur, rep->lease_token) &&
+        (rc = resume_expired(c, &cur, rep->lease_token, op->worker, op->now_ms,
+                             op->now_ms + op->lease_ms, &op->counts, err)) < 0)
+        return rc;
     if (!token_matches(&cur, rep->lease_token)) {
         o->status = LEASE_STALE;
         o->reason = "stale lease: the lease token is not the run's current one";
         return 0;
     }
-    struct state_decision d =
-        state_on_report(cur.state, rep->state, cur.attempt, cur.max_attempts, rep->retryable,
-                        cur.delays, cur.n_delays, cur.jitter, random_unit(), op->now_ms);
+    struct attempt_budget b = budget_of(&cur, op->max_redeliveries);
+    struct state_decision d = state_on_report(cur.state, rep->state, &b, rep->retryable, cur.delays,
+                                              cur.n_delays, cur.jitter, random_unit(), op->now_ms);
     if (!d.allowed) {
         o->status = LEASE_STALE;
         o->reason = d.reason;
@@ -573,7 +808,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     sqlite_transition_plan(&cur, &d, op->now_ms, &u);
     if (!u.lease_token) /* this report ends the lease: remember it */
         u.ended_by = ended;
-    char message[MESSAGE_MAX];
+    char why[MESSAGE_MAX], message[MESSAGE_MAX];
     bool ran = rep->state == ERRAND_STATE_COMPLETED || rep->state == ERRAND_STATE_FAILED;
     if (ran && u.started == 0 && cur.state == ERRAND_STATE_PENDING)
         u.started = cur.state_timestamp; /* RUNNING was skipped: it started when claimed */
@@ -591,8 +826,10 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
                                                         : "";
         break;
     case ERRAND_STATE_SCHEDULED:
-        snprintf(message, sizeof message, HANDED_BACK_FMT, op->worker ? op->worker : "?");
-        u.message = message;
+        snprintf(why, sizeof why,
+                 cur.state == ERRAND_STATE_RUNNING ? HANDED_BACK_RUNNING_FMT : HANDED_BACK_FMT,
+                 op->worker ? op->worker : "?");
+        u.message = redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
         break;
     default:
         break;
@@ -674,6 +911,8 @@ int store_sqlite_report(store *st, const char *worker, const char *batch_id,
         .logs = logs,
         .n_logs = n_logs,
         .now_ms = now_ms,
+        .lease_ms = lease_ms(s, 0),
+        .max_redeliveries = s->max_redeliveries,
         .out = answers,
     };
     op.ids = mem_calloc(n ? n : 1, sizeof *op.ids);
@@ -690,21 +929,31 @@ int store_sqlite_report(store *st, const char *worker, const char *batch_id,
 
 struct sweep_op {
     int64_t now_ms;
+    int max_redeliveries;
     struct run_current *rows; /* SWEEP_BATCH */
     size_t n_found;
     int n_expired;
     int n_promoted;
 };
 
-/* Forgets report batch ids older than REPORT_BATCH_MEMORY_MS, a bounded number at a time. */
-static int prune_report_batches(struct sqlite_conn *c, int64_t now_ms, errand_error *err)
+/* Forgets what statement id remembers from before `before`, PRUNE_BATCH rows at most. */
+static int prune_before(struct sqlite_conn *c, enum sql_id id, int64_t before, errand_error *err)
 {
-    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_REPORT_BATCHES_PRUNE, err);
+    sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
     if (!s)
         return ERRAND_ESTORE;
-    sqlite3_bind_int64(s, 1, now_ms - REPORT_BATCH_MEMORY_MS);
-    sqlite3_bind_int(s, 2, SWEEP_BATCH);
-    return sqlite_conn_step_done(c, s, SQL_REPORT_BATCHES_PRUNE, err);
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, PRUNE_BATCH);
+    return sqlite_conn_step_done(c, s, id, err);
+}
+
+/* Forgets report batch ids and claim request ids past their memory. */
+static int prune_request_ids(struct sqlite_conn *c, int64_t now_ms, errand_error *err)
+{
+    int rc = prune_before(c, SQL_REPORT_BATCHES_PRUNE, now_ms - REPORT_BATCH_MEMORY_MS, err);
+    return rc < 0
+               ? rc
+               : prune_before(c, SQL_CLAIM_REQUESTS_PRUNE, now_ms - CLAIM_REQUEST_MEMORY_MS, err);
 }
 
 static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
@@ -716,7 +965,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     /* Runs of tasks nobody claims now are promoted too, so the delayed set holds only runs
        that are not due, and the first claim after a quiet spell finds the ready queue full. */
     int prc = promote_due(c, op->now_ms, &op->n_promoted, err);
-    if (prc < 0 || (prc = prune_report_batches(c, op->now_ms, err)) < 0)
+    if (prc < 0 || (prc = prune_request_ids(c, op->now_ms, err)) < 0)
         return prc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LEASE_EXPIRED, err);
     if (!s)
@@ -734,15 +983,19 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         return sqlite_conn_fail(c, "SQL_LEASE_EXPIRED", err);
     for (size_t i = 0; i < op->n_found; i++) {
         const struct run_current *cur = &op->rows[i];
-        struct state_decision d =
-            state_on_lease_expired(cur->state, cur->attempt, cur->max_attempts, op->now_ms);
+        struct attempt_budget b = budget_of(cur, op->max_redeliveries);
+        struct state_decision d = state_on_lease_expired(cur->state, &b, op->now_ms);
         if (!d.allowed)
             continue;
         struct run_update u;
         sqlite_transition_plan(cur, &d, op->now_ms, &u);
-        char message[MESSAGE_MAX];
-        snprintf(message, sizeof message, LEASE_EXPIRED_FMT, cur->worker[0] ? cur->worker : "?");
-        u.message = message;
+        char why[MESSAGE_MAX], message[MESSAGE_MAX];
+        snprintf(why, sizeof why, LEASE_EXPIRED_FMT, cur->worker[0] ? cur->worker : "?");
+        u.message = redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
+        char ended[SQLITE_LEASE_TOKEN_MAX + sizeof EXPIRED_MARK];
+        snprintf(ended, sizeof ended, "%s" EXPIRED_MARK, cur->lease_token);
+        if (cur->lease_token[0]) /* a later report under it can still be recognised */
+            u.ended_by = ended;
         if ((rc = sqlite_transition_write(c, cur, &u, op->now_ms, &counts, err)) < 0)
             return rc;
         op->n_expired++;
@@ -754,7 +1007,7 @@ int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, e
 {
     struct store_sqlite *s = store_sqlite_of(st);
     struct sweep_counts total = {0};
-    struct sweep_op op = {.now_ms = now_ms};
+    struct sweep_op op = {.now_ms = now_ms, .max_redeliveries = s->max_redeliveries};
     op.rows = mem_calloc(SWEEP_BATCH, sizeof *op.rows);
     if (!op.rows)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
