@@ -250,6 +250,17 @@ typedef struct errand_worker_options {
     bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop() */
     int prefetch; /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
                      claim round trip per run for short tasks; on stop they are handed back */
+    /* Process isolation: each run of a C task runs in a child process (a fork of the worker),
+       so a segfault, abort or runaway allocation ends that run (FAILED, with the signal in
+       the message, retried per its policy) and the worker lives on; a timeout, cancel or
+       stop kills the child (SIGTERM, which errand_task_should_stop() sees, then SIGKILL 2 s
+       later). Every errand_task_* call works the same. */
+    bool isolate;
+    /* Limits of every task process (exec tasks, and C tasks when isolated); 0 = none. Memory:
+       data the process may allocate beyond what it starts with (RLIMIT_DATA). CPU: seconds
+       of CPU time (RLIMIT_CPU), then SIGXCPU. */
+    size_t memory_limit_bytes;
+    double cpu_limit_seconds;
 } errand_worker_options;
 
 void errand_worker_options_init(errand_worker_options *opt);

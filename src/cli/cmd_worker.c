@@ -20,6 +20,15 @@ static const struct cli_option worker_options[] = {
      "result JSON on stdout; a non-zero exit fails the run with the end of stderr"},
     {"builtin", NULL, false, "serve errand.noop and errand.sleep (see below)"},
     {"name", "NAME", false, "worker name shown by 'errand workers ls' (default host-pid)"},
+    {"isolate", NULL, false,
+     "run each C task run (the --builtin ones) in a child process: a crash ends that run, "
+     "not the worker"},
+    {"memory-limit-mb", "MB", false,
+     "memory each task process may allocate beyond its start (exec tasks, and C tasks with "
+     "--isolate); default none"},
+    {"cpu-limit-seconds", "S", false,
+     "CPU seconds each task process may use (exec tasks, and C tasks with --isolate); "
+     "default none"},
     {"prefetch", "N", false,
      "runs claimed beyond --concurrency, waiting for a free slot (default 0); handed back "
      "on stop"},
@@ -68,8 +77,12 @@ static int run_worker(const struct args *a)
     double grace = 0;
     if ((status = args_get_double(a, "grace-seconds", 0, 1e9, &grace)) != CLI_EXIT_OK)
         return status;
-    long long prefetch = 0;
-    if ((status = args_get_int(a, "prefetch", 0, 10000, &prefetch)) != CLI_EXIT_OK)
+    long long prefetch = 0, memory_mb = 0;
+    double cpu_limit = 0;
+    if ((status = args_get_int(a, "prefetch", 0, 10000, &prefetch)) != CLI_EXIT_OK ||
+        (status = args_get_int(a, "memory-limit-mb", 0, 1LL << 30, &memory_mb)) != CLI_EXIT_OK ||
+        (status = args_get_double(a, "cpu-limit-seconds", 0, 365.0 * 24 * 3600, &cpu_limit)) !=
+            CLI_EXIT_OK)
         return status;
     const char *name = args_get(a, "name");
     if (name && (!name[0] || strlen(name) > WIRE_WORKER_NAME_MAX))
@@ -89,6 +102,9 @@ static int run_worker(const struct args *a)
     opt.log_prints = settings_bool(&s, SET_LOG_PRINTS);
     opt.grace_seconds = grace;
     opt.prefetch = (int)prefetch;
+    opt.isolate = args_has(a, "isolate");
+    opt.memory_limit_bytes = (size_t)memory_mb * 1024 * 1024;
+    opt.cpu_limit_seconds = cpu_limit;
     opt.handle_signals = true;
 
     errand_worker *w = NULL;

@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "worker/isolated_task.h"
 #include "worker/process.h"
 #include "worker/report_wire.h"
 #include "worker/result_store.h"
@@ -35,7 +36,7 @@ struct slot {
     bool started;
     pthread_mutex_t mu; /* guards the two below; one per slot, so it is never contended */
     struct wrun *run;   /* what it executes now, or NULL */
-    bool is_exec;
+    bool in_child;
 };
 
 struct executor {
@@ -97,23 +98,20 @@ static void succeed(struct outcome *o, json_t *result)
 
 /* --- C tasks --------------------------------------------------------------------------- */
 
-static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, struct outcome *o)
+static bool run_should_stop(void *arg)
 {
-    struct errand_task_ctx ctx;
-    task_ctx_init(&ctx, run, ex->env.reporter);
-    char *result = NULL;
-    if (ex->env.log_prints)
-        stdout_capture_begin(&ctx.sink);
-    int rc = t->def.fn(&ctx, run->params, &result, t->def.userdata);
-    if (ex->env.log_prints)
-        stdout_capture_end();
-    o->task_persist = ctx.persist;
-    o->def_persist = t->def.persist_result;
+    return wrun_stop_reason(arg) != STOP_NONE;
+}
+
+/* The outcome of a C task function, whether it ran on this thread or in a child. */
+static void c_outcome(const struct task_entry *t, int rc, bool fail_set, bool retryable,
+                      const char *fail_message, const char *result, struct outcome *o)
+{
     if (rc != 0) {
-        if (ctx.fail_set && ctx.fail_message[0])
-            fail(o, ctx.retryable, "%s", ctx.fail_message);
+        if (fail_set && fail_message[0])
+            fail(o, retryable, "%s", fail_message);
         else
-            fail(o, ctx.retryable, "task '%s' failed (its function returned %d)", t->name, rc);
+            fail(o, retryable, "task '%s' failed (its function returned %d)", t->name, rc);
     } else if (!result) {
         succeed(o, json_null());
     } else {
@@ -125,6 +123,45 @@ static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, st
             fail(o, true, "task '%s' returned invalid JSON: %s (line %d, column %d)", t->name,
                  jerr.text, jerr.line, jerr.column);
     }
+}
+
+/* Isolated mode: the function runs in a child process (isolated_task.h). */
+static void run_c_isolated(executor *ex, struct wrun *run, const struct task_entry *t,
+                           struct outcome *o)
+{
+    struct isolated_outcome io;
+    errand_error err;
+    if (isolated_task_run(t, run, ex->env.reporter, ex->env.log_prints, &ex->env.limits,
+                          run_should_stop, run, &io, &err) != 0) {
+        fail(o, true, "%s", err.message);
+        return;
+    }
+    o->task_persist = io.persist;
+    o->def_persist = t->def.persist_result;
+    if (io.reported)
+        c_outcome(t, io.rc, io.fail_set, io.retryable, io.message, io.result, o);
+    else /* it died: a crash is retried per the run's policy */
+        fail(o, true, "%s", io.message);
+    isolated_outcome_clear(&io);
+}
+
+static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, struct outcome *o)
+{
+    if (ex->env.isolate) {
+        run_c_isolated(ex, run, t, o);
+        return;
+    }
+    struct errand_task_ctx ctx;
+    task_ctx_init(&ctx, run, ex->env.reporter);
+    char *result = NULL;
+    if (ex->env.log_prints)
+        stdout_capture_begin(&ctx.sink);
+    int rc = t->def.fn(&ctx, run->params, &result, t->def.userdata);
+    if (ex->env.log_prints)
+        stdout_capture_end();
+    o->task_persist = ctx.persist;
+    o->def_persist = t->def.persist_result;
+    c_outcome(t, rc, ctx.fail_set, ctx.retryable, ctx.fail_message, result, o);
     free(result); /* the task allocated it with malloc (errand.h) */
 }
 
@@ -138,7 +175,7 @@ struct exec_call {
 static bool exec_should_stop(void *arg)
 {
     struct exec_call *c = arg;
-    return wrun_stop_reason(c->run) != STOP_NONE;
+    return run_should_stop(c->run);
 }
 
 static void exec_stderr_line(void *arg, const char *line, size_t len)
@@ -168,7 +205,10 @@ static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
         return;
     }
     errand_error err;
-    int rc = process_run(t->command, run->params, strlen(run->params), exec_should_stop,
+    struct process_spec spec = ex->env.limits;
+    spec.command = t->command;
+    spec.child_fn = NULL;
+    int rc = process_run(&spec, run->params, strlen(run->params), exec_should_stop,
                          ex->env.log_prints ? exec_stderr_line : NULL, &call, pr, &err);
     if (rc) {
         fail(o, true, "%s", err.message);
@@ -319,7 +359,7 @@ static void *executor_main(void *arg)
     while ((run = run_queue_next(ex->env.queue, finished))) {
         pthread_mutex_lock(&slot->mu);
         slot->run = run;
-        slot->is_exec = run->entry->kind == TASK_EXEC;
+        slot->in_child = run->entry->kind == TASK_EXEC || ex->env.isolate;
         pthread_mutex_unlock(&slot->mu);
 
         execute(ex, run);
@@ -391,7 +431,7 @@ void executor_abandon(executor *ex)
         struct wrun *run = s->run;
         if (run) {
             wrun_request_stop(run, STOP_SHUTDOWN);
-            if (!s->is_exec && abandoned && wrun_take_outcome(run))
+            if (!s->in_child && abandoned && wrun_take_outcome(run))
                 abandoned[n++] = wrun_ref(run);
         }
         pthread_mutex_unlock(&s->mu);
@@ -412,7 +452,7 @@ static bool exec_running(executor *ex)
     for (size_t i = 0; i < ex->n && !busy; i++) {
         struct slot *s = &ex->slots[i];
         pthread_mutex_lock(&s->mu);
-        busy = s->run && s->is_exec;
+        busy = s->run && s->in_child;
         pthread_mutex_unlock(&s->mu);
     }
     return busy;

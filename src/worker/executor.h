@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "errand/errand.h"
+#include "worker/process.h"
 #include "worker/reporter.h"
 #include "worker/run_queue.h"
 #include "worker/stats.h"
@@ -34,6 +35,10 @@ struct executor_env {
     bool persist_by_default;
     size_t inline_max; /* results up to this many bytes are reported inline */
     bool log_prints;
+    /* Isolated mode: C task functions run in child processes (isolated_task.h). The limits
+       (its command and child fields unused) apply to every task process, exec or C. */
+    bool isolate;
+    struct process_spec limits;
     /* Each thread calls this as the very last thing it does (the worker drops a reference
        it took for the thread, so a task still running after serve() returned keeps the
        worker alive). */

@@ -1,11 +1,16 @@
 /*
- * process.c — running exec tasks (see process.h).
+ * process.c — running tasks in processes (see process.h).
  *
  * posix_spawn() (vfork-fast in glibc, safe in a threaded process) starts /bin/sh -c COMMAND
- * as the leader of a new process group, with a clean signal mask and default dispositions.
- * All pipe ends are O_CLOEXEC, so commands spawned concurrently by other executor threads
- * never inherit each other's pipes. The end of the process is seen through a pidfd when the
- * kernel has them (no polling delay), else by checking waitpid() every few milliseconds.
+ * as the leader of a new process group, with a clean signal mask and default dispositions;
+ * its limits are set with prlimit() as soon as it exists. A C task function runs in a fork()
+ * of the worker instead: only the forking thread exists in the child, which sets up the same
+ * way (its own group, clean signals, the pipes on 0/1/2, its limits) before it calls the
+ * function; glibc's fork handlers leave malloc usable there, and the child touches nothing
+ * else of the worker's (no locks, no connections). All pipe ends are O_CLOEXEC, so commands
+ * spawned concurrently by other executor threads never inherit each other's pipes. The end of
+ * the process is seen through a pidfd when the kernel has them (no polling delay), else by
+ * checking waitpid() every few milliseconds.
  */
 #include "worker/process.h"
 
@@ -14,7 +19,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,9 +154,102 @@ static void feed_input(struct proc *p, int *fd)
     close_fd(fd);
 }
 
-static int spawn(const char *command, int in[2], int out[2], int errp[2], pid_t *pid,
+/* Signals whose dispositions a task process starts with at their defaults. */
+static const int RESET_SIGNALS[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
+                                    SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
+#define N_RESET_SIGNALS (sizeof RESET_SIGNALS / sizeof RESET_SIGNALS[0])
+/* The grace between SIGXCPU (soft CPU limit) and SIGKILL (hard limit). */
+#define CPU_LIMIT_GRACE_S 1
+
+static rlim_t cpu_limit(double seconds)
+{
+    return seconds < 1 ? 1 : (rlim_t)(seconds + 0.999);
+}
+
+/* The data size (RLIMIT_DATA's measure) of this process, in bytes; 0 if unknown. Reads
+ * /proc/self/status with read() only (runs in a forked child). */
+static size_t own_data_bytes(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *at = strstr(buf, "\nVmData:");
+    return at ? (size_t)strtoull(at + 9, NULL, 10) * 1024 : 0;
+}
+
+/* In a forked child: applies the limits to itself. */
+static void limit_self(const struct process_spec *spec)
+{
+    if (spec->memory_limit_bytes > 0) {
+        rlim_t data = (rlim_t)(own_data_bytes() + spec->memory_limit_bytes);
+        struct rlimit rl = {data, data};
+        setrlimit(RLIMIT_DATA, &rl);
+    }
+    if (spec->cpu_limit_seconds > 0) {
+        rlim_t soft = cpu_limit(spec->cpu_limit_seconds);
+        struct rlimit rl = {soft, soft + CPU_LIMIT_GRACE_S};
+        setrlimit(RLIMIT_CPU, &rl);
+    }
+}
+
+/* Applies the limits to a process just spawned (a new image: the memory limit is absolute). */
+static void limit_spawned(pid_t pid, const struct process_spec *spec)
+{
+    if (spec->memory_limit_bytes > 0) {
+        struct rlimit rl = {(rlim_t)spec->memory_limit_bytes, (rlim_t)spec->memory_limit_bytes};
+        prlimit(pid, RLIMIT_DATA, &rl, NULL);
+    }
+    if (spec->cpu_limit_seconds > 0) {
+        rlim_t soft = cpu_limit(spec->cpu_limit_seconds);
+        struct rlimit rl = {soft, soft + CPU_LIMIT_GRACE_S};
+        prlimit(pid, RLIMIT_CPU, &rl, NULL);
+    }
+}
+
+/* fork()s and runs spec->child_fn in the child (see the top of the file). */
+static int fork_child(const struct process_spec *spec, int in[2], int out[2], int errp[2],
+                      pid_t *pid, errand_error *err)
+{
+    pid_t parent = getpid();
+    pid_t p = fork();
+    if (p < 0)
+        return error_set(err, ERRAND_EIO, NULL, "cannot fork a process for the task: %s",
+                         strerror(errno));
+    if (p > 0) {
+        *pid = p;
+        return 0;
+    }
+    setpgid(0, 0);
+    /* A worker that dies (kill -9) takes its task processes with it: its runs are redelivered,
+       and must not go on running unsupervised elsewhere. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    for (size_t i = 0; i < N_RESET_SIGNALS; i++)
+        signal(RESET_SIGNALS[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
+        dup2(errp[1], STDERR_FILENO) < 0)
+        _exit(127);
+    limit_self(spec);
+    spec->child_fn(spec->child_arg);
+    _exit(127); /* child_fn ends the process itself */
+}
+
+static int spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t *pid,
                  errand_error *err)
 {
+    if (!spec->command)
+        return fork_child(spec, in, out, errp, pid, err);
+    const char *command = spec->command;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&fa);
@@ -161,9 +263,8 @@ static int spawn(const char *command, int in[2], int out[2], int errp[2], pid_t 
     sigset_t none, defaults;
     sigemptyset(&none);
     sigemptyset(&defaults);
-    int reset[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-        sigaddset(&defaults, reset[i]);
+    for (size_t i = 0; i < N_RESET_SIGNALS; i++)
+        sigaddset(&defaults, RESET_SIGNALS[i]);
     rc = posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
@@ -187,6 +288,7 @@ static int spawn(const char *command, int in[2], int out[2], int errp[2], pid_t 
     if (rc)
         return error_set(err, ERRAND_EIO, "command", "cannot start /bin/sh -c '%s': %s", command,
                          strerror(rc));
+    limit_spawned(*pid, spec);
     return 0;
 }
 
@@ -213,7 +315,7 @@ static void record_status(struct process_result *res, int status)
     }
 }
 
-int process_run(const char *command, const char *input, size_t input_len,
+int process_run(const struct process_spec *spec, const char *input, size_t input_len,
                 process_stop_fn should_stop, line_fn on_stderr_line, void *ctx,
                 struct process_result *res, errand_error *err)
 {
@@ -236,7 +338,7 @@ int process_run(const char *command, const char *input, size_t input_len,
                          strerror(e));
     }
     pid_t pid;
-    int rc = spawn(command, in, out, errp, &pid, err);
+    int rc = spawn(spec, in, out, errp, &pid, err);
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&errp[1]);

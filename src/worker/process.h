@@ -1,7 +1,9 @@
 /*
- * process.h — running an exec task's command: /bin/sh -c COMMAND in its own process group,
- * with the run's parameters on stdin, stdout collected (the result), stderr kept as a
- * bounded tail (the failure message) and, optionally, handed over line by line (log prints).
+ * process.h — running a task in a process of its own: an exec task's command (/bin/sh -c
+ * COMMAND), or a C task function in a forked copy of the worker (isolated mode), in its own
+ * process group, within optional memory and CPU limits, with the run's parameters on stdin,
+ * stdout collected (the result), stderr kept as a bounded tail (the failure message) and,
+ * optionally, handed over line by line (log prints).
  *
  * One poll() loop does the I/O on the calling thread and asks should_stop() every
  * PROCESS_POLL_MS; once it says yes (timeout, cancellation, shutdown), the process group gets
@@ -28,6 +30,22 @@
 
 typedef bool (*process_stop_fn)(void *ctx);
 
+/* What the process runs, and within what limits. */
+struct process_spec {
+    const char *command; /* /bin/sh -c command; or NULL and child_fn: */
+    /* Called in a forked copy of this process (only the calling thread is copied), with
+       stdin, stdout and stderr on the pipes; it must end the process with _exit(). */
+    void (*child_fn)(void *arg);
+    void *child_arg;
+    /* 0 = none. Data size (RLIMIT_DATA: heap and private mappings) the process may add to
+       what it has when it starts (a forked copy already holds the worker's), so a runaway
+       allocation fails there; it holds under AddressSanitizer too, unlike an address-space
+       limit. */
+    size_t memory_limit_bytes;
+    /* 0 = none. CPU seconds (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL a second later. */
+    double cpu_limit_seconds;
+};
+
 struct process_result {
     bool exited; /* exited normally with exit_code */
     int exit_code;
@@ -40,10 +58,10 @@ struct process_result {
     size_t err_tail_len;
 };
 
-/* Runs command to its end. on_stderr_line (may be NULL) receives each stderr line.
+/* Runs the spec's process to its end. on_stderr_line (may be NULL) receives each stderr line.
  * Returns 0 once the process ended (whatever its status), or ERRAND_EIO/ENOMEM when it could
  * not be started. */
-int process_run(const char *command, const char *input, size_t input_len,
+int process_run(const struct process_spec *spec, const char *input, size_t input_len,
                 process_stop_fn should_stop, line_fn on_stderr_line, void *ctx,
                 struct process_result *res, errand_error *err);
 void process_result_clear(struct process_result *res);

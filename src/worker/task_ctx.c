@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "worker/isolated_task.h"
+
 void task_ctx_init(struct errand_task_ctx *ctx, struct wrun *run, reporter *rep)
 {
     ctx->run = run;
@@ -18,6 +20,8 @@ void task_ctx_init(struct errand_task_ctx *ctx, struct wrun *run, reporter *rep)
     ctx->sink.emit = task_ctx_print_line;
     ctx->sink.ctx = ctx;
     ctx->sink.lines.len = 0;
+    ctx->log_fd = -1;
+    ctx->stop_flag = NULL;
 }
 
 void task_ctx_print_line(void *arg, const char *line, size_t len)
@@ -39,7 +43,11 @@ int errand_task_attempt(const errand_task_ctx *ctx)
 
 bool errand_task_should_stop(const errand_task_ctx *ctx)
 {
-    return ctx && wrun_stop_reason(ctx->run) != STOP_NONE;
+    if (!ctx)
+        return false;
+    if (ctx->stop_flag && *ctx->stop_flag)
+        return true;
+    return wrun_stop_reason(ctx->run) != STOP_NONE;
 }
 
 void errand_task_log(errand_task_ctx *ctx, errand_log_level level, const char *fmt, ...)
@@ -51,7 +59,10 @@ void errand_task_log(errand_task_ctx *ctx, errand_log_level level, const char *f
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    reporter_log(ctx->reporter, ctx->run->id, (int)level, text);
+    if (ctx->log_fd >= 0)
+        isolated_task_log(ctx->log_fd, (int)level, text);
+    else
+        reporter_log(ctx->reporter, ctx->run->id, (int)level, text);
 }
 
 void errand_task_fail(errand_task_ctx *ctx, bool retryable, const char *fmt, ...)

@@ -2,11 +2,14 @@
  * task_ctx.h — errand_task_ctx, what a C task function sees of its run: the run (id,
  * attempt, stop flag), where its logs go, and what it asked for (a failure message, whether
  * a retry may help, persistence). Lives on the executor thread's stack for one call; only
- * that thread writes it. The errand_task_* functions of errand.h are in task_ctx.c.
+ * that thread writes it. In isolated mode (isolated_task.h) it lives in the child process,
+ * where logs go to a file descriptor and the stop flag is the child's own. The errand_task_*
+ * functions of errand.h are in task_ctx.c.
  */
 #ifndef ERRAND_WORKER_TASK_CTX_H
 #define ERRAND_WORKER_TASK_CTX_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "errand/errand.h"
@@ -23,6 +26,8 @@ struct errand_task_ctx {
     int persist;    /* -1 = the task did not say */
     char fail_message[REPORT_MESSAGE_MAX];
     struct capture_sink sink; /* its printed lines, when log prints are on */
+    int log_fd;               /* >= 0 in an isolated child: errand_task_log() writes here */
+    volatile sig_atomic_t *stop_flag; /* in an isolated child: set when asked to stop */
 };
 
 /* Prepares ctx for one call of a task function. */

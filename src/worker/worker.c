@@ -53,12 +53,16 @@
 #define WORKER_EXEC_REAP_MARGIN_MS 1000
 #define PID_TEXT_MAX 24 /* "-" and the digits of any pid_t */
 #define WORKER_PREFETCH_MAX 10000
+#define WORKER_CPU_LIMIT_MAX_S (365 * 24 * 3600)
 
 struct errand_worker {
     atomic_int refs; /* the user's, plus one per executor thread */
     char *api_url, *api_key, *name, *storage_path;
     size_t concurrency;
     size_t prefetch;
+    bool isolate;
+    size_t memory_limit_bytes;
+    double cpu_limit_seconds;
     int lease_seconds; /* 0 = the server's default */
     bool persist_by_default, log_prints, handle_signals;
     int64_t grace_ms;
@@ -149,6 +153,11 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
     if (opt->prefetch < 0 || opt->prefetch > WORKER_PREFETCH_MAX)
         return error_set(err, ERRAND_EINVAL, "prefetch", "prefetch must be 0 to %d, got %d",
                          WORKER_PREFETCH_MAX, opt->prefetch);
+    if (opt->cpu_limit_seconds < 0 || !isfinite(opt->cpu_limit_seconds) ||
+        opt->cpu_limit_seconds > WORKER_CPU_LIMIT_MAX_S)
+        return error_set(err, ERRAND_EINVAL, "cpu_limit_seconds",
+                         "cpu_limit_seconds must be 0 (none) to %d, got %g", WORKER_CPU_LIMIT_MAX_S,
+                         opt->cpu_limit_seconds);
     if (opt->lease_seconds < 0 || !isfinite(opt->lease_seconds) || opt->lease_seconds > INT_MAX)
         return error_set(err, ERRAND_EINVAL, "lease_seconds",
                          "lease_seconds must be 0 (server default) or positive, got %g",
@@ -204,6 +213,9 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     if (w->concurrency == 0)
         w->concurrency = 1;
     w->prefetch = (size_t)opt->prefetch;
+    w->isolate = opt->isolate;
+    w->memory_limit_bytes = opt->memory_limit_bytes;
+    w->cpu_limit_seconds = opt->cpu_limit_seconds;
     w->lease_seconds = (int)opt->lease_seconds; /* whole seconds on the wire, rounded up */
     if (w->lease_seconds < opt->lease_seconds)
         w->lease_seconds++;
@@ -352,6 +364,9 @@ static int start_parts(errand_worker *w, errand_error *err)
         .persist_by_default = w->persist_by_default,
         .inline_max = w->inline_max,
         .log_prints = w->log_prints,
+        .isolate = w->isolate,
+        .limits = {.memory_limit_bytes = w->memory_limit_bytes,
+                   .cpu_limit_seconds = w->cpu_limit_seconds},
         .on_thread_exit = worker_unref,
         .owner = w,
     };
@@ -439,8 +454,10 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
     if (!rc)
         rc = start_parts(w, err);
     if (!rc) {
-        log_info("worker started", "worker=%s tasks=%zu concurrency=%zu api_url=%s", w->name,
-                 w->tasks.n, w->concurrency, w->api_url);
+        log_info("worker started",
+                 "worker=%s tasks=%zu concurrency=%zu prefetch=%zu isolate=%s api_url=%s", w->name,
+                 w->tasks.n, w->concurrency, w->prefetch, w->isolate ? "true" : "false",
+                 w->api_url);
         wait_for_stop(w);
         log_info("worker stopping", "worker=%s", w->name);
     } else {

@@ -3,7 +3,7 @@
  * stdin and the result on stdout, input larger than a pipe, a command that never reads its
  * stdin (no SIGPIPE), exit status and a bounded stderr tail, stderr line by line, a stop
  * request ending a long command promptly (SIGTERM to its process group, children included),
- * and a command killed by a signal.
+ * a command killed by a signal, and the memory and CPU limits of a command.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,10 +29,30 @@ static struct process_result res;
 static int run(const char *cmd, const char *input, size_t len)
 {
     errand_error err;
-    int rc = process_run(cmd, input, len, NULL, NULL, NULL, &res, &err);
+    int rc = process_run(&(struct process_spec){.command = cmd}, input, len, NULL, NULL, NULL, &res,
+                         &err);
     if (rc)
         fail_msg("process_run: %s", err.message);
     return rc;
+}
+
+static void limits_hold_for_commands(void **state)
+{
+    (void)state;
+    errand_error err;
+    /* 64 MiB of data at most: a 512 MiB allocation fails inside the command. */
+    struct process_spec mem = {.command = "exec python3 -c 'bytearray(512 << 20)'",
+                               .memory_limit_bytes = 64u << 20};
+    assert_int_equal(process_run(&mem, "", 0, NULL, NULL, NULL, &res, &err), 0);
+    assert_true(res.exited);
+    assert_int_not_equal(res.exit_code, 0);
+    assert_non_null(strstr(res.err_tail, "MemoryError"));
+    process_result_clear(&res);
+    /* 1 CPU second: a busy loop ends with SIGXCPU. */
+    struct process_spec cpu = {.command = "while :; do :; done", .cpu_limit_seconds = 1};
+    assert_int_equal(process_run(&cpu, "", 0, NULL, NULL, NULL, &res, &err), 0);
+    assert_int_equal(res.term_signal, SIGXCPU);
+    process_result_clear(&res);
 }
 
 static void stdin_goes_in_and_stdout_comes_back(void **state)
@@ -94,7 +114,9 @@ static void stderr_lines_are_handed_over(void **state)
     struct seen s = {0};
     errand_error err;
     assert_int_equal(
-        process_run("printf 'a\\nb\\nno newline' >&2", "", 0, NULL, on_line, &s, &res, &err), 0);
+        process_run(&(struct process_spec){.command = "printf 'a\\nb\\nno newline' >&2"}, "", 0,
+                    NULL, on_line, &s, &res, &err),
+        0);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.last, "no newline");
     process_result_clear(&res);
@@ -115,8 +137,9 @@ static void stop_ends_the_whole_process_group(void **state)
     errand_error err;
     int64_t t0 = clock_mono_ms();
     /* the shell forks a child sleep: both are in the group and both get SIGTERM */
-    assert_int_equal(
-        process_run("sleep 30 & sleep 30; wait", "", 0, should_stop, NULL, NULL, &res, &err), 0);
+    assert_int_equal(process_run(&(struct process_spec){.command = "sleep 30 & sleep 30; wait"}, "",
+                                 0, should_stop, NULL, NULL, &res, &err),
+                     0);
     assert_true(clock_mono_ms() - t0 < STOP_DEADLINE_MS);
     assert_true(res.stopped);
     assert_false(res.exited);
@@ -143,6 +166,7 @@ int main(void)
         cmocka_unit_test(stderr_lines_are_handed_over),
         cmocka_unit_test(stop_ends_the_whole_process_group),
         cmocka_unit_test(a_signal_death_is_reported),
+        cmocka_unit_test(limits_hold_for_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

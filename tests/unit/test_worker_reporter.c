@@ -5,13 +5,9 @@
  * until that item is alone, and every other outcome of the batch is delivered; a result the
  * server would refuse (nested too deep) is reported as FAILED with the reason instead.
  */
-#include "store_fixture.h"
+#include "live_server.h"
 
 #include "core/wire_limits.h"
-#include "server/handlers.h"
-#include "server/http.h"
-#include "server/metrics.h"
-#include "server/notify.h"
 #include "server/run_json.h"
 #include "worker/reporter.h"
 #include "worker/wrun.h"
@@ -19,46 +15,6 @@
 #define GOOD_RUNS 9
 #define FLUSH_MS 20000
 #define NOT_A_UUID "not-a-uuid"
-
-struct live_server {
-    notify *n;
-    metrics *m;
-    struct handler_ctx ctx;
-    http_server *http;
-    char api_url[64];
-};
-
-static void live_start(struct fixture *fx, struct live_server *ls)
-{
-    ls->n = notify_new();
-    ls->m = metrics_new();
-    assert_non_null(ls->n);
-    assert_non_null(ls->m);
-    ls->ctx = (struct handler_ctx){.st = fx->st,
-                                   .notify = ls->n,
-                                   .metrics = ls->m,
-                                   .default_lease_seconds = 30,
-                                   .poll_recheck_ms = 1000};
-    struct http_server_options opt = {.host = "127.0.0.1",
-                                      .port = 0,
-                                      .max_connections = 64,
-                                      .max_body_bytes = 1024 * 1024,
-                                      .max_inflight_bytes = 64 * 1024 * 1024,
-                                      .api_key = ""};
-    int port = 0;
-    errand_error err;
-    if (http_server_start(&opt, &ls->ctx, &ls->http, &port, &err) != 0)
-        fail_msg("http_server_start: %s", err.message);
-    snprintf(ls->api_url, sizeof ls->api_url, "http://127.0.0.1:%d/api", port);
-}
-
-static void live_stop(struct live_server *ls)
-{
-    notify_shutdown(ls->n);
-    http_server_stop(ls->http);
-    notify_free(ls->n);
-    metrics_free(ls->m);
-}
 
 /* Claims n runs of task from the store and makes the worker's runs of them. */
 static size_t claim_wruns(struct fixture *fx, const char *task, struct wrun **out, size_t n)

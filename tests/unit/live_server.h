@@ -1,0 +1,56 @@
+/*
+ * live_server.h — a real errand HTTP server, started in the test's own process on a free
+ * loopback port over the fixture's store (store_fixture.h), for tests of the worker runtime
+ * against the server it talks to. Header-only, like store_fixture.h.
+ */
+#ifndef ERRAND_TESTS_LIVE_SERVER_H
+#define ERRAND_TESTS_LIVE_SERVER_H
+
+#include "store_fixture.h"
+
+#include "server/handlers.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/notify.h"
+
+struct live_server {
+    notify *n;
+    metrics *m;
+    struct handler_ctx ctx;
+    http_server *http;
+    char api_url[64];
+};
+
+static inline void live_start(struct fixture *fx, struct live_server *ls)
+{
+    ls->n = notify_new();
+    ls->m = metrics_new();
+    assert_non_null(ls->n);
+    assert_non_null(ls->m);
+    ls->ctx = (struct handler_ctx){.st = fx->st,
+                                   .notify = ls->n,
+                                   .metrics = ls->m,
+                                   .default_lease_seconds = 30,
+                                   .poll_recheck_ms = 1000};
+    struct http_server_options opt = {.host = "127.0.0.1",
+                                      .port = 0,
+                                      .max_connections = 64,
+                                      .max_body_bytes = 1024 * 1024,
+                                      .max_inflight_bytes = 64 * 1024 * 1024,
+                                      .api_key = ""};
+    int port = 0;
+    errand_error err;
+    if (http_server_start(&opt, &ls->ctx, &ls->http, &port, &err) != 0)
+        fail_msg("http_server_start: %s", err.message);
+    snprintf(ls->api_url, sizeof ls->api_url, "http://127.0.0.1:%d/api", port);
+}
+
+static inline void live_stop(struct live_server *ls)
+{
+    notify_shutdown(ls->n);
+    http_server_stop(ls->http);
+    notify_free(ls->n);
+    metrics_free(ls->m);
+}
+
+#endif
