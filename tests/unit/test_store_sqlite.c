@@ -113,6 +113,13 @@ static void idempotency_across_calls(void **state)
     assert_false(created);
     assert_true(json_equal(a, b));
     assert_int_equal(total_runs(fx), 1);
+    /* Keys are per task: the same order id for another task is another run. */
+    json_t *other = submit(fx, fx->t0 + 2 * SEC,
+                           "{\"task\": \"u\", \"idempotency_key\": \"order-1\"}", &created);
+    assert_true(created);
+    assert_string_equal(sfield(other, "task"), "u");
+    assert_int_equal(total_runs(fx), 2);
+    json_decref(other);
     json_decref(a);
     json_decref(b);
 }
@@ -178,6 +185,10 @@ static void cache_hit_and_expiry(void **state)
     json_t *stored = get_run(fx, sfield(hit, "id"));
     assert_true(json_equal(hit, stored));
     json_decref(stored);
+    /* Keys are per task: another task's run with the same key runs. */
+    json_t *foreign = submit(fx, t + 1 * SEC, "{\"task\": \"other\", \"cache_key\": \"K\"}", NULL);
+    assert_string_equal(state_type_of(foreign), "SCHEDULED");
+    json_decref(foreign);
 
     json_t *miss = submit(fx, t + 11 * SEC, "{\"task\": \"c\", \"cache_key\": \"K\"}", NULL);
     assert_string_equal(state_type_of(miss), "SCHEDULED");

@@ -113,6 +113,7 @@ static void bind_cache_k(sqlite3_stmt *s, int64_t now)
 {
     sqlite3_bind_text(s, 1, "k", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, "c", -1, SQLITE_STATIC); /* the task */
 }
 
 #define CACHE_REF "local:///s/0193a0c4-0000-7000-8000-00000000000c.json"

@@ -21,8 +21,8 @@
  *      task_runs_delayed      (scheduled_at) WHERE SCHEDULED and delayed: the runs waiting
  *                             for their time, soonest first, for the promotion;
  *      task_runs_lease        (lease_expires) WHERE leased: the sweeper's scan;
- *      task_runs_idempotency  UNIQUE (idempotency_key) WHERE set;
- *      task_runs_cache        (cache_key, finished) WHERE set on a run that COMPLETED by
+ *      task_runs_idempotency  UNIQUE (task, idempotency_key) WHERE set: keys are per task;
+ *      task_runs_cache        (task, cache_key, finished) WHERE set on a run that COMPLETED by
  *                             running (state name "Completed", not a "Cached" copy):
  *                             the newest cache source, read without passing the copies;
  *      task_runs_attention    (state_type, id) WHERE state_type >= 4, i.e. FAILED,
@@ -223,6 +223,17 @@ static const struct migration migrations[] = {
      "CREATE TABLE claim_requests (id TEXT NOT NULL PRIMARY KEY, at INTEGER NOT NULL,"
      "  leases TEXT NOT NULL) WITHOUT ROWID;"
      "CREATE INDEX claim_requests_at ON claim_requests (at);"},
+
+    /* Idempotency and cache keys belong to a task: the same key (an order id, say) submitted
+       for two tasks names two runs. Scoping only relaxes the old store-wide uniqueness, so
+       existing data always fits the new index. */
+    {14, "per_task_keys",
+     "DROP INDEX task_runs_idempotency;"
+     "CREATE UNIQUE INDEX task_runs_idempotency ON task_runs (task, idempotency_key)"
+     "  WHERE idempotency_key IS NOT NULL;"
+     "DROP INDEX task_runs_cache;"
+     "CREATE INDEX task_runs_cache ON task_runs (task, cache_key, finished)"
+     "  WHERE cache_key IS NOT NULL AND state_type = 3 AND state_name = 'Completed';"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

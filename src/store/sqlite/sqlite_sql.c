@@ -91,7 +91,8 @@ static const struct sql_def sql_table[SQL_COUNT] = {
 
     SQL(SQL_RUN_GET, "SELECT " RUN_COLUMNS " FROM task_runs WHERE id = ?1"),
     SQL(SQL_RUN_GET_STATE, "SELECT state_type FROM task_runs WHERE id = ?1"),
-    SQL(SQL_RUN_BY_IDEMPOTENCY, "SELECT " RUN_COLUMNS " FROM task_runs WHERE idempotency_key = ?1"),
+    SQL(SQL_RUN_BY_IDEMPOTENCY,
+        "SELECT " RUN_COLUMNS " FROM task_runs WHERE task = ?1 AND idempotency_key = ?2"),
     SQL(SQL_RUN_LEASE_INFO, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE id = ?1"),
 
     SQL(SQL_RUN_INSERT,
@@ -119,10 +120,11 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "result_ref = ?14, cache_expires_at = ?15, ended_by = coalesce(?16, ended_by), "
         "redeliveries = ?17, "
         "delayed = " DELAYED_WHEN("?2", "?8", "?4") " WHERE rowid = ?1"),
-    SQL(SQL_CACHE_SOURCE, "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
-                          "WHERE cache_key = ?1 AND state_type = 3 AND state_name = 'Completed' "
-                          "AND (cache_expires_at IS NULL OR cache_expires_at > ?2) "
-                          "ORDER BY finished DESC LIMIT 1"),
+    SQL(SQL_CACHE_SOURCE,
+        "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
+        "WHERE task = ?3 AND cache_key = ?1 AND state_type = 3 AND state_name = 'Completed' "
+        "AND (cache_expires_at IS NULL OR cache_expires_at > ?2) "
+        "ORDER BY finished DESC LIMIT 1"),
 
     SQL(SQL_CLAIM_CANDIDATES,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "

@@ -68,14 +68,16 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->created = false;
 }
 
-static int find_idempotent(struct sqlite_conn *c, const char *key, struct submit_slot *slot,
-                           bool *found, errand_error *err)
+/* The run of task submitted before under key (keys are per task), if any. */
+static int find_idempotent(struct sqlite_conn *c, const char *task, const char *key,
+                           struct submit_slot *slot, bool *found, errand_error *err)
 {
     *found = false;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_BY_IDEMPOTENCY, err);
     if (!s)
         return ERRAND_ESTORE;
-    sqlite_bind_text(s, 1, key);
+    sqlite_bind_text(s, 1, task);
+    sqlite_bind_text(s, 2, key);
     int step = sqlite3_step(s);
     int rc = 0;
     if (step == SQLITE_ROW) {
@@ -91,7 +93,8 @@ static int find_idempotent(struct sqlite_conn *c, const char *key, struct submit
     return rc;
 }
 
-static int find_cached(struct sqlite_conn *c, const char *key, int64_t now_ms,
+/* The newest unexpired result of task under cache key (keys are per task), if any. */
+static int find_cached(struct sqlite_conn *c, const char *task, const char *key, int64_t now_ms,
                        struct submit_slot *slot, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_CACHE_SOURCE, err);
@@ -99,6 +102,7 @@ static int find_cached(struct sqlite_conn *c, const char *key, int64_t now_ms,
         return ERRAND_ESTORE;
     sqlite_bind_text(s, 1, key);
     sqlite3_bind_int64(s, 2, now_ms);
+    sqlite_bind_text(s, 3, task);
     int step = sqlite3_step(s);
     int rc = 0;
     if (step == SQLITE_ROW) {
@@ -212,12 +216,13 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         int rc;
         if (spec->idempotency_key) {
             bool found = false;
-            if ((rc = find_idempotent(c, spec->idempotency_key, slot, &found, err)) < 0)
+            if ((rc = find_idempotent(c, spec->task, spec->idempotency_key, slot, &found, err)) < 0)
                 return rc;
             if (found)
                 continue;
         }
-        if (spec->cache_key && (rc = find_cached(c, spec->cache_key, op->now_ms, slot, err)) < 0)
+        if (spec->cache_key &&
+            (rc = find_cached(c, spec->task, spec->cache_key, op->now_ms, slot, err)) < 0)
             return rc;
         if ((rc = insert_run(c, spec, slot, op->now_ms, &op->counts, err)) < 0)
             return rc;
