@@ -15,6 +15,7 @@
  */
 #include "core/uuid.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -145,4 +146,17 @@ double random_unit(void)
         v = (v << 8) | b[i];
     v >>= 64 - UNIT_MANTISSA_BITS;
     return (double)v / (double)(UINT64_C(1) << UNIT_MANTISSA_BITS);
+}
+
+bool token_equal_n(const char *secret, const char *given, size_t n)
+{
+    return CRYPTO_memcmp(secret, given, n) == 0;
+}
+
+bool token_equal(const char *secret, const char *given)
+{
+    if (!secret || !given)
+        return false;
+    size_t n = strlen(secret);
+    return strlen(given) == n && token_equal_n(secret, given, n);
 }

@@ -20,6 +20,14 @@ bool uuid_is_valid(const char *s);
 /* nbytes random bytes as 2*nbytes hex characters + NUL into out; 0 or ERRAND_EIO. */
 int token_random_hex(size_t nbytes, char *out);
 
+/* Whether the first n bytes of a secret token and a presented one are equal, in a time that
+ * does not depend on where they differ (so a lease token cannot be guessed byte by byte).
+ * Both must hold n bytes. */
+bool token_equal_n(const char *secret, const char *given, size_t n);
+/* The same for NUL-terminated tokens (their lengths are not secret); false when either is
+ * NULL. */
+bool token_equal(const char *secret, const char *given);
+
 /* A uniform random double in [0, 1). */
 double random_unit(void);
 

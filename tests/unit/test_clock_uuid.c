@@ -209,6 +209,20 @@ static void token_random_hex_gives_distinct_hex(void **state)
     assert_string_equal(empty, "");
 }
 
+static void token_equal_compares_whole_tokens(void **state)
+{
+    (void)state;
+    assert_true(token_equal("abc123", "abc123"));
+    assert_false(token_equal("abc123", "abc124"));
+    assert_false(token_equal("abc123", "abc12"));   /* a prefix is not the token */
+    assert_false(token_equal("abc123", "abc1234")); /* nor is a longer one */
+    assert_false(token_equal("abc123", ""));
+    assert_false(token_equal("abc123", NULL));
+    assert_false(token_equal(NULL, "abc123"));
+    assert_true(token_equal_n("abc:expired", "abc", 3));
+    assert_false(token_equal_n("abd:expired", "abc", 3));
+}
+
 static void random_unit_stays_in_range(void **state)
 {
     (void)state;
@@ -236,6 +250,7 @@ int main(void)
         cmocka_unit_test(uuid_v7_ids_strictly_increase_within_a_millisecond),
         cmocka_unit_test(uuid_is_valid_checks_shape),
         cmocka_unit_test(token_random_hex_gives_distinct_hex),
+        cmocka_unit_test(token_equal_compares_whole_tokens),
         cmocka_unit_test(random_unit_stays_in_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,8 +109,9 @@ static const char *redelivery_message(const struct state_decision *d, const stru
 static bool expired_lease_of(const struct run_current *cur, const char *token)
 {
     size_t n = token ? strlen(token) : 0;
-    return cur->state == ERRAND_STATE_SCHEDULED && n > 0 && strncmp(cur->ended_by, token, n) == 0 &&
-           strcmp(cur->ended_by + n, EXPIRED_MARK) == 0;
+    return cur->state == ERRAND_STATE_SCHEDULED && n > 0 &&
+           strlen(cur->ended_by) == n + sizeof EXPIRED_MARK - 1 &&
+           token_equal_n(cur->ended_by, token, n) && strcmp(cur->ended_by + n, EXPIRED_MARK) == 0;
 }
 
 /* Undoes the expiry of cur's lease `token`: the run is held again under it until
@@ -661,12 +662,12 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
             o->state = (errand_state)sqlite3_column_int(s, 1);
             const char *token = sqlite_col_text(s, 2);
             const char *given = op->leases[i].lease_token;
-            bool match = state_is_leased(o->state) && token && given && strcmp(token, given) == 0;
+            bool match = state_is_leased(o->state) && token_equal(token, given);
             o->status = match ? LEASE_APPLIED : LEASE_STALE;
             o->cancel = match && o->state == ERRAND_STATE_CANCELLING;
             const char *ended = sqlite_col_text(s, 3);
             resume = !match && o->state == ERRAND_STATE_SCHEDULED && ended && given &&
-                     strncmp(ended, given, strlen(given)) == 0;
+                     strlen(ended) > strlen(given); /* resume_expired checks the rest */
         }
         sqlite3_reset(s);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -737,8 +738,8 @@ struct report_op {
 
 static bool token_matches(const struct run_current *cur, const char *token)
 {
-    return state_is_leased(cur->state) && cur->lease_token[0] && token &&
-           strcmp(cur->lease_token, token) == 0;
+    return state_is_leased(cur->state) && cur->lease_token[0] &&
+           token_equal(cur->lease_token, token);
 }
 
 static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
@@ -777,7 +778,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     char ended[SQLITE_LEASE_TOKEN_MAX + 8];
     ended_mark(rep, ended, sizeof ended);
     if (!token_matches(&cur, rep->lease_token) &&
-        ((cur.ended_by[0] && strcmp(cur.ended_by, ended) == 0) ||
+        ((cur.ended_by[0] && token_equal(cur.ended_by, ended)) ||
          (!op->fresh && rep->state == ERRAND_STATE_RUNNING))) {
         /* Sent again (its answer was lost): the report that ended this lease, or a RUNNING
          * report of a batch already applied. Applied, and nothing changes. */
