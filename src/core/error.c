@@ -19,6 +19,7 @@ enum {
     HTTP_INTERNAL_ERROR = 500,
     HTTP_UNAVAILABLE = 503,
     HTTP_GATEWAY_TIMEOUT = 504,
+    HTTP_INSUFFICIENT_STORAGE = 507,
 };
 
 int error_set(errand_error *err, int code, const char *field, const char *fmt, ...)
@@ -101,6 +102,8 @@ const char *error_code_name(int code)
         return "method_not_allowed";
     case ERR_OVERLOADED:
         return "overloaded";
+    case ERR_NO_SPACE:
+        return "insufficient_storage";
     default:
         return "internal_error";
     }
@@ -132,6 +135,8 @@ int error_http_status(int code)
         return HTTP_UNAVAILABLE;
     case ERRAND_ETIMEDOUT:
         return HTTP_GATEWAY_TIMEOUT;
+    case ERR_NO_SPACE:
+        return HTTP_INSUFFICIENT_STORAGE;
     default: /* store, out of memory, I/O and anything unexpected */
         return HTTP_INTERNAL_ERROR;
     }

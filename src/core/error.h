@@ -18,6 +18,7 @@ enum {
     ERR_UNAUTHORIZED = -106,      /* 401 unauthorized */
     ERR_METHOD = -107,            /* 405 method_not_allowed */
     ERR_OVERLOADED = -108,        /* 503 overloaded: past the memory budget, retry later */
+    ERR_NO_SPACE = -109,          /* 507 insufficient_storage: the store's disk is full */
 };
 
 /* Sets err (if not NULL) to code, field (NULL = none) and a printf-style message (NULL =

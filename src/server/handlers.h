@@ -14,12 +14,14 @@
 #include "server/json_writer.h"
 #include "server/metrics.h"
 #include "server/notify.h"
+#include "server/readiness.h"
 #include "store/store.h"
 
 struct handler_ctx {
     store *st;
     notify *notify;
     metrics *metrics;
+    readiness *readiness;      /* NULL: GET /api/health/ready probes the store at every call */
     int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
     int poll_recheck_ms;       /* ERRAND_POLL_RECHECK_MS */
 };
@@ -80,6 +82,8 @@ int handle_list_workers(const struct handler_ctx *, const struct http_request *,
                         struct http_reply *, errand_error *);
 
 /* handlers_health.c, handlers_metrics.c */
+int handle_ready(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                 errand_error *);
 int handle_health(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                   errand_error *);
 int handle_metrics(const struct handler_ctx *, const struct http_request *, struct http_reply *,

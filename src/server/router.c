@@ -27,6 +27,7 @@ static const struct route routes[] = {
     {"POST", "/api/workers/heartbeat", handle_heartbeat, false},
     {"POST", "/api/workers/report", handle_report, false},
     {"GET", "/api/health", handle_health, true},
+    {"GET", "/api/health/ready", handle_ready, true},
     {"GET", "/metrics", handle_metrics, false},
 };
 

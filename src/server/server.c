@@ -127,6 +127,7 @@ int server_run(const struct settings *s)
     store *st = NULL;
     notify *n = NULL;
     metrics *m = NULL;
+    readiness *ready = NULL;
     sweeper *sw = NULL;
     http_server *http = NULL;
     const char *host = settings_str(s, SET_SERVER_HOST);
@@ -141,7 +142,8 @@ int server_run(const struct settings *s)
     }
     n = notify_new();
     m = metrics_new();
-    if (!n || !m) {
+    ready = readiness_new();
+    if (!n || !m || !ready) {
         log_error("cannot start the server", "error=\"out of memory\"");
         goto done;
     }
@@ -149,6 +151,7 @@ int server_run(const struct settings *s)
         .st = st,
         .notify = n,
         .metrics = m,
+        .readiness = ready,
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
         .poll_recheck_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
     };
@@ -203,6 +206,7 @@ done:
     }
     notify_free(n);
     metrics_free(m);
+    readiness_free(ready);
     drain_signals(&stop_set);
     pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     if (status == 0)

@@ -137,6 +137,11 @@ void store_release_memory(store *st)
     st->backend->release_memory(st);
 }
 
+int store_ready(store *st, errand_error *err)
+{
+    return st->backend->ready(st, err);
+}
+
 /* --- the lists' memory --------------------------------------------------------------- */
 
 void state_history_clear(struct state_history *h)

@@ -239,6 +239,10 @@ int store_count_by_state(store *st, int64_t counts[8], errand_error *err);
 /* Gives back memory the store holds only to go faster (page caches), after a burst. */
 void store_release_memory(store *st);
 
+/* Readiness: commits a small durable write. 0 when the store can take writes; else the
+ * error (ERR_NO_SPACE when its disk is full). */
+int store_ready(store *st, errand_error *err);
+
 /* --- backend plumbing (store.c dispatches to one of these) -------------------------- */
 
 struct store_backend {
@@ -266,6 +270,7 @@ struct store_backend {
                         errand_error *);
     int (*count_by_state)(store *, int64_t[8], errand_error *);
     void (*release_memory)(store *);
+    int (*ready)(store *, errand_error *);
 };
 
 /* Every backend's store struct begins with this header, so store.c can dispatch. */

@@ -32,10 +32,16 @@
 #define SQLITE_WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
 #define SQLITE_PRAGMA_MAX 128
 
+/* The error code of what SQLite just reported on db: a full disk is told apart. */
+static int store_code(sqlite3 *db)
+{
+    return db && (sqlite3_errcode(db) & 0xff) == SQLITE_FULL ? ERR_NO_SPACE : ERRAND_ESTORE;
+}
+
 int sqlite_conn_fail(struct sqlite_conn *c, const char *what, errand_error *err)
 {
     const char *msg = c && c->db ? sqlite3_errmsg(c->db) : "no connection";
-    return error_set(err, ERRAND_ESTORE, NULL, "store: %s: %s", what, msg);
+    return error_set(err, store_code(c ? c->db : NULL), NULL, "store: %s: %s", what, msg);
 }
 
 static const char *sync_pragma(const char *sync)
@@ -54,7 +60,7 @@ int sqlite_conn_exec(struct sqlite_conn *c, const char *sql, errand_error *err)
     char *msg = NULL;
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return 0;
-    int rc = error_set(err, ERRAND_ESTORE, NULL, "store: %.200s: %s", sql,
+    int rc = error_set(err, store_code(c->db), NULL, "store: %.200s: %s", sql,
                        msg ? msg : sqlite3_errmsg(c->db));
     sqlite3_free(msg);
     return rc;

@@ -81,13 +81,19 @@ struct sqlite_writer {
     struct sqlite_writer_stats stats;
 };
 
+/* The code an op fails with when its transaction failed for why: a full disk stays one. */
+static int txn_code(const errand_error *why)
+{
+    return why->code == ERR_NO_SPACE ? ERR_NO_SPACE : ERRAND_ESTORE;
+}
+
 /* Marks ops[from..to) that had succeeded as failed: their transaction did not commit. */
 static void fail_committed(struct writer_op **ops, size_t from, size_t to, const errand_error *why)
 {
     for (size_t j = from; j < to; j++) {
         if (ops[j]->rc < 0)
             continue;
-        ops[j]->rc = error_set(&ops[j]->err, ERRAND_ESTORE, NULL,
+        ops[j]->rc = error_set(&ops[j]->err, txn_code(why), NULL,
                                "%s (nothing of this request was stored)", why->message);
     }
 }
@@ -102,10 +108,11 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
     /* An op that forgot to reset a statement must not leave it stepping into COMMIT. */
     sqlite_conn_reset_all(c);
     if (sqlite3_get_autocommit(c->db)) { /* SQLite rolled the whole transaction back */
-        error_set(txn_err, ERRAND_ESTORE, NULL, "store: transaction aborted: %s",
+        error_set(txn_err, op->rc < 0 ? txn_code(&op->err) : ERRAND_ESTORE, NULL,
+                  "store: transaction aborted: %s",
                   op->rc < 0 ? op->err.message : sqlite3_errmsg(c->db));
         if (op->rc == 0)
-            op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "%s", txn_err->message);
+            op->rc = error_set(&op->err, txn_code(txn_err), NULL, "%s", txn_err->message);
         return false;
     }
     errand_error ignored;
@@ -113,7 +120,7 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
         return sqlite_conn_run(c, SQL_ROLLBACK_TO, txn_err) == 0 &&
                sqlite_conn_run(c, SQL_RELEASE, &ignored) == 0;
     if (sqlite_conn_run(c, SQL_RELEASE, txn_err) < 0) {
-        op->rc = error_set(&op->err, ERRAND_ESTORE, NULL, "%s", txn_err->message);
+        op->rc = error_set(&op->err, txn_code(txn_err), NULL, "%s", txn_err->message);
         return false;
     }
     return true;
@@ -149,7 +156,8 @@ static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_
         error_clear(&txn_err);
         if (sqlite_conn_run(c, SQL_BEGIN_WRITE, &txn_err) < 0) {
             for (size_t j = i; j < n; j++)
-                ops[j]->rc = error_set(&ops[j]->err, ERRAND_ESTORE, NULL, "%s", txn_err.message);
+                ops[j]->rc =
+                    error_set(&ops[j]->err, txn_code(&txn_err), NULL, "%s", txn_err.message);
             log_error("store transaction failed", "error=\"%s\"", txn_err.message);
             return commits;
         }

@@ -452,6 +452,22 @@ static int count_by_state(store *st, int64_t counts[8], errand_error *err)
     return rc;
 }
 
+/* Readiness: a durable commit that writes (the schema version, rewritten as it is, which
+ * dirties the database header), so a store whose disk is full says so before a submission
+ * finds out. */
+static int ready_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    (void)arg;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", sqlite_schema_version());
+    return sqlite_conn_exec(c, sql, err);
+}
+
+static int ready(store *st, errand_error *err)
+{
+    return sqlite_writer_run(store_sqlite_of(st)->writer, ready_in_writer, NULL, err);
+}
+
 static int release_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     sqlite3_db_release_memory(c->db);
@@ -599,4 +615,5 @@ const struct store_backend store_sqlite_backend = {
     .list_workers = list_workers,
     .count_by_state = count_by_state,
     .release_memory = release_memory,
+    .ready = ready,
 };
