@@ -42,7 +42,7 @@ enum {
     ERRAND_ECONFLICT = -5,    /* the request conflicts with the run's state or lease (409) */
     ERRAND_EUNAVAILABLE = -6, /* the errand server could not be reached, or answered 503 */
     ERRAND_ETIMEDOUT = -7,    /* a wait ran out of time */
-    ERRAND_EAUTH = -8,        /* the server refused the API key (401) */
+    ERRAND_EAUTH = -8,        /* the server refused the API key (401), or its scope (403) */
     ERRAND_ESERVER = -9,      /* the server answered with an unexpected status (5xx) */
     ERRAND_ESTORE = -10,      /* the store (database) failed */
     ERRAND_ETOOBIG = -11,     /* a body or value exceeds a configured limit (413) */

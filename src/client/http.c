@@ -305,7 +305,7 @@ int http_status_error(long status, const char *body, errand_error *err)
     int code;
     if (status == 400)
         code = ERRAND_EINVAL;
-    else if (status == 401)
+    else if (status == 401 || status == 403)
         code = ERRAND_EAUTH;
     else if (status == 404)
         code = ERRAND_ENOTFOUND;

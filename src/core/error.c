@@ -12,6 +12,7 @@
 enum {
     HTTP_BAD_REQUEST = 400,
     HTTP_UNAUTHORIZED = 401,
+    HTTP_FORBIDDEN = 403,
     HTTP_NOT_FOUND = 404,
     HTTP_METHOD_NOT_ALLOWED = 405,
     HTTP_CONFLICT = 409,
@@ -104,6 +105,8 @@ const char *error_code_name(int code)
         return "overloaded";
     case ERR_NO_SPACE:
         return "insufficient_storage";
+    case ERR_FORBIDDEN:
+        return "forbidden";
     default:
         return "internal_error";
     }
@@ -121,6 +124,8 @@ int error_http_status(int code)
     case ERRAND_EAUTH:
     case ERR_UNAUTHORIZED:
         return HTTP_UNAUTHORIZED;
+    case ERR_FORBIDDEN:
+        return HTTP_FORBIDDEN;
     case ERRAND_ENOTFOUND:
         return HTTP_NOT_FOUND;
     case ERR_METHOD:

@@ -19,6 +19,7 @@ enum {
     ERR_METHOD = -107,            /* 405 method_not_allowed */
     ERR_OVERLOADED = -108,        /* 503 overloaded: past the memory budget, retry later */
     ERR_NO_SPACE = -109,          /* 507 insufficient_storage: the store's disk is full */
+    ERR_FORBIDDEN = -110,         /* 403 forbidden: the API key's scope does not allow it */
 };
 
 /* Sets err (if not NULL) to code, field (NULL = none) and a printf-style message (NULL =

@@ -64,6 +64,12 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "log level: debug, info, warning or error"},
     {SET_LEASE_SECONDS, "ERRAND_LEASE_SECONDS", "lease-seconds", SETTING_INT, "30", 1, DAY_SECONDS,
      false, "default lease of a claimed run; workers heartbeat well within it"},
+    {SET_API_KEYS_SUBMIT, "ERRAND_API_KEYS_SUBMIT", "api-keys-submit", SETTING_STRING, "", 0, 0,
+     true, "server: comma-separated keys that may submit, cancel and read runs (web apps)"},
+    {SET_API_KEYS_WORKER, "ERRAND_API_KEYS_WORKER", "api-keys-worker", SETTING_STRING, "", 0, 0,
+     true, "server: comma-separated keys that may only claim, heartbeat and report (workers)"},
+    {SET_API_KEYS_READ, "ERRAND_API_KEYS_READ", "api-keys-read", SETTING_STRING, "", 0, 0, true,
+     "server: comma-separated keys that may only read (dashboards)"},
     {SET_MAX_REDELIVERIES, "ERRAND_MAX_REDELIVERIES", "max-redeliveries", SETTING_INT, "5", 0, 1000,
      false,
      "how many times a run goes back to the queue without an outcome (its lease expired, or "
@@ -241,7 +247,7 @@ static int validate(const struct setting_def *def, const char *value, enum setti
         snprintf(out, SETTINGS_STR_MAX, "%s", choices[i]);
         return 0;
     }
-    if (!value[0] && def->id != SET_API_KEY)
+    if (!value[0] && !def->secret) /* a key may be empty: none */
         return error_set(err, ERRAND_EINVAL, label, "%s must not be empty", label);
     snprintf(out, SETTINGS_STR_MAX, "%s", value);
     return 0;
@@ -311,11 +317,20 @@ int settings_load(struct settings *s, errand_error *err)
     return 0;
 }
 
+#define NONE_SHOWN "(none)"
+
 static const char *display_value(const struct settings *s, int i)
 {
     if (SETTINGS[i].secret && s->str[i][0])
         return SETTINGS_SECRET_MASK;
     return s->str[i];
+}
+
+/* The value as the table shows it: an empty one (no key) as NONE_SHOWN. */
+static const char *table_value(const struct settings *s, int i)
+{
+    const char *v = display_value(s, i);
+    return v[0] ? v : NONE_SHOWN;
 }
 
 static void print_json(const struct settings *s, FILE *out)
@@ -356,7 +371,7 @@ void settings_print(const struct settings *s, FILE *out, bool as_json)
     int wname = (int)strlen(H_NAME), wvalue = (int)strlen(H_VALUE);
     for (int i = 0; i < SET_COUNT; i++) {
         int n = (int)strlen(SETTINGS[i].env);
-        int v = (int)strlen(display_value(s, i));
+        int v = (int)strlen(table_value(s, i));
         if (n > wname)
             wname = n;
         if (v > wvalue)
@@ -364,6 +379,6 @@ void settings_print(const struct settings *s, FILE *out, bool as_json)
     }
     fprintf(out, "%-*s  %-*s  %s\n", wname, H_NAME, wvalue, H_VALUE, H_SOURCE);
     for (int i = 0; i < SET_COUNT; i++)
-        fprintf(out, "%-*s  %-*s  %s\n", wname, SETTINGS[i].env, wvalue, display_value(s, i),
+        fprintf(out, "%-*s  %-*s  %s\n", wname, SETTINGS[i].env, wvalue, table_value(s, i),
                 source_word(s->source[i]));
 }

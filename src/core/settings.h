@@ -31,6 +31,9 @@ enum setting_id {
     SET_LOG_PRINTS,               /* ERRAND_LOGGING_LOG_PRINTS, default false */
     SET_LOG_LEVEL,                /* ERRAND_LOGGING_LEVEL, default info */
     SET_LEASE_SECONDS,            /* ERRAND_LEASE_SECONDS, default 30 */
+    SET_API_KEYS_SUBMIT,          /* ERRAND_API_KEYS_SUBMIT: keys that submit and read */
+    SET_API_KEYS_WORKER,          /* ERRAND_API_KEYS_WORKER: keys that claim and report */
+    SET_API_KEYS_READ,            /* ERRAND_API_KEYS_READ: keys that only read */
     SET_MAX_REDELIVERIES,         /* ERRAND_MAX_REDELIVERIES, default 5 */
     SET_SWEEP_INTERVAL_MS,        /* ERRAND_SWEEP_INTERVAL_MS, default 500 */
     SET_POLL_RECHECK_MS,          /* ERRAND_POLL_RECHECK_MS, default 1000 */

@@ -67,7 +67,7 @@ struct http_server {
     const struct handler_ctx *ctx;
     size_t max_body;
     budget *work; /* the memory budget of requests in flight */
-    char *api_key;
+    auth_keys *keys;
     atomic_bool stopping;
     char last_mhd_message[MHD_MESSAGE_MAX]; /* written during start only, for its error */
     pthread_mutex_t lock;                   /* guards in_flight */
@@ -250,15 +250,25 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
     if (atomic_load(&srv->stopping))
         return error_set(err, ERRAND_EUNAVAILABLE, NULL,
                          "the server is shutting down; retry against another server or later");
+    /* The key first: a caller without one learns nothing of the routes. */
+    unsigned granted = AUTH_ALL;
+    if (!router_is_public(rs->req.method, rs->req.path)) {
+        granted =
+            auth_granted(srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_AUTHORIZATION));
+        if (!granted)
+            return error_set(err, ERR_UNAUTHORIZED, NULL,
+                             "missing or wrong API key: send 'Authorization: Bearer <key>' "
+                             "with one of the server's keys (ERRAND_API_KEY, "
+                             "ERRAND_API_KEYS_SUBMIT, _WORKER or _READ)");
+    }
     int rc = router_match(rs->req.method, rs->req.path, &rs->route, rs->req.id, err);
     if (rc < 0)
         return rc;
-    if (!rs->route->public &&
-        !auth_allows(srv->api_key, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                               MHD_HTTP_HEADER_AUTHORIZATION)))
-        return error_set(err, ERR_UNAUTHORIZED, NULL,
-                         "missing or wrong API key: send 'Authorization: Bearer <key>' with the "
-                         "server's ERRAND_API_KEY");
+    if (rs->route->scope != AUTH_PUBLIC && !(granted & rs->route->scope))
+        return error_set(err, ERR_FORBIDDEN, NULL,
+                         "this API key may not %s %s: it needs a key with the %s scope",
+                         rs->req.method, rs->req.path, auth_scope_name(rs->route->scope));
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long body = cl ? strtoull(cl, NULL, 10) : 0;
@@ -431,7 +441,7 @@ static void free_server(http_server *srv)
     budget_free(srv->work);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->lock);
-    mem_free(srv->api_key);
+    auth_keys_free(srv->keys);
     mem_free(srv);
 }
 
@@ -478,13 +488,18 @@ int http_server_start(const struct http_server_options *opt, const struct handle
                          "such as 127.0.0.1, 0.0.0.0 or ::",
                          opt->host, gai_strerror(gai));
     http_server *srv = mem_calloc(1, sizeof *srv);
-    if (!srv || !(srv->api_key = mem_strdup(opt->api_key ? opt->api_key : "")) ||
-        !(srv->work = budget_new(opt->max_inflight_bytes))) {
+    if (!srv || !(srv->work = budget_new(opt->max_inflight_bytes))) {
         freeaddrinfo(ai);
-        if (srv)
-            mem_free(srv->api_key);
         mem_free(srv);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    int krc = auth_keys_new(opt->api_key, opt->submit_keys, opt->worker_keys, opt->read_keys,
+                            &srv->keys, err);
+    if (krc < 0) {
+        freeaddrinfo(ai);
+        budget_free(srv->work);
+        mem_free(srv);
+        return krc;
     }
     srv->ctx = ctx;
     srv->max_body = opt->max_body_bytes;

@@ -76,7 +76,10 @@ struct http_server_options {
     int max_connections;   /* ERRAND_MAX_CONNECTIONS */
     size_t max_body_bytes; /* ERRAND_MAX_BODY_BYTES */
     size_t max_inflight_bytes; /* ERRAND_MAX_INFLIGHT_BYTES: the memory budget (budget.h) */
-    const char *api_key;   /* "" = no authentication */
+    const char *api_key;       /* ERRAND_API_KEY, the admin key; "" = none */
+    /* The scoped keys (auth.h), comma-separated; NULL or "" = none. No key at all: no
+       authentication. */
+    const char *submit_keys, *worker_keys, *read_keys;
 };
 
 typedef struct http_server http_server;

@@ -14,21 +14,21 @@
 #define ID_SEGMENT "{id}"
 
 static const struct route routes[] = {
-    {"POST", "/api/task_runs", handle_submit, false},
-    {"GET", "/api/task_runs", handle_list_runs, false},
-    {"POST", "/api/task_runs/batch", handle_submit_batch, false},
-    {"GET", "/api/task_runs/{id}", handle_get_run, false},
-    {"GET", "/api/task_runs/{id}/wait", handle_wait_run, false},
-    {"GET", "/api/task_runs/{id}/states", handle_run_states, false},
-    {"GET", "/api/task_runs/{id}/logs", handle_run_logs, false},
-    {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, false},
-    {"GET", "/api/workers", handle_list_workers, false},
-    {"POST", "/api/workers/claim", handle_claim, false},
-    {"POST", "/api/workers/heartbeat", handle_heartbeat, false},
-    {"POST", "/api/workers/report", handle_report, false},
-    {"GET", "/api/health", handle_health, true},
-    {"GET", "/api/health/ready", handle_ready, true},
-    {"GET", "/metrics", handle_metrics, false},
+    {"POST", "/api/task_runs", handle_submit, AUTH_SUBMIT},
+    {"GET", "/api/task_runs", handle_list_runs, AUTH_READ},
+    {"POST", "/api/task_runs/batch", handle_submit_batch, AUTH_SUBMIT},
+    {"GET", "/api/task_runs/{id}", handle_get_run, AUTH_READ},
+    {"GET", "/api/task_runs/{id}/wait", handle_wait_run, AUTH_READ},
+    {"GET", "/api/task_runs/{id}/states", handle_run_states, AUTH_READ},
+    {"GET", "/api/task_runs/{id}/logs", handle_run_logs, AUTH_READ},
+    {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT},
+    {"GET", "/api/workers", handle_list_workers, AUTH_READ},
+    {"POST", "/api/workers/claim", handle_claim, AUTH_WORK},
+    {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK},
+    {"POST", "/api/workers/report", handle_report, AUTH_WORK},
+    {"GET", "/api/health", handle_health, AUTH_PUBLIC},
+    {"GET", "/api/health/ready", handle_ready, AUTH_PUBLIC},
+    {"GET", "/metrics", handle_metrics, AUTH_READ},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
@@ -58,6 +58,15 @@ static bool path_matches(const char *pattern, const char *path, char id[UUID_STR
         p += plen, s += slen;
     }
     return *p == '\0' && *s == '\0';
+}
+
+bool router_is_public(const char *method, const char *path)
+{
+    for (size_t i = 0; i < ROUTE_COUNT; i++)
+        if (routes[i].scope == AUTH_PUBLIC && strcmp(routes[i].method, method) == 0 &&
+            strcmp(routes[i].pattern, path) == 0)
+            return true;
+    return false;
 }
 
 int router_match(const char *method, const char *path, const struct route **out,

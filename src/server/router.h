@@ -9,14 +9,19 @@
 
 #include "core/uuid.h"
 #include "errand/errand.h"
+#include "server/auth.h"
 #include "server/handlers.h"
 
 struct route {
     const char *method;
     const char *pattern; /* "/api/task_runs/{id}/wait" */
     handler_fn fn;
-    bool public; /* served without the API key */
+    enum auth_scope scope; /* what a key must grant; AUTH_PUBLIC: served without one */
 };
+
+/* Whether method and path name a public route exactly (the health probes): the one thing
+ * looked at before the API key. */
+bool router_is_public(const char *method, const char *path);
 
 /* Finds the route for method and path. Fails with ERRAND_ENOTFOUND (no such path),
  * ERR_METHOD (the path exists, the method does not; the message lists the allowed ones) or

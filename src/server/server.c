@@ -172,6 +172,9 @@ int server_run(const struct settings *s)
         .max_body_bytes = (size_t)settings_int(s, SET_MAX_BODY_BYTES),
         .max_inflight_bytes = (size_t)settings_int(s, SET_MAX_INFLIGHT_BYTES),
         .api_key = settings_str(s, SET_API_KEY),
+        .submit_keys = settings_str(s, SET_API_KEYS_SUBMIT),
+        .worker_keys = settings_str(s, SET_API_KEYS_WORKER),
+        .read_keys = settings_str(s, SET_API_KEYS_READ),
     };
     int port = 0;
     if (http_server_start(&hopt, &ctx, &http, &port, &err) < 0) {

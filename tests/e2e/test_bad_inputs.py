@@ -251,8 +251,61 @@ def test_api_key_is_required_when_set(server_factory):
         error_of(api.request("GET", srv.root + "/metrics"), 401, "unauthorized")
     r = anon.request("GET", "/task_runs", headers={"Authorization": "Basic czNjcmV0"})
     error_of(r, 401, "unauthorized")
+    # The key is checked before routing: without it, nothing about the routes shows.
+    for api in (anon, wrong):
+        for method, path in (("GET", "/no/such/path"), ("DELETE", "/task_runs"),
+                             ("GET", "/task_runs/not-a-uuid"), ("POST", "/health")):
+            r = api.request(method, path)
+            error_of(r, 401, "unauthorized")
+            assert "allowed" not in r.text and "UUID" not in r.text, r.text
+    assert anon.request("GET", "/health/ready").status_code == 200, "readiness needs no key"
     assert good.request("POST", "/task_runs", json_body={"task": "t"}).status_code == 201
     assert len(good.list(task="t")["runs"]) == 1
+    error_of(good.request("DELETE", "/task_runs"), 405, "method_not_allowed")
+
+
+SCOPED_KEYS = {"ERRAND_API_KEY": "admin-key", "ERRAND_API_KEYS_SUBMIT": "web-1,web-2",
+               "ERRAND_API_KEYS_WORKER": "worker-key", "ERRAND_API_KEYS_READ": "viewer-key"}
+
+
+def test_scoped_keys_allow_only_their_endpoints(server_factory):
+    """A web app's key submits and reads, a worker's key only works the queue, a dashboard's
+    key only reads; the admin key does everything. Every endpoint, every key."""
+    srv = server_factory(env=SCOPED_KEYS)
+    admin = Api(srv.url, key="admin-key")
+    run = admin.submit("scoped.t", {})
+    rid = run["id"]
+    claim = {"worker": "w", "tasks": ["nothing.here"], "wait_seconds": 0}
+    beat = {"worker": "w", "leases": []}
+    report = {"worker": "w", "reports": []}
+    endpoints = [  # (method, path, body, scope)
+        ("POST", "/task_runs", {"task": "scoped.t"}, "submit"),
+        ("POST", "/task_runs/batch", {"runs": [{"task": "scoped.t"}]}, "submit"),
+        ("POST", f"/task_runs/{rid}/cancel", None, "submit"),
+        ("GET", "/task_runs", None, "read"),
+        ("GET", f"/task_runs/{rid}", None, "read"),
+        ("GET", f"/task_runs/{rid}/wait?timeout_seconds=0", None, "read"),
+        ("GET", f"/task_runs/{rid}/states", None, "read"),
+        ("GET", f"/task_runs/{rid}/logs", None, "read"),
+        ("GET", "/workers", None, "read"),
+        ("GET", srv.root + "/metrics", None, "read"),
+        ("POST", "/workers/claim", claim, "worker"),
+        ("POST", "/workers/heartbeat", beat, "worker"),
+        ("POST", "/workers/report", report, "worker"),
+    ]
+    grants = {"admin-key": {"submit", "read", "worker"}, "web-1": {"submit", "read"},
+              "web-2": {"submit", "read"}, "worker-key": {"worker"}, "viewer-key": {"read"}}
+    for key, scopes in grants.items():
+        api = Api(srv.url, key=key)
+        for method, path, body, scope in endpoints:
+            r = api.request(method, path, json_body=body)
+            if scope in scopes:
+                assert r.status_code < 400 or r.status_code == 409, (key, method, path, r.text)
+            else:
+                error_of(r, 403, "forbidden")
+                assert scope in r.json()["error"]["message"], r.text
+    for key in ("", "web-3", "admin-key,web-1", "worker-key "):
+        error_of(Api(srv.url, key=key or None).request("GET", "/task_runs"), 401, "unauthorized")
 
 
 def test_worker_with_api_key_completes_runs(server_factory, worker_factory):
