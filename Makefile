@@ -17,7 +17,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps test unit e2e example browser check asan fuzz container-test fresh-check demo install clean format
+.PHONY: all deps test-deps test unit e2e conformance example browser check asan fuzz container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -37,6 +37,12 @@ e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
 
+# The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME
+# names (default: liberrand's C worker); tests/conformance/README.md.
+conformance: all test-deps
+	@echo "== worker conformance tests ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
+
 example: all test-deps
 	@echo "== example app tests ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
@@ -51,7 +57,7 @@ fuzz: deps
 	$(Q)tests/fuzz/run.sh
 
 # Everything a change must pass: the suites, again under ASan+UBSan, then the fuzzers.
-test: unit e2e example browser
+test: unit e2e conformance example browser
 
 check: test asan fuzz
 
@@ -67,7 +73,7 @@ demo:
 	$(Q)BUILD=$(BUILD) V=$(V) scripts/demo.sh
 
 asan:
-	$(Q)$(MAKE) unit e2e example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	$(Q)$(MAKE) unit e2e conformance example BUILD=build-asan CMAKE_FLAGS="-DERRAND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
 install: all
 	$(Q)cmake --install $(BUILD)

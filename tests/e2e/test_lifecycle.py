@@ -177,33 +177,3 @@ def test_metrics_are_prometheus_text(server, worker_factory):
     assert m and int(m.group(1)) >= 1, text
 
 
-def test_sigterm_on_worker_hands_back_its_runs_to_run_elsewhere_at_once(server, worker_factory):
-    """A deploy: the stopped worker hands back the runs it claimed but had not started (with
-    --prefetch it holds some) at once, and the run still running when its grace ends as a
-    redelivery, so a run with retries 0 survives; another worker runs them all long before
-    their 30 s leases would have run out."""
-    a = worker_factory(server, env={"ERRAND_WORKER_CONCURRENCY": 1},
-                       args=["--prefetch", "3", "--grace-seconds", "1"])
-    long_run = server.api.submit("errand.sleep", {"seconds": 3}, retries=0)
-    server.api.wait_state(long_run["id"], lambda r: r["state"]["type"] == "RUNNING",
-                          what="RUNNING")
-    queued = server.api.batch([{"task": "errand.noop", "parameters": {"i": i}, "retries": 0}
-                               for i in range(3)])
-    for q in queued:  # prefetched: claimed by the busy worker, waiting for its slot
-        server.api.wait_state(q["id"], lambda r: r["state"]["type"] == "PENDING"
-                              and r["worker"] == a.name, what="PENDING on the first worker")
-    b = worker_factory(server, env={"ERRAND_WORKER_CONCURRENCY": 2})
-    stopped = time.monotonic()
-    a.stop()
-    for q in queued:
-        done = server.api.wait_final(q["id"], timeout=20)
-        assert done["state"]["type"] == "COMPLETED" and done["worker"] == b.name, done
-        assert done["attempt"] == 1 and done["redeliveries"] == 0, done
-        assert any("handed back by worker " + a.name in s["message"]
-                   for s in server.api.states(q["id"])), server.api.states(q["id"])
-    done = server.api.wait_final(long_run["id"], timeout=20)
-    assert done["state"]["type"] == "COMPLETED" and done["worker"] == b.name, done
-    assert done["attempt"] == 1 and done["redeliveries"] == 1, done
-    assert any("before the task finished; redelivery 1 of 5" in s["message"]
-               for s in server.api.states(long_run["id"])), server.api.states(long_run["id"])
-    assert time.monotonic() - stopped < 20, "handed back, not left to a 30 s lease expiry"

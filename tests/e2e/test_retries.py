@@ -45,20 +45,6 @@ def test_retries_then_success(server, worker_factory, tmp_path):
             assert "failed on purpose" in s["message"], s
 
 
-def test_retries_exhausted_fails_with_message(server, worker_factory, tmp_path):
-    task = flaky_worker(server, worker_factory, tmp_path)
-    counter = tmp_path / "c2"
-    run = server.api.submit(task, {"counter": str(counter), "succeed_on": 100}, retries=2)
-    done = server.api.wait_final(run["id"])
-    assert done["state"]["type"] == "FAILED", done
-    assert done["attempt"] == 3
-    assert "attempt 3 failed on purpose" in done["state"]["message"], done["state"]
-    assert counter.read_text() == "..."
-    types = [s["type"] for s in server.api.states(run["id"])]
-    assert types.count("PENDING") == 3, types
-    assert types[-1] == "FAILED"
-
-
 def test_retry_delay_is_kept_by_the_server(server, worker_factory, tmp_path):
     task = flaky_worker(server, worker_factory, tmp_path)
     counter = tmp_path / "c3"
