@@ -215,9 +215,10 @@ int errand_wait(errand_client *c, const char *run_id, double timeout_seconds, er
 /* Requests cancellation; *out (optional) is the run after the request. */
 int errand_cancel(errand_client *c, const char *run_id, errand_run **out, errand_error *err);
 
-/* The result of a COMPLETED run as JSON text (from the run itself, or read from the result
- * storage when it was persisted and not inlined). A FAILED/CRASHED run gives ERRAND_EFAILED
- * with its message; a run not final yet gives ERRAND_ECONFLICT. */
+/* The result of a COMPLETED run as JSON text (from the run itself, or from the server's
+ * GET /api/task_runs/{id}/result when it was persisted and not inlined: a client never opens
+ * a file a run names). A FAILED/CRASHED run gives ERRAND_EFAILED with its message; a run not
+ * final yet gives ERRAND_ECONFLICT. */
 int errand_result(errand_client *c, const errand_run *r, char **result_json, errand_error *err);
 
 /* Any API call: method "GET"/"POST", path below the API URL ("/task_runs?state=FAILED"),

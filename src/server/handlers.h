@@ -15,6 +15,7 @@
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "server/readiness.h"
+#include "server/result_storage.h"
 #include "store/store.h"
 
 struct handler_ctx {
@@ -22,6 +23,7 @@ struct handler_ctx {
     notify *notify;
     metrics *metrics;
     readiness *readiness;      /* NULL: GET /api/health/ready probes the store at every call */
+    const result_storage *results; /* NULL: no result storage (references are refused) */
     int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
     int poll_recheck_ms;       /* ERRAND_POLL_RECHECK_MS */
 };
@@ -82,6 +84,8 @@ int handle_list_workers(const struct handler_ctx *, const struct http_request *,
                         struct http_reply *, errand_error *);
 
 /* handlers_health.c, handlers_metrics.c */
+int handle_run_result(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                      errand_error *);
 int handle_ready(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                  errand_error *);
 int handle_health(const struct handler_ctx *, const struct http_request *, struct http_reply *,

@@ -9,6 +9,7 @@
  * so it wakes both kinds of long-poll.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/clock.h"
@@ -154,6 +155,25 @@ static void wake_after_reports(const struct handler_ctx *ctx, const struct repor
         notify_signal(ctx->notify, NOTIFY_RUNS_DUE);
 }
 
+/* Checks each reported result reference and points it at the server's own copy of the name
+ * (result_storage.h); refs[i] (mem_free each) holds the stored form. */
+static int accept_result_refs(const struct handler_ctx *ctx, struct report_body *rb, char **refs,
+                              errand_error *err)
+{
+    for (size_t i = 0; i < rb->n_reports; i++) {
+        struct run_report *r = &rb->reports[i];
+        if (!r->result_ref)
+            continue;
+        char field[ERRAND_ERROR_FIELD_MAX];
+        snprintf(field, sizeof field, "reports[%zu].result_ref", i);
+        int rc = result_storage_accept(ctx->results, r->id, r->result_ref, field, &refs[i], err);
+        if (rc < 0)
+            return rc;
+        r->result_ref = refs[i];
+    }
+    return 0;
+}
+
 int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
 {
@@ -166,9 +186,10 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
         return rc;
     if ((rc = worker_parse_report(body, now, &rb, err)) == 0) {
         struct lease_answer *answers = mem_calloc(rb.n_reports ? rb.n_reports : 1, sizeof *answers);
-        if (!answers)
+        char **refs = mem_calloc(rb.n_reports ? rb.n_reports : 1, sizeof *refs);
+        if (!answers || !refs)
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        else
+        else if ((rc = accept_result_refs(ctx, &rb, refs, err)) == 0)
             rc = store_report(ctx->st, rb.worker, rb.batch_id, rb.reports, rb.n_reports, rb.logs,
                               rb.n_logs, now, answers, err);
         if (rc == 0) {
@@ -180,6 +201,9 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
             if (!(results = report_json(&rb, answers)))
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         }
+        for (size_t i = 0; refs && i < rb.n_reports; i++)
+            mem_free(refs[i]);
+        mem_free(refs);
         mem_free(answers);
         worker_report_clear(&rb);
     }

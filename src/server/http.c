@@ -106,15 +106,24 @@ void http_reply_text(struct http_reply *r, int status, char *text, const char *c
     r->content_type = content_type;
 }
 
-static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
-                             const char *content_type, const char *retry_after)
+void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
+                     const char *content_type)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
-    if (!resp) {
-        mem_free(buf);
+    r->status = status;
+    r->json = NULL;
+    r->text = NULL;
+    r->fd = fd;
+    r->file_size = size;
+    r->content_type = content_type;
+}
+
+/* Adds errand's headers to resp and queues it. */
+static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
+                                      struct MHD_Response *resp, const char *content_type,
+                                      const char *retry_after)
+{
+    if (!resp)
         return MHD_NO;
-    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : HTTP_CONTENT_JSON);
     MHD_add_response_header(resp, API_VERSION_HEADER, HTTP_API_VERSION);
@@ -123,6 +132,16 @@ static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf,
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
+                             const char *content_type, const char *retry_after)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
+    if (!resp)
+        mem_free(buf);
+    return queue_response(conn, status, resp, content_type, retry_after);
 }
 
 /* Serialises json (compact) into a mem_alloc'd buffer. */
@@ -165,6 +184,12 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_erro
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
 {
+    if (r->fd > 0) { /* MHD owns the descriptor from here, even when it fails */
+        struct MHD_Response *resp = MHD_create_response_from_fd64(r->file_size, r->fd);
+        if (!resp)
+            close(r->fd);
+        return queue_response(conn, r->status, resp, r->content_type, NULL);
+    }
     if (r->json || !r->text)
         return send_json(conn, r->status, r->json, NULL);
     return queue(conn, r->status, r->text, strlen(r->text), r->content_type, NULL);
@@ -345,6 +370,8 @@ static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn,
     if (rc < 0) {
         json_decref(reply.json);
         mem_free(reply.text);
+        if (reply.fd > 0)
+            close(reply.fd);
         if (err.code == 0)
             error_set(&err, rc, NULL, "%s", errand_strerror(rc));
         if (error_http_status(err.code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)

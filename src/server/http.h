@@ -40,19 +40,25 @@ struct http_request {
     struct MHD_Connection *conn;
 };
 
-/* What a handler answers: a JSON body (json, stolen by the reply) or text (mem_alloc'd,
- * stolen). http.c sends it and frees it. */
+/* What a handler answers: a JSON body (json, stolen by the reply), text (mem_alloc'd,
+ * stolen) or a file's content (fd, stolen: sent straight from the file, never held in
+ * memory). http.c sends it and frees it. */
 struct http_reply {
     int status;
     json_t *json;
     char *text;
     const char *content_type; /* NULL = application/json */
+    int fd;                   /* > 0: send file_size bytes from this file */
+    uint64_t file_size;
 };
 
 /* Sets the reply to status + body; body may be NULL when allocating it failed, in which case
  * the reply becomes a 500. */
 void http_reply_json(struct http_reply *r, int status, json_t *body);
 void http_reply_text(struct http_reply *r, int status, char *text, const char *content_type);
+/* Sets the reply to status + the size bytes of the open file fd (which it takes). */
+void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
+                     const char *content_type);
 
 /* The first value of query parameter name, NULL if absent ("" for "?name"). */
 const char *http_query(const struct http_request *req, const char *name);

@@ -21,6 +21,7 @@ static const struct route routes[] = {
     {"GET", "/api/task_runs/{id}/wait", handle_wait_run, AUTH_READ},
     {"GET", "/api/task_runs/{id}/states", handle_run_states, AUTH_READ},
     {"GET", "/api/task_runs/{id}/logs", handle_run_logs, AUTH_READ},
+    {"GET", "/api/task_runs/{id}/result", handle_run_result, AUTH_READ},
     {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT},
     {"GET", "/api/workers", handle_list_workers, AUTH_READ},
     {"POST", "/api/workers/claim", handle_claim, AUTH_WORK},

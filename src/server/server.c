@@ -128,6 +128,7 @@ int server_run(const struct settings *s)
     notify *n = NULL;
     metrics *m = NULL;
     readiness *ready = NULL;
+    result_storage *results = NULL;
     sweeper *sw = NULL;
     http_server *http = NULL;
     const char *host = settings_str(s, SET_SERVER_HOST);
@@ -143,7 +144,8 @@ int server_run(const struct settings *s)
     n = notify_new();
     m = metrics_new();
     ready = readiness_new();
-    if (!n || !m || !ready) {
+    if (result_storage_new(settings_str(s, SET_LOCAL_STORAGE_PATH), &results, &err) < 0 || !n ||
+        !m || !ready) {
         log_error("cannot start the server", "error=\"out of memory\"");
         goto done;
     }
@@ -152,6 +154,7 @@ int server_run(const struct settings *s)
         .notify = n,
         .metrics = m,
         .readiness = ready,
+        .results = results,
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
         .poll_recheck_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
     };
@@ -159,7 +162,7 @@ int server_run(const struct settings *s)
         .interval_ms = (int)settings_int(s, SET_SWEEP_INTERVAL_MS),
         .retention_ms = settings_int(s, SET_RETENTION_SECONDS) * MS_PER_S,
         .worker_retention_ms = settings_int(s, SET_WORKER_RETENTION_SECONDS) * MS_PER_S,
-        .storage_path = settings_str(s, SET_LOCAL_STORAGE_PATH),
+        .results = results,
     };
     if (sweeper_start(st, n, m, &sweep, &sw, &err) < 0) {
         log_error("cannot start the lease sweeper", "error=\"%s\"", err.message);
@@ -210,6 +213,7 @@ done:
     notify_free(n);
     metrics_free(m);
     readiness_free(ready);
+    result_storage_free(results);
     drain_signals(&stop_set);
     pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     if (status == 0)

@@ -28,7 +28,7 @@ struct sweeper {
     metrics *metrics;
     int interval_ms;
     int64_t retention_ms, worker_retention_ms;
-    char *storage_path; /* NULL: no result file is deleted */
+    const result_storage *results; /* NULL: no result file is deleted */
     pthread_t thread;
     pthread_mutex_t lock; /* guards stop */
     pthread_cond_t wake;
@@ -53,33 +53,12 @@ static void sweep_once(sweeper *sw)
     log_info("leases expired", "count=%d", n.expired);
 }
 
-/* The file behind ref when it is a result file errand wrote under the storage path:
- * "local://" + path + "/" + <run id> + ".json", nothing else (a reference is worker input,
- * and retention must never delete a file it did not write). NULL otherwise. */
-static const char *result_file(const sweeper *sw, const char *ref)
-{
-    size_t scheme = strlen(RESULT_REF_SCHEME), dir = strlen(sw->storage_path);
-    if (strncmp(ref, RESULT_REF_SCHEME, scheme) != 0)
-        return NULL;
-    const char *path = ref + scheme;
-    if (strncmp(path, sw->storage_path, dir) != 0 || path[dir] != '/')
-        return NULL;
-    const char *name = path + dir + 1;
-    char id[UUID_STR_LEN];
-    size_t id_len = strlen(name) - (sizeof RESULT_FILE_SUFFIX - 1);
-    if (strlen(name) <= sizeof RESULT_FILE_SUFFIX - 1 || id_len >= sizeof id ||
-        strcmp(name + id_len, RESULT_FILE_SUFFIX) != 0)
-        return NULL;
-    memcpy(id, name, id_len);
-    id[id_len] = '\0';
-    return uuid_is_valid(id) ? path : NULL;
-}
-
 static void delete_result_files(const sweeper *sw, const struct ref_list *freed)
 {
-    for (size_t i = 0; sw->storage_path && i < freed->n; i++) {
-        const char *path = result_file(sw, freed->refs[i]);
-        if (path && unlink(path) != 0 && errno != ENOENT)
+    for (size_t i = 0; i < freed->n; i++) {
+        char path[PATH_MAX];
+        if (result_storage_file(sw->results, freed->refs[i], path) && unlink(path) != 0 &&
+            errno != ENOENT)
             log_warn("cannot delete a result file", "path=\"%s\" error=\"%s\"", path,
                      strerror(errno));
     }
@@ -147,16 +126,7 @@ int sweeper_start(store *st, notify *n, metrics *m, const struct sweeper_config 
     sw->interval_ms = cfg->interval_ms;
     sw->retention_ms = cfg->retention_ms;
     sw->worker_retention_ms = cfg->worker_retention_ms;
-    /* Only an absolute path, without a trailing '/', can be matched against references. */
-    if (cfg->storage_path && cfg->storage_path[0] == '/') {
-        size_t len = strlen(cfg->storage_path);
-        while (len > 1 && cfg->storage_path[len - 1] == '/')
-            len--;
-        if (!(sw->storage_path = mem_strndup(cfg->storage_path, len))) {
-            mem_free(sw);
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        }
-    }
+    sw->results = cfg->results;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -167,7 +137,6 @@ int sweeper_start(store *st, notify *n, metrics *m, const struct sweeper_config 
     if (rc != 0) {
         pthread_cond_destroy(&sw->wake);
         pthread_mutex_destroy(&sw->lock);
-        mem_free(sw->storage_path);
         mem_free(sw);
         return error_set(err, ERRAND_EIO, NULL, "cannot start the lease sweeper thread (error %d)",
                          rc);
@@ -187,6 +156,5 @@ void sweeper_stop(sweeper *sw)
     pthread_join(sw->thread, NULL);
     pthread_cond_destroy(&sw->wake);
     pthread_mutex_destroy(&sw->lock);
-    mem_free(sw->storage_path);
     mem_free(sw);
 }

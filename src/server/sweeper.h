@@ -16,6 +16,7 @@
 #include "errand/errand.h"
 #include "server/metrics.h"
 #include "server/notify.h"
+#include "server/result_storage.h"
 #include "store/store.h"
 
 /* Runs deleted per retention transaction, and transactions per sweep at most (the rest
@@ -29,7 +30,7 @@ struct sweeper_config {
     int interval_ms;
     int64_t retention_ms;        /* finished runs older than this go; 0 = keep */
     int64_t worker_retention_ms; /* workers unseen for longer go; 0 = keep */
-    const char *storage_path;    /* ERRAND_LOCAL_STORAGE_PATH: result files deleted only here */
+    const result_storage *results; /* result files are deleted only there; NULL: none */
 };
 
 /* Starts the thread; the store, notify and metrics must outlive sweeper_stop(). The config

@@ -1,6 +1,8 @@
-"""Results: inline in the run when small, persisted to the local result storage when asked
-(per run, or by the worker's default) or when too large to inline; `errand runs result`
-reads them back from wherever they live."""
+"""Results: inline in the run when small, persisted to the result storage when asked (per run,
+or by the worker's default) or when too large to inline; read back only through the server
+(GET /api/task_runs/{id}/result, `errand runs result`), which accepts and resolves result
+references only as this run's file in its own storage: no path, scheme, `..` or symlink
+makes a client or the server read another file."""
 import json
 from pathlib import Path
 
@@ -39,8 +41,9 @@ def test_persist_result_per_run_writes_the_result_file(server, worker_factory):
     assert done["result"] == {"keep": "me"}, "small results are inlined as well"
 
 
-def test_persist_by_default_on_the_worker(server, worker_factory, tmp_path):
+def test_persist_by_default_on_the_worker(server_factory, worker_factory, tmp_path):
     storage = tmp_path / "results"
+    server = server_factory(env={"ERRAND_LOCAL_STORAGE_PATH": storage})
     worker_factory(server, env={"ERRAND_RESULTS_PERSIST_BY_DEFAULT": "true",
                                 "ERRAND_LOCAL_STORAGE_PATH": storage})
     done = server.api.wait_final(server.api.submit("errand.noop", {"d": 1})["id"])
@@ -77,3 +80,77 @@ def test_runs_result_of_a_failed_run_exits_1(server, worker_factory, tmp_path):
     cp = run_cli(server, "runs", "result", done["id"])
     assert cp.returncode == 1
     assert "bad thing" in cp.stderr
+
+
+def report_ref(server, task, ref):
+    """Claims the one run of task by hand and reports it COMPLETED with result_ref = ref
+    (which may mention the run id as {id}); returns the run id and the raw answer."""
+    run = server.api.submit(task, {})
+    claim = server.api.request("POST", "/workers/claim", json_body={
+        "worker": "w", "tasks": [task], "wait_seconds": 5}).json()["runs"][0]
+    r = server.api.request("POST", "/workers/report", json_body={"worker": "w", "reports": [
+        {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED",
+         "result_ref": ref.format(id=run["id"])}]})
+    return run["id"], r
+
+
+def test_result_references_outside_the_runs_own_file_are_refused(server, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    other = "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21"
+    for ref in ("local://" + str(secret), "local:///etc/passwd", str(secret),
+                "s3://bucket/{id}.json", "file:///tmp/{id}.json", "/tmp/{id}.json",
+                f"local:///tmp/{other}.json", "local:///tmp/{id}.json/..", "local://{id}.json",
+                "local:///tmp/{id}.JSON.txt"):
+        run_id, r = report_ref(server, unique_task("ref"), ref)
+        assert r.status_code == 400, (ref, r.text)
+        err = r.json()["error"]
+        assert err["field"] == "reports[0].result_ref", err
+        assert server.api.get(run_id)["state"]["type"] == "PENDING", "nothing applied"
+
+
+def test_an_accepted_reference_points_into_the_servers_storage(server, tmp_path):
+    """Whatever directory the worker names (its own mount, `..` in it), the stored reference
+    is the run's file in the server's storage, and the result is read from there only."""
+    run_id, r = report_ref(server, unique_task("ref"), "local:///elsewhere/../x/{id}.json")
+    assert r.status_code == 200, r.text
+    done = server.api.get(run_id)
+    path = ref_path(done["result_ref"])
+    assert path.name == run_id + ".json" and path.parent == server.home / "storage", path
+    gone = server.api.request("GET", f"/task_runs/{run_id}/result")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found", gone.text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"from": "storage"}')
+    r = server.api.request("GET", f"/task_runs/{run_id}/result")
+    assert r.status_code == 200 and r.json() == {"from": "storage"}, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_symlinked_result_file_is_not_followed(server, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    run_id, r = report_ref(server, unique_task("ref"), "local:///w/{id}.json")
+    assert r.status_code == 200, r.text
+    path = ref_path(server.api.get(run_id)["result_ref"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(secret)
+    r = server.api.request("GET", f"/task_runs/{run_id}/result")
+    assert r.status_code == 404, r.text
+    assert "hunter2" not in r.text
+    cp = run_cli(server, "runs", "result", run_id)
+    assert cp.returncode != 0 and "hunter2" not in cp.stdout + cp.stderr, cp
+
+
+def test_result_endpoint_serves_inline_cached_and_unfinished_runs(server, worker_factory):
+    worker_factory(server)
+    done = server.api.wait_final(server.api.submit(
+        "errand.noop", {"c": 1}, persist_result=True, cache_key="res-k")["id"])
+    r = server.api.request("GET", f"/task_runs/{done['id']}/result")
+    assert r.status_code == 200 and r.json() == {"c": 1}, r.text
+    hit = server.api.submit("errand.noop", {"c": 1}, cache_key="res-k")
+    assert hit["state"]["name"] == "Cached" and hit["result_ref"] == done["result_ref"], hit
+    r = server.api.request("GET", f"/task_runs/{hit['id']}/result")
+    assert r.status_code == 200 and r.json() == {"c": 1}, r.text
+    later = server.api.submit("nobody.serves.this", {})
+    r = server.api.request("GET", f"/task_runs/{later['id']}/result")
+    assert r.status_code == 409 and "SCHEDULED" in r.json()["error"]["message"], r.text

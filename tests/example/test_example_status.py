@@ -103,9 +103,16 @@ def test_awaiting_retry_is_pending(stack, token):
 
 def test_crashed_is_an_error(stack, token):
     run_id = submit_raw(stack, token)
-    claim(stack, token, lease_seconds=1)  # and never heard of again
-    wait_until(lambda: state(stack, run_id)["type"] == "CRASHED", FINAL_TIMEOUT,
-               "the lease to expire and the run to crash")
+
+    def lost_again():
+        """A worker that claims the run and is never heard of again, each time the run is
+        redelivered, until the server's redelivery limit ends it CRASHED."""
+        now = state(stack, run_id)["type"]
+        if now == "SCHEDULED":
+            claim(stack, token, lease_seconds=1)
+        return now == "CRASHED"
+
+    wait_until(lost_again, FINAL_TIMEOUT, "the leases to expire and the run to crash")
     body = stack.status(run_id).json()
     assert body["status"] == "error" and body["message"]
 
