@@ -17,7 +17,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps test unit e2e conformance example browser check asan fuzz container-test fresh-check demo install clean format
+.PHONY: all deps test-deps test unit e2e conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -56,10 +56,18 @@ fuzz: deps
 	@echo "== fuzzers (FUZZ_SECONDS=$${FUZZ_SECONDS:-30} each) =="
 	$(Q)tests/fuzz/run.sh
 
-# Everything a change must pass: the suites, again under ASan+UBSan, then the fuzzers.
+# The fault campaign in its short form (30-50 s): the server killed under load, workers
+# killed, deployed and cut off, then every acknowledged run checked. The long form is by hand:
+# `ERRAND_BUILD=$PWD/build tests/fault/campaign.py --rounds 20` (docs/testing.md).
+fault: all test-deps
+	@echo "== fault campaign, short form ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/fault/campaign.py --short
+
+# Everything a change must pass: the suites, the fault campaign, the suites again under
+# ASan+UBSan, then the fuzzers.
 test: unit e2e conformance example browser
 
-check: test asan fuzz
+check: test fault asan fuzz
 
 container-test:
 	$(Q)tests/container/run.sh

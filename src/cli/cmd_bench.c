@@ -26,6 +26,10 @@
  *     errand_wait() (a long-poll that answers when the run is final): submit -> result as
  *     a client sees it, with nothing else queued. These are the p50/p90/p99 headline figures.
  *
+ * A bench whose runs do not all complete measured something else than the platform (a task
+ * that fails, workers that crash): the bench then says how many runs ended in which state,
+ * with a sample run and its message each, skips phase 3 and exits 1 after its summary.
+ *
  * The bench's runs stay in the server's store afterwards (like redis-benchmark's keys).
  */
 #include <pthread.h>
@@ -76,6 +80,10 @@
 #define BENCH_HTTP_OK 200
 #define BENCH_JSON_INDENT 2
 #define BENCH_JSON_DIGITS 9 /* significant digits of figures in --json: ns resolution at 1 s */
+#define BENCH_STATE_KINDS 8 /* state types (docs/api.md): room for every one a run may end in */
+#define BENCH_STATE_TYPE_MAX 16
+#define BENCH_RUN_ID_MAX 64
+#define BENCH_SAMPLE_MESSAGE_MAX 256 /* of a sample run's state message, in the explanation */
 
 struct bench {
     /* configuration */
@@ -277,11 +285,40 @@ static int wait_all_final(struct bench *b, errand_client *c, struct progress *pr
 
 /* ---- phase 2: the server's timestamps ---------------------------------------------------- */
 
+/* The runs that ended in one state other than COMPLETED, and the first of them seen. */
+struct state_tally {
+    char type[BENCH_STATE_TYPE_MAX];
+    long long n;
+    char sample_id[BENCH_RUN_ID_MAX];
+    char sample_message[BENCH_SAMPLE_MESSAGE_MAX];
+};
+
 struct server_figures {
     long long completed, failed; /* failed: FAILED, CRASHED or CANCELLED */
+    struct state_tally *tally;   /* BENCH_STATE_KINDS entries, n_tally used */
+    size_t n_tally;
     double *created_to_finished_ms;
     size_t n;
 };
+
+static void tally_run(struct server_figures *f, const char *type, const json_t *run)
+{
+    size_t k = 0;
+    while (k < f->n_tally && strcmp(f->tally[k].type, type) != 0)
+        k++;
+    if (k == f->n_tally) {
+        if (f->n_tally == BENCH_STATE_KINDS)
+            return; /* more kinds than the server has states: counted in failed alone */
+        struct state_tally *t = &f->tally[f->n_tally++];
+        const char *id = json_string_value(json_object_get(run, "id"));
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(run, "state"), "message"));
+        snprintf(t->type, sizeof t->type, "%s", type);
+        snprintf(t->sample_id, sizeof t->sample_id, "%s", id ? id : "?");
+        snprintf(t->sample_message, sizeof t->sample_message, "%s", msg ? msg : "");
+    }
+    f->tally[k].n++;
+}
 
 static void add_page_figures(const json_t *runs, struct server_figures *f, size_t cap)
 {
@@ -293,6 +330,7 @@ static void add_page_figures(const json_t *runs, struct server_figures *f, size_
             json_string_value(json_object_get(json_object_get(run, "state"), "type"));
         if (!type || strcmp(type, "COMPLETED") != 0) {
             f->failed++;
+            tally_run(f, type ? type : "(no state)", run);
             continue;
         }
         f->completed++;
@@ -387,6 +425,8 @@ struct bench_results {
     double submit_s, e2e_s;
     struct latency_summary start_delay, server, light;
     long long completed, failed;
+    struct state_tally not_completed[BENCH_STATE_KINDS]; /* what the failed runs ended as */
+    size_t n_not_completed;
 };
 
 static void json_latency(json_t *o, const char *prefix, const struct latency_summary *l)
@@ -410,6 +450,14 @@ static void print_json(const struct bench *b, const struct bench_results *r)
     json_object_set_new(o, "task", json_string(b->task));
     json_object_set_new(o, "completed", json_integer(r->completed));
     json_object_set_new(o, "failed", json_integer(r->failed));
+    json_t *nc = json_object();
+    for (size_t i = 0; i < r->n_not_completed; i++) {
+        const struct state_tally *t = &r->not_completed[i];
+        json_object_set_new(nc, t->type,
+                            json_pack("{s:I, s:s, s:s}", "runs", (json_int_t)t->n, "sample_run",
+                                      t->sample_id, "sample_message", t->sample_message));
+    }
+    json_object_set_new(o, "not_completed", nc);
     json_object_set_new(o, "submit_seconds", json_real(r->submit_s));
     json_object_set_new(o, "submit_per_s", json_real((double)b->runs / r->submit_s));
     json_object_set_new(o, "e2e_seconds", json_real(r->e2e_s));
@@ -458,7 +506,25 @@ static void print_summary(const struct bench *b, const struct bench_results *r)
            "max");
     print_latency_line("under load: submit -> task start", &r->start_delay);
     print_latency_line("under load: created -> finished (server)", &r->server);
-    print_latency_line("light load: submit -> result (client)", &r->light);
+    if (r->failed)
+        printf("  %-*s %s\n", LATENCY_LABEL_WIDTH, "light load: submit -> result (client)",
+               "(skipped: bench runs did not complete)");
+    else
+        print_latency_line("light load: submit -> result (client)", &r->light);
+}
+
+/* On stderr: how many bench runs ended in which state, with a sample run and message each. */
+static void explain_not_completed(const struct bench *b, const struct bench_results *r)
+{
+    fprintf(stderr, "errand bench: %lld of %lld bench runs of %s did not complete:", r->failed,
+            b->runs, b->task);
+    for (size_t i = 0; i < r->n_not_completed; i++) {
+        const struct state_tally *t = &r->not_completed[i];
+        fprintf(stderr, "%s %lld %s (e.g. run %s: %s)", i ? "," : "", t->n, t->type, t->sample_id,
+                t->sample_message[0] ? t->sample_message : "no message");
+    }
+    fprintf(stderr, "\nhint: 'errand runs show ID' and 'errand runs logs ID' tell more of a run; "
+                    "the figures above measured failing runs, not the platform.\n");
 }
 
 static int parse_bench(const struct args *a, struct bench *b)
@@ -600,7 +666,7 @@ static int measure(struct bench *b, errand_client *c, struct bench_results *r, e
 
     /* Phase 2: latency under load, from this process and from the server. */
     double *delays = calloc((size_t)b->runs, sizeof *delays);
-    struct server_figures f = {0};
+    struct server_figures f = {.tally = r->not_completed};
     if (!delays)
         return ERRAND_ENOMEM;
     size_t n = 0;
@@ -616,10 +682,11 @@ static int measure(struct bench *b, errand_client *c, struct bench_results *r, e
         latency_summarize(f.created_to_finished_ms, f.n, &r->server);
         r->completed = f.completed;
         r->failed = f.failed;
+        r->n_not_completed = f.n_tally;
     }
     free(f.created_to_finished_ms);
-    if (rc != 0)
-        return rc;
+    if (rc != 0 || r->failed)
+        return rc; /* runs that did not complete: run_bench says why; phase 3 would not help */
 
     /* Phase 3: light load. */
     double *light = calloc(b->latency_runs ? (size_t)b->latency_runs : 1, sizeof *light);
@@ -691,7 +758,11 @@ static int run_bench(const struct args *a)
             print_json(b, &r);
         else
             print_summary(b, &r);
-        status = r.failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+        status = CLI_EXIT_OK;
+        if (r.failed) {
+            explain_not_completed(b, &r);
+            status = CLI_EXIT_FAILURE;
+        }
     }
     if (b->worker) {
         errand_worker_stop(b->worker);
@@ -746,10 +817,13 @@ const struct cli_command cmd_bench = {
         "    submit -> result       R runs one at a time: errand_submit, then errand_wait\n"
         "                           until final, timed by the client\n"
         "\n"
-        "--json keys: runs, batch, submitters, workers, task, completed, failed, submit_seconds,\n"
+        "--json keys: runs, batch, submitters, workers, task, completed, failed,\n"
+        "not_completed ({STATE: {runs, sample_run, sample_message}}), submit_seconds,\n"
         "submit_per_s, e2e_seconds, e2e_per_s, latency_runs, p50_ms, p90_ms, p99_ms,\n"
         "load_start_p50_ms ... load_start_p99_ms, load_server_p50_ms ... load_server_p99_ms.\n"
         "The runs stay in the server's store afterwards. A progress bar is drawn on stderr\n"
-        "when it is a terminal. Exit status 1 when any bench run did not complete.",
+        "when it is a terminal. When any bench run did not complete, the bench says how many\n"
+        "ended in which state (with a sample run and its message), skips the light-load\n"
+        "phase and exits with status 1.",
     .run = run_bench,
 };
