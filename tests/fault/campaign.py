@@ -17,11 +17,12 @@ everything, waits for every run to end, and checks what errand promises
                  or killed by its worker, a worker stopped or its lease lost) and only once
                  the run used every attempt (attempt = max_attempts): the task itself never
                  fails.
-      CRASHED    only with a message, and only once the run used every attempt (errand
-                 0.1.0: each lost lease spends one) or was redelivered max_redeliveries
-                 times (ERRAND_MAX_REDELIVERIES, with which a lost lease spends none).
+      CRASHED    only with a message, and only once the run was redelivered max_redeliveries
+                 times (ERRAND_MAX_REDELIVERIES): a lost lease, a lost claim answer or a
+                 deploy spends a redelivery, never an attempt.
       CANCELLED  never: nothing cancels.
-    Runs are submitted with retries=5, so with either rule they should all complete.
+    Runs are submitted with retries=0: a fault must never need a retry, so every run must
+    complete (a FAILED run is a fault-caused failure that should have been a redelivery).
  3. No run is executed twice unless errand redelivered it: the task (ledger_task.py) appends
     a line to a ledger at the start of every execution, and a run started E times must show
     at least E - 1 redeliveries in its state history (GET /api/task_runs/{id}/states):
@@ -84,7 +85,7 @@ SWEEP_INTERVAL_MS = 100
 WORKER_SLOTS = 3  # slot 0 reaches the server through the cut-off proxy
 WORKER_CONCURRENCY = 4
 GRACE_SECONDS = 1  # errand worker --grace-seconds: a deploy catches runs still running
-RETRIES = 5  # per submission: errand 0.1.0 spends one on every lost lease
+RETRIES = 0  # per submission: faults cost redeliveries, never attempts
 
 # The load: submissions per second over SUBMITTERS threads (every BATCH_EVERY-th request a
 # batch); most runs short, LONG_SHARE of them longer than the grace, so faults catch runs
@@ -140,18 +141,17 @@ class Rules:
     # State-history messages of a run that went back to the queue after a worker held it
     # (its task may have started): it may run again.
     redelivery_markers: dict = field(default_factory=lambda: {
-        "lease expired": re.compile(r"^lease expired on worker (\S+)"),
-        "handed back": re.compile(r"^handed back by worker (\S+)"),
+        "lease expired": re.compile(r"^lease expired on worker ([^\s;]+)"),
+        "handed back": re.compile(r"^handed back by worker ([^\s;]+)"),
     })
     # Failures that only the faults cause: the worker stopped or killed the task (deploy),
-    # or lost the lease. A retry after one may run the task again (errand 0.1.0 fails the
-    # runs still going at the end of a worker's grace; set retries_justify_reruns to False
-    # once they are handed back instead); a run may end FAILED with one when no attempt is
-    # left.
+    # or lost the lease. A stopping worker hands its runs back instead (a redelivery), so a
+    # retry never justifies a rerun; with retries=0, a run that ends FAILED with one of these
+    # shows a fault that spent an attempt.
     fault_failure: re.Pattern = re.compile(
         r"exec task '[^']*' was (stopped|killed by signal)|worker stopped before the task "
         r"finished|lost the run's lease")
-    retries_justify_reruns: bool = True
+    retries_justify_reruns: bool = False
     # ERRAND_MAX_REDELIVERIES given to the server (which ignores it if it predates it): a run
     # may end CRASHED once redelivered this many times, or once it used every attempt.
     max_redeliveries: int = 10
