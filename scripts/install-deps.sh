@@ -9,9 +9,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
-# libcmocka-dev is in the build set because the default build also builds the unit tests.
-build_pkgs="gcc make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-            libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
+# libcmocka-dev is in the build set because the default build also builds the unit tests;
+# binutils (which gcc pulls in anyway) for ld, and for nm and objdump in tests/abi/.
+build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev
+            libjansson-dev libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
 test_pkgs="python3 python3-pytest python3-requests procps chromium clang libclang-rt-14-dev"
 # Packages that take minutes to download and unpack on a new machine.
 large_pkgs="chromium clang libclang-rt-14-dev"

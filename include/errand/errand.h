@@ -30,6 +30,17 @@
 extern "C" {
 #endif
 
+/* ERRAND_API marks the functions below, liberrand's whole public API. liberrand is compiled
+ * with hidden visibility and linked with a version script (src/liberrand.map), so these are
+ * the only symbols that liberrand.so exports; the rest of the library (its JSON helpers, its
+ * logger, its test hooks) stays inside it. Outside the library's own build the macro is empty:
+ * a program that includes this header sees plain declarations, in C and in C++. */
+#if defined(ERRAND_BUILDING_LIBERRAND) && defined(__GNUC__)
+#define ERRAND_API __attribute__((visibility("default")))
+#else
+#define ERRAND_API
+#endif
+
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                    */
 
@@ -61,13 +72,13 @@ typedef struct errand_error {
 } errand_error;
 
 /* A short static description of an ERRAND_E* code ("not found", ...). */
-const char *errand_strerror(int code);
+ERRAND_API const char *errand_strerror(int code);
 
 /* The library version, "MAJOR.MINOR.PATCH". */
-const char *errand_version(void);
+ERRAND_API const char *errand_version(void);
 
 /* Frees text and arrays returned by liberrand. NULL is fine. */
-void errand_free(void *p);
+ERRAND_API void errand_free(void *p);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Task-run states (as in Prefect: a type, plus a display name such as "AwaitingRetry")      */
@@ -84,8 +95,8 @@ typedef enum errand_state {
 } errand_state;
 
 /* "SCHEDULED", "PENDING", ... */
-const char *errand_state_type_name(errand_state s);
-bool errand_state_is_final(errand_state s);
+ERRAND_API const char *errand_state_type_name(errand_state s);
+ERRAND_API bool errand_state_is_final(errand_state s);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Task definitions: what a task is called, its version and its run policy. Used on both     */
@@ -124,11 +135,11 @@ typedef struct errand_task_def {
 
 /* Fills `out` (n entries) with exponential backoff delays: factor * 2^i seconds, like
  * Prefect's exponential_backoff(backoff_factor). Returns ERRAND_EINVAL on bad arguments. */
-int errand_exponential_backoff(double factor, size_t n, double *out);
+ERRAND_API int errand_exponential_backoff(double factor, size_t n, double *out);
 
 /* The cache key of ERRAND_CACHE_INPUTS_AND_VERSION: 64 hex characters + NUL into out. */
-int errand_cache_key_inputs(const char *task, const char *version, const char *params_json,
-                            char out[65], errand_error *err);
+ERRAND_API int errand_cache_key_inputs(const char *task, const char *version,
+                                       const char *params_json, char out[65], errand_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Client                                                                                    */
@@ -147,21 +158,22 @@ typedef struct errand_client_options {
     long submit_retry_ms;
 } errand_client_options;
 
-int errand_client_new(const errand_client_options *opt, errand_client **out, errand_error *err);
-void errand_client_free(errand_client *c);
+ERRAND_API int errand_client_new(const errand_client_options *opt, errand_client **out,
+                                 errand_error *err);
+ERRAND_API void errand_client_free(errand_client *c);
 
 /* A snapshot of one task run, as the server described it. */
 typedef struct errand_run errand_run;
 
-const char *errand_run_id(const errand_run *r);
-const char *errand_run_task(const errand_run *r);
-errand_state errand_run_state(const errand_run *r);
-const char *errand_run_state_name(const errand_run *r); /* "Completed", "Cached", ... */
-const char *errand_run_message(const errand_run *r);    /* the state's message, or "" */
-int errand_run_attempt(const errand_run *r);
+ERRAND_API const char *errand_run_id(const errand_run *r);
+ERRAND_API const char *errand_run_task(const errand_run *r);
+ERRAND_API errand_state errand_run_state(const errand_run *r);
+ERRAND_API const char *errand_run_state_name(const errand_run *r); /* "Completed", "Cached", ... */
+ERRAND_API const char *errand_run_message(const errand_run *r);    /* the state's message, or "" */
+ERRAND_API int errand_run_attempt(const errand_run *r);
 /* The whole run as the server sent it (JSON object text); owned by the run. */
-const char *errand_run_json(const errand_run *r);
-void errand_run_free(errand_run *r);
+ERRAND_API const char *errand_run_json(const errand_run *r);
+ERRAND_API void errand_run_free(errand_run *r);
 
 /* Options of one submission. Zero-initialise, or call errand_submit_options_init(). */
 typedef struct errand_submit_options {
@@ -181,12 +193,12 @@ typedef struct errand_submit_options {
     int persist_result;            /* -1 = worker default, 0 = no, 1 = yes */
 } errand_submit_options;
 
-void errand_submit_options_init(errand_submit_options *opt);
+ERRAND_API void errand_submit_options_init(errand_submit_options *opt);
 
 /* Submits one run of `task` with parameters `params_json` (a JSON object, NULL = {}).
  * On 0 the run is durably stored; *out (optional) receives the run. */
-int errand_submit(errand_client *c, const char *task, const char *params_json,
-                  const errand_submit_options *opt, errand_run **out, errand_error *err);
+ERRAND_API int errand_submit(errand_client *c, const char *task, const char *params_json,
+                             const errand_submit_options *opt, errand_run **out, errand_error *err);
 
 /* One element of a batch submission. */
 typedef struct errand_submission {
@@ -197,41 +209,44 @@ typedef struct errand_submission {
 
 /* Submits n runs in one request, all or nothing. out (optional) receives a malloc'd array of
  * n runs in the same order; free each with errand_run_free() and the array with errand_free(). */
-int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
-                        errand_run ***out, errand_error *err);
+ERRAND_API int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
+                                   errand_run ***out, errand_error *err);
 
 /* Submits a run of a defined task with its defaults (retries, timeout, cache key from its
  * cache policy, persistence): the C spelling of Prefect's `task.delay(...)`. */
-int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,
-                 errand_run **out, errand_error *err);
+ERRAND_API int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,
+                            errand_run **out, errand_error *err);
 
-int errand_get(errand_client *c, const char *run_id, errand_run **out, errand_error *err);
+ERRAND_API int errand_get(errand_client *c, const char *run_id, errand_run **out,
+                          errand_error *err);
 
 /* Waits until the run is final or timeout_seconds pass (then returns ERRAND_ETIMEDOUT and
  * still fills *out with the latest snapshot). */
-int errand_wait(errand_client *c, const char *run_id, double timeout_seconds, errand_run **out,
-                errand_error *err);
+ERRAND_API int errand_wait(errand_client *c, const char *run_id, double timeout_seconds,
+                           errand_run **out, errand_error *err);
 
 /* Requests cancellation; *out (optional) is the run after the request. */
-int errand_cancel(errand_client *c, const char *run_id, errand_run **out, errand_error *err);
+ERRAND_API int errand_cancel(errand_client *c, const char *run_id, errand_run **out,
+                             errand_error *err);
 
 /* The result of a COMPLETED run as JSON text (from the run itself, or from the server's
  * GET /api/task_runs/{id}/result when it was persisted and not inlined: a client never opens
  * a file a run names). A FAILED/CRASHED run gives ERRAND_EFAILED with its message; a run not
  * final yet gives ERRAND_ECONFLICT. */
-int errand_result(errand_client *c, const errand_run *r, char **result_json, errand_error *err);
+ERRAND_API int errand_result(errand_client *c, const errand_run *r, char **result_json,
+                             errand_error *err);
 
 /* Any API call: method "GET"/"POST", path below the API URL ("/task_runs?state=FAILED"),
  * body JSON text or NULL. Returns 0 when the server answered (any status), with *status and
  * *response (malloc'd); used by the CLI for listings. */
-int errand_request(errand_client *c, const char *method, const char *path, const char *body,
-                   int *status, char **response, errand_error *err);
+ERRAND_API int errand_request(errand_client *c, const char *method, const char *path,
+                              const char *body, int *status, char **response, errand_error *err);
 
 /* Turns a non-2xx answer of errand_request() into an error, as every other call does: the
  * status mapped to an ERRAND_E* code (400 EINVAL, 401 EAUTH, 404 ENOTFOUND, 409 ECONFLICT,
  * 413 ETOOBIG, 503 EUNAVAILABLE, other 5xx ESERVER), the message and field of the body's
  * {"error": {...}} when it has one. Returns the code. */
-int errand_error_from_response(int status, const char *body, errand_error *err);
+ERRAND_API int errand_error_from_response(int status, const char *body, errand_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Worker runtime                                                                            */
@@ -264,44 +279,46 @@ typedef struct errand_worker_options {
     double cpu_limit_seconds;
 } errand_worker_options;
 
-void errand_worker_options_init(errand_worker_options *opt);
+ERRAND_API void errand_worker_options_init(errand_worker_options *opt);
 
-int errand_worker_new(const errand_worker_options *opt, errand_worker **out, errand_error *err);
+ERRAND_API int errand_worker_new(const errand_worker_options *opt, errand_worker **out,
+                                 errand_error *err);
 
 /* Serves a C task. The definition is copied; fn must be set. */
-int errand_worker_add_task(errand_worker *w, const errand_task_def *task, errand_error *err);
+ERRAND_API int errand_worker_add_task(errand_worker *w, const errand_task_def *task,
+                                      errand_error *err);
 
 /* Serves task `name` by running `command` (through /bin/sh -c) per run: parameters JSON on
  * stdin, result JSON on stdout; an exit status other than 0 fails the run with the tail of
  * stderr as its message. */
-int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
-                           errand_error *err);
+ERRAND_API int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
+                                      errand_error *err);
 
 /* Claims and runs task runs until errand_worker_stop(); then stops claiming, lets running
  * tasks finish within the grace period and hands unstarted runs back. Returns 0 after a
  * clean stop. */
-int errand_worker_serve(errand_worker *w, errand_error *err);
+ERRAND_API int errand_worker_serve(errand_worker *w, errand_error *err);
 
 /* Asks serve() to stop. Async-signal-safe; callable from any thread. */
-void errand_worker_stop(errand_worker *w);
+ERRAND_API void errand_worker_stop(errand_worker *w);
 
 /* Counters since start (for benchmarks and status lines). */
 typedef struct errand_worker_stats {
     uint64_t claimed, completed, failed, running;
 } errand_worker_stats;
-void errand_worker_get_stats(errand_worker *w, errand_worker_stats *out);
+ERRAND_API void errand_worker_get_stats(errand_worker *w, errand_worker_stats *out);
 
-void errand_worker_free(errand_worker *w);
+ERRAND_API void errand_worker_free(errand_worker *w);
 
 /* Serves the given tasks until SIGTERM/SIGINT: the C spelling of Prefect's serve(). */
-int errand_serve(const errand_task_def *tasks, size_t n, const errand_worker_options *opt,
-                 errand_error *err);
+ERRAND_API int errand_serve(const errand_task_def *tasks, size_t n,
+                            const errand_worker_options *opt, errand_error *err);
 
 /* Inside a task function. */
-const char *errand_task_run_id(const errand_task_ctx *ctx);
-int errand_task_attempt(const errand_task_ctx *ctx); /* 1 on the first attempt */
+ERRAND_API const char *errand_task_run_id(const errand_task_ctx *ctx);
+ERRAND_API int errand_task_attempt(const errand_task_ctx *ctx); /* 1 on the first attempt */
 /* True once the run was cancelled or its timeout passed: a long task checks this and returns. */
-bool errand_task_should_stop(const errand_task_ctx *ctx);
+ERRAND_API bool errand_task_should_stop(const errand_task_ctx *ctx);
 
 typedef enum errand_log_level {
     ERRAND_LOG_DEBUG = 10,
@@ -311,16 +328,16 @@ typedef enum errand_log_level {
 } errand_log_level;
 
 /* Adds a line to the run's logs (shipped to the server in batches). */
-void errand_task_log(errand_task_ctx *ctx, errand_log_level level, const char *fmt, ...)
+ERRAND_API void errand_task_log(errand_task_ctx *ctx, errand_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Sets the failure message; with retryable false the run fails at once, whatever retries
  * remain (for errors that a retry cannot fix, such as a rejected API key). */
-void errand_task_fail(errand_task_ctx *ctx, bool retryable, const char *fmt, ...)
+ERRAND_API void errand_task_fail(errand_task_ctx *ctx, bool retryable, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Asks for this run's result to be persisted to the result storage (overrides defaults). */
-void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
+ERRAND_API void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
 
 #ifdef __cplusplus
 }

@@ -73,7 +73,8 @@ const char *executor_stop_message(enum stop_reason why)
     case STOP_NONE:
         break;
     }
-    return NULL;
+    /* Never NULL: every caller formats it with "%s". */
+    return "the task run was stopped";
 }
 
 static void fail(struct outcome *o, bool retryable, const char *fmt, ...)

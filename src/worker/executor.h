@@ -68,7 +68,7 @@ bool executor_wait_exec_done(executor *ex, int64_t deadline_ms);
 void executor_release(executor *ex);
 void executor_free(executor *ex);
 
-/* The outcome message of a run stopped for this reason (NULL for none). */
+/* The outcome message of a run stopped for this reason (a generic one for STOP_NONE). */
 const char *executor_stop_message(enum stop_reason why);
 
 #endif
