@@ -93,13 +93,32 @@ static char *claim_body(const poller *p, size_t limit, const char *request_id)
     return text;
 }
 
+/* Whether a claim answer came too late to act on: the request took longer than a lease and
+ * the lease it gave has already run out by this machine's clock. The run may already be
+ * redelivered to another worker: starting it here would run it twice. (Both tests: a long
+ * round trip alone is a normal long-poll with a short lease, and a skewed clock alone must
+ * not make a worker drop every claim.) */
+static bool claim_came_too_late(const struct wrun *run, int64_t round_trip_ms, int lease_seconds)
+{
+    return lease_seconds > 0 && round_trip_ms > (int64_t)lease_seconds * MS_PER_S &&
+           run->lease_expires_ms > 0 && run->lease_expires_ms < clock_now_ms();
+}
+
 /* Takes the claimed runs: leases to the reporter, runs to the queue (runs[] is reused). */
-static void accept_runs(poller *p, struct wrun **runs, size_t n)
+static void accept_runs(poller *p, struct wrun **runs, size_t n, int64_t round_trip_ms,
+                        int lease_seconds)
 {
     const struct poller_config *cfg = &p->cfg;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         struct wrun *run = runs[i];
+        if (claim_came_too_late(run, round_trip_ms, lease_seconds)) {
+            log_warn("a claim answer came after its lease ran out; not running the run",
+                     "run=%s task=%s round_trip_ms=%lld", run->id, run->task,
+                     (long long)round_trip_ms);
+            wrun_unref(run);
+            continue;
+        }
         run->entry = task_table_find(cfg->tasks, run->task);
         reporter_hold(cfg->reporter, run);
         if (!run->entry) {
@@ -135,6 +154,7 @@ static void *poller_main(void *arg)
         if (!request_id[0] && token_random_hex(REQUEST_ID_BYTES, request_id) < 0)
             request_id[0] = '\0'; /* no id: the claim still works, without the repeat */
         char *body = claim_body(p, limit, request_id);
+        int64_t sent_ms = clock_mono_ms();
         struct http_response resp = {0};
         errand_error err;
         int rc = body ? http_perform(p->conn, "POST", "/workers/claim", body,
@@ -167,7 +187,7 @@ static void *poller_main(void *arg)
         backoff = POLLER_RETRY_MIN_MS;
         if (lease > 0)
             reporter_set_lease_seconds(cfg->reporter, lease);
-        accept_runs(p, runs, n);
+        accept_runs(p, runs, n, clock_mono_ms() - sent_ms, lease);
         mem_free(runs);
     }
     return NULL;

@@ -4,6 +4,7 @@
  */
 #include "worker/wrun.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mem.h"
@@ -39,6 +40,7 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     json_t *max_attempts = json_object_get(item, "max_attempts");
     json_t *timeout = json_object_get(item, "timeout_seconds");
     json_t *persist = json_object_get(item, "persist_result");
+    const char *lease_expires = json_string_value(json_object_get(item, "lease_expires"));
 
     struct wrun *r = mem_calloc(1, sizeof *r);
     if (!r)
@@ -61,6 +63,8 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     if (r->timeout_seconds < 0)
         r->timeout_seconds = 0;
     r->persist_result = json_is_boolean(persist) ? json_is_true(persist) : -1;
+    if (!lease_expires || !clock_parse_rfc3339(lease_expires, &r->lease_expires_ms))
+        r->lease_expires_ms = 0;
     *out = r;
     return 0;
 }

@@ -47,6 +47,7 @@ struct wrun {
     int attempt;
     int max_attempts;
     double timeout_seconds;         /* 0 = none */
+    int64_t lease_expires_ms;       /* the claim's lease end (Unix ms, server clock); 0 = unknown */
     int persist_result;             /* -1 = the claim said null, 0, 1 */
     const struct task_entry *entry; /* what serves it; set by the poller */
 

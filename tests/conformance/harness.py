@@ -2,31 +2,15 @@
 harness.py — what the conformance suite shares with the end-to-end suite: the errand server
 under test and the HTTP client of its API.
 
-There is one harness, not two copies: tests/e2e/conftest.py is loaded here as the module
-`errand_e2e_harness` (pytest loads it as `conftest` only when it runs tests/e2e; both suites
-run in separate pytest processes, so the two conftest.py files never meet). Its Server, Api,
-Process and waiting helpers are re-exported below; its fixtures are not (the conformance
-suite has its own, in conftest.py).
+There is one harness, not two copies: tests/e2e/errand_procs.py (processes, the API client,
+waiting helpers; no pytest in it) is imported from here, and its Server, Api, Process and
+helpers are re-exported below; the fixtures are each suite's own (conftest.py).
 """
-import importlib.util
 import sys
 from pathlib import Path
 
-_E2E_CONFTEST = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
-
-
-def _load_e2e():
-    name = "errand_e2e_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _E2E_CONFTEST)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_e2e = _load_e2e()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+import errand_procs as _e2e  # noqa: E402
 
 REPO = _e2e.REPO
 BUILD = _e2e.BUILD

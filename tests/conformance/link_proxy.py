@@ -18,12 +18,15 @@ class WorkerLinkProxy:
       - loses the answers of the first `lose_claims` claims that handed out runs: the server
         committed them, then the connection broke before the worker heard back;
       - loses the answers of the first `lose_reports` reports whose body contains
-        `report_marker` (bytes), the same way: the server applied them.
+        `report_marker` (bytes), the same way: the server applied them;
+      - holds the answers of the first `delay_claims` claims that handed out runs for
+        `claim_delay` seconds (a network that stalls, then delivers late).
     A lost answer closes the connection without a byte of response. `lost_claims` and
     `lost_reports` count what it lost; `reports` keeps the body of every report the server
     has answered (whether the answer got through or not)."""
 
-    def __init__(self, upstream_port, delay=0, lose_claims=0, lose_reports=0, report_marker=b""):
+    def __init__(self, upstream_port, delay=0, lose_claims=0, lose_reports=0, report_marker=b"",
+                 delay_claims=0, claim_delay=0.0):
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,6 +60,9 @@ class WorkerLinkProxy:
                 if proxy.lose_answer(self.path, body, data):
                     self.close_connection = True  # no answer: the connection just ends
                     return
+                held = proxy.hold_answer(self.path, data)
+                if held:
+                    time.sleep(proxy.claim_delay)
                 try:
                     self.send_response(resp.status)
                     self.send_header("Content-Type",
@@ -64,6 +70,9 @@ class WorkerLinkProxy:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
+                    if held:
+                        with proxy.lock:
+                            proxy.late_claims_sent += 1
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the worker hung up (it is stopping)
 
@@ -71,6 +80,10 @@ class WorkerLinkProxy:
         self.lose_claims = lose_claims
         self.lose_reports = lose_reports
         self.report_marker = report_marker
+        self.delay_claims = delay_claims
+        self.claim_delay = claim_delay
+        self.held_claims = 0
+        self.late_claims_sent = 0  # held answers delivered (late)
         self.lost_claims = 0
         self.lost_reports = 0
         self.reports = []
@@ -97,6 +110,16 @@ class WorkerLinkProxy:
                     and self.report_marker in body):
                 self.lose_reports -= 1
                 self.lost_reports += 1
+                return True
+        return False
+
+    def hold_answer(self, path, answer):
+        """True when the answer to this claim is to arrive late (and counts it)."""
+        with self.lock:
+            if (path.startswith("/api/workers/claim") and self.delay_claims > 0
+                    and b'"lease_token"' in answer):
+                self.delay_claims -= 1
+                self.held_claims += 1
                 return True
         return False
 

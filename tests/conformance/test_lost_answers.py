@@ -7,6 +7,7 @@ once on its own when a reused connection dies (libcurl does), with the same body
 second loss is what makes the runtime itself ask again."""
 
 LOST = 2
+import time
 import uuid
 
 from harness import wait_until
@@ -48,3 +49,27 @@ def test_a_report_whose_answer_was_lost_is_sent_again_and_applied_once(server, l
     types = [s["type"] for s in server.api.states(run["id"])]
     assert types in (["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"],
                      ["SCHEDULED", "PENDING", "COMPLETED"]), types
+
+
+LATE_LEASE_S = 2
+LATE_BY_S = 6  # the claim's answer arrives three leases late
+
+
+def test_a_claim_answer_that_arrives_after_its_lease_is_not_run(server, link_proxy,
+        worker_factory):
+    """The network holds a claim's answer past the lease it grants; meanwhile the run is
+    redelivered and another worker runs it. When the answer finally arrives, the first worker
+    must not run the run as well (its log line would then be stored twice)."""
+    marker = f"m{uuid.uuid4().hex[:12]}"
+    proxy = link_proxy(server, delay_claims=1, claim_delay=LATE_BY_S)
+    run = server.api.submit(TASK_LOG, {"lines": [marker]}, retries=0)
+    worker_factory(server, api_url=proxy.url, lease_seconds=LATE_LEASE_S)
+    server.api.wait_state(run["id"], lambda r: r["redeliveries"] == 1,
+                          what="redelivered: the lease ran out while the answer was held")
+    second = worker_factory(server)
+    done = server.api.wait_final(run["id"], timeout=20)
+    assert done["state"]["type"] == "COMPLETED" and done["worker"] == second.name, done
+    wait_until(lambda: proxy.late_claims_sent == 1, 20, "the held answer to be delivered")
+    time.sleep(2)  # room for the late worker to (wrongly) run it and report its log line
+    logs = [entry["message"] for entry in server.api.logs(run["id"])["logs"]]
+    assert logs == [marker], f"the run ran twice: {logs}"
