@@ -21,7 +21,7 @@ int so_task_init(so_task *t, errand_task_fn fn, void *userdata)
     t->def.timeout_seconds = SO_TASK_TIMEOUT_SECONDS;
     t->def.cache_policy = ERRAND_CACHE_INPUTS_AND_VERSION;
     t->def.cache_expiration_seconds = 0; /* like the seed: a cached answer never expires */
-    t->def.persist_result = 1;           /* PREFECT_RESULTS_PERSIST_BY_DEFAULT=true */
+    t->def.persist_result = ERRAND_YES;  /* PREFECT_RESULTS_PERSIST_BY_DEFAULT=true */
     t->def.fn = fn;
     t->def.userdata = userdata;
     return ERRAND_OK;

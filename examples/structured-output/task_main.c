@@ -106,7 +106,7 @@ int main(int argc, char **argv)
     opt.name = args.name;
     opt.handle_signals = true;
     if (!getenv("ERRAND_LOGGING_LOG_PRINTS"))
-        opt.log_prints = 1;
+        opt.log_prints = ERRAND_YES;
 
     applog_info("serving", "task=%s version=%s openai_base_url=%s model=%s", SO_TASK_NAME,
                 SO_TASK_VERSION, cfg.base_url, cfg.model);

@@ -11,6 +11,10 @@
  *    library. Text that liberrand returns is malloc'd and freed by the caller with
  *    errand_free(); handles come in _new/_free pairs.
  *  - A function that fails leaves its out-parameters NULL and never calls a callback.
+ *  - A zero-initialised options or definition struct (`= {0}`, or designated initialisers
+ *    naming only the fields you set) means the defaults, field by field: each field's
+ *    comment says what its 0 or NULL means. Yes/no settings are an errand_choice, whose
+ *    zero is ERRAND_DEFAULT. The *_options_init() functions just zero the struct.
  *  - Settings not given in an options struct come from the environment (ERRAND_API_URL,
  *    ERRAND_API_KEY, ERRAND_LOCAL_STORAGE_PATH, ERRAND_RESULTS_PERSIST_BY_DEFAULT,
  *    ERRAND_LOGGING_LOG_PRINTS), then from built-in defaults; see docs/configuration.md.
@@ -80,6 +84,16 @@ ERRAND_API const char *errand_version(void);
 /* Frees text and arrays returned by liberrand. NULL is fine. */
 ERRAND_API void errand_free(void *p);
 
+/* A yes/no setting of an options struct whose zero leaves the choice to the level below it
+ * (a run's submission, then its task's definition, then the worker, then the environment:
+ * each field says which). To say no, say ERRAND_NO: a 0 or false is ERRAND_DEFAULT. Any
+ * other value is refused with ERRAND_EINVAL. */
+typedef enum errand_choice {
+    ERRAND_DEFAULT = 0, /* no say: the level below decides */
+    ERRAND_YES = 1,
+    ERRAND_NO = 2,
+} errand_choice;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Task-run states (as in Prefect: a type, plus a display name such as "AwaitingRetry")      */
 
@@ -118,19 +132,25 @@ typedef struct errand_task_ctx errand_task_ctx;
 typedef int (*errand_task_fn)(errand_task_ctx *ctx, const char *params_json, char **result_json,
                               void *userdata);
 
+/* Zero-initialised apart from name (and fn, to serve it), a definition has the defaults:
+ * `errand_task_def def = {.name = "shout", .fn = shout};`. */
 typedef struct errand_task_def {
     const char *name;    /* required: "create_structured_output" */
     const char *version; /* part of the cache key; NULL = "1" */
-    int retries;         /* extra attempts after a failure (0 = none) */
-    const double *retry_delays; /* seconds before each retry; the last repeats; NULL = none */
-    size_t n_retry_delays;
-    double retry_jitter_factor; /* each delay is stretched by up to this fraction at random */
+    int retries;         /* extra attempts after a failure; 0 = none (the server's default) */
+    const double *retry_delays; /* seconds before each retry; the last repeats; NULL = at once */
+    size_t n_retry_delays;      /* entries in retry_delays; 0 = none */
+    double retry_jitter_factor; /* each delay is stretched by up to this fraction at random;
+                                   0 = no jitter */
     double timeout_seconds;     /* 0 = no timeout */
-    errand_cache_policy cache_policy;
-    double cache_expiration_seconds; /* 0 = cached results never expire */
-    int persist_result;              /* -1 = ERRAND_RESULTS_PERSIST_BY_DEFAULT, 0 = no, 1 = yes */
-    errand_task_fn fn;               /* for serving; unused when only submitting */
-    void *userdata;                  /* passed to fn */
+    errand_cache_policy cache_policy; /* 0 = ERRAND_CACHE_NONE */
+    double cache_expiration_seconds;  /* 0 = cached results never expire */
+    /* Persist each run's result to the result storage: ERRAND_DEFAULT = as the worker does
+       (errand_worker_options.persist_by_default); a run's own persist_result and the task's
+       errand_task_persist_result() override it. */
+    errand_choice persist_result;
+    errand_task_fn fn; /* for serving; unused when only submitting */
+    void *userdata;    /* passed to fn; may be NULL */
 } errand_task_def;
 
 /* Fills `out` (n entries) with exponential backoff delays: factor * 2^i seconds, like
@@ -146,11 +166,13 @@ ERRAND_API int errand_cache_key_inputs(const char *task, const char *version,
 
 typedef struct errand_client errand_client;
 
+/* Options of a client. Zero-initialise for the defaults; NULL options mean the same. */
 typedef struct errand_client_options {
     const char *api_url;  /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api */
-    const char *api_key;  /* NULL = ERRAND_API_KEY; sent as "Authorization: Bearer KEY" */
+    const char *api_key;  /* NULL = ERRAND_API_KEY (unset: none); sent as "Authorization:
+                             Bearer KEY" */
     long timeout_ms;      /* per request, 0 = 30000; waits add their own time */
-    const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH; to read results */
+    const char *local_storage_path; /* unused: results are read through the server */
     /* How long a submission is retried while the server cannot be reached or answers 503
      * (a restart, a deploy, the server's memory budget), with backoff: 0 = 10000 ms,
      * negative = not retried. A retried submission carries an idempotency key, so it is
@@ -175,24 +197,31 @@ ERRAND_API int errand_run_attempt(const errand_run *r);
 ERRAND_API const char *errand_run_json(const errand_run *r);
 ERRAND_API void errand_run_free(errand_run *r);
 
-/* Options of one submission. Zero-initialise, or call errand_submit_options_init(). */
+/* Options of one submission. Zero-initialise for the defaults (the server's, see
+ * docs/api.md), or call errand_submit_options_init(); NULL options mean the same. */
 typedef struct errand_submit_options {
-    const char *idempotency_key;   /* a second submission with this key returns the first run */
-    int64_t scheduled_at_ms;       /* Unix ms; 0 = now */
-    double delay_seconds;          /* alternative to scheduled_at_ms */
-    int priority;                  /* higher runs first; default 0 */
-    const char *const *tags;
-    size_t n_tags;
-    int retries;                   /* -1 = the server's default (0) */
-    const double *retry_delays;
-    size_t n_retry_delays;
-    double retry_jitter_factor;
-    double timeout_seconds;        /* 0 = none */
-    const char *cache_key;         /* NULL = no caching */
+    const char *idempotency_key; /* a second submission with this key returns the first run;
+                                    NULL = none (liberrand may add one to retry, see
+                                    errand_client_options.submit_retry_ms) */
+    int64_t scheduled_at_ms;     /* Unix ms; 0 = now */
+    double delay_seconds;        /* alternative to scheduled_at_ms; 0 = none */
+    int priority;                /* higher runs first; 0 = the default */
+    const char *const *tags;     /* NULL = none */
+    size_t n_tags;               /* entries in tags; 0 = none */
+    int retries;                 /* extra attempts after a failure; 0 = none, which is the
+                                    server's default; negative is refused */
+    const double *retry_delays;  /* seconds before each retry; the last repeats; NULL = at once */
+    size_t n_retry_delays;       /* entries in retry_delays; 0 = none */
+    double retry_jitter_factor;  /* 0 = no jitter */
+    double timeout_seconds;      /* 0 = none */
+    const char *cache_key;       /* NULL = no caching */
     double cache_expiration_seconds; /* 0 = never expires */
-    int persist_result;            /* -1 = worker default, 0 = no, 1 = yes */
+    /* Persist the result to the result storage: ERRAND_DEFAULT = as the task's definition
+       says, else the worker's default (persist_by_default). */
+    errand_choice persist_result;
 } errand_submit_options;
 
+/* Zeroes *opt: the defaults. */
 ERRAND_API void errand_submit_options_init(errand_submit_options *opt);
 
 /* Submits one run of `task` with parameters `params_json` (a JSON object, NULL = {}).
@@ -204,7 +233,7 @@ ERRAND_API int errand_submit(errand_client *c, const char *task, const char *par
 typedef struct errand_submission {
     const char *task;
     const char *params_json;
-    const errand_submit_options *options; /* NULL = defaults */
+    const errand_submit_options *options; /* NULL = defaults (as zeroed options) */
 } errand_submission;
 
 /* Submits n runs in one request, all or nothing. out (optional) receives a malloc'd array of
@@ -253,6 +282,8 @@ ERRAND_API int errand_error_from_response(int status, const char *body, errand_e
 
 typedef struct errand_worker errand_worker;
 
+/* Options of a worker. Zero-initialise for the defaults (the environment's, then built-in),
+ * or call errand_worker_options_init(); NULL options mean the same. */
 typedef struct errand_worker_options {
     const char *api_url;            /* NULL = ERRAND_API_URL */
     const char *api_key;            /* NULL = ERRAND_API_KEY */
@@ -260,17 +291,22 @@ typedef struct errand_worker_options {
     int concurrency;                /* runs at once; 0 = ERRAND_WORKER_CONCURRENCY (10) */
     double lease_seconds;           /* 0 = the server's default */
     const char *local_storage_path; /* NULL = ERRAND_LOCAL_STORAGE_PATH */
-    int persist_by_default;         /* -1 = ERRAND_RESULTS_PERSIST_BY_DEFAULT */
-    int log_prints;                 /* -1 = ERRAND_LOGGING_LOG_PRINTS */
+    /* Persist the results of runs whose submission and task definition leave it to the
+       worker: ERRAND_DEFAULT = ERRAND_RESULTS_PERSIST_BY_DEFAULT (default false). */
+    errand_choice persist_by_default;
+    /* Send what C tasks print on stdout (and exec tasks on stderr) to the run's logs:
+       ERRAND_DEFAULT = ERRAND_LOGGING_LOG_PRINTS (default false). */
+    errand_choice log_prints;
     double grace_seconds;           /* on stop, how long running tasks may finish; 0 = 30 */
-    bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop() */
+    bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop(); false = the
+                                       signals are left alone (errand_serve() sets it) */
     int prefetch; /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
                      claim round trip per run for short tasks; on stop they are handed back */
     /* Process isolation: each run of a C task runs in a child process (a fork of the worker),
        so a segfault, abort or runaway allocation ends that run (FAILED, with the signal in
        the message, retried per its policy) and the worker lives on; a timeout, cancel or
        stop kills the child (SIGTERM, which errand_task_should_stop() sees, then SIGKILL 2 s
-       later). Every errand_task_* call works the same. */
+       later). Every errand_task_* call works the same. false = runs on the worker's threads. */
     bool isolate;
     /* Limits of every task process (exec tasks, and C tasks when isolated); 0 = none. Memory:
        data the process may allocate beyond what it starts with (RLIMIT_DATA). CPU: seconds
@@ -279,6 +315,7 @@ typedef struct errand_worker_options {
     double cpu_limit_seconds;
 } errand_worker_options;
 
+/* Zeroes *opt: the defaults. */
 ERRAND_API void errand_worker_options_init(errand_worker_options *opt);
 
 ERRAND_API int errand_worker_new(const errand_worker_options *opt, errand_worker **out,

@@ -96,9 +96,8 @@ static int sleep_task(errand_task_ctx *ctx, const char *params_json, char **resu
 
 int builtin_tasks_add(errand_worker *w, errand_error *err)
 {
-    errand_task_def noop = {.name = BUILTIN_TASK_NOOP, .persist_result = -1, .fn = noop_task};
-    errand_task_def sleep_def = {
-        .name = BUILTIN_TASK_SLEEP, .persist_result = -1, .fn = sleep_task};
+    errand_task_def noop = {.name = BUILTIN_TASK_NOOP, .fn = noop_task};
+    errand_task_def sleep_def = {.name = BUILTIN_TASK_SLEEP, .fn = sleep_task};
     int rc = errand_worker_add_task(w, &noop, err);
     if (rc == 0)
         rc = errand_worker_add_task(w, &sleep_def, err);

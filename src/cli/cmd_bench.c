@@ -598,10 +598,11 @@ static int start_worker(struct bench *b, errand_client *c, errand_error *err, pt
     opt.api_key = b->client_opt.api_key;
     opt.name = name;
     opt.concurrency = (int)b->workers;
-    opt.persist_by_default = 0;
-    opt.log_prints = 0;
+    opt.persist_by_default = ERRAND_NO;
+    opt.log_prints = ERRAND_NO;
     opt.handle_signals = false;
-    errand_task_def def = {.name = b->task, .persist_result = 0, .fn = bench_task, .userdata = b};
+    errand_task_def def = {
+        .name = b->task, .persist_result = ERRAND_NO, .fn = bench_task, .userdata = b};
     int rc = errand_worker_new(&opt, &b->worker, err);
     if (rc == 0)
         rc = errand_worker_add_task(b->worker, &def, err);
@@ -717,7 +718,7 @@ static int run_bench(const struct args *a)
     errand_submit_options_init(&b->submit_opt);
     b->submit_opt.tags = b->tags;
     b->submit_opt.n_tags = 1;
-    b->submit_opt.persist_result = 0;
+    b->submit_opt.persist_result = ERRAND_NO;
     b->start_delay_ns = malloc((size_t)b->runs * sizeof *b->start_delay_ns);
     errand_error err = {0};
     errand_client *c = NULL;

@@ -208,7 +208,7 @@ static int parse_submit(const struct args *a, struct submit_request *r)
         if (!settings_parse_bool(persist, &b))
             return args_usage_error(a->cmd, "--persist-result must be true or false, got '%s'",
                                     persist);
-        r->opt.persist_result = b ? 1 : 0;
+        r->opt.persist_result = b ? ERRAND_YES : ERRAND_NO;
     }
 
     int n_tags = args_count(a, "tag");

@@ -98,8 +98,10 @@ static int run_worker(const struct args *a)
     if (s.source[SET_LEASE_SECONDS] != SETTING_DEFAULT)
         opt.lease_seconds = (double)settings_int(&s, SET_LEASE_SECONDS);
     opt.local_storage_path = settings_str(&s, SET_LOCAL_STORAGE_PATH);
-    opt.persist_by_default = settings_bool(&s, SET_RESULTS_PERSIST);
-    opt.log_prints = settings_bool(&s, SET_LOG_PRINTS);
+    /* Said either way: the flags are settings that liberrand's own reading of the
+       environment would not see. */
+    opt.persist_by_default = settings_bool(&s, SET_RESULTS_PERSIST) ? ERRAND_YES : ERRAND_NO;
+    opt.log_prints = settings_bool(&s, SET_LOG_PRINTS) ? ERRAND_YES : ERRAND_NO;
     opt.grace_seconds = grace;
     opt.prefetch = (int)prefetch;
     opt.isolate = args_has(a, "isolate");

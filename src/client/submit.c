@@ -10,6 +10,7 @@
 #include "client/client.h"
 #include "client/run.h"
 #include "core/cache_key.h"
+#include "core/choice.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
@@ -58,6 +59,21 @@ static int set_new(json_t *obj, const char *key, json_t *v)
     return v ? json_object_set_new(obj, key, v) : -1;
 }
 
+/* Refuses what has no meaning on the wire: negative retries (-1 once meant the server's
+ * default, which 0 is), a persist_result that is no errand_choice. */
+static int check_options(const errand_submit_options *opt, const char *prefix, errand_error *err)
+{
+    char field[ERRAND_ERROR_FIELD_MAX];
+    if (opt->retries < 0) {
+        field_name(field, sizeof field, prefix, "retries");
+        return error_set(err, ERRAND_EINVAL, field,
+                         "field '%s' must be 0 (none, the default) or more, got %d", field,
+                         opt->retries);
+    }
+    field_name(field, sizeof field, prefix, "persist_result");
+    return choice_check(opt->persist_result, field, err);
+}
+
 int submit_build(const char *task, const char *params_json, const errand_submit_options *opt,
                  const char *prefix, json_t **out, errand_error *err)
 {
@@ -72,8 +88,11 @@ int submit_build(const char *task, const char *params_json, const errand_submit_
         field_name(field, sizeof field, prefix, "task");
         return error_set(err, ERRAND_EINVAL, field, "field '%s' must name a task", field);
     }
+    int rc = check_options(opt, prefix, err);
+    if (rc)
+        return rc;
     json_t *params = NULL;
-    int rc = parse_params(params_json, prefix, &params, err);
+    rc = parse_params(params_json, prefix, &params, err);
     if (rc)
         return rc;
     json_t *o = json_object();
@@ -107,7 +126,7 @@ int submit_build(const char *task, const char *params_json, const errand_submit_
             bad |= json_array_append_new(tags, json_string(opt->tags[i]));
         }
     }
-    if (opt->retries != -1)
+    if (opt->retries > 0) /* 0 is the server's default too: left to it, like every zero */
         bad |= set_new(o, "retries", json_integer(opt->retries));
     if (opt->n_retry_delays > 0) {
         if (!opt->retry_delays) {
@@ -130,8 +149,8 @@ int submit_build(const char *task, const char *params_json, const errand_submit_
         bad |= set_new(o, "cache_key", json_string(opt->cache_key));
     if (opt->cache_expiration_seconds != 0)
         bad |= set_new(o, "cache_expiration_seconds", json_real(opt->cache_expiration_seconds));
-    if (opt->persist_result >= 0)
-        bad |= set_new(o, "persist_result", json_boolean(opt->persist_result != 0));
+    if (opt->persist_result != ERRAND_DEFAULT)
+        bad |= set_new(o, "persist_result", json_boolean(opt->persist_result == ERRAND_YES));
     if (bad) {
         json_decref(o);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a submission");
@@ -187,11 +206,8 @@ static int add_retry_key(const errand_client *c, json_t *submission, errand_erro
 
 void errand_submit_options_init(errand_submit_options *opt)
 {
-    if (!opt)
-        return;
-    memset(opt, 0, sizeof *opt);
-    opt->retries = -1;
-    opt->persist_result = -1;
+    if (opt)
+        memset(opt, 0, sizeof *opt);
 }
 
 int errand_submit(errand_client *c, const char *task, const char *params_json,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/choice.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -55,8 +56,8 @@ struct outcome {
     size_t size;    /* ok: bytes of its compact JSON */
     char message[REPORT_MESSAGE_MAX];
     bool retryable;
-    int task_persist; /* -1 / 0 / 1 */
-    int def_persist;
+    int task_persist; /* errand_task_persist_result()'s: -1 (no call) / 0 / 1 */
+    int def_persist;  /* the task definition's, as -1 (ERRAND_DEFAULT) / 0 / 1 */
 };
 
 const char *executor_stop_message(enum stop_reason why)
@@ -138,7 +139,7 @@ static void run_c_isolated(executor *ex, struct wrun *run, const struct task_ent
         return;
     }
     o->task_persist = io.persist;
-    o->def_persist = t->def.persist_result;
+    o->def_persist = choice_tristate(t->def.persist_result);
     if (io.reported)
         c_outcome(t, io.rc, io.fail_set, io.retryable, io.message, io.result, o);
     else /* it died: a crash is retried per the run's policy */
@@ -161,7 +162,7 @@ static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, st
     if (ex->env.log_prints)
         stdout_capture_end();
     o->task_persist = ctx.persist;
-    o->def_persist = t->def.persist_result;
+    o->def_persist = choice_tristate(t->def.persist_result);
     c_outcome(t, rc, ctx.fail_set, ctx.retryable, ctx.fail_message, result, o);
     free(result); /* the task allocated it with malloc (errand.h) */
 }

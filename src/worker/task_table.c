@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "core/choice.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/wire_limits.h"
@@ -64,6 +65,8 @@ int task_table_add_c(struct task_table *t, const errand_task_def *def, errand_er
         return error_set(err, ERRAND_EINVAL, "retry_delays",
                          "task '%s': n_retry_delays is %zu but retry_delays is NULL", def->name,
                          def->n_retry_delays);
+    if ((rc = choice_check(def->persist_result, "persist_result", err)) < 0)
+        return rc;
     struct task_entry *e = mem_calloc(1, sizeof *e);
     if (!e)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory adding a task");
@@ -104,7 +107,6 @@ int task_table_add_exec(struct task_table *t, const char *name, const char *comm
     e->name = mem_strdup(name);
     e->command = mem_strdup(command);
     e->def.name = e->name;
-    e->def.persist_result = -1;
     if (!e->name || !e->command) {
         entry_free(e);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory adding a task");

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "client/http.h"
+#include "core/choice.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -85,11 +86,8 @@ struct errand_worker {
 
 void errand_worker_options_init(errand_worker_options *opt)
 {
-    if (!opt)
-        return;
-    memset(opt, 0, sizeof *opt);
-    opt->persist_by_default = -1;
-    opt->log_prints = -1;
+    if (opt)
+        memset(opt, 0, sizeof *opt);
 }
 
 static void worker_destroy(errand_worker *w)
@@ -169,7 +167,8 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
     if (opt->name && (!*opt->name || strlen(opt->name) > WIRE_WORKER_NAME_MAX))
         return error_set(err, ERRAND_EINVAL, "name", "the worker name must be 1-%d characters",
                          WIRE_WORKER_NAME_MAX);
-    return 0;
+    int rc = choice_check(opt->persist_by_default, "persist_by_default", err);
+    return rc ? rc : choice_check(opt->log_prints, "log_prints", err);
 }
 
 int errand_worker_new(const errand_worker_options *opt, errand_worker **out, errand_error *err)
@@ -219,9 +218,9 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     w->lease_seconds = (int)opt->lease_seconds; /* whole seconds on the wire, rounded up */
     if (w->lease_seconds < opt->lease_seconds)
         w->lease_seconds++;
-    w->persist_by_default = opt->persist_by_default >= 0 ? opt->persist_by_default != 0
-                                                         : settings_bool(s, SET_RESULTS_PERSIST);
-    w->log_prints = opt->log_prints >= 0 ? opt->log_prints != 0 : settings_bool(s, SET_LOG_PRINTS);
+    w->persist_by_default =
+        choice_resolve(opt->persist_by_default, settings_bool(s, SET_RESULTS_PERSIST));
+    w->log_prints = choice_resolve(opt->log_prints, settings_bool(s, SET_LOG_PRINTS));
     w->handle_signals = opt->handle_signals;
     w->grace_ms =
         (int64_t)((opt->grace_seconds > 0 ? opt->grace_seconds : WORKER_DEFAULT_GRACE_SECONDS) *

@@ -203,11 +203,9 @@ static int deep_task(errand_task_ctx *ctx, const char *params_json, char **resul
 }
 
 static const errand_task_def conformance_tasks[] = {
-    {.name = "conformance.echo", .persist_result = -1, .fn = echo_task},
-    {.name = "conformance.log", .persist_result = -1, .fn = log_task},
-    {.name = "conformance.fail", .persist_result = -1, .fn = fail_task},
-    {.name = "conformance.sleep", .persist_result = -1, .fn = sleep_task},
-    {.name = "conformance.deep", .persist_result = -1, .fn = deep_task},
+    {.name = "conformance.echo", .fn = echo_task}, {.name = "conformance.log", .fn = log_task},
+    {.name = "conformance.fail", .fn = fail_task}, {.name = "conformance.sleep", .fn = sleep_task},
+    {.name = "conformance.deep", .fn = deep_task},
 };
 
 /* ---- the command line ----------------------------------------------------------------- */

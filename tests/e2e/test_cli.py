@@ -90,13 +90,14 @@ def test_submit_prints_the_id_and_sends_options(server, cli):
     task = unique_task("cli")
     cp = cli(server, "submit", task, "--params", '{"a": 1}', "--tag", "x", "--tag", "y",
              "--priority", "5", "--retries", "2", "--retry-delay", "1,10", "--delay", "60",
-             "--idempotency-key", "cli-key")
+             "--idempotency-key", "cli-key", "--persist-result", "false")
     assert cp.returncode == 0, cp.stderr
     run_id = cp.stdout.strip()
     run = server.api.get(run_id)
     assert run["task"] == task and run["parameters"] == {"a": 1}
     assert run["tags"] == ["x", "y"] and run["priority"] == 5 and run["retries"] == 2
     assert run["retry_delay_seconds"] == [1, 10] and run["idempotency_key"] == "cli-key"
+    assert run["persist_result"] is False, "an explicit no, not left to the worker"
     again = cli(server, "submit", task, "--idempotency-key", "cli-key")
     assert again.returncode == 0 and again.stdout.strip() == run_id
 

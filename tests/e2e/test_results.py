@@ -56,6 +56,19 @@ def test_persist_by_default_on_the_worker(server_factory, worker_factory, tmp_pa
     assert done2.get("result_ref") in (None, ""), done2
 
 
+def test_worker_flag_false_beats_the_environment_true(server, worker_factory, tmp_path):
+    # `errand worker` tells liberrand "no" outright (ERRAND_NO): a false left at liberrand's
+    # zero, its "default", would fall back to the environment's true.
+    storage = tmp_path / "results"
+    worker_factory(server, env={"ERRAND_RESULTS_PERSIST_BY_DEFAULT": "true",
+                                "ERRAND_LOCAL_STORAGE_PATH": storage},
+                   args=["--results-persist-by-default=false"])
+    done = server.api.wait_final(server.api.submit("errand.noop", {"d": 3})["id"])
+    assert done["state"]["type"] == "COMPLETED", done
+    assert done.get("result_ref") in (None, ""), done
+    assert not storage.exists() or not any(storage.iterdir())
+
+
 def test_large_result_goes_to_storage_and_reads_back(server, worker_factory, tmp_path):
     script = write_script(tmp_path / "big.py", BIG)
     task = unique_task("big")

@@ -1,8 +1,9 @@
 /*
  * test_client_submit.c — submission bodies (client/submit.h): what each option puts on the
- * wire and what it leaves to the server's defaults, the difference between zeroed and
- * errand_submit_options_init()'ed options, errors naming the field (with the batch prefix),
- * and the options a task definition implies (cache key of INPUTS_AND_VERSION).
+ * wire and what it leaves to the server's defaults (zeroed options, as
+ * errand_submit_options_init() makes them, leave everything), ERRAND_YES and ERRAND_NO,
+ * errors naming the field (with the batch prefix), and the options a task definition implies
+ * (cache key of INPUTS_AND_VERSION; a definition left at zero implies none).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,23 +36,26 @@ static void default_options_send_only_task_and_parameters(void **state)
     char *t = body_text("t", NULL, NULL);
     assert_string_equal(t, "{\"parameters\":{},\"task\":\"t\"}");
     mem_free(t);
-    errand_submit_options opt;
-    errand_submit_options_init(&opt);
-    assert_int_equal(opt.retries, -1);
-    assert_int_equal(opt.persist_result, -1);
-    t = body_text("t", "{\"b\": 1, \"a\": [true]}", &opt);
+    errand_submit_options zero = {0};
+    t = body_text("t", "{\"b\": 1, \"a\": [true]}", &zero);
     assert_string_equal(t, "{\"parameters\":{\"a\":[true],\"b\":1},\"task\":\"t\"}");
     mem_free(t);
+    errand_submit_options opt;
+    memset(&opt, 0xff, sizeof opt);
+    errand_submit_options_init(&opt);
+    assert_memory_equal(&opt, &zero, sizeof opt);
 }
 
-static void zeroed_options_say_no_retries_and_no_persistence(void **state)
+static void persist_result_yes_and_no_are_said_on_the_wire(void **state)
 {
     (void)state;
-    errand_submit_options opt;
-    memset(&opt, 0, sizeof opt);
+    errand_submit_options opt = {.persist_result = ERRAND_NO};
     char *t = body_text("t", "{}", &opt);
-    assert_string_equal(
-        t, "{\"parameters\":{},\"persist_result\":false,\"retries\":0,\"task\":\"t\"}");
+    assert_string_equal(t, "{\"parameters\":{},\"persist_result\":false,\"task\":\"t\"}");
+    mem_free(t);
+    opt.persist_result = ERRAND_YES;
+    t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"parameters\":{},\"persist_result\":true,\"task\":\"t\"}");
     mem_free(t);
 }
 
@@ -74,7 +78,7 @@ static void every_option_reaches_the_wire(void **state)
     opt.timeout_seconds = 9;
     opt.cache_key = "ck";
     opt.cache_expiration_seconds = 60;
-    opt.persist_result = 1;
+    opt.persist_result = ERRAND_YES;
     char *t = body_text("t", "{}", &opt);
     assert_string_equal(t,
                         "{\"cache_expiration_seconds\":60.0,\"cache_key\":\"ck\","
@@ -113,6 +117,21 @@ static void bad_input_names_the_field(void **state)
     assert_int_equal(submit_build("t", "{}", &opt, NULL, &o, &err), ERRAND_EINVAL);
     assert_string_equal(err.field, "tags");
     assert_null(o);
+    /* -1, the "default" before 0 was, is refused rather than sent */
+    errand_submit_options_init(&opt);
+    opt.retries = -1;
+    assert_int_equal(submit_build("t", "{}", &opt, "runs[2]", &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "runs[2].retries");
+    assert_non_null(strstr(err.message, "got -1"));
+    errand_submit_options_init(&opt);
+    opt.persist_result = -1;
+    assert_int_equal(submit_build("t", "{}", &opt, NULL, &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "persist_result");
+    assert_non_null(strstr(err.message, "leave it 0"));
+    opt.persist_result = ERRAND_NO + 1;
+    assert_int_equal(submit_build("t", "{}", &opt, NULL, &o, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "persist_result");
+    assert_null(o);
 }
 
 static void task_definition_implies_its_options_and_cache_key(void **state)
@@ -127,7 +146,7 @@ static void task_definition_implies_its_options_and_cache_key(void **state)
                            .timeout_seconds = 30,
                            .cache_policy = ERRAND_CACHE_INPUTS_AND_VERSION,
                            .cache_expiration_seconds = 3600,
-                           .persist_result = 1};
+                           .persist_result = ERRAND_YES};
     errand_submit_options opt;
     char key[CACHE_KEY_LEN];
     errand_error err;
@@ -136,7 +155,7 @@ static void task_definition_implies_its_options_and_cache_key(void **state)
     assert_ptr_equal(opt.retry_delays, delays);
     assert_int_equal(opt.n_retry_delays, 2);
     assert_true(opt.timeout_seconds == 30);
-    assert_int_equal(opt.persist_result, 1);
+    assert_int_equal(opt.persist_result, ERRAND_YES);
     assert_ptr_equal(opt.cache_key, key);
     assert_true(opt.cache_expiration_seconds == 3600);
     /* NULL version means "1"; the key ignores key order of the parameters */
@@ -154,15 +173,34 @@ static void task_definition_implies_its_options_and_cache_key(void **state)
     assert_string_equal(err.field, "name");
 }
 
+static void a_definition_left_at_zero_implies_the_defaults(void **state)
+{
+    (void)state;
+    errand_task_def def = {.name = "t"};
+    errand_submit_options opt;
+    char key[CACHE_KEY_LEN];
+    errand_error err;
+    assert_int_equal(submit_options_from_def(&def, "{}", &opt, key, &err), 0);
+    char *t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"parameters\":{},\"task\":\"t\"}");
+    mem_free(t);
+    def.persist_result = ERRAND_NO;
+    assert_int_equal(submit_options_from_def(&def, "{}", &opt, key, &err), 0);
+    t = body_text("t", "{}", &opt);
+    assert_string_equal(t, "{\"parameters\":{},\"persist_result\":false,\"task\":\"t\"}");
+    mem_free(t);
+}
+
 int main(void)
 {
     mem_install_json();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(default_options_send_only_task_and_parameters),
-        cmocka_unit_test(zeroed_options_say_no_retries_and_no_persistence),
+        cmocka_unit_test(persist_result_yes_and_no_are_said_on_the_wire),
         cmocka_unit_test(every_option_reaches_the_wire),
         cmocka_unit_test(bad_input_names_the_field),
         cmocka_unit_test(task_definition_implies_its_options_and_cache_key),
+        cmocka_unit_test(a_definition_left_at_zero_implies_the_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,7 @@ static void serve_isolated(const struct live_server *ls, struct served *s)
     opt.api_key = "";
     opt.name = "iso-worker";
     opt.concurrency = 3;
-    opt.log_prints = 1;
+    opt.log_prints = ERRAND_YES;
     opt.isolate = true;
     opt.memory_limit_bytes = MEMORY_LIMIT_BYTES;
     opt.cpu_limit_seconds = CPU_LIMIT_SECONDS;
@@ -138,7 +138,7 @@ static void serve_isolated(const struct live_server *ls, struct served *s)
                  {"iso.polite", task_polite},
                  {"iso.stubborn", task_stubborn}};
     for (size_t i = 0; i < sizeof tasks / sizeof tasks[0]; i++) {
-        errand_task_def def = {.name = tasks[i].name, .fn = tasks[i].fn, .persist_result = -1};
+        errand_task_def def = {.name = tasks[i].name, .fn = tasks[i].fn};
         assert_int_equal(errand_worker_add_task(s->w, &def, &err), 0);
     }
     assert_int_equal(pthread_create(&s->thread, NULL, serve_main, s), 0);

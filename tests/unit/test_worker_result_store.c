@@ -1,8 +1,9 @@
 /*
  * test_worker_result_store.c — persisted results: which choice wins (the task's own call,
- * the run's persist_result, the task definition, the worker default), the file and its
- * local:// reference (directory created on demand), ids that are not UUIDs refused, and a
- * full disk (disk_fail_after) failing cleanly without leaving temporary files behind.
+ * the run's persist_result, the task definition — which has no say when left at zero — the
+ * worker default), the file and its local:// reference (directory created on demand), ids
+ * that are not UUIDs refused, and a full disk (disk_fail_after) failing cleanly without
+ * leaving temporary files behind.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/choice.h"
 #include "core/mem.h"
 #include "worker/disk.h"
 #include "worker/result_store.h"
@@ -33,6 +35,16 @@ static void the_most_specific_choice_wins(void **state)
     assert_false(result_should_persist(-1, 0, 1, true));
     assert_true(result_should_persist(1, 0, 0, false));
     assert_false(result_should_persist(0, 1, 1, true));
+}
+
+/* A definition's persist_result as the executor passes it: left at zero it has no say. */
+static void a_definition_left_at_zero_defers_to_the_worker(void **state)
+{
+    (void)state;
+    assert_true(result_should_persist(-1, -1, choice_tristate(ERRAND_DEFAULT), true));
+    assert_false(result_should_persist(-1, -1, choice_tristate(ERRAND_DEFAULT), false));
+    assert_false(result_should_persist(-1, -1, choice_tristate(ERRAND_NO), true));
+    assert_true(result_should_persist(-1, -1, choice_tristate(ERRAND_YES), false));
 }
 
 static int count_entries(const char *dir)
@@ -105,6 +117,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_most_specific_choice_wins),
+        cmocka_unit_test(a_definition_left_at_zero_defers_to_the_worker),
         cmocka_unit_test(result_is_written_atomically_and_referenced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
