@@ -1,7 +1,9 @@
 /*
  * live_server.h — a real errand HTTP server, started in the test's own process on a free
  * loopback port over the fixture's store (store_fixture.h), for tests of the worker runtime
- * against the server it talks to. Header-only, like store_fixture.h.
+ * against the server it talks to. Its result storage is "<fixture dir>/storage", the
+ * worker's default there when a test points ERRAND_LOCAL_STORAGE_PATH at it. Header-only,
+ * like store_fixture.h.
  */
 #ifndef ERRAND_TESTS_LIVE_SERVER_H
 #define ERRAND_TESTS_LIVE_SERVER_H
@@ -18,6 +20,7 @@ struct live_server {
     metrics *m;
     struct handler_ctx ctx;
     http_server *http;
+    result_storage *results;
     char api_url[64];
 };
 
@@ -27,9 +30,14 @@ static inline void live_start(struct fixture *fx, struct live_server *ls)
     ls->m = metrics_new();
     assert_non_null(ls->n);
     assert_non_null(ls->m);
+    char storage[192];
+    snprintf(storage, sizeof storage, "%s/storage", fx->dir);
+    errand_error serr;
+    assert_int_equal(result_storage_new(storage, &ls->results, &serr), 0);
     ls->ctx = (struct handler_ctx){.st = fx->st,
                                    .notify = ls->n,
                                    .metrics = ls->m,
+                                   .results = ls->results,
                                    .default_lease_seconds = 30,
                                    .poll_recheck_ms = 1000};
     struct http_server_options opt = {.host = "127.0.0.1",
@@ -51,6 +59,7 @@ static inline void live_stop(struct live_server *ls)
     http_server_stop(ls->http);
     notify_free(ls->n);
     metrics_free(ls->m);
+    result_storage_free(ls->results);
 }
 
 #endif
