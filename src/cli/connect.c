@@ -16,8 +16,7 @@
 #define HEX_DIGITS "0123456789ABCDEF"
 #define ESCAPED_CHAR_LEN 3 /* "%2F" */
 
-const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOCAL_STORAGE_PATH,
-                                            SET_LOG_LEVEL};
+const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL};
 _Static_assert(sizeof connect_settings / sizeof connect_settings[0] == CONNECT_N_SETTINGS,
                "CONNECT_N_SETTINGS must count connect_settings");
 
@@ -32,7 +31,6 @@ int connect_client(const struct args *a, errand_client **out, struct settings *s
     errand_client_options opt = {0};
     opt.api_url = settings_str(s, SET_API_URL);
     opt.api_key = settings_str(s, SET_API_KEY);
-    opt.local_storage_path = settings_str(s, SET_LOCAL_STORAGE_PATH);
     errand_error err = {0};
     if (errand_client_new(&opt, out, &err) != 0)
         return out_error(a->cmd, &err);

@@ -35,7 +35,7 @@ int errand_client_new(const errand_client_options *opt, errand_client **out, err
                          "timeout_ms must be 0 (default) or positive, got %ld", opt->timeout_ms);
 
     struct settings *s = NULL;
-    if (!opt->api_url || !opt->api_key || !opt->local_storage_path) {
+    if (!opt->api_url || !opt->api_key) {
         s = mem_alloc(sizeof *s);
         if (!s)
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory loading settings");
@@ -47,17 +47,10 @@ int errand_client_new(const errand_client_options *opt, errand_client **out, err
     }
     const char *url = opt->api_url ? opt->api_url : settings_str(s, SET_API_URL);
     const char *key = opt->api_key ? opt->api_key : settings_str(s, SET_API_KEY);
-    const char *storage =
-        opt->local_storage_path ? opt->local_storage_path : settings_str(s, SET_LOCAL_STORAGE_PATH);
 
     int rc = ERRAND_ENOMEM;
     errand_client *c = mem_calloc(1, sizeof *c);
     if (!c) {
-        error_set(err, rc, NULL, "out of memory creating a client");
-        goto fail;
-    }
-    c->local_storage_path = mem_strdup(storage ? storage : "");
-    if (!c->local_storage_path) {
         error_set(err, rc, NULL, "out of memory creating a client");
         goto fail;
     }
@@ -96,7 +89,6 @@ void errand_client_free(errand_client *c)
     if (!c)
         return;
     http_conn_free(c->conn);
-    mem_free(c->local_storage_path);
     mem_free(c);
 }
 

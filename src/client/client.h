@@ -13,7 +13,6 @@
 
 struct errand_client {
     http_conn *conn;
-    char *local_storage_path; /* "" when unknown */
     long submit_retry_ms;     /* 0 = submissions are not retried */
 };
 
