@@ -10,6 +10,7 @@
 
 #include "store_fixture.h"
 
+#include "errand/errand.h"
 #include "server/handlers.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -60,6 +61,36 @@ static inline void live_stop(struct live_server *ls)
     notify_free(ls->n);
     metrics_free(ls->m);
     result_storage_free(ls->results);
+}
+
+/* A worker of this process serving on a thread of its own (errand_worker_serve). */
+struct served {
+    errand_worker *w;
+    pthread_t thread;
+    int rc;
+};
+
+static inline void *served_main(void *arg)
+{
+    struct served *s = arg;
+    errand_error err;
+    s->rc = errand_worker_serve(s->w, &err);
+    return NULL;
+}
+
+/* Serves s->w (made and given its tasks by the caller) on a new thread. */
+static inline void served_start(struct served *s)
+{
+    assert_int_equal(pthread_create(&s->thread, NULL, served_main, s), 0);
+}
+
+/* Stops the worker, waits for serve() to return 0, frees the worker. */
+static inline void served_stop(struct served *s)
+{
+    errand_worker_stop(s->w);
+    pthread_join(s->thread, NULL);
+    assert_int_equal(s->rc, 0);
+    errand_worker_free(s->w);
 }
 
 #endif

@@ -253,16 +253,25 @@ static void claim_late(struct fixture *fx, int64_t t, char token[64])
     json_decref(runs);
 }
 
+/* A run of task "late" (retries 0) that box-1 claimed at t and started, whose lease ran out
+ * by t + 2 s: back in the queue, redelivered once. The run and its old lease token. */
+static json_t *expired_running_run(struct fixture *fx, int64_t t, char token[64])
+{
+    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
+    claim_late(fx, t, token);
+    assert_int_equal(report(fx, sfield(run, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t),
+                     200);
+    assert_int_equal(sweep(fx, t + 2 * SEC), 1);
+    return run;
+}
+
 static void late_outcome_is_accepted_until_claimed_again(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
-    const char *id = sfield(run, "id");
     char token[64];
-    claim_late(fx, t, token);
-    assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
-    assert_int_equal(sweep(fx, t + 2 * SEC), 1); /* the report came too late for the lease */
+    json_t *run = expired_running_run(fx, t, token); /* its report came too late */
+    const char *id = sfield(run, "id");
     json_t *result = json_integer(42);
     assert_int_equal(report(fx, id, token, ERRAND_STATE_COMPLETED, result, NULL, true, t + 3 * SEC),
                      200);
@@ -314,12 +323,9 @@ static void heartbeat_resumes_an_expired_lease(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
-    const char *id = sfield(run, "id");
     char token[64];
-    claim_late(fx, t, token);
-    assert_int_equal(report(fx, id, token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
-    assert_int_equal(sweep(fx, t + 2 * SEC), 1);
+    json_t *run = expired_running_run(fx, t, token);
+    const char *id = sfield(run, "id");
     assert_int_equal(heartbeat1(fx, id, token, 10, t + 3 * SEC, NULL), 200);
     json_t *r = get_run(fx, id);
     assert_string_equal(state_type_of(r), "RUNNING");

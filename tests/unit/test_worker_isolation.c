@@ -99,20 +99,6 @@ static int task_stubborn(errand_task_ctx *ctx, const char *params, char **result
     return 0;
 }
 
-struct served {
-    errand_worker *w;
-    pthread_t thread;
-    int rc;
-};
-
-static void *serve_main(void *arg)
-{
-    struct served *s = arg;
-    errand_error err;
-    s->rc = errand_worker_serve(s->w, &err);
-    return NULL;
-}
-
 static void serve_isolated(const struct live_server *ls, struct served *s)
 {
     errand_worker_options opt;
@@ -141,15 +127,7 @@ static void serve_isolated(const struct live_server *ls, struct served *s)
         errand_task_def def = {.name = tasks[i].name, .fn = tasks[i].fn};
         assert_int_equal(errand_worker_add_task(s->w, &def, &err), 0);
     }
-    assert_int_equal(pthread_create(&s->thread, NULL, serve_main, s), 0);
-}
-
-static void serve_stop(struct served *s)
-{
-    errand_worker_stop(s->w);
-    pthread_join(s->thread, NULL);
-    assert_int_equal(s->rc, 0);
-    errand_worker_free(s->w);
+    served_start(s);
 }
 
 static json_t *wait_final(struct fixture *fx, const char *id)
@@ -267,7 +245,7 @@ static void crashes_end_their_run_and_the_worker_serves_on(void **state)
     assert_non_null(strstr(logs, "printed by the task|"));
     free(logs);
 
-    serve_stop(&s);
+    served_stop(&s);
     live_stop(&ls);
     free(segv), free(abrt), free(hog), free(spin), free(polite), free(stubborn), free(ok);
 }

@@ -24,20 +24,6 @@ static int task_print(errand_task_ctx *ctx, const char *params, char **result, v
     return 0;
 }
 
-struct served {
-    errand_worker *w;
-    pthread_t thread;
-    int rc;
-};
-
-static void *serve_main(void *arg)
-{
-    struct served *s = arg;
-    errand_error err;
-    s->rc = errand_worker_serve(s->w, &err);
-    return NULL;
-}
-
 /* The environment a program would run in: what zeroed options fall back to. */
 static void set_environment(const struct live_server *ls, const char *storage)
 {
@@ -137,7 +123,7 @@ static void zeroed_options_take_the_environment_and_errand_no_says_no(void **sta
     errand_task_def never = {.name = "zero.never", .fn = task_print, .persist_result = ERRAND_NO};
     assert_int_equal(errand_worker_add_task(s.w, &by_default, &err), 0);
     assert_int_equal(errand_worker_add_task(s.w, &never, &err), 0);
-    assert_int_equal(pthread_create(&s.thread, NULL, serve_main, &s), 0);
+    served_start(&s);
 
     errand_client_options copt = {0};
     errand_client *c = NULL;
@@ -168,10 +154,7 @@ static void zeroed_options_take_the_environment_and_errand_no_says_no(void **sta
     errand_run_free(done);
 
     errand_client_free(c);
-    errand_worker_stop(s.w);
-    pthread_join(s.thread, NULL);
-    assert_int_equal(s.rc, 0);
-    errand_worker_free(s.w);
+    served_stop(&s);
     live_stop(&ls);
     clear_environment();
     rmdir(storage);
