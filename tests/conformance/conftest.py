@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from harness import STOP_TIMEOUT, Server
+from harness import STOP_TIMEOUT, Server, teardown_each
 from link_proxy import WorkerLinkProxy
 from runtime import RUNTIME_ENV, WorkerOptions, load_runtime
 
@@ -42,12 +42,7 @@ def server_factory(tmp_path):
         return s.start()
 
     yield make
-    errors = []
-    for s in servers:
-        try:
-            s.stop()
-        except AssertionError as e:
-            errors.append(str(e))
+    errors = teardown_each(servers, lambda s: s.stop())
     if errors:
         pytest.fail("server teardown: " + "\n".join(errors))
 

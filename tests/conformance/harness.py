@@ -25,3 +25,4 @@ child_env = _e2e.child_env
 parse_logfmt = _e2e.parse_logfmt
 parse_ts = _e2e.parse_ts
 wait_until = _e2e.wait_until
+teardown_each = _e2e.teardown_each

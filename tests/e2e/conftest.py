@@ -22,8 +22,8 @@ The binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin).
 import pytest
 
 from errand_procs import (  # noqa: F401 (the tests import these from conftest)
-    BUILD, PYTHON, Api, Server, exec_spec, parse_ts, run_cli, start_worker, unique_task,
-    wait_until, write_script)
+    BUILD, PYTHON, Api, Server, exec_spec, parse_ts, run_cli, start_worker, teardown_each,
+    unique_task, wait_until, write_script)
 
 
 @pytest.fixture
@@ -40,12 +40,7 @@ def server_factory(tmp_path):
         return s
 
     yield make
-    errors = []
-    for s in servers:
-        try:
-            s.stop()
-        except AssertionError as e:
-            errors.append(str(e))
+    errors = teardown_each(servers, lambda s: s.stop())
     if errors:
         pytest.fail("server teardown: " + "\n".join(errors))
 

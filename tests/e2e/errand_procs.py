@@ -546,3 +546,15 @@ def parse_ts(text):
     assert text, "timestamp missing"
     t = text.replace("Z", "+00:00")
     return datetime.fromisoformat(t).timestamp()
+
+
+def teardown_each(items, teardown):
+    """Calls teardown(item) for every item, even after one fails, and returns the messages of
+    the AssertionErrors raised (a fixture fails with them all at the end)."""
+    errors = []
+    for item in items:
+        try:
+            teardown(item)
+        except AssertionError as e:
+            errors.append(str(e))
+    return errors
