@@ -76,20 +76,26 @@ def test_a_result_file_stays_while_a_cached_copy_points_at_it(server_factory, wo
 
 
 def test_retention_never_deletes_a_file_errand_did_not_write(server_factory, tmp_path):
-    """A result_ref is worker input: one that names any other file is stored, but the file
-    behind it is not errand's to delete."""
+    """A result_ref is worker input: one naming another file is refused, and one naming the
+    run's file in another directory is stored as the file in the server's own storage, so the
+    file outside it, named like a result, is not errand's to delete."""
     server = retaining_server(server_factory)
     api = server.api
-    victim = tmp_path / "victim.json"
-    victim.write_text("{}")
     task = unique_task("retention")
     run = api.submit(task, {})
+    victim = tmp_path / "elsewhere" / f"{run['id']}.json"
+    victim.parent.mkdir()
+    victim.write_text("{}")
     claim = api.request("POST", "/workers/claim", json_body={
         "worker": "w1", "tasks": [task], "limit": 1, "wait_seconds": 5}).json()["runs"][0]
+    report = {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED"}
     r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
-        {"id": run["id"], "lease_token": claim["lease_token"], "state": "COMPLETED",
-         "result_ref": f"local://{victim}"}]})
+        {**report, "result_ref": f"local://{tmp_path}/victim.json"}]})
+    assert r.status_code == 400, r.text
+    r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
+        {**report, "result_ref": f"local://{victim}"}]})
     assert r.status_code == 200, r.text
+    assert api.get(run["id"])["result_ref"] != f"local://{victim}"
     wait_until(lambda: gone(server, run["id"]), GONE_WITHIN_S, "the run deleted")
     assert victim.exists()
 
