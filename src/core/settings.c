@@ -97,6 +97,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "the server answers 503 with Retry-After instead of growing"},
     {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "1024", 1,
      MAX_CONNECTIONS_LIMIT, false, "most HTTP connections the server holds at once"},
+    {SET_HTTP_IDLE_TIMEOUT_MS, "ERRAND_HTTP_IDLE_TIMEOUT_MS", "http-idle-timeout-ms", SETTING_INT,
+     "10000", 100, HOUR_MS, false,
+     "a connection waiting this long for a request's headers, the next piece of its body or "
+     "its next request is closed (a long-poll being served is not waiting)"},
     {SET_RESULT_INLINE_MAX, "ERRAND_RESULT_INLINE_MAX_BYTES", "result-inline-max-bytes",
      SETTING_INT, "65536", 0, GIB, false, "results up to this size are stored inline in the run"},
     {SET_WORKER_CONCURRENCY, "ERRAND_WORKER_CONCURRENCY", "concurrency", SETTING_INT, "10", 1,

@@ -49,6 +49,7 @@
 #include "core/mem.h"
 #include "server/auth.h"
 #include "server/budget.h"
+#include "server/conn_guard.h"
 #include "server/handlers.h"
 #include "server/router.h"
 
@@ -58,6 +59,12 @@
 #define PORT_TEXT_MAX 8
 /* What a 503 overloaded asks the client to wait, in seconds. */
 #define OVERLOADED_RETRY_AFTER "1"
+#define IDLE_TIMEOUT_DEFAULT_MS 10000
+/* Unauthenticated waiting connections kept: this fraction of ERRAND_MAX_CONNECTIONS. */
+#define UNAUTH_SHARE_DEN 4
+/* The same libmicrohttpd message is logged at most this often (a flood of refused
+ * connections writes a line a second, with how many it stood for). */
+#define MHD_LOG_REPEAT_MS 1000
 /* How long http_server_stop waits for requests in flight to finish before closing their
  * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
 #define DRAIN_TIMEOUT_MS 10000
@@ -68,6 +75,11 @@ struct http_server {
     size_t max_body;
     budget *work; /* the memory budget of requests in flight */
     auth_keys *keys;
+    conn_guard *guard;                 /* idle, slow and unauthenticated connections */
+    pthread_mutex_t log_mu;            /* guards the two below */
+    char last_logged[MHD_MESSAGE_MAX]; /* libmicrohttpd's last message logged ... */
+    int64_t last_logged_ms;            /* ... when */
+    unsigned repeats;                  /* the same message since, not logged */
     atomic_bool stopping;
     char last_mhd_message[MHD_MESSAGE_MAX]; /* written during start only, for its error */
     pthread_mutex_t lock;                   /* guards in_flight */
@@ -86,6 +98,7 @@ struct request_state {
     bool too_large;  /* the body passed the limit */
     bool overloaded; /* a chunked body grew past the budget */
     bool oom;
+    bool authenticated; /* the request carried a valid key (or none is needed) */
 };
 
 /* --- replies -------------------------------------------------------------------------- */
@@ -290,6 +303,7 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
     int rc = router_match(rs->req.method, rs->req.path, &rs->route, rs->req.id, err);
     if (rc < 0)
         return rc;
+    rs->authenticated = granted != 0;
     if (rs->route->scope != AUTH_PUBLIC && !(granted & rs->route->scope))
         return error_set(err, ERR_FORBIDDEN, NULL,
                          "this API key may not %s %s: it needs a key with the %s scope",
@@ -382,6 +396,14 @@ static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn,
     return send_reply(conn, &reply);
 }
 
+/* The guard's entry of conn (NULL when it has none). */
+static guarded_conn *guarded(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -389,6 +411,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server *srv = cls;
     struct request_state *rs = *req_cls;
     if (!rs) {
+        /* The headers are in: the connection now waits for the body, or is served. */
+        guarded_conn *gc = guarded(conn);
+        conn_guard_waiting(srv->guard, gc, clock_mono_ms());
         metrics_add(srv->ctx->metrics, METRIC_HTTP_REQUESTS, 1);
         rs = mem_calloc(1, sizeof *rs);
         if (!rs)
@@ -402,18 +427,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.conn = conn;
         errand_error err;
         error_clear(&err);
-        if (admit(srv, conn, rs, &err) < 0) {
+        int admitted = admit(srv, conn, rs, &err);
+        if (rs->authenticated)
+            conn_guard_authenticated(srv->guard, gc);
+        if (admitted < 0) {
             rs->refused = true;
+            conn_guard_busy(srv->guard, gc);
             return send_error(conn, &err);
         }
         return MHD_YES;
     }
-    if (*upload_data_size > 0) {
+    if (*upload_data_size > 0) { /* a piece of the body: waiting for the next one */
+        conn_guard_waiting(srv->guard, guarded(conn), clock_mono_ms());
         if (!rs->refused)
             append_body(srv, rs, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    conn_guard_busy(srv->guard, guarded(conn));
     if (rs->refused)
         return MHD_YES;
     return dispatch(srv, conn, rs);
@@ -430,10 +461,47 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     mem_free(rs->body);
     mem_free(rs);
     *req_cls = NULL;
+    /* Answered: a kept-alive connection now waits for its next request. */
+    conn_guard_waiting(srv->guard, guarded(conn), clock_mono_ms());
     pthread_mutex_lock(&srv->lock);
     if (--srv->in_flight == 0)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context =
+            info ? conn_guard_open(srv->guard, info->connect_fd, clock_mono_ms()) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_guard_close(srv->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Whether msg is the message logged last, within MHD_LOG_REPEAT_MS (then counted, not
+ * logged); *repeats: how many such were not logged before this one. */
+static bool log_repeat(http_server *srv, const char *msg, unsigned *repeats)
+{
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&srv->log_mu);
+    bool repeat =
+        strcmp(msg, srv->last_logged) == 0 && now - srv->last_logged_ms < MHD_LOG_REPEAT_MS;
+    if (repeat) {
+        srv->repeats++;
+    } else {
+        *repeats = srv->repeats;
+        srv->repeats = 0;
+        snprintf(srv->last_logged, sizeof srv->last_logged, "%s", msg);
+        srv->last_logged_ms = now;
+    }
+    pthread_mutex_unlock(&srv->log_mu);
+    return repeat;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -448,7 +516,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         if (*p == '"' || *p == '\n' || *p == '\r')
             *p = *p == '"' ? '\'' : ' ';
     memcpy(srv->last_mhd_message, msg, sizeof msg);
-    log_warn("libmicrohttpd", "detail=\"%s\"", msg);
+    unsigned repeats = 0;
+    if (!log_repeat(srv, msg, &repeats))
+        log_warn("libmicrohttpd", "detail=\"%s\" repeated_before=%u", msg, repeats);
 }
 
 /* --- daemon --------------------------------------------------------------------------- */
@@ -465,6 +535,8 @@ size_t http_server_work_now(http_server *srv)
 
 static void free_server(http_server *srv)
 {
+    conn_guard_stop(srv->guard);
+    pthread_mutex_destroy(&srv->log_mu);
     budget_free(srv->work);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->lock);
@@ -528,9 +600,21 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         mem_free(srv);
         return krc;
     }
+    int unauth_cap = opt->max_connections / UNAUTH_SHARE_DEN;
+    krc =
+        conn_guard_start(opt->idle_timeout_ms > 0 ? opt->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS,
+                         unauth_cap, &srv->guard, err);
+    if (krc < 0) {
+        freeaddrinfo(ai);
+        auth_keys_free(srv->keys);
+        budget_free(srv->work);
+        mem_free(srv);
+        return krc;
+    }
     srv->ctx = ctx;
     srv->max_body = opt->max_body_bytes;
     atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->log_mu, NULL);
     pthread_mutex_init(&srv->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -543,7 +627,8 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         int rc = error_set(err, ERRAND_EIO, "port",

@@ -86,6 +86,7 @@ struct http_server_options {
     /* The scoped keys (auth.h), comma-separated; NULL or "" = none. No key at all: no
        authentication. */
     const char *submit_keys, *worker_keys, *read_keys;
+    int64_t idle_timeout_ms; /* ERRAND_HTTP_IDLE_TIMEOUT_MS (conn_guard.h); 0 = 10 s */
 };
 
 typedef struct http_server http_server;

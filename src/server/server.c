@@ -178,6 +178,7 @@ int server_run(const struct settings *s)
         .submit_keys = settings_str(s, SET_API_KEYS_SUBMIT),
         .worker_keys = settings_str(s, SET_API_KEYS_WORKER),
         .read_keys = settings_str(s, SET_API_KEYS_READ),
+        .idle_timeout_ms = settings_int(s, SET_HTTP_IDLE_TIMEOUT_MS),
     };
     int port = 0;
     if (http_server_start(&hopt, &ctx, &http, &port, &err) < 0) {

@@ -1,0 +1,64 @@
+/*
+ * conn_guard.h — keeps idle, slow and unauthenticated clients from holding the server's
+ * connections. The HTTP server gives every connection a thread and counts it against
+ * ERRAND_MAX_CONNECTIONS, so a client that opens connections and then says nothing, trickles
+ * its headers a byte at a time, or keeps them open after a 401, could lock everyone else out.
+ *
+ * Every connection is tracked from accept to close with its state: *waiting* (for a
+ * request's headers, the next piece of its body, or the next request on a kept-alive
+ * connection) since some time, or *busy* (a handler runs — a long-poll may last minutes —
+ * or its reply is being sent); and whether any request on it carried a valid key. A guard
+ * thread closes (shutdown(2) of the socket, which ends the connection's thread):
+ *  - a connection waiting for longer than the idle timeout (ERRAND_HTTP_IDLE_TIMEOUT_MS);
+ *  - the oldest unauthenticated waiting connections beyond a cap (a quarter of the
+ *    connections), at once: the other slots stay free for clients that send a request
+ *    right away — so a new client, or a worker, is served within a tick even while one
+ *    address holds hundreds of slow connections. Authenticated clients are never capped by
+ *    address (tests and dashboards all come from 127.0.0.1).
+ * What it closes is logged as one line per kind and interval, not one per connection.
+ *
+ * The entry of a connection must be removed (conn_guard_close) before its socket is closed:
+ * libmicrohttpd notifies the close before it closes the socket, so a socket the guard shuts
+ * down is always the connection's own.
+ */
+#ifndef ERRAND_SERVER_CONN_GUARD_H
+#define ERRAND_SERVER_CONN_GUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errand/errand.h"
+
+/* How often the guard looks. */
+#define CONN_GUARD_TICK_MS 200
+
+typedef struct conn_guard conn_guard;
+typedef struct guarded_conn guarded_conn;
+
+/* idle_ms: the idle timeout; unauth_cap: most unauthenticated waiting connections kept. */
+int conn_guard_start(int64_t idle_ms, int unauth_cap, conn_guard **out, errand_error *err);
+/* Stops the thread and frees everything (no connection may be tracked any more). */
+void conn_guard_stop(conn_guard *g);
+
+/* A connection was accepted on socket fd: waiting for its first request. NULL when out of
+ * memory (the connection is then simply not guarded). */
+guarded_conn *conn_guard_open(conn_guard *g, int fd, int64_t now_ms);
+/* Its entry goes (before the socket is closed). */
+void conn_guard_close(conn_guard *g, guarded_conn *c);
+/* Waiting (for headers, body or the next request) since now, or busy. */
+void conn_guard_waiting(conn_guard *g, guarded_conn *c, int64_t now_ms);
+void conn_guard_busy(conn_guard *g, guarded_conn *c);
+/* A request on it carried a valid key. */
+void conn_guard_authenticated(conn_guard *g, guarded_conn *c);
+
+/* What the guard closed so far: idle (past the timeout) and over the unauthenticated cap. */
+struct conn_guard_counts {
+    uint64_t idle;
+    uint64_t over_cap;
+};
+void conn_guard_counts(conn_guard *g, struct conn_guard_counts *out);
+
+/* One guard pass at now_ms, as the thread does every tick (for tests). */
+void conn_guard_sweep(conn_guard *g, int64_t now_ms);
+
+#endif
