@@ -40,6 +40,24 @@ void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN]);
  * valid until s is stepped or reset. */
 void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r);
 
+/* Shared by the claim (store_sqlite_claim.c) and the rest of the worker protocol
+ * (store_sqlite_worker.c). */
+/* A worker's last_seen is rewritten at most this often unless something else changes
+ * (active means seen within three lease periods, so a second is plenty precise). */
+#define STORE_SQLITE_WORKER_SEEN_MS 1000
+/* How long a claim's request id is remembered: a worker retries a claim within seconds, and
+ * what the claim handed out is answered again only while still PENDING under its lease. */
+#define STORE_SQLITE_CLAIM_REQUEST_MEMORY_MS (5LL * 60 * 1000)
+/* Delayed runs moved into the ready queue per claim or sweep transaction: bounds the work a
+ * backlog of runs all due at once adds to one transaction (the next one moves more). */
+#define STORE_SQLITE_PROMOTE_BATCH 1000
+/* A lease of lease_seconds (0 = the store's default), in ms. */
+int64_t store_sqlite_lease_ms(const struct store_sqlite *s, int lease_seconds);
+/* Moves up to a batch of delayed runs that are due at now_ms into the ready queue;
+ * *n_promoted (optional) counts them. */
+int store_sqlite_promote_due(struct sqlite_conn *c, int64_t now_ms, int *n_promoted,
+                             errand_error *err);
+
 /* The operations, one per file group. */
 int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
                         struct run_row *rows_out, bool *created, errand_error *err);
