@@ -218,7 +218,9 @@ until_ok "errand-server answering GET /api/health" "$ready_timeout_s" \
   curl -fsS --max-time 5 "$server/api/health"
 until_ok "$replicas task workers registered (GET /api/workers)" "$ready_timeout_s" workers_ready
 until_ok "api answering GET /health" "$ready_timeout_s" curl -fsS --max-time 5 "$app/health"
-curl -fsS --max-time 5 "$app/" | grep -qi '<form' || fail "GET $app/ did not serve the page with its form"
+# The whole page first: `curl | grep -q` fails under pipefail when grep stops reading early.
+page=$(curl -fsS --max-time 5 "$app/") && grep -qi '<form' <<<"$page" \
+  || fail "GET $app/ did not serve the page with its form"
 
 # ---- a task, end to end ---------------------------------------------------------------------
 step "POST /tasks (payload, target_type=float, instructions)"
