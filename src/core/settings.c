@@ -34,7 +34,9 @@
 #define GIB (1024LL * 1024 * 1024)
 #define MIN_BODY_BYTES 1024
 #define MIN_INFLIGHT_BYTES (1024 * 1024)
-#define MAX_CONNECTIONS_LIMIT 65536
+/* Each connection is a thread of the server (libmicrohttpd's thread per connection): the
+ * setting may not ask for more threads than a machine can sensibly hold. */
+#define MAX_CONNECTIONS_LIMIT 16384
 #define MAX_CONCURRENCY 10000
 
 static const struct setting_def SETTINGS[SET_COUNT] = {
