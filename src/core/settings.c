@@ -34,9 +34,10 @@
 #define GIB (1024LL * 1024 * 1024)
 #define MIN_BODY_BYTES 1024
 #define MIN_INFLIGHT_BYTES (1024 * 1024)
-/* Each connection is a thread of the server (libmicrohttpd's thread per connection): the
- * setting may not ask for more threads than a machine can sensibly hold. */
-#define MAX_CONNECTIONS_LIMIT 16384
+/* A connection costs the server a descriptor and a few KiB, not a thread; the server lowers
+ * the setting to what its descriptor limit allows. */
+#define MAX_CONNECTIONS_LIMIT 1000000
+#define MAX_HANDLER_THREADS 1024
 #define MAX_CONCURRENCY 10000
 
 static const struct setting_def SETTINGS[SET_COUNT] = {
@@ -97,12 +98,22 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "67108864", MIN_INFLIGHT_BYTES, GIB * 1024, false,
      "memory budget for request work in flight (bodies, parsed batches, answers): past it "
      "the server answers 503 with Retry-After instead of growing"},
-    {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "1024", 1,
-     MAX_CONNECTIONS_LIMIT, false, "most HTTP connections the server holds at once"},
+    {SET_MAX_CONNECTIONS, "ERRAND_MAX_CONNECTIONS", "max-connections", SETTING_INT, "10000", 1,
+     MAX_CONNECTIONS_LIMIT, false,
+     "most HTTP connections the server holds at once (long-polls included; each costs a "
+     "descriptor, not a thread)"},
     {SET_HTTP_IDLE_TIMEOUT_MS, "ERRAND_HTTP_IDLE_TIMEOUT_MS", "http-idle-timeout-ms", SETTING_INT,
      "10000", 100, HOUR_MS, false,
      "a connection waiting this long for a request's headers, the next piece of its body or "
      "its next request is closed (a long-poll being served is not waiting)"},
+    {SET_HTTP_UNAUTH_PER_ADDRESS, "ERRAND_HTTP_UNAUTH_PER_ADDRESS", "http-unauth-per-address",
+     SETTING_INT, "64", 0, MAX_CONNECTIONS_LIMIT, false,
+     "most unauthenticated waiting connections kept from one client address (0 = no such "
+     "cap, e.g. behind a reverse proxy that speaks for every client)"},
+    {SET_HANDLER_THREADS, "ERRAND_HANDLER_THREADS", "handler-threads", SETTING_INT, "64", 1,
+     MAX_HANDLER_THREADS, false,
+     "threads that run request handlers: a write waiting for its commit holds one, a "
+     "waiting long-poll none; concurrent writes commit together up to this many"},
     {SET_RESULT_INLINE_MAX, "ERRAND_RESULT_INLINE_MAX_BYTES", "result-inline-max-bytes",
      SETTING_INT, "65536", 0, GIB, false, "results up to this size are stored inline in the run"},
     {SET_WORKER_CONCURRENCY, "ERRAND_WORKER_CONCURRENCY", "concurrency", SETTING_INT, "10", 1,

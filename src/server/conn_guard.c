@@ -2,12 +2,14 @@
  * conn_guard.c — closing idle, slow and unauthenticated connections (see conn_guard.h).
  *
  * The connections are a doubly linked list in accept order, under one mutex; a pass walks it
- * once (connections are at most ERRAND_MAX_CONNECTIONS). The oldest unauthenticated waiting
- * connections are closed first: an attacker's connections are the ones that wait.
+ * twice (connections are at most ERRAND_MAX_CONNECTIONS): once to count the unauthenticated
+ * waiting connections, in all and per address (an open-addressing table made for the pass),
+ * once to close the oldest beyond the caps: an attacker's connections are the ones that wait.
  */
 #include "server/conn_guard.h"
 
 #include <pthread.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -18,10 +20,13 @@
 
 /* A summary line of what the guard closed, at most this often. */
 #define LOG_INTERVAL_MS 10000
+#define FNV64_OFFSET 14695981039346656037ull
+#define FNV64_PRIME 1099511628211ull
 
 struct guarded_conn {
     guarded_conn *prev, *next;
     int fd;
+    uint64_t address_key;
     int64_t waiting_since_ms; /* 0: busy */
     bool authenticated;
     bool closing; /* the guard shut its socket down */
@@ -32,8 +37,7 @@ struct conn_guard {
     pthread_cond_t wake;
     pthread_t thread;
     bool stop;
-    int64_t idle_ms;
-    int unauth_cap;
+    struct conn_guard_limits limits;
     guarded_conn *head, *tail;
     struct conn_guard_counts closed;
     struct conn_guard_counts logged; /* closed, as of the last summary line */
@@ -47,29 +51,81 @@ static void shut(guarded_conn *c)
     shutdown(c->fd, SHUT_RDWR);
 }
 
+/* Unauthenticated waiting connections per client address, for one pass. */
+struct address_count {
+    uint64_t key; /* 0: empty */
+    int n;
+};
+
+struct address_counts {
+    struct address_count *slots;
+    size_t mask;
+};
+
+static int *address_count(struct address_counts *t, uint64_t key)
+{
+    key = key ? key : 1; /* 0 marks an empty slot */
+    for (size_t i = (size_t)key & t->mask;; i = (i + 1) & t->mask) {
+        if (t->slots[i].key == key || !t->slots[i].key) {
+            t->slots[i].key = key;
+            return &t->slots[i].n;
+        }
+    }
+}
+
+static bool unauth_waiting(const guarded_conn *c)
+{
+    return !c->closing && c->waiting_since_ms && !c->authenticated;
+}
+
 void conn_guard_sweep(conn_guard *g, int64_t now_ms)
 {
     pthread_mutex_lock(&g->mu);
-    int unauth_waiting = 0;
+    size_t n_unauth = 0;
     for (guarded_conn *c = g->head; c; c = c->next) {
         if (c->closing || !c->waiting_since_ms)
             continue;
-        if (now_ms - c->waiting_since_ms > g->idle_ms) {
+        if (now_ms - c->waiting_since_ms > g->limits.idle_ms) {
             shut(c);
             g->closed.idle++;
         } else if (!c->authenticated) {
-            unauth_waiting++;
+            n_unauth++;
         }
     }
-    for (guarded_conn *c = g->head; c && unauth_waiting > g->unauth_cap; c = c->next) {
-        if (c->closing || !c->waiting_since_ms || c->authenticated)
-            continue;
-        shut(c);
-        g->closed.over_cap++;
-        unauth_waiting--;
+    /* Per address, when that cap can be passed at all (a table at most half full). */
+    struct address_counts t = {0};
+    int per_address = g->limits.unauth_per_address;
+    if (per_address > 0 && n_unauth > (size_t)per_address) {
+        size_t cap = 2;
+        while (cap < 2 * n_unauth)
+            cap *= 2;
+        if ((t.slots = mem_calloc(cap, sizeof *t.slots)))
+            t.mask = cap - 1;
+        for (guarded_conn *c = g->head; t.slots && c; c = c->next)
+            if (unauth_waiting(c))
+                (*address_count(&t, c->address_key))++;
     }
+    size_t cap_all = (size_t)g->limits.unauth_cap;
+    for (guarded_conn *c = g->head; c; c = c->next) {
+        if (!unauth_waiting(c))
+            continue;
+        int *of_address = t.slots ? address_count(&t, c->address_key) : NULL;
+        if (n_unauth > cap_all) {
+            g->closed.over_cap++;
+        } else if (of_address && *of_address > per_address) {
+            g->closed.over_address_cap++;
+        } else {
+            continue;
+        }
+        shut(c);
+        n_unauth--;
+        if (of_address)
+            (*of_address)--;
+    }
+    mem_free(t.slots);
     struct conn_guard_counts now = g->closed, before = g->logged;
-    bool log_now = (now.idle != before.idle || now.over_cap != before.over_cap) &&
+    bool log_now = (now.idle != before.idle || now.over_cap != before.over_cap ||
+                    now.over_address_cap != before.over_address_cap) &&
                    now_ms - g->logged_at_ms >= LOG_INTERVAL_MS;
     if (log_now) {
         g->logged = now;
@@ -77,9 +133,28 @@ void conn_guard_sweep(conn_guard *g, int64_t now_ms)
     }
     pthread_mutex_unlock(&g->mu);
     if (log_now)
-        log_warn("closed idle or slow connections", "idle=%llu unauthenticated_over_cap=%llu",
+        log_warn("closed idle or slow connections",
+                 "idle=%llu unauthenticated_over_cap=%llu unauthenticated_over_address_cap=%llu",
                  (unsigned long long)(now.idle - before.idle),
-                 (unsigned long long)(now.over_cap - before.over_cap));
+                 (unsigned long long)(now.over_cap - before.over_cap),
+                 (unsigned long long)(now.over_address_cap - before.over_address_cap));
+}
+
+uint64_t conn_guard_address_key(const struct sockaddr *addr)
+{
+    const unsigned char *ip = NULL;
+    size_t len = 0;
+    if (addr && addr->sa_family == AF_INET) {
+        ip = (const unsigned char *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
+        len = sizeof(struct in_addr);
+    } else if (addr && addr->sa_family == AF_INET6) {
+        ip = (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+        len = sizeof(struct in6_addr);
+    }
+    uint64_t h = FNV64_OFFSET; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ip[i]) * FNV64_PRIME;
+    return len ? h : 0;
 }
 
 static void *guard_main(void *arg)
@@ -105,14 +180,15 @@ static void *guard_main(void *arg)
     return NULL;
 }
 
-int conn_guard_start(int64_t idle_ms, int unauth_cap, conn_guard **out, errand_error *err)
+int conn_guard_start(const struct conn_guard_limits *limits, conn_guard **out, errand_error *err)
 {
     *out = NULL;
     conn_guard *g = mem_calloc(1, sizeof *g);
     if (!g)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    g->idle_ms = idle_ms;
-    g->unauth_cap = unauth_cap > 0 ? unauth_cap : 1;
+    g->limits = *limits;
+    if (g->limits.unauth_cap < 1)
+        g->limits.unauth_cap = 1;
     pthread_mutex_init(&g->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -147,12 +223,13 @@ void conn_guard_stop(conn_guard *g)
     mem_free(g);
 }
 
-guarded_conn *conn_guard_open(conn_guard *g, int fd, int64_t now_ms)
+guarded_conn *conn_guard_open(conn_guard *g, int fd, uint64_t address_key, int64_t now_ms)
 {
     guarded_conn *c = mem_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->fd = fd;
+    c->address_key = address_key;
     c->waiting_since_ms = now_ms > 0 ? now_ms : 1;
     pthread_mutex_lock(&g->mu);
     c->prev = g->tail;

@@ -9,7 +9,8 @@ int handle_metrics(const struct handler_ctx *ctx, const struct http_request *req
 {
     char *text = NULL;
     int rc = query_none(req, err);
-    if (rc < 0 || (rc = metrics_render(ctx->metrics, ctx->st, &text, err)) < 0)
+    if (rc < 0 ||
+        (rc = metrics_render(ctx->metrics, ctx->st, notify_parked(ctx->notify), &text, err)) < 0)
         return rc;
     http_reply_text(reply, HTTP_OK, text, HTTP_CONTENT_PROMETHEUS);
     return 0;

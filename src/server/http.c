@@ -1,13 +1,13 @@
 /*
  * http.c — libmicrohttpd daemon and request lifecycle (see http.h).
  *
- * Daemon: MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, so handlers may
- * block (long-polls, group commits); MHD_USE_ITC, which MHD_quiesce_daemon needs; MHD_USE_POLL
- * where available, because connection threads otherwise use select(), which breaks once
- * descriptors pass FD_SETSIZE (1024) — as they can with ERRAND_MAX_CONNECTIONS connections
- * plus the store's files. The address comes from getaddrinfo(host) passed as
- * MHD_OPTION_SOCK_ADDR, so the host setting is honoured (IPv6 with MHD_USE_IPv6, "::" as a
- * dual-stack socket); port 0 binds any free port and MHD_DAEMON_INFO_BIND_PORT reads it back.
+ * Daemon: MHD_USE_INTERNAL_POLLING_THREAD with MHD_USE_EPOLL (poll() where epoll is missing;
+ * never select(), which breaks once descriptors pass FD_SETSIZE) and a pool of event threads,
+ * one per core (MHD_OPTION_THREAD_POOL_SIZE); MHD_ALLOW_SUSPEND_RESUME, so a connection waits
+ * suspended while its handler runs on a handler thread (work_pool.h) or its long-poll is
+ * parked; MHD_USE_ITC, which MHD_quiesce_daemon needs. The address comes from getaddrinfo(host)
+ * passed as MHD_OPTION_SOCK_ADDR, so the host setting is honoured (IPv6 with MHD_USE_IPv6, "::" as
+ * a dual-stack socket); port 0 binds any free port and MHD_DAEMON_INFO_BIND_PORT reads it back.
  * MHD's own messages go to the errand logger (MHD_OPTION_EXTERNAL_LOGGER).
  *
  * A request is handled in two steps, because MHD calls the access handler first with the
@@ -18,13 +18,18 @@
  *     Retry-After; budget.h) — all without reading the body;
  *  2. body pieces are accumulated up to the limit (chunked bodies that pass it are read and
  *     discarded, then refused with 413, since MHD only lets a reply be queued before the body
- *     or after all of it; a chunked body reserves budget as it grows); then the handler runs
- *     and its reply or error is sent. The reserved work is given back when the reply is out.
+ *     or after all of it; a chunked body reserves budget as it grows); then the connection is
+ *     suspended and the handler runs on a handler thread (run_handler), which serialises its
+ *     reply or error and resumes the connection; MHD calls the access handler once more and
+ *     the answer is queued. A long-poll handler may park instead (http_park): the connection
+ *     stays suspended, and the handler runs again when woken. The reserved work is given
+ *     back when the reply is out.
  * Every reply carries Content-Type and Errand-Api-Version.
  *
  * Stopping: MHD_stop_daemon closes connections whether or not their reply has gone out, so
  * http_server_stop first waits (up to DRAIN_TIMEOUT_MS) for the requests in flight — counted
- * from their headers to MHD's "completed" notification — to be answered.
+ * from their headers to MHD's "completed" notification — to be answered (notify_shutdown has
+ * woken every parked long-poll by then), then ends the handler threads, then the daemon.
  */
 #include "server/http.h"
 
@@ -34,6 +39,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +58,7 @@
 #include "server/conn_guard.h"
 #include "server/handlers.h"
 #include "server/router.h"
+#include "server/work_pool.h"
 
 #define API_VERSION_HEADER "Errand-Api-Version"
 #define BODY_INITIAL_CAP 4096
@@ -68,9 +75,13 @@
 /* How long http_server_stop waits for requests in flight to finish before closing their
  * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
 #define DRAIN_TIMEOUT_MS 10000
+/* Most event threads chosen from the number of cores. */
+#define EVENT_THREADS_MAX 8
 
 struct http_server {
     struct MHD_Daemon *daemon;
+    work_pool *pool;        /* the handler threads */
+    MHD_socket quiesced_fd; /* the listening socket, once quiesced (closed at the stop) */
     const struct handler_ctx *ctx;
     size_t max_body;
     budget *work; /* the memory budget of requests in flight */
@@ -89,8 +100,15 @@ struct http_server {
 
 /* Per-request state, from the headers call to MHD's "completed" notification. */
 struct request_state {
+    struct work_item job; /* runs the handler on the pool */
+    http_server *srv;
     const struct route *route;
     struct http_request req;
+    struct http_longpoll longpoll; /* req.longpoll points here */
+    /* The handler's answer: written on the handler thread before it resumes the
+     * connection (MHD_resume_connection orders it before the event thread reads it). */
+    struct http_reply reply;
+    bool answered;
     char *body;
     size_t len, cap;
     size_t reserved; /* work reserved in the budget, given back when the request ends */
@@ -105,29 +123,23 @@ struct request_state {
 
 void http_reply_json(struct http_reply *r, int status, json_t *body)
 {
-    r->status = body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    r->json = body;
-    r->text = NULL;
-    r->content_type = HTTP_CONTENT_JSON;
+    *r = (struct http_reply){.status = body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                             .json = body,
+                             .content_type = HTTP_CONTENT_JSON};
 }
 
 void http_reply_text(struct http_reply *r, int status, char *text, const char *content_type)
 {
-    r->status = text ? status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    r->json = NULL;
-    r->text = text;
-    r->content_type = content_type;
+    *r = (struct http_reply){.status = text ? status : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                             .text = text,
+                             .content_type = content_type};
 }
 
 void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
                      const char *content_type)
 {
-    r->status = status;
-    r->json = NULL;
-    r->text = NULL;
-    r->fd = fd;
-    r->file_size = size;
-    r->content_type = content_type;
+    *r = (struct http_reply){
+        .status = status, .fd = fd, .file_size = size, .content_type = content_type};
 }
 
 /* Adds errand's headers to resp and queues it. */
@@ -179,20 +191,40 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
     if (!buf) {
         static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":"
                                   "\"out of memory\",\"field\":null}}";
-        return queue(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, mem_strdup(oom), sizeof oom - 1,
-                     HTTP_CONTENT_JSON, NULL);
+        return queue_response(
+            conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+            MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT),
+            HTTP_CONTENT_JSON, NULL);
     }
     return queue(conn, status, buf, len, HTTP_CONTENT_JSON, retry_after);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_error *err)
+/* Makes r the error body of err ({"error": {"code", "message", "field"}}). */
+static void error_reply(struct http_reply *r, const errand_error *err)
 {
     int code = err->code < 0 ? err->code : ERRAND_ESERVER;
     json_t *body =
         json_pack("{s:{s:s, s:s, s:o}}", "error", "code", error_code_name(code), "message",
                   err->message, "field", err->field[0] ? json_string(err->field) : json_null());
-    return send_json(conn, error_http_status(code), body,
-                     code == ERR_OVERLOADED ? OVERLOADED_RETRY_AFTER : NULL);
+    *r = (struct http_reply){0};
+    http_reply_json(r, error_http_status(code), body);
+    r->retry_after = code == ERR_OVERLOADED ? OVERLOADED_RETRY_AFTER : NULL;
+}
+
+/* Serialises a JSON reply into its text, on the handler thread, so that the event thread
+ * only queues bytes. A reply that cannot be serialised is left as it is (send_json then
+ * answers 500 out_of_memory). */
+static void serialise_reply(struct http_reply *r)
+{
+    size_t len = 0;
+    char *text = r->json ? dump_json(r->json, &len) : NULL;
+    if (!text)
+        return;
+    json_decref(r->json);
+    r->json = NULL;
+    r->text = text;
+    r->text_len = len;
+    r->content_type = HTTP_CONTENT_JSON;
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
@@ -204,8 +236,16 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply
         return queue_response(conn, r->status, resp, r->content_type, NULL);
     }
     if (r->json || !r->text)
-        return send_json(conn, r->status, r->json, NULL);
-    return queue(conn, r->status, r->text, strlen(r->text), r->content_type, NULL);
+        return send_json(conn, r->status, r->json, r->retry_after);
+    return queue(conn, r->status, r->text, r->text_len ? r->text_len : strlen(r->text),
+                 r->content_type, r->retry_after);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_error *err)
+{
+    struct http_reply r;
+    error_reply(&r, err);
+    return send_reply(conn, &r);
 }
 
 /* --- request access ------------------------------------------------------------------- */
@@ -357,43 +397,74 @@ static void append_body(http_server *srv, struct request_state *rs, const char *
     rs->body[rs->len] = '\0';
 }
 
-static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn,
-                                struct request_state *rs)
+/* Frees what a reply holds (one that was never sent). */
+static void reply_clear(struct http_reply *r)
 {
+    json_decref(r->json);
+    mem_free(r->text);
+    if (r->fd > 0)
+        close(r->fd);
+    *r = (struct http_reply){0};
+}
+
+/* The refusals found while the body came in; 0 when there are none. */
+static int body_refusal(http_server *srv, const struct request_state *rs, errand_error *err)
+{
+    if (rs->too_large)
+        return error_set(err, ERRAND_ETOOBIG, NULL,
+                         "the request body is larger than the limit of %zu bytes "
+                         "(ERRAND_MAX_BODY_BYTES)",
+                         srv->max_body);
+    if (rs->oom)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory reading the request body");
+    if (rs->overloaded)
+        return overloaded(err);
+    return 0;
+}
+
+/* A handler thread runs the request's handler (work_pool.h): again each time a parked
+ * long-poll wakes. Its answer, serialised here, is sent by the event thread once the
+ * connection is resumed. */
+static void run_handler(struct work_item *item)
+{
+    struct request_state *rs =
+        (struct request_state *)((char *)item - offsetof(struct request_state, job));
+    http_server *srv = rs->srv;
     errand_error err;
     error_clear(&err);
-    if (rs->too_large) {
-        error_set(&err, ERRAND_ETOOBIG, NULL,
-                  "the request body is larger than the limit of %zu bytes "
-                  "(ERRAND_MAX_BODY_BYTES)",
-                  srv->max_body);
-        return send_error(conn, &err);
-    }
-    if (rs->oom) {
-        error_set(&err, ERRAND_ENOMEM, NULL, "out of memory reading the request body");
-        return send_error(conn, &err);
-    }
-    if (rs->overloaded) {
-        overloaded(&err);
-        return send_error(conn, &err);
-    }
-    rs->req.body = rs->body ? rs->body : "";
-    rs->req.body_len = rs->len;
     struct http_reply reply = {0};
     int rc = rs->route->fn(srv->ctx, &rs->req, &reply, &err);
+    if (rc == HTTP_PARKED)
+        return; /* queued again when woken; rs may already be in another thread's hands */
     if (rc < 0) {
-        json_decref(reply.json);
-        mem_free(reply.text);
-        if (reply.fd > 0)
-            close(reply.fd);
+        reply_clear(&reply);
         if (err.code == 0)
             error_set(&err, rc, NULL, "%s", errand_strerror(rc));
         if (error_http_status(err.code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)
             log_error("request failed", "method=%s path=%s code=%s error=\"%s\"", rs->req.method,
                       rs->req.path, error_code_name(err.code), err.message);
-        return send_error(conn, &err);
+        error_reply(&reply, &err);
     }
-    return send_reply(conn, &reply);
+    serialise_reply(&reply);
+    rs->reply = reply;
+    rs->answered = true;
+    MHD_resume_connection(rs->req.conn);
+}
+
+/* A parked long-poll woke (notify.h): its handler runs again. Called with notify's lock
+ * held; submitting takes only the pool's. */
+static void wake_parked(void *arg, bool signalled)
+{
+    (void)signalled; /* the handler checks the store either way */
+    struct request_state *rs = arg;
+    work_pool_submit(rs->srv->pool, &rs->job);
+}
+
+int http_park(const struct http_request *req, notify *n, notify_waiter *w, int64_t until_mono_ms)
+{
+    struct request_state *rs =
+        (struct request_state *)((char *)req - offsetof(struct request_state, req));
+    return notify_waiter_park(n, w, until_mono_ms, wake_parked, rs) ? HTTP_PARKED : 0;
 }
 
 /* The guard's entry of conn (NULL when it has none). */
@@ -404,39 +475,47 @@ static guarded_conn *guarded(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
+/* The headers are in: count the request, refuse it now or get ready for its body. */
+static enum MHD_Result on_headers(http_server *srv, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **req_cls)
+{
+    guarded_conn *gc = guarded(conn);
+    conn_guard_waiting(srv->guard, gc, clock_mono_ms());
+    metrics_add(srv->ctx->metrics, METRIC_HTTP_REQUESTS, 1);
+    struct request_state *rs = mem_calloc(1, sizeof *rs);
+    if (!rs)
+        return MHD_NO;
+    *req_cls = rs;
+    pthread_mutex_lock(&srv->lock);
+    srv->in_flight++;
+    pthread_mutex_unlock(&srv->lock);
+    rs->srv = srv;
+    rs->job.fn = run_handler;
+    rs->req.method = method;
+    rs->req.path = url;
+    rs->req.conn = conn;
+    rs->req.longpoll = &rs->longpoll;
+    errand_error err;
+    error_clear(&err);
+    int admitted = admit(srv, conn, rs, &err);
+    if (rs->authenticated)
+        conn_guard_authenticated(srv->guard, gc);
+    if (admitted < 0) {
+        rs->refused = true;
+        conn_guard_busy(srv->guard, gc);
+        return send_error(conn, &err);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
     http_server *srv = cls;
     struct request_state *rs = *req_cls;
-    if (!rs) {
-        /* The headers are in: the connection now waits for the body, or is served. */
-        guarded_conn *gc = guarded(conn);
-        conn_guard_waiting(srv->guard, gc, clock_mono_ms());
-        metrics_add(srv->ctx->metrics, METRIC_HTTP_REQUESTS, 1);
-        rs = mem_calloc(1, sizeof *rs);
-        if (!rs)
-            return MHD_NO;
-        *req_cls = rs;
-        pthread_mutex_lock(&srv->lock);
-        srv->in_flight++;
-        pthread_mutex_unlock(&srv->lock);
-        rs->req.method = method;
-        rs->req.path = url;
-        rs->req.conn = conn;
-        errand_error err;
-        error_clear(&err);
-        int admitted = admit(srv, conn, rs, &err);
-        if (rs->authenticated)
-            conn_guard_authenticated(srv->guard, gc);
-        if (admitted < 0) {
-            rs->refused = true;
-            conn_guard_busy(srv->guard, gc);
-            return send_error(conn, &err);
-        }
-        return MHD_YES;
-    }
+    if (!rs)
+        return on_headers(srv, conn, url, method, req_cls);
     if (*upload_data_size > 0) { /* a piece of the body: waiting for the next one */
         conn_guard_waiting(srv->guard, guarded(conn), clock_mono_ms());
         if (!rs->refused)
@@ -444,10 +523,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    conn_guard_busy(srv->guard, guarded(conn));
     if (rs->refused)
         return MHD_YES;
-    return dispatch(srv, conn, rs);
+    if (rs->answered) { /* resumed: the handler's answer is ready, and MHD takes it */
+        struct http_reply reply = rs->reply;
+        rs->reply = (struct http_reply){0};
+        return send_reply(conn, &reply);
+    }
+    conn_guard_busy(srv->guard, guarded(conn));
+    errand_error err;
+    error_clear(&err);
+    if (body_refusal(srv, rs, &err) < 0)
+        return send_error(conn, &err);
+    rs->req.body = rs->body ? rs->body : "";
+    rs->req.body_len = rs->len;
+    /* The handler runs on a handler thread; this connection waits, suspended, costing no
+     * event-thread time, until run_handler resumes it. */
+    MHD_suspend_connection(conn);
+    work_pool_submit(srv->pool, &rs->job);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -457,6 +551,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct request_state *rs = *req_cls;
     if (!rs)
         return;
+    if (rs->longpoll.free_state)
+        rs->longpoll.free_state(rs->longpoll.state);
+    reply_clear(&rs->reply); /* an answer the connection closed before it was sent */
     budget_give(srv->work, rs->reserved);
     mem_free(rs->body);
     mem_free(rs);
@@ -474,10 +571,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     http_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *info =
+        const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         *socket_context =
-            info ? conn_guard_open(srv->guard, info->connect_fd, clock_mono_ms()) : NULL;
+            fd ? conn_guard_open(srv->guard, fd->connect_fd,
+                                 conn_guard_address_key(addr ? addr->client_addr : NULL),
+                                 clock_mono_ms())
+               : NULL;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_guard_close(srv->guard, *socket_context);
         *socket_context = NULL;
@@ -535,6 +637,7 @@ size_t http_server_work_now(http_server *srv)
 
 static void free_server(http_server *srv)
 {
+    work_pool_stop(srv->pool);
     conn_guard_stop(srv->guard);
     pthread_mutex_destroy(&srv->log_mu);
     budget_free(srv->work);
@@ -559,12 +662,20 @@ static int drain(http_server *srv)
     return left;
 }
 
+/* libmicrohttpd's event threads: one per core (they only read, parse and write). */
+static int event_threads(const struct http_server_options *opt)
+{
+    if (opt->event_threads > 0)
+        return opt->event_threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > EVENT_THREADS_MAX ? EVENT_THREADS_MAX : (int)cores;
+}
+
 static unsigned int daemon_flags(const struct addrinfo *ai, const char *host)
 {
-    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                          MHD_USE_ERROR_LOG | MHD_USE_ITC;
-    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
-        flags |= MHD_USE_POLL;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ai->ai_family == AF_INET6)
         flags |= strcmp(host, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
     return flags;
@@ -600,10 +711,12 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         mem_free(srv);
         return krc;
     }
-    int unauth_cap = opt->max_connections / UNAUTH_SHARE_DEN;
-    krc =
-        conn_guard_start(opt->idle_timeout_ms > 0 ? opt->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS,
-                         unauth_cap, &srv->guard, err);
+    struct conn_guard_limits limits = {
+        .idle_ms = opt->idle_timeout_ms > 0 ? opt->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS,
+        .unauth_cap = opt->max_connections / UNAUTH_SHARE_DEN,
+        .unauth_per_address = opt->unauth_per_address,
+    };
+    krc = conn_guard_start(&limits, &srv->guard, err);
     if (krc < 0) {
         freeaddrinfo(ai);
         auth_keys_free(srv->keys);
@@ -611,7 +724,16 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         mem_free(srv);
         return krc;
     }
+    if ((krc = work_pool_start(opt->handler_threads, &srv->pool, err)) < 0) {
+        freeaddrinfo(ai);
+        conn_guard_stop(srv->guard);
+        auth_keys_free(srv->keys);
+        budget_free(srv->work);
+        mem_free(srv);
+        return krc;
+    }
     srv->ctx = ctx;
+    srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->max_body = opt->max_body_bytes;
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->log_mu, NULL);
@@ -626,6 +748,7 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         /* The logger comes first so that MHD reports problems with later options there. */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)event_threads(opt),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         srv, MHD_OPTION_END);
@@ -650,9 +773,9 @@ void http_server_quiesce(http_server *srv)
     if (!srv)
         return;
     atomic_store(&srv->stopping, true);
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* The event threads take the socket out of their epoll sets after this returns, so it is
+     * closed only once they have ended (http_server_stop), as libmicrohttpd requires. */
+    srv->quiesced_fd = MHD_quiesce_daemon(srv->daemon);
 }
 
 void http_server_stop(http_server *srv)
@@ -664,6 +787,12 @@ void http_server_stop(http_server *srv)
     if (left > 0)
         log_warn("closing connections with requests in flight", "count=%d waited_ms=%d", left,
                  DRAIN_TIMEOUT_MS);
+    /* The handler threads end first: a handler still running resumes its connection, which
+     * must not have been freed under it. */
+    work_pool_stop(srv->pool);
+    srv->pool = NULL;
     MHD_stop_daemon(srv->daemon);
+    if (srv->quiesced_fd != MHD_INVALID_SOCKET)
+        close(srv->quiesced_fd);
     free_server(srv);
 }

@@ -4,10 +4,13 @@
  * (and the connection pointer inside http_request), so handlers read like plain functions:
  * request in, reply (or an errand_error) out.
  *
- * Threading: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION),
- * so a handler may block — a long-poll waits on a condition variable, a store write waits
- * for its group commit — without holding up other connections. The number of connections
- * (hence threads) is capped by ERRAND_MAX_CONNECTIONS.
+ * Threading: libmicrohttpd's few event threads (epoll, one per core) read requests and write
+ * replies; they never run a handler. Once a request's body is in, its connection is
+ * suspended and its handler runs on a handler thread (work_pool.h, ERRAND_HANDLER_THREADS),
+ * where it may block briefly — a store write waits for its group commit. A long-poll must
+ * not hold a thread while it waits: it parks (http_park), and its handler is called again,
+ * with the state it kept, when it is woken. So connections cost memory, not threads:
+ * ERRAND_MAX_CONNECTIONS may be tens of thousands.
  */
 #ifndef ERRAND_SERVER_HTTP_H
 #define ERRAND_SERVER_HTTP_H
@@ -17,19 +20,29 @@
 #include <stddef.h>
 
 #include "core/uuid.h"
+#include "server/notify.h"
 #include "errand/errand.h"
 
-/* An idle connection is closed after this long. It must be longer than the longest
- * long-poll (GET /wait, up to 300 s) so a client waiting on a keep-alive connection is
- * never cut off by the server. */
+/* libmicrohttpd's own timeout for a connection it is reading or writing (suspended ones, whose
+ * long-poll is parked, never time out); conn_guard.h closes idle ones much sooner. */
 #define HTTP_CONNECTION_TIMEOUT_S 330
 
 #define HTTP_API_VERSION "1"
 #define HTTP_CONTENT_JSON "application/json"
 #define HTTP_CONTENT_PROMETHEUS "text/plain; version=0.0.4"
 
+/* What a handler returns when it parked its request (http_park). */
+#define HTTP_PARKED 1
+
 struct MHD_Connection;
 struct handler_ctx;
+
+/* A long-poll's own state, kept between the calls of its handler: the handler sets it on its
+ * first call; free_state(state) is called when the request ends, however it ends. */
+struct http_longpoll {
+    void *state;
+    void (*free_state)(void *state);
+};
 
 struct http_request {
     const char *method;
@@ -38,6 +51,7 @@ struct http_request {
     const char *body;      /* NUL-terminated, body_len bytes; "" when none */
     size_t body_len;
     struct MHD_Connection *conn;
+    struct http_longpoll *longpoll; /* the request's, for a handler that parks */
 };
 
 /* What a handler answers: a JSON body (json, stolen by the reply), text (mem_alloc'd,
@@ -47,9 +61,11 @@ struct http_reply {
     int status;
     json_t *json;
     char *text;
+    size_t text_len;          /* 0: strlen(text) */
     const char *content_type; /* NULL = application/json */
     int fd;                   /* > 0: send file_size bytes from this file */
     uint64_t file_size;
+    const char *retry_after; /* the Retry-After header, or NULL */
 };
 
 /* Sets the reply to status + body; body may be NULL when allocating it failed, in which case
@@ -67,6 +83,12 @@ const char *http_query(const struct http_request *req, const char *name);
  * the first negative return and returns it, else 0. */
 typedef int (*http_query_fn)(void *ud, const char *name, const char *value);
 int http_query_each(const struct http_request *req, http_query_fn fn, void *ud);
+
+/* Parks the request of a long-poll handler on w (notify_waiter_park): the handler returns
+ * what this returns. HTTP_PARKED: no thread holds the request now; the handler is called
+ * again (same req, same req->longpoll) when w is signalled or at until_mono_ms. 0: a signal
+ * came since w last woke (or the server is stopping): the handler checks again at once. */
+int http_park(const struct http_request *req, notify *n, notify_waiter *w, int64_t until_mono_ms);
 
 /* True when the client has closed its side of the connection: a long-poll checks this
  * before it claims, so runs are not handed to a worker that has already gone away. */
@@ -87,6 +109,9 @@ struct http_server_options {
        authentication. */
     const char *submit_keys, *worker_keys, *read_keys;
     int64_t idle_timeout_ms; /* ERRAND_HTTP_IDLE_TIMEOUT_MS (conn_guard.h); 0 = 10 s */
+    int unauth_per_address;  /* ERRAND_HTTP_UNAUTH_PER_ADDRESS (conn_guard.h); 0 = no cap */
+    int handler_threads;     /* ERRAND_HANDLER_THREADS */
+    int event_threads;       /* libmicrohttpd's; 0 = one per core, at most 8 */
 };
 
 typedef struct http_server http_server;

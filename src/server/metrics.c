@@ -69,7 +69,8 @@ __attribute__((format(printf, 3, 4))) static void append(char *buf, size_t *len,
         *len = *len + (size_t)n < METRICS_TEXT_MAX ? *len + (size_t)n : METRICS_TEXT_MAX - 1;
 }
 
-int metrics_render(const metrics *m, store *st, char **text_out, errand_error *err)
+int metrics_render(const metrics *m, store *st, size_t parked_long_polls, char **text_out,
+                   errand_error *err)
 {
     int64_t counts[STATE_COUNT] = {0};
     int rc = store_count_by_state(st, counts, err);
@@ -85,6 +86,11 @@ int metrics_render(const metrics *m, store *st, char **text_out, errand_error *e
     for (int s = 0; s < STATE_COUNT; s++)
         append(buf, &len, "errand_task_runs{state=\"%s\"} %lld\n", state_type_name((errand_state)s),
                (long long)counts[s]);
+    append(buf, &len,
+           "# HELP errand_long_polls_parked Claims and waits parked now, waiting for runs or a "
+           "final state (they hold no thread).\n"
+           "# TYPE errand_long_polls_parked gauge\nerrand_long_polls_parked %zu\n",
+           parked_long_polls);
     for (int c = 0; c < METRIC_COUNT; c++)
         append(buf, &len, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[c].name,
                counter_info[c].help, counter_info[c].name, counter_info[c].name,

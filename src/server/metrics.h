@@ -27,8 +27,9 @@ void metrics_free(metrics *m);
 void metrics_add(metrics *m, enum metric_counter c, uint64_t n);
 uint64_t metrics_get(const metrics *m, enum metric_counter c);
 
-/* The Prometheus text exposition (format 0.0.4) of the counters and of the run counts by
- * state from the store; *text_out is mem_alloc'd. */
-int metrics_render(const metrics *m, store *st, char **text_out, errand_error *err);
+/* The Prometheus text exposition (format 0.0.4) of the counters, of the run counts by state
+ * from the store and of the long-polls parked now; *text_out is mem_alloc'd. */
+int metrics_render(const metrics *m, store *st, size_t parked_long_polls, char **text_out,
+                   errand_error *err);
 
 #endif

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/clock.h"
@@ -50,6 +51,33 @@
  * after which memory is given back. */
 #define HOUSEKEEPING_INTERVAL_S 1
 #define TRIM_AFTER_WORK_BYTES (8 * 1024 * 1024)
+/* Descriptors kept for the store's files, logs and child processes besides connections. */
+#define DESCRIPTORS_RESERVED 256
+
+/* Raises the soft descriptor limit to the hard one and returns how many connections it
+ * leaves room for: max_connections, or fewer (with a warning) when the hard limit is lower. */
+static int fit_descriptor_limit(int max_connections)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return max_connections;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur == RLIM_INFINITY ||
+        lim.rlim_cur >= (rlim_t)max_connections + DESCRIPTORS_RESERVED)
+        return max_connections;
+    int fit = lim.rlim_cur > DESCRIPTORS_RESERVED * 2 ? (int)(lim.rlim_cur - DESCRIPTORS_RESERVED)
+                                                      : (int)(lim.rlim_cur / 2);
+    log_warn("fewer connections than ERRAND_MAX_CONNECTIONS",
+             "max_connections=%d allowed=%d "
+             "hint=\"the descriptor limit (ulimit -n) is %llu; raise it (LimitNOFILE= in a "
+             "systemd unit, ulimits in compose) or lower ERRAND_MAX_CONNECTIONS\"",
+             max_connections, fit, (unsigned long long)lim.rlim_cur);
+    return fit;
+}
 
 static int open_store(const struct settings *s, store **st, errand_error *err)
 {
@@ -179,7 +207,10 @@ int server_run(const struct settings *s)
         .worker_keys = settings_str(s, SET_API_KEYS_WORKER),
         .read_keys = settings_str(s, SET_API_KEYS_READ),
         .idle_timeout_ms = settings_int(s, SET_HTTP_IDLE_TIMEOUT_MS),
+        .unauth_per_address = (int)settings_int(s, SET_HTTP_UNAUTH_PER_ADDRESS),
+        .handler_threads = (int)settings_int(s, SET_HANDLER_THREADS),
     };
+    hopt.max_connections = fit_descriptor_limit(hopt.max_connections);
     int port = 0;
     if (http_server_start(&hopt, &ctx, &http, &port, &err) < 0) {
         log_error("cannot start the HTTP server", "host=%s port=%d error=\"%s\"", host, hopt.port,

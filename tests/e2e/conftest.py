@@ -22,7 +22,7 @@ The binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin).
 import pytest
 
 from errand_procs import (  # noqa: F401 (the tests import these from conftest)
-    BUILD, PYTHON, Api, Server, exec_spec, parse_ts, run_cli, start_worker, teardown_each,
+    BUILD, PYTHON, SANITIZED, Api, Server, exec_spec, parse_ts, run_cli, start_worker, teardown_each,
     unique_task, wait_until, write_script)
 
 

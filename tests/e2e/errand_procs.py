@@ -29,6 +29,9 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("ERRAND_BUILD", REPO / "build"))
 ERRAND = BUILD / "bin" / "errand"
+# Built with ASan+UBSan: memory figures then include the sanitizer's redzones and quarantine.
+SANITIZED = "ERRAND_SANITIZE:BOOL=ON" in (BUILD / "CMakeCache.txt").read_text() \
+    if (BUILD / "CMakeCache.txt").exists() else False
 PYTHON = "/usr/bin/python3"
 
 # Generous deadlines: the same suite runs under ASan+UBSan, which is several times slower.

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import BUILD, unique_task, wait_until
+from conftest import SANITIZED, unique_task, wait_until
 
 BUDGET = 1024 * 1024  # the smallest allowed: one large batch is over it on its own
 BATCH = 5000  # runs of about 40 bytes: a 200 KB body, estimated at 64 bytes of work per byte
@@ -74,10 +74,8 @@ def rss_kb(pid):
 
 
 # ASan's allocator keeps freed memory in quarantine, so the RSS bound is checked against the
-# production allocator (glibc) only; under ASan the test still checks that the server gave
-# memory back after the burst.
-SANITIZED = "ERRAND_SANITIZE:BOOL=ON" in (BUILD / "CMakeCache.txt").read_text() \
-    if (BUILD / "CMakeCache.txt").exists() else False
+# production allocator (glibc) only (SANITIZED); under ASan the test still checks that the
+# server gave memory back after the burst.
 
 
 def test_memory_goes_back_after_a_burst_of_large_batches(server_factory):

@@ -1,7 +1,8 @@
 /*
  * test_server_conn_guard.c — the connection guard (server/conn_guard.h) on real sockets
  * (socket pairs): the oldest unauthenticated waiting connections beyond the cap are shut
- * down first, authenticated and busy ones never for the cap; any waiting longer than the
+ * down first, authenticated and busy ones never for the cap; so are the oldest of one
+ * address beyond its own cap, while other addresses keep theirs; any waiting longer than the
  * idle timeout is shut down; a shut socket reads as closed on the client's side.
  */
 #include <setjmp.h>
@@ -11,6 +12,8 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,12 +36,13 @@ static void cap_first_then_idle_timeout(void **state)
     (void)state;
     conn_guard *g = NULL;
     errand_error err;
-    assert_int_equal(conn_guard_start(IDLE_MS, CAP, &g, &err), 0);
+    struct conn_guard_limits limits = {.idle_ms = IDLE_MS, .unauth_cap = CAP};
+    assert_int_equal(conn_guard_start(&limits, &g, &err), 0);
     int fds[N][2];
     guarded_conn *c[N];
     for (int i = 0; i < N; i++) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds[i]), 0);
-        c[i] = conn_guard_open(g, fds[i][0], T0 + i); /* accept order = age */
+        c[i] = conn_guard_open(g, fds[i][0], 1, T0 + i); /* accept order = age */
         assert_non_null(c[i]);
     }
     conn_guard_authenticated(g, c[0]); /* the oldest, but it sent a valid key */
@@ -66,10 +70,61 @@ static void cap_first_then_idle_timeout(void **state)
     conn_guard_stop(g);
 }
 
+static uint64_t address(const char *ip)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+    return conn_guard_address_key((const struct sockaddr *)&a);
+}
+
+/* One address's unauthenticated waiting connections beyond its cap go, oldest first; another
+ * address keeps its own, and authenticated ones from the crowded address stay. */
+static void per_address_cap(void **state)
+{
+    (void)state;
+    enum { PER_ADDRESS = 3, CROWD = 8, OTHER = 2, AUTHED = 4, ALL = CROWD + OTHER + AUTHED };
+    conn_guard *g = NULL;
+    errand_error err;
+    struct conn_guard_limits limits = {
+        .idle_ms = IDLE_MS, .unauth_cap = 100, .unauth_per_address = PER_ADDRESS};
+    assert_int_equal(conn_guard_start(&limits, &g, &err), 0);
+    uint64_t crowd = address("10.0.0.1"), other = address("10.0.0.2");
+    assert_true(crowd != other);
+    struct sockaddr_in a1 = {.sin_family = AF_INET, .sin_port = 1}, a2 = a1;
+    a2.sin_port = 2;
+    inet_pton(AF_INET, "10.0.0.1", &a1.sin_addr);
+    inet_pton(AF_INET, "10.0.0.1", &a2.sin_addr);
+    assert_true(conn_guard_address_key((const struct sockaddr *)&a1) ==
+                conn_guard_address_key((const struct sockaddr *)&a2)); /* the port is not it */
+    int fds[ALL][2];
+    guarded_conn *c[ALL];
+    for (int i = 0; i < ALL; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds[i]), 0);
+        uint64_t key = i >= CROWD && i < CROWD + OTHER ? other : crowd;
+        c[i] = conn_guard_open(g, fds[i][0], key, T0 + i);
+        if (i >= CROWD + OTHER)
+            conn_guard_authenticated(g, c[i]);
+    }
+    conn_guard_sweep(g, T0 + ALL);
+    for (int i = 0; i < ALL; i++) /* the crowd's oldest five go; the other and the keyed stay */
+        assert_int_equal(shut(fds[i][1]), i < CROWD - PER_ADDRESS);
+    struct conn_guard_counts n;
+    conn_guard_counts(g, &n);
+    assert_int_equal(n.over_address_cap, CROWD - PER_ADDRESS);
+    assert_int_equal(n.over_cap, 0);
+    for (int i = 0; i < ALL; i++) {
+        conn_guard_close(g, c[i]);
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    conn_guard_stop(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_first_then_idle_timeout),
+        cmocka_unit_test(per_address_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,7 +69,8 @@ static void defaults(void **state)
     assert_int_equal(settings_int(&s, SET_LEASE_SECONDS), 30);
     assert_int_equal(settings_int(&s, SET_SWEEP_INTERVAL_MS), 500);
     assert_int_equal(settings_int(&s, SET_MAX_BODY_BYTES), 1048576);
-    assert_int_equal(settings_int(&s, SET_MAX_CONNECTIONS), 1024);
+    assert_int_equal(settings_int(&s, SET_MAX_CONNECTIONS), 10000);
+    assert_int_equal(settings_int(&s, SET_HANDLER_THREADS), 64);
     assert_int_equal(settings_int(&s, SET_RESULT_INLINE_MAX), 65536);
     assert_int_equal(settings_int(&s, SET_WORKER_CONCURRENCY), 10);
     for (int i = 0; i < SET_COUNT; i++)
