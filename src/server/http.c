@@ -451,8 +451,7 @@ static void run_handler(struct work_item *item)
     MHD_resume_connection(rs->req.conn);
 }
 
-/* A parked long-poll woke (notify.h): its handler runs again. Called with notify's lock
- * held; submitting takes only the pool's. */
+/* A parked long-poll woke (notify.h): its handler runs again, on a handler thread. */
 static void wake_parked(void *arg, bool signalled)
 {
     (void)signalled; /* the handler checks the store either way */

@@ -3,8 +3,9 @@
  *
  * A parked waiter is in its keys' buckets (as every listening waiter is) and in the timer
  * heap, ordered by the monotonic time it wakes at. Whichever comes first — a signal, the
- * timer thread reaching that time, shutdown — takes it out of the heap and calls its wake
- * function, all under the one lock, so a waiter wakes exactly once per park. The timer
+ * timer thread reaching that time, shutdown — takes it out of the heap under the one lock,
+ * so a waiter wakes exactly once per park, and calls its wake function once the lock is
+ * released, so signalling threads do not hold it while handing requests to the handlers. The timer
  * thread sleeps on a CLOCK_MONOTONIC condition variable until the heap's earliest time, so
  * a wall-clock jump neither cuts a long-poll short nor stretches it.
  *
@@ -46,6 +47,9 @@ struct notify_waiter {
     int64_t until_ms;
     notify_wake_fn wake;
     void *wake_arg;
+    /* Once woken, until its wake call (made after the lock is released): */
+    notify_waiter *woken_next;
+    bool woken_by_signal;
 };
 
 struct notify {
@@ -121,8 +125,13 @@ static void heap_remove(notify *n, notify_waiter *w)
         heap_down(n, i);
 }
 
-/* Wakes w if it is parked, else marks it for its next park. Lock held. */
-static void fire(notify_waiter *w, notify *n, bool signalled)
+struct woken {
+    notify_waiter *head, *tail; /* in the order woken */
+};
+
+/* Unparks w and adds it to *woken if it is parked, else marks it for its next park. Lock
+ * held; the wake calls are made by call_woken once it is released. */
+static void fire(notify_waiter *w, notify *n, bool signalled, struct woken *woken)
 {
     if (w->heap_index == NOT_IN_HEAP) {
         w->fired |= signalled;
@@ -130,7 +139,24 @@ static void fire(notify_waiter *w, notify *n, bool signalled)
     }
     heap_remove(n, w);
     w->fired = false;
-    w->wake(w->wake_arg, signalled);
+    w->woken_by_signal = signalled;
+    w->woken_next = NULL;
+    if (woken->tail)
+        woken->tail->woken_next = w;
+    else
+        woken->head = w;
+    woken->tail = w;
+}
+
+/* Makes the wake calls of the waiters fire() took out of the heap, without the lock (a
+ * woken waiter stays as it is until its own wake call: its owner is waiting for that). */
+static void call_woken(struct woken *woken)
+{
+    for (notify_waiter *w = woken->head; w;) {
+        notify_waiter *next = w->woken_next; /* w may be parked again once woken */
+        w->wake(w->wake_arg, w->woken_by_signal);
+        w = next;
+    }
 }
 
 static void *timer_thread(void *arg)
@@ -143,8 +169,14 @@ static void *timer_thread(void *arg)
             continue;
         }
         int64_t first = n->heap[0]->until_ms;
-        if (clock_mono_ms() >= first) {
-            fire(n->heap[0], n, false);
+        int64_t now = clock_mono_ms();
+        if (now >= first) {
+            struct woken woken = {0};
+            while (n->heap_len > 0 && n->heap[0]->until_ms <= now)
+                fire(n->heap[0], n, false, &woken);
+            pthread_mutex_unlock(&n->lock);
+            call_woken(&woken);
+            pthread_mutex_lock(&n->lock);
             continue;
         }
         struct timespec until = {.tv_sec = first / MS_PER_S,
@@ -311,28 +343,34 @@ void notify_unlisten(notify *n, notify_waiter *w)
 void notify_signal_key(notify *n, enum notify_topic topic, const char *key)
 {
     uint32_t h = key_hash(key);
+    struct woken woken = {0};
     pthread_mutex_lock(&n->lock);
     for (struct notify_link *l = n->buckets[topic][h & (NOTIFY_BUCKETS - 1)]; l; l = l->next)
         if (l->hash == h && strcmp(l->key, key) == 0)
-            fire(l->w, n, true);
+            fire(l->w, n, true, &woken);
     pthread_mutex_unlock(&n->lock);
+    call_woken(&woken);
 }
 
 void notify_signal(notify *n, enum notify_topic topic)
 {
+    struct woken woken = {0};
     pthread_mutex_lock(&n->lock);
     for (notify_waiter *w = n->waiters[topic]; w; w = w->next)
-        fire(w, n, true);
+        fire(w, n, true, &woken);
     pthread_mutex_unlock(&n->lock);
+    call_woken(&woken);
 }
 
 void notify_shutdown(notify *n)
 {
+    struct woken woken = {0};
     pthread_mutex_lock(&n->lock);
     n->shutdown = true;
     while (n->heap_len > 0)
-        fire(n->heap[0], n, true);
+        fire(n->heap[0], n, true, &woken);
     pthread_mutex_unlock(&n->lock);
+    call_woken(&woken);
 }
 
 bool notify_is_shutdown(notify *n)

@@ -22,7 +22,7 @@
  * changes made by another server sharing the store.
  *
  * Thread-safe: one mutex guards the buckets, the waiter lists, the heap and every waiter's
- * state; wake callbacks run with it held.
+ * state; wake callbacks run after it is released.
  */
 #ifndef ERRAND_SERVER_NOTIFY_H
 #define ERRAND_SERVER_NOTIFY_H
@@ -37,8 +37,8 @@ typedef struct notify notify;
 typedef struct notify_waiter notify_waiter;
 
 /* Called once for a parked waiter: signalled (a signal or shutdown) or its time came. It runs
- * on the signalling thread or the timer thread with notify's lock held, so it must be quick
- * and must not call into notify (it queues work for a thread pool). */
+ * on the signalling thread or the timer thread, without notify's lock, and must be quick (it
+ * queues the request for a handler thread). The waiter stays as it is until the call. */
 typedef void (*notify_wake_fn)(void *arg, bool signalled);
 
 /* Starts the timer thread. NULL on failure (out of memory, no thread). */
