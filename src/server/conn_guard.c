@@ -29,6 +29,7 @@ struct guarded_conn {
     uint64_t address_key;
     int64_t waiting_since_ms; /* 0: busy */
     bool authenticated;
+    bool worker;  /* a request carried a key with the worker scope */
     bool closing; /* the guard shut its socket down */
 };
 
@@ -81,8 +82,9 @@ static bool unauth_waiting(const guarded_conn *c)
 void conn_guard_sweep(conn_guard *g, int64_t now_ms)
 {
     pthread_mutex_lock(&g->mu);
-    size_t n_unauth = 0;
+    size_t n_unauth = 0, n_open = 0;
     for (guarded_conn *c = g->head; c; c = c->next) {
+        n_open += !c->closing;
         if (c->closing || !c->waiting_since_ms)
             continue;
         if (now_ms - c->waiting_since_ms > g->limits.idle_ms) {
@@ -118,14 +120,26 @@ void conn_guard_sweep(conn_guard *g, int64_t now_ms)
             continue;
         }
         shut(c);
+        n_open--;
         n_unauth--;
         if (of_address)
             (*of_address)--;
     }
     mem_free(t.slots);
+    /* The workers' reserve: the oldest waiting connections of others make room. */
+    size_t keep_free = (size_t)g->limits.worker_reserve;
+    size_t most = (size_t)g->limits.max_connections;
+    for (guarded_conn *c = g->head; c && keep_free && n_open + keep_free > most; c = c->next) {
+        if (c->closing || !c->waiting_since_ms || c->worker)
+            continue;
+        shut(c);
+        n_open--;
+        g->closed.for_workers++;
+    }
     struct conn_guard_counts now = g->closed, before = g->logged;
     bool log_now = (now.idle != before.idle || now.over_cap != before.over_cap ||
-                    now.over_address_cap != before.over_address_cap) &&
+                    now.over_address_cap != before.over_address_cap ||
+                    now.for_workers != before.for_workers) &&
                    now_ms - g->logged_at_ms >= LOG_INTERVAL_MS;
     if (log_now) {
         g->logged = now;
@@ -134,10 +148,12 @@ void conn_guard_sweep(conn_guard *g, int64_t now_ms)
     pthread_mutex_unlock(&g->mu);
     if (log_now)
         log_warn("closed idle or slow connections",
-                 "idle=%llu unauthenticated_over_cap=%llu unauthenticated_over_address_cap=%llu",
+                 "idle=%llu unauthenticated_over_cap=%llu unauthenticated_over_address_cap=%llu "
+                 "for_workers_reserve=%llu",
                  (unsigned long long)(now.idle - before.idle),
                  (unsigned long long)(now.over_cap - before.over_cap),
-                 (unsigned long long)(now.over_address_cap - before.over_address_cap));
+                 (unsigned long long)(now.over_address_cap - before.over_address_cap),
+                 (unsigned long long)(now.for_workers - before.for_workers));
 }
 
 uint64_t conn_guard_address_key(const struct sockaddr *addr)
@@ -277,12 +293,13 @@ void conn_guard_busy(conn_guard *g, guarded_conn *c)
     pthread_mutex_unlock(&g->mu);
 }
 
-void conn_guard_authenticated(conn_guard *g, guarded_conn *c)
+void conn_guard_authenticated(conn_guard *g, guarded_conn *c, bool worker)
 {
     if (!c)
         return;
     pthread_mutex_lock(&g->mu);
     c->authenticated = true;
+    c->worker |= worker;
     pthread_mutex_unlock(&g->mu);
 }
 

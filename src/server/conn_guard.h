@@ -17,7 +17,11 @@
  *  - the oldest unauthenticated waiting connections of one client address beyond its own
  *    cap (ERRAND_HTTP_UNAUTH_PER_ADDRESS), so one address cannot take the whole
  *    unauthenticated share. Authenticated clients are never capped by address (tests and
- *    dashboards all come from 127.0.0.1).
+ *    dashboards all come from 127.0.0.1);
+ *  - when the open connections pass the limit less a reserve (an eighth), the oldest waiting
+ *    connections of clients that are not workers (no key with the worker scope), so a
+ *    worker can always connect: web apps and dashboards that hold every connection idle
+ *    cannot keep the workers out.
  * What it closes is logged as one line per kind and interval, not one per connection.
  *
  * The entry of a connection must be removed (conn_guard_close) before its socket is closed:
@@ -42,6 +46,8 @@ typedef struct guarded_conn guarded_conn;
 
 struct conn_guard_limits {
     int64_t idle_ms;        /* the idle timeout */
+    int max_connections;    /* ERRAND_MAX_CONNECTIONS */
+    int worker_reserve;     /* connections kept free for workers; 0 = none */
     int unauth_cap;         /* most unauthenticated waiting connections kept, in all */
     int unauth_per_address; /* ... and from one client address; 0 = no such cap */
 };
@@ -62,14 +68,15 @@ void conn_guard_close(conn_guard *g, guarded_conn *c);
 /* Waiting (for headers, body or the next request) since now, or busy. */
 void conn_guard_waiting(conn_guard *g, guarded_conn *c, int64_t now_ms);
 void conn_guard_busy(conn_guard *g, guarded_conn *c);
-/* A request on it carried a valid key. */
-void conn_guard_authenticated(conn_guard *g, guarded_conn *c);
+/* A request on it carried a valid key; worker: one with the worker scope. */
+void conn_guard_authenticated(conn_guard *g, guarded_conn *c, bool worker);
 
 /* What the guard closed so far: idle (past the timeout) and over the unauthenticated cap. */
 struct conn_guard_counts {
     uint64_t idle;
     uint64_t over_cap;         /* over the cap in all */
     uint64_t over_address_cap; /* over the cap of their address */
+    uint64_t for_workers;      /* closed to keep the workers' reserve free */
 };
 void conn_guard_counts(conn_guard *g, struct conn_guard_counts *out);
 

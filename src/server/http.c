@@ -69,6 +69,8 @@
 #define IDLE_TIMEOUT_DEFAULT_MS 10000
 /* Unauthenticated waiting connections kept: this fraction of ERRAND_MAX_CONNECTIONS. */
 #define UNAUTH_SHARE_DEN 4
+/* Connections kept free for workers: this fraction of ERRAND_MAX_CONNECTIONS. */
+#define WORKER_RESERVE_DEN 8
 /* The same libmicrohttpd message is logged at most this often (a flood of refused
  * connections writes a line a second, with how many it stood for). */
 #define MHD_LOG_REPEAT_MS 1000
@@ -117,6 +119,7 @@ struct request_state {
     bool overloaded; /* a chunked body grew past the budget */
     bool oom;
     bool authenticated; /* the request carried a valid key (or none is needed) */
+    bool worker;        /* ... one with the worker scope */
 };
 
 /* --- replies -------------------------------------------------------------------------- */
@@ -344,6 +347,7 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
     if (rc < 0)
         return rc;
     rs->authenticated = granted != 0;
+    rs->worker = (granted & AUTH_WORK) != 0;
     if (rs->route->scope != AUTH_PUBLIC && !(granted & rs->route->scope))
         return error_set(err, ERR_FORBIDDEN, NULL,
                          "this API key may not %s %s: it needs a key with the %s scope",
@@ -498,7 +502,7 @@ static enum MHD_Result on_headers(http_server *srv, struct MHD_Connection *conn,
     error_clear(&err);
     int admitted = admit(srv, conn, rs, &err);
     if (rs->authenticated)
-        conn_guard_authenticated(srv->guard, gc);
+        conn_guard_authenticated(srv->guard, gc, rs->worker);
     if (admitted < 0) {
         rs->refused = true;
         conn_guard_busy(srv->guard, gc);
@@ -712,6 +716,8 @@ int http_server_start(const struct http_server_options *opt, const struct handle
     }
     struct conn_guard_limits limits = {
         .idle_ms = opt->idle_timeout_ms > 0 ? opt->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS,
+        .max_connections = opt->max_connections,
+        .worker_reserve = opt->max_connections / WORKER_RESERVE_DEN,
         .unauth_cap = opt->max_connections / UNAUTH_SHARE_DEN,
         .unauth_per_address = opt->unauth_per_address,
     };

@@ -164,3 +164,31 @@ def test_one_address_keeps_only_its_share_of_unauthenticated_connections(server_
     finally:
         for s in socks + authed:
             s.close()
+
+
+def test_web_apps_holding_every_connection_do_not_keep_a_worker_out(server_factory,
+                                                                     worker_factory):
+    web_key = "web-app-key"
+    server = server_factory(env={"ERRAND_API_KEY": KEY, "ERRAND_API_KEYS_SUBMIT": web_key,
+                                 "ERRAND_MAX_CONNECTIONS": MAX_CONNECTIONS,
+                                 "ERRAND_HTTP_IDLE_TIMEOUT_MS": IDLE_TIMEOUT_MS})
+    # Kept-alive connections of a web app (a submit key), idle: the server is full.
+    request = (f"GET /api/task_runs?limit=1 HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {web_key}\r\n\r\n").encode()
+    socks = open_connections(server, MAX_CONNECTIONS, request)
+    try:
+        for s in socks[:MAX_CONNECTIONS // 2]:
+            s.settimeout(10)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        worker_factory(server)  # the admin key: worker scope
+        t0 = time.monotonic()
+        run = Api(server.url, key=KEY).submit("errand.noop", {"r": 1})
+        done = Api(server.url, key=KEY).wait_final(run["id"], timeout=30)
+        took = time.monotonic() - t0
+        assert done["state"]["type"] == "COMPLETED", done
+        # Without the workers' reserve the worker waits for the idle timeout (10 s).
+        assert took < IDLE_TIMEOUT_MS / 1000 / 3, f"the run took {took:.1f}s"
+    finally:
+        for s in socks:
+            s.close()
+    assert "for_workers_reserve=" in server.stderr_text()
