@@ -4,6 +4,7 @@
  * store answers only once the runs are committed, so a 2xx here means durably stored.
  * Submissions wake claim long-polls; a cancel may make a run final and wakes /wait.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -50,27 +51,90 @@ void write_run_array(struct jw *w, const char *key, const struct run_list *l, bo
     jw_lit(w, "]");
 }
 
-int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
-                  struct http_reply *reply, errand_error *err)
+/* A submission waiting for its commit: handle_submit runs on the event thread, so it hands
+ * the run to the store and suspends the request instead of waiting (http_suspend). */
+struct pending_submit {
+    store *st;
+    const struct http_request *req;
+    struct run_spec spec;
+    store_submission *sub;
+    int rc; /* store_submit_begin's failure, answered when the request is resumed */
+    errand_error err;
+    atomic_bool committed; /* the store is done with sub */
+};
+
+static void pending_submit_free(void *state)
+{
+    struct pending_submit *p = state;
+    if (p->sub && atomic_load(&p->committed)) { /* resumed, but never answered */
+        struct run_row run;
+        store_submit_end(p->st, p->sub, &run, NULL, NULL);
+        run_row_clear(&run);
+    }
+    run_spec_clear(&p->spec);
+    mem_free(p);
+}
+
+/* The store committed the run (or failed): on its writer thread. */
+static void submit_committed(void *arg)
+{
+    struct pending_submit *p = arg;
+    atomic_store(&p->committed, true);
+    http_resume(p->req);
+}
+
+/* The first call: checks the run and hands it to the store. */
+static int submit_begin(const struct handler_ctx *ctx, const struct http_request *req,
+                        errand_error *err)
 {
     json_t *body = NULL;
-    struct run_row run;
-    struct run_spec spec;
-    bool created = false;
     int64_t now = clock_now_ms();
     int rc = query_none(req, err);
     if (rc < 0 || (rc = http_request_json(req, &body, err)) < 0)
         return rc;
-    rc = run_spec_parse(body, NULL, now, &spec, err);
+    struct pending_submit *p = mem_calloc(1, sizeof *p);
+    if (!p) {
+        json_decref(body);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    rc = run_spec_parse(body, NULL, now, &p->spec, err);
     json_decref(body);
+    if (rc < 0) {
+        mem_free(p);
+        return rc;
+    }
+    p->st = ctx->st;
+    p->req = req;
+    atomic_init(&p->committed, false);
+    req->longpoll->state = p;
+    req->longpoll->free_state = pending_submit_free;
+    rc = http_suspend(req); /* before the store can resume it */
+    if (store_submit_begin(ctx->st, &p->spec, 1, now, submit_committed, p, &p->sub, &p->err) < 0) {
+        p->rc = p->err.code < 0 ? p->err.code : ERRAND_ESTORE;
+        http_resume(req); /* answered with the failure at once */
+    }
+    return rc;
+}
+
+int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
+                  struct http_reply *reply, errand_error *err)
+{
+    struct pending_submit *p = req->longpoll->state;
+    if (!p)
+        return submit_begin(ctx, req, err);
+    if (p->rc < 0) {
+        *err = p->err;
+        return p->rc;
+    }
+    struct run_row run;
+    bool created = false;
+    store_submission *sub = p->sub;
+    p->sub = NULL;
+    int rc = store_submit_end(ctx->st, sub, &run, &created, err);
     if (rc < 0)
         return rc;
-    rc = store_submit(ctx->st, &spec, 1, now, &run, &created, err);
-    if (rc == 0 && created)
-        notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, spec.task);
-    run_spec_clear(&spec);
-    if (rc < 0)
-        return rc;
+    if (created)
+        notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, p->spec.task);
     rc = reply_run(reply, created ? HTTP_CREATED : HTTP_OK, &run, err);
     run_row_clear(&run);
     return rc;

@@ -77,6 +77,8 @@
 /* How long http_server_stop waits for requests in flight to finish before closing their
  * connections anyway (long-polls answer at once once woken; this bounds a stuck store). */
 #define DRAIN_TIMEOUT_MS 10000
+/* How often the stop looks whether the store has resumed every request waiting for it. */
+#define STOP_POLL_NS (10 * 1000 * 1000)
 /* Most event threads chosen from the number of cores. */
 #define EVENT_THREADS_MAX 8
 
@@ -94,6 +96,7 @@ struct http_server {
     int64_t last_logged_ms;            /* ... when */
     unsigned repeats;                  /* the same message since, not logged */
     atomic_bool stopping;
+    atomic_int suspended_for_store;         /* requests waiting for the store (http_suspend) */
     char last_mhd_message[MHD_MESSAGE_MAX]; /* written during start only, for its error */
     pthread_mutex_t lock;                   /* guards in_flight */
     pthread_cond_t idle;                    /* signalled when in_flight drops to 0 */
@@ -426,6 +429,19 @@ static int body_refusal(http_server *srv, const struct request_state *rs, errand
     return 0;
 }
 
+/* Makes reply the error a handler failed with (logged when it is the server's fault). */
+static void handler_error_reply(const struct request_state *rs, int rc, errand_error *err,
+                                struct http_reply *reply)
+{
+    reply_clear(reply);
+    if (err->code == 0)
+        error_set(err, rc, NULL, "%s", errand_strerror(rc));
+    if (error_http_status(err->code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)
+        log_error("request failed", "method=%s path=%s code=%s error=\"%s\"", rs->req.method,
+                  rs->req.path, error_code_name(err->code), err->message);
+    error_reply(reply, err);
+}
+
 /* A handler thread runs the request's handler (work_pool.h): again each time a parked
  * long-poll wakes. Its answer, serialised here, is sent by the event thread once the
  * connection is resumed. */
@@ -440,19 +456,46 @@ static void run_handler(struct work_item *item)
     int rc = rs->route->fn(srv->ctx, &rs->req, &reply, &err);
     if (rc == HTTP_PARKED)
         return; /* queued again when woken; rs may already be in another thread's hands */
-    if (rc < 0) {
-        reply_clear(&reply);
-        if (err.code == 0)
-            error_set(&err, rc, NULL, "%s", errand_strerror(rc));
-        if (error_http_status(err.code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)
-            log_error("request failed", "method=%s path=%s code=%s error=\"%s\"", rs->req.method,
-                      rs->req.path, error_code_name(err.code), err.message);
-        error_reply(&reply, &err);
-    }
+    if (rc < 0)
+        handler_error_reply(rs, rc, &err, &reply);
     serialise_reply(&reply);
     rs->reply = reply;
     rs->answered = true;
     MHD_resume_connection(rs->req.conn);
+}
+
+/* Runs the handler of an on_event_thread route here, on the event thread — again once it
+ * is resumed — and queues its answer, unless it suspended its request. */
+static enum MHD_Result run_on_event_thread(http_server *srv, struct MHD_Connection *conn,
+                                           struct request_state *rs)
+{
+    errand_error err;
+    error_clear(&err);
+    struct http_reply reply = {0};
+    int rc = rs->route->fn(srv->ctx, &rs->req, &reply, &err);
+    if (rc == HTTP_PARKED)
+        return MHD_YES;
+    if (rc < 0)
+        handler_error_reply(rs, rc, &err, &reply);
+    return send_reply(conn, &reply);
+}
+
+int http_suspend(const struct http_request *req)
+{
+    struct request_state *rs =
+        (struct request_state *)((char *)req - offsetof(struct request_state, req));
+    atomic_fetch_add(&rs->srv->suspended_for_store, 1);
+    MHD_suspend_connection(req->conn);
+    return HTTP_PARKED;
+}
+
+void http_resume(const struct http_request *req)
+{
+    struct request_state *rs =
+        (struct request_state *)((char *)req - offsetof(struct request_state, req));
+    http_server *srv = rs->srv; /* rs may be gone once the connection is resumed */
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&srv->suspended_for_store, 1);
 }
 
 /* A parked long-poll woke (notify.h): its handler runs again, on a handler thread. */
@@ -540,6 +583,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_error(conn, &err);
     rs->req.body = rs->body ? rs->body : "";
     rs->req.body_len = rs->len;
+    if (rs->route->on_event_thread)
+        return run_on_event_thread(srv, conn, rs);
     /* The handler runs on a handler thread; this connection waits, suspended, costing no
      * event-thread time, until run_handler resumes it. */
     MHD_suspend_connection(conn);
@@ -741,6 +786,7 @@ int http_server_start(const struct http_server_options *opt, const struct handle
     srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->max_body = opt->max_body_bytes;
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->suspended_for_store, 0);
     pthread_mutex_init(&srv->log_mu, NULL);
     pthread_mutex_init(&srv->lock, NULL);
     pthread_condattr_t attr;
@@ -796,6 +842,8 @@ void http_server_stop(http_server *srv)
      * must not have been freed under it. */
     work_pool_stop(srv->pool);
     srv->pool = NULL;
+    while (atomic_load(&srv->suspended_for_store) > 0) /* the store resumes them: wait */
+        nanosleep(&(struct timespec){.tv_nsec = STOP_POLL_NS}, NULL);
     MHD_stop_daemon(srv->daemon);
     if (srv->quiesced_fd != MHD_INVALID_SOCKET)
         close(srv->quiesced_fd);

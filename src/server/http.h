@@ -90,6 +90,14 @@ int http_query_each(const struct http_request *req, http_query_fn fn, void *ud);
  * came since w last woke (or the server is stopping): the handler checks again at once. */
 int http_park(const struct http_request *req, notify *n, notify_waiter *w, int64_t until_mono_ms);
 
+/* For a handler that runs on the event thread (route.on_event_thread) and waits for the
+ * store without blocking: suspends the request and returns HTTP_PARKED, which the handler
+ * returns; once http_resume(req) is called (from any thread, exactly once), the handler is
+ * called again on the event thread, with the same req and req->longpoll. Suspend before
+ * starting what will resume it. */
+int http_suspend(const struct http_request *req);
+void http_resume(const struct http_request *req);
+
 /* True when the client has closed its side of the connection: a long-poll checks this
  * before it claims, so runs are not handed to a worker that has already gone away. */
 bool http_client_gone(const struct http_request *req);

@@ -14,22 +14,22 @@
 #define ID_SEGMENT "{id}"
 
 static const struct route routes[] = {
-    {"POST", "/api/task_runs", handle_submit, AUTH_SUBMIT},
-    {"GET", "/api/task_runs", handle_list_runs, AUTH_READ},
-    {"POST", "/api/task_runs/batch", handle_submit_batch, AUTH_SUBMIT},
-    {"GET", "/api/task_runs/{id}", handle_get_run, AUTH_READ},
-    {"GET", "/api/task_runs/{id}/wait", handle_wait_run, AUTH_READ},
-    {"GET", "/api/task_runs/{id}/states", handle_run_states, AUTH_READ},
-    {"GET", "/api/task_runs/{id}/logs", handle_run_logs, AUTH_READ},
-    {"GET", "/api/task_runs/{id}/result", handle_run_result, AUTH_READ},
-    {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT},
-    {"GET", "/api/workers", handle_list_workers, AUTH_READ},
-    {"POST", "/api/workers/claim", handle_claim, AUTH_WORK},
-    {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK},
-    {"POST", "/api/workers/report", handle_report, AUTH_WORK},
-    {"GET", "/api/health", handle_health, AUTH_PUBLIC},
-    {"GET", "/api/health/ready", handle_ready, AUTH_PUBLIC},
-    {"GET", "/metrics", handle_metrics, AUTH_READ},
+    {"POST", "/api/task_runs", handle_submit, AUTH_SUBMIT, true},
+    {"GET", "/api/task_runs", handle_list_runs, AUTH_READ, false},
+    {"POST", "/api/task_runs/batch", handle_submit_batch, AUTH_SUBMIT, false},
+    {"GET", "/api/task_runs/{id}", handle_get_run, AUTH_READ, false},
+    {"GET", "/api/task_runs/{id}/wait", handle_wait_run, AUTH_READ, false},
+    {"GET", "/api/task_runs/{id}/states", handle_run_states, AUTH_READ, false},
+    {"GET", "/api/task_runs/{id}/logs", handle_run_logs, AUTH_READ, false},
+    {"GET", "/api/task_runs/{id}/result", handle_run_result, AUTH_READ, false},
+    {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT, false},
+    {"GET", "/api/workers", handle_list_workers, AUTH_READ, false},
+    {"POST", "/api/workers/claim", handle_claim, AUTH_WORK, false},
+    {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK, false},
+    {"POST", "/api/workers/report", handle_report, AUTH_WORK, false},
+    {"GET", "/api/health", handle_health, AUTH_PUBLIC, false},
+    {"GET", "/api/health/ready", handle_ready, AUTH_PUBLIC, false},
+    {"GET", "/metrics", handle_metrics, AUTH_READ, false},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])

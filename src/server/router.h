@@ -17,6 +17,9 @@ struct route {
     const char *pattern; /* "/api/task_runs/{id}/wait" */
     handler_fn fn;
     enum auth_scope scope; /* what a key must grant; AUTH_PUBLIC: served without one */
+    /* The handler runs on the event thread: it never blocks (it waits for the store with
+     * http_suspend/http_resume), so its request skips the hand-off to a handler thread. */
+    bool on_event_thread;
 };
 
 /* Whether method and path name a public route exactly (the health probes): the one thing

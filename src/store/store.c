@@ -7,6 +7,7 @@
  */
 #include "store/store.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -49,10 +50,55 @@ const char *store_kind(const store *st)
     return st->backend->kind;
 }
 
+int store_submit_begin(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                       void (*done)(void *arg), void *arg, store_submission **out,
+                       errand_error *err)
+{
+    return st->backend->submit_begin(st, specs, n, now_ms, done, arg, out, err);
+}
+
+int store_submit_end(store *st, store_submission *sub, struct run_row *rows_out, bool *created,
+                     errand_error *err)
+{
+    return st->backend->submit_end(sub, rows_out, created, err);
+}
+
+/* A caller of store_submit waiting for its submission. */
+struct submit_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void submit_waited(void *arg)
+{
+    struct submit_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
 int store_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
                  struct run_row *rows_out, bool *created, errand_error *err)
 {
-    return st->backend->submit(st, specs, n, now_ms, rows_out, created, err);
+    struct submit_wait w = {.done = false};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    store_submission *sub = NULL;
+    int rc = store_submit_begin(st, specs, n, now_ms, submit_waited, &w, &sub, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = store_submit_end(st, sub, rows_out, created, err);
+    } else {
+        memset(rows_out, 0, n * sizeof *rows_out);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
 }
 
 int store_get_run(store *st, const char *id, struct run_row *out, errand_error *err)

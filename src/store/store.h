@@ -8,7 +8,8 @@
  *
  * Every call is thread-safe: HTTP handler threads call the store concurrently. Writes in the
  * SQLite backend are funnelled to one writer thread that commits them in groups; a call
- * returns only after its write is committed (durability per ERRAND_DATABASE_SYNC).
+ * returns only after its write is committed (durability per ERRAND_DATABASE_SYNC), except
+ * store_submit_begin, whose completion is called back instead.
  *
  * Rows and lists handed out are owned by the caller (run_row_clear, run_list_clear and the
  * _clear functions below). All functions return 0 or a negative ERRAND_E* code and fill err.
@@ -54,6 +55,18 @@ const char *store_kind(const store *st); /* "sqlite" | "postgresql" */
  * rows_out[i] (n of them, caller's array) receives the run as stored. */
 int store_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
                  struct run_row *rows_out, bool *created, errand_error *err);
+
+/* store_submit in two halves, for a caller that must not block (an HTTP event thread):
+ * begin queues the submission and returns at once; done(arg) is called once, on the store's
+ * own thread, when it is committed or failed — it must be quick (it resumes a connection);
+ * then end gives what store_submit would have (rows_out: n of them) and frees sub. specs
+ * must stay as they are until end. A begin that fails never calls done. */
+typedef struct store_submission store_submission;
+int store_submit_begin(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                       void (*done)(void *arg), void *arg, store_submission **out,
+                       errand_error *err);
+int store_submit_end(store *st, store_submission *sub, struct run_row *rows_out, bool *created,
+                     errand_error *err);
 
 /* The run with that id; ERRAND_ENOTFOUND when there is none. */
 int store_get_run(store *st, const char *id, struct run_row *out, errand_error *err);
@@ -249,8 +262,9 @@ struct store_backend {
     const char *kind;
     int (*open)(const char *url, const struct store_options *opt, store **out, errand_error *err);
     void (*close)(store *st);
-    int (*submit)(store *, const struct run_spec *, size_t, int64_t, struct run_row *, bool *,
-                  errand_error *);
+    int (*submit_begin)(store *, const struct run_spec *, size_t, int64_t, void (*)(void *), void *,
+                        store_submission **, errand_error *);
+    int (*submit_end)(store_submission *, struct run_row *, bool *, errand_error *);
     int (*get_run)(store *, const char *, struct run_row *, errand_error *);
     int (*get_state)(store *, const char *, errand_state *, errand_error *);
     int (*list_runs)(store *, const struct run_filter *, struct run_list *, char[37],

@@ -6,6 +6,10 @@
  */
 #include "store_fixture.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
 /* --- submissions --------------------------------------------------------------------- */
 
 static void submit_get_round_trip(void **state)
@@ -160,6 +164,53 @@ static void batch_all_or_nothing_on_failure(void **state)
     assert_true(failures > 0);
     for (int i = 0; i < n; i++)
         run_spec_clear(&specs[i]);
+}
+
+/* store_submit in halves, as the HTTP event threads use it: done is called once, on the
+ * store's thread, before end hands out the run; a begin that fails never calls done. */
+struct done_count {
+    atomic_int calls;
+    pthread_t thread;
+};
+
+static void count_done(void *arg)
+{
+    struct done_count *d = arg;
+    d->thread = pthread_self();
+    atomic_fetch_add(&d->calls, 1);
+}
+
+static void submit_in_halves(void **state)
+{
+    struct fixture *fx = *state;
+    struct run_spec spec;
+    parse_spec(&spec, fx->t0, "{\"task\": \"t\", \"tags\": [\"half\"]}");
+    struct done_count d;
+    atomic_init(&d.calls, 0);
+    errand_error err;
+    store_submission *sub = NULL;
+    assert_int_equal(store_submit_begin(fx->st, &spec, 1, fx->t0, count_done, &d, &sub, &err), 0);
+    for (int i = 0; i < 5000 && atomic_load(&d.calls) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&d.calls), 1);
+    assert_false(pthread_equal(d.thread, pthread_self()));
+    struct run_row run;
+    bool created = false;
+    assert_int_equal(store_submit_end(fx->st, sub, &run, &created, &err), 0);
+    assert_true(created);
+    assert_string_equal(run.task, "t");
+    assert_string_equal(run.tags, "[\"half\"]");
+    assert_int_equal(total_runs(fx), 1);
+    run_row_clear(&run);
+
+    mem_fail_after(0); /* begin cannot even allocate */
+    int rc = store_submit_begin(fx->st, &spec, 1, fx->t0, count_done, &d, &sub, &err);
+    mem_fail_after(-1);
+    assert_int_equal(rc, ERRAND_ENOMEM);
+    usleep(50 * 1000);
+    assert_int_equal(atomic_load(&d.calls), 1);
+    assert_int_equal(total_runs(fx), 1);
+    run_spec_clear(&spec);
 }
 
 /* --- caching ------------------------------------------------------------------------- */
@@ -609,6 +660,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_idempotency_inside_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_across_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_all_or_nothing_on_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(submit_in_halves, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_hit_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(list_pagination_and_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(list_each_state, setup, teardown),

@@ -38,7 +38,9 @@
  * Locking: `lock` guards the queue, `stopping`, and the `done` flag of every queued op.
  * Each op has its own condition variable, so a commit wakes exactly its callers, not every
  * waiting thread. The writer signals while holding the lock and never touches an op after
- * releasing it, so a woken caller may free its op (it lives on the caller's stack).
+ * releasing it, so a woken caller may free its op (it lives on the caller's stack). An
+ * asynchronous op (sqlite_writer_start_op) has no waiter: the writer calls its completion
+ * after releasing the lock, then frees it.
  * The connection and the batch array belong to the writer thread alone.
  */
 #include "store/sqlite/sqlite_writer.h"
@@ -65,6 +67,8 @@ struct writer_op {
     errand_error err;
     bool done;
     pthread_cond_t done_cond;
+    sqlite_writer_done_fn on_done; /* asynchronous: called instead of waking a waiter */
+    void *done_arg;
     struct writer_op *next;
 };
 
@@ -216,9 +220,26 @@ static void *writer_main(void *p)
         w->stats.cpu_us += (unsigned long long)cpu;
         if (n > w->stats.max_batch)
             w->stats.max_batch = n;
-        for (size_t i = 0; i < n; i++) {
-            w->batch[i]->done = true;
-            pthread_cond_signal(&w->batch[i]->done_cond);
+        struct writer_op *finished = NULL; /* asynchronous ops, completed after unlocking */
+        for (size_t i = n; i-- > 0;) {
+            struct writer_op *op = w->batch[i];
+            if (op->on_done) {
+                op->next = finished;
+                finished = op;
+                continue;
+            }
+            op->done = true;
+            pthread_cond_signal(&op->done_cond);
+        }
+        if (finished) {
+            pthread_mutex_unlock(&w->lock);
+            while (finished) {
+                struct writer_op *op = finished;
+                finished = op->next;
+                op->on_done(op->done_arg, op->rc, &op->err);
+                mem_free(op);
+            }
+            pthread_mutex_lock(&w->lock);
         }
     }
     pthread_mutex_unlock(&w->lock);
@@ -285,6 +306,32 @@ static int run_op_waiting(sqlite_writer *w, sqlite_writer_fn fn, void *arg, bool
     if (op.rc < 0 && err)
         *err = op.err;
     return op.rc;
+}
+
+int sqlite_writer_start_op(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
+                           sqlite_writer_done_fn on_done, void *done_arg, errand_error *err)
+{
+    struct writer_op *op = mem_calloc(1, sizeof *op);
+    if (!op)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    op->fn = fn;
+    op->arg = arg;
+    op->on_done = on_done;
+    op->done_arg = done_arg;
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        mem_free(op);
+        return error_set(err, ERRAND_EUNAVAILABLE, NULL, "store: closing");
+    }
+    if (w->tail)
+        w->tail->next = op;
+    else
+        w->head = op;
+    w->tail = op;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
 }
 
 int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err)

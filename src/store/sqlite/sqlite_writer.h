@@ -40,6 +40,17 @@ int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_e
  * group. A process crash still loses nothing of it. */
 int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err);
 
+/* Called on the writer thread once an asynchronous op is committed (rc 0) or failed (rc and
+ * err as sqlite_writer_run would return them); err lives only during the call. */
+typedef void (*sqlite_writer_done_fn)(void *done_arg, int rc, const errand_error *err);
+
+/* Queues fn(conn, arg) like sqlite_writer_run, without waiting: on_done(done_arg, ...) is
+ * called once, on the writer thread, after its group committed or failed. It must be quick:
+ * the writer commits nothing else meanwhile. When queuing fails (out of memory, the writer
+ * stopping) it returns the error and never calls on_done. */
+int sqlite_writer_start_op(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
+                           sqlite_writer_done_fn on_done, void *done_arg, errand_error *err);
+
 /* Commits what is queued, stops the thread, closes the connection, frees w. */
 void sqlite_writer_stop(sqlite_writer *w);
 

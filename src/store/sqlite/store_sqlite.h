@@ -59,8 +59,11 @@ int store_sqlite_promote_due(struct sqlite_conn *c, int64_t now_ms, int *n_promo
                              errand_error *err);
 
 /* The operations, one per file group. */
-int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
-                        struct run_row *rows_out, bool *created, errand_error *err);
+int store_sqlite_submit_begin(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                              void (*done)(void *arg), void *arg, store_submission **out,
+                              errand_error *err);
+int store_sqlite_submit_end(store_submission *sub, struct run_row *rows_out, bool *created,
+                            errand_error *err);
 int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
                         errand_error *err);
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,

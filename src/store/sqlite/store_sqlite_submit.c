@@ -252,53 +252,102 @@ static char *delays_text(const struct run_spec *spec)
     return text;
 }
 
-int store_sqlite_submit(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
-                        struct run_row *rows_out, bool *created, errand_error *err)
+/* A submission on its way through the writer (store_submit_begin .. store_submit_end). */
+struct store_submission {
+    struct submit_op op;
+    struct submit_slot *slots;
+    size_t n;
+    int rc; /* the op's outcome, set on the writer thread before done is called */
+    errand_error err;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+static void submission_free(store_submission *sub)
 {
-    struct store_sqlite *s = store_sqlite_of(st);
-    memset(rows_out, 0, n * sizeof *rows_out);
-    if (n == 0)
-        return 0;
-    struct submit_slot *slots = mem_calloc(n, sizeof *slots);
-    if (!slots)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (uuid_v7(now_ms, slots[i].id) < 0) {
-            rc = error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
-            goto done;
-        }
-        if (!(slots[i].delays_text = delays_text(&specs[i]))) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
-        if ((rc = created_row(&specs[i], &slots[i], now_ms, &slots[i].prebuilt, err)) < 0)
-            goto done;
-        const char *tags = specs[i].tags;
-        if (tags && strcmp(tags, "[]") != 0 && !(slots[i].tags = json_loads(tags, 0, NULL))) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory"); /* specs hold valid JSON */
-            goto done;
-        }
+    for (size_t i = 0; sub->slots && i < sub->n; i++) {
+        slot_clear_outputs(&sub->slots[i]);
+        run_row_clear(&sub->slots[i].prebuilt);
+        json_decref(sub->slots[i].tags);
+        mem_free(sub->slots[i].delays_text);
     }
-    struct submit_op op = {.specs = specs, .slots = slots, .n = n, .now_ms = now_ms};
-    if ((rc = sqlite_writer_run(s->writer, submit_in_writer, &op, err)) < 0)
-        goto done;
-    /* Committed: hand out the answers without allocating anything. */
+    mem_free(sub->slots);
+    mem_free(sub);
+}
+
+/* Everything a submission needs before the writer sees it: ids, texts, the rows it answers
+ * with when the runs are created. */
+static int submission_prepare(store_submission *sub, const struct run_spec *specs, size_t n,
+                              int64_t now_ms, errand_error *err)
+{
+    if (!(sub->slots = mem_calloc(n, sizeof *sub->slots)))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    sub->n = n;
     for (size_t i = 0; i < n; i++) {
+        struct submit_slot *slot = &sub->slots[i];
+        int rc;
+        if (uuid_v7(now_ms, slot->id) < 0)
+            return error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
+        if (!(slot->delays_text = delays_text(&specs[i])))
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        if ((rc = created_row(&specs[i], slot, now_ms, &slot->prebuilt, err)) < 0)
+            return rc;
+        const char *tags = specs[i].tags;
+        if (tags && strcmp(tags, "[]") != 0 && !(slot->tags = json_loads(tags, 0, NULL)))
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory"); /* specs hold valid JSON */
+    }
+    sub->op = (struct submit_op){.specs = specs, .slots = sub->slots, .n = n, .now_ms = now_ms};
+    return 0;
+}
+
+static void submission_committed(void *arg, int rc, const errand_error *err)
+{
+    store_submission *sub = arg;
+    sub->rc = rc;
+    if (rc < 0)
+        sub->err = *err;
+    sub->done(sub->done_arg);
+}
+
+int store_sqlite_submit_begin(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                              void (*done)(void *arg), void *arg, store_submission **out,
+                              errand_error *err)
+{
+    *out = NULL;
+    store_submission *sub = mem_calloc(1, sizeof *sub);
+    if (!sub)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    sub->done = done;
+    sub->done_arg = arg;
+    int rc = n ? submission_prepare(sub, specs, n, now_ms, err) : 0;
+    if (rc == 0)
+        rc = sqlite_writer_start_op(store_sqlite_of(st)->writer, submit_in_writer, &sub->op,
+                                    submission_committed, sub, err);
+    if (rc < 0) {
+        submission_free(sub);
+        return rc;
+    }
+    *out = sub;
+    return 0;
+}
+
+int store_sqlite_submit_end(store_submission *sub, struct run_row *rows_out, bool *created,
+                            errand_error *err)
+{
+    int rc = sub->rc;
+    memset(rows_out, 0, sub->n * sizeof *rows_out);
+    if (rc < 0 && err)
+        *err = sub->err;
+    /* Committed: hand out the answers without allocating anything. */
+    for (size_t i = 0; rc == 0 && i < sub->n; i++) {
+        struct submit_slot *slot = &sub->slots[i];
         if (created)
-            created[i] = slots[i].created;
-        struct run_row *from = slots[i].answered ? &slots[i].answer : &slots[i].prebuilt;
+            created[i] = slot->created;
+        struct run_row *from = slot->answered ? &slot->answer : &slot->prebuilt;
         rows_out[i] = *from;
         memset(from, 0, sizeof *from);
     }
-done:
-    for (size_t i = 0; i < n; i++) {
-        slot_clear_outputs(&slots[i]);
-        run_row_clear(&slots[i].prebuilt);
-        json_decref(slots[i].tags);
-        mem_free(slots[i].delays_text);
-    }
-    mem_free(slots);
+    submission_free(sub);
     return rc;
 }
 
