@@ -258,6 +258,13 @@ ERRAND_API int errand_wait(errand_client *c, const char *run_id, double timeout_
 ERRAND_API int errand_cancel(errand_client *c, const char *run_id, errand_run **out,
                              errand_error *err);
 
+/* Runs a FAILED, CRASHED or CANCELLED run again, as a new run of the same task, parameters
+ * and options whose "retry_of" is run_id (POST /api/task_runs/{id}/retry); *out (optional)
+ * is the new run. Each call makes a new run. ERRAND_ECONFLICT when the run is not over, or
+ * COMPLETED (submit it again instead). */
+ERRAND_API int errand_retry(errand_client *c, const char *run_id, errand_run **out,
+                            errand_error *err);
+
 /* The result of a COMPLETED run as JSON text (from the run itself, or from the server's
  * GET /api/task_runs/{id}/result when it was persisted and not inlined: a client never opens
  * a file a run names). A FAILED/CRASHED run gives ERRAND_EFAILED with its message; a run not

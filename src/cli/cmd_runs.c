@@ -1,5 +1,5 @@
 /*
- * cmd_runs.c — the `errand runs` group: ls, show, logs, cancel, wait and result. Typed calls
+ * cmd_runs.c — the `errand runs` group: ls, show, logs, cancel, retry, wait and result. Typed calls
  * of errand.h where it has them (get, wait, cancel, result); the listings go through
  * errand_request() and are rendered as tables, or passed through as JSON with --json.
  */
@@ -330,6 +330,40 @@ static int run_runs_cancel(const struct args *a)
 {
     return connect_with_client(a, cancel_run);
 }
+
+/* ---- runs retry ----------------------------------------------------------------------- */
+
+static int retry_run(const struct args *a, errand_client *c)
+{
+    int status = CLI_EXIT_OK;
+    errand_error err = {0};
+    errand_run *run = NULL;
+    if (errand_retry(c, a->positional[0], &run, &err) != 0)
+        status = out_error(a->cmd, &err);
+    else if (args_has(a, "json"))
+        out_json_text(errand_run_json(run));
+    else
+        printf("%s %s\n", errand_run_id(run), errand_state_type_name(errand_run_state(run)));
+    errand_run_free(run);
+    return status;
+}
+
+static int run_runs_retry(const struct args *a)
+{
+    return connect_with_client(a, retry_run);
+}
+
+const struct cli_command cmd_runs_retry = {
+    RUNS_BY_ID,
+    .name = "retry",
+    .summary = "Run a failed, crashed or cancelled task run again",
+    .usage = "ID [--json]",
+    .options = json_only_options,
+    .details = "Submits a new run of the same task, parameters and options, due now, whose\n"
+               "retry_of is ID, and prints NEW_ID STATE. The original run is left as it is.\n"
+               "Refused for a run that is not over, or COMPLETED (submit it again instead).",
+    .run = run_runs_retry,
+};
 
 const struct cli_command cmd_runs_cancel = {
     RUNS_BY_ID,

@@ -14,6 +14,7 @@ extern const struct cli_command cmd_runs_ls;
 extern const struct cli_command cmd_runs_show;
 extern const struct cli_command cmd_runs_logs;
 extern const struct cli_command cmd_runs_cancel;
+extern const struct cli_command cmd_runs_retry;
 extern const struct cli_command cmd_runs_wait;
 extern const struct cli_command cmd_runs_result;
 extern const struct cli_command cmd_workers_ls;

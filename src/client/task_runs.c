@@ -1,6 +1,6 @@
 /*
  * task_runs.c — reading and steering one task run: errand_get, errand_wait (long-poll in
- * slices until final or out of time) and errand_cancel.
+ * slices until final or out of time), errand_cancel and errand_retry.
  */
 #include <stdio.h>
 
@@ -91,4 +91,12 @@ int errand_cancel(errand_client *c, const char *run_id, errand_run **out, errand
         *out = NULL;
     error_clear(err);
     return run_call(c, "POST", run_id, "/cancel", 0, out, err);
+}
+
+int errand_retry(errand_client *c, const char *run_id, errand_run **out, errand_error *err)
+{
+    if (out)
+        *out = NULL;
+    error_clear(err);
+    return run_call(c, "POST", run_id, "/retry", 0, out, err);
 }

@@ -61,6 +61,10 @@ int handle_list_runs(const struct handler_ctx *, const struct http_request *, st
 int handle_cancel_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                       errand_error *);
 
+/* handlers_run_retry.c */
+int handle_retry_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                     errand_error *);
+
 /* handlers_run_history.c */
 int handle_run_states(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                       errand_error *);

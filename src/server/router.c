@@ -23,6 +23,7 @@ static const struct route routes[] = {
     {"GET", "/api/task_runs/{id}/logs", handle_run_logs, AUTH_READ, false},
     {"GET", "/api/task_runs/{id}/result", handle_run_result, AUTH_READ, false},
     {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT, false},
+    {"POST", "/api/task_runs/{id}/retry", handle_retry_run, AUTH_SUBMIT, false},
     {"GET", "/api/workers", handle_list_workers, AUTH_READ, false},
     {"POST", "/api/workers/claim", handle_claim, AUTH_WORK, false},
     {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK, false},

@@ -132,6 +132,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     }
     if (r->result_ref)
         put(obj, "result_ref", json_string(r->result_ref), &ok);
+    put(obj, "retry_of", run_json_text_or_null(r->retry_of), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto fail;
@@ -291,6 +292,8 @@ void run_json_write(struct jw *w, const struct run_row *r)
         jw_member(w, "result_ref");
         jw_string(w, r->result_ref);
     }
+    jw_member(w, "retry_of");
+    jw_string(w, r->retry_of);
     jw_lit(w, "}");
 }
 

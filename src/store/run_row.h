@@ -43,6 +43,7 @@ struct run_row {
     int persist_result;     /* -1 = unset */
     const char *result;     /* JSON text, NULL = not inlined */
     const char *result_ref;
+    const char *retry_of;    /* the run this one retries (POST .../retry), NULL = none */
     const char *lease_token; /* claimed rows only */
     int64_t lease_expires;
     char *owned; /* buffer behind the strings when owned, else NULL */

@@ -16,6 +16,7 @@ void run_spec_clear(struct run_spec *spec)
     mem_free(spec->idempotency_key);
     mem_free(spec->tags);
     mem_free(spec->cache_key);
+    mem_free(spec->retry_of);
     memset(spec, 0, sizeof *spec);
     spec->persist_result = -1;
 }

@@ -29,6 +29,7 @@ struct run_spec {
     char *cache_key;                 /* NULL = none */
     double cache_expiration_seconds; /* 0 = never */
     int persist_result;              /* -1 unset, 0, 1 */
+    char *retry_of;                  /* the run this one retries, NULL = none */
 };
 
 /* Frees the strings of spec and resets it (persist_result -1). */

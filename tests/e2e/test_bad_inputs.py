@@ -155,7 +155,7 @@ def test_bad_id_is_400_invalid_parameter(server, suffix):
 
 @pytest.mark.parametrize("method,suffix", [("GET", ""), ("GET", "/states"), ("GET", "/logs"),
                                            ("GET", "/wait?timeout_seconds=1"),
-                                           ("POST", "/cancel")])
+                                           ("POST", "/cancel"), ("POST", "/retry")])
 def test_unknown_id_is_404(server, method, suffix):
     r = server.api.request(method, f"/task_runs/{UNKNOWN_ID}{suffix}")
     error_of(r, 404, "not_found")
@@ -282,6 +282,7 @@ def test_scoped_keys_allow_only_their_endpoints(server_factory):
         ("POST", "/task_runs", {"task": "scoped.t"}, "submit"),
         ("POST", "/task_runs/batch", {"runs": [{"task": "scoped.t"}]}, "submit"),
         ("POST", f"/task_runs/{rid}/cancel", None, "submit"),
+        ("POST", f"/task_runs/{rid}/retry", None, "submit"),
         ("GET", "/task_runs", None, "read"),
         ("GET", f"/task_runs/{rid}", None, "read"),
         ("GET", f"/task_runs/{rid}/wait?timeout_seconds=0", None, "read"),

@@ -96,6 +96,7 @@ static void completed_run_with_everything(void **state)
     r.persist_result = 1;
     r.result = "{\"answer\":42,\"pi\":3.141592653589793,\"list\":[]}";
     r.result_ref = "local:///var/lib/errand/storage/x.json";
+    r.retry_of = "0193a0c4-0000-7000-8000-000000000003";
     r.lease_token = "00112233445566778899aabbccddeeff";
     r.lease_expires = 1764584749300;
     assert_same(&r);

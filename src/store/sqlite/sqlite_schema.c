@@ -234,6 +234,9 @@ static const struct migration migrations[] = {
      "DROP INDEX task_runs_cache;"
      "CREATE INDEX task_runs_cache ON task_runs (task, cache_key, finished)"
      "  WHERE cache_key IS NOT NULL AND state_type = 3 AND state_name = 'Completed';"},
+
+    /* A run made by POST /api/task_runs/{id}/retry keeps the id of the run it retries. */
+    {15, "retry_of", "ALTER TABLE task_runs ADD COLUMN retry_of TEXT;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

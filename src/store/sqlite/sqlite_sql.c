@@ -63,7 +63,7 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
-    "timeout_seconds, persist_result, result, result_ref, redeliveries"
+    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of"
 
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
@@ -100,9 +100,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed) "
+        "persist_result, result, result_ref, delayed, retry_of) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ")"),
+        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ", ?25)"),
     SQL(SQL_TAG_INSERT, "INSERT OR IGNORE INTO task_run_tags (tag, run_id) VALUES (?1, ?2)"),
     SQL(SQL_STATE_INSERT,
         "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "

@@ -103,6 +103,7 @@ enum run_col {
     RC_RESULT,
     RC_RESULT_REF,
     RC_REDELIVERIES,
+    RC_RETRY_OF,
 };
 
 /* Columns of SQL_CLAIM_CANDIDATES. */

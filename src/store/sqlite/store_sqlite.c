@@ -76,6 +76,7 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->result = sqlite_col_text(s, RC_RESULT);
     r->result_ref = sqlite_col_text(s, RC_RESULT_REF);
     r->redeliveries = sqlite3_column_int(s, RC_REDELIVERIES);
+    r->retry_of = sqlite_col_text(s, RC_RETRY_OF);
 }
 
 /* --- reads ------------------------------------------------------------------------- */

@@ -156,6 +156,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     sqlite_bind_opt_int(s, 22, spec->persist_result);
     sqlite_bind_text(s, 23, slot->cached ? slot->cache_result : NULL);
     sqlite_bind_text(s, 24, slot->cached ? slot->cache_result_ref : NULL);
+    sqlite_bind_text(s, 25, spec->retry_of);
     int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);
     if (rc < 0)
         return rc;
@@ -200,6 +201,7 @@ static int created_row(const struct run_spec *spec, const struct submit_slot *sl
     r->persist_result = spec->persist_result;
     r->result = slot->cached ? slot->cache_result : NULL;
     r->result_ref = slot->cached ? slot->cache_result_ref : NULL;
+    r->retry_of = spec->retry_of;
     int rc = run_row_own_strings(r, err);
     if (rc < 0)
         memset(r, 0, sizeof *r);
