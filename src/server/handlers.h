@@ -46,6 +46,11 @@ int reply_run(struct http_reply *reply, int status, const struct run_row *r, err
  * for more members. */
 void write_run_array(struct jw *w, const char *key, const struct run_list *l, bool claims);
 
+/* Parks a long-poll (http_park) until a signal for w, its next re-check (ERRAND_POLL_RECHECK_MS
+ * after now_ms) or deadline_ms, whichever comes first; returns what http_park does. */
+int handler_park(const struct handler_ctx *ctx, const struct http_request *req, notify_waiter *w,
+                 int64_t now_ms, int64_t deadline_ms);
+
 typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
                           struct http_reply *reply, errand_error *err);
 

@@ -86,10 +86,8 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
         int64_t now = clock_mono_ms();
         if (runs.n > 0 || now >= p->deadline_ms || notify_is_shutdown(ctx->notify))
             break;
-        int64_t until = now + ctx->poll_recheck_ms < p->deadline_ms ? now + ctx->poll_recheck_ms
-                                                                    : p->deadline_ms;
         p->waited = true;
-        if ((rc = http_park(req, ctx->notify, p->w, until)) == HTTP_PARKED)
+        if ((rc = handler_park(ctx, req, p->w, now, p->deadline_ms)) == HTTP_PARKED)
             return rc;
     }
     metrics_add(ctx->metrics, METRIC_CLAIMS, runs.n);

@@ -35,6 +35,13 @@ int reply_run(struct http_reply *reply, int status, const struct run_row *r, err
     return reply_written(reply, status, &w, err);
 }
 
+int handler_park(const struct handler_ctx *ctx, const struct http_request *req, notify_waiter *w,
+                 int64_t now_ms, int64_t deadline_ms)
+{
+    int64_t recheck = now_ms + ctx->poll_recheck_ms;
+    return http_park(req, ctx->notify, w, recheck < deadline_ms ? recheck : deadline_ms);
+}
+
 void write_run_array(struct jw *w, const char *key, const struct run_list *l, bool claims)
 {
     jw_lit(w, "{");

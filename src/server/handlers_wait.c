@@ -84,9 +84,7 @@ int handle_wait_run(const struct handler_ctx *ctx, const struct http_request *re
         if (state_is_final(state) || now >= p->deadline_ms || notify_is_shutdown(ctx->notify) ||
             http_client_gone(req))
             break;
-        int64_t until = now + ctx->poll_recheck_ms < p->deadline_ms ? now + ctx->poll_recheck_ms
-                                                                    : p->deadline_ms;
-        if ((rc = http_park(req, ctx->notify, p->w, until)) == HTTP_PARKED)
+        if ((rc = handler_park(ctx, req, p->w, now, p->deadline_ms)) == HTTP_PARKED)
             return rc;
     }
     struct run_row run;
