@@ -5,7 +5,7 @@
  * never select(), which breaks once descriptors pass FD_SETSIZE) and a pool of event threads,
  * one per core (MHD_OPTION_THREAD_POOL_SIZE); MHD_ALLOW_SUSPEND_RESUME, so a connection waits
  * suspended while its handler runs on a handler thread (work_pool.h) or its long-poll is
- * parked; MHD_USE_ITC, which MHD_quiesce_daemon needs. The address comes from getaddrinfo(host)
+ * parked. The address comes from getaddrinfo(host)
  * passed as MHD_OPTION_SOCK_ADDR, so the host setting is honoured (IPv6 with MHD_USE_IPv6, "::" as
  * a dual-stack socket); port 0 binds any free port and MHD_DAEMON_INFO_BIND_PORT reads it back.
  * MHD's own messages go to the errand logger (MHD_OPTION_EXTERNAL_LOGGER).
@@ -84,8 +84,7 @@
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    work_pool *pool;        /* the handler threads */
-    MHD_socket quiesced_fd; /* the listening socket, once quiesced (closed at the stop) */
+    work_pool *pool; /* the handler threads */
     const struct handler_ctx *ctx;
     size_t max_body;
     budget *work; /* the memory budget of requests in flight */
@@ -783,7 +782,6 @@ int http_server_start(const struct http_server_options *opt, const struct handle
         return krc;
     }
     srv->ctx = ctx;
-    srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->max_body = opt->max_body_bytes;
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->suspended_for_store, 0);
@@ -823,10 +821,12 @@ void http_server_quiesce(http_server *srv)
 {
     if (!srv)
         return;
+    /* Every request from now on is answered 503 (admit). The listening socket stays open
+     * until http_server_stop: MHD_quiesce_daemon races with the event threads of an epoll
+     * thread pool in libmicrohttpd 0.9.75 (a thread that sees the daemon quiesced removes the
+     * socket from its epoll set a second time and aborts: "Failed to remove listen FD from
+     * epoll set"). */
     atomic_store(&srv->stopping, true);
-    /* The event threads take the socket out of their epoll sets after this returns, so it is
-     * closed only once they have ended (http_server_stop), as libmicrohttpd requires. */
-    srv->quiesced_fd = MHD_quiesce_daemon(srv->daemon);
 }
 
 void http_server_stop(http_server *srv)
@@ -845,7 +845,5 @@ void http_server_stop(http_server *srv)
     while (atomic_load(&srv->suspended_for_store) > 0) /* the store resumes them: wait */
         nanosleep(&(struct timespec){.tv_nsec = STOP_POLL_NS}, NULL);
     MHD_stop_daemon(srv->daemon);
-    if (srv->quiesced_fd != MHD_INVALID_SOCKET)
-        close(srv->quiesced_fd);
     free_server(srv);
 }

@@ -133,7 +133,8 @@ int http_server_start(const struct http_server_options *opt, const struct handle
 size_t http_server_work_peak(http_server *srv);
 size_t http_server_work_now(http_server *srv);
 
-/* Stops accepting connections; requests that still arrive on open connections answer 503. */
+/* From now on every request answers 503 unavailable (connections are still accepted until
+ * http_server_stop closes the listening socket). */
 void http_server_quiesce(http_server *srv);
 
 /* Waits (bounded) for requests in flight to be answered — wake long-polls first — then

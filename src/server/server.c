@@ -9,7 +9,8 @@
  * HTTP daemon, so nothing is served before everything behind it is ready. The "listening"
  * log line, with the real port, is how scripts and tests find a server started on port 0.
  *
- * Shutdown, in order: stop accepting connections (late requests on open ones answer 503);
+ * Shutdown, in order: answer every new request 503 (the listening socket closes with the
+ * HTTP server);
  * wake every long-poll so it answers now (claims with what they have, /wait with the current
  * state) instead of after its timeout; stop the HTTP server, which first waits, bounded, for
  * the requests in flight to be answered; stop the sweeper; close the store (which commits
@@ -222,7 +223,7 @@ int server_run(const struct settings *s)
     int sig = wait_for_stop(&stop_set, http, st);
     log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
-    log_info("stopped accepting connections", "host=%s port=%d", host, port);
+    log_info("refusing new requests (503)", "host=%s port=%d", host, port);
     notify_shutdown(n);
     http_server_stop(http);
     http = NULL;
