@@ -53,7 +53,7 @@ browser: all test-deps
 
 # Coverage-guided fuzzing (libFuzzer) of the parsers of untrusted input, FUZZ_SECONDS each.
 fuzz: deps
-	@echo "== fuzzers (FUZZ_SECONDS=$${FUZZ_SECONDS:-30} each) =="
+	@echo "== fuzzers (FUZZ_SECONDS=$${FUZZ_SECONDS:-20} each) =="
 	$(Q)tests/fuzz/run.sh
 
 # The fault campaign in its short form (30-50 s): the server killed under load, workers

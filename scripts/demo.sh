@@ -121,10 +121,6 @@ wait_ready task "${pids[1]}" "$api_url/workers" 'create_structured_output'
 start api env ERRAND_API_URL="$api_url" "$bin/structured-output-api" --host "$host" --port "$app_port"
 wait_ready api "${pids[2]}" "$app_url/health"
 
-dashboard_line=""
-if curl -fsS --max-time 2 -o /dev/null "http://$host:$server_port/" 2>/dev/null; then
-  dashboard_line="    errand dashboard  http://$host:$server_port/"$'\n'
-fi
 note=""
 if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
   note=$(cat <<'NOTE'
@@ -140,7 +136,8 @@ fi
 cat >&2 <<EOF
 
   errand is running.
-${dashboard_line}    errand API        $api_url   (runs: $api_url/task_runs)
+    errand dashboard  http://$host:$server_port/
+    errand API        $api_url   (runs: $api_url/task_runs)
     example app       $app_url/
 
   Submit a task from the page, or with curl:

@@ -38,6 +38,7 @@
  * the setting to what its descriptor limit allows. */
 #define MAX_CONNECTIONS_LIMIT 1000000
 #define MAX_HANDLER_THREADS 1024
+#define MAX_EVENTS_BUFFER (1024 * 1024)
 #define MAX_CONCURRENCY 10000
 
 static const struct setting_def SETTINGS[SET_COUNT] = {
@@ -118,6 +119,14 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      SETTING_INT, "65536", 0, GIB, false, "results up to this size are stored inline in the run"},
     {SET_WORKER_CONCURRENCY, "ERRAND_WORKER_CONCURRENCY", "concurrency", SETTING_INT, "10", 1,
      MAX_CONCURRENCY, false, "how many runs a worker executes at once"},
+    {SET_EVENTS_BUFFER, "ERRAND_EVENTS_BUFFER", "events-buffer", SETTING_INT, "4096", 16,
+     MAX_EVENTS_BUFFER, false,
+     "the newest state changes the server keeps in memory for GET /api/events: a client "
+     "that reconnects within them resumes where it was, else it gets a reset event"},
+    {SET_EVENTS_RETENTION_SECONDS, "ERRAND_EVENTS_RETENTION_SECONDS", "events-retention-seconds",
+     SETTING_INT, "3600", 0, CENTURY_SECONDS, false,
+     "state changes are kept in the store's change feed this long (the newest always); "
+     "0 = keep them for ever"},
 };
 
 static const char *const DATABASE_SYNC_VALUES[] = {"full", "normal", "off", NULL};

@@ -5,6 +5,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,7 +26,12 @@ struct key {
 struct auth_keys {
     struct key *keys;
     size_t n;
+    unsigned char session_secret[DIGEST_LEN]; /* SHA-256 of a label and every key's digest */
 };
+
+#define SESSION_VERSION "v1"
+#define SESSION_SECRET_LABEL "errand-session-v1"
+#define KEY_ID_BYTES 8
 
 static bool digest(const char *s, size_t len, unsigned char out[DIGEST_LEN])
 {
@@ -33,6 +41,15 @@ static bool digest(const char *s, size_t len, unsigned char out[DIGEST_LEN])
         return false;
     memcpy(out, md, DIGEST_LEN);
     return true;
+}
+
+/* The scopes of the key whose digest is md (all keys compared, match or not). */
+static unsigned scopes_of_digest(const auth_keys *k, const unsigned char md[DIGEST_LEN])
+{
+    unsigned granted = 0;
+    for (size_t i = 0; i < k->n; i++)
+        granted |= CRYPTO_memcmp(md, k->keys[i].digest, DIGEST_LEN) == 0 ? k->keys[i].scopes : 0;
+    return granted;
 }
 
 /* Adds each key of the comma-separated list with scopes; setting names it in errors. */
@@ -84,6 +101,18 @@ int auth_keys_new(const char *admin, const char *submit, const char *worker, con
         rc = add_list(k, worker, AUTH_WORK, "ERRAND_API_KEYS_WORKER", err);
     if (rc == 0)
         rc = add_list(k, read, AUTH_READ, "ERRAND_API_KEYS_READ", err);
+    if (rc == 0) { /* the session secret: every key's digest under a label */
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned int len = 0;
+        bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                  EVP_DigestUpdate(md, SESSION_SECRET_LABEL, strlen(SESSION_SECRET_LABEL)) == 1;
+        for (size_t i = 0; ok && i < k->n; i++)
+            ok = EVP_DigestUpdate(md, k->keys[i].digest, DIGEST_LEN) == 1;
+        ok = ok && EVP_DigestFinal_ex(md, k->session_secret, &len) == 1 && len == DIGEST_LEN;
+        EVP_MD_CTX_free(md);
+        if (!ok)
+            rc = error_set(err, ERRAND_EIO, NULL, "cannot derive the session secret");
+    }
     if (rc < 0) {
         auth_keys_free(k);
         return rc;
@@ -96,6 +125,7 @@ void auth_keys_free(auth_keys *k)
 {
     if (!k)
         return;
+    OPENSSL_cleanse(k->session_secret, sizeof k->session_secret);
     OPENSSL_cleanse(k->keys, k->n * sizeof *k->keys);
     mem_free(k->keys);
     mem_free(k);
@@ -123,9 +153,91 @@ unsigned auth_granted(const auth_keys *k, const char *authorization)
     unsigned char md[DIGEST_LEN];
     if (!digest(given, strlen(given), md))
         return 0;
+    return scopes_of_digest(k, md); /* every key, match or not: the time says nothing */
+}
+
+unsigned auth_key_scopes(const auth_keys *k, const char *key)
+{
+    if (!auth_enabled(k))
+        return AUTH_ALL;
+    unsigned char md[DIGEST_LEN];
+    if (!key || !*key || strlen(key) > KEY_MAX || !digest(key, strlen(key), md))
+        return 0;
+    return scopes_of_digest(k, md);
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* The mac of a token's signed part, as hex. */
+static bool session_mac(const auth_keys *k, const char *signed_part, size_t len,
+                        char out[2 * DIGEST_LEN + 1])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    if (!HMAC(EVP_sha256(), k->session_secret, DIGEST_LEN, (const unsigned char *)signed_part, len,
+              mac, &mac_len) ||
+        mac_len != DIGEST_LEN)
+        return false;
+    hex(mac, DIGEST_LEN, out);
+    return true;
+}
+
+unsigned auth_session_issue(const auth_keys *k, const char *key, long long expires_s,
+                            char out[AUTH_SESSION_MAX])
+{
+    out[0] = '\0';
+    unsigned char md[DIGEST_LEN];
+    if (!auth_enabled(k) || !key || !*key || strlen(key) > KEY_MAX || !digest(key, strlen(key), md))
+        return 0;
+    unsigned scopes = scopes_of_digest(k, md);
+    if (!scopes)
+        return 0;
+    char id[2 * KEY_ID_BYTES + 1], mac[2 * DIGEST_LEN + 1];
+    hex(md, KEY_ID_BYTES, id);
+    int n = snprintf(out, AUTH_SESSION_MAX, SESSION_VERSION ".%lld.%s", expires_s, id);
+    if (n < 0 || n >= AUTH_SESSION_MAX - (int)sizeof mac - 1 ||
+        !session_mac(k, out, (size_t)n, mac)) {
+        out[0] = '\0';
+        return 0;
+    }
+    snprintf(out + n, (size_t)(AUTH_SESSION_MAX - n), ".%s", mac);
+    return scopes;
+}
+
+unsigned auth_session_granted(const auth_keys *k, const char *token, long long now_s)
+{
+    if (!auth_enabled(k) || !token)
+        return 0;
+    size_t len = strlen(token);
+    const char *mac_dot = strrchr(token, '.');
+    if (len >= AUTH_SESSION_MAX || !mac_dot || strncmp(token, SESSION_VERSION ".", 3) != 0)
+        return 0;
+    char want[2 * DIGEST_LEN + 1];
+    size_t signed_len = (size_t)(mac_dot - token);
+    if (strlen(mac_dot + 1) != 2 * DIGEST_LEN || !session_mac(k, token, signed_len, want) ||
+        CRYPTO_memcmp(want, mac_dot + 1, 2 * DIGEST_LEN) != 0)
+        return 0;
+    /* Signed by us: "v1.<expires>.<key id>" is well formed. */
+    char *end = NULL;
+    long long expires = strtoll(token + 3, &end, 10);
+    if (!end || *end != '.' || expires <= now_s)
+        return 0;
+    const char *id = end + 1;
     unsigned granted = 0;
-    for (size_t i = 0; i < k->n; i++) /* every key, match or not: the time says nothing */
-        granted |= CRYPTO_memcmp(md, k->keys[i].digest, DIGEST_LEN) == 0 ? k->keys[i].scopes : 0;
+    for (size_t i = 0; i < k->n; i++) {
+        char key_id[2 * KEY_ID_BYTES + 1];
+        hex(k->keys[i].digest, KEY_ID_BYTES, key_id);
+        if ((size_t)(mac_dot - id) == 2 * KEY_ID_BYTES && memcmp(key_id, id, 2 * KEY_ID_BYTES) == 0)
+            granted |= k->keys[i].scopes;
+    }
     return granted;
 }
 

@@ -44,6 +44,24 @@ bool auth_enabled(const auth_keys *k);
  * when no key is configured, 0 when the header names no configured key. */
 unsigned auth_granted(const auth_keys *k, const char *authorization);
 
+/* The scopes key itself grants (the login of the dashboard), as auth_granted does for an
+ * Authorization header: AUTH_ALL when no key is configured, 0 for an unknown key. */
+unsigned auth_key_scopes(const auth_keys *k, const char *key);
+
+/* Sessions: the dashboard's login exchanges a key for a token kept in a cookie (a browser's
+ * EventSource cannot send headers, and a key must not sit in URLs or page storage). A token
+ * is "v1.<expires>.<key id>.<mac>": the key id is the start of the key's SHA-256, the mac an
+ * HMAC-SHA-256 over the rest under a secret derived from every configured key. So servers
+ * with the same keys accept each other's sessions; a session grants what its key grants now
+ * (a key removed from the configuration ends its sessions); changing the keys ends all. */
+#define AUTH_SESSION_MAX 128
+/* Writes a token for key valid until expires_s (Unix seconds) into out; returns the scopes it
+ * grants, 0 (nothing written) when the key is not configured. */
+unsigned auth_session_issue(const auth_keys *k, const char *key, long long expires_s,
+                            char out[AUTH_SESSION_MAX]);
+/* The scopes token grants at now_s: 0 when malformed, forged, expired or its key is gone. */
+unsigned auth_session_granted(const auth_keys *k, const char *token, long long now_s);
+
 /* The scope's name for messages: "read", "submit", "worker". */
 const char *auth_scope_name(unsigned scope);
 

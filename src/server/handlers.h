@@ -10,6 +10,7 @@
 #define ERRAND_SERVER_HANDLERS_H
 
 #include "errand/errand.h"
+#include "server/event_feed.h"
 #include "server/http.h"
 #include "server/json_writer.h"
 #include "server/metrics.h"
@@ -21,6 +22,7 @@
 struct handler_ctx {
     store *st;
     notify *notify;
+    event_feed *events; /* the change feed, for GET /api/events */
     metrics *metrics;
     readiness *readiness;      /* NULL: GET /api/health/ready probes the store at every call */
     const result_storage *results; /* NULL: no result storage (references are refused) */
@@ -91,6 +93,22 @@ int handle_report(const struct handler_ctx *, const struct http_request *, struc
                   errand_error *);
 int handle_list_workers(const struct handler_ctx *, const struct http_request *,
                         struct http_reply *, errand_error *);
+
+/* handlers_events.c */
+int handle_events(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                  errand_error *);
+
+/* handlers_session.c: the dashboard's login */
+int handle_session_get(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                       errand_error *);
+int handle_session_login(const struct handler_ctx *, const struct http_request *,
+                         struct http_reply *, errand_error *);
+int handle_session_logout(const struct handler_ctx *, const struct http_request *,
+                          struct http_reply *, errand_error *);
+
+/* handlers_ui.c: the dashboard's files */
+int handle_ui(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+              errand_error *);
 
 /* handlers_health.c, handlers_metrics.c */
 int handle_run_result(const struct handler_ctx *, const struct http_request *, struct http_reply *,

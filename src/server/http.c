@@ -61,6 +61,13 @@
 #include "server/work_pool.h"
 
 #define API_VERSION_HEADER "Errand-Api-Version"
+#define CONTENT_SECURITY_POLICY                                                                    \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+/* The dashboard's session cookie, and the header a request authenticated by it must carry
+ * to change anything (a cross-site page can send the cookie's request only without it). */
+#define SESSION_COOKIE "errand_session"
+#define CSRF_HEADER "X-Errand-CSRF"
 #define BODY_INITIAL_CAP 4096
 #define MHD_MESSAGE_MAX 256
 #define PORT_TEXT_MAX 8
@@ -147,7 +154,71 @@ void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
         .status = status, .fd = fd, .file_size = size, .content_type = content_type};
 }
 
-/* Adds errand's headers to resp and queues it. */
+void http_reply_stream(struct http_reply *r, int status, const struct http_stream *stream,
+                       const char *content_type)
+{
+    *r = (struct http_reply){.status = status, .stream = *stream, .content_type = content_type};
+}
+
+/* --- streams ---------------------------------------------------------------------------- */
+
+/* Bytes a stream's read callback may write at once. */
+#define STREAM_BLOCK_BYTES (32 * 1024)
+
+struct http_stream_conn {
+    struct MHD_Connection *conn;
+    struct http_stream stream;
+};
+
+void http_stream_hold(http_stream_conn *sc)
+{
+    MHD_suspend_connection(sc->conn);
+}
+
+void http_stream_wake(http_stream_conn *sc)
+{
+    MHD_resume_connection(sc->conn);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    http_stream_conn *sc = cls;
+    ssize_t n = sc->stream.read(sc->stream.state, sc, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void stream_free(void *cls)
+{
+    http_stream_conn *sc = cls;
+    sc->stream.free(sc->stream.state);
+    mem_free(sc);
+}
+
+/* A response that calls the stream's read as the connection drains (chunked). */
+static struct MHD_Response *stream_response(struct MHD_Connection *conn, struct http_stream *s)
+{
+    http_stream_conn *sc = mem_calloc(1, sizeof *sc);
+    if (!sc) {
+        s->free(s->state);
+        return NULL;
+    }
+    sc->conn = conn;
+    sc->stream = *s;
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES, stream_read, sc, stream_free);
+    if (!resp) {
+        stream_free(sc);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
+    return resp;
+}
+
+/* Adds errand's headers to resp and queues it. Every answer forbids content sniffing,
+ * framing and any script, style or connection not from the server itself (the dashboard's
+ * pages load only their own files; an API answer shown in a browser runs nothing). */
 static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
                                       struct MHD_Response *resp, const char *content_type,
                                       const char *retry_after)
@@ -157,6 +228,9 @@ static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : HTTP_CONTENT_JSON);
     MHD_add_response_header(resp, API_VERSION_HEADER, HTTP_API_VERSION);
+    MHD_add_response_header(resp, "Content-Security-Policy", CONTENT_SECURITY_POLICY);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
@@ -221,6 +295,8 @@ static void error_reply(struct http_reply *r, const errand_error *err)
  * answers 500 out_of_memory). */
 static void serialise_reply(struct http_reply *r)
 {
+    if (r->stream.read || r->set_cookie)
+        return;
     size_t len = 0;
     char *text = r->json ? dump_json(r->json, &len) : NULL;
     if (!text)
@@ -234,6 +310,29 @@ static void serialise_reply(struct http_reply *r)
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
 {
+    if (r->set_cookie) { /* only small JSON replies set one */
+        size_t len = 0;
+        char *buf = r->json ? dump_json(r->json, &len) : NULL;
+        json_decref(r->json);
+        r->json = NULL;
+        if (!buf) {
+            mem_free(r->set_cookie);
+            r->set_cookie = NULL;
+            return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
+        }
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
+        if (!resp)
+            mem_free(buf);
+        else
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+        mem_free(r->set_cookie);
+        r->set_cookie = NULL;
+        return queue_response(conn, r->status, resp, HTTP_CONTENT_JSON, NULL);
+    }
+    if (r->stream.read)
+        return queue_response(conn, r->status, stream_response(conn, &r->stream), r->content_type,
+                              NULL);
     if (r->fd > 0) { /* MHD owns the descriptor from here, even when it fails */
         struct MHD_Response *resp = MHD_create_response_from_fd64(r->file_size, r->fd);
         if (!resp)
@@ -254,6 +353,11 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_erro
 }
 
 /* --- request access ------------------------------------------------------------------- */
+
+const char *http_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
 
 const char *http_query(const struct http_request *req, const char *name)
 {
@@ -326,6 +430,56 @@ static int overloaded(errand_error *err)
                      "(ERRAND_MAX_INFLIGHT_BYTES); retry after a second");
 }
 
+/* The dashboard's session token in the request's Cookie header, copied into out; false when
+ * there is none. */
+static bool session_cookie(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    if (!v || !*v || strlen(v) >= size)
+        return false;
+    snprintf(out, size, "%s", v);
+    return true;
+}
+
+/* The scopes a request carries: its Authorization header's key, else its session cookie
+ * (*via_session says so); AUTH_ALL when the server has no key. */
+static unsigned request_scopes(http_server *srv, struct MHD_Connection *conn, bool *via_session)
+{
+    *via_session = false;
+    if (!auth_enabled(srv->keys))
+        return AUTH_ALL;
+    const char *authz =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (authz)
+        return auth_granted(srv->keys, authz);
+    char token[AUTH_SESSION_MAX];
+    if (!session_cookie(conn, token, sizeof token))
+        return 0;
+    unsigned granted = auth_session_granted(srv->keys, token, clock_now_ms() / MS_PER_S);
+    *via_session = granted != 0;
+    return granted;
+}
+
+bool http_auth_required(const struct http_request *req)
+{
+    const struct request_state *rs =
+        (const struct request_state *)((const char *)req - offsetof(struct request_state, req));
+    return auth_enabled(rs->srv->keys);
+}
+
+unsigned http_session_issue(const struct http_request *req, const char *key, long long expires_s,
+                            char *out, size_t out_size)
+{
+    const struct request_state *rs =
+        (const struct request_state *)((const char *)req - offsetof(struct request_state, req));
+    char token[AUTH_SESSION_MAX];
+    unsigned scopes = auth_session_issue(rs->srv->keys, key, expires_s, token);
+    if (!scopes || strlen(token) >= out_size)
+        return 0;
+    snprintf(out, out_size, "%s", token);
+    return scopes;
+}
+
 /* The headers step: everything that can be refused before reading the body. */
 static int admit(http_server *srv, struct MHD_Connection *conn, struct request_state *rs,
                  errand_error *err)
@@ -334,22 +488,28 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
         return error_set(err, ERRAND_EUNAVAILABLE, NULL,
                          "the server is shutting down; retry against another server or later");
     /* The key first: a caller without one learns nothing of the routes. */
-    unsigned granted = AUTH_ALL;
-    if (!router_is_public(rs->req.method, rs->req.path)) {
-        granted =
-            auth_granted(srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_AUTHORIZATION));
-        if (!granted)
-            return error_set(err, ERR_UNAUTHORIZED, NULL,
-                             "missing or wrong API key: send 'Authorization: Bearer <key>' "
-                             "with one of the server's keys (ERRAND_API_KEY, "
-                             "ERRAND_API_KEYS_SUBMIT, _WORKER or _READ)");
-    }
+    unsigned granted = request_scopes(srv, conn, &rs->req.via_session);
+    rs->req.granted = granted;
+    if (!granted && !router_is_public(rs->req.method, rs->req.path))
+        return error_set(err, ERR_UNAUTHORIZED, NULL,
+                         "missing or wrong API key: send 'Authorization: Bearer <key>' "
+                         "with one of the server's keys (ERRAND_API_KEY, "
+                         "ERRAND_API_KEYS_SUBMIT, _WORKER or _READ), or log in to the "
+                         "dashboard");
     int rc = router_match(rs->req.method, rs->req.path, &rs->route, rs->req.id, err);
     if (rc < 0)
         return rc;
-    rs->authenticated = granted != 0;
-    rs->worker = (granted & AUTH_WORK) != 0;
+    if (rs->req.via_session && strcmp(rs->req.method, "GET") != 0 &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CSRF_HEADER))
+        return error_set(err, ERR_FORBIDDEN, CSRF_HEADER,
+                         "a request authenticated by the dashboard's session must carry the "
+                         "%s header to change anything (cross-site requests cannot)",
+                         CSRF_HEADER);
+    /* The connection guard counts a public route's caller as authenticated, as before keys
+       were looked at for it. */
+    unsigned counted = granted || rs->route->scope != AUTH_PUBLIC ? granted : AUTH_ALL;
+    rs->authenticated = counted != 0;
+    rs->worker = (counted & AUTH_WORK) != 0;
     if (rs->route->scope != AUTH_PUBLIC && !(granted & rs->route->scope))
         return error_set(err, ERR_FORBIDDEN, NULL,
                          "this API key may not %s %s: it needs a key with the %s scope",
@@ -410,6 +570,9 @@ static void reply_clear(struct http_reply *r)
     mem_free(r->text);
     if (r->fd > 0)
         close(r->fd);
+    if (r->stream.read)
+        r->stream.free(r->stream.state);
+    mem_free(r->set_cookie);
     *r = (struct http_reply){0};
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/uuid.h"
 #include "server/notify.h"
@@ -52,11 +53,33 @@ struct http_request {
     size_t body_len;
     struct MHD_Connection *conn;
     struct http_longpoll *longpoll; /* the request's, for a handler that parks */
+    unsigned granted;               /* the scopes it carries (auth.h); AUTH_ALL without keys */
+    bool via_session;               /* ... from the dashboard's session cookie, not a key */
 };
 
+/* A stream's connection, as its read callback sees it. */
+typedef struct http_stream_conn http_stream_conn;
+
+/* A reply written as it goes, for as long as the connection lasts (server-sent events).
+ * read(state, conn, buf, max) is called on an event thread whenever the connection can take
+ * more: it copies up to max bytes into buf and returns how many; or it calls
+ * http_stream_hold(conn) and returns 0 — the connection then waits, costing no thread, until
+ * http_stream_wake(conn) — or returns -1 to end the reply. free(state) is called once, when
+ * the connection is done with it (or the reply was never sent). */
+struct http_stream {
+    ssize_t (*read)(void *state, http_stream_conn *conn, char *buf, size_t max);
+    void (*free)(void *state);
+    void *state;
+};
+/* Pauses a stream's connection; only from within its read callback, which then returns 0. */
+void http_stream_hold(http_stream_conn *conn);
+/* Resumes a held stream's connection: from any thread, exactly once per hold. */
+void http_stream_wake(http_stream_conn *conn);
+
 /* What a handler answers: a JSON body (json, stolen by the reply), text (mem_alloc'd,
- * stolen) or a file's content (fd, stolen: sent straight from the file, never held in
- * memory). http.c sends it and frees it. */
+ * stolen), a file's content (fd, stolen: sent straight from the file, never held in
+ * memory) or a stream (stream.read set; its state is the reply's). http.c sends it and frees
+ * it. */
 struct http_reply {
     int status;
     json_t *json;
@@ -66,6 +89,8 @@ struct http_reply {
     int fd;                   /* > 0: send file_size bytes from this file */
     uint64_t file_size;
     const char *retry_after; /* the Retry-After header, or NULL */
+    struct http_stream stream;
+    char *set_cookie; /* a Set-Cookie header (mem_alloc'd, taken), or NULL */
 };
 
 /* Sets the reply to status + body; body may be NULL when allocating it failed, in which case
@@ -75,6 +100,19 @@ void http_reply_text(struct http_reply *r, int status, char *text, const char *c
 /* Sets the reply to status + the size bytes of the open file fd (which it takes). */
 void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
                      const char *content_type);
+
+/* Sets the reply to status + a stream (which it takes). */
+void http_reply_stream(struct http_reply *r, int status, const struct http_stream *stream,
+                       const char *content_type);
+
+/* The dashboard's session (auth.h), for its login handlers: whether the server has keys at
+ * all, and a session token for key (0 scopes, nothing written, for an unknown key). */
+bool http_auth_required(const struct http_request *req);
+unsigned http_session_issue(const struct http_request *req, const char *key, long long expires_s,
+                            char *out, size_t out_size);
+
+/* The value of request header name (case-insensitive), NULL if absent. */
+const char *http_header(const struct http_request *req, const char *name);
 
 /* The first value of query parameter name, NULL if absent ("" for "?name"). */
 const char *http_query(const struct http_request *req, const char *name);

@@ -25,12 +25,21 @@ static const struct route routes[] = {
     {"POST", "/api/task_runs/{id}/cancel", handle_cancel_run, AUTH_SUBMIT, false},
     {"POST", "/api/task_runs/{id}/retry", handle_retry_run, AUTH_SUBMIT, false},
     {"GET", "/api/workers", handle_list_workers, AUTH_READ, false},
+    {"GET", "/api/events", handle_events, AUTH_READ, false},
     {"POST", "/api/workers/claim", handle_claim, AUTH_WORK, false},
     {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK, false},
     {"POST", "/api/workers/report", handle_report, AUTH_WORK, false},
     {"GET", "/api/health", handle_health, AUTH_PUBLIC, false},
     {"GET", "/api/health/ready", handle_ready, AUTH_PUBLIC, false},
     {"GET", "/metrics", handle_metrics, AUTH_READ, false},
+    {"GET", "/api/session", handle_session_get, AUTH_PUBLIC, false},
+    {"POST", "/api/session", handle_session_login, AUTH_PUBLIC, false},
+    {"DELETE", "/api/session", handle_session_logout, AUTH_PUBLIC, false},
+    /* The dashboard (src/server/ui/): one route per file, so an unknown path is a 404. */
+    {"GET", "/", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/app.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/app.css", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/favicon.svg", handle_ui, AUTH_PUBLIC, false},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])

@@ -12,9 +12,10 @@
  * Shutdown, in order: answer every new request 503 (the listening socket closes with the
  * HTTP server);
  * wake every long-poll so it answers now (claims with what they have, /wait with the current
- * state) instead of after its timeout; stop the HTTP server, which first waits, bounded, for
- * the requests in flight to be answered; stop the sweeper; close the store (which commits
- * what is pending). Each step is logged. Start-up failures log what to do and return 1.
+ * state) instead of after its timeout, and end every event stream; stop the HTTP server, which
+ * first waits, bounded, for the requests in flight to be answered; stop the sweeper; close the
+ * store (which commits what is pending). Each step is logged. Start-up failures log what to do and
+ * return 1.
  */
 #include "server/server.h"
 
@@ -32,6 +33,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/handlers.h"
+#include "server/event_feed.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/notify.h"
@@ -155,6 +157,7 @@ int server_run(const struct settings *s)
     int status = 1;
     store *st = NULL;
     notify *n = NULL;
+    event_feed *feed = NULL;
     metrics *m = NULL;
     readiness *ready = NULL;
     result_storage *results = NULL;
@@ -178,9 +181,18 @@ int server_run(const struct settings *s)
         log_error("cannot start the server", "error=\"out of memory\"");
         goto done;
     }
+    struct event_feed_options fopt = {
+        .capacity = (size_t)settings_int(s, SET_EVENTS_BUFFER),
+        .poll_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
+    };
+    if (event_feed_start(st, &fopt, &feed, &err) < 0) {
+        log_error("cannot start the event feed", "error=\"%s\"", err.message);
+        goto done;
+    }
     struct handler_ctx ctx = {
         .st = st,
         .notify = n,
+        .events = feed,
         .metrics = m,
         .readiness = ready,
         .results = results,
@@ -191,6 +203,7 @@ int server_run(const struct settings *s)
         .interval_ms = (int)settings_int(s, SET_SWEEP_INTERVAL_MS),
         .retention_ms = settings_int(s, SET_RETENTION_SECONDS) * MS_PER_S,
         .worker_retention_ms = settings_int(s, SET_WORKER_RETENTION_SECONDS) * MS_PER_S,
+        .events_retention_ms = settings_int(s, SET_EVENTS_RETENTION_SECONDS) * MS_PER_S,
         .results = results,
     };
     if (sweeper_start(st, n, m, &sweep, &sw, &err) < 0) {
@@ -225,6 +238,7 @@ int server_run(const struct settings *s)
     http_server_quiesce(http);
     log_info("refusing new requests (503)", "host=%s port=%d", host, port);
     notify_shutdown(n);
+    event_feed_shutdown(feed);
     http_server_stop(http);
     http = NULL;
     log_info("http server stopped", "port=%d", port);
@@ -233,7 +247,9 @@ int server_run(const struct settings *s)
 done:
     if (n)
         notify_shutdown(n);
+    event_feed_shutdown(feed);
     http_server_stop(http);
+    event_feed_free(feed);
     if (sw) {
         sweeper_stop(sw);
         log_info("lease sweeper stopped", "interval_ms=%lld",

@@ -27,7 +27,7 @@ struct sweeper {
     notify *notify;
     metrics *metrics;
     int interval_ms;
-    int64_t retention_ms, worker_retention_ms;
+    int64_t retention_ms, worker_retention_ms, events_retention_ms;
     const result_storage *results; /* NULL: no result file is deleted */
     pthread_t thread;
     pthread_mutex_t lock; /* guards stop */
@@ -93,6 +93,26 @@ static void retain_once(sweeper *sw)
     }
 }
 
+/* Prunes the change feed of events older than its retention, a bounded number of batches
+ * per sweep. */
+static void prune_events_once(sweeper *sw)
+{
+    if (sw->events_retention_ms <= 0)
+        return;
+    int64_t before = clock_now_ms() - sw->events_retention_ms;
+    for (int pass = 0; pass < SWEEPER_RETENTION_PASSES; pass++) {
+        errand_error err;
+        error_clear(&err);
+        int deleted = 0;
+        if (store_prune_events(sw->st, before, SWEEPER_EVENTS_BATCH, &deleted, &err) < 0) {
+            log_warn("pruning the change feed failed", "error=\"%s\"", err.message);
+            return;
+        }
+        if (deleted < SWEEPER_EVENTS_BATCH)
+            return;
+    }
+}
+
 static void *sweeper_main(void *arg)
 {
     sweeper *sw = arg;
@@ -101,6 +121,7 @@ static void *sweeper_main(void *arg)
         pthread_mutex_unlock(&sw->lock);
         sweep_once(sw);
         retain_once(sw);
+        prune_events_once(sw);
         int64_t until_ms = clock_mono_ms() + sw->interval_ms;
         struct timespec until = {.tv_sec = until_ms / MS_PER_S,
                                  .tv_nsec = (until_ms % MS_PER_S) * NS_PER_MS};
@@ -126,6 +147,7 @@ int sweeper_start(store *st, notify *n, metrics *m, const struct sweeper_config 
     sw->interval_ms = cfg->interval_ms;
     sw->retention_ms = cfg->retention_ms;
     sw->worker_retention_ms = cfg->worker_retention_ms;
+    sw->events_retention_ms = cfg->events_retention_ms;
     sw->results = cfg->results;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);

@@ -8,7 +8,8 @@
  * It also applies retention: finished runs older than the retention go, in passes of
  * SWEEPER_RETENTION_BATCH runs (each its own short transaction), and with them the result
  * files under the server's local storage path that no run points at any more; workers not
- * seen within the worker retention are dropped.
+ * seen within the worker retention are dropped; events of the change feed older than their
+ * retention are pruned.
  */
 #ifndef ERRAND_SERVER_SWEEPER_H
 #define ERRAND_SERVER_SWEEPER_H
@@ -23,6 +24,8 @@
  * waits for the next sweep, so lease expiry is never held up for long). */
 #define SWEEPER_RETENTION_BATCH 500
 #define SWEEPER_RETENTION_PASSES 20
+/* Change-feed events deleted per transaction (small rows, deleted by key range). */
+#define SWEEPER_EVENTS_BATCH 2000
 
 typedef struct sweeper sweeper;
 
@@ -30,6 +33,7 @@ struct sweeper_config {
     int interval_ms;
     int64_t retention_ms;        /* finished runs older than this go; 0 = keep */
     int64_t worker_retention_ms; /* workers unseen for longer go; 0 = keep */
+    int64_t events_retention_ms; /* change-feed events older than this go; 0 = keep */
     const result_storage *results; /* result files are deleted only there; NULL: none */
 };
 

@@ -178,6 +178,49 @@ int store_count_by_state(store *st, int64_t counts[8], errand_error *err)
     return st->backend->count_by_state(st, counts, err);
 }
 
+void run_event_list_clear(struct run_event_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        mem_free(l->items[i].task);
+        mem_free(l->items[i].name);
+    }
+    mem_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+int store_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
+                      errand_error *err)
+{
+    out->items = NULL;
+    out->n = 0;
+    if (limit < 1)
+        return error_set(err, ERRAND_EINVAL, "limit", "reading events needs a limit >= 1");
+    return st->backend->read_events(st, after_seq, limit, out, err);
+}
+
+int store_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err)
+{
+    *first = *last = 0;
+    return st->backend->event_bounds(st, first, last, err);
+}
+
+int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, errand_error *err)
+{
+    int ignored = 0;
+    if (!deleted)
+        deleted = &ignored;
+    *deleted = 0;
+    if (limit < 1)
+        return error_set(err, ERRAND_EINVAL, "limit", "pruning events needs a limit >= 1");
+    return st->backend->prune_events(st, before_ms, limit, deleted, err);
+}
+
+void store_on_events(store *st, void (*fn)(void *arg), void *arg)
+{
+    st->backend->on_events(st, fn, arg);
+}
+
 void store_release_memory(store *st)
 {
     st->backend->release_memory(st);

@@ -249,6 +249,35 @@ int store_list_workers(store *st, const struct worker_cursor *cursor, int limit,
 /* Counts of runs by state type: counts[ERRAND_STATE_...]. */
 int store_count_by_state(store *st, int64_t counts[8], errand_error *err);
 
+/* --- the change feed (GET /api/events) ------------------------------------------------ */
+
+/* One state a run entered, numbered in commit order. */
+struct run_event {
+    int64_t seq; /* increasing, never reused: the feed's cursor */
+    char id[37];
+    char *task; /* NULL when the run was deleted since */
+    errand_state type;
+    char *name;
+    int64_t at; /* Unix ms */
+};
+struct run_event_list {
+    struct run_event *items; /* oldest first */
+    size_t n;
+};
+void run_event_list_clear(struct run_event_list *l);
+
+/* Up to limit (>= 1) events with seq > after_seq, oldest first. */
+int store_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
+                      errand_error *err);
+/* The oldest and newest seq the store holds (0 and 0 when none). */
+int store_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
+/* Deletes up to limit events older than before_ms, oldest first, never the newest (so seq
+ * never starts again); *deleted (optional) counts them. */
+int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, errand_error *err);
+/* fn(arg) is called after each commit that added events, on the store's own thread: it must
+ * be quick. Set it once, before the store is shared; NULL stops the calls. */
+void store_on_events(store *st, void (*fn)(void *arg), void *arg);
+
 /* Gives back memory the store holds only to go faster (page caches), after a burst. */
 void store_release_memory(store *st);
 
@@ -283,6 +312,10 @@ struct store_backend {
     int (*list_workers)(store *, const struct worker_cursor *, int, struct worker_list *, bool *,
                         errand_error *);
     int (*count_by_state)(store *, int64_t[8], errand_error *);
+    int (*read_events)(store *, int64_t, int, struct run_event_list *, errand_error *);
+    int (*event_bounds)(store *, int64_t *, int64_t *, errand_error *);
+    int (*prune_events)(store *, int64_t, int, int *, errand_error *);
+    void (*on_events)(store *, void (*)(void *), void *);
     void (*release_memory)(store *);
     int (*ready)(store *, errand_error *);
 };

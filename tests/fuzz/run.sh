@@ -5,7 +5,7 @@
 # prints the saved input and the command that replays it.
 #
 # usage: tests/fuzz/run.sh [harness...]       (default: every tests/fuzz/fuzz_*.c)
-# env:   FUZZ_SECONDS  seconds per harness (default 30)
+# env:   FUZZ_SECONDS  seconds per harness (default 20)
 #        FUZZ_BUILD    build and work directory (default build-fuzz/ under the repo)
 #        FUZZ_MAX_LEN  longest input tried, bytes (default 65536)
 #        CC            a clang with libFuzzer (default clang)
@@ -16,7 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 fuzz_dir=tests/fuzz
-seconds=${FUZZ_SECONDS:-30}
+seconds=${FUZZ_SECONDS:-20}
 max_len=${FUZZ_MAX_LEN:-65536}
 build=${FUZZ_BUILD:-$root/build-fuzz}
 mkdir -p "$build"

@@ -34,6 +34,9 @@ struct sqlite_conn {
     sqlite3 *db;
     enum sqlite_conn_role role;
     sqlite3_stmt *stmt[SQL_COUNT]; /* NULL until first use */
+    /* Writer only: change-feed rows appended so far (rolled-back ones included), so the
+       writer can tell after a commit whether the feed grew. */
+    unsigned long long events_written;
 };
 
 /* Opens path. sync ("full" | "normal" | "off") applies to the writer and checkpointer;

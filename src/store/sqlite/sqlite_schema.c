@@ -56,6 +56,10 @@
  *  - claim_requests (id, at, leases): claims that carried a request id, with the leases they
  *    handed out ("<run id>:<token>" comma-separated), so that a claim sent again after its
  *    answer was lost gets the same runs back; forgotten after REQUEST_MEMORY_MS.
+ *  - run_events (seq INTEGER PRIMARY KEY, run_id, type, name, at): the change feed, one row
+ *    per state a run enters, appended with its history row (sqlite_state_append) in the
+ *    same transaction, so seq is commit order and never skips a committed change; pruned
+ *    by age (store_prune_events), the newest row always kept so seq never goes back.
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
@@ -237,6 +241,18 @@ static const struct migration migrations[] = {
 
     /* A run made by POST /api/task_runs/{id}/retry keeps the id of the run it retries. */
     {15, "retry_of", "ALTER TABLE task_runs ADD COLUMN retry_of TEXT;"},
+
+    /* The change feed (GET /api/events): one row per state a run enters, numbered in commit
+       order, so any server sharing the store can follow it and a client can resume from the
+       last number it saw. An append at the right edge of one b-tree; the task is read from
+       the run when the feed is read, not copied here. */
+    {16, "run_events",
+     "CREATE TABLE run_events ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  run_id TEXT NOT NULL,"
+     "  type INTEGER NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -230,6 +230,19 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)"),
     SQL(SQL_COUNTS, "SELECT state_type, n FROM run_counts"),
     SQL(SQL_COUNT_ADD, "UPDATE run_counts SET n = n + ?2 WHERE state_type = ?1"),
+    SQL(SQL_EVENT_INSERT,
+        "INSERT INTO run_events (run_id, type, name, at) VALUES (?1, ?2, ?3, ?4)"),
+    /* The task comes from the run (NULL once retention deleted it): one primary-key lookup
+       per event read, instead of a copy of the task name in every event written. */
+    SQL(SQL_EVENTS_AFTER,
+        "SELECT e.seq, e.run_id, e.type, e.name, e.at, r.task FROM run_events e "
+        "LEFT JOIN task_runs r ON r.id = e.run_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"),
+    SQL(SQL_EVENTS_FIRST, "SELECT seq FROM run_events ORDER BY seq LIMIT 1"),
+    SQL(SQL_EVENTS_LAST, "SELECT seq FROM run_events ORDER BY seq DESC LIMIT 1"),
+    /* The oldest events first, at most ?2 of them, never the newest (so seq never restarts). */
+    SQL(SQL_EVENTS_PRUNE,
+        "DELETE FROM run_events WHERE seq IN (SELECT seq FROM run_events WHERE at < ?1 AND "
+        "seq < (SELECT max(seq) FROM run_events) ORDER BY seq LIMIT ?2)"),
 };
 
 const char *sqlite_sql_text(enum sql_id id)

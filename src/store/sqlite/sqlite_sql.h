@@ -72,6 +72,12 @@ enum sql_id {
     SQL_WORKERS_PRUNE,
     SQL_COUNTS,
     SQL_COUNT_ADD,
+    /* the change feed */
+    SQL_EVENT_INSERT,
+    SQL_EVENTS_AFTER,
+    SQL_EVENTS_FIRST,
+    SQL_EVENTS_LAST,
+    SQL_EVENTS_PRUNE,
     SQL_COUNT
 };
 

@@ -127,7 +127,16 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     sqlite_bind_text(s, 4, name);
     sqlite3_bind_int64(s, 5, at_ms);
     sqlite_bind_text(s, 6, message ? message : "");
-    return sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
+    int rc = sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
+    if (rc < 0 || !(s = sqlite_conn_stmt(c, SQL_EVENT_INSERT, err)))
+        return rc < 0 ? rc : ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, run_id);
+    sqlite3_bind_int(s, 2, (int)type);
+    sqlite_bind_text(s, 3, name);
+    sqlite3_bind_int64(s, 4, at_ms);
+    if ((rc = sqlite_conn_step_done(c, s, SQL_EVENT_INSERT, err)) == 0)
+        c->events_written++;
+    return rc;
 }
 
 int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t, errand_error *err)

@@ -83,6 +83,8 @@ struct sqlite_writer {
     bool full_sync;           /* the connection was opened synchronous=FULL (writer thread) */
     bool relaxed_now;         /* synchronous is NORMAL at the moment (writer thread) */
     struct sqlite_writer_stats stats;
+    void (*on_feed)(void *arg); /* the change feed grew (sqlite_writer_on_feed); guarded by lock */
+    void *on_feed_arg;
 };
 
 /* The code an op fails with when its transaction failed for why: a full disk stays one. */
@@ -206,12 +208,17 @@ static void *writer_main(void *p)
         }
         if (!w->head)
             w->tail = NULL;
+        void (*on_feed)(void *) = w->on_feed;
+        void *on_feed_arg = w->on_feed_arg;
         pthread_mutex_unlock(&w->lock);
 
         int64_t started = clock_us(CLOCK_MONOTONIC), cpu = clock_us(CLOCK_THREAD_CPUTIME_ID);
+        unsigned long long events_before = w->conn->events_written;
         unsigned commits = run_batch(w, w->batch, n);
         int64_t busy = clock_us(CLOCK_MONOTONIC) - started;
         cpu = clock_us(CLOCK_THREAD_CPUTIME_ID) - cpu;
+        if (on_feed && commits > 0 && w->conn->events_written != events_before)
+            on_feed(on_feed_arg);
 
         pthread_mutex_lock(&w->lock);
         w->stats.ops += n;
@@ -244,6 +251,14 @@ static void *writer_main(void *p)
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
+}
+
+void sqlite_writer_on_feed(sqlite_writer *w, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&w->lock);
+    w->on_feed = fn;
+    w->on_feed_arg = arg;
+    pthread_mutex_unlock(&w->lock);
 }
 
 int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_error *err)

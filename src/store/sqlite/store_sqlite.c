@@ -616,6 +616,10 @@ const struct store_backend store_sqlite_backend = {
     .delete_expired = store_sqlite_delete_expired,
     .list_workers = list_workers,
     .count_by_state = count_by_state,
+    .read_events = store_sqlite_read_events,
+    .event_bounds = store_sqlite_event_bounds,
+    .prune_events = store_sqlite_prune_events,
+    .on_events = store_sqlite_on_events,
     .release_memory = release_memory,
     .ready = ready,
 };

@@ -2,7 +2,7 @@
  * store_sqlite.h — the SQLite backend's shared parts, for its own files only
  * (store_sqlite.c: open, close and reads; store_sqlite_submit.c: submissions and cancel;
  * store_sqlite_worker.c: claim, heartbeat, report, sweep; store_sqlite_retention.c: deleting
- * what expired). Everyone else uses store.h.
+ * what expired; store_sqlite_events.c: the change feed). Everyone else uses store.h.
  *
  * Threads: `writer` funnels every write to the writer thread (sqlite_writer.h); `readers`
  * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
@@ -80,5 +80,11 @@ int store_sqlite_delete_expired(store *st, int64_t finished_before_ms,
                                 int64_t workers_seen_before_ms, int limit,
                                 struct retention_counts *counts, struct ref_list *freed,
                                 errand_error *err);
+int store_sqlite_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
+                             errand_error *err);
+int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
+int store_sqlite_prune_events(store *st, int64_t before_ms, int limit, int *deleted,
+                              errand_error *err);
+void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg);
 
 #endif

@@ -1,0 +1,281 @@
+// dashboard.test.mjs — the errand server's own dashboard in a real browser: Debian's
+// chromium driven by playwright-core. Starts an errand server with API keys and a worker
+// serving the built-in tasks (ports picked by the system, read from the "listening" line),
+// then uses the dashboard as an operator would: logs in, reads the overview, filters and pages
+// the runs, watches a run change state live, cancels and retries from the run page. Runs whose
+// task name and parameters hold markup must show as text. Screenshots of each page go to
+// $ERRAND_SCREENSHOTS (default: a temporary folder, printed).
+//
+//   cd tests/browser && npm ci && node --test
+// Binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin); chromium from
+// $CHROMIUM (default /usr/bin/chromium).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "..", "..");
+const BIN = path.join(process.env.ERRAND_BUILD || path.join(REPO, "build"), "bin");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ADMIN_KEY = "admin-" + Math.random().toString(16).slice(2);
+const READ_KEY = "read-" + Math.random().toString(16).slice(2);
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 60_000;
+const UI_TIMEOUT_MS = 30_000; // generous: only stops a hung test
+const POLL_MS = 50;
+const TEST_TIMEOUT_MS = 120_000;
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+// Markup in every field a run shows: it must render as the characters it is.
+const XSS_TASK = `evil"><img src=x onerror="window.__xss=1">`;
+const XSS_PARAMS = { html: "<script>window.__xss=2</script>", attr: `"><img src=y onerror="window.__xss=3">` };
+
+const tmp = mkdtempSync(path.join(tmpdir(), "errand-dashboard-"));
+const shots = process.env.ERRAND_SCREENSHOTS || path.join(tmp, "screenshots");
+mkdirSync(shots, { recursive: true });
+const children = [];
+let base, api, context, page, serverProc;
+
+function childEnv(extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith("ERRAND_") && !/proxy/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+function start(name, cmd, args, env) {
+  const child = spawn(cmd, args, { env: childEnv(env), stdio: ["ignore", "ignore", "pipe"] });
+  const logPath = path.join(tmp, `${name}.log`);
+  const log = createWriteStream(logPath);
+  const proc = { name, child, lines: [], exited: null, logPath };
+  let partial = "";
+  child.stderr.on("data", (chunk) => {
+    log.write(chunk);
+    const parts = (partial + chunk.toString("utf8")).split("\n");
+    partial = parts.pop();
+    proc.lines.push(...parts);
+  });
+  child.on("exit", (code, signal) => { proc.exited = { code, signal }; log.end(); });
+  children.push(proc);
+  return proc;
+}
+
+async function waitFor(what, fn, timeoutMs = START_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+async function listeningPort(proc) {
+  const line = await waitFor(`${proc.name} to listen`, () => {
+    if (proc.exited) throw new Error(`${proc.name} exited: ${proc.lines.slice(-20).join("\n")}`);
+    return proc.lines.find((l) => l.includes('msg="listening"'));
+  });
+  return Number(/ port=(\d+)/.exec(line)[1]);
+}
+
+async function stop(proc) {
+  if (!proc.exited) proc.child.kill("SIGTERM");
+  await waitFor(`${proc.name} to exit`, () => proc.exited, STOP_TIMEOUT_MS);
+  return proc.exited;
+}
+
+/** The errand API with the admin key (what a web app would do beside the dashboard). */
+async function call(method, p, body) {
+  const r = await fetch(`${base}/api${p}`, {
+    method, headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${p} -> ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+const submit = (task, parameters = {}, extra = {}) =>
+  call("POST", "/task_runs", { task, parameters, ...extra });
+const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
+
+before(async () => {
+  const home = path.join(tmp, "errand-home");
+  serverProc = start("errand-server", path.join(BIN, "errand"), ["server", "start", "--port", "0"],
+    { ERRAND_HOME: home, ERRAND_API_KEY: ADMIN_KEY, ERRAND_API_KEYS_READ: READ_KEY });
+  base = `http://127.0.0.1:${await listeningPort(serverProc)}`;
+  start("worker", path.join(BIN, "errand"), ["worker", "--builtin", "--name", "dash-worker"],
+    { ERRAND_HOME: home, ERRAND_API_URL: `${base}/api`, ERRAND_API_KEY: ADMIN_KEY });
+  await waitFor("the worker to register", async () =>
+    (await call("GET", "/workers")).workers.some((w) => w.name === "dash-worker"));
+  context = await chromium.launchPersistentContext(path.join(tmp, "chromium-profile"), {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 860 },
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (e) => { throw e; });
+  api = call;
+});
+
+after(async () => {
+  if (context) await context.close();
+  const bad = [];
+  for (const proc of [...children].reverse()) {
+    const { code, signal } = await stop(proc);
+    if (code !== 0) bad.push(`${proc.name} exited with ${code ?? signal}:\n` +
+      proc.lines.slice(-20).join("\n"));
+  }
+  console.log(`dashboard screenshots: ${shots}`);
+  rmSync(path.join(tmp, "chromium-profile"), { recursive: true, force: true });
+  assert.deepEqual(bad, []);
+});
+
+test("login: nothing but the login page without a session; a key buys a cookie, never logged",
+  { timeout: TEST_TIMEOUT_MS }, async () => {
+    for (const p of ["/api/task_runs", "/api/events", "/metrics"])
+      assert.equal((await fetch(base + p)).status, 401, p);
+    await page.goto(base + "/");
+    await page.waitForSelector("input[name=key]", { timeout: UI_TIMEOUT_MS });
+    await shot("login");
+    await page.fill("input[name=key]", "not-a-key");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".login .error:not([hidden])", { timeout: UI_TIMEOUT_MS });
+    assert.match(await page.textContent(".login .error"), /not one of this server's keys/);
+    await page.fill("input[name=key]", ADMIN_KEY);
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".card", { timeout: UI_TIMEOUT_MS });
+    const [cookie] = (await context.cookies(base)).filter((c) => c.name === "errand_session");
+    assert.ok(cookie, "a session cookie");
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, "Strict");
+    assert.ok(cookie.expires > Date.now() / 1000 && cookie.expires < Date.now() / 1000 + 13 * 3600);
+    assert.ok(!cookie.value.includes(ADMIN_KEY));
+    // The page keeps no key: not in its storage, not in its URL.
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) +
+      JSON.stringify({ ...sessionStorage }) + location.href);
+    assert.ok(!stored.includes(ADMIN_KEY));
+    // A cookie-authenticated change without the CSRF header (what a cross-site form sends)
+    // is refused.
+    const forged = await page.evaluate(async () => {
+      const r = await fetch("/api/task_runs", { method: "POST", body: '{"task":"x"}',
+        headers: { "Content-Type": "application/json" } });
+      return r.status;
+    });
+    assert.equal(forged, 403);
+    const log = readFileSync(serverProc.logPath, "utf8") + serverProc.lines.join("\n");
+    assert.ok(!log.includes(ADMIN_KEY), "the key appears in the server's log");
+  });
+
+test("overview counts by state, workers alive, and live changes", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const done = await submit("errand.noop", { n: 1 });
+  await call("GET", `/task_runs/${done.id}/wait?timeout_seconds=20`);
+  await page.goto(base + "/#/");
+  await page.waitForSelector(".card[data-state=COMPLETED]", { timeout: UI_TIMEOUT_MS });
+  await waitFor("the overview to count the completed run", async () =>
+    Number((await page.textContent(".card[data-state=COMPLETED] .n")).replace(/\D/g, "")) >= 1,
+  UI_TIMEOUT_MS);
+  assert.match(await page.textContent("main"), /1 of 1 known/);
+  const live = await submit("never.served", { live: true });
+  await page.waitForSelector(`a[href="#/runs/${live.id}"]`, { timeout: UI_TIMEOUT_MS });
+  await shot("overview");
+});
+
+test("runs: filters, keyset paging, markup shown as text, live rows", { timeout: TEST_TIMEOUT_MS }, async () => {
+  await call("POST", "/task_runs/batch", {
+    runs: Array.from({ length: 60 }, (_, i) => ({ task: "paged.task", parameters: { i } })),
+  });
+  const evil = await submit(XSS_TASK, XSS_PARAMS, { tags: ["<b>tag</b>"] });
+  await page.goto(base + "/#/runs");
+  await page.waitForSelector(`tr[data-run="${evil.id}"]`, { timeout: UI_TIMEOUT_MS });
+  const cell = await page.textContent(`tr[data-run="${evil.id}"] td:nth-child(2)`);
+  assert.equal(cell, XSS_TASK);
+  assert.equal(await page.$$eval("main img", (els) => els.length), 0);
+  await shot("runs");
+
+  // Filter by task, then page with the keyset cursor: 60 runs, 50 a page.
+  await page.fill("input[name=task]", "paged.task");
+  await page.click("form.filters button[type=submit]");
+  await waitFor("the task filter", async () => (await page.$$("tbody tr")).length === 50 &&
+    (await page.$$eval("tbody tr td:nth-child(2)", (t) => t.every((c) => c.textContent === "paged.task"))),
+  UI_TIMEOUT_MS);
+  assert.match(page.url(), /task=paged\.task/);
+  await page.click("text=Load more");
+  await waitFor("the second page", async () => (await page.$$("tbody tr")).length === 60, UI_TIMEOUT_MS);
+  const ids = await page.$$eval("tbody tr", (rows) => rows.map((r) => r.dataset.run));
+  assert.equal(new Set(ids).size, 60);
+  assert.deepEqual(ids, [...ids].sort().reverse(), "newest first");
+  assert.equal(await page.isVisible("text=Load more"), false);
+
+  // Live: a new run of the filtered task appears on top; a state change updates its row.
+  const fresh = await submit("paged.task", { fresh: true });
+  await page.waitForSelector(`tr[data-run="${fresh.id}"]`, { timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.$eval("tbody tr", (r) => r.dataset.run), fresh.id);
+  await call("POST", `/task_runs/${fresh.id}/cancel`);
+  await page.waitForSelector(`tr[data-run="${fresh.id}"] .badge.CANCELLED`, { timeout: UI_TIMEOUT_MS });
+
+  // State filter from the select.
+  await page.goto(base + "/#/runs?state=CANCELLED");
+  await page.waitForSelector(`tr[data-run="${fresh.id}"]`, { timeout: UI_TIMEOUT_MS });
+  assert.deepEqual(await page.$$eval("tbody .badge", (b) => [...new Set(b.map((x) => x.textContent))]),
+    ["CANCELLED"]);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+});
+
+test("run page: history, parameters as text, live state, cancel and retry buttons", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const evil = (await call("GET", "/task_runs?task=" + encodeURIComponent(XSS_TASK))).runs[0];
+  await page.goto(`${base}/#/runs/${evil.id}`);
+  await page.waitForSelector("ol.timeline", { timeout: UI_TIMEOUT_MS });
+  assert.deepEqual(JSON.parse(await page.textContent(".grid2 pre")), XSS_PARAMS);
+  assert.match(await page.textContent(".why"), /No live worker serves the task/);
+  assert.equal(await page.$$eval("main img", (els) => els.length), 0);
+
+  // A run that sleeps: the page follows it live to RUNNING, then its Cancel button ends it.
+  const sleeper = await submit("errand.sleep", { seconds: 60 });
+  await page.goto(`${base}/#/runs/${sleeper.id}`);
+  await page.waitForSelector(".title .badge.RUNNING", { timeout: UI_TIMEOUT_MS });
+  await shot("run");
+  await page.click("#cancel");
+  await page.waitForSelector(".title .badge.CANCELLED", { timeout: UI_TIMEOUT_MS });
+  assert.equal((await call("GET", `/task_runs/${sleeper.id}`)).state.type, "CANCELLED");
+  assert.equal(await page.isDisabled("#cancel"), true);
+
+  // Retry makes a new run linked to this one, and the page moves to it.
+  await page.click("#retry");
+  await waitFor("the retried run's page", () => !page.url().endsWith(sleeper.id) &&
+    /#\/runs\/[0-9a-f-]{36}$/.test(page.url()), UI_TIMEOUT_MS);
+  const retryId = page.url().split("/").pop();
+  await page.waitForSelector(`a[href="#/runs/${sleeper.id}"]`, { timeout: UI_TIMEOUT_MS });
+  assert.equal((await call("GET", `/task_runs/${retryId}`)).retry_of, sleeper.id);
+  await call("POST", `/task_runs/${retryId}/cancel`);
+  await page.waitForSelector(".title .badge.CANCELLED", { timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+});
+
+test("workers page, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {
+  await page.goto(base + "/#/workers");
+  await page.waitForSelector("text=dash-worker", { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent("tbody"), /alive/);
+  assert.match(await page.textContent("tbody"), /errand\.noop/);
+  await shot("workers");
+
+  await page.click("#logout");
+  await page.waitForSelector("input[name=key]", { timeout: UI_TIMEOUT_MS });
+  assert.equal((await context.cookies(base)).filter((c) => c.name === "errand_session").length, 0);
+  await page.fill("input[name=key]", READ_KEY);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("#nav:not([hidden])", { timeout: UI_TIMEOUT_MS });
+  const run = await submit("never.served", {});
+  await page.goto(`${base}/#/runs/${run.id}`);
+  await page.waitForSelector("#cancel", { timeout: UI_TIMEOUT_MS });
+  await page.click("#cancel");
+  await page.waitForSelector(".error", { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent(".error"), /submit scope/);
+  assert.equal((await call("GET", `/task_runs/${run.id}`)).state.type, "SCHEDULED");
+});
