@@ -18,6 +18,9 @@ extern const struct cli_command cmd_runs_retry;
 extern const struct cli_command cmd_runs_wait;
 extern const struct cli_command cmd_runs_result;
 extern const struct cli_command cmd_workers_ls;
+extern const struct cli_command cmd_tasks_ls;
+extern const struct cli_command cmd_tasks_pause;
+extern const struct cli_command cmd_tasks_resume;
 extern const struct cli_command cmd_config;
 extern const struct cli_command cmd_bench;
 

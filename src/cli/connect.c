@@ -12,6 +12,7 @@
 #include "output.h"
 
 #define HTTP_OK 200
+#define HTTP_CREATED 201
 
 #define HEX_DIGITS "0123456789ABCDEF"
 #define ESCAPED_CHAR_LEN 3 /* "%2F" */
@@ -47,16 +48,17 @@ int connect_with_client(const struct args *a, int (*body)(const struct args *a, 
     return status;
 }
 
-int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
-                     json_t **out)
+/* Sends method path (body, may be NULL) and parses a 200/201 answer into *out. */
+static int request_json(const struct cli_command *cmd, errand_client *c, const char *method,
+                        const char *path, const char *body_text, json_t **out)
 {
     *out = NULL;
     errand_error err = {0};
     int status = 0;
     char *body = NULL;
-    if (errand_request(c, "GET", path, NULL, &status, &body, &err) != 0)
+    if (errand_request(c, method, path, body_text, &status, &body, &err) != 0)
         return out_error(cmd, &err);
-    if (status != HTTP_OK) {
+    if (status != HTTP_OK && status != HTTP_CREATED) {
         errand_error_from_response(status, body, &err);
         errand_free(body);
         return out_error(cmd, &err);
@@ -67,11 +69,23 @@ int connect_get_json(const struct cli_command *cmd, errand_client *c, const char
     if (!*out) {
         err.code = ERRAND_ESERVER;
         snprintf(err.message, sizeof err.message,
-                 "the server's answer to GET %s is not JSON: %s (line %d, column %d)", path,
+                 "the server's answer to %s %s is not JSON: %s (line %d, column %d)", method, path,
                  jerr.text, jerr.line, jerr.column);
         return out_error(cmd, &err);
     }
     return CLI_EXIT_OK;
+}
+
+int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
+                     json_t **out)
+{
+    return request_json(cmd, c, "GET", path, NULL, out);
+}
+
+int connect_post_json(const struct cli_command *cmd, errand_client *c, const char *path,
+                      const char *body, json_t **out)
+{
+    return request_json(cmd, c, "POST", path, body, out);
 }
 
 static bool is_unreserved(unsigned char ch)

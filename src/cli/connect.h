@@ -32,6 +32,11 @@ int connect_with_client(const struct args *a, int (*body)(const struct args *a, 
 int connect_get_json(const struct cli_command *cmd, errand_client *c, const char *path,
                      json_t **out);
 
+/* POST body (JSON text) to path; on HTTP 200 or 201 parses the answer into *out as
+ * connect_get_json does. */
+int connect_post_json(const struct cli_command *cmd, errand_client *c, const char *path,
+                      const char *body, json_t **out);
+
 /* Percent-encodes a query-string value (RFC 3986 unreserved characters pass); malloc'd. */
 char *connect_escape(const char *value);
 

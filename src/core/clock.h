@@ -12,6 +12,7 @@
 
 /* Time units, as int64 so that products of them do not overflow. */
 #define MS_PER_S INT64_C(1000)
+#define MS_PER_MINUTE INT64_C(60000)
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
 

@@ -27,13 +27,19 @@
 /* How often the tailer looks for streams that are due a keep-alive. */
 #define KEEPALIVE_SCAN_MS 1000
 
+/* Bytes held per event on average: the byte ring is capacity times this, so a burst of
+ * events with long task names evicts more of the old ones instead of growing. */
+#define EVENT_BYTES_AVG 512
+
+/* An event's fixed part; its task name (NUL-terminated) and then its SSE text
+ * ("id: ...\n...\n\n") are in the feed's byte ring at off. The bytes are one allocation
+ * made at start, used in FIFO order: the ring's memory neither grows nor fragments. */
 struct feed_event {
     int64_t seq;
     char run_id[37];
-    char *task; /* NULL: the run was deleted before the event was read */
     errand_state type;
-    char *text; /* the SSE event, "id: ...\n...\n\n" */
-    size_t len;
+    bool has_task; /* false: the run was deleted before the event was read */
+    size_t off, task_len, len;
 };
 
 struct event_sub {
@@ -56,6 +62,8 @@ struct event_feed {
     pthread_cond_t cond; /* the tailer's: poked, or stopping */
     struct feed_event *ring;
     size_t head, count; /* the oldest event's slot, and how many are held */
+    char *bytes;        /* the events' task names and texts */
+    size_t bytes_cap, bytes_tail; /* ... its size, and where the newest event ends */
     int64_t known_after, newest;
     bool poked, closed, stopping;
     struct event_sub *subs;
@@ -71,11 +79,42 @@ static struct feed_event *ring_at(event_feed *f, size_t i)
     return &f->ring[(f->head + i) % f->capacity];
 }
 
-static void event_clear(struct feed_event *e)
+static const char *event_task(const event_feed *f, const struct feed_event *e)
 {
-    mem_free(e->task);
-    mem_free(e->text);
-    memset(e, 0, sizeof *e);
+    return e->has_task ? f->bytes + e->off : NULL;
+}
+
+static const char *event_text(const event_feed *f, const struct feed_event *e)
+{
+    return f->bytes + e->off + e->task_len + 1;
+}
+
+static void evict_oldest(event_feed *f)
+{
+    struct feed_event *old = ring_at(f, 0);
+    f->known_after = old->seq;
+    f->head = (f->head + 1) % f->capacity;
+    if (--f->count == 0)
+        f->bytes_tail = 0;
+}
+
+/* Where need contiguous bytes go, evicting the oldest events until they fit. */
+static size_t make_room(event_feed *f, size_t need)
+{
+    for (;;) {
+        if (f->count == 0)
+            return 0;
+        size_t head = ring_at(f, 0)->off, tail = f->bytes_tail;
+        if (head < tail) { /* used: [head, tail); free: [tail, cap) and [0, head) */
+            if (need <= f->bytes_cap - tail)
+                return tail;
+            if (need <= head)
+                return 0;
+        } else if (need <= head - tail) { /* used wraps: free is [tail, head) */
+            return tail;
+        }
+        evict_oldest(f);
+    }
 }
 
 /* The SSE text of e: id, event type "run", and the JSON of the change. */
@@ -107,25 +146,31 @@ static char *format_event(const struct run_event *e, size_t *len)
     return text;
 }
 
-/* Appends e (taking its strings), evicting the oldest when full. Under the lock. */
-static void ring_push(event_feed *f, struct run_event *e, char *text, size_t len)
+/* Appends e with its text, evicting the oldest events to make room. Under the lock. */
+static void ring_push(event_feed *f, const struct run_event *e, const char *text, size_t len)
 {
-    if (f->count == f->capacity) {
-        struct feed_event *old = ring_at(f, 0);
-        f->known_after = old->seq;
-        event_clear(old);
-        f->head = (f->head + 1) % f->capacity;
-        f->count--;
+    size_t task_len = e->task ? strlen(e->task) : 0, need = task_len + 1 + len;
+    f->newest = e->seq;
+    if (need > f->bytes_cap) { /* cannot happen with the sizes used; the event is skipped */
+        while (f->count)
+            evict_oldest(f);
+        f->known_after = e->seq;
+        return;
     }
+    if (f->count == f->capacity)
+        evict_oldest(f);
+    size_t off = make_room(f, need);
     struct feed_event *slot = ring_at(f, f->count++);
     slot->seq = e->seq;
     memcpy(slot->run_id, e->id, sizeof slot->run_id);
-    slot->task = e->task;
-    e->task = NULL;
     slot->type = e->type;
-    slot->text = text;
+    slot->has_task = e->task != NULL;
+    slot->off = off;
+    slot->task_len = task_len;
     slot->len = len;
-    f->newest = e->seq;
+    memcpy(f->bytes + off, e->task ? e->task : "", task_len + 1);
+    memcpy(f->bytes + off + task_len + 1, text, len);
+    f->bytes_tail = off + need;
 }
 
 /* The index of the first held event with seq > cursor (count when none). */
@@ -142,13 +187,13 @@ static size_t ring_after(event_feed *f, int64_t cursor)
     return lo;
 }
 
-static bool matches(const struct event_filter *flt, const struct feed_event *e)
+static bool matches(const event_feed *f, const struct event_filter *flt, const struct feed_event *e)
 {
     if (flt->state_mask && !(flt->state_mask & (1u << e->type)))
         return false;
     if (flt->run_id[0] && strcmp(flt->run_id, e->run_id) != 0)
         return false;
-    return !flt->task[0] || (e->task && strcmp(flt->task, e->task) == 0);
+    return !flt->task[0] || (e->has_task && strcmp(flt->task, event_task(f, e)) == 0);
 }
 
 /* --- waking held streams ----------------------------------------------------------------- */
@@ -190,7 +235,7 @@ static bool has_news(event_feed *f, const struct event_sub *s)
     if (s->reset || s->cursor < f->known_after || s->cursor > f->newest)
         return true;
     for (size_t i = ring_after(f, s->cursor); i < f->count; i++)
-        if (matches(&s->filter, ring_at(f, i)))
+        if (matches(f, &s->filter, ring_at(f, i)))
             return true;
     return false;
 }
@@ -222,6 +267,7 @@ static void publish(event_feed *f, struct run_event_list *l)
             continue;
         }
         ring_push(f, &l->items[i], text, len);
+        mem_free(text);
     }
     for (struct event_sub *s = f->subs; s; s = s->next)
         if (s->holding && has_news(f, s))
@@ -349,10 +395,14 @@ int event_feed_start(store *st, const struct event_feed_options *opt, event_feed
     *out = NULL;
     event_feed *f = mem_calloc(1, sizeof *f);
     size_t capacity = opt && opt->capacity ? opt->capacity : EVENT_FEED_CAPACITY_DEFAULT;
-    if (!f || !(f->ring = mem_calloc(capacity, sizeof *f->ring))) {
+    if (!f || !(f->ring = mem_calloc(capacity, sizeof *f->ring)) ||
+        !(f->bytes = mem_alloc(capacity * EVENT_BYTES_AVG))) {
+        if (f)
+            mem_free(f->ring);
         mem_free(f);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
+    f->bytes_cap = capacity * EVENT_BYTES_AVG;
     f->st = st;
     f->capacity = capacity;
     f->poll_ms = opt && opt->poll_ms > 0 ? opt->poll_ms : EVENT_FEED_POLL_MS_DEFAULT;
@@ -401,8 +451,7 @@ void event_feed_free(event_feed *f)
         pthread_mutex_unlock(&f->lock);
         pthread_join(f->thread, NULL);
     }
-    for (size_t i = 0; i < f->count; i++)
-        event_clear(ring_at(f, i));
+    mem_free(f->bytes);
     mem_free(f->ring);
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
@@ -501,7 +550,7 @@ ssize_t event_feed_read(event_feed *f, event_sub *s, char *buf, size_t max,
     if (!s->reset) {
         for (size_t i = ring_after(f, s->cursor); i < f->count; i++) {
             struct feed_event *e = ring_at(f, i);
-            if (matches(&s->filter, e) && !put(buf, max, &used, e->text, e->len)) {
+            if (matches(f, &s->filter, e) && !put(buf, max, &used, event_text(f, e), e->len)) {
                 if (used > 0)
                     break;
                 /* larger than the whole buffer (cannot happen with the sizes used): skip */

@@ -98,6 +98,14 @@ int handle_list_workers(const struct handler_ctx *, const struct http_request *,
 int handle_events(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                   errand_error *);
 
+/* handlers_stats.c: the dashboard's figures, pausing tasks */
+int handle_stats(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                 errand_error *);
+int handle_task_pause(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                      errand_error *);
+int handle_task_resume(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                       errand_error *);
+
 /* handlers_session.c: the dashboard's login */
 int handle_session_get(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                        errand_error *);

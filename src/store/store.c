@@ -221,6 +221,32 @@ void store_on_events(store *st, void (*fn)(void *arg), void *arg)
     st->backend->on_events(st, fn, arg);
 }
 
+void store_stats_clear(struct store_stats *s)
+{
+    for (size_t i = 0; i < s->n_tasks; i++) {
+        mem_free(s->tasks[i].task);
+        mem_free(s->tasks[i].last_failure_id);
+    }
+    mem_free(s->tasks);
+    mem_free(s->minutes);
+    mem_free(s->samples);
+    memset(s, 0, sizeof *s);
+}
+
+int store_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
+                     errand_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (sample_limit < 0)
+        return error_set(err, ERRAND_EINVAL, "sample_limit", "a sample limit must be >= 0");
+    return st->backend->read_stats(st, since_ms, sample_limit, out, err);
+}
+
+int store_set_paused(store *st, const char *task, bool paused, errand_error *err)
+{
+    return st->backend->set_paused(st, task, paused, err);
+}
+
 void store_release_memory(store *st)
 {
     st->backend->release_memory(st);

@@ -278,6 +278,51 @@ int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, er
  * be quick. Set it once, before the store is shared; NULL stops the calls. */
 void store_on_events(store *st, void (*fn)(void *arg), void *arg);
 
+/* --- the dashboard's figures and task controls ------------------------------------------ */
+
+/* One task as the counters see it. */
+struct task_stats {
+    char *task;
+    int64_t counts[8];                    /* runs stored, per state type */
+    int64_t completed, failed, cancelled; /* runs finished within the window (failed:
+                                             FAILED or CRASHED; completed: by running) */
+    bool paused;
+    char *last_failure_id; /* the run that failed last, NULL when none */
+    int64_t last_failure_at;
+};
+/* Runs finished in one minute (all tasks). */
+struct minute_stats {
+    int64_t minute_ms; /* its start, Unix ms */
+    int64_t completed, failed, cancelled;
+};
+/* One of the latest finished runs, for duration percentiles. */
+struct finished_sample {
+    size_t task;     /* index into store_stats.tasks, or SIZE_MAX */
+    int64_t wait_ms; /* due → started, -1 when unknown */
+    int64_t run_ms;  /* started → finished, -1 when it never started */
+};
+struct store_stats {
+    int64_t counts[8];
+    struct task_stats *tasks; /* by name; at most STORE_STATS_TASKS_MAX */
+    size_t n_tasks;
+    bool tasks_truncated;
+    struct minute_stats *minutes; /* minutes of the window with any run finished, oldest first */
+    size_t n_minutes;
+    struct finished_sample *samples; /* the latest finished runs of the window, newest first */
+    size_t n_samples;
+};
+#define STORE_STATS_TASKS_MAX 1000
+void store_stats_clear(struct store_stats *s);
+
+/* The figures of the window since since_ms, read from counters (never by scanning runs),
+ * with up to sample_limit of the latest runs finished in it. */
+int store_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
+                     errand_error *err);
+
+/* Pauses (claims hand out none of its runs) or resumes a task; a task not seen yet can be
+ * paused ahead. */
+int store_set_paused(store *st, const char *task, bool paused, errand_error *err);
+
 /* Gives back memory the store holds only to go faster (page caches), after a burst. */
 void store_release_memory(store *st);
 
@@ -316,6 +361,8 @@ struct store_backend {
     int (*event_bounds)(store *, int64_t *, int64_t *, errand_error *);
     int (*prune_events)(store *, int64_t, int, int *, errand_error *);
     void (*on_events)(store *, void (*)(void *), void *);
+    int (*read_stats)(store *, int64_t, int, struct store_stats *, errand_error *);
+    int (*set_paused)(store *, const char *, bool, errand_error *);
     void (*release_memory)(store *);
     int (*ready)(store *, errand_error *);
 };

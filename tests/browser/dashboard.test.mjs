@@ -184,7 +184,22 @@ test("overview counts by state, workers alive, and live changes", { timeout: TES
   assert.match(await page.textContent("main"), /1 of 1 known/);
   const live = await submit("never.served", { live: true });
   await page.waitForSelector(`a[href="#/runs/${live.id}"]`, { timeout: UI_TIMEOUT_MS });
+  // The chart has a bar for the minute the run finished in; the task table a row per task.
+  await page.waitForSelector("svg.chart rect.ok", { timeout: UI_TIMEOUT_MS });
+  await page.waitForSelector('tr[data-task="errand.noop"]', { timeout: UI_TIMEOUT_MS });
   await shot("overview");
+
+  // Pausing from the task table: the run page says why the run waits; resuming runs it.
+  await page.click('tr[data-task="never.served"] button');
+  await page.waitForSelector('tr[data-task="never.served"] .badge.paused', { timeout: UI_TIMEOUT_MS });
+  assert.equal((await call("GET", "/stats")).tasks.find((t) => t.task === "never.served").paused, true);
+  await page.goto(`${base}/#/runs/${live.id}`);
+  await page.waitForSelector(".why", { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent(".why"), /is paused/);
+  await page.goto(base + "/#/");
+  await page.click('tr[data-task="never.served"] button');
+  await waitFor("the task resumed", async () =>
+    !(await call("GET", "/stats")).tasks.find((t) => t.task === "never.served").paused, UI_TIMEOUT_MS);
 });
 
 test("runs: filters, keyset paging, markup shown as text, live rows", { timeout: TEST_TIMEOUT_MS }, async () => {

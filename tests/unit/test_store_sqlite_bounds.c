@@ -365,6 +365,70 @@ static void completed_first_page_does_not_grow_with_a_newer_backlog(void **state
     json_decref(page);
 }
 
+static void bind_stats_since(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now / 60000 - 59); /* the minutes of the last hour */
+}
+
+static void bind_nothing(sqlite3_stmt *s, int64_t now)
+{
+    (void)s;
+    (void)now;
+}
+
+static void bind_sample(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now - 3600 * 1000);
+    sqlite3_bind_int(s, 2, 2000);
+}
+
+/* The dashboard's overview reads counters: a thousandfold more runs queued for the same
+ * tasks changes none of its statements' work (it used to be a count over the runs). */
+static void overview_figures_do_not_grow_with_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < RARE_RUNS; i++) {
+        json_decref(submit(fx, t, "{\"task\": \"done\"}", NULL));
+        complete_run(fx, "done", "1", t + 1);
+    }
+    submit_many(fx, t + 10, "{\"task\": \"backlog\"}", SMALL);
+    static const enum sql_id ids[] = {SQL_STATS_TASK_COUNTS, SQL_STATS_TASK_WINDOW,
+                                      SQL_STATS_MINUTES, SQL_STATS_TASKS, SQL_STATS_SAMPLE};
+    void (*binds[])(sqlite3_stmt *, int64_t) = {bind_nothing, bind_stats_since, bind_stats_since,
+                                                bind_nothing, bind_sample};
+    struct work small[5], large[5];
+    for (int i = 0; i < 5; i++)
+        small[i] = measure(fx, ids[i], binds[i], t + 20);
+    submit_many(fx, t + 10, "{\"task\": \"backlog\"}", LARGE - SMALL);
+    for (int i = 0; i < 5; i++) {
+        large[i] = measure(fx, ids[i], binds[i], t + 20);
+        /* The counter tables are read whole (a row per task and state, per minute and task):
+           their full-scan steps are allowed, as long as they do not grow with the runs. */
+        if (large[i].vm_steps > small[i].vm_steps + STEP_SLACK ||
+            large[i].fullscan_steps > small[i].fullscan_steps)
+            fail_msg("%s: %d VM steps (%d full-scan) with %d runs, %d (%d) with %d",
+                     sqlite_sql_name(ids[i]), large[i].vm_steps, large[i].fullscan_steps, LARGE,
+                     small[i].vm_steps, small[i].fullscan_steps, SMALL);
+    }
+    assert_int_equal(large[4].rows, RARE_RUNS); /* the sample reads the finished runs only */
+    /* And the figures add up, per task and in total. */
+    struct store_stats st;
+    errand_error err;
+    assert_int_equal(store_read_stats(fx->st, t - 60000, 100, &st, &err), 0);
+    assert_int_equal(st.n_tasks, 2);
+    assert_string_equal(st.tasks[0].task, "backlog");
+    assert_int_equal(st.tasks[0].counts[ERRAND_STATE_SCHEDULED], LARGE);
+    assert_string_equal(st.tasks[1].task, "done");
+    assert_int_equal(st.tasks[1].counts[ERRAND_STATE_COMPLETED], RARE_RUNS);
+    assert_int_equal(st.tasks[1].completed, RARE_RUNS);
+    assert_int_equal(st.counts[ERRAND_STATE_SCHEDULED], LARGE);
+    assert_int_equal(st.n_minutes, 1);
+    assert_int_equal(st.minutes[0].completed, RARE_RUNS);
+    assert_int_equal(st.n_samples, RARE_RUNS);
+    store_stats_clear(&st);
+}
+
 /* Adds n workers last seen at or after `seen`, straight into the table. */
 static void add_workers(struct fixture *fx, int from, int n, int64_t seen)
 {
@@ -558,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(completed_first_page_does_not_grow_with_a_newer_backlog,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(overview_figures_do_not_grow_with_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,
                                         teardown),
     };

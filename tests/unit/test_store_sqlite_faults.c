@@ -261,6 +261,13 @@ static void killed_process_loses_no_acknowledged_run(void **state)
     assert_int_equal(sqlite3_column_int(s, 0), sqlite3_column_int(s, 1));
     assert_int_equal(sqlite3_column_int(s, 2), sqlite3_column_int(s, 3));
     sqlite3_finalize(s);
+    sqlite3_prepare_v2(db,
+                       "SELECT count(*) FROM task_counts c WHERE c.n != (SELECT count(*) FROM "
+                       "task_runs r WHERE r.task = c.task AND r.state_type = c.state_type)",
+                       -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 0);
+    sqlite3_finalize(s);
     sqlite3_close(db);
     free(ids);
 }

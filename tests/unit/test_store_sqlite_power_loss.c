@@ -336,6 +336,21 @@ static void check_database(const char *path)
             fail_msg("after the power cut, run_counts disagrees with task_runs for %s states",
                      text);
     }
+    sql_one_text(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'task_counts'", text,
+                 sizeof text);
+    if (strcmp(text, "1") == 0) { /* per task too, both ways */
+        sql_one_text(db,
+                     "SELECT (SELECT count(*) FROM task_counts c WHERE c.n != (SELECT count(*) "
+                     "FROM task_runs r WHERE r.task = c.task AND r.state_type = c.state_type)) + "
+                     "(SELECT count(*) FROM (SELECT DISTINCT task, state_type FROM task_runs) r "
+                     "WHERE NOT EXISTS (SELECT 1 FROM task_counts c WHERE c.task = r.task AND "
+                     "c.state_type = r.state_type))",
+                     text, sizeof text);
+        if (strcmp(text, "0") != 0)
+            fail_msg("after the power cut, task_counts disagrees with task_runs for %s (task, "
+                     "state) pairs",
+                     text);
+    }
     sqlite3_close(db);
 }
 

@@ -63,7 +63,10 @@
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
- *    to task_runs open a statement journal, which measurably slowed the writer.
+ *    to task_runs open a statement journal, which measurably slowed the writer. The same
+ *    tally keeps task_counts (task, state_type, n), run_minutes (minute, task: completed,
+ *    failed, cancelled) and tasks (task: paused, last failure), so the dashboard's overview
+ *    reads counters, never the runs.
  */
 #include "store/sqlite/sqlite_schema.h"
 
@@ -253,6 +256,38 @@ static const struct migration migrations[] = {
      "  type INTEGER NOT NULL,"
      "  name TEXT NOT NULL,"
      "  at INTEGER NOT NULL);"},
+
+    /* The dashboard's figures without scanning the runs: runs per task and state, runs
+       finished per minute and task, and per task its last failure (and, later, whether it
+       is paused). Kept in step by every op's tally (sqlite_transition.h). The upgrade counts
+       what is stored once, and the last day's finished runs per minute (task_runs_finished). */
+    {17, "task_stats",
+     "CREATE TABLE task_counts ("
+     "  task TEXT NOT NULL,"
+     "  state_type INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  PRIMARY KEY (task, state_type)) WITHOUT ROWID;"
+     "INSERT INTO task_counts (task, state_type, n)"
+     "  SELECT task, state_type, count(*) FROM task_runs GROUP BY task, state_type;"
+     "CREATE TABLE run_minutes ("
+     "  minute INTEGER NOT NULL,"
+     "  task TEXT NOT NULL,"
+     "  completed INTEGER NOT NULL DEFAULT 0,"
+     "  failed INTEGER NOT NULL DEFAULT 0,"
+     "  cancelled INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (minute, task)) WITHOUT ROWID;"
+     "INSERT INTO run_minutes (minute, task, completed, failed, cancelled)"
+     "  SELECT finished / 60000, task, sum(state_type = 3 AND state_name = 'Completed'),"
+     "         sum(state_type IN (4, 5)), sum(state_type = 7)"
+     "  FROM task_runs INDEXED BY task_runs_finished"
+     "  WHERE finished IS NOT NULL AND finished >="
+     "    CAST((julianday('now') - 2440587.5 - 1) * 86400000 AS INTEGER)"
+     "  GROUP BY finished / 60000, task;"
+     "CREATE TABLE tasks ("
+     "  task TEXT NOT NULL PRIMARY KEY,"
+     "  paused INTEGER NOT NULL DEFAULT 0,"
+     "  last_failure_id TEXT,"
+     "  last_failure_at INTEGER) WITHOUT ROWID;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

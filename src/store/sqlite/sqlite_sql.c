@@ -68,7 +68,10 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+
+/* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
+#define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
 
 struct sql_def {
     const char *name;
@@ -130,10 +133,10 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
         "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
         "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND scheduled_at <= ?2 "
-        "ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
+        "AND " NOT_PAUSED(" ?1 ") " ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
     SQL(SQL_CLAIM_READY_EXISTS,
         "SELECT 1 FROM task_runs INDEXED BY task_runs_claim WHERE state_type = 0 AND delayed = 0 "
-        "AND task = ?1 AND scheduled_at <= ?2 LIMIT 1"),
+        "AND task = ?1 AND scheduled_at <= ?2 AND " NOT_PAUSED(" ?1 ") " LIMIT 1"),
     SQL(SQL_DELAYED_DUE_EXISTS,
         "SELECT 1 FROM task_runs INDEXED BY task_runs_delayed WHERE state_type = 0 "
         "AND delayed = 1 AND scheduled_at <= ?1 LIMIT 1"),
@@ -216,7 +219,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "WHERE (last_seen, name) < (?1, ?2) ORDER BY last_seen DESC, name DESC LIMIT ?3"),
 
     SQL(SQL_EXPIRED_RUNS,
-        "SELECT rowid, id, state_type, tags, result_ref FROM task_runs "
+        "SELECT rowid, id, state_type, tags, result_ref, task FROM task_runs "
         "INDEXED BY task_runs_finished WHERE finished IS NOT NULL AND finished < ?1 "
         "ORDER BY finished LIMIT ?2"),
     SQL(SQL_RUN_DELETE, "DELETE FROM task_runs WHERE rowid = ?1"),
@@ -230,6 +233,32 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)"),
     SQL(SQL_COUNTS, "SELECT state_type, n FROM run_counts"),
     SQL(SQL_COUNT_ADD, "UPDATE run_counts SET n = n + ?2 WHERE state_type = ?1"),
+    SQL(SQL_TASK_COUNT_ADD, "INSERT INTO task_counts (task, state_type, n) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT (task, state_type) DO UPDATE SET n = n + excluded.n"),
+    SQL(SQL_MINUTE_ADD,
+        "INSERT INTO run_minutes (minute, task, completed, failed, cancelled) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, task) DO UPDATE SET "
+        "completed = completed + excluded.completed, failed = failed + excluded.failed, "
+        "cancelled = cancelled + excluded.cancelled"),
+    SQL(SQL_TASK_FAILURE,
+        "INSERT INTO tasks (task, last_failure_id, last_failure_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (task) DO UPDATE SET last_failure_id = excluded.last_failure_id, "
+        "last_failure_at = excluded.last_failure_at"),
+    SQL(SQL_STATS_TASK_COUNTS,
+        "SELECT task, state_type, n FROM task_counts WHERE n != 0 ORDER BY task"),
+    SQL(SQL_STATS_TASK_WINDOW,
+        "SELECT task, sum(completed), sum(failed), sum(cancelled) FROM run_minutes "
+        "WHERE minute >= ?1 GROUP BY task"),
+    SQL(SQL_STATS_MINUTES,
+        "SELECT minute, sum(completed), sum(failed), sum(cancelled) FROM run_minutes "
+        "WHERE minute >= ?1 GROUP BY minute ORDER BY minute"),
+    SQL(SQL_STATS_TASKS, "SELECT task, paused, last_failure_id, last_failure_at FROM tasks"),
+    SQL(SQL_STATS_SAMPLE,
+        "SELECT task, scheduled_at, started, finished FROM task_runs "
+        "INDEXED BY task_runs_finished WHERE finished IS NOT NULL AND finished >= ?1 "
+        "ORDER BY finished DESC LIMIT ?2"),
+    SQL(SQL_TASK_PAUSE, "INSERT INTO tasks (task, paused) VALUES (?1, ?2) "
+                        "ON CONFLICT (task) DO UPDATE SET paused = excluded.paused"),
     SQL(SQL_EVENT_INSERT,
         "INSERT INTO run_events (run_id, type, name, at) VALUES (?1, ?2, ?3, ?4)"),
     /* The task comes from the run (NULL once retention deleted it): one primary-key lookup

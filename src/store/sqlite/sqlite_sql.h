@@ -72,6 +72,16 @@ enum sql_id {
     SQL_WORKERS_PRUNE,
     SQL_COUNTS,
     SQL_COUNT_ADD,
+    SQL_TASK_COUNT_ADD,
+    SQL_MINUTE_ADD,
+    SQL_TASK_FAILURE,
+    /* the dashboard's figures, task controls */
+    SQL_STATS_TASK_COUNTS,
+    SQL_STATS_TASK_WINDOW,
+    SQL_STATS_MINUTES,
+    SQL_STATS_TASKS,
+    SQL_STATS_SAMPLE,
+    SQL_TASK_PAUSE,
     /* the change feed */
     SQL_EVENT_INSERT,
     SQL_EVENTS_AFTER,
@@ -148,6 +158,7 @@ enum lease_col {
     LC_ID,
     LC_ENDED_BY,
     LC_REDELIVERIES,
+    LC_TASK,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 /* Copies text into a fixed buffer; false when it does not fit (the buffer is then ""). */
@@ -52,6 +53,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
 {
     cur->rowid = sqlite3_column_int64(s, LC_ROWID);
     copy_fixed(cur->id, sizeof cur->id, sqlite_col_text(s, LC_ID));
+    copy_fixed(cur->task, sizeof cur->task, sqlite_col_text(s, LC_TASK));
     cur->state = (errand_state)sqlite3_column_int(s, LC_STATE_TYPE);
     cur->state_timestamp = sqlite_col_ms(s, LC_STATE_TIMESTAMP);
     cur->attempt = sqlite3_column_int(s, LC_ATTEMPT);
@@ -139,21 +141,126 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     return rc;
 }
 
-int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t, errand_error *err)
+/* The tally's entry for task, added when new; NULL when the tally is full. */
+static struct run_tally_task *tally_task(struct run_count_delta *t, const char *task)
 {
-    for (int i = 0; i < (int)(sizeof t->d / sizeof t->d[0]); i++) {
-        if (t->d[i] == 0)
-            continue;
-        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_COUNT_ADD, err);
+    for (size_t i = 0; i < t->n_tasks; i++)
+        if (strcmp(t->tasks[i].task, task) == 0)
+            return &t->tasks[i];
+    if (t->n_tasks == RUN_TALLY_TASKS)
+        return NULL;
+    struct run_tally_task *e = &t->tasks[t->n_tasks++];
+    memset(e, 0, sizeof *e);
+    copy_fixed(e->task, sizeof e->task, task);
+    return e;
+}
+
+/* The entry for task, applying the tally first when it is full. */
+static int tally_entry(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                       int64_t now_ms, struct run_tally_task **out, errand_error *err)
+{
+    *out = tally_task(t, task ? task : "");
+    if (*out)
+        return 0;
+    int rc = sqlite_counts_apply(c, t, now_ms, err);
+    *out = rc == 0 ? tally_task(t, task ? task : "") : NULL;
+    return rc;
+}
+
+int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                   const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err)
+{
+    if (from == (int)to)
+        return 0;
+    struct run_tally_task *e;
+    int rc = tally_entry(c, t, task, now_ms, &e, err);
+    if (rc < 0)
+        return rc;
+    if (from >= 0) {
+        t->d[from]--;
+        e->d[from]--;
+    }
+    t->d[to]++;
+    e->d[to]++;
+    if (to == ERRAND_STATE_COMPLETED && from >= 0) /* a cache hit is created COMPLETED: not run */
+        e->completed++;
+    else if (to == ERRAND_STATE_FAILED || to == ERRAND_STATE_CRASHED) {
+        e->failed++;
+        copy_fixed(e->last_failure, sizeof e->last_failure, run_id);
+    } else if (to == ERRAND_STATE_CANCELLED)
+        e->cancelled++;
+    return 0;
+}
+
+int run_count_remove(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                     errand_state state, int64_t now_ms, errand_error *err)
+{
+    struct run_tally_task *e;
+    int rc = tally_entry(c, t, task, now_ms, &e, err);
+    if (rc == 0) {
+        t->d[state]--;
+        e->d[state]--;
+    }
+    return rc;
+}
+
+/* Adds n to the counter of statement id, bound as (?1 key, ?2 state type, ?3 n). */
+static int count_add(struct sqlite_conn *c, enum sql_id id, const char *task, int state, int64_t n,
+                     errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    int col = 1;
+    if (task)
+        sqlite_bind_text(s, col++, task);
+    sqlite3_bind_int(s, col++, state);
+    sqlite3_bind_int64(s, col, n);
+    return sqlite_conn_step_done(c, s, id, err);
+}
+
+static int task_apply(struct sqlite_conn *c, const struct run_tally_task *e, int64_t now_ms,
+                      errand_error *err)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < (int)(sizeof e->d / sizeof e->d[0]); i++)
+        if (e->d[i] != 0)
+            rc = count_add(c, SQL_TASK_COUNT_ADD, e->task, i, e->d[i], err);
+    if (rc == 0 && (e->completed || e->failed || e->cancelled)) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_MINUTE_ADD, err);
         if (!s)
             return ERRAND_ESTORE;
-        sqlite3_bind_int(s, 1, i);
-        sqlite3_bind_int64(s, 2, t->d[i]);
-        int rc = sqlite_conn_step_done(c, s, SQL_COUNT_ADD, err);
-        if (rc < 0)
-            return rc;
+        sqlite3_bind_int64(s, 1, now_ms / MS_PER_MINUTE);
+        sqlite_bind_text(s, 2, e->task);
+        sqlite3_bind_int64(s, 3, e->completed);
+        sqlite3_bind_int64(s, 4, e->failed);
+        sqlite3_bind_int64(s, 5, e->cancelled);
+        rc = sqlite_conn_step_done(c, s, SQL_MINUTE_ADD, err);
     }
-    return 0;
+    if (rc == 0 && e->last_failure[0]) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_TASK_FAILURE, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, e->task);
+        sqlite_bind_text(s, 2, e->last_failure);
+        sqlite3_bind_int64(s, 3, now_ms);
+        rc = sqlite_conn_step_done(c, s, SQL_TASK_FAILURE, err);
+    }
+    return rc;
+}
+
+int sqlite_counts_apply(struct sqlite_conn *c, struct run_count_delta *t, int64_t now_ms,
+                        errand_error *err)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < (int)(sizeof t->d / sizeof t->d[0]); i++)
+        if (t->d[i] != 0)
+            rc = count_add(c, SQL_COUNT_ADD, NULL, i, t->d[i], err);
+    for (size_t i = 0; rc == 0 && i < t->n_tasks; i++)
+        rc = task_apply(c, &t->tasks[i], now_ms, err);
+    memset(t->d, 0, sizeof t->d);
+    t->n_tasks = 0;
+    return rc;
 }
 
 int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur,
@@ -188,6 +295,8 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     int rc = sqlite_conn_step_done(c, s, id, err);
     if (rc < 0)
         return rc;
-    run_count_move(counts, (int)cur->state, u->next);
+    if ((rc = run_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms,
+                             err)) < 0)
+        return rc;
     return sqlite_state_append(c, cur->id, seq, u->next, u->name, now_ms, message, err);
 }

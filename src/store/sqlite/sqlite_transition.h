@@ -15,6 +15,7 @@
 
 #include "core/state.h"
 #include "core/uuid.h"
+#include "core/wire_limits.h"
 #include "store/run_spec.h"
 #include "store/sqlite/sqlite_conn.h"
 #include "store/store.h"
@@ -22,29 +23,43 @@
 #define SQLITE_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
 #define SQLITE_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
 
-/* State changes an op made, by state type; applied to run_counts once, at the op's end. */
-struct run_count_delta {
+/* The counters kept in step with the runs, adjusted once per op from a tally of the state
+ * changes it made (not per row, and not with triggers: see sqlite_schema.c):
+ *   run_counts   runs per state type (the overview's totals, /metrics);
+ *   task_counts  runs per task and state type (the per-task table);
+ *   run_minutes  runs finished per minute and task: completed, failed (FAILED or CRASHED),
+ *                cancelled (the overview's charts);
+ *   tasks        each task's last failure. */
+#define RUN_TALLY_TASKS 8
+#define RUN_TALLY_TASK_MAX (WIRE_TASK_NAME_MAX * 4 + 1) /* UTF-8 */
+
+struct run_tally_task {
+    char task[RUN_TALLY_TASK_MAX];
     int64_t d[8];
+    int64_t completed, failed, cancelled; /* runs of the task that finished so in the op */
+    char last_failure[UUID_STR_LEN];      /* the run that failed last in the op, or "" */
 };
 
-/* One run moves from `from` to `to` (from < 0: a new run). */
-static inline void run_count_move(struct run_count_delta *t, int from, errand_state to)
-{
-    if (from == (int)to)
-        return;
-    if (from >= 0)
-        t->d[from]--;
-    t->d[to]++;
-}
+struct run_count_delta {
+    int64_t d[8];
+    struct run_tally_task tasks[RUN_TALLY_TASKS];
+    size_t n_tasks;
+};
 
-/* One run of state `state` is deleted. */
-static inline void run_count_remove(struct run_count_delta *t, errand_state state)
-{
-    t->d[state]--;
-}
+/* Run run_id of task moves from `from` to `to` (from < 0: a new run) at now_ms. When the
+ * tally already holds RUN_TALLY_TASKS other tasks it is applied first (so c is needed). */
+int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                   const char *run_id, int from, errand_state to, int64_t now_ms,
+                   errand_error *err);
 
-/* Adds the tally to run_counts (one statement per state type that changed). */
-int sqlite_counts_apply(struct sqlite_conn *c, const struct run_count_delta *t, errand_error *err);
+/* One run of task in state `state` is deleted. */
+int run_count_remove(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                     errand_state state, int64_t now_ms, errand_error *err);
+
+/* Writes the tally to the counters (one statement per counter that changed; finished runs
+ * to the minute of now_ms) and empties it. */
+int sqlite_counts_apply(struct sqlite_conn *c, struct run_count_delta *t, int64_t now_ms,
+                        errand_error *err);
 
 /* What the rules need to know about a run (SQL_RUN_LEASE_INFO / SQL_LEASE_EXPIRED). */
 struct run_current {
@@ -63,6 +78,7 @@ struct run_current {
     char ended_by[SQLITE_LEASE_TOKEN_MAX];    /* "<token>:<state>" of the report that ended the
                                                   last lease, "" when none */
     char worker[SQLITE_WORKER_NAME_MAX];      /* "" when none; cut to fit */
+    char task[RUN_TALLY_TASK_MAX];
     bool has_cache_key;
     double cache_expiration_seconds; /* 0 = never expires */
     double jitter;

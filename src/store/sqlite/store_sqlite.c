@@ -620,6 +620,8 @@ const struct store_backend store_sqlite_backend = {
     .event_bounds = store_sqlite_event_bounds,
     .prune_events = store_sqlite_prune_events,
     .on_events = store_sqlite_on_events,
+    .read_stats = store_sqlite_read_stats,
+    .set_paused = store_sqlite_set_paused,
     .release_memory = release_memory,
     .ready = ready,
 };

@@ -2,7 +2,8 @@
  * store_sqlite.h — the SQLite backend's shared parts, for its own files only
  * (store_sqlite.c: open, close and reads; store_sqlite_submit.c: submissions and cancel;
  * store_sqlite_worker.c: claim, heartbeat, report, sweep; store_sqlite_retention.c: deleting
- * what expired; store_sqlite_events.c: the change feed). Everyone else uses store.h.
+ * what expired; store_sqlite_events.c: the change feed;
+ * store_sqlite_stats.c: the dashboard's figures and paused tasks). Everyone else uses store.h.
  *
  * Threads: `writer` funnels every write to the writer thread (sqlite_writer.h); `readers`
  * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
@@ -86,5 +87,8 @@ int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_e
 int store_sqlite_prune_events(store *st, int64_t before_ms, int limit, int *deleted,
                               errand_error *err);
 void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg);
+int store_sqlite_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
+                            errand_error *err);
+int store_sqlite_set_paused(store *st, const char *task, bool paused, errand_error *err);
 
 #endif

@@ -166,7 +166,9 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
     cd->row.lease_expires = op->lease_expires;
     cd->row.state = d->next;
     op->n_claimed++;
-    run_count_move(counts, ERRAND_STATE_SCHEDULED, d->next);
+    if ((rc = run_count_move(c, counts, cd->row.task, cd->row.id, ERRAND_STATE_SCHEDULED, d->next,
+                             op->now_ms, err)) < 0)
+        return rc;
     return sqlite_state_append(c, cd->row.id, seq, d->next, d->name, op->now_ms, "", err);
 }
 
@@ -297,12 +299,12 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
             return rc;
     }
     struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
-    struct run_count_delta counts = {{0}};
+    struct run_count_delta counts = {0};
     for (size_t i = 0; i < op->n_cand; i++) {
         if ((rc = claim_one(c, op, &op->cand[i], &d, &counts, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &counts, err)) < 0 ||
+    if ((rc = sqlite_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_WORKER_CLAIMED, err);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "store/sqlite/sqlite_transition.h"
@@ -26,6 +27,7 @@ struct expired_run {
     errand_state state;
     char *tags;       /* JSON array text */
     char *result_ref; /* NULL when none */
+    char *task;
 };
 
 struct retention_op {
@@ -44,6 +46,7 @@ static void expired_clear(struct retention_op *op)
     for (size_t i = 0; i < op->n_runs; i++) {
         mem_free(op->runs[i].tags);
         mem_free(op->runs[i].result_ref);
+        mem_free(op->runs[i].task);
     }
     op->n_runs = 0;
     for (size_t i = 0; i < op->freed.n; i++)
@@ -70,8 +73,9 @@ static int find_expired(struct sqlite_conn *c, struct retention_op *op, errand_e
         const char *tags = sqlite_col_text(s, 3), *ref = sqlite_col_text(s, 4);
         r->tags = tags && strcmp(tags, "[]") != 0 ? mem_strdup(tags) : NULL;
         r->result_ref = ref ? mem_strdup(ref) : NULL;
+        r->task = mem_strdup(sqlite_col_text(s, 5) ? sqlite_col_text(s, 5) : "");
         op->n_runs++;
-        if ((tags && strcmp(tags, "[]") != 0 && !r->tags) || (ref && !r->result_ref))
+        if ((tags && strcmp(tags, "[]") != 0 && !r->tags) || (ref && !r->result_ref) || !r->task)
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
     if (rc == 0 && step != SQLITE_DONE)
@@ -121,7 +125,7 @@ static int delete_tags(struct sqlite_conn *c, const struct expired_run *r, erran
     return rc;
 }
 
-static int delete_run(struct sqlite_conn *c, const struct expired_run *r,
+static int delete_run(struct sqlite_conn *c, const struct expired_run *r, int64_t now_ms,
                       struct run_count_delta *counts, errand_error *err)
 {
     int rc;
@@ -135,8 +139,7 @@ static int delete_run(struct sqlite_conn *c, const struct expired_run *r,
     sqlite3_bind_int64(s, 1, r->rowid);
     if ((rc = sqlite_conn_step_done(c, s, SQL_RUN_DELETE, err)) < 0)
         return rc;
-    run_count_remove(counts, r->state);
-    return 0;
+    return run_count_remove(c, counts, r->task, r->state, now_ms, err);
 }
 
 static int ref_used(struct sqlite_conn *c, const char *ref, bool *used, errand_error *err)
@@ -193,14 +196,16 @@ static int retention_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
 {
     struct retention_op *op = arg;
     expired_clear(op);
-    struct run_count_delta counts = {{0}};
+    struct run_count_delta counts = {0};
+    int64_t now_ms = clock_now_ms(); /* minutes are only counted for runs that finish */
     int rc = 0;
     if (op->finished_before > 0 && (rc = find_expired(c, op, err)) < 0)
         return rc;
     for (size_t i = 0; i < op->n_runs; i++)
-        if ((rc = delete_run(c, &op->runs[i], &counts, err)) < 0)
+        if ((rc = delete_run(c, &op->runs[i], now_ms, &counts, err)) < 0)
             return rc;
-    if ((rc = sqlite_counts_apply(c, &counts, err)) < 0 || (rc = collect_freed(c, op, err)) < 0)
+    if ((rc = sqlite_counts_apply(c, &counts, now_ms, err)) < 0 ||
+        (rc = collect_freed(c, op, err)) < 0)
         return rc;
     if (op->workers_seen_before > 0 && (rc = prune_workers(c, op, err)) < 0)
         return rc;

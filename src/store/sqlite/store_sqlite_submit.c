@@ -160,7 +160,8 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);
     if (rc < 0)
         return rc;
-    run_count_move(counts, -1, state);
+    if ((rc = run_count_move(c, counts, spec->task, slot->id, -1, state, now_ms, err)) < 0)
+        return rc;
     /* One row per statement: a multi-row insert would need a statement journal (see
      * sqlite_writer.c, cost note). */
     for (size_t i = 0; i < json_array_size(slot->tags); i++) {
@@ -235,7 +236,7 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         }
         slot->created = true;
     }
-    return sqlite_counts_apply(c, &op->counts, err);
+    return sqlite_counts_apply(c, &op->counts, op->now_ms, err);
 }
 
 static char *delays_text(const struct run_spec *spec)
@@ -397,11 +398,11 @@ static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
                          state_type_name(cur.state), d.reason);
     if (d.next != cur.state) { /* asking again while CANCELLING changes nothing */
         struct run_update u;
-        struct run_count_delta counts = {{0}};
+        struct run_count_delta counts = {0};
         sqlite_transition_plan(&cur, &d, op->now_ms, &u);
         u.message = d.next == ERRAND_STATE_CANCELLED ? CANCEL_MESSAGE : CANCELLING_MESSAGE;
         if ((rc = sqlite_transition_write(c, &cur, &u, op->now_ms, &counts, err)) < 0 ||
-            (rc = sqlite_counts_apply(c, &counts, err)) < 0)
+            (rc = sqlite_counts_apply(c, &counts, op->now_ms, err)) < 0)
             return rc;
     }
     return read_run(c, op->id, &op->run, err);

@@ -213,7 +213,7 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         if (rc < 0)
             return rc;
     }
-    int rc = sqlite_counts_apply(c, &op->counts, err);
+    int rc = sqlite_counts_apply(c, &op->counts, op->now_ms, err);
     return rc < 0 ? rc : worker_seen(c, op->worker, op->now_ms, err);
 }
 
@@ -416,7 +416,7 @@ static int report_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         if ((rc = apply_report(c, op, i, err)) < 0)
             return rc;
     }
-    if ((rc = sqlite_counts_apply(c, &op->counts, err)) < 0 ||
+    if ((rc = sqlite_counts_apply(c, &op->counts, op->now_ms, err)) < 0 ||
         (op->fresh && (rc = append_logs(c, op, err)) < 0))
         return rc;
     return worker_seen(c, op->worker, op->now_ms, err);
@@ -498,7 +498,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     sqlite3_bind_int64(s, 1, op->now_ms);
     sqlite3_bind_int(s, 2, SWEEP_BATCH);
     int step, rc = 0;
-    struct run_count_delta counts = {{0}};
+    struct run_count_delta counts = {0};
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
         rc = sqlite_run_current_read(s, &op->rows[op->n_found++], false, err);
     sqlite3_reset(s);
@@ -525,7 +525,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
             return rc;
         op->n_expired++;
     }
-    return sqlite_counts_apply(c, &counts, err);
+    return sqlite_counts_apply(c, &counts, op->now_ms, err);
 }
 
 int store_sqlite_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
