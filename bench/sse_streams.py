@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """What N connected dashboards cost the server: N GET /api/events streams held open while
-`errand bench` runs, against the same bench without them, on one fresh store each.
+`errand bench` runs, against the same bench without them, on one fresh store each. The
+streams ask for max_rate=20, as the dashboard's pages do (--max-rate 0: every event, a
+firehose per stream).
 
-    bench/sse_streams.py [--streams 1000] [--runs 20000] [--rounds 2] [--errand build/bin/errand]
+    bench/sse_streams.py [--streams 1000] [--runs 20000] [--rounds 2] [--max-rate 20]
+                         [--errand build/bin/errand]
 
 Prints, for each round and each setting: end-to-end runs/s, the server's CPU seconds and
 peak RSS during the bench, the events the streams received and the server's thread count.
@@ -43,13 +46,15 @@ def proc_stat(pid):
 class Streams:
     """N SSE connections read by one selector thread; counts the events they receive."""
 
-    def __init__(self, port, n):
+    def __init__(self, port, n, max_rate):
         self.sel = selectors.DefaultSelector()
         self.events = 0
         self.socks = []
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            q = f"?max_rate={max_rate}" if max_rate else ""
+            s.sendall(f"GET /api/events{q} HTTP/1.1\r\nHost: x\r\n"
+                      "Accept: text/event-stream\r\n\r\n".encode())
             s.setblocking(False)
             self.sel.register(s, selectors.EVENT_READ)
             self.socks.append(s)
@@ -73,11 +78,11 @@ class Streams:
             s.close()
 
 
-def one(errand, streams, runs):
+def one(errand, streams, runs, max_rate):
     with tempfile.TemporaryDirectory() as home:
         server, port = start_server(errand, home)
         try:
-            st = Streams(port, streams) if streams else None
+            st = Streams(port, streams, max_rate) if streams else None
             time.sleep(1)
             cpu0, _, threads = proc_stat(server.pid)
             out = subprocess.run([errand, "bench", "--runs", str(runs), "--latency-runs", "0",
@@ -102,11 +107,13 @@ def main():
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--max-rate", type=int, default=20)
     ap.add_argument("--errand", default="build/bin/errand")
     a = ap.parse_args()
     for r in range(a.rounds):
         for n in (0, a.streams):
-            print(json.dumps({"round": r + 1, **one(a.errand, n, a.runs)}), flush=True)
+            print(json.dumps({"round": r + 1, **one(a.errand, n, a.runs, a.max_rate)}),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@
 /* What a client waits before it reconnects, sent first on every stream (SSE "retry:"). */
 #define RECONNECT_MS 2000
 #define KEEPALIVE_TEXT ": keepalive\n\n"
+/* Room for the "skipped" notice of a stream over its max_rate. */
+#define SKIPPED_TEXT_MAX 128
 /* How often the tailer looks for streams that are due a keep-alive. */
 #define KEEPALIVE_SCAN_MS 1000
 
@@ -51,6 +53,8 @@ struct event_sub {
     struct event_sub_hooks hooks; /* while holding */
     bool keepalive_due;
     int64_t last_write_ms; /* monotonic */
+    double tokens;         /* filter.max_rate: events it may send now */
+    int64_t refilled_ms;   /* ... as of then (monotonic) */
     struct event_sub *prev, *next;
 };
 
@@ -229,6 +233,18 @@ static void wake_all(struct wake_list *l)
     *l = (struct wake_list){0};
 }
 
+/* Whether a paced stream (filter.max_rate) may be woken now: when half its bucket has
+ * refilled, so that under a flood it is woken about twice a second (the keep-alive scan wakes
+ * it too), not at every batch. Under the lock. */
+static bool pace_allows(const struct event_sub *s, int64_t now)
+{
+    unsigned rate = s->filter.max_rate;
+    if (!rate)
+        return true;
+    double tokens = s->tokens + (double)(now - s->refilled_ms) * rate / MS_PER_S;
+    return tokens >= (rate + 1) / 2;
+}
+
 /* Whether any held event after s's cursor passes its filter. Under the lock. */
 static bool has_news(event_feed *f, const struct event_sub *s)
 {
@@ -269,8 +285,9 @@ static void publish(event_feed *f, struct run_event_list *l)
         ring_push(f, &l->items[i], text, len);
         mem_free(text);
     }
+    int64_t now = clock_mono_ms();
     for (struct event_sub *s = f->subs; s; s = s->next)
-        if (s->holding && has_news(f, s))
+        if (s->holding && pace_allows(s, now) && has_news(f, s))
             release_hold(&wakes, s);
     pthread_mutex_unlock(&f->lock);
     wake_all(&wakes);
@@ -309,16 +326,22 @@ static void catch_up(event_feed *f)
     }
 }
 
-/* Wakes held streams that have written nothing for EVENT_FEED_KEEPALIVE_MS. */
+/* Wakes held streams that have written nothing for EVENT_FEED_KEEPALIVE_MS, and paced
+ * streams with news that publish() left held. */
 static void keepalive_scan(event_feed *f, int64_t now)
 {
     struct wake_list wakes = {0};
     pthread_mutex_lock(&f->lock);
-    for (struct event_sub *s = f->subs; s; s = s->next)
-        if (s->holding && now - s->last_write_ms >= EVENT_FEED_KEEPALIVE_MS) {
+    for (struct event_sub *s = f->subs; s; s = s->next) {
+        if (!s->holding)
+            continue;
+        if (now - s->last_write_ms >= EVENT_FEED_KEEPALIVE_MS) {
             s->keepalive_due = true;
             release_hold(&wakes, s);
+        } else if (s->filter.max_rate && has_news(f, s)) {
+            release_hold(&wakes, s);
         }
+    }
     pthread_mutex_unlock(&f->lock);
     wake_all(&wakes);
 }
@@ -466,7 +489,8 @@ event_sub *event_feed_subscribe(event_feed *f, const struct event_filter *filter
     if (!s)
         return NULL;
     s->filter = *filter;
-    s->last_write_ms = clock_mono_ms();
+    s->last_write_ms = s->refilled_ms = clock_mono_ms();
+    s->tokens = filter->max_rate;
     pthread_mutex_lock(&f->lock);
     if (f->closed) {
         pthread_mutex_unlock(&f->lock);
@@ -547,16 +571,38 @@ ssize_t event_feed_read(event_feed *f, event_sub *s, char *buf, size_t max,
     }
     if (s->reset || s->cursor < f->known_after || s->cursor > f->newest)
         put_reset(f, s, buf, max, &used);
+    int64_t skipped = 0;
     if (!s->reset) {
+        unsigned rate = s->filter.max_rate;
+        if (rate) { /* a token bucket holding a second's worth */
+            int64_t now = clock_mono_ms();
+            s->tokens += (double)(now - s->refilled_ms) * rate / MS_PER_S;
+            if (s->tokens > rate)
+                s->tokens = rate;
+            s->refilled_ms = now;
+        }
         for (size_t i = ring_after(f, s->cursor); i < f->count; i++) {
             struct feed_event *e = ring_at(f, i);
-            if (matches(f, &s->filter, e) && !put(buf, max, &used, event_text(f, e), e->len)) {
-                if (used > 0)
+            if (matches(f, &s->filter, e)) {
+                if (rate && s->tokens < 1) {
+                    if (max - used < SKIPPED_TEXT_MAX)
+                        break; /* no room for the notice: the rest waits */
+                    skipped++;
+                } else if (put(buf, max, &used, event_text(f, e), e->len)) {
+                    s->tokens -= rate ? 1 : 0;
+                } else if (used > 0) {
                     break;
-                /* larger than the whole buffer (cannot happen with the sizes used): skip */
+                } /* else larger than the whole buffer (not with the sizes used): skipped */
             }
             s->cursor = e->seq;
         }
+    }
+    if (skipped > 0) {
+        char text[SKIPPED_TEXT_MAX];
+        int n = snprintf(text, sizeof text,
+                         "id: %lld\nevent: skipped\ndata: {\"skipped\":%lld,\"newest\":%lld}\n\n",
+                         (long long)s->cursor, (long long)skipped, (long long)s->cursor);
+        put(buf, max, &used, text, (size_t)n);
     }
     if (used == 0 && s->keepalive_due)
         put(buf, max, &used, KEEPALIVE_TEXT, sizeof KEEPALIVE_TEXT - 1);

@@ -63,6 +63,10 @@ struct event_filter {
     char task[EVENT_FEED_TASK_MAX]; /* "" = any task */
     char run_id[37];                /* "" = any run (lower case) */
     unsigned state_mask;            /* bit (1u << errand_state); 0 = any state */
+    /* Most events a second the stream sends (0 = no limit); past it, the matching events are
+       skipped and one "skipped" notice says how many (a dashboard then reloads what it
+       shows), so a busy store costs a screen that only watches a bounded stream. */
+    unsigned max_rate;
 };
 
 /* A new stream. after: the seq the client saw last (its Last-Event-ID); negative = from now.

@@ -21,6 +21,7 @@
 
 #define CONTENT_EVENT_STREAM "text/event-stream"
 #define LAST_EVENT_ID_HEADER "Last-Event-ID"
+#define EVENTS_MAX_RATE_LIMIT 100000
 
 struct events_stream {
     event_feed *feed;
@@ -74,18 +75,21 @@ int handle_events(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
 {
     static const struct query_param params[] = {
-        {"task", false}, {"run", false}, {"state", true}, {"after", false}, {NULL, false},
+        {"task", false},  {"run", false},      {"state", true},
+        {"after", false}, {"max_rate", false}, {NULL, false},
     };
     struct event_filter filter = {0};
     const char *task = NULL, *run = NULL;
-    long long after = -1;
+    long long after = -1, max_rate = 0;
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &task, err)) < 0 ||
         (rc = query_uuid(req, "run", &run, err)) < 0 ||
         (rc = query_states(req, "state", &filter.state_mask, err)) < 0 ||
+        (rc = query_int(req, "max_rate", 0, EVENTS_MAX_RATE_LIMIT, 0, &max_rate, err)) < 0 ||
         (rc = resume_position(req, &after, err)) < 0)
         return rc;
+    filter.max_rate = (unsigned)max_rate;
     if (task)
         snprintf(filter.task, sizeof filter.task, "%s", task);
     if (run)

@@ -163,7 +163,7 @@ void http_reply_stream(struct http_reply *r, int status, const struct http_strea
 /* --- streams ---------------------------------------------------------------------------- */
 
 /* Bytes a stream's read callback may write at once. */
-#define STREAM_BLOCK_BYTES (32 * 1024)
+#define STREAM_BLOCK_BYTES (8 * 1024)
 
 struct http_stream_conn {
     struct MHD_Connection *conn;

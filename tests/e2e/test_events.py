@@ -217,13 +217,38 @@ def test_old_events_are_pruned_from_the_store_keeping_the_newest(server_factory)
         assert c.execute("SELECT max(seq) FROM run_events").fetchone()[0] == 6
 
 
+def test_a_stream_over_its_max_rate_skips_and_says_how_many(server_factory):
+    server = server_factory()
+    paced = Stream(server, params={"max_rate": "5"})
+    full = Stream(server)
+    server.api.batch([{"task": "never.served", "parameters": {"i": i}} for i in range(200)])
+    got = full.take(200)
+    last = int(got[-1]["id"])
+    sent, skipped = 0, 0
+    while True:
+        e = paced.next()
+        if e["event"] == "run":
+            sent += 1
+        else:
+            assert e["event"] == "skipped", e
+            skipped += e["data"]["skipped"]
+            assert int(e["id"]) == e["data"]["newest"]
+        if int(e["id"]) >= last:
+            break
+    assert sent + skipped == 200
+    assert 1 <= sent <= 10, sent  # a second's worth (5), and what refilled meanwhile
+    paced.close()
+    full.close()
+
+
 def test_bad_event_requests_are_refused_naming_the_field(server_factory):
     server = server_factory(env={"ERRAND_API_KEY": "admin-key", "ERRAND_API_KEYS_WORKER": "wk",
                                  "ERRAND_API_KEYS_READ": "rk"})
     api = server.api
     cases = [({"state": "DONE"}, None, "state"), ({"run": "not-a-uuid"}, None, "run"),
              ({"after": "-3"}, None, "after"), ({"bogus": "1"}, None, "bogus"),
-             ({"task": "x" * 300}, None, "task"), ({}, "abc", "Last-Event-ID")]
+             ({"task": "x" * 300}, None, "task"), ({"max_rate": "-1"}, None, "max_rate"),
+             ({}, "abc", "Last-Event-ID")]
     for params, last, field in cases:
         headers = {"Last-Event-ID": last} if last else None
         r = api.request("GET", "/events", params=params, headers=headers)

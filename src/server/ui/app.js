@@ -122,12 +122,28 @@ function query(params) {
   return s ? `?${s}` : "";
 }
 
-// A live stream of GET /api/events; onEvent(run change), onReset() when events were missed.
+// Events a second a list page follows at most: past it the server skips events and says so,
+// and the page reloads what it shows (at most every RELOAD_MS) instead of replaying them all.
+const LIST_MAX_RATE = 20;
+const RELOAD_MS = 2000;
+
+// A live stream of GET /api/events; onEvent(run change), onReset() when events were missed
+// (the client was away too long, or the stream skipped some over its max_rate).
 function follow(params, onEvent, onReset) {
   const live = document.getElementById("live");
   const es = new EventSource(`/api/events${query(params)}`);
+  let reloading = null;
+  const reload = () => {
+    if (!onReset || reloading) return;
+    reloading = setTimeout(() => {
+      reloading = null;
+      onReset();
+    }, RELOAD_MS);
+  };
   es.addEventListener("run", (e) => onEvent(JSON.parse(e.data)));
-  es.addEventListener("reset", () => onReset && onReset());
+  es.addEventListener("reset", reload);
+  es.addEventListener("skipped", reload);
+  pageCleanup.push(() => clearTimeout(reloading));
   es.onopen = () => {
     live.hidden = false;
     live.classList.remove("off");
@@ -454,7 +470,7 @@ async function overviewPage(params) {
   await refresh();
   let pending = null;
   follow(
-    {},
+    { max_rate: LIST_MAX_RATE },
     (ev) => {
       if (recent.querySelector("td.empty")) recent.replaceChildren();
       recent.prepend(
@@ -601,7 +617,7 @@ async function runsPage(params) {
   // Live: a change to a run shown updates its row; a new run matching the filters appears on
   // top. The stream is filtered by task on the server; state and tag are checked here.
   follow(
-    { task: filters.task },
+    { task: filters.task, max_rate: LIST_MAX_RATE },
     async (ev) => {
       const row = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);
       const matchesState = !filters.state || ev.state.type === filters.state;
