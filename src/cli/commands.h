@@ -16,6 +16,8 @@ extern const struct cli_command cmd_runs_logs;
 extern const struct cli_command cmd_runs_cancel;
 extern const struct cli_command cmd_runs_retry;
 extern const struct cli_command cmd_runs_wait;
+extern const struct cli_command cmd_runs_bulk;
+extern const struct cli_command cmd_failures;
 extern const struct cli_command cmd_runs_result;
 extern const struct cli_command cmd_workers_ls;
 extern const struct cli_command cmd_tasks_ls;

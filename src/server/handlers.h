@@ -68,7 +68,10 @@ int handle_list_runs(const struct handler_ctx *, const struct http_request *, st
 int handle_cancel_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                       errand_error *);
 
-/* handlers_run_retry.c */
+/* handlers_run_retry.c. run_retry: a new run of original's task, parameters and options,
+ * linked to it (ERRAND_ECONFLICT unless original is FAILED, CRASHED or CANCELLED). */
+int run_retry(const struct handler_ctx *ctx, const struct run_row *original, struct run_row *out,
+              errand_error *err);
 int handle_retry_run(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                      errand_error *);
 
@@ -105,6 +108,12 @@ int handle_task_pause(const struct handler_ctx *, const struct http_request *, s
                       errand_error *);
 int handle_task_resume(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                        errand_error *);
+
+/* handlers_bulk.c: failure groups, and actions on a filtered set of runs */
+int handle_failures(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                    errand_error *);
+int handle_bulk(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                errand_error *);
 
 /* handlers_session.c: the dashboard's login */
 int handle_session_get(const struct handler_ctx *, const struct http_request *, struct http_reply *,

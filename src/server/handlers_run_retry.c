@@ -50,6 +50,26 @@ static int spec_from_run(const struct run_row *r, int64_t now_ms, struct run_spe
     return copy_delays(r->retry_delays, spec, err);
 }
 
+int run_retry(const struct handler_ctx *ctx, const struct run_row *original, struct run_row *out,
+              errand_error *err)
+{
+    errand_state state = original->state;
+    if (state != ERRAND_STATE_FAILED && state != ERRAND_STATE_CRASHED &&
+        state != ERRAND_STATE_CANCELLED)
+        return error_set(err, ERRAND_ECONFLICT, NULL,
+                         "task run %s is %s: only FAILED, CRASHED and CANCELLED runs are retried%s",
+                         original->id, state_type_name(state),
+                         state == ERRAND_STATE_COMPLETED ? " (submit it again to run it again)"
+                                                         : " (it is not over yet)");
+    int64_t now = clock_now_ms();
+    struct run_spec spec;
+    int rc = spec_from_run(original, now, &spec, err);
+    if (rc == 0 && (rc = store_submit(ctx->st, &spec, 1, now, out, NULL, err)) == 0)
+        notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, spec.task);
+    run_spec_clear(&spec);
+    return rc;
+}
+
 int handle_retry_run(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)
 {
@@ -57,26 +77,11 @@ int handle_retry_run(const struct handler_ctx *ctx, const struct http_request *r
     int rc = query_none(req, err);
     if (rc < 0 || (rc = store_get_run(ctx->st, req->id, &original, err)) < 0)
         return rc;
-    errand_state state = original.state;
-    if (state != ERRAND_STATE_FAILED && state != ERRAND_STATE_CRASHED &&
-        state != ERRAND_STATE_CANCELLED) {
-        rc = error_set(err, ERRAND_ECONFLICT, NULL,
-                       "task run %s is %s: only FAILED, CRASHED and CANCELLED runs are retried%s",
-                       original.id, state_type_name(state),
-                       state == ERRAND_STATE_COMPLETED ? " (submit it again to run it again)"
-                                                       : " (it is not over yet)");
-        run_row_clear(&original);
-        return rc;
-    }
-    int64_t now = clock_now_ms();
-    struct run_spec spec;
-    rc = spec_from_run(&original, now, &spec, err);
+    rc = run_retry(ctx, &original, &run, err);
     run_row_clear(&original);
-    if (rc == 0 && (rc = store_submit(ctx->st, &spec, 1, now, &run, NULL, err)) == 0) {
-        notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, spec.task);
+    if (rc == 0) {
         rc = reply_run(reply, HTTP_CREATED, &run, err);
         run_row_clear(&run);
     }
-    run_spec_clear(&spec);
     return rc;
 }

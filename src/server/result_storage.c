@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/result_ref.h"
 #include "core/uuid.h"
@@ -121,4 +122,14 @@ int result_storage_open(const result_storage *rs, const char *ref, int *fd, off_
     *fd = f;
     *size = st.st_size;
     return 0;
+}
+
+void result_storage_delete_files(const result_storage *rs, char *const *refs, size_t n)
+{
+    for (size_t i = 0; rs && i < n; i++) {
+        char path[PATH_MAX];
+        if (result_storage_file(rs, refs[i], path) && unlink(path) != 0 && errno != ENOENT)
+            log_warn("cannot delete a result file", "path=\"%s\" error=\"%s\"", path,
+                     strerror(errno));
+    }
 }

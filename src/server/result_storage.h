@@ -44,4 +44,8 @@ bool result_storage_file(const result_storage *rs, const char *ref, char path[PA
 int result_storage_open(const result_storage *rs, const char *ref, int *fd, off_t *size,
                         errand_error *err);
 
+/* Deletes the files behind the n references (only those in this storage; a file already gone
+ * is fine; other failures are logged). rs NULL deletes nothing. */
+void result_storage_delete_files(const result_storage *rs, char *const *refs, size_t n);
+
 #endif

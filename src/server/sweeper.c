@@ -53,17 +53,6 @@ static void sweep_once(sweeper *sw)
     log_info("leases expired", "count=%d", n.expired);
 }
 
-static void delete_result_files(const sweeper *sw, const struct ref_list *freed)
-{
-    for (size_t i = 0; i < freed->n; i++) {
-        char path[PATH_MAX];
-        if (result_storage_file(sw->results, freed->refs[i], path) && unlink(path) != 0 &&
-            errno != ENOENT)
-            log_warn("cannot delete a result file", "path=\"%s\" error=\"%s\"", path,
-                     strerror(errno));
-    }
-}
-
 /* Deletes what outlived the retention, a bounded number of batches per sweep. */
 static void retain_once(sweeper *sw)
 {
@@ -82,7 +71,7 @@ static void retain_once(sweeper *sw)
             log_warn("retention pass failed", "error=\"%s\"", err.message);
             return;
         }
-        delete_result_files(sw, &freed);
+        result_storage_delete_files(sw->results, freed.refs, freed.n);
         ref_list_clear(&freed);
         if (n.runs > 0)
             metrics_add(sw->metrics, METRIC_RUNS_DELETED, (uint64_t)n.runs);

@@ -242,6 +242,34 @@ int store_read_stats(store *st, int64_t since_ms, int sample_limit, struct store
     return st->backend->read_stats(st, since_ms, sample_limit, out, err);
 }
 
+void failure_group_list_clear(struct failure_group_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        mem_free(l->items[i].task);
+        mem_free(l->items[i].fingerprint);
+        mem_free(l->items[i].message);
+    }
+    mem_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+int store_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
+                        errand_error *err)
+{
+    out->items = NULL;
+    out->n = 0;
+    if (limit < 1)
+        return error_set(err, ERRAND_EINVAL, "limit", "listing failures needs a limit >= 1");
+    return st->backend->list_failures(st, task, limit, out, err);
+}
+
+int store_delete_runs(store *st, const char *const *ids, size_t n, int *deleted,
+                      struct ref_list *freed, errand_error *err)
+{
+    return st->backend->delete_runs(st, ids, n, deleted, freed, err);
+}
+
 int store_set_paused(store *st, const char *task, bool paused, errand_error *err)
 {
     return st->backend->set_paused(st, task, paused, err);

@@ -222,6 +222,13 @@ int store_delete_expired(store *st, int64_t finished_before_ms, int64_t workers_
                          int limit, struct retention_counts *counts, struct ref_list *freed,
                          errand_error *err);
 
+/* Deletes, in one transaction, those of the n runs (ids) that are final, with their history,
+ * logs and tags, as retention would; others are left as they are. *deleted counts the runs
+ * deleted; *freed gets the result references no remaining run holds (the caller deletes
+ * their files). */
+int store_delete_runs(store *st, const char *const *ids, size_t n, int *deleted,
+                      struct ref_list *freed, errand_error *err);
+
 /* A worker as last seen. */
 struct worker_record {
     char *name;
@@ -319,6 +326,25 @@ void store_stats_clear(struct store_stats *s);
 int store_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
                      errand_error *err);
 
+/* FAILED and CRASHED runs stored, grouped by task and the shape of their message
+ * (core/fingerprint.h), the most recent failure first. */
+struct failure_group {
+    char *task;
+    char *fingerprint;
+    char *message; /* the latest failure's message */
+    int64_t count;
+    int64_t last_at;
+    char last_id[37];
+};
+struct failure_group_list {
+    struct failure_group *items;
+    size_t n;
+};
+void failure_group_list_clear(struct failure_group_list *l);
+/* Up to limit groups (of one task, or of all when task is NULL). */
+int store_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
+                        errand_error *err);
+
 /* Pauses (claims hand out none of its runs) or resumes a task; a task not seen yet can be
  * paused ahead. */
 int store_set_paused(store *st, const char *task, bool paused, errand_error *err);
@@ -363,6 +389,9 @@ struct store_backend {
     void (*on_events)(store *, void (*)(void *), void *);
     int (*read_stats)(store *, int64_t, int, struct store_stats *, errand_error *);
     int (*set_paused)(store *, const char *, bool, errand_error *);
+    int (*list_failures)(store *, const char *, int, struct failure_group_list *, errand_error *);
+    int (*delete_runs)(store *, const char *const *, size_t, int *, struct ref_list *,
+                       errand_error *);
     void (*release_memory)(store *);
     int (*ready)(store *, errand_error *);
 };

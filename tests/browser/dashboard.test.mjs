@@ -111,7 +111,8 @@ before(async () => {
   serverProc = start("errand-server", path.join(BIN, "errand"), ["server", "start", "--port", "0"],
     { ERRAND_HOME: home, ERRAND_API_KEY: ADMIN_KEY, ERRAND_API_KEYS_READ: READ_KEY });
   base = `http://127.0.0.1:${await listeningPort(serverProc)}`;
-  start("worker", path.join(BIN, "errand"), ["worker", "--builtin", "--name", "dash-worker"],
+  start("worker", path.join(BIN, "errand"), ["worker", "--builtin", "--name", "dash-worker",
+    "--exec", `dash.fail=sh -c 'echo "timeout after $$ ms" >&2; exit 1'`],
     { ERRAND_HOME: home, ERRAND_API_URL: `${base}/api`, ERRAND_API_KEY: ADMIN_KEY });
   await waitFor("the worker to register", async () =>
     (await call("GET", "/workers")).workers.some((w) => w.name === "dash-worker"));
@@ -271,6 +272,38 @@ test("run page: history, parameters as text, live state, cancel and retry button
   await call("POST", `/task_runs/${retryId}/cancel`);
   await page.waitForSelector(".title .badge.CANCELLED", { timeout: UI_TIMEOUT_MS });
   assert.equal(await page.evaluate(() => window.__xss), undefined);
+});
+
+test("failures grouped by message, retried and deleted; bulk cancel from the runs page", { timeout: TEST_TIMEOUT_MS }, async () => {
+  page.on("dialog", (d) => d.accept());
+  const failed = [];
+  for (let i = 0; i < 3; i++) failed.push((await submit("dash.fail", { i }, { retries: 0 })).id);
+  for (const id of failed) await call("GET", `/task_runs/${id}/wait?timeout_seconds=20`);
+  await page.goto(base + "/#/failures");
+  const row = 'tr[data-group^="dash.fail"]';
+  await page.waitForSelector(row, { timeout: UI_TIMEOUT_MS });
+  assert.equal((await page.textContent(`${row} td:nth-child(2)`)).trim(), "3");
+  assert.match(await page.textContent(`${row} td.message`), /^timeout after \d+ ms$/);
+  await shot("failures");
+  await page.click(`${row} button[data-bulk=retry]`);
+  await page.waitForSelector(".notice", { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent(".notice"), /retry: 3 runs/);
+  const retried = (await call("GET", "/task_runs?task=dash.fail&limit=100")).runs.filter((r) => r.retry_of);
+  assert.equal(retried.length, 3);
+  for (const r of retried) await call("GET", `/task_runs/${r.id}/wait?timeout_seconds=20`);
+  await page.click(`${row} button[data-bulk=delete]`);
+  await waitFor("the group deleted", async () => !(await page.$(row)), UI_TIMEOUT_MS);
+  assert.equal((await call("GET", "/task_runs?task=dash.fail")).runs.length, 0);
+
+  // The runs page, filtered, cancels every run it selects.
+  for (let i = 0; i < 4; i++) await submit("bulk.queued", { i });
+  await page.goto(base + "/#/runs?task=bulk.queued");
+  await page.waitForSelector("button[data-bulk=cancel]", { timeout: UI_TIMEOUT_MS });
+  await page.click("button[data-bulk=cancel]");
+  await page.waitForSelector(".notice", { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent(".notice"), /cancel: 4 runs/);
+  const states = (await call("GET", "/task_runs?task=bulk.queued")).runs.map((r) => r.state.type);
+  assert.deepEqual([...new Set(states)], ["CANCELLED"]);
 });
 
 test("workers page, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {

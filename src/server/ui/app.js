@@ -499,6 +499,56 @@ async function overviewPage(params) {
   });
 }
 
+// --- bulk actions ------------------------------------------------------------------------
+
+// Runs a bulk action over every run the filter selects, a page at a time; the total done.
+async function bulk(action, filter) {
+  let done = 0;
+  let cursor = null;
+  do {
+    const r = await api("POST", "/api/task_runs/bulk", { action, ...filter, cursor, limit: 500 });
+    done += r.done;
+    cursor = r.next_cursor;
+  } while (cursor);
+  return done;
+}
+
+// Buttons that apply an action to every run filter selects (after a confirmation); the bar
+// says what was done, or the error.
+function bulkBar(filter, describe, after) {
+  const status = h("div", {});
+  const buttons = [
+    ["cancel", "Cancel all"],
+    ["retry", "Retry all"],
+    ["delete", "Delete all"],
+  ].map(([action, label]) =>
+    h(
+      "button",
+      {
+        class: action === "retry" ? "" : "danger",
+        "data-bulk": action,
+        onclick: async () => {
+          if (!confirm(`${label} ${describe}?`)) return;
+          try {
+            const n = await bulk(action, filter);
+            await after();
+            status.replaceChildren(h("div", { class: "notice" }, `${action}: ${n} runs`));
+          } catch (e) {
+            status.replaceChildren(errorBox(e));
+          }
+        },
+      },
+      label,
+    ),
+  );
+  return h(
+    "div",
+    {},
+    h("div", { class: "actions bulk" }, h("span", { class: "muted" }, `All ${describe}:`), buttons),
+    status,
+  );
+}
+
 // --- runs ---------------------------------------------------------------------------------
 
 function runRow(run) {
@@ -568,9 +618,24 @@ async function runsPage(params) {
   const body = h("tbody", {});
   const moreBtn = h("button", { hidden: true }, "Load more");
   const err = h("div", {});
+  const hasFilter = filters.state || filters.task || filters.tag;
+  const bulkFilter = {
+    task: filters.task || undefined,
+    tag: filters.tag || undefined,
+    state: filters.state || undefined,
+  };
+  const described = [
+    filters.state && `${filters.state.toLowerCase()}`,
+    "runs",
+    filters.task && `of ${filters.task}`,
+    filters.tag && `tagged ${filters.tag}`,
+  ]
+    .filter(Boolean)
+    .join(" ");
   show(
     h("h1", {}, "Runs"),
     form,
+    hasFilter ? bulkBar(bulkFilter, described, () => load(true)) : "",
     err,
     h(
       "div",
@@ -899,6 +964,97 @@ async function runPage(id) {
   pageCleanup.push(() => clearInterval(timer));
 }
 
+// --- failures -----------------------------------------------------------------------------
+
+async function failuresPage() {
+  const body = h("tbody", {});
+  const err = h("div", {});
+  show(
+    h("h1", {}, "Failures"),
+    h(
+      "p",
+      { class: "muted" },
+      "FAILED and CRASHED runs stored, grouped by task and the shape of their message (numbers and ids left out), the latest first.",
+    ),
+    err,
+    h(
+      "div",
+      { class: "panel" },
+      h(
+        "table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Task", "Runs", "Message", "Last", ""].map((t) => h("th", {}, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+  );
+  async function refresh() {
+    try {
+      const f = await api("GET", "/api/failures?limit=200");
+      body.replaceChildren(
+        ...f.groups.map((g) =>
+          h(
+            "tr",
+            { "data-group": `${g.task}\n${g.fingerprint}` },
+            h(
+              "td",
+              {},
+              h("a", { href: `#/runs${query({ task: g.task, state: "FAILED" })}` }, g.task),
+            ),
+            h("td", {}, g.count.toLocaleString()),
+            h("td", { class: "message" }, g.message),
+            h("td", {}, h("a", { href: `#/runs/${g.last_run}`, title: g.last_at }, ago(g.last_at))),
+            h(
+              "td",
+              { class: "nowrap" },
+              ...[
+                ["retry", "Retry all", ""],
+                ["delete", "Delete all", "danger"],
+              ].map(([action, label, cls]) =>
+                h(
+                  "button",
+                  {
+                    class: cls,
+                    "data-bulk": action,
+                    onclick: async () => {
+                      if (!confirm(`${label} ${g.count} failed runs of ${g.task}?`)) return;
+                      try {
+                        const n = await bulk(action, { task: g.task, fingerprint: g.fingerprint });
+                        err.replaceChildren(h("div", { class: "notice" }, `${action}: ${n} runs`));
+                        await refresh();
+                      } catch (e) {
+                        err.replaceChildren(errorBox(e));
+                      }
+                    },
+                  },
+                  label,
+                ),
+              ),
+            ),
+          ),
+        ),
+      );
+      if (!f.groups.length)
+        body.append(
+          h("tr", {}, h("td", { class: "empty", colspan: 5 }, "No failed run is stored.")),
+        );
+    } catch (e) {
+      if (e.status !== 401) err.replaceChildren(errorBox(e));
+    }
+  }
+  await refresh();
+  const timer = setInterval(refresh, 10000);
+  pageCleanup.push(() => clearInterval(timer));
+}
+
 // --- workers ------------------------------------------------------------------------------
 
 async function workersPage() {
@@ -994,6 +1150,7 @@ async function route() {
   if (page === "runs" && parts[1]) return runPage(parts[1]);
   if (page === "runs") return runsPage(params);
   if (page === "workers") return workersPage();
+  if (page === "failures") return failuresPage();
   return overviewPage(params);
 }
 

@@ -66,7 +66,8 @@
  *    to task_runs open a statement journal, which measurably slowed the writer. The same
  *    tally keeps task_counts (task, state_type, n), run_minutes (minute, task: completed,
  *    failed, cancelled) and tasks (task: paused, last failure), so the dashboard's overview
- *    reads counters, never the runs.
+ *    reads counters, never the runs. failure_groups (task, fingerprint) counts the FAILED
+ *    and CRASHED runs stored by the shape of their message, with the latest one.
  */
 #include "store/sqlite/sqlite_schema.h"
 
@@ -288,6 +289,21 @@ static const struct migration migrations[] = {
      "  paused INTEGER NOT NULL DEFAULT 0,"
      "  last_failure_id TEXT,"
      "  last_failure_at INTEGER) WITHOUT ROWID;"},
+
+    /* Failures grouped by task and fingerprint (core/fingerprint.h) for the dashboard: a
+       group is kept in step as runs fail and as retention deletes them, so listing the groups
+       reads the groups, not a million failed runs. Failures stored before this step are not
+       grouped. */
+    {18, "failure_groups",
+     "CREATE TABLE failure_groups ("
+     "  task TEXT NOT NULL,"
+     "  fingerprint TEXT NOT NULL,"
+     "  message TEXT NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  last_at INTEGER NOT NULL,"
+     "  last_id TEXT NOT NULL,"
+     "  PRIMARY KEY (task, fingerprint)) WITHOUT ROWID;"
+     "CREATE INDEX failure_groups_recent ON failure_groups (last_at);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

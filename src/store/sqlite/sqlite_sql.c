@@ -219,10 +219,13 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "WHERE (last_seen, name) < (?1, ?2) ORDER BY last_seen DESC, name DESC LIMIT ?3"),
 
     SQL(SQL_EXPIRED_RUNS,
-        "SELECT rowid, id, state_type, tags, result_ref, task FROM task_runs "
+        "SELECT rowid, id, state_type, tags, result_ref, task, state_message FROM task_runs "
         "INDEXED BY task_runs_finished WHERE finished IS NOT NULL AND finished < ?1 "
         "ORDER BY finished LIMIT ?2"),
     SQL(SQL_RUN_DELETE, "DELETE FROM task_runs WHERE rowid = ?1"),
+    SQL(SQL_RUN_DELETABLE,
+        "SELECT rowid, id, state_type, tags, result_ref, task, state_message FROM task_runs "
+        "WHERE id = ?1 AND state_type IN (3, 4, 5, 7)"),
     SQL(SQL_STATES_DELETE, "DELETE FROM task_run_states WHERE run_id = ?1"),
     SQL(SQL_LOGS_DELETE, "DELETE FROM task_run_logs WHERE run_id = ?1"),
     SQL(SQL_TAG_DELETE, "DELETE FROM task_run_tags WHERE tag = ?1 AND run_id = ?2"),
@@ -259,6 +262,19 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "ORDER BY finished DESC LIMIT ?2"),
     SQL(SQL_TASK_PAUSE, "INSERT INTO tasks (task, paused) VALUES (?1, ?2) "
                         "ON CONFLICT (task) DO UPDATE SET paused = excluded.paused"),
+    SQL(SQL_FAILURE_ADD,
+        "INSERT INTO failure_groups (task, fingerprint, message, n, last_at, last_id) "
+        "VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT (task, fingerprint) DO UPDATE SET "
+        "n = n + 1, message = excluded.message, last_at = excluded.last_at, "
+        "last_id = excluded.last_id"),
+    SQL(SQL_FAILURE_REMOVE,
+        "UPDATE failure_groups SET n = n - 1 WHERE task = ?1 AND fingerprint = ?2"),
+    SQL(SQL_FAILURE_DROP_EMPTY,
+        "DELETE FROM failure_groups WHERE task = ?1 AND fingerprint = ?2 AND n <= 0"),
+    SQL(SQL_FAILURE_GROUPS,
+        "SELECT task, fingerprint, message, n, last_at, last_id FROM failure_groups "
+        "INDEXED BY failure_groups_recent WHERE (?1 IS NULL OR task = ?1) "
+        "ORDER BY last_at DESC LIMIT ?2"),
     SQL(SQL_EVENT_INSERT,
         "INSERT INTO run_events (run_id, type, name, at) VALUES (?1, ?2, ?3, ?4)"),
     /* The task comes from the run (NULL once retention deleted it): one primary-key lookup

@@ -65,6 +65,7 @@ enum sql_id {
     /* retention */
     SQL_EXPIRED_RUNS,
     SQL_RUN_DELETE,
+    SQL_RUN_DELETABLE,
     SQL_STATES_DELETE,
     SQL_LOGS_DELETE,
     SQL_TAG_DELETE,
@@ -82,6 +83,10 @@ enum sql_id {
     SQL_STATS_TASKS,
     SQL_STATS_SAMPLE,
     SQL_TASK_PAUSE,
+    SQL_FAILURE_ADD,
+    SQL_FAILURE_REMOVE,
+    SQL_FAILURE_DROP_EMPTY,
+    SQL_FAILURE_GROUPS,
     /* the change feed */
     SQL_EVENT_INSERT,
     SQL_EVENTS_AFTER,

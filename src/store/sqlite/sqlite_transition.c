@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/fingerprint.h"
 
 /* Copies text into a fixed buffer; false when it does not fit (the buffer is then ""). */
 static bool copy_fixed(char *dst, size_t size, const char *src)
@@ -298,5 +299,45 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     if ((rc = run_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms,
                              err)) < 0)
         return rc;
+    bool failed = u->next == ERRAND_STATE_FAILED || u->next == ERRAND_STATE_CRASHED;
+    bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;
+    if (failed && !was_failed &&
+        (rc = sqlite_failure_add(c, cur->task, cur->id, message, now_ms, err)) < 0)
+        return rc;
     return sqlite_state_append(c, cur->id, seq, u->next, u->name, now_ms, message, err);
+}
+
+int sqlite_failure_add(struct sqlite_conn *c, const char *task, const char *run_id,
+                       const char *message, int64_t now_ms, errand_error *err)
+{
+    char fp[FINGERPRINT_MAX];
+    failure_fingerprint(message, fp);
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_FAILURE_ADD, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, task);
+    sqlite_bind_text(s, 2, fp);
+    sqlite_bind_text(s, 3, message ? message : "");
+    sqlite3_bind_int64(s, 4, now_ms);
+    sqlite_bind_text(s, 5, run_id);
+    return sqlite_conn_step_done(c, s, SQL_FAILURE_ADD, err);
+}
+
+int sqlite_failure_remove(struct sqlite_conn *c, const char *task, const char *message,
+                          errand_error *err)
+{
+    char fp[FINGERPRINT_MAX];
+    failure_fingerprint(message, fp);
+    static const enum sql_id steps[] = {SQL_FAILURE_REMOVE, SQL_FAILURE_DROP_EMPTY};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, steps[i], err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, task);
+        sqlite_bind_text(s, 2, fp);
+        int rc = sqlite_conn_step_done(c, s, steps[i], err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }

@@ -124,6 +124,13 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
                             const struct run_update *u, int64_t now_ms,
                             struct run_count_delta *counts, errand_error *err);
 
+/* failure_groups: a run of task failed with message (added to its group, now its latest),
+ * or a failed run of task is deleted (its group loses it, and goes when empty). */
+int sqlite_failure_add(struct sqlite_conn *c, const char *task, const char *run_id,
+                       const char *message, int64_t now_ms, errand_error *err);
+int sqlite_failure_remove(struct sqlite_conn *c, const char *task, const char *message,
+                          errand_error *err);
+
 /* Appends one history row (used by submission too). */
 int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
                         const char *name, int64_t at_ms, const char *message, errand_error *err);

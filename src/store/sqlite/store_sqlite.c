@@ -622,6 +622,8 @@ const struct store_backend store_sqlite_backend = {
     .on_events = store_sqlite_on_events,
     .read_stats = store_sqlite_read_stats,
     .set_paused = store_sqlite_set_paused,
+    .list_failures = store_sqlite_list_failures,
+    .delete_runs = store_sqlite_delete_runs,
     .release_memory = release_memory,
     .ready = ready,
 };

@@ -81,6 +81,8 @@ int store_sqlite_delete_expired(store *st, int64_t finished_before_ms,
                                 int64_t workers_seen_before_ms, int limit,
                                 struct retention_counts *counts, struct ref_list *freed,
                                 errand_error *err);
+int store_sqlite_delete_runs(store *st, const char *const *ids, size_t n, int *deleted,
+                             struct ref_list *freed, errand_error *err);
 int store_sqlite_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
                              errand_error *err);
 int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
@@ -90,5 +92,7 @@ void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg);
 int store_sqlite_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
                             errand_error *err);
 int store_sqlite_set_paused(store *st, const char *task, bool paused, errand_error *err);
+int store_sqlite_list_failures(store *st, const char *task, int limit,
+                               struct failure_group_list *out, errand_error *err);
 
 #endif

@@ -28,6 +28,7 @@ struct expired_run {
     char *tags;       /* JSON array text */
     char *result_ref; /* NULL when none */
     char *task;
+    char *message; /* FAILED or CRASHED runs: their state message, for their failure group */
 };
 
 struct retention_op {
@@ -47,12 +48,33 @@ static void expired_clear(struct retention_op *op)
         mem_free(op->runs[i].tags);
         mem_free(op->runs[i].result_ref);
         mem_free(op->runs[i].task);
+        mem_free(op->runs[i].message);
     }
     op->n_runs = 0;
     for (size_t i = 0; i < op->freed.n; i++)
         mem_free(op->freed.refs[i]);
     op->freed.n = 0;
     op->workers = 0;
+}
+
+/* Copies the current row of s (SQL_EXPIRED_RUNS or SQL_RUN_DELETABLE columns) into r. */
+static int read_deletable(sqlite3_stmt *s, struct expired_run *r, errand_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->rowid = sqlite3_column_int64(s, 0);
+    snprintf(r->id, sizeof r->id, "%s", sqlite_col_text(s, 1) ? sqlite_col_text(s, 1) : "");
+    r->state = (errand_state)sqlite3_column_int(s, 2);
+    const char *tags = sqlite_col_text(s, 3), *ref = sqlite_col_text(s, 4);
+    r->tags = tags && strcmp(tags, "[]") != 0 ? mem_strdup(tags) : NULL;
+    r->result_ref = ref ? mem_strdup(ref) : NULL;
+    r->task = mem_strdup(sqlite_col_text(s, 5) ? sqlite_col_text(s, 5) : "");
+    bool failed = r->state == ERRAND_STATE_FAILED || r->state == ERRAND_STATE_CRASHED;
+    const char *message = sqlite_col_text(s, 6) ? sqlite_col_text(s, 6) : "";
+    r->message = failed ? mem_strdup(message) : NULL;
+    if ((tags && strcmp(tags, "[]") != 0 && !r->tags) || (ref && !r->result_ref) || !r->task ||
+        (failed && !r->message))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    return 0;
 }
 
 /* Reads the oldest expired runs (copying what the deletion needs). */
@@ -64,27 +86,14 @@ static int find_expired(struct sqlite_conn *c, struct retention_op *op, errand_e
     sqlite3_bind_int64(s, 1, op->finished_before);
     sqlite3_bind_int(s, 2, op->limit);
     int step, rc = 0;
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        struct expired_run *r = &op->runs[op->n_runs];
-        memset(r, 0, sizeof *r);
-        r->rowid = sqlite3_column_int64(s, 0);
-        snprintf(r->id, sizeof r->id, "%s", sqlite_col_text(s, 1) ? sqlite_col_text(s, 1) : "");
-        r->state = (errand_state)sqlite3_column_int(s, 2);
-        const char *tags = sqlite_col_text(s, 3), *ref = sqlite_col_text(s, 4);
-        r->tags = tags && strcmp(tags, "[]") != 0 ? mem_strdup(tags) : NULL;
-        r->result_ref = ref ? mem_strdup(ref) : NULL;
-        r->task = mem_strdup(sqlite_col_text(s, 5) ? sqlite_col_text(s, 5) : "");
-        op->n_runs++;
-        if ((tags && strcmp(tags, "[]") != 0 && !r->tags) || (ref && !r->result_ref) || !r->task)
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = read_deletable(s, &op->runs[op->n_runs++], err);
     if (rc == 0 && step != SQLITE_DONE)
         rc = sqlite_conn_fail(c, "SQL_EXPIRED_RUNS", err);
     sqlite3_reset(s);
     return rc;
 }
 
-/* Runs statement id with run_id bound as ?1 (a delete by run). */
 static int delete_by_run(struct sqlite_conn *c, enum sql_id id, const char *run_id,
                          errand_error *err)
 {
@@ -138,6 +147,8 @@ static int delete_run(struct sqlite_conn *c, const struct expired_run *r, int64_
         return ERRAND_ESTORE;
     sqlite3_bind_int64(s, 1, r->rowid);
     if ((rc = sqlite_conn_step_done(c, s, SQL_RUN_DELETE, err)) < 0)
+        return rc;
+    if (r->message && (rc = sqlite_failure_remove(c, r->task, r->message, err)) < 0)
         return rc;
     return run_count_remove(c, counts, r->task, r->state, now_ms, err);
 }
@@ -210,6 +221,75 @@ static int retention_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
     if (op->workers_seen_before > 0 && (rc = prune_workers(c, op, err)) < 0)
         return rc;
     return 0;
+}
+
+struct delete_ids_op {
+    const char *const *ids;
+    size_t n;
+    struct retention_op base; /* runs (room for n), freed: as retention fills them */
+    int deleted;
+};
+
+/* Deletes the runs of op->ids that are final (the others are left as they are). */
+static int delete_ids_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
+{
+    struct delete_ids_op *op = arg;
+    expired_clear(&op->base);
+    op->deleted = 0;
+    struct run_count_delta counts = {0};
+    int64_t now_ms = clock_now_ms();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < op->n; i++) {
+        char norm[UUID_STR_LEN];
+        store_sqlite_norm_id(op->ids[i], norm);
+        bool seen = false; /* an id given twice is deleted (and counted) once */
+        for (size_t j = 0; j < op->base.n_runs && !seen; j++)
+            seen = strcmp(op->base.runs[j].id, norm) == 0;
+        if (seen)
+            continue;
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_DELETABLE, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, norm);
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW)
+            rc = read_deletable(s, &op->base.runs[op->base.n_runs++], err);
+        else if (step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_RUN_DELETABLE", err);
+        sqlite3_reset(s);
+    }
+    for (size_t i = 0; rc == 0 && i < op->base.n_runs; i++)
+        if ((rc = delete_run(c, &op->base.runs[i], now_ms, &counts, err)) == 0)
+            op->deleted++;
+    if (rc == 0 && (rc = sqlite_counts_apply(c, &counts, now_ms, err)) == 0)
+        rc = collect_freed(c, &op->base, err);
+    return rc;
+}
+
+int store_sqlite_delete_runs(store *st, const char *const *ids, size_t n, int *deleted,
+                             struct ref_list *freed, errand_error *err)
+{
+    struct delete_ids_op op = {.ids = ids, .n = n};
+    *deleted = 0;
+    freed->refs = NULL;
+    freed->n = 0;
+    op.base.runs = mem_calloc(n ? n : 1, sizeof *op.base.runs);
+    op.base.freed.refs = mem_calloc(n ? n : 1, sizeof *op.base.freed.refs);
+    if (!op.base.runs || !op.base.freed.refs) {
+        mem_free(op.base.runs);
+        mem_free(op.base.freed.refs);
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    int rc = sqlite_writer_run(store_sqlite_of(st)->writer, delete_ids_in_writer, &op, err);
+    if (rc == 0) {
+        *deleted = op.deleted;
+        *freed = op.base.freed;
+        op.base.freed = (struct ref_list){0};
+    }
+    expired_clear(&op.base);
+    mem_free(op.base.freed.refs);
+    mem_free(op.base.runs);
+    return rc;
 }
 
 int store_sqlite_delete_expired(store *st, int64_t finished_before_ms,

@@ -264,3 +264,39 @@ int store_sqlite_set_paused(store *st, const char *task, bool paused, errand_err
     struct pause_op op = {task, paused};
     return sqlite_writer_run(store_sqlite_of(st)->writer, pause_in_writer, &op, err);
 }
+
+int store_sqlite_list_failures(store *st, const char *task, int limit,
+                               struct failure_group_list *out, errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_FAILURE_GROUPS, err);
+    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
+    if (q && !(out->items = mem_calloc((size_t)limit, sizeof *out->items)))
+        rc = oom(err);
+    if (rc == 0) {
+        sqlite_bind_text(q, 1, task);
+        sqlite3_bind_int(q, 2, limit);
+        while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            struct failure_group *g = &out->items[out->n++];
+            const char *t = sqlite_col_text(q, 0), *fp = sqlite_col_text(q, 1),
+                       *msg = sqlite_col_text(q, 2), *id = sqlite_col_text(q, 5);
+            g->task = mem_strdup(t ? t : "");
+            g->fingerprint = mem_strdup(fp ? fp : "");
+            g->message = mem_strdup(msg ? msg : "");
+            g->count = sqlite3_column_int64(q, 3);
+            g->last_at = sqlite_col_ms(q, 4);
+            snprintf(g->last_id, sizeof g->last_id, "%s", id ? id : "");
+            if (!g->task || !g->fingerprint || !g->message)
+                rc = oom(err);
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_FAILURE_GROUPS", err);
+    }
+    if (q)
+        sqlite3_reset(q);
+    sqlite_pool_release(s->readers, c);
+    if (rc < 0)
+        failure_group_list_clear(out);
+    return rc;
+}
