@@ -160,3 +160,11 @@ bool token_equal(const char *secret, const char *given)
     size_t n = strlen(secret);
     return strlen(given) == n && token_equal_n(secret, given, n);
 }
+
+void uuid_v7_floor(int64_t unix_ms, char out[UUID_STR_LEN])
+{
+    const int64_t max_ms = (INT64_C(1) << 48) - 1;
+    uint64_t ms = (uint64_t)(unix_ms < 0 ? 0 : unix_ms > max_ms ? max_ms : unix_ms);
+    snprintf(out, UUID_STR_LEN, "%08llx-%04llx-7000-8000-000000000000",
+             (unsigned long long)(ms >> 16), (unsigned long long)(ms & 0xffff));
+}

@@ -17,6 +17,11 @@ int uuid_v7(int64_t unix_ms, char out[UUID_STR_LEN]);
 /* True when s is a canonical UUID (8-4-4-4-12 hex, either case). */
 bool uuid_is_valid(const char *s);
 
+/* The smallest UUIDv7 of the millisecond unix_ms (clamped to 0 .. 2^48 - 1): every id made
+ * at or after that instant sorts at or above it, every earlier one below (lower-case text
+ * order, as the store keeps ids). For listings by time. */
+void uuid_v7_floor(int64_t unix_ms, char out[UUID_STR_LEN]);
+
 /* nbytes random bytes as 2*nbytes hex characters + NUL into out; 0 or ERRAND_EIO. */
 int token_random_hex(size_t nbytes, char *out);
 

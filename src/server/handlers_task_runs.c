@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/uuid.h"
 #include "core/wire_limits.h"
 #include "server/handlers.h"
 #include "server/query.h"
@@ -205,23 +206,42 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
                      struct http_reply *reply, errand_error *err)
 {
     static const struct query_param params[] = {
-        {"state", true},  {"task", false},   {"tag", false},
-        {"limit", false}, {"cursor", false}, {NULL, false},
+        {"state", true},   {"task", false},  {"tag", false},   {"limit", false},
+        {"cursor", false}, {"since", false}, {"until", false}, {"idempotency_key", false},
+        {NULL, false},
     };
     struct run_filter f = {0};
     long long limit = 0;
     struct run_list runs = {0};
-    char next[UUID_STR_LEN] = "";
+    char next[UUID_STR_LEN] = "", oldest[UUID_STR_LEN], newest[UUID_STR_LEN];
+    int64_t since = 0, until = 0;
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
         (rc = query_states(req, "state", &f.state_mask, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &f.task, err)) < 0 ||
         (rc = query_string(req, "tag", RUN_SPEC_KEY_MAX, &f.tag, err)) < 0 ||
+        (rc = query_string(req, "idempotency_key", RUN_SPEC_KEY_MAX, &f.idempotency_key, err)) <
+            0 ||
         (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err)) <
             0 ||
-        (rc = query_uuid(req, "cursor", &f.cursor, err)) < 0)
+        (rc = query_uuid(req, "cursor", &f.cursor, err)) < 0 ||
+        (rc = query_time(req, "since", &since, err)) < 0 ||
+        (rc = query_time(req, "until", &until, err)) < 0)
         return rc;
+    if (f.idempotency_key && (!f.task || f.tag))
+        return error_set(err, ERR_INVALID_PARAMETER, "idempotency_key",
+                         "'idempotency_key' finds a run with 'task' (keys are per task), and "
+                         "does not combine with 'tag'");
     f.limit = (int)limit;
+    if (http_query(req, "since")) { /* ids are time-ordered: a time range is an id range */
+        uuid_v7_floor(since, oldest);
+        f.oldest = oldest;
+    }
+    if (http_query(req, "until")) {
+        uuid_v7_floor(until + 1, newest);
+        if (!f.cursor || strcmp(newest, f.cursor) < 0)
+            f.cursor = newest;
+    }
     if ((rc = store_list_runs(ctx->st, &f, &runs, next, err)) < 0)
         return rc;
     struct jw w = {0};

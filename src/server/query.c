@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/state.h"
 #include "core/uuid.h"
@@ -121,6 +122,19 @@ int query_uuid(const struct http_request *req, const char *name, const char **ou
         return error_set(err, ERR_INVALID_PARAMETER, name,
                          "query parameter '%s' must be a task-run UUID, got '%.40s'", name, v);
     *out = v;
+    return 0;
+}
+
+int query_time(const struct http_request *req, const char *name, int64_t *out, errand_error *err)
+{
+    const char *v = http_query(req, name);
+    if (!v)
+        return 0;
+    if (!clock_parse_rfc3339(v, out))
+        return error_set(err, ERR_INVALID_PARAMETER, name,
+                         "query parameter '%s' must be an RFC 3339 time such as "
+                         "2026-12-02T10:00:00Z, got '%.40s'",
+                         name, v);
     return 0;
 }
 

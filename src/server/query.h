@@ -8,6 +8,7 @@
 #define ERRAND_SERVER_QUERY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "errand/errand.h"
 #include "server/http.h"
@@ -35,6 +36,9 @@ int query_number(const struct http_request *req, const char *name, double min, d
 /* A string of 1..max_chars characters; *out = NULL when absent. */
 int query_string(const struct http_request *req, const char *name, size_t max_chars,
                  const char **out, errand_error *err);
+
+/* An RFC 3339 time (Unix ms into *out); *out untouched when absent. */
+int query_time(const struct http_request *req, const char *name, int64_t *out, errand_error *err);
 
 /* A task-run UUID; *out = NULL when absent. */
 int query_uuid(const struct http_request *req, const char *name, const char **out,

@@ -79,6 +79,8 @@ struct run_filter {
     const char *task;    /* NULL = any */
     const char *tag;     /* NULL = any */
     const char *cursor;  /* id: runs strictly older than it; NULL = from the newest */
+    const char *oldest;  /* id: runs at or above it only (a time range); NULL = no bound */
+    const char *idempotency_key; /* with task: the one run submitted with that key */
     int limit;           /* 1..WIRE_LIST_LIMIT_MAX */
 };
 /* *out: the runs newest first; next_cursor set to the last id when more may follow, else "". */

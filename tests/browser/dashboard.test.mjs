@@ -242,6 +242,21 @@ test("runs: filters, keyset paging, markup shown as text, live rows", { timeout:
   assert.deepEqual(await page.$$eval("tbody .badge", (b) => [...new Set(b.map((x) => x.textContent))]),
     ["CANCELLED"]);
   assert.equal(await page.evaluate(() => window.__xss), undefined);
+
+  // A time range (ids are time-ordered) and a lookup by idempotency key.
+  const cut = new Date().toISOString();
+  await new Promise((r) => setTimeout(r, 20));
+  const keyed = await submit("paged.task", { keyed: true }, { idempotency_key: "order-42" });
+  await page.goto(`${base}/#/runs?task=paged.task&since=${encodeURIComponent(cut)}`);
+  await waitFor("the time range", async () => {
+    const ids = await page.$$eval("tbody tr", (rows) => rows.map((r) => r.dataset.run));
+    return ids.length === 1 && ids[0] === keyed.id;
+  }, UI_TIMEOUT_MS);
+  await page.goto(`${base}/#/runs?task=paged.task`);
+  await page.waitForSelector("tbody tr[data-run]", { timeout: UI_TIMEOUT_MS });
+  await page.fill("input[name=id]", "order-42");
+  await page.click("text=Open");
+  await waitFor("the run found by its key", () => page.url().endsWith(`#/runs/${keyed.id}`), UI_TIMEOUT_MS);
 });
 
 test("run page: history, parameters as text, live state, cancel and retry buttons", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -135,3 +135,32 @@ def test_logs_of_a_run_without_logs_is_empty(server):
     run = server.api.submit(unique_task("quiet"), {})
     body = server.api.logs(run["id"])
     assert body["logs"] == []
+
+
+def test_a_time_range_and_an_idempotency_key_select_runs(server):
+    import datetime
+    import time as _time
+    api = server.api
+    early = [api.submit("ranged", {"i": i})["id"] for i in range(3)]
+    _time.sleep(0.05)
+    mid = datetime.datetime.now(datetime.timezone.utc)
+    _time.sleep(0.05)
+    late = [api.submit("ranged", {"i": i}, idempotency_key=f"order-{i}")["id"] for i in range(3)]
+    fmt = mid.strftime("%Y-%m-%dT%H:%M:%S.") + f"{mid.microsecond // 1000:03d}Z"
+    since = [r["id"] for r in api.list_all(task="ranged", since=fmt)]
+    until = [r["id"] for r in api.list_all(task="ranged", until=fmt)]
+    assert since == late[::-1] and until == early[::-1]
+    # Paged through a range, the keyset cursor stays inside it.
+    page = api.get_json("/task_runs", params={"since": fmt, "limit": 2})
+    assert [r["id"] for r in page["runs"]] == late[:0:-1]
+    rest = api.get_json("/task_runs", params={"since": fmt, "cursor": page["next_cursor"]})
+    assert [r["id"] for r in rest["runs"]] == [late[0]] and rest["next_cursor"] is None
+    found = api.get_json("/task_runs", params={"task": "ranged", "idempotency_key": "order-1"})
+    assert [r["id"] for r in found["runs"]] == [late[1]]
+    none = api.get_json("/task_runs", params={"task": "ranged", "idempotency_key": "order-1",
+                                              "state": "COMPLETED"})
+    assert none["runs"] == []
+    for params, field in (({"since": "yesterday"}, "since"), ({"until": "2026-13-01T00:00:00Z"}, "until"),
+                          ({"idempotency_key": "order-1"}, "idempotency_key")):
+        r = api.request("GET", "/task_runs", params=params)
+        assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text

@@ -152,6 +152,7 @@ static void bind_list_scheduled(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC); /* no cursor: from the newest */
     sqlite3_bind_int(s, 3, LIST_PAGE + 1);
     sqlite3_bind_int(s, 4, 0);
+    sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
 }
 
 static void bind_list_completed(sqlite3_stmt *s, int64_t now)
@@ -159,6 +160,7 @@ static void bind_list_completed(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, LIST_PAGE + 1);
     sqlite3_bind_int(s, 4, 3);
+    sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
 }
 
 static void bind_list_task(sqlite3_stmt *s, int64_t now)
@@ -166,6 +168,7 @@ static void bind_list_task(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, "rare", -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, LIST_PAGE + 1);
+    sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
 }
 
 static void assert_same_work(const char *what, struct work small, struct work large)

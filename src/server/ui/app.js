@@ -579,6 +579,8 @@ async function runsPage(params) {
     state: params.get("state") || "",
     task: params.get("task") || "",
     tag: params.get("tag") || "",
+    since: params.get("since") || "",
+    until: params.get("until") || "",
   };
   const stateSel = h(
     "select",
@@ -588,37 +590,75 @@ async function runsPage(params) {
   );
   const task = h("input", { name: "task", value: filters.task, placeholder: "task name" });
   const tag = h("input", { name: "tag", value: filters.tag, placeholder: "tag" });
-  const lookup = h("input", { name: "id", placeholder: "run id" });
+  // Times are picked in local time and sent as RFC 3339 (the API's form).
+  const local = (iso) =>
+    iso
+      ? new Date(new Date(iso) - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16)
+      : "";
+  const since = h("input", { name: "since", type: "datetime-local", value: local(filters.since) });
+  const until = h("input", { name: "until", type: "datetime-local", value: local(filters.until) });
+  const iso = (v) => (v ? new Date(v).toISOString() : "");
+  const lookup = h("input", { name: "id", placeholder: "run id, or idempotency key" });
+  const lookupErr = h("div", {});
+  const open = async () => {
+    const v = lookup.value.trim();
+    if (!v) return;
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) {
+      location.hash = `#/runs/${v}`;
+      return;
+    }
+    // An idempotency key belongs to a task: the task filter says which.
+    if (!task.value) {
+      lookupErr.replaceChildren(
+        errorBox(new Error("To find a run by idempotency key, fill in its task.")),
+      );
+      return;
+    }
+    try {
+      const r = await api(
+        "GET",
+        `/api/task_runs${query({ task: task.value, idempotency_key: v })}`,
+      );
+      if (r.runs.length) location.hash = `#/runs/${r.runs[0].id}`;
+      else
+        lookupErr.replaceChildren(
+          errorBox(new Error(`No run of ${task.value} has the idempotency key "${v}".`)),
+        );
+    } catch (e) {
+      lookupErr.replaceChildren(errorBox(e));
+    }
+  };
   const form = h(
     "form",
     {
       class: "filters",
       onsubmit: (e) => {
         e.preventDefault();
-        location.hash = `#/runs${query({ state: stateSel.value, task: task.value, tag: tag.value })}`;
+        location.hash = `#/runs${query({
+          state: stateSel.value,
+          task: task.value,
+          tag: tag.value,
+          since: iso(since.value),
+          until: iso(until.value),
+        })}`;
       },
     },
     h("label", {}, "State", stateSel),
     h("label", {}, "Task", task),
     h("label", {}, "Tag", tag),
+    h("label", {}, "From", since),
+    h("label", {}, "To", until),
     h("button", { class: "primary", type: "submit" }, "Filter"),
     h("span", { class: "spacer" }),
     h("label", {}, "Go to run", lookup),
-    h(
-      "button",
-      {
-        type: "button",
-        onclick: () => {
-          if (lookup.value.trim()) location.hash = `#/runs/${lookup.value.trim()}`;
-        },
-      },
-      "Open",
-    ),
+    h("button", { type: "button", onclick: open }, "Open"),
   );
   const body = h("tbody", {});
   const moreBtn = h("button", { hidden: true }, "Load more");
   const err = h("div", {});
-  const hasFilter = filters.state || filters.task || filters.tag;
+  // Bulk actions take task, tag and state (not a time range): offered only for those.
+  const hasFilter =
+    (filters.state || filters.task || filters.tag) && !filters.since && !filters.until;
   const bulkFilter = {
     task: filters.task || undefined,
     tag: filters.tag || undefined,
@@ -635,6 +675,7 @@ async function runsPage(params) {
   show(
     h("h1", {}, "Runs"),
     form,
+    lookupErr,
     hasFilter ? bulkBar(bulkFilter, described, () => load(true)) : "",
     err,
     h(
@@ -704,6 +745,7 @@ async function runsPage(params) {
       }
       if (!matchesState || (ev.state.type !== "SCHEDULED" && ev.state.type !== filters.state))
         return;
+      if (filters.until) return; // a new run falls after a range that ends
       try {
         const run = await api("GET", `/api/task_runs/${ev.id}`);
         if (filters.tag && !run.tags.includes(filters.tag)) return;

@@ -185,29 +185,29 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen "
         "WHERE last_seen < excluded.last_seen - ?3"),
 
-    SQL(SQL_LIST_ALL,
-        "SELECT " RUN_COLUMNS " FROM task_runs WHERE id < ?1 AND (?2 IS NULL OR task = ?2) "
-        "ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_ALL, "SELECT " RUN_COLUMNS " FROM task_runs WHERE id < ?1 AND id >= ?6 "
+                      "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_TASK, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_task "
-                       "WHERE task = ?2 AND id < ?1 ORDER BY id DESC LIMIT ?3"),
+                       "WHERE task = ?2 AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_TASK_STATE, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_task "
-                             "WHERE task = ?2 AND id < ?1 AND state_type = ?4 "
+                             "WHERE task = ?2 AND id < ?1 AND id >= ?6 AND state_type = ?4 "
                              "ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_SCHEDULED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_scheduled "
-                            "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 "
+                            "WHERE state_type = 0 AND state_type = ?4 AND id < ?1 AND id >= ?6 "
                             "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_COMPLETED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_completed "
-                            "WHERE state_type = 3 AND state_type = ?4 AND id < ?1 "
+                            "WHERE state_type = 3 AND state_type = ?4 AND id < ?1 AND id >= ?6 "
                             "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
-    SQL(SQL_LIST_LEASED, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "
-                         "WHERE lease_expires IS NOT NULL AND state_type = ?4 AND id < ?1 "
-                         "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_LEASED,
+        "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_lease "
+        "WHERE lease_expires IS NOT NULL AND state_type = ?4 AND id < ?1 AND id >= ?6 "
+        "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_ATTENTION, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_attention "
-                            "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 "
+                            "WHERE state_type >= 4 AND state_type = ?4 AND id < ?1 AND id >= ?6 "
                             "AND (?2 IS NULL OR task = ?2) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_LIST_TAG,
         "SELECT " RUN_COLUMNS " FROM task_run_tags CROSS JOIN task_runs ON id = run_id "
-        "WHERE tag = ?4 AND run_id < ?1 AND (?2 IS NULL OR task = ?2) "
+        "WHERE tag = ?4 AND run_id < ?1 AND run_id >= ?6 AND (?2 IS NULL OR task = ?2) "
         "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) ORDER BY run_id DESC LIMIT ?3"),
     SQL(SQL_STATES_GET,
         "SELECT type, name, timestamp, message FROM task_run_states WHERE run_id = ?1 "

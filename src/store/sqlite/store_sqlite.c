@@ -205,6 +205,23 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
         mask = 0;
     int want = f->limit + 1; /* one more tells whether a next page exists */
     sqlite3_stmt *q;
+    char oldest[UUID_STR_LEN] = ""; /* "" sorts below every id: no bound */
+    if (f->oldest && f->oldest[0])
+        store_sqlite_norm_id(f->oldest, oldest);
+    if (f->idempotency_key) { /* the one run of (task, key), if it passes the other filters */
+        if (!(q = sqlite_conn_stmt(c, SQL_RUN_BY_IDEMPOTENCY, err)))
+            return ERRAND_ESTORE;
+        sqlite_bind_text(q, 1, f->task);
+        sqlite_bind_text(q, 2, f->idempotency_key);
+        int rc = list_collect(c, q, SQL_RUN_BY_IDEMPOTENCY, l, err);
+        if (rc == 0 && l->n == 1 &&
+            ((mask && !(mask & (1u << l->rows[0].state))) || strcmp(l->rows[0].id, cursor) >= 0 ||
+             strcmp(l->rows[0].id, oldest) < 0)) {
+            run_row_clear(&l->rows[0]);
+            l->n = 0;
+        }
+        return rc;
+    }
     if (f->tag || mask == 0) {
         enum sql_id id = f->tag ? SQL_LIST_TAG : f->task ? SQL_LIST_TASK : SQL_LIST_ALL;
         if (!(q = sqlite_conn_stmt(c, id, err)))
@@ -212,6 +229,7 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
         sqlite_bind_text(q, 1, cursor);
         sqlite_bind_text(q, 2, f->task);
         sqlite3_bind_int(q, 3, want);
+        sqlite_bind_text(q, 6, oldest);
         if (f->tag) {
             sqlite_bind_text(q, 4, f->tag);
             sqlite3_bind_int(q, 5, (int)mask);
@@ -229,6 +247,7 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
         sqlite_bind_text(q, 2, f->task);
         sqlite3_bind_int(q, 3, want);
         sqlite3_bind_int(q, 4, t);
+        sqlite_bind_text(q, 6, oldest);
         if ((rc = list_collect(c, q, id, l, err)) < 0)
             return rc;
     }
