@@ -133,6 +133,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     if (r->result_ref)
         put(obj, "result_ref", json_string(r->result_ref), &ok);
     put(obj, "retry_of", run_json_text_or_null(r->retry_of), &ok);
+    put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto fail;
@@ -294,6 +295,8 @@ void run_json_write(struct jw *w, const struct run_row *r)
     }
     jw_member(w, "retry_of");
     jw_string(w, r->retry_of);
+    jw_member(w, "lease_expires");
+    jw_time(w, r->lease_expires);
     jw_lit(w, "}");
 }
 

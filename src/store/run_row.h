@@ -45,7 +45,7 @@ struct run_row {
     const char *result_ref;
     const char *retry_of;    /* the run this one retries (POST .../retry), NULL = none */
     const char *lease_token; /* claimed rows only */
-    int64_t lease_expires;
+    int64_t lease_expires;   /* while a worker holds the run (every row read), else 0 */
     char *owned; /* buffer behind the strings when owned, else NULL */
 };
 

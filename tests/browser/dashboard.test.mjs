@@ -271,7 +271,15 @@ test("run page: history, parameters as text, live state, cancel and retry button
   const sleeper = await submit("errand.sleep", { seconds: 60 });
   await page.goto(`${base}/#/runs/${sleeper.id}`);
   await page.waitForSelector(".title .badge.RUNNING", { timeout: UI_TIMEOUT_MS });
+  await waitFor("the lease expiry shown", async () => /renewed by the worker's heartbeats/.test(await page.textContent("dl.facts")), UI_TIMEOUT_MS);
   await shot("run");
+  // The workers page counts the run the worker holds.
+  await page.goto(base + "/#/workers");
+  await page.waitForSelector('tr[data-worker="dash-worker"] td.holding', { timeout: UI_TIMEOUT_MS });
+  await waitFor("the held run counted", async () =>
+    (await page.textContent('tr[data-worker="dash-worker"] td.holding')).trim() === "1", UI_TIMEOUT_MS);
+  await page.goto(`${base}/#/runs/${sleeper.id}`);
+  await page.waitForSelector(".title .badge.RUNNING", { timeout: UI_TIMEOUT_MS });
   await page.click("#cancel");
   await page.waitForSelector(".title .badge.CANCELLED", { timeout: UI_TIMEOUT_MS });
   assert.equal((await call("GET", `/task_runs/${sleeper.id}`)).state.type, "CANCELLED");

@@ -177,3 +177,19 @@ def test_metrics_are_prometheus_text(server, worker_factory):
     assert m and int(m.group(1)) >= 1, text
 
 
+
+
+def test_a_held_run_shows_when_its_lease_expires(server_factory, worker_factory):
+    import time as _time
+    from conftest import parse_ts
+    server = server_factory(env={"ERRAND_LEASE_SECONDS": "30"})
+    worker_factory(server)
+    run = server.api.submit("errand.sleep", {"seconds": 1.5})
+    assert run["lease_expires"] is None
+    held = server.api.wait_state(run["id"], lambda r: r["state"]["type"] == "RUNNING")
+    expires = parse_ts(held["lease_expires"])
+    assert _time.time() < expires <= _time.time() + 31
+    listed = next(r for r in server.api.list_all(task="errand.sleep") if r["id"] == run["id"])
+    assert listed["lease_expires"] is not None
+    done = server.api.wait_final(run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["lease_expires"] is None

@@ -432,6 +432,59 @@ static void overview_figures_do_not_grow_with_runs(void **state)
     store_stats_clear(&st);
 }
 
+/* Every run of a listing, page after page (pages of `page`), as ids newest first. */
+static size_t list_ids(struct fixture *fx, unsigned mask, const char *task, int page,
+                       char ids[][37], size_t max)
+{
+    char next[37] = "", cursor[37] = "";
+    size_t n = 0;
+    do {
+        json_t *runs = list(fx, mask, task, NULL, cursor[0] ? cursor : NULL, page, next);
+        for (size_t i = 0; i < json_array_size(runs) && n < max; i++)
+            snprintf(ids[n++], 37, "%s", sfield(json_array_get(runs, i), "id"));
+        json_decref(runs);
+        snprintf(cursor, sizeof cursor, "%s", next);
+    } while (next[0]);
+    return n;
+}
+
+/* A task and a state together: the listing walks whichever side the counters say is
+ * smaller and stops once every match is found, with the same answers either way. */
+static void task_and_state_listings_agree_whichever_side_is_walked(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    enum { BIG = 300, CANCELLED = 5, SMALL_TASK = 40 };
+    submit_many(fx, t, "{\"task\": \"big\"}", BIG);
+    submit_many(fx, t + 1, "{\"task\": \"small\"}", SMALL_TASK);
+    static char all[BIG][37], got[BIG][37];
+    size_t n_all = list_ids(fx, 0, "big", 1000, all, BIG);
+    assert_int_equal(n_all, BIG);
+    for (int i = 0; i < CANCELLED; i++) { /* every 50th: spread through the task's runs */
+        json_t *run = NULL;
+        errand_error err;
+        assert_int_equal(store_cancel_json(fx->st, all[i * 50 + 7], t + 2, &run, &err), 0);
+        json_decref(run);
+    }
+    /* CANCELLED is the smaller side (5 runs against 300): the state's runs are walked. */
+    size_t n = list_ids(fx, 1u << ERRAND_STATE_CANCELLED, "big", 2, got, BIG);
+    assert_int_equal(n, CANCELLED);
+    for (int i = 0; i < CANCELLED; i++)
+        assert_string_equal(got[i], all[i * 50 + 7]);
+    /* SCHEDULED is the larger side (335 runs against 300): the task's runs are walked. */
+    n = list_ids(fx, 1u << ERRAND_STATE_SCHEDULED, "big", 7, got, BIG);
+    assert_int_equal(n, BIG - CANCELLED);
+    /* No run of the task in that state: nothing is walked, nothing found. */
+    assert_int_equal(list_ids(fx, 1u << ERRAND_STATE_COMPLETED, "big", 10, got, BIG), 0);
+    assert_int_equal(list_ids(fx, 1u << ERRAND_STATE_CANCELLED, "small", 10, got, BIG), 0);
+    /* Two states at once, merged newest first. */
+    n = list_ids(fx, 1u << ERRAND_STATE_SCHEDULED | 1u << ERRAND_STATE_CANCELLED, "big", 9, got,
+                 BIG);
+    assert_int_equal(n, BIG);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(got[i], all[i]);
+}
+
 /* Adds n workers last seen at or after `seen`, straight into the table. */
 static void add_workers(struct fixture *fx, int from, int n, int64_t seen)
 {
@@ -626,6 +679,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
         cmocka_unit_test_setup_teardown(overview_figures_do_not_grow_with_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(task_and_state_listings_agree_whichever_side_is_walked,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,
                                         teardown),
     };

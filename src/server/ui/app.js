@@ -788,6 +788,15 @@ async function whyNotRunning(run) {
   }
 }
 
+// A cache hit (state name Cached) says in its message which run computed its result.
+function cacheSource(run) {
+  if (run.state.name !== "Cached") return run.cache_key ? "no: it ran" : null;
+  const m = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(run.state.message);
+  return m
+    ? h("span", {}, "yes, the result of ", h("a", { href: `#/runs/${m[0]}`, class: "mono" }, m[0]))
+    : "yes";
+}
+
 async function runPage(id) {
   let run;
   try {
@@ -876,6 +885,12 @@ async function runPage(id) {
         ),
         fact("Redeliveries", run.redeliveries),
         fact("Worker", run.worker),
+        fact(
+          "Lease expires",
+          run.lease_expires
+            ? `${when(run.lease_expires)} (renewed by the worker's heartbeats)`
+            : null,
+        ),
         fact("Created", when(run.created)),
         fact("Scheduled at", when(run.scheduled_at)),
         fact("Started", when(run.started)),
@@ -894,12 +909,8 @@ async function runPage(id) {
         fact("Tags", run.tags.join(", ") || "—"),
         fact("Timeout", run.timeout_seconds ? `${run.timeout_seconds} s` : "none"),
         fact("Idempotency key", run.idempotency_key),
-        fact(
-          "Cache key",
-          run.cache_key
-            ? `${run.cache_key}${run.state.name === "Cached" ? " (a cache hit)" : ""}`
-            : null,
-        ),
+        fact("Cache key", run.cache_key ? run.cache_key : null),
+        fact("Cache hit", cacheSource(run)),
         fact(
           "Retry of",
           run.retry_of
@@ -1117,9 +1128,15 @@ async function workersPage() {
           h(
             "tr",
             {},
-            ["Name", "Status", "Tasks served", "Last seen", "Runs claimed"].map((t) =>
-              h("th", {}, t),
-            ),
+            [
+              "Name",
+              "Status",
+              "Tasks served",
+              "Last seen",
+              "Runs claimed",
+              "Holding now",
+              "Next lease expiry",
+            ].map((t) => h("th", {}, t)),
           ),
         ),
         body,
@@ -1129,11 +1146,21 @@ async function workersPage() {
   async function refresh() {
     try {
       const w = await api("GET", "/api/workers?limit=1000");
+      // The runs held now (leased: PENDING, RUNNING, CANCELLING), read through the lease index.
+      const held = await api("GET", "/api/task_runs?state=PENDING,RUNNING,CANCELLING&limit=1000");
+      const holding = {};
+      for (const r of held.runs) {
+        const e = (holding[r.worker] ??= { n: 0, next: null });
+        e.n++;
+        if (r.lease_expires && (!e.next || r.lease_expires < e.next)) e.next = r.lease_expires;
+      }
+      const inSeconds = (ts) =>
+        `in ${Math.max(0, Math.round((new Date(ts) - Date.now()) / 1000))} s`;
       body.replaceChildren(
         ...w.workers.map((x) =>
           h(
             "tr",
-            {},
+            { "data-worker": x.name },
             h("td", { class: "mono" }, x.name),
             h(
               "td",
@@ -1147,12 +1174,14 @@ async function workersPage() {
             h("td", {}, x.tasks.join(", ")),
             h("td", { title: x.last_seen }, ago(x.last_seen)),
             h("td", {}, x.claimed.toLocaleString()),
+            h("td", { class: "holding" }, String(holding[x.name]?.n ?? 0)),
+            h("td", {}, holding[x.name]?.next ? inSeconds(holding[x.name].next) : "—"),
           ),
         ),
       );
       if (!w.workers.length)
         body.append(
-          h("tr", {}, h("td", { class: "empty", colspan: 5 }, "No worker has claimed yet.")),
+          h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No worker has claimed yet.")),
         );
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));

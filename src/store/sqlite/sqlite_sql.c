@@ -25,7 +25,9 @@
  *                             used to be walks of the primary key past every newer run of
  *                             other states).
  *    Listing one task's runs (SQL_LIST_TASK) reads task_runs_task in id order; one task's
- *    SCHEDULED or COMPLETED runs (SQL_LIST_TASK_STATE) walk that task's runs only.
+ *    runs in one state walk either that task's runs (SQL_LIST_TASK_STATE) or the state's
+ *    index with the task checked on each row, whichever the counters (task_counts,
+ *    run_counts) say is smaller, limited to the number of runs that match.
  *    The literal terms ("lease_expires IS NOT NULL", "state_type >= 4")
  *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
  *    makes a mismatch an error instead of a silent full scan.
@@ -63,7 +65,7 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
-    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of"
+    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires"
 
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
@@ -238,6 +240,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_COUNT_ADD, "UPDATE run_counts SET n = n + ?2 WHERE state_type = ?1"),
     SQL(SQL_TASK_COUNT_ADD, "INSERT INTO task_counts (task, state_type, n) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT (task, state_type) DO UPDATE SET n = n + excluded.n"),
+    SQL(SQL_TASK_COUNTS, "SELECT state_type, n FROM task_counts WHERE task = ?1"),
     SQL(SQL_MINUTE_ADD,
         "INSERT INTO run_minutes (minute, task, completed, failed, cancelled) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, task) DO UPDATE SET "

@@ -74,6 +74,7 @@ enum sql_id {
     SQL_COUNTS,
     SQL_COUNT_ADD,
     SQL_TASK_COUNT_ADD,
+    SQL_TASK_COUNTS,
     SQL_MINUTE_ADD,
     SQL_TASK_FAILURE,
     /* the dashboard's figures, task controls */
@@ -125,6 +126,7 @@ enum run_col {
     RC_RESULT_REF,
     RC_REDELIVERIES,
     RC_RETRY_OF,
+    RC_LEASE_EXPIRES,
 };
 
 /* Columns of SQL_CLAIM_CANDIDATES. */

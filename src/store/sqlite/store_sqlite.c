@@ -77,6 +77,7 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->result_ref = sqlite_col_text(s, RC_RESULT_REF);
     r->redeliveries = sqlite3_column_int(s, RC_REDELIVERIES);
     r->retry_of = sqlite_col_text(s, RC_RETRY_OF);
+    r->lease_expires = sqlite_col_ms(s, RC_LEASE_EXPIRES);
 }
 
 /* --- reads ------------------------------------------------------------------------- */
@@ -177,22 +178,50 @@ static int row_id_desc(const void *pa, const void *pb)
     return strcmp(b->id, a->id);
 }
 
-/* The listing statement for one state, of one task or of all: each walks the index holding
- * that state's runs (see sqlite_sql.c). A CANCELLING run is both leased and in
- * task_runs_attention. */
-static enum sql_id list_statement(errand_state s, bool one_task)
+/* The listing statement for one state: each walks the index holding that state's runs (see
+ * sqlite_sql.c), checking the task (if any) on each. A CANCELLING run is both leased and in
+ * task_runs_attention. SQL_LIST_TASK_STATE walks one task's runs instead. */
+static enum sql_id list_statement(errand_state s)
 {
     switch (s) {
     case ERRAND_STATE_PENDING:
     case ERRAND_STATE_RUNNING:
         return SQL_LIST_LEASED;
     case ERRAND_STATE_SCHEDULED:
-        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_SCHEDULED;
+        return SQL_LIST_SCHEDULED;
     case ERRAND_STATE_COMPLETED:
-        return one_task ? SQL_LIST_TASK_STATE : SQL_LIST_COMPLETED;
+        return SQL_LIST_COMPLETED;
     default:
         return SQL_LIST_ATTENTION;
     }
+}
+
+/* The runs stored per state (run_counts) and those of task per state (task_counts). */
+static int read_list_counts(struct sqlite_conn *c, const char *task, int64_t in_state[],
+                            int64_t of_task[], errand_error *err)
+{
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
+    if (!q)
+        return ERRAND_ESTORE;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int t = sqlite3_column_int(q, 0);
+        if (t >= 0 && t < STATE_TYPES)
+            in_state[t] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    if (step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_COUNTS", err);
+    if (!(q = sqlite_conn_stmt(c, SQL_TASK_COUNTS, err)))
+        return ERRAND_ESTORE;
+    sqlite_bind_text(q, 1, task);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int t = sqlite3_column_int(q, 0);
+        if (t >= 0 && t < STATE_TYPES)
+            of_task[t] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    return step == SQLITE_DONE ? 0 : sqlite_conn_fail(c, "SQL_TASK_COUNTS", err);
 }
 
 /* Runs the listing query (or one per requested state) inside one read transaction. */
@@ -236,16 +265,33 @@ static int list_query(struct sqlite_conn *c, const struct run_filter *f, const c
         }
         return list_collect(c, q, id, l, err);
     }
+    /* One query per state. With a task too, the counters say how many runs match (none:
+       nothing to walk; few: stop once they are found) and which side is smaller to walk: the
+       task's runs, or the state's runs of every task. */
+    int64_t in_state[STATE_TYPES] = {0}, of_task[STATE_TYPES] = {0}, task_total = 0;
     int rc;
+    if (f->task && (rc = read_list_counts(c, f->task, in_state, of_task, err)) < 0)
+        return rc;
+    for (int t = 0; t < STATE_TYPES; t++)
+        task_total += of_task[t];
     for (int t = 0; t < STATE_TYPES; t++) {
         if (!(mask & (1u << t)))
             continue;
-        enum sql_id id = list_statement((errand_state)t, f->task != NULL);
+        int limit = want;
+        bool task_side = f->task != NULL;
+        if (f->task) {
+            if (of_task[t] <= 0)
+                continue;
+            if (of_task[t] < limit)
+                limit = (int)of_task[t];
+            task_side = in_state[t] >= task_total;
+        }
+        enum sql_id id = task_side ? SQL_LIST_TASK_STATE : list_statement((errand_state)t);
         if (!(q = sqlite_conn_stmt(c, id, err)))
             return ERRAND_ESTORE;
         sqlite_bind_text(q, 1, cursor);
         sqlite_bind_text(q, 2, f->task);
-        sqlite3_bind_int(q, 3, want);
+        sqlite3_bind_int(q, 3, limit);
         sqlite3_bind_int(q, 4, t);
         sqlite_bind_text(q, 6, oldest);
         if ((rc = list_collect(c, q, id, l, err)) < 0)
