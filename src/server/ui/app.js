@@ -126,6 +126,7 @@ function query(params) {
 // and the page reloads what it shows (at most every RELOAD_MS) instead of replaying them all.
 const LIST_MAX_RATE = 20;
 const RELOAD_MS = 2000;
+const OPEN_WAIT_MS = 2000;
 
 // A live stream of GET /api/events; onEvent(run change), onReset() when events were missed
 // (the client was away too long, or the stream skipped some over its max_rate).
@@ -154,7 +155,12 @@ function follow(params, onEvent, onReset) {
     live.textContent = "reconnecting";
   };
   pageCleanup.push(() => es.close());
-  return es;
+  // Resolved once the server has subscribed the stream (or after OPEN_WAIT_MS): a page reads
+  // what it shows after that, so no change falls between its read and its stream.
+  return new Promise((resolve) => {
+    es.addEventListener("open", resolve, { once: true });
+    setTimeout(resolve, OPEN_WAIT_MS);
+  });
 }
 
 // --- login --------------------------------------------------------------------------------
@@ -467,9 +473,8 @@ async function overviewPage(params) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
     }
   }
-  await refresh();
   let pending = null;
-  follow(
+  const streaming = follow(
     { max_rate: LIST_MAX_RATE },
     (ev) => {
       if (recent.querySelector("td.empty")) recent.replaceChildren();
@@ -492,6 +497,8 @@ async function overviewPage(params) {
     },
     refresh,
   );
+  await streaming;
+  await refresh();
   const timer = setInterval(refresh, 30000); // the minutes move on even when nothing happens
   pageCleanup.push(() => {
     clearTimeout(pending);
@@ -718,11 +725,11 @@ async function runsPage(params) {
     }
   }
   moreBtn.addEventListener("click", () => load(false));
-  await load(true);
 
+  const rowSeq = new Map();
   // Live: a change to a run shown updates its row; a new run matching the filters appears on
   // top. The stream is filtered by task on the server; state and tag are checked here.
-  follow(
+  const streaming = follow(
     { task: filters.task, max_rate: LIST_MAX_RATE },
     async (ev) => {
       const row = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);
@@ -732,12 +739,14 @@ async function runsPage(params) {
           row.remove();
           return;
         }
+        // Only the latest read of a run may replace its row (reads can finish out of order).
+        const seq = (rowSeq.get(ev.id) || 0) + 1;
+        rowSeq.set(ev.id, seq);
         try {
-          row.replaceWith(
-            Object.assign(runRow(await api("GET", `/api/task_runs/${ev.id}`)), {
-              className: "flash",
-            }),
-          );
+          const fresh = await api("GET", `/api/task_runs/${ev.id}`);
+          const current = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);
+          if (rowSeq.get(ev.id) === seq && current)
+            current.replaceWith(Object.assign(runRow(fresh), { className: "flash" }));
         } catch {
           /* deleted meanwhile */
         }
@@ -760,6 +769,8 @@ async function runsPage(params) {
     },
     () => load(true),
   );
+  await streaming;
+  await load(true);
 }
 
 // --- one run ------------------------------------------------------------------------------
@@ -837,8 +848,16 @@ async function runPage(id) {
     }
   }
 
+  // Renders can overlap (a button's and an event's): each reads everything first, and only
+  // the latest one begun writes the page, so an older answer never overwrites a newer one.
+  let renderSeq = 0;
   async function render() {
-    run = await api("GET", `/api/task_runs/${run.id}`);
+    const mine = ++renderSeq;
+    const fresh = await api("GET", `/api/task_runs/${run.id}`);
+    const reason = await whyNotRunning(fresh);
+    const states = await api("GET", `/api/task_runs/${run.id}/states`);
+    if (mine !== renderSeq) return;
+    run = fresh;
     const final = FINAL.has(run.state.type);
     head.replaceChildren(
       h(
@@ -867,7 +886,6 @@ async function runPage(id) {
         ),
       ),
     );
-    const reason = await whyNotRunning(run);
     why.replaceChildren(...(reason ? [h("div", { class: "why" }, reason)] : []));
     const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "—")];
     facts.replaceChildren(
@@ -944,7 +962,6 @@ async function runPage(id) {
         ),
       );
     }
-    const states = await api("GET", `/api/task_runs/${run.id}/states`);
     timeline.replaceChildren(
       h(
         "ol",
@@ -974,7 +991,11 @@ async function runPage(id) {
   }
 
   let after = 0;
-  async function moreLogs() {
+  // One read of the logs at a time (an event and the timer may ask together): each goes on
+  // from where the last one stopped, so no line is shown twice.
+  let logsChain = Promise.resolve();
+  const moreLogs = () => (logsChain = logsChain.then(readLogs));
+  async function readLogs() {
     try {
       const page = await api("GET", `/api/task_runs/${run.id}/logs?after=${after}`);
       if (!page.logs.length && !after)
@@ -996,14 +1017,9 @@ async function runPage(id) {
     }
   }
 
-  try {
-    await render();
-    await moreLogs();
-  } catch (e) {
-    err.replaceChildren(errorBox(e));
-  }
-  // Live: this run's changes re-render it; its logs are read while it is not final.
-  follow(
+  // Live: this run's changes re-render it; its logs are read while it is not final. The
+  // stream opens first, so a change made while the page reads the run is not missed.
+  await follow(
     { run: run.id },
     () =>
       render()
@@ -1011,6 +1027,12 @@ async function runPage(id) {
         .catch(() => {}),
     () => render().catch(() => {}),
   );
+  try {
+    await render();
+    await moreLogs();
+  } catch (e) {
+    err.replaceChildren(errorBox(e));
+  }
   const timer = setInterval(() => {
     if (!FINAL.has(run.state.type)) moreLogs();
   }, LOG_POLL_MS);
