@@ -43,6 +43,12 @@ static const struct route routes[] = {
     /* The dashboard (src/server/ui/): one route per file, so an unknown path is a 404. */
     {"GET", "/", handle_ui, AUTH_PUBLIC, false},
     {"GET", "/ui/app.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/lib.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/page_overview.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/page_runs.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/page_run.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/page_failures.js", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/page_workers.js", handle_ui, AUTH_PUBLIC, false},
     {"GET", "/ui/app.css", handle_ui, AUTH_PUBLIC, false},
     {"GET", "/ui/favicon.svg", handle_ui, AUTH_PUBLIC, false},
 };

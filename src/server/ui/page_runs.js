@@ -1,0 +1,234 @@
+// page_runs.js — the runs: filters, time range, lookup, keyset paging, live rows, bulk actions.
+
+import {
+  STATES,
+  PAGE_SIZE,
+  h,
+  badge,
+  when,
+  duration,
+  show,
+  errorBox,
+  api,
+  query,
+  LIST_MAX_RATE,
+  follow,
+  bulkBar,
+} from "./lib.js";
+
+// --- runs ---------------------------------------------------------------------------------
+
+function runRow(run) {
+  return h(
+    "tr",
+    { "data-run": run.id },
+    h("td", {}, h("a", { href: `#/runs/${run.id}`, class: "mono" }, run.id)),
+    h("td", {}, run.task),
+    h(
+      "td",
+      { class: "state" },
+      badge(run.state.type),
+      " ",
+      h("span", { class: "muted" }, run.state.name),
+    ),
+    h("td", {}, when(run.created)),
+    h(
+      "td",
+      {},
+      run.started && run.finished ? duration(new Date(run.finished) - new Date(run.started)) : "—",
+    ),
+    h("td", {}, run.worker ?? "—"),
+  );
+}
+
+export async function runsPage(params) {
+  const filters = {
+    state: params.get("state") || "",
+    task: params.get("task") || "",
+    tag: params.get("tag") || "",
+    since: params.get("since") || "",
+    until: params.get("until") || "",
+  };
+  const stateSel = h(
+    "select",
+    { name: "state" },
+    h("option", { value: "" }, "any state"),
+    STATES.map((s) => h("option", { value: s, selected: s === filters.state }, s)),
+  );
+  const task = h("input", { name: "task", value: filters.task, placeholder: "task name" });
+  const tag = h("input", { name: "tag", value: filters.tag, placeholder: "tag" });
+  // Times are picked in local time and sent as RFC 3339 (the API's form).
+  const local = (iso) =>
+    iso
+      ? new Date(new Date(iso) - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16)
+      : "";
+  const since = h("input", { name: "since", type: "datetime-local", value: local(filters.since) });
+  const until = h("input", { name: "until", type: "datetime-local", value: local(filters.until) });
+  const iso = (v) => (v ? new Date(v).toISOString() : "");
+  const lookup = h("input", { name: "id", placeholder: "run id, or idempotency key" });
+  const lookupErr = h("div", {});
+  const open = async () => {
+    const v = lookup.value.trim();
+    if (!v) return;
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) {
+      location.hash = `#/runs/${v}`;
+      return;
+    }
+    // An idempotency key belongs to a task: the task filter says which.
+    if (!task.value) {
+      lookupErr.replaceChildren(
+        errorBox(new Error("To find a run by idempotency key, fill in its task.")),
+      );
+      return;
+    }
+    try {
+      const r = await api(
+        "GET",
+        `/api/task_runs${query({ task: task.value, idempotency_key: v })}`,
+      );
+      if (r.runs.length) location.hash = `#/runs/${r.runs[0].id}`;
+      else
+        lookupErr.replaceChildren(
+          errorBox(new Error(`No run of ${task.value} has the idempotency key "${v}".`)),
+        );
+    } catch (e) {
+      lookupErr.replaceChildren(errorBox(e));
+    }
+  };
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      onsubmit: (e) => {
+        e.preventDefault();
+        location.hash = `#/runs${query({
+          state: stateSel.value,
+          task: task.value,
+          tag: tag.value,
+          since: iso(since.value),
+          until: iso(until.value),
+        })}`;
+      },
+    },
+    h("label", {}, "State", stateSel),
+    h("label", {}, "Task", task),
+    h("label", {}, "Tag", tag),
+    h("label", {}, "From", since),
+    h("label", {}, "To", until),
+    h("button", { class: "primary", type: "submit" }, "Filter"),
+    h("span", { class: "spacer" }),
+    h("label", {}, "Go to run", lookup),
+    h("button", { type: "button", onclick: open }, "Open"),
+  );
+  const body = h("tbody", {});
+  const moreBtn = h("button", { hidden: true }, "Load more");
+  const err = h("div", {});
+  // Bulk actions take task, tag and state (not a time range): offered only for those.
+  const hasFilter =
+    (filters.state || filters.task || filters.tag) && !filters.since && !filters.until;
+  const bulkFilter = {
+    task: filters.task || undefined,
+    tag: filters.tag || undefined,
+    state: filters.state || undefined,
+  };
+  const described = [
+    filters.state && `${filters.state.toLowerCase()}`,
+    "runs",
+    filters.task && `of ${filters.task}`,
+    filters.tag && `tagged ${filters.tag}`,
+  ]
+    .filter(Boolean)
+    .join(" ");
+  show(
+    h("h1", {}, "Runs"),
+    form,
+    lookupErr,
+    hasFilter ? bulkBar(bulkFilter, described, () => load(true)) : "",
+    err,
+    h(
+      "div",
+      { class: "panel" },
+      h(
+        "table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Run", "Task", "State", "Created", "Duration", "Worker"].map((t) => h("th", {}, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+    h("div", { class: "more" }, moreBtn),
+  );
+
+  let cursor = null;
+  async function load(reset) {
+    try {
+      const page = await api(
+        "GET",
+        `/api/task_runs${query({ ...filters, limit: PAGE_SIZE, cursor: reset ? null : cursor })}`,
+      );
+      if (reset) body.replaceChildren();
+      body.append(...page.runs.map(runRow));
+      if (!body.children.length)
+        body.append(h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No runs match.")));
+      cursor = page.next_cursor;
+      moreBtn.hidden = !cursor;
+      err.replaceChildren();
+    } catch (e) {
+      if (e.status !== 401) err.replaceChildren(errorBox(e));
+    }
+  }
+  moreBtn.addEventListener("click", () => load(false));
+
+  const rowSeq = new Map();
+  // Live: a change to a run shown updates its row; a new run matching the filters appears on
+  // top. The stream is filtered by task on the server; state and tag are checked here.
+  const streaming = follow(
+    { task: filters.task, max_rate: LIST_MAX_RATE },
+    async (ev) => {
+      const row = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);
+      const matchesState = !filters.state || ev.state.type === filters.state;
+      if (row) {
+        if (!matchesState) {
+          row.remove();
+          return;
+        }
+        // Only the latest read of a run may replace its row (reads can finish out of order).
+        const seq = (rowSeq.get(ev.id) || 0) + 1;
+        rowSeq.set(ev.id, seq);
+        try {
+          const fresh = await api("GET", `/api/task_runs/${ev.id}`);
+          const current = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);
+          if (rowSeq.get(ev.id) === seq && current)
+            current.replaceWith(Object.assign(runRow(fresh), { className: "flash" }));
+        } catch {
+          /* deleted meanwhile */
+        }
+        return;
+      }
+      if (!matchesState || (ev.state.type !== "SCHEDULED" && ev.state.type !== filters.state))
+        return;
+      if (filters.until) return; // a new run falls after a range that ends
+      try {
+        const run = await api("GET", `/api/task_runs/${ev.id}`);
+        if (filters.tag && !run.tags.includes(filters.tag)) return;
+        if (body.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`)) return;
+        body.querySelector("td.empty")?.parentElement.remove();
+        const tr = runRow(run);
+        tr.classList.add("flash");
+        body.prepend(tr);
+      } catch {
+        /* deleted meanwhile */
+      }
+    },
+    () => load(true),
+  );
+  await streaming;
+  await load(true);
+}

@@ -1,0 +1,87 @@
+// page_workers.js — the workers: tasks, last seen, alive or stale, runs held now.
+
+import { atPageEnd, h, badge, ago, show, errorBox, api } from "./lib.js";
+
+// --- workers ------------------------------------------------------------------------------
+
+export async function workersPage() {
+  const body = h("tbody", {});
+  const err = h("div", {});
+  show(
+    h("h1", {}, "Workers"),
+    err,
+    h(
+      "div",
+      { class: "panel" },
+      h(
+        "table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            [
+              "Name",
+              "Status",
+              "Tasks served",
+              "Last seen",
+              "Runs claimed",
+              "Holding now",
+              "Next lease expiry",
+            ].map((t) => h("th", {}, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+  );
+  async function refresh() {
+    try {
+      const w = await api("GET", "/api/workers?limit=1000");
+      // The runs held now (leased: PENDING, RUNNING, CANCELLING), read through the lease index.
+      const held = await api("GET", "/api/task_runs?state=PENDING,RUNNING,CANCELLING&limit=1000");
+      const holding = {};
+      for (const r of held.runs) {
+        const e = (holding[r.worker] ??= { n: 0, next: null });
+        e.n++;
+        if (r.lease_expires && (!e.next || r.lease_expires < e.next)) e.next = r.lease_expires;
+      }
+      const inSeconds = (ts) =>
+        `in ${Math.max(0, Math.round((new Date(ts) - Date.now()) / 1000))} s`;
+      body.replaceChildren(
+        ...w.workers.map((x) =>
+          h(
+            "tr",
+            { "data-worker": x.name },
+            h("td", { class: "mono" }, x.name),
+            h(
+              "td",
+              {},
+              h(
+                "span",
+                { class: `badge ${x.active ? "alive" : "stale"}` },
+                x.active ? "alive" : "stale",
+              ),
+            ),
+            h("td", {}, x.tasks.join(", ")),
+            h("td", { title: x.last_seen }, ago(x.last_seen)),
+            h("td", {}, x.claimed.toLocaleString()),
+            h("td", { class: "holding" }, String(holding[x.name]?.n ?? 0)),
+            h("td", {}, holding[x.name]?.next ? inSeconds(holding[x.name].next) : "—"),
+          ),
+        ),
+      );
+      if (!w.workers.length)
+        body.append(
+          h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No worker has claimed yet.")),
+        );
+    } catch (e) {
+      if (e.status !== 401) err.replaceChildren(errorBox(e));
+    }
+  }
+  await refresh();
+  const timer = setInterval(refresh, 5000);
+  atPageEnd(() => clearInterval(timer));
+}
