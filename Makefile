@@ -50,6 +50,8 @@ example: all test-deps
 browser: all test-deps
 	@echo "== browser tests ($(BUILD)) =="
 	$(Q)cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
+	@echo "== the dashboard in firefox ($(BUILD)) =="
+	$(Q)cd tests/browser && ERRAND_BROWSER=firefox ERRAND_BUILD=$(abspath $(BUILD)) node --test dashboard.test.mjs
 
 # Coverage-guided fuzzing (libFuzzer) of the parsers of untrusted input, FUZZ_SECONDS each.
 fuzz: deps

@@ -13,9 +13,9 @@ what=${1:-build}
 # binutils (which gcc pulls in anyway) for ld, and for nm and objdump in tests/abi/.
 build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev
             libjansson-dev libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
-test_pkgs="python3 python3-pytest python3-requests procps chromium clang libclang-rt-14-dev"
+test_pkgs="python3 python3-pytest python3-requests procps chromium firefox-esr clang libclang-rt-14-dev"
 # Packages that take minutes to download and unpack on a new machine.
-large_pkgs="chromium clang libclang-rt-14-dev"
+large_pkgs="chromium firefox-esr clang libclang-rt-14-dev"
 case "$what" in
   build) pkgs=$build_pkgs ;;
   test|all) pkgs="$build_pkgs $test_pkgs" ;;

@@ -1,5 +1,6 @@
 // dashboard.test.mjs — the errand server's own dashboard in a real browser: Debian's
-// chromium driven by playwright-core. Starts an errand server with API keys and a worker
+// chromium, or Debian's firefox-esr with ERRAND_BROWSER=firefox (over WebDriver BiDi), driven
+// by playwright-core. Starts an errand server with API keys and a worker
 // serving the built-in tasks (ports picked by the system, read from the "listening" line),
 // then uses the dashboard as an operator would: logs in, reads the overview, filters and pages
 // the runs, watches a run change state live, cancels and retries from the run page. Runs whose
@@ -7,8 +8,9 @@
 // $ERRAND_SCREENSHOTS (default: a temporary folder, printed).
 //
 //   cd tests/browser && npm ci && node --test
+//   ERRAND_BROWSER=firefox node --test dashboard.test.mjs
 // Binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin); chromium from
-// $CHROMIUM (default /usr/bin/chromium).
+// $CHROMIUM (default /usr/bin/chromium), firefox from $FIREFOX (default /usr/bin/firefox-esr).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -16,12 +18,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, createWriteStream } from 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { chromium, firefox } from "playwright-core";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..", "..");
 const BIN = path.join(process.env.ERRAND_BUILD || path.join(REPO, "build"), "bin");
+const BROWSER = process.env.ERRAND_BROWSER || "chromium";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 const ADMIN_KEY = "admin-" + Math.random().toString(16).slice(2);
 const READ_KEY = "read-" + Math.random().toString(16).slice(2);
 const START_TIMEOUT_MS = 30_000;
@@ -37,7 +41,15 @@ const CHROMIUM_ARGS = [
 const XSS_TASK = `evil"><img src=x onerror="window.__xss=1">`;
 const XSS_PARAMS = { html: "<script>window.__xss=2</script>", attr: `"><img src=y onerror="window.__xss=3">` };
 
-const tmp = mkdtempSync(path.join(tmpdir(), "errand-dashboard-"));
+// How each browser is launched: Debian's builds, no download. Firefox is driven over WebDriver
+// BiDi (playwright's "moz-firefox" channel), which a stock Firefox speaks.
+const LAUNCH = {
+  chromium: { type: chromium, options: { executablePath: CHROMIUM, args: CHROMIUM_ARGS } },
+  firefox: { type: firefox, options: { executablePath: FIREFOX, channel: "moz-firefox" } },
+}[BROWSER];
+if (!LAUNCH) throw new Error(`ERRAND_BROWSER=${BROWSER}: chromium or firefox`);
+
+const tmp = mkdtempSync(path.join(tmpdir(), `errand-dashboard-${BROWSER}-`));
 const shots = process.env.ERRAND_SCREENSHOTS || path.join(tmp, "screenshots");
 mkdirSync(shots, { recursive: true });
 const children = [];
@@ -104,7 +116,16 @@ async function call(method, p, body) {
 
 const submit = (task, parameters = {}, extra = {}) =>
   call("POST", "/task_runs", { task, parameters, ...extra });
-const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
+const shot = (name) => page.screenshot({
+  path: path.join(shots, BROWSER === "chromium" ? `${name}.png` : `${name}-${BROWSER}.png`) });
+// Before a screenshot playwright flushes animations by adding `<style>body {}</style>`, which
+// the dashboard's CSP rightly refuses; Firefox reports that as a page error naming the
+// style's hash. Every other page error fails the run.
+const SCREENSHOT_STYLE_HASH = "sha256-YjaKGiklmzC6wjXA513HAMmzus8VE61XCOT+SmwNZWA=";
+const pageError = (e) => {
+  if (!(e.name === "Content-Security-Policy" && e.message.includes(SCREENSHOT_STYLE_HASH)))
+    throw e;
+};
 
 before(async () => {
   const home = path.join(tmp, "errand-home");
@@ -116,12 +137,11 @@ before(async () => {
     { ERRAND_HOME: home, ERRAND_API_URL: `${base}/api`, ERRAND_API_KEY: ADMIN_KEY });
   await waitFor("the worker to register", async () =>
     (await call("GET", "/workers")).workers.some((w) => w.name === "dash-worker"));
-  context = await chromium.launchPersistentContext(path.join(tmp, "chromium-profile"), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 860 },
+  context = await LAUNCH.type.launchPersistentContext(path.join(tmp, "profile"), {
+    ...LAUNCH.options, headless: true, viewport: { width: 1280, height: 860 },
   });
   page = context.pages()[0] || (await context.newPage());
-  page.on("pageerror", (e) => { throw e; });
+  page.on("pageerror", pageError);
   api = call;
 });
 
@@ -134,7 +154,7 @@ after(async () => {
       proc.lines.slice(-20).join("\n"));
   }
   console.log(`dashboard screenshots: ${shots}`);
-  rmSync(path.join(tmp, "chromium-profile"), { recursive: true, force: true });
+  rmSync(path.join(tmp, "profile"), { recursive: true, force: true });
   assert.deepEqual(bad, []);
 });
 
