@@ -23,7 +23,7 @@ static int bulk(const struct args *a, errand_client *c)
         return CLI_EXIT_USAGE;
     }
     json_t *body = json_pack("{s:s, s:i}", "action", action, "limit", BULK_PAGE);
-    static const char *const fields[] = {"task", "tag", "fingerprint"};
+    static const char *const fields[] = {"task", "tag", "worker", "fingerprint"};
     for (size_t i = 0; body && i < sizeof fields / sizeof fields[0]; i++) {
         const char *v = args_get(a, fields[i]);
         if (v)
@@ -134,6 +134,7 @@ static const struct cli_option bulk_options[] = {
     {"task", "TASK", false, "only runs of this task"},
     {"state", "STATES", false, "only runs in these states (comma-separated state types)"},
     {"tag", "TAG", false, "only runs with this tag"},
+    {"worker", "NAME", false, "only runs the worker NAME claimed last"},
     {"fingerprint", "F", false, "only the failed runs of this failure group (errand failures)"},
     {"json", NULL, false, "print the totals as JSON"},
     {NULL, NULL, false, NULL},
@@ -150,7 +151,8 @@ const struct cli_command cmd_runs_bulk = {
     .group = "runs",
     .name = "bulk",
     .summary = "Cancel, retry or delete every run a filter selects",
-    .usage = "cancel|retry|delete [--task T] [--state S] [--tag T] [--fingerprint F] [--json]",
+    .usage = "cancel|retry|delete [--task T] [--state S] [--tag T] [--worker W] [--fingerprint F] "
+             "[--json]",
     .min_positional = 1,
     .max_positional = 1,
     .options = bulk_options,

@@ -81,7 +81,7 @@ static int build_list_path(const struct args *a, char **path)
         return CLI_EXIT_FAILURE;
     if ((st = add_state_filters(a, path)) != CLI_EXIT_OK)
         return st;
-    static const char *const passthrough[] = {"task", "tag", "limit", "cursor"};
+    static const char *const passthrough[] = {"task", "tag", "worker", "limit", "cursor"};
     for (size_t i = 0; i < sizeof passthrough / sizeof passthrough[0]; i++) {
         const char *value = args_get(a, passthrough[i]);
         if (value && !connect_add_query(path, passthrough[i], value))
@@ -167,6 +167,7 @@ static const struct cli_option runs_ls_options[] = {
     {"state", "S", true, "only runs in state type S (e.g. FAILED); also S1,S2"},
     {"task", "T", false, "only runs of task T"},
     {"tag", "T", false, "only runs tagged T"},
+    {"worker", "W", false, "only runs the worker named W claimed last"},
     {"limit", "N", false, "at most N runs, 1-1000 (default 50)"},
     {"cursor", "C", false,
      "continue a listing after the run with id C (printed when there are more runs)"},
@@ -178,10 +179,12 @@ const struct cli_command cmd_runs_ls = {
     .group = "runs",
     .name = "ls",
     .summary = "List task runs, newest first",
-    .usage = "[--state S] [--task T] [--tag T] [--limit N] [--cursor C] [--json]",
+    .usage = "[--state S] [--task T] [--tag T] [--worker W] [--limit N] [--cursor C] [--json]",
     .options = runs_ls_options,
     CONNECT_SETTINGS,
     .details = "With --json prints the server's answer: {\"runs\": [...], \"next_cursor\": ...}.\n"
+               "Filters that combine read at most 10,000 runs a request, so a page can hold\n"
+               "fewer runs than --limit while more follow: the cursor printed goes on.\n"
                "\n"
                "Examples:\n"
                "  errand runs ls --state FAILED,CRASHED --limit 10\n"

@@ -3,7 +3,7 @@
  *   GET  /api/failures?task=&limit=  FAILED and CRASHED runs grouped by task and the shape
  *                                    of their message (store_list_failures), latest first;
  *   POST /api/task_runs/bulk         cancel, retry or delete the runs a filter selects
- *                                    (task, tag, states, failure fingerprint), a page at a
+ *                                    (task, tag, worker, states, failure fingerprint), a page at a
  *                                    time: the answer's next_cursor continues where it stopped,
  *                                    so one request's work is bounded however many runs match.
  * A bulk action needs at least one filter: "delete everything" is not one request away.
@@ -109,7 +109,7 @@ static int opt_string(json_t *body, const char *name, size_t max, const char **o
 
 static int parse_bulk(json_t *body, struct bulk_request *b, errand_error *err)
 {
-    static const char *const known[] = {"action",      "task",   "tag",   "state",
+    static const char *const known[] = {"action",      "task",   "tag",   "worker", "state",
                                         "fingerprint", "cursor", "limit", NULL};
     const char *key;
     json_t *v;
@@ -136,6 +136,7 @@ static int parse_bulk(json_t *body, struct bulk_request *b, errand_error *err)
     int rc;
     if ((rc = opt_string(body, "task", WIRE_TASK_NAME_MAX, &b->filter.task, err)) < 0 ||
         (rc = opt_string(body, "tag", RUN_SPEC_KEY_MAX, &b->filter.tag, err)) < 0 ||
+        (rc = opt_string(body, "worker", WIRE_WORKER_NAME_MAX, &b->filter.worker, err)) < 0 ||
         (rc = opt_string(body, "fingerprint", FINGERPRINT_MAX - 1, &b->fingerprint, err)) < 0 ||
         (rc = opt_string(body, "cursor", UUID_STR_LEN - 1, &b->filter.cursor, err)) < 0)
         return rc;
@@ -154,9 +155,10 @@ static int parse_bulk(json_t *body, struct bulk_request *b, errand_error *err)
                              WIRE_LIST_LIMIT_MAX);
         b->filter.limit = (int)json_integer_value(limit);
     }
-    if (!b->filter.task && !b->filter.tag && !b->filter.state_mask && !b->fingerprint)
+    if (!b->filter.task && !b->filter.tag && !b->filter.worker && !b->filter.state_mask &&
+        !b->fingerprint)
         return error_set(err, ERR_MISSING_FIELD, NULL,
-                         "a bulk action needs a filter: task, tag, state or fingerprint");
+                         "a bulk action needs a filter: task, tag, worker, state or fingerprint");
     if (b->fingerprint && !b->filter.state_mask) /* only failed runs have one */
         b->filter.state_mask = 1u << ERRAND_STATE_FAILED | 1u << ERRAND_STATE_CRASHED;
     return 0;

@@ -208,7 +208,7 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
     static const struct query_param params[] = {
         {"state", true},   {"task", false},  {"tag", false},   {"limit", false},
         {"cursor", false}, {"since", false}, {"until", false}, {"idempotency_key", false},
-        {NULL, false},
+        {"worker", false}, {NULL, false},
     };
     struct run_filter f = {0};
     long long limit = 0;
@@ -220,6 +220,7 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
         (rc = query_states(req, "state", &f.state_mask, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &f.task, err)) < 0 ||
         (rc = query_string(req, "tag", RUN_SPEC_KEY_MAX, &f.tag, err)) < 0 ||
+        (rc = query_string(req, "worker", WIRE_WORKER_NAME_MAX, &f.worker, err)) < 0 ||
         (rc = query_string(req, "idempotency_key", RUN_SPEC_KEY_MAX, &f.idempotency_key, err)) <
             0 ||
         (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err)) <

@@ -349,12 +349,19 @@ test("failures grouped by message, retried and deleted; bulk cancel from the run
   assert.deepEqual([...new Set(states)], ["CANCELLED"]);
 });
 
-test("workers page, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {
+test("workers page, the worker filter, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {
   await page.goto(base + "/#/workers");
   await page.waitForSelector("text=dash-worker", { timeout: UI_TIMEOUT_MS });
   assert.match(await page.textContent("tbody"), /alive/);
   assert.match(await page.textContent("tbody"), /errand\.noop/);
   await shot("workers");
+  // A worker's name leads to the runs it ran: the runs page filtered by worker.
+  await page.click('tr[data-worker="dash-worker"] a');
+  await waitFor("the worker filter", async () => /worker=dash-worker/.test(page.url()) &&
+    (await page.$$("tbody tr[data-run]")).length > 0, UI_TIMEOUT_MS);
+  assert.equal(await page.inputValue("input[name=worker]"), "dash-worker");
+  assert.deepEqual([...new Set(await page.$$eval("tbody tr[data-run] td:nth-child(6)",
+    (cells) => cells.map((c) => c.textContent)))], ["dash-worker"]);
 
   await page.click("#logout");
   await page.waitForSelector("input[name=key]", { timeout: UI_TIMEOUT_MS });

@@ -164,3 +164,36 @@ def test_a_time_range_and_an_idempotency_key_select_runs(server):
                           ({"idempotency_key": "order-1"}, "idempotency_key")):
         r = api.request("GET", "/task_runs", params=params)
         assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
+
+
+def test_the_worker_filter_selects_the_runs_each_worker_ran(server, worker_factory):
+    """`worker=` lists the runs a worker claimed last, alone or with the other filters, through
+    the API and `errand runs ls --worker`."""
+    from errand_procs import run_cli
+    api = server.api
+    ran = {}
+    for name in ("lister-a", "lister-b"):
+        w = worker_factory(server, args=["--name", name])
+        ids = [r["id"] for r in api.batch([{"task": "errand.noop", "tags": [name]}
+                                           for _ in range(6)])]
+        for run_id in ids:
+            assert api.wait_final(run_id)["state"]["type"] == "COMPLETED"
+        w.stop()
+        ran[name] = ids
+    for name, ids in ran.items():
+        listed = api.list_all(worker=name)
+        assert [r["id"] for r in listed] == ids[::-1]
+        assert {r["worker"] for r in listed} == {name}
+        assert [r["id"] for r in api.list_all(worker=name, state="COMPLETED",
+                                              task="errand.noop")] == ids[::-1]
+        assert api.list_all(worker=name, state="FAILED") == []
+        # With a tag the tag's runs are walked and the worker checked on each.
+        assert [r["id"] for r in api.list_all(worker=name, tag="lister-a")] == \
+            (ids[::-1] if name == "lister-a" else [])
+    assert api.list_all(worker="nobody") == []
+    cp = run_cli(server, "runs", "ls", "--worker", "lister-b", "--json")
+    assert cp.returncode == 0, cp.stderr
+    import json
+    assert [r["id"] for r in json.loads(cp.stdout)["runs"]] == ran["lister-b"][::-1]
+    r = api.request("GET", "/task_runs", params={"worker": "w" * 201})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "worker", r.text

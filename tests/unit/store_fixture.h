@@ -344,16 +344,21 @@ static inline int sweep(struct fixture *fx, int64_t now)
     return n.expired;
 }
 
+static inline json_t *list_filtered(struct fixture *fx, const struct run_filter *f, char next[37])
+{
+    struct run_list runs;
+    errand_error err;
+    if (store_list_runs(fx->st, f, &runs, next, &err) != 0)
+        fail_msg("store_list_runs: %s", err.message);
+    return list_json(&runs, false);
+}
+
 static inline json_t *list(struct fixture *fx, unsigned mask, const char *task, const char *tag,
                            const char *cursor, int limit, char next[37])
 {
     struct run_filter f = {
         .state_mask = mask, .task = task, .tag = tag, .cursor = cursor, .limit = limit};
-    struct run_list runs;
-    errand_error err;
-    if (store_list_runs(fx->st, &f, &runs, next, &err) != 0)
-        fail_msg("store_list_runs: %s", err.message);
-    return list_json(&runs, false);
+    return list_filtered(fx, &f, next);
 }
 
 #endif

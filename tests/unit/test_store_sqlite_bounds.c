@@ -485,6 +485,79 @@ static void task_and_state_listings_agree_whichever_side_is_walked(void **state)
         assert_string_equal(got[i], all[i]);
 }
 
+/* Follows a listing's next_cursor to its end: the ids found (at most max), and in *calls how
+ * many calls it took. */
+static size_t follow_listing(struct fixture *fx, struct run_filter f, char ids[][37], size_t max,
+                             int *calls)
+{
+    char next[37] = "", cursor[37] = "";
+    size_t n = 0;
+    *calls = 0;
+    do {
+        f.cursor = cursor[0] ? cursor : NULL;
+        json_t *runs = list_filtered(fx, &f, next);
+        ++*calls;
+        for (size_t i = 0; i < json_array_size(runs) && n < max; i++)
+            snprintf(ids[n++], 37, "%s", sfield(json_array_get(runs, i), "id"));
+        json_decref(runs);
+        snprintf(cursor, sizeof cursor, "%s", next);
+    } while (next[0] && *calls < 1000);
+    return n;
+}
+
+/* Filters that combine, each side large, their intersection one run (the oldest): a task
+ * with a state walks one side, a tag with a state walks the tag's runs. Each call reads at
+ * most STORE_LIST_SCAN_MAX runs and says where to go on, so the run is found after as many
+ * calls as the side walked has bounds' worth of runs, never in one unbounded walk. */
+static void combined_filters_walk_a_bounded_number_of_runs_per_call(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    enum { SIDE = 2 * STORE_LIST_SCAN_MAX + STORE_LIST_SCAN_MAX / 2, OTHER = SIDE + 5000 };
+    const char *cached = "{\"task\": \"big\", \"cache_key\": \"k\", \"tags\": [\"t\"]}";
+    json_t *source = submit(fx, t, cached, NULL);
+    complete_run(fx, "big", "1", t + 1);
+    json_t *needle = submit(fx, t + 2, "{\"task\": \"big\", \"tags\": [\"t\"]}", NULL);
+    submit_many(fx, t + 3, cached, SIDE - 2);               /* COMPLETED at once: cache hits */
+    submit_many(fx, t + 4, "{\"task\": \"other\"}", OTHER); /* SCHEDULED */
+    const int bounded_calls = (SIDE + STORE_LIST_SCAN_MAX - 1) / STORE_LIST_SCAN_MAX;
+    static char ids[8][37];
+    int calls;
+
+    /* big has SIDE runs, SCHEDULED has OTHER + 1: the task's runs are walked. */
+    struct run_filter f = {
+        .state_mask = 1u << ERRAND_STATE_SCHEDULED, .task = "big", .limit = LIST_PAGE};
+    assert_int_equal(follow_listing(fx, f, ids, 8, &calls), 1);
+    assert_string_equal(ids[0], sfield(needle, "id"));
+    assert_int_equal(calls, bounded_calls);
+    /* The tag's SIDE runs, the state checked on each. */
+    f = (struct run_filter){
+        .state_mask = 1u << ERRAND_STATE_SCHEDULED, .tag = "t", .limit = LIST_PAGE};
+    assert_int_equal(follow_listing(fx, f, ids, 8, &calls), 1);
+    assert_string_equal(ids[0], sfield(needle, "id"));
+    assert_int_equal(calls, bounded_calls);
+    /* A task with two states: the SCHEDULED walk is bounded, the COMPLETED one finds a full
+       page first; pages stay newest first and complete. */
+    f = (struct run_filter){.state_mask =
+                                1u << ERRAND_STATE_SCHEDULED | 1u << ERRAND_STATE_COMPLETED,
+                            .task = "big",
+                            .limit = 1000};
+    static char all[SIDE][37];
+    assert_int_equal(follow_listing(fx, f, all, SIDE, &calls), SIDE);
+    for (size_t i = 1; i < SIDE; i++)
+        assert_true(strcmp(all[i - 1], all[i]) > 0);
+    assert_string_equal(all[SIDE - 1], sfield(source, "id"));
+    assert_string_equal(all[SIDE - 2], sfield(needle, "id"));
+    /* A filter alone reads only what matches: one call for a page. */
+    f = (struct run_filter){.task = "big", .limit = LIST_PAGE};
+    char next[37];
+    json_t *page = list_filtered(fx, &f, next);
+    assert_int_equal(json_array_size(page), LIST_PAGE);
+    json_decref(page);
+    json_decref(needle);
+    json_decref(source);
+}
+
 /* Adds n workers last seen at or after `seen`, straight into the table. */
 static void add_workers(struct fixture *fx, int from, int n, int64_t seen)
 {
@@ -679,6 +752,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
         cmocka_unit_test_setup_teardown(overview_figures_do_not_grow_with_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(combined_filters_walk_a_bounded_number_of_runs_per_call,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(task_and_state_listings_agree_whichever_side_is_walked,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,

@@ -12,6 +12,7 @@ import {
   show,
   errorBox,
   api,
+  query,
   follow,
 } from "./lib.js";
 
@@ -144,7 +145,11 @@ export async function runPage(id) {
               : ""),
         ),
         fact("Redeliveries", run.redeliveries),
-        fact("Worker", run.worker),
+        fact(
+          "Worker",
+          run.worker &&
+            h("a", { href: `#/runs${query({ worker: run.worker })}`, class: "mono" }, run.worker),
+        ),
         fact(
           "Lease expires",
           run.lease_expires

@@ -37,15 +37,30 @@ function runRow(run) {
       {},
       run.started && run.finished ? duration(new Date(run.finished) - new Date(run.started)) : "—",
     ),
-    h("td", {}, run.worker ?? "—"),
+    h(
+      "td",
+      {},
+      run.worker
+        ? h("a", { href: `#/runs${query({ worker: run.worker })}`, class: "mono" }, run.worker)
+        : "—",
+    ),
   );
 }
+
+// A run id's creation time: ids are UUIDv7, their first 48 bits the Unix time in ms.
+const idTime = (id) => new Date(parseInt(id.slice(0, 8) + id.slice(9, 13), 16));
+
+// Reads a filtered listing reads before it waits for "Load more": filters that combine
+// make the server read a bounded number of runs a request, so a page can come back short
+// while next_cursor says where to go on.
+const SEARCH_CALLS = 10;
 
 export async function runsPage(params) {
   const filters = {
     state: params.get("state") || "",
     task: params.get("task") || "",
     tag: params.get("tag") || "",
+    worker: params.get("worker") || "",
     since: params.get("since") || "",
     until: params.get("until") || "",
   };
@@ -57,6 +72,7 @@ export async function runsPage(params) {
   );
   const task = h("input", { name: "task", value: filters.task, placeholder: "task name" });
   const tag = h("input", { name: "tag", value: filters.tag, placeholder: "tag" });
+  const worker = h("input", { name: "worker", value: filters.worker, placeholder: "worker name" });
   // Times are picked in local time and sent as RFC 3339 (the API's form).
   const local = (iso) =>
     iso
@@ -105,6 +121,7 @@ export async function runsPage(params) {
           state: stateSel.value,
           task: task.value,
           tag: tag.value,
+          worker: worker.value,
           since: iso(since.value),
           until: iso(until.value),
         })}`;
@@ -113,6 +130,7 @@ export async function runsPage(params) {
     h("label", {}, "State", stateSel),
     h("label", {}, "Task", task),
     h("label", {}, "Tag", tag),
+    h("label", {}, "Worker", worker),
     h("label", {}, "From", since),
     h("label", {}, "To", until),
     h("button", { class: "primary", type: "submit" }, "Filter"),
@@ -122,13 +140,17 @@ export async function runsPage(params) {
   );
   const body = h("tbody", {});
   const moreBtn = h("button", { hidden: true }, "Load more");
+  const searched = h("span", { class: "muted" });
   const err = h("div", {});
-  // Bulk actions take task, tag and state (not a time range): offered only for those.
+  // Bulk actions take task, tag, worker and state (not a time range): offered only for those.
   const hasFilter =
-    (filters.state || filters.task || filters.tag) && !filters.since && !filters.until;
+    (filters.state || filters.task || filters.tag || filters.worker) &&
+    !filters.since &&
+    !filters.until;
   const bulkFilter = {
     task: filters.task || undefined,
     tag: filters.tag || undefined,
+    worker: filters.worker || undefined,
     state: filters.state || undefined,
   };
   const described = [
@@ -136,6 +158,7 @@ export async function runsPage(params) {
     "runs",
     filters.task && `of ${filters.task}`,
     filters.tag && `tagged ${filters.tag}`,
+    filters.worker && `run by ${filters.worker}`,
   ]
     .filter(Boolean)
     .join(" ");
@@ -163,22 +186,36 @@ export async function runsPage(params) {
         body,
       ),
     ),
-    h("div", { class: "more" }, moreBtn),
+    h("div", { class: "more" }, moreBtn, " ", searched),
   );
 
+  // A page is read until it is full or the listing ends, SEARCH_CALLS reads at most; then
+  // "Load more" goes on from where the search stopped.
   let cursor = null;
+  let loadSeq = 0;
   async function load(reset) {
+    const seq = ++loadSeq;
     try {
-      const page = await api(
-        "GET",
-        `/api/task_runs${query({ ...filters, limit: PAGE_SIZE, cursor: reset ? null : cursor })}`,
-      );
+      const rows = [];
+      let next = reset ? null : cursor;
+      for (let calls = 0; calls < SEARCH_CALLS && rows.length < PAGE_SIZE; calls++) {
+        const page = await api(
+          "GET",
+          `/api/task_runs${query({ ...filters, limit: PAGE_SIZE - rows.length, cursor: next })}`,
+        );
+        rows.push(...page.runs);
+        next = page.next_cursor;
+        if (!next) break;
+      }
+      if (seq !== loadSeq) return; // a newer load replaced this one
       if (reset) body.replaceChildren();
-      body.append(...page.runs.map(runRow));
-      if (!body.children.length)
+      body.append(...rows.map(runRow));
+      if (!body.children.length && !next)
         body.append(h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No runs match.")));
-      cursor = page.next_cursor;
+      cursor = next;
       moreBtn.hidden = !cursor;
+      searched.textContent =
+        cursor && rows.length < PAGE_SIZE ? `searched back to ${when(idTime(cursor))}` : "";
       err.replaceChildren();
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
@@ -186,9 +223,22 @@ export async function runsPage(params) {
   }
   moreBtn.addEventListener("click", () => load(false));
 
+  // Puts a row where its id belongs (newest first); a run older than every row shown waits
+  // for "Load more" when more rows follow.
+  function placeRow(tr) {
+    const id = tr.dataset.run;
+    for (const other of body.querySelectorAll("tr[data-run]"))
+      if (other.dataset.run < id) {
+        other.before(tr);
+        return;
+      }
+    if (!cursor) body.append(tr);
+  }
+
   const rowSeq = new Map();
-  // Live: a change to a run shown updates its row; a new run matching the filters appears on
-  // top. The stream is filtered by task on the server; state and tag are checked here.
+  // Live: a change to a run shown updates its row; a new run matching the filters appears in
+  // its place (new runs on top). The stream is filtered by task on the server; state, tag and
+  // worker are checked here (a worker's runs appear as it claims them).
   const streaming = follow(
     { task: filters.task, max_rate: LIST_MAX_RATE },
     async (ev) => {
@@ -212,17 +262,24 @@ export async function runsPage(params) {
         }
         return;
       }
-      if (!matchesState || (ev.state.type !== "SCHEDULED" && ev.state.type !== filters.state))
-        return;
-      if (filters.until) return; // a new run falls after a range that ends
+      const entering =
+        ev.state.type === "SCHEDULED" ||
+        ev.state.type === filters.state ||
+        (filters.worker && ev.state.type === "PENDING");
+      if (!matchesState || !entering) return;
+      if (filters.until && ev.state.type === "SCHEDULED") return; // after a range that ends
       try {
         const run = await api("GET", `/api/task_runs/${ev.id}`);
         if (filters.tag && !run.tags.includes(filters.tag)) return;
+        if (filters.worker && run.worker !== filters.worker) return;
+        const created = new Date(run.created);
+        if (filters.since && created < new Date(filters.since)) return;
+        if (filters.until && created > new Date(filters.until)) return;
         if (body.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`)) return;
         body.querySelector("td.empty")?.parentElement.remove();
         const tr = runRow(run);
         tr.classList.add("flash");
-        body.prepend(tr);
+        placeRow(tr);
       } catch {
         /* deleted meanwhile */
       }

@@ -1,6 +1,6 @@
 // page_workers.js — the workers: tasks, last seen, alive or stale, runs held now.
 
-import { atPageEnd, h, badge, ago, show, errorBox, api } from "./lib.js";
+import { atPageEnd, h, badge, ago, show, errorBox, api, query } from "./lib.js";
 
 // --- workers ------------------------------------------------------------------------------
 
@@ -55,7 +55,15 @@ export async function workersPage() {
           h(
             "tr",
             { "data-worker": x.name },
-            h("td", { class: "mono" }, x.name),
+            h(
+              "td",
+              { class: "mono" },
+              h(
+                "a",
+                { href: `#/runs${query({ worker: x.name })}`, title: "the runs it ran" },
+                x.name,
+              ),
+            ),
             h(
               "td",
               {},

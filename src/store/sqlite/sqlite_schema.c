@@ -37,6 +37,9 @@
  *      task_runs_task         (task, id): one task's runs newest first (listing by task);
  *      task_runs_scheduled    (id) WHERE SCHEDULED, and task_runs_completed (id) WHERE
  *                             COMPLETED: listing those runs newest first.
+ *      task_runs_worker       (worker, id) WHERE claimed: one worker's runs newest first
+ *                             (an entry added at a run's first claim, moved only when
+ *                             another worker claims it again).
  *  - task_run_tags (tag, run_id): one row per tag of a run, for the tag filter (a run without
  *    tags costs nothing here).
  *  - task_run_states (run_id, seq): the state history, WITHOUT ROWID so it is one b-tree.
@@ -304,6 +307,10 @@ static const struct migration migrations[] = {
      "  last_id TEXT NOT NULL,"
      "  PRIMARY KEY (task, fingerprint)) WITHOUT ROWID;"
      "CREATE INDEX failure_groups_recent ON failure_groups (last_at);"},
+
+    /* The dashboard's worker filter: the runs a worker claimed last, newest first. */
+    {19, "worker_listing",
+     "CREATE INDEX task_runs_worker ON task_runs (worker, id) WHERE worker IS NOT NULL;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

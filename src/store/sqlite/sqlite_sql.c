@@ -32,7 +32,15 @@
  *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
  *    makes a mismatch an error instead of a silent full scan.
  *  - SQL_LIST_TAG starts from task_run_tags (CROSS JOIN fixes that join order) so a rare
- *    tag does not scan every run.
+ *    tag does not scan every run; SQL_LIST_WORKER walks task_runs_worker.
+ *  - A listing whose filters combine (a task and a state, a tag or a worker and anything
+ *    else) walks one filter's index and checks the others on each row; the walk is bounded
+ *    by a SQL_BOUND_* statement first: the id STORE_LIST_SCAN_MAX entries down the same
+ *    index from the cursor (LIMIT 1 OFFSET n over the index alone, no table reads), which
+ *    becomes the listing's lower id bound (?6) and, when the page is not full, its cursor.
+ *  - Parameters keep one meaning in every listing: ?1 cursor (ids below it), ?2 task,
+ *    ?3 limit, ?4 the state or the tag the index is walked for, ?5 a mask of states,
+ *    ?6 the lowest id (inclusive), ?7 worker, ?8 the bound's offset.
  *  - SQL_WORKER_CLAIMED / SQL_WORKER_SEEN leave a worker's row alone when nothing but
  *    last_seen would change and it changed less than ?granularity ms ago: an idle worker's
  *    empty long-poll claims then write nothing, and a transaction that wrote nothing
@@ -210,7 +218,26 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LIST_TAG,
         "SELECT " RUN_COLUMNS " FROM task_run_tags CROSS JOIN task_runs ON id = run_id "
         "WHERE tag = ?4 AND run_id < ?1 AND run_id >= ?6 AND (?2 IS NULL OR task = ?2) "
-        "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) ORDER BY run_id DESC LIMIT ?3"),
+        "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) AND (?7 IS NULL OR worker = ?7) "
+        "ORDER BY run_id DESC LIMIT ?3"),
+    SQL(SQL_LIST_WORKER, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_worker "
+                         "WHERE worker = ?7 AND id < ?1 AND id >= ?6 AND (?2 IS NULL OR task = ?2) "
+                         "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_BOUND_TASK, "SELECT id FROM task_runs INDEXED BY task_runs_task WHERE task = ?2 "
+                        "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_SCHEDULED,
+        "SELECT id FROM task_runs INDEXED BY task_runs_scheduled WHERE state_type = 0 "
+        "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_COMPLETED,
+        "SELECT id FROM task_runs INDEXED BY task_runs_completed WHERE state_type = 3 "
+        "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_ATTENTION,
+        "SELECT id FROM task_runs INDEXED BY task_runs_attention WHERE state_type >= 4 "
+        "AND state_type = ?4 AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_TAG, "SELECT run_id FROM task_run_tags WHERE tag = ?4 AND run_id < ?1 "
+                       "AND run_id >= ?6 ORDER BY run_id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_WORKER, "SELECT id FROM task_runs INDEXED BY task_runs_worker WHERE worker = ?7 "
+                          "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
     SQL(SQL_STATES_GET,
         "SELECT type, name, timestamp, message FROM task_run_states WHERE run_id = ?1 "
         "ORDER BY seq"),

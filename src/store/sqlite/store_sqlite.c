@@ -1,7 +1,7 @@
 /*
  * store_sqlite.c — the SQLite backend of store.h: opening and closing the store, and every
- * read. Writes live in store_sqlite_submit.c (client side) and store_sqlite_worker.c (worker
- * protocol); both go through the one writer thread (sqlite_writer.c).
+ * read but listings (store_sqlite_list.c). Writes live in store_sqlite_submit.c (client side) and
+ * store_sqlite_worker.c (worker protocol); both go through the one writer thread (sqlite_writer.c).
  *
  * Shape of the backend, and why:
  *  - one writer connection, owned by the writer thread, committing writes in groups: SQLite
@@ -32,8 +32,6 @@
 #define DEFAULT_LEASE_SECONDS 30
 #define STATE_TYPES 8
 #define DIR_MODE 0700 /* the store holds task parameters and results: owner only */
-/* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
-#define CURSOR_NEWEST "~"
 
 void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN])
 {
@@ -139,206 +137,6 @@ static int get_state(store *st, const char *id, errand_state *out, errand_error 
     int rc = read_state(c, norm, id, out, err);
     sqlite_pool_release(s->readers, c);
     return rc;
-}
-
-/* Rows gathered for a listing page (owned copies), merged newest first. */
-struct row_buffer {
-    struct run_row *rows;
-    size_t n, cap;
-};
-
-static int list_collect(struct sqlite_conn *c, sqlite3_stmt *q, enum sql_id id,
-                        struct row_buffer *l, errand_error *err)
-{
-    int step, rc = 0;
-    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? 2 * l->cap : 64;
-            struct run_row *rows = mem_realloc(l->rows, cap * sizeof *rows);
-            if (!rows) {
-                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-                break;
-            }
-            l->rows = rows;
-            l->cap = cap;
-        }
-        store_sqlite_read_run(q, &l->rows[l->n]);
-        if ((rc = run_row_own_strings(&l->rows[l->n], err)) == 0)
-            l->n++;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = sqlite_conn_fail(c, sqlite_sql_name(id), err);
-    sqlite3_reset(q);
-    return rc;
-}
-
-static int row_id_desc(const void *pa, const void *pb)
-{
-    const struct run_row *a = pa, *b = pb;
-    return strcmp(b->id, a->id);
-}
-
-/* The listing statement for one state: each walks the index holding that state's runs (see
- * sqlite_sql.c), checking the task (if any) on each. A CANCELLING run is both leased and in
- * task_runs_attention. SQL_LIST_TASK_STATE walks one task's runs instead. */
-static enum sql_id list_statement(errand_state s)
-{
-    switch (s) {
-    case ERRAND_STATE_PENDING:
-    case ERRAND_STATE_RUNNING:
-        return SQL_LIST_LEASED;
-    case ERRAND_STATE_SCHEDULED:
-        return SQL_LIST_SCHEDULED;
-    case ERRAND_STATE_COMPLETED:
-        return SQL_LIST_COMPLETED;
-    default:
-        return SQL_LIST_ATTENTION;
-    }
-}
-
-/* The runs stored per state (run_counts) and those of task per state (task_counts). */
-static int read_list_counts(struct sqlite_conn *c, const char *task, int64_t in_state[],
-                            int64_t of_task[], errand_error *err)
-{
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
-    if (!q)
-        return ERRAND_ESTORE;
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int t = sqlite3_column_int(q, 0);
-        if (t >= 0 && t < STATE_TYPES)
-            in_state[t] = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_reset(q);
-    if (step != SQLITE_DONE)
-        return sqlite_conn_fail(c, "SQL_COUNTS", err);
-    if (!(q = sqlite_conn_stmt(c, SQL_TASK_COUNTS, err)))
-        return ERRAND_ESTORE;
-    sqlite_bind_text(q, 1, task);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int t = sqlite3_column_int(q, 0);
-        if (t >= 0 && t < STATE_TYPES)
-            of_task[t] = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_reset(q);
-    return step == SQLITE_DONE ? 0 : sqlite_conn_fail(c, "SQL_TASK_COUNTS", err);
-}
-
-/* Runs the listing query (or one per requested state) inside one read transaction. */
-static int list_query(struct sqlite_conn *c, const struct run_filter *f, const char *cursor,
-                      struct row_buffer *l, errand_error *err)
-{
-    const unsigned all = (1u << STATE_TYPES) - 1;
-    unsigned mask = f->state_mask & all;
-    if (mask == all)
-        mask = 0;
-    int want = f->limit + 1; /* one more tells whether a next page exists */
-    sqlite3_stmt *q;
-    char oldest[UUID_STR_LEN] = ""; /* "" sorts below every id: no bound */
-    if (f->oldest && f->oldest[0])
-        store_sqlite_norm_id(f->oldest, oldest);
-    if (f->idempotency_key) { /* the one run of (task, key), if it passes the other filters */
-        if (!(q = sqlite_conn_stmt(c, SQL_RUN_BY_IDEMPOTENCY, err)))
-            return ERRAND_ESTORE;
-        sqlite_bind_text(q, 1, f->task);
-        sqlite_bind_text(q, 2, f->idempotency_key);
-        int rc = list_collect(c, q, SQL_RUN_BY_IDEMPOTENCY, l, err);
-        if (rc == 0 && l->n == 1 &&
-            ((mask && !(mask & (1u << l->rows[0].state))) || strcmp(l->rows[0].id, cursor) >= 0 ||
-             strcmp(l->rows[0].id, oldest) < 0)) {
-            run_row_clear(&l->rows[0]);
-            l->n = 0;
-        }
-        return rc;
-    }
-    if (f->tag || mask == 0) {
-        enum sql_id id = f->tag ? SQL_LIST_TAG : f->task ? SQL_LIST_TASK : SQL_LIST_ALL;
-        if (!(q = sqlite_conn_stmt(c, id, err)))
-            return ERRAND_ESTORE;
-        sqlite_bind_text(q, 1, cursor);
-        sqlite_bind_text(q, 2, f->task);
-        sqlite3_bind_int(q, 3, want);
-        sqlite_bind_text(q, 6, oldest);
-        if (f->tag) {
-            sqlite_bind_text(q, 4, f->tag);
-            sqlite3_bind_int(q, 5, (int)mask);
-        }
-        return list_collect(c, q, id, l, err);
-    }
-    /* One query per state. With a task too, the counters say how many runs match (none:
-       nothing to walk; few: stop once they are found) and which side is smaller to walk: the
-       task's runs, or the state's runs of every task. */
-    int64_t in_state[STATE_TYPES] = {0}, of_task[STATE_TYPES] = {0}, task_total = 0;
-    int rc;
-    if (f->task && (rc = read_list_counts(c, f->task, in_state, of_task, err)) < 0)
-        return rc;
-    for (int t = 0; t < STATE_TYPES; t++)
-        task_total += of_task[t];
-    for (int t = 0; t < STATE_TYPES; t++) {
-        if (!(mask & (1u << t)))
-            continue;
-        int limit = want;
-        bool task_side = f->task != NULL;
-        if (f->task) {
-            if (of_task[t] <= 0)
-                continue;
-            if (of_task[t] < limit)
-                limit = (int)of_task[t];
-            task_side = in_state[t] >= task_total;
-        }
-        enum sql_id id = task_side ? SQL_LIST_TASK_STATE : list_statement((errand_state)t);
-        if (!(q = sqlite_conn_stmt(c, id, err)))
-            return ERRAND_ESTORE;
-        sqlite_bind_text(q, 1, cursor);
-        sqlite_bind_text(q, 2, f->task);
-        sqlite3_bind_int(q, 3, limit);
-        sqlite3_bind_int(q, 4, t);
-        sqlite_bind_text(q, 6, oldest);
-        if ((rc = list_collect(c, q, id, l, err)) < 0)
-            return rc;
-    }
-    if (l->n > 1)
-        qsort(l->rows, l->n, sizeof *l->rows, row_id_desc);
-    return 0;
-}
-
-static int list_runs(store *st, const struct run_filter *f, struct run_list *out,
-                     char next_cursor[37], errand_error *err)
-{
-    struct store_sqlite *s = store_sqlite_of(st);
-    out->rows = NULL;
-    out->n = 0;
-    next_cursor[0] = '\0';
-    if (f->limit < 1 || f->limit > WIRE_LIST_LIMIT_MAX)
-        return error_set(err, ERR_INVALID_PARAMETER, "limit",
-                         "parameter 'limit' must be between 1 and %d, got %d", WIRE_LIST_LIMIT_MAX,
-                         f->limit);
-    char cursor[UUID_STR_LEN] = CURSOR_NEWEST;
-    if (f->cursor && f->cursor[0])
-        store_sqlite_norm_id(f->cursor, cursor);
-
-    struct row_buffer l = {0};
-    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
-    int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
-    if (rc == 0) {
-        rc = list_query(c, f, cursor, &l, err);
-        errand_error ignored;
-        sqlite_conn_run(c, SQL_COMMIT, &ignored);
-    }
-    sqlite_pool_release(s->readers, c);
-
-    size_t shown = l.n < (size_t)f->limit ? l.n : (size_t)f->limit;
-    if (rc == 0 && l.n > (size_t)f->limit)
-        snprintf(next_cursor, UUID_STR_LEN, "%s", l.rows[f->limit - 1].id);
-    for (size_t i = rc == 0 ? shown : 0; i < l.n; i++)
-        run_row_clear(&l.rows[i]);
-    if (rc < 0) {
-        mem_free(l.rows);
-        return rc;
-    }
-    out->rows = l.rows;
-    out->n = shown;
-    return 0;
 }
 
 /* Copies a column's text (NULL stays NULL); false when out of memory. */
@@ -670,7 +468,7 @@ const struct store_backend store_sqlite_backend = {
     .submit_end = store_sqlite_submit_end,
     .get_run = get_run,
     .get_state = get_state,
-    .list_runs = list_runs,
+    .list_runs = store_sqlite_list_runs,
     .get_states = get_states,
     .get_logs = get_logs,
     .cancel = store_sqlite_cancel,

@@ -1,9 +1,10 @@
 /*
  * store_sqlite.h — the SQLite backend's shared parts, for its own files only
- * (store_sqlite.c: open, close and reads; store_sqlite_submit.c: submissions and cancel;
- * store_sqlite_worker.c: claim, heartbeat, report, sweep; store_sqlite_retention.c: deleting
- * what expired; store_sqlite_events.c: the change feed;
- * store_sqlite_stats.c: the dashboard's figures and paused tasks). Everyone else uses store.h.
+ * (store_sqlite.c: open, close and reads; store_sqlite_list.c: listing runs;
+ * store_sqlite_submit.c: submissions and cancel; store_sqlite_worker.c: claim, heartbeat,
+ * report, sweep; store_sqlite_retention.c: deleting what expired; store_sqlite_events.c: the
+ * change feed; store_sqlite_stats.c: the dashboard's figures and paused tasks). Everyone else uses
+ * store.h.
  *
  * Threads: `writer` funnels every write to the writer thread (sqlite_writer.h); `readers`
  * hands out read-only connections (sqlite_pool.h). The struct itself is immutable after
@@ -65,6 +66,8 @@ int store_sqlite_submit_begin(store *st, const struct run_spec *specs, size_t n,
                               errand_error *err);
 int store_sqlite_submit_end(store_submission *sub, struct run_row *rows_out, bool *created,
                             errand_error *err);
+int store_sqlite_list_runs(store *st, const struct run_filter *f, struct run_list *out,
+                           char next_cursor[37], errand_error *err);
 int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
                         errand_error *err);
 int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_ms,
