@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """bench/dashboard_latency.py — how long each API call the dashboard makes takes on a running
 server (after bench/prefill.py filled it), median and max of --repeat calls each, over
-loopback: every filter the runs page offers, the first and a later page, a filter that
-matches one run, the overview's figures, one run's page.
+loopback: every filter the runs page offers, alone and combined, the first and a later page,
+a filter that matches one run, the overview's figures, the failure groups, one run's page;
+then a sparse combination (the cache sources among worker "prefill"'s runs, which prefill
+--failed buried under a million failures) followed through next_cursor to its end: how many
+requests, the slowest, the total.
 
     bench/dashboard_latency.py --api-url http://127.0.0.1:4200/api [--repeat 20]
 
@@ -56,6 +59,15 @@ def main():
               "/task_runs?limit=50&task=errand.noop&state=COMPLETED",
               "/task_runs?limit=50&task=dashboard.rare&state=SCHEDULED",
               "/task_runs?limit=50&task=dashboard.rare&state=FAILED",
+              "/task_runs?limit=50&tag=rare-tag&state=SCHEDULED",
+              "/task_runs?limit=50&tag=rare-tag&state=FAILED",
+              "/task_runs?limit=50&task=prefill.failing&state=FAILED",
+              "/task_runs?limit=50&task=bench.unserved&state=SCHEDULED",
+              "/task_runs?limit=50&worker=prefill",
+              "/task_runs?limit=50&worker=prefill&state=FAILED",
+              "/task_runs?limit=50&worker=prefill&state=COMPLETED",
+              "/task_runs?limit=50&worker=nobody",
+              "/failures?limit=100", "/failures?task=prefill.failing",
               f"/task_runs/{rare['id']}", f"/task_runs/{rare['id']}/states",
               f"/task_runs/{rare['id']}/logs"]
     root = base[: -len("/api")] if base.endswith("/api") else base
@@ -65,6 +77,18 @@ def main():
         print(f"{statistics.median(times):8.2f} ms median {max(times):8.2f} ms max  GET "
               f"{'' if p == '/metrics' else '/api'}{p}",
               flush=True)
+    follow = "/task_runs?limit=50&worker=prefill&state=COMPLETED"
+    cursor, calls, found, times = None, 0, 0, []
+    while True:
+        ms, body = get(base + follow + (f"&cursor={cursor}" if cursor else ""), key)
+        page = json.loads(body)
+        calls, found = calls + 1, found + len(page["runs"])
+        times.append(ms)
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    print(f"followed GET /api{follow} to its end: {calls} requests, {found} runs, "
+          f"{max(times):.2f} ms the slowest, {sum(times):.0f} ms in all", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
     bench/prefill.py --unserved 1000000               # queued runs of a task nobody serves
     bench/prefill.py --queued 1000000                 # a backlog of errand.noop (bench/drain.sh)
     bench/prefill.py --final 800000 --cache-hits 100000
+    bench/prefill.py --failed 1000000                 # FAILED runs, in a few failure groups
     errand bench --runs 20000                         # then measure as usual
 
 The runs go in through POST /api/task_runs/batch, --batch per request. Delayed runs are of
@@ -13,7 +14,8 @@ the bench's own task (errand.noop by default), so every claim the bench makes me
 Final runs are made without a worker: prefill completes one run of a task itself (through the
 worker protocol), then submits runs with its cache key, which the server stores directly as
 COMPLETED ("Cached"); --final spreads them over keys of 1,000 runs each, --cache-hits puts
-them all on one key.
+them all on one key. Failed runs are claimed by a worker named "prefill" and reported FAILED
+with one of a few messages (numbers vary), so they form a few failure groups.
 """
 import argparse
 import json
@@ -68,6 +70,33 @@ def fill_final(url, key, n, batch, per_key, what):
     print(f"prefill: {n} {what} in {took:.1f} s ({n / took if took else 0:.0f} runs/s)")
 
 
+FAILURE_MESSAGES = ["timeout after {n} ms", "connection refused by 10.0.{m}.{n}",
+                    "KeyError: 'field_{n}'", "upstream answered 50{m}"]
+
+
+def fill_failed(url, key, n, batch):
+    """n runs of prefill.failing, claimed by worker "prefill" and reported FAILED."""
+    if n <= 0:
+        return
+    task, started, done = "prefill.failing", time.monotonic(), 0
+    while done < n:
+        k = min(batch, 1000, n - done)  # a claim hands out at most 1,000 runs
+        post_batch(url, key, [{"task": task, "retries": 0}] * k)
+        claimed = call(url, key, "/workers/claim", {"worker": "prefill", "tasks": [task],
+                                                     "limit": k, "wait_seconds": 5})["runs"]
+        if not claimed:
+            sys.exit("prefill: the failing runs were not claimable (is a worker serving "
+                     "prefill.failing?)")
+        call(url, key, "/workers/report", {"worker": "prefill", "reports": [
+            {"id": c["id"], "lease_token": c["lease_token"], "state": "FAILED",
+             "message": FAILURE_MESSAGES[(done + i) % len(FAILURE_MESSAGES)].format(
+                 n=done + i, m=i % 10)}
+            for i, c in enumerate(claimed)]})
+        done += len(claimed)
+    took = time.monotonic() - started
+    print(f"prefill: {n} failed runs in {took:.1f} s ({n / took if took else 0:.0f} runs/s)")
+
+
 def post_batch(url, key, runs):
     req = urllib.request.Request(url + "/task_runs/batch", data=json.dumps({"runs": runs}).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
@@ -102,6 +131,8 @@ def main():
     ap.add_argument("--final", type=int, default=0,
                     help="final (COMPLETED, cached) runs, 1,000 per cache key")
     ap.add_argument("--cache-hits", type=int, default=0, help="cache hits on one single key")
+    ap.add_argument("--failed", type=int, default=0,
+                    help="FAILED runs of prefill.failing (worker \"prefill\")")
     ap.add_argument("--batch", type=int, default=1000, help="runs per request (at most 10000)")
     a = ap.parse_args()
     fill(a.api_url, a.api_key, a.delayed, a.batch,
@@ -113,6 +144,7 @@ def main():
     fill_final(a.api_url, a.api_key, a.final, a.batch, 1000, "final runs (cache hits, 1,000 a key)")
     fill_final(a.api_url, a.api_key, a.cache_hits, a.batch, max(a.cache_hits, 1),
                "cache hits on one key")
+    fill_failed(a.api_url, a.api_key, a.failed, a.batch)
 
 
 if __name__ == "__main__":

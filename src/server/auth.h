@@ -55,6 +55,10 @@ unsigned auth_key_scopes(const auth_keys *k, const char *key);
  * with the same keys accept each other's sessions; a session grants what its key grants now
  * (a key removed from the configuration ends its sessions); changing the keys ends all. */
 #define AUTH_SESSION_MAX 128
+/* The cookie that carries the token, and the header a cookie-authenticated change must carry
+ * (a cross-site form or image cannot send it). */
+#define AUTH_SESSION_COOKIE "errand_session"
+#define AUTH_CSRF_HEADER "X-Errand-CSRF"
 /* Writes a token for key valid until expires_s (Unix seconds) into out; returns the scopes it
  * grants, 0 (nothing written) when the key is not configured. */
 unsigned auth_session_issue(const auth_keys *k, const char *key, long long expires_s,

@@ -20,7 +20,6 @@
 
 #define SESSION_TTL_S (12 * 60 * 60)
 #define SESSION_COOKIE_ATTRS "; Path=/; HttpOnly; SameSite=Strict"
-#define CSRF_HEADER "X-Errand-CSRF"
 #define COOKIE_MAX 256
 
 static json_t *scope_names(unsigned scopes)
@@ -56,19 +55,19 @@ static char *cookie_text(const char *value, int max_age)
 {
     char *c = mem_alloc(COOKIE_MAX);
     if (c)
-        snprintf(c, COOKIE_MAX, "errand_session=%s; Max-Age=%d" SESSION_COOKIE_ATTRS, value,
+        snprintf(c, COOKIE_MAX, AUTH_SESSION_COOKIE "=%s; Max-Age=%d" SESSION_COOKIE_ATTRS, value,
                  max_age);
     return c;
 }
 
 static int need_csrf_header(const struct http_request *req, errand_error *err)
 {
-    if (http_header(req, CSRF_HEADER))
+    if (http_header(req, AUTH_CSRF_HEADER))
         return 0;
-    return error_set(err, ERR_FORBIDDEN, CSRF_HEADER,
+    return error_set(err, ERR_FORBIDDEN, AUTH_CSRF_HEADER,
                      "logging in or out needs the %s header (cross-site requests cannot send "
                      "it)",
-                     CSRF_HEADER);
+                     AUTH_CSRF_HEADER);
 }
 
 int handle_session_get(const struct handler_ctx *ctx, const struct http_request *req,

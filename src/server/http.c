@@ -24,7 +24,8 @@
  *     the answer is queued. A long-poll handler may park instead (http_park): the connection
  *     stays suspended, and the handler runs again when woken. The reserved work is given
  *     back when the reply is out.
- * Every reply carries Content-Type and Errand-Api-Version.
+ * Replies are sent by http_reply.c; every one carries Content-Type, Errand-Api-Version and the
+ * security headers.
  *
  * Stopping: MHD_stop_daemon closes connections whether or not their reply has gone out, so
  * http_server_stop first waits (up to DRAIN_TIMEOUT_MS) for the requests in flight — counted
@@ -57,22 +58,13 @@
 #include "server/budget.h"
 #include "server/conn_guard.h"
 #include "server/handlers.h"
+#include "server/http_reply.h"
 #include "server/router.h"
 #include "server/work_pool.h"
 
-#define API_VERSION_HEADER "Errand-Api-Version"
-#define CONTENT_SECURITY_POLICY                                                                    \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-/* The dashboard's session cookie, and the header a request authenticated by it must carry
- * to change anything (a cross-site page can send the cookie's request only without it). */
-#define SESSION_COOKIE "errand_session"
-#define CSRF_HEADER "X-Errand-CSRF"
 #define BODY_INITIAL_CAP 4096
 #define MHD_MESSAGE_MAX 256
 #define PORT_TEXT_MAX 8
-/* What a 503 overloaded asks the client to wait, in seconds. */
-#define OVERLOADED_RETRY_AFTER "1"
 #define IDLE_TIMEOUT_DEFAULT_MS 10000
 /* Unauthenticated waiting connections kept: this fraction of ERRAND_MAX_CONNECTIONS. */
 #define UNAUTH_SHARE_DEN 4
@@ -130,227 +122,6 @@ struct request_state {
     bool authenticated; /* the request carried a valid key (or none is needed) */
     bool worker;        /* ... one with the worker scope */
 };
-
-/* --- replies -------------------------------------------------------------------------- */
-
-void http_reply_json(struct http_reply *r, int status, json_t *body)
-{
-    *r = (struct http_reply){.status = body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR,
-                             .json = body,
-                             .content_type = HTTP_CONTENT_JSON};
-}
-
-void http_reply_text(struct http_reply *r, int status, char *text, const char *content_type)
-{
-    *r = (struct http_reply){.status = text ? status : MHD_HTTP_INTERNAL_SERVER_ERROR,
-                             .text = text,
-                             .content_type = content_type};
-}
-
-void http_reply_file(struct http_reply *r, int status, int fd, uint64_t size,
-                     const char *content_type)
-{
-    *r = (struct http_reply){
-        .status = status, .fd = fd, .file_size = size, .content_type = content_type};
-}
-
-void http_reply_stream(struct http_reply *r, int status, const struct http_stream *stream,
-                       const char *content_type)
-{
-    *r = (struct http_reply){.status = status, .stream = *stream, .content_type = content_type};
-}
-
-/* --- streams ---------------------------------------------------------------------------- */
-
-/* Bytes a stream's read callback may write at once. */
-#define STREAM_BLOCK_BYTES (8 * 1024)
-
-struct http_stream_conn {
-    struct MHD_Connection *conn;
-    struct http_stream stream;
-};
-
-void http_stream_hold(http_stream_conn *sc)
-{
-    MHD_suspend_connection(sc->conn);
-}
-
-void http_stream_wake(http_stream_conn *sc)
-{
-    MHD_resume_connection(sc->conn);
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    http_stream_conn *sc = cls;
-    ssize_t n = sc->stream.read(sc->stream.state, sc, buf, max);
-    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
-}
-
-static void stream_free(void *cls)
-{
-    http_stream_conn *sc = cls;
-    sc->stream.free(sc->stream.state);
-    mem_free(sc);
-}
-
-/* A response that calls the stream's read as the connection drains (chunked). */
-static struct MHD_Response *stream_response(struct MHD_Connection *conn, struct http_stream *s)
-{
-    http_stream_conn *sc = mem_calloc(1, sizeof *sc);
-    if (!sc) {
-        s->free(s->state);
-        return NULL;
-    }
-    sc->conn = conn;
-    sc->stream = *s;
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES, stream_read, sc, stream_free);
-    if (!resp) {
-        stream_free(sc);
-        return NULL;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
-    return resp;
-}
-
-/* Adds errand's headers to resp and queues it. Every answer forbids content sniffing,
- * framing and any script, style or connection not from the server itself (the dashboard's
- * pages load only their own files; an API answer shown in a browser runs nothing). */
-static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
-                                      struct MHD_Response *resp, const char *content_type,
-                                      const char *retry_after)
-{
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            content_type ? content_type : HTTP_CONTENT_JSON);
-    MHD_add_response_header(resp, API_VERSION_HEADER, HTTP_API_VERSION);
-    MHD_add_response_header(resp, "Content-Security-Policy", CONTENT_SECURITY_POLICY);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    if (retry_after)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
-                             const char *content_type, const char *retry_after)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
-    if (!resp)
-        mem_free(buf);
-    return queue_response(conn, status, resp, content_type, retry_after);
-}
-
-/* Serialises json (compact) into a mem_alloc'd buffer. */
-static char *dump_json(const json_t *json, size_t *len)
-{
-    size_t need = json_dumpb(json, NULL, 0, JSON_COMPACT | json_real_flags(json));
-    char *buf = need ? mem_alloc(need) : NULL;
-    if (!buf || json_dumpb(json, buf, need, JSON_COMPACT | json_real_flags(json)) != need) {
-        mem_free(buf);
-        return NULL;
-    }
-    *len = need;
-    return buf;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *json,
-                                 const char *retry_after)
-{
-    size_t len = 0;
-    char *buf = json ? dump_json(json, &len) : NULL;
-    json_decref(json);
-    if (!buf) {
-        static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":"
-                                  "\"out of memory\",\"field\":null}}";
-        return queue_response(
-            conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-            MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT),
-            HTTP_CONTENT_JSON, NULL);
-    }
-    return queue(conn, status, buf, len, HTTP_CONTENT_JSON, retry_after);
-}
-
-/* Makes r the error body of err ({"error": {"code", "message", "field"}}). */
-static void error_reply(struct http_reply *r, const errand_error *err)
-{
-    int code = err->code < 0 ? err->code : ERRAND_ESERVER;
-    json_t *body =
-        json_pack("{s:{s:s, s:s, s:o}}", "error", "code", error_code_name(code), "message",
-                  err->message, "field", err->field[0] ? json_string(err->field) : json_null());
-    *r = (struct http_reply){0};
-    http_reply_json(r, error_http_status(code), body);
-    r->retry_after = code == ERR_OVERLOADED ? OVERLOADED_RETRY_AFTER : NULL;
-}
-
-/* Serialises a JSON reply into its text, on the handler thread, so that the event thread
- * only queues bytes. A reply that cannot be serialised is left as it is (send_json then
- * answers 500 out_of_memory). */
-static void serialise_reply(struct http_reply *r)
-{
-    if (r->stream.read || r->set_cookie)
-        return;
-    size_t len = 0;
-    char *text = r->json ? dump_json(r->json, &len) : NULL;
-    if (!text)
-        return;
-    json_decref(r->json);
-    r->json = NULL;
-    r->text = text;
-    r->text_len = len;
-    r->content_type = HTTP_CONTENT_JSON;
-}
-
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply *r)
-{
-    if (r->set_cookie) { /* only small JSON replies set one */
-        size_t len = 0;
-        char *buf = r->json ? dump_json(r->json, &len) : NULL;
-        json_decref(r->json);
-        r->json = NULL;
-        if (!buf) {
-            mem_free(r->set_cookie);
-            r->set_cookie = NULL;
-            return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
-        }
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
-        if (!resp)
-            mem_free(buf);
-        else
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
-        mem_free(r->set_cookie);
-        r->set_cookie = NULL;
-        return queue_response(conn, r->status, resp, HTTP_CONTENT_JSON, NULL);
-    }
-    if (r->stream.read)
-        return queue_response(conn, r->status, stream_response(conn, &r->stream), r->content_type,
-                              NULL);
-    if (r->fd > 0) { /* MHD owns the descriptor from here, even when it fails */
-        struct MHD_Response *resp = MHD_create_response_from_fd64(r->file_size, r->fd);
-        if (!resp)
-            close(r->fd);
-        return queue_response(conn, r->status, resp, r->content_type, NULL);
-    }
-    if (r->json || !r->text)
-        return send_json(conn, r->status, r->json, r->retry_after);
-    return queue(conn, r->status, r->text, r->text_len ? r->text_len : strlen(r->text),
-                 r->content_type, r->retry_after);
-}
-
-static enum MHD_Result send_error(struct MHD_Connection *conn, const errand_error *err)
-{
-    struct http_reply r;
-    error_reply(&r, err);
-    return send_reply(conn, &r);
-}
 
 /* --- request access ------------------------------------------------------------------- */
 
@@ -434,7 +205,7 @@ static int overloaded(errand_error *err)
  * there is none. */
 static bool session_cookie(struct MHD_Connection *conn, char *out, size_t size)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    const char *v = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, AUTH_SESSION_COOKIE);
     if (!v || !*v || strlen(v) >= size)
         return false;
     snprintf(out, size, "%s", v);
@@ -500,11 +271,11 @@ static int admit(http_server *srv, struct MHD_Connection *conn, struct request_s
     if (rc < 0)
         return rc;
     if (rs->req.via_session && strcmp(rs->req.method, "GET") != 0 &&
-        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CSRF_HEADER))
-        return error_set(err, ERR_FORBIDDEN, CSRF_HEADER,
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, AUTH_CSRF_HEADER))
+        return error_set(err, ERR_FORBIDDEN, AUTH_CSRF_HEADER,
                          "a request authenticated by the dashboard's session must carry the "
                          "%s header to change anything (cross-site requests cannot)",
-                         CSRF_HEADER);
+                         AUTH_CSRF_HEADER);
     /* The connection guard counts a public route's caller as authenticated, as before keys
        were looked at for it. */
     unsigned counted = granted || rs->route->scope != AUTH_PUBLIC ? granted : AUTH_ALL;
@@ -563,19 +334,6 @@ static void append_body(http_server *srv, struct request_state *rs, const char *
     rs->body[rs->len] = '\0';
 }
 
-/* Frees what a reply holds (one that was never sent). */
-static void reply_clear(struct http_reply *r)
-{
-    json_decref(r->json);
-    mem_free(r->text);
-    if (r->fd > 0)
-        close(r->fd);
-    if (r->stream.read)
-        r->stream.free(r->stream.state);
-    mem_free(r->set_cookie);
-    *r = (struct http_reply){0};
-}
-
 /* The refusals found while the body came in; 0 when there are none. */
 static int body_refusal(http_server *srv, const struct request_state *rs, errand_error *err)
 {
@@ -595,13 +353,13 @@ static int body_refusal(http_server *srv, const struct request_state *rs, errand
 static void handler_error_reply(const struct request_state *rs, int rc, errand_error *err,
                                 struct http_reply *reply)
 {
-    reply_clear(reply);
+    http_reply_clear(reply);
     if (err->code == 0)
         error_set(err, rc, NULL, "%s", errand_strerror(rc));
     if (error_http_status(err->code) >= MHD_HTTP_INTERNAL_SERVER_ERROR)
         log_error("request failed", "method=%s path=%s code=%s error=\"%s\"", rs->req.method,
                   rs->req.path, error_code_name(err->code), err->message);
-    error_reply(reply, err);
+    http_reply_error(reply, err);
 }
 
 /* A handler thread runs the request's handler (work_pool.h): again each time a parked
@@ -620,7 +378,7 @@ static void run_handler(struct work_item *item)
         return; /* queued again when woken; rs may already be in another thread's hands */
     if (rc < 0)
         handler_error_reply(rs, rc, &err, &reply);
-    serialise_reply(&reply);
+    http_reply_serialise(&reply);
     rs->reply = reply;
     rs->answered = true;
     MHD_resume_connection(rs->req.conn);
@@ -639,7 +397,7 @@ static enum MHD_Result run_on_event_thread(http_server *srv, struct MHD_Connecti
         return MHD_YES;
     if (rc < 0)
         handler_error_reply(rs, rc, &err, &reply);
-    return send_reply(conn, &reply);
+    return http_reply_send(conn, &reply);
 }
 
 int http_suspend(const struct http_request *req)
@@ -711,7 +469,7 @@ static enum MHD_Result on_headers(http_server *srv, struct MHD_Connection *conn,
     if (admitted < 0) {
         rs->refused = true;
         conn_guard_busy(srv->guard, gc);
-        return send_error(conn, &err);
+        return http_reply_send_error(conn, &err);
     }
     return MHD_YES;
 }
@@ -736,13 +494,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rs->answered) { /* resumed: the handler's answer is ready, and MHD takes it */
         struct http_reply reply = rs->reply;
         rs->reply = (struct http_reply){0};
-        return send_reply(conn, &reply);
+        return http_reply_send(conn, &reply);
     }
     conn_guard_busy(srv->guard, guarded(conn));
     errand_error err;
     error_clear(&err);
     if (body_refusal(srv, rs, &err) < 0)
-        return send_error(conn, &err);
+        return http_reply_send_error(conn, &err);
     rs->req.body = rs->body ? rs->body : "";
     rs->req.body_len = rs->len;
     if (rs->route->on_event_thread)
@@ -763,7 +521,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     if (rs->longpoll.free_state)
         rs->longpoll.free_state(rs->longpoll.state);
-    reply_clear(&rs->reply); /* an answer the connection closed before it was sent */
+    http_reply_clear(&rs->reply); /* an answer the connection closed before it was sent */
     budget_give(srv->work, rs->reserved);
     mem_free(rs->body);
     mem_free(rs);
