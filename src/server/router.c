@@ -12,6 +12,8 @@
 
 #define ALLOWED_TEXT_MAX 64 /* "GET, POST" ... */
 #define ID_SEGMENT "{id}"
+/* One path segment naming a file (handlers_ui.c looks it up among the dashboard's). */
+#define FILE_SEGMENT "{file}"
 
 static const struct route routes[] = {
     {"POST", "/api/task_runs", handle_submit, AUTH_SUBMIT, true},
@@ -40,17 +42,10 @@ static const struct route routes[] = {
     {"GET", "/api/session", handle_session_get, AUTH_PUBLIC, false},
     {"POST", "/api/session", handle_session_login, AUTH_PUBLIC, false},
     {"DELETE", "/api/session", handle_session_logout, AUTH_PUBLIC, false},
-    /* The dashboard (src/server/ui/): one route per file, so an unknown path is a 404. */
+    /* The dashboard (src/server/ui/): its page, and its files by name (404 for a name that
+       is not one). */
     {"GET", "/", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/app.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/lib.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/page_overview.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/page_runs.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/page_run.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/page_failures.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/page_workers.js", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/app.css", handle_ui, AUTH_PUBLIC, false},
-    {"GET", "/ui/favicon.svg", handle_ui, AUTH_PUBLIC, false},
+    {"GET", "/ui/{file}", handle_ui, AUTH_PUBLIC, false},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
@@ -67,7 +62,10 @@ static bool path_matches(const char *pattern, const char *path, char id[UUID_STR
             return false;
         p++, s++;
         size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
-        if (plen == strlen(ID_SEGMENT) && strncmp(p, ID_SEGMENT, plen) == 0) {
+        if (plen == strlen(FILE_SEGMENT) && strncmp(p, FILE_SEGMENT, plen) == 0) {
+            if (slen == 0)
+                return false;
+        } else if (plen == strlen(ID_SEGMENT) && strncmp(p, ID_SEGMENT, plen) == 0) {
             if (slen == 0)
                 return false;
             size_t n = slen < UUID_STR_LEN - 1 ? slen : UUID_STR_LEN - 1;
@@ -84,10 +82,13 @@ static bool path_matches(const char *pattern, const char *path, char id[UUID_STR
 
 bool router_is_public(const char *method, const char *path)
 {
-    for (size_t i = 0; i < ROUTE_COUNT; i++)
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        char id[UUID_STR_LEN];
+        size_t id_len = 0;
         if (routes[i].scope == AUTH_PUBLIC && strcmp(routes[i].method, method) == 0 &&
-            strcmp(routes[i].pattern, path) == 0)
+            path_matches(routes[i].pattern, path, id, &id_len))
             return true;
+    }
     return false;
 }
 

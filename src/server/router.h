@@ -22,8 +22,8 @@ struct route {
     bool on_event_thread;
 };
 
-/* Whether method and path name a public route exactly (the health probes): the one thing
- * looked at before the API key. */
+/* Whether method and path name a public route (the health probes, the login, the
+ * dashboard's files): the one thing looked at before the API key. */
 bool router_is_public(const char *method, const char *path);
 
 /* Finds the route for method and path. Fails with ERRAND_ENOTFOUND (no such path),

@@ -118,7 +118,9 @@ def test_without_keys_the_dashboard_needs_no_login(server_factory):
         r = s.get(server.root + path, timeout=10)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind), path
         assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert s.get(server.root + "/ui/missing.js", timeout=10).status_code == 404
+    for missing in ("/ui/missing.js", "/ui/", "/ui/lib.js/x", "/ui/%2e%2e%2fCMakeLists.txt"):
+        r = s.get(server.root + missing, timeout=10)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", missing
     # Health stays public and the dashboard files carry no data, with or without keys.
     keyed = server_factory(env={"ERRAND_API_KEY": ADMIN})
     for path in ("/", "/ui/app.js", "/api/health"):
