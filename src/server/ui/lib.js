@@ -52,6 +52,34 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// A panel holding a table: a header row of these column titles over body (a <tbody> the
+// page fills); attrs go on the <table>.
+export function tablePanel(titles, body, attrs = {}) {
+  return h(
+    "div",
+    { class: "panel" },
+    h(
+      "table",
+      attrs,
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          titles.map((t) => h("th", {}, t)),
+        ),
+      ),
+      body,
+    ),
+  );
+}
+
+// The one row a table of `columns` columns shows when it has nothing to show.
+export function emptyRow(columns, text) {
+  return h("tr", {}, h("td", { class: "empty", colspan: columns }, text));
+}
+
 export function badge(type) {
   return h("span", { class: `badge ${STATES.includes(type) ? type : ""}` }, type);
 }

@@ -1,6 +1,17 @@
 // page_failures.js — failed runs grouped by task and message shape, retried or deleted by group.
 
-import { atPageEnd, h, ago, show, errorBox, api, query, bulk } from "./lib.js";
+import {
+  atPageEnd,
+  h,
+  ago,
+  show,
+  errorBox,
+  api,
+  query,
+  bulk,
+  tablePanel,
+  emptyRow,
+} from "./lib.js";
 
 // --- failures -----------------------------------------------------------------------------
 
@@ -15,24 +26,7 @@ export async function failuresPage() {
       "FAILED and CRASHED runs stored, grouped by task and the shape of their message (numbers and ids left out), the latest first.",
     ),
     err,
-    h(
-      "div",
-      { class: "panel" },
-      h(
-        "table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Task", "Runs", "Message", "Last", ""].map((t) => h("th", {}, t)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    tablePanel(["Task", "Runs", "Message", "Last", ""], body),
   );
   async function refresh() {
     try {
@@ -80,10 +74,7 @@ export async function failuresPage() {
           ),
         ),
       );
-      if (!f.groups.length)
-        body.append(
-          h("tr", {}, h("td", { class: "empty", colspan: 5 }, "No failed run is stored.")),
-        );
+      if (!f.groups.length) body.append(emptyRow(5, "No failed run is stored."));
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
     }

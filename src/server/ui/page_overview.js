@@ -15,6 +15,8 @@ import {
   query,
   LIST_MAX_RATE,
   follow,
+  tablePanel,
+  emptyRow,
 } from "./lib.js";
 
 // --- overview -----------------------------------------------------------------------------
@@ -112,60 +114,27 @@ export async function overviewPage(params) {
     ),
     durations,
     h("h2", {}, "Tasks"),
-    h(
-      "div",
-      { class: "panel" },
-      h(
-        "table",
-        { class: "tasks" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            [
-              "Task",
-              "Queued",
-              "Running",
-              `Completed (${windowSel})`,
-              `Failed (${windowSel})`,
-              "Failure rate",
-              "Run time p50 · p95",
-              "Last failure",
-              "",
-            ].map((t) => h("th", {}, t)),
-          ),
-        ),
-        tasksBody,
-      ),
+    tablePanel(
+      [
+        "Task",
+        "Queued",
+        "Running",
+        `Completed (${windowSel})`,
+        `Failed (${windowSel})`,
+        "Failure rate",
+        "Run time p50 · p95",
+        "Last failure",
+        "",
+      ],
+      tasksBody,
+      { class: "tasks" },
     ),
     h("h2", {}, "Workers"),
     workersBox,
     h("h2", {}, "Latest changes"),
-    h(
-      "div",
-      { class: "panel" },
-      h(
-        "table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "When"),
-            h("th", {}, "Run"),
-            h("th", {}, "Task"),
-            h("th", {}, "State"),
-          ),
-        ),
-        recent,
-      ),
-    ),
+    tablePanel(["When", "Run", "Task", "State"], recent),
   );
-  recent.append(h("tr", {}, h("td", { class: "empty", colspan: 4 }, "Waiting for changes…")));
+  recent.append(emptyRow(4, "Waiting for changes…"));
 
   async function togglePause(task, paused) {
     try {
@@ -247,10 +216,7 @@ export async function overviewPage(params) {
           ),
         ),
       );
-      if (!st.tasks.length)
-        tasksBody.append(
-          h("tr", {}, h("td", { class: "empty", colspan: 9 }, "No task has runs yet.")),
-        );
+      if (!st.tasks.length) tasksBody.append(emptyRow(9, "No task has runs yet."));
       const w = await api("GET", "/api/workers?limit=1000");
       const alive = w.workers.filter((x) => x.active);
       workersBox.replaceChildren(

@@ -14,6 +14,8 @@ import {
   LIST_MAX_RATE,
   follow,
   bulkBar,
+  tablePanel,
+  emptyRow,
 } from "./lib.js";
 
 // --- runs ---------------------------------------------------------------------------------
@@ -168,24 +170,7 @@ export async function runsPage(params) {
     lookupErr,
     hasFilter ? bulkBar(bulkFilter, described, () => load(true)) : "",
     err,
-    h(
-      "div",
-      { class: "panel" },
-      h(
-        "table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Run", "Task", "State", "Created", "Duration", "Worker"].map((t) => h("th", {}, t)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    tablePanel(["Run", "Task", "State", "Created", "Duration", "Worker"], body),
     h("div", { class: "more" }, moreBtn, " ", searched),
   );
 
@@ -210,8 +195,7 @@ export async function runsPage(params) {
       if (seq !== loadSeq) return; // a newer load replaced this one
       if (reset) body.replaceChildren();
       body.append(...rows.map(runRow));
-      if (!body.children.length && !next)
-        body.append(h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No runs match.")));
+      if (!body.children.length && !next) body.append(emptyRow(6, "No runs match."));
       cursor = next;
       moreBtn.hidden = !cursor;
       searched.textContent =

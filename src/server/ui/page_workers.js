@@ -1,6 +1,17 @@
 // page_workers.js — the workers: tasks, last seen, alive or stale, runs held now.
 
-import { atPageEnd, h, badge, ago, show, errorBox, api, query } from "./lib.js";
+import {
+  atPageEnd,
+  h,
+  badge,
+  ago,
+  show,
+  errorBox,
+  api,
+  query,
+  tablePanel,
+  emptyRow,
+} from "./lib.js";
 
 // --- workers ------------------------------------------------------------------------------
 
@@ -10,31 +21,17 @@ export async function workersPage() {
   show(
     h("h1", {}, "Workers"),
     err,
-    h(
-      "div",
-      { class: "panel" },
-      h(
-        "table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            [
-              "Name",
-              "Status",
-              "Tasks served",
-              "Last seen",
-              "Runs claimed",
-              "Holding now",
-              "Next lease expiry",
-            ].map((t) => h("th", {}, t)),
-          ),
-        ),
-        body,
-      ),
+    tablePanel(
+      [
+        "Name",
+        "Status",
+        "Tasks served",
+        "Last seen",
+        "Runs claimed",
+        "Holding now",
+        "Next lease expiry",
+      ],
+      body,
     ),
   );
   async function refresh() {
@@ -81,10 +78,7 @@ export async function workersPage() {
           ),
         ),
       );
-      if (!w.workers.length)
-        body.append(
-          h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No worker has claimed yet.")),
-        );
+      if (!w.workers.length) body.append(emptyRow(7, "No worker has claimed yet."));
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
     }
