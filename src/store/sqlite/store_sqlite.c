@@ -30,7 +30,6 @@
 
 #define SQLITE_URL_PREFIX "sqlite://"
 #define DEFAULT_LEASE_SECONDS 30
-#define STATE_TYPES 8
 #define DIR_MODE 0700 /* the store holds task parameters and results: owner only */
 
 void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN])
@@ -294,24 +293,31 @@ static int list_workers(store *st, const struct worker_cursor *cursor, int limit
     return rc;
 }
 
+int store_sqlite_read_counts(struct sqlite_conn *c, enum sql_id id, const char *task,
+                             int64_t counts[STORE_SQLITE_STATE_TYPES], errand_error *err)
+{
+    for (int i = 0; i < STORE_SQLITE_STATE_TYPES; i++)
+        counts[i] = 0;
+    sqlite3_stmt *q = sqlite_conn_stmt(c, id, err);
+    if (!q)
+        return ERRAND_ESTORE;
+    if (task)
+        sqlite_bind_text(q, 1, task);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int t = sqlite3_column_int(q, 0);
+        if (t >= 0 && t < STORE_SQLITE_STATE_TYPES)
+            counts[t] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    return step == SQLITE_DONE ? 0 : sqlite_conn_fail(c, sqlite_sql_name(id), err);
+}
+
 static int count_by_state(store *st, int64_t counts[8], errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
-    for (int i = 0; i < STATE_TYPES; i++)
-        counts[i] = 0;
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
-    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
-    if (q) {
-        while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-            int t = sqlite3_column_int(q, 0);
-            if (t >= 0 && t < STATE_TYPES)
-                counts[t] = sqlite3_column_int64(q, 1);
-        }
-        if (step != SQLITE_DONE)
-            rc = sqlite_conn_fail(c, "SQL_COUNTS", err);
-        sqlite3_reset(q);
-    }
+    int rc = store_sqlite_read_counts(c, SQL_COUNTS, NULL, counts, err);
     sqlite_pool_release(s->readers, c);
     return rc;
 }

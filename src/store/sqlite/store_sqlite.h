@@ -38,6 +38,13 @@ static inline struct store_sqlite *store_sqlite_of(store *st)
  * folded, and one too long to be an id becomes "" (matches nothing). */
 void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN]);
 
+/* The number of state types (errand_state), as the counters index them. */
+#define STORE_SQLITE_STATE_TYPES 8
+/* Reads a counter statement whose rows are (state_type, n) — SQL_COUNTS, or SQL_TASK_COUNTS
+ * for task (?1) — into counts (0 for a state without a row). */
+int store_sqlite_read_counts(struct sqlite_conn *c, enum sql_id id, const char *task,
+                             int64_t counts[STORE_SQLITE_STATE_TYPES], errand_error *err);
+
 /* Points r at the columns of the current row of s (enum run_col order); the strings stay
  * valid until s is stepped or reset. */
 void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r);

@@ -22,7 +22,7 @@
 #include "core/wire_limits.h"
 #include "store/sqlite/store_sqlite.h"
 
-#define STATE_TYPES 8
+#define STATE_TYPES STORE_SQLITE_STATE_TYPES
 /* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
 #define CURSOR_NEWEST "~"
 
@@ -144,34 +144,6 @@ static enum sql_id state_statement(errand_state s, enum sql_id *bound)
     }
 }
 
-/* The runs stored per state (run_counts) and those of task per state (task_counts). */
-static int read_list_counts(struct sqlite_conn *c, const char *task, int64_t in_state[],
-                            int64_t of_task[], errand_error *err)
-{
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
-    if (!q)
-        return ERRAND_ESTORE;
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int t = sqlite3_column_int(q, 0);
-        if (t >= 0 && t < STATE_TYPES)
-            in_state[t] = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_reset(q);
-    if (step != SQLITE_DONE)
-        return sqlite_conn_fail(c, "SQL_COUNTS", err);
-    if (!(q = sqlite_conn_stmt(c, SQL_TASK_COUNTS, err)))
-        return ERRAND_ESTORE;
-    sqlite_bind_text(q, 1, task);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int t = sqlite3_column_int(q, 0);
-        if (t >= 0 && t < STATE_TYPES)
-            of_task[t] = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_reset(q);
-    return step == SQLITE_DONE ? 0 : sqlite_conn_fail(c, "SQL_TASK_COUNTS", err);
-}
-
 /* The one run of (task, idempotency key), if it passes the other filters. */
 static int list_by_key(struct sqlite_conn *c, const struct list_args *a, struct row_buffer *l,
                        errand_error *err)
@@ -220,7 +192,8 @@ static int list_query(struct sqlite_conn *c, struct list_args *a, struct row_buf
        needs no bound. */
     int64_t in_state[STATE_TYPES] = {0}, of_task[STATE_TYPES] = {0}, task_total = 0;
     int rc;
-    if (f->task && (rc = read_list_counts(c, f->task, in_state, of_task, err)) < 0)
+    if (f->task && ((rc = store_sqlite_read_counts(c, SQL_COUNTS, NULL, in_state, err)) < 0 ||
+                    (rc = store_sqlite_read_counts(c, SQL_TASK_COUNTS, f->task, of_task, err)) < 0))
         return rc;
     for (int t = 0; t < STATE_TYPES; t++)
         task_total += of_task[t];

@@ -82,21 +82,10 @@ static int oom(errand_error *err)
 static int read_counts(struct sqlite_conn *c, struct store_stats *out, size_t *cap,
                        errand_error *err)
 {
-    int rc = 0;
-    for (int i = 0; i < 8; i++)
-        out->counts[i] = 0;
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_COUNTS, err);
-    if (!q)
-        return ERRAND_ESTORE;
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int t = sqlite3_column_int(q, 0);
-        if (t >= 0 && t < 8)
-            out->counts[t] = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_reset(q);
-    if (step != SQLITE_DONE)
-        return sqlite_conn_fail(c, "SQL_COUNTS", err);
+    int step = SQLITE_DONE, rc = store_sqlite_read_counts(c, SQL_COUNTS, NULL, out->counts, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q;
     if (!(q = sqlite_conn_stmt(c, SQL_STATS_TASK_COUNTS, err)))
         return ERRAND_ESTORE;
     bool no_memory = false;
