@@ -96,17 +96,12 @@ static int print_failures(const json_t *groups)
 
 static int failures(const struct args *a, errand_client *c)
 {
+    static const char *const options[] = {"task", "limit"};
     char *path = strdup("/failures");
-    static const char *const passthrough[] = {"task", "limit"};
-    for (size_t i = 0; path && i < sizeof passthrough / sizeof passthrough[0]; i++) {
-        const char *value = args_get(a, passthrough[i]);
-        if (value && !connect_add_query(&path, passthrough[i], value)) {
-            free(path);
-            path = NULL;
-        }
-    }
-    if (!path)
+    if (!path || !connect_add_options(&path, a, options, sizeof options / sizeof options[0])) {
+        free(path);
         return CLI_EXIT_FAILURE;
+    }
     json_t *answer = NULL;
     int status = connect_get_json(a->cmd, c, path, &answer);
     free(path);

@@ -81,13 +81,10 @@ static int build_list_path(const struct args *a, char **path)
         return CLI_EXIT_FAILURE;
     if ((st = add_state_filters(a, path)) != CLI_EXIT_OK)
         return st;
-    static const char *const passthrough[] = {"task", "tag", "worker", "limit", "cursor"};
-    for (size_t i = 0; i < sizeof passthrough / sizeof passthrough[0]; i++) {
-        const char *value = args_get(a, passthrough[i]);
-        if (value && !connect_add_query(path, passthrough[i], value))
-            return CLI_EXIT_FAILURE;
-    }
-    return CLI_EXIT_OK;
+    static const char *const options[] = {"task", "tag", "worker", "limit", "cursor"};
+    return connect_add_options(path, a, options, sizeof options / sizeof options[0])
+               ? CLI_EXIT_OK
+               : CLI_EXIT_FAILURE;
 }
 
 /* "1.234s" from the run's started/finished times, "-" when it has not finished. */

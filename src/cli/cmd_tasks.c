@@ -77,14 +77,12 @@ static int print_tasks_table(const json_t *tasks)
 
 static int list_tasks(const struct args *a, errand_client *c)
 {
-    const char *window = args_get(a, "window");
+    static const char *const options[] = {"window"};
     char *path = strdup("/stats");
-    if (path && window && !connect_add_query(&path, "window", window)) {
+    if (!path || !connect_add_options(&path, a, options, 1)) {
         free(path);
-        path = NULL;
-    }
-    if (!path)
         return CLI_EXIT_FAILURE;
+    }
     json_t *answer = NULL;
     int status = connect_get_json(a->cmd, c, path, &answer);
     free(path);

@@ -61,17 +61,12 @@ static int list_workers(const struct args *a, errand_client *c)
     int status = args_get_int(a, "limit", 1, WIRE_LIST_LIMIT_MAX, &limit);
     if (status != CLI_EXIT_OK)
         return status;
+    static const char *const options[] = {"limit", "cursor"};
     char *path = strdup("/workers");
-    static const char *const passthrough[] = {"limit", "cursor"};
-    for (size_t i = 0; path && i < sizeof passthrough / sizeof passthrough[0]; i++) {
-        const char *value = args_get(a, passthrough[i]);
-        if (value && !connect_add_query(&path, passthrough[i], value)) {
-            free(path);
-            path = NULL;
-        }
-    }
-    if (!path)
+    if (!path || !connect_add_options(&path, a, options, sizeof options / sizeof options[0])) {
+        free(path);
         return CLI_EXIT_FAILURE;
+    }
     json_t *answer = NULL;
     status = connect_get_json(a->cmd, c, path, &answer);
     if (status == CLI_EXIT_OK) {

@@ -132,6 +132,16 @@ bool connect_add_query(char **path, const char *name, const char *value)
     return true;
 }
 
+bool connect_add_options(char **path, const struct args *a, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *value = args_get(a, names[i]);
+        if (value && !connect_add_query(path, names[i], value))
+            return false;
+    }
+    return true;
+}
+
 char *connect_run_path(const char *id, const char *suffix)
 {
     static const char prefix[] = "/task_runs/";

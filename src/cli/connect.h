@@ -47,5 +47,8 @@ char *connect_run_path(const char *id, const char *suffix);
  * escaping value. False when out of memory. */
 bool connect_add_query(char **path, const char *name, const char *value);
 
+/* Appends, for each of the n option names that a was given, "name=<its value>" to *path as
+ * connect_add_query does. False when out of memory. */
+bool connect_add_options(char **path, const struct args *a, const char *const *names, size_t n);
 
 #endif
