@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Dockerfile — builds errand and the structured-output example once, then makes one small
 # runtime image per service of compose.yaml, as the seed's multi-stage Dockerfile does:
 #   server  `errand server start`            (the errand API, port 4200)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper over CMake. `make` builds build/bin/errand and liberrand; `make test` runs
 # every test suite; `make asan` runs them again under ASan+UBSan in build-asan/.
 # Quiet by default (CMake's progress lines only); `make V=1 ...` shows every command.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench/dashboard_latency.py — how long each API call the dashboard makes takes on a running
 server (after bench/prefill.py filled it), median and max of --repeat calls each, over
 loopback: every filter the runs page offers, alone and combined, the first and a later page,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/drain.sh — how fast workers drain a pre-filled queue (the figure task queues
 # usually publish): a fresh server, N runs of errand.noop queued first with no worker
 # running, then WORKERS workers with CONCURRENCY slots each are started and the time until

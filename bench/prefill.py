@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench/prefill.py — fills a running errand server with a population of stored runs, so that
 `errand bench` can be measured against a store that is not empty (standard library only).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What N connected dashboards cost the server: N GET /api/events streams held open while
 `errand bench` runs, against the same bench without them, on one fresh store each. The
 streams ask for max_rate=20, as the dashboard's pages do (--max-rate 0: every event, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_throughput.c — the store alone, without HTTP: how fast the SQLite store submits,
  * claims and completes runs in batches, and how group commit gathers single-run submits from

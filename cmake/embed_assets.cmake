@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # embed_assets.cmake — writes OUT, a C file holding every file of ASSETS (a ;-list) as a byte
 # array in the table `ui_assets` (src/server/ui_assets.h), so the dashboard is served from the
 # binary itself: no files to install, nothing fetched at run time. Run with cmake -P.

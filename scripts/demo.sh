@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # scripts/demo.sh — the one command to see errand run, without Docker: installs what is
 # missing, builds, then starts the whole structured-output stack on this machine
 #   errand server start          the errand API on 127.0.0.1:4200, SQLite under ERRAND_HOME

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages errand needs to build, run and test, when they are missing,
 # then checks the versions of the tools where a version matters.
 # usage: scripts/install-deps.sh [build|test|all]   (default: build)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api_main.c — structured-output-api: the web API (the seed's `uvicorn src.foo.api:app
  * --host 0.0.0.0 --port 8000`). Parses flags and environment, starts libmicrohttpd with a

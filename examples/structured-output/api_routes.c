@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api_routes.c — request dispatch (see api_routes.h). libmicrohttpd calls the handler once
  * when the headers are in (we pick the route and, for POST /tasks, start the form), once per

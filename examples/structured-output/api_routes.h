@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api_routes.h — the web API's request handler (an MHD_AccessHandlerCallback) and the
  * read-only context every request shares:

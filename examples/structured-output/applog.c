@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * applog.c — logfmt lines on stderr (see applog.h). Messages are quoted and escaped so a
  * message holding spaces, quotes or newlines stays one parseable line.

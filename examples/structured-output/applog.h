@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * applog.h — the example's logger: logfmt lines on stderr, in the same shape as errand's own
  * (so one grep, or one log pipeline, reads the server, the worker and the app alike):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # embed.cmake — turns a file into a C array at build time, so the binary carries its web
 # page and needs no files beside it. Uses CMake alone (no xxd), so any build image works.
 #   cmake -DINPUT=page.html -DOUTPUT=page_html.c -DSYMBOL=page_html -P embed.cmake

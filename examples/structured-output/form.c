@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * form.c — body collection (see form.h). Fields arrive from MHD_PostProcessor in pieces (a
  * multipart value may span many calls, with a growing offset); a piece at offset 0 starts a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * form.h — collecting a POST body as the fields of a form, whatever its encoding:
  * application/x-www-form-urlencoded and multipart/form-data (read by libmicrohttpd's

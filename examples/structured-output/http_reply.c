@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_reply.c — JSON answers over libmicrohttpd (see http_reply.h). A body that cannot be
  * serialised (out of memory) becomes a bare 500 rather than a half-written answer.

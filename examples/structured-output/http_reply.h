@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_reply.h — the API's answers: JSON bodies, and errors in FastAPI's shapes so that a
  * client written for the seed's FastAPI app reads them unchanged:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * openai.c — one structured-output call to a chat-completions endpoint (see openai.h).
  * The response body is collected into a buffer capped at OPENAI_MAX_RESPONSE_BYTES; error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * openai.h — a client for one call of an OpenAI-compatible chat-completions endpoint
  * (POST {OPENAI_BASE_URL}/chat/completions) asking for structured output:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * page.c — serves the embedded page (see page.h). The bytes live in the binary for its
  * whole life, so libmicrohttpd sends them without a copy.

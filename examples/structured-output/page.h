@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * page.h — GET /: the example's web page (page.html, embedded at build time by embed.cmake
  * as the array page_html).

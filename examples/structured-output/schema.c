@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * schema.c — JSON Schema lint, validation with coercion, and request shaping (see schema.h).
  * Recursion is bounded by SCHEMA_MAX_DEPTH so a schema with a $ref cycle, or a deeply nested

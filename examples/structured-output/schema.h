@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * schema.h — the JSON Schema side of structured output: checking that a schema is one we can
  * use, shaping it for the chat-completions request, and validating the model's answer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.c — the status mapping (see status.h). The id is normalised to errand's canonical
  * form (lowercase, with dashes) first, so "0193...4B21" and the 32-digit form find the run.

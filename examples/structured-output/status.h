@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.h — GET /tasks/{task_run_id}/status: the seed's get_task_result mapping of a run's
  * state to what a web client needs to know:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * structured.c — the task function (see structured.h). Prompts are plain: the system message
  * says what to do (plus the caller's instructions), the user message carries the payload as

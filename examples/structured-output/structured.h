@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * structured.h — the create_structured_output task function: the C version of the seed's
  * task.py. It reads the run's parameters {"payload", "target", "instructions"}, asks the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submit.h — POST /tasks: the seed's submit_task. Validates the form, submits one run of
  * create_structured_output with errand_delay (so the run carries the task's retries,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * target_type.c — type expressions and inline schemas to JSON Schema (see target_type.h).
  *

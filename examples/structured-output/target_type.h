@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * target_type.h — what the caller asked the payload to become: a Python-style type expression
  * as the seed's marvin.cast(target=...) takes ("float", "builtins.float", "list[str]",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_def.c — fills the shared create_structured_output definition (see task_def.h).
  */

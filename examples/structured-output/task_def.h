@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_def.h — the one definition of the create_structured_output task, shared by the API
  * (which submits runs of it with errand_delay) and the task worker (which serves it with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_main.c — structured-output-task: the task worker (the seed's `python src/foo/task.py`,
  * which calls serve(create_structured_output)). Serves the task until SIGTERM/SIGINT, then

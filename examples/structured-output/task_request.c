@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_request.c — validation of a submission (see task_request.h). Form fields and JSON
  * members go through the same checks; they differ only in how a value is read (form fields

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_request.h — the seed's StructuredOutputRequest: reads payload (required), target_type
  * (required) and instructions (optional) from a submitted form or JSON body, checks them, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * upstream.c — errand client failures as HTTP answers (see upstream.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * upstream.h — how a failed call to the errand server becomes the API's answer. The server
  * being down or slow is 503 (the client may try again; nothing was submitted), a refused API

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errand.h — the public C API of liberrand: submit background task runs to an errand server,
  * check on them, fetch their results (the client), and run them (the worker runtime).

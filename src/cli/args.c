@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * args.c — parsing a command's words against its descriptor (args.h), and printing its help
  * from the same descriptor. Options are looked up first among the command's own options,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * args.h — the CLI's command descriptors and its small option parser, shared by every
  * command. A command describes itself once (name, positionals, options, the settings it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * builtin_tasks.c — errand.noop and errand.sleep (builtin_tasks.h). errand.sleep sleeps in
  * short steps and checks errand_task_should_stop() between them, so a cancel or a timeout

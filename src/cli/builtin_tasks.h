@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * builtin_tasks.h — the tasks `errand worker --builtin` serves, for trying errand out and
  * for tests without writing a task:

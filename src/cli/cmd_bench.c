@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_bench.c — `errand bench`: throughput and latency of a running errand server, in the
  * spirit of redis-benchmark. It serves the bench task with an in-process errand_worker (or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_bulk.c — `errand runs bulk ACTION` (POST /api/task_runs/bulk, a page at a time until
  * every matching run is done) and `errand failures` (GET /api/failures): the incident tools.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_config.c — `errand config`: the settings in force (defaults, then the environment,
  * then any setting flags given here), with where each value came from. Secrets are masked.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_runs.c — the `errand runs` group: ls, show, logs, cancel, retry, wait and result. Typed calls
  * of errand.h where it has them (get, wait, cancel, result); the listings go through

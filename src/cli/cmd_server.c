@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_server.c — `errand server start`: the settings (defaults, environment, then every
  * setting given as a flag) handed to server_run(), which serves until SIGINT/SIGTERM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_submit.c — `errand submit TASK`: one task run from the command line, optionally
  * waiting for its outcome. Everything that can be checked locally (the parameters' JSON,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_tasks.c — `errand tasks ls|pause|resume`: the per-task table of GET /api/stats, and
  * pausing a task (claims hand out none of its runs) during an incident.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_worker.c — `errand worker`: a worker process serving programs (--exec NAME=COMMAND,
  * parameters on stdin, result on stdout) and/or the built-in tasks (--builtin), until

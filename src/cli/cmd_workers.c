@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_workers.c — `errand workers ls`: the workers the server has seen, from GET /workers.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * commands.h — the descriptors of every errand command (args.h), one per command, defined in
  * the cmd_*.c file of its group. main.c lists them to dispatch and to print the overview.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connect.c — the CLI's way to the server (connect.h). Settings come from core/settings
  * (env, then flags) and are handed to errand_client_new() explicitly, so `errand config`

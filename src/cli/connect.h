@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connect.h — how a CLI command reaches the errand server: a client built from the settings
  * (ERRAND_API_URL, ERRAND_API_KEY, ERRAND_LOCAL_STORAGE_PATH, or their flags), and JSON GETs

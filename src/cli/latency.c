@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latency.c — nearest-rank percentiles (the p-th percentile is the smallest sample with at
  * least p% of the samples at or below it), so every figure is a latency that was measured.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latency.h — summaries of latency samples for errand bench: nearest-rank percentiles.
  */

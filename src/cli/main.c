@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c — the `errand` program's entry point: finds the command named by the first words
  * (`errand runs ls ...`), hands the rest to its parser and runs it; prints the overview

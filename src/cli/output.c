@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * output.c — tables, JSON and error messages of the CLI (output.h). Tables are collected
  * first and printed at the end, because a column is only as wide as its widest cell.

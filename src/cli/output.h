@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * output.h — how the CLI writes what it has to say: aligned tables or JSON on stdout for
  * people and scripts (every listing and show command has --json), and errors on stderr with

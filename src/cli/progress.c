@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * progress.c — the progress bar of progress.h: a carriage return and a rewritten line.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * progress.h — a one-line progress bar on stderr for long commands (errand bench), drawn
  * only when stderr is a terminal, so logs and pipes never see carriage returns.

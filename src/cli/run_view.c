@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_view.c — one task run on the terminal (run_view.h). The run arrives as liberrand's
  * errand_run; its JSON (errand_run_json) is parsed here to show the fields that errand.h has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_view.h — how the CLI shows one task run: the waiting and final outcome shared by
  * `errand submit --wait` and `errand runs wait`, and the detailed view of `errand runs show`.

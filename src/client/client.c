@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.c — errand_client: its life (settings for what the options leave out, one HTTP
  * connection) and the calls every other client module makes through it, plus the raw

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.h — the errand_client handle shared by the client modules (client.c owns its life,
  * submit.c, task_runs.c and result.c make calls through it), and the one call helper that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http.h — liberrand's HTTP transport to the errand server: one libcurl handle per connection
  * (keep-alive reuse, TCP_NODELAY, no "Expect: 100-continue" round trip), the bearer API key,

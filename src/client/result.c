@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result.c — errand_result(): the result of a COMPLETED run, from its inline "result" or,
  * when the result was persisted, from the server (GET /api/task_runs/{id}/result). A client

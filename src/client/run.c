@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run.c — errand_run snapshots and their accessors (see run.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run.h — errand_run, a client-side snapshot of one task run: the parsed task-run object as
  * the server sent it (docs/api.md), its compact text, and the fields the accessors return.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submit.c — submissions: building bodies (submit.h) and errand_submit, errand_submit_batch,
  * errand_delay, errand_submit_options_init.

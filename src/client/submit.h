@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submit.h — turning a submission (task, parameters, errand_submit_options, or a task
  * definition's defaults) into the JSON body of POST /api/task_runs (docs/api.md). Pure: no

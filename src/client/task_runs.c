@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_runs.c — reading and steering one task run: errand_get, errand_wait (long-poll in
  * slices until final or out of time), errand_cancel and errand_retry.

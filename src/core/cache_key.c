@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cache_key.c — cache keys of the INPUTS + VERSION policy (Prefect's INPUTS + TASK_SOURCE):
  * hex SHA-256 over three parts, task name, task version (NULL = "1") and the canonical JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cache_key.h — cache keys of the INPUTS + VERSION policy: SHA-256 (OpenSSL EVP) over the
  * task name, the task version and the canonical JSON of the parameters, each part

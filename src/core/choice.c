@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * choice.c — errand_choice checked and resolved (choice.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * choice.h — errand_choice (errand.h) inside liberrand: checking a caller's value, and
  * resolving it against the level below (a definition, the worker, the environment). The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clock.c — wall-clock and monotonic milliseconds, and RFC 3339 text for the wire
  * ("2026-11-29T10:25:19.123Z": UTC, always milliseconds). Parsing is stricter than sscanf:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clock.h — time as int64 milliseconds: wall clock (Unix ms, for records and the wire) and
  * monotonic (for timeouts and intervals), and RFC 3339 text.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errand_public.c — the small public functions of errand.h that belong to no client or
  * worker object: error strings, the version, errand_free, state names and the exponential

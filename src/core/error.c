@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * error.c — filling errand_error and naming codes: the wire "code" strings and HTTP statuses
  * of docs/api.md (Errors), so the server answers every failure with the same vocabulary.

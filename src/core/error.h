@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * error.h — filling an errand_error (the public error struct) from inside the library.
  * Every module reports failures through these, so messages have one shape.

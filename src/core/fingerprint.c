@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fingerprint.c — failure messages reduced to their shape (see fingerprint.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fingerprint.h — what makes two failure messages "the same failure": the message with its
  * numbers and long hexadecimal runs (ids, addresses, timings) replaced by '#', whitespace

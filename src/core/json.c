@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.c — jansson helpers: canonical and compact text, parsing with clear errors and a
  * nesting limit, and typed field getters whose errors all read the same way

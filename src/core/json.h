@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.h — helpers over jansson used by the server, client and worker: canonical text (the
  * basis of cache keys), and typed field access that produces errand_error messages naming

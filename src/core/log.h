@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h — the one logger: lines of logfmt on stderr,
  *   ts=2026-11-29T10:25:19.123Z level=info msg="listening" host=127.0.0.1 port=4200

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem.c — the allocation seam. Every allocation of errand (and of jansson, once
  * mem_install_json() ran) passes through here, so a test can make allocations fail from the

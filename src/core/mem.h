@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem.h — the one allocation seam of errand. Every allocation in src/ goes through these, so
  * tests can make the N-th allocation fail (mem_fail_after) and check that nothing crashes or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result_ref.h — the form of a reference to a result persisted in local storage, which the
  * worker writes, the client reads back and the server's retention deletes:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * settings.c — every errand setting, named once in SETTINGS below (env name, flag, type,
  * default, limits, help). Loading applies defaults, then the environment, then flags

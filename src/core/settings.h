@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * settings.h — errand's configuration: one struct, filled from built-in defaults, then the
  * environment (ERRAND_*), then command-line flags (--database-url ...). One table in

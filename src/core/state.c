@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * state.c — the task-run lifecycle as pure functions (see state.h for the picture and
  * docs/api.md, "POST /api/workers/report" and "Leases", for the wire view). Every store

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * state.h — the task-run state rules, pure functions with no I/O, unit-tested on their own.
  * Both store backends apply transitions only through these, so the lifecycle is defined in

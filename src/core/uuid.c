@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uuid.c — UUIDv7 task-run ids (RFC 9562) and random tokens, from OpenSSL's CSPRNG.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uuid.h — task-run ids (UUIDv7: time-ordered, so the newest-first listing and its keyset
  * cursor follow creation order) and random tokens (lease tokens), from OpenSSL's CSPRNG.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wire_limits.h — the limits of the HTTP API (docs/api.md) that both sides of the wire must
  * agree on: the server refuses what exceeds them with a 400 naming the field, and the worker

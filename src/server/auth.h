@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * auth.h — API keys and what each may do. With any key configured, every request but the
  * health probes must carry "Authorization: Bearer <key>", checked before anything else of

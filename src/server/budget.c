@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * budget.c — the memory budget (see budget.h): one atomic counter, reserved with a
  * compare-and-swap loop so that concurrent requests never overshoot the limit together.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * budget.h — the memory budget: how much request work (bodies, the JSON parsed from them,
  * the rows and answers built for them) the server takes on at once. Each request reserves its

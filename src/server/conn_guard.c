@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conn_guard.c — closing idle, slow and unauthenticated connections (see conn_guard.h).
  *

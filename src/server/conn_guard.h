@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conn_guard.h — keeps idle, slow and unauthenticated clients from holding the server's
  * connections. The HTTP server counts every connection against ERRAND_MAX_CONNECTIONS, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_feed.c — the ring of recent events and the streams that follow it (event_feed.h).
  *

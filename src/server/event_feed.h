@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_feed.h — the server's side of the store's change feed (store.h), as server-sent
  * events for GET /api/events.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * field.c — value checks on top of core/json.h's typed getters (see field.h). Messages use
  * the bare field name, err->field the full path, like core/json.h does.

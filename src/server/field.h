@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * field.h — range-checked access to the fields of a JSON request body. core/json.h checks
  * types; these add what the wire contract (docs/api.md) says about values: required or not,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers.h — the request handlers, one per endpoint of docs/api.md, and the context they
  * share. A handler either fills the reply and returns 0, or returns a negative code with err

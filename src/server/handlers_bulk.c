@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_bulk.c — the controls people reach for during an incident:
  *   GET  /api/failures?task=&limit=  FAILED and CRASHED runs grouped by task and the shape

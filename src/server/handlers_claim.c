@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_claim.c — POST /api/workers/claim, the long-poll claim.
  *

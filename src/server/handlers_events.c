@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_events.c — GET /api/events: the change feed as server-sent events
  * (event_feed.h), filtered by task, run and state, resumable from the last event id.

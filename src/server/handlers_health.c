@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_health.c — GET /api/health: a cheap liveness answer with the version, the store
  * kind and the wire version; GET /api/health/ready: readiness, whether the store takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_metrics.c — GET /metrics: Prometheus text exposition (see metrics.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_run_history.c — what happened to a run: its state history and its logs, both
  * oldest first. Logs are paged by sequence number (after=N), so a reader can follow them.

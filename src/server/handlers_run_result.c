@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_run_result.c — GET /api/task_runs/{id}/result: the one way clients read a run's
  * result, inline or persisted (result_storage.h). A persisted result is sent straight from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_run_retry.c — POST /api/task_runs/{id}/retry: runs a FAILED, CRASHED or
  * CANCELLED run again, as a new run of the same task with the same parameters and options

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_session.c — the dashboard's login (auth.h, "Sessions"):
  *   GET    /api/session  whether a key is needed, and what this request may do;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_stats.c — the dashboard's figures and the task controls:
  *   GET  /api/stats?window=hour|day  counts by state, runs finished per minute, duration

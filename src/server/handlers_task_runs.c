@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_task_runs.c — the task-run resource: submit (one or a batch), read one, list,
  * cancel. A submission is validated completely (run_spec) before the store sees it; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_ui.c — the dashboard's files (ui_assets.h): GET / answers index.html, GET /ui/NAME
  * the file NAME. They hold no data (the pages fetch it, with the session's rights), so they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_wait.c — GET /api/task_runs/{id}/wait: the long-poll that answers as soon as the
  * run is final, or after timeout_seconds with its current state.

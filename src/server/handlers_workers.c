@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers_workers.c — the rest of the worker protocol: heartbeat (extend leases, learn of
  * cancellations), report (outcomes and logs), and the worker list.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http.c — libmicrohttpd daemon and request lifecycle (see http.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http.h — the server's HTTP layer over libmicrohttpd: one daemon, the request and reply
  * types handlers see, and query/body access. Everything specific to MHD stays in http.c

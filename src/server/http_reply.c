@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_reply.c — sending a handler's reply (http.h's struct http_reply) through
  * libmicrohttpd: JSON, text, a file or a stream, with the headers every answer carries; and

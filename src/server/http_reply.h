@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_reply.h — how http.c sends replies (http_reply.c). Handlers build replies with http.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json_writer.c — writing JSON text directly (see json_writer.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json_writer.h — JSON text written straight into a growing buffer, for the server's
  * answers that carry many runs: no tree of jansson values is built and re-encoded, and JSON

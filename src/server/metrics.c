@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.c — counters (atomics) and their Prometheus text (see metrics.h). The run gauge
  * errand_task_runs{state} is read from the store at scrape time rather than kept in memory,

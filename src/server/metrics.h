@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.h — the server's Prometheus counters and the text of GET /metrics. Counters are
  * C11 atomics, so any handler thread or the sweeper may bump them without a lock.

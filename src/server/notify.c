@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * notify.c — keyed wake-ups for parked long-polls (see notify.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * notify.h — wake-ups for long-polls. Two topics:
  *   NOTIFY_RUNS_DUE   runs may have become claimable; the key is the task name (a

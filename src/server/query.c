@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * query.c — query-parameter parsing (see query.h). Numbers must be plain decimal text:
  * strtoll/strtod alone would accept leading spaces, "0x10", "inf" or "nan".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * query.h — validated query parameters. Unknown parameters and repeats of a parameter that
  * takes one value are refused, like unknown body fields, so "?states=FAILED" (a typo) fails

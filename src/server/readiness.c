@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * readiness.c — the cached readiness probe (see readiness.h). One caller at a time probes;
  * the others wait for its answer rather than probe again.

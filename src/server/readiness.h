@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * readiness.h — whether the server can do its work now: its store commits a write. The
  * answer of GET /api/health/ready, which a load balancer or orchestrator asks without

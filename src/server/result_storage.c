@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result_storage.c — result references and result files (see result_storage.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result_storage.h — the server's view of the result storage (ERRAND_LOCAL_STORAGE_PATH):
  * which references a worker may report, the one file each names, and reading it back. A

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * router.c — the route table of docs/api.md and its matcher. The table is small, so matching
  * is a linear scan comparing segment by segment; literal routes are listed before {id}

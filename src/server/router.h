@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * router.h — the route table: which handler serves which method and path. Paths are
  * literal segments plus at most one "{id}" segment, which must be a UUID.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_json.c — task-run rows (store/run_row.h) to wire JSON (docs/api.md, "Task-run object" and the
  * claim answer). Numbers that are whole print as integers ("retry_delay_seconds": [1, 10]), times

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_json.h — the wire forms of a task run (store/run_row.h): the task-run object and the
  * claim object of docs/api.md, and the helpers the server's other answers share (times,

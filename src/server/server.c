@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server.c — `errand server start` (see server.h): wiring and lifecycle.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server.h — `errand server start`: opens the store, starts the HTTP API (libmicrohttpd), the
  * lease sweeper, and serves until SIGINT/SIGTERM, then shuts down in order (stop accepting,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submission.c — validation of task-run submissions (POST /api/task_runs and each element of
  * POST /api/task_runs/batch) against the field table of docs/api.md.

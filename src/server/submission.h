@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submission.h — a task-run submission read from the wire: the JSON body of POST
  * /api/task_runs (or one element of a batch) checked field by field and turned into a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sweeper.c — the sweeper thread (see sweeper.h). It sleeps on its own condition
  * variable (CLOCK_MONOTONIC) rather than in clock_sleep_ms, so sweeper_stop() interrupts the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sweeper.h — the sweeper: one thread that calls store_sweep every interval, so runs held by
  * a worker that died go back to SCHEDULED (attempts remain), CRASHED (none remain) or

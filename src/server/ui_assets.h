@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ui_assets.h — the dashboard's files (src/server/ui/), compiled into the binary by
  * cmake/embed_assets.cmake: the server needs nothing installed beside it to serve its UI.

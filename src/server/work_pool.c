@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * work_pool.c — a fixed set of threads taking items from one FIFO queue (see work_pool.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * work_pool.h — the threads that run request handlers. libmicrohttpd's event threads read
  * requests and write replies and must never block; a handler may (a store write waits for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker_request.c — parsing of claim, heartbeat and report bodies (see worker_request.h).
  * Cross-field rule: result and result_ref only make sense with state COMPLETED, so they are

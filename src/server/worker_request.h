@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker_request.h — validated bodies of the worker protocol (docs/api.md, "Worker
  * protocol"): claim, heartbeat and report, checked as strictly as submissions (unknown

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_row.c — owning and freeing the strings of task-run rows (run_row.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_row.h — a task run as the store read it (or is about to write it): the one form in
  * which runs cross the store interface (store/store.h), whatever the backend. The server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_spec.c — freeing new-run specs (run_spec.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_spec.h — a new task run as the store inserts it: every field already checked
  * (server/submission.h reads one from the wire) and every time resolved, so a backend

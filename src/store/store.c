@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.c — picks the store backend from the database URL and forwards every call to it.
  * Handlers call store_* and never know which database is behind it.

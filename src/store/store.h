@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.h — the one interface to task-run storage, in the words of the domain: runs
  * (store/run_row.h), new runs (store/run_spec.h), states, leases and their outcomes. Backends

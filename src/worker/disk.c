@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * disk.c — atomic file writes and directory creation (see disk.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * disk.h — the one seam through which the worker writes to disk (persisted results), so
  * tests can make writes fail as a full disk would (disk_fail_after), the way mem.h does for

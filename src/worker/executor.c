@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * executor.c — the executor threads and what happens to one run (see executor.h).
  */

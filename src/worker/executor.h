@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * executor.h — the pool of `concurrency` threads that run claimed runs: each pops a run from
  * the run queue, reports RUNNING, arms its timeout, calls the C task function on its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * isolated_task.c — C task functions in child processes (see isolated_task.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * isolated_task.h — a C task function run in a process of its own (the worker's isolated
  * mode), so that a segfault, an abort, a runaway allocation or a loop that never ends takes

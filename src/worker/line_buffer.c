@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * line_buffer.c — splitting output into lines (see line_buffer.h).
  */

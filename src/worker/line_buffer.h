@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * line_buffer.h — assembles lines from chunks of output (a task's stdout writes, an exec
  * task's stderr reads) and hands each complete line, without its newline, to a callback.

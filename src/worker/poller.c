@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poller.c — the claim loop (see poller.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poller.h — the worker's claim thread: long-polls POST /workers/claim for the served task
  * names, asking for exactly as many runs as there are free slots (never more than the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * process.h — running a task in a process of its own: an exec task's command (/bin/sh -c
  * COMMAND), or a C task function in a forked copy of the worker (isolated mode), in its own

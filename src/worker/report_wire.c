@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report_wire.c — report items and the JSON of /workers/report and /workers/heartbeat (see
  * report_wire.h).

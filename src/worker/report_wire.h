@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report_wire.h — the JSON the reporter exchanges with the server (docs/api.md, worker
  * protocol): report items (state reports and log lines), the bodies of POST /workers/report

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reporter.c — batching reports and logs, holding leases with heartbeats (see reporter.h).
  *

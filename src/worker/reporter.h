@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reporter.h — the worker's one thread that talks to the server about runs it holds:
  *

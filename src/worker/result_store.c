@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result_store.c — persisting results (see result_store.h). Writes go through disk.h.
  */

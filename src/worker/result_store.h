@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * result_store.h — persisted results: the rule that decides whether a run's result is
  * persisted, and writing it to the local result storage as <dir>/<run id>.json, referenced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_queue.c — the FIFO of claimed runs and the slot count (see run_queue.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run_queue.h — claimed runs waiting for an executor thread, and the worker's slot count.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signals.c — SIGINT/SIGTERM handlers for a serving worker (see signals.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signals.h — SIGINT and SIGTERM stopping a serving worker (errand_worker_options.
  * handle_signals, errand_serve). One worker at a time owns the handlers; the handlers that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats.h — the worker's counters (errand_worker_get_stats), updated by the poller
  * (claimed), executor threads (running) and whoever reports an outcome (completed, failed).

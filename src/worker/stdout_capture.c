@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stdout_capture.c — capturing task prints (see stdout_capture.h).
  */

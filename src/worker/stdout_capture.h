@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stdout_capture.h — "log prints": what C task functions print to stdout becomes log lines
  * of their run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync.c — monotonic-clock condition variables (see sync.h).
  */

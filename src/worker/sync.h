@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync.h — condition variables on the monotonic clock, so waits with deadlines (slots,
  * heartbeats, timeouts, grace periods) are immune to wall-clock jumps. Deadlines are

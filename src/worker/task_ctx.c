@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_ctx.c — the functions a task calls on its context (errand.h, "Inside a task
  * function").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_ctx.h — errand_task_ctx, what a C task function sees of its run: the run (id,
  * attempt, stop flag), where its logs go, and what it asked for (a failure message, whether

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_table.c — the served tasks (see task_table.h). Entries are allocated one by one so
  * the pointers handed to claimed runs stay valid as the table grows.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_table.h — the tasks one worker serves: C functions (errand_worker_add_task) and
  * commands (errand_worker_add_exec), by name. Filled before serve() starts, read-only while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watchdog.c — run deadlines (see watchdog.h). A worker holds at most `concurrency` running
  * runs, so a plain array scanned for the earliest deadline is enough.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watchdog.h — deadlines of running task runs: a timeout (timeout_seconds after the start)
  * or a cancellation grace (a cancelled task that does not return in time). One thread sleeps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker.c — errand_worker: its options and life, and serve(), which wires the pieces and
  * runs the shutdown in order:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wrun.c — claimed runs: parsing a claim item, reference counting, the stop and outcome
  * flags (see wrun.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wrun.h — one claimed task run inside the worker: what the claim said (id, lease token,
  * parameters, attempt, timeout, persistence), plus the two atomic flags every thread agrees

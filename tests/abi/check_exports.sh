@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # check_exports.sh — liberrand.so exports its public API and nothing else: the dynamic symbol
 # table holds exactly the functions that include/errand/errand.h declares, and the library
 # has a soname. Internal modules (json_*, log_*, http_*, the test hooks mem_fail_after and

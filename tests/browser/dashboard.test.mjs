@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // dashboard.test.mjs — the errand server's own dashboard in a real browser: Debian's
 // chromium, or Debian's firefox-esr with ERRAND_BROWSER=firefox (over WebDriver BiDi), driven
 // by playwright-core. Starts an errand server with API keys and a worker

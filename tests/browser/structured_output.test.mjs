@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // structured_output.test.mjs — the example's web page in a real browser: Debian's chromium
 // driven by playwright-core. Starts the whole stack for real (the fake chat-completions
 // server, an errand server, one task worker, the web API; every port picked by the system

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 c_runtime.py — the C runtime's adapter: liberrand's worker runtime, run as
 $ERRAND_BUILD/tests/conformance-worker (conformance_worker.c), which serves the conformance

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conformance_worker.c — conformance-worker: liberrand's worker runtime serving the
  * conformance tasks, the C runtime under test of the worker-protocol conformance suite

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 conftest.py — fixtures of the worker-protocol conformance suite: a real errand server, and
 workers of the runtime under test started through its adapter (runtime.py).

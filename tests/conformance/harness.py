@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 harness.py — what the conformance suite shares with the end-to-end suite: the errand server
 under test and the HTTP client of its API.

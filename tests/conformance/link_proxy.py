@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 link_proxy.py — WorkerLinkProxy, a stand-in for the network between a worker and the server
 (not for errand): an HTTP proxy in front of the server that a worker is pointed at instead.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 runtime.py — the runtime adapter: how the conformance suite starts and stops a worker of the
 runtime under test. The suite knows a worker only through this interface, so any runtime

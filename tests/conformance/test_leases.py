@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Leases: a worker holds each run under a lease that its heartbeats keep alive, however long
 the task runs and however slowly the server takes its reports; a worker that dies loses its
 runs to another worker once the lease runs out (docs/api.md, "Leases", "Delivery

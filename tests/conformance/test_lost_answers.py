@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Lost answers: the server did the work but its answer never reached the worker (the
 connection broke). The worker asks again the way the protocol makes safe — the same claim
 under its request_id, the same report batch under its batch_id — and everything happens once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Outcomes: what a task returns, fails with or logs reaches the server — a result as the
 run's result, a failure retried as the run's policy says, a result the server would refuse
 as a failure of that run alone, and every outcome even when more pile up than one report

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Stopping: a cancel reaches the running task through the heartbeats, and a worker stopped
 with SIGTERM (a deploy) hands its runs back to run elsewhere at once (docs/api.md,
 "POST /api/workers/heartbeat", "Delivery guarantees")."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/container/fresh-check.sh — runs the README's test command, `make check`, the way a new
 # user would: in a clean Debian 12 container (debian:bookworm-slim with Debian's archive,
 # its updates and security suites, as a fresh install has them) that holds only what a new

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/container/run.sh — the deployment test: builds every runtime stage of the root
 # Dockerfile with podman, brings compose.yaml up with podman-compose (two task replicas),
 # points the task workers at a local fake chat-completions server on the host, submits a task

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 conftest.py — fixtures for errand's end-to-end tests: real `errand` processes (server,
 workers, CLI) driven over real HTTP. The processes and the HTTP client live in

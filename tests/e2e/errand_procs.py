@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 errand_procs.py — real `errand` processes (server, workers, CLI) and a thin HTTP client of
 the API: what the end-to-end tests (through conftest.py's fixtures) and the fault campaign

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Bad input gets the documented 4xx with a JSON error naming the problem, stores nothing,
 and leaves the server healthy (the server fixture also checks it exits cleanly, without
 sanitizer reports, after all of this)."""

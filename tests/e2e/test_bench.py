@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`errand bench` against a real server: it finishes and prints one JSON object with the
 documented keys. Its figures are reported, never asserted (no speed thresholds in tests).
 A bench whose runs do not all complete exits 1 and says why."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Failure groups (GET /api/failures) and bulk actions (POST /api/task_runs/bulk).
 
 Failures that differ only in numbers and ids are one group, kept in step as runs fail, are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Cancellation: a scheduled run is cancelled at once; a running one goes through CANCELLING
 until its worker stops it; a final run cannot be cancelled (409).
 

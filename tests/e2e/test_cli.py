@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The `errand` command line against a real server: submit (and wait), runs ls/show/logs/
 cancel, workers ls, config (values and where they came from), --version, --help, exit
 statuses (0 ok, 1 the server or the run said no, 2 bad command line)."""

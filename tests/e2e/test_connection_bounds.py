@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Connection bounds: clients that hold connections without using them — silent, trickling
 their headers a byte at a time, or idle after a 401 — cannot lock others out of a server
 whose connections are few. Unauthenticated waiting connections beyond a quarter of the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Crashes: a worker killed with SIGKILL mid-run loses its lease and the run completes
 elsewhere; a server killed with SIGKILL under load loses no acknowledged submission."""
 import json

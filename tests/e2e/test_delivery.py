@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Lost answers and late outcomes, driven by hand over the worker protocol's raw HTTP (no
 worker process): a report batch sent again is applied once, and an outcome that comes after
 its lease ran out is taken while nobody claimed the run again. These check the server; what a

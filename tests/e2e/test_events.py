@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GET /api/events: the change feed as server-sent events.
 
 A stream sees every state a run enters, in commit order, filtered as asked; a client that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Idempotency keys (one run per key, even under concurrent submissions) and cache keys
 (a matching completed run answers at once, as COMPLETED/Cached, until it expires)."""
 import threading

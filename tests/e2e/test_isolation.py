@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Process isolation from the CLI: `errand worker --isolate` runs each C task run (the builtin
 ones here) in a process of its own, and a cancel still reaches it through the heartbeat path
 within a few seconds (the lease, the fallback, is 30 s). The crashes it contains — segfault,

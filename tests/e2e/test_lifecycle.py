@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A task run end to end: submit over HTTP, a worker process runs it, the result comes back;
 built-in tasks, exec tasks in other languages, failures and timeouts."""
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GET /api/task_runs: filters by state, task and tag; newest first; cursor pagination that
 covers every run exactly once; the states and logs sub-resources."""
 from conftest import PYTHON, exec_spec, unique_task, wait_until, write_script

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Waiting clients cost memory, not threads: 10,000 clients each holding a long-poll
 (GET /wait) are parked, not given a thread each — the server's thread count does not grow
 with them and its memory grows by a few KiB a waiter. While they wait, a new client is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The memory budget: request work in flight (bodies, parsed batches, answers) is bounded by
 ERRAND_MAX_INFLIGHT_BYTES. Past it the server answers 503 `overloaded` with Retry-After at
 once, stores nothing of the refused request, and serves it when retried; after a burst of

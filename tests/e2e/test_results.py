@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Results: inline in the run when small, persisted to the result storage when asked (per run,
 or by the worker's default) or when too large to inline; read back only through the server
 (GET /api/task_runs/{id}/result, `errand runs result`), which accepts and resolves result

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Retention: a server deletes finished runs ERRAND_RETENTION_SECONDS after they finish, with
 their history, logs and result files; what was deleted answers 404 saying so; a result file
 stays while a cached copy points at it; retention never deletes a file errand did not write;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Retries: the server keeps a failed run in SCHEDULED/AwaitingRetry for the retry delay, a
 worker runs it again, and a run that keeps failing ends FAILED with the last message."""
 from conftest import PYTHON, exec_spec, parse_ts, unique_task, write_script

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Retrying a run by hand (POST /api/task_runs/{id}/retry, `errand runs retry`): a FAILED,
 CRASHED or CANCELLED run runs again as a new run of the same task, parameters and options,
 due now, linked to the original by retry_of; the original keeps its state and history; a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The dashboard's login: an API key exchanged for a session cookie (docs/api.md).
 
 The cookie grants what its key grants, on every endpoint; a change made with it needs the

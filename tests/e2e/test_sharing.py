@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Several workers on one server: they share the runs, and each run executes exactly once."""
 import collections
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GET /api/stats (the overview's figures) and pausing a task.
 
 The figures come from counters the store keeps with every change: they must agree with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Long-polls are woken by the events that concern them, not found by their fallback timer.
 
 The server runs with ERRAND_POLL_RECHECK_MS at 30 s (the fallback re-check of claims and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 conftest.py — fixtures for the structured-output example's end-to-end tests.
 

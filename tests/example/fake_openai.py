@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """
 fake_openai.py — a local stand-in for an OpenAI-compatible chat-completions endpoint, for
 the structured-output example's tests (and demos without a key). Standard library only.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 stack.py — the processes of the structured-output example, started for real and driven
 over HTTP: the fake chat-completions server (fake_openai.py), an errand server, task

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 Caching by inputs + task version, as the seed's task: the same request again answers from
 the first run's result without calling the endpoint; a different request calls it again.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 The deployment's moving parts: task replicas share the load, the API answers 503 when the
 errand server is down (and 422 still works without it), and every process stops cleanly on

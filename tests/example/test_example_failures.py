@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 How the task meets a failing endpoint: errors a retry cannot fix (401, 400, a refusal, no
 endpoint configured) fail the run at once with the endpoint's own message and one call;

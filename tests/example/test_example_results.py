@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 The seed's happy path, end to end: a form (urlencoded, multipart or JSON) submitted to
 POST /tasks answers 202 {"task_run_id"}, the run is pending while the model works, then

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 GET /tasks/{id}/status follows the seed's get_task_result for every state a run can be in.
 Runs are put into each state through errand's own HTTP API (a task name no worker serves,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 Bad submissions answer 422 with FastAPI's body naming the field, and submit nothing;
 unknown routes and methods answer as FastAPI does; oversized bodies 413.

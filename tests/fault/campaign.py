@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """
 campaign.py — errand's fault campaign: a real server, three real workers and a stream of
 submissions, while the campaign kills the server (SIGKILL) at random moments, kills workers

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 cutoff_proxy.py — a TCP proxy on loopback between one worker and the errand server that the
 fault campaign can cut: cut() black-holes it, restore() lets traffic through again.

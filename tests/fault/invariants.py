@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 invariants.py — what the fault campaign (campaign.py) accepts and how it checks it once the
 faults are over: the rules errand's states must follow (Rules, tightened as errand's rules

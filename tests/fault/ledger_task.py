@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 ledger_task.py — the task the fault campaign (campaign.py) submits, served by
 `errand worker --exec 'fault.ledger=/usr/bin/python3 -I -S ledger_task.py LEDGER WORKER'`.

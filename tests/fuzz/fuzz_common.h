@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_common.h — what the libFuzzer harnesses of tests/fuzz share: a contract check that
  * aborts (so libFuzzer records the input as a crash, with a message saying which contract

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_rfc3339.c — libFuzzer harness for clock_parse_rfc3339, which reads the scheduled_at
  * of submissions and the timestamps of worker log lines. The input is copied into a

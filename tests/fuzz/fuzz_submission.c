@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_submission.c — libFuzzer harness for the submission path of the server: the bytes of
  * a POST /api/task_runs or /api/task_runs/batch body go through json_parse_text (as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_worker_request.c — libFuzzer harness for the worker-protocol bodies (claim,
  * heartbeat, report; server/worker_request.h). The bytes go through json_parse_text as the

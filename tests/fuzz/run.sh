@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer harnesses of tests/fuzz and runs each for a bounded time on a copy of
 # its seed corpus (tests/fuzz/corpus/<name>/ is only read, never written). Exits non-zero
 # when a harness finds a crash, leak, undefined behaviour, timeout or out-of-memory, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * live_server.h — a real errand HTTP server, started in the test's own process on a free
  * loopback port over the fixture's store (store_fixture.h), for tests of the worker runtime

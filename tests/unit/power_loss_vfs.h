@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * power_loss_vfs.h — a simulated disk for power-cut tests of the SQLite store
  * (test_store_sqlite_power_loss.c): an SQLite VFS shim over the unix VFS that remembers every

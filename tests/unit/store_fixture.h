@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_fixture.h — the fixture and helpers shared by the SQLite store tests
  * (test_store_sqlite*.c): a store on a real database file in a fresh mkdtemp directory per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_budget.c — the memory budget (server/budget.h): reservations fit under the limit or
  * are refused, a request larger than the whole budget passes alone, concurrent takers never

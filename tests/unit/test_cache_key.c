@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cache_key.c — cache keys of the INPUTS + VERSION policy: stable across key order and
  * spacing, sensitive to task, version and parameters, with the documented defaults, plus

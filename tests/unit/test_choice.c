@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_choice.c — errand_choice (core/choice.h): ERRAND_DEFAULT, the zero, leaves the answer
  * to the level below whichever way that goes; ERRAND_YES and ERRAND_NO override it; values

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_client_errors.c — how the client turns answers into public codes (HTTP status
  * mapping, the server's message and field copied), an unreachable server named in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_client_submit.c — submission bodies (client/submit.h): what each option puts on the
  * wire and what it leaves to the server's defaults (zeroed options, as

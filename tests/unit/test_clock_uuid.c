@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_clock_uuid.c — RFC 3339 formatting and parsing (round trips, offsets, fractions,
  * rejects), the clocks, UUIDv7 layout and ordering, and the random helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_error_log.c — error.c (error_set/clear, wire code names and HTTP statuses of
  * docs/api.md, errand_strerror, errand_version) and log.c (logfmt line shape, quoting,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_event_feed.c — the server's ring of recent events (server/event_feed.h) over a real
  * store: events of every size (task names up to the wire's limit) go through a small ring

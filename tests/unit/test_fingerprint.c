@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fingerprint.c — failure messages that differ only in numbers, ids and spacing share a
  * fingerprint; different messages do not; the cut never splits a UTF-8 character.

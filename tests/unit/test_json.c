@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_json.c — the jansson helpers: canonical text, parse errors (line/column, duplicate
  * keys, nesting limit), typed getters (types, null = absent, field paths) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mem.c — the allocation seam: mem_fail_after makes allocations fail from the N-th on,
  * every wrapper honours it, and jansson allocates through it once mem_install_json() ran.

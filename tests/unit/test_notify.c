@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_notify.c — keyed wake-ups of parked waiters (server/notify.h): a signal wakes the
  * waiters of its key and no others, a whole-topic signal wakes them all, a signal between

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_run_json.c — the task-run and claim objects written as text (run_json_write) read back
  * as the same JSON values as the jansson trees (run_row_to_json), for rows with every field

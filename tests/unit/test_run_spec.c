@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_run_spec.c — validation of task-run submissions (server/submission.c) against the field
  * table of docs/api.md: defaults, every field's type and range, unknown and missing fields,

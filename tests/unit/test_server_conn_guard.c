@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_server_conn_guard.c — the connection guard (server/conn_guard.h) on real sockets
  * (socket pairs): the oldest unauthenticated waiting connections beyond the cap are shut

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_server_disk_full.c — a server whose disk is full, over real HTTP (live_server.h): a
  * submission answers 507 insufficient_storage and stores nothing; GET /api/health/ready

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_settings.c — configuration: defaults, environment over defaults, flags over the
  * environment, validation messages that name the variable or flag and the bad value,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_state.c — the task-run lifecycle rules of state.c, checked exhaustively: every
  * (current state x event) pair for claim, cancel, lease expiry and worker reports, plus the

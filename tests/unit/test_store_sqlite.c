@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite.c — the SQLite store through store.h, client side: submissions (batch
  * all-or-nothing, idempotency), caching, listings and their filters, logs, workers, counts,

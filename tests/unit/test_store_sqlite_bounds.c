@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite_bounds.c — hot statements whose work must not grow with what the store
  * holds: the claim (many delayed runs), the promotion of due runs (none due), the cache

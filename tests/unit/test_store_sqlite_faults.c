@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite_faults.c — the SQLite store under faults: every call survives
  * allocation failures, a killed process loses no acknowledged run, one failing op in a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite_power_loss.c — a power cut loses no acknowledged run with
  * ERRAND_DATABASE_SYNC=full, and does lose some with normal.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite_retention.c — what retention (store_delete_expired) deletes and what it
  * leaves: finished runs past the cut-off go with their history, logs and tags, in bounded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_sqlite_worker.c — the SQLite store through store.h, worker side: claims
  * (order, due time, task filter, no double claim across threads), leases (heartbeat, stale

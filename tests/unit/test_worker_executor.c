@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_executor.c — the executor threads' end (worker/executor.h): once the run queue
  * is closed, executor_release() returns only after every thread that was not inside a task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_isolation.c — the worker's isolated mode against a real errand server (started
  * in this process, live_server.h): C task functions that segfault, abort, allocate without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_process.c — running exec tasks' commands (worker/process.h): parameters on
  * stdin and the result on stdout, input larger than a pipe, a command that never reads its

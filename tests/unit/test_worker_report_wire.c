@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_report_wire.c — the worker's side of the wire protocol: claim answers parsed
  * into runs, the stop and outcome flags of a run, report and heartbeat bodies (what each

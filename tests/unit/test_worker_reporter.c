@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_reporter.c — the worker's reporter against a real errand server (its HTTP
  * server and SQLite store, started in this process on a free port): outcomes reach the store;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_request.c — validation of worker-protocol bodies (server/worker_request.c):
  * claim, heartbeat and report are checked as strictly as submissions — defaults, limits,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_result_store.c — persisted results: which choice wins (the task's own call,
  * the run's persist_result, the task definition — which has no say when left at zero — the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_stdout_capture.c — log prints: while installed, what a task thread prints
  * through stdout arrives as lines at its sink (a last line without newline at the end),

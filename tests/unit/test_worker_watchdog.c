@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker_watchdog.c — the worker's deadlines (worker/watchdog.h) and the arbitration of
  * a run's outcome (worker/wrun.h): a deadline fires once, after its time and not before, for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zeroed_options.c — zero-initialised options and definitions mean the defaults, through
  * the public API against a real errand server (started in this process, live_server.h): a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_schema.c — unit tests for the example's pure modules: target types (type expressions
  * and inline schemas to JSON Schema) and the schema checks (validation with coercion, strict

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The errand dashboard: plain JavaScript modules, no build step, no dependency. It reads the
 // same HTTP API as every client (docs/api.md) with the session cookie of its login, and
 // follows GET /api/events for live changes. Every value shown is set as text (textContent),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // lib.js — what every page of the dashboard shares: the states, the DOM helper that sets
 // every value as text, the API client (session cookie, CSRF header), the live event stream,
 // bulk actions, and the page lifecycle.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // page_failures.js — failed runs grouped by task and message shape, retried or deleted by group.
 
 import {

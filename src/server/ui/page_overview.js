@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // page_overview.js — the overview: counts, runs finished per minute, durations, tasks,
 // workers, latest changes.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // page_run.js — one run: state, timeline, why it waits, details, result, logs, cancel, retry.
 
 import {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // page_runs.js — the runs: filters, time range, lookup, keyset paging, live rows, bulk actions.
 
 import {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // page_workers.js — the workers: tasks, last seen, alive or stale, runs held now.
 
 import {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_checkpointer.c — background WAL checkpoints for the SQLite store (see
  * sqlite_checkpointer.h). Measured on a VM disk where one fsync takes ~7 ms: with SQLite's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_checkpointer.h — copies the SQLite store's WAL back into the database file on a
  * thread of its own, so the writer thread never stalls on the checkpoint's writes and

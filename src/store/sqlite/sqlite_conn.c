@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_conn.c — opening SQLite connections for the store and keeping their prepared
  * statements (see sqlite_conn.h).

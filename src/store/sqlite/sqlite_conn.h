@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_conn.h — one connection of the SQLite store: opened with the store's pragmas, with
  * its named statements (sqlite_sql.h) prepared once, at first use, and kept until close.

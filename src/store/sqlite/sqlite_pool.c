@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_pool.c — the read-only connection pool of the SQLite store (see sqlite_pool.h).
  * A fixed set, opened up front: a handful of readers keeps two cores busy, and opening

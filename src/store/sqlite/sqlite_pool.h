@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_pool.h — a small pool of read-only SQLite connections, so reads (GET of a run,
  * listings, long-poll checks) run in parallel with each other and with the writer: in WAL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_schema.c — the tables of the SQLite store, as an ordered list of named migrations.
  * A migration is never edited once released: a schema change is a new step at the end

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_schema.h — the SQLite store's schema and its versioned migrations.
  *

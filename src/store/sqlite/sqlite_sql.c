@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_sql.c — the text of every named statement of the SQLite store (see sqlite_sql.h).
  *

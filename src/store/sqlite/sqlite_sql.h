@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_sql.h — every statement the SQLite store runs after its schema exists, by name.
  * The text lives in sqlite_sql.c, in one table, so the SQL of the backend can be read (and

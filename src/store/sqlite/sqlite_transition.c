@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_transition.c — state changes of existing runs in the SQLite store (see
  * sqlite_transition.h). The rules decide (core/state.c); this file only turns a decision

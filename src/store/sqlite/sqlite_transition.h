@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_transition.h — applying a state decision (core/state.h) to a run row of the SQLite
  * store: the run's state columns change and one row is appended to its state history, in

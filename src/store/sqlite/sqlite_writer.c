@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_writer.c — group commit for the SQLite store (see sqlite_writer.h).
  *

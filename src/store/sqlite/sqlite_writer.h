@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_writer.h — the one writer of the SQLite store: a thread that owns the read-write
  * connection and commits the writes of all callers in groups.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite.c — the SQLite backend of store.h: opening and closing the store, and every
  * read but listings (store_sqlite_list.c). Writes live in store_sqlite_submit.c (client side) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite.h — the SQLite backend's shared parts, for its own files only
  * (store_sqlite.c: open, close and reads; store_sqlite_list.c: listing runs;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_claim.c — claims on the SQLite store (store_claim): one writer op each, so a
  * run can never be handed to two workers (the writer is the only writer).

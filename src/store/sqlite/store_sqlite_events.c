@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_events.c — the change feed of the SQLite store (store.h, "the change feed"):
  * reading run_events after a cursor, its bounds, pruning it by age, and the hook the writer

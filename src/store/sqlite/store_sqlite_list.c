@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_list.c — listing runs (GET /api/task_runs, bulk actions): newest first, keyset
  * paged, filtered by state, task, tag, worker, an id range or an idempotency key.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_retention.c — deleting what expired (store_delete_expired): final runs that
  * finished long enough ago, with everything that hangs off them, and workers not seen for

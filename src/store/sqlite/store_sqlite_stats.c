@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_stats.c — the dashboard's figures (store_read_stats) and pausing tasks
  * (store_set_paused) in the SQLite store.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_submit.c — the client-side writes of the SQLite store: submitting runs (one
  * or a batch) and cancelling one.

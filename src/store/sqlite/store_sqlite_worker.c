@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_worker.c — the worker protocol on the SQLite store after the claim
  * (store_sqlite_claim.c): heartbeat, report and the lease sweep. Each call is one writer op
