@@ -53,9 +53,9 @@ function runRow(run) {
 // A run id's creation time: ids are UUIDv7, their first 48 bits the Unix time in ms.
 const idTime = (id) => new Date(parseInt(id.slice(0, 8) + id.slice(9, 13), 16));
 
-// Reads a filtered listing reads before it waits for "Load more": filters that combine
-// make the server read a bounded number of runs a request, so a page can come back short
-// while next_cursor says where to go on.
+// Requests one page makes at most before it waits for "Load more": filters that combine make
+// the server read a bounded number of runs a request, so an answer can come back short while
+// next_cursor says where to go on.
 const SEARCH_CALLS = 10;
 
 export async function runsPage(params) {
@@ -195,8 +195,12 @@ export async function runsPage(params) {
       }
       if (seq !== loadSeq) return; // a newer load replaced this one
       if (reset) body.replaceChildren();
+      body.querySelector("td.empty")?.parentElement.remove();
       body.append(...rows.map(runRow));
-      if (!body.children.length && !next) body.append(emptyRow(6, "No runs match."));
+      if (!body.children.length)
+        body.append(
+          emptyRow(6, next ? "No match among the runs searched so far." : "No runs match."),
+        );
       cursor = next;
       moreBtn.hidden = !cursor;
       searched.textContent =
