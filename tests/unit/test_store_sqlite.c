@@ -622,10 +622,21 @@ static void hot_queries_use_their_indexes(void **state)
         enum sql_id id;
         const char *index;
     } want[] = {
-        {SQL_CLAIM_CANDIDATES, "task_runs_claim"},         {SQL_LEASE_EXPIRED, "task_runs_lease"},
-        {SQL_LIST_ATTENTION, "task_runs_attention"},       {SQL_CACHE_SOURCE, "task_runs_cache"},
-        {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"}, {SQL_LIST_TAG, "task_run_tags"},
-        {SQL_PROMOTE_DUE, "task_runs_delayed"},            {SQL_LIST_LEASED, "task_runs_lease"},
+        {SQL_CLAIM_CANDIDATES, "task_runs_claim"},
+        {SQL_LEASE_EXPIRED, "task_runs_lease"},
+        {SQL_LIST_ATTENTION, "task_runs_attention"},
+        {SQL_CACHE_SOURCE, "task_runs_cache"},
+        {SQL_RUN_BY_IDEMPOTENCY, "task_runs_idempotency"},
+        {SQL_LIST_TAG, "task_run_tags"},
+        {SQL_PROMOTE_DUE, "task_runs_delayed"},
+        {SQL_LIST_LEASED, "task_runs_lease"},
+        {SQL_LIST_WORKER, "task_runs_worker"},
+        {SQL_BOUND_TASK, "task_runs_task"},
+        {SQL_BOUND_SCHEDULED, "task_runs_scheduled"},
+        {SQL_BOUND_TAG, "task_run_tags"},
+        {SQL_BOUND_COMPLETED, "task_runs_completed"},
+        {SQL_BOUND_WORKER, "task_runs_worker"},
+        {SQL_BOUND_ATTENTION, "task_runs_attention"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char sql[2048];
