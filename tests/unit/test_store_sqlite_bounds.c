@@ -606,6 +606,38 @@ static void worker_list_and_pruning_do_not_grow_with_workers(void **state)
     worker_list_clear(&w);
 }
 
+static void bind_events_prune(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now); /* older than the submissions' time: none */
+    sqlite3_bind_int(s, 2, SUBMIT_BATCH);
+}
+
+/* The change feed holds one event per state change; the sweeper prunes those older than the
+ * retention. With none old enough its statement reads one batch, not every event (it used to
+ * walk the whole table, on the writer, at every sweep). */
+static void event_pruning_does_not_grow_with_young_events(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    /* More than a batch at first: the work is a batch's, then as after a thousandfold more. */
+    submit_many(fx, t, "{\"task\": \"young\"}", 2 * SUBMIT_BATCH);
+    struct work small = measure(fx, SQL_EVENTS_PRUNE, bind_events_prune, t);
+    submit_many(fx, t, "{\"task\": \"young\"}", LARGE - 2 * SUBMIT_BATCH);
+    struct work large = measure(fx, SQL_EVENTS_PRUNE, bind_events_prune, t);
+    assert_same_work("SQL_EVENTS_PRUNE with none to prune", small, large);
+    /* Old enough, they go a batch at a time, and never the newest. */
+    int deleted = -1;
+    errand_error err;
+    assert_int_equal(store_prune_events(fx->st, t + 1, SUBMIT_BATCH, &deleted, &err), 0);
+    assert_int_equal(deleted, SUBMIT_BATCH);
+    for (int left = LARGE - SUBMIT_BATCH; left > 1; left -= deleted) {
+        assert_int_equal(store_prune_events(fx->st, t + 1, LARGE, &deleted, &err), 0);
+        assert_true(deleted > 0);
+    }
+    assert_int_equal(store_prune_events(fx->st, t + 1, LARGE, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+}
+
 static unsigned long long writer_ops(struct fixture *fx)
 {
     struct sqlite_writer_stats stats;
@@ -744,6 +776,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(delayed_runs_become_ready_when_due, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(event_pruning_does_not_grow_with_young_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(worker_list_and_pruning_do_not_grow_with_workers, setup,
                                         teardown),

@@ -315,10 +315,13 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "LEFT JOIN task_runs r ON r.id = e.run_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"),
     SQL(SQL_EVENTS_FIRST, "SELECT seq FROM run_events ORDER BY seq LIMIT 1"),
     SQL(SQL_EVENTS_LAST, "SELECT seq FROM run_events ORDER BY seq DESC LIMIT 1"),
-    /* The oldest events first, at most ?2 of them, never the newest (so seq never restarts). */
+    /* Of the ?2 oldest events, those older than ?1, never the newest (so seq never
+       restarts). The age is checked on those ?2 only: events are appended in time order, so
+       the old ones are the first ones, and a table of young events is not walked looking for
+       an old one (as "WHERE at < ?1 ORDER BY seq" did, the whole table on every sweep). */
     SQL(SQL_EVENTS_PRUNE,
-        "DELETE FROM run_events WHERE seq IN (SELECT seq FROM run_events WHERE at < ?1 AND "
-        "seq < (SELECT max(seq) FROM run_events) ORDER BY seq LIMIT ?2)"),
+        "DELETE FROM run_events WHERE seq IN (SELECT seq FROM run_events WHERE "
+        "seq < (SELECT max(seq) FROM run_events) ORDER BY seq LIMIT ?2) AND at < ?1"),
 };
 
 const char *sqlite_sql_text(enum sql_id id)
