@@ -10,34 +10,20 @@
 //
 //   cd tests/browser && npm ci && node --test
 //   ERRAND_BROWSER=firefox node --test dashboard.test.mjs
-// Binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin); chromium from
-// $CHROMIUM (default /usr/bin/chromium), firefox from $FIREFOX (default /usr/bin/firefox-esr).
+// Binaries and browsers: harness.mjs.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, createWriteStream } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium, firefox } from "playwright-core";
+import { BIN, CHROMIUM, CHROMIUM_ARGS, FIREFOX, Processes, waitFor } from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "..", "..");
-const BIN = path.join(process.env.ERRAND_BUILD || path.join(REPO, "build"), "bin");
 const BROWSER = process.env.ERRAND_BROWSER || "chromium";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 const ADMIN_KEY = "admin-" + Math.random().toString(16).slice(2);
 const READ_KEY = "read-" + Math.random().toString(16).slice(2);
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 60_000;
 const UI_TIMEOUT_MS = 30_000; // generous: only stops a hung test
-const POLL_MS = 50;
 const TEST_TIMEOUT_MS = 120_000;
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 // Markup in every field a run shows: it must render as the characters it is.
 const XSS_TASK = `evil"><img src=x onerror="window.__xss=1">`;
 const XSS_PARAMS = { html: "<script>window.__xss=2</script>", attr: `"><img src=y onerror="window.__xss=3">` };
@@ -53,56 +39,8 @@ if (!LAUNCH) throw new Error(`ERRAND_BROWSER=${BROWSER}: chromium or firefox`);
 const tmp = mkdtempSync(path.join(tmpdir(), `errand-dashboard-${BROWSER}-`));
 const shots = process.env.ERRAND_SCREENSHOTS || path.join(tmp, "screenshots");
 mkdirSync(shots, { recursive: true });
-const children = [];
+const procs = new Processes(tmp);
 let base, api, context, page, serverProc;
-
-function childEnv(extra) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!k.startsWith("ERRAND_") && !/proxy/i.test(k)) env[k] = v;
-  return { ...env, ...extra };
-}
-
-function start(name, cmd, args, env) {
-  const child = spawn(cmd, args, { env: childEnv(env), stdio: ["ignore", "ignore", "pipe"] });
-  const logPath = path.join(tmp, `${name}.log`);
-  const log = createWriteStream(logPath);
-  const proc = { name, child, lines: [], exited: null, logPath };
-  let partial = "";
-  child.stderr.on("data", (chunk) => {
-    log.write(chunk);
-    const parts = (partial + chunk.toString("utf8")).split("\n");
-    partial = parts.pop();
-    proc.lines.push(...parts);
-  });
-  child.on("exit", (code, signal) => { proc.exited = { code, signal }; log.end(); });
-  children.push(proc);
-  return proc;
-}
-
-async function waitFor(what, fn, timeoutMs = START_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
-async function listeningPort(proc) {
-  const line = await waitFor(`${proc.name} to listen`, () => {
-    if (proc.exited) throw new Error(`${proc.name} exited: ${proc.lines.slice(-20).join("\n")}`);
-    return proc.lines.find((l) => l.includes('msg="listening"'));
-  });
-  return Number(/ port=(\d+)/.exec(line)[1]);
-}
-
-async function stop(proc) {
-  if (!proc.exited) proc.child.kill("SIGTERM");
-  await waitFor(`${proc.name} to exit`, () => proc.exited, STOP_TIMEOUT_MS);
-  return proc.exited;
-}
 
 /** The errand API with the admin key (what a web app would do beside the dashboard). */
 async function call(method, p, body) {
@@ -130,10 +68,10 @@ const pageError = (e) => {
 
 before(async () => {
   const home = path.join(tmp, "errand-home");
-  serverProc = start("errand-server", path.join(BIN, "errand"), ["server", "start", "--port", "0"],
+  serverProc = procs.start("errand-server", path.join(BIN, "errand"), ["server", "start", "--port", "0"],
     { ERRAND_HOME: home, ERRAND_API_KEY: ADMIN_KEY, ERRAND_API_KEYS_READ: READ_KEY });
-  base = `http://127.0.0.1:${await listeningPort(serverProc)}`;
-  start("worker", path.join(BIN, "errand"), ["worker", "--builtin", "--name", "dash-worker",
+  base = `http://127.0.0.1:${await procs.listeningPort(serverProc)}`;
+  procs.start("worker", path.join(BIN, "errand"), ["worker", "--builtin", "--name", "dash-worker",
     "--exec", `dash.fail=sh -c 'echo "timeout after $$ ms" >&2; exit 1'`],
     { ERRAND_HOME: home, ERRAND_API_URL: `${base}/api`, ERRAND_API_KEY: ADMIN_KEY });
   await waitFor("the worker to register", async () =>
@@ -148,12 +86,7 @@ before(async () => {
 
 after(async () => {
   if (context) await context.close();
-  const bad = [];
-  for (const proc of [...children].reverse()) {
-    const { code, signal } = await stop(proc);
-    if (code !== 0) bad.push(`${proc.name} exited with ${code ?? signal}:\n` +
-      proc.lines.slice(-20).join("\n"));
-  }
+  const bad = await procs.stopAll();
   console.log(`dashboard screenshots: ${shots}`);
   rmSync(path.join(tmp, "profile"), { recursive: true, force: true });
   assert.deepEqual(bad, []);

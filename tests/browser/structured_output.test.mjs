@@ -6,86 +6,23 @@
 // watches the page show the run id, then the typed result or the failure.
 //
 //   cd tests/browser && npm ci && node --test
-// Binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin); chromium from
-// $CHROMIUM (default /usr/bin/chromium).
+// Binaries and the browser: harness.mjs.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, createWriteStream } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { BIN, CHROMIUM, CHROMIUM_ARGS, REPO, Processes, waitFor } from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "..", "..");
-const BIN = path.join(process.env.ERRAND_BUILD || path.join(REPO, "build"), "bin");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const FAKE_KEY = "sk-test-browser";
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 60_000;
 const UI_TIMEOUT_MS = 60_000; // generous: only stops a hung test
-const POLL_MS = 50;
 const TEST_TIMEOUT_MS = 180_000;
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 
 const tmp = mkdtempSync(path.join(tmpdir(), "errand-browser-"));
-const children = [];
+// Children see neither our ERRAND_* nor our OPENAI_* settings.
+const procs = new Processes(tmp, ["ERRAND_", "OPENAI_"]);
 let fakeUrl, errandUrl, appUrl, context, page;
-
-/** The environment of a child: ours without ERRAND_*, OPENAI_* or proxies, plus extra. */
-function childEnv(extra) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith("ERRAND_") && !k.startsWith("OPENAI_") && !/proxy/i.test(k)) env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-/** Starts a process; its stderr lines are kept (and copied to tmp/<name>.log). */
-function start(name, cmd, args, env) {
-  const child = spawn(cmd, args, { env: childEnv(env), stdio: ["ignore", "ignore", "pipe"] });
-  const log = createWriteStream(path.join(tmp, `${name}.log`));
-  const proc = { name, child, lines: [], exited: null };
-  let partial = "";
-  child.stderr.on("data", (chunk) => {
-    log.write(chunk);
-    const parts = (partial + chunk.toString("utf8")).split("\n");
-    partial = parts.pop();
-    proc.lines.push(...parts);
-  });
-  child.on("exit", (code, signal) => { proc.exited = { code, signal }; log.end(); });
-  children.push(proc);
-  return proc;
-}
-
-async function waitFor(what, fn, timeoutMs = START_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
-/** The port from the process's `msg="listening" ... port=P` line. */
-async function listeningPort(proc) {
-  const line = await waitFor(`${proc.name} to listen`, () => {
-    if (proc.exited) throw new Error(`${proc.name} exited: ${proc.lines.slice(-20).join("\n")}`);
-    return proc.lines.find((l) => l.includes('msg="listening"'));
-  });
-  return Number(/ port=(\d+)/.exec(line)[1]);
-}
-
-async function stop(proc) {
-  if (!proc.exited) proc.child.kill("SIGTERM");
-  await waitFor(`${proc.name} to exit`, () => proc.exited, STOP_TIMEOUT_MS);
-  return proc.exited;
-}
 
 async function json(url, options) {
   const r = await fetch(url, options);
@@ -107,25 +44,25 @@ const fake = {
 };
 
 before(async () => {
-  const f = start("fake-openai", "/usr/bin/python3",
+  const f = procs.start("fake-openai", "/usr/bin/python3",
     [path.join(REPO, "tests", "example", "fake_openai.py"), "--port", "0", "--api-key", FAKE_KEY], {});
-  fakeUrl = `http://127.0.0.1:${await listeningPort(f)}`;
+  fakeUrl = `http://127.0.0.1:${await procs.listeningPort(f)}`;
 
   const home = path.join(tmp, "errand-home");
-  const server = start("errand-server", path.join(BIN, "errand"),
+  const server = procs.start("errand-server", path.join(BIN, "errand"),
     ["server", "start", "--port", "0"], { ERRAND_HOME: home });
-  errandUrl = `http://127.0.0.1:${await listeningPort(server)}/api`;
+  errandUrl = `http://127.0.0.1:${await procs.listeningPort(server)}/api`;
 
   const common = { ERRAND_HOME: home, ERRAND_API_URL: errandUrl };
-  start("task", path.join(BIN, "structured-output-task"), ["--name", "browser-task"],
+  procs.start("task", path.join(BIN, "structured-output-task"), ["--name", "browser-task"],
     { ...common, OPENAI_BASE_URL: `${fakeUrl}/v1`, OPENAI_API_KEY: FAKE_KEY });
   await waitFor("the task worker to register", async () => {
     const { body } = await json(`${errandUrl}/workers`);
     return body.workers.some((w) => w.name === "browser-task");
   });
-  const api = start("api", path.join(BIN, "structured-output-api"),
+  const api = procs.start("api", path.join(BIN, "structured-output-api"),
     ["--host", "127.0.0.1", "--port", "0"], common);
-  appUrl = `http://127.0.0.1:${await listeningPort(api)}/`;
+  appUrl = `http://127.0.0.1:${await procs.listeningPort(api)}/`;
 
   context = await chromium.launchPersistentContext(path.join(tmp, "chromium-profile"), {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
@@ -135,13 +72,8 @@ before(async () => {
 
 after(async () => {
   if (context) await context.close();
-  const bad = [];
-  for (const proc of [...children].reverse()) {
-    const { code, signal } = await stop(proc);
-    // The fake exits on SIGTERM by itself; everything else must stop cleanly with 0.
-    if (code !== 0) bad.push(`${proc.name} exited with ${code ?? signal}:\n` +
-      proc.lines.slice(-20).join("\n"));
-  }
+  // Every process, the fake too, must stop cleanly with 0 on SIGTERM.
+  const bad = await procs.stopAll();
   rmSync(tmp, { recursive: true, force: true });
   assert.deepEqual(bad, []);
 });
