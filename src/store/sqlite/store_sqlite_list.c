@@ -23,7 +23,6 @@
 #include "core/wire_limits.h"
 #include "store/sqlite/store_sqlite.h"
 
-#define STATE_TYPES STORE_SQLITE_STATE_TYPES
 /* Sorts after every id (ids are lower-case hex and '-'): "no cursor" as a cursor. */
 #define CURSOR_NEWEST "~"
 
@@ -191,14 +190,15 @@ static int list_query(struct sqlite_conn *c, struct list_args *a, struct row_buf
        nothing to walk; few: stop once they are found) and which side is smaller to walk: the
        task's runs, or the state's runs of every task. A side no longer than the scan bound
        needs no bound. */
-    int64_t in_state[STATE_TYPES] = {0}, of_task[STATE_TYPES] = {0}, task_total = 0;
+    int64_t in_state[STORE_SQLITE_STATE_TYPES] = {0}, of_task[STORE_SQLITE_STATE_TYPES] = {0},
+            task_total = 0;
     int rc;
     if (f->task && ((rc = store_sqlite_read_counts(c, SQL_COUNTS, NULL, in_state, err)) < 0 ||
                     (rc = store_sqlite_read_counts(c, SQL_TASK_COUNTS, f->task, of_task, err)) < 0))
         return rc;
-    for (int t = 0; t < STATE_TYPES; t++)
+    for (int t = 0; t < STORE_SQLITE_STATE_TYPES; t++)
         task_total += of_task[t];
-    for (int t = 0; t < STATE_TYPES; t++) {
+    for (int t = 0; t < STORE_SQLITE_STATE_TYPES; t++) {
         if (!(a->mask & (1u << t)))
             continue;
         int limit = want;
@@ -240,7 +240,7 @@ int store_sqlite_list_runs(store *st, const struct run_filter *f, struct run_lis
         return error_set(err, ERR_INVALID_PARAMETER, "limit",
                          "parameter 'limit' must be between 1 and %d, got %d", WIRE_LIST_LIMIT_MAX,
                          f->limit);
-    const unsigned all = (1u << STATE_TYPES) - 1;
+    const unsigned all = (1u << STORE_SQLITE_STATE_TYPES) - 1;
     struct list_args a = {.f = f, .cursor = CURSOR_NEWEST, .mask = f->state_mask & all};
     if (a.mask == all)
         a.mask = 0;
