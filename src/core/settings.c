@@ -40,6 +40,7 @@
 #define MAX_CONNECTIONS_LIMIT 1000000
 #define MAX_HANDLER_THREADS 1024
 #define MAX_EVENTS_BUFFER (1024 * 1024)
+#define MAX_EVENTS_KEPT 1000000000000LL
 #define MAX_CONCURRENCY 10000
 
 static const struct setting_def SETTINGS[SET_COUNT] = {
@@ -128,6 +129,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      SETTING_INT, "3600", 0, CENTURY_SECONDS, false,
      "state changes are kept in the store's change feed this long (the newest always); "
      "0 = keep them for ever"},
+    {SET_EVENTS_MAX, "ERRAND_EVENTS_MAX", "events-max", SETTING_INT, "1000000", 0, MAX_EVENTS_KEPT,
+     false,
+     "at most this many state changes are kept in the store's change feed, however young "
+     "(about 60 bytes each); 0 = no bound but the retention time"},
 };
 
 static const char *const DATABASE_SYNC_VALUES[] = {"full", "normal", "off", NULL};

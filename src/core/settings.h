@@ -50,6 +50,7 @@ enum setting_id {
     SET_WORKER_CONCURRENCY,       /* ERRAND_WORKER_CONCURRENCY, default 10 */
     SET_EVENTS_BUFFER,            /* ERRAND_EVENTS_BUFFER, default 4096 */
     SET_EVENTS_RETENTION_SECONDS, /* ERRAND_EVENTS_RETENTION_SECONDS, default 3600 */
+    SET_EVENTS_MAX,               /* ERRAND_EVENTS_MAX, default 1000000 */
     SET_COUNT
 };
 

@@ -205,6 +205,7 @@ int server_run(const struct settings *s)
         .retention_ms = settings_int(s, SET_RETENTION_SECONDS) * MS_PER_S,
         .worker_retention_ms = settings_int(s, SET_WORKER_RETENTION_SECONDS) * MS_PER_S,
         .events_retention_ms = settings_int(s, SET_EVENTS_RETENTION_SECONDS) * MS_PER_S,
+        .events_max = settings_int(s, SET_EVENTS_MAX),
         .results = results,
     };
     if (sweeper_start(st, n, m, &sweep, &sw, &err) < 0) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ struct sweeper {
     notify *notify;
     metrics *metrics;
     int interval_ms;
-    int64_t retention_ms, worker_retention_ms, events_retention_ms;
+    int64_t retention_ms, worker_retention_ms, events_retention_ms, events_max;
     const result_storage *results; /* NULL: no result file is deleted */
     pthread_t thread;
     pthread_mutex_t lock; /* guards stop */
@@ -83,18 +84,20 @@ static void retain_once(sweeper *sw)
     }
 }
 
-/* Prunes the change feed of events older than its retention, a bounded number of batches
- * per sweep. */
+/* Prunes the change feed of events older than its retention or beyond its size, a bounded
+ * number of batches per sweep. */
 static void prune_events_once(sweeper *sw)
 {
-    if (sw->events_retention_ms <= 0)
+    if (sw->events_retention_ms <= 0 && sw->events_max <= 0)
         return;
-    int64_t before = clock_now_ms() - sw->events_retention_ms;
+    int64_t before =
+        sw->events_retention_ms > 0 ? clock_now_ms() - sw->events_retention_ms : INT64_MIN;
     for (int pass = 0; pass < SWEEPER_RETENTION_PASSES; pass++) {
         errand_error err;
         error_clear(&err);
         int deleted = 0;
-        if (store_prune_events(sw->st, before, SWEEPER_EVENTS_BATCH, &deleted, &err) < 0) {
+        if (store_prune_events(sw->st, before, sw->events_max, SWEEPER_EVENTS_BATCH, &deleted,
+                               &err) < 0) {
             log_warn("pruning the change feed failed", "error=\"%s\"", err.message);
             return;
         }
@@ -138,6 +141,7 @@ int sweeper_start(store *st, notify *n, metrics *m, const struct sweeper_config 
     sw->retention_ms = cfg->retention_ms;
     sw->worker_retention_ms = cfg->worker_retention_ms;
     sw->events_retention_ms = cfg->events_retention_ms;
+    sw->events_max = cfg->events_max;
     sw->results = cfg->results;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);

@@ -25,8 +25,8 @@
  * waits for the next sweep, so lease expiry is never held up for long). */
 #define SWEEPER_RETENTION_BATCH 500
 #define SWEEPER_RETENTION_PASSES 20
-/* Change-feed events deleted per transaction (small rows, deleted by key range). */
-#define SWEEPER_EVENTS_BATCH 2000
+/* Change-feed events deleted per transaction (whole pages, deleted by key range). */
+#define SWEEPER_EVENTS_BATCH 20000
 
 typedef struct sweeper sweeper;
 
@@ -35,6 +35,7 @@ struct sweeper_config {
     int64_t retention_ms;        /* finished runs older than this go; 0 = keep */
     int64_t worker_retention_ms; /* workers unseen for longer go; 0 = keep */
     int64_t events_retention_ms; /* change-feed events older than this go; 0 = keep */
+    int64_t events_max;          /* and those beyond the newest events_max; 0 = no bound */
     const result_storage *results; /* result files are deleted only there; NULL: none */
 };
 

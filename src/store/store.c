@@ -206,7 +206,8 @@ int store_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *e
     return st->backend->event_bounds(st, first, last, err);
 }
 
-int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, errand_error *err)
+int store_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
+                       errand_error *err)
 {
     int ignored = 0;
     if (!deleted)
@@ -214,7 +215,9 @@ int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, er
     *deleted = 0;
     if (limit < 1)
         return error_set(err, ERRAND_EINVAL, "limit", "pruning events needs a limit >= 1");
-    return st->backend->prune_events(st, before_ms, limit, deleted, err);
+    if (keep < 0)
+        return error_set(err, ERRAND_EINVAL, "keep", "pruning events needs keep >= 0");
+    return st->backend->prune_events(st, before_ms, keep, limit, deleted, err);
 }
 
 void store_on_events(store *st, void (*fn)(void *arg), void *arg)

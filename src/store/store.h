@@ -285,11 +285,15 @@ void run_event_list_clear(struct run_event_list *l);
 /* Up to limit (>= 1) events with seq > after_seq, oldest first. */
 int store_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
                       errand_error *err);
-/* The oldest and newest seq the store holds (0 and 0 when none). */
+/* The oldest and newest seq the store holds: 0 and 0 when it never held one; last =
+ * first - 1 when it holds none now but numbering goes on after last. */
 int store_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
-/* Deletes up to limit events older than before_ms, oldest first, never the newest (so seq
- * never starts again); *deleted (optional) counts them. */
-int store_prune_events(store *st, int64_t before_ms, int limit, int *deleted, errand_error *err);
+/* Deletes the oldest events while they are older than before_ms or more than keep (> 0;
+ * 0 = no count bound) newer ones are stored, about limit of them per call (a backend may
+ * delete in units of several events, and then a few more), never the newest (so seq never
+ * starts again); *deleted (optional) counts them. */
+int store_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
+                       errand_error *err);
 /* fn(arg) is called after each commit that added events, on the store's own thread: it must
  * be quick. Set it once, before the store is shared; NULL stops the calls. */
 void store_on_events(store *st, void (*fn)(void *arg), void *arg);
@@ -394,7 +398,7 @@ struct store_backend {
     int (*count_by_state)(store *, int64_t[8], errand_error *);
     int (*read_events)(store *, int64_t, int, struct run_event_list *, errand_error *);
     int (*event_bounds)(store *, int64_t *, int64_t *, errand_error *);
-    int (*prune_events)(store *, int64_t, int, int *, errand_error *);
+    int (*prune_events)(store *, int64_t, int64_t, int, int *, errand_error *);
     void (*on_events)(store *, void (*)(void *), void *);
     int (*read_stats)(store *, int64_t, int, struct store_stats *, errand_error *);
     int (*set_paused)(store *, const char *, bool, errand_error *);

@@ -206,16 +206,37 @@ def test_old_events_are_pruned_from_the_store_keeping_the_newest(server_factory)
         server.api.submit("never.served", {"i": i})
     db = server.home / "errand.db"
 
-    def rows():
+    def pages():  # a page per commit, here one event each
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            return c.execute("SELECT count(*), max(seq) FROM run_events").fetchone()
+            return c.execute("SELECT count(*), max(first_seq + n - 1) FROM run_feed").fetchone()
 
-    wait_until(lambda: rows()[0] == 1, 20, "events older than a second pruned")
-    assert rows()[1] == 5  # the newest stays, so numbering goes on
+    wait_until(lambda: pages()[0] == 1, 20, "events older than a second pruned")
+    assert pages()[1] == 5  # the newest stays, so numbering goes on
     server.restart()
     assert server.api.submit("never.served", {})
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-        assert c.execute("SELECT max(seq) FROM run_events").fetchone()[0] == 6
+        assert c.execute("SELECT max(first_seq + n - 1) FROM run_feed").fetchone()[0] == 6
+    stream = Stream(server, last_event_id=5)
+    e = stream.next()
+    assert e["event"] == "run" and int(e["id"]) == 6
+    stream.close()
+
+
+def test_the_feed_keeps_at_most_its_bound_of_events(server_factory):
+    server = server_factory(env={"ERRAND_EVENTS_MAX": "40", "ERRAND_SWEEP_INTERVAL_MS": "100"})
+    for i in range(10):  # a page of ten events each
+        server.api.batch([{"task": "never.served", "parameters": {"i": i, "j": j}}
+                          for j in range(10)])
+    db = server.home / "errand.db"
+
+    def held():
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            return c.execute("SELECT min(first_seq), max(first_seq + n - 1) FROM run_feed"
+                             ).fetchone()
+
+    wait_until(lambda: held()[0] == 61, 20, "all but the newest 40 events pruned")
+    assert held()[1] == 100
+    assert len(server.api.list_all(task="never.served")) == 100  # the runs themselves stay
 
 
 def test_a_stream_over_its_max_rate_skips_and_says_how_many(server_factory):

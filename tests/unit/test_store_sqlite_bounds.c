@@ -606,36 +606,65 @@ static void worker_list_and_pruning_do_not_grow_with_workers(void **state)
     worker_list_clear(&w);
 }
 
-static void bind_events_prune(sqlite3_stmt *s, int64_t now)
+static void bind_feed_oldest(sqlite3_stmt *s, int64_t now)
 {
-    sqlite3_bind_int64(s, 1, now); /* older than the submissions' time: none */
-    sqlite3_bind_int(s, 2, SUBMIT_BATCH);
+    (void)now;
+    sqlite3_bind_int(s, 1, SUBMIT_BATCH);
 }
 
-/* The change feed holds one event per state change; the sweeper prunes those older than the
- * retention. With none old enough its statement reads one batch, not every event (it used to
- * walk the whole table, on the writer, at every sweep). */
+/* The work SQLite does until id's first row: pruning reads the oldest page, finds it young
+ * and stops there. */
+static struct work measure_first_row(struct fixture *fx, enum sql_id id,
+                                     void (*bind)(sqlite3_stmt *s, int64_t now), int64_t now)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sqlite_sql_text(id), -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sqlite_sql_name(id), sqlite3_errmsg(db));
+    bind(s, now);
+    struct work w = {0};
+    if (sqlite3_step(s) == SQLITE_ROW)
+        w.rows = 1;
+    w.vm_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 0);
+    w.fullscan_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return w;
+}
+
+/* The change feed holds one event per state change, in pages of a commit each; the sweeper
+ * prunes the pages older than the retention. With none old enough it reads the oldest page
+ * and stops, however many young ones follow (it used to walk every event, on the writer, at
+ * every sweep). */
 static void event_pruning_does_not_grow_with_young_events(void **state)
 {
     struct fixture *fx = *state;
     int64_t t = fx->t0;
-    /* More than a batch at first: the work is a batch's, then as after a thousandfold more. */
+    /* More than a page at first: the work is a page's, then as after a thousandfold more. */
     submit_many(fx, t, "{\"task\": \"young\"}", 2 * SUBMIT_BATCH);
-    struct work small = measure(fx, SQL_EVENTS_PRUNE, bind_events_prune, t);
+    struct work small = measure_first_row(fx, SQL_FEED_OLDEST, bind_feed_oldest, t);
     submit_many(fx, t, "{\"task\": \"young\"}", LARGE - 2 * SUBMIT_BATCH);
-    struct work large = measure(fx, SQL_EVENTS_PRUNE, bind_events_prune, t);
-    assert_same_work("SQL_EVENTS_PRUNE with none to prune", small, large);
-    /* Old enough, they go a batch at a time, and never the newest. */
+    struct work large = measure_first_row(fx, SQL_FEED_OLDEST, bind_feed_oldest, t);
+    assert_int_equal(large.rows, 1);
+    assert_same_work("SQL_FEED_OLDEST to its first page", small, large);
     int deleted = -1;
     errand_error err;
-    assert_int_equal(store_prune_events(fx->st, t + 1, SUBMIT_BATCH, &deleted, &err), 0);
+    assert_int_equal(store_prune_events(fx->st, t, 0, LARGE, &deleted, &err), 0);
+    assert_int_equal(deleted, 0); /* none older than t */
+    /* Old enough, they go about a batch at a time, and never the newest page. */
+    assert_int_equal(store_prune_events(fx->st, t + 1, 0, SUBMIT_BATCH, &deleted, &err), 0);
     assert_int_equal(deleted, SUBMIT_BATCH);
-    for (int left = LARGE - SUBMIT_BATCH; left > 1; left -= deleted) {
-        assert_int_equal(store_prune_events(fx->st, t + 1, LARGE, &deleted, &err), 0);
+    for (int left = LARGE - SUBMIT_BATCH; left > SUBMIT_BATCH; left -= deleted) {
+        assert_int_equal(store_prune_events(fx->st, t + 1, 0, LARGE, &deleted, &err), 0);
         assert_true(deleted > 0);
     }
-    assert_int_equal(store_prune_events(fx->st, t + 1, LARGE, &deleted, &err), 0);
+    assert_int_equal(store_prune_events(fx->st, t + 1, 0, LARGE, &deleted, &err), 0);
     assert_int_equal(deleted, 0);
+    int64_t first = 0, last = 0;
+    assert_int_equal(store_event_bounds(fx->st, &first, &last, &err), 0);
+    assert_int_equal(last, LARGE);
+    assert_int_equal(first, LARGE - SUBMIT_BATCH + 1); /* the newest page: the last submit */
 }
 
 static unsigned long long writer_ops(struct fixture *fx)

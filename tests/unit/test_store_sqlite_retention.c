@@ -342,7 +342,7 @@ static void the_file_stops_growing_under_a_steady_load(void **state)
             ;
         int pruned = 0; /* and the change feed, as the server's sweeper does */
         do
-            assert_int_equal(store_prune_events(fx->st, now + 2, PASS_LIMIT, &pruned, &err), 0);
+            assert_int_equal(store_prune_events(fx->st, now + 2, 0, PASS_LIMIT, &pruned, &err), 0);
         while (pruned > 0);
         sqlite3 *db = NULL; /* move the WAL into the file, so page_count is the file's */
         assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "errand/errand.h"
+#include "store/sqlite/sqlite_feed.h"
 #include "store/sqlite/sqlite_sql.h"
 
 /* How long a connection waits for a lock another process holds (busy_timeout). */
@@ -35,8 +36,10 @@ struct sqlite_conn {
     sqlite3 *db;
     enum sqlite_conn_role role;
     sqlite3_stmt *stmt[SQL_COUNT]; /* NULL until first use */
-    /* Writer only: change-feed rows appended so far (rolled-back ones included), so the
+    /* Writer only: the change-feed events of the open transaction, not yet stored
+       (sqlite_feed.h), and the events stored so far (rolled-back ones included), so the
        writer can tell after a commit whether the feed grew. */
+    struct sqlite_feed_page feed;
     unsigned long long events_written;
 };
 

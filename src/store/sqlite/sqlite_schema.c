@@ -60,10 +60,11 @@
  *  - claim_requests (id, at, leases): claims that carried a request id, with the leases they
  *    handed out ("<run id>:<token>" comma-separated), so that a claim sent again after its
  *    answer was lost gets the same runs back; forgotten after REQUEST_MEMORY_MS.
- *  - run_events (seq INTEGER PRIMARY KEY, run_id, type, name, at): the change feed, one row
- *    per state a run enters, appended with its history row (sqlite_state_append) in the
- *    same transaction, so seq is commit order and never skips a committed change; pruned
- *    by age (store_prune_events), the newest row always kept so seq never goes back.
+ *  - run_feed (first_seq INTEGER PRIMARY KEY, n, at, events): the change feed, one event per
+ *    state a run enters, gathered with its history row (sqlite_state_append) and stored in
+ *    the same transaction as a page of events (sqlite_feed.h) — one row per commit — so
+ *    seq is commit order and never skips a committed change; pruned by age and count
+ *    (store_prune_events), the newest page always kept so seq never goes back.
  *  - run_counts: runs per state type, so /metrics and the dashboard count in O(1) instead of
  *    scanning task_runs. The store adjusts it once per write op from a tally of the state
  *    changes it made (sqlite_transition.h), not with triggers: a trigger makes every write
@@ -312,6 +313,20 @@ static const struct migration migrations[] = {
     /* The dashboard's worker filter: the runs a worker claimed last, newest first. */
     {19, "worker_listing",
      "CREATE INDEX task_runs_worker ON task_runs (worker, id) WHERE worker IS NOT NULL;"},
+
+    /* The change feed in pages, one row per commit instead of one per state change
+       (sqlite_feed.h). The events stored until now are dropped (the feed is a window of
+       recent changes; a client behind it gets a reset event and reloads), and a page with
+       no event carries the numbering on after the last of them. */
+    {20, "feed_pages",
+     "CREATE TABLE run_feed ("
+     "  first_seq INTEGER PRIMARY KEY,"
+     "  n INTEGER NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  events BLOB NOT NULL);"
+     "INSERT INTO run_feed (first_seq, n, at, events) "
+     "  SELECT seq + 1, 0, at, x'01' FROM run_events ORDER BY seq DESC LIMIT 1;"
+     "DROP TABLE run_events;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -306,22 +306,27 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "SELECT task, fingerprint, message, n, last_at, last_id FROM failure_groups "
         "INDEXED BY failure_groups_recent WHERE (?1 IS NULL OR task = ?1) "
         "ORDER BY last_at DESC LIMIT ?2"),
-    SQL(SQL_EVENT_INSERT,
-        "INSERT INTO run_events (run_id, type, name, at) VALUES (?1, ?2, ?3, ?4)"),
-    /* The task comes from the run (NULL once retention deleted it): one primary-key lookup
-       per event read, instead of a copy of the task name in every event written. */
-    SQL(SQL_EVENTS_AFTER,
-        "SELECT e.seq, e.run_id, e.type, e.name, e.at, r.task FROM run_events e "
-        "LEFT JOIN task_runs r ON r.id = e.run_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"),
-    SQL(SQL_EVENTS_FIRST, "SELECT seq FROM run_events ORDER BY seq LIMIT 1"),
-    SQL(SQL_EVENTS_LAST, "SELECT seq FROM run_events ORDER BY seq DESC LIMIT 1"),
-    /* Of the ?2 oldest events, those older than ?1, never the newest (so seq never
-       restarts). The age is checked on those ?2 only: events are appended in time order, so
-       the old ones are the first ones, and a table of young events is not walked looking for
-       an old one (as "WHERE at < ?1 ORDER BY seq" did, the whole table on every sweep). */
-    SQL(SQL_EVENTS_PRUNE,
-        "DELETE FROM run_events WHERE seq IN (SELECT seq FROM run_events WHERE "
-        "seq < (SELECT max(seq) FROM run_events) ORDER BY seq LIMIT ?2) AND at < ?1"),
+    /* The change feed, in pages (sqlite_feed.h): the next page starts where the last ends.
+       It replaces the last only when that one is empty (the upgrade's placeholder). */
+    SQL(SQL_FEED_NEXT_SEQ, "SELECT first_seq + n FROM run_feed ORDER BY first_seq DESC LIMIT 1"),
+    SQL(SQL_FEED_INSERT,
+        "INSERT OR REPLACE INTO run_feed (first_seq, n, at, events) VALUES (?1, ?2, ?3, ?4)"),
+    /* The page holding seq ?1 (or the oldest, when ?1 was pruned) and those after it. */
+    SQL(SQL_FEED_FROM,
+        "SELECT first_seq, events FROM run_feed WHERE first_seq >= coalesce((SELECT first_seq "
+        "FROM run_feed WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1), 0) "
+        "ORDER BY first_seq"),
+    /* An event's task comes from its run (NULL once retention deleted it): a primary-key
+       lookup per event read, instead of a copy of the task name in every event written. */
+    SQL(SQL_RUN_TASK, "SELECT task FROM task_runs WHERE id = ?1"),
+    SQL(SQL_FEED_FIRST, "SELECT first_seq FROM run_feed ORDER BY first_seq LIMIT 1"),
+    SQL(SQL_FEED_LAST, "SELECT first_seq + n - 1 FROM run_feed ORDER BY first_seq DESC LIMIT 1"),
+    /* Pruning reads the oldest pages, never the newest (so seq never restarts), and stops at
+       the first it keeps: pages are appended in time order, so a feed of young pages is not
+       walked looking for an old one. */
+    SQL(SQL_FEED_OLDEST, "SELECT first_seq, n, at FROM run_feed WHERE first_seq < "
+                         "(SELECT max(first_seq) FROM run_feed) ORDER BY first_seq LIMIT ?1"),
+    SQL(SQL_FEED_PRUNE, "DELETE FROM run_feed WHERE first_seq < ?1"),
 };
 
 const char *sqlite_sql_text(enum sql_id id)

@@ -132,15 +132,7 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     sqlite3_bind_int64(s, 5, at_ms);
     sqlite_bind_text(s, 6, message ? message : "");
     int rc = sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
-    if (rc < 0 || !(s = sqlite_conn_stmt(c, SQL_EVENT_INSERT, err)))
-        return rc < 0 ? rc : ERRAND_ESTORE;
-    sqlite_bind_text(s, 1, run_id);
-    sqlite3_bind_int(s, 2, (int)type);
-    sqlite_bind_text(s, 3, name);
-    sqlite3_bind_int64(s, 4, at_ms);
-    if ((rc = sqlite_conn_step_done(c, s, SQL_EVENT_INSERT, err)) == 0)
-        c->events_written++;
-    return rc;
+    return rc < 0 ? rc : sqlite_feed_add(&c->feed, run_id, type, name, at_ms, err);
 }
 
 /* The tally's entry for task, added when new; NULL when the tally is full. */

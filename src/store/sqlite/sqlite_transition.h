@@ -132,7 +132,8 @@ int sqlite_failure_add(struct sqlite_conn *c, const char *task, const char *run_
 int sqlite_failure_remove(struct sqlite_conn *c, const char *task, const char *message,
                           errand_error *err);
 
-/* Appends one history row (used by submission too). */
+/* Appends one history row (used by submission too) and its change-feed event, which the
+ * writer stores with the transaction (sqlite_feed.h). */
 int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
                         const char *name, int64_t at_ms, const char *message, errand_error *err);
 

@@ -27,6 +27,10 @@
  * task_runs that cost a third of the writer's CPU; so the store keeps no triggers and
  * writes multi-row data (tags) one row per statement, and the savepoints cost ~5%.
  *
+ * The change feed: ops gather their events in the connection's page (sqlite_feed.h); the
+ * writer stores it before COMMIT (and between ops once it is full), takes a failed op's
+ * events back out of it, and empties it when a transaction is rolled back.
+ *
  * Why some ops commit without fsync: with synchronous=FULL every commit fsyncs the WAL, and
  * a task run's quickest life has three commits (submit, claim, report). Losing a claim or a
  * heartbeat to a power failure is harmless — the run is simply SCHEDULED again, or its
@@ -105,10 +109,17 @@ static void fail_committed(struct writer_op **ops, size_t from, size_t to, const
     }
 }
 
-/* Runs one op in its savepoint. Returns false when the enclosing transaction is gone. */
+/* Runs one op in its savepoint. Returns false when the enclosing transaction is gone.
+ * The change-feed page gathered so far is stored first when it is full (between ops, so no
+ * savepoint can roll it back), and the op's own events are taken out of it when it fails. */
 static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *txn_err)
 {
     error_clear(&op->err);
+    if (c->feed.len >= SQLITE_FEED_PAGE_BYTES && sqlite_feed_write(c, txn_err) < 0) {
+        op->rc = error_set(&op->err, txn_code(txn_err), NULL, "%s", txn_err->message);
+        return false;
+    }
+    struct sqlite_feed_mark before = sqlite_feed_mark(&c->feed);
     op->rc = sqlite_conn_run(c, SQL_SAVEPOINT, &op->err);
     if (op->rc == 0)
         op->rc = op->fn(c, op->arg, &op->err);
@@ -123,6 +134,8 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
         return false;
     }
     errand_error ignored;
+    if (op->rc < 0)
+        sqlite_feed_rewind(&c->feed, before);
     if (op->rc < 0)
         return sqlite_conn_run(c, SQL_ROLLBACK_TO, txn_err) == 0 &&
                sqlite_conn_run(c, SQL_RELEASE, &ignored) == 0;
@@ -171,10 +184,12 @@ static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_
         bool alive = true;
         while (i < n && alive)
             alive = run_op(c, ops[i++], &txn_err);
-        if (alive && sqlite_conn_run(c, SQL_COMMIT, &txn_err) == 0) {
+        if (alive && sqlite_feed_write(c, &txn_err) == 0 &&
+            sqlite_conn_run(c, SQL_COMMIT, &txn_err) == 0) {
             commits++;
             continue;
         }
+        sqlite_feed_clear(&c->feed); /* its events go with the transaction */
         if (!sqlite3_get_autocommit(c->db)) {
             errand_error ignored;
             sqlite_conn_run(c, SQL_ROLLBACK, &ignored);

@@ -53,7 +53,7 @@ int sqlite_writer_start_op(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
                            sqlite_writer_done_fn on_done, void *done_arg, errand_error *err);
 
 /* fn(arg) is called on the writer thread after each commit that appended to the change feed
- * (run_events); it must be quick (it pokes the feed's reader). NULL stops the calls. */
+ * (a page of run_feed); it must be quick (it pokes the feed's reader). NULL stops the calls. */
 void sqlite_writer_on_feed(sqlite_writer *w, void (*fn)(void *arg), void *arg);
 
 /* Commits what is queued, stops the thread, closes the connection, frees w. */

@@ -97,7 +97,7 @@ int store_sqlite_delete_runs(store *st, const char *const *ids, size_t n, int *d
 int store_sqlite_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
                              errand_error *err);
 int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
-int store_sqlite_prune_events(store *st, int64_t before_ms, int limit, int *deleted,
+int store_sqlite_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
                               errand_error *err);
 void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg);
 int store_sqlite_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,

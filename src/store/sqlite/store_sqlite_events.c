@@ -1,48 +1,97 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_events.c — the change feed of the SQLite store (store.h, "the change feed"):
- * reading run_events after a cursor, its bounds, pruning it by age, and the hook the writer
- * calls when a commit added to it.
+ * reading its events after a cursor, its bounds, pruning it by age and size, and the hook
+ * the writer calls when a commit added to it.
  *
- * The rows themselves are appended by sqlite_state_append, in the transaction of the state
- * change they record, so the feed holds exactly the committed changes in commit order.
+ * The events are gathered by sqlite_state_append and stored by the writer as pages of
+ * run_feed (sqlite_feed.h), in the transaction of the state changes they record, so the
+ * feed holds exactly the committed changes in commit order.
  */
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/mem.h"
 #include "store/sqlite/store_sqlite.h"
 
+/* *task: the task of run_id, NULL when the run is gone (deleted by retention). */
+static int run_task(struct sqlite_conn *c, const char *run_id, char **task, errand_error *err)
+{
+    *task = NULL;
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_RUN_TASK, err);
+    if (!q)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(q, 1, run_id);
+    int step = sqlite3_step(q), rc = 0;
+    if (step == SQLITE_ROW) {
+        const char *t = sqlite_col_text(q, 0);
+        if (!(*task = mem_strdup(t ? t : "")))
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    } else if (step != SQLITE_DONE) {
+        rc = sqlite_conn_fail(c, "SQL_RUN_TASK", err);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Adds the events of one page with seq > after to out, up to limit. */
+static int read_page(struct sqlite_conn *c, int64_t first_seq, const void *data, size_t len,
+                     int64_t after, int limit, struct run_event_list *out, errand_error *err)
+{
+    struct sqlite_feed_reader r;
+    if (!sqlite_feed_open(&r, data, len))
+        return error_set(err, ERRAND_ESTORE, NULL,
+                         "store: change-feed page %lld has an unknown format",
+                         (long long)first_seq);
+    struct sqlite_feed_event ev;
+    int got;
+    for (int64_t seq = first_seq; (got = sqlite_feed_next(&r, &ev)) == 1; seq++) {
+        if (seq <= after)
+            continue;
+        if (out->n == (size_t)limit)
+            return 0;
+        struct run_event *e = &out->items[out->n++];
+        e->seq = seq;
+        memcpy(e->id, ev.id, sizeof e->id);
+        e->type = ev.type;
+        e->at = ev.at;
+        if (!(e->name = mem_strdup(ev.name)))
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        int rc = run_task(c, ev.id, &e->task, err);
+        if (rc < 0)
+            return rc;
+    }
+    return got == 0 ? 0
+                    : error_set(err, ERRAND_ESTORE, NULL,
+                                "store: change-feed page %lld is truncated", (long long)first_seq);
+}
+
 int store_sqlite_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
                              errand_error *err)
 {
     struct store_sqlite *s = store_sqlite_of(st);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_EVENTS_AFTER, err);
-    int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
+    int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err); /* the pages and the tasks, one snapshot */
+    sqlite3_stmt *q = rc == 0 ? sqlite_conn_stmt(c, SQL_FEED_FROM, err) : NULL;
+    if (rc == 0 && !q)
+        rc = ERRAND_ESTORE;
     if (q) {
         out->items = mem_calloc((size_t)limit, sizeof *out->items);
         if (!out->items)
             rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        sqlite3_bind_int64(q, 1, after_seq);
-        sqlite3_bind_int(q, 2, limit);
-        while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-            struct run_event *e = &out->items[out->n++];
-            e->seq = sqlite3_column_int64(q, 0);
-            const char *id = sqlite_col_text(q, 1), *name = sqlite_col_text(q, 3),
-                       *task = sqlite_col_text(q, 5);
-            snprintf(e->id, sizeof e->id, "%s", id ? id : "");
-            e->type = (errand_state)sqlite3_column_int(q, 2);
-            e->at = sqlite_col_ms(q, 4);
-            e->name = mem_strdup(name ? name : "");
-            e->task = task ? mem_strdup(task) : NULL;
-            if (!e->name || (task && !e->task))
-                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        }
-        if (rc == 0 && step != SQLITE_DONE)
-            rc = sqlite_conn_fail(c, "SQL_EVENTS_AFTER", err);
+        sqlite3_bind_int64(q, 1, after_seq < INT64_MAX ? after_seq + 1 : INT64_MAX);
+        int step = SQLITE_DONE;
+        while (rc == 0 && out->n < (size_t)limit && (step = sqlite3_step(q)) == SQLITE_ROW)
+            rc = read_page(c, sqlite3_column_int64(q, 0), sqlite3_column_blob(q, 1),
+                           (size_t)sqlite3_column_bytes(q, 1), after_seq, limit, out, err);
+        if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+            rc = sqlite_conn_fail(c, "SQL_FEED_FROM", err);
         sqlite3_reset(q);
+    }
+    if (sqlite3_get_autocommit(c->db) == 0) {
+        errand_error ignored;
+        sqlite_conn_run(c, SQL_COMMIT, &ignored);
     }
     sqlite_pool_release(s->readers, c);
     if (rc < 0)
@@ -70,8 +119,8 @@ int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_e
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err); /* both bounds from one snapshot */
     if (rc == 0) {
-        if ((rc = read_seq(c, SQL_EVENTS_FIRST, first, err)) == 0)
-            rc = read_seq(c, SQL_EVENTS_LAST, last, err);
+        if ((rc = read_seq(c, SQL_FEED_FIRST, first, err)) == 0)
+            rc = read_seq(c, SQL_FEED_LAST, last, err);
         errand_error ignored;
         sqlite_conn_run(c, SQL_COMMIT, &ignored);
     }
@@ -80,28 +129,54 @@ int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_e
 }
 
 struct prune_op {
-    int64_t before_ms;
+    int64_t before_ms, keep;
     int limit;
     int deleted;
 };
 
+/* Deletes the oldest pages while their newest event is older than before_ms or their events
+ * are beyond the newest `keep`, up to about limit events, never the newest page. */
 static int prune_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct prune_op *op = arg;
-    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_EVENTS_PRUNE, err);
+    int64_t last = 0, below = INT64_MIN; /* events with seq < below are beyond the newest keep */
+    int rc = op->keep > 0 ? read_seq(c, SQL_FEED_LAST, &last, err) : 0;
+    if (rc < 0)
+        return rc;
+    if (op->keep > 0)
+        below = last - op->keep + 1;
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_FEED_OLDEST, err);
     if (!q)
         return ERRAND_ESTORE;
-    sqlite3_bind_int64(q, 1, op->before_ms);
-    sqlite3_bind_int(q, 2, op->limit);
-    int rc = sqlite_conn_step_done(c, q, SQL_EVENTS_PRUNE, err);
-    op->deleted = rc == 0 ? sqlite3_changes(c->db) : 0;
+    sqlite3_bind_int(q, 1, op->limit);
+    int64_t cut = INT64_MIN, deleted = 0;
+    int step = SQLITE_DONE;
+    while (deleted < op->limit && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t first = sqlite3_column_int64(q, 0), n = sqlite3_column_int64(q, 1);
+        if (sqlite3_column_int64(q, 2) >= op->before_ms && first + n - 1 >= below) {
+            step = SQLITE_DONE;
+            break;
+        }
+        cut = first + n;
+        deleted += n;
+    }
+    sqlite3_reset(q);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_FEED_OLDEST", err);
+    if (cut == INT64_MIN)
+        return 0;
+    if (!(q = sqlite_conn_stmt(c, SQL_FEED_PRUNE, err)))
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(q, 1, cut);
+    if ((rc = sqlite_conn_step_done(c, q, SQL_FEED_PRUNE, err)) == 0)
+        op->deleted = (int)deleted;
     return rc;
 }
 
-int store_sqlite_prune_events(store *st, int64_t before_ms, int limit, int *deleted,
+int store_sqlite_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
                               errand_error *err)
 {
-    struct prune_op op = {before_ms, limit, 0};
+    struct prune_op op = {before_ms, keep, limit, 0};
     int rc = sqlite_writer_run_relaxed(store_sqlite_of(st)->writer, prune_in_writer, &op, err);
     *deleted = rc == 0 ? op.deleted : 0;
     return rc;
