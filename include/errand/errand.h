@@ -169,7 +169,10 @@ typedef struct errand_client errand_client;
 
 /* Options of a client. Zero-initialise for the defaults; NULL options mean the same. */
 typedef struct errand_client_options {
-    const char *api_url;  /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api */
+    const char *api_url;  /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api; or a
+                             comma-separated list of servers sharing one store: the client
+                             starts at one drawn at random and moves to the next when one
+                             cannot be reached or answers 503 */
     const char *api_key;  /* NULL = ERRAND_API_KEY (unset: none); sent as "Authorization:
                              Bearer KEY" */
     long timeout_ms;      /* per request, 0 = 30000; waits add their own time */
@@ -293,7 +296,7 @@ typedef struct errand_worker errand_worker;
 /* Options of a worker. Zero-initialise for the defaults (the environment's, then built-in),
  * or call errand_worker_options_init(); NULL options mean the same. */
 typedef struct errand_worker_options {
-    const char *api_url;            /* NULL = ERRAND_API_URL */
+    const char *api_url;            /* NULL = ERRAND_API_URL; a list as for clients */
     const char *api_key;            /* NULL = ERRAND_API_KEY */
     const char *name;               /* NULL = "<hostname>-<pid>" */
     int concurrency;                /* runs at once; 0 = ERRAND_WORKER_CONCURRENCY (10) */

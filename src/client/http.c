@@ -15,6 +15,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/mem.h"
@@ -26,7 +29,10 @@ struct http_conn {
     CURLM *multi;
     CURL *easy;
     struct curl_slist *headers;
-    char *base_url;
+    char **urls; /* the servers, in the order given */
+    size_t n_urls;
+    size_t current; /* the one requests go to, until it fails */
+    char *base_url; /* urls[current] */
     long timeout_ms;
     /* the answer being received (owned by the thread performing the request) */
     char *buf;
@@ -49,13 +55,56 @@ void http_global_init(void)
     pthread_once(&http_once, http_init_once);
 }
 
-bool http_url_is_valid(const char *url)
+/* Whether the n bytes at url start with http:// or https://. */
+static bool has_http_scheme(const char *url, size_t n)
 {
     static const char *const schemes[] = {"http://", "https://"};
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+        if (n > strlen(schemes[i]) && strncmp(url, schemes[i], strlen(schemes[i])) == 0)
             return true;
     return false;
+}
+
+/* The next entry of a comma-separated list at *p, without the spaces around it: its start
+ * and length; *p moves past its comma. False at the end of the list. */
+static bool next_entry(const char **p, const char **start, size_t *len)
+{
+    if (!*p)
+        return false;
+    const char *s = *p, *comma = strchr(s, ',');
+    const char *end = comma ? comma : s + strlen(s);
+    *p = comma ? comma + 1 : NULL;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *start = s;
+    *len = (size_t)(end - s);
+    return true;
+}
+
+bool http_url_is_valid(const char *urls)
+{
+    const char *p = urls, *start;
+    size_t len, n = 0;
+    while (next_entry(&p, &start, &len)) {
+        if (!has_http_scheme(start, len))
+            return false;
+        n++;
+    }
+    return n > 0 && n <= HTTP_MAX_SERVERS;
+}
+
+/* Where a connection starts in its list of n servers: drawn at random, so that clients and
+ * workers given the same list spread over its servers. */
+static size_t first_server(size_t n)
+{
+    unsigned v = 0;
+    if (n < 2)
+        return 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = (unsigned)getpid() ^ (unsigned)time(NULL);
+    return v % n;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -102,17 +151,25 @@ int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, ht
                          "ERRAND_API_URL, e.g. http://127.0.0.1:4200/api");
     if (!http_url_is_valid(base_url))
         return error_set(err, ERRAND_EINVAL, "api_url",
-                         "the API URL '%s' must start with http:// or https://", base_url);
+                         "the API URL '%s' must be a URL starting with http:// or https://, or "
+                         "a comma-separated list of at most %d of them",
+                         base_url, HTTP_MAX_SERVERS);
     http_conn *c = mem_calloc(1, sizeof *c);
     if (!c)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating an HTTP connection");
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
-    c->base_url = mem_strdup(base_url);
-    if (!c->base_url)
+    if (!(c->urls = mem_calloc(HTTP_MAX_SERVERS, sizeof *c->urls)))
         goto nomem;
-    size_t n = strlen(c->base_url);
-    while (n > 0 && c->base_url[n - 1] == '/')
-        c->base_url[--n] = '\0';
+    const char *p = base_url, *start;
+    size_t len;
+    while (next_entry(&p, &start, &len)) {
+        while (len > 0 && start[len - 1] == '/')
+            len--;
+        if (!(c->urls[c->n_urls++] = mem_strndup(start, len)))
+            goto nomem;
+    }
+    c->current = first_server(c->n_urls);
+    c->base_url = c->urls[c->current];
 
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *h =
@@ -163,7 +220,9 @@ void http_conn_free(http_conn *c)
     if (c->multi)
         curl_multi_cleanup(c->multi);
     curl_slist_free_all(c->headers);
-    mem_free(c->base_url);
+    for (size_t i = 0; i < c->n_urls; i++)
+        mem_free(c->urls[i]);
+    mem_free(c->urls);
     mem_free(c->buf);
     mem_free(c);
 }
@@ -216,9 +275,13 @@ static void describe_failure(http_conn *c, CURLcode rc, long timeout_ms, char *o
     snprintf(out, n, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 }
 
-int http_perform(http_conn *c, const char *method, const char *path, const char *body,
-                 long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err)
+/* One attempt at the current server. *never_sent: the server could not be reached at all
+ * (no connection), so nothing of the request got to it. */
+static int perform_once(http_conn *c, const char *method, const char *path, const char *body,
+                        long extra_ms, int cancel_fd, struct http_response *resp, bool *never_sent,
+                        errand_error *err)
 {
+    *never_sent = false;
     resp->status = 0;
     resp->body = NULL;
     resp->len = 0;
@@ -283,6 +346,7 @@ int http_perform(http_conn *c, const char *method, const char *path, const char 
         ret = error_set(err, ERRAND_ETOOBIG, NULL, "the answer of %s%s is larger than %ld bytes",
                         c->base_url, path, HTTP_RESPONSE_MAX_BYTES);
     } else if (rc != CURLE_OK) {
+        *never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
         char reason[CURL_ERROR_SIZE + 64];
         describe_failure(c, rc, timeout_ms, reason, sizeof reason);
         ret = error_set(err, ERRAND_EUNAVAILABLE, NULL, "cannot reach errand server at %s: %s",
@@ -299,6 +363,25 @@ int http_perform(http_conn *c, const char *method, const char *path, const char 
     }
     mem_free(url);
     return ret;
+}
+
+int http_perform(http_conn *c, const char *method, const char *path, const char *body,
+                 long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err)
+{
+    for (size_t tried = 1;; tried++) {
+        bool never_sent = false;
+        int rc = perform_once(c, method, path, body, extra_ms, cancel_fd, resp, &never_sent, err);
+        bool failed = rc == ERRAND_EUNAVAILABLE || (rc == 0 && resp->status == 503);
+        if (!failed || c->n_urls < 2)
+            return rc;
+        /* Requests go to the next server from now on. One that reached this server (it may
+           have acted on it) is left to the caller, who knows whether it is safe to send again;
+           one that never got there goes to the next server at once. */
+        c->current = (c->current + 1) % c->n_urls;
+        c->base_url = c->urls[c->current];
+        if (!never_sent || tried == c->n_urls)
+            return rc;
+    }
 }
 
 int http_status_error(long status, const char *body, errand_error *err)

@@ -32,11 +32,18 @@ struct http_response {
     size_t len;
 };
 
-/* base_url: "http://127.0.0.1:4200/api" (a trailing slash is ignored); api_key: NULL or ""
- * for none; timeout_ms: per request, 0 = HTTP_DEFAULT_TIMEOUT_MS. */
+/* Servers one connection may be given. */
+#define HTTP_MAX_SERVERS 16
+
+/* base_url: "http://127.0.0.1:4200/api" (a trailing slash is ignored), or a comma-separated
+ * list of such URLs, servers sharing one store: the connection starts at one drawn at random
+ * (so that clients and workers spread over them) and moves to the next when one cannot be
+ * reached or answers 503 (see http_perform); api_key: NULL or "" for none; timeout_ms: per
+ * request, 0 = HTTP_DEFAULT_TIMEOUT_MS. */
 int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, http_conn **out,
                   errand_error *err);
 void http_conn_free(http_conn *c);
+/* The URL of the server requests go to now. */
 const char *http_conn_base_url(const http_conn *c);
 
 /* Performs METHOD base_url+path with an optional JSON body (NULL = none). extra_ms is added
@@ -44,7 +51,11 @@ const char *http_conn_base_url(const http_conn *c);
  * the answer arrived, the request is abandoned and ERRAND_ECANCELLED returned (an answer
  * already arriving is read to the end, so a claim the server made is never dropped here).
  * Returns 0 when the server answered, whatever the status; ERRAND_EUNAVAILABLE with
- * "cannot reach errand server at URL: reason" when it could not be reached or timed out. */
+ * "cannot reach errand server at URL: reason" when it could not be reached or timed out.
+ * With several servers, a server that cannot be reached or answers 503 sends this request
+ * and the next ones to the next server: at once when nothing reached it (no connection),
+ * else from the caller's next attempt — the caller knows whether sending again is safe (a
+ * submit with an idempotency key, a claim with a request id, a report batch with its id). */
 int http_perform(http_conn *c, const char *method, const char *path, const char *body,
                  long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err);
 void http_response_clear(struct http_response *r);
@@ -54,7 +65,8 @@ void http_response_clear(struct http_response *r);
  * fills err with the server's message and field and the status. Returns the code. */
 int http_status_error(long status, const char *body, errand_error *err);
 
-/* True when url starts with http:// or https://. */
+/* True when url starts with http:// or https://, or is a comma-separated list of at most
+ * HTTP_MAX_SERVERS such URLs. */
 bool http_url_is_valid(const char *url);
 
 /* Initialises libcurl and points jansson at the allocation seam, once per process. */

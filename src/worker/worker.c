@@ -234,7 +234,9 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     }
     if (!http_url_is_valid(w->api_url)) {
         rc = error_set(err, ERRAND_EINVAL, "api_url",
-                       "the API URL '%s' must start with http:// or https://", w->api_url);
+                       "the API URL '%s' must be a URL starting with http:// or https://, or a "
+                       "comma-separated list of at most %d of them",
+                       w->api_url, HTTP_MAX_SERVERS);
         worker_destroy(w);
         return rc;
     }

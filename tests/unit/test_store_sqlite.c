@@ -612,6 +612,57 @@ static void creates_missing_directories(void **state)
     assert_int_equal(rmdir(dir1), 0);
 }
 
+/* A child process: waits for the go byte on fd, opens url, exits 0 if it could. */
+static pid_t open_in_child(const char *url, int go_fd)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    char go;
+    if (read(go_fd, &go, 1) != 1)
+        _exit(2);
+    struct store_options opt = {.sync = "normal"};
+    store *st = NULL;
+    errand_error err;
+    if (store_open(url, &opt, &st, &err) != 0) {
+        fprintf(stderr, "store_open in child: %s\n", err.message);
+        _exit(1);
+    }
+    store_close(st);
+    _exit(0);
+}
+
+/* Two servers started at once on a store that does not exist yet (two containers of one
+ * deployment) both open it: switching a new file to WAL waits for the other process's
+ * switch (SQLite answers that one "locked" at once, past its busy handler). */
+static void two_processes_opening_a_new_file_at_once_both_open(void **state)
+{
+    struct fixture *fx = *state;
+    for (int round = 0; round < 30; round++) {
+        char path[200], url[220];
+        snprintf(path, sizeof path, "%s/new.db", fx->dir);
+        snprintf(url, sizeof url, "sqlite://%s", path);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t kids[2] = {open_in_child(url, go[0]), open_in_child(url, go[0])};
+        assert_int_equal(write(go[1], "gg", 2), 2);
+        for (int i = 0; i < 2; i++) {
+            int status = -1;
+            assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("round %d: a process could not open the new store", round);
+        }
+        close(go[0]);
+        close(go[1]);
+        const char *suffixes[] = {"", "-wal", "-shm"};
+        for (size_t i = 0; i < 3; i++) {
+            char p[240];
+            snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+            unlink(p);
+        }
+    }
+}
+
 /* The hot queries walk the indexes meant for them. */
 static void hot_queries_use_their_indexes(void **state)
 {
@@ -682,6 +733,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(schema_version_checked, setup, teardown),
         cmocka_unit_test(open_errors_name_the_problem),
         cmocka_unit_test_setup_teardown(creates_missing_directories, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_processes_opening_a_new_file_at_once_both_open, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(hot_queries_use_their_indexes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,7 @@
 #define SQLITE_CHECKPOINTER_CACHE_KIB 2048
 #define SQLITE_WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
 #define SQLITE_PRAGMA_MAX 128
+#define WAL_SWITCH_RETRY_MS 10
 
 /* The error code of what SQLite just reported on db: a full disk is told apart. */
 static int store_code(sqlite3 *db)
@@ -68,14 +69,24 @@ int sqlite_conn_exec(struct sqlite_conn *c, const char *sql, errand_error *err)
 }
 
 /* Sets the WAL journal mode and checks that SQLite accepted it (it refuses on some file
- * systems, and silently keeps "memory" for in-memory databases). */
+ * systems, and silently keeps "memory" for in-memory databases). While another process
+ * switches a new file to WAL (two servers started at once on one store), SQLite answers
+ * "locked" at once rather than through the busy handler: that is waited out here. */
 static int set_wal(struct sqlite_conn *c, errand_error *err)
 {
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK)
-        return sqlite_conn_fail(c, "PRAGMA journal_mode", err);
+    int step = SQLITE_BUSY;
+    for (int waited_ms = 0;; waited_ms += WAL_SWITCH_RETRY_MS) {
+        if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK)
+            return sqlite_conn_fail(c, "PRAGMA journal_mode", err);
+        step = sqlite3_step(s);
+        if ((step & 0xff) != SQLITE_BUSY || waited_ms >= SQLITE_BUSY_TIMEOUT_MS)
+            break;
+        sqlite3_finalize(s);
+        sqlite3_sleep(WAL_SWITCH_RETRY_MS);
+    }
     int rc = 0;
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    if (step != SQLITE_ROW) {
         rc = sqlite_conn_fail(c, "PRAGMA journal_mode", err);
     } else {
         const char *mode = (const char *)sqlite3_column_text(s, 0);
