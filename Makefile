@@ -36,6 +36,7 @@ unit: all test-deps
 
 e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
+	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
 
 # The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME

@@ -324,6 +324,17 @@ typedef struct errand_worker_options {
        of CPU time (RLIMIT_CPU), then SIGXCPU. */
     size_t memory_limit_bytes;
     double cpu_limit_seconds;
+    /* Where persisted results go: NULL = ERRAND_RESULT_STORAGE (default "local", i.e.
+       local_storage_path), or "s3://bucket/prefix" for an S3-compatible store reached at
+       s3_endpoint_url (NULL = ERRAND_S3_ENDPOINT_URL), signed for s3_region (NULL =
+       AWS_REGION) with the access key s3_access_key_id / s3_secret_access_key (NULL =
+       AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Clients read every result through the
+       server, which needs the same storage settings. */
+    const char *result_storage;
+    const char *s3_endpoint_url;
+    const char *s3_region;
+    const char *s3_access_key_id;
+    const char *s3_secret_access_key;
 } errand_worker_options;
 
 /* Zeroes *opt: the defaults. */

@@ -39,8 +39,10 @@ static const struct cli_option worker_options[] = {
 };
 
 static const enum setting_id worker_settings[] = {
-    SET_API_URL,    SET_API_KEY,       SET_LOCAL_STORAGE_PATH, SET_RESULTS_PERSIST,
-    SET_LOG_PRINTS, SET_LEASE_SECONDS, SET_WORKER_CONCURRENCY, SET_LOG_LEVEL,
+    SET_API_URL,         SET_API_KEY,    SET_LOCAL_STORAGE_PATH, SET_RESULT_STORAGE,
+    SET_S3_ENDPOINT_URL, SET_S3_REGION,  SET_S3_ACCESS_KEY_ID,   SET_S3_SECRET_ACCESS_KEY,
+    SET_RESULTS_PERSIST, SET_LOG_PRINTS, SET_LEASE_SECONDS,      SET_WORKER_CONCURRENCY,
+    SET_LOG_LEVEL,
 };
 
 /* Adds each --exec NAME=COMMAND; CLI_EXIT_OK or the exit status after saying why. */
@@ -99,6 +101,11 @@ static int run_worker(const struct args *a)
     if (s.source[SET_LEASE_SECONDS] != SETTING_DEFAULT)
         opt.lease_seconds = (double)settings_int(&s, SET_LEASE_SECONDS);
     opt.local_storage_path = settings_str(&s, SET_LOCAL_STORAGE_PATH);
+    opt.result_storage = settings_str(&s, SET_RESULT_STORAGE);
+    opt.s3_endpoint_url = settings_str(&s, SET_S3_ENDPOINT_URL);
+    opt.s3_region = settings_str(&s, SET_S3_REGION);
+    opt.s3_access_key_id = settings_str(&s, SET_S3_ACCESS_KEY_ID);
+    opt.s3_secret_access_key = settings_str(&s, SET_S3_SECRET_ACCESS_KEY);
     /* Said either way: the flags are settings that liberrand's own reading of the
        environment would not see. */
     opt.persist_by_default = settings_bool(&s, SET_RESULTS_PERSIST) ? ERRAND_YES : ERRAND_NO;

@@ -28,6 +28,11 @@ enum setting_id {
                                      (= sqlite:///abs/path when ERRAND_HOME is absolute) */
     SET_DATABASE_SYNC,            /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
     SET_LOCAL_STORAGE_PATH,       /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
+    SET_RESULT_STORAGE,           /* ERRAND_RESULT_STORAGE: local | s3://bucket/prefix */
+    SET_S3_ENDPOINT_URL,          /* ERRAND_S3_ENDPOINT_URL, default https://s3.amazonaws.com */
+    SET_S3_REGION,                /* AWS_REGION, default us-east-1 */
+    SET_S3_ACCESS_KEY_ID,         /* AWS_ACCESS_KEY_ID */
+    SET_S3_SECRET_ACCESS_KEY,     /* AWS_SECRET_ACCESS_KEY */
     SET_RESULTS_PERSIST,          /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */
     SET_LOG_PRINTS,               /* ERRAND_LOGGING_LOG_PRINTS, default false */
     SET_LOG_LEVEL,                /* ERRAND_LOGGING_LEVEL, default info */

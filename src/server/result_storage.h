@@ -28,11 +28,18 @@ typedef struct result_storage result_storage;
 /* path: the storage directory (made absolute against the working directory); NULL or ""
  * = no storage (no reference is accepted). */
 int result_storage_new(const char *path, result_storage **out, errand_error *err);
+/* Results are in an S3 bucket instead (ERRAND_RESULT_STORAGE=s3://...): loc is moved in
+ * (and zeroed). References are then "s3://<bucket>/<prefix>/<run id>.json"; reading one
+ * fetches the object into an unnamed temporary file; deleting one deletes the object. */
+struct s3_location;
+void result_storage_use_s3(result_storage *rs, struct s3_location *loc);
+/* The bucket in use, NULL for local storage. */
+const struct s3_location *result_storage_s3(const result_storage *rs);
 void result_storage_free(result_storage *rs);
 
 /* Checks the reference a worker reported with the COMPLETED run run_id; *canonical (mem_free)
- * is the reference to store: "local://<storage>/<run id>.json". ERRAND_EINVAL naming field
- * otherwise. */
+ * is the reference to store: "local://<storage>/<run id>.json" (or, in a bucket, exactly
+ * "s3://<bucket>/<prefix>/<run id>.json"). ERRAND_EINVAL naming field otherwise. */
 int result_storage_accept(const result_storage *rs, const char *run_id, const char *ref,
                           const char *field, char **canonical, errand_error *err);
 
@@ -41,7 +48,9 @@ int result_storage_accept(const result_storage *rs, const char *run_id, const ch
 bool result_storage_file(const result_storage *rs, const char *ref, char path[PATH_MAX]);
 
 /* Opens the result file of ref for reading: *fd and *size on success; ERRAND_ENOTFOUND when
- * the file is gone or is not a regular file, ERRAND_ETOOBIG over RESULT_FILE_MAX_BYTES. */
+ * the file is gone or is not a regular file, ERRAND_ETOOBIG over RESULT_FILE_MAX_BYTES. In a
+ * bucket: the object, fetched into a temporary file; ERRAND_ESERVER when the store refuses
+ * or fails, ERRAND_EUNAVAILABLE when it cannot be reached. */
 int result_storage_open(const result_storage *rs, const char *ref, int *fd, off_t *size,
                         errand_error *err);
 

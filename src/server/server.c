@@ -31,6 +31,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/s3.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/handlers.h"
@@ -140,6 +141,37 @@ static void drain_signals(const sigset_t *set)
         ;
 }
 
+/* ERRAND_RESULT_STORAGE: "local" keeps ERRAND_LOCAL_STORAGE_PATH; s3://... moves results to a
+ * bucket, whose settings must be whole (else the server does not start). A bucket that does
+ * not answer is only logged: the store may be back before a result is asked for. */
+static int use_result_storage(const struct settings *s, result_storage *results)
+{
+    const char *url = settings_str(s, SET_RESULT_STORAGE);
+    errand_error err;
+    if (strcmp(url, "local") == 0)
+        return 0;
+    struct s3_location loc;
+    if (!s3_is_url(url)) {
+        log_error("cannot start the server",
+                  "error=\"ERRAND_RESULT_STORAGE must be local or "
+                  "s3://bucket/prefix, got '%s'\"",
+                  url);
+        return ERRAND_EINVAL;
+    }
+    if (s3_location_init(&loc, url, settings_str(s, SET_S3_ENDPOINT_URL),
+                         settings_str(s, SET_S3_REGION), settings_str(s, SET_S3_ACCESS_KEY_ID),
+                         settings_str(s, SET_S3_SECRET_ACCESS_KEY), &err) < 0) {
+        log_error("cannot start the server", "error=\"%s\"", err.message);
+        return err.code;
+    }
+    if (s3_check_bucket(&loc, &err) < 0)
+        log_warn("the result storage does not answer", "storage=%s error=\"%s\"", url, err.message);
+    else
+        log_info("result storage", "storage=%s endpoint=%s", url, loc.endpoint);
+    result_storage_use_s3(results, &loc);
+    return 0;
+}
+
 int server_run(const struct settings *s)
 {
     errand_error err;
@@ -182,6 +214,8 @@ int server_run(const struct settings *s)
         log_error("cannot start the server", "error=\"out of memory\"");
         goto done;
     }
+    if (use_result_storage(s, results) < 0)
+        goto done;
     struct event_feed_options fopt = {
         .capacity = (size_t)settings_int(s, SET_EVENTS_BUFFER),
         .poll_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),

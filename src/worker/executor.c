@@ -268,9 +268,9 @@ static void complete(executor *ex, struct wrun *run, struct outcome *o)
         char *text =
             json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(o->result));
         errand_error err;
-        int rc =
-            text ? result_store_write(env->storage_path, run->id, text, strlen(text), &ref, &err)
-                 : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
+        int rc = text ? result_store_write(env->storage_path, env->s3, run->id, text, strlen(text),
+                                           &ref, &err)
+                      : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(text);
         if (rc) {
             log_warn("could not persist a result", "run=%s error=\"%s\"", run->id, err.message);

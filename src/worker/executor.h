@@ -22,6 +22,7 @@
 
 #include "errand/errand.h"
 #include "worker/process.h"
+#include "core/s3.h"
 #include "worker/reporter.h"
 #include "worker/run_queue.h"
 #include "worker/stats.h"
@@ -32,7 +33,8 @@ struct executor_env {
     reporter *reporter;
     watchdog *watchdog;
     struct worker_counters *stats;
-    const char *storage_path; /* absolute */
+    const char *storage_path;     /* absolute */
+    const struct s3_location *s3; /* results go there instead when not NULL */
     bool persist_by_default;
     size_t inline_max; /* results up to this many bytes are reported inline */
     bool log_prints;

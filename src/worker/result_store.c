@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * result_store.c — persisting results (see result_store.h). Writes go through disk.h.
+ * result_store.c — persisting results (see result_store.h). Local writes go through disk.h,
+ * S3 writes through core/s3.h.
  */
 #include "worker/result_store.h"
 
@@ -20,16 +21,32 @@ bool result_should_persist(int task_choice, int run_choice, int def_choice, bool
     return by_default;
 }
 
-int result_store_write(const char *dir, const char *run_id, const char *json, size_t len,
-                       char **ref, errand_error *err)
+/* The S3 side of result_store_write. */
+static int write_s3(const struct s3_location *s3, const char *run_id, const char *json, size_t len,
+                    char **ref, errand_error *err)
+{
+    char *key = s3_result_key(s3, run_id);
+    int rc = key ? s3_put(s3, key, json, len, err)
+                 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (rc == 0 && !(*ref = s3_ref(s3, key)))
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    mem_free(key);
+    return rc;
+}
+
+int result_store_write(const char *dir, const struct s3_location *s3, const char *run_id,
+                       const char *json, size_t len, char **ref, errand_error *err)
 {
     *ref = NULL;
+    /* The id comes from the server; an object or file is named after it only if it is a
+       plain UUID. */
+    if (!uuid_is_valid(run_id))
+        return error_set(err, ERRAND_EINVAL, "id", "task-run id '%s' is not a UUID", run_id);
+    if (s3)
+        return write_s3(s3, run_id, json, len, ref, err);
     if (!dir || dir[0] != '/')
         return error_set(err, ERRAND_EINVAL, "local_storage_path",
                          "the result storage path must be absolute, got '%s'", dir ? dir : "");
-    /* The id comes from the server; a file name is made of it only if it is a plain UUID. */
-    if (!uuid_is_valid(run_id))
-        return error_set(err, ERRAND_EINVAL, "id", "task-run id '%s' is not a UUID", run_id);
     char *path = mem_printf("%s/%s" RESULT_FILE_SUFFIX, dir, run_id);
     if (!path)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");

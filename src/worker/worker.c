@@ -30,6 +30,7 @@
 #include "core/choice.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/s3.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/settings.h"
@@ -60,6 +61,7 @@
 struct errand_worker {
     atomic_int refs; /* the user's, plus one per executor thread */
     char *api_url, *api_key, *name, *storage_path;
+    struct s3_location s3; /* the result storage when it is s3:// (s3.bucket set) */
     size_t concurrency;
     size_t prefetch;
     bool isolate;
@@ -107,6 +109,7 @@ static void worker_destroy(errand_worker *w)
     mem_free(w->api_key);
     mem_free(w->name);
     mem_free(w->storage_path);
+    s3_location_clear(&w->s3);
     mem_free(w);
 }
 
@@ -227,7 +230,24 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
         (int64_t)((opt->grace_seconds > 0 ? opt->grace_seconds : WORKER_DEFAULT_GRACE_SECONDS) *
                   MS_PER_S);
     w->inline_max = (size_t)settings_int(s, SET_RESULT_INLINE_MAX);
+    const char *storage =
+        opt->result_storage ? opt->result_storage : settings_str(s, SET_RESULT_STORAGE);
+    if (s3_is_url(storage)) {
+#define OPT_OR_SETTING(field, id) (opt->field ? opt->field : settings_str(s, id))
+        rc = s3_location_init(&w->s3, storage, OPT_OR_SETTING(s3_endpoint_url, SET_S3_ENDPOINT_URL),
+                              OPT_OR_SETTING(s3_region, SET_S3_REGION),
+                              OPT_OR_SETTING(s3_access_key_id, SET_S3_ACCESS_KEY_ID),
+                              OPT_OR_SETTING(s3_secret_access_key, SET_S3_SECRET_ACCESS_KEY), err);
+#undef OPT_OR_SETTING
+    } else if (strcmp(storage, "local") != 0) {
+        rc = error_set(err, ERRAND_EINVAL, "result_storage",
+                       "the result storage '%s' must be local or s3://bucket/prefix", storage);
+    }
     mem_free(s);
+    if (rc) {
+        worker_destroy(w);
+        return rc;
+    }
     if (!w->api_url || !w->api_key || !w->name || !w->storage_path) {
         worker_destroy(w);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory creating a worker");
@@ -363,6 +383,7 @@ static int start_parts(errand_worker *w, errand_error *err)
         .watchdog = w->watchdog,
         .stats = &w->stats,
         .storage_path = w->storage_path,
+        .s3 = w->s3.bucket ? &w->s3 : NULL,
         .persist_by_default = w->persist_by_default,
         .inline_max = w->inline_max,
         .log_prints = w->log_prints,

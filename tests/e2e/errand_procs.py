@@ -60,10 +60,10 @@ def wait_until(predicate, timeout, what, interval=POLL_INTERVAL):
 
 
 def child_env(home, extra=None):
-    """The environment of a child process: ours without any ERRAND_* or proxy variable
+    """The environment of a child process: ours without any ERRAND_*, AWS_* or proxy variable
     (they would leak the developer's settings into the test), plus ERRAND_HOME and extra."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ERRAND_") and "proxy" not in k.lower()}
+           if not k.startswith(("ERRAND_", "AWS_")) and "proxy" not in k.lower()}
     env["ERRAND_HOME"] = str(home)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")

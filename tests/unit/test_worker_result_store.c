@@ -72,7 +72,7 @@ static void result_is_written_atomically_and_referenced(void **state)
     char *ref = NULL;
     errand_error err;
     const char *json = "{\"answer\":42}";
-    assert_int_equal(result_store_write(dir, RUN_ID, json, strlen(json), &ref, &err), 0);
+    assert_int_equal(result_store_write(dir, NULL, RUN_ID, json, strlen(json), &ref, &err), 0);
     char path[192];
     snprintf(path, sizeof path, "%s/%s.json", dir, RUN_ID);
     char expected[256];
@@ -89,7 +89,7 @@ static void result_is_written_atomically_and_referenced(void **state)
 
     /* a full disk: the write fails, nothing is left behind, the old file stays whole */
     disk_fail_after(0);
-    assert_int_equal(result_store_write(dir, RUN_ID, "[1]", 3, &ref, &err), ERRAND_EIO);
+    assert_int_equal(result_store_write(dir, NULL, RUN_ID, "[1]", 3, &ref, &err), ERRAND_EIO);
     assert_null(ref);
     assert_non_null(strstr(err.message, "No space left on device"));
     disk_fail_after(-1);
@@ -101,10 +101,11 @@ static void result_is_written_atomically_and_referenced(void **state)
     assert_string_equal(buf, json);
 
     /* the id becomes a file name only when it is a UUID */
-    assert_int_equal(result_store_write(dir, "../../etc/passwd", "1", 1, &ref, &err),
+    assert_int_equal(result_store_write(dir, NULL, "../../etc/passwd", "1", 1, &ref, &err),
                      ERRAND_EINVAL);
     assert_string_equal(err.field, "id");
-    assert_int_equal(result_store_write("relative/dir", RUN_ID, "1", 1, &ref, &err), ERRAND_EINVAL);
+    assert_int_equal(result_store_write("relative/dir", NULL, RUN_ID, "1", 1, &ref, &err),
+                     ERRAND_EINVAL);
     assert_string_equal(err.field, "local_storage_path");
 
     unlink(path);
