@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "refusing_port.h"
+
 #include "client/http.h"
 #include "client/run.h"
 #include "core/mem.h"
@@ -61,15 +63,8 @@ static void statuses_map_to_public_codes(void **state)
 static void unreachable_server_is_named_in_the_message(void **state)
 {
     (void)state;
-    /* A bound socket that does not listen refuses connections: no fixed port, no race. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    getsockname(fd, (struct sockaddr *)&addr, &len);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api", ntohs(addr.sin_port));
+    int fd = refusing_port(url, sizeof url);
 
     errand_client_options opt = {.api_url = url, .api_key = "", .local_storage_path = "/tmp"};
     errand_client *c = NULL;

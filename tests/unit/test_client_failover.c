@@ -7,28 +7,12 @@
  * refused naming api_url.
  */
 #include "live_server.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "refusing_port.h"
 
 #include "errand/errand.h"
 
 #define WAIT_FINAL_S 30.0
 #define CLIENTS 24 /* each starts at a server drawn at random: both orders come up */
-
-/* A bound socket that does not listen refuses connections: no fixed port, no race. */
-static int refusing_port(char *url, size_t n)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    getsockname(fd, (struct sockaddr *)&addr, &len);
-    snprintf(url, n, "http://127.0.0.1:%d/api", ntohs(addr.sin_port));
-    return fd;
-}
 
 static errand_client *client_for(const char *urls)
 {
