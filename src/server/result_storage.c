@@ -18,7 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/result_ref.h"
-#include "core/s3.h"
+#include "client/s3.h"
 #include "core/uuid.h"
 
 struct result_storage {

@@ -31,7 +31,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
-#include "core/s3.h"
+#include "client/s3.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/handlers.h"

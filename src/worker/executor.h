@@ -22,7 +22,7 @@
 
 #include "errand/errand.h"
 #include "worker/process.h"
-#include "core/s3.h"
+#include "client/s3.h"
 #include "worker/reporter.h"
 #include "worker/run_queue.h"
 #include "worker/stats.h"

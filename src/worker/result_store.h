@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "core/result_ref.h"
-#include "core/s3.h"
+#include "client/s3.h"
 #include "errand/errand.h"
 
 /* Each choice is -1 (no say), 0 or 1. The first that has a say wins: the task's own call to

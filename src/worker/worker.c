@@ -30,7 +30,7 @@
 #include "core/choice.h"
 #include "core/clock.h"
 #include "core/error.h"
-#include "core/s3.h"
+#include "client/s3.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/settings.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/mem.h"
-#include "core/s3.h"
+#include "client/s3.h"
 
 #define RUN_ID "01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21"
 

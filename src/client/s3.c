@@ -3,7 +3,7 @@
  * s3.c — the S3 calls of the result storage (see s3.h): one libcurl handle per call, signed
  * by libcurl with SigV4, the payload hash computed with OpenSSL.
  */
-#include "core/s3.h"
+#include "client/s3.h"
 
 #include <curl/curl.h>
 #include <errno.h>

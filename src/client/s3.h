@@ -11,8 +11,8 @@
  * accepts whatever the bucket's name. A failed call says what the store answered: "s3://b/k:
  * HTTP 403 InvalidAccessKeyId: The AWS Access Key Id you provided does not exist ...".
  */
-#ifndef ERRAND_CORE_S3_H
-#define ERRAND_CORE_S3_H
+#ifndef ERRAND_CLIENT_S3_H
+#define ERRAND_CLIENT_S3_H
 
 #include <stdbool.h>
 #include <stddef.h>
