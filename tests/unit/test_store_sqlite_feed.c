@@ -178,9 +178,9 @@ static void a_failed_op_takes_its_events_and_no_others(void **state)
 static void a_big_group_makes_pages_of_bounded_size(void **state)
 {
     struct fixture *fx = *state;
-    char name[SQLITE_FEED_NAME_MAX + 1];
-    memset(name, 'n', SQLITE_FEED_NAME_MAX);
-    name[SQLITE_FEED_NAME_MAX] = '\0';
+    char name[FEED_NAME_MAX + 1];
+    memset(name, 'n', FEED_NAME_MAX);
+    name[FEED_NAME_MAX] = '\0';
     struct gate g = {.op = {RUN_A, "Gate", 1, false}};
     int rc_gate = 1, rcs[MANY_OPS];
     close_gate(fx, &g, &rc_gate);
@@ -198,7 +198,7 @@ static void a_big_group_makes_pages_of_bounded_size(void **state)
     for (int i = 0; i < MANY_OPS; i++)
         assert_int_equal(rcs[i], 0);
     int total = 1 + MANY_OPS * LONG_NAME_EVENTS;
-    int64_t event_bytes = 36 + 1 + 8 + 1 + SQLITE_FEED_NAME_MAX;
+    int64_t event_bytes = 36 + 1 + 8 + 1 + FEED_NAME_MAX;
     assert_true(query_int(fx, "SELECT count(*) FROM run_feed") >=
                 1 + (int64_t)total * event_bytes / SQLITE_FEED_PAGE_BYTES);
     assert_true(query_int(fx, "SELECT max(length(events)) FROM run_feed") <=
@@ -355,32 +355,32 @@ static void a_damaged_page_is_an_error(void **state)
 static void pages_round_trip(void **state)
 {
     (void)state;
-    struct sqlite_feed_page p = {0};
+    struct feed_page p = {0};
     errand_error err;
-    assert_int_equal(sqlite_feed_add(&p, RUN_A, ERRAND_STATE_SCHEDULED, "Scheduled", 7, &err), 0);
-    struct sqlite_feed_mark m = sqlite_feed_mark(&p);
-    assert_int_equal(sqlite_feed_add(&p, RUN_B, ERRAND_STATE_FAILED, "Failed", 9, &err), 0);
+    assert_int_equal(feed_page_add(&p, RUN_A, ERRAND_STATE_SCHEDULED, "Scheduled", 7, &err), 0);
+    struct feed_page_mark m = feed_page_mark(&p);
+    assert_int_equal(feed_page_add(&p, RUN_B, ERRAND_STATE_FAILED, "Failed", 9, &err), 0);
     assert_int_equal(p.newest_at, 9);
-    sqlite_feed_rewind(&p, m);
+    feed_page_rewind(&p, m);
     assert_int_equal(p.newest_at, 7);
-    assert_int_equal(sqlite_feed_add(&p, RUN_C, ERRAND_STATE_COMPLETED, "", -3, &err), 0);
+    assert_int_equal(feed_page_add(&p, RUN_C, ERRAND_STATE_COMPLETED, "", -3, &err), 0);
     assert_int_equal(p.n, 2);
-    struct sqlite_feed_reader r;
-    assert_true(sqlite_feed_open(&r, p.data, p.len));
-    struct sqlite_feed_event e;
-    assert_int_equal(sqlite_feed_next(&r, &e), 1);
+    struct feed_page_reader r;
+    assert_true(feed_page_open(&r, p.data, p.len));
+    struct feed_event e;
+    assert_int_equal(feed_page_next(&r, &e), 1);
     assert_string_equal(e.id, RUN_A);
     assert_int_equal(e.type, ERRAND_STATE_SCHEDULED);
     assert_string_equal(e.name, "Scheduled");
     assert_int_equal(e.at, 7);
-    assert_int_equal(sqlite_feed_next(&r, &e), 1);
+    assert_int_equal(feed_page_next(&r, &e), 1);
     assert_string_equal(e.id, RUN_C);
     assert_int_equal(e.type, ERRAND_STATE_COMPLETED);
     assert_string_equal(e.name, "");
     assert_int_equal(e.at, -3);
-    assert_int_equal(sqlite_feed_next(&r, &e), 0);
-    assert_false(sqlite_feed_open(&r, NULL, 0));
-    sqlite_feed_free(&p);
+    assert_int_equal(feed_page_next(&r, &e), 0);
+    assert_false(feed_page_open(&r, NULL, 0));
+    feed_page_free(&p);
 }
 
 int main(void)

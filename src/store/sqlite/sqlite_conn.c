@@ -177,7 +177,7 @@ void sqlite_conn_close(struct sqlite_conn *c)
         return;
     for (int i = 0; i < SQL_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
-    sqlite_feed_free(&c->feed);
+    feed_page_free(&c->feed);
     sqlite3_close_v2(c->db);
     mem_free(c);
 }

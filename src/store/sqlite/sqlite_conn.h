@@ -39,7 +39,7 @@ struct sqlite_conn {
     /* Writer only: the change-feed events of the open transaction, not yet stored
        (sqlite_feed.h), and the events stored so far (rolled-back ones included), so the
        writer can tell after a commit whether the feed grew. */
-    struct sqlite_feed_page feed;
+    struct feed_page feed;
     unsigned long long events_written;
 };
 

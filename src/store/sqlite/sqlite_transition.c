@@ -6,7 +6,6 @@
  */
 #include "store/sqlite/sqlite_transition.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,48 +13,12 @@
 #include "core/error.h"
 #include "core/fingerprint.h"
 
-/* Copies text into a fixed buffer; false when it does not fit (the buffer is then ""). */
-static bool copy_fixed(char *dst, size_t size, const char *src)
-{
-    size_t len = src ? strlen(src) : 0;
-    if (len >= size) {
-        dst[0] = '\0';
-        return false;
-    }
-    memcpy(dst, src ? src : "", len + 1);
-    return true;
-}
-
-static int parse_delays(const char *text, struct run_current *cur, errand_error *err)
-{
-    cur->n_delays = 0;
-    if (!text || strcmp(text, "[]") == 0)
-        return 0;
-    json_error_t jerr;
-    json_t *arr = json_loads(text, 0, &jerr);
-    if (!json_is_array(arr)) {
-        json_decref(arr);
-        return error_set(err, ERRAND_ESTORE, NULL,
-                         "store: the stored retry delays of run %s are not a JSON array", cur->id);
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        if (i >= RUN_SPEC_DELAYS_MAX)
-            break;
-        cur->delays[cur->n_delays++] = json_number_value(v);
-    }
-    json_decref(arr);
-    return 0;
-}
-
 int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_delays,
                             errand_error *err)
 {
     cur->rowid = sqlite3_column_int64(s, LC_ROWID);
-    copy_fixed(cur->id, sizeof cur->id, sqlite_col_text(s, LC_ID));
-    copy_fixed(cur->task, sizeof cur->task, sqlite_col_text(s, LC_TASK));
+    run_copy_fixed(cur->id, sizeof cur->id, sqlite_col_text(s, LC_ID));
+    run_copy_fixed(cur->task, sizeof cur->task, sqlite_col_text(s, LC_TASK));
     cur->state = (errand_state)sqlite3_column_int(s, LC_STATE_TYPE);
     cur->state_timestamp = sqlite_col_ms(s, LC_STATE_TIMESTAMP);
     cur->attempt = sqlite3_column_int(s, LC_ATTEMPT);
@@ -65,8 +28,8 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->started = sqlite_col_ms(s, LC_STARTED);
     cur->scheduled_at = sqlite_col_ms(s, LC_SCHEDULED_AT);
     cur->lease_expires = sqlite_col_ms(s, LC_LEASE_EXPIRES);
-    copy_fixed(cur->lease_token, sizeof cur->lease_token, sqlite_col_text(s, LC_LEASE_TOKEN));
-    copy_fixed(cur->ended_by, sizeof cur->ended_by, sqlite_col_text(s, LC_ENDED_BY));
+    run_copy_fixed(cur->lease_token, sizeof cur->lease_token, sqlite_col_text(s, LC_LEASE_TOKEN));
+    run_copy_fixed(cur->ended_by, sizeof cur->ended_by, sqlite_col_text(s, LC_ENDED_BY));
     const char *worker = sqlite_col_text(s, LC_WORKER);
     snprintf(cur->worker, sizeof cur->worker, "%s", worker ? worker : "");
     cur->has_cache_key = sqlite3_column_type(s, LC_CACHE_KEY) != SQLITE_NULL;
@@ -74,7 +37,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->jitter = sqlite3_column_double(s, LC_RETRY_JITTER);
     cur->n_delays = 0;
     if (with_delays)
-        return parse_delays(sqlite_col_text(s, LC_RETRY_DELAYS), cur, err);
+        return run_current_parse_delays(sqlite_col_text(s, LC_RETRY_DELAYS), cur, err);
     return 0;
 }
 
@@ -97,28 +60,6 @@ int sqlite_run_current_get(struct sqlite_conn *c, const char *id, bool with_dela
     return rc;
 }
 
-void sqlite_transition_plan(const struct run_current *cur, const struct state_decision *d,
-                            int64_t now_ms, struct run_update *u)
-{
-    memset(u, 0, sizeof *u);
-    u->next = d->next;
-    u->name = d->name;
-    u->message = "";
-    u->attempt = cur->attempt;
-    if (d->uncount_attempt && u->attempt > 0)
-        u->attempt--;
-    u->redeliveries = cur->redeliveries + (d->count_redelivery ? 1 : 0);
-    u->scheduled_at = d->next == ERRAND_STATE_SCHEDULED ? d->scheduled_at_ms : cur->scheduled_at;
-    u->started = cur->started;
-    if (d->next == ERRAND_STATE_RUNNING && u->started == 0)
-        u->started = now_ms;
-    u->finished = state_is_final(d->next) ? now_ms : 0;
-    if (state_is_leased(d->next) && cur->lease_token[0]) {
-        u->lease_token = cur->lease_token;
-        u->lease_expires = cur->lease_expires;
-    }
-}
-
 int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
                         const char *name, int64_t at_ms, const char *message, errand_error *err)
 {
@@ -132,70 +73,25 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     sqlite3_bind_int64(s, 5, at_ms);
     sqlite_bind_text(s, 6, message ? message : "");
     int rc = sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
-    return rc < 0 ? rc : sqlite_feed_add(&c->feed, run_id, type, name, at_ms, err);
-}
-
-/* The tally's entry for task, added when new; NULL when the tally is full. */
-static struct run_tally_task *tally_task(struct run_count_delta *t, const char *task)
-{
-    for (size_t i = 0; i < t->n_tasks; i++)
-        if (strcmp(t->tasks[i].task, task) == 0)
-            return &t->tasks[i];
-    if (t->n_tasks == RUN_TALLY_TASKS)
-        return NULL;
-    struct run_tally_task *e = &t->tasks[t->n_tasks++];
-    memset(e, 0, sizeof *e);
-    copy_fixed(e->task, sizeof e->task, task);
-    return e;
-}
-
-/* The entry for task, applying the tally first when it is full. */
-static int tally_entry(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
-                       int64_t now_ms, struct run_tally_task **out, errand_error *err)
-{
-    *out = tally_task(t, task ? task : "");
-    if (*out)
-        return 0;
-    int rc = sqlite_counts_apply(c, t, now_ms, err);
-    *out = rc == 0 ? tally_task(t, task ? task : "") : NULL;
-    return rc;
+    return rc < 0 ? rc : feed_page_add(&c->feed, run_id, type, name, at_ms, err);
 }
 
 int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
                    const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err)
 {
-    if (from == (int)to)
+    if (run_tally_move(t, task, run_id, from, to))
         return 0;
-    struct run_tally_task *e;
-    int rc = tally_entry(c, t, task, now_ms, &e, err);
-    if (rc < 0)
-        return rc;
-    if (from >= 0) {
-        t->d[from]--;
-        e->d[from]--;
-    }
-    t->d[to]++;
-    e->d[to]++;
-    if (to == ERRAND_STATE_COMPLETED && from >= 0) /* a cache hit is created COMPLETED: not run */
-        e->completed++;
-    else if (to == ERRAND_STATE_FAILED || to == ERRAND_STATE_CRASHED) {
-        e->failed++;
-        copy_fixed(e->last_failure, sizeof e->last_failure, run_id);
-    } else if (to == ERRAND_STATE_CANCELLED)
-        e->cancelled++;
-    return 0;
+    int rc = sqlite_counts_apply(c, t, now_ms, err);
+    return rc < 0 || run_tally_move(t, task, run_id, from, to) ? rc : ERRAND_ESTORE;
 }
 
 int run_count_remove(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
                      errand_state state, int64_t now_ms, errand_error *err)
 {
-    struct run_tally_task *e;
-    int rc = tally_entry(c, t, task, now_ms, &e, err);
-    if (rc == 0) {
-        t->d[state]--;
-        e->d[state]--;
-    }
-    return rc;
+    if (run_tally_remove(t, task, state))
+        return 0;
+    int rc = sqlite_counts_apply(c, t, now_ms, err);
+    return rc < 0 || run_tally_remove(t, task, state) ? rc : ERRAND_ESTORE;
 }
 
 /* Adds n to the counter of statement id, bound as (?1 key, ?2 state type, ?3 n). */
@@ -252,8 +148,7 @@ int sqlite_counts_apply(struct sqlite_conn *c, struct run_count_delta *t, int64_
             rc = count_add(c, SQL_COUNT_ADD, NULL, i, t->d[i], err);
     for (size_t i = 0; rc == 0 && i < t->n_tasks; i++)
         rc = task_apply(c, &t->tasks[i], now_ms, err);
-    memset(t->d, 0, sizeof t->d);
-    t->n_tasks = 0;
+    run_tally_reset(t);
     return rc;
 }
 

@@ -119,7 +119,7 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
         op->rc = error_set(&op->err, txn_code(txn_err), NULL, "%s", txn_err->message);
         return false;
     }
-    struct sqlite_feed_mark before = sqlite_feed_mark(&c->feed);
+    struct feed_page_mark before = feed_page_mark(&c->feed);
     op->rc = sqlite_conn_run(c, SQL_SAVEPOINT, &op->err);
     if (op->rc == 0)
         op->rc = op->fn(c, op->arg, &op->err);
@@ -135,7 +135,7 @@ static bool run_op(struct sqlite_conn *c, struct writer_op *op, errand_error *tx
     }
     errand_error ignored;
     if (op->rc < 0)
-        sqlite_feed_rewind(&c->feed, before);
+        feed_page_rewind(&c->feed, before);
     if (op->rc < 0)
         return sqlite_conn_run(c, SQL_ROLLBACK_TO, txn_err) == 0 &&
                sqlite_conn_run(c, SQL_RELEASE, &ignored) == 0;
@@ -189,7 +189,7 @@ static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_
             commits++;
             continue;
         }
-        sqlite_feed_clear(&c->feed); /* its events go with the transaction */
+        feed_page_clear(&c->feed); /* its events go with the transaction */
         if (!sqlite3_get_autocommit(c->db)) {
             errand_error ignored;
             sqlite_conn_run(c, SQL_ROLLBACK, &ignored);

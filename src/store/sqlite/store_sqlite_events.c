@@ -39,14 +39,14 @@ static int run_task(struct sqlite_conn *c, const char *run_id, char **task, erra
 static int read_page(struct sqlite_conn *c, int64_t first_seq, const void *data, size_t len,
                      int64_t after, int limit, struct run_event_list *out, errand_error *err)
 {
-    struct sqlite_feed_reader r;
-    if (!sqlite_feed_open(&r, data, len))
+    struct feed_page_reader r;
+    if (!feed_page_open(&r, data, len))
         return error_set(err, ERRAND_ESTORE, NULL,
                          "store: change-feed page %lld has an unknown format",
                          (long long)first_seq);
-    struct sqlite_feed_event ev;
+    struct feed_event ev;
     int got;
-    for (int64_t seq = first_seq; (got = sqlite_feed_next(&r, &ev)) == 1; seq++) {
+    for (int64_t seq = first_seq; (got = feed_page_next(&r, &ev)) == 1; seq++) {
         if (seq <= after)
             continue;
         if (out->n == (size_t)limit)

@@ -400,7 +400,7 @@ static int cancel_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     if (d.next != cur.state) { /* asking again while CANCELLING changes nothing */
         struct run_update u;
         struct run_count_delta counts = {0};
-        sqlite_transition_plan(&cur, &d, op->now_ms, &u);
+        run_transition_plan(&cur, &d, op->now_ms, &u);
         u.message = d.next == ERRAND_STATE_CANCELLED ? CANCEL_MESSAGE : CANCELLING_MESSAGE;
         if ((rc = sqlite_transition_write(c, &cur, &u, op->now_ms, &counts, err)) < 0 ||
             (rc = sqlite_counts_apply(c, &counts, op->now_ms, err)) < 0)

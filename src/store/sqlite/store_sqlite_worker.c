@@ -100,7 +100,7 @@ static int resume_expired(struct sqlite_conn *c, struct run_current *cur, const 
 {
     struct state_decision d = state_on_lease_resumed(cur->state, cur->started != 0);
     struct run_update u;
-    sqlite_transition_plan(cur, &d, now_ms, &u);
+    run_transition_plan(cur, &d, now_ms, &u);
     u.attempt = cur->attempt + 1;
     u.redeliveries = cur->redeliveries > 0 ? cur->redeliveries - 1 : 0;
     u.lease_token = token;
@@ -331,7 +331,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         return 0;
     }
     struct run_update u;
-    sqlite_transition_plan(&cur, &d, op->now_ms, &u);
+    run_transition_plan(&cur, &d, op->now_ms, &u);
     if (!u.lease_token) /* this report ends the lease: remember it */
         u.ended_by = ended;
     char why[MESSAGE_MAX], message[MESSAGE_MAX];
@@ -514,7 +514,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         if (!d.allowed)
             continue;
         struct run_update u;
-        sqlite_transition_plan(cur, &d, op->now_ms, &u);
+        run_transition_plan(cur, &d, op->now_ms, &u);
         char why[MESSAGE_MAX], message[MESSAGE_MAX];
         snprintf(why, sizeof why, LEASE_EXPIRED_FMT, cur->worker[0] ? cur->worker : "?");
         u.message = redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);

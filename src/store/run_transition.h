@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run_transition.h — what every backend needs to change the state of a stored run, apart
+ * from its SQL: the run as the rules see it (struct run_current), the column values a state
+ * decision (core/state.h) implies (struct run_update, run_transition_plan), and the tally of
+ * state changes an op made, from which a backend adjusts its counters once per op
+ * (struct run_count_delta).
+ *
+ * The counters the tally feeds, in every backend:
+ *   runs per state type (the overview's totals, /metrics);
+ *   runs per task and state type (the per-task table);
+ *   runs finished per minute and task: completed, failed (FAILED or CRASHED), cancelled
+ *   (the overview's charts);
+ *   each task's last failure.
+ */
+#ifndef ERRAND_STORE_RUN_TRANSITION_H
+#define ERRAND_STORE_RUN_TRANSITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/state.h"
+#include "core/uuid.h"
+#include "core/wire_limits.h"
+#include "store/run_spec.h"
+
+#define RUN_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
+#define RUN_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
+#define RUN_TALLY_TASKS 8
+#define RUN_TALLY_TASK_MAX (WIRE_TASK_NAME_MAX * 4 + 1) /* UTF-8 */
+
+/* What the rules need to know about a run. */
+struct run_current {
+    int64_t rowid; /* the backend's row key, where it has one */
+    char id[UUID_STR_LEN];
+    errand_state state;
+    int64_t state_timestamp;
+    int attempt;
+    int max_attempts;
+    int redeliveries;
+    int n_states;
+    int64_t started;
+    int64_t scheduled_at;
+    int64_t lease_expires;
+    char lease_token[RUN_LEASE_TOKEN_MAX]; /* "" when none (or unusably long) */
+    char ended_by[RUN_LEASE_TOKEN_MAX];    /* "<token>:<state>" of the report that ended the
+                                              last lease, "" when none */
+    char worker[RUN_WORKER_NAME_MAX];      /* "" when none; cut to fit */
+    char task[RUN_TALLY_TASK_MAX];
+    bool has_cache_key;
+    double cache_expiration_seconds; /* 0 = never expires */
+    double jitter;
+    double delays[RUN_SPEC_DELAYS_MAX]; /* filled only when asked for */
+    size_t n_delays;
+};
+
+/* Copies text into a fixed buffer; false when it does not fit (the buffer is then ""). */
+bool run_copy_fixed(char *dst, size_t size, const char *src);
+
+/* Parses a stored retry_delays JSON array into cur->delays. */
+int run_current_parse_delays(const char *text, struct run_current *cur, errand_error *err);
+
+/* The new column values of a transition. */
+struct run_update {
+    errand_state next;
+    const char *name;
+    const char *message; /* "" when NULL */
+    int attempt;
+    int redeliveries;
+    int64_t scheduled_at;
+    int64_t started;
+    int64_t finished;
+    const char *lease_token; /* NULL clears the lease */
+    const char *ended_by;    /* "<token>:<state>" of a report that ends the lease; or NULL */
+    int64_t lease_expires;
+    bool complete; /* also write result, result_ref, cache_expires_at */
+    const char *result;
+    const char *result_ref;
+    int64_t cache_expires_at; /* 0 = never (or no cache key) */
+};
+
+/* The update decision d implies for cur at now: next state and name, attempt given back on
+ * hand-back, scheduled_at when SCHEDULED, finished when final, the lease kept only while
+ * the next state is leased. Callers then adjust message, started and the result. */
+void run_transition_plan(const struct run_current *cur, const struct state_decision *d,
+                         int64_t now_ms, struct run_update *u);
+
+struct run_tally_task {
+    char task[RUN_TALLY_TASK_MAX];
+    int64_t d[8];
+    int64_t completed, failed, cancelled; /* runs of the task that finished so in the op */
+    char last_failure[UUID_STR_LEN];      /* the run that failed last in the op, or "" */
+};
+
+struct run_count_delta {
+    int64_t d[8];
+    struct run_tally_task tasks[RUN_TALLY_TASKS];
+    size_t n_tasks;
+};
+
+/* Run run_id of task moves from `from` to `to` (from < 0: a new run). false, and nothing
+ * tallied, when the tally already holds RUN_TALLY_TASKS other tasks: the caller writes it
+ * to its counters, empties it (run_tally_reset) and tallies again. */
+bool run_tally_move(struct run_count_delta *t, const char *task, const char *run_id, int from,
+                    errand_state to);
+/* One run of task in state `state` is deleted; false as run_tally_move. */
+bool run_tally_remove(struct run_count_delta *t, const char *task, errand_state state);
+void run_tally_reset(struct run_count_delta *t);
+
+#endif
