@@ -84,6 +84,18 @@ static int fit_descriptor_limit(int max_connections)
     return fit;
 }
 
+/* A wake-up another server sent through the store (store_on_signal): wakes the long-polls
+ * it concerns here, as this server's own changes do. */
+static void signal_from_store(void *arg, enum store_signal sig, const char *key)
+{
+    notify *n = arg;
+    enum notify_topic topic = sig == STORE_SIGNAL_RUNS_DUE ? NOTIFY_RUNS_DUE : NOTIFY_RUN_FINAL;
+    if (key)
+        notify_signal_key(n, topic, key);
+    else
+        notify_signal(n, topic);
+}
+
 static int open_store(const struct settings *s, store **st, errand_error *err)
 {
     const char *url = settings_str(s, SET_DATABASE_URL);
@@ -216,6 +228,7 @@ int server_run(const struct settings *s)
     }
     if (use_result_storage(s, results) < 0)
         goto done;
+    store_on_signal(st, signal_from_store, n);
     struct event_feed_options fopt = {
         .capacity = (size_t)settings_int(s, SET_EVENTS_BUFFER),
         .poll_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),

@@ -6,9 +6,12 @@
 #include "store/run_transition.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
+#include "core/uuid.h"
 
 bool run_copy_fixed(char *dst, size_t size, const char *src)
 {
@@ -120,4 +123,64 @@ void run_tally_reset(struct run_count_delta *t)
 {
     memset(t->d, 0, sizeof t->d);
     t->n_tasks = 0;
+}
+
+/* --- the worker protocol's rules of thumb, shared by the backends ----------------------- */
+
+/* The run's place in its two budgets (state.h). */
+struct attempt_budget run_budget(const struct run_current *cur, int max_redeliveries)
+{
+    struct attempt_budget b = {
+        .attempt = cur->attempt,
+        .max_attempts = cur->max_attempts,
+        .redeliveries = cur->redeliveries,
+        .max_redeliveries = max_redeliveries,
+    };
+    return b;
+}
+
+/* The state message of a redelivery decision: why, then which redelivery it was or that
+ * the limit was reached; just why for any other decision. Written into buf. */
+const char *run_redelivery_message(const struct state_decision *d, const struct run_update *u,
+                                   int max_redeliveries, const char *why, char *buf, size_t size)
+{
+    if (d->count_redelivery)
+        snprintf(buf, size, RUN_REDELIVERY_FMT, why, u->redeliveries, max_redeliveries);
+    else if (d->out_of_redeliveries)
+        snprintf(buf, size, RUN_OUT_OF_REDELIVERIES_FMT, why, max_redeliveries,
+                 max_redeliveries == 1 ? "" : "s");
+    else
+        snprintf(buf, size, "%s", why);
+    return buf;
+}
+
+/* Whether cur waits in the queue because the lease `token` ran out, claimed by nobody
+ * since (see the top of the file). */
+bool run_expired_lease_of(const struct run_current *cur, const char *token)
+{
+    size_t n = token ? strlen(token) : 0;
+    return cur->state == ERRAND_STATE_SCHEDULED && n > 0 &&
+           strlen(cur->ended_by) == n + sizeof RUN_EXPIRED_MARK - 1 &&
+           token_equal_n(cur->ended_by, token, n) &&
+           strcmp(cur->ended_by + n, RUN_EXPIRED_MARK) == 0;
+}
+
+bool run_token_matches(const struct run_current *cur, const char *token)
+{
+    return state_is_leased(cur->state) && cur->lease_token[0] &&
+           token_equal(cur->lease_token, token);
+}
+
+int64_t run_cache_expiry(const struct run_current *cur, int64_t now_ms)
+{
+    if (!cur->has_cache_key || !(cur->cache_expiration_seconds > 0))
+        return 0; /* never expires */
+    return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_S + 0.5);
+}
+
+/* What identifies a report that ended a lease: its token and the state it reported
+ * ("<token>:<state>"), so that only the same report sent again is recognised. */
+void run_ended_mark(const struct run_report *rep, char *out, size_t size)
+{
+    snprintf(out, size, "%s:%d", rep->lease_token ? rep->lease_token : "", (int)rep->state);
 }

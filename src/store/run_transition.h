@@ -24,6 +24,7 @@
 #include "core/uuid.h"
 #include "core/wire_limits.h"
 #include "store/run_spec.h"
+#include "store/store.h"
 
 #define RUN_LEASE_TOKEN_MAX 72  /* room for any token we issue (32 hex) and then some */
 #define RUN_WORKER_NAME_MAX 256 /* the worker name as quoted in messages */
@@ -107,5 +108,29 @@ bool run_tally_move(struct run_count_delta *t, const char *task, const char *run
 /* One run of task in state `state` is deleted; false as run_tally_move. */
 bool run_tally_remove(struct run_count_delta *t, const char *task, errand_state state);
 void run_tally_reset(struct run_count_delta *t);
+
+/* --- the worker protocol's rules, as the backends apply them ---------------------------- */
+
+/* ended_by of a run whose lease ran out: "<token>" RUN_EXPIRED_MARK. */
+#define RUN_EXPIRED_MARK ":expired"
+#define RUN_REDELIVERY_FMT "%s; redelivery %d of %d"
+#define RUN_OUT_OF_REDELIVERIES_FMT "%s; redelivered %d time%s, the limit (ERRAND_MAX_REDELIVERIES)"
+
+/* The run's place in its two budgets (state.h). */
+struct attempt_budget run_budget(const struct run_current *cur, int max_redeliveries);
+/* The state message of a redelivery decision: why, then which redelivery it was or that
+ * the limit was reached; just why for any other decision. Written into buf. */
+const char *run_redelivery_message(const struct state_decision *d, const struct run_update *u,
+                                   int max_redeliveries, const char *why, char *buf, size_t size);
+/* Whether cur waits in the queue because the lease `token` ran out, claimed by nobody
+ * since: a late heartbeat or report under it resumes the lease. */
+bool run_expired_lease_of(const struct run_current *cur, const char *token);
+/* Whether token is cur's current lease. */
+bool run_token_matches(const struct run_current *cur, const char *token);
+/* When a result cached from cur, completed at now, expires (0 = never). */
+int64_t run_cache_expiry(const struct run_current *cur, int64_t now_ms);
+/* What identifies a report that ended a lease: its token and the state it reported
+ * ("<token>:<state>"), so that only the same report sent again is recognised. */
+void run_ended_mark(const struct run_report *rep, char *out, size_t size);
 
 #endif

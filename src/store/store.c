@@ -4,7 +4,7 @@
  * Handlers call store_* and never know which database is behind it.
  *
  *   sqlite://...                   the embedded SQLite store (src/store/sqlite/)
- *   postgresql://... postgres://   PostgreSQL (not built yet: refused with a clear message)
+ *   postgresql://... postgres://   PostgreSQL (src/store/postgres/), when built with libpq
  */
 #include "store/store.h"
 
@@ -32,8 +32,13 @@ int store_open(const char *url, const struct store_options *opt, store **out, er
     if (has_prefix(url, SQLITE_SCHEME))
         return store_sqlite_backend.open(url, opt, out, err);
     if (has_prefix(url, PG_SCHEME) || has_prefix(url, PG_SCHEME_SHORT))
+#ifdef ERRAND_HAVE_PQ
+        return store_pg_backend.open(url, opt, out, err);
+#else
         return error_set(err, ERRAND_EINVAL, "database_url",
-                         "PostgreSQL store is not built yet; use sqlite:///path/errand.db");
+                         "this errand was built without libpq, so it has no PostgreSQL store; "
+                         "rebuild with libpq-dev installed, or use sqlite:///path/errand.db");
+#endif
     return error_set(err, ERRAND_EINVAL, "database_url",
                      "ERRAND_DATABASE_URL '%s' has an unknown scheme; use sqlite:///path/errand.db "
                      "or postgresql://...",
@@ -44,6 +49,13 @@ void store_close(store *st)
 {
     if (st)
         st->backend->close(st);
+}
+
+void store_on_signal(store *st, void (*fn)(void *arg, enum store_signal sig, const char *key),
+                     void *arg)
+{
+    if (st->backend->on_signal)
+        st->backend->on_signal(st, fn, arg);
 }
 
 const char *store_kind(const store *st)

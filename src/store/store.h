@@ -2,10 +2,10 @@
 /*
  * store.h — the one interface to task-run storage, in the words of the domain: runs
  * (store/run_row.h), new runs (store/run_spec.h), states, leases and their outcomes. Backends
- * implement struct store_backend (src/store/sqlite/ now); store.c picks one from the database
- * URL. Everything the server persists goes through here; handlers never see SQL, and the
- * store never sees the wire: it hands back rows and answers as structs and enums, and the
- * server formats them (server/run_json.h, the handlers).
+ * implement struct store_backend (src/store/sqlite/, src/store/postgres/); store.c picks one from
+ * the database URL (src/store/postgres/ when built with libpq). Everything the server persists goes
+ * through here; handlers never see SQL, and the store never sees the wire: it hands back rows and
+ * answers as structs and enums, and the server formats them (server/run_json.h, the handlers).
  *
  * Every call is thread-safe: HTTP handler threads call the store concurrently. Writes in the
  * SQLite backend are funnelled to one writer thread that commits them in groups; a call
@@ -298,6 +298,21 @@ int store_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, in
  * be quick. Set it once, before the store is shared; NULL stops the calls. */
 void store_on_events(store *st, void (*fn)(void *arg), void *arg);
 
+/* --- wake-ups from other servers sharing the store ---------------------------------- */
+
+enum store_signal {
+    STORE_SIGNAL_RUNS_DUE,  /* runs of task `key` may be claimable (NULL: of any task) */
+    STORE_SIGNAL_RUN_FINAL, /* run `key` may have reached a final state (NULL: any run) */
+};
+/* fn(arg, sig, key) is called, on the store's own thread, for each wake-up another server
+ * sharing the store sent with a commit (PostgreSQL: LISTEN/NOTIFY); also once for each kind
+ * with key NULL after the store lost and regained its channel, since a wake-up may have
+ * been missed. Hints: a caller re-checks the store. It must be quick. Set it once, before
+ * the store is shared; NULL stops the calls. The SQLite store never calls it (servers on
+ * one SQLite file re-check on their timers). */
+void store_on_signal(store *st, void (*fn)(void *arg, enum store_signal sig, const char *key),
+                     void *arg);
+
 /* --- the dashboard's figures and task controls ------------------------------------------ */
 
 /* One task as the counters see it. */
@@ -407,6 +422,7 @@ struct store_backend {
                        errand_error *);
     void (*release_memory)(store *);
     int (*ready)(store *, errand_error *);
+    void (*on_signal)(store *, void (*)(void *, enum store_signal, const char *), void *);
 };
 
 /* Every backend's store struct begins with this header, so store.c can dispatch. */
@@ -415,5 +431,6 @@ struct store {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend; /* when built with libpq */
 
 #endif

@@ -46,54 +46,13 @@
 #define LEASE_EXPIRED_FMT "lease expired on worker %s"
 #define HANDED_BACK_FMT "handed back by worker %s"
 #define HANDED_BACK_RUNNING_FMT "handed back by worker %s before the task finished"
-#define REDELIVERY_FMT "%s; redelivery %d of %d"
-#define OUT_OF_REDELIVERIES_FMT "%s; redelivered %d time%s, the limit (ERRAND_MAX_REDELIVERIES)"
 #define RESUMED_FMT "lease resumed by worker %s after it expired; the run was not claimed again"
-/* ended_by of a run whose lease ran out: "<token>" EXPIRED_MARK. */
-#define EXPIRED_MARK ":expired"
 #define FAILED_MESSAGE "the task failed"
 #define MESSAGE_MAX 512
 
-/* The run's place in its two budgets (state.h). */
-static struct attempt_budget budget_of(const struct run_current *cur, int max_redeliveries)
-{
-    struct attempt_budget b = {
-        .attempt = cur->attempt,
-        .max_attempts = cur->max_attempts,
-        .redeliveries = cur->redeliveries,
-        .max_redeliveries = max_redeliveries,
-    };
-    return b;
-}
-
-/* The state message of a redelivery decision: why, then which redelivery it was or that
- * the limit was reached; just why for any other decision. Written into buf. */
-static const char *redelivery_message(const struct state_decision *d, const struct run_update *u,
-                                      int max_redeliveries, const char *why, char *buf, size_t size)
-{
-    if (d->count_redelivery)
-        snprintf(buf, size, REDELIVERY_FMT, why, u->redeliveries, max_redeliveries);
-    else if (d->out_of_redeliveries)
-        snprintf(buf, size, OUT_OF_REDELIVERIES_FMT, why, max_redeliveries,
-                 max_redeliveries == 1 ? "" : "s");
-    else
-        snprintf(buf, size, "%s", why);
-    return buf;
-}
-
-/* Whether cur waits in the queue because the lease `token` ran out, claimed by nobody
- * since (see the top of the file). */
-static bool expired_lease_of(const struct run_current *cur, const char *token)
-{
-    size_t n = token ? strlen(token) : 0;
-    return cur->state == ERRAND_STATE_SCHEDULED && n > 0 &&
-           strlen(cur->ended_by) == n + sizeof EXPIRED_MARK - 1 &&
-           token_equal_n(cur->ended_by, token, n) && strcmp(cur->ended_by + n, EXPIRED_MARK) == 0;
-}
-
 /* Undoes the expiry of cur's lease `token`: the run is held again under it until
  * lease_expires, with the attempt and the redelivery the expiry changed given back; cur is
- * updated to match. The caller checked expired_lease_of(). */
+ * updated to match. The caller checked run_expired_lease_of(). */
 static int resume_expired(struct sqlite_conn *c, struct run_current *cur, const char *token,
                           const char *worker, int64_t now_ms, int64_t lease_expires,
                           struct run_count_delta *counts, errand_error *err)
@@ -158,7 +117,7 @@ static int heartbeat_resume(struct sqlite_conn *c, struct heartbeat_op *op, size
     if (rc < 0)
         return rc;
     const char *token = op->leases[i].lease_token;
-    if (!expired_lease_of(&cur, token))
+    if (!run_expired_lease_of(&cur, token))
         return 0; /* stale after all */
     if ((rc = resume_expired(c, &cur, token, op->worker, op->now_ms, op->lease_expires, &op->counts,
                              err)) < 0)
@@ -261,26 +220,6 @@ struct report_op {
     struct run_count_delta counts;
 };
 
-static bool token_matches(const struct run_current *cur, const char *token)
-{
-    return state_is_leased(cur->state) && cur->lease_token[0] &&
-           token_equal(cur->lease_token, token);
-}
-
-static int64_t cache_expiry(const struct run_current *cur, int64_t now_ms)
-{
-    if (!cur->has_cache_key || !(cur->cache_expiration_seconds > 0))
-        return 0; /* never expires */
-    return now_ms + (int64_t)(cur->cache_expiration_seconds * MS_PER_S + 0.5);
-}
-
-/* What identifies a report that ended a lease: its token and the state it reported
- * ("<token>:<state>"), so that only the same report sent again is recognised. */
-static void ended_mark(const struct run_report *rep, char *out, size_t size)
-{
-    snprintf(out, size, "%s:%d", rep->lease_token ? rep->lease_token : "", (int)rep->state);
-}
-
 /* Applies one report; a refusal is an outcome (404/409), not an error of the op. */
 static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, errand_error *err)
 {
@@ -301,8 +240,8 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     }
     o->state = cur.state;
     char ended[SQLITE_LEASE_TOKEN_MAX + 8];
-    ended_mark(rep, ended, sizeof ended);
-    if (!token_matches(&cur, rep->lease_token) &&
+    run_ended_mark(rep, ended, sizeof ended);
+    if (!run_token_matches(&cur, rep->lease_token) &&
         ((cur.ended_by[0] && token_equal(cur.ended_by, ended)) ||
          (!op->fresh && rep->state == ERRAND_STATE_RUNNING))) {
         /* Sent again (its answer was lost): the report that ended this lease, or a RUNNING
@@ -312,17 +251,17 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
     }
     bool outcome_or_start = rep->state == ERRAND_STATE_COMPLETED ||
                             rep->state == ERRAND_STATE_FAILED || rep->state == ERRAND_STATE_RUNNING;
-    if (!token_matches(&cur, rep->lease_token) && outcome_or_start &&
-        expired_lease_of(&cur, rep->lease_token) &&
+    if (!run_token_matches(&cur, rep->lease_token) && outcome_or_start &&
+        run_expired_lease_of(&cur, rep->lease_token) &&
         (rc = resume_expired(c, &cur, rep->lease_token, op->worker, op->now_ms,
                              op->now_ms + op->lease_ms, &op->counts, err)) < 0)
         return rc;
-    if (!token_matches(&cur, rep->lease_token)) {
+    if (!run_token_matches(&cur, rep->lease_token)) {
         o->status = LEASE_STALE;
         o->reason = "stale lease: the lease token is not the run's current one";
         return 0;
     }
-    struct attempt_budget b = budget_of(&cur, op->max_redeliveries);
+    struct attempt_budget b = run_budget(&cur, op->max_redeliveries);
     struct state_decision d = state_on_report(cur.state, rep->state, &b, rep->retryable, cur.delays,
                                               cur.n_delays, cur.jitter, random_unit(), op->now_ms);
     if (!d.allowed) {
@@ -343,7 +282,7 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         u.complete = true;
         u.result = rep->result;
         u.result_ref = rep->result_ref;
-        u.cache_expires_at = cache_expiry(&cur, op->now_ms);
+        u.cache_expires_at = run_cache_expiry(&cur, op->now_ms);
         break;
     case ERRAND_STATE_FAILED:
     case ERRAND_STATE_CANCELLED:
@@ -355,7 +294,8 @@ static int apply_report(struct sqlite_conn *c, struct report_op *op, size_t i, e
         snprintf(why, sizeof why,
                  cur.state == ERRAND_STATE_RUNNING ? HANDED_BACK_RUNNING_FMT : HANDED_BACK_FMT,
                  op->worker ? op->worker : "?");
-        u.message = redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
+        u.message =
+            run_redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
         break;
     default:
         break;
@@ -509,7 +449,7 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         return sqlite_conn_fail(c, "SQL_LEASE_EXPIRED", err);
     for (size_t i = 0; i < op->n_found; i++) {
         const struct run_current *cur = &op->rows[i];
-        struct attempt_budget b = budget_of(cur, op->max_redeliveries);
+        struct attempt_budget b = run_budget(cur, op->max_redeliveries);
         struct state_decision d = state_on_lease_expired(cur->state, &b, op->now_ms);
         if (!d.allowed)
             continue;
@@ -517,9 +457,10 @@ static int sweep_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         run_transition_plan(cur, &d, op->now_ms, &u);
         char why[MESSAGE_MAX], message[MESSAGE_MAX];
         snprintf(why, sizeof why, LEASE_EXPIRED_FMT, cur->worker[0] ? cur->worker : "?");
-        u.message = redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
-        char ended[SQLITE_LEASE_TOKEN_MAX + sizeof EXPIRED_MARK];
-        snprintf(ended, sizeof ended, "%s" EXPIRED_MARK, cur->lease_token);
+        u.message =
+            run_redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
+        char ended[SQLITE_LEASE_TOKEN_MAX + sizeof RUN_EXPIRED_MARK];
+        snprintf(ended, sizeof ended, "%s" RUN_EXPIRED_MARK, cur->lease_token);
         if (cur->lease_token[0]) /* a later report under it can still be recognised */
             u.ended_by = ended;
         if ((rc = sqlite_transition_write(c, cur, &u, op->now_ms, &counts, err)) < 0)

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pg_conn.c — a libpq connection and its statement helpers (see pg_conn.h).
+ */
+#include "store/postgres/pg_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+
+/* What PostgreSQL says of a failure, on one line, bounded. */
+static const char *pg_message(const PGconn *pg, const PGresult *r)
+{
+    const char *m = r ? PQresultErrorMessage(r) : NULL;
+    if (!m || !m[0])
+        m = pg ? PQerrorMessage(pg) : "no connection";
+    return m && m[0] ? m : "unknown error";
+}
+
+static int fail(struct pg_conn *c, const PGresult *r, const char *what, errand_error *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", pg_message(c->pg, r));
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return error_set(err, ERRAND_ESTORE, NULL, "store: %s: %s", what, msg);
+}
+
+int pg_conn_open(const char *conninfo, struct pg_conn **out, errand_error *err)
+{
+    *out = NULL;
+    struct pg_conn *c = mem_calloc(1, sizeof *c);
+    if (!c)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    c->pg = PQconnectdb(conninfo);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        int rc = fail(c, NULL, "cannot connect to PostgreSQL", err);
+        pg_conn_close(c);
+        return rc;
+    }
+    /* Times are Unix ms integers and text is UTF-8 whatever the server's defaults. */
+    int rc = pg_exec(c, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'", err);
+    if (rc < 0) {
+        pg_conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void pg_conn_close(struct pg_conn *c)
+{
+    if (!c)
+        return;
+    if (c->pg)
+        PQfinish(c->pg);
+    feed_page_free(&c->feed);
+    mem_free(c);
+}
+
+int pg_conn_check(struct pg_conn *c, const char *conninfo, errand_error *err)
+{
+    (void)conninfo;
+    if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+        return 0;
+    if (PQstatus(c->pg) == CONNECTION_OK) { /* left inside a transaction: end it */
+        PGresult *r = PQexec(c->pg, "ROLLBACK");
+        PQclear(r);
+        if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+            return 0;
+    }
+    PQreset(c->pg);
+    memset(c->stmts, 0, sizeof c->stmts);
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        return fail(c, NULL, "lost the connection to PostgreSQL", err);
+    return pg_exec(c, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'", err);
+}
+
+/* --- parameters ----------------------------------------------------------------------- */
+
+static void put(struct pg_params *p, const char *v, int len, int fmt)
+{
+    if (p->n >= PG_PARAMS_MAX)
+        abort(); /* a statement with more parameters than PG_PARAMS_MAX: a programming error */
+    p->v[p->n] = v;
+    p->len[p->n] = len;
+    p->fmt[p->n] = fmt;
+    p->n++;
+}
+
+void pg_p_text(struct pg_params *p, const char *s)
+{
+    put(p, s, 0, 0);
+}
+
+void pg_p_i64(struct pg_params *p, int64_t v)
+{
+    snprintf(p->num[p->n < PG_PARAMS_MAX ? p->n : 0], sizeof p->num[0], "%lld", (long long)v);
+    put(p, p->num[p->n < PG_PARAMS_MAX ? p->n : 0], 0, 0);
+}
+
+void pg_p_int(struct pg_params *p, int v)
+{
+    pg_p_i64(p, v);
+}
+
+void pg_p_ms(struct pg_params *p, int64_t ms)
+{
+    if (ms == 0)
+        put(p, NULL, 0, 0);
+    else
+        pg_p_i64(p, ms);
+}
+
+void pg_p_double(struct pg_params *p, double v)
+{
+    snprintf(p->num[p->n < PG_PARAMS_MAX ? p->n : 0], sizeof p->num[0], "%.17g", v);
+    put(p, p->num[p->n < PG_PARAMS_MAX ? p->n : 0], 0, 0);
+}
+
+void pg_p_positive(struct pg_params *p, double v)
+{
+    if (v > 0)
+        pg_p_double(p, v);
+    else
+        put(p, NULL, 0, 0);
+}
+
+void pg_p_opt_int(struct pg_params *p, int v)
+{
+    if (v < 0)
+        put(p, NULL, 0, 0);
+    else
+        pg_p_i64(p, v);
+}
+
+void pg_p_bool(struct pg_params *p, bool v)
+{
+    put(p, v ? "t" : "f", 0, 0);
+}
+
+void pg_p_bytes(struct pg_params *p, const void *data, size_t len)
+{
+    put(p, data, (int)len, 1);
+}
+
+/* --- statements ----------------------------------------------------------------------- */
+
+/* The slot of sql on c: found, or free (to prepare it in); NULL when the table is full. */
+static struct pg_stmt_slot *slot_of(struct pg_conn *c, const char *sql)
+{
+    size_t h = ((uintptr_t)sql >> 3) % PG_STMT_SLOTS;
+    for (size_t i = 0; i < PG_STMT_SLOTS; i++) {
+        struct pg_stmt_slot *s = &c->stmts[(h + i) % PG_STMT_SLOTS];
+        if (!s->sql || s->sql == sql)
+            return s;
+    }
+    return NULL;
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p, const char *what,
+                   errand_error *err)
+{
+    static const struct pg_params none = {0};
+    if (!p)
+        p = &none;
+    c->sqlstate[0] = '\0';
+    struct pg_stmt_slot *slot = slot_of(c, sql);
+    PGresult *r;
+    if (!slot) { /* more statements than slots: run it unprepared */
+        r = PQexecParams(c->pg, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
+    } else {
+        if (!slot->sql) {
+            char name[16];
+            snprintf(name, sizeof name, "e%u", c->next_stmt + 1);
+            PGresult *prep = PQprepare(c->pg, name, sql, 0, NULL);
+            if (!result_ok(prep)) {
+                fail(c, prep, what, err);
+                PQclear(prep);
+                return NULL;
+            }
+            PQclear(prep);
+            c->next_stmt++;
+            slot->sql = sql;
+            memcpy(slot->name, name, sizeof name);
+        }
+        r = PQexecPrepared(c->pg, slot->name, p->n, p->v, p->len, p->fmt, 0);
+    }
+    if (!result_ok(r)) {
+        fail(c, r, what, err);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+int pg_command(struct pg_conn *c, const char *sql, const struct pg_params *p, const char *what,
+               int64_t *affected, errand_error *err)
+{
+    PGresult *r = pg_query(c, sql, p, what, err);
+    if (!r)
+        return ERRAND_ESTORE;
+    if (affected) {
+        const char *n = PQcmdTuples(r);
+        *affected = n && n[0] ? strtoll(n, NULL, 10) : 0;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_exec(struct pg_conn *c, const char *sql, errand_error *err)
+{
+    c->sqlstate[0] = '\0';
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = result_ok(r) ? 0 : fail(c, r, "statement", err);
+    PQclear(r);
+    return rc;
+}
+
+/* --- columns -------------------------------------------------------------------------- */
+
+const char *pg_get_text(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+int64_t pg_get_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+int pg_get_int(const PGresult *r, int row, int col)
+{
+    return (int)pg_get_i64(r, row, col);
+}
+
+double pg_get_double(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+bool pg_get_bool(const PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+int pg_get_opt_int(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? -1 : pg_get_int(r, row, col);
+}
+
+bool pg_is_null(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col);
+}
+
+bool pg_conn_retryable(const struct pg_conn *c)
+{
+    return strcmp(c->sqlstate, "40001") == 0 || strcmp(c->sqlstate, "40P01") == 0 ||
+           strcmp(c->sqlstate, "23505") == 0;
+}
+
+/* --- wake-ups ------------------------------------------------------------------------- */
+
+static void signal_add(struct pg_conn *c, char kind, const char *key)
+{
+    if (c->signals_all)
+        return;
+    size_t klen = key ? strlen(key) : 0;
+    if ((key && strchr(key, '\n')) || c->signals_len + klen + 3 > sizeof c->signals) {
+        c->signals_all = true;
+        return;
+    }
+    char *out = c->signals + c->signals_len;
+    out[0] = kind;
+    if (key)
+        memcpy(out + 1, key, klen);
+    out[1 + klen] = '\n';
+    c->signals_len += klen + 2;
+    c->signals[c->signals_len] = '\0';
+}
+
+void pg_signal_due(struct pg_conn *c, const char *task)
+{
+    signal_add(c, 'd', task);
+}
+
+void pg_signal_final(struct pg_conn *c, const char *id)
+{
+    signal_add(c, 'f', id);
+}
+
+void pg_conn_forget(struct pg_conn *c)
+{
+    feed_page_clear(&c->feed);
+    c->signals_len = 0;
+    c->signals[0] = '\0';
+    c->signals_all = false;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_pg.h — the PostgreSQL backend's shared parts, for its own files only
+ * (store_pg.c: open, close, point reads, the transaction runner and the listener;
+ * pg_transition.c: state changes and counters; store_pg_submit.c: submissions and cancel;
+ * store_pg_worker.c: claim, heartbeat, report, sweep; store_pg_list.c: listings, history,
+ * logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused tasks, failure
+ * groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change feed).
+ * Everyone else uses store.h.
+ *
+ * Shape of the backend, and why (docs/architecture.md, "PostgreSQL"):
+ *  - a pool of connections; every call takes one, runs its op in a transaction
+ *    (store_pg_write / store_pg_read) and gives it back. Several servers share one
+ *    database with no coordinator: what makes that safe is in the SQL — claims take runs
+ *    with FOR UPDATE SKIP LOCKED, fenced updates say `AND lease_token = $n`, a state change
+ *    first locks its run (pg_run_current_get with for_update);
+ *  - a transaction that fails on a serialization failure, a deadlock or a unique key taken
+ *    by a concurrent one is run again from the start (ops are written to be re-runnable:
+ *    they reset what they fill);
+ *  - single submissions are queued to a submitter thread that commits them in groups,
+ *    so store_submit_begin never blocks its caller;
+ *  - a listener connection LISTENs on the store's channel: the wake-ups other servers send
+ *    at their commits (pg_signal_*) reach this server's long-polls, and its change-feed
+ *    followers learn of their events.
+ */
+#ifndef ERRAND_STORE_POSTGRES_STORE_PG_H
+#define ERRAND_STORE_POSTGRES_STORE_PG_H
+
+#include <pthread.h>
+
+#include "core/uuid.h"
+#include "store/postgres/pg_conn.h"
+#include "store/run_row.h"
+#include "store/run_transition.h"
+#include "store/store.h"
+
+#define STORE_PG_POOL 8 /* connections for calls; plus the submitter's and the listener's */
+
+struct pg_submit_queue; /* store_pg_submit.c */
+
+struct store_pg {
+    struct store base; /* first: store.c dispatches through base.backend */
+    char *conninfo;
+    int default_lease_seconds;
+    int max_redeliveries;
+    /* the pool */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct pg_conn *conns[STORE_PG_POOL];
+    bool busy[STORE_PG_POOL];
+    /* wake-ups: the channel every server on this database (and schema) listens on, and
+       this process's tag in what it sends, so it skips its own */
+    char channel[64];
+    char origin[17];
+    void (*on_events)(void *arg);
+    void *on_events_arg;
+    void (*on_signal)(void *arg, enum store_signal sig, const char *key);
+    void *on_signal_arg;
+    pthread_t listener;
+    bool listener_started;
+    int stop_pipe[2];
+    struct pg_submit_queue *submits;
+};
+
+static inline struct store_pg *store_pg_of(store *st)
+{
+    return (struct store_pg *)st;
+}
+
+/* An op of a transaction. It must be re-runnable: store_pg_write runs it again, on a new
+ * transaction, after a serialization failure or deadlock. */
+typedef int (*pg_op_fn)(struct pg_conn *c, void *arg, errand_error *err);
+
+/* Runs fn in a read-write transaction (READ COMMITTED) and commits it with its feed page
+ * and wake-ups; again (a bounded number of times) when it failed retryably. After the
+ * commit, this server's own change-feed callback runs when events were added. */
+int store_pg_write(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
+/* Runs fn in a read-only REPEATABLE READ transaction (one snapshot for all its reads). */
+int store_pg_read(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
+
+/* The pool, for a caller that runs its own transactions (the submitter). */
+struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err);
+void store_pg_release(struct store_pg *s, struct pg_conn *c);
+/* Writes c's feed page (if any) and sends its wake-ups, in c's open transaction; then the
+ * caller commits. */
+int store_pg_before_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
+/* After a commit: runs the local callbacks for what c gathered, and forgets it. */
+void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
+
+/* Task-run ids are stored in lower case; an id given in upper case (valid on the wire) is
+ * folded, and one too long to be an id becomes "" (matches nothing). */
+void store_pg_norm_id(const char *id, char out[UUID_STR_LEN]);
+
+/* The columns of a whole run, in the order store_pg_read_run reads them. */
+#define PG_RUN_COLUMNS                                                                             \
+    "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
+    "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
+    "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
+    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires"
+/* Points out at the columns of row `row` of r (PG_RUN_COLUMNS from column `first` on); the
+ * strings stay valid until r is cleared. */
+void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *out);
+
+/* The columns of a run as the rules see it (struct run_current). */
+#define PG_LEASE_COLUMNS                                                                           \
+    "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
+    "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
+                        errand_error *err);
+/* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND
+ * (err says which id) or a store error. */
+int pg_run_current_get(struct pg_conn *c, const char *id, bool with_delays, bool for_update,
+                       struct run_current *cur, errand_error *err);
+
+/* --- pg_transition.c ------------------------------------------------------------------ */
+
+/* Writes u to the run — fenced: only while its lease token is still cur's — appends the
+ * state to its history and the feed, tallies the move and gathers the wake-ups it implies.
+ * ERRAND_ECONFLICT when the fence refused (another server changed the run since cur was
+ * read; cannot happen when cur was read FOR UPDATE). */
+int pg_transition_write(struct pg_conn *c, const struct run_current *cur,
+                        const struct run_update *u, int64_t now_ms, struct run_count_delta *counts,
+                        errand_error *err);
+/* Appends one history row (used by submission and claim too) and its change-feed event. */
+int pg_state_append(struct pg_conn *c, const char *run_id, int seq, errand_state type,
+                    const char *name, int64_t at_ms, const char *message, errand_error *err);
+/* run_tally_move / run_tally_remove, writing the tally first when it is full. */
+int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task,
+                  const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err);
+int pg_count_remove(struct pg_conn *c, struct run_count_delta *t, const char *task,
+                    errand_state state, int64_t now_ms, errand_error *err);
+/* Adds the tally to the counters (new rows: see pg_schema.c) and empties it. */
+int pg_counts_apply(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms,
+                    errand_error *err);
+/* failure_groups: a run of task failed with message, or a failed run of task is deleted. */
+int pg_failure_add(struct pg_conn *c, const char *task, const char *run_id, const char *message,
+                   int64_t now_ms, errand_error *err);
+int pg_failure_remove(struct pg_conn *c, const char *task, const char *message, errand_error *err);
+
+/* --- shared by several files ---------------------------------------------------------- */
+
+/* A worker's last_seen is rewritten at most this often unless something else changes. */
+#define STORE_PG_WORKER_SEEN_MS 1000
+/* How long a claim's request id is remembered. */
+#define STORE_PG_CLAIM_REQUEST_MEMORY_MS (5LL * 60 * 1000)
+/* Delayed runs moved into the ready queue per claim or sweep transaction. */
+#define STORE_PG_PROMOTE_BATCH 1000
+int64_t store_pg_lease_ms(const struct store_pg *s, int lease_seconds);
+/* Folds the counters' added rows into one per key (store_pg_stats.c); the sweeper's. */
+int store_pg_fold_counts(struct store_pg *s, errand_error *err);
+/* Reads the counts per state type (of task, or of all runs when task is NULL). */
+int store_pg_read_counts(struct pg_conn *c, const char *task, int64_t counts[8], errand_error *err);
+
+/* The operations, one per file group. */
+int store_pg_submit_begin(store *st, const struct run_spec *specs, size_t n, int64_t now_ms,
+                          void (*done)(void *arg), void *arg, store_submission **out,
+                          errand_error *err);
+int store_pg_submit_end(store_submission *sub, struct run_row *rows_out, bool *created,
+                        errand_error *err);
+int store_pg_submitter_start(struct store_pg *s, errand_error *err);
+void store_pg_submitter_stop(struct store_pg *s);
+int store_pg_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
+                    errand_error *err);
+int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
+                   errand_error *err);
+int store_pg_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
+                       int lease_seconds, int64_t now_ms, struct lease_answer *answers,
+                       errand_error *err);
+int store_pg_report(store *st, const char *worker, const char *batch_id,
+                    const struct run_report *reports, size_t n, const struct log_entry *logs,
+                    size_t n_logs, int64_t now_ms, struct lease_answer *answers, errand_error *err);
+int store_pg_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err);
+int store_pg_list_runs(store *st, const struct run_filter *f, struct run_list *out,
+                       char next_cursor[37], errand_error *err);
+int store_pg_get_states(store *st, const char *id, struct state_history *out, errand_error *err);
+int store_pg_get_logs(store *st, const char *id, int64_t after_seq, int limit, struct log_page *out,
+                      errand_error *err);
+int store_pg_list_workers(store *st, const struct worker_cursor *cursor, int limit,
+                          struct worker_list *out, bool *more, errand_error *err);
+int store_pg_count_by_state(store *st, int64_t counts[8], errand_error *err);
+int store_pg_delete_expired(store *st, int64_t finished_before_ms, int64_t workers_seen_before_ms,
+                            int limit, struct retention_counts *counts, struct ref_list *freed,
+                            errand_error *err);
+int store_pg_delete_runs(store *st, const char *const *ids, size_t n, int *deleted,
+                         struct ref_list *freed, errand_error *err);
+int store_pg_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,
+                         errand_error *err);
+int store_pg_event_bounds(store *st, int64_t *first, int64_t *last, errand_error *err);
+int store_pg_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
+                          errand_error *err);
+int store_pg_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
+                        errand_error *err);
+int store_pg_set_paused(store *st, const char *task, bool paused, errand_error *err);
+int store_pg_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
+                           errand_error *err);
+
+#endif
