@@ -18,7 +18,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps test unit e2e conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
+.PHONY: all deps test-deps test unit e2e e2e-postgres conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -38,6 +38,14 @@ e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
+
+# The same suite with every server on PostgreSQL: one throwaway cluster for the session
+# (tests/e2e/pg_cluster.py), a schema per server home; tests about SQLite itself are skipped,
+# saying why (-rs lists them).
+e2e-postgres: all test-deps
+	@echo "== end-to-end tests on PostgreSQL ($(BUILD)) =="
+	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
+	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs tests/e2e
 
 # The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME
 # names (default: liberrand's C worker); tests/conformance/README.md.
@@ -67,11 +75,11 @@ fault: all test-deps
 	@echo "== fault campaign, short form ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/fault/campaign.py --short
 
-# Everything a change must pass: the suites, the fault campaign, the suites again under
-# ASan+UBSan, then the fuzzers.
+# Everything a change must pass: the suites, the end-to-end suite again on PostgreSQL, the
+# fault campaign, the suites again under ASan+UBSan, then the fuzzers.
 test: unit e2e conformance example browser
 
-check: test fault asan fuzz
+check: test e2e-postgres fault asan fuzz
 
 container-test:
 	$(Q)tests/container/run.sh

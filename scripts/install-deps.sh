@@ -14,7 +14,9 @@ what=${1:-build}
 # binutils (which gcc pulls in anyway) for ld, and for nm and objdump in tests/abi/.
 build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev
             libjansson-dev libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
-test_pkgs="python3 python3-pytest python3-requests procps chromium firefox-esr clang libclang-rt-14-dev"
+# postgresql (the server, 15 on Debian 12) for `make e2e-postgres` (tests/e2e/pg_cluster.py
+# runs its own throwaway cluster); libpq-dev, the client, is in the build set.
+test_pkgs="python3 python3-pytest python3-requests procps postgresql chromium firefox-esr clang libclang-rt-14-dev"
 # Packages that take minutes to download and unpack on a new machine.
 large_pkgs="chromium firefox-esr clang libclang-rt-14-dev"
 case "$what" in

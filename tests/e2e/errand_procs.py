@@ -7,7 +7,8 @@ the API: what the end-to-end tests (through conftest.py's fixtures) and the faul
   Server(home, log_dir, env=..., args=...)  `errand server start --port 0` on an
                                      ERRAND_HOME; the port is read from the server's
                                      `msg="listening" ... port=P` log line; restartable on
-                                     the same home and port.
+                                     the same home and port. Its store: the home's SQLite
+                                     file, or what STORE (below) gives for the home.
   start_worker(server, log_path, name, execs=..., builtin=True, env=..., args=...)
                                      starts `errand worker [--builtin] [--exec NAME=CMD]...`;
                                      its wait_ready() waits for the "worker started" line.
@@ -45,6 +46,12 @@ POLL_INTERVAL = 0.02
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                      "UndefinedBehaviorSanitizer", "ThreadSanitizer")
+
+# The store of the servers: None, each home's own SQLite file (the server's default), or an
+# object whose server_env(home) gives the settings of a server on that home, such as
+# pg_cluster.PgCluster (set by conftest.py when ERRAND_TEST_STORE=postgresql). A server
+# given its own ERRAND_DATABASE_URL keeps it.
+STORE = None
 
 
 def wait_until(predicate, timeout, what, interval=POLL_INTERVAL):
@@ -409,7 +416,10 @@ class Server:
         assert ERRAND.exists(), f"{ERRAND} not built (run make, or set ERRAND_BUILD)"
         self.generation += 1
         argv = [ERRAND, "server", "start", "--host", "127.0.0.1", "--port", str(port), *self.args]
-        self.proc = Process(argv, child_env(self.home, self.env_extra),
+        env = dict(self.env_extra)
+        if STORE is not None and "ERRAND_DATABASE_URL" not in env:
+            env = {**STORE.server_env(self.home), **env}
+        self.proc = Process(argv, child_env(self.home, env),
                             self.log_dir / f"server-{self.generation}.log",
                             f"server#{self.generation}")
         line = self.proc.wait_line(lambda l: 'msg="listening"' in l or "msg=listening" in l,

@@ -19,11 +19,24 @@ import urllib.parse
 
 import requests
 
+import errand_procs
 from conftest import exec_spec, wait_until
 
 FALLBACK_MS = "30000"
 WOKEN_WITHIN_S = 1.0
 EVENT_TIMEOUT_S = 15
+
+
+def feed_query(server, sql):
+    """One row of sql over the server's run_feed table, read from its store: the home's SQLite
+    file, or its PostgreSQL schema (ERRAND_TEST_STORE=postgresql)."""
+    if errand_procs.STORE is not None:
+        schema = errand_procs.STORE.schema_for(server.home)
+        out = errand_procs.STORE.psql(f"SET search_path TO {schema}; {sql}").strip()
+        return tuple(int(v) if v else None for v in out.split("|"))
+    db = server.home / "errand.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+        return c.execute(sql).fetchone()
 
 
 class Stream:
@@ -204,18 +217,15 @@ def test_old_events_are_pruned_from_the_store_keeping_the_newest(server_factory)
                                  "ERRAND_SWEEP_INTERVAL_MS": "100"})
     for i in range(5):
         server.api.submit("never.served", {"i": i})
-    db = server.home / "errand.db"
 
     def pages():  # a page per commit, here one event each
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            return c.execute("SELECT count(*), max(first_seq + n - 1) FROM run_feed").fetchone()
+        return feed_query(server, "SELECT count(*), max(first_seq + n - 1) FROM run_feed")
 
     wait_until(lambda: pages()[0] == 1, 20, "events older than a second pruned")
     assert pages()[1] == 5  # the newest stays, so numbering goes on
     server.restart()
     assert server.api.submit("never.served", {})
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-        assert c.execute("SELECT max(first_seq + n - 1) FROM run_feed").fetchone()[0] == 6
+    assert feed_query(server, "SELECT max(first_seq + n - 1) FROM run_feed")[0] == 6
     stream = Stream(server, last_event_id=5)
     e = stream.next()
     assert e["event"] == "run" and int(e["id"]) == 6
@@ -227,12 +237,9 @@ def test_the_feed_keeps_at_most_its_bound_of_events(server_factory):
     for i in range(10):  # a page of ten events each
         server.api.batch([{"task": "never.served", "parameters": {"i": i, "j": j}}
                           for j in range(10)])
-    db = server.home / "errand.db"
 
     def held():
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            return c.execute("SELECT min(first_seq), max(first_seq + n - 1) FROM run_feed"
-                             ).fetchone()
+        return feed_query(server, "SELECT min(first_seq), max(first_seq + n - 1) FROM run_feed")
 
     wait_until(lambda: held()[0] == 61, 20, "all but the newest 40 events pruned")
     assert held()[1] == 100

@@ -4,7 +4,7 @@ built-in tasks, exec tasks in other languages, failures and timeouts."""
 import re
 import time
 
-from conftest import exec_spec, parse_ts, unique_task, write_script, PYTHON
+from conftest import STORE_MODE, exec_spec, parse_ts, unique_task, write_script, PYTHON
 
 TIMEOUT_WORDS = re.compile(r"time ?out|timed out", re.I)
 
@@ -160,7 +160,7 @@ def test_health_reports_version_and_store(server):
     h = server.api.health()
     assert h["status"] == "ok"
     assert h["version"] == "0.1.0"
-    assert h["store"] == "sqlite"
+    assert h["store"] == STORE_MODE  # "sqlite", or "postgresql" under ERRAND_TEST_STORE
     assert h["api_version"] == 1
 
 
