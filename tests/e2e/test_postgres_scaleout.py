@@ -100,6 +100,34 @@ def test_a_submission_through_one_server_wakes_a_worker_on_the_other(
     assert metric(b, "errand_claims_total") >= ROUNDS
 
 
+def test_a_report_through_one_server_wakes_a_wait_on_the_other(
+        server_factory, worker_factory, shared_url):
+    env = {"ERRAND_DATABASE_URL": shared_url, "ERRAND_POLL_RECHECK_MS": str(FALLBACK_MS)}
+    a = server_factory(env=env)
+    b = server_factory(env=env)
+    worker_factory(b)  # reports go through b only
+    for _ in range(ROUNDS):
+        run = a.api.submit("errand.sleep", {"seconds": 1.0})
+        answered = {}
+
+        def wait():  # parked on a, for at most 60 s; a re-checks unwoken only every 30 s
+            r = a.api.request("GET", f"/task_runs/{run['id']}/wait",
+                              params={"timeout_seconds": 60}, timeout=90)
+            answered["at"] = time.time()
+            answered["run"] = r.json()
+
+        t = threading.Thread(target=wait)
+        t.start()
+        t.join(90)
+        assert not t.is_alive(), "the /wait did not answer"
+        got = answered["run"]
+        assert got["state"]["type"] == "COMPLETED", got
+        late = answered["at"] - parse_ts(got["finished"])
+        assert late < WOKEN_WITHIN_S, (
+            f"/wait on a answered {late:.3f} s after the run finished through b")
+    assert metric(a, "errand_reports_total") == 0, "the worker reported only through b"
+
+
 def test_killing_one_of_two_servers_under_load_loses_and_repeats_nothing(
         server_factory, worker_factory, shared_url, tmp_path):
     env = {"ERRAND_DATABASE_URL": shared_url, "ERRAND_LEASE_SECONDS": str(LEASE_S)}
