@@ -4,6 +4,7 @@ and workers spread over the list and move to another server when theirs dies, lo
 submission (liberrand keys every submission it may send again) and no report (lease tokens,
 report batch ids and claim request ids make those safe to send again)."""
 import json
+import socket
 import threading
 
 from conftest import run_cli, wait_until
@@ -67,3 +68,87 @@ def test_a_first_server_that_is_down_is_passed_over(server_factory):
     cp = run_cli(up, "runs", "ls", env={"ERRAND_API_URL": f"{up.url},ftp://nowhere"})
     assert cp.returncode != 0
     assert "api_url" in cp.stderr or "API URL" in cp.stderr, cp.stderr
+
+
+class AnswerThief:
+    """A TCP relay in front of one server: it hands a client's request to the server, reads
+    the server's whole answer, then calls on_answer() (the test kills the server there) and
+    closes the client's connection without a byte of the answer. So the request is committed
+    and its answer is lost with its server: the window between commit and reply, exactly."""
+
+    def __init__(self, upstream_port, on_answer):
+        self.upstream_port = upstream_port
+        self.on_answer = on_answer
+        self.stolen = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/api"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _read_message(conn):
+        """One HTTP message (head and Content-Length body) from conn; b"" at EOF."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                request = self._read_message(client)
+                if not request:
+                    continue
+                with socket.create_connection(("127.0.0.1", self.upstream_port)) as up:
+                    up.sendall(request)
+                    answer = self._read_message(up)
+                assert answer.startswith(b"HTTP/1.1 20"), answer[:200]
+                self.stolen += 1
+                self.on_answer()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_submission_whose_answer_died_with_its_server_is_stored_once(server_factory):
+    a = server_factory()
+    b = server_factory(home=a.home)  # a second server on the same store
+    thief = AnswerThief(a.port, a.kill9)
+    urls = f"{thief.url},{b.url}"  # each CLI process starts at one drawn at random
+    try:
+        outputs = []
+        for i in range(40):
+            cp = run_cli(b, "submit", "errand.noop", "--params", json.dumps({"i": i}), "--json",
+                         env={"ERRAND_API_URL": urls}, timeout=60)
+            assert cp.returncode == 0, cp.stderr
+            outputs.append(json.loads(cp.stdout))
+            if thief.stolen:
+                break
+        assert thief.stolen == 1, "no submission went through the relay in 40 tries"
+    finally:
+        thief.close()
+    stored = b.api.list_all(task="errand.noop")
+    assert sorted(r["parameters"]["i"] for r in stored) == list(range(len(outputs))), (
+        "each submission stored once, the one whose answer was lost too")
+    assert {r["id"] for r in stored} == {o["id"] for o in outputs}
+    lost = outputs[-1]  # committed by a, its answer lost; sent again to b with the same key
+    assert lost["idempotency_key"].startswith("errand-retry-"), lost
