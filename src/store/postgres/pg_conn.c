@@ -61,15 +61,18 @@ void pg_conn_close(struct pg_conn *c)
     if (c->pg)
         PQfinish(c->pg);
     feed_page_free(&c->feed);
+    for (int i = 0; i < PG_STATE_COLUMNS; i++)
+        pg_array_free(&c->states[i]);
     mem_free(c);
 }
 
 int pg_conn_check(struct pg_conn *c, const char *conninfo, errand_error *err)
 {
     (void)conninfo;
-    if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+    bool piped = PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF; /* left in a pipeline: reset */
+    if (!piped && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
         return 0;
-    if (PQstatus(c->pg) == CONNECTION_OK) { /* left inside a transaction: end it */
+    if (!piped && PQstatus(c->pg) == CONNECTION_OK) { /* left inside a transaction: end it */
         PGresult *r = PQexec(c->pg, "ROLLBACK");
         PQclear(r);
         if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
@@ -150,6 +153,141 @@ void pg_p_bytes(struct pg_params *p, const void *data, size_t len)
     put(p, data, (int)len, 1);
 }
 
+void pg_p_array(struct pg_params *p, const struct pg_array *a)
+{
+    put(p, pg_array_literal(a), 0, 0);
+}
+
+/* --- array literals ------------------------------------------------------------------- */
+
+/* Room for `more` bytes of elements, the closing brace and the terminator. */
+static bool array_reserve(struct pg_array *a, size_t more)
+{
+    if (a->oom)
+        return false;
+    size_t need = a->len + more + 2 + (a->buf ? 0 : 1); /* a new one starts with its brace */
+    if (need <= a->cap)
+        return true;
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *buf = mem_realloc(a->buf, cap);
+    if (!buf) {
+        a->oom = true;
+        return false;
+    }
+    if (!a->buf)
+        buf[a->len++] = '{';
+    a->buf = buf;
+    a->cap = cap;
+    return true;
+}
+
+static void array_close(struct pg_array *a)
+{
+    a->buf[a->len] = '}';
+    a->buf[a->len + 1] = '\0';
+}
+
+/* Appends an element of `len` bytes of s, quoted (and escaped) or as it is. */
+static void array_put(struct pg_array *a, const char *s, size_t len, bool quote)
+{
+    if (!array_reserve(a, 2 * len + 3))
+        return;
+    if (a->n > 0)
+        a->buf[a->len++] = ',';
+    if (quote)
+        a->buf[a->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (quote && (s[i] == '"' || s[i] == '\\'))
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = s[i];
+    }
+    if (quote)
+        a->buf[a->len++] = '"';
+    a->n++;
+    array_close(a);
+}
+
+void pg_array_text(struct pg_array *a, const char *s)
+{
+    if (s)
+        array_put(a, s, strlen(s), true);
+    else
+        array_put(a, "NULL", 4, false);
+}
+
+void pg_array_i64(struct pg_array *a, int64_t v)
+{
+    char num[32];
+    int len = snprintf(num, sizeof num, "%lld", (long long)v);
+    array_put(a, num, (size_t)len, false);
+}
+
+void pg_array_ms(struct pg_array *a, int64_t ms)
+{
+    if (ms == 0)
+        pg_array_text(a, NULL);
+    else
+        pg_array_i64(a, ms);
+}
+
+void pg_array_double(struct pg_array *a, double v)
+{
+    char num[32];
+    int len = snprintf(num, sizeof num, "%.17g", v);
+    array_put(a, num, (size_t)len, false);
+}
+
+void pg_array_positive(struct pg_array *a, double v)
+{
+    if (v > 0)
+        pg_array_double(a, v);
+    else
+        pg_array_text(a, NULL);
+}
+
+void pg_array_bool(struct pg_array *a, bool v)
+{
+    array_put(a, v ? "t" : "f", 1, false);
+}
+
+const char *pg_array_literal(const struct pg_array *a)
+{
+    return a->buf && !a->oom ? a->buf : "{}";
+}
+
+int pg_array_check(const struct pg_array *a, errand_error *err)
+{
+    return a->oom ? error_set(err, ERRAND_ENOMEM, NULL, "out of memory") : 0;
+}
+
+void pg_array_reset(struct pg_array *a)
+{
+    pg_array_rewind(a, (struct pg_array_mark){0, 0});
+    a->oom = false;
+}
+
+void pg_array_free(struct pg_array *a)
+{
+    mem_free(a->buf);
+    *a = (struct pg_array){0};
+}
+
+struct pg_array_mark pg_array_mark(const struct pg_array *a)
+{
+    return (struct pg_array_mark){a->len, a->n};
+}
+
+void pg_array_rewind(struct pg_array *a, struct pg_array_mark m)
+{
+    if (!a->buf)
+        return;
+    a->len = m.len > 0 ? m.len : 1; /* the opening brace stays */
+    a->n = m.n;
+    array_close(a);
+}
+
 /* --- statements ----------------------------------------------------------------------- */
 
 /* The slot of sql on c: found, or free (to prepare it in); NULL when the table is full. */
@@ -218,6 +356,91 @@ int pg_command(struct pg_conn *c, const char *sql, const struct pg_params *p, co
     }
     PQclear(r);
     return 0;
+}
+
+/* --- pipelines ------------------------------------------------------------------------ */
+
+void pg_pipeline_begin(struct pg_conn *c)
+{
+    c->n_pending = 0;
+    c->send_failed = PQenterPipelineMode(c->pg) != 1;
+}
+
+static void pending_add(struct pg_conn *c, const char *what, struct pg_stmt_slot *prepared)
+{
+    if (c->n_pending >= PG_PIPELINE_MAX)
+        abort(); /* more statements than a pipeline holds: a programming error */
+    c->pending[c->n_pending++] = (struct pg_pending){what, prepared};
+}
+
+void pg_pipeline_send(struct pg_conn *c, const char *sql, const struct pg_params *p,
+                      const char *what)
+{
+    static const struct pg_params none = {0};
+    if (!p)
+        p = &none;
+    if (c->send_failed)
+        return;
+    struct pg_stmt_slot *slot = slot_of(c, sql);
+    bool sent;
+    if (!slot) {
+        sent = PQsendQueryParams(c->pg, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
+    } else {
+        if (!slot->sql) { /* taken now; forgotten again if the preparation fails */
+            snprintf(slot->name, sizeof slot->name, "e%u", ++c->next_stmt);
+            slot->sql = sql;
+            if (!PQsendPrepare(c->pg, slot->name, sql, 0, NULL)) {
+                slot->sql = NULL;
+                c->send_failed = true;
+                return;
+            }
+            pending_add(c, what, slot);
+        }
+        sent = PQsendQueryPrepared(c->pg, slot->name, p->n, p->v, p->len, p->fmt, 0);
+    }
+    if (sent)
+        pending_add(c, what, NULL);
+    else
+        c->send_failed = true;
+}
+
+void pg_pipeline_send_text(struct pg_conn *c, const char *sql, const char *what)
+{
+    if (c->send_failed)
+        return;
+    if (PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0))
+        pending_add(c, what, NULL);
+    else
+        c->send_failed = true;
+}
+
+int pg_pipeline_end(struct pg_conn *c, errand_error *err)
+{
+    c->sqlstate[0] = '\0';
+    int rc = 0;
+    bool synced = PQpipelineSync(c->pg) == 1; /* flushes what was sent, in any case */
+    if (c->send_failed || !synced)
+        rc = fail(c, NULL, "sending statements", err);
+    for (int i = 0; i < c->n_pending; i++) { /* each reply ends with a NULL */
+        PGresult *r;
+        while ((r = PQgetResult(c->pg))) {
+            if (!result_ok(r)) {
+                if (c->pending[i].prepared)
+                    c->pending[i].prepared->sql = NULL;
+                if (rc == 0)
+                    rc = fail(c, r, c->pending[i].what, err);
+            }
+            PQclear(r);
+        }
+    }
+    PGresult *sync = synced ? PQgetResult(c->pg) : NULL;
+    if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC && rc == 0)
+        rc = fail(c, sync, "ending a pipeline", err);
+    PQclear(sync);
+    c->n_pending = 0;
+    if (PQexitPipelineMode(c->pg) != 1 && rc == 0)
+        rc = fail(c, NULL, "ending a pipeline", err);
+    return rc;
 }
 
 int pg_exec(struct pg_conn *c, const char *sql, errand_error *err)
@@ -308,4 +531,28 @@ void pg_conn_forget(struct pg_conn *c)
     c->signals_len = 0;
     c->signals[0] = '\0';
     c->signals_all = false;
+    for (int i = 0; i < PG_STATE_COLUMNS; i++) /* freed: a burst's rows are not kept pooled */
+        pg_array_free(&c->states[i]);
+}
+
+struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
+{
+    struct pg_conn_mark m = {
+        .feed = feed_page_mark(&c->feed),
+        .signals_len = c->signals_len,
+        .signals_all = c->signals_all,
+    };
+    for (int i = 0; i < PG_STATE_COLUMNS; i++)
+        m.states[i] = pg_array_mark(&c->states[i]);
+    return m;
+}
+
+void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m)
+{
+    feed_page_rewind(&c->feed, m->feed);
+    c->signals_len = m->signals_len;
+    c->signals[m->signals_len] = '\0';
+    c->signals_all = m->signals_all;
+    for (int i = 0; i < PG_STATE_COLUMNS; i++)
+        pg_array_rewind(&c->states[i], m->states[i]);
 }

@@ -10,6 +10,10 @@
  * Parameters go as text (pg_params), but byte strings, which go as binary; results come back
  * as text and are read with the pg_get_* helpers (SQL NULL reads as NULL / 0).
  *
+ * Many rows in one statement: a column of values goes as one array parameter (pg_array, a
+ * text literal such as {"a",NULL,"b"}) and the statement takes the rows apart with unnest;
+ * so a batch costs a round trip per statement, not per row.
+ *
  * A connection is used by one thread at a time (the pool hands it out, pg_pool.h).
  */
 #ifndef ERRAND_STORE_POSTGRES_PG_CONN_H
@@ -26,6 +30,46 @@
 #define PG_PARAMS_MAX 32
 #define PG_STMT_SLOTS 256   /* statements a connection keeps prepared (open addressing) */
 #define PG_SIGNALS_MAX 4000 /* bytes of wake-up signals one commit carries; past it, "all" */
+#define PG_PIPELINE_MAX 16  /* statements (and preparations) one pipeline sends */
+
+/* An array literal built element by element (see the top). buf always holds a valid
+ * literal once something was added; running out of memory is remembered (oom) and reported
+ * by pg_array_check, so a caller adds a whole batch and checks once. */
+struct pg_array {
+    char *buf;
+    size_t len; /* without the closing brace, which sits at buf[len] */
+    size_t cap;
+    size_t n; /* elements */
+    bool oom;
+};
+struct pg_array_mark {
+    size_t len, n;
+};
+void pg_array_text(struct pg_array *a, const char *s); /* NULL = a NULL element */
+void pg_array_i64(struct pg_array *a, int64_t v);
+void pg_array_ms(struct pg_array *a, int64_t ms); /* 0 = NULL */
+void pg_array_double(struct pg_array *a, double v);
+void pg_array_positive(struct pg_array *a, double v); /* <= 0 = NULL */
+void pg_array_bool(struct pg_array *a, bool v);
+/* The literal ("{}" when empty); valid until the next change of a. */
+const char *pg_array_literal(const struct pg_array *a);
+int pg_array_check(const struct pg_array *a, errand_error *err); /* ERRAND_ENOMEM after oom */
+void pg_array_reset(struct pg_array *a);                         /* empty; keeps its memory */
+void pg_array_free(struct pg_array *a);
+struct pg_array_mark pg_array_mark(const struct pg_array *a);
+void pg_array_rewind(struct pg_array *a, struct pg_array_mark m);
+
+/* The columns of the state-history rows an open transaction appended (pg_state_append),
+ * written with one INSERT at its commit (pg_states_send). */
+enum {
+    PG_STATE_RUN_ID,
+    PG_STATE_SEQ,
+    PG_STATE_TYPE,
+    PG_STATE_NAME,
+    PG_STATE_AT,
+    PG_STATE_MESSAGE,
+    PG_STATE_COLUMNS
+};
 
 struct pg_stmt_slot {
     const char *sql; /* NULL = free */
@@ -42,6 +86,23 @@ struct pg_conn {
     char signals[PG_SIGNALS_MAX]; /* wake-ups for the other servers (pg_signal_*) */
     size_t signals_len;
     bool signals_all; /* too many to list: wake everything */
+    /* state-history rows, a column each (pg_states_send writes them) */
+    struct pg_array states[PG_STATE_COLUMNS];
+    /* The open pipeline (pg_pipeline_*): what was sent, in order, for reading the replies. */
+    struct pg_pending {
+        const char *what;
+        struct pg_stmt_slot *prepared; /* a preparation: its slot, forgotten if it failed */
+    } pending[PG_PIPELINE_MAX];
+    int n_pending;
+    bool send_failed;
+};
+
+/* What a connection gathered up to a point, to undo an op that failed in its savepoint. */
+struct pg_conn_mark {
+    struct feed_page_mark feed;
+    size_t signals_len;
+    bool signals_all;
+    struct pg_array_mark states[PG_STATE_COLUMNS];
 };
 
 /* Connects with conninfo (a postgresql:// URL); ERRAND_ESTORE with libpq's message when it
@@ -68,6 +129,7 @@ void pg_p_positive(struct pg_params *p, double v); /* <= 0 = SQL NULL */
 void pg_p_opt_int(struct pg_params *p, int v);     /* < 0 = SQL NULL */
 void pg_p_bool(struct pg_params *p, bool v);
 void pg_p_bytes(struct pg_params *p, const void *data, size_t len); /* bytea, binary */
+void pg_p_array(struct pg_params *p, const struct pg_array *a);     /* its literal, as text */
 
 /* Runs sql (a static string) with p (NULL = none). The result (PGRES_TUPLES_OK or
  * PGRES_COMMAND_OK) is the caller's to PQclear; NULL on failure, with err filled
@@ -78,6 +140,17 @@ PGresult *pg_query(struct pg_conn *c, const char *sql, const struct pg_params *p
  * gets the rows it changed. */
 int pg_command(struct pg_conn *c, const char *sql, const struct pg_params *p, const char *what,
                int64_t *affected, errand_error *err);
+/* A pipeline: statements sent one after the other without waiting for replies, then all
+ * replies read at once — one round trip for statements whose results are not needed in
+ * between (the commit: history rows, wake-ups, feed page, COMMIT). pg_pipeline_send takes a
+ * static SQL string like pg_query (NULL p = none); pg_pipeline_end waits for every reply: 0,
+ * or the first failure (err and c->sqlstate as pg_query's); after one, the server skipped
+ * the rest. */
+void pg_pipeline_begin(struct pg_conn *c);
+void pg_pipeline_send(struct pg_conn *c, const char *sql, const struct pg_params *p,
+                      const char *what);
+void pg_pipeline_send_text(struct pg_conn *c, const char *sql, const char *what); /* COMMIT */
+int pg_pipeline_end(struct pg_conn *c, errand_error *err);
 /* Runs SQL text without parameters or preparing (BEGIN, COMMIT, the schema). */
 int pg_exec(struct pg_conn *c, const char *sql, errand_error *err);
 
@@ -100,5 +173,8 @@ void pg_signal_due(struct pg_conn *c, const char *task);
 void pg_signal_final(struct pg_conn *c, const char *id);
 /* Forgets what the open transaction gathered (a rollback). */
 void pg_conn_forget(struct pg_conn *c);
+/* Marks what was gathered so far; rewinding forgets what was gathered since. */
+struct pg_conn_mark pg_conn_mark(const struct pg_conn *c);
+void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m);
 
 #endif

@@ -177,41 +177,46 @@ void store_pg_release(struct store_pg *s, struct pg_conn *c)
 
 /* --- transactions --------------------------------------------------------------------- */
 
-int store_pg_before_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
+/* The feed page of c's events, numbered from the head row, in one statement (no head row:
+ * a NULL first_seq, refused). It goes last before COMMIT, in the same pipeline: every writer
+ * updates that one row, so whoever holds it holds up the others until its commit. */
+static void send_feed_page(struct pg_conn *c)
 {
-    int rc = 0;
-    if (c->feed.n > 0) {
-        static const char sql_head[] =
-            "UPDATE feed_head SET next_seq = next_seq + $1 RETURNING next_seq - $1";
-        static const char sql_page[] =
-            "INSERT INTO run_feed (first_seq, n, at, events) VALUES ($1, $2, $3, $4)";
-        struct pg_params p = {0};
-        pg_p_i64(&p, c->feed.n);
-        PGresult *r = pg_query(c, sql_head, &p, "numbering the change feed", err);
-        if (!r)
-            return ERRAND_ESTORE;
-        int64_t first = PQntuples(r) == 1 ? pg_get_i64(r, 0, 0) : 0;
-        PQclear(r);
-        if (first <= 0)
-            return error_set(err, ERRAND_ESTORE, NULL, "store: the change feed has no head row");
-        struct pg_params q = {0};
-        pg_p_i64(&q, first);
-        pg_p_i64(&q, c->feed.n);
-        pg_p_i64(&q, c->feed.newest_at);
-        pg_p_bytes(&q, c->feed.data, c->feed.len);
-        if ((rc = pg_command(c, sql_page, &q, "storing the change feed", NULL, err)) < 0)
-            return rc;
+    static const char sql[] = "WITH head AS (UPDATE feed_head SET next_seq = next_seq + $1 "
+                              "RETURNING next_seq - $1 AS first_seq) "
+                              "INSERT INTO run_feed (first_seq, n, at, events) "
+                              "VALUES ((SELECT first_seq FROM head), $1, $2, $3)";
+    struct pg_params p = {0};
+    pg_p_i64(&p, c->feed.n);
+    pg_p_i64(&p, c->feed.newest_at);
+    pg_p_bytes(&p, c->feed.data, c->feed.len);
+    pg_pipeline_send(c, sql, &p, "storing the change feed");
+}
+
+static void send_signals(struct store_pg *s, struct pg_conn *c)
+{
+    static const char sql[] = "SELECT pg_notify($1, $2)";
+    char payload[PG_SIGNALS_MAX + 32];
+    snprintf(payload, sizeof payload, "%s\n%s", s->origin, c->signals_all ? "*\n" : c->signals);
+    struct pg_params p = {0};
+    pg_p_text(&p, s->channel);
+    pg_p_text(&p, payload);
+    pg_pipeline_send(c, sql, &p, "notifying the other servers");
+}
+
+int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
+{
+    pg_pipeline_begin(c);
+    int rc = pg_states_send(c, err);
+    if (rc == 0) { /* else no COMMIT: the caller rolls back */
+        if (c->signals_len > 0 || c->signals_all)
+            send_signals(s, c);
+        if (c->feed.n > 0)
+            send_feed_page(c);
+        pg_pipeline_send_text(c, "COMMIT", "committing");
     }
-    if (c->signals_len > 0 || c->signals_all) {
-        static const char sql_notify[] = "SELECT pg_notify($1, $2)";
-        char payload[PG_SIGNALS_MAX + 32];
-        snprintf(payload, sizeof payload, "%s\n%s", s->origin, c->signals_all ? "*\n" : c->signals);
-        struct pg_params p = {0};
-        pg_p_text(&p, s->channel);
-        pg_p_text(&p, payload);
-        rc = pg_command(c, sql_notify, &p, "notifying the other servers", NULL, err);
-    }
-    return rc;
+    int piped = pg_pipeline_end(c, rc == 0 ? err : NULL);
+    return rc < 0 ? rc : piped;
 }
 
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c)
@@ -233,9 +238,7 @@ static int run_tx(struct store_pg *s, pg_op_fn fn, void *arg, bool write, errand
         rc = pg_exec(c, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
         if (rc == 0)
             rc = fn(c, arg, err);
-        if (rc == 0 && write)
-            rc = store_pg_before_commit(s, c, err);
-        if (rc == 0 && (rc = pg_exec(c, "COMMIT", err)) == 0) {
+        if (rc == 0 && (rc = write ? store_pg_commit(s, c, err) : pg_exec(c, "COMMIT", err)) == 0) {
             store_pg_after_commit(s, c);
             break;
         }
@@ -257,6 +260,16 @@ int store_pg_write(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err
 int store_pg_read(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)
 {
     return run_tx(s, fn, arg, false, err);
+}
+
+int store_pg_read_single(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)
+{
+    struct pg_conn *c = store_pg_acquire(s, err);
+    if (!c)
+        return ERRAND_ESTORE;
+    int rc = fn(c, arg, err);
+    store_pg_release(s, c);
+    return rc;
 }
 
 /* --- the listener --------------------------------------------------------------------- */
@@ -428,6 +441,8 @@ static int store_pg_open(const char *url, const struct store_options *opt, store
         store_pg_close(&s->base);
         return rc;
     }
+    log_info("store opened", "store=postgresql schema=%d channel=\"%s\" pool=%d",
+             pg_schema_version(), s->channel, STORE_PG_POOL);
     *out = &s->base;
     return 0;
 }

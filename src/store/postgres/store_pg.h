@@ -3,10 +3,10 @@
  * store_pg.h — the PostgreSQL backend's shared parts, for its own files only
  * (store_pg.c: open, close, point reads, the transaction runner and the listener;
  * pg_transition.c: state changes and counters; store_pg_submit.c: submissions and cancel;
- * store_pg_worker.c: claim, heartbeat, report, sweep; store_pg_list.c: listings, history,
- * logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused tasks, failure
- * groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change feed).
- * Everyone else uses store.h.
+ * store_pg_worker.c: claim, heartbeat, sweep; store_pg_report.c: report; store_pg_list.c:
+ * listings, history, logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused
+ * tasks, failure groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change
+ * feed). Everyone else uses store.h.
  *
  * Shape of the backend, and why (docs/architecture.md, "PostgreSQL"):
  *  - a pool of connections; every call takes one, runs its op in a transaction
@@ -77,13 +77,17 @@ typedef int (*pg_op_fn)(struct pg_conn *c, void *arg, errand_error *err);
 int store_pg_write(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
 /* Runs fn in a read-only REPEATABLE READ transaction (one snapshot for all its reads). */
 int store_pg_read(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
+/* Runs fn, which reads with a single statement (its own snapshot), outside a transaction:
+ * one round trip instead of three. */
+int store_pg_read_single(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
 
 /* The pool, for a caller that runs its own transactions (the submitter). */
 struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err);
 void store_pg_release(struct store_pg *s, struct pg_conn *c);
-/* Writes c's feed page (if any) and sends its wake-ups, in c's open transaction; then the
- * caller commits. */
-int store_pg_before_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
+/* Commits c's open transaction with what its ops gathered: the state-history rows, the
+ * wake-ups, the feed page, then COMMIT, all in one pipeline (one round trip). On failure the
+ * caller rolls back. */
+int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
 /* After a commit: runs the local callbacks for what c gathered, and forgets it. */
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
 
@@ -122,9 +126,24 @@ int pg_run_current_get(struct pg_conn *c, const char *id, bool with_delays, bool
 int pg_transition_write(struct pg_conn *c, const struct run_current *cur,
                         const struct run_update *u, int64_t now_ms, struct run_count_delta *counts,
                         errand_error *err);
-/* Appends one history row (used by submission and claim too) and its change-feed event. */
+/* A batch of transitions written with one UPDATE: pg_transition_queue adds one (and does
+ * at once what it implies besides the UPDATE: counters, failure group, wake-ups, history
+ * row), pg_transitions_flush writes them all, fenced like pg_transition_write (ECONFLICT
+ * naming a run when one was refused). A run may be in a batch once: flush before queueing
+ * the same run again. */
+struct pg_transitions;
+struct pg_transitions *pg_transitions_new(void); /* NULL: out of memory */
+void pg_transitions_free(struct pg_transitions *t);
+int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struct run_current *cur,
+                        const struct run_update *u, int64_t now_ms, struct run_count_delta *counts,
+                        errand_error *err);
+int pg_transitions_flush(struct pg_conn *c, struct pg_transitions *t, errand_error *err);
+/* Appends one history row (used by submission and claim too) and its change-feed event:
+ * gathered in c, written at the commit: pg_states_send adds the INSERT to c's open pipeline
+ * (store_pg_commit's). */
 int pg_state_append(struct pg_conn *c, const char *run_id, int seq, errand_state type,
                     const char *name, int64_t at_ms, const char *message, errand_error *err);
+int pg_states_send(struct pg_conn *c, errand_error *err);
 /* run_tally_move / run_tally_remove, writing the tally first when it is full. */
 int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task,
                   const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err);
@@ -139,6 +158,14 @@ int pg_failure_add(struct pg_conn *c, const char *task, const char *run_id, cons
 int pg_failure_remove(struct pg_conn *c, const char *task, const char *message, errand_error *err);
 
 /* --- shared by several files ---------------------------------------------------------- */
+
+/* Undoes the expiry of cur's lease `token` (run_expired_lease_of checked): the transition
+ * queued in t, or written at once when t is NULL. cur is updated (store_pg_worker.c). */
+int pg_lease_resume(struct pg_conn *c, struct pg_transitions *t, struct run_current *cur,
+                    const char *token, const char *worker, int64_t now_ms, int64_t lease_expires,
+                    struct run_count_delta *counts, errand_error *err);
+/* Records that worker was seen at now_ms (at most every STORE_PG_WORKER_SEEN_MS). */
+int pg_worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand_error *err);
 
 /* A worker's last_seen is rewritten at most this often unless something else changes. */
 #define STORE_PG_WORKER_SEEN_MS 1000

@@ -5,7 +5,7 @@
  * store_sqlite_events.c, with the same semantics. (The hook called after a commit that added
  * events, store_pg_on_events, is store_pg.c's.)
  *
- * The events are gathered by pg_state_append and stored by store_pg_before_commit as one
+ * The events are gathered by pg_state_append and stored by store_pg_commit as one
  * run_feed page per committing transaction (feed_page.h), numbered from feed_head under its
  * row lock, so the feed holds exactly the committed changes in commit order.
  *
@@ -65,59 +65,6 @@ static int read_page(int64_t first_seq, const void *data, size_t len, int64_t af
                                 "store: change-feed page %lld is truncated", (long long)first_seq);
 }
 
-/* A text[] literal ('{"a","b"}') built element by element, passed as one parameter. */
-struct text_array {
-    char *buf;
-    size_t len, cap;
-    size_t n;
-};
-
-static int array_reserve(struct text_array *a, size_t more, errand_error *err)
-{
-    if (a->len + more + 1 <= a->cap)
-        return 0;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < a->len + more + 1)
-        cap *= 2;
-    char *buf = mem_realloc(a->buf, cap);
-    if (!buf)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    a->buf = buf;
-    a->cap = cap;
-    return 0;
-}
-
-/* Adds s as a quoted element (backslash and double quote escaped), opening the array first. */
-static int array_add(struct text_array *a, const char *s, errand_error *err)
-{
-    size_t slen = strlen(s);
-    int rc = array_reserve(a, 2 * slen + 4, err);
-    if (rc < 0)
-        return rc;
-    a->buf[a->len++] = a->n > 0 ? ',' : '{';
-    a->buf[a->len++] = '"';
-    for (const char *p = s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *p;
-    }
-    a->buf[a->len++] = '"';
-    a->buf[a->len] = '\0';
-    a->n++;
-    return 0;
-}
-
-/* Closes the array (of at least one element); a->buf is then the literal. */
-static int array_end(struct text_array *a, errand_error *err)
-{
-    int rc = array_reserve(a, 1, err);
-    if (rc == 0) {
-        a->buf[a->len++] = '}';
-        a->buf[a->len] = '\0';
-    }
-    return rc;
-}
-
 /* The task of each event of out from index `from` on: its run's, NULL when the run is gone
  * (deleted by retention). One statement for them all; its rows are sorted by id byte-wise
  * (COLLATE "C", strcmp's order) and searched. */
@@ -127,20 +74,18 @@ static int fill_tasks(struct pg_conn *c, struct run_event_list *out, size_t from
                               "ORDER BY id COLLATE \"C\"";
     if (from >= out->n)
         return 0;
-    struct text_array ids = {0};
-    int rc = 0;
-    for (size_t i = from; rc == 0 && i < out->n; i++)
-        rc = array_add(&ids, out->items[i].id, err);
-    if (rc == 0)
-        rc = array_end(&ids, err);
+    struct pg_array ids = {0};
+    for (size_t i = from; i < out->n; i++)
+        pg_array_text(&ids, out->items[i].id);
+    int rc = pg_array_check(&ids, err);
     PGresult *r = NULL;
     if (rc == 0) {
         struct pg_params p = {0};
-        pg_p_text(&p, ids.buf);
+        pg_p_array(&p, &ids);
         if (!(r = pg_query(c, sql, &p, "reading the tasks of events", err)))
             rc = ERRAND_ESTORE;
     }
-    mem_free(ids.buf);
+    pg_array_free(&ids);
     int rows = r ? PQntuples(r) : 0;
     for (size_t i = from; rc == 0 && i < out->n; i++) {
         struct run_event *e = &out->items[i];

@@ -77,81 +77,6 @@ static void expired_clear(struct retention_op *op)
     op->workers = 0;
 }
 
-/* --- text arrays ---------------------------------------------------------------------- */
-
-/* A text[] literal ('{"a","b"}') built element by element, passed as one parameter. */
-struct text_array {
-    char *buf;
-    size_t len, cap;
-    size_t n;
-};
-
-static int array_reserve(struct text_array *a, size_t more, errand_error *err)
-{
-    if (a->len + more + 1 <= a->cap)
-        return 0;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < a->len + more + 1)
-        cap *= 2;
-    char *buf = mem_realloc(a->buf, cap);
-    if (!buf)
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    a->buf = buf;
-    a->cap = cap;
-    return 0;
-}
-
-/* Starts (or starts again) an empty array. */
-static int array_begin(struct text_array *a, errand_error *err)
-{
-    a->len = 0;
-    a->n = 0;
-    int rc = array_reserve(a, 2, err);
-    if (rc == 0) {
-        a->buf[a->len++] = '{';
-        a->buf[a->len] = '\0';
-    }
-    return rc;
-}
-
-/* Adds s as a quoted element (backslash and double quote escaped). */
-static int array_add(struct text_array *a, const char *s, errand_error *err)
-{
-    size_t slen = strlen(s);
-    int rc = array_reserve(a, 2 * slen + 4, err);
-    if (rc < 0)
-        return rc;
-    if (a->n > 0)
-        a->buf[a->len++] = ',';
-    a->buf[a->len++] = '"';
-    for (const char *p = s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *p;
-    }
-    a->buf[a->len++] = '"';
-    a->buf[a->len] = '\0';
-    a->n++;
-    return 0;
-}
-
-/* Closes the array; a->buf is then the literal. */
-static int array_end(struct text_array *a, errand_error *err)
-{
-    int rc = array_reserve(a, 1, err);
-    if (rc == 0) {
-        a->buf[a->len++] = '}';
-        a->buf[a->len] = '\0';
-    }
-    return rc;
-}
-
-static void array_free(struct text_array *a)
-{
-    mem_free(a->buf);
-    *a = (struct text_array){0};
-}
-
 /* --- finding the runs ----------------------------------------------------------------- */
 
 /* Copies row `row` of r (DELETABLE_COLUMNS) into out. */
@@ -204,8 +129,8 @@ static int find_expired(struct pg_conn *c, struct retention_op *op, errand_error
 /* --- deleting them -------------------------------------------------------------------- */
 
 /* Appends the (tag, run id) pairs of r's tags to tags and run_ids. */
-static int add_tags(const struct expired_run *r, struct text_array *tags,
-                    struct text_array *run_ids, errand_error *err)
+static int add_tags(const struct expired_run *r, struct pg_array *tags, struct pg_array *run_ids,
+                    errand_error *err)
 {
     if (!r->tags)
         return 0;
@@ -217,16 +142,15 @@ static int add_tags(const struct expired_run *r, struct text_array *tags,
                          "JSON array",
                          r->id);
     }
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(list); i++) {
+    for (size_t i = 0; i < json_array_size(list); i++) {
         const char *tag = json_string_value(json_array_get(list, i));
         if (!tag)
             continue;
-        if ((rc = array_add(tags, tag, err)) == 0)
-            rc = array_add(run_ids, r->id, err);
+        pg_array_text(tags, tag);
+        pg_array_text(run_ids, r->id);
     }
     json_decref(list);
-    return rc;
+    return 0;
 }
 
 /* Deletes the n runs of runs (locked by this transaction) with their history, logs and tags,
@@ -242,33 +166,31 @@ static int delete_runs_rows(struct pg_conn *c, const struct expired_run *runs, s
     static const char sql_runs[] = "DELETE FROM task_runs WHERE id = ANY($1::text[])";
     if (n == 0)
         return 0;
-    struct text_array ids = {0}, tags = {0}, tag_runs = {0};
-    int rc = array_begin(&ids, err);
-    if (rc == 0 && (rc = array_begin(&tags, err)) == 0)
-        rc = array_begin(&tag_runs, err);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if ((rc = array_add(&ids, runs[i].id, err)) == 0)
-            rc = add_tags(&runs[i], &tags, &tag_runs, err);
-    if (rc == 0 && (rc = array_end(&ids, err)) == 0 && (rc = array_end(&tags, err)) == 0)
-        rc = array_end(&tag_runs, err);
+    struct pg_array ids = {0}, tags = {0}, tag_runs = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pg_array_text(&ids, runs[i].id);
+        rc = add_tags(&runs[i], &tags, &tag_runs, err);
+    }
+    if (rc == 0 && (rc = pg_array_check(&ids, err)) == 0 && (rc = pg_array_check(&tags, err)) == 0)
+        rc = pg_array_check(&tag_runs, err);
     struct pg_params p = {0};
-    if (rc == 0)
-        pg_p_text(&p, ids.buf);
+    pg_p_array(&p, &ids);
     if (rc == 0)
         rc = pg_command(c, sql_states, &p, "deleting run states", NULL, err);
     if (rc == 0)
         rc = pg_command(c, sql_logs, &p, "deleting run logs", NULL, err);
     if (rc == 0 && tags.n > 0) {
         struct pg_params q = {0};
-        pg_p_text(&q, tags.buf);
-        pg_p_text(&q, tag_runs.buf);
+        pg_p_array(&q, &tags);
+        pg_p_array(&q, &tag_runs);
         rc = pg_command(c, sql_tags, &q, "deleting run tags", NULL, err);
     }
     if (rc == 0)
         rc = pg_command(c, sql_runs, &p, "deleting runs", NULL, err);
-    array_free(&ids);
-    array_free(&tags);
-    array_free(&tag_runs);
+    pg_array_free(&ids);
+    pg_array_free(&tags);
+    pg_array_free(&tag_runs);
     struct run_count_delta counts = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (runs[i].message && (rc = pg_failure_remove(c, runs[i].task, runs[i].message, err)) < 0)
@@ -306,22 +228,19 @@ static int collect_freed(struct pg_conn *c, struct retention_op *op, errand_erro
     }
     if (op->freed.n == 0)
         return 0;
-    struct text_array refs = {0};
-    int rc = array_begin(&refs, err);
-    for (size_t i = 0; rc == 0 && i < op->freed.n; i++)
-        rc = array_add(&refs, op->freed.refs[i], err);
-    if (rc == 0)
-        rc = array_end(&refs, err);
+    struct pg_array refs = {0};
+    for (size_t i = 0; i < op->freed.n; i++)
+        pg_array_text(&refs, op->freed.refs[i]);
+    int rc = pg_array_check(&refs, err);
     struct pg_params p = {0};
-    if (rc == 0)
-        pg_p_text(&p, refs.buf);
+    pg_p_array(&p, &refs);
     PGresult *r = NULL;
     /* two statements: the check must see what committed while this one waited for a lock */
     if (rc == 0)
         rc = pg_command(c, sql_lock, &p, "locking result references", NULL, err);
     if (rc == 0 && !(r = pg_query(c, sql_used, &p, "finding used result references", err)))
         rc = ERRAND_ESTORE;
-    array_free(&refs);
+    pg_array_free(&refs);
     if (rc < 0)
         return rc;
     size_t kept = 0;
@@ -394,23 +313,21 @@ static int delete_ids_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     expired_clear(&op->base);
     op->deleted = 0;
     int64_t now_ms = clock_now_ms();
-    struct text_array ids = {0};
-    int rc = array_begin(&ids, err);
-    for (size_t i = 0; rc == 0 && i < op->n; i++) {
+    struct pg_array ids = {0};
+    for (size_t i = 0; i < op->n; i++) {
         char norm[UUID_STR_LEN];
         store_pg_norm_id(op->ids[i], norm);
-        rc = array_add(&ids, norm, err);
+        pg_array_text(&ids, norm);
     }
-    if (rc == 0)
-        rc = array_end(&ids, err);
+    int rc = pg_array_check(&ids, err);
     PGresult *r = NULL;
     if (rc == 0) {
         struct pg_params p = {0};
-        pg_p_text(&p, ids.buf);
+        pg_p_array(&p, &ids);
         if (!(r = pg_query(c, sql, &p, "finding runs to delete", err)))
             rc = ERRAND_ESTORE;
     }
-    array_free(&ids);
+    pg_array_free(&ids);
     if (rc == 0)
         rc = read_all_deletable(r, &op->base, err);
     PQclear(r);

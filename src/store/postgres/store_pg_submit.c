@@ -10,11 +10,18 @@
  * commits what queued up meanwhile in one transaction, each submission in its savepoint, so
  * one bad submission fails alone and a burst of single submits costs one commit.
  *
+ * A batch is written set-wise, a statement per step rather than per run: the stored
+ * idempotency keys of the whole batch in one query, its cache hits in one, its runs in one
+ * INSERT ... SELECT FROM unnest(...) and its tags in another (history rows go at the commit,
+ * with the connection's). A key repeated within the batch yields its first run, as if the
+ * runs had been inserted one by one.
+ *
  * Idempotency across servers: two servers inserting the same key at once meet at the
  * unique index task_runs_idempotency; the one that loses gets a unique violation, rolls back
  * to its savepoint and runs the submission again, and then finds the other's run.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -64,124 +71,6 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->created = false;
 }
 
-/* The run of task submitted before under key (keys are per task), if any. */
-static int find_idempotent(struct pg_conn *c, const char *task, const char *key,
-                           struct submit_slot *slot, bool *found, errand_error *err)
-{
-    static const char sql[] =
-        "SELECT " PG_RUN_COLUMNS " FROM task_runs WHERE task = $1 AND idempotency_key = $2";
-    *found = false;
-    struct pg_params p = {0};
-    pg_p_text(&p, task);
-    pg_p_text(&p, key);
-    PGresult *r = pg_query(c, sql, &p, "looking up an idempotency key", err);
-    if (!r)
-        return ERRAND_ESTORE;
-    int rc = 0;
-    if (PQntuples(r) == 1) {
-        store_pg_read_run(r, 0, 0, &slot->answer);
-        rc = run_row_own_strings(&slot->answer, err);
-        slot->answered = *found = rc == 0;
-        if (rc < 0)
-            memset(&slot->answer, 0, sizeof slot->answer);
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* The newest unexpired result of task under cache key (keys are per task), if any. */
-static int find_cached(struct pg_conn *c, const char *task, const char *key, int64_t now_ms,
-                       struct submit_slot *slot, errand_error *err)
-{
-    static const char sql[] =
-        "SELECT id, result, result_ref, cache_expires_at FROM task_runs "
-        "WHERE task = $3 AND cache_key = $1 AND state_type = 3 AND state_name = 'Completed' "
-        "AND (cache_expires_at IS NULL OR cache_expires_at > $2) "
-        "ORDER BY finished DESC LIMIT 1 FOR KEY SHARE";
-    struct pg_params p = {0};
-    pg_p_text(&p, key);
-    pg_p_i64(&p, now_ms);
-    pg_p_text(&p, task);
-    PGresult *r = pg_query(c, sql, &p, "looking up a cache key", err);
-    if (!r)
-        return ERRAND_ESTORE;
-    int rc = 0;
-    if (PQntuples(r) == 1) {
-        const char *result = pg_get_text(r, 0, 1), *ref = pg_get_text(r, 0, 2);
-        slot->cache_message = mem_printf(CACHE_MESSAGE_FMT, pg_get_text(r, 0, 0));
-        slot->cache_result = result ? mem_strdup(result) : NULL;
-        slot->cache_result_ref = ref ? mem_strdup(ref) : NULL;
-        slot->cache_expires_at = pg_get_i64(r, 0, 3);
-        slot->cached = true;
-        if (!slot->cache_message || (result && !slot->cache_result) ||
-            (ref && !slot->cache_result_ref))
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int insert_run(struct pg_conn *c, const struct run_spec *spec,
-                      const struct submit_slot *slot, int64_t now_ms,
-                      struct run_count_delta *counts, errand_error *err)
-{
-    static const char sql[] =
-        "INSERT INTO task_runs (id, task, parameters, state_type, state_name, state_timestamp, "
-        "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
-        "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
-        "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed, retry_of) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-        "$17, $18, $19, $20, $21, $22, $23, $24, ($4::integer = 0 AND $10::bigint > $6::bigint), "
-        "$25)";
-    static const char sql_tag[] =
-        "INSERT INTO task_run_tags (tag, run_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-    errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
-    const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
-    const char *message = slot->cached ? slot->cache_message : "";
-    struct pg_params p = {0};
-    pg_p_text(&p, slot->id);
-    pg_p_text(&p, spec->task);
-    pg_p_text(&p, spec->parameters);
-    pg_p_int(&p, (int)state);
-    pg_p_text(&p, name);
-    pg_p_i64(&p, now_ms);
-    pg_p_text(&p, message);
-    pg_p_int(&p, spec->retries + 1);
-    pg_p_i64(&p, now_ms);
-    pg_p_i64(&p, spec->scheduled_at_ms);
-    pg_p_ms(&p, slot->cached ? now_ms : 0);
-    pg_p_int(&p, spec->priority);
-    pg_p_text(&p, spec->tags ? spec->tags : "[]");
-    pg_p_text(&p, spec->idempotency_key);
-    pg_p_text(&p, spec->cache_key);
-    pg_p_positive(&p, spec->cache_expiration_seconds);
-    pg_p_ms(&p, slot->cached ? slot->cache_expires_at : 0);
-    pg_p_int(&p, spec->retries);
-    pg_p_text(&p, slot->delays_text);
-    pg_p_double(&p, spec->retry_jitter_factor);
-    pg_p_positive(&p, spec->timeout_seconds);
-    pg_p_opt_int(&p, spec->persist_result);
-    pg_p_text(&p, slot->cached ? slot->cache_result : NULL);
-    pg_p_text(&p, slot->cached ? slot->cache_result_ref : NULL);
-    pg_p_text(&p, spec->retry_of);
-    int rc = pg_command(c, sql, &p, "inserting a run", NULL, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = pg_count_move(c, counts, spec->task, slot->id, -1, state, now_ms, err)) < 0)
-        return rc;
-    for (size_t i = 0; i < json_array_size(slot->tags); i++) {
-        struct pg_params t = {0};
-        pg_p_text(&t, json_string_value(json_array_get(slot->tags, i)));
-        pg_p_text(&t, slot->id);
-        if ((rc = pg_command(c, sql_tag, &t, "tagging a run", NULL, err)) < 0)
-            return rc;
-    }
-    if (state == ERRAND_STATE_SCHEDULED)
-        pg_signal_due(c, spec->task);
-    return pg_state_append(c, slot->id, 1, state, name, now_ms, message, err);
-}
-
 /* The row of a run this submission creates, from the spec (no read back); owned. */
 static int created_row(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
                        struct run_row *r, errand_error *err)
@@ -216,37 +105,309 @@ static int created_row(const struct run_spec *spec, const struct submit_slot *sl
     return rc;
 }
 
-/* The op: every run of the batch, or (by returning an error) none. Re-runnable. */
+/* The (task, key) pairs of some slots, as two arrays for unnest, and the slot of each pair
+ * (a query's `WITH ORDINALITY` number k_i is its index + 1). */
+struct key_set {
+    struct pg_array tasks, keys;
+    size_t *slot;
+    size_t n;
+};
+
+static void key_set_free(struct key_set *k)
+{
+    pg_array_free(&k->tasks);
+    pg_array_free(&k->keys);
+    mem_free(k->slot);
+}
+
+/* The idempotency keys (cache: the cache keys) of the slots with want[i] (NULL: all). */
+static int key_set_build(struct key_set *k, const struct submit_op *op, const bool *want,
+                         bool cache, errand_error *err)
+{
+    *k = (struct key_set){0};
+    if (!(k->slot = mem_calloc(op->n ? op->n : 1, sizeof *k->slot)))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < op->n; i++) {
+        const char *key = cache ? op->specs[i].cache_key : op->specs[i].idempotency_key;
+        if (!key || (want && !want[i]))
+            continue;
+        pg_array_text(&k->tasks, op->specs[i].task);
+        pg_array_text(&k->keys, key);
+        k->slot[k->n++] = i;
+    }
+    int rc = pg_array_check(&k->tasks, err);
+    return rc < 0 ? rc : pg_array_check(&k->keys, err);
+}
+
+/* Runs sql with the key set (and now_ms as $3 when cache); NULL result when the set is empty. */
+static int key_set_query(struct pg_conn *c, const struct key_set *k, const char *sql,
+                         const int64_t *now_ms, const char *what, PGresult **out, errand_error *err)
+{
+    *out = NULL;
+    if (k->n == 0)
+        return 0;
+    struct pg_params p = {0};
+    pg_p_array(&p, &k->tasks);
+    pg_p_array(&p, &k->keys);
+    if (now_ms)
+        pg_p_i64(&p, *now_ms);
+    return (*out = pg_query(c, sql, &p, what, err)) ? 0 : ERRAND_ESTORE;
+}
+
+/* Answers every slot whose (task, idempotency key) is stored already with the stored run
+ * (keys are per task), in one query. */
+static int find_idempotent(struct pg_conn *c, struct submit_op *op, errand_error *err)
+{
+    static const char sql[] =
+        "SELECT u.k_i, " PG_RUN_COLUMNS " FROM unnest($1::text[], $2::text[]) "
+        "WITH ORDINALITY AS u(k_task, k_key, k_i) "
+        "JOIN task_runs ON task = u.k_task AND idempotency_key = u.k_key";
+    struct key_set k;
+    PGresult *r = NULL;
+    int rc = key_set_build(&k, op, NULL, false, err);
+    if (rc == 0)
+        rc = key_set_query(c, &k, sql, NULL, "looking up idempotency keys", &r, err);
+    for (int row = 0; r && rc == 0 && row < PQntuples(r); row++) {
+        struct submit_slot *slot = &op->slots[k.slot[pg_get_i64(r, row, 0) - 1]];
+        store_pg_read_run(r, row, 1, &slot->answer);
+        if ((rc = run_row_own_strings(&slot->answer, err)) < 0)
+            memset(&slot->answer, 0, sizeof slot->answer);
+        slot->answered = rc == 0;
+    }
+    PQclear(r);
+    key_set_free(&k);
+    return rc;
+}
+
+/* For every run to create with a cache key: the newest unexpired result of its task under
+ * that key (keys are per task), if any, in one query. */
+static int find_cached(struct pg_conn *c, struct submit_op *op, const bool *create,
+                       errand_error *err)
+{
+    static const char sql[] =
+        "SELECT u.k_i, hit.id, hit.result, hit.result_ref, hit.cache_expires_at "
+        "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(k_task, k_key, k_i) "
+        "CROSS JOIN LATERAL (SELECT id, result, result_ref, cache_expires_at FROM task_runs "
+        "WHERE task = u.k_task AND cache_key = u.k_key AND state_type = 3 "
+        "AND state_name = 'Completed' AND (cache_expires_at IS NULL OR cache_expires_at > $3) "
+        "ORDER BY finished DESC LIMIT 1 FOR KEY SHARE) AS hit";
+    struct key_set k;
+    PGresult *r = NULL;
+    int rc = key_set_build(&k, op, create, true, err);
+    if (rc == 0)
+        rc = key_set_query(c, &k, sql, &op->now_ms, "looking up cache keys", &r, err);
+    for (int row = 0; r && rc == 0 && row < PQntuples(r); row++) {
+        struct submit_slot *slot = &op->slots[k.slot[pg_get_i64(r, row, 0) - 1]];
+        const char *result = pg_get_text(r, row, 2), *ref = pg_get_text(r, row, 3);
+        slot->cache_message = mem_printf(CACHE_MESSAGE_FMT, pg_get_text(r, row, 1));
+        slot->cache_result = result ? mem_strdup(result) : NULL;
+        slot->cache_result_ref = ref ? mem_strdup(ref) : NULL;
+        slot->cache_expires_at = pg_get_i64(r, row, 4);
+        slot->cached = true;
+        if (!slot->cache_message || (result && !slot->cache_result) ||
+            (ref && !slot->cache_result_ref))
+            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    PQclear(r);
+    key_set_free(&k);
+    return rc;
+}
+
+/* The first run of the batch before i to be created under the same (task, idempotency key)
+ * as i, if any (SIZE_MAX when none): i then yields that run. */
+static size_t same_key_before(const struct submit_op *op, const bool *create, size_t i)
+{
+    const struct run_spec *spec = &op->specs[i];
+    for (size_t j = 0; spec->idempotency_key && j < i; j++) {
+        const struct run_spec *o = &op->specs[j];
+        if (create[j] && o->idempotency_key &&
+            strcmp(o->idempotency_key, spec->idempotency_key) == 0 &&
+            strcmp(o->task, spec->task) == 0)
+            return j;
+    }
+    return SIZE_MAX;
+}
+
+/* The columns of new runs, one array each, in the order of sql_insert's unnest. */
+enum {
+    COL_ID,
+    COL_TASK,
+    COL_PARAMETERS,
+    COL_STATE_TYPE,
+    COL_STATE_NAME,
+    COL_STATE_MESSAGE,
+    COL_MAX_ATTEMPTS,
+    COL_SCHEDULED_AT,
+    COL_FINISHED,
+    COL_PRIORITY,
+    COL_TAGS,
+    COL_IDEMPOTENCY,
+    COL_CACHE_KEY,
+    COL_CACHE_EXPIRATION,
+    COL_CACHE_EXPIRES_AT,
+    COL_RETRIES,
+    COL_RETRY_DELAYS,
+    COL_JITTER,
+    COL_TIMEOUT,
+    COL_PERSIST,
+    COL_RESULT,
+    COL_RESULT_REF,
+    COL_RETRY_OF,
+    N_COLS
+};
+
+/* Adds the run of slot (created) to the columns. */
+static void add_run(struct pg_array *col, const struct run_spec *spec,
+                    const struct submit_slot *slot, int64_t now_ms)
+{
+    pg_array_text(&col[COL_ID], slot->id);
+    pg_array_text(&col[COL_TASK], spec->task);
+    pg_array_text(&col[COL_PARAMETERS], spec->parameters);
+    pg_array_i64(&col[COL_STATE_TYPE],
+                 slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED);
+    pg_array_text(&col[COL_STATE_NAME], slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED);
+    pg_array_text(&col[COL_STATE_MESSAGE], slot->cached ? slot->cache_message : "");
+    pg_array_i64(&col[COL_MAX_ATTEMPTS], spec->retries + 1);
+    pg_array_i64(&col[COL_SCHEDULED_AT], spec->scheduled_at_ms);
+    pg_array_ms(&col[COL_FINISHED], slot->cached ? now_ms : 0);
+    pg_array_i64(&col[COL_PRIORITY], spec->priority);
+    pg_array_text(&col[COL_TAGS], spec->tags ? spec->tags : "[]");
+    pg_array_text(&col[COL_IDEMPOTENCY], spec->idempotency_key);
+    pg_array_text(&col[COL_CACHE_KEY], spec->cache_key);
+    pg_array_positive(&col[COL_CACHE_EXPIRATION], spec->cache_expiration_seconds);
+    pg_array_ms(&col[COL_CACHE_EXPIRES_AT], slot->cached ? slot->cache_expires_at : 0);
+    pg_array_i64(&col[COL_RETRIES], spec->retries);
+    pg_array_text(&col[COL_RETRY_DELAYS], slot->delays_text);
+    pg_array_double(&col[COL_JITTER], spec->retry_jitter_factor);
+    pg_array_positive(&col[COL_TIMEOUT], spec->timeout_seconds);
+    if (spec->persist_result < 0)
+        pg_array_text(&col[COL_PERSIST], NULL);
+    else
+        pg_array_i64(&col[COL_PERSIST], spec->persist_result);
+    pg_array_text(&col[COL_RESULT], slot->cached ? slot->cache_result : NULL);
+    pg_array_text(&col[COL_RESULT_REF], slot->cached ? slot->cache_result_ref : NULL);
+    pg_array_text(&col[COL_RETRY_OF], spec->retry_of);
+}
+
+/* Inserts the runs to create (and their tags) with one statement each. */
+static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool *create,
+                       errand_error *err)
+{
+    static const char sql_insert[] =
+        "INSERT INTO task_runs (id, task, parameters, state_type, state_name, state_timestamp, "
+        "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
+        "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
+        "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
+        "persist_result, result, result_ref, delayed, retry_of) "
+        "SELECT id, task, parameters, state_type, state_name, $1::bigint, state_message, 1, 0, "
+        "max_attempts, $1::bigint, scheduled_at, finished, priority, tags, idempotency_key, "
+        "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
+        "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, "
+        "(state_type = 0 AND scheduled_at > $1::bigint), retry_of "
+        "FROM unnest($2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], "
+        "$8::integer[], $9::bigint[], $10::bigint[], $11::integer[], $12::text[], $13::text[], "
+        "$14::text[], $15::double precision[], $16::bigint[], $17::integer[], $18::text[], "
+        "$19::double precision[], $20::double precision[], $21::integer[], $22::text[], "
+        "$23::text[], $24::text[]) AS u(id, task, parameters, state_type, state_name, "
+        "state_message, max_attempts, scheduled_at, finished, priority, tags, idempotency_key, "
+        "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
+        "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, retry_of)";
+    static const char sql_tags[] = "INSERT INTO task_run_tags (tag, run_id) "
+                                   "SELECT * FROM unnest($1::text[], $2::text[]) "
+                                   "ON CONFLICT DO NOTHING";
+    struct pg_array col[N_COLS] = {0}, tags = {0}, tag_runs = {0};
+    for (size_t i = 0; i < op->n; i++) {
+        if (!create[i])
+            continue;
+        add_run(col, &op->specs[i], &op->slots[i], op->now_ms);
+        const json_t *list = op->slots[i].tags;
+        for (size_t t = 0; t < json_array_size(list); t++) {
+            pg_array_text(&tags, json_string_value(json_array_get(list, t)));
+            pg_array_text(&tag_runs, op->slots[i].id);
+        }
+    }
+    int rc = pg_array_check(&tags, err);
+    if (rc == 0)
+        rc = pg_array_check(&tag_runs, err);
+    struct pg_params p = {0};
+    pg_p_i64(&p, op->now_ms);
+    for (int k = 0; k < N_COLS; k++) {
+        if (rc == 0)
+            rc = pg_array_check(&col[k], err);
+        pg_p_array(&p, &col[k]);
+    }
+    if (rc == 0 && col[COL_ID].n > 0)
+        rc = pg_command(c, sql_insert, &p, "inserting runs", NULL, err);
+    if (rc == 0 && tags.n > 0) {
+        struct pg_params t = {0};
+        pg_p_array(&t, &tags);
+        pg_p_array(&t, &tag_runs);
+        rc = pg_command(c, sql_tags, &t, "tagging runs", NULL, err);
+    }
+    for (int k = 0; k < N_COLS; k++)
+        pg_array_free(&col[k]);
+    pg_array_free(&tags);
+    pg_array_free(&tag_runs);
+    return rc;
+}
+
+/* What creating slot's run implies besides its row: the counters, the wake-up, the first
+ * state (and its feed event). */
+static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, errand_error *err)
+{
+    const struct run_spec *spec = &op->specs[i];
+    struct submit_slot *slot = &op->slots[i];
+    errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
+    const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+    int rc = pg_count_move(c, &op->counts, spec->task, slot->id, -1, state, op->now_ms, err);
+    if (rc < 0)
+        return rc;
+    if (state == ERRAND_STATE_SCHEDULED)
+        pg_signal_due(c, spec->task);
+    if ((rc = pg_state_append(c, slot->id, 1, state, name, op->now_ms,
+                              slot->cached ? slot->cache_message : "", err)) < 0)
+        return rc;
+    if (slot->cached) {
+        if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
+            return rc;
+        slot->answered = true;
+    }
+    slot->created = true;
+    return 0;
+}
+
+/* The op: every run of the batch, or (by returning an error) none. Re-runnable. A set at a
+ * time: the stored idempotency keys; which runs to create (not stored, and not a key
+ * repeated in the batch); their cache hits; one insert of them all; then the repeats get
+ * their first run. */
 static int submit_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
     struct submit_op *op = arg;
     run_tally_reset(&op->counts);
     for (size_t i = 0; i < op->n; i++)
         slot_clear_outputs(&op->slots[i]);
-    for (size_t i = 0; i < op->n; i++) {
-        const struct run_spec *spec = &op->specs[i];
+    bool *create = mem_calloc(op->n ? op->n : 1, sizeof *create);
+    if (!create)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = find_idempotent(c, op, err);
+    for (size_t i = 0; rc == 0 && i < op->n; i++)
+        create[i] = !op->slots[i].answered && same_key_before(op, create, i) == SIZE_MAX;
+    if (rc == 0)
+        rc = find_cached(c, op, create, err);
+    if (rc == 0)
+        rc = insert_runs(c, op, create, err);
+    for (size_t i = 0; rc == 0 && i < op->n; i++) {
         struct submit_slot *slot = &op->slots[i];
-        int rc;
-        if (spec->idempotency_key) {
-            bool found = false;
-            if ((rc = find_idempotent(c, spec->task, spec->idempotency_key, slot, &found, err)) < 0)
-                return rc;
-            if (found)
-                continue;
+        if (create[i]) {
+            rc = record_created(c, op, i, err);
+        } else if (!slot->answered) {
+            size_t first = same_key_before(op, create, i);
+            rc = created_row(&op->specs[first], &op->slots[first], op->now_ms, &slot->answer, err);
+            slot->answered = rc == 0;
         }
-        if (spec->cache_key &&
-            (rc = find_cached(c, spec->task, spec->cache_key, op->now_ms, slot, err)) < 0)
-            return rc;
-        if ((rc = insert_run(c, spec, slot, op->now_ms, &op->counts, err)) < 0)
-            return rc;
-        if (slot->cached) {
-            if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
-                return rc;
-            slot->answered = true;
-        }
-        slot->created = true;
     }
-    return pg_counts_apply(c, &op->counts, op->now_ms, err);
+    mem_free(create);
+    return rc < 0 ? rc : pg_counts_apply(c, &op->counts, op->now_ms, err);
 }
 
 static char *delays_text(const struct run_spec *spec)
@@ -332,9 +493,7 @@ struct pg_submit_queue {
 static void run_one(struct pg_conn *c, store_submission *sub)
 {
     for (int attempt = 1; attempt <= SUB_ATTEMPTS; attempt++) {
-        struct feed_page_mark mark = feed_page_mark(&c->feed);
-        size_t signals_len = c->signals_len;
-        bool signals_all = c->signals_all;
+        struct pg_conn_mark mark = pg_conn_mark(c);
         errand_error err = {0};
         int rc = pg_exec(c, "SAVEPOINT submission", &err);
         if (rc == 0 && (rc = submit_in_tx(c, &sub->op, &err)) == 0 &&
@@ -346,10 +505,7 @@ static void run_one(struct pg_conn *c, store_submission *sub)
         errand_error ignored;
         pg_exec(c, "ROLLBACK TO SAVEPOINT submission", &ignored);
         pg_exec(c, "RELEASE SAVEPOINT submission", &ignored);
-        feed_page_rewind(&c->feed, mark);
-        c->signals_len = signals_len;
-        c->signals[signals_len] = '\0';
-        c->signals_all = signals_all;
+        pg_conn_rewind(c, &mark);
         sub->rc = rc;
         sub->err = err;
         if (!again)
@@ -367,8 +523,7 @@ static void commit_group(struct store_pg *s, store_submission *group)
         pg_conn_forget(c);
         for (store_submission *sub = group; sub; sub = sub->next)
             run_one(c, sub);
-        if ((rc = store_pg_before_commit(s, c, &err)) == 0 &&
-            (rc = pg_exec(c, "COMMIT", &err)) == 0)
+        if ((rc = store_pg_commit(s, c, &err)) == 0)
             store_pg_after_commit(s, c);
     }
     if (c && rc < 0) {

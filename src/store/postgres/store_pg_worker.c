@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store_pg_worker.c — the worker protocol on the PostgreSQL store: claim, heartbeat, report
- * and the lease sweep, with the semantics of the SQLite store (store_sqlite_claim.c and
- * store_sqlite_worker.c explain them: lease checks, resumed leases, redeliveries, repeated
- * claims and reports). What differs is how several servers stay out of each other's way:
+ * store_pg_worker.c — the worker protocol on the PostgreSQL store: claim, heartbeat and the
+ * lease sweep (the report is store_pg_report.c), with the semantics of the SQLite store
+ * (store_sqlite_claim.c and store_sqlite_worker.c explain them: lease checks, resumed
+ * leases, redeliveries, repeated claims and reports). A claim, a heartbeat and a sweep each
+ * write their runs with one statement (UPDATE ... FROM unnest(...)), not one per run. What
+ * differs from SQLite is how several servers stay out of each other's way:
  *
  *  - a claim takes its candidates with FOR UPDATE SKIP LOCKED: two claims at once, on any
  *    servers, never wait for each other and never take the same run; the update that
  *    claims a run says `AND state_type = 0` as well;
  *  - a report, a hand-back or a resumed lease locks its run first (FOR UPDATE), and the
  *    transition's UPDATE repeats the lease token it was planned from (pg_transition.c);
- *  - a heartbeat extends a lease with `AND lease_token = $n` in the UPDATE;
+ *  - a heartbeat extends its leases with `AND lease_token = u.token` in the UPDATE;
  *  - the sweep takes expired leases with FOR UPDATE SKIP LOCKED, so sweepers on every
- *    server share the work and never expire a lease twice;
+ *    server share the work and never expire a lease twice (and writes them as one batch);
  *  - promoting delayed runs takes them with SKIP LOCKED too.
  */
 #include <stdio.h>
@@ -35,10 +37,7 @@
 #define LEASE_KEEP_NUM 3
 #define LEASE_KEEP_DEN 4
 #define LEASE_EXPIRED_FMT "lease expired on worker %s"
-#define HANDED_BACK_FMT "handed back by worker %s"
-#define HANDED_BACK_RUNNING_FMT "handed back by worker %s before the task finished"
 #define RESUMED_FMT "lease resumed by worker %s after it expired; the run was not claimed again"
-#define FAILED_MESSAGE "the task failed"
 #define MESSAGE_MAX 512
 
 /* The task (a parameter) is not paused. */
@@ -161,42 +160,86 @@ int store_pg_promote_due(struct pg_conn *c, int64_t now_ms, int *n_promoted, err
     return rc;
 }
 
-/* Moves one SCHEDULED run to PENDING under a new lease and records the state. */
-static int claim_one(struct pg_conn *c, struct claim_op *op, struct claim_candidate *cd,
-                     const struct state_decision *d, struct run_count_delta *counts,
-                     errand_error *err)
+/* Moves candidates [first, first + n) from SCHEDULED to PENDING under new leases with one
+ * UPDATE, and records what it implies for those it moved (all, unless another server took
+ * one meanwhile), in candidate order. */
+static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size_t n,
+                      const struct state_decision *d, struct run_count_delta *counts,
+                      errand_error *err)
 {
     static const char sql[] =
-        "UPDATE task_runs SET state_type = $2, state_name = $3, state_timestamp = $4, "
-        "state_message = '', n_states = $8, attempt = $9, worker = $5, lease_token = $6, "
-        "lease_expires = $7 WHERE id = $1 AND state_type = 0";
-    memcpy(cd->token, op->tokens + op->n_claimed * 2 * LEASE_TOKEN_BYTES, 2 * LEASE_TOKEN_BYTES);
-    cd->token[2 * LEASE_TOKEN_BYTES] = '\0';
-    int seq = cd->n_states + 1;
+        "UPDATE task_runs SET state_type = $1, state_name = $2, state_timestamp = $3, "
+        "state_message = '', n_states = u.seq, attempt = u.attempt, worker = $4, "
+        "lease_token = u.token, lease_expires = $5 FROM unnest($6::text[], $7::text[], "
+        "$8::integer[], $9::integer[]) WITH ORDINALITY AS u(id, token, seq, attempt, k) "
+        "WHERE task_runs.id = u.id AND task_runs.state_type = 0 RETURNING u.k";
+    struct pg_array col[4] = {0}; /* id, token, seq, attempt */
+    for (size_t w = 0; w < n; w++) {
+        struct claim_candidate *cd = &op->cand[first + w];
+        memcpy(cd->token, op->tokens + (op->n_claimed + w) * 2 * LEASE_TOKEN_BYTES,
+               2 * LEASE_TOKEN_BYTES);
+        cd->token[2 * LEASE_TOKEN_BYTES] = '\0';
+        pg_array_text(&col[0], cd->row.id);
+        pg_array_text(&col[1], cd->token);
+        pg_array_i64(&col[2], cd->n_states + 1);
+        pg_array_i64(&col[3], cd->row.attempt + 1);
+    }
     struct pg_params p = {0};
-    pg_p_text(&p, cd->row.id);
     pg_p_int(&p, (int)d->next);
     pg_p_text(&p, d->name);
     pg_p_i64(&p, op->now_ms);
     pg_p_text(&p, op->req->worker);
-    pg_p_text(&p, cd->token);
     pg_p_i64(&p, op->lease_expires);
-    pg_p_int(&p, seq);
-    pg_p_int(&p, cd->row.attempt + 1);
-    int64_t changed = 0;
-    int rc = pg_command(c, sql, &p, "claiming a run", &changed, err);
-    if (rc < 0 || changed != 1)
-        return rc;
-    cd->claimed = true;
-    cd->row.attempt++;
-    cd->row.lease_token = cd->token;
-    cd->row.lease_expires = op->lease_expires;
-    cd->row.state = d->next;
-    op->n_claimed++;
-    if ((rc = pg_count_move(c, counts, cd->row.task, cd->row.id, ERRAND_STATE_SCHEDULED, d->next,
-                            op->now_ms, err)) < 0)
-        return rc;
-    return pg_state_append(c, cd->row.id, seq, d->next, d->name, op->now_ms, "", err);
+    int rc = 0;
+    for (int k = 0; k < 4; k++) {
+        if (rc == 0)
+            rc = pg_array_check(&col[k], err);
+        pg_p_array(&p, &col[k]);
+    }
+    PGresult *r = rc == 0 ? pg_query(c, sql, &p, "claiming runs", err) : NULL;
+    if (rc == 0 && !r)
+        rc = ERRAND_ESTORE;
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        int64_t k = pg_get_i64(r, i, 0);
+        if (k >= 1 && (size_t)k <= n)
+            op->cand[first + (size_t)k - 1].claimed = true;
+    }
+    PQclear(r);
+    for (int k = 0; k < 4; k++)
+        pg_array_free(&col[k]);
+    for (size_t w = 0; rc == 0 && w < n; w++) {
+        struct claim_candidate *cd = &op->cand[first + w];
+        if (!cd->claimed)
+            continue;
+        cd->row.attempt++;
+        cd->row.lease_token = cd->token;
+        cd->row.lease_expires = op->lease_expires;
+        cd->row.state = d->next;
+        op->n_claimed++;
+        if ((rc = pg_count_move(c, counts, cd->row.task, cd->row.id, ERRAND_STATE_SCHEDULED,
+                                d->next, op->now_ms, err)) == 0)
+            rc = pg_state_append(c, cd->row.id, cd->n_states + 1, d->next, d->name, op->now_ms, "",
+                                 err);
+    }
+    return rc;
+}
+
+/* Claims the candidates in order until the limit: a wave of as many as are missing, again
+ * while some were taken meanwhile and candidates remain. */
+static int claim_candidates(struct pg_conn *c, struct claim_op *op, struct run_count_delta *counts,
+                            errand_error *err)
+{
+    struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
+    size_t next = 0;
+    int rc = 0;
+    while (rc == 0 && op->n_claimed < (size_t)op->limit && next < op->n_cand) {
+        size_t n = (size_t)op->limit - op->n_claimed;
+        if (n > op->n_cand - next)
+            n = op->n_cand - next;
+        rc = claim_wave(c, op, next, n, &d, counts, err);
+        next += n;
+    }
+    return rc;
 }
 
 /* One run a claim sent again handed out before, if it is still PENDING under that token:
@@ -321,12 +364,9 @@ static int claim_in_tx(struct pg_conn *c, void *arg, errand_error *err)
             return rc;
     if (op->req->n_tasks > 1 && op->n_cand > 1)
         qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
-    struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
     struct run_count_delta counts = {0};
-    for (size_t i = 0; i < op->n_cand && op->n_claimed < (size_t)op->limit; i++)
-        if ((rc = claim_one(c, op, &op->cand[i], &d, &counts, err)) < 0)
-            return rc;
-    if ((rc = pg_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
+    if ((rc = claim_candidates(c, op, &counts, err)) < 0 ||
+        (rc = pg_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
     return worker_claimed(c, op, err);
@@ -339,58 +379,40 @@ struct may_write_op {
     bool out;
 };
 
-static int exists(struct pg_conn *c, const char *sql, const struct pg_params *p, bool *found,
-                  errand_error *err)
-{
-    PGresult *r = pg_query(c, sql, p, "looking for claimable runs", err);
-    if (!r)
-        return ERRAND_ESTORE;
-    *found = PQntuples(r) > 0;
-    PQclear(r);
-    return 0;
-}
-
+/* One statement (one snapshot, one round trip): a repeated request id, or a due run of one
+ * of the tasks, or a delayed run to promote; or else whether the worker's row is fresh. */
 static int may_write_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
-    static const char sql_request[] = "SELECT 1 FROM claim_requests WHERE id = $1";
-    static const char sql_ready[] =
-        "SELECT 1 FROM task_runs WHERE state_type = 0 AND NOT delayed AND task = $1 "
-        "AND scheduled_at <= $2 AND " PG_NOT_PAUSED("$1") " LIMIT 1";
-    static const char sql_delayed[] =
-        "SELECT 1 FROM task_runs WHERE state_type = 0 AND delayed AND scheduled_at <= $1 LIMIT 1";
-    static const char sql_fresh[] =
-        "SELECT 1 FROM workers WHERE name = $1 AND tasks = $2 AND last_seen >= $3";
+    static const char sql[] =
+        "SELECT EXISTS (SELECT 1 FROM claim_requests WHERE id = $1) "
+        "OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS t(task) WHERE EXISTS (SELECT 1 "
+        "FROM task_runs WHERE state_type = 0 AND NOT delayed AND task = t.task "
+        "AND scheduled_at <= $3 AND NOT EXISTS (SELECT 1 FROM tasks "
+        "WHERE tasks.task = t.task AND paused))) "
+        "OR EXISTS (SELECT 1 FROM task_runs WHERE state_type = 0 AND delayed "
+        "AND scheduled_at <= $3), "
+        "EXISTS (SELECT 1 FROM workers WHERE name = $4 AND tasks = $5 AND last_seen >= $6)";
     struct may_write_op *m = arg;
     const struct claim_op *op = m->claim;
     m->out = true;
-    bool found = false;
-    int rc = 0;
-    if (op->req->request_id) {
-        struct pg_params p = {0};
-        pg_p_text(&p, op->req->request_id);
-        rc = exists(c, sql_request, &p, &found, err);
-    }
-    for (size_t t = 0; rc == 0 && !found && t < op->req->n_tasks; t++) {
-        struct pg_params p = {0};
-        pg_p_text(&p, op->req->tasks[t]);
-        pg_p_i64(&p, op->now_ms);
-        rc = exists(c, sql_ready, &p, &found, err);
-    }
-    if (rc == 0 && !found) {
-        struct pg_params p = {0};
-        pg_p_i64(&p, op->now_ms);
-        rc = exists(c, sql_delayed, &p, &found, err);
-    }
-    bool fresh = false;
-    if (rc == 0 && !found) {
-        struct pg_params p = {0};
-        pg_p_text(&p, op->req->worker);
-        pg_p_text(&p, op->tasks_json);
-        pg_p_i64(&p, op->now_ms - STORE_PG_WORKER_SEEN_MS);
-        rc = exists(c, sql_fresh, &p, &fresh, err);
-    }
-    if (rc == 0)
-        m->out = found || !fresh;
+    struct pg_array tasks = {0};
+    for (size_t t = 0; t < op->req->n_tasks; t++)
+        pg_array_text(&tasks, op->req->tasks[t]);
+    int rc = pg_array_check(&tasks, err);
+    struct pg_params p = {0};
+    pg_p_text(&p, op->req->request_id);
+    pg_p_array(&p, &tasks);
+    pg_p_i64(&p, op->now_ms);
+    pg_p_text(&p, op->req->worker);
+    pg_p_text(&p, op->tasks_json);
+    pg_p_i64(&p, op->now_ms - STORE_PG_WORKER_SEEN_MS);
+    PGresult *r = rc == 0 ? pg_query(c, sql, &p, "looking for claimable runs", err) : NULL;
+    if (rc == 0 && !r)
+        rc = ERRAND_ESTORE;
+    if (r && PQntuples(r) == 1)
+        m->out = pg_get_bool(r, 0, 0) || !pg_get_bool(r, 0, 1);
+    PQclear(r);
+    pg_array_free(&tasks);
     return rc;
 }
 
@@ -434,7 +456,7 @@ int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, s
         goto done;
     }
     struct may_write_op look = {.claim = &op};
-    if ((rc = store_pg_read(s, may_write_in_tx, &look, err)) < 0 || !look.out)
+    if ((rc = store_pg_read_single(s, may_write_in_tx, &look, err)) < 0 || !look.out)
         goto done;
     op.room = (size_t)op.limit * (req->n_tasks + 1);
     op.cand = mem_calloc(op.room, sizeof *op.cand);
@@ -480,10 +502,9 @@ done:
 
 /* --- leases resumed after they ran out -------------------------------------------------- */
 
-/* Undoes the expiry of cur's lease `token` (run_expired_lease_of checked). cur is updated. */
-static int resume_expired(struct pg_conn *c, struct run_current *cur, const char *token,
-                          const char *worker, int64_t now_ms, int64_t lease_expires,
-                          struct run_count_delta *counts, errand_error *err)
+int pg_lease_resume(struct pg_conn *c, struct pg_transitions *t, struct run_current *cur,
+                    const char *token, const char *worker, int64_t now_ms, int64_t lease_expires,
+                    struct run_count_delta *counts, errand_error *err)
 {
     struct state_decision d = state_on_lease_resumed(cur->state, cur->started != 0);
     struct run_update u;
@@ -495,7 +516,8 @@ static int resume_expired(struct pg_conn *c, struct run_current *cur, const char
     char message[MESSAGE_MAX];
     snprintf(message, sizeof message, RESUMED_FMT, worker && worker[0] ? worker : "?");
     u.message = message;
-    int rc = pg_transition_write(c, cur, &u, now_ms, counts, err);
+    int rc = t ? pg_transition_queue(c, t, cur, &u, now_ms, counts, err)
+               : pg_transition_write(c, cur, &u, now_ms, counts, err);
     if (rc < 0)
         return rc;
     cur->state = d.next;
@@ -508,12 +530,17 @@ static int resume_expired(struct pg_conn *c, struct run_current *cur, const char
     return 0;
 }
 
-static int worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand_error *err)
+/* Not an upsert: INSERT ... ON CONFLICT DO UPDATE locks the worker's row even when its
+ * WHERE says there is nothing to update, so every report and heartbeat would wait for the
+ * worker's other transactions (its claims) to commit. An UPDATE whose WHERE is false takes
+ * no lock, nor does DO NOTHING on a committed row. */
+int pg_worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand_error *err)
 {
     static const char sql[] =
-        "INSERT INTO workers (name, tasks, last_seen, claimed) VALUES ($1, '[]', $2, 0) "
-        "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen "
-        "WHERE workers.last_seen < excluded.last_seen - $3";
+        "WITH seen AS (UPDATE workers SET last_seen = $2 "
+        "WHERE name = $1 AND last_seen < $2::bigint - $3 RETURNING 1) "
+        "INSERT INTO workers (name, tasks, last_seen, claimed) SELECT $1, '[]', $2, 0 "
+        "WHERE NOT EXISTS (SELECT 1 FROM workers WHERE name = $1) ON CONFLICT (name) DO NOTHING";
     if (!worker || !worker[0])
         return 0;
     struct pg_params p = {0};
@@ -546,60 +573,148 @@ static int heartbeat_resume(struct pg_conn *c, struct heartbeat_op *op, size_t i
     const char *token = op->leases[i].lease_token;
     if (!run_expired_lease_of(&cur, token))
         return 0; /* stale after all */
-    if ((rc = resume_expired(c, &cur, token, op->worker, op->now_ms, op->lease_expires, counts,
-                             err)) < 0)
+    if ((rc = pg_lease_resume(c, NULL, &cur, token, op->worker, op->now_ms, op->lease_expires,
+                              counts, err)) < 0)
         return rc;
     op->out[i].status = LEASE_APPLIED;
     op->out[i].state = cur.state;
     return 0;
 }
 
+/* The state, lease token and ended_by of the runs ids[0..n), in id order (C collation). */
+static int read_leases(struct pg_conn *c, const char (*ids)[UUID_STR_LEN], size_t n, PGresult **out,
+                       errand_error *err)
+{
+    static const char sql[] = "SELECT id, state_type, lease_token, ended_by FROM task_runs "
+                              "WHERE id = ANY($1) ORDER BY id COLLATE \"C\"";
+    struct pg_array arr = {0};
+    for (size_t i = 0; i < n; i++)
+        pg_array_text(&arr, ids[i]);
+    int rc = pg_array_check(&arr, err);
+    struct pg_params p = {0};
+    pg_p_array(&p, &arr);
+    if (rc == 0 && !(*out = pg_query(c, sql, &p, "checking leases", err)))
+        rc = ERRAND_ESTORE;
+    pg_array_free(&arr);
+    return rc;
+}
+
+/* The row of run id in r (read_leases), -1 when none. */
+static int lease_row(const PGresult *r, const char *id)
+{
+    int lo = 0, hi = PQntuples(r) - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(id, PQgetvalue(r, mid, 0));
+        if (cmp == 0)
+            return mid;
+        if (cmp < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* Answers lease i from its run's row (-1: no such run); whether the lease is to be resumed. */
+static bool check_lease(struct heartbeat_op *op, size_t i, const PGresult *r, int row)
+{
+    struct lease_answer *o = &op->out[i];
+    memset(o, 0, sizeof *o);
+    o->status = LEASE_UNKNOWN;
+    if (row < 0)
+        return false;
+    const char *given = op->leases[i].lease_token;
+    o->state = (errand_state)pg_get_int(r, row, 1);
+    bool match = state_is_leased(o->state) && token_equal(pg_get_text(r, row, 2), given);
+    o->status = match ? LEASE_APPLIED : LEASE_STALE;
+    o->cancel = match && o->state == ERRAND_STATE_CANCELLING;
+    const char *ended = pg_get_text(r, row, 3);
+    return !match && o->state == ERRAND_STATE_SCHEDULED && ended && given &&
+           strlen(ended) > strlen(given);
+}
+
+/* Whether a lease before i resumed the run of lease i (which then must be read again). */
+static bool resumed_before(const struct heartbeat_op *op, const bool *resumed, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (resumed[k] && strcmp(op->ids[k], op->ids[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Answers lease i, resuming it when it ran out; an applied lease to extend goes to ext. */
+static int heartbeat_one(struct pg_conn *c, struct heartbeat_op *op, size_t i, const PGresult *all,
+                         bool *resumed, struct pg_array ext[2], struct run_count_delta *counts,
+                         errand_error *err)
+{
+    PGresult *again = NULL;
+    const PGresult *r = all;
+    int rc = 0;
+    if (resumed_before(op, resumed, i)) {
+        if ((rc = read_leases(c, &op->ids[i], 1, &again, err)) < 0)
+            return rc;
+        r = again;
+    }
+    bool resume = check_lease(op, i, r, lease_row(r, op->ids[i]));
+    PQclear(again);
+    if (resume) {
+        rc = heartbeat_resume(c, op, i, counts, err);
+        resumed[i] = rc == 0 && op->out[i].status == LEASE_APPLIED;
+    } else if (op->out[i].status == LEASE_APPLIED) {
+        pg_array_text(&ext[0], op->ids[i]);
+        pg_array_text(&ext[1], op->leases[i].lease_token);
+    }
+    return rc;
+}
+
+/* Extends the leases in ext (ids, tokens) that are due for it, with one UPDATE. */
+static int extend_leases(struct pg_conn *c, const struct heartbeat_op *op, struct pg_array ext[2],
+                         errand_error *err)
+{
+    static const char sql[] =
+        "UPDATE task_runs SET lease_expires = $1 FROM unnest($3::text[], $4::text[]) AS "
+        "u(id, token) WHERE task_runs.id = u.id AND task_runs.lease_token = u.token "
+        "AND task_runs.lease_expires < $2";
+    if (ext[0].n == 0)
+        return 0;
+    int rc = pg_array_check(&ext[0], err);
+    if (rc == 0)
+        rc = pg_array_check(&ext[1], err);
+    if (rc < 0)
+        return rc;
+    struct pg_params p = {0};
+    pg_p_i64(&p, op->lease_expires);
+    pg_p_i64(&p, op->extend_below);
+    pg_p_array(&p, &ext[0]);
+    pg_p_array(&p, &ext[1]);
+    return pg_command(c, sql, &p, "extending leases", NULL, err);
+}
+
+/* Reads all the leases' runs at once, answers each in order, then extends the applied ones
+ * with one UPDATE. Extending changes nothing the checks read; a resume does, so a run
+ * resumed by an earlier lease is read again. */
 static int heartbeat_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
-    static const char sql_check[] =
-        "SELECT state_type, lease_token, ended_by FROM task_runs WHERE id = $1";
-    static const char sql_extend[] = "UPDATE task_runs SET lease_expires = $2 "
-                                     "WHERE id = $1 AND lease_token = $4 AND lease_expires < $3";
     struct heartbeat_op *op = arg;
     struct run_count_delta counts = {0};
-    for (size_t i = 0; i < op->n; i++) {
-        struct lease_answer *o = &op->out[i];
-        memset(o, 0, sizeof *o);
-        o->status = LEASE_UNKNOWN;
-        const char *given = op->leases[i].lease_token;
-        struct pg_params p = {0};
-        pg_p_text(&p, op->ids[i]);
-        PGresult *r = pg_query(c, sql_check, &p, "checking a lease", err);
-        if (!r)
-            return ERRAND_ESTORE;
-        bool resume = false;
-        if (PQntuples(r) == 1) {
-            o->state = (errand_state)pg_get_int(r, 0, 0);
-            const char *token = pg_get_text(r, 0, 1);
-            bool match = state_is_leased(o->state) && token_equal(token, given);
-            o->status = match ? LEASE_APPLIED : LEASE_STALE;
-            o->cancel = match && o->state == ERRAND_STATE_CANCELLING;
-            const char *ended = pg_get_text(r, 0, 2);
-            resume = !match && o->state == ERRAND_STATE_SCHEDULED && ended && given &&
-                     strlen(ended) > strlen(given);
-        }
-        PQclear(r);
-        int rc = 0;
-        if (resume)
-            rc = heartbeat_resume(c, op, i, &counts, err);
-        else if (o->status == LEASE_APPLIED) {
-            struct pg_params q = {0};
-            pg_p_text(&q, op->ids[i]);
-            pg_p_i64(&q, op->lease_expires);
-            pg_p_i64(&q, op->extend_below);
-            pg_p_text(&q, given);
-            rc = pg_command(c, sql_extend, &q, "extending a lease", NULL, err);
-        }
-        if (rc < 0)
-            return rc;
-    }
-    int rc = pg_counts_apply(c, &counts, op->now_ms, err);
-    return rc < 0 ? rc : worker_seen(c, op->worker, op->now_ms, err);
+    struct pg_array ext[2] = {{0}};
+    PGresult *all = NULL;
+    bool *resumed = mem_calloc(op->n ? op->n : 1, sizeof *resumed);
+    int rc = resumed ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (rc == 0 && op->n > 0)
+        rc = read_leases(c, op->ids, op->n, &all, err);
+    for (size_t i = 0; rc == 0 && i < op->n; i++)
+        rc = heartbeat_one(c, op, i, all, resumed, ext, &counts, err);
+    if (rc == 0)
+        rc = extend_leases(c, op, ext, err);
+    PQclear(all);
+    pg_array_free(&ext[0]);
+    pg_array_free(&ext[1]);
+    mem_free(resumed);
+    if (rc == 0)
+        rc = pg_counts_apply(c, &counts, op->now_ms, err);
+    return rc < 0 ? rc : pg_worker_seen(c, op->worker, op->now_ms, err);
 }
 
 int store_pg_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,
@@ -622,192 +737,6 @@ int store_pg_heartbeat(store *st, const char *worker, const struct lease_ref *le
     for (size_t i = 0; i < n; i++)
         store_pg_norm_id(leases[i].id, op.ids[i]);
     int rc = store_pg_write(s, heartbeat_in_tx, &op, err);
-    mem_free(op.ids);
-    return rc;
-}
-
-/* --- report --------------------------------------------------------------------------- */
-
-struct report_op {
-    const char *worker;
-    const char *batch_id;
-    bool fresh;
-    const struct run_report *reports;
-    size_t n;
-    const struct log_entry *logs;
-    size_t n_logs;
-    int64_t now_ms;
-    int64_t lease_ms;
-    int max_redeliveries;
-    char (*ids)[UUID_STR_LEN];
-    struct lease_answer *out;
-    struct run_count_delta counts;
-};
-
-/* Applies one report; a refusal is an outcome (404/409), not an error of the op. */
-static int apply_report(struct pg_conn *c, struct report_op *op, size_t i, errand_error *err)
-{
-    const struct run_report *rep = &op->reports[i];
-    struct lease_answer *o = &op->out[i];
-    struct run_current cur;
-    errand_error lookup;
-    int rc =
-        pg_run_current_get(c, op->ids[i], rep->state == ERRAND_STATE_FAILED, true, &cur, &lookup);
-    if (rc == ERRAND_ENOTFOUND) {
-        o->status = LEASE_UNKNOWN;
-        return 0;
-    }
-    if (rc < 0) {
-        if (err)
-            *err = lookup;
-        return rc;
-    }
-    o->state = cur.state;
-    char ended[RUN_LEASE_TOKEN_MAX + 8];
-    run_ended_mark(rep, ended, sizeof ended);
-    if (!run_token_matches(&cur, rep->lease_token) &&
-        ((cur.ended_by[0] && token_equal(cur.ended_by, ended)) ||
-         (!op->fresh && rep->state == ERRAND_STATE_RUNNING))) {
-        o->status = LEASE_APPLIED; /* sent again: nothing changes */
-        return 0;
-    }
-    bool outcome_or_start = rep->state == ERRAND_STATE_COMPLETED ||
-                            rep->state == ERRAND_STATE_FAILED || rep->state == ERRAND_STATE_RUNNING;
-    if (!run_token_matches(&cur, rep->lease_token) && outcome_or_start &&
-        run_expired_lease_of(&cur, rep->lease_token) &&
-        (rc = resume_expired(c, &cur, rep->lease_token, op->worker, op->now_ms,
-                             op->now_ms + op->lease_ms, &op->counts, err)) < 0)
-        return rc;
-    if (!run_token_matches(&cur, rep->lease_token)) {
-        o->status = LEASE_STALE;
-        o->reason = "stale lease: the lease token is not the run's current one";
-        return 0;
-    }
-    struct attempt_budget b = run_budget(&cur, op->max_redeliveries);
-    struct state_decision d = state_on_report(cur.state, rep->state, &b, rep->retryable, cur.delays,
-                                              cur.n_delays, cur.jitter, random_unit(), op->now_ms);
-    if (!d.allowed) {
-        o->status = LEASE_STALE;
-        o->reason = d.reason;
-        return 0;
-    }
-    struct run_update u;
-    run_transition_plan(&cur, &d, op->now_ms, &u);
-    if (!u.lease_token)
-        u.ended_by = ended;
-    char why[MESSAGE_MAX], message[MESSAGE_MAX];
-    bool ran = rep->state == ERRAND_STATE_COMPLETED || rep->state == ERRAND_STATE_FAILED;
-    if (ran && u.started == 0 && cur.state == ERRAND_STATE_PENDING)
-        u.started = cur.state_timestamp;
-    switch (rep->state) {
-    case ERRAND_STATE_COMPLETED:
-        u.complete = true;
-        u.result = rep->result;
-        u.result_ref = rep->result_ref;
-        u.cache_expires_at = run_cache_expiry(&cur, op->now_ms);
-        break;
-    case ERRAND_STATE_FAILED:
-    case ERRAND_STATE_CANCELLED:
-        u.message = rep->message                        ? rep->message
-                    : rep->state == ERRAND_STATE_FAILED ? FAILED_MESSAGE
-                                                        : "";
-        break;
-    case ERRAND_STATE_SCHEDULED:
-        snprintf(why, sizeof why,
-                 cur.state == ERRAND_STATE_RUNNING ? HANDED_BACK_RUNNING_FMT : HANDED_BACK_FMT,
-                 op->worker ? op->worker : "?");
-        u.message =
-            run_redelivery_message(&d, &u, op->max_redeliveries, why, message, sizeof message);
-        break;
-    default:
-        break;
-    }
-    if ((rc = pg_transition_write(c, &cur, &u, op->now_ms, &op->counts, err)) < 0)
-        return rc;
-    o->status = LEASE_APPLIED;
-    o->state = d.next;
-    return 0;
-}
-
-static int append_logs(struct pg_conn *c, const struct report_op *op, errand_error *err)
-{
-    static const char sql[] =
-        "INSERT INTO task_run_logs (run_id, timestamp, level, message) "
-        "SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM task_runs WHERE id = $1)";
-    for (size_t i = 0; i < op->n_logs; i++) {
-        const struct log_entry *l = &op->logs[i];
-        char id[UUID_STR_LEN];
-        store_pg_norm_id(l->id, id);
-        struct pg_params p = {0};
-        pg_p_text(&p, id);
-        pg_p_i64(&p, l->timestamp_ms ? l->timestamp_ms : op->now_ms);
-        pg_p_int(&p, l->level);
-        pg_p_text(&p, l->message ? l->message : "");
-        int rc = pg_command(c, sql, &p, "storing a log line", NULL, err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int batch_is_new(struct pg_conn *c, const struct report_op *op, bool *fresh,
-                        errand_error *err)
-{
-    static const char sql[] =
-        "INSERT INTO report_batches (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
-    *fresh = true;
-    if (!op->batch_id)
-        return 0;
-    struct pg_params p = {0};
-    pg_p_text(&p, op->batch_id);
-    pg_p_i64(&p, op->now_ms);
-    int64_t n = 0;
-    int rc = pg_command(c, sql, &p, "recording a report batch", &n, err);
-    if (rc == 0)
-        *fresh = n == 1;
-    return rc;
-}
-
-static int report_in_tx(struct pg_conn *c, void *arg, errand_error *err)
-{
-    struct report_op *op = arg;
-    run_tally_reset(&op->counts);
-    int rc = batch_is_new(c, op, &op->fresh, err);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < op->n; i++) {
-        memset(&op->out[i], 0, sizeof op->out[i]);
-        if ((rc = apply_report(c, op, i, err)) < 0)
-            return rc;
-    }
-    if ((rc = pg_counts_apply(c, &op->counts, op->now_ms, err)) < 0 ||
-        (op->fresh && (rc = append_logs(c, op, err)) < 0))
-        return rc;
-    return worker_seen(c, op->worker, op->now_ms, err);
-}
-
-int store_pg_report(store *st, const char *worker, const char *batch_id,
-                    const struct run_report *reports, size_t n, const struct log_entry *logs,
-                    size_t n_logs, int64_t now_ms, struct lease_answer *answers, errand_error *err)
-{
-    struct store_pg *s = store_pg_of(st);
-    struct report_op op = {
-        .worker = worker,
-        .batch_id = batch_id,
-        .reports = reports,
-        .n = n,
-        .logs = logs,
-        .n_logs = n_logs,
-        .now_ms = now_ms,
-        .lease_ms = store_pg_lease_ms(s, 0),
-        .max_redeliveries = s->max_redeliveries,
-        .out = answers,
-    };
-    if (!(op.ids = mem_calloc(n ? n : 1, sizeof *op.ids)))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        store_pg_norm_id(reports[i].id, op.ids[i]);
-    int rc = store_pg_write(s, report_in_tx, &op, err);
     mem_free(op.ids);
     return rc;
 }
@@ -866,8 +795,11 @@ static int sweep_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     PQclear(r);
     if (rc < 0)
         return rc;
+    struct pg_transitions *batch = pg_transitions_new(); /* the runs are distinct */
+    if (!batch)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     struct run_count_delta counts = {0};
-    for (size_t i = 0; i < op->n_found; i++) {
+    for (size_t i = 0; rc == 0 && i < op->n_found; i++) {
         const struct run_current *cur = &op->rows[i];
         struct attempt_budget b = run_budget(cur, op->max_redeliveries);
         struct state_decision d = state_on_lease_expired(cur->state, &b, op->now_ms);
@@ -883,11 +815,13 @@ static int sweep_in_tx(struct pg_conn *c, void *arg, errand_error *err)
         snprintf(ended, sizeof ended, "%s" RUN_EXPIRED_MARK, cur->lease_token);
         if (cur->lease_token[0])
             u.ended_by = ended;
-        if ((rc = pg_transition_write(c, cur, &u, op->now_ms, &counts, err)) < 0)
-            return rc;
-        op->n_expired++;
+        if ((rc = pg_transition_queue(c, batch, cur, &u, op->now_ms, &counts, err)) == 0)
+            op->n_expired++;
     }
-    return pg_counts_apply(c, &counts, op->now_ms, err);
+    if (rc == 0)
+        rc = pg_transitions_flush(c, batch, err);
+    pg_transitions_free(batch);
+    return rc < 0 ? rc : pg_counts_apply(c, &counts, op->now_ms, err);
 }
 
 int store_pg_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
