@@ -52,3 +52,15 @@ void run_list_clear(struct run_list *l)
     l->rows = NULL;
     l->n = 0;
 }
+
+void run_id_norm(const char *id, char out[37])
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len >= 37) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a') : id[i];
+    out[len] = '\0';
+}

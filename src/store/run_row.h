@@ -50,6 +50,10 @@ struct run_row {
     char *owned; /* buffer behind the strings when owned, else NULL */
 };
 
+/* Task-run ids are stored in lower case: an id given in upper case (valid on the wire) is
+ * folded, and one too long to be an id becomes "" (matches nothing). */
+void run_id_norm(const char *id, char out[37]);
+
 /* Copies every string of r into one new buffer and points r at it. */
 int run_row_own_strings(struct run_row *r, errand_error *err);
 /* Frees an owned buffer and zeroes r. */

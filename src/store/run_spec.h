@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errand/errand.h"
+
 #define RUN_SPEC_KEY_MAX 200
 #define RUN_SPEC_TAGS_MAX 64
 #define RUN_SPEC_DELAYS_MAX 100
@@ -32,6 +34,22 @@ struct run_spec {
     int persist_result;              /* -1 unset, 0, 1 */
     char *retry_of;                  /* the run this one retries, NULL = none */
 };
+
+/* The spec's retry delays as JSON array text ("[]" when none); NULL when out of memory. */
+char *run_spec_delays_json(const struct run_spec *spec);
+
+/* A cache hit: a new run created COMPLETED/"Cached" with its source's result. */
+struct run_cache_hit {
+    const char *message; /* "cached result of run <id>" */
+    const char *result;
+    const char *result_ref;
+};
+/* The row of a run created from spec with id at now_ms (SCHEDULED, or COMPLETED/"Cached"
+ * when hit is not NULL), as the store answers without reading it back; strings owned. */
+struct run_row;
+int run_spec_created_row(const struct run_spec *spec, const char *id, const char *delays_json,
+                         int64_t now_ms, const struct run_cache_hit *hit, struct run_row *r,
+                         errand_error *err);
 
 /* Frees the strings of spec and resets it (persist_result -1). */
 void run_spec_clear(struct run_spec *spec);

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store.c — picks the store backend from the database URL and forwards every call to it.
- * Handlers call store_* and never know which database is behind it.
+ * Handlers call store_* and never know which database is behind it. A claim request is
+ * checked here, once for every backend.
  *
  *   sqlite://...                   the embedded SQLite store (src/store/sqlite/)
  *   postgresql://... postgres://   PostgreSQL (src/store/postgres/), when built with libpq
  */
 #include "store/store.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mem.h"
+#include "core/wire_limits.h"
 
 #define SQLITE_SCHEME "sqlite://"
 #define PG_SCHEME "postgresql://"
@@ -149,7 +153,31 @@ int store_cancel(store *st, const char *id, int64_t now_ms, struct run_row *out,
 int store_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
                 errand_error *err)
 {
+    out->rows = NULL;
+    out->n = 0;
+    if (!req->worker || !req->worker[0])
+        return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
+    if (req->n_tasks == 0)
+        return error_set(err, ERRAND_EINVAL, "tasks", "field 'tasks' must name at least one task");
+    if (req->limit < 1 || req->limit > WIRE_CLAIM_LIMIT_MAX)
+        return error_set(err, ERRAND_EINVAL, "limit",
+                         "field 'limit' must be between 1 and %d, got %d", WIRE_CLAIM_LIMIT_MAX,
+                         req->limit);
     return st->backend->claim(st, req, now_ms, out, err);
+}
+
+char *store_claim_tasks_json(const struct claim_request *req)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < req->n_tasks; i++) {
+        if (json_array_append_new(arr, json_string(req->tasks[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    char *text = arr ? json_compact(arr) : NULL;
+    json_decref(arr);
+    return text;
 }
 
 int store_heartbeat(store *st, const char *worker, const struct lease_ref *leases, size_t n,

@@ -425,6 +425,11 @@ struct store_backend {
     void (*on_signal)(store *, void (*)(void *, enum store_signal, const char *), void *);
 };
 
+/* For backends: store_claim has checked the request (a worker, at least one task, a limit in
+ * 1..WIRE_CLAIM_LIMIT_MAX) before it reaches them. The task names of a claim as a JSON array
+ * (what GET /api/workers shows the worker serves); NULL when out of memory. */
+char *store_claim_tasks_json(const struct claim_request *req);
+
 /* Every backend's store struct begins with this header, so store.c can dispatch. */
 struct store {
     const struct store_backend *backend;

@@ -36,18 +36,6 @@
 #define LISTEN_RETRY_MS 1000 /* between attempts to get the channel back */
 #define CHANNEL_PREFIX "errand:"
 
-void store_pg_norm_id(const char *id, char out[UUID_STR_LEN])
-{
-    size_t len = id ? strlen(id) : 0;
-    if (len >= UUID_STR_LEN) {
-        out[0] = '\0';
-        return;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a') : id[i];
-    out[len] = '\0';
-}
-
 int64_t store_pg_lease_ms(const struct store_pg *s, int lease_seconds)
 {
     int secs = lease_seconds > 0 ? lease_seconds : s->default_lease_seconds;
@@ -480,7 +468,7 @@ static int get_run_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 static int get_run(store *st, const char *id, struct run_row *out, errand_error *err)
 {
     char norm[UUID_STR_LEN];
-    store_pg_norm_id(id, norm);
+    run_id_norm(id, norm);
     memset(out, 0, sizeof *out);
     struct get_run_op op = {norm, id, out};
     int rc = store_pg_read(store_pg_of(st), get_run_in_tx, &op, err);
@@ -516,7 +504,7 @@ static int get_state_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 static int get_state(store *st, const char *id, errand_state *out, errand_error *err)
 {
     char norm[UUID_STR_LEN];
-    store_pg_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct get_state_op op = {norm, id, out};
     return store_pg_read(store_pg_of(st), get_state_in_tx, &op, err);
 }

@@ -91,10 +91,6 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
 /* After a commit: runs the local callbacks for what c gathered, and forgets it. */
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
 
-/* Task-run ids are stored in lower case; an id given in upper case (valid on the wire) is
- * folded, and one too long to be an id becomes "" (matches nothing). */
-void store_pg_norm_id(const char *id, char out[UUID_STR_LEN]);
-
 /* The columns of a whole run, in the order store_pg_read_run reads them. */
 #define PG_RUN_COLUMNS                                                                             \
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \

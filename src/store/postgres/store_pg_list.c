@@ -243,7 +243,7 @@ static int walk(struct pg_conn *c, struct list_args *a, const struct list_sql *l
         if (!r)
             return ERRAND_ESTORE;
         if (PQntuples(r) > 0) {
-            store_pg_norm_id(pg_get_text(r, 0, 0), low);
+            run_id_norm(pg_get_text(r, 0, 0), low);
             if (strcmp(low, a->boundary) > 0)
                 memcpy(a->boundary, low, sizeof low);
         }
@@ -392,9 +392,9 @@ int store_pg_list_runs(store *st, const struct run_filter *f, struct run_list *o
     if (a.mask == all)
         a.mask = 0;
     if (f->cursor && f->cursor[0])
-        store_pg_norm_id(f->cursor, a.cursor);
+        run_id_norm(f->cursor, a.cursor);
     if (f->oldest && f->oldest[0])
-        store_pg_norm_id(f->oldest, a.oldest);
+        run_id_norm(f->oldest, a.oldest);
 
     struct list_op op = {.a = &a};
     int rc = store_pg_read(s, list_in_tx, &op, err);
@@ -480,7 +480,7 @@ int store_pg_get_states(store *st, const char *id, struct state_history *out, er
     out->items = NULL;
     out->n = 0;
     struct states_op op = {.id = id, .out = out};
-    store_pg_norm_id(id, op.norm);
+    run_id_norm(id, op.norm);
     int rc = store_pg_read(store_pg_of(st), states_in_tx, &op, err);
     if (rc < 0)
         state_history_clear(out);
@@ -539,7 +539,7 @@ int store_pg_get_logs(store *st, const char *id, int64_t after_seq, int limit, s
     if (limit <= 0 || limit > WIRE_LOGS_LIMIT_MAX)
         limit = WIRE_LOGS_LIMIT_MAX;
     struct logs_op op = {.id = id, .after_seq = after_seq, .limit = limit, .out = out};
-    store_pg_norm_id(id, op.norm);
+    run_id_norm(id, op.norm);
     int rc = store_pg_read(store_pg_of(st), logs_in_tx, &op, err);
     if (rc < 0) {
         log_page_clear(out);

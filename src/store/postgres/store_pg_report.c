@@ -244,7 +244,7 @@ static int append_logs(struct pg_conn *c, const struct report_op *op, errand_err
     for (size_t i = 0; i < op->n_logs; i++) {
         const struct log_entry *l = &op->logs[i];
         char id[UUID_STR_LEN];
-        store_pg_norm_id(l->id, id);
+        run_id_norm(l->id, id);
         pg_array_text(&col[0], id);
         pg_array_i64(&col[1], l->timestamp_ms ? l->timestamp_ms : op->now_ms);
         pg_array_i64(&col[2], l->level);
@@ -329,7 +329,7 @@ int store_pg_report(store *st, const char *worker, const char *batch_id,
     if (!op.ids || !op.runs)
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++)
-        store_pg_norm_id(reports[i].id, op.ids[i]);
+        run_id_norm(reports[i].id, op.ids[i]);
     if (rc == 0)
         rc = store_pg_write(s, report_in_tx, &op, err);
     mem_free(op.runs);

@@ -316,7 +316,7 @@ static int delete_ids_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     struct pg_array ids = {0};
     for (size_t i = 0; i < op->n; i++) {
         char norm[UUID_STR_LEN];
-        store_pg_norm_id(op->ids[i], norm);
+        run_id_norm(op->ids[i], norm);
         pg_array_text(&ids, norm);
     }
     int rc = pg_array_check(&ids, err);

@@ -416,34 +416,12 @@ static int may_write_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     return rc;
 }
 
-static char *tasks_json_text(const struct claim_request *req)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < req->n_tasks; i++) {
-        if (json_array_append_new(arr, json_string(req->tasks[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    char *text = arr ? json_compact(arr) : NULL;
-    json_decref(arr);
-    return text;
-}
-
 int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, struct run_list *out,
                    errand_error *err)
 {
     struct store_pg *s = store_pg_of(st);
     out->rows = NULL;
     out->n = 0;
-    if (!req->worker || !req->worker[0])
-        return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
-    if (req->n_tasks == 0)
-        return error_set(err, ERRAND_EINVAL, "tasks", "field 'tasks' must name at least one task");
-    if (req->limit < 1 || req->limit > WIRE_CLAIM_LIMIT_MAX)
-        return error_set(err, ERRAND_EINVAL, "limit",
-                         "field 'limit' must be between 1 and %d, got %d", WIRE_CLAIM_LIMIT_MAX,
-                         req->limit);
     struct claim_op op = {
         .req = req,
         .limit = req->limit,
@@ -451,7 +429,7 @@ int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, s
         .lease_expires = now_ms + store_pg_lease_ms(s, req->lease_seconds),
     };
     int rc = 0;
-    if (!(op.tasks_json = tasks_json_text(req))) {
+    if (!(op.tasks_json = store_claim_tasks_json(req))) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto done;
     }
@@ -735,7 +713,7 @@ int store_pg_heartbeat(store *st, const char *worker, const struct lease_ref *le
     if (!(op.ids = mem_calloc(n ? n : 1, sizeof *op.ids)))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        store_pg_norm_id(leases[i].id, op.ids[i]);
+        run_id_norm(leases[i].id, op.ids[i]);
     int rc = store_pg_write(s, heartbeat_in_tx, &op, err);
     mem_free(op.ids);
     return rc;

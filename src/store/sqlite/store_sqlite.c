@@ -33,18 +33,6 @@
 #define DEFAULT_LEASE_SECONDS 30
 #define DIR_MODE 0700 /* the store holds task parameters and results: owner only */
 
-void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN])
-{
-    size_t len = id ? strlen(id) : 0;
-    if (len >= UUID_STR_LEN) {
-        out[0] = '\0';
-        return;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a') : id[i];
-    out[len] = '\0';
-}
-
 void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
 {
     memset(r, 0, sizeof *r);
@@ -85,7 +73,7 @@ static int get_run(store *st, const char *id, struct run_row *out, errand_error 
     struct store_sqlite *s = store_sqlite_of(st);
     memset(out, 0, sizeof *out);
     char norm[UUID_STR_LEN];
-    store_sqlite_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_RUN_GET, err);
     int rc = ERRAND_ESTORE;
@@ -132,7 +120,7 @@ static int get_state(store *st, const char *id, errand_state *out, errand_error 
 {
     struct store_sqlite *s = store_sqlite_of(st);
     char norm[UUID_STR_LEN];
-    store_sqlite_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     int rc = read_state(c, norm, id, out, err);
     sqlite_pool_release(s->readers, c);
@@ -168,7 +156,7 @@ static int get_states(store *st, const char *id, struct state_history *out, erra
     out->n = 0;
     size_t cap = 0;
     char norm[UUID_STR_LEN];
-    store_sqlite_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_STATES_GET, err);
     int rc = q ? 0 : ERRAND_ESTORE, step = SQLITE_DONE;
@@ -210,7 +198,7 @@ static int get_logs(store *st, const char *id, int64_t after_seq, int limit, str
     if (limit <= 0 || limit > WIRE_LOGS_LIMIT_MAX)
         limit = WIRE_LOGS_LIMIT_MAX;
     char norm[UUID_STR_LEN];
-    store_sqlite_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     errand_state ignored;
     int rc = read_state(c, norm, id, &ignored, err);

@@ -35,10 +35,6 @@ static inline struct store_sqlite *store_sqlite_of(store *st)
     return (struct store_sqlite *)st;
 }
 
-/* Task-run ids are stored in lower case; an id given in upper case (valid on the wire) is
- * folded, and one too long to be an id becomes "" (matches nothing). */
-void store_sqlite_norm_id(const char *id, char out[UUID_STR_LEN]);
-
 /* The number of state types (errand_state), as the counters index them. */
 #define STORE_SQLITE_STATE_TYPES 8
 /* Reads a counter statement whose rows are (state_type, n) — SQL_COUNTS, or SQL_TASK_COUNTS

@@ -392,20 +392,6 @@ static int claim_may_write(struct store_sqlite *st, const struct claim_op *op, b
     return rc;
 }
 
-static char *tasks_json_text(const struct claim_request *req)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < req->n_tasks; i++) {
-        if (json_array_append_new(arr, json_string(req->tasks[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    char *text = arr ? json_compact(arr) : NULL;
-    json_decref(arr);
-    return text;
-}
-
 int64_t store_sqlite_lease_ms(const struct store_sqlite *s, int lease_seconds)
 {
     int secs = lease_seconds > 0 ? lease_seconds : s->default_lease_seconds;
@@ -432,14 +418,6 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     struct store_sqlite *s = store_sqlite_of(st);
     out->rows = NULL;
     out->n = 0;
-    if (!req->worker || !req->worker[0])
-        return error_set(err, ERRAND_EINVAL, "worker", "field 'worker' must be a non-empty string");
-    if (req->n_tasks == 0)
-        return error_set(err, ERRAND_EINVAL, "tasks", "field 'tasks' must name at least one task");
-    if (req->limit < 1 || req->limit > WIRE_CLAIM_LIMIT_MAX)
-        return error_set(err, ERRAND_EINVAL, "limit",
-                         "field 'limit' must be between 1 and %d, got %d", WIRE_CLAIM_LIMIT_MAX,
-                         req->limit);
     struct claim_op op = {
         .req = req,
         .limit = req->limit,
@@ -447,7 +425,7 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
         .lease_expires = now_ms + store_sqlite_lease_ms(s, req->lease_seconds),
     };
     int rc = 0;
-    op.tasks_json = tasks_json_text(req);
+    op.tasks_json = store_claim_tasks_json(req);
     if (!op.tasks_json) {
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         goto done;

@@ -107,7 +107,7 @@ static int walk(struct sqlite_conn *c, struct list_args *a, enum sql_id list, en
         bind_filter(q, a, state, a->oldest, limit);
         int step = sqlite3_step(q);
         if (step == SQLITE_ROW) {
-            store_sqlite_norm_id(sqlite_col_text(q, 0), low);
+            run_id_norm(sqlite_col_text(q, 0), low);
             if (strcmp(low, a->boundary) > 0)
                 memcpy(a->boundary, low, sizeof low);
         }
@@ -245,9 +245,9 @@ int store_sqlite_list_runs(store *st, const struct run_filter *f, struct run_lis
     if (a.mask == all)
         a.mask = 0;
     if (f->cursor && f->cursor[0])
-        store_sqlite_norm_id(f->cursor, a.cursor);
+        run_id_norm(f->cursor, a.cursor);
     if (f->oldest && f->oldest[0])
-        store_sqlite_norm_id(f->oldest, a.oldest);
+        run_id_norm(f->oldest, a.oldest);
 
     struct row_buffer l = {0};
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);

@@ -242,7 +242,7 @@ static int delete_ids_in_writer(struct sqlite_conn *c, void *arg, errand_error *
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < op->n; i++) {
         char norm[UUID_STR_LEN];
-        store_sqlite_norm_id(op->ids[i], norm);
+        run_id_norm(op->ids[i], norm);
         bool seen = false; /* an id given twice is deleted (and counted) once */
         for (size_t j = 0; j < op->base.n_runs && !seen; j++)
             seen = strcmp(op->base.runs[j].id, norm) == 0;

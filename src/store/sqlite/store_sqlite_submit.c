@@ -180,34 +180,9 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
 static int created_row(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
                        struct run_row *r, errand_error *err)
 {
-    memset(r, 0, sizeof *r);
-    r->id = slot->id;
-    r->task = spec->task;
-    r->parameters = spec->parameters;
-    r->state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
-    r->state_name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
-    r->state_message = slot->cached ? slot->cache_message : "";
-    r->state_timestamp = now_ms;
-    r->max_attempts = spec->retries + 1;
-    r->created = now_ms;
-    r->scheduled_at = spec->scheduled_at_ms;
-    r->finished = slot->cached ? now_ms : 0;
-    r->priority = spec->priority;
-    r->tags = spec->tags ? spec->tags : "[]";
-    r->idempotency_key = spec->idempotency_key;
-    r->cache_key = spec->cache_key;
-    r->retries = spec->retries;
-    r->retry_delays = slot->delays_text;
-    r->retry_jitter_factor = spec->retry_jitter_factor;
-    r->timeout_seconds = spec->timeout_seconds;
-    r->persist_result = spec->persist_result;
-    r->result = slot->cached ? slot->cache_result : NULL;
-    r->result_ref = slot->cached ? slot->cache_result_ref : NULL;
-    r->retry_of = spec->retry_of;
-    int rc = run_row_own_strings(r, err);
-    if (rc < 0)
-        memset(r, 0, sizeof *r);
-    return rc;
+    struct run_cache_hit hit = {slot->cache_message, slot->cache_result, slot->cache_result_ref};
+    return run_spec_created_row(spec, slot->id, slot->delays_text, now_ms,
+                                slot->cached ? &hit : NULL, r, err);
 }
 
 /* The writer op: every run of the batch, or (by returning an error) none. */
@@ -238,22 +213,6 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         slot->created = true;
     }
     return sqlite_counts_apply(c, &op->counts, op->now_ms, err);
-}
-
-static char *delays_text(const struct run_spec *spec)
-{
-    if (spec->n_retry_delays == 0)
-        return mem_strdup("[]");
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < spec->n_retry_delays; i++) {
-        if (json_array_append_new(arr, json_number_exact(spec->retry_delays[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    char *text = arr ? json_compact(arr) : NULL;
-    json_decref(arr);
-    return text;
 }
 
 /* A submission on its way through the writer (store_submit_begin .. store_submit_end). */
@@ -292,7 +251,7 @@ static int submission_prepare(store_submission *sub, const struct run_spec *spec
         int rc;
         if (uuid_v7(now_ms, slot->id) < 0)
             return error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
-        if (!(slot->delays_text = delays_text(&specs[i])))
+        if (!(slot->delays_text = run_spec_delays_json(&specs[i])))
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
         if ((rc = created_row(&specs[i], slot, now_ms, &slot->prebuilt, err)) < 0)
             return rc;
@@ -414,7 +373,7 @@ int store_sqlite_cancel(store *st, const char *id, int64_t now_ms, struct run_ro
 {
     memset(out, 0, sizeof *out);
     char norm[UUID_STR_LEN];
-    store_sqlite_norm_id(id, norm);
+    run_id_norm(id, norm);
     struct cancel_op op = {.id = norm, .now_ms = now_ms};
     int rc = sqlite_writer_run(store_sqlite_of(st)->writer, cancel_in_writer, &op, err);
     if (rc == 0)

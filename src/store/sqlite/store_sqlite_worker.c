@@ -196,7 +196,7 @@ int store_sqlite_heartbeat(store *st, const char *worker, const struct lease_ref
     if (!op.ids)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        store_sqlite_norm_id(leases[i].id, op.ids[i]);
+        run_id_norm(leases[i].id, op.ids[i]);
     int rc = sqlite_writer_run_relaxed(s->writer, heartbeat_in_writer, &op, err);
     mem_free(op.ids);
     return rc;
@@ -312,7 +312,7 @@ static int append_logs(struct sqlite_conn *c, const struct report_op *op, errand
     for (size_t i = 0; i < op->n_logs; i++) {
         const struct log_entry *l = &op->logs[i];
         char id[UUID_STR_LEN];
-        store_sqlite_norm_id(l->id, id);
+        run_id_norm(l->id, id);
         sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LOG_INSERT, err);
         if (!s)
             return ERRAND_ESTORE;
@@ -385,7 +385,7 @@ int store_sqlite_report(store *st, const char *worker, const char *batch_id,
     if (!op.ids)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        store_sqlite_norm_id(reports[i].id, op.ids[i]);
+        run_id_norm(reports[i].id, op.ids[i]);
     int rc = sqlite_writer_run(s->writer, report_in_writer, &op, err);
     mem_free(op.ids);
     return rc;
