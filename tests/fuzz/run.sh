@@ -26,7 +26,7 @@ CC=${CC:-clang}
 
 # Library sources the harnesses exercise. src/core has no libcurl or libmicrohttpd use, so
 # all of it links against jansson and libcrypto alone.
-server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c"
+server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c src/store/run_row.c"
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 # ERRAND_VERSION as CMakeLists.txt defines it (src/core/errand_public.c requires it).
 version=$(sed -n 's/^project(errand VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
