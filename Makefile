@@ -18,7 +18,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps test unit e2e e2e-postgres conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
+.PHONY: all deps test-deps deb package-test test unit e2e e2e-postgres conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -87,6 +87,17 @@ container-test:
 # `make check` from a clean clone of HEAD in a new Debian 12 container (what a new user runs).
 fresh-check:
 	$(Q)tests/container/fresh-check.sh
+
+# Debian packages (errand, liberrand1, liberrand-dev) in build-deb/, checked by lintian.
+deb:
+	@scripts/install-deps.sh deb
+	$(Q)scripts/build-deb.sh build-deb
+
+# The packages of `make deb` installed in a new Debian 12 container with systemd: the server
+# and a worker started by their units, a run submitted and its result read, a program built
+# against liberrand-dev, then everything purged (tests/package/run.sh).
+package-test: deb
+	$(Q)tests/package/run.sh build-deb
 
 # scripts/demo.sh builds first (and installs what is missing) itself.
 demo:

@@ -4,7 +4,8 @@
 # its first three lines (LICENSE holds the text). Lists the files without one and exits 1.
 # usage: scripts/check-licence.sh [REPO]   (default: this script's repository)
 # Source files: C, Python, JavaScript, CSS, HTML, shell, CMake, the Makefile, the Dockerfile,
-# the compose files, the linker script and the pkg-config template; data (JSON, fuzz corpora,
+# the compose files, the linker script, the pkg-config template, and debian/'s rules,
+# maintainer scripts, units and settings file; data (JSON, fuzz corpora,
 # images) and tool settings are not. Reads `git ls-files` when REPO is a git tree, else walks it.
 set -eu
 repo=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -19,7 +20,8 @@ checked=0
 while IFS= read -r f; do
   case "$f" in
     *.c|*.h|*.py|*.js|*.mjs|*.css|*.html|*.sh|*.cmake|CMakeLists.txt|*/CMakeLists.txt|Makefile|\
-    Dockerfile|compose.yaml|compose.*.yaml|*.map|*.pc.in|.ci/run) ;;
+    Dockerfile|compose.yaml|compose.*.yaml|*.map|*.pc.in|.ci/run|\
+    debian/rules|debian/*.postinst|debian/*.prerm|debian/*.postrm|debian/*.service|debian/*.env) ;;
     *) continue ;;
   esac
   case "$f" in */node_modules/*) continue ;; esac

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages errand needs to build, run and test, when they are missing,
 # then checks the versions of the tools where a version matters.
-# usage: scripts/install-deps.sh [build|test|all]   (default: build)
+# usage: scripts/install-deps.sh [build|deb|test|all]   (default: build)
 # Runs apt-get only when something is missing, so it is cheap to call before every build.
 # Exits non-zero, saying what it found and what is needed, when a tool is too old.
 # The minimum versions come from where they are needed: CMakeLists.txt (cmake) and
@@ -17,12 +17,17 @@ build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openss
 # postgresql (the server, 15 on Debian 12) for `make e2e-postgres` (tests/e2e/pg_cluster.py
 # runs its own throwaway cluster); libpq-dev, the client, is in the build set.
 test_pkgs="python3 python3-pytest python3-requests procps postgresql chromium firefox-esr clang libclang-rt-14-dev"
+# The Debian packaging tools for `make deb` (scripts/build-deb.sh, which `make package-test`
+# runs first).
+deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man"
 # Packages that take minutes to download and unpack on a new machine.
 large_pkgs="chromium firefox-esr clang libclang-rt-14-dev"
 case "$what" in
   build) pkgs=$build_pkgs ;;
-  test|all) pkgs="$build_pkgs $test_pkgs" ;;
-  *) echo "install-deps: unknown set '$what' (use build, test or all)" >&2; exit 2 ;;
+  deb) pkgs="$build_pkgs $deb_pkgs" ;;
+  test) pkgs="$build_pkgs $test_pkgs" ;;
+  all) pkgs="$build_pkgs $deb_pkgs $test_pkgs" ;;
+  *) echo "install-deps: unknown set '$what' (use build, deb, test or all)" >&2; exit 2 ;;
 esac
 
 say() { echo "install-deps: $*" >&2; }
@@ -34,7 +39,7 @@ for p in $pkgs; do
 done
 # Node.js may come from elsewhere than Debian (its npm then ships inside the nodejs package,
 # and Debian's npm would conflict): ask for the commands, not the packages.
-if [ "$what" != build ]; then
+if [ "$what" = test ] || [ "$what" = all ]; then
   command -v node >/dev/null 2>&1 || missing="$missing nodejs"
   command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
@@ -97,7 +102,7 @@ found=""
 cmake_min=$(sed -n 's/^cmake_minimum_required(VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt" 2>/dev/null || true)
 check cmake "$(cmake --version 2>/dev/null | sed -n '1s/^cmake version \([0-9.]*\).*/\1/p')" \
   "${cmake_min:-3.18}" "install Debian 12's cmake (apt-get install cmake)"
-if [ "$what" != build ]; then
+if [ "$what" = test ] || [ "$what" = all ]; then
   # The tests run /usr/bin/python3 (Debian's), whatever else is first on PATH.
   check python3 "$(/usr/bin/python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" \
     3.11 "the tests run /usr/bin/python3: install Debian 12's python3"

@@ -2,8 +2,10 @@
 """A task run end to end: submit over HTTP, a worker process runs it, the result comes back;
 built-in tasks, exec tasks in other languages, failures and timeouts."""
 import re
+import subprocess
 import time
 
+from errand_procs import REPO
 from conftest import STORE_MODE, exec_spec, parse_ts, unique_task, write_script, PYTHON
 
 TIMEOUT_WORDS = re.compile(r"time ?out|timed out", re.I)
@@ -159,7 +161,11 @@ def test_workers_endpoint_lists_a_serving_worker(server, worker_factory):
 def test_health_reports_version_and_store(server):
     h = server.api.health()
     assert h["status"] == "ok"
-    assert h["version"] == "0.1.0"
+    # The release of CHANGELOG.md's first release heading, the version's one place.
+    release = subprocess.run([str(REPO / "scripts/version.sh")], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", release), release
+    assert h["version"] == release
     assert h["store"] == STORE_MODE  # "sqlite", or "postgresql" under ERRAND_TEST_STORE
     assert h["api_version"] == 1
 

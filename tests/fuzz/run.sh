@@ -28,8 +28,9 @@ CC=${CC:-clang}
 # all of it links against jansson and libcrypto alone.
 server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c src/store/run_row.c"
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-# ERRAND_VERSION as CMakeLists.txt defines it (src/core/errand_public.c requires it).
-version=$(sed -n 's/^project(errand VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+# ERRAND_VERSION as CMakeLists.txt defines it, from CHANGELOG.md (src/core/errand_public.c
+# requires it).
+version=$(scripts/version.sh)
 cflags="-std=c11 -D_GNU_SOURCE -DERRAND_VERSION=\"${version:-0}\" -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -Wshadow
         -Wno-unused-parameter -Iinclude -Isrc -I$fuzz_dir"
 

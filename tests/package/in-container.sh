@@ -1,0 +1,120 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# tests/package/in-container.sh — the package test's steps inside the container, which runs
+# systemd as process 1 (tests/package/run.sh starts it): install the packages of /debs, run
+# the server and a worker through their units, submit runs with the CLI and with a program
+# built against liberrand-dev, stop the units, purge the packages, and compare the file
+# system with what it was before the install. Prints what it checks; exits 1 at the first
+# check that fails, saying which.
+set -euo pipefail
+say() { printf 'package-test: %s\n' "$*"; }
+fail() { printf 'package-test: FAIL: %s\n' "$*" >&2; exit 1; }
+t0=$SECONDS
+# until SECONDS CMD...: runs CMD until it succeeds, at most SECONDS.
+until_ok() {
+  local limit=$1 start=$SECONDS
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $((SECONDS - start)) -lt "$limit" ] || return 1
+    sleep 0.2
+  done
+}
+
+# What is on the file system, outside the places that churn by themselves (apt's and dpkg's
+# records, caches, logs, temporary and runtime folders) and the test's own mounts.
+snapshot() {
+  find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+                 -o -path /var/tmp -o -path /var/log -o -path /var/cache -o -path /var/lib/apt \
+                 -o -path /var/lib/dpkg -o -path /debs -o -path /test \) -prune -o -print |
+    sort
+}
+
+say "waiting for systemd"
+until_ok 60 systemctl is-system-running || [ "$(systemctl is-system-running)" = degraded ] \
+  || fail "systemd did not start: $(systemctl is-system-running)"
+snapshot >/tmp/before
+
+debs=$(ls /debs/errand_*.deb /debs/liberrand1_*.deb /debs/liberrand-dev_*.deb)
+say "apt-get install $(echo $debs | xargs -n1 basename | tr '\n' ' ')"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $debs \
+  >/tmp/install.log 2>&1 || { cat /tmp/install.log; fail "apt-get install"; }
+
+# ---- the server, started by the package ----------------------------------------------------
+[ "$(systemctl is-enabled errand.service)" = enabled ] || fail "errand.service is not enabled"
+until_ok 30 errand tasks ls || { systemctl status errand --no-pager || true;
+  journalctl -u errand --no-pager | tail -n 30; fail "the server did not answer within 30 s"; }
+say "errand.service is enabled and answers: $(errand --version)"
+[ "$(errand --version)" = "errand $EXPECTED_VERSION" ] \
+  || fail "errand --version says '$(errand --version)', the release is $EXPECTED_VERSION"
+pid=$(systemctl show -p MainPID --value errand.service)
+[ "$(stat -c %U "/proc/$pid")" = errand ] || fail "the server runs as $(stat -c %U "/proc/$pid"), not errand"
+[ "$(stat -c '%U:%G %a' /var/lib/errand)" = "errand:errand 750" ] \
+  || fail "/var/lib/errand is $(stat -c '%U:%G %a' /var/lib/errand)"
+[ -s /var/lib/errand/errand.db ] || fail "no database in /var/lib/errand"
+[ "$(stat -c '%U:%G %a' /etc/errand/errand.env)" = "root:errand 640" ] \
+  || fail "/etc/errand/errand.env is $(stat -c '%U:%G %a' /etc/errand/errand.env)"
+say "the server runs as errand, its database is /var/lib/errand/errand.db"
+
+# ---- a worker, from the template unit ------------------------------------------------------
+# The quotes group the program's words: the unit reads the value as a shell command line.
+cat >/etc/errand/workers/main.env <<'ENV'
+ERRAND_WORKER_ARGS="--builtin --exec upper='tr a-z A-Z' --name package-test"
+ENV
+systemctl start errand-worker@main.service
+until_ok 30 sh -c 'errand workers ls | grep -q package-test' \
+  || { journalctl -u errand-worker@main --no-pager | tail -n 30; fail "the worker did not register"; }
+pid=$(systemctl show -p MainPID --value errand-worker@main.service)
+[ "$(stat -c %U "/proc/$pid")" = errand ] || fail "the worker runs as $(stat -c %U "/proc/$pid")"
+say "errand-worker@main.service serves errand.noop, errand.sleep and upper, as errand"
+
+out=$(errand submit upper --params '{"text": "hello"}' --wait --json)
+echo "$out" | grep -q '"TEXT": *"HELLO"' || fail "the run of upper did not give its result: $out"
+say "a run of upper (an --exec task) completed: {\"TEXT\": \"HELLO\"}"
+
+# ---- a program built against liberrand-dev ---------------------------------------------------
+cd /tmp
+gcc -Wall -Wextra -Werror -o hello /test/hello_liberrand.c $(pkg-config --cflags --libs errand) \
+  || fail "building against liberrand-dev with pkg-config"
+ldd ./hello | grep -q 'liberrand.so.1 => /.*/liberrand.so.1 ' || fail "hello is not linked with liberrand.so.1"
+out=$(./hello) || fail "hello failed: $out"
+[ "$out" = "liberrand $EXPECTED_VERSION
+Completed {\"from\":\"hello_liberrand\"}" ] || fail "hello printed: $out"
+say "a program built with pkg-config (liberrand.so.1) submitted errand.noop and read its result"
+multiarch=$(gcc -print-multiarch)
+# liberrand.a with the shared libraries it needs (errand.pc's Requires.private and
+# Libs.private): `pkg-config --static` would ask for static libcurl and all of its own.
+private_requires=$(pkg-config --print-requires-private errand | awk '{ print $1 }')
+[ -n "$private_requires" ] || fail "errand.pc names no Requires.private"
+gcc -Wall -Wextra -Werror -o hello-static /test/hello_liberrand.c $(pkg-config --cflags errand) \
+  "/usr/lib/$multiarch/liberrand.a" $(pkg-config --libs $private_requires) -lpthread -lm \
+  || fail "building against liberrand.a"
+! ldd ./hello-static | grep -q liberrand || fail "hello-static is linked with liberrand.so"
+[ "$(./hello-static | tail -n 1)" = 'Completed {"from":"hello_liberrand"}' ] || fail "hello-static"
+say "the same against the static library liberrand.a"
+
+# ---- purge, with the server and the worker running -------------------------------------------
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -q errand liberrand-dev liberrand1 \
+  >/tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "apt-get purge"; }
+systemctl daemon-reload
+# (By name: /proc/PID/exe of another user's process is not readable without CAP_SYS_PTRACE.)
+for p in /proc/[0-9]*; do
+  [ "$(cat "$p/comm" 2>/dev/null)" != errand ] \
+    || fail "an errand process is still running after the purge: $(tr '\0' ' ' <"$p/cmdline")"
+done
+! systemctl cat errand.service >/dev/null 2>&1 || fail "errand.service is still known to systemd"
+# Stopped by SIGTERM, each as it should: what they logged last.
+journalctl -u errand-worker@main --no-pager | grep -q 'msg="worker stopped" worker=package-test' \
+  || { journalctl -u errand-worker@main --no-pager | tail -n 5
+       fail "the worker was not stopped by the purge (no 'worker stopped' in its journal)"; }
+journalctl -u errand --no-pager | grep -q 'msg="server stopped" status=0' \
+  || fail "the server did not stop cleanly (no 'server stopped status=0' in its journal)"
+say "the purge stopped the server and the worker (SIGTERM, clean exits)"
+snapshot >/tmp/after
+left=$(comm -13 /tmp/before /tmp/after | grep -v -e '^/var/lib/errand$' -e '^/var/lib/errand/' || true)
+gone=$(comm -23 /tmp/before /tmp/after || true)
+[ -z "$left" ] || fail "the purge left these behind: $left"
+[ -z "$gone" ] || fail "these were there before the install and are gone: $gone"
+[ -s /var/lib/errand/errand.db ] || fail "the purge removed the data folder"
+getent passwd errand >/dev/null || fail "the system user errand is gone (it owns the data folder)"
+say "purged: nothing is left but the data folder /var/lib/errand (and its owner, the user errand)"
+say "passed in $((SECONDS - t0)) s"
