@@ -95,8 +95,10 @@ deb:
 
 # The packages of `make deb` installed in a new Debian 12 container with systemd: the server
 # and a worker started by their units, a run submitted and its result read, a program built
-# against liberrand-dev, then everything purged (tests/package/run.sh).
+# against liberrand-dev, an upgrade to the packages' next revision (built here as well) under
+# load, then everything purged (tests/package/run.sh).
 package-test: deb
+	$(Q)DEB_REVISION=2 scripts/build-deb.sh build-deb/next
 	$(Q)tests/package/run.sh build-deb
 
 # scripts/demo.sh builds first (and installs what is missing) itself.

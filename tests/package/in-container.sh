@@ -92,6 +92,38 @@ gcc -Wall -Wextra -Werror -o hello-static /test/hello_liberrand.c $(pkg-config -
 [ "$(./hello-static | tail -n 1)" = 'Completed {"from":"hello_liberrand"}' ] || fail "hello-static"
 say "the same against the static library liberrand.a"
 
+# ---- an upgrade under load: the next revision of the packages over the running ones -------
+# The server restarts (the package does it), the worker is left running and rides it out, a
+# run in flight completes, the stored runs and a locally changed conffile are kept.
+run_id() { grep -o '"id": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/'; }
+ls /debs/next/errand_*.deb >/dev/null 2>&1 || fail "no next revision of the packages in /debs/next"
+echo "# changed here: kept by the upgrade" >>/etc/errand/errand.env
+before_id=$(errand submit errand.noop --params '{"before": "upgrade"}' --wait --json | run_id)
+[ -n "$before_id" ] || fail "submitting before the upgrade"
+sleeping_id=$(errand submit errand.sleep --params '{"seconds": 3}' --json | run_id)
+until_ok 10 sh -c "errand runs show $sleeping_id | grep -q Running" \
+  || fail "the run of errand.sleep did not start"
+server_pid=$(systemctl show -p MainPID --value errand.service)
+worker_pid=$(systemctl show -p MainPID --value errand-worker@main.service)
+next=$(ls /debs/next/errand_*.deb /debs/next/liberrand1_*.deb /debs/next/liberrand-dev_*.deb)
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $next \
+  >/tmp/upgrade.log 2>&1 || { cat /tmp/upgrade.log; fail "apt-get install of the next revision"; }
+new_version=$(dpkg-query -W -f='${Version}' errand)
+[ "$new_version" = "$(dpkg-deb -f /debs/next/errand_*.deb Version)" ] \
+  || fail "errand is at $new_version after the upgrade"
+[ "$(systemctl is-active errand.service)" = active ] || fail "errand.service is not active after the upgrade"
+[ "$(systemctl show -p MainPID --value errand.service)" != "$server_pid" ] \
+  || fail "the upgrade did not restart the server"
+[ "$(systemctl show -p MainPID --value errand-worker@main.service)" = "$worker_pid" ] \
+  || fail "the upgrade restarted the worker (it may be in the middle of long runs)"
+grep -q '^# changed here: kept by the upgrade$' /etc/errand/errand.env \
+  || fail "the upgrade lost the local change to /etc/errand/errand.env"
+out=$(errand runs wait "$sleeping_id" --timeout 30 --json) || fail "waiting for the run in flight: $out"
+echo "$out" | grep -q '"type": *"COMPLETED"' || fail "the run in flight did not complete: $out"
+errand runs show "$before_id" | grep -q Completed || fail "the run from before the upgrade is gone"
+say "upgraded to $new_version under load: the server restarted, the worker kept running, the"
+say "run in flight completed, the stored runs and the changed conffile were kept"
+
 # ---- purge, with the server and the worker running -------------------------------------------
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q errand liberrand-dev liberrand1 \
   >/tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "apt-get purge"; }

@@ -3,11 +3,14 @@
 # tests/package/run.sh — the Debian packages' test: installs the packages that `make deb`
 # built in a new Debian 12 container running systemd, starts the server and a worker through
 # their units, submits runs and reads their results (with the CLI, and with a program built
-# against liberrand-dev through pkg-config), then purges the packages and checks that nothing
+# against liberrand-dev through pkg-config), upgrades them under load to a later revision,
+# then purges the packages and checks that nothing
 # is left but the data folder (tests/package/in-container.sh holds those steps).
 #
 # usage: tests/package/run.sh [DEB_DIR]   (default build-deb/; or `make package-test`, which
-#        builds the packages first). Root (rootful podman), as tests/container/run.sh.
+#        builds the packages first). DEB_DIR/next holds a later revision of the same packages,
+#        installed over the running ones as an upgrade. Root (rootful podman), as
+#        tests/container/run.sh.
 # The container's image is debian:bookworm-slim with systemd, gcc and pkg-config, and the
 # packages' dependencies from Debian (so that the file system can be compared before and
 # after); it is built once and kept (rebuilt when the dependencies change). The container
@@ -21,8 +24,10 @@ name=errand-pkgtest-$$
 say() { printf 'package-test: %s\n' "$*" >&2; }
 fail() { printf 'package-test: FAIL: %s\n' "$*" >&2; exit 1; }
 
-ls "$debs"/errand_*.deb "$debs"/liberrand1_*.deb "$debs"/liberrand-dev_*.deb >/dev/null 2>&1 \
-  || fail "no errand, liberrand1 and liberrand-dev packages in $debs (make deb)"
+for d in "$debs" "$debs/next"; do
+  ls "$d"/errand_*.deb "$d"/liberrand1_*.deb "$d"/liberrand-dev_*.deb >/dev/null 2>&1 \
+    || fail "no errand, liberrand1 and liberrand-dev packages in $d (make package-test builds them)"
+done
 
 setup=$root/../shared/tools/podman-setup
 if [ -x "$setup" ]; then
