@@ -18,8 +18,8 @@ build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openss
 # runs its own throwaway cluster); libpq-dev, the client, is in the build set.
 test_pkgs="python3 python3-pytest python3-requests procps postgresql chromium firefox-esr clang libclang-rt-14-dev"
 # The Debian packaging tools for `make deb` (scripts/build-deb.sh, which `make package-test`
-# runs first).
-deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man"
+# runs first); dpkg-buildpackage refuses to build without build-essential.
+deb_pkgs="build-essential dpkg-dev debhelper fakeroot lintian help2man"
 # Packages that take minutes to download and unpack on a new machine.
 large_pkgs="chromium firefox-esr clang libclang-rt-14-dev"
 case "$what" in
