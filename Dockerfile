@@ -12,6 +12,24 @@
 #   podman build --network host --target server -t errand-server .
 # The compilers and -dev packages stay in the `build` stage; the runtime stages get only the
 # shared libraries the binaries link, and run as an unprivileged user.
+#
+# Every image carries OCI labels (org.opencontainers.image.*): version, revision and source
+# come from these build arguments, which tests/container/run.sh passes:
+#   --build-arg ERRAND_VERSION=$(scripts/version.sh)      the release, from CHANGELOG.md
+#   --build-arg ERRAND_REVISION=$(git rev-parse HEAD)     the commit built
+#   --build-arg ERRAND_SOURCE=<repository URL>            where that commit lives
+# An image built without them is labelled version "unknown" and revision "unknown", with an
+# empty source; `errand --version` inside it still prints the release it was compiled from.
+# They are used only by the last, label-only layers of each stage, so a new commit does not
+# invalidate the cached compile or apt-get layers. Each of those stages runs `RUN true` before
+# its LABEL: podman (buildah) keys a cached LABEL layer on the instruction's text, not on the
+# values its ARGs expand to, and would keep an earlier build's version and revision; a RUN is
+# keyed on the stage's build arguments, so the labels after it follow them (Docker keys both).
+# The server, task and api images check their own health with `errand health` (HEALTHCHECK;
+# podman keeps it only in images built with `podman build --format docker`).
+ARG ERRAND_VERSION=unknown
+ARG ERRAND_REVISION=unknown
+ARG ERRAND_SOURCE=
 
 # ---- build: compile everything (never shipped) ----------------------------------------------
 FROM debian:bookworm-slim AS build
@@ -84,6 +102,17 @@ RUN apt-get update \
 COPY scripts/container/postgres-entrypoint.sh /usr/local/bin/errand-postgres-entrypoint
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
+ARG ERRAND_VERSION
+ARG ERRAND_REVISION
+ARG ERRAND_SOURCE
+RUN true
+# The licence is what the image serves, PostgreSQL's; version and revision are errand's,
+# whose recipe built it.
+LABEL org.opencontainers.image.version="$ERRAND_VERSION" \
+      org.opencontainers.image.revision="$ERRAND_REVISION" \
+      org.opencontainers.image.source="$ERRAND_SOURCE" \
+      org.opencontainers.image.licenses="PostgreSQL" \
+      org.opencontainers.image.vendor="errand"
 # The server process and the files in the volume belong to the package's `postgres` user.
 USER postgres
 WORKDIR /var/lib/postgresql
@@ -136,6 +165,16 @@ RUN groupadd --gid "$S3RVER_UID" s3rver \
  && mkdir -p /data \
  && chown s3rver:s3rver /data
 ENV PATH=/opt/s3rver/bin:$PATH
+ARG ERRAND_VERSION
+ARG ERRAND_REVISION
+ARG ERRAND_SOURCE
+RUN true
+# s3rver's own licence is MIT too; version and revision are errand's, whose recipe built it.
+LABEL org.opencontainers.image.version="$ERRAND_VERSION" \
+      org.opencontainers.image.revision="$ERRAND_REVISION" \
+      org.opencontainers.image.source="$ERRAND_SOURCE" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="errand"
 USER s3rver
 WORKDIR /data
 EXPOSE 4568
@@ -144,22 +183,48 @@ EXPOSE 4568
 ENTRYPOINT ["tini", "--", "s3rver", "--directory", "/data", "--address", "0.0.0.0", "--port", "4568", "--no-vhost-buckets"]
 CMD ["--configure-bucket", "errand-results"]
 
+# ---- runtime: base plus the labels of the version built (server, task and api build on it) --
+FROM base AS runtime
+ARG ERRAND_VERSION
+ARG ERRAND_REVISION
+ARG ERRAND_SOURCE
+RUN true
+LABEL org.opencontainers.image.version="$ERRAND_VERSION" \
+      org.opencontainers.image.revision="$ERRAND_REVISION" \
+      org.opencontainers.image.source="$ERRAND_SOURCE" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="errand"
+
 # ---- server: the errand API server ----------------------------------------------------------
-FROM base AS server
+FROM runtime AS server
+LABEL org.opencontainers.image.description="errand server: the HTTP API, the store and the dashboard (port 4200)"
 # Listen on every interface of the container, so the other services (and `ports:`) reach it.
 ENV ERRAND_SERVER_API_HOST=0.0.0.0
 EXPOSE 4200
+# Ready once the store takes writes (GET /api/health/ready, no API key needed). The check's
+# own --timeout-seconds is under HEALTHCHECK's, so a hung server is reported by errand, with
+# the URL, rather than killed silently.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD errand health --timeout-seconds 4 --api-url "http://127.0.0.1:${ERRAND_SERVER_API_PORT:-4200}/api"
 CMD ["errand", "server", "start"]
 
 # ---- task: the example's task worker (scale it with more replicas) --------------------------
-FROM base AS task
+FROM runtime AS task
+LABEL org.opencontainers.image.description="errand example task worker: serves create_structured_output"
 ENV ERRAND_LOCAL_STORAGE_PATH=/task-storage \
     ERRAND_RESULTS_PERSIST_BY_DEFAULT=true \
     ERRAND_LOGGING_LOG_PRINTS=true
+# Healthy while its server (ERRAND_API_URL, a list as the worker uses it) is ready: a worker
+# that cannot reach one claims nothing.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD errand health --timeout-seconds 4
 CMD ["structured-output-task"]
 
 # ---- api: the example's web API and page ----------------------------------------------------
-FROM base AS api
+FROM runtime AS api
+LABEL org.opencontainers.image.description="errand example web API and page (port 8000)"
 ENV ERRAND_LOCAL_STORAGE_PATH=/task-storage
 EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD errand health --timeout-seconds 4 --url http://127.0.0.1:8000/health
 CMD ["structured-output-api", "--host", "0.0.0.0", "--port", "8000"]

@@ -25,6 +25,7 @@ extern const struct cli_command cmd_tasks_ls;
 extern const struct cli_command cmd_tasks_pause;
 extern const struct cli_command cmd_tasks_resume;
 extern const struct cli_command cmd_config;
+extern const struct cli_command cmd_health;
 extern const struct cli_command cmd_bench;
 
 #endif

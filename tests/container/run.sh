@@ -8,8 +8,11 @@
 # production-like variant, compose.postgres.yaml: PostgreSQL, s3rver, two errand servers,
 # two task workers and the api with scoped API keys; a task's result is read back from the
 # bucket through the servers' API, its run is in PostgreSQL, and with one server stopped
-# the app still works through the other. Everything is torn down (containers, networks,
-# volumes, per-run image tags) whatever happened.
+# the app still works through the other. Along the way: the server, task and api images carry
+# the OCI labels of this version (scripts/version.sh, the commit, MIT) and a non-root user,
+# and each of those services turns healthy by its own health check (`errand health`), which
+# goes red for a task worker whose server is gone. Everything is torn down (containers,
+# networks, volumes, per-run image tags) whatever happened.
 #
 # usage: tests/container/run.sh          (or `make container-test`; root, or rootful podman)
 # Needs podman + podman-compose (on this project's machines ../shared/tools/podman-setup
@@ -27,6 +30,7 @@ cd "$root"
 build_timeout_s=${CONTAINER_BUILD_TIMEOUT:-1800} # one `podman build` (first one compiles all)
 compose_timeout_s=300   # `podman-compose up -d` / `down`
 ready_timeout_s=90      # a service answering after `up`
+healthy_timeout_s=60    # a service's health check passing, once it answers
 task_timeout_s=90       # a submitted task reaching completed
 pg_ready_timeout_s=120  # PostgreSQL's first start (initdb) and the servers connecting to it
 fake_timeout_s=20       # the fake chat-completions server printing its port
@@ -66,6 +70,16 @@ fake_pid=""
 
 step() { printf 'container-test: [%3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
 fail() { printf 'container-test: FAIL: %s\n' "$*" >&2; exit 1; }
+# until DESCRIPTION TIMEOUT COMMAND...: runs COMMAND until it succeeds, or fails the test.
+until_ok() {
+  local what=$1 limit=$2 deadline
+  shift 2
+  deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$what: not within ${limit}s"
+    sleep "$poll_interval_s"
+  done
+}
 
 compose=(podman-compose -p "$project" -f "$root/compose.yaml")
 pg_compose=(podman-compose -p "$pg_project" -f "$root/compose.postgres.yaml")
@@ -187,6 +201,17 @@ fi
 command -v curl >/dev/null 2>&1 || fail "curl is missing (apt-get install curl)"
 [ -f "$fake" ] || fail "$fake is missing (the example's fake chat-completions server)"
 
+# ---- what the images are labelled with --------------------------------------------------------
+version=$(scripts/version.sh) || fail "scripts/version.sh found no release version in CHANGELOG.md"
+revision=$(git rev-parse HEAD 2>/dev/null) || revision=unknown
+# Where the commit lives: the origin remote without any user or token in it, else this checkout.
+source_url=$(git remote get-url origin 2>/dev/null | sed -E 's#^([a-z+]+://)[^/@]*@#\1#') || true
+[ -n "$source_url" ] || source_url=$root
+# Every build gets them (the Dockerfile's labels), and the docker format, which keeps the
+# images' HEALTHCHECK (the OCI format has no such field, and podman would drop it).
+build_args=(--format docker --build-arg "ERRAND_VERSION=$version"
+            --build-arg "ERRAND_REVISION=$revision" --build-arg "ERRAND_SOURCE=$source_url")
+
 # ---- build every stage ----------------------------------------------------------------------
 # s3rver comes from the npm registry over HTTPS: where this machine reaches it through a TLS
 # proxy, the proxy's CA goes into that build step (the Dockerfile's s3rver-build stage).
@@ -203,15 +228,15 @@ build_failed() {
 # meanwhile: on a new machine they are minutes of apt-get and npm (on one with podman's layer
 # cache, seconds). Started as direct children, so cleanup can stop them by their ids.
 step "podman build --target postgres, --target s3 (in the background)"
-timeout "$build_timeout_s" podman build --network host --target postgres \
+timeout "$build_timeout_s" podman build --network host "${build_args[@]}" --target postgres \
   -t "$image:postgres" . >"$work/build-postgres.log" 2>&1 &
 bg_builds[postgres]=$!
-timeout "$build_timeout_s" podman build --network host "${npm_ca[@]}" --target s3 \
+timeout "$build_timeout_s" podman build --network host "${build_args[@]}" "${npm_ca[@]}" --target s3 \
   -t "$image:s3" . >"$work/build-s3.log" 2>&1 &
 bg_builds[s3]=$!
 for stage in build server task api; do
   step "podman build --target $stage"
-  timeout "$build_timeout_s" podman build --network host --target "$stage" \
+  timeout "$build_timeout_s" podman build --network host "${build_args[@]}" --target "$stage" \
     -t "$image:$stage" . >"$work/build-$stage.log" 2>&1 || build_failed "$stage"
 done
 for stage in postgres s3; do
@@ -220,7 +245,7 @@ for stage in postgres s3; do
   unset "bg_builds[$stage]"
 done
 # Tagged too (built already, as part of s3), so its layers (the npm install) stay a cache.
-timeout "$build_timeout_s" podman build --network host "${npm_ca[@]}" --target s3rver-build \
+timeout "$build_timeout_s" podman build --network host "${build_args[@]}" "${npm_ca[@]}" --target s3rver-build \
   -t "$image:s3rver-build" . >"$work/build-s3rver-build.log" 2>&1 || build_failed s3rver-build
 # podman-compose runs the image named <project>_<service>
 for s in "${services[@]}"; do
@@ -235,6 +260,59 @@ for stage in server postgres s3; do
   sizes="$sizes $stage $((size / 1024 / 1024)) MiB,"
 done
 step "runtime image sizes:${sizes%,}"
+
+# ---- the images' labels, user and health check ----------------------------------------------
+# label STAGE NAME: the image's org.opencontainers.image.NAME label.
+label() {
+  podman image inspect --format "{{index .Labels \"org.opencontainers.image.$2\"}}" "$image:$1"
+}
+for stage in server task api; do
+  got=$(label "$stage" version)
+  [ "$got" = "$version" ] || fail "image $stage is labelled version '$got', wanted '$version' (scripts/version.sh)"
+  got=$(label "$stage" revision)
+  [ "$got" = "$revision" ] || fail "image $stage is labelled revision '$got', wanted '$revision'"
+  got=$(label "$stage" licenses)
+  [ "$got" = MIT ] || fail "image $stage is labelled licenses '$got', wanted MIT"
+  got=$(label "$stage" source)
+  [ "$got" = "$source_url" ] || fail "image $stage is labelled source '$got', wanted '$source_url'"
+  user=$(podman image inspect --format '{{.Config.User}}' "$image:$stage")
+  case $user in
+    "" | root | 0 | 0:*) fail "image $stage runs as '${user:-root (no USER)}', wanted an unprivileged user" ;;
+  esac
+  check=$(podman image inspect --format '{{.HealthCheck}}' "$image:$stage")
+  [[ $check == *"errand health"* ]] || fail "image $stage has no 'errand health' HEALTHCHECK: '$check'"
+done
+for stage in postgres s3; do
+  got=$(label "$stage" version)
+  [ "$got" = "$version" ] || fail "image $stage is labelled version '$got', wanted '$version'"
+done
+# (podman's stderr aside: without systemd it complains that it cannot schedule the image's
+# health check, which does not matter for a one-off command.)
+got=$(podman run --rm --network none "$image:server" errand --version 2>"$work/version.err") \
+  || fail "errand --version failed in the server image: $(cat "$work/version.err")"
+[ "$got" = "errand $version" ] \
+  || fail "errand --version in the server image printed '$got', wanted 'errand $version'"
+step "images labelled version $version, revision $revision, MIT; non-root; health checks set"
+
+# ---- the images' own health checks -----------------------------------------------------------
+# compose declares its own checks (below); these are the images' HEALTHCHECK, for `docker run`.
+# The server's reads its port from ERRAND_SERVER_API_PORT: run on another port, it must still
+# pass. The api's /health needs no errand server. Labelled with the project, so that teardown
+# removes them whatever happens.
+image_check() { # image_check NAME STAGE ENV...: runs STAGE alone; its own check must pass
+  local name=$1 stage=$2 env=() e
+  shift 2
+  for e in "$@"; do env+=(-e "$e"); done
+  podman run -d --name "$name" --network none --label "io.podman.compose.project=$project" \
+    "${env[@]}" "$image:$stage" >/dev/null 2>"$work/run.err" \
+    || fail "podman run $image:$stage failed: $(cat "$work/run.err")"
+  until_ok "image $stage's own HEALTHCHECK passing (podman healthcheck run $name)" \
+    "$healthy_timeout_s" podman healthcheck run "$name"
+  podman rm -f -t 0 "$name" >/dev/null 2>&1
+}
+image_check "${project}_alone_server" server ERRAND_SERVER_API_PORT=4300
+image_check "${project}_alone_api" api ERRAND_API_URL=http://127.0.0.1:1/api
+step "the server and api images pass their own HEALTHCHECK"
 
 # ---- the fake chat-completions server on the host -------------------------------------------
 # Containers reach the host at host.containers.internal (the podman network's gateway), so the
@@ -284,14 +362,23 @@ timeout "$compose_timeout_s" "${compose[@]}" up -d --no-build >"$work/compose.lo
 server=http://127.0.0.1:$server_port
 app=http://127.0.0.1:$api_port
 
-# until DESCRIPTION TIMEOUT COMMAND...: runs COMMAND until it succeeds, or fails the test.
-until_ok() {
-  local what=$1 limit=$2 deadline
-  shift 2
-  deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$what: not within ${limit}s"
-    sleep "$poll_interval_s"
+# containers_of PROJECT SERVICE: the ids of SERVICE's containers in PROJECT.
+containers_of() {
+  podman ps -q --filter "label=io.podman.compose.project=$1" \
+    --filter "label=com.docker.compose.service=$2"
+}
+# healthy PROJECT SERVICE...: every container of each SERVICE passes its health check, the one
+# compose gave it, run on demand (podman runs them periodically only under systemd).
+healthy() {
+  local p=$1 s c
+  shift
+  for s in "$@"; do
+    c=$(containers_of "$p" "$s")
+    [ -n "$c" ] || fail "no running container of service $s in project $p"
+    for c in $c; do
+      until_ok "$s ($c) healthy (podman healthcheck run)" "$healthy_timeout_s" \
+        podman healthcheck run "$c"
+    done
   done
 }
 # json CODE [ARG...]: runs python CODE with the JSON document on stdin as `d`, ARGs in sys.argv.
@@ -317,6 +404,8 @@ until_ok "api answering GET /health" "$ready_timeout_s" curl -fsS --max-time 5 "
 # The whole page first: `curl | grep -q` fails under pipefail when grep stops reading early.
 page=$(curl -fsS --max-time 5 "$app/") && grep -qi '<form' <<<"$page" \
   || fail "GET $app/ did not serve the page with its form"
+healthy "$project" errand-server task api
+step "errand-server, task and api healthy"
 
 # ---- a task, end to end ---------------------------------------------------------------------
 # run_task APP ITEM PRICE: submits a task through the api at APP (POST /tasks, the form the
@@ -386,6 +475,26 @@ assert all(c["body"]["model"] == sys.argv[2] for c in calls), "a call for anothe
   || fail "the task's calls to the endpoint: $(tail -n 1 "$work/check.err"): $calls"
 step "the task called the endpoint with OPENAI_API_KEY and OPENAI_MODEL from compose"
 
+# ---- a health check that must fail ---------------------------------------------------------
+# `errand health` exits 1 (not 2, not 0) for a server that is not there; and once the errand
+# server is stopped, the task workers' own health check reports it.
+mapfile -t task_containers < <(containers_of "$project" task)
+task_container=${task_containers[0]:?no task container in project $project}
+rc=0
+podman exec "$task_container" errand health --timeout-seconds 2 \
+  --api-url http://127.0.0.1:1/api >/dev/null 2>"$work/health.err" || rc=$?
+[ "$rc" = 1 ] || fail "errand health against a closed port exited $rc, wanted 1: $(cat "$work/health.err")"
+step "stopping errand-server"
+# (stderr aside: without systemd podman complains it cannot remove the health check's timer)
+podman stop -t 10 "$(containers_of "$project" errand-server)" >/dev/null 2>"$work/stop.err" \
+  || fail "podman stop errand-server failed: $(cat "$work/stop.err")"
+# 1 is podman's "unhealthy"; 125 would be podman failing to run the check at all.
+rc=0
+out=$(podman healthcheck run "$task_container" 2>&1) || rc=$?
+[ "$rc" = 1 ] \
+  || fail "the task's health check exited $rc with errand-server stopped, wanted 1 (unhealthy): $out"
+step "with errand-server stopped, the task's health check fails: $out"
+
 # ---- the production-like variant: compose.postgres.yaml -------------------------------------
 # Its own project, after the default one is down (they would only compete for the CPUs).
 step "tearing down project $project"
@@ -421,6 +530,9 @@ until_ok "errand-server-2 answering GET /api/health" "$pg_ready_timeout_s" \
 until_ok "$replicas task workers registered (GET /api/workers)" "$ready_timeout_s" \
   workers_ready "$server" "${admin[@]}"
 until_ok "api answering GET /health" "$ready_timeout_s" curl -fsS --max-time 5 "$app/health"
+# The servers want keys for everything but their health checks, which pass without one.
+healthy "$pg_project" errand-server-1 errand-server-2 task api
+step "errand-server-1, errand-server-2, task and api healthy"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$server/api/task_runs") \
   || fail "GET $server/api/task_runs did not answer"
 [ "$code" = 401 ] || fail "GET /api/task_runs without a key answered $code, wanted 401 (ERRAND_API_KEY unset on the servers?)"
@@ -461,12 +573,20 @@ check_persisted "$server2" "$server" "${pg_prices[0]}"
 
 # ---- one server down: the app and the workers carry on through the other --------------------
 step "stopping errand-server-1"
-podman stop -t 10 "${pg_project}_errand-server-1_1" >/dev/null \
-  || fail "podman stop ${pg_project}_errand-server-1_1 failed"
+podman stop -t 10 "${pg_project}_errand-server-1_1" >/dev/null 2>"$work/stop.err" \
+  || fail "podman stop ${pg_project}_errand-server-1_1 failed: $(cat "$work/stop.err")"
 ! curl -fsS --max-time 5 "$server/api/health" >/dev/null 2>&1 \
   || fail "errand-server-1 still answers after podman stop"
 run_task "$app" "${pg_items[1]}" "${pg_prices[1]}"
 check_persisted "$server2" "$server2" "${pg_prices[1]}"
 until_ok "$replicas task workers still active on errand-server-2" "$ready_timeout_s" \
   workers_ready "$server2" "${admin[@]}"
+# Every try, not eventually: each check starts at a server drawn at random, so one that did
+# not move on from the stopped server would fail about every other time.
+for c in $(containers_of "$pg_project" task); do
+  for try in 1 2 3 4; do
+    podman healthcheck run "$c" >/dev/null 2>&1 \
+      || fail "task $c: health check $try failed with errand-server-1 stopped (no failover?)"
+  done
+done
 step "with errand-server-1 stopped, the app and the workers work through errand-server-2"
