@@ -41,9 +41,9 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $de
 
 # ---- the server, started by the package ----------------------------------------------------
 [ "$(systemctl is-enabled errand.service)" = enabled ] || fail "errand.service is not enabled"
-until_ok 30 errand tasks ls || { systemctl status errand --no-pager || true;
+until_ok 30 errand health --timeout-seconds 2 || { systemctl status errand --no-pager || true;
   journalctl -u errand --no-pager | tail -n 30; fail "the server did not answer within 30 s"; }
-say "errand.service is enabled and answers: $(errand --version)"
+say "errand.service is enabled and ready ($(errand health)): $(errand --version)"
 [ "$(errand --version)" = "errand $EXPECTED_VERSION" ] \
   || fail "errand --version says '$(errand --version)', the release is $EXPECTED_VERSION"
 pid=$(systemctl show -p MainPID --value errand.service)
