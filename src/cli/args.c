@@ -390,5 +390,8 @@ int args_load_settings(const struct args *a, struct settings *s)
     int level = log_level_parse(settings_str(s, SET_LOG_LEVEL));
     if (level >= 0)
         log_set_level((enum log_level)level);
+    int format = log_format_parse(settings_str(s, SET_LOG_FORMAT));
+    if (format >= 0)
+        log_set_format((enum log_format)format);
     return CLI_EXIT_OK;
 }

@@ -782,7 +782,8 @@ done:
 static const struct cli_option bench_options[] = {
     {"runs", "N", false, "runs to submit in the throughput phase (default 20000)"},
     {"batch", "B", false, "runs per submit request (default 500; 1 = errand_submit per run)"},
-    {"submitters", "K", false, "submitting threads, one client each (default 4; 32 with --batch 1)"},
+    {"submitters", "K", false,
+     "submitting threads, one client each (default 4; 32 with --batch 1)"},
     {"workers", "M", false,
      "task threads of the in-process worker (default 128); 0 = use workers already running"},
     {"task", "NAME", false, "task name of the bench runs (default errand.noop)"},
@@ -792,7 +793,8 @@ static const struct cli_option bench_options[] = {
     {NULL, NULL, false, NULL},
 };
 
-static const enum setting_id bench_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL};
+static const enum setting_id bench_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL,
+                                                 SET_LOG_FORMAT};
 
 const struct cli_command cmd_bench = {
     .group = NULL,

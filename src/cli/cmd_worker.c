@@ -42,7 +42,7 @@ static const enum setting_id worker_settings[] = {
     SET_API_URL,         SET_API_KEY,    SET_LOCAL_STORAGE_PATH, SET_RESULT_STORAGE,
     SET_S3_ENDPOINT_URL, SET_S3_REGION,  SET_S3_ACCESS_KEY_ID,   SET_S3_SECRET_ACCESS_KEY,
     SET_RESULTS_PERSIST, SET_LOG_PRINTS, SET_LEASE_SECONDS,      SET_WORKER_CONCURRENCY,
-    SET_LOG_LEVEL,
+    SET_LOG_LEVEL,       SET_LOG_FORMAT,
 };
 
 /* Adds each --exec NAME=COMMAND; CLI_EXIT_OK or the exit status after saying why. */

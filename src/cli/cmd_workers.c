@@ -99,7 +99,8 @@ static const struct cli_option workers_ls_options[] = {
     {NULL, NULL, false, NULL},
 };
 
-static const enum setting_id workers_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL};
+static const enum setting_id workers_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL,
+                                                   SET_LOG_FORMAT};
 
 const struct cli_command cmd_workers_ls = {
     .group = "workers",

@@ -18,7 +18,8 @@
 #define HEX_DIGITS "0123456789ABCDEF"
 #define ESCAPED_CHAR_LEN 3 /* "%2F" */
 
-const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL};
+const enum setting_id connect_settings[] = {SET_API_URL, SET_API_KEY, SET_LOG_LEVEL,
+                                            SET_LOG_FORMAT};
 _Static_assert(sizeof connect_settings / sizeof connect_settings[0] == CONNECT_N_SETTINGS,
                "CONNECT_N_SETTINGS must count connect_settings");
 

@@ -13,9 +13,9 @@
 #include "errand/errand.h"
 
 /* The settings that the commands submitting or reading runs accept as flags (the client's
- * URL, key and result storage, and the log level). CONNECT_SETTINGS fills the .settings and
+ * URL and key, and the log level and format). CONNECT_SETTINGS fills the .settings and
  * .n_settings of a cli_command with them (connect.c checks that the count matches the list). */
-enum { CONNECT_N_SETTINGS = 3 };
+enum { CONNECT_N_SETTINGS = 4 };
 extern const enum setting_id connect_settings[];
 #define CONNECT_SETTINGS .settings = connect_settings, .n_settings = CONNECT_N_SETTINGS
 

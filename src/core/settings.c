@@ -81,6 +81,8 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "capture what tasks print to stdout into the run's logs"},
     {SET_LOG_LEVEL, "ERRAND_LOGGING_LEVEL", "log-level", SETTING_STRING, "info", 0, 0, false,
      "log level: debug, info, warning or error"},
+    {SET_LOG_FORMAT, "ERRAND_LOGGING_FORMAT", "log-format", SETTING_STRING, "logfmt", 0, 0, false,
+     "log line format: logfmt, or json (one JSON object a line)"},
     {SET_LEASE_SECONDS, "ERRAND_LEASE_SECONDS", "lease-seconds", SETTING_INT, "30", 1, DAY_SECONDS,
      false, "default lease of a claimed run; workers heartbeat well within it"},
     {SET_API_KEYS_SUBMIT, "ERRAND_API_KEYS_SUBMIT", "api-keys-submit", SETTING_STRING, "", 0, 0,
@@ -150,6 +152,7 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
 
 static const char *const DATABASE_SYNC_VALUES[] = {"full", "normal", "off", NULL};
 static const char *const LOG_LEVEL_VALUES[] = {"debug", "info", "warning", "error", NULL};
+static const char *const LOG_FORMAT_VALUES[] = {"logfmt", "json", NULL};
 
 const struct setting_def *settings_table(void)
 {
@@ -278,17 +281,22 @@ static int validate(const struct setting_def *def, const char *value, enum setti
         break;
     }
 
-    if (def->id == SET_DATABASE_SYNC || def->id == SET_LOG_LEVEL) {
-        const char *const *choices =
-            def->id == SET_DATABASE_SYNC ? DATABASE_SYNC_VALUES : LOG_LEVEL_VALUES;
+    const char *const *choices = def->id == SET_DATABASE_SYNC ? DATABASE_SYNC_VALUES
+                                 : def->id == SET_LOG_LEVEL   ? LOG_LEVEL_VALUES
+                                 : def->id == SET_LOG_FORMAT  ? LOG_FORMAT_VALUES
+                                                              : NULL;
+    if (choices) {
         int i = find_choice(choices, value);
         if (i < 0 && def->id == SET_LOG_LEVEL && strcasecmp(value, "warn") == 0)
             i = find_choice(choices, "warning");
-        if (i < 0)
+        if (i < 0) {
+            char listed[SETTINGS_STR_MAX] = "";
+            for (size_t k = 0; choices[k]; k++)
+                snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s",
+                         k ? ", " : "", choices[k]);
             return error_set(err, ERRAND_EINVAL, label, "%s must be one of %s, got '%s'", label,
-                             def->id == SET_DATABASE_SYNC ? "full, normal, off"
-                                                          : "debug, info, warning, error",
-                             value);
+                             listed, value);
+        }
         snprintf(out, SETTINGS_STR_MAX, "%s", choices[i]);
         return 0;
     }

@@ -36,6 +36,7 @@ enum setting_id {
     SET_RESULTS_PERSIST,          /* ERRAND_RESULTS_PERSIST_BY_DEFAULT, default false */
     SET_LOG_PRINTS,               /* ERRAND_LOGGING_LOG_PRINTS, default false */
     SET_LOG_LEVEL,                /* ERRAND_LOGGING_LEVEL, default info */
+    SET_LOG_FORMAT,               /* ERRAND_LOGGING_FORMAT: logfmt|json, default logfmt */
     SET_LEASE_SECONDS,            /* ERRAND_LEASE_SECONDS, default 30 */
     SET_API_KEYS_SUBMIT,          /* ERRAND_API_KEYS_SUBMIT: keys that submit and read */
     SET_API_KEYS_WORKER,          /* ERRAND_API_KEYS_WORKER: keys that claim and report */

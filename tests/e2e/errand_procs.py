@@ -18,6 +18,7 @@ the API: what the end-to-end tests (through conftest.py's fixtures) and the faul
 Nothing here binds a fixed port or sleeps for a guessed time: waits poll a condition with a
 deadline. The binaries come from $ERRAND_BUILD/bin (default <repo>/build/bin).
 """
+import json
 import os
 import signal
 import subprocess
@@ -234,6 +235,18 @@ class Process:
         assert rc == 0, f"{self.name} exited with {rc}; stderr:\n{self.tail()}"
 
 
+def log_fields(line):
+    """The fields of one log line, logfmt or JSON (ERRAND_LOGGING_FORMAT=json), as strings."""
+    if line.startswith("{"):
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(line).items()}
+    return parse_logfmt(line)
+
+
+def log_msg_is(line, msg):
+    """True when the log line (logfmt or JSON) has this msg."""
+    return f'msg="{msg}"' in line or f'"msg":{json.dumps(msg)}' in line
+
+
 def parse_logfmt(line):
     """key=value fields of one logfmt line (values may be "quoted")."""
     out = {}
@@ -422,9 +435,9 @@ class Server:
         self.proc = Process(argv, child_env(self.home, env),
                             self.log_dir / f"server-{self.generation}.log",
                             f"server#{self.generation}")
-        line = self.proc.wait_line(lambda l: 'msg="listening"' in l or "msg=listening" in l,
+        line = self.proc.wait_line(lambda l: log_msg_is(l, "listening") or "msg=listening" in l,
                                    START_TIMEOUT, "the listening log line")
-        fields = parse_logfmt(line)
+        fields = log_fields(line)
         assert "port" in fields, f"listening line without port=: {line}"
         self.port = int(fields["port"])
         assert self.port > 0, line
@@ -481,9 +494,9 @@ class Worker:
     def wait_ready(self):
         """Waits for the "worker started" line: after it the worker has its signal handlers
         and its threads; before it, a SIGTERM would still have its default action."""
-        line = self.proc.wait_line(lambda l: 'msg="worker started"' in l, START_TIMEOUT,
+        line = self.proc.wait_line(lambda l: log_msg_is(l, "worker started"), START_TIMEOUT,
                                    "the 'worker started' log line")
-        self.name = parse_logfmt(line).get("worker")
+        self.name = log_fields(line).get("worker")
         return self
 
     def stop(self):

@@ -2,7 +2,8 @@
 /*
  * test_error_log.c — error.c (error_set/clear, wire code names and HTTP statuses of
  * docs/api.md, errand_strerror, errand_version) and log.c (logfmt line shape, quoting,
- * level filter, one line per event even for huge messages).
+ * level filter, one line per event even for huge messages) and its JSON form (log_json.c:
+ * every line one valid JSON object, typed members, cut at a member when too long).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -188,6 +191,109 @@ static void log_level_parsing(void **state)
     log_set_level(LOG_INFO);
 }
 
+static void log_json_some_lines(void)
+{
+    log_set_level(LOG_INFO);
+    log_set_format(LOG_FORMAT_JSON);
+    log_debug("hidden", "x=%d", 1);
+    log_info("listening", "host=%s port=%d", "127.0.0.1", 4200);
+    log_warn("say \"hi\"\nthere", NULL);
+    log_error("odd fields",
+              "reason=\"a \\\"b\\\" c\\\\d\" stale n=-1.5e3 v=1.2.3 ok=true run=%s err=%s",
+              "0193a1c4-5e7b-7c01-8d2a-3b9f1e0c4a55", "line1\nline2");
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
+/* The lines of out parsed as JSON objects (each must parse); returns how many. */
+static size_t parse_json_lines(char *out, json_t **lines, size_t max)
+{
+    size_t n = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t jerr;
+        json_t *o = json_loads(line, 0, &jerr);
+        if (!o || !json_is_object(o))
+            fail_msg("not a JSON object: %s (%s)", line, jerr.text);
+        assert_true(n < max);
+        lines[n++] = o;
+    }
+    return n;
+}
+
+static void log_writes_json_lines_when_asked(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_json_some_lines);
+    json_t *l[4];
+    assert_int_equal(parse_json_lines(out, l, 4), 3);
+    assert_string_equal(json_string_value(json_object_get(l[0], "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(l[0], "msg")), "listening");
+    assert_string_equal(json_string_value(json_object_get(l[0], "host")), "127.0.0.1");
+    assert_true(json_is_integer(json_object_get(l[0], "port")));
+    assert_int_equal(json_integer_value(json_object_get(l[0], "port")), 4200);
+    assert_int_equal(strlen(json_string_value(json_object_get(l[0], "ts"))), 24);
+    assert_string_equal(json_string_value(json_object_get(l[1], "msg")), "say \"hi\"\nthere");
+    assert_int_equal(json_object_size(l[1]), 3);
+    assert_string_equal(json_string_value(json_object_get(l[2], "reason")), "a \"b\" c\\d");
+    assert_true(json_is_true(json_object_get(l[2], "stale")));
+    assert_true(json_is_real(json_object_get(l[2], "n")));
+    assert_true(json_real_value(json_object_get(l[2], "n")) == -1500.0);
+    assert_string_equal(json_string_value(json_object_get(l[2], "v")), "1.2.3");
+    assert_true(json_is_true(json_object_get(l[2], "ok")));
+    assert_string_equal(json_string_value(json_object_get(l[2], "run")),
+                        "0193a1c4-5e7b-7c01-8d2a-3b9f1e0c4a55");
+    assert_string_equal(json_string_value(json_object_get(l[2], "err")), "line1");
+    assert_true(json_is_true(json_object_get(l[2], "line2")));
+    assert_null(json_object_get(l[2], "truncated"));
+    for (int i = 0; i < 3; i++)
+        json_decref(l[i]);
+    free(out);
+}
+
+static void log_json_huge_lines(void)
+{
+    static char big[3 * 4096];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    log_set_format(LOG_FORMAT_JSON);
+    log_info(big, NULL);
+    log_info("ok", "small=1 blob=%s", big);
+    log_info("ctl", "c=\"%s\"", "\x01\x1f");
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
+static void log_json_cuts_long_lines_at_a_member(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_json_huge_lines);
+    for (char *p = out, *nl; (nl = strchr(p, '\n')); p = nl + 1)
+        assert_true(nl - p < 4096);
+    json_t *l[4];
+    assert_int_equal(parse_json_lines(out, l, 4), 3);
+    const char *msg = json_string_value(json_object_get(l[0], "msg"));
+    assert_true(strlen(msg) > 3000 && strspn(msg, "y") == strlen(msg));
+    assert_true(json_is_true(json_object_get(l[0], "truncated")));
+    assert_string_equal(json_string_value(json_object_get(l[1], "msg")), "ok");
+    assert_int_equal(json_integer_value(json_object_get(l[1], "small")), 1);
+    assert_null(json_object_get(l[1], "blob"));
+    assert_true(json_is_true(json_object_get(l[1], "truncated")));
+    assert_string_equal(json_string_value(json_object_get(l[2], "c")), "\x01\x1f");
+    for (int i = 0; i < 3; i++)
+        json_decref(l[i]);
+    free(out);
+}
+
+static void log_format_parsing(void **state)
+{
+    (void)state;
+    assert_int_equal(log_format_parse("logfmt"), LOG_FORMAT_LOGFMT);
+    assert_int_equal(log_format_parse("JSON"), LOG_FORMAT_JSON);
+    assert_int_equal(log_format_parse("xml"), -1);
+    assert_int_equal(log_format_parse(NULL), -1);
+    log_set_format(LOG_FORMAT_JSON);
+    assert_int_equal(log_get_format(), LOG_FORMAT_JSON);
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +304,9 @@ int main(void)
         cmocka_unit_test(log_writes_logfmt_lines_above_the_level),
         cmocka_unit_test(log_truncates_long_lines_to_one_line_each),
         cmocka_unit_test(log_level_parsing),
+        cmocka_unit_test(log_writes_json_lines_when_asked),
+        cmocka_unit_test(log_json_cuts_long_lines_at_a_member),
+        cmocka_unit_test(log_format_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
