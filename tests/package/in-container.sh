@@ -10,6 +10,11 @@ set -euo pipefail
 say() { printf 'package-test: %s\n' "$*"; }
 fail() { printf 'package-test: FAIL: %s\n' "$*" >&2; exit 1; }
 t0=$SECONDS
+# has PATTERN TEXT: TEXT holds a line matching the extended regular expression PATTERN. (Not
+# `cmd | grep -q`: under pipefail that fails whenever grep stops reading before cmd has
+# written everything, and cmd dies of SIGPIPE.)
+has() { grep -qE -- "$1" <<<"$2"; }
+
 # until SECONDS CMD...: runs CMD until it succeeds, at most SECONDS.
 until_ok() {
   local limit=$1 start=$SECONDS
@@ -68,14 +73,15 @@ pid=$(systemctl show -p MainPID --value errand-worker@main.service)
 say "errand-worker@main.service serves errand.noop, errand.sleep and upper, as errand"
 
 out=$(errand submit upper --params '{"text": "hello"}' --wait --json)
-echo "$out" | grep -q '"TEXT": *"HELLO"' || fail "the run of upper did not give its result: $out"
+has '"TEXT": *"HELLO"' "$out" || fail "the run of upper did not give its result: $out"
 say "a run of upper (an --exec task) completed: {\"TEXT\": \"HELLO\"}"
 
 # ---- a program built against liberrand-dev ---------------------------------------------------
 cd /tmp
 gcc -Wall -Wextra -Werror -o hello /test/hello_liberrand.c $(pkg-config --cflags --libs errand) \
   || fail "building against liberrand-dev with pkg-config"
-ldd ./hello | grep -q 'liberrand.so.1 => /.*/liberrand.so.1 ' || fail "hello is not linked with liberrand.so.1"
+has 'liberrand\.so\.1 => /.*/liberrand\.so\.1 ' "$(ldd ./hello)" \
+  || fail "hello is not linked with liberrand.so.1"
 out=$(./hello) || fail "hello failed: $out"
 [ "$out" = "liberrand $EXPECTED_VERSION
 Completed {\"from\":\"hello_liberrand\"}" ] || fail "hello printed: $out"
@@ -88,7 +94,7 @@ private_requires=$(pkg-config --print-requires-private errand | awk '{ print $1 
 gcc -Wall -Wextra -Werror -o hello-static /test/hello_liberrand.c $(pkg-config --cflags errand) \
   "/usr/lib/$multiarch/liberrand.a" $(pkg-config --libs $private_requires) -lpthread -lm \
   || fail "building against liberrand.a"
-! ldd ./hello-static | grep -q liberrand || fail "hello-static is linked with liberrand.so"
+! has liberrand "$(ldd ./hello-static)" || fail "hello-static is linked with liberrand.so"
 [ "$(./hello-static | tail -n 1)" = 'Completed {"from":"hello_liberrand"}' ] || fail "hello-static"
 say "the same against the static library liberrand.a"
 
@@ -119,8 +125,8 @@ new_version=$(dpkg-query -W -f='${Version}' errand)
 grep -q '^# changed here: kept by the upgrade$' /etc/errand/errand.env \
   || fail "the upgrade lost the local change to /etc/errand/errand.env"
 out=$(errand runs wait "$sleeping_id" --timeout 30 --json) || fail "waiting for the run in flight: $out"
-echo "$out" | grep -q '"type": *"COMPLETED"' || fail "the run in flight did not complete: $out"
-errand runs show "$before_id" | grep -q Completed || fail "the run from before the upgrade is gone"
+has '"type": *"COMPLETED"' "$out" || fail "the run in flight did not complete: $out"
+has Completed "$(errand runs show "$before_id")" || fail "the run from before the upgrade is gone"
 say "upgraded to $new_version under load: the server restarted, the worker kept running, the"
 say "run in flight completed, the stored runs and the changed conffile were kept"
 
@@ -135,10 +141,10 @@ for p in /proc/[0-9]*; do
 done
 ! systemctl cat errand.service >/dev/null 2>&1 || fail "errand.service is still known to systemd"
 # Stopped by SIGTERM, each as it should: what they logged last.
-journalctl -u errand-worker@main --no-pager | grep -q 'msg="worker stopped" worker=package-test' \
+has 'msg="worker stopped" worker=package-test' "$(journalctl -u errand-worker@main --no-pager)" \
   || { journalctl -u errand-worker@main --no-pager | tail -n 5
        fail "the worker was not stopped by the purge (no 'worker stopped' in its journal)"; }
-journalctl -u errand --no-pager | grep -q 'msg="server stopped" status=0' \
+has 'msg="server stopped" status=0' "$(journalctl -u errand --no-pager)" \
   || fail "the server did not stop cleanly (no 'server stopped status=0' in its journal)"
 say "the purge stopped the server and the worker (SIGTERM, clean exits)"
 snapshot >/tmp/after
