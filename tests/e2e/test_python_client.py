@@ -5,6 +5,7 @@ errors, idempotency, listing and paging, failover over a list of servers, a subm
 out a server restart, and the asyncio flavour."""
 import asyncio
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +28,12 @@ def closed_port():
 
 def client_of(server, **kw):
     return errand.Client(server.url, server.key, **kw)
+
+
+def test_the_package_version_is_the_release():
+    release = subprocess.run([str(REPO / "scripts/version.sh")], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert errand.__version__ == release
 
 
 def test_submit_wait_and_read_the_result(server, worker_factory):

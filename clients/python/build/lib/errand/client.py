@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: MIT
+"""The errand client: submit task runs, read them, wait for them, read their results, cancel
+and list them, over errand's HTTP API (docs/api.md), with the standard library alone.
+
+Settings as for every errand client: ``ERRAND_API_URL`` (default
+``http://127.0.0.1:4200/api``, or a comma-separated list of servers sharing one store) and
+``ERRAND_API_KEY``, unless given to the constructor. With a list, the client starts at a
+server drawn at random and moves to the next when one refuses the connection or answers 503
+(nothing was done there, so the move is safe). A submission is retried for
+``submit_retry_seconds`` (10 by default) while no server can take it, with an idempotency key
+(the caller's, or one the client adds), so a retry after an answer lost on the way back
+returns the stored run instead of storing it twice — as liberrand does.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from . import errors
+from .run import TaskRun
+
+DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_SUBMIT_RETRY_S = 10.0
+WAIT_POLL_MAX_S = 300  # the server's longest single wait (GET .../wait)
+RETRY_KEY_PREFIX = "errand-retry-"
+_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.05, 1.0
+
+_SUBMIT_OPTIONS = ("idempotency_key", "scheduled_at", "delay_seconds", "priority", "tags",
+                   "retries", "retry_delay_seconds", "retry_jitter_factor", "timeout_seconds",
+                   "cache_key", "cache_expiration_seconds", "persist_result")
+
+
+class _NotSent(Exception):
+    """The request never reached a server (connection refused, no such host)."""
+
+
+def submission(task: str, parameters: dict[str, Any] | None = None, **options: Any) -> dict:
+    """The JSON body of one submission (docs/api.md, ``POST /api/task_runs``): ``task``,
+    ``parameters`` and the options given (None means the server's default)."""
+    unknown = set(options) - set(_SUBMIT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown submit option(s): {', '.join(sorted(unknown))}")
+    body: dict[str, Any] = {"task": task, "parameters": parameters or {}}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        elif name == "tags":
+            value = list(value)
+        body[name] = value
+    return body
+
+
+class Client:
+    """A synchronous client of one errand deployment (thread-safe: it keeps no connection)."""
+
+    def __init__(self, api_url: str | None = None, api_key: str | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT_S,
+                 submit_retry_seconds: float = DEFAULT_SUBMIT_RETRY_S) -> None:
+        urls = api_url or os.environ.get("ERRAND_API_URL") or DEFAULT_API_URL
+        self.servers = [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
+        if not self.servers or not all(u.startswith(("http://", "https://"))
+                                       for u in self.servers):
+            raise ValueError(f"ERRAND_API_URL must be http(s) URLs, comma-separated: {urls!r}")
+        self.api_key = api_key if api_key is not None else os.environ.get("ERRAND_API_KEY") or None
+        self.timeout = timeout
+        self.submit_retry_seconds = submit_retry_seconds
+        self._next = random.randrange(len(self.servers))
+
+    # ---- HTTP -------------------------------------------------------------------------------
+
+    def _once(self, base: str, method: str, path: str, body: bytes | None,
+              timeout: float) -> tuple[int, bytes]:
+        req = urllib.request.Request(base + path, data=body, method=method)
+        req.add_header("Accept", "application/json")
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except urllib.error.URLError as e:
+            reason = e.reason
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror, FileNotFoundError)):
+                raise _NotSent(f"{base}: {reason}") from e
+            raise errors.ConnectionFailed(f"no answer from {base}: {reason}") from e
+        except (TimeoutError, socket.timeout) as e:
+            raise errors.ConnectionFailed(f"no answer from {base} within {timeout:g} s") from e
+        except ConnectionError as e:
+            raise errors.ConnectionFailed(f"{base}: {e}") from e
+
+    def _request(self, method: str, path: str, body: Any = None, *,
+                 timeout: float | None = None, raw: bool = False) -> Any:
+        """One call, moving over the servers while one refuses the connection or answers
+        503; the JSON answer (or its bytes with raw), or the typed error."""
+        data = None if body is None else json.dumps(body).encode()
+        timeout = self.timeout if timeout is None else timeout
+        last: errors.ErrandError | None = None
+        for i in range(len(self.servers)):
+            base = self.servers[(self._next + i) % len(self.servers)]
+            try:
+                status, answer = self._once(base, method, path, data, timeout)
+            except _NotSent as e:
+                last = errors.ConnectionFailed(f"cannot reach errand server at {e}")
+                continue
+            if status == 503 and i + 1 < len(self.servers):
+                last = errors.from_response(status, _json_or_none(answer))
+                continue
+            self._next = (self._next + i) % len(self.servers)
+            if 200 <= status < 300:
+                return answer if raw else json.loads(answer or b"null")
+            raise errors.from_response(status, _json_or_none(answer))
+        assert last is not None
+        raise last
+
+    # ---- runs -------------------------------------------------------------------------------
+
+    def submit(self, task: str, parameters: dict[str, Any] | None = None, **options: Any) -> TaskRun:
+        """Submits a run of ``task`` with ``parameters`` (a JSON object) and the options of
+        docs/api.md (``idempotency_key``, ``scheduled_at`` (a datetime or RFC 3339 text),
+        ``delay_seconds``, ``priority``, ``tags``, ``retries``, ``retry_delay_seconds``,
+        ``retry_jitter_factor``, ``timeout_seconds``, ``cache_key``,
+        ``cache_expiration_seconds``, ``persist_result``). Returns the run once it is stored
+        (or the earlier run of the same idempotency key)."""
+        body = submission(task, parameters, **options)
+        if self.submit_retry_seconds <= 0:
+            return TaskRun.from_json(self._request("POST", "/task_runs", body))
+        body.setdefault("idempotency_key", RETRY_KEY_PREFIX + secrets.token_hex(16))
+        deadline = time.monotonic() + self.submit_retry_seconds
+        pause = _BACKOFF_FIRST_S
+        while True:
+            try:
+                return TaskRun.from_json(self._request("POST", "/task_runs", body))
+            except (errors.ConnectionFailed, errors.Unavailable):
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, _BACKOFF_MAX_S)
+
+    def submit_batch(self, submissions: Sequence[dict[str, Any]]) -> list[TaskRun]:
+        """Submits many runs in one request, all or nothing; each item is a
+        :func:`submission` (or the same dict written by hand). Not retried: give items
+        idempotency keys and call again after a :class:`errors.ConnectionFailed`."""
+        answer = self._request("POST", "/task_runs/batch", {"runs": list(submissions)})
+        return [TaskRun.from_json(r) for r in answer["runs"]]
+
+    def get(self, run_id: str) -> TaskRun:
+        """The run as it is now (:class:`errors.NotFound` when unknown or deleted)."""
+        return TaskRun.from_json(self._request("GET", f"/task_runs/{_q(run_id)}"))
+
+    read_task_run = get
+
+    def wait(self, run_id: str, timeout: float | None = None) -> TaskRun:
+        """Waits until the run is final (long-polls; no busy loop) and returns it; after
+        ``timeout`` seconds (None: no limit) raises :class:`errors.WaitTimeout` holding its
+        latest snapshot."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = WAIT_POLL_MAX_S if deadline is None else deadline - time.monotonic()
+            poll = max(0, min(WAIT_POLL_MAX_S, int(left)))
+            run = TaskRun.from_json(self._request(
+                "GET", f"/task_runs/{_q(run_id)}/wait?timeout_seconds={poll}",
+                timeout=poll + self.timeout))
+            if run.state.is_final():
+                return run
+            if deadline is not None and time.monotonic() >= deadline - 0.001:
+                raise errors.WaitTimeout(run, f"run {run_id} is {run.state.type} after "
+                                              f"{timeout:g} s")
+            if poll == 0:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def result(self, run: TaskRun | str, timeout: float | None = 0) -> Any:
+        """The result of a COMPLETED run, inline or persisted (read through the server: the
+        caller never needs the result storage). A FAILED, CRASHED or CANCELLED run raises
+        :class:`errors.RunFailed` with its message. With ``timeout`` (None: no limit) waits
+        that long for the run to finish first; a run still going raises
+        :class:`errors.WaitTimeout`."""
+        if isinstance(run, str) or not run.state.is_final():
+            run_id = run if isinstance(run, str) else run.id
+            run = self.wait(run_id, timeout) if timeout != 0 else self.get(run_id)
+            if not run.state.is_final():
+                raise errors.WaitTimeout(run, f"run {run.id} is {run.state.type}")
+        if not run.state.is_completed():
+            raise errors.RunFailed(run, f"run {run.id} ended {run.state.type}"
+                                        + (f": {run.state.message}" if run.state.message else ""))
+        if run.has_inline_result:
+            return run.result
+        return json.loads(self._request("GET", f"/task_runs/{_q(run.id)}/result", raw=True)
+                          or b"null")
+
+    def cancel(self, run_id: str) -> TaskRun:
+        """Asks for the run to be cancelled (:class:`errors.Conflict` if it is final)."""
+        return TaskRun.from_json(self._request("POST", f"/task_runs/{_q(run_id)}/cancel"))
+
+    def retry(self, run_id: str) -> TaskRun:
+        """A new run of a FAILED, CRASHED or CANCELLED run's task and parameters."""
+        return TaskRun.from_json(self._request("POST", f"/task_runs/{_q(run_id)}/retry"))
+
+    def list_runs(self, *, state: str | Sequence[str] | None = None, task: str | None = None,
+                  tag: str | None = None, worker: str | None = None,
+                  since: datetime | str | None = None, until: datetime | str | None = None,
+                  idempotency_key: str | None = None, limit: int | None = None,
+                  cursor: str | None = None) -> tuple[list[TaskRun], str | None]:
+        """One page of runs, newest first, and the cursor of the next (None at the end)."""
+        query = {"state": [state] if isinstance(state, str) else state, "task": task,
+                 "tag": tag, "worker": worker, "since": since, "until": until,
+                 "idempotency_key": idempotency_key, "limit": limit, "cursor": cursor}
+        answer = self._request("GET", "/task_runs" + _query(query))
+        return [TaskRun.from_json(r) for r in answer["runs"]], answer.get("next_cursor")
+
+    def iter_runs(self, **filters: Any) -> Iterator[TaskRun]:
+        """Every run the filters of :meth:`list_runs` select, page after page."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            runs, cursor = self.list_runs(cursor=cursor, **filters)
+            yield from runs
+            if not cursor:
+                return
+
+    def states(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's state history, oldest first."""
+        return self._request("GET", f"/task_runs/{_q(run_id)}/states")["states"]
+
+    def logs(self, run_id: str) -> list[dict[str, Any]]:
+        """Every log line of the run, oldest first."""
+        lines: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = self._request("GET", f"/task_runs/{_q(run_id)}/logs?after={after}")
+            lines += page["logs"]
+            if not page["logs"] or page.get("next_after") in (None, after):
+                return lines
+            after = page["next_after"]
+
+    def health(self) -> dict[str, Any]:
+        """The server's readiness answer (``{"status": "ready", "store": ...}``)."""
+        return self._request("GET", "/health/ready")
+
+
+class AsyncClient:
+    """The same calls as :class:`Client` as coroutines, for asyncio web apps (FastAPI): each
+    runs the blocking call in a worker thread, so the event loop never waits on the network."""
+
+    def __init__(self, api_url: str | None = None, api_key: str | None = None,
+                 **options: Any) -> None:
+        self.sync = Client(api_url, api_key, **options)
+
+    async def submit(self, task: str, parameters: dict[str, Any] | None = None,
+                     **options: Any) -> TaskRun:
+        return await asyncio.to_thread(self.sync.submit, task, parameters, **options)
+
+    async def submit_batch(self, submissions: Sequence[dict[str, Any]]) -> list[TaskRun]:
+        return await asyncio.to_thread(self.sync.submit_batch, submissions)
+
+    async def get(self, run_id: str) -> TaskRun:
+        return await asyncio.to_thread(self.sync.get, run_id)
+
+    read_task_run = get
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> TaskRun:
+        return await asyncio.to_thread(self.sync.wait, run_id, timeout)
+
+    async def result(self, run: TaskRun | str, timeout: float | None = 0) -> Any:
+        return await asyncio.to_thread(self.sync.result, run, timeout)
+
+    async def cancel(self, run_id: str) -> TaskRun:
+        return await asyncio.to_thread(self.sync.cancel, run_id)
+
+    async def retry(self, run_id: str) -> TaskRun:
+        return await asyncio.to_thread(self.sync.retry, run_id)
+
+    async def list_runs(self, **filters: Any) -> tuple[list[TaskRun], str | None]:
+        return await asyncio.to_thread(self.sync.list_runs, **filters)
+
+    async def states(self, run_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.states, run_id)
+
+    async def logs(self, run_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.logs, run_id)
+
+    async def health(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.health)
+
+
+def _q(run_id: str) -> str:
+    return urllib.parse.quote(run_id, safe="")
+
+
+def _query(params: dict[str, Any]) -> str:
+    pairs = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, datetime):
+                v = v.isoformat().replace("+00:00", "Z")
+            pairs.append((name, str(v)))
+    return "?" + urllib.parse.urlencode(pairs) if pairs else ""
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
