@@ -70,8 +70,8 @@ enum {
 #define ERRAND_ERROR_FIELD_MAX 64
 
 typedef struct errand_error {
-    int code;                              /* one of the ERRAND_E* values, or 0 */
-    int http_status;                       /* the server's HTTP status, 0 if none */
+    int code;                               /* one of the ERRAND_E* values, or 0 */
+    int http_status;                        /* the server's HTTP status, 0 if none */
     char message[ERRAND_ERROR_MESSAGE_MAX]; /* what went wrong, in words */
     char field[ERRAND_ERROR_FIELD_MAX];     /* the input field at fault, "" if none */
 } errand_error;
@@ -102,11 +102,11 @@ typedef enum errand_state {
     ERRAND_STATE_SCHEDULED = 0, /* waiting for its time or a worker (Scheduled, AwaitingRetry) */
     ERRAND_STATE_PENDING,       /* claimed by a worker, under lease, not yet started */
     ERRAND_STATE_RUNNING,
-    ERRAND_STATE_COMPLETED,     /* final (Completed, Cached) */
-    ERRAND_STATE_FAILED,        /* final: the task failed and no retries remain */
-    ERRAND_STATE_CRASHED,       /* final: the worker vanished and no attempts remain */
-    ERRAND_STATE_CANCELLING,    /* cancel requested while a worker holds the run */
-    ERRAND_STATE_CANCELLED,     /* final */
+    ERRAND_STATE_COMPLETED,  /* final (Completed, Cached) */
+    ERRAND_STATE_FAILED,     /* final: the task failed and no retries remain */
+    ERRAND_STATE_CRASHED,    /* final: the worker vanished and no attempts remain */
+    ERRAND_STATE_CANCELLING, /* cancel requested while a worker holds the run */
+    ERRAND_STATE_CANCELLED,  /* final */
 } errand_state;
 
 /* "SCHEDULED", "PENDING", ... */
@@ -169,13 +169,13 @@ typedef struct errand_client errand_client;
 
 /* Options of a client. Zero-initialise for the defaults; NULL options mean the same. */
 typedef struct errand_client_options {
-    const char *api_url;  /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api; or a
-                             comma-separated list of servers sharing one store: the client
-                             starts at one drawn at random and moves to the next when one
-                             cannot be reached or answers 503 */
-    const char *api_key;  /* NULL = ERRAND_API_KEY (unset: none); sent as "Authorization:
-                             Bearer KEY" */
-    long timeout_ms;      /* per request, 0 = 30000; waits add their own time */
+    const char *api_url; /* NULL = ERRAND_API_URL, default http://127.0.0.1:4200/api; or a
+                            comma-separated list of servers sharing one store: the client
+                            starts at one drawn at random and moves to the next when one
+                            cannot be reached or answers 503 */
+    const char *api_key; /* NULL = ERRAND_API_KEY (unset: none); sent as "Authorization:
+                            Bearer KEY" */
+    long timeout_ms;     /* per request, 0 = 30000; waits add their own time */
     const char *local_storage_path; /* unused: results are read through the server */
     /* How long a submission is retried while the server cannot be reached or answers 503
      * (a restart, a deploy, the server's memory budget), with backoff: 0 = 10000 ms,
@@ -250,6 +250,29 @@ ERRAND_API int errand_submit_batch(errand_client *c, const errand_submission *su
 ERRAND_API int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,
                             errand_run **out, errand_error *err);
 
+/* Trace context (W3C Trace Context, https://www.w3.org/TR/trace-context/), since ABI 1.1
+ * (ERRAND_0.2). Each thread has a current trace context, like OpenTelemetry's: a
+ * `traceparent` value, "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>" in lower case.
+ * Every errand_submit, errand_submit_batch (each element) and errand_delay made on a thread
+ * that has one sends it as the submission's "traceparent" (docs/api.md): the run is stored
+ * with it, the task sees it, and its subtasks inherit it. A web application calls
+ * errand_trace_set() with its incoming request's traceparent header before it submits.
+ *
+ * Inside a task, the worker runtime sets the task thread's current trace context (or the
+ * isolated child process's) to a *child* of the run's traceparent: the same trace id and
+ * flags, a new random parent id — the task's own span — so the runs a task submits belong to
+ * the same trace, with the task as their parent. The previous context of the worker's thread
+ * is restored when the task returns. Exec tasks get the child in the environment variable
+ * TRACEPARENT, and `errand submit` sends $TRACEPARENT.
+ *
+ * errand_trace_set copies traceparent into thread-local storage; NULL clears it. A value that
+ * is not a valid version-00 traceparent (upper-case hex, all-zero ids, another length,
+ * another version) leaves the current context as it was and returns ERRAND_EINVAL.
+ * errand_trace_get returns the thread's current context, or NULL; the string stays valid on
+ * that thread until the next errand_trace_set there. */
+ERRAND_API int errand_trace_set(const char *traceparent);
+ERRAND_API const char *errand_trace_get(void);
+
 ERRAND_API int errand_get(errand_client *c, const char *run_id, errand_run **out,
                           errand_error *err);
 
@@ -308,11 +331,11 @@ typedef struct errand_worker_options {
     /* Send what C tasks print on stdout (and exec tasks on stderr) to the run's logs:
        ERRAND_DEFAULT = ERRAND_LOGGING_LOG_PRINTS (default false). */
     errand_choice log_prints;
-    double grace_seconds;           /* on stop, how long running tasks may finish; 0 = 30 */
-    bool handle_signals;            /* SIGTERM/SIGINT call errand_worker_stop(); false = the
-                                       signals are left alone (errand_serve() sets it) */
-    int prefetch; /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
-                     claim round trip per run for short tasks; on stop they are handed back */
+    double grace_seconds; /* on stop, how long running tasks may finish; 0 = 30 */
+    bool handle_signals;  /* SIGTERM/SIGINT call errand_worker_stop(); false = the
+                             signals are left alone (errand_serve() sets it) */
+    int prefetch;         /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
+                             claim round trip per run for short tasks; on stop they are handed back */
     /* Process isolation: each run of a C task runs in a child process (a fork of the worker),
        so a segfault, abort or runaway allocation ends that run (FAILED, with the signal in
        the message, retried per its policy) and the worker lives on; a timeout, cancel or
@@ -378,6 +401,10 @@ ERRAND_API const char *errand_task_run_id(const errand_task_ctx *ctx);
 ERRAND_API int errand_task_attempt(const errand_task_ctx *ctx); /* 1 on the first attempt */
 /* True once the run was cancelled or its timeout passed: a long task checks this and returns. */
 ERRAND_API bool errand_task_should_stop(const errand_task_ctx *ctx);
+/* The traceparent the run was submitted with (its own, not the task's child span that
+ * errand_trace_get() returns inside the task), or NULL when it has none. Valid during the
+ * call. Since ABI 1.1. */
+ERRAND_API const char *errand_task_traceparent(const errand_task_ctx *ctx);
 
 typedef enum errand_log_level {
     ERRAND_LOG_DEBUG = 10,

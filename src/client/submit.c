@@ -152,6 +152,9 @@ int submit_build(const char *task, const char *params_json, const errand_submit_
         bad |= set_new(o, "cache_expiration_seconds", json_real(opt->cache_expiration_seconds));
     if (opt->persist_result != ERRAND_DEFAULT)
         bad |= set_new(o, "persist_result", json_boolean(opt->persist_result == ERRAND_YES));
+    /* The thread's current trace context (errand_trace_set, or the worker's for a subtask). */
+    if (errand_trace_get())
+        bad |= set_new(o, "traceparent", json_string(errand_trace_get()));
     if (bad) {
         json_decref(o);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a submission");

@@ -120,6 +120,13 @@ static bool is_json_literal(const char *v, size_t n)
     return i == n;
 }
 
+/* A key naming an id (trace_id, ...): its value is a string even when it reads as a number
+ * (a trace id of hex digits may be all decimal digits, or look like 12e34). */
+static bool is_id_key(const char *key, size_t n)
+{
+    return n >= 3 && memcmp(key + n - 3, "_id", 3) == 0;
+}
+
 /* Unescapes a quoted logfmt value starting after its opening quote into out (of size cap);
  * *end is set past the closing quote (or the end of the text). Returns the length. */
 static size_t read_quoted(const char *p, const char **end, char *out, size_t cap)
@@ -165,8 +172,8 @@ static bool put_fields(struct line *l, const char *p)
             while (*p && *p != ' ')
                 p++;
             size_t n = (size_t)(p - v);
-            ok = ok &&
-                 (n > 0 && is_json_literal(v, n) ? put_raw(l, v, n) : put_string(l, v, n, false));
+            bool literal = n > 0 && !is_id_key(key, key_len) && is_json_literal(v, n);
+            ok = ok && (literal ? put_raw(l, v, n) : put_string(l, v, n, false));
         }
         if (!ok) {
             l->len = mark;

@@ -40,13 +40,15 @@ static int spec_from_run(const struct run_row *r, int64_t now_ms, struct run_spe
     spec->parameters = mem_strdup(r->parameters ? r->parameters : "{}");
     spec->tags = mem_strdup(r->tags ? r->tags : "[]");
     spec->retry_of = mem_strdup(r->id);
+    spec->traceparent = r->traceparent ? mem_strdup(r->traceparent) : NULL; /* same trace */
     spec->scheduled_at_ms = now_ms;
     spec->priority = r->priority;
     spec->retries = r->retries;
     spec->retry_jitter_factor = r->retry_jitter_factor;
     spec->timeout_seconds = r->timeout_seconds;
     spec->persist_result = r->persist_result;
-    if (!spec->task || !spec->parameters || !spec->tags || !spec->retry_of)
+    if (!spec->task || !spec->parameters || !spec->tags || !spec->retry_of ||
+        (r->traceparent && !spec->traceparent))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     return copy_delays(r->retry_delays, spec, err);
 }

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/traceparent.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
 #include "server/handlers.h"
@@ -20,6 +21,9 @@
 #include "server/submission.h"
 
 #define LIST_LIMIT_DEFAULT 50
+/* W3C Trace Context's request header: the submissions of a request that carry no traceparent
+ * of their own take it. */
+#define TRACEPARENT_HEADER "traceparent"
 
 int reply_written(struct http_reply *reply, int status, struct jw *w, errand_error *err)
 {
@@ -108,6 +112,9 @@ static int submit_begin(const struct handler_ctx *ctx, const struct http_request
     }
     rc = run_spec_parse(body, NULL, now, &p->spec, err);
     json_decref(body);
+    if (rc == 0 &&
+        (rc = run_spec_trace_default(&p->spec, 1, http_header(req, TRACEPARENT_HEADER), err)) < 0)
+        run_spec_clear(&p->spec);
     if (rc < 0) {
         mem_free(p);
         return rc;
@@ -165,6 +172,8 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
     json_decref(body);
     if (rc < 0)
         return rc;
+    if ((rc = run_spec_trace_default(specs, n, http_header(req, TRACEPARENT_HEADER), err)) < 0)
+        goto done;
     runs.rows = mem_calloc(n, sizeof *runs.rows);
     created = mem_calloc(n, sizeof *created);
     if (!runs.rows || !created) {
@@ -207,9 +216,9 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
                      struct http_reply *reply, errand_error *err)
 {
     static const struct query_param params[] = {
-        {"state", true},   {"task", false},  {"tag", false},   {"limit", false},
-        {"cursor", false}, {"since", false}, {"until", false}, {"idempotency_key", false},
-        {"worker", false}, {NULL, false},
+        {"state", true},   {"task", false},     {"tag", false},   {"limit", false},
+        {"cursor", false}, {"since", false},    {"until", false}, {"idempotency_key", false},
+        {"worker", false}, {"trace_id", false}, {NULL, false},
     };
     struct run_filter f = {0};
     long long limit = 0;
@@ -228,8 +237,14 @@ int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *r
             0 ||
         (rc = query_uuid(req, "cursor", &f.cursor, err)) < 0 ||
         (rc = query_time(req, "since", &since, err)) < 0 ||
-        (rc = query_time(req, "until", &until, err)) < 0)
+        (rc = query_time(req, "until", &until, err)) < 0 ||
+        (rc = query_string(req, "trace_id", TRACE_ID_LEN, &f.trace_id, err)) < 0)
         return rc;
+    if (f.trace_id && !trace_id_valid(f.trace_id))
+        return error_set(err, ERR_INVALID_PARAMETER, "trace_id",
+                         "parameter 'trace_id' must be a W3C trace id (32 lower-case hex "
+                         "characters, not all zeros), got '%.64s'",
+                         f.trace_id);
     if (f.idempotency_key && (!f.task || f.tag))
         return error_set(err, ERR_INVALID_PARAMETER, "idempotency_key",
                          "'idempotency_key' finds a run with 'task' (keys are per task), and "

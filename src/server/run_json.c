@@ -134,6 +134,7 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     if (r->result_ref)
         put(obj, "result_ref", json_string(r->result_ref), &ok);
     put(obj, "retry_of", run_json_text_or_null(r->retry_of), &ok);
+    put(obj, "traceparent", run_json_text_or_null(r->traceparent), &ok);
     put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -171,6 +172,7 @@ static json_t *claim_object(const struct run_row *r, errand_error *err)
     put(obj, "timeout_seconds", timeout_json(r->timeout_seconds), &ok);
     put(obj, "persist_result", persist_json(r->persist_result), &ok);
     put(obj, "cache_key", run_json_text_or_null(r->cache_key), &ok);
+    put(obj, "traceparent", run_json_text_or_null(r->traceparent), &ok);
     if (!ok) {
         json_decref(obj);
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -296,6 +298,8 @@ void run_json_write(struct jw *w, const struct run_row *r)
     }
     jw_member(w, "retry_of");
     jw_string(w, r->retry_of);
+    jw_member(w, "traceparent");
+    jw_string(w, r->traceparent);
     jw_member(w, "lease_expires");
     jw_time(w, r->lease_expires);
     jw_lit(w, "}");
@@ -318,5 +322,7 @@ void run_json_write_claim(struct jw *w, const struct run_row *r)
     write_persist(w, r->persist_result);
     jw_member(w, "cache_key");
     jw_string(w, r->cache_key);
+    jw_member(w, "traceparent");
+    jw_string(w, r->traceparent);
     jw_lit(w, "}");
 }

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/traceparent.h"
 #include "server/field.h"
 
 /* 100 years: longer than any sensible delay, timeout or cache lifetime, and small enough
@@ -46,6 +47,7 @@ static const char *const allowed_fields[] = {
     "cache_key",
     "cache_expiration_seconds",
     "persist_result",
+    "traceparent",
     NULL,
 };
 
@@ -193,6 +195,27 @@ static int parse_keys(const json_t *obj, const char *prefix, struct run_spec *sp
     return 0;
 }
 
+/* traceparent: a W3C Trace Context value (core/traceparent.h), stored as given. */
+static int parse_traceparent(const json_t *obj, const char *prefix, struct run_spec *spec,
+                             errand_error *err)
+{
+    const char *tp = NULL;
+    bool have = false;
+    int rc = field_string(obj, prefix, "traceparent", false, TRACEPARENT_LEN + 1, &tp, &have, err);
+    if (rc < 0 || !have)
+        return rc;
+    if (!traceparent_valid(tp)) {
+        char path[ERRAND_ERROR_FIELD_MAX];
+        field_path(path, prefix, "traceparent");
+        return error_set(err, ERRAND_EINVAL, path,
+                         "field '%s' must be a W3C traceparent such as "
+                         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 (version 00, "
+                         "lower-case hex, ids not all zeros), got '%.64s'",
+                         path, tp);
+    }
+    return set_text(&spec->traceparent, tp, err);
+}
+
 static int parse_policy(const json_t *obj, const char *prefix, struct run_spec *spec,
                         errand_error *err)
 {
@@ -241,7 +264,8 @@ int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct
         (rc = parse_parameters(obj, prefix, spec, err)) < 0 ||
         (rc = parse_schedule(obj, prefix, now_ms, spec, err)) < 0 ||
         (rc = parse_tags(obj, prefix, spec, err)) < 0 ||
-        (rc = parse_policy(obj, prefix, spec, err)) < 0) {
+        (rc = parse_policy(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_traceparent(obj, prefix, spec, err)) < 0) {
         run_spec_clear(spec);
         return rc;
     }
@@ -275,5 +299,17 @@ int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **s
     }
     *specs = out;
     *n = count;
+    return 0;
+}
+
+int run_spec_trace_default(struct run_spec *specs, size_t n, const char *header, errand_error *err)
+{
+    if (!traceparent_valid(header)) /* W3C: an invalid traceparent header is ignored */
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (!specs[i].traceparent && (rc = set_text(&specs[i].traceparent, header, err)) < 0)
+            return rc;
+    }
     return 0;
 }

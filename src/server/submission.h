@@ -25,4 +25,9 @@ int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct
 int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **specs, size_t *n,
                          errand_error *err);
 
+/* The traceparent request header (NULL = none) for the n specs that carry no traceparent of
+ * their own. A header that is not a valid traceparent is ignored, as the W3C recommendation
+ * says a receiver does; 0 or ERRAND_ENOMEM. */
+int run_spec_trace_default(struct run_spec *specs, size_t n, const char *header, errand_error *err);
+
 #endif

@@ -57,6 +57,7 @@ int run_spec_created_row(const struct run_spec *spec, const char *id, const char
     r->result = hit ? hit->result : NULL;
     r->result_ref = hit ? hit->result_ref : NULL;
     r->retry_of = spec->retry_of;
+    r->traceparent = spec->traceparent;
     int rc = run_row_own_strings(r, err);
     if (rc < 0)
         memset(r, 0, sizeof *r);
@@ -73,6 +74,7 @@ void run_spec_clear(struct run_spec *spec)
     mem_free(spec->tags);
     mem_free(spec->cache_key);
     mem_free(spec->retry_of);
+    mem_free(spec->traceparent);
     memset(spec, 0, sizeof *spec);
     spec->persist_result = -1;
 }

@@ -33,6 +33,7 @@ struct run_spec {
     double cache_expiration_seconds; /* 0 = never */
     int persist_result;              /* -1 unset, 0, 1 */
     char *retry_of;                  /* the run this one retries, NULL = none */
+    char *traceparent; /* W3C traceparent (core/traceparent.h, checked), NULL = none */
 };
 
 /* The spec's retry delays as JSON array text ("[]" when none); NULL when out of memory. */

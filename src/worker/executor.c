@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "client/trace.h"
 #include "worker/isolated_task.h"
 #include "worker/process.h"
 #include "worker/report_wire.h"
@@ -29,6 +30,8 @@
 
 /* How much of an exec task's unparsable stdout the failure message quotes. */
 #define INVALID_OUTPUT_QUOTE_MAX 200
+/* The log entry that records a run's trace: three fields and two traceparents. */
+#define TRACE_LOG_LINE_MAX (2 * TRACEPARENT_LEN + 80)
 /* On release, how long threads that are not inside a task may take to end. */
 #define EXECUTOR_JOIN_TIMEOUT_MS 5000
 
@@ -211,6 +214,7 @@ static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
     struct process_spec spec = ex->env.limits;
     spec.command = t->command;
     spec.child_fn = NULL;
+    spec.traceparent = run->task_traceparent[0] ? run->task_traceparent : NULL;
     int rc = process_run(&spec, run->params, strlen(run->params), exec_should_stop,
                          ex->env.log_prints ? exec_stderr_line : NULL, &call, pr, &err);
     if (rc) {
@@ -273,7 +277,8 @@ static void complete(executor *ex, struct wrun *run, struct outcome *o)
                       : error_set(&err, ERRAND_ENOMEM, NULL, "out of memory");
         mem_free(text);
         if (rc) {
-            log_warn("could not persist a result", "run=%s error=\"%s\"", run->id, err.message);
+            log_warn("could not persist a result", "run=%s%s error=\"%s\"", run->id,
+                     run->trace_field, err.message);
             char msg[REPORT_MESSAGE_MAX];
             snprintf(msg, sizeof msg, "could not persist the result: %s", err.message);
             reporter_final(env->reporter, run, ERRAND_STATE_FAILED, msg, true, NULL, NULL);
@@ -342,12 +347,29 @@ static void execute(executor *ex, struct wrun *run)
         watchdog_add(env->watchdog, run,
                      clock_mono_ms() + (int64_t)(run->timeout_seconds * MS_PER_S), WATCH_TIMEOUT);
     struct outcome o = {.ok = false, .retryable = true, .task_persist = -1, .def_persist = -1};
+    log_debug("task run started", "run=%s task=%s attempt=%d%s", run->id, run->task, run->attempt,
+              run->trace_field);
+    if (run->traceparent[0]) {
+        /* The run's logs record its trace: the first entry of each attempt. */
+        char line[TRACE_LOG_LINE_MAX];
+        snprintf(line, sizeof line, "trace_id=%.32s traceparent=%s span_traceparent=%s",
+                 run->traceparent + TRACEPARENT_TRACE_AT, run->traceparent, run->task_traceparent);
+        reporter_log(env->reporter, run->id, ERRAND_LOG_INFO, line);
+    }
+    /* The task's thread carries the task's span while it runs (an isolated child process is a
+       fork of this thread, and inherits it), so what it submits joins the trace. */
+    char saved[TRACEPARENT_LEN + 1];
+    trace_context_save(saved);
+    trace_context_restore(run->task_traceparent);
     if (t->kind == TASK_C)
         run_c(ex, run, t, &o);
     else
         run_exec(ex, run, t, &o);
+    trace_context_restore(saved);
     if (timed || wrun_stop_reason(run) != STOP_NONE)
         watchdog_remove(env->watchdog, run);
+    log_debug("task run ended", "run=%s task=%s ok=%s%s", run->id, run->task,
+              o.ok ? "true" : "false", run->trace_field);
     deliver(ex, run, &o);
     json_decref(o.result);
     atomic_fetch_sub(&env->stats->running, 1);
@@ -440,8 +462,9 @@ void executor_abandon(executor *ex)
         pthread_mutex_unlock(&s->mu);
     }
     for (size_t i = 0; i < n; i++) {
-        log_warn("task still running at the end of the grace period; handed back", "run=%s task=%s",
-                 abandoned[i]->id, abandoned[i]->task);
+        log_warn("task still running at the end of the grace period; handed back",
+                 "run=%s task=%s%s", abandoned[i]->id, abandoned[i]->task,
+                 abandoned[i]->trace_field);
         reporter_final(ex->env.reporter, abandoned[i], ERRAND_STATE_SCHEDULED, NULL, false, NULL,
                        NULL);
         wrun_unref(abandoned[i]);

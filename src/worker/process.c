@@ -213,6 +213,46 @@ static void limit_spawned(pid_t pid, const struct process_spec *spec)
     }
 }
 
+#define TRACEPARENT_ENV "TRACEPARENT"
+
+/* The environment of an exec task: the worker's, without its own TRACEPARENT, and with the
+ * run's when it has one. Built in the parent: after posix_spawn's vfork nothing may allocate. */
+struct child_env {
+    char **envp;
+    char *traceparent; /* the one string owned: "TRACEPARENT=..." */
+};
+
+/* 0, or ENOMEM (e is then empty). traceparent NULL = none. */
+static int child_env_build(struct child_env *e, const char *traceparent)
+{
+    memset(e, 0, sizeof *e);
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    if (!(e->envp = mem_calloc(n + 2, sizeof *e->envp)))
+        return ENOMEM;
+    if (traceparent && !(e->traceparent = mem_printf(TRACEPARENT_ENV "=%s", traceparent))) {
+        mem_free(e->envp);
+        e->envp = NULL;
+        return ENOMEM;
+    }
+    size_t k = 0;
+    const size_t name_len = sizeof TRACEPARENT_ENV - 1;
+    for (size_t i = 0; i < n; i++)
+        if (!(strncmp(environ[i], TRACEPARENT_ENV, name_len) == 0 && environ[i][name_len] == '='))
+            e->envp[k++] = environ[i];
+    if (e->traceparent)
+        e->envp[k++] = e->traceparent;
+    e->envp[k] = NULL;
+    return 0;
+}
+
+static void child_env_free(struct child_env *e)
+{
+    mem_free(e->traceparent);
+    mem_free(e->envp);
+}
+
 /* fork()s and runs spec->child_fn in the child (see the top of the file). */
 static int fork_child(const struct process_spec *spec, int in[2], int out[2], int errp[2],
                       pid_t *pid, errand_error *err)
@@ -280,10 +320,14 @@ static int spawn(const struct process_spec *spec, int in[2], int out[2], int err
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (!rc)
         rc = posix_spawnattr_setsigdefault(&attr, &defaults);
+    struct child_env env = {0};
+    if (!rc)
+        rc = child_env_build(&env, spec->traceparent);
     if (!rc) {
         char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
-        rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, environ);
+        rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, env.envp);
     }
+    child_env_free(&env);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (rc)

@@ -38,6 +38,10 @@ struct process_spec {
        stdin, stdout and stderr on the pipes; it must end the process with _exit(). */
     void (*child_fn)(void *arg);
     void *child_arg;
+    /* The W3C traceparent the command gets as TRACEPARENT in its environment (the
+       OpenTelemetry environment carrier), NULL = none; a TRACEPARENT of the worker's own
+       environment is never passed on. */
+    const char *traceparent;
     /* 0 = none. Data size (RLIMIT_DATA: heap and private mappings) the process may add to
        what it has when it starts (a forked copy already holds the worker's), so a runaway
        allocation fails there; it holds under AddressSanitizer too, unlike an address-space

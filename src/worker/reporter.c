@@ -227,8 +227,8 @@ void reporter_final(reporter *r, struct wrun *run, errand_state state, const cha
     atomic_compare_exchange_strong(&run->running_report, &queued, RUNNING_DROPPED);
     struct report_item *it = report_item_state(run, state, message, retryable, result, result_ref);
     if (!it) {
-        log_error("out of memory queueing a report; the run's lease will expire", "run=%s state=%s",
-                  run->id, state_type_name(state));
+        log_error("out of memory queueing a report; the run's lease will expire",
+                  "run=%s state=%s%s", run->id, state_type_name(state), run->trace_field);
         return;
     }
     push(r, it);
@@ -311,8 +311,8 @@ static void lease_lost(reporter *r, struct wrun *run, int status)
 {
     wrun_request_stop(run, STOP_LEASE_LOST);
     if (wrun_take_outcome(run))
-        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d", run->id,
-                 status);
+        log_warn("lease lost; the run's outcome will not be reported", "run=%s status=%d%s",
+                 run->id, status, run->trace_field);
     lease_drop(r, run);
 }
 
@@ -544,14 +544,14 @@ static void finish_batch(reporter *r, struct report_item *chain)
         if (it->answer == HTTP_CONFLICT || it->answer == HTTP_NOT_FOUND) {
             if (report_state_is_final(it->state))
                 log_warn("the server refused a report: the lease is no longer ours",
-                         "run=%s state=%s status=%d", it->run->id, state_type_name(it->state),
-                         it->answer);
+                         "run=%s state=%s status=%d%s", it->run->id, state_type_name(it->state),
+                         it->answer, it->run->trace_field);
             lease_lost(r, it->run, it->answer);
             continue;
         }
         if (it->answer != 0 && it->answer != HTTP_OK)
-            log_warn("the server refused a report", "run=%s state=%s status=%d", it->run->id,
-                     state_type_name(it->state), it->answer);
+            log_warn("the server refused a report", "run=%s state=%s status=%d%s", it->run->id,
+                     state_type_name(it->state), it->answer, it->run->trace_field);
         if (report_state_is_final(it->state))
             lease_drop(r, it->run);
     }
@@ -609,7 +609,7 @@ static void heartbeat_all(reporter *r)
             if (status[j] == HTTP_CONFLICT || status[j] == HTTP_NOT_FOUND)
                 lease_lost(r, runs[j], status[j]);
             else if (cancel[j] && wrun_request_stop(runs[j], STOP_CANCEL)) {
-                log_info("cancel requested", "run=%s", runs[j]->id);
+                log_info("cancel requested", "run=%s%s", runs[j]->id, runs[j]->trace_field);
                 if (r->on_cancel)
                     r->on_cancel(runs[j], r->cb_ctx);
             }

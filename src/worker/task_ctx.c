@@ -37,6 +37,11 @@ const char *errand_task_run_id(const errand_task_ctx *ctx)
     return ctx ? ctx->run->id : NULL;
 }
 
+const char *errand_task_traceparent(const errand_task_ctx *ctx)
+{
+    return ctx && ctx->run->traceparent[0] ? ctx->run->traceparent : NULL;
+}
+
 int errand_task_attempt(const errand_task_ctx *ctx)
 {
     return ctx ? ctx->run->attempt : 0;

@@ -332,7 +332,8 @@ static void on_deadline(struct wrun *run, enum watch_kind kind, void *ctx)
     if (why == STOP_LEASE_LOST || !wrun_take_outcome(run))
         return;
     if (why == STOP_CANCEL) {
-        log_warn("a cancelled task did not return in time; reported cancelled", "run=%s", run->id);
+        log_warn("a cancelled task did not return in time; reported cancelled", "run=%s%s", run->id,
+                 run->trace_field);
         reporter_final(w->reporter, run, ERRAND_STATE_CANCELLED, NULL, false, NULL, NULL);
         return;
     }
@@ -341,8 +342,8 @@ static void on_deadline(struct wrun *run, enum watch_kind kind, void *ctx)
         snprintf(msg, sizeof msg, "task timed out after %gs", run->timeout_seconds);
     else
         snprintf(msg, sizeof msg, "%s", executor_stop_message(why));
-    log_warn("task timed out", "run=%s task=%s timeout_seconds=%g", run->id, run->task,
-             run->timeout_seconds);
+    log_warn("task timed out", "run=%s task=%s timeout_seconds=%g%s", run->id, run->task,
+             run->timeout_seconds, run->trace_field);
     reporter_final(w->reporter, run, ERRAND_STATE_FAILED, msg, true, NULL, NULL);
     atomic_fetch_add(&w->stats.failed, 1);
 }

@@ -10,6 +10,8 @@
 #include "core/json.h"
 #include "core/mem.h"
 
+#include <string.h>
+
 static void wrun_destroy(struct wrun *r)
 {
     mem_free(r->id);
@@ -66,6 +68,14 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     r->persist_result = json_is_boolean(persist) ? json_is_true(persist) : -1;
     if (!lease_expires || !clock_parse_rfc3339(lease_expires, &r->lease_expires_ms))
         r->lease_expires_ms = 0;
+    /* An invalid traceparent (from a server that did not check it) is dropped, not passed on:
+       a task's subtasks would be refused for it. */
+    const char *tp = json_string_value(json_object_get(item, "traceparent"));
+    if (traceparent_valid(tp) && traceparent_child(tp, r->task_traceparent) == 0)
+        memcpy(r->traceparent, tp, TRACEPARENT_LEN + 1);
+    else
+        r->task_traceparent[0] = '\0';
+    traceparent_log_field(r->traceparent, r->trace_field);
     *out = r;
     return 0;
 }

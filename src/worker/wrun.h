@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "core/traceparent.h"
 #include "errand/errand.h"
 
 enum stop_reason {
@@ -51,6 +52,13 @@ struct wrun {
     int64_t lease_expires_ms;       /* the claim's lease end (Unix ms, server clock); 0 = unknown */
     int persist_result;             /* -1 = the claim said null, 0, 1 */
     const struct task_entry *entry; /* what serves it; set by the poller */
+    /* W3C trace context ("" = none): the run's traceparent as the claim gave it (only a
+       valid one is kept), the task's own span (a child of it: same trace id and flags, a
+       new parent id, drawn per attempt) that the task's thread, child process or exec
+       environment (TRACEPARENT) carries, and " trace_id=<id>" for the worker's log lines. */
+    char traceparent[TRACEPARENT_LEN + 1];
+    char task_traceparent[TRACEPARENT_LEN + 1];
+    char trace_field[sizeof " trace_id=" + TRACE_ID_LEN];
 
     atomic_int stop; /* enum stop_reason */
     atomic_bool outcome_taken;

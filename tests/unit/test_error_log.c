@@ -282,6 +282,35 @@ static void log_json_cuts_long_lines_at_a_member(void **state)
     free(out);
 }
 
+static void log_json_id_lines(void)
+{
+    log_set_format(LOG_FORMAT_JSON);
+    log_info("traced", "trace_id=%s n=%s", "12345678901234567890123456789012", "12345");
+    log_info("traced", "trace_id=%s", "4bf92f3577b34da6a3ce929d0e0e4736");
+    log_info("traced", "trace_id=%s", "12e45678901234567890123456789012");
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
+/* A trace id may be all decimal digits, or read as a number with an exponent: a field named
+ * *_id is a JSON string all the same, so a log pipeline can match it as one. */
+static void log_json_keeps_ids_strings(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_json_id_lines);
+    json_t *l[3];
+    assert_int_equal(parse_json_lines(out, l, 3), 3);
+    assert_string_equal(json_string_value(json_object_get(l[0], "trace_id")),
+                        "12345678901234567890123456789012");
+    assert_int_equal(json_integer_value(json_object_get(l[0], "n")), 12345);
+    assert_string_equal(json_string_value(json_object_get(l[1], "trace_id")),
+                        "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(json_string_value(json_object_get(l[2], "trace_id")),
+                        "12e45678901234567890123456789012");
+    for (int i = 0; i < 3; i++)
+        json_decref(l[i]);
+    free(out);
+}
+
 static void log_format_parsing(void **state)
 {
     (void)state;
@@ -307,6 +336,7 @@ int main(void)
         cmocka_unit_test(log_writes_json_lines_when_asked),
         cmocka_unit_test(log_json_cuts_long_lines_at_a_member),
         cmocka_unit_test(log_format_parsing),
+        cmocka_unit_test(log_json_keeps_ids_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

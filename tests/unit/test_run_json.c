@@ -98,9 +98,14 @@ static void completed_run_with_everything(void **state)
     r.result = "{\"answer\":42,\"pi\":3.141592653589793,\"list\":[]}";
     r.result_ref = "local:///var/lib/errand/storage/x.json";
     r.retry_of = "0193a0c4-0000-7000-8000-000000000003";
+    r.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     r.lease_token = "00112233445566778899aabbccddeeff";
     r.lease_expires = 1764584749300;
     assert_same(&r);
+    /* The worker gets the run's trace context with the claim. */
+    json_t *claim = written(run_json_write_claim, &r);
+    assert_string_equal(json_string_value(json_object_get(claim, "traceparent")), r.traceparent);
+    json_decref(claim);
 }
 
 static void a_result_is_shown_only_when_completed(void **state)

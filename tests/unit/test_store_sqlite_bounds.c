@@ -172,6 +172,19 @@ static void bind_list_task(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
 }
 
+#define TRACE_A "4bf92f3577b34da6a3ce929d0e0e4736"
+#define TRACE_B "0af7651916cd43dd8448eb211c80319c"
+#define TRACE_RUNS 7
+
+static void bind_list_trace(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "~", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, LIST_PAGE + 1);
+    sqlite3_bind_int(s, 5, 0);                      /* no state filter */
+    sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
+    sqlite3_bind_text(s, 9, TRACE_A, -1, SQLITE_STATIC);
+}
+
 static void assert_same_work(const char *what, struct work small, struct work large)
 {
     if (large.fullscan_steps != 0 || large.vm_steps > small.vm_steps + STEP_SLACK)
@@ -343,6 +356,48 @@ static void listing_first_pages_do_not_grow_with_newer_runs(void **state)
     json_decref(page);
     page = list(fx, 0, "rare", NULL, NULL, LIST_PAGE, next);
     assert_int_equal(json_array_size(page), LIST_PAGE);
+    json_decref(page);
+}
+
+/* The runs of one trace (GET /api/task_runs?trace_id=): the same work with 100,000 newer runs
+ * of no trace and of another trace as with 100 — the listing walks task_runs_trace, which
+ * holds only runs with a traceparent, by trace id. */
+static void trace_listing_does_not_grow_with_other_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    submit_many(fx, t,
+                "{\"task\": \"web\", \"traceparent\": \"00-" TRACE_A "-00f067aa0ba902b7-01\"}",
+                TRACE_RUNS);
+    const char *untraced = "{\"task\": \"web\"}";
+    const char *other =
+        "{\"task\": \"web\", \"traceparent\": \"00-" TRACE_B "-b7ad6b7169203331-01\"}";
+    submit_many(fx, t + 1, untraced, SMALL / 2);
+    submit_many(fx, t + 1, other, SMALL / 2);
+    struct work small = measure(fx, SQL_LIST_TRACE, bind_list_trace, t);
+    assert_int_equal(small.rows, TRACE_RUNS);
+    submit_many(fx, t + 2, untraced, (LARGE - SMALL) / 2);
+    submit_many(fx, t + 2, other, (LARGE - SMALL) / 2);
+    struct work large = measure(fx, SQL_LIST_TRACE, bind_list_trace, t);
+    assert_int_equal(large.rows, TRACE_RUNS);
+    assert_same_work("SQL_LIST_TRACE", small, large);
+    /* Through the store: the trace's runs, and with another filter too (checked per row). */
+    struct run_filter f = {.trace_id = TRACE_A, .limit = LIST_PAGE};
+    char next[37];
+    json_t *page = list_filtered(fx, &f, next);
+    assert_int_equal(json_array_size(page), TRACE_RUNS);
+    assert_string_equal(next, "");
+    for (size_t i = 0; i < json_array_size(page); i++)
+        assert_memory_equal(sfield(json_array_get(page, i), "traceparent") + 3, TRACE_A, 32);
+    json_decref(page);
+    f.state_mask = 1u << ERRAND_STATE_SCHEDULED;
+    f.task = "web";
+    page = list_filtered(fx, &f, next);
+    assert_int_equal(json_array_size(page), TRACE_RUNS);
+    json_decref(page);
+    f.task = "elsewhere";
+    page = list_filtered(fx, &f, next);
+    assert_int_equal(json_array_size(page), 0);
     json_decref(page);
 }
 
@@ -815,6 +870,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(completed_first_page_does_not_grow_with_a_newer_backlog,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(empty_claims_do_not_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(trace_listing_does_not_grow_with_other_runs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(overview_figures_do_not_grow_with_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(combined_filters_walk_a_bounded_number_of_runs_per_call,
                                         setup, teardown),

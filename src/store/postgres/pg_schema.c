@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "store/trace_sql.h"
 
 struct migration {
     int version;
@@ -153,6 +154,15 @@ static const struct migration migrations[] = {
      "  n integer NOT NULL,"
      "  at bigint NOT NULL,"
      "  events bytea NOT NULL);"},
+
+    /* W3C trace context: the traceparent a run was submitted with, and an index on its trace
+       id (store/trace_sql.h) holding only the runs that have one, for listing a trace's runs.
+       Adding a nullable column without a default rewrites nothing. */
+    {2, "trace_context",
+     "ALTER TABLE task_runs ADD COLUMN traceparent text;"
+     "CREATE INDEX task_runs_trace ON task_runs (" TRACE_ID_OF(
+         "traceparent") ", id)"
+                        "  WHERE traceparent IS NOT NULL;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

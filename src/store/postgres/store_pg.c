@@ -74,6 +74,7 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
     out->redeliveries = pg_get_int(r, row, c++);
     out->retry_of = pg_get_text(r, row, c++);
     out->lease_expires = pg_get_i64(r, row, c++);
+    out->traceparent = pg_get_text(r, row, c++);
 }
 
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,

@@ -96,7 +96,8 @@ void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
-    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires"
+    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires, " \
+    "traceparent"
 /* Points out at the columns of row `row` of r (PG_RUN_COLUMNS from column `first` on); the
  * strings stay valid until r is cleared. */
 void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *out);

@@ -41,6 +41,8 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/wire_limits.h"
+#include "core/traceparent.h"
+#include "store/trace_sql.h"
 #include "store/postgres/store_pg.h"
 
 /* The number of state types (errand_state), as the counters index them. */
@@ -128,6 +130,19 @@ static const struct list_sql LIST_WORKER = {
     LIST_SELECT "WHERE worker = $1 AND id < $2 AND id >= $3 AND ($4::text IS NULL OR task = $4) "
                 "AND " MASK_CHECK(5) " ORDER BY id DESC LIMIT $6"};
 
+/* A trace's runs, from task_runs_trace (only runs that have a traceparent, by trace id); the
+ * other filters checked on each row. */
+static const struct list_sql LIST_TRACE = {
+    "listing a trace's runs", "xcotmwgl",
+    LIST_SELECT "WHERE traceparent IS NOT NULL AND " TRACE_ID_OF(
+        "traceparent") " = $1 "
+                       "AND id < $2 AND id >= $3 AND ($4::text IS NULL OR task = $4) "
+                       "AND " MASK_CHECK(
+                           5) " AND ($6::text IS NULL OR worker = $6) "
+                              "AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM task_run_tags "
+                              "WHERE tag = $7 AND run_id = task_runs.id)) ORDER BY id DESC LIMIT "
+                              "$8"};
+
 /* The bounds: the id STORE_LIST_SCAN_MAX entries down the walk's index from the cursor. */
 static const struct list_sql BOUND_TASK = {
     "bounding a task's runs", "tcob",
@@ -149,6 +164,10 @@ static const struct list_sql BOUND_TAG = {
     "bounding a tag's runs", "gcob",
     "SELECT run_id FROM task_run_tags WHERE tag = $1 AND run_id < $2 AND run_id >= $3 "
     "ORDER BY run_id DESC LIMIT 1 OFFSET $4"};
+static const struct list_sql BOUND_TRACE = {
+    "bounding a trace's runs", "xcob",
+    "SELECT id FROM task_runs WHERE traceparent IS NOT NULL AND " TRACE_ID_OF(
+        "traceparent") " = $1 AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT 1 OFFSET $4"};
 static const struct list_sql BOUND_WORKER = {
     "bounding a worker's runs", "wcob",
     "SELECT id FROM task_runs WHERE worker = $1 AND id < $2 AND id >= $3 "
@@ -177,6 +196,9 @@ static void bind_filter(struct pg_params *p, const struct list_sql *q, const str
             break;
         case 'w':
             pg_p_text(p, a->f->worker);
+            break;
+        case 'x':
+            pg_p_text(p, a->f->trace_id);
             break;
         case 'm':
             pg_p_int(p, (int)a->mask);
@@ -277,6 +299,13 @@ static const struct list_sql *state_statement(errand_state s, const struct list_
     }
 }
 
+static bool run_in_trace(const struct run_row *r, const char *trace_id)
+{
+    char id[TRACE_ID_LEN + 1];
+    traceparent_trace_id(r->traceparent, id);
+    return strcmp(id, trace_id) == 0;
+}
+
 /* The one run of (task, idempotency key), if it passes the other filters. */
 static int list_by_key(struct pg_conn *c, const struct list_args *a, struct row_buffer *l,
                        errand_error *err)
@@ -291,7 +320,8 @@ static int list_by_key(struct pg_conn *c, const struct list_args *a, struct row_
         const struct run_row *r = &l->rows[0];
         if ((a->mask && !(a->mask & (1u << r->state))) || strcmp(r->id, a->cursor) >= 0 ||
             strcmp(r->id, a->oldest) < 0 ||
-            (a->f->worker && (!r->worker || strcmp(r->worker, a->f->worker) != 0))) {
+            (a->f->worker && (!r->worker || strcmp(r->worker, a->f->worker) != 0)) ||
+            (a->f->trace_id && !run_in_trace(r, a->f->trace_id))) {
             run_row_clear(&l->rows[0]);
             l->n = 0;
         }
@@ -308,6 +338,10 @@ static int list_query(struct pg_conn *c, struct list_args *a, struct row_buffer 
     int want = f->limit + 1; /* one more tells whether a next page exists */
     if (f->idempotency_key)
         return list_by_key(c, a, l, err);
+    if (f->trace_id) { /* a trace's runs, the other filters checked on each */
+        bool checks = f->task || f->tag || f->worker || a->mask;
+        return walk(c, a, &LIST_TRACE, checks ? &BOUND_TRACE : NULL, -1, want, l, err);
+    }
     if (f->tag || f->worker || a->mask == 0) {
         const struct list_sql *q = f->tag      ? &LIST_TAG
                                    : f->worker ? &LIST_WORKER

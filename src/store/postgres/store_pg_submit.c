@@ -228,6 +228,7 @@ enum {
     COL_RESULT,
     COL_RESULT_REF,
     COL_RETRY_OF,
+    COL_TRACEPARENT,
     N_COLS
 };
 
@@ -262,6 +263,7 @@ static void add_run(struct pg_array *col, const struct run_spec *spec,
     pg_array_text(&col[COL_RESULT], slot->cached ? slot->cache_result : NULL);
     pg_array_text(&col[COL_RESULT_REF], slot->cached ? slot->cache_result_ref : NULL);
     pg_array_text(&col[COL_RETRY_OF], spec->retry_of);
+    pg_array_text(&col[COL_TRACEPARENT], spec->traceparent);
 }
 
 /* Inserts the runs to create (and their tags) with one statement each. */
@@ -273,20 +275,21 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed, retry_of) "
+        "persist_result, result, result_ref, delayed, retry_of, traceparent) "
         "SELECT id, task, parameters, state_type, state_name, $1::bigint, state_message, 1, 0, "
         "max_attempts, $1::bigint, scheduled_at, finished, priority, tags, idempotency_key, "
         "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
         "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, "
-        "(state_type = 0 AND scheduled_at > $1::bigint), retry_of "
+        "(state_type = 0 AND scheduled_at > $1::bigint), retry_of, traceparent "
         "FROM unnest($2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], "
         "$8::integer[], $9::bigint[], $10::bigint[], $11::integer[], $12::text[], $13::text[], "
         "$14::text[], $15::double precision[], $16::bigint[], $17::integer[], $18::text[], "
         "$19::double precision[], $20::double precision[], $21::integer[], $22::text[], "
-        "$23::text[], $24::text[]) AS u(id, task, parameters, state_type, state_name, "
+        "$23::text[], $24::text[], $25::text[]) AS u(id, task, parameters, state_type, state_name, "
         "state_message, max_attempts, scheduled_at, finished, priority, tags, idempotency_key, "
         "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
-        "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, retry_of)";
+        "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, retry_of, "
+        "traceparent)";
     static const char sql_tags[] = "INSERT INTO task_run_tags (tag, run_id) "
                                    "SELECT * FROM unnest($1::text[], $2::text[]) "
                                    "ON CONFLICT DO NOTHING";

@@ -46,7 +46,7 @@
 /* The columns of a claimed run. */
 #define CLAIM_COLUMNS                                                                              \
     "id, priority, scheduled_at, task, parameters, attempt, max_attempts, timeout_seconds, "       \
-    "persist_result, cache_key, n_states"
+    "persist_result, cache_key, n_states, traceparent"
 
 /* --- claim ---------------------------------------------------------------------------- */
 
@@ -105,6 +105,7 @@ static int read_candidate(const PGresult *r, int row, struct claim_candidate *cd
     rr->persist_result = pg_get_opt_int(r, row, 8);
     rr->cache_key = pg_get_text(r, row, 9);
     cd->n_states = pg_get_int(r, row, 10);
+    rr->traceparent = pg_get_text(r, row, 11);
     int rc = run_row_own_strings(rr, err);
     if (rc < 0)
         memset(rr, 0, sizeof *rr);

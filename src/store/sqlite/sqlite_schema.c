@@ -79,6 +79,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "store/trace_sql.h"
 
 struct migration {
     int version;
@@ -327,6 +328,16 @@ static const struct migration migrations[] = {
      "INSERT INTO run_feed (first_seq, n, at, events) "
      "  SELECT seq + 1, 0, at, x'01' FROM run_events ORDER BY seq DESC LIMIT 1;"
      "DROP TABLE run_events;"},
+
+    /* W3C trace context: the traceparent a run was submitted with, and the runs of one trace
+       found without a scan (GET /api/task_runs?trace_id=): an index on the trace id inside
+       it, holding only the runs that have one. The expression is store/trace_sql.h's
+       TRACE_ID_OF, which the listing statements must spell the same way. */
+    {21, "trace_context",
+     "ALTER TABLE task_runs ADD COLUMN traceparent TEXT;"
+     "CREATE INDEX task_runs_trace ON task_runs (" TRACE_ID_OF(
+         "traceparent") ", id)"
+                        "  WHERE traceparent IS NOT NULL;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -32,6 +32,10 @@
  *    The literal terms ("lease_expires IS NOT NULL", "state_type >= 4")
  *    repeat the partial indexes' WHERE, which is what lets SQLite use them; INDEXED BY
  *    makes a mismatch an error instead of a silent full scan.
+ *  - SQL_LIST_TRACE walks task_runs_trace, an index on the trace id inside traceparent
+ *    (TRACE_ID_OF, spelled exactly as in the index: SQLite matches an indexed expression by
+ *    its text) holding only the runs that have one; the other filters are checked on each
+ *    row, bounded by SQL_BOUND_TRACE as for a tag. ?9 is the trace id.
  *  - SQL_LIST_TAG starts from task_run_tags (CROSS JOIN fixes that join order) so a rare
  *    tag does not scan every run; SQL_LIST_WORKER walks task_runs_worker.
  *  - A listing whose filters combine (a task and a state, a tag or a worker and anything
@@ -61,6 +65,7 @@
 #include <stddef.h>
 
 #include "errand/errand.h"
+#include "store/trace_sql.h"
 
 _Static_assert(ERRAND_STATE_SCHEDULED == 0, "SQL below spells SCHEDULED as the literal 0");
 _Static_assert(ERRAND_STATE_COMPLETED == 3,
@@ -74,7 +79,8 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "id, task, parameters, state_type, state_name, state_timestamp, state_message, attempt, "      \
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
-    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires"
+    "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires, " \
+    "traceparent"
 
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
@@ -114,9 +120,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed, retry_of) "
+        "persist_result, result, result_ref, delayed, retry_of, traceparent) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ", ?25)"),
+        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ", ?25, ?26)"),
     SQL(SQL_TAG_INSERT, "INSERT OR IGNORE INTO task_run_tags (tag, run_id) VALUES (?1, ?2)"),
     SQL(SQL_STATE_INSERT,
         "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "
@@ -142,7 +148,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
 
     SQL(SQL_CLAIM_CANDIDATES,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
-        "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
+        "timeout_seconds, persist_result, cache_key, n_states, traceparent FROM task_runs "
         "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND scheduled_at <= ?2 "
         "AND " NOT_PAUSED(" ?1 ") " ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
     SQL(SQL_CLAIM_READY_EXISTS,
@@ -169,7 +175,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "INDEXED BY claim_requests_at WHERE at < ?1 ORDER BY at LIMIT ?2)"),
     SQL(SQL_CLAIM_REPEAT,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
-        "timeout_seconds, persist_result, cache_key, n_states FROM task_runs "
+        "timeout_seconds, persist_result, cache_key, n_states, traceparent FROM task_runs "
         "WHERE id = ?1 AND state_type = 1 AND lease_token = ?2"),
     SQL(SQL_LEASE_RENEW, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
     SQL(SQL_LEASE_CHECK,
@@ -224,6 +230,15 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_LIST_WORKER, "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_worker "
                          "WHERE worker = ?7 AND id < ?1 AND id >= ?6 AND (?2 IS NULL OR task = ?2) "
                          "AND (?5 = 0 OR ((?5 >> state_type) & 1) = 1) ORDER BY id DESC LIMIT ?3"),
+    SQL(SQL_LIST_TRACE,
+        "SELECT " RUN_COLUMNS " FROM task_runs INDEXED BY task_runs_trace "
+        "WHERE traceparent IS NOT NULL AND " TRACE_ID_OF(
+            "traceparent") " = ?9 AND id < ?1 "
+                           "AND id >= ?6 AND (?2 IS NULL OR task = ?2) AND (?5 = 0 OR ((?5 >> "
+                           "state_type) & 1) = 1) "
+                           "AND (?7 IS NULL OR worker = ?7) AND (?4 IS NULL OR EXISTS (SELECT 1 "
+                           "FROM task_run_tags "
+                           "WHERE tag = ?4 AND run_id = task_runs.id)) ORDER BY id DESC LIMIT ?3"),
     SQL(SQL_BOUND_TASK, "SELECT id FROM task_runs INDEXED BY task_runs_task WHERE task = ?2 "
                         "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
     SQL(SQL_BOUND_SCHEDULED,
@@ -239,6 +254,10 @@ static const struct sql_def sql_table[SQL_COUNT] = {
                        "AND run_id >= ?6 ORDER BY run_id DESC LIMIT 1 OFFSET ?8"),
     SQL(SQL_BOUND_WORKER, "SELECT id FROM task_runs INDEXED BY task_runs_worker WHERE worker = ?7 "
                           "AND id < ?1 AND id >= ?6 ORDER BY id DESC LIMIT 1 OFFSET ?8"),
+    SQL(SQL_BOUND_TRACE,
+        "SELECT id FROM task_runs INDEXED BY task_runs_trace WHERE traceparent IS NOT NULL "
+        "AND " TRACE_ID_OF("traceparent") " = ?9 AND id < ?1 AND id >= ?6 ORDER BY id DESC "
+                                          "LIMIT 1 OFFSET ?8"),
     SQL(SQL_STATES_GET,
         "SELECT type, name, timestamp, message FROM task_run_states WHERE run_id = ?1 "
         "ORDER BY seq"),

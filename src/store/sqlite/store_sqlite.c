@@ -64,6 +64,7 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->redeliveries = sqlite3_column_int(s, RC_REDELIVERIES);
     r->retry_of = sqlite_col_text(s, RC_RETRY_OF);
     r->lease_expires = sqlite_col_ms(s, RC_LEASE_EXPIRES);
+    r->traceparent = sqlite_col_text(s, RC_TRACEPARENT);
 }
 
 /* --- reads ------------------------------------------------------------------------- */

@@ -94,6 +94,7 @@ static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_er
     r->timeout_seconds = sqlite3_column_double(s, CC_TIMEOUT);
     r->persist_result = sqlite_col_opt_int(s, CC_PERSIST_RESULT);
     r->cache_key = sqlite_col_text(s, CC_CACHE_KEY);
+    r->traceparent = sqlite_col_text(s, CC_TRACEPARENT);
     return run_row_own_strings(r, err);
 }
 

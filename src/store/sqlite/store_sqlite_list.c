@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store_sqlite_list.c — listing runs (GET /api/task_runs, bulk actions): newest first, keyset
- * paged, filtered by state, task, tag, worker, an id range or an idempotency key.
+ * paged, filtered by state, task, tag, worker, trace id, an id range or an idempotency key.
  *
  * Every page reads one read transaction's view. A filter alone walks the index that holds
  * exactly its runs (sqlite_sql.c), so a page costs what it returns. Filters that combine walk
@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "core/traceparent.h"
 #include "core/wire_limits.h"
 #include "store/sqlite/store_sqlite.h"
 
@@ -91,6 +92,7 @@ static void bind_filter(sqlite3_stmt *q, const struct list_args *a, int state, c
     sqlite_bind_text(q, 6, low);
     sqlite_bind_text(q, 7, a->f->worker);
     sqlite3_bind_int(q, 8, STORE_LIST_SCAN_MAX - 1);
+    sqlite_bind_text(q, 9, a->f->trace_id);
 }
 
 /* One walk: the listing statement `list` for `state` (-1: not per state), bounded first by
@@ -144,6 +146,13 @@ static enum sql_id state_statement(errand_state s, enum sql_id *bound)
     }
 }
 
+static bool run_in_trace(const struct run_row *r, const char *trace_id)
+{
+    char id[TRACE_ID_LEN + 1];
+    traceparent_trace_id(r->traceparent, id);
+    return strcmp(id, trace_id) == 0;
+}
+
 /* The one run of (task, idempotency key), if it passes the other filters. */
 static int list_by_key(struct sqlite_conn *c, const struct list_args *a, struct row_buffer *l,
                        errand_error *err)
@@ -158,7 +167,8 @@ static int list_by_key(struct sqlite_conn *c, const struct list_args *a, struct 
         const struct run_row *r = &l->rows[0];
         if ((a->mask && !(a->mask & (1u << r->state))) || strcmp(r->id, a->cursor) >= 0 ||
             strcmp(r->id, a->oldest) < 0 ||
-            (a->f->worker && (!r->worker || strcmp(r->worker, a->f->worker) != 0))) {
+            (a->f->worker && (!r->worker || strcmp(r->worker, a->f->worker) != 0)) ||
+            (a->f->trace_id && !run_in_trace(r, a->f->trace_id))) {
             run_row_clear(&l->rows[0]);
             l->n = 0;
         }
@@ -175,6 +185,10 @@ static int list_query(struct sqlite_conn *c, struct list_args *a, struct row_buf
     int want = f->limit + 1; /* one more tells whether a next page exists */
     if (f->idempotency_key)
         return list_by_key(c, a, l, err);
+    if (f->trace_id) { /* a trace's runs, the other filters checked on each */
+        bool checks = f->task || f->tag || f->worker || a->mask;
+        return walk(c, a, SQL_LIST_TRACE, checks ? SQL_BOUND_TRACE : SQL_COUNT, -1, want, l, err);
+    }
     if (f->tag || f->worker || a->mask == 0) {
         enum sql_id id = f->tag      ? SQL_LIST_TAG
                          : f->worker ? SQL_LIST_WORKER

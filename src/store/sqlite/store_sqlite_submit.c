@@ -158,6 +158,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     sqlite_bind_text(s, 23, slot->cached ? slot->cache_result : NULL);
     sqlite_bind_text(s, 24, slot->cached ? slot->cache_result_ref : NULL);
     sqlite_bind_text(s, 25, spec->retry_of);
+    sqlite_bind_text(s, 26, spec->traceparent);
     int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);
     if (rc < 0)
         return rc;
