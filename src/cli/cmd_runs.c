@@ -83,7 +83,9 @@ static int build_list_path(const struct args *a, char **path)
     if ((st = add_state_filters(a, path)) != CLI_EXIT_OK)
         return st;
     static const char *const options[] = {"task", "tag", "worker", "limit", "cursor"};
-    return connect_add_options(path, a, options, sizeof options / sizeof options[0])
+    const char *trace = args_get(a, "trace-id");
+    return connect_add_options(path, a, options, sizeof options / sizeof options[0]) &&
+                   (!trace || connect_add_query(path, "trace_id", trace))
                ? CLI_EXIT_OK
                : CLI_EXIT_FAILURE;
 }
@@ -166,6 +168,8 @@ static const struct cli_option runs_ls_options[] = {
     {"task", "T", false, "only runs of task T"},
     {"tag", "T", false, "only runs tagged T"},
     {"worker", "W", false, "only runs the worker named W claimed last"},
+    {"trace-id", "ID", false,
+     "only runs of the W3C trace ID (32 hex: the runs one web request caused)"},
     {"limit", "N", false, "at most N runs, 1-1000 (default 50)"},
     {"cursor", "C", false,
      "continue a listing after the run with id C (printed when there are more runs)"},
@@ -177,7 +181,8 @@ const struct cli_command cmd_runs_ls = {
     .group = "runs",
     .name = "ls",
     .summary = "List task runs, newest first",
-    .usage = "[--state S] [--task T] [--tag T] [--worker W] [--limit N] [--cursor C] [--json]",
+    .usage = "[--state S] [--task T] [--tag T] [--worker W] [--trace-id ID] [--limit N] "
+             "[--cursor C] [--json]",
     .options = runs_ls_options,
     CONNECT_SETTINGS,
     .details = "With --json prints the server's answer: {\"runs\": [...], \"next_cursor\": ...}.\n"

@@ -19,6 +19,7 @@
 #define MAX_RETRIES 1000                    /* docs/api.md: retries 0-1000 */
 #define MAX_SECONDS 1e9                     /* bound for delays and timeouts given in seconds */
 #define PARAMS_FILE_MAX (64L * 1024 * 1024) /* --params @FILE: larger files are refused */
+#define TRACEPARENT_ENV "TRACEPARENT"       /* the OpenTelemetry environment carrier */
 
 static const struct cli_option submit_options[] = {
     {"params", "JSON", false,
@@ -35,6 +36,8 @@ static const struct cli_option submit_options[] = {
     {"cache-key", "K", false, "answer from a COMPLETED run with the same key, if any"},
     {"cache-expiration", "S", false, "how long a completed result serves as cache"},
     {"persist-result", "BOOL", false, "persist the result to result storage"},
+    {"traceparent", "TP", false,
+     "the W3C trace context to submit the run in (default: $TRACEPARENT, as an exec task has)"},
     {"wait", NULL, false, "wait for the run to finish and print its state and result"},
     {"wait-timeout", "S", false, "with --wait: give up after S seconds (default: no limit)"},
     {"json", NULL, false, "print the run as JSON"},
@@ -159,6 +162,30 @@ static int parse_retry_delays(const struct args *a, struct submit_request *r)
     return status;
 }
 
+/* The trace context of the submission: --traceparent, else $TRACEPARENT (the OpenTelemetry
+ * environment carrier, which the worker sets for exec tasks: so an exec task that runs
+ * `errand submit` passes its trace on). It becomes this thread's current trace context,
+ * which liberrand sends with the submission. An invalid --traceparent is an error; an invalid
+ * $TRACEPARENT is ignored, as W3C says an invalid incoming traceparent is. Read here, not
+ * through the settings: it is the caller's context, not errand's configuration. */
+static int parse_trace(const struct args *a)
+{
+    const char *given = args_get(a, "traceparent");
+    if (given) {
+        if (errand_trace_set(given) != 0)
+            return args_usage_error(a->cmd,
+                                    "--traceparent must be a W3C traceparent such as "
+                                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 "
+                                    "(version 00, lower-case hex), got '%s'",
+                                    given);
+        return CLI_EXIT_OK;
+    }
+    const char *env = getenv(TRACEPARENT_ENV);
+    if (env)
+        errand_trace_set(env); /* invalid: left without one */
+    return CLI_EXIT_OK;
+}
+
 static int parse_submit(const struct args *a, struct submit_request *r)
 {
     errand_submit_options_init(&r->opt);
@@ -169,6 +196,8 @@ static int parse_submit(const struct args *a, struct submit_request *r)
         (st = read_params_file(a, r->params + 1, r)) != CLI_EXIT_OK)
         return st;
     if (r->params && (st = check_params(a, r->params)) != CLI_EXIT_OK)
+        return st;
+    if ((st = parse_trace(a)) != CLI_EXIT_OK)
         return st;
     r->opt.idempotency_key = args_get(a, "idempotency-key");
     r->opt.cache_key = args_get(a, "cache-key");

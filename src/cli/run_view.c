@@ -234,6 +234,15 @@ static void print_run_fields(const json_t *run)
     print_json_field(run, "retries:", "retries");
     print_json_field(run, "retry delays:", "retry_delay_seconds");
     print_json_field(run, "timeout:", "timeout_seconds");
+    const char *tp = json_string_value(json_object_get(run, "traceparent"));
+    if (tp) {
+        print_field("traceparent:", tp);
+        /* The trace id alone, for errand runs ls --trace-id. */
+        if (strlen(tp) > 35) {
+            snprintf(line, sizeof line, "%.32s", tp + 3);
+            print_field("trace id:", line);
+        }
+    }
     print_json_field(run, "parameters:", "parameters");
     if (json_object_get(run, "result"))
         print_json_field(run, "result:", "result");

@@ -17,7 +17,9 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/mem.h"
+#include "core/traceparent.h"
 #include "server/handlers.h"
 #include "server/query.h"
 #include "server/worker_request.h"
@@ -92,6 +94,12 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
             return rc;
     }
     metrics_add(ctx->metrics, METRIC_CLAIMS, runs.n);
+    for (size_t i = 0; i < runs.n && log_get_level() <= LOG_DEBUG; i++) {
+        char trace[sizeof " trace_id=" + TRACE_ID_LEN];
+        log_debug("task run claimed", "run=%s task=%s worker=%s attempt=%d%s", runs.rows[i].id,
+                  runs.rows[i].task, p->claim.req.worker, runs.rows[i].attempt,
+                  traceparent_log_field(runs.rows[i].traceparent, trace));
+    }
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
     struct jw out = {0};

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/traceparent.h"
 #include "core/uuid.h"
@@ -62,6 +63,17 @@ void write_run_array(struct jw *w, const char *key, const struct run_list *l, bo
             run_json_write(w, &l->rows[i]);
     }
     jw_lit(w, "]");
+}
+
+/* A debug line per run created (ERRAND_LOGGING_LEVEL=debug), with its trace id: the server's
+ * side of following one web request into its runs. */
+static void log_created(const struct run_row *r)
+{
+    if (log_get_level() > LOG_DEBUG)
+        return;
+    char trace[sizeof " trace_id=" + TRACE_ID_LEN];
+    log_debug("task run submitted", "run=%s task=%s%s", r->id, r->task,
+              traceparent_log_field(r->traceparent, trace));
 }
 
 /* A submission waiting for its commit: handle_submit runs on the event thread, so it hands
@@ -149,8 +161,10 @@ int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
     int rc = store_submit_end(ctx->st, sub, &run, &created, err);
     if (rc < 0)
         return rc;
-    if (created)
+    if (created) {
         notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, p->spec.task);
+        log_created(&run);
+    }
     rc = reply_run(reply, created ? HTTP_CREATED : HTTP_OK, &run, err);
     run_row_clear(&run);
     return rc;
@@ -188,6 +202,8 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
         bool seen = i > 0 && strcmp(specs[i].task, specs[i - 1].task) == 0;
         if (created[i] && !seen)
             notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, specs[i].task);
+        if (created[i])
+            log_created(&runs.rows[i]);
     }
     struct jw w = {0};
     write_run_array(&w, "runs", &runs, false);
