@@ -4,6 +4,7 @@
  */
 #include "submit.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,7 @@
 #include "upstream.h"
 
 #define DETAIL_MAX 256
+#define TRACEPARENT_HEADER "traceparent"
 
 enum MHD_Result submit_handle(const api_ctx *ctx, struct MHD_Connection *conn, const form *f)
 {
@@ -41,15 +43,26 @@ enum MHD_Result submit_handle(const api_ctx *ctx, struct MHD_Connection *conn, c
     }
     errand_run *run = NULL;
     errand_error err = {0};
+    /* W3C trace context: the traceparent of the incoming request becomes this thread's current
+       trace context, which liberrand sends with the submission, so the request's trace goes on
+       into the background run (and the runs that run submits). An invalid header is ignored,
+       as W3C says. Cleared afterwards: libmicrohttpd reuses the thread for other requests. */
+    const char *traceparent =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, TRACEPARENT_HEADER);
+    errand_trace_set(NULL);
+    bool traced = traceparent && errand_trace_set(traceparent) == ERRAND_OK;
     int rc = errand_delay(client, &ctx->task.def, params_text, &run, &err);
+    errand_trace_set(NULL);
     if (rc != ERRAND_OK) {
         ret = reply_errand_failure(ctx, conn, "submit the task", rc, &err);
     } else {
         const char *id = errand_run_id(run);
         char msg[DETAIL_MAX];
         snprintf(msg, sizeof msg, "Submitted task run: %s", id);
-        applog_info(msg, "task_run_id=%s task=%s state=%s", id, SO_TASK_NAME,
-                    errand_run_state_name(run));
+        /* trace_id: the 32 characters after "00-" of a valid traceparent. */
+        applog_info(msg, "task_run_id=%s task=%s state=%s%s%.32s", id, SO_TASK_NAME,
+                    errand_run_state_name(run), traced ? " trace_id=" : "",
+                    traced ? traceparent + 3 : "");
         ret = reply_json(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "task_run_id", id));
     }
     errand_run_free(run);

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+"""
+W3C trace context through the example: the traceparent header of an incoming POST /tasks is
+the trace context of the run it submits (errand_trace_set in submit.c), so one trace id
+follows the web request into the background work; an invalid header is ignored, and a
+request without one leaves its run without one (the next request on the same API thread
+does not inherit the previous one's).
+"""
+import json
+
+import requests
+
+from stack import HTTP_TIMEOUT
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+def submit(stack, token, headers=None):
+    fields = {"payload": json.dumps({"text": f"trace me {token}"}), "target_type": "str",
+              "instructions": f"trace {token}"}
+    r = requests.post(stack.api_url + "/tasks", data=fields, headers=headers or {},
+                      timeout=HTTP_TIMEOUT)
+    assert r.status_code == 202, (r.status_code, r.text)
+    return r.json()["task_run_id"]
+
+
+def test_an_incoming_traceparent_reaches_the_run(stack, token):
+    run_id = submit(stack, token, {"traceparent": TRACEPARENT})
+    assert stack.run(run_id)["traceparent"] == TRACEPARENT
+    # The run is found by the web request's trace id.
+    r = stack.errand("GET", "/task_runs", params={"trace_id": TRACE})
+    assert r.status_code == 200, r.text
+    assert run_id in [run["id"] for run in r.json()["runs"]]
+    # The example's own log line says the trace id beside the run id.
+    m = stack.api.wait_line(f"task_run_id={run_id}.*")
+    assert f"trace_id={TRACE}" in m.group(0), m.group(0)
+    # Several requests after it, none with a header: none inherits the trace.
+    for i in range(4):
+        assert stack.run(submit(stack, f"{token}-{i}"))["traceparent"] is None
+    bad = submit(stack, token, {"traceparent": TRACEPARENT.upper()})
+    assert stack.run(bad)["traceparent"] is None
