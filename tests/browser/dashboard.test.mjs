@@ -251,6 +251,27 @@ test("run page: history, parameters as text, live state, cancel and retry button
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
+test("run page: the traceparent, and a link to the other runs of its trace", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const tp = `00-${trace}-00f067aa0ba902b7-01`;
+  const first = await submit("dash.traced", {}, { traceparent: tp });
+  const second = await submit("dash.traced", { n: 2 }, { traceparent: `00-${trace}-b7ad6b7169203331-01` });
+  const other = await submit("dash.traced", {}, { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+  await page.goto(`${base}/#/runs/${first.id}`);
+  await page.waitForSelector('[data-field="traceparent"]', { timeout: UI_TIMEOUT_MS });
+  assert.equal((await page.textContent('[data-field="traceparent"]')).trim(), tp);
+  await page.click(`a[href="#/runs?trace_id=${trace}"]`);
+  await page.waitForSelector(`tr[data-run="${second.id}"]`, { timeout: UI_TIMEOUT_MS });
+  const shown = await page.$$eval("tr[data-run]", (rows) => rows.map((r) => r.dataset.run));
+  assert.deepEqual(shown, [second.id, first.id]);
+  assert.ok(!shown.includes(other.id));
+  // A run without one shows none.
+  const plain = await submit("dash.traced", {});
+  await page.goto(`${base}/#/runs/${plain.id}`);
+  await page.waitForSelector("ol.timeline", { timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.$('[data-field="traceparent"]'), null);
+});
+
 test("failures grouped by message, retried and deleted; bulk cancel from the runs page", { timeout: TEST_TIMEOUT_MS }, async () => {
   page.on("dialog", (d) => d.accept());
   const failed = [];

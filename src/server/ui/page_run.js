@@ -178,6 +178,22 @@ export async function runPage(id) {
         fact("Cache key", run.cache_key ? run.cache_key : null),
         fact("Cache hit", cacheSource(run)),
         fact(
+          "Traceparent",
+          run.traceparent &&
+            h(
+              "span",
+              {},
+              h("span", { class: "mono", "data-field": "traceparent" }, run.traceparent),
+              " ",
+              // The other runs of the same trace: what one web request caused.
+              h(
+                "a",
+                { href: `#/runs${query({ trace_id: run.traceparent.slice(3, 35) })}` },
+                "runs of this trace",
+              ),
+            ),
+        ),
+        fact(
           "Retry of",
           run.retry_of
             ? h("a", { href: `#/runs/${run.retry_of}`, class: "mono" }, run.retry_of)

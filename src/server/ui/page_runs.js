@@ -64,6 +64,7 @@ export async function runsPage(params) {
     task: params.get("task") || "",
     tag: params.get("tag") || "",
     worker: params.get("worker") || "",
+    trace_id: params.get("trace_id") || "",
     since: params.get("since") || "",
     until: params.get("until") || "",
   };
@@ -76,6 +77,11 @@ export async function runsPage(params) {
   const task = h("input", { name: "task", value: filters.task, placeholder: "task name" });
   const tag = h("input", { name: "tag", value: filters.tag, placeholder: "tag" });
   const worker = h("input", { name: "worker", value: filters.worker, placeholder: "worker name" });
+  const trace = h("input", {
+    name: "trace_id",
+    value: filters.trace_id,
+    placeholder: "W3C trace id (32 hex)",
+  });
   // Times are picked in local time and sent as RFC 3339 (the API's form).
   const local = (iso) =>
     iso
@@ -125,6 +131,7 @@ export async function runsPage(params) {
           task: task.value,
           tag: tag.value,
           worker: worker.value,
+          trace_id: trace.value.trim(),
           since: iso(since.value),
           until: iso(until.value),
         })}`;
@@ -134,6 +141,7 @@ export async function runsPage(params) {
     h("label", {}, "Task", task),
     h("label", {}, "Tag", tag),
     h("label", {}, "Worker", worker),
+    h("label", {}, "Trace", trace),
     h("label", {}, "From", since),
     h("label", {}, "To", until),
     h("button", { class: "primary", type: "submit" }, "Filter"),
@@ -145,11 +153,13 @@ export async function runsPage(params) {
   const moreBtn = h("button", { hidden: true }, "Load more");
   const searched = h("span", { class: "muted" });
   const err = h("div", {});
-  // Bulk actions take task, tag, worker and state (not a time range): offered only for those.
+  // Bulk actions take task, tag, worker and state (not a time range or a trace): offered only
+  // for those.
   const hasFilter =
     (filters.state || filters.task || filters.tag || filters.worker) &&
     !filters.since &&
-    !filters.until;
+    !filters.until &&
+    !filters.trace_id;
   const bulkFilter = {
     task: filters.task || undefined,
     tag: filters.tag || undefined,
@@ -162,6 +172,7 @@ export async function runsPage(params) {
     filters.task && `of ${filters.task}`,
     filters.tag && `tagged ${filters.tag}`,
     filters.worker && `run by ${filters.worker}`,
+    filters.trace_id && `of trace ${filters.trace_id}`,
   ]
     .filter(Boolean)
     .join(" ");
@@ -261,6 +272,7 @@ export async function runsPage(params) {
         const run = await api("GET", `/api/task_runs/${ev.id}`);
         if (filters.tag && !run.tags.includes(filters.tag)) return;
         if (filters.worker && run.worker !== filters.worker) return;
+        if (filters.trace_id && (run.traceparent || "").slice(3, 35) !== filters.trace_id) return;
         const created = new Date(run.created);
         if (filters.since && created < new Date(filters.since)) return;
         if (filters.until && created > new Date(filters.until)) return;
