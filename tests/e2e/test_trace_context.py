@@ -6,6 +6,9 @@ task's own span: same trace id, a new parent id), and the runs they submit join 
 the server's and the worker's log lines about the run carry its trace id (logfmt and JSON), and
 the run's own logs record it."""
 import json
+import uuid
+
+import pytest
 
 from conftest import BUILD, PYTHON, exec_spec, unique_task, wait_until, write_script
 from errand_procs import ERRAND, Process, child_env, log_fields, log_msg_is
@@ -232,3 +235,30 @@ def test_the_workers_lines_and_the_runs_logs_record_the_trace(server, worker_fac
         first = logs[0]["message"]
         assert f"trace_id={TRACE}" in first and f"traceparent={TP}" in first, logs
         assert server.api.logs(plain["id"])["logs"] == []
+
+
+@pytest.mark.postgres_only("the PostgreSQL schema's own migration (SQLite's is a unit test)")
+def test_a_postgresql_store_of_schema_1_is_migrated(pg_cluster, server_factory):
+    schema = pg_cluster.ensure_schema(f"trace_{uuid.uuid4().hex[:16]}")
+    url = pg_cluster.url(schema)
+    server = server_factory(env={"ERRAND_DATABASE_URL": url})
+    old = server.api.submit(unique_task("old"), {})
+    server.stop()
+    # Back to the schema 0.1.0 released: no column, no index, no record of step 2.
+    pg_cluster.psql(f'SET search_path = "{schema}"; DROP INDEX task_runs_trace; '
+                    "ALTER TABLE task_runs DROP COLUMN traceparent; "
+                    "DELETE FROM errand_schema_migrations WHERE version = 2;")
+    server.start()
+    versions = pg_cluster.psql(f'SET search_path = "{schema}"; SELECT version, name FROM '
+                               "errand_schema_migrations ORDER BY version;").split()
+    assert versions == ["1|initial", "2|trace_context"], versions
+    assert server.api.get(old["id"])["traceparent"] is None
+    run = server.api.submit(unique_task("new"), {}, traceparent=TP)
+    assert [r["id"] for r in server.api.list_all(trace_id=TRACE)] == [run["id"]]
+    # The listing's statement can use the index (its expression is the index's): with
+    # sequential scans off, the plan reads task_runs_trace.
+    plan = pg_cluster.psql(
+        f'SET search_path = "{schema}"; SET enable_seqscan = off; EXPLAIN SELECT id FROM '
+        "task_runs WHERE traceparent IS NOT NULL AND substr(traceparent, 4, 32) = "
+        f"'{TRACE}' AND id < '~' AND id >= '' ORDER BY id DESC LIMIT 11;")
+    assert "task_runs_trace" in plan, plan
