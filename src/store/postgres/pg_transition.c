@@ -328,6 +328,7 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
     int rc = pg_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms, err);
     if (rc < 0)
         return rc;
+    run_finals_transition(&c->finals, cur->task, cur->state, cur->state_timestamp, u->next, now_ms);
     bool failed = u->next == ERRAND_STATE_FAILED || u->next == ERRAND_STATE_CRASHED;
     bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;
     if (failed && !was_failed &&

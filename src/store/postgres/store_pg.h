@@ -60,6 +60,7 @@ struct store_pg {
     bool listener_started;
     int stop_pipe[2];
     struct pg_submit_queue *submits;
+    struct store_observer observer; /* set before the store is shared (store_observe) */
 };
 
 static inline struct store_pg *store_pg_of(store *st)
@@ -215,6 +216,10 @@ int store_pg_prune_events(store *st, int64_t before_ms, int64_t keep, int limit,
 int store_pg_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
                         errand_error *err);
 int store_pg_set_paused(store *st, const char *task, bool paused, errand_error *err);
+/* /metrics (store_pg_stats.c). */
+void store_pg_observe(store *st, const struct store_observer *o);
+int store_pg_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                          errand_error *err);
 int store_pg_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
                            errand_error *err);
 

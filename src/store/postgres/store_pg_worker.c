@@ -211,6 +211,7 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
         struct claim_candidate *cd = &op->cand[first + w];
         if (!cd->claimed)
             continue;
+        cd->row.scheduled_at = cd->scheduled_at; /* when it became due: its queue wait ends now */
         cd->row.attempt++;
         cd->row.lease_token = cd->token;
         cd->row.lease_expires = op->lease_expires;

@@ -83,6 +83,7 @@ enum sql_id {
     SQL_COUNT_ADD,
     SQL_TASK_COUNT_ADD,
     SQL_TASK_COUNTS,
+    SQL_READY_OLDEST,
     SQL_MINUTE_ADD,
     SQL_TASK_FAILURE,
     /* the dashboard's figures, task controls */

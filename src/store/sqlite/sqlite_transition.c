@@ -187,6 +187,7 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     if ((rc = run_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms,
                              err)) < 0)
         return rc;
+    run_finals_transition(&c->finals, cur->task, cur->state, cur->state_timestamp, u->next, now_ms);
     bool failed = u->next == ERRAND_STATE_FAILED || u->next == ERRAND_STATE_CRASHED;
     bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;
     if (failed && !was_failed &&

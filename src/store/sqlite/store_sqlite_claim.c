@@ -162,6 +162,7 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
     if (sqlite3_changes(c->db) != 1)
         return 0; /* no longer SCHEDULED: nothing to claim */
     cd->claimed = true;
+    cd->row.scheduled_at = cd->scheduled_at; /* when it became due: its queue wait ends now */
     cd->row.attempt++;
     cd->row.lease_token = cd->token;
     cd->row.lease_expires = op->lease_expires;
