@@ -4,8 +4,6 @@
  */
 #include "store/run_finals.h"
 
-#include <time.h>
-
 #include "core/mem.h"
 #include "core/state.h"
 
@@ -52,11 +50,4 @@ void run_finals_transition(struct run_finals *f, const char *task, errand_state 
     bool attempt = cur_state == ERRAND_STATE_PENDING || cur_state == ERRAND_STATE_RUNNING;
     int64_t ran = attempt && state_ms > 0 && now_ms >= state_ms ? now_ms - state_ms : -1;
     run_finals_add(f, task, next, false, ran);
-}
-
-int64_t run_finals_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

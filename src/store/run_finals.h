@@ -18,10 +18,10 @@
 #include "store/store.h"
 
 struct run_final {
-    int key;            /* the observer's task_key of the run's task */
-    errand_state type;  /* COMPLETED, FAILED, CRASHED or CANCELLED */
-    bool cached;        /* COMPLETED as a cache hit ("Cached") */
-    int64_t ran_ms;     /* its last attempt's start (or claim) to the final state; -1 unknown */
+    int key;           /* the observer's task_key of the run's task */
+    errand_state type; /* COMPLETED, FAILED, CRASHED or CANCELLED */
+    bool cached;       /* COMPLETED as a cache hit ("Cached") */
+    int64_t ran_ms;    /* its last attempt's start (or claim) to the final state; -1 unknown */
 };
 
 struct run_finals {
@@ -49,8 +49,5 @@ void run_finals_free(struct run_finals *f);
  * (the attempt started when it entered that state). */
 void run_finals_transition(struct run_finals *f, const char *task, errand_state cur_state,
                            int64_t state_ms, errand_state next, int64_t now_ms);
-
-/* Times a commit: a monotonic clock in ns. */
-int64_t run_finals_now_ns(void);
 
 #endif

@@ -80,14 +80,14 @@ int store_get_state(store *st, const char *id, errand_state *out, errand_error *
 #define STORE_LIST_SCAN_MAX 10000
 
 struct run_filter {
-    unsigned state_mask; /* bit (1u << errand_state); 0 = all */
-    const char *task;    /* NULL = any */
-    const char *tag;     /* NULL = any */
-    const char *worker;  /* NULL = any: the runs that worker claimed last */
-    const char *cursor;  /* id: runs strictly older than it; NULL = from the newest */
-    const char *oldest;  /* id: runs at or above it only (a time range); NULL = no bound */
+    unsigned state_mask;         /* bit (1u << errand_state); 0 = all */
+    const char *task;            /* NULL = any */
+    const char *tag;             /* NULL = any */
+    const char *worker;          /* NULL = any: the runs that worker claimed last */
+    const char *cursor;          /* id: runs strictly older than it; NULL = from the newest */
+    const char *oldest;          /* id: runs at or above it only (a time range); NULL = no bound */
     const char *idempotency_key; /* with task: the one run submitted with that key */
-    int limit;           /* 1..WIRE_LIST_LIMIT_MAX */
+    int limit;                   /* 1..WIRE_LIST_LIMIT_MAX */
 };
 /* *out: the runs newest first; next_cursor set when more may follow (the last id shown, or
  * where a bounded walk stopped: see STORE_LIST_SCAN_MAX), else "". */

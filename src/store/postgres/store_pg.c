@@ -195,7 +195,7 @@ static void send_signals(struct store_pg *s, struct pg_conn *c)
 
 int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
 {
-    int64_t start = run_finals_now_ns();
+    int64_t start = clock_mono_ns();
     pg_pipeline_begin(c);
     int rc = pg_states_send(c, err);
     if (rc == 0) { /* else no COMMIT: the caller rolls back */
@@ -207,7 +207,7 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
     }
     int piped = pg_pipeline_end(c, rc == 0 ? err : NULL);
     if (rc == 0 && piped == 0 && s->observer.commit)
-        s->observer.commit(s->observer.arg, run_finals_now_ns() - start);
+        s->observer.commit(s->observer.arg, clock_mono_ns() - start);
     return rc < 0 ? rc : piped;
 }
 

@@ -271,10 +271,9 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_TASK_COUNTS, "SELECT state_type, n FROM task_counts WHERE task = ?1"),
     /* /metrics: the oldest ready run of task ?1 at the highest priority below ?2, one seek
        into the ready queue (store_oldest_ready walks the priorities present). */
-    SQL(SQL_READY_OLDEST,
-        "SELECT priority, scheduled_at FROM task_runs INDEXED BY task_runs_claim "
-        "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND priority < ?2 "
-        "ORDER BY priority DESC, scheduled_at LIMIT 1"),
+    SQL(SQL_READY_OLDEST, "SELECT priority, scheduled_at FROM task_runs INDEXED BY task_runs_claim "
+                          "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND priority < ?2 "
+                          "ORDER BY priority DESC, scheduled_at LIMIT 1"),
     SQL(SQL_MINUTE_ADD,
         "INSERT INTO run_minutes (minute, task, completed, failed, cancelled) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, task) DO UPDATE SET "

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -188,12 +189,11 @@ static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_
         while (i < n && alive)
             alive = run_op(c, ops[i++], &txn_err);
         int64_t commit_start = 0;
-        if (alive && sqlite_feed_write(c, &txn_err) == 0 &&
-            (commit_start = run_finals_now_ns()) > 0 &&
+        if (alive && sqlite_feed_write(c, &txn_err) == 0 && (commit_start = clock_mono_ns()) > 0 &&
             sqlite_conn_run(c, SQL_COMMIT, &txn_err) == 0) {
             const struct store_observer *o = c->finals.observer;
             if (o && o->commit)
-                o->commit(o->arg, run_finals_now_ns() - commit_start);
+                o->commit(o->arg, clock_mono_ns() - commit_start);
             run_finals_flush(&c->finals);
             commits++;
             continue;

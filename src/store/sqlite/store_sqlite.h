@@ -27,7 +27,7 @@ struct store_sqlite {
     sqlite_pool *readers;
     sqlite_checkpointer *checkpointer;
     int default_lease_seconds;
-    int max_redeliveries; /* ERRAND_MAX_REDELIVERIES */
+    int max_redeliveries;            /* ERRAND_MAX_REDELIVERIES */
     struct sqlite_conn *writer_conn; /* the writer's; store_observe points it at observer */
     struct store_observer observer;  /* set before the store is shared */
 };

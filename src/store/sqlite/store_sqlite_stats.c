@@ -303,8 +303,7 @@ void store_sqlite_observe(store *st, const struct store_observer *o)
 }
 
 /* The oldest due of task's ready runs into *due (0 when none): one seek per priority. */
-static int oldest_ready_of(struct sqlite_conn *c, const char *task, int64_t *due,
-                           errand_error *err)
+static int oldest_ready_of(struct sqlite_conn *c, const char *task, int64_t *due, errand_error *err)
 {
     sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_READY_OLDEST, err);
     if (!q)
