@@ -284,7 +284,7 @@ static int oldest_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
     static const char sql[] =
         "SELECT priority, scheduled_at FROM task_runs WHERE state_type = 0 AND NOT delayed "
-        "AND task = $1 AND priority < $2 ORDER BY priority DESC, scheduled_at LIMIT 1";
+        "AND task = $1 AND priority < $2::bigint ORDER BY priority DESC, scheduled_at LIMIT 1";
     struct oldest_op *op = arg;
     for (size_t t = 0; t < op->n; t++) {
         op->due[t] = 0;
