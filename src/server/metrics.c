@@ -335,6 +335,7 @@ static void write_server(metrics *m, const struct metrics_scrape *sc, struct tex
 /* One task of the store, as a scrape sees it. */
 struct store_task {
     int64_t queued;  /* SCHEDULED: ready or delayed */
+    int64_t delayed; /* of those, the ones waiting for their time */
     int64_t active;  /* SCHEDULED, PENDING, RUNNING or CANCELLING */
     int64_t workers; /* live workers serving it */
     int64_t due;     /* its oldest ready run's due time, 0 = none */
@@ -491,6 +492,7 @@ static int write_store(store *st, const struct metrics_scrape *sc, struct text *
     for (size_t i = 0; i < s.n_tasks; i++) {
         const int64_t *c = s.tasks[i].counts;
         tasks[i].queued = c[ERRAND_STATE_SCHEDULED];
+        tasks[i].delayed = s.tasks[i].delayed;
         tasks[i].active = c[ERRAND_STATE_SCHEDULED] + c[ERRAND_STATE_PENDING] +
                           c[ERRAND_STATE_RUNNING] + c[ERRAND_STATE_CANCELLING];
     }
@@ -517,20 +519,31 @@ static int write_store(store *st, const struct metrics_scrape *sc, struct text *
         if (tasks[i].labelled)
             continue;
         other.queued += tasks[i].queued;
+        other.delayed += tasks[i].delayed;
         other.workers += tasks[i].workers;
         if (tasks[i].due && (!other.due || tasks[i].due < other.due))
             other.due = tasks[i].due;
     }
     char labels[LABEL_BYTES];
-    head(t, "errand_store_queued_runs", "gauge",
-         "Store-wide: SCHEDULED task runs (ready, or delayed until a time) by task.");
+    head(t, "errand_store_ready_runs", "gauge",
+         "Store-wide: task runs ready to be claimed (SCHEDULED and due), by task.");
     for (size_t i = 0; i < s.n_tasks; i++)
         if (tasks[i].labelled) {
             task_label(labels, s.tasks[i].task);
-            put(t, "errand_store_queued_runs{%s} %lld\n", labels, (long long)tasks[i].queued);
+            put(t, "errand_store_ready_runs{%s} %lld\n", labels,
+                (long long)(tasks[i].queued - tasks[i].delayed));
         }
-    put(t, "errand_store_queued_runs{task=\"" METRICS_OTHER_TASK "\"} %lld\n",
-        (long long)other.queued);
+    put(t, "errand_store_ready_runs{task=\"" METRICS_OTHER_TASK "\"} %lld\n",
+        (long long)(other.queued - other.delayed));
+    head(t, "errand_store_delayed_runs", "gauge",
+         "Store-wide: task runs waiting for their time (a delay, a retry delay), by task.");
+    for (size_t i = 0; i < s.n_tasks; i++)
+        if (tasks[i].labelled) {
+            task_label(labels, s.tasks[i].task);
+            put(t, "errand_store_delayed_runs{%s} %lld\n", labels, (long long)tasks[i].delayed);
+        }
+    put(t, "errand_store_delayed_runs{task=\"" METRICS_OTHER_TASK "\"} %lld\n",
+        (long long)other.delayed);
     head(t, "errand_store_oldest_ready_age_seconds", "gauge",
          "Store-wide: how long the oldest ready run of the task has been due (0: none ready).");
     for (size_t i = 0; i < s.n_tasks; i++)

@@ -348,7 +348,8 @@ int store_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *d
 /* One task as the counters see it. */
 struct task_stats {
     char *task;
-    int64_t counts[8];                    /* runs stored, per state type */
+    int64_t counts[8]; /* runs stored, per state type */
+    int64_t delayed;   /* of counts[SCHEDULED], those waiting for their time (the rest are ready) */
     int64_t completed, failed, cancelled; /* runs finished within the window (failed:
                                              FAILED or CRASHED; completed: by running) */
     bool paused;

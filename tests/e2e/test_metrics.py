@@ -8,9 +8,9 @@ What each test guards:
   - queue wait runs from when a run was due, not from its submit: a run delayed 3 s and
     claimed as soon as it is due, and a retry after a 3 s retry delay, each waited well under
     a second (measured from submit or from the failure, they would show 3 s or more).
-  - the store's gauges: 3 ready runs of a task nobody serves show as 3 queued, with an
-    oldest-ready age that grows between scrapes and no live worker; a delayed run is queued
-    but not ready (age 0).
+  - the store's gauges: 3 ready runs of a task nobody serves show as ready 3, with an
+    oldest-ready age that grows between scrapes and no live worker; a delayed run is delayed,
+    not ready (age 0), until it is due; a run waiting out its retry delay is delayed.
   - outcomes are counted per task and state name, and run durations per task.
   - labels stay bounded: more than METRICS_TASKS_MAX task names fold into task="other" (a
     task literally named "other" among them), and no run id appears in any label.
@@ -153,9 +153,11 @@ def test_ready_runs_of_an_unserved_task_age_in_the_gauges(server_factory, worker
     server.api.submit(unserved, {"late": True}, delay_seconds=3600)
     server.api.submit(later, {}, delay_seconds=3600)
     first = scrape(server)
-    assert value(first, "errand_store_queued_runs", task=unserved) == 4  # 3 ready, 1 delayed
+    assert value(first, "errand_store_ready_runs", task=unserved) == 3
+    assert value(first, "errand_store_delayed_runs", task=unserved) == 1
     assert value(first, "errand_store_task_workers_alive", task=unserved) == 0
-    assert value(first, "errand_store_queued_runs", task=later) == 1
+    assert value(first, "errand_store_ready_runs", task=later) == 0
+    assert value(first, "errand_store_delayed_runs", task=later) == 1
     assert value(first, "errand_store_oldest_ready_age_seconds", task=later) == 0  # none ready
     age1 = value(first, "errand_store_oldest_ready_age_seconds", task=unserved)
     time.sleep(1.5)
@@ -164,6 +166,30 @@ def test_ready_runs_of_an_unserved_task_age_in_the_gauges(server_factory, worker
     assert age2 - age1 >= 1.0, (age1, age2)
     assert value(second, "errand_store_workers_alive") >= 1
     assert value(second, "errand_store_task_workers_alive", task="errand.noop") >= 1
+
+
+def test_delayed_runs_become_ready_when_due_and_retries_wait_delayed(server_factory,
+                                                                    worker_factory):
+    server = server_factory(env=PROMPT_ENV)
+    soon, failing = unique_task("soon"), unique_task("failing")
+    worker_factory(server, execs=[exec_spec(failing, "sh", "-c", "exit 1")])
+    server.api.submit(soon, {}, delay_seconds=1.0)
+    run = server.api.submit(failing, {}, retries=1, retry_delay_seconds=3600)
+    text = scrape(server)
+    assert value(text, "errand_store_delayed_runs", task=soon) == 1
+    assert value(text, "errand_store_ready_runs", task=soon) == 0
+
+    def moved():
+        t = scrape(server)
+        return (value(t, "errand_store_ready_runs", task=soon) == 1
+                and value(t, "errand_store_delayed_runs", task=soon) == 0
+                and value(t, "errand_store_delayed_runs", task=failing) == 1)
+    wait_until(moved, 20, "the due run ready, the failed one waiting out its retry delay")
+    assert server.api.get(run["id"])["state"]["type"] == "SCHEDULED"
+    server.api.cancel(run["id"])
+    text = scrape(server)
+    assert value(text, "errand_store_delayed_runs", task=failing) == 0
+    assert value(text, "errand_store_ready_runs", task=failing) == 0
 
 
 def test_outcomes_and_run_durations_are_counted_per_task(server_factory, worker_factory):
@@ -192,7 +218,7 @@ def test_task_names_past_the_limit_fold_into_other(server_factory):
     names = [f"fold.{i:03d}" for i in range(TASKS_MAX + 5)] + ["other"]
     runs = server.api.batch([{"task": n, "parameters": {}} for n in names])
     text = scrape(server)
-    queued = {l["task"]: v for l, v in series(text, "errand_store_queued_runs")}
+    queued = {l["task"]: v for l, v in series(text, "errand_store_ready_runs")}
     assert len(queued) == TASKS_MAX + 1 and "other" in queued
     assert sum(queued.values()) == len(names)
     assert queued["other"] == 6  # 5 past the limit and the task named "other"

@@ -299,7 +299,7 @@ static void a_store_upgraded_from_one_row_per_event_numbers_on(void **state)
                  "  type INTEGER NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL);"
                  "INSERT INTO run_events VALUES (41, 'r', 0, 'Scheduled', 5),"
                  "  (42, 'r', 2, 'Running', 6);"
-                 "DELETE FROM schema_migrations WHERE version = 20;"
+                 "DELETE FROM schema_migrations WHERE version > 19;"
                  "PRAGMA user_version = 19;");
     open_store(fx, "normal");
     assert_int_equal(query_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'run_events'"),

@@ -100,6 +100,7 @@ int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, boo
     run_copy_fixed(cur->ended_by, sizeof cur->ended_by, pg_get_text(r, row, c++));
     cur->redeliveries = pg_get_int(r, row, c++);
     run_copy_fixed(cur->task, sizeof cur->task, pg_get_text(r, row, c++));
+    cur->delayed = pg_get_bool(r, row, c++);
     return with_delays ? run_current_parse_delays(delays, cur, err) : 0;
 }
 

@@ -106,7 +106,7 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
 #define PG_LEASE_COLUMNS                                                                           \
     "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
     "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
                         errand_error *err);
 /* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND
@@ -144,6 +144,9 @@ int pg_states_send(struct pg_conn *c, errand_error *err);
 /* run_tally_move / run_tally_remove, writing the tally first when it is full. */
 int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task,
                   const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err);
+/* delta more (or fewer) runs of task wait in the delayed set. */
+int pg_count_delayed(struct pg_conn *c, struct run_count_delta *t, const char *task, int64_t delta,
+                     int64_t now_ms, errand_error *err);
 int pg_count_remove(struct pg_conn *c, struct run_count_delta *t, const char *task,
                     errand_state state, int64_t now_ms, errand_error *err);
 /* Adds the tally to the counters (new rows: see pg_schema.c) and empties it. */

@@ -121,6 +121,8 @@ static int read_counts(struct pg_conn *c, struct store_stats *out, size_t *cap, 
             rc = oom(err);
         else if (e && t >= 0 && t < STATE_TYPES)
             e->counts[t] = pg_get_i64(r, i, 2);
+        else if (e && t == RUN_TALLY_DELAYED)
+            e->delayed = pg_get_i64(r, i, 2);
     }
     PQclear(r);
     return rc;

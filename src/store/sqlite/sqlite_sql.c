@@ -79,7 +79,7 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
@@ -156,7 +156,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_PROMOTE_DUE,
         "UPDATE task_runs SET delayed = 0 WHERE rowid IN (SELECT rowid FROM task_runs "
         "INDEXED BY task_runs_delayed WHERE state_type = 0 AND delayed = 1 "
-        "AND scheduled_at <= ?1 ORDER BY scheduled_at LIMIT ?2)"),
+        "AND scheduled_at <= ?1 ORDER BY scheduled_at LIMIT ?2) RETURNING task"),
     SQL(SQL_CLAIM_UPDATE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "

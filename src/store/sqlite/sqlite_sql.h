@@ -178,6 +178,7 @@ enum lease_col {
     LC_ENDED_BY,
     LC_REDELIVERIES,
     LC_TASK,
+    LC_DELAYED,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "store/run_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
 /* The task's entry in out (kept sorted by name), added when new; NULL when out is full (then
@@ -102,6 +103,8 @@ static int read_counts(struct sqlite_conn *c, struct store_stats *out, size_t *c
             rc = oom(err);
         else if (e && t >= 0 && t < 8)
             e->counts[t] = sqlite3_column_int64(q, 2);
+        else if (e && t == RUN_TALLY_DELAYED)
+            e->delayed = sqlite3_column_int64(q, 2);
     }
     sqlite3_reset(q);
     return rc < 0                ? rc
