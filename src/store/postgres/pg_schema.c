@@ -188,6 +188,8 @@ static int apply_one(struct pg_conn *c, const struct migration *m, int64_t now_m
 {
     int rc = pg_exec(c,
                      "BEGIN;"
+                     /* no NOTICE that the table exists on stderr at every step after the first */
+                     "SET LOCAL client_min_messages = warning;"
                      "SELECT pg_advisory_xact_lock(x'" MIGRATION_LOCK_KEY "'::bigint);"
                      "CREATE TABLE IF NOT EXISTS errand_schema_migrations ("
                      "  version integer PRIMARY KEY, name text NOT NULL,"
