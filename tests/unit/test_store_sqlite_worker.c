@@ -732,12 +732,40 @@ static void delayed_runs_are_counted_in_step(void **state)
     json_decref(cancelled);
 }
 
+/* A store of schema 20 had no count of delayed runs: the upgrade counts them once. */
+static void an_upgraded_store_counts_its_delayed_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < 3; i++)
+        json_decref(submit(fx, t, "{\"task\": \"u\", \"delay_seconds\": 60}", NULL));
+    json_decref(submit(fx, t, "{\"task\": \"u\"}", NULL));
+    store_close(fx->st);
+    fx->st = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DELETE FROM task_counts WHERE state_type = 8;"
+                                  "DELETE FROM schema_migrations WHERE version > 20;"
+                                  "PRAGMA user_version = 20;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    open_store(fx, "normal");
+    assert_delayed_in_step(fx, "u", 3);
+    json_t *runs = claim(fx, "w1", "u", 10, 30, t + 60 * SEC);
+    assert_int_equal(json_array_size(runs), 4);
+    assert_delayed_in_step(fx, "u", 0);
+    json_decref(runs);
+}
+
 int main(void)
 {
     mem_install_json();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(claim_order_due_time_and_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(delayed_runs_are_counted_in_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_upgraded_store_counts_its_delayed_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(claim_each_run_once_across_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(heartbeat_extends_and_stale_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(sweep_redelivers_then_crashes, setup, teardown),
