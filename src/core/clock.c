@@ -39,6 +39,13 @@ int64_t clock_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Writes v as exactly n digits (zero-padded) at p; returns p + n. */
 static char *put_digits(char *p, int v, int n)
 {

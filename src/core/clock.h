@@ -23,6 +23,7 @@
 
 int64_t clock_now_ms(void);  /* CLOCK_REALTIME */
 int64_t clock_mono_ms(void); /* CLOCK_MONOTONIC */
+int64_t clock_mono_ns(void); /* CLOCK_MONOTONIC, in ns: for measuring latencies */
 
 /* "2026-11-29T10:25:19.123Z" into out (at least CLOCK_RFC3339_LEN bytes). */
 void clock_format_rfc3339(int64_t unix_ms, char out[CLOCK_RFC3339_LEN]);

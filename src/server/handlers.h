@@ -25,10 +25,10 @@ struct handler_ctx {
     notify *notify;
     event_feed *events; /* the change feed, for GET /api/events */
     metrics *metrics;
-    readiness *readiness;      /* NULL: GET /api/health/ready probes the store at every call */
+    readiness *readiness;          /* NULL: GET /api/health/ready probes the store at every call */
     const result_storage *results; /* NULL: no result storage (references are refused) */
-    int default_lease_seconds; /* ERRAND_LEASE_SECONDS */
-    int poll_recheck_ms;       /* ERRAND_POLL_RECHECK_MS */
+    int default_lease_seconds;     /* ERRAND_LEASE_SECONDS */
+    int poll_recheck_ms;           /* ERRAND_POLL_RECHECK_MS */
 };
 
 /* The statuses handlers answer with themselves; failures get theirs from the error code
@@ -53,6 +53,9 @@ void write_run_array(struct jw *w, const char *key, const struct run_list *l, bo
  * after now_ms) or deadline_ms, whichever comes first; returns what http_park does. */
 int handler_park(const struct handler_ctx *ctx, const struct http_request *req, notify_waiter *w,
                  int64_t now_ms, int64_t deadline_ms);
+
+/* A worker is active ("alive" in /metrics) when seen within this many lease periods. */
+#define WORKER_ALIVE_LEASE_PERIODS 3
 
 typedef int (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
                           struct http_reply *reply, errand_error *err);

@@ -31,7 +31,8 @@ struct claim_poll {
     json_t *body; /* the claim's strings point into it */
     struct claim_body claim;
     int64_t deadline_ms;
-    bool waited; /* parked at least once: the worker may have gone since */
+    bool waited;     /* parked at least once: the worker may have gone since */
+    int64_t work_ns; /* the handler's time in its earlier calls (not parked) */
 };
 
 static void claim_poll_free(void *state)
@@ -77,21 +78,25 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
                  struct http_reply *reply, errand_error *err)
 {
     int rc;
+    int64_t began_ns = clock_mono_ns();
     if (!req->longpoll->state && (rc = claim_begin(ctx, req, err)) < 0)
         return rc;
     struct claim_poll *p = req->longpoll->state;
     struct run_list runs = {0};
+    int64_t claimed_ms = 0;
     for (;;) {
         if (p->waited && http_client_gone(req))
             break; /* nobody to answer; the (empty) reply is never read */
-        if ((rc = store_claim(ctx->st, &p->claim.req, clock_now_ms(), &runs, err)) < 0)
+        if ((rc = store_claim(ctx->st, &p->claim.req, claimed_ms = clock_now_ms(), &runs, err)) < 0)
             return rc;
         int64_t now = clock_mono_ms();
         if (runs.n > 0 || now >= p->deadline_ms || notify_is_shutdown(ctx->notify))
             break;
         p->waited = true;
-        if ((rc = handler_park(ctx, req, p->w, now, p->deadline_ms)) == HTTP_PARKED)
+        if ((rc = handler_park(ctx, req, p->w, now, p->deadline_ms)) == HTTP_PARKED) {
+            p->work_ns += clock_mono_ns() - began_ns;
             return rc;
+        }
     }
     metrics_add(ctx->metrics, METRIC_CLAIMS, runs.n);
     for (size_t i = 0; i < runs.n && log_get_level() <= LOG_DEBUG; i++) {
@@ -100,6 +105,15 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
                   runs.rows[i].task, p->claim.req.worker, runs.rows[i].attempt,
                   traceparent_log_field(runs.rows[i].traceparent, trace));
     }
+    /* Queue wait: from when each run became due (its scheduled time, or the end of its retry
+     * delay) to this claim; a run handed out again to a repeated claim is not counted twice
+     * (the store leaves its scheduled_at 0). */
+    for (size_t i = 0; i < runs.n; i++)
+        if (runs.rows[i].scheduled_at > 0)
+            metrics_observe_wait(ctx->metrics, runs.rows[i].task,
+                                 claimed_ms > runs.rows[i].scheduled_at
+                                     ? claimed_ms - runs.rows[i].scheduled_at
+                                     : 0);
     /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
      * sweeper hands them out again. */
     struct jw out = {0};
@@ -110,5 +124,6 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
     jw_lit(&out, "}");
     rc = reply_written(reply, HTTP_OK, &out, err);
     run_list_clear(&runs);
+    metrics_observe_claim(ctx->metrics, p->work_ns + clock_mono_ns() - began_ns);
     return rc;
 }

@@ -23,7 +23,6 @@
 #include "server/run_json.h"
 #include "server/worker_request.h"
 
-#define ACTIVE_LEASE_PERIODS 3 /* a worker is active when seen within three lease periods */
 #define WORKERS_LIMIT_DEFAULT 100
 /* A cursor: the digits of a time, ':' and a worker name. */
 #define WORKERS_CURSOR_MAX (24 + WIRE_WORKER_NAME_MAX)
@@ -246,7 +245,7 @@ int handle_list_workers(const struct handler_ctx *ctx, const struct http_request
     const char *cursor_text = NULL;
     long long limit = 0;
     bool more = false;
-    int64_t window_ms = (int64_t)ACTIVE_LEASE_PERIODS * ctx->default_lease_seconds * MS_PER_S;
+    int64_t window_ms = (int64_t)WORKER_ALIVE_LEASE_PERIODS * ctx->default_lease_seconds * MS_PER_S;
     int rc;
     if ((rc = query_check(req, params, err)) < 0 ||
         (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, WORKERS_LIMIT_DEFAULT, &limit, err)) <

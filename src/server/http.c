@@ -122,6 +122,7 @@ struct request_state {
     bool oom;
     bool authenticated; /* the request carried a valid key (or none is needed) */
     bool worker;        /* ... one with the worker scope */
+    int64_t started_ns; /* when its headers came (clock_mono_ns), for the latency metric */
 };
 
 /* --- request access ------------------------------------------------------------------- */
@@ -457,6 +458,7 @@ static enum MHD_Result on_headers(http_server *srv, struct MHD_Connection *conn,
     srv->in_flight++;
     pthread_mutex_unlock(&srv->lock);
     rs->srv = srv;
+    rs->started_ns = clock_mono_ns();
     rs->job.fn = run_handler;
     rs->req.method = method;
     rs->req.path = url;
@@ -520,6 +522,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct request_state *rs = *req_cls;
     if (!rs)
         return;
+    metrics_observe_http(srv->ctx->metrics, rs->route, rs->req.method,
+                         clock_mono_ns() - rs->started_ns);
     if (rs->longpoll.free_state)
         rs->longpoll.free_state(rs->longpoll.state);
     http_reply_clear(&rs->reply); /* an answer the connection closed before it was sent */

@@ -34,4 +34,9 @@ bool router_is_public(const char *method, const char *path);
 int router_match(const char *method, const char *path, const struct route **out,
                  char id_out[UUID_STR_LEN], errand_error *err);
 
+/* The route table, for per-route metrics: its size, its i-th route, and a route's index. */
+size_t router_route_count(void);
+const struct route *router_route(size_t i);
+size_t router_route_index(const struct route *r);
+
 #endif

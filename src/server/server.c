@@ -229,6 +229,9 @@ int server_run(const struct settings *s)
     if (use_result_storage(s, results) < 0)
         goto done;
     store_on_signal(st, signal_from_store, n);
+    struct store_observer observer;
+    metrics_store_observer(m, &observer);
+    store_observe(st, &observer);
     struct event_feed_options fopt = {
         .capacity = (size_t)settings_int(s, SET_EVENTS_BUFFER),
         .poll_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),

@@ -109,6 +109,17 @@ bool run_tally_move(struct run_count_delta *t, const char *task, const char *run
     return true;
 }
 
+bool run_tally_delayed(struct run_count_delta *t, const char *task, int64_t delta)
+{
+    if (delta == 0)
+        return true;
+    struct run_tally_task *e = tally_task(t, task);
+    if (!e)
+        return false;
+    e->d[RUN_TALLY_DELAYED] += delta;
+    return true;
+}
+
 bool run_tally_remove(struct run_count_delta *t, const char *task, errand_state state)
 {
     struct run_tally_task *e = tally_task(t, task);

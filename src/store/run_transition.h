@@ -49,6 +49,7 @@ struct run_current {
                                               last lease, "" when none */
     char worker[RUN_WORKER_NAME_MAX];      /* "" when none; cut to fit */
     char task[RUN_TALLY_TASK_MAX];
+    bool delayed; /* SCHEDULED and waiting in the delayed set (task_runs.delayed) */
     bool has_cache_key;
     double cache_expiration_seconds; /* 0 = never expires */
     double jitter;
@@ -87,9 +88,14 @@ struct run_update {
 void run_transition_plan(const struct run_current *cur, const struct state_decision *d,
                          int64_t now_ms, struct run_update *u);
 
+/* task_counts' row of a task's delayed runs: beside the state types, a count of the SCHEDULED
+ * runs that wait in the delayed set (a part of its SCHEDULED count), so /metrics can tell
+ * ready from delayed runs without counting them. */
+#define RUN_TALLY_DELAYED 8
+
 struct run_tally_task {
     char task[RUN_TALLY_TASK_MAX];
-    int64_t d[8];
+    int64_t d[RUN_TALLY_DELAYED + 1];     /* per state type, then the delayed runs */
     int64_t completed, failed, cancelled; /* runs of the task that finished so in the op */
     char last_failure[UUID_STR_LEN];      /* the run that failed last in the op, or "" */
 };
@@ -105,6 +111,14 @@ struct run_count_delta {
  * to its counters, empties it (run_tally_reset) and tallies again. */
 bool run_tally_move(struct run_count_delta *t, const char *task, const char *run_id, int from,
                     errand_state to);
+/* delta more (or fewer) runs of task wait in the delayed set; false as run_tally_move. */
+bool run_tally_delayed(struct run_count_delta *t, const char *task, int64_t delta);
+/* Whether a run written in state `state` with scheduled_at `at` at now_ms waits in the delayed
+ * set (the stores' DELAYED_WHEN). */
+static inline bool run_is_delayed(errand_state state, int64_t at, int64_t now_ms)
+{
+    return state == ERRAND_STATE_SCHEDULED && at > now_ms;
+}
 /* One run of task in state `state` is deleted; false as run_tally_move. */
 bool run_tally_remove(struct run_count_delta *t, const char *task, errand_state state);
 void run_tally_reset(struct run_count_delta *t);

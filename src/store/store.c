@@ -62,6 +62,20 @@ void store_on_signal(store *st, void (*fn)(void *arg, enum store_signal sig, con
         st->backend->on_signal(st, fn, arg);
 }
 
+void store_observe(store *st, const struct store_observer *o)
+{
+    if (st->backend->observe)
+        st->backend->observe(st, o);
+}
+
+int store_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                       errand_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        due_out[i] = 0;
+    return n == 0 ? 0 : st->backend->oldest_ready(st, tasks, n, due_out, err);
+}
+
 const char *store_kind(const store *st)
 {
     return st->backend->kind;

@@ -314,12 +314,43 @@ enum store_signal {
 void store_on_signal(store *st, void (*fn)(void *arg, enum store_signal sig, const char *key),
                      void *arg);
 
+/* --- what the server measures (GET /metrics) ------------------------------------------ */
+
+/* Callbacks a backend makes on its own threads; each must be quick (atomic increments).
+ * task_key maps a task name to a small number of the observer's choosing (its label), called
+ * inside a transaction; run_final is called after the commit, once per run that the
+ * committed transaction moved into a final state (type COMPLETED, FAILED, CRASHED or
+ * CANCELLED; cached: a COMPLETED/"Cached" run made by a cache hit; ran_ms: the time from the
+ * start of its last attempt — entering RUNNING, or its claim when it was not reported
+ * started — to the final state, -1 when it did not end out of PENDING or RUNNING); commit is
+ * called after each durable commit of a write transaction with the time the commit took
+ * (SQLite: COMMIT with its fsync; PostgreSQL: the pipeline that ends with COMMIT). Any of
+ * them may be NULL. */
+struct store_observer {
+    void *arg;
+    int (*task_key)(void *arg, const char *task);
+    void (*run_final)(void *arg, int key, errand_state type, bool cached, int64_t ran_ms);
+    void (*commit)(void *arg, int64_t ns);
+};
+/* Set once, before the store is shared; the store keeps its own copy. */
+void store_observe(store *st, const struct store_observer *o);
+
+/* The oldest ready run of each of n tasks: due_out[i] gets the scheduled_at (Unix ms: when it
+ * became due, or its retry delay ended) of the oldest run of tasks[i] that is in the ready
+ * queue (SCHEDULED and due), 0 when none. Index seeks only: one per priority present in the
+ * task's ready queue, at most STORE_READY_PRIORITIES_MAX of them (the highest); a task with
+ * more priorities waiting is judged by those. */
+#define STORE_READY_PRIORITIES_MAX 16
+int store_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                       errand_error *err);
+
 /* --- the dashboard's figures and task controls ------------------------------------------ */
 
 /* One task as the counters see it. */
 struct task_stats {
     char *task;
-    int64_t counts[8];                    /* runs stored, per state type */
+    int64_t counts[8]; /* runs stored, per state type */
+    int64_t delayed;   /* of counts[SCHEDULED], those waiting for their time (the rest are ready) */
     int64_t completed, failed, cancelled; /* runs finished within the window (failed:
                                              FAILED or CRASHED; completed: by running) */
     bool paused;
@@ -424,6 +455,8 @@ struct store_backend {
     void (*release_memory)(store *);
     int (*ready)(store *, errand_error *);
     void (*on_signal)(store *, void (*)(void *, enum store_signal, const char *), void *);
+    void (*observe)(store *, const struct store_observer *);
+    int (*oldest_ready)(store *, const char *const *, size_t, int64_t *, errand_error *);
 };
 
 /* For backends: store_claim has checked the request (a worker, at least one task, a limit in

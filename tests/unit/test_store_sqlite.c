@@ -546,9 +546,10 @@ static void schema_version_checked(void **state)
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(s, 0), sqlite_schema_version());
     sqlite3_finalize(s);
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_migrations", -1, &s, NULL);
+    sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_migrations", -1, &s, NULL);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), sqlite_schema_version());
+    assert_int_equal(sqlite3_column_int(s, 0), sqlite_schema_migration_count());
+    assert_int_equal(sqlite3_column_int(s, 1), sqlite_schema_version());
     sqlite3_finalize(s);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", sqlite_schema_version() + 1);

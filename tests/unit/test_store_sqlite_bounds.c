@@ -228,6 +228,58 @@ static void claim_work_does_not_grow_with_delayed_runs(void **state)
     json_decref(runs);
 }
 
+static void bind_ready_oldest_a(sqlite3_stmt *s, int64_t below)
+{
+    sqlite3_bind_text(s, 1, "a", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, below);
+}
+
+/* /metrics' oldest ready run of a task (errand_store_oldest_ready_age_seconds): a seek per
+ * priority present in the task's ready queue, whatever waits behind it — many newer ready
+ * runs of the task, many delayed ones, many of other tasks. */
+static void oldest_ready_work_does_not_grow_with_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    submit_many(fx, t, "{\"task\": \"a\"}", READY_RUNS);
+    submit_many(fx, t + SEC, "{\"task\": \"a\", \"priority\": 5}", READY_RUNS);
+    submit_many(fx, t + SEC, "{\"task\": \"a\", \"delay_seconds\": 86400}", SMALL / 2);
+    submit_many(fx, t + SEC, "{\"task\": \"a\"}", SMALL / 2);
+    submit_many(fx, t, "{\"task\": \"b\"}", SMALL);
+
+    struct work top_small = measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, INT64_MAX);
+    struct work next_small = measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, 5);
+    struct work last_small = measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, 0);
+    assert_int_equal(top_small.rows, 1);
+    assert_int_equal(next_small.rows, 1);
+    assert_int_equal(last_small.rows, 0);
+
+    submit_many(fx, t + 2 * SEC, "{\"task\": \"a\", \"delay_seconds\": 86400}",
+                (LARGE - SMALL) / 2);
+    submit_many(fx, t + 2 * SEC, "{\"task\": \"a\"}", (LARGE - SMALL) / 2);
+    submit_many(fx, t, "{\"task\": \"b\"}", LARGE - SMALL);
+
+    assert_same_work("SQL_READY_OLDEST (top priority)", top_small,
+                     measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, INT64_MAX));
+    assert_same_work("SQL_READY_OLDEST (next priority)", next_small,
+                     measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, 5));
+    assert_same_work("SQL_READY_OLDEST (past the last)", last_small,
+                     measure(fx, SQL_READY_OLDEST, bind_ready_oldest_a, 0));
+
+    /* Through the store: the oldest across priorities; none for a task with only delayed runs
+     * or none at all. */
+    submit_many(fx, t, "{\"task\": \"c\", \"delay_seconds\": 60}", 2);
+    const char *tasks[] = {"a", "b", "c", "nobody"};
+    int64_t due[4];
+    errand_error err;
+    if (store_oldest_ready(fx->st, tasks, 4, due, &err) != 0)
+        fail_msg("store_oldest_ready: %s", err.message);
+    assert_int_equal(due[0], t);
+    assert_int_equal(due[1], t);
+    assert_int_equal(due[2], 0);
+    assert_int_equal(due[3], 0);
+}
+
 /* When the delayed runs come due they enter the ready queue in bounded batches (the sweep
  * moves them all; a claim moves one batch), and are claimed in priority order. */
 static void delayed_runs_become_ready_when_due(void **state)
@@ -859,6 +911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(claim_work_does_not_grow_with_delayed_runs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(delayed_runs_become_ready_when_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(oldest_ready_work_does_not_grow_with_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(event_pruning_does_not_grow_with_young_events, setup,

@@ -301,7 +301,8 @@ static void a_store_upgraded_from_one_row_per_event_numbers_on(void **state)
                  "  (42, 'r', 2, 'Running', 6);"
                  "DROP INDEX task_runs_trace;"
                  "ALTER TABLE task_runs DROP COLUMN traceparent;"
-                 "DELETE FROM schema_migrations WHERE version >= 20;"
+                 "DELETE FROM task_counts WHERE state_type = 8;"
+                 "DELETE FROM schema_migrations WHERE version > 19;"
                  "PRAGMA user_version = 19;");
     open_store(fx, "normal");
     assert_int_equal(query_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'run_events'"),

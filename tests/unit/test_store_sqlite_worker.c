@@ -260,8 +260,8 @@ static json_t *expired_running_run(struct fixture *fx, int64_t t, char token[64]
 {
     json_t *run = submit(fx, t, "{\"task\": \"late\", \"retries\": 0}", NULL);
     claim_late(fx, t, token);
-    assert_int_equal(report(fx, sfield(run, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t),
-                     200);
+    assert_int_equal(
+        report(fx, sfield(run, "id"), token, ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
     assert_int_equal(sweep(fx, t + 2 * SEC), 1);
     return run;
 }
@@ -647,11 +647,125 @@ static void heartbeats_extend_a_lease_once_a_quarter_is_used(void **state)
     json_decref(run);
 }
 
+/* A task's delayed runs as the store counts them (store_read_stats, from task_counts) and as
+ * task_runs holds them: the two must agree. */
+static void assert_delayed_in_step(struct fixture *fx, const char *task, int64_t want)
+{
+    struct store_stats st = {0};
+    errand_error err;
+    if (store_read_stats(fx->st, fx->t0, 0, &st, &err) != 0)
+        fail_msg("store_read_stats: %s", err.message);
+    int64_t counted = 0;
+    for (size_t i = 0; i < st.n_tasks; i++)
+        if (strcmp(st.tasks[i].task, task) == 0)
+            counted = st.tasks[i].delayed;
+    store_stats_clear(&st);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM task_runs WHERE task = ?1 "
+                                        "AND state_type = 0 AND delayed = 1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, task, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t stored = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    if (counted != want || stored != want)
+        fail_msg("%s: %lld delayed counted, %lld stored, %lld expected", task, (long long)counted,
+                 (long long)stored, (long long)want);
+}
+
+/* /metrics' ready and delayed runs per task come from a count the store keeps (task_counts,
+ * RUN_TALLY_DELAYED) through every way a run enters or leaves the delayed set: a delayed
+ * submit, a claim's promotion, the sweep's, a failure's retry delay, a cancel. */
+static void delayed_runs_are_counted_in_step(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < 3; i++)
+        json_decref(submit(fx, t, "{\"task\": \"d\", \"delay_seconds\": 60}", NULL));
+    json_decref(submit(fx, t, "{\"task\": \"d\", \"delay_seconds\": 120}", NULL));
+    json_decref(submit(fx, t, "{\"task\": \"d\"}", NULL));
+    json_t *cancelled = submit(fx, t, "{\"task\": \"e\", \"delay_seconds\": 60}", NULL);
+    assert_delayed_in_step(fx, "d", 4);
+    assert_delayed_in_step(fx, "e", 1);
+
+    json_t *out = NULL;
+    errand_error err;
+    assert_int_equal(store_cancel_json(fx->st, sfield(cancelled, "id"), t, &out, &err), 0);
+    json_decref(out);
+    assert_delayed_in_step(fx, "e", 0);
+
+    /* Due: a claim promotes what is due (three), claims two; the sweep the fourth later. */
+    json_t *runs = claim(fx, "w1", "d", 2, 30, t + 60 * SEC);
+    assert_int_equal(json_array_size(runs), 2);
+    assert_delayed_in_step(fx, "d", 1);
+    sweep(fx, t + 120 * SEC);
+    assert_delayed_in_step(fx, "d", 0);
+
+    /* A failure with a retry delay waits delayed again; its retry's claim takes it out. */
+    json_t *one = json_array_get(runs, 0);
+    json_t *retried = submit(fx, t,
+                             "{\"task\": \"f\", \"retries\": 1, "
+                             "\"retry_delay_seconds\": 30}",
+                             NULL);
+    json_t *f = claim(fx, "w1", "f", 1, 30, t);
+    assert_int_equal(report(fx, sfield(json_array_get(f, 0), "id"),
+                            sfield(json_array_get(f, 0), "lease_token"), ERRAND_STATE_FAILED, NULL,
+                            "boom", true, t + SEC),
+                     200);
+    assert_delayed_in_step(fx, "f", 1);
+    json_t *again = claim(fx, "w1", "f", 1, 30, t + 31 * SEC);
+    assert_int_equal(json_array_size(again), 1);
+    assert_delayed_in_step(fx, "f", 0);
+    assert_int_equal(report(fx, sfield(one, "id"), sfield(one, "lease_token"),
+                            ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 61 * SEC),
+                     200);
+    assert_delayed_in_step(fx, "d", 0);
+    json_decref(again);
+    json_decref(f);
+    json_decref(retried);
+    json_decref(runs);
+    json_decref(cancelled);
+}
+
+/* A store of schema 20 had no count of delayed runs: the upgrade counts them once. */
+static void an_upgraded_store_counts_its_delayed_runs(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    for (int i = 0; i < 3; i++)
+        json_decref(submit(fx, t, "{\"task\": \"u\", \"delay_seconds\": 60}", NULL));
+    json_decref(submit(fx, t, "{\"task\": \"u\"}", NULL));
+    store_close(fx->st);
+    fx->st = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DELETE FROM task_counts WHERE state_type = 8;"
+                                  "DELETE FROM schema_migrations WHERE version > 20;"
+                                  "PRAGMA user_version = 20;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    open_store(fx, "normal");
+    assert_delayed_in_step(fx, "u", 3);
+    json_t *runs = claim(fx, "w1", "u", 10, 30, t + 60 * SEC);
+    assert_int_equal(json_array_size(runs), 4);
+    assert_delayed_in_step(fx, "u", 0);
+    json_decref(runs);
+}
+
 int main(void)
 {
     mem_install_json();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(claim_order_due_time_and_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(delayed_runs_are_counted_in_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_upgraded_store_counts_its_delayed_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(claim_each_run_once_across_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(heartbeat_extends_and_stale_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(sweep_redelivers_then_crashes, setup, teardown),

@@ -63,6 +63,7 @@ void pg_conn_close(struct pg_conn *c)
     feed_page_free(&c->feed);
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_free(&c->states[i]);
+    run_finals_free(&c->finals);
     mem_free(c);
 }
 
@@ -533,6 +534,7 @@ void pg_conn_forget(struct pg_conn *c)
     c->signals_all = false;
     for (int i = 0; i < PG_STATE_COLUMNS; i++) /* freed: a burst's rows are not kept pooled */
         pg_array_free(&c->states[i]);
+    run_finals_rewind(&c->finals, 0);
 }
 
 struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
@@ -544,6 +546,7 @@ struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
     };
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         m.states[i] = pg_array_mark(&c->states[i]);
+    m.finals = c->finals.n;
     return m;
 }
 
@@ -555,4 +558,5 @@ void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m)
     c->signals_all = m->signals_all;
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_rewind(&c->states[i], m->states[i]);
+    run_finals_rewind(&c->finals, m->finals);
 }

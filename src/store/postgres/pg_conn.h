@@ -26,6 +26,7 @@
 
 #include "errand/errand.h"
 #include "store/feed_page.h"
+#include "store/run_finals.h"
 
 #define PG_PARAMS_MAX 32
 #define PG_STMT_SLOTS 256   /* statements a connection keeps prepared (open addressing) */
@@ -88,6 +89,8 @@ struct pg_conn {
     bool signals_all; /* too many to list: wake everything */
     /* state-history rows, a column each (pg_states_send writes them) */
     struct pg_array states[PG_STATE_COLUMNS];
+    /* runs moved into a final state, told to the store's observer after COMMIT */
+    struct run_finals finals;
     /* The open pipeline (pg_pipeline_*): what was sent, in order, for reading the replies. */
     struct pg_pending {
         const char *what;
@@ -103,6 +106,7 @@ struct pg_conn_mark {
     size_t signals_len;
     bool signals_all;
     struct pg_array_mark states[PG_STATE_COLUMNS];
+    size_t finals;
 };
 
 /* Connects with conninfo (a postgresql:// URL); ERRAND_ESTORE with libpq's message when it

@@ -68,6 +68,15 @@ int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task
     return rc < 0 || run_tally_move(t, task, run_id, from, to) ? rc : ERRAND_ESTORE;
 }
 
+int pg_count_delayed(struct pg_conn *c, struct run_count_delta *t, const char *task, int64_t delta,
+                     int64_t now_ms, errand_error *err)
+{
+    if (run_tally_delayed(t, task, delta))
+        return 0;
+    int rc = pg_counts_apply(c, t, now_ms, err);
+    return rc < 0 || run_tally_delayed(t, task, delta) ? rc : ERRAND_ESTORE;
+}
+
 int pg_count_remove(struct pg_conn *c, struct run_count_delta *t, const char *task,
                     errand_state state, int64_t now_ms, errand_error *err)
 {
@@ -327,6 +336,12 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
     add_update(t, cur, u, now_ms, message);
     int rc = pg_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms, err);
     if (rc < 0)
+        return rc;
+    run_finals_transition(&c->finals, cur->task, cur->state, cur->state_timestamp, u->next, now_ms);
+    int delayed = run_is_delayed(u->next, u->scheduled_at, now_ms) ? 1 : 0;
+    if (delayed != (cur->delayed ? 1 : 0) &&
+        (rc = pg_count_delayed(c, counts, cur->task, delayed - (cur->delayed ? 1 : 0), now_ms,
+                               err)) < 0)
         return rc;
     bool failed = u->next == ERRAND_STATE_FAILED || u->next == ERRAND_STATE_CRASHED;
     bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;

@@ -101,6 +101,7 @@ int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, boo
     run_copy_fixed(cur->ended_by, sizeof cur->ended_by, pg_get_text(r, row, c++));
     cur->redeliveries = pg_get_int(r, row, c++);
     run_copy_fixed(cur->task, sizeof cur->task, pg_get_text(r, row, c++));
+    cur->delayed = pg_get_bool(r, row, c++);
     return with_delays ? run_current_parse_delays(delays, cur, err) : 0;
 }
 
@@ -147,6 +148,7 @@ struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err)
         return NULL;
     }
     s->conns[slot] = c; /* only the holder of the slot writes it */
+    c->finals.observer = &s->observer;
     if (pg_conn_check(c, s->conninfo, err) < 0) {
         store_pg_release(s, c);
         return NULL;
@@ -195,6 +197,7 @@ static void send_signals(struct store_pg *s, struct pg_conn *c)
 
 int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
 {
+    int64_t start = clock_mono_ns();
     pg_pipeline_begin(c);
     int rc = pg_states_send(c, err);
     if (rc == 0) { /* else no COMMIT: the caller rolls back */
@@ -205,12 +208,15 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
         pg_pipeline_send_text(c, "COMMIT", "committing");
     }
     int piped = pg_pipeline_end(c, rc == 0 ? err : NULL);
+    if (rc == 0 && piped == 0 && s->observer.commit)
+        s->observer.commit(s->observer.arg, clock_mono_ns() - start);
     return rc < 0 ? rc : piped;
 }
 
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c)
 {
     bool events = c->feed.n > 0;
+    run_finals_flush(&c->finals);
     pg_conn_forget(c);
     if (events && s->on_events)
         s->on_events(s->on_events_arg);
@@ -567,6 +573,8 @@ const struct store_backend store_pg_backend = {
     .on_events = on_events,
     .read_stats = store_pg_read_stats,
     .set_paused = store_pg_set_paused,
+    .observe = store_pg_observe,
+    .oldest_ready = store_pg_oldest_ready,
     .list_failures = store_pg_list_failures,
     .delete_runs = store_pg_delete_runs,
     .release_memory = release_memory,

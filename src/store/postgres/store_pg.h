@@ -60,6 +60,7 @@ struct store_pg {
     bool listener_started;
     int stop_pipe[2];
     struct pg_submit_queue *submits;
+    struct store_observer observer; /* set before the store is shared (store_observe) */
 };
 
 static inline struct store_pg *store_pg_of(store *st)
@@ -106,7 +107,7 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
 #define PG_LEASE_COLUMNS                                                                           \
     "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
     "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
                         errand_error *err);
 /* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND
@@ -144,6 +145,9 @@ int pg_states_send(struct pg_conn *c, errand_error *err);
 /* run_tally_move / run_tally_remove, writing the tally first when it is full. */
 int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task,
                   const char *run_id, int from, errand_state to, int64_t now_ms, errand_error *err);
+/* delta more (or fewer) runs of task wait in the delayed set. */
+int pg_count_delayed(struct pg_conn *c, struct run_count_delta *t, const char *task, int64_t delta,
+                     int64_t now_ms, errand_error *err);
 int pg_count_remove(struct pg_conn *c, struct run_count_delta *t, const char *task,
                     errand_state state, int64_t now_ms, errand_error *err);
 /* Adds the tally to the counters (new rows: see pg_schema.c) and empties it. */
@@ -216,6 +220,10 @@ int store_pg_prune_events(store *st, int64_t before_ms, int64_t keep, int limit,
 int store_pg_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
                         errand_error *err);
 int store_pg_set_paused(store *st, const char *task, bool paused, errand_error *err);
+/* /metrics (store_pg_stats.c). */
+void store_pg_observe(store *st, const struct store_observer *o);
+int store_pg_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                          errand_error *err);
 int store_pg_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
                            errand_error *err);
 

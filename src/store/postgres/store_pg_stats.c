@@ -121,6 +121,8 @@ static int read_counts(struct pg_conn *c, struct store_stats *out, size_t *cap, 
             rc = oom(err);
         else if (e && t >= 0 && t < STATE_TYPES)
             e->counts[t] = pg_get_i64(r, i, 2);
+        else if (e && t == RUN_TALLY_DELAYED)
+            e->delayed = pg_get_i64(r, i, 2);
     }
     PQclear(r);
     return rc;
@@ -263,6 +265,59 @@ int store_pg_read_stats(store *st, int64_t since_ms, int sample_limit, struct st
     if (rc < 0)
         store_stats_clear(out);
     return rc;
+}
+
+/* --- /metrics ------------------------------------------------------------------------------ */
+
+void store_pg_observe(store *st, const struct store_observer *o)
+{
+    store_pg_of(st)->observer = *o; /* connections point at it when acquired */
+}
+
+struct oldest_op {
+    const char *const *tasks;
+    size_t n;
+    int64_t *due;
+};
+
+/* The oldest ready run of each task: one seek into the ready queue (task_runs_claim) per
+ * priority present, the highest first. */
+static int oldest_in_tx(struct pg_conn *c, void *arg, errand_error *err)
+{
+    static const char sql[] =
+        "SELECT priority, scheduled_at FROM task_runs WHERE state_type = 0 AND NOT delayed "
+        "AND task = $1 AND priority < $2::bigint ORDER BY priority DESC, scheduled_at LIMIT 1";
+    struct oldest_op *op = arg;
+    for (size_t t = 0; t < op->n; t++) {
+        op->due[t] = 0;
+        int64_t below = INT64_MAX;
+        for (int i = 0; i < STORE_READY_PRIORITIES_MAX; i++) {
+            struct pg_params p = {0};
+            pg_p_text(&p, op->tasks[t]);
+            pg_p_i64(&p, below);
+            PGresult *r = pg_query(c, sql, &p, "reading the oldest ready run", err);
+            if (!r)
+                return ERRAND_ESTORE;
+            bool found = PQntuples(r) > 0;
+            if (found) {
+                below = pg_get_i64(r, 0, 0);
+                int64_t at = pg_get_i64(r, 0, 1);
+                if (op->due[t] == 0 || at < op->due[t])
+                    op->due[t] = at;
+            }
+            PQclear(r);
+            if (!found)
+                break;
+        }
+    }
+    return 0;
+}
+
+int store_pg_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                          errand_error *err)
+{
+    struct oldest_op op = {tasks, n, due_out};
+    return store_pg_read(store_pg_of(st), oldest_in_tx, &op, err);
 }
 
 /* --- paused tasks ------------------------------------------------------------------------ */

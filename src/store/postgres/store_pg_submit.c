@@ -340,6 +340,11 @@ static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, err
     int rc = pg_count_move(c, &op->counts, spec->task, slot->id, -1, state, op->now_ms, err);
     if (rc < 0)
         return rc;
+    if (slot->cached)
+        run_finals_add(&c->finals, spec->task, state, true, -1);
+    if (run_is_delayed(state, spec->scheduled_at_ms, op->now_ms) &&
+        (rc = pg_count_delayed(c, &op->counts, spec->task, 1, op->now_ms, err)) < 0)
+        return rc;
     if (state == ERRAND_STATE_SCHEDULED)
         pg_signal_due(c, spec->task);
     if ((rc = pg_state_append(c, slot->id, 1, state, name, op->now_ms,

@@ -148,12 +148,22 @@ int store_pg_promote_due(struct pg_conn *c, int64_t now_ms, int *n_promoted, err
     static const char sql[] =
         "UPDATE task_runs SET delayed = false WHERE id IN (SELECT id FROM task_runs "
         "WHERE state_type = 0 AND delayed AND scheduled_at <= $1 ORDER BY scheduled_at "
-        "LIMIT $2 FOR UPDATE SKIP LOCKED)";
+        "LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING task";
     struct pg_params p = {0};
     pg_p_i64(&p, now_ms);
     pg_p_int(&p, STORE_PG_PROMOTE_BATCH);
-    int64_t n = 0;
-    int rc = pg_command(c, sql, &p, "promoting due runs", &n, err);
+    PGresult *r = pg_query(c, sql, &p, "promoting due runs", err);
+    if (!r)
+        return ERRAND_ESTORE;
+    /* Each promoted run leaves its task's count of delayed runs (task_counts). */
+    struct run_count_delta counts = {0};
+    int rc = 0;
+    int64_t n = PQntuples(r);
+    for (int i = 0; rc == 0 && i < (int)n; i++)
+        rc = pg_count_delayed(c, &counts, pg_get_text(r, i, 0), -1, now_ms, err);
+    PQclear(r);
+    if (rc == 0)
+        rc = pg_counts_apply(c, &counts, now_ms, err);
     if (rc == 0 && n_promoted)
         *n_promoted = (int)n;
     if (rc == 0 && n > 0)
@@ -212,6 +222,7 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
         struct claim_candidate *cd = &op->cand[first + w];
         if (!cd->claimed)
             continue;
+        cd->row.scheduled_at = cd->scheduled_at; /* when it became due: its queue wait ends now */
         cd->row.attempt++;
         cd->row.lease_token = cd->token;
         cd->row.lease_expires = op->lease_expires;

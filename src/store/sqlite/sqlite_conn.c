@@ -178,6 +178,7 @@ void sqlite_conn_close(struct sqlite_conn *c)
     for (int i = 0; i < SQL_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     feed_page_free(&c->feed);
+    run_finals_free(&c->finals);
     sqlite3_close_v2(c->db);
     mem_free(c);
 }

@@ -21,6 +21,7 @@
 
 #include "errand/errand.h"
 #include "store/sqlite/sqlite_feed.h"
+#include "store/run_finals.h"
 #include "store/sqlite/sqlite_sql.h"
 
 /* How long a connection waits for a lock another process holds (busy_timeout). */
@@ -41,6 +42,9 @@ struct sqlite_conn {
        writer can tell after a commit whether the feed grew. */
     struct feed_page feed;
     unsigned long long events_written;
+    /* Writer only: the runs the open transaction moved into a final state, told to the
+       store's observer after COMMIT (store/run_finals.h). */
+    struct run_finals finals;
 };
 
 /* Opens path. sync ("full" | "normal" | "off") applies to the writer and checkpointer;

@@ -338,6 +338,14 @@ static const struct migration migrations[] = {
      "CREATE INDEX task_runs_trace ON task_runs (" TRACE_ID_OF(
          "traceparent") ", id)"
                         "  WHERE traceparent IS NOT NULL;"},
+    /* /metrics tells ready from delayed runs per task without counting them: task_counts
+       gains a row per task (state_type 8, RUN_TALLY_DELAYED) counting its SCHEDULED runs
+       in the delayed set, kept by every op's tally. The upgrade counts them once (through
+       task_runs_delayed). Version 22: 21 is taken by a change made alongside. */
+    {22, "delayed_counts",
+     "INSERT INTO task_counts (task, state_type, n)"
+     "  SELECT task, 8, count(*) FROM task_runs INDEXED BY task_runs_delayed"
+     "  WHERE state_type = 0 AND delayed = 1 GROUP BY task;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -346,6 +354,11 @@ static const struct migration migrations[] = {
 int sqlite_schema_version(void)
 {
     return migrations[MIGRATION_COUNT - 1].version;
+}
+
+int sqlite_schema_migration_count(void)
+{
+    return MIGRATION_COUNT;
 }
 
 static int read_user_version(struct sqlite_conn *c, int *out, errand_error *err)

@@ -16,6 +16,8 @@
 
 /* The version this build creates and understands. */
 int sqlite_schema_version(void);
+/* How many migrations there are (versions may skip a number taken by another branch). */
+int sqlite_schema_migration_count(void);
 
 /* Brings the database of the writer connection c up to sqlite_schema_version(), one
  * migration per transaction. now_ms stamps schema_migrations.applied_at. */

@@ -85,7 +85,7 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
@@ -162,7 +162,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_PROMOTE_DUE,
         "UPDATE task_runs SET delayed = 0 WHERE rowid IN (SELECT rowid FROM task_runs "
         "INDEXED BY task_runs_delayed WHERE state_type = 0 AND delayed = 1 "
-        "AND scheduled_at <= ?1 ORDER BY scheduled_at LIMIT ?2)"),
+        "AND scheduled_at <= ?1 ORDER BY scheduled_at LIMIT ?2) RETURNING task"),
     SQL(SQL_CLAIM_UPDATE,
         "UPDATE task_runs SET state_type = ?2, state_name = ?3, state_timestamp = ?4, "
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
@@ -288,6 +288,11 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_TASK_COUNT_ADD, "INSERT INTO task_counts (task, state_type, n) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT (task, state_type) DO UPDATE SET n = n + excluded.n"),
     SQL(SQL_TASK_COUNTS, "SELECT state_type, n FROM task_counts WHERE task = ?1"),
+    /* /metrics: the oldest ready run of task ?1 at the highest priority below ?2, one seek
+       into the ready queue (store_oldest_ready walks the priorities present). */
+    SQL(SQL_READY_OLDEST, "SELECT priority, scheduled_at FROM task_runs INDEXED BY task_runs_claim "
+                          "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND priority < ?2 "
+                          "ORDER BY priority DESC, scheduled_at LIMIT 1"),
     SQL(SQL_MINUTE_ADD,
         "INSERT INTO run_minutes (minute, task, completed, failed, cancelled) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, task) DO UPDATE SET "

@@ -85,6 +85,7 @@ enum sql_id {
     SQL_COUNT_ADD,
     SQL_TASK_COUNT_ADD,
     SQL_TASK_COUNTS,
+    SQL_READY_OLDEST,
     SQL_MINUTE_ADD,
     SQL_TASK_FAILURE,
     /* the dashboard's figures, task controls */
@@ -181,6 +182,7 @@ enum lease_col {
     LC_ENDED_BY,
     LC_REDELIVERIES,
     LC_TASK,
+    LC_DELAYED,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

@@ -27,6 +27,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->n_states = sqlite3_column_int(s, LC_N_STATES);
     cur->started = sqlite_col_ms(s, LC_STARTED);
     cur->scheduled_at = sqlite_col_ms(s, LC_SCHEDULED_AT);
+    cur->delayed = sqlite3_column_int(s, LC_DELAYED) != 0;
     cur->lease_expires = sqlite_col_ms(s, LC_LEASE_EXPIRES);
     run_copy_fixed(cur->lease_token, sizeof cur->lease_token, sqlite_col_text(s, LC_LEASE_TOKEN));
     run_copy_fixed(cur->ended_by, sizeof cur->ended_by, sqlite_col_text(s, LC_ENDED_BY));
@@ -83,6 +84,15 @@ int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char 
         return 0;
     int rc = sqlite_counts_apply(c, t, now_ms, err);
     return rc < 0 || run_tally_move(t, task, run_id, from, to) ? rc : ERRAND_ESTORE;
+}
+
+int run_count_delayed(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                      int64_t delta, int64_t now_ms, errand_error *err)
+{
+    if (run_tally_delayed(t, task, delta))
+        return 0;
+    int rc = sqlite_counts_apply(c, t, now_ms, err);
+    return rc < 0 || run_tally_delayed(t, task, delta) ? rc : ERRAND_ESTORE;
 }
 
 int run_count_remove(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
@@ -186,6 +196,12 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
         return rc;
     if ((rc = run_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms,
                              err)) < 0)
+        return rc;
+    run_finals_transition(&c->finals, cur->task, cur->state, cur->state_timestamp, u->next, now_ms);
+    int delayed = run_is_delayed(u->next, u->scheduled_at, now_ms) ? 1 : 0;
+    if (delayed != (cur->delayed ? 1 : 0) &&
+        (rc = run_count_delayed(c, counts, cur->task, delayed - (cur->delayed ? 1 : 0), now_ms,
+                                err)) < 0)
         return rc;
     bool failed = u->next == ERRAND_STATE_FAILED || u->next == ERRAND_STATE_CRASHED;
     bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;

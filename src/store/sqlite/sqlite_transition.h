@@ -35,6 +35,10 @@ int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char 
                    const char *run_id, int from, errand_state to, int64_t now_ms,
                    errand_error *err);
 
+/* delta more (or fewer) runs of task wait in the delayed set. */
+int run_count_delayed(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
+                      int64_t delta, int64_t now_ms, errand_error *err);
+
 /* One run of task in state `state` is deleted. */
 int run_count_remove(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
                      errand_state state, int64_t now_ms, errand_error *err);

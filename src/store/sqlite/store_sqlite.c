@@ -444,6 +444,7 @@ static int sqlite_open(const char *url, const struct store_options *opt, store *
         goto fail;
     if ((rc = sqlite_writer_start(wconn, &s->writer, err)) < 0)
         goto fail;
+    s->writer_conn = wconn;
     log_info("store opened", "store=sqlite path=\"%s\" schema=%d sync=%s", path,
              sqlite_schema_version(), opt && opt->sync ? opt->sync : "full");
     *out = &s->base;
@@ -485,4 +486,6 @@ const struct store_backend store_sqlite_backend = {
     .delete_runs = store_sqlite_delete_runs,
     .release_memory = release_memory,
     .ready = ready,
+    .observe = store_sqlite_observe,
+    .oldest_ready = store_sqlite_oldest_ready,
 };

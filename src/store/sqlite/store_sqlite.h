@@ -27,7 +27,9 @@ struct store_sqlite {
     sqlite_pool *readers;
     sqlite_checkpointer *checkpointer;
     int default_lease_seconds;
-    int max_redeliveries; /* ERRAND_MAX_REDELIVERIES */
+    int max_redeliveries;            /* ERRAND_MAX_REDELIVERIES */
+    struct sqlite_conn *writer_conn; /* the writer's; store_observe points it at observer */
+    struct store_observer observer;  /* set before the store is shared */
 };
 
 static inline struct store_sqlite *store_sqlite_of(store *st)
@@ -101,5 +103,10 @@ int store_sqlite_read_stats(store *st, int64_t since_ms, int sample_limit, struc
 int store_sqlite_set_paused(store *st, const char *task, bool paused, errand_error *err);
 int store_sqlite_list_failures(store *st, const char *task, int limit,
                                struct failure_group_list *out, errand_error *err);
+
+/* store_sqlite_stats.c: what /metrics reads and measures. */
+void store_sqlite_observe(store *st, const struct store_observer *o);
+int store_sqlite_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                              errand_error *err);
 
 #endif

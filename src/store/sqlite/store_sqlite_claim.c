@@ -163,6 +163,7 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
     if (sqlite3_changes(c->db) != 1)
         return 0; /* no longer SCHEDULED: nothing to claim */
     cd->claimed = true;
+    cd->row.scheduled_at = cd->scheduled_at; /* when it became due: its queue wait ends now */
     cd->row.attempt++;
     cd->row.lease_token = cd->token;
     cd->row.lease_expires = op->lease_expires;
@@ -184,9 +185,20 @@ int store_sqlite_promote_due(struct sqlite_conn *c, int64_t now_ms, int *n_promo
         return ERRAND_ESTORE;
     sqlite3_bind_int64(s, 1, now_ms);
     sqlite3_bind_int(s, 2, STORE_SQLITE_PROMOTE_BATCH);
-    int rc = sqlite_conn_step_done(c, s, SQL_PROMOTE_DUE, err);
+    /* Each promoted run leaves its task's count of delayed runs (task_counts). */
+    struct run_count_delta counts = {0};
+    int rc = 0, step = SQLITE_DONE, n = 0;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
+        rc = run_count_delayed(c, &counts, sqlite_col_text(s, 0), -1, now_ms, err);
+    }
+    sqlite3_reset(s);
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = sqlite_conn_fail(c, "SQL_PROMOTE_DUE", err);
+    if (rc == 0)
+        rc = sqlite_counts_apply(c, &counts, now_ms, err);
     if (rc == 0 && n_promoted)
-        *n_promoted = sqlite3_changes(c->db);
+        *n_promoted = n;
     return rc;
 }
 

@@ -7,6 +7,10 @@
  * run_minutes and tasks, bounded by the number of tasks and of minutes in the window; the
  * duration sample reads the newest finished runs through task_runs_finished, at most
  * sample_limit rows. All of it in one read transaction, so the figures agree.
+ *
+ * And for /metrics: the oldest ready run of a task, found by seeking into the ready queue
+ * (task_runs_claim) once per priority present, and the observer the writer reports commits
+ * and outcomes to.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "store/run_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
 /* The task's entry in out (kept sorted by name), added when new; NULL when out is full (then
@@ -98,6 +103,8 @@ static int read_counts(struct sqlite_conn *c, struct store_stats *out, size_t *c
             rc = oom(err);
         else if (e && t >= 0 && t < 8)
             e->counts[t] = sqlite3_column_int64(q, 2);
+        else if (e && t == RUN_TALLY_DELAYED)
+            e->delayed = sqlite3_column_int64(q, 2);
     }
     sqlite3_reset(q);
     return rc < 0                ? rc
@@ -288,5 +295,53 @@ int store_sqlite_list_failures(store *st, const char *task, int limit,
     sqlite_pool_release(s->readers, c);
     if (rc < 0)
         failure_group_list_clear(out);
+    return rc;
+}
+
+void store_sqlite_observe(store *st, const struct store_observer *o)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    s->observer = *o;
+    s->writer_conn->finals.observer = &s->observer;
+}
+
+/* The oldest due of task's ready runs into *due (0 when none): one seek per priority. */
+static int oldest_ready_of(struct sqlite_conn *c, const char *task, int64_t *due, errand_error *err)
+{
+    sqlite3_stmt *q = sqlite_conn_stmt(c, SQL_READY_OLDEST, err);
+    if (!q)
+        return ERRAND_ESTORE;
+    int64_t below = INT64_MAX;
+    for (int i = 0; i < STORE_READY_PRIORITIES_MAX; i++) {
+        sqlite_bind_text(q, 1, task);
+        sqlite3_bind_int64(q, 2, below);
+        int step = sqlite3_step(q);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            sqlite3_reset(q);
+            return sqlite_conn_fail(c, "SQL_READY_OLDEST", err);
+        }
+        below = sqlite3_column_int64(q, 0);
+        int64_t at = sqlite3_column_int64(q, 1);
+        if (*due == 0 || at < *due)
+            *due = at;
+        sqlite3_reset(q);
+    }
+    sqlite3_reset(q);
+    return 0;
+}
+
+int store_sqlite_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
+                              errand_error *err)
+{
+    struct store_sqlite *s = store_sqlite_of(st);
+    struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
+    int rc = sqlite_conn_run(c, SQL_BEGIN_READ, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = oldest_ready_of(c, tasks[i], &due_out[i], err);
+    errand_error ignored;
+    sqlite_conn_run(c, SQL_COMMIT, &ignored);
+    sqlite_pool_release(s->readers, c);
     return rc;
 }

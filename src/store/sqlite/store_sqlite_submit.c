@@ -164,6 +164,11 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
         return rc;
     if ((rc = run_count_move(c, counts, spec->task, slot->id, -1, state, now_ms, err)) < 0)
         return rc;
+    if (slot->cached)
+        run_finals_add(&c->finals, spec->task, state, true, -1);
+    if (run_is_delayed(state, spec->scheduled_at_ms, now_ms) &&
+        (rc = run_count_delayed(c, counts, spec->task, 1, now_ms, err)) < 0)
+        return rc;
     /* One row per statement: a multi-row insert would need a statement journal (see
      * sqlite_writer.c, cost note). */
     for (size_t i = 0; i < json_array_size(slot->tags); i++) {
