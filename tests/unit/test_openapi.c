@@ -338,7 +338,8 @@ static void every_query_parameter_is_documented_and_back(void **state)
             if (!d)
                 fail_msg("%s %s: the server accepts ?%s=, the document does not list it", r->method,
                          r->pattern, q->params[p].name);
-            bool array = strcmp(json_string_value(walk(d, "schema/type")), "array") == 0;
+            const char *type = json_string_value(walk(d, "schema/type"));
+            bool array = type && strcmp(type, "array") == 0;
             if (array != q->params[p].repeatable)
                 fail_msg("%s %s: ?%s= %s repeat, the document's schema %s an array", r->method,
                          r->pattern, q->params[p].name, q->params[p].repeatable ? "may" : "may not",
@@ -346,9 +347,15 @@ static void every_query_parameter_is_documented_and_back(void **state)
         }
         for (size_t a = 0; doc_ahead[a]; a++) {
             char prefix[NAME_MAX_LEN * 2];
+            size_t unused;
             snprintf(prefix, sizeof prefix, "%s %s query ", r->method, r->pattern);
-            if (strncmp(doc_ahead[a], prefix, strlen(prefix)) == 0 &&
-                doc_query_param(r->method, r->pattern, doc_ahead[a] + strlen(prefix), &documented))
+            if (strncmp(doc_ahead[a], prefix, strlen(prefix)) != 0)
+                continue;
+            const char *name = doc_ahead[a] + strlen(prefix);
+            bool served = false; /* once the code has it, it is counted as accepted */
+            for (size_t p = 0; q && q->params[p].name && !served; p++)
+                served = strcmp(q->params[p].name, name) == 0;
+            if (!served && doc_query_param(r->method, r->pattern, name, &unused))
                 ahead++;
         }
         if (documented != accepted + ahead)
