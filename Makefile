@@ -37,6 +37,7 @@ unit: all test-deps
 e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
+	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
 
 # The same suite with every server on PostgreSQL: one throwaway cluster for the session
@@ -45,6 +46,7 @@ e2e: all test-deps
 e2e-postgres: all test-deps
 	@echo "== end-to-end tests on PostgreSQL ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
+	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
 	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs tests/e2e
 
 # The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME

@@ -16,6 +16,7 @@
 #include "server/json_writer.h"
 #include "server/metrics.h"
 #include "server/notify.h"
+#include "server/query.h"
 #include "server/readiness.h"
 #include "server/result_storage.h"
 #include "store/store.h"
@@ -126,6 +127,25 @@ int handle_session_login(const struct handler_ctx *, const struct http_request *
                          struct http_reply *, errand_error *);
 int handle_session_logout(const struct handler_ctx *, const struct http_request *,
                           struct http_reply *, errand_error *);
+
+/* handlers_openapi.c: the API's OpenAPI document */
+int handle_openapi(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                   errand_error *);
+
+/* The query parameters each listing takes and the fields of the bodies the handlers read
+ * themselves (the others: submission.h, worker_request.h), NULL-terminated; anything else
+ * is refused naming it. Exported so that test_openapi can hold them against the API's
+ * OpenAPI document (docs/openapi.json). */
+extern const struct query_param list_runs_params[]; /* GET /api/task_runs */
+extern const struct query_param wait_params[];      /* GET /api/task_runs/{id}/wait */
+extern const struct query_param logs_params[];      /* GET /api/task_runs/{id}/logs */
+extern const struct query_param workers_params[];   /* GET /api/workers */
+extern const struct query_param events_params[];    /* GET /api/events */
+extern const struct query_param stats_params[];     /* GET /api/stats */
+extern const struct query_param failures_params[];  /* GET /api/failures */
+extern const char *const bulk_fields[];             /* POST /api/task_runs/bulk */
+extern const char *const task_control_fields[];     /* POST /api/tasks/pause, /resume */
+extern const char *const session_login_fields[];    /* POST /api/session */
 
 /* handlers_ui.c: the dashboard's files */
 int handle_ui(const struct handler_ctx *, const struct http_request *, struct http_reply *,

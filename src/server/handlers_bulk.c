@@ -25,14 +25,17 @@
 #define FAILURES_DEFAULT 100
 #define BULK_DEFAULT 100
 
+const struct query_param failures_params[] = {{"task", false}, {"limit", false}, {NULL, false}};
+const char *const bulk_fields[] = {"action",      "task",   "tag",   "worker", "state",
+                                   "fingerprint", "cursor", "limit", NULL};
+
 int handle_failures(const struct handler_ctx *ctx, const struct http_request *req,
                     struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {{"task", false}, {"limit", false}, {NULL, false}};
     const char *task = NULL;
     long long limit = 0;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, failures_params, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &task, err)) < 0 ||
         (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, FAILURES_DEFAULT, &limit, err)) < 0)
         return rc;
@@ -110,15 +113,13 @@ static int opt_string(json_t *body, const char *name, size_t max, const char **o
 
 static int parse_bulk(json_t *body, struct bulk_request *b, errand_error *err)
 {
-    static const char *const known[] = {"action",      "task",   "tag",   "worker", "state",
-                                        "fingerprint", "cursor", "limit", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v)
     {
         bool ok = false;
-        for (size_t i = 0; known[i] && !ok; i++)
-            ok = strcmp(known[i], key) == 0;
+        for (size_t i = 0; bulk_fields[i] && !ok; i++)
+            ok = strcmp(bulk_fields[i], key) == 0;
         if (!ok)
             return error_set(err, ERR_UNKNOWN_FIELD, key, "unknown field '%.64s'", key);
     }

@@ -72,18 +72,19 @@ static int resume_position(const struct http_request *req, long long *out, erran
     return 0;
 }
 
+const struct query_param events_params[] = {
+    {"task", false},  {"run", false},      {"state", true},
+    {"after", false}, {"max_rate", false}, {NULL, false},
+};
+
 int handle_events(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {
-        {"task", false},  {"run", false},      {"state", true},
-        {"after", false}, {"max_rate", false}, {NULL, false},
-    };
     struct event_filter filter = {0};
     const char *task = NULL, *run = NULL;
     long long after = -1, max_rate = 0;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, events_params, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &task, err)) < 0 ||
         (rc = query_uuid(req, "run", &run, err)) < 0 ||
         (rc = query_states(req, "state", &filter.state_mask, err)) < 0 ||

@@ -71,14 +71,15 @@ int handle_run_states(const struct handler_ctx *ctx, const struct http_request *
     return 0;
 }
 
+const struct query_param logs_params[] = {{"after", false}, {"limit", false}, {NULL, false}};
+
 int handle_run_logs(const struct handler_ctx *ctx, const struct http_request *req,
                     struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {{"after", false}, {"limit", false}, {NULL, false}};
     long long after = 0, limit = 0;
     struct log_page page;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, logs_params, err)) < 0 ||
         (rc = query_int(req, "after", 0, LOG_SEQ_MAX, 0, &after, err)) < 0 ||
         (rc = query_int(req, "limit", 1, WIRE_LOGS_LIMIT_MAX, LOGS_LIMIT_DEFAULT, &limit, err)) < 0)
         return rc;

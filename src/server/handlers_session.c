@@ -14,8 +14,10 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mem.h"
 #include "server/auth.h"
+#include "server/field.h"
 #include "server/handlers.h"
 #include "server/query.h"
 
@@ -81,6 +83,8 @@ int handle_session_get(const struct handler_ctx *ctx, const struct http_request 
     return session_answer(reply, req, req->granted, 0, NULL, err);
 }
 
+const char *const session_login_fields[] = {"key", NULL};
+
 int handle_session_login(const struct handler_ctx *ctx, const struct http_request *req,
                          struct http_reply *reply, errand_error *err)
 {
@@ -91,7 +95,12 @@ int handle_session_login(const struct handler_ctx *ctx, const struct http_reques
         (rc = http_request_json(req, &body, err)) < 0)
         return rc;
     const char *key = json_string_value(json_object_get(body, "key"));
-    if (!key || json_object_size(body) != 1) {
+    if ((rc = field_require_object(body, NULL, err)) < 0 ||
+        (rc = json_check_fields(body, NULL, session_login_fields, err)) < 0) {
+        json_decref(body);
+        return rc;
+    }
+    if (!key) {
         json_decref(body);
         return error_set(err, ERRAND_EINVAL, "key",
                          "the body must be {\"key\": \"<an API key of this server>\"}");

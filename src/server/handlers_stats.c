@@ -13,9 +13,11 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/wire_limits.h"
+#include "server/field.h"
 #include "server/handlers.h"
 #include "server/query.h"
 
@@ -148,11 +150,13 @@ static void write_task(struct jw *w, const struct store_stats *st, size_t i, int
     jw_lit(w, "}");
 }
 
+const struct query_param stats_params[] = {{"window", false}, {NULL, false}};
+const char *const task_control_fields[] = {"task", NULL};
+
 int handle_stats(const struct handler_ctx *ctx, const struct http_request *req,
                  struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {{"window", false}, {NULL, false}};
-    int rc = query_check(req, params, err);
+    int rc = query_check(req, stats_params, err);
     if (rc < 0)
         return rc;
     const char *window = http_query(req, "window");
@@ -217,13 +221,14 @@ static int set_paused(const struct handler_ctx *ctx, const struct http_request *
         return rc;
     json_t *task = json_object_get(body, "task");
     const char *name = json_string_value(task);
-    if (!task)
+    if ((rc = field_require_object(body, NULL, err)) < 0 ||
+        (rc = json_check_fields(body, NULL, task_control_fields, err)) < 0)
+        ; /* the error names the unknown field */
+    else if (!task)
         rc = error_set(err, ERR_MISSING_FIELD, "task", "'task' is required: the task's name");
     else if (!name || !*name || json_string_length(task) > WIRE_TASK_NAME_MAX * 4)
         rc = error_set(err, ERRAND_EINVAL, "task", "'task' must be a task name of 1-%d characters",
                        WIRE_TASK_NAME_MAX);
-    else if (json_object_size(body) != 1)
-        rc = error_set(err, ERR_UNKNOWN_FIELD, NULL, "the body takes only {\"task\": \"...\"}");
     if (rc == 0 && (rc = store_set_paused(ctx->st, name, paused, err)) == 0) {
         if (!paused) /* claims waiting for the task look again */
             notify_signal_key(ctx->notify, NOTIFY_RUNS_DUE, name);

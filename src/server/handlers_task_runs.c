@@ -228,21 +228,22 @@ int handle_get_run(const struct handler_ctx *ctx, const struct http_request *req
     return rc;
 }
 
+const struct query_param list_runs_params[] = {
+    {"state", true},   {"task", false},  {"tag", false},   {"limit", false},
+    {"cursor", false}, {"since", false}, {"until", false}, {"idempotency_key", false},
+    {"worker", false}, {"trace_id", false}, {NULL, false},
+};
+
 int handle_list_runs(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {
-        {"state", true},   {"task", false},     {"tag", false},   {"limit", false},
-        {"cursor", false}, {"since", false},    {"until", false}, {"idempotency_key", false},
-        {"worker", false}, {"trace_id", false}, {NULL, false},
-    };
     struct run_filter f = {0};
     long long limit = 0;
     struct run_list runs = {0};
     char next[UUID_STR_LEN] = "", oldest[UUID_STR_LEN], newest[UUID_STR_LEN];
     int64_t since = 0, until = 0;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, list_runs_params, err)) < 0 ||
         (rc = query_states(req, "state", &f.state_mask, err)) < 0 ||
         (rc = query_string(req, "task", WIRE_TASK_NAME_MAX, &f.task, err)) < 0 ||
         (rc = query_string(req, "tag", RUN_SPEC_KEY_MAX, &f.tag, err)) < 0 ||

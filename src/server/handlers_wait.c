@@ -34,6 +34,8 @@ struct wait_poll {
     char key[UUID_STR_LEN]; /* the run id as the store writes it (lower case) */
 };
 
+const struct query_param wait_params[] = {{"timeout_seconds", false}, {NULL, false}};
+
 static void wait_poll_free(void *state)
 {
     struct wait_poll *p = state;
@@ -45,10 +47,9 @@ static void wait_poll_free(void *state)
 static int wait_begin(const struct handler_ctx *ctx, const struct http_request *req,
                       errand_error *err)
 {
-    static const struct query_param params[] = {{"timeout_seconds", false}, {NULL, false}};
     double timeout_s = 0;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, wait_params, err)) < 0 ||
         (rc = query_number(req, "timeout_seconds", 0, WAIT_MAX_S, WAIT_DEFAULT_S, &timeout_s,
                            err)) < 0)
         return rc;

@@ -236,10 +236,11 @@ static int parse_workers_cursor(const char *text, struct worker_cursor *out, err
     return 0;
 }
 
+const struct query_param workers_params[] = {{"limit", false}, {"cursor", false}, {NULL, false}};
+
 int handle_list_workers(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
-    static const struct query_param params[] = {{"limit", false}, {"cursor", false}, {NULL, false}};
     struct worker_list workers;
     struct worker_cursor cursor = {0, NULL};
     const char *cursor_text = NULL;
@@ -247,7 +248,7 @@ int handle_list_workers(const struct handler_ctx *ctx, const struct http_request
     bool more = false;
     int64_t window_ms = (int64_t)WORKER_ALIVE_LEASE_PERIODS * ctx->default_lease_seconds * MS_PER_S;
     int rc;
-    if ((rc = query_check(req, params, err)) < 0 ||
+    if ((rc = query_check(req, workers_params, err)) < 0 ||
         (rc = query_int(req, "limit", 1, WIRE_LIST_LIMIT_MAX, WORKERS_LIMIT_DEFAULT, &limit, err)) <
             0 ||
         (rc = query_string(req, "cursor", WORKERS_CURSOR_MAX, &cursor_text, err)) < 0 ||

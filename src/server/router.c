@@ -40,6 +40,7 @@ static const struct route routes[] = {
     {"GET", "/api/health", handle_health, AUTH_PUBLIC, false},
     {"GET", "/api/health/ready", handle_ready, AUTH_PUBLIC, false},
     {"GET", "/metrics", handle_metrics, AUTH_READ, false},
+    {"GET", "/api/openapi.json", handle_openapi, AUTH_PUBLIC, false},
     {"GET", "/api/session", handle_session_get, AUTH_PUBLIC, false},
     {"POST", "/api/session", handle_session_login, AUTH_PUBLIC, false},
     {"DELETE", "/api/session", handle_session_logout, AUTH_PUBLIC, false},
@@ -50,6 +51,16 @@ static const struct route routes[] = {
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
+
+size_t router_route_count(void)
+{
+    return ROUTE_COUNT;
+}
+
+const struct route *router_route_at(size_t i)
+{
+    return i < ROUTE_COUNT ? &routes[i] : NULL;
+}
 
 /* Compares path with pattern segment by segment; on a match, the {id} segment (if any) is
  * copied to id (truncated to UUID_STR_LEN - 1, which then fails uuid_is_valid anyway) and

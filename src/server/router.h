@@ -7,6 +7,7 @@
 #define ERRAND_SERVER_ROUTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/uuid.h"
 #include "errand/errand.h"
@@ -22,6 +23,11 @@ struct route {
      * http_suspend/http_resume), so its request skips the hand-off to a handler thread. */
     bool on_event_thread;
 };
+
+/* The route table, read-only: its size and its i-th route (NULL past the end). For
+ * test_openapi, which holds the table against the API's OpenAPI document. */
+size_t router_route_count(void);
+const struct route *router_route_at(size_t i);
 
 /* Whether method and path name a public route (the health probes, the login, the
  * dashboard's files): the one thing looked at before the API key. */

@@ -32,7 +32,7 @@
 /* A field path plus "[index]": names an array element in messages. */
 #define LABEL_MAX (ERRAND_ERROR_FIELD_MAX + 24)
 
-static const char *const allowed_fields[] = {
+const char *const run_spec_fields[] = {
     "task",
     "parameters",
     "idempotency_key",
@@ -259,7 +259,7 @@ int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct
     int rc = field_require_object(obj, prefix, err);
     if (rc < 0)
         return rc;
-    if ((rc = json_check_fields(obj, prefix, allowed_fields, err)) < 0 ||
+    if ((rc = json_check_fields(obj, prefix, run_spec_fields, err)) < 0 ||
         (rc = parse_keys(obj, prefix, spec, err)) < 0 ||
         (rc = parse_parameters(obj, prefix, spec, err)) < 0 ||
         (rc = parse_schedule(obj, prefix, now_ms, spec, err)) < 0 ||
@@ -272,15 +272,16 @@ int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct
     return 0;
 }
 
+const char *const run_spec_batch_fields[] = {"runs", NULL};
+
 int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **specs, size_t *n,
                          errand_error *err)
 {
-    static const char *const batch_fields[] = {"runs", NULL};
     *specs = NULL;
     *n = 0;
     const json_t *runs = NULL;
     int rc = field_require_object(body, NULL, err);
-    if (rc < 0 || (rc = json_check_fields(body, NULL, batch_fields, err)) < 0 ||
+    if (rc < 0 || (rc = json_check_fields(body, NULL, run_spec_batch_fields, err)) < 0 ||
         (rc = field_array(body, NULL, "runs", true, 1, WIRE_SUBMIT_BATCH_MAX, &runs, NULL, err)) <
             0)
         return rc;

@@ -16,6 +16,12 @@
 #include "errand/errand.h"
 #include "store/run_spec.h"
 
+/* The fields a submission may have, and a batch body (NULL-terminated): anything else is
+ * refused with unknown_field. Exported so that test_openapi can hold them against the API's
+ * OpenAPI document (docs/openapi.json). */
+extern const char *const run_spec_fields[];
+extern const char *const run_spec_batch_fields[];
+
 /* Parses one submission object. prefix names it in errors ("runs[3]" or NULL). now_ms
  * resolves delay_seconds. On failure spec holds nothing to free. */
 int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct run_spec *spec,

@@ -83,20 +83,29 @@ static int parse_lease_seconds(const json_t *body, int fallback, int *out, erran
     return rc;
 }
 
+/* --- the fields of each body (worker_request.h) ---------------------------------------- */
+
+const char *const worker_claim_fields[] = {"worker",        "tasks",      "limit", "wait_seconds",
+                                           "lease_seconds", "request_id", NULL};
+const char *const worker_heartbeat_fields[] = {"worker", "leases", "lease_seconds", NULL};
+const char *const worker_lease_fields[] = {"id", "lease_token", NULL};
+const char *const worker_report_fields[] = {"worker", "batch_id", "reports", "logs", NULL};
+const char *const worker_report_item_fields[] = {"id",         "lease_token", "state",     "result",
+                                                 "result_ref", "message",     "retryable", NULL};
+const char *const worker_log_fields[] = {"id", "timestamp", "level", "message", NULL};
+
 /* --- claim ---------------------------------------------------------------------------- */
 
 int worker_parse_claim(const json_t *body, int default_lease_seconds, struct claim_body *out,
                        errand_error *err)
 {
-    static const char *const fields[] = {"worker",        "tasks",      "limit", "wait_seconds",
-                                         "lease_seconds", "request_id", NULL};
     memset(out, 0, sizeof *out);
     const json_t *tasks = NULL;
     long long limit = CLAIM_LIMIT_DEFAULT;
     out->wait_seconds = CLAIM_WAIT_DEFAULT_S;
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
-        (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
+        (rc = json_check_fields(body, NULL, worker_claim_fields, err)) < 0 ||
         (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->req.worker, NULL,
                            err)) < 0 ||
         (rc = field_array(body, NULL, "tasks", true, 1, WIRE_WORKER_TASKS_MAX, &tasks, NULL, err)) <
@@ -147,10 +156,9 @@ void worker_claim_clear(struct claim_body *b)
 static int parse_lease_ref(const json_t *item, const char *prefix, struct lease_ref *out,
                            errand_error *err)
 {
-    static const char *const fields[] = {"id", "lease_token", NULL};
     int rc;
     if ((rc = field_require_object(item, prefix, err)) < 0 ||
-        (rc = json_check_fields(item, prefix, fields, err)) < 0 ||
+        (rc = json_check_fields(item, prefix, worker_lease_fields, err)) < 0 ||
         (rc = parse_id(item, prefix, &out->id, err)) < 0 ||
         (rc = field_string(item, prefix, "lease_token", true, LEASE_TOKEN_MAX, &out->lease_token,
                            NULL, err)) < 0)
@@ -161,12 +169,11 @@ static int parse_lease_ref(const json_t *item, const char *prefix, struct lease_
 int worker_parse_heartbeat(const json_t *body, int default_lease_seconds,
                            struct heartbeat_body *out, errand_error *err)
 {
-    static const char *const fields[] = {"worker", "leases", "lease_seconds", NULL};
     memset(out, 0, sizeof *out);
     const json_t *leases = NULL;
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
-        (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
+        (rc = json_check_fields(body, NULL, worker_heartbeat_fields, err)) < 0 ||
         (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->worker, NULL,
                            err)) < 0 ||
         (rc = field_array(body, NULL, "leases", true, 0, WIRE_HEARTBEAT_LEASES_MAX, &leases, NULL,
@@ -223,14 +230,12 @@ static int parse_report_state(const json_t *item, const char *prefix, errand_sta
 static int parse_report(const json_t *item, const char *prefix, struct run_report *out,
                         errand_error *err)
 {
-    static const char *const fields[] = {"id",         "lease_token", "state",     "result",
-                                         "result_ref", "message",     "retryable", NULL};
     memset(out, 0, sizeof *out);
     out->retryable = true;
     bool have_ref = false;
     int rc;
     if ((rc = field_require_object(item, prefix, err)) < 0 ||
-        (rc = json_check_fields(item, prefix, fields, err)) < 0 ||
+        (rc = json_check_fields(item, prefix, worker_report_item_fields, err)) < 0 ||
         (rc = parse_id(item, prefix, &out->id, err)) < 0 ||
         (rc = field_string(item, prefix, "lease_token", true, LEASE_TOKEN_MAX, &out->lease_token,
                            NULL, err)) < 0 ||
@@ -256,13 +261,12 @@ static int parse_report(const json_t *item, const char *prefix, struct run_repor
 static int parse_log(const json_t *item, const char *prefix, int64_t now_ms, struct log_entry *out,
                      errand_error *err)
 {
-    static const char *const fields[] = {"id", "timestamp", "level", "message", NULL};
     const char *ts = NULL, *level = NULL;
     bool have_ts = false;
     char path[ERRAND_ERROR_FIELD_MAX];
     int rc;
     if ((rc = field_require_object(item, prefix, err)) < 0 ||
-        (rc = json_check_fields(item, prefix, fields, err)) < 0 ||
+        (rc = json_check_fields(item, prefix, worker_log_fields, err)) < 0 ||
         (rc = parse_id(item, prefix, &out->id, err)) < 0 ||
         (rc = json_get_string(item, prefix, "timestamp", &ts, &have_ts, err)) < 0 ||
         (rc = field_string(item, prefix, "level", true, KEYWORD_MAX, &level, NULL, err)) < 0)
@@ -296,12 +300,11 @@ static int parse_log(const json_t *item, const char *prefix, int64_t now_ms, str
 int worker_parse_report(const json_t *body, int64_t now_ms, struct report_body *out,
                         errand_error *err)
 {
-    static const char *const fields[] = {"worker", "batch_id", "reports", "logs", NULL};
     memset(out, 0, sizeof *out);
     const json_t *reports = NULL, *logs = NULL;
     int rc;
     if ((rc = field_require_object(body, NULL, err)) < 0 ||
-        (rc = json_check_fields(body, NULL, fields, err)) < 0 ||
+        (rc = json_check_fields(body, NULL, worker_report_fields, err)) < 0 ||
         (rc = field_string(body, NULL, "worker", true, WIRE_WORKER_NAME_MAX, &out->worker, NULL,
                            err)) < 0 ||
         (rc = field_string(body, NULL, "batch_id", false, WIRE_BATCH_ID_MAX, &out->batch_id, NULL,

@@ -23,6 +23,16 @@
 #define CLAIM_WAIT_DEFAULT_S 10
 #define LEASE_TOKEN_MAX 128
 
+/* The fields each body and each array item may have (NULL-terminated; anything else is
+ * refused with unknown_field): claim, heartbeat and its leases[], report and its reports[]
+ * and logs[]. Exported so that test_openapi can hold them against docs/openapi.json. */
+extern const char *const worker_claim_fields[];
+extern const char *const worker_heartbeat_fields[];
+extern const char *const worker_lease_fields[];
+extern const char *const worker_report_fields[];
+extern const char *const worker_report_item_fields[];
+extern const char *const worker_log_fields[];
+
 struct claim_body {
     struct claim_request req; /* req.tasks points at tasks */
     const char **tasks;

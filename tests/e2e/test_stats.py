@@ -115,7 +115,7 @@ def test_bad_stats_and_pause_requests_name_the_field(server_factory):
     assert r.status_code == 400 and r.json()["error"]["field"] == "bogus"
     for body, code, field in (({}, 400, "task"), ({"task": ""}, 400, "task"),
                               ({"task": 5}, 400, "task"), ({"task": "x" * 900}, 400, "task"),
-                              ({"task": "x", "more": 1}, 400, None)):
+                              ({"task": "x", "more": 1}, 400, "more")):
         r = api.request("POST", "/tasks/pause", json_body=body)
         assert r.status_code == code and r.json()["error"]["field"] == field, (body, r.text)
     r = api.request("POST", "/tasks/pause", data="not json")
