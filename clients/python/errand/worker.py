@@ -360,6 +360,11 @@ class Worker:
         if main:
             old = {sig: signal.signal(sig, self.request_stop)
                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        # The pool is forked whole before any thread starts (as Celery's prefork pool
+        # starts its processes at boot): a run then starts with one message, and these
+        # forks copy a process with no lock held by another thread.
+        for _ in range(self.s.limit):
+            self._idle.append(self._fork())
         self.reporter.start()
         threads = [threading.Thread(target=self._claimer, name="errand-claimer", daemon=True),
                    threading.Thread(target=self._heartbeats, name="errand-heartbeat",
