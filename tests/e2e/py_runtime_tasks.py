@@ -65,13 +65,15 @@ def spin() -> None:
 
 @errand.task(name="py.gil_hog")
 def gil_hog(seconds: float) -> dict:
-    """Holds the GIL the whole time: sum() over a range runs in C without letting go of it."""
-    end = time.monotonic() + seconds
-    rounds = 0
-    while time.monotonic() < end:
-        sum(range(20_000_000))
-        rounds += 1
-    return {"rounds": rounds}
+    """Holds the GIL for about `seconds` in one go: sum() over a range runs in C and does not
+    let go of it until it returns (sized from a short measurement first)."""
+    start = time.perf_counter()
+    sum(range(1_000_000))
+    per_million = max(time.perf_counter() - start, 1e-6)
+    n = int(seconds / per_million * 1_000_000)
+    start = time.monotonic()
+    sum(range(n))
+    return {"held_s": round(time.monotonic() - start, 3)}
 
 
 @errand.task(name="py.crash")

@@ -8,6 +8,7 @@ helpers. The worker-protocol behaviours shared with the C runtime are the confor
 (ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime, tests/conformance/)."""
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -146,6 +147,7 @@ def test_a_task_holding_the_gil_does_not_starve_the_heartbeats(server_factory, p
     run = c.submit("py.gil_hog", {"seconds": HOG_S}, retries=0)
     done = c.wait(run.id, timeout=60)
     assert done.state.is_completed(), done.state
+    assert done.result["held_s"] > LEASE_S, "the GIL was held longer than a lease"
     assert done.raw["redeliveries"] == 0 and done.attempt == 1, done.raw
     assert [s["type"] for s in c.states(run.id)] == ["SCHEDULED", "PENDING", "RUNNING",
                                                      "COMPLETED"]
@@ -166,11 +168,17 @@ def test_a_crashing_task_ends_its_run_not_the_worker(server, py_worker, client):
     assert w.proc.running()
 
 
-def test_children_are_recycled_after_n_runs_and_after_n_mb(server, py_worker, client):
-    py_worker(server, limit=1, max_tasks_per_child=2, max_memory_per_child=200)
+def test_children_are_recycled_after_n_runs(server, py_worker, client):
+    py_worker(server, limit=1, max_tasks_per_child=2)
     pids = [t.pid.delay().result(timeout=30) for _ in range(5)]
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4], pids
-    big = t.pid.delay(allocate_mb=300).result(timeout=30)  # a fresh child's first run
+
+
+def test_children_are_recycled_after_n_mb(server, py_worker, client):
+    py_worker(server, limit=1, max_memory_per_child=200)
+    pids = [t.pid.delay().result(timeout=30) for _ in range(2)]
+    big = t.pid.delay(allocate_mb=300).result(timeout=30)
+    assert pids[0] == pids[1] == big, "the same child while under 200 MB"
     assert t.pid.delay().result(timeout=30) != big, "replaced: its peak passed 200 MB"
 
 
@@ -186,18 +194,21 @@ def test_sigterm_lets_a_running_task_finish_within_the_grace(server, py_worker, 
     assert done.raw["redeliveries"] == 0
 
 
-def test_a_cancel_kills_a_task_that_never_checks(server, py_worker, client):
+def test_a_cancel_kills_a_task_that_never_checks(server, py_worker, client, tmp_path):
     """py.sleep never looks at should_stop(): its child is killed after CANCEL_KILL_S, the
     run ends CANCELLED long before its 60 s sleep or the 30 s lease."""
     py_worker(server)
-    run = client.submit("py.sleep", {"seconds": 60})
-    wait_until(lambda: client.get(run.id).state.is_running(), 30, "RUNNING")
+    pid_file = tmp_path / "task.pid"
+    run = client.submit("py.sleep", {"seconds": 60, "pid_file": str(pid_file)})
+    wait_until(lambda: client.get(run.id).state.is_running() and pid_file.exists(), 30,
+               "RUNNING")
     client.cancel(run.id)
     done = client.wait(run.id, timeout=20)
     assert done.state.is_cancelled(), done.state
     states = client.states(run.id)
     took = parse_ts(states[-1]["timestamp"]) - parse_ts(states[-2]["timestamp"])
     assert took < 10, f"CANCELLING to CANCELLED took {took:.1f} s"
+    wait_until(lambda: not _alive(int(pid_file.read_text())), 5, "the task's child killed")
 
 
 def test_kill9_of_a_python_worker_mid_run_the_run_completes_elsewhere(server_factory,
@@ -207,14 +218,25 @@ def test_kill9_of_a_python_worker_mid_run_the_run_completes_elsewhere(server_fac
     out, with retries 0."""
     server = server_factory(env={"ERRAND_SWEEP_INTERVAL_MS": 100})
     c = errand.Client(server.url, server.key)
-    first = py_worker(server, lease_seconds=2)
+    # A plain process whose output goes to a file: the harness's Process reads its pipes,
+    # and that must not be what ends the task's child.
+    log = tmp_path / "first-worker.log"
+    env = child_env(server.home, {"ERRAND_API_URL": server.url, "ERRAND_API_KEY": server.key})
+    with open(log, "wb") as out:
+        first = subprocess.Popen([sys.executable, WORKER, json.dumps({"lease_seconds": 2})],
+                                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 start_new_session=True)
+    wait_until(lambda: 'msg="worker started"' in log.read_text(), START_TIMEOUT,
+               "the first worker to start")
     pid_file = tmp_path / "task.pid"
-    run = c.submit("py.sleep", {"seconds": 3, "pid_file": str(pid_file)}, retries=0)
+    run = c.submit("py.sleep", {"seconds": 6, "pid_file": str(pid_file)}, retries=0)
     wait_until(lambda: c.get(run.id).state.is_running() and pid_file.exists(), 30, "RUNNING")
     task_pid = int(pid_file.read_text())
     second = py_worker(server, lease_seconds=2)
-    first.proc.kill9()
-    wait_until(lambda: not _alive(task_pid), 10, "the task's child to die with its worker")
+    first.kill()
+    first.wait()
+    # Well before the task's 6 s sleep would end on its own.
+    wait_until(lambda: not _alive(task_pid), 2, "the task's child to die with its worker")
     done = c.wait(run.id, timeout=60)
     assert done.state.is_completed() and done.worker == second.name, done.raw
     assert done.attempt == 1 and done.raw["redeliveries"] == 1, done.raw

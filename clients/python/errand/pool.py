@@ -87,6 +87,8 @@ class Child:
         """SIGKILL; the dispatcher reads the socket's end and reaps the process."""
         if not self.killed:
             self.killed = True
+            if self.pid <= 0:  # never kill(0) or kill(-1): the group, or every process
+                raise ValueError(f"refusing to signal pid {self.pid}")
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
