@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from . import errors
+from . import encoding, errors
 from .context import current_traceparent
 from .run import TaskRun
 
@@ -116,7 +116,7 @@ class Client:
         """One call, moving over the servers while one refuses the connection or answers
         503; the JSON answer (or its bytes with raw), or the typed error. A status in
         ``accept`` (a worker's 409: some items refused) is answered like a 2xx."""
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else json.dumps(body, default=encoding.get_encoder()).encode()
         timeout = self.timeout if timeout is None else timeout
         last: errors.ErrandError | None = None
         for i in range(len(self.servers)):
@@ -139,7 +139,8 @@ class Client:
     # ---- runs -------------------------------------------------------------------------------
 
     def submit(self, task: str, parameters: dict[str, Any] | None = None, **options: Any) -> TaskRun:
-        """Submits a run of ``task`` with ``parameters`` (a JSON object) and the options of
+        """Submits a run of ``task`` with ``parameters`` (a JSON object; values JSON cannot
+        hold go through the encoder hook, :mod:`errand.encoding`) and the options of
         docs/api.md (``idempotency_key``, ``scheduled_at`` (a datetime or RFC 3339 text),
         ``delay_seconds``, ``priority``, ``tags``, ``retries``, ``retry_delay_seconds``,
         ``retry_jitter_factor``, ``timeout_seconds``, ``cache_key``,

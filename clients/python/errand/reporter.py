@@ -13,8 +13,9 @@ server in batches (``POST /api/workers/report``), never losing one.
 
 Once a batch is answered, ``on_delivered`` gets its reports: the worker heartbeats a run's
 lease until its outcome is delivered, so a server slow to take reports does not let the
-lease of a finished run run out. Reports and log lines keep their order: a run's log lines are sent with or before its outcome.
-The queue is guarded by ``_cond``; the thread alone sends.
+lease of a finished run run out. Reports and log lines keep their order: a run's log lines
+are sent with or before its outcome. The queue is guarded by ``_cond``; the thread alone
+sends.
 """
 from __future__ import annotations
 

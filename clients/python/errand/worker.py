@@ -183,6 +183,7 @@ class Worker:
         self._events: deque[tuple[str, Any]] = deque()
         self._stopping = threading.Event()
         self._claimer_done = threading.Event()
+        self._served = threading.Event()  # serve() has returned: the threads end
         self._claim_conn: http.client.HTTPConnection | None = None
         # The dispatcher's own.
         self._queue: deque[WorkerRun] = deque()
@@ -327,7 +328,8 @@ class Worker:
         interval = HEARTBEAT_MAX_S
         if self.s.lease_seconds:
             interval = min(interval, self.s.lease_seconds / 4)
-        while not self._claimer_done.is_set() or self._held or self._reporting:
+        while not self._served.is_set() and \
+                (not self._claimer_done.is_set() or self._held or self._reporting):
             time.sleep(interval)
             with self._mu:
                 leases = [{"id": r.id, "lease_token": r.lease_token}
@@ -381,6 +383,7 @@ class Worker:
             self._reap(block=True)
             if not self.reporter.close(REPORT_FLUSH_S):
                 _log("error", "some reports could not be sent before the worker stopped")
+            self._served.set()
             if main:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
