@@ -273,6 +273,16 @@ def test_the_default_cache_key_is_inputs_and_source():
     assert custom(lambda a: a).cache_key({"a": 5}) == "k.three:5"
 
 
+def test_a_task_is_named_after_its_function_and_still_callable():
+    @errand.task
+    def create_structured_output(payload, target="str"):
+        return [payload, target]
+
+    assert create_structured_output.name == "create_structured_output"
+    assert create_structured_output("p") == ["p", "str"], "a plain call runs the function"
+    assert errand.context() is None, "outside a served task"
+
+
 def test_the_encoder_hook():
     class Money:
         def __init__(self, cents):

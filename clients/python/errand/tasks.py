@@ -171,7 +171,7 @@ class Task(Generic[P, R]):
                  persist_result: bool | None = None, tags: Sequence[str] = (),
                  log_prints: bool | None = None) -> None:
         self.fn = fn
-        self.name = name or f"{fn.__module__}.{fn.__qualname__}".removeprefix("__main__.")
+        self.name = name or fn.__name__
         self.retries = retries
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
@@ -317,8 +317,9 @@ def task(fn: Callable[P, R] | None = None, *, name: str | None = None, retries: 
     """Makes ``fn`` an errand task (usable as ``@task`` or ``@task(...)``).
 
     Args:
-        name: the task's name on the server (default: ``module.qualname``, without
-            ``__main__.``); workers serve tasks by name.
+        name: the task's name on the server (default: the function's ``__name__``, as in
+            the system errand replaces, so a module run as a script and the same module
+            imported by the web app agree); workers serve tasks by name.
         retries: how many times a failed run is tried again.
         retry_delay_seconds: the delay before each retry (a number, or a list of numbers
             per retry; the server's default when None).
