@@ -18,7 +18,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps deb package-test test unit e2e e2e-postgres conformance example browser check asan fuzz fault container-test fresh-check demo install clean format
+.PHONY: all deps test-deps deb package-test test unit e2e e2e-postgres conformance conformance-python example browser check asan fuzz fault container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -55,6 +55,12 @@ conformance: all test-deps
 	@echo "== worker conformance tests ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
 
+# The same suite against the Python runtime (errand.serve, clients/python): the same tests
+# must pass for both runtimes.
+conformance-python: all test-deps
+	@echo "== worker conformance tests, Python runtime ($(BUILD)) =="
+	$(Q)ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
+
 example: all test-deps
 	@echo "== example app tests ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
@@ -79,7 +85,7 @@ fault: all test-deps
 
 # Everything a change must pass: the suites, the end-to-end suite again on PostgreSQL, the
 # fault campaign, the suites again under ASan+UBSan, then the fuzzers.
-test: unit e2e conformance example browser
+test: unit e2e conformance conformance-python example browser
 
 check: test e2e-postgres fault asan fuzz
 

@@ -27,7 +27,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from . import errors
+from . import encoding, errors
+from .context import current_traceparent
 from .run import TaskRun
 
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
@@ -39,7 +40,7 @@ _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.05, 1.0
 
 _SUBMIT_OPTIONS = ("idempotency_key", "scheduled_at", "delay_seconds", "priority", "tags",
                    "retries", "retry_delay_seconds", "retry_jitter_factor", "timeout_seconds",
-                   "cache_key", "cache_expiration_seconds", "persist_result")
+                   "cache_key", "cache_expiration_seconds", "persist_result", "traceparent")
 
 
 class _NotSent(Exception):
@@ -48,10 +49,14 @@ class _NotSent(Exception):
 
 def submission(task: str, parameters: dict[str, Any] | None = None, **options: Any) -> dict:
     """The JSON body of one submission (docs/api.md, ``POST /api/task_runs``): ``task``,
-    ``parameters`` and the options given (None means the server's default)."""
+    ``parameters`` and the options given (None means the server's default). ``traceparent``
+    defaults to the current trace context (:func:`errand.current_traceparent`: the run being
+    served, or ``$TRACEPARENT``) and is sent only when there is one."""
     unknown = set(options) - set(_SUBMIT_OPTIONS)
     if unknown:
         raise TypeError(f"unknown submit option(s): {', '.join(sorted(unknown))}")
+    if options.get("traceparent") is None:
+        options["traceparent"] = current_traceparent()
     body: dict[str, Any] = {"task": task, "parameters": parameters or {}}
     for name, value in options.items():
         if value is None:
@@ -106,10 +111,12 @@ class Client:
             raise errors.ConnectionFailed(f"{base}: {e}") from e
 
     def _request(self, method: str, path: str, body: Any = None, *,
-                 timeout: float | None = None, raw: bool = False) -> Any:
+                 timeout: float | None = None, raw: bool = False,
+                 accept: tuple[int, ...] = ()) -> Any:
         """One call, moving over the servers while one refuses the connection or answers
-        503; the JSON answer (or its bytes with raw), or the typed error."""
-        data = None if body is None else json.dumps(body).encode()
+        503; the JSON answer (or its bytes with raw), or the typed error. A status in
+        ``accept`` (a worker's 409: some items refused) is answered like a 2xx."""
+        data = None if body is None else json.dumps(body, default=encoding.get_encoder()).encode()
         timeout = self.timeout if timeout is None else timeout
         last: errors.ErrandError | None = None
         for i in range(len(self.servers)):
@@ -123,7 +130,7 @@ class Client:
                 last = errors.from_response(status, _json_or_none(answer))
                 continue
             self._next = (self._next + i) % len(self.servers)
-            if 200 <= status < 300:
+            if 200 <= status < 300 or status in accept:
                 return answer if raw else json.loads(answer or b"null")
             raise errors.from_response(status, _json_or_none(answer))
         assert last is not None
@@ -132,11 +139,13 @@ class Client:
     # ---- runs -------------------------------------------------------------------------------
 
     def submit(self, task: str, parameters: dict[str, Any] | None = None, **options: Any) -> TaskRun:
-        """Submits a run of ``task`` with ``parameters`` (a JSON object) and the options of
+        """Submits a run of ``task`` with ``parameters`` (a JSON object; values JSON cannot
+        hold go through the encoder hook, :mod:`errand.encoding`) and the options of
         docs/api.md (``idempotency_key``, ``scheduled_at`` (a datetime or RFC 3339 text),
         ``delay_seconds``, ``priority``, ``tags``, ``retries``, ``retry_delay_seconds``,
         ``retry_jitter_factor``, ``timeout_seconds``, ``cache_key``,
-        ``cache_expiration_seconds``, ``persist_result``). Returns the run once it is stored
+        ``cache_expiration_seconds``, ``persist_result``, ``traceparent``). Returns the run
+        once it is stored
         (or the earlier run of the same idempotency key)."""
         body = submission(task, parameters, **options)
         if self.submit_retry_seconds <= 0:
@@ -188,7 +197,8 @@ class Client:
     def result(self, run: TaskRun | str, timeout: float | None = 0) -> Any:
         """The result of a COMPLETED run, inline or persisted (read through the server: the
         caller never needs the result storage). A FAILED, CRASHED or CANCELLED run raises
-        :class:`errors.RunFailed` with its message. With ``timeout`` (None: no limit) waits
+        :class:`errors.TaskRunFailed`, ``TaskRunCrashed`` or ``TaskRunCancelled`` (all
+        :class:`errors.RunFailed`) with its message. With ``timeout`` (None: no limit) waits
         that long for the run to finish first; a run still going raises
         :class:`errors.WaitTimeout`."""
         if isinstance(run, str) or not run.state.is_final():
@@ -197,8 +207,7 @@ class Client:
             if not run.state.is_final():
                 raise errors.WaitTimeout(run, f"run {run.id} is {run.state.type}")
         if not run.state.is_completed():
-            raise errors.RunFailed(run, f"run {run.id} ended {run.state.type}"
-                                        + (f": {run.state.message}" if run.state.message else ""))
+            raise errors.run_failure(run)
         if run.has_inline_result:
             return run.result
         return json.loads(self._request("GET", f"/task_runs/{_q(run.id)}/result", raw=True)

@@ -113,6 +113,41 @@ class RunFailed(ErrandError):
         self.run = run
 
 
+class TaskError(Exception):
+    """Raised by a task to fail its run with exactly ``message`` (no traceback), and to say
+    whether a retry could help (``retryable=False`` ends the run FAILED at once, whatever
+    retries remain). Any other exception fails the run with its traceback, retryable."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class TaskRunFailed(RunFailed):
+    """The run ended FAILED: ``message`` is the run's message (for a task served by
+    :func:`errand.serve`, the exception and its Python traceback)."""
+    code = "run_failed"
+
+
+class TaskRunCrashed(RunFailed):
+    """The run ended CRASHED: its workers were lost more often than the server allows."""
+    code = "run_crashed"
+
+
+class TaskRunCancelled(RunFailed):
+    """The run was cancelled."""
+    code = "run_cancelled"
+
+
+def run_failure(run) -> RunFailed:
+    """The typed error for a final run that did not complete, carrying its message."""
+    cls = {"CRASHED": TaskRunCrashed, "CANCELLED": TaskRunCancelled}.get(run.state.type,
+                                                                        TaskRunFailed)
+    return cls(run, f"run {run.id} ended {run.state.type}"
+                    + (f": {run.state.message}" if run.state.message else ""))
+
+
 class WaitTimeout(ErrandError):
     """The run was not final within the time given: ``run`` is its latest snapshot."""
     code = "timeout"

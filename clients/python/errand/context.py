@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+"""The run a piece of code runs in: inside a task served by :func:`errand.serve`,
+:func:`context` says which run it is (id, attempt, trace context) and whether the runtime
+asks it to stop; outside one it returns None.
+
+The trace context (a W3C ``traceparent``) follows work across runs: a run's claim carries
+the ``traceparent`` it was submitted with, the runtime sets it as the current one while the
+task runs, and a submission made from inside the task (``fn.delay()``,
+``Client.submit()``) sends it on. Outside a task, ``traceparent=`` on a submission or the
+``TRACEPARENT`` environment variable give it; :func:`trace_context` sets it for a block.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+TRACEPARENT_ENV = "TRACEPARENT"
+
+_current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "errand_run", default=None)
+_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "errand_traceparent", default=None)
+
+
+@dataclass
+class RunContext:
+    """The run a task is executing: ``run_id``, ``task``, ``attempt`` (1 for the first),
+    ``max_attempts``, ``traceparent`` (None when the run has none) and ``parameters``."""
+
+    run_id: str
+    task: str
+    attempt: int
+    max_attempts: int
+    traceparent: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _log: Any = field(default=None, repr=False)
+
+    def should_stop(self) -> bool:
+        """True once the runtime asks the task to stop (a cancel, the end of a stop's grace
+        period): a long task that checks it can end early and cleanly. A task that does not
+        check is stopped all the same (its process is killed)."""
+        return self._stop.is_set()
+
+    def wait_stop(self, timeout: float | None = None) -> bool:
+        """Sleeps up to ``timeout`` seconds, waking at once when asked to stop; returns
+        :meth:`should_stop`."""
+        return self._stop.wait(timeout)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Writes a log line of the run (``debug``, ``info``, ``warning``, ``error``)."""
+        if self._log is not None:
+            self._log(level, str(message))
+
+
+def context() -> RunContext | None:
+    """The run the calling code executes in, or None outside a served task."""
+    return _current_run.get()
+
+
+def current_traceparent() -> str | None:
+    """The trace context a submission made here carries: the one set by
+    :func:`trace_context` or by the run being served, else ``$TRACEPARENT``, else None."""
+    return _traceparent.get() or os.environ.get(TRACEPARENT_ENV) or None
+
+
+@contextlib.contextmanager
+def trace_context(traceparent: str | None) -> Iterator[None]:
+    """Within the block, submissions carry ``traceparent`` (None: none from here)."""
+    token = _traceparent.set(traceparent)
+    try:
+        yield
+    finally:
+        _traceparent.reset(token)
+
+
+def _enter_run(ctx: RunContext) -> tuple[contextvars.Token, contextvars.Token]:
+    return _current_run.set(ctx), _traceparent.set(ctx.traceparent)
+
+
+def _leave_run(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    _current_run.reset(tokens[0])
+    _traceparent.reset(tokens[1])
