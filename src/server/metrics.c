@@ -282,7 +282,7 @@ static void write_server(metrics *m, const struct metrics_scrape *sc, struct tex
     for (size_t i = 0; i < m->n_routes + UNMATCHED_METHODS; i++) {
         if (histogram_count(&m->http[i], &histogram_latency) == 0)
             continue;
-        const struct route *r = i < m->n_routes ? router_route(i) : NULL;
+        const struct route *r = i < m->n_routes ? router_route_at(i) : NULL;
         snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"",
                  r ? r->method : unmatched_methods[i - m->n_routes], r ? r->pattern : "unmatched");
         histogram_write(&m->http[i], &histogram_latency, "errand_http_request_duration_seconds",

@@ -92,16 +92,6 @@ static bool path_matches(const char *pattern, const char *path, char id[UUID_STR
     return *p == '\0' && *s == '\0';
 }
 
-size_t router_route_count(void)
-{
-    return ROUTE_COUNT;
-}
-
-const struct route *router_route(size_t i)
-{
-    return i < ROUTE_COUNT ? &routes[i] : NULL;
-}
-
 size_t router_route_index(const struct route *r)
 {
     return (size_t)(r - routes);

@@ -24,10 +24,12 @@ struct route {
     bool on_event_thread;
 };
 
-/* The route table, read-only: its size and its i-th route (NULL past the end). For
- * test_openapi, which holds the table against the API's OpenAPI document. */
+/* The route table, read-only: its size, its i-th route (NULL past the end) and a route's
+ * index. For per-route metrics, and for test_openapi, which holds the table against the
+ * API's OpenAPI document. */
 size_t router_route_count(void);
 const struct route *router_route_at(size_t i);
+size_t router_route_index(const struct route *r);
 
 /* Whether method and path name a public route (the health probes, the login, the
  * dashboard's files): the one thing looked at before the API key. */
@@ -39,10 +41,5 @@ bool router_is_public(const char *method, const char *path);
  * {id} segment, or "". */
 int router_match(const char *method, const char *path, const struct route **out,
                  char id_out[UUID_STR_LEN], errand_error *err);
-
-/* The route table, for per-route metrics: its size, its i-th route, and a route's index. */
-size_t router_route_count(void);
-const struct route *router_route(size_t i);
-size_t router_route_index(const struct route *r);
 
 #endif

@@ -732,7 +732,7 @@ static void delayed_runs_are_counted_in_step(void **state)
     json_decref(cancelled);
 }
 
-/* A store of schema 20 had no count of delayed runs: the upgrade counts them once. */
+/* A store of schema 21 had no count of delayed runs: the upgrade counts them once. */
 static void an_upgraded_store_counts_its_delayed_runs(void **state)
 {
     struct fixture *fx = *state;
@@ -746,8 +746,8 @@ static void an_upgraded_store_counts_its_delayed_runs(void **state)
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DELETE FROM task_counts WHERE state_type = 8;"
-                                  "DELETE FROM schema_migrations WHERE version > 20;"
-                                  "PRAGMA user_version = 20;",
+                                  "DELETE FROM schema_migrations WHERE version > 21;"
+                                  "PRAGMA user_version = 21;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
