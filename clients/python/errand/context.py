@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,14 @@ def current_traceparent() -> str | None:
     return _traceparent.get() or os.environ.get(TRACEPARENT_ENV) or None
 
 
+def child_span(traceparent: str | None) -> str | None:
+    """A child span of ``traceparent``: the same trace id and flags, a new random parent id
+    (as the C runtime gives its tasks), so the runs a task submits join its trace."""
+    if not traceparent or len(traceparent) != 55:
+        return traceparent
+    return f"{traceparent[:36]}{secrets.token_hex(8)}{traceparent[52:]}"
+
+
 @contextlib.contextmanager
 def trace_context(traceparent: str | None) -> Iterator[None]:
     """Within the block, submissions carry ``traceparent`` (None: none from here)."""
@@ -80,7 +89,7 @@ def trace_context(traceparent: str | None) -> Iterator[None]:
 
 
 def _enter_run(ctx: RunContext) -> tuple[contextvars.Token, contextvars.Token]:
-    return _current_run.set(ctx), _traceparent.set(ctx.traceparent)
+    return _current_run.set(ctx), _traceparent.set(child_span(ctx.traceparent))
 
 
 def _leave_run(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
