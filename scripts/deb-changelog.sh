@@ -15,9 +15,12 @@ releases=$(sed -n -E 's/^## \[([0-9]+\.[0-9]+\.[0-9]+)\] — ([0-9]{4}-[0-9]{2}-
   "$src/CHANGELOG.md")
 [ -n "$releases" ] || { echo "deb-changelog: no release heading in $src/CHANGELOG.md" >&2; exit 1; }
 first=1
+n=0
 echo "$releases" | while read -r version date; do
-  # The release's date at noon UTC, in the form debian/changelog needs (RFC 5322).
-  when=$(LC_ALL=C date -u -d "$date 12:00:00" '+%a, %d %b %Y %H:%M:%S +0000')
+  # The release's date at noon UTC less a minute per newer release, in the form
+  # debian/changelog needs (RFC 5322): two releases of one day still come in order.
+  when=$(LC_ALL=C date -u -d "$date 12:00:00 UTC $n minutes ago" '+%a, %d %b %Y %H:%M:%S +0000')
+  n=$((n + 1))
   if [ "$first" = 1 ]; then rev=$revision; first=0; else rev=1; echo; fi
   printf 'errand (%s-%s) bookworm; urgency=medium\n\n' "$version" "$rev"
   printf '  * Release %s: its changes and upgrade notes are in\n' "$version"

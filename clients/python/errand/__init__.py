@@ -30,4 +30,4 @@ __all__ = ["AsyncClient", "CacheKeyContext", "Client", "ErrandError", "NO_CACHE"
            "State", "Task", "TaskError", "TaskFuture", "TaskRun", "context",
            "current_traceparent", "encoding", "errors", "serve", "set_client", "set_encoder",
            "submission", "task", "trace_context"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
