@@ -342,22 +342,6 @@ struct store_task {
     bool labelled;
 };
 
-static size_t stats_index(const struct store_stats *s, const char *task)
-{
-    size_t lo = 0, hi = s->n_tasks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(s->tasks[mid].task, task);
-        if (cmp == 0)
-            return mid;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return SIZE_MAX;
-}
-
 /* Counts the live workers, and per task those serving it (into tasks[], or *other for a
  * task the stats do not list); *alive: all of them. */
 static int count_workers(store *st, const struct metrics_scrape *sc, const struct store_stats *s,
@@ -387,7 +371,7 @@ static int count_workers(store *st, const struct metrics_scrape *sc, const struc
             json_array_foreach(served, k, v)
             {
                 const char *name = json_string_value(v);
-                size_t j = name ? stats_index(s, name) : SIZE_MAX;
+                size_t j = name ? store_stats_find(s, name) : SIZE_MAX;
                 if (j != SIZE_MAX)
                     tasks[j].workers++;
                 else if (name)

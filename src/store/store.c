@@ -279,6 +279,22 @@ void store_on_events(store *st, void (*fn)(void *arg), void *arg)
     st->backend->on_events(st, fn, arg);
 }
 
+size_t store_stats_find(const struct store_stats *s, const char *task)
+{
+    size_t lo = 0, hi = s->n_tasks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(s->tasks[mid].task, task);
+        if (cmp == 0)
+            return mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
 void store_stats_clear(struct store_stats *s)
 {
     for (size_t i = 0; i < s->n_tasks; i++) {

@@ -381,6 +381,9 @@ struct store_stats {
 #define STORE_STATS_TASKS_MAX 1000
 void store_stats_clear(struct store_stats *s);
 
+/* The index of task in s->tasks (sorted by name), or SIZE_MAX when it is not there. */
+size_t store_stats_find(const struct store_stats *s, const char *task);
+
 /* The figures of the window since since_ms, read from counters (never by scanning runs),
  * with up to sample_limit of the latest runs finished in it. */
 int store_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,

@@ -78,22 +78,6 @@ static struct task_stats *task_entry(struct store_stats *out, size_t *cap, const
     return &out->tasks[lo];
 }
 
-static size_t task_index(const struct store_stats *out, const char *task)
-{
-    size_t lo = 0, hi = out->n_tasks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strcmp(out->tasks[mid].task, task);
-        if (cmp == 0)
-            return mid;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return SIZE_MAX;
-}
-
 static int oom(errand_error *err)
 {
     return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -190,7 +174,7 @@ static int read_tasks(struct pg_conn *c, struct store_stats *out, size_t *cap, e
         bool paused = pg_get_bool(r, i, 1);
         /* a paused task is listed even with no run stored */
         struct task_stats *e = NULL;
-        if (task && (paused || task_index(out, task) != SIZE_MAX))
+        if (task && (paused || store_stats_find(out, task) != SIZE_MAX))
             e = task_entry(out, cap, task, &no_memory);
         if (no_memory) {
             rc = oom(err);
@@ -227,7 +211,7 @@ static int read_sample(struct pg_conn *c, int64_t since_ms, int limit, struct st
         const char *task = pg_get_text(r, i, 0);
         int64_t due = pg_get_i64(r, i, 1), started = pg_get_i64(r, i, 2),
                 finished = pg_get_i64(r, i, 3);
-        f->task = task ? task_index(out, task) : SIZE_MAX;
+        f->task = task ? store_stats_find(out, task) : SIZE_MAX;
         /* started is the first start; a retried run is due again later: no wait then */
         f->wait_ms = started && started >= due ? started - due : -1;
         f->run_ms = started && finished >= started ? finished - started : -1;
