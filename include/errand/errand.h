@@ -336,11 +336,14 @@ typedef struct errand_worker_options {
                              signals are left alone (errand_serve() sets it) */
     int prefetch;         /* runs claimed beyond concurrency, waiting for a slot (0 = none): saves a
                              claim round trip per run for short tasks; on stop they are handed back */
-    /* Process isolation: each run of a C task runs in a child process (a fork of the worker),
-       so a segfault, abort or runaway allocation ends that run (FAILED, with the signal in
-       the message, retried per its policy) and the worker lives on; a timeout, cancel or
-       stop kills the child (SIGTERM, which errand_task_should_stop() sees, then SIGKILL 2 s
-       later). Every errand_task_* call works the same. false = runs on the worker's threads. */
+    /* Process isolation: each run of a C task runs in a child process, so a segfault, abort
+       or runaway allocation ends that run (FAILED, with the signal in the message, retried
+       per its policy) and the worker lives on; a timeout, cancel or stop kills the child
+       (SIGTERM, which errand_task_should_stop() sees, then SIGKILL 2 s later). Every
+       errand_task_* call works the same. The child is a fork of the process as it was when
+       serve() started (forked then, while it had one thread, by a small fork server): it sees
+       the tasks' userdata and globals as they were then, not later changes. false = runs on
+       the worker's threads. */
     bool isolate;
     /* Limits of every task process (exec tasks, and C tasks when isolated); 0 = none. Memory:
        data the process may allocate beyond what it starts with (RLIMIT_DATA). CPU: seconds

@@ -137,8 +137,8 @@ static void run_c_isolated(executor *ex, struct wrun *run, const struct task_ent
 {
     struct isolated_outcome io;
     errand_error err;
-    if (isolated_task_run(t, run, ex->env.reporter, ex->env.log_prints, &ex->env.limits,
-                          run_should_stop, run, &io, &err) != 0) {
+    if (isolated_task_run(ex->env.fork_server, t, run, ex->env.reporter, ex->env.log_prints,
+                          &ex->env.limits, run_should_stop, run, &io, &err) != 0) {
         fail(o, true, "%s", err.message);
         return;
     }
@@ -213,7 +213,7 @@ static void run_exec(executor *ex, struct wrun *run, const struct task_entry *t,
     errand_error err;
     struct process_spec spec = ex->env.limits;
     spec.command = t->command;
-    spec.child_fn = NULL;
+    spec.fork_server = NULL;
     spec.traceparent = run->task_traceparent[0] ? run->task_traceparent : NULL;
     int rc = process_run(&spec, run->params, strlen(run->params), exec_should_stop,
                          ex->env.log_prints ? exec_stderr_line : NULL, &call, pr, &err);
@@ -356,8 +356,8 @@ static void execute(executor *ex, struct wrun *run)
                  run->traceparent + TRACEPARENT_TRACE_AT, run->traceparent, run->task_traceparent);
         reporter_log(env->reporter, run->id, ERRAND_LOG_INFO, line);
     }
-    /* The task's thread carries the task's span while it runs (an isolated child process is a
-       fork of this thread, and inherits it), so what it submits joins the trace. */
+    /* The task's thread carries the task's span while it runs (an isolated child process is
+       given it with the run), so what it submits joins the trace. */
     char saved[TRACEPARENT_LEN + 1];
     trace_context_save(saved);
     trace_context_restore(run->task_traceparent);

@@ -38,9 +38,11 @@ struct executor_env {
     bool persist_by_default;
     size_t inline_max; /* results up to this many bytes are reported inline */
     bool log_prints;
-    /* Isolated mode: C task functions run in child processes (isolated_task.h). The limits
-       (its command and child fields unused) apply to every task process, exec or C. */
+    /* Isolated mode: C task functions run in child processes (isolated_task.h) that
+       fork_server starts. The limits (only those fields) apply to every task process, exec
+       or C. */
     bool isolate;
+    fork_server *fork_server;
     struct process_spec limits;
     /* Each thread calls this as the very last thing it does (the worker drops a reference
        it took for the thread, so a task still running after serve() returned keeps the

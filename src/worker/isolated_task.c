@@ -2,10 +2,13 @@
 /*
  * isolated_task.c — C task functions in child processes (see isolated_task.h).
  *
- * The child's pipes: stdin is unused (the parameters are already in its copy of memory);
- * stdout carries the outcome record, written once when the function returns; stderr
- * carries log records and whatever the task prints (the child points its stdout there).
+ * The child is started by the worker's fork server (fork_server.h), whose copy of memory has
+ * the task table but not the run: the run comes on the child's stdin. Its stdout carries the
+ * outcome record, written once when the function returns; stderr carries log records and
+ * whatever the task prints (the child points its stdout there).
  *
+ *   run record:      "<attempt> <task bytes> <id bytes> <traceparent bytes>
+ *                     <task traceparent bytes> <params bytes>\n" then those five texts
  *   outcome record:  "<rc> <fail_set> <retryable> <persist> <message bytes> <result bytes>\n"
  *                    then the message, then the result text (none when the result is NULL)
  *   log record:      LOG_MARK "<level> " text "\n", a newline in text sent as LOG_NEWLINE
@@ -17,7 +20,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 
 #include "core/error.h"
 #include "core/mem.h"
+#include "client/trace.h"
 #include "worker/line_buffer.h"
 #include "worker/task_ctx.h"
 
@@ -64,7 +67,7 @@ static void on_child_term(int sig)
     child_stop = 1;
 }
 
-/* One call: what the child runs, and what process_run's callbacks (one ctx for both) need. */
+/* One call: what process_run's callbacks need. */
 struct isolated_call {
     const struct task_entry *t;
     struct wrun *run;
@@ -104,11 +107,73 @@ void isolated_task_log(int fd, int level, const char *text)
     write_all(fd, line, n);
 }
 
-/* The child: runs the function, sends the outcome, ends. */
-static void child_main(void *arg)
+/* In the child: all of stdin (NUL-terminated), or NULL. */
+static char *read_stdin(size_t *len)
 {
-    const struct isolated_call *c = arg;
-    __fpurge(stdout); /* what the worker had buffered is not the task's to print */
+    size_t cap = 4096, n = 0;
+    char *buf = mem_alloc(cap);
+    for (;;) {
+        if (!buf)
+            return NULL;
+        if (n + 1 == cap) {
+            char *b = mem_realloc(buf, cap * 2);
+            if (!b) {
+                mem_free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        ssize_t r = read(STDIN_FILENO, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            mem_free(buf);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* In the child: the run record (see the top of the file) into run (its id and parameters
+ * copied; they live as long as the process) and the task's name into *task. False if not
+ * whole. */
+static bool parse_run(const char *buf, size_t len, struct wrun *run, char **task)
+{
+    int attempt, head_len = 0;
+    size_t lens[5];
+    if (sscanf(buf, "%d %zu %zu %zu %zu %zu\n%n", &attempt, &lens[0], &lens[1], &lens[2], &lens[3],
+               &lens[4], &head_len) != 6 ||
+        head_len <= 0)
+        return false;
+    size_t total = 0;
+    for (size_t i = 0; i < 5; i++) {
+        if (lens[i] > len)
+            return false;
+        total += lens[i];
+    }
+    if (lens[2] > TRACEPARENT_LEN || lens[3] > TRACEPARENT_LEN || len - (size_t)head_len != total)
+        return false;
+    const char *at = buf + head_len;
+    *task = mem_strndup(at, lens[0]);
+    run->id = mem_strndup(at += lens[0], lens[1]);
+    memcpy(run->traceparent, at += lens[1], lens[2]);
+    run->traceparent[lens[2]] = '\0';
+    memcpy(run->task_traceparent, at += lens[2], lens[3]);
+    run->task_traceparent[lens[3]] = '\0';
+    run->params = mem_strndup(at + lens[3], lens[4]);
+    run->attempt = attempt;
+    return *task && run->id && run->params;
+}
+
+void isolated_task_child(void *arg)
+{
+    const struct task_table *table = arg;
     int outcome_fd = dup(STDOUT_FILENO);
     dup2(STDERR_FILENO, STDOUT_FILENO);
     struct sigaction sa;
@@ -121,12 +186,26 @@ static void child_main(void *arg)
     for (size_t i = 0; i < sizeof CRASH_SIGNALS / sizeof CRASH_SIGNALS[0]; i++)
         default_action(CRASH_SIGNALS[i]);
 
+    size_t len = 0;
+    char *record = read_stdin(&len);
+    struct wrun run;
+    memset(&run, 0, sizeof run);
+    char *name = NULL;
+    const struct task_entry *t = NULL;
+    if (!record || !parse_run(record, len, &run, &name) || !(t = task_table_find(table, name)) ||
+        t->kind != TASK_C) {
+        fprintf(stderr, "the task process got no run it can serve\n");
+        _exit(126);
+    }
+    /* The task's span is this process's current trace context: what it submits joins it. */
+    trace_context_restore(run.task_traceparent);
+
     struct errand_task_ctx ctx;
-    task_ctx_init(&ctx, c->run, NULL);
+    task_ctx_init(&ctx, &run, NULL);
     ctx.log_fd = STDERR_FILENO;
     ctx.stop_flag = &child_stop;
     char *result = NULL;
-    int rc = c->t->def.fn(&ctx, c->run->params, &result, c->t->def.userdata);
+    int rc = t->def.fn(&ctx, run.params, &result, t->def.userdata);
     fflush(stdout);
     const char *message = ctx.fail_set ? ctx.fail_message : "";
     size_t msg_len = strlen(message), result_len = result ? strlen(result) : 0;
@@ -216,9 +295,23 @@ static char *death_message(const struct task_entry *t, struct process_result *pr
                       t->name, pr->exit_code, sep, tail);
 }
 
-int isolated_task_run(const struct task_entry *t, struct wrun *run, reporter *rep, bool log_prints,
-                      const struct process_spec *limits, process_stop_fn should_stop,
-                      void *stop_ctx, struct isolated_outcome *out, errand_error *err)
+/* The run record for the child (see the top of the file); NULL when out of memory. */
+static char *run_record(const struct task_entry *t, const struct wrun *run, size_t *len)
+{
+    const char *params = run->params ? run->params : "";
+    char *record = mem_printf("%d %zu %zu %zu %zu %zu\n%s%s%s%s%s", run->attempt, strlen(t->name),
+                              strlen(run->id), strlen(run->traceparent),
+                              strlen(run->task_traceparent), strlen(params), t->name, run->id,
+                              run->traceparent, run->task_traceparent, params);
+    if (record)
+        *len = strlen(record);
+    return record;
+}
+
+int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *run, reporter *rep,
+                      bool log_prints, const struct process_spec *limits,
+                      process_stop_fn should_stop, void *stop_ctx, struct isolated_outcome *out,
+                      errand_error *err)
 {
     memset(out, 0, sizeof *out);
     out->persist = -1;
@@ -229,15 +322,20 @@ int isolated_task_run(const struct task_entry *t, struct wrun *run, reporter *re
                                  .should_stop = should_stop,
                                  .stop_ctx = stop_ctx};
     struct process_spec spec = {
-        .child_fn = child_main,
-        .child_arg = &call,
+        .fork_server = fs,
         .memory_limit_bytes = limits ? limits->memory_limit_bytes : 0,
         .cpu_limit_seconds = limits ? limits->cpu_limit_seconds : 0,
     };
+    size_t record_len = 0;
+    char *record = run_record(t, run, &record_len);
     struct process_result *pr = mem_alloc(sizeof *pr);
-    if (!pr)
+    if (!pr || !record) {
+        mem_free(pr);
+        mem_free(record);
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory starting task '%s'", t->name);
-    int rc = process_run(&spec, "", 0, call_should_stop, child_line, &call, pr, err);
+    }
+    int rc = process_run(&spec, record, record_len, call_should_stop, child_line, &call, pr, err);
+    mem_free(record);
     if (rc) {
         mem_free(pr);
         return rc;

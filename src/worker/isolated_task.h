@@ -4,8 +4,9 @@
  * mode), so that a segfault, an abort, a runaway allocation or a loop that never ends takes
  * down that run only, never the worker.
  *
- * The child is a fork() of the worker (process.h) that calls the task function and sends
- * back what a thread would have: the return code, errand_task_fail()'s message and
+ * The child is forked by the worker's fork server (fork_server.h) from the copy of memory
+ * it had when serve() started (the task table, the tasks' userdata); it is given the run,
+ * calls the task function and sends back what a thread would have: the return code, errand_task_fail()'s message and
  * retryability, errand_task_persist_result()'s choice and the result text. Inside it every
  * errand_task_* call works as on a thread: errand_task_log() lines travel on its stderr
  * (framed, so they keep their level), what it prints goes to the run's logs when log prints
@@ -21,6 +22,7 @@
 #include <stddef.h>
 
 #include "errand/errand.h"
+#include "worker/fork_server.h"
 #include "worker/process.h"
 #include "worker/reporter.h"
 #include "worker/task_table.h"
@@ -38,13 +40,19 @@ struct isolated_outcome {
     bool stopped;  /* the worker asked it to stop */
 };
 
-/* Runs t's function for run in a child process within the spec's limits (its command and
- * child fields are ignored). should_stop(stop_ctx) is asked every PROCESS_POLL_MS. Log lines
- * go to rep; printed lines too when log_prints. Returns 0 with *out filled, or ERRAND_EIO /
+/* Runs t's function for run in a child process that fs starts (fs was started with
+ * isolated_task_child and the table t is in), within the spec's limits (its other fields are
+ * ignored). should_stop(stop_ctx) is asked every PROCESS_POLL_MS. Log lines go to rep;
+ * printed lines too when log_prints. Returns 0 with *out filled, or ERRAND_EIO /
  * ERRAND_ENOMEM when no child could be started. */
-int isolated_task_run(const struct task_entry *t, struct wrun *run, reporter *rep, bool log_prints,
-                      const struct process_spec *limits, process_stop_fn should_stop,
-                      void *stop_ctx, struct isolated_outcome *out, errand_error *err);
+int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *run,
+                      reporter *rep, bool log_prints, const struct process_spec *limits,
+                      process_stop_fn should_stop, void *stop_ctx, struct isolated_outcome *out,
+                      errand_error *err);
+
+/* What the fork server's children run (fork_server_child_fn): arg is the worker's
+ * struct task_table; the run comes on stdin. */
+void isolated_task_child(void *arg);
 
 void isolated_outcome_clear(struct isolated_outcome *out);
 

@@ -4,14 +4,14 @@
  *
  * posix_spawn() (vfork-fast in glibc, safe in a threaded process) starts /bin/sh -c COMMAND
  * as the leader of a new process group, with a clean signal mask and default dispositions;
- * its limits are set with prlimit() as soon as it exists. A C task function runs in a fork()
- * of the worker instead: only the forking thread exists in the child, which sets up the same
- * way (its own group, clean signals, the pipes on 0/1/2, its limits) before it calls the
- * function; glibc's fork handlers leave malloc usable there, and the child touches nothing
- * else of the worker's (no locks, no connections). All pipe ends are O_CLOEXEC, so commands
- * spawned concurrently by other executor threads never inherit each other's pipes. The end of
- * the process is seen through a pidfd when the kernel has them (no polling delay), else by
- * checking waitpid() every few milliseconds.
+ * its limits are set with prlimit() as soon as it exists. A C task function runs in a process
+ * forked by the worker's fork server (fork_server.h: never a fork of the threaded worker
+ * itself), which sets up the same way (its own group, clean signals, the pipes on 0/1/2, its
+ * limits: process_enter_child) before it calls the function. All pipe ends are O_CLOEXEC, so
+ * commands spawned concurrently by other executor threads never inherit each other's pipes.
+ * The end of a spawned command is seen through a pidfd when the kernel has them (no polling
+ * delay), else by checking waitpid() every few milliseconds; the end of a task process
+ * through the status socket its keeper writes to.
  */
 #include "worker/process.h"
 
@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -185,18 +184,35 @@ static size_t own_data_bytes(void)
 }
 
 /* In a forked child: applies the limits to itself. */
-static void limit_self(const struct process_spec *spec)
+static void limit_self(const struct fork_limits *limits)
 {
-    if (spec->memory_limit_bytes > 0) {
-        rlim_t data = (rlim_t)(own_data_bytes() + spec->memory_limit_bytes);
+    if (limits->memory_limit_bytes > 0) {
+        rlim_t data = (rlim_t)(own_data_bytes() + limits->memory_limit_bytes);
         struct rlimit rl = {data, data};
         setrlimit(RLIMIT_DATA, &rl);
     }
-    if (spec->cpu_limit_seconds > 0) {
-        rlim_t soft = cpu_limit(spec->cpu_limit_seconds);
+    if (limits->cpu_limit_seconds > 0) {
+        rlim_t soft = cpu_limit(limits->cpu_limit_seconds);
         struct rlimit rl = {soft, soft + CPU_LIMIT_GRACE_S};
         setrlimit(RLIMIT_CPU, &rl);
     }
+}
+
+void process_enter_child(int in, int out, int errp, const struct fork_limits *limits)
+{
+    setpgid(0, 0);
+    for (size_t i = 0; i < N_RESET_SIGNALS; i++)
+        signal(RESET_SIGNALS[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(errp, STDERR_FILENO) < 0)
+        _exit(127);
+    const int given[] = {in, out, errp};
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
+        if (given[i] > STDERR_FILENO)
+            close(given[i]);
+    limit_self(limits);
 }
 
 /* Applies the limits to a process just spawned (a new image: the memory limit is absolute). */
@@ -253,43 +269,21 @@ static void child_env_free(struct child_env *e)
     mem_free(e->envp);
 }
 
-/* fork()s and runs spec->child_fn in the child (see the top of the file). */
+/* Starts a task process through the fork server; *status_fd tells its end. */
 static int fork_child(const struct process_spec *spec, int in[2], int out[2], int errp[2],
-                      pid_t *pid, errand_error *err)
+                      pid_t *pid, int *status_fd, errand_error *err)
 {
-    pid_t parent = getpid();
-    pid_t p = fork();
-    if (p < 0)
-        return error_set(err, ERRAND_EIO, NULL, "cannot fork a process for the task: %s",
-                         strerror(errno));
-    if (p > 0) {
-        *pid = p;
-        return 0;
-    }
-    setpgid(0, 0);
-    /* A worker that dies (kill -9) takes its task processes with it: its runs are redelivered,
-       and must not go on running unsupervised elsewhere. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
-    for (size_t i = 0; i < N_RESET_SIGNALS; i++)
-        signal(RESET_SIGNALS[i], SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    pthread_sigmask(SIG_SETMASK, &none, NULL);
-    if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
-        dup2(errp[1], STDERR_FILENO) < 0)
-        _exit(127);
-    limit_self(spec);
-    spec->child_fn(spec->child_arg);
-    _exit(127); /* child_fn ends the process itself */
+    const int fds[3] = {in[0], out[1], errp[1]};
+    const struct fork_limits limits = {.memory_limit_bytes = spec->memory_limit_bytes,
+                                       .cpu_limit_seconds = spec->cpu_limit_seconds};
+    return fork_server_spawn(spec->fork_server, fds, &limits, pid, status_fd, err);
 }
 
 static int spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t *pid,
-                 errand_error *err)
+                 int *status_fd, errand_error *err)
 {
     if (!spec->command)
-        return fork_child(spec, in, out, errp, pid, err);
+        return fork_child(spec, in, out, errp, pid, status_fd, err);
     const char *command = spec->command;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -383,7 +377,8 @@ int process_run(const struct process_spec *spec, const char *input, size_t input
                          strerror(e));
     }
     pid_t pid;
-    int rc = spawn(spec, in, out, errp, &pid, err);
+    int status_fd = -1; /* a task process's (fork_server.h); else a pidfd is opened */
+    int rc = spawn(spec, in, out, errp, &pid, &status_fd, err);
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&errp[1]);
@@ -404,7 +399,8 @@ int process_run(const struct process_spec *spec, const char *input, size_t input
     p->res = res;
     p->on_line = on_stderr_line;
     p->ctx = ctx;
-    int fds[FD_COUNT] = {in[1], out[0], errp[0], open_pidfd(pid)};
+    const bool keeper_reports = status_fd >= 0;
+    int fds[FD_COUNT] = {in[1], out[0], errp[0], keeper_reports ? status_fd : open_pidfd(pid)};
     bool has_pidfd = fds[FD_PID] >= 0;
     for (int i = FD_IN; i <= FD_ERR; i++)
         fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
@@ -426,9 +422,18 @@ int process_run(const struct process_spec *spec, const char *input, size_t input
         }
         if (!reaped) {
             int status;
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            if (w == pid || (w < 0 && errno == ECHILD)) {
-                if (w == pid)
+            bool ended, known;
+            if (keeper_reports) {
+                int got = fork_server_read_status(fds[FD_PID], &status);
+                ended = got != 0;
+                known = got > 0;
+            } else {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                ended = w == pid || (w < 0 && errno == ECHILD);
+                known = w == pid;
+            }
+            if (ended) {
+                if (known)
                     record_status(res, status);
                 reaped = true;
                 exited_at = now;
@@ -481,8 +486,14 @@ int process_run(const struct process_spec *spec, const char *input, size_t input
     if (!reaped) { /* the poll failed: make sure the process ends and is reaped */
         killpg(pid, SIGKILL);
         int status;
-        if (waitpid(pid, &status, 0) == pid)
+        if (keeper_reports) {
+            struct pollfd pf = {.fd = fds[FD_PID], .events = POLLIN};
+            if (poll(&pf, 1, PROCESS_KILL_GRACE_MS) > 0 &&
+                fork_server_read_status(fds[FD_PID], &status) > 0)
+                record_status(res, status);
+        } else if (waitpid(pid, &status, 0) == pid) {
             record_status(res, status);
+        }
     }
     if (p->on_line)
         line_buffer_flush(&p->err_lines, p->on_line, p->ctx);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * process.h — running a task in a process of its own: an exec task's command (/bin/sh -c
- * COMMAND), or a C task function in a forked copy of the worker (isolated mode), in its own
- * process group, within optional memory and CPU limits, with the run's parameters on stdin,
+ * COMMAND), or a C task function in a process forked by the worker's fork server (isolated
+ * mode, fork_server.h), in its own process group, within optional memory and CPU limits, with the run's parameters on stdin,
  * stdout collected (the result), stderr kept as a bounded tail (the failure message) and,
  * optionally, handed over line by line (log prints).
  *
@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "errand/errand.h"
+#include "worker/fork_server.h"
 #include "worker/line_buffer.h"
 
 /* Bytes of stderr kept for the failure message. */
@@ -33,17 +34,16 @@ typedef bool (*process_stop_fn)(void *ctx);
 
 /* What the process runs, and within what limits. */
 struct process_spec {
-    const char *command; /* /bin/sh -c command; or NULL and child_fn: */
-    /* Called in a forked copy of this process (only the calling thread is copied), with
-       stdin, stdout and stderr on the pipes; it must end the process with _exit(). */
-    void (*child_fn)(void *arg);
-    void *child_arg;
+    const char *command; /* /bin/sh -c command; or NULL and fork_server: */
+    /* Starts the process (fork_server.h): the function it was started with runs with stdin,
+       stdout and stderr on the pipes. */
+    fork_server *fork_server;
     /* The W3C traceparent the command gets as TRACEPARENT in its environment (the
        OpenTelemetry environment carrier), NULL = none; a TRACEPARENT of the worker's own
        environment is never passed on. */
     const char *traceparent;
     /* 0 = none. Data size (RLIMIT_DATA: heap and private mappings) the process may add to
-       what it has when it starts (a forked copy already holds the worker's), so a runaway
+       what it has when it starts (a forked copy already holds its parent's), so a runaway
        allocation fails there; it holds under AddressSanitizer too, unlike an address-space
        limit. */
     size_t memory_limit_bytes;
@@ -70,5 +70,10 @@ int process_run(const struct process_spec *spec, const char *input, size_t input
                 process_stop_fn should_stop, line_fn on_stderr_line, void *ctx,
                 struct process_result *res, errand_error *err);
 void process_result_clear(struct process_result *res);
+
+/* In a newly forked task process (fork_server.c): makes it the leader of its own group,
+ * restores the signals' defaults and an empty mask, puts in, out and errp on stdin, stdout
+ * and stderr (closing them) and sets the limits on itself. */
+void process_enter_child(int in, int out, int errp, const struct fork_limits *limits);
 
 #endif

@@ -36,6 +36,8 @@
 #include "core/settings.h"
 #include "core/wire_limits.h"
 #include "worker/executor.h"
+#include "worker/fork_server.h"
+#include "worker/isolated_task.h"
 #include "worker/poller.h"
 #include "worker/process.h"
 #include "worker/report_wire.h"
@@ -65,6 +67,7 @@ struct errand_worker {
     size_t concurrency;
     size_t prefetch;
     bool isolate;
+    fork_server *fork_server; /* isolated mode, from serve()'s start to its end */
     size_t memory_limit_bytes;
     double cpu_limit_seconds;
     int lease_seconds; /* 0 = the server's default */
@@ -389,6 +392,7 @@ static int start_parts(errand_worker *w, errand_error *err)
         .inline_max = w->inline_max,
         .log_prints = w->log_prints,
         .isolate = w->isolate,
+        .fork_server = w->fork_server,
         .limits = {.memory_limit_bytes = w->memory_limit_bytes,
                    .cpu_limit_seconds = w->cpu_limit_seconds},
         .on_thread_exit = worker_unref,
@@ -469,7 +473,10 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
     struct signals_saved sigs = {0};
     bool captured = false;
     int rc = 0;
-    if (w->handle_signals)
+    /* First, while this process has one thread: see fork_server.h. */
+    if (w->isolate)
+        rc = fork_server_start(isolated_task_child, &w->tasks, &w->fork_server, err);
+    if (!rc && w->handle_signals)
         rc = signals_install(w, &sigs, err);
     if (!rc && w->log_prints) {
         rc = stdout_capture_install(err);
@@ -488,6 +495,8 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
         errand_worker_stop(w);
     }
     shut_down(w);
+    fork_server_stop(w->fork_server);
+    w->fork_server = NULL;
     if (captured)
         stdout_capture_uninstall();
     signals_restore(&sigs);

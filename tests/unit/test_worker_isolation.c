@@ -29,14 +29,36 @@ const char *__asan_default_options(void)
 #define WAIT_FINAL_MS 60000
 #define POLL_MS 20
 
+/* A field of /proc/PID/status ("Threads", "PPid"), or -1. */
+static long proc_status_field(long pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    long value = -1;
+    size_t n = strlen(name);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            value = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return value;
+}
+
+/* Says which process it is, and how many threads its parent and grandparent have. */
 static int task_ok(errand_task_ctx *ctx, const char *params, char **result, void *ud)
 {
     (void)ud;
     errand_task_log(ctx, ERRAND_LOG_WARNING, "attempt %d of run %s\nsecond line",
                     errand_task_attempt(ctx), errand_task_run_id(ctx));
     printf("printed by the task\n");
+    long parent = (long)getppid(), grandparent = proc_status_field(parent, "PPid");
     char *r = malloc(256);
-    snprintf(r, 256, "{\"pid\": %ld, \"params\": %s}", (long)getpid(), params);
+    snprintf(r, 256,
+             "{\"pid\": %ld, \"params\": %s, \"parent_threads\": %ld, "
+             "\"grandparent_threads\": %ld}",
+             (long)getpid(), params, proc_status_field(parent, "Threads"),
+             proc_status_field(grandparent, "Threads"));
     *result = r;
     return 0;
 }
@@ -238,13 +260,34 @@ static void crashes_end_their_run_and_the_worker_serves_on(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(result, "params"), "n")),
                      7);
     assert_int_not_equal(json_integer_value(json_object_get(result, "pid")), (long)getpid());
-    json_decref(r);
     char *logs = logs_of(fx, ok);
     char want[128];
     snprintf(want, sizeof want, "attempt 1 of run %s\nsecond line|", ok);
     assert_non_null(strstr(logs, want));
     assert_non_null(strstr(logs, "printed by the task|"));
     free(logs);
+    /* It was forked by a process of one thread, itself forked by one (the keeper and the fork
+       server), not by the threaded worker: no lock another thread held came along. */
+    assert_int_equal(json_integer_value(json_object_get(result, "parent_threads")), 1);
+    assert_int_equal(json_integer_value(json_object_get(result, "grandparent_threads")), 1);
+    json_decref(r);
+
+    /* Many at once, each from a process of its own, all served. */
+    enum { MANY = 30 };
+    char *many[MANY];
+    for (int i = 0; i < MANY; i++)
+        many[i] = submit_task(fx, "iso.ok", "");
+    long pids[MANY];
+    for (int i = 0; i < MANY; i++) {
+        r = wait_final(fx, many[i]);
+        if (strcmp(state_type_of(r), "COMPLETED") != 0)
+            fail_msg("iso.ok ended %s: %s", state_type_of(r), message_of(r));
+        pids[i] = (long)json_integer_value(json_object_get(json_object_get(r, "result"), "pid"));
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(pids[i], pids[j]);
+        json_decref(r);
+        free(many[i]);
+    }
 
     served_stop(&s);
     live_stop(&ls);
