@@ -7,6 +7,9 @@ FastAPI app; the status of a run that failed in the Python worker carries its me
 """
 import uuid
 
+from fastapi_stack import wait_until
+from stack import FINAL_TIMEOUT
+
 WORKER = "status-test-worker"
 
 
@@ -17,9 +20,10 @@ def submit_raw(stack, token, **fields):
     return r.json()["id"]
 
 
-def claim(stack, token):
+def claim(stack, token, lease_seconds=30):
     r = stack.errand("POST", "/workers/claim", json={
-        "worker": WORKER, "tasks": [f"status_probe_{token}"], "limit": 1, "wait_seconds": 5})
+        "worker": WORKER, "tasks": [f"status_probe_{token}"], "limit": 1, "wait_seconds": 5,
+        "lease_seconds": lease_seconds})
     assert r.status_code == 200, r.text
     (run,) = r.json()["runs"]
     return run
@@ -98,6 +102,22 @@ def test_awaiting_retry_is_pending(stack, token):
     st = state(stack, run_id)
     assert (st["type"], st["name"]) == ("SCHEDULED", "AwaitingRetry")
     expect(stack, run_id, "pending")
+
+
+def test_crashed_is_an_error(stack, token):
+    run_id = submit_raw(stack, token)
+
+    def lost_again():
+        """A worker that claims the run and is never heard of again, each time the run is
+        redelivered, until the server's redelivery limit ends it CRASHED."""
+        now = state(stack, run_id)["type"]
+        if now == "SCHEDULED":
+            claim(stack, token, lease_seconds=1)
+        return now == "CRASHED"
+
+    wait_until(lost_again, FINAL_TIMEOUT, "the leases to expire and the run to crash")
+    body = stack.status(run_id).json()
+    assert body["status"] == "error" and body["message"]
 
 
 def test_ids_in_other_spellings_are_accepted(stack, token):
