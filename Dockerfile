@@ -7,6 +7,9 @@
 # and, for compose.postgres.yaml (two servers on PostgreSQL, results in S3), two more:
 #   postgres  PostgreSQL 15 from Debian       (port 5432, data in a volume)
 #   s3        s3rver from npm, an S3 stand-in (port 4568, objects in a volume)
+# and, for compose.fastapi.yaml (the same app in Python: FastAPI, errand.serve), two more:
+#   fastapi-task  `python3 tasks.py`          (a Python task worker, errand.serve)
+#   fastapi-api   `python3 api.py`            (the FastAPI web API under uvicorn, port 8000)
 # compose.yaml picks one per service with `build.target`; by hand:
 #   docker build --target server -t errand-server .
 #   podman build --network host --target server -t errand-server .
@@ -25,8 +28,9 @@
 # its LABEL: podman (buildah) keys a cached LABEL layer on the instruction's text, not on the
 # values its ARGs expand to, and would keep an earlier build's version and revision; a RUN is
 # keyed on the stage's build arguments, so the labels after it follow them (Docker keys both).
-# The server, task and api images check their own health with `errand health` (HEALTHCHECK;
-# podman keeps it only in images built with `podman build --format docker`).
+# The server, task, api, fastapi-task and fastapi-api images check their own health with
+# `errand health` (HEALTHCHECK; podman keeps it only in images built with
+# `podman build --format docker`).
 ARG ERRAND_VERSION=unknown
 ARG ERRAND_REVISION=unknown
 ARG ERRAND_SOURCE=
@@ -182,6 +186,53 @@ EXPOSE 4568
 # others use (http://s3:4568) for a bucket name.
 ENTRYPOINT ["tini", "--", "s3rver", "--directory", "/data", "--address", "0.0.0.0", "--port", "4568", "--no-vhost-buckets"]
 CMD ["--configure-bucket", "errand-results"]
+
+# ---- fastapi-base: base plus Debian's Python, FastAPI and uvicorn, and the FastAPI example ---
+# compose.fastapi.yaml's task and api services: examples/fastapi-structured-output, the
+# seed's app in Python on errand (errand.serve, the asyncio client). On `base`, so the errand
+# CLI is there for the same health checks as the C services; Python from Debian, as `make
+# example-fastapi` tests it. The errand package is the stdlib-only clients/python/errand; the
+# page is the C example's (the same API, so the same page).
+FROM base AS fastapi-base
+USER root
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-fastapi python3-uvicorn \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+COPY clients/python/errand/ /opt/errand/clients/python/errand/
+COPY examples/structured-output/page.html /opt/errand/examples/structured-output/page.html
+COPY examples/fastapi-structured-output/ /opt/errand/examples/fastapi-structured-output/
+ENV PYTHONPATH=/opt/errand/clients/python \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER errand
+ARG ERRAND_VERSION
+ARG ERRAND_REVISION
+ARG ERRAND_SOURCE
+RUN true
+LABEL org.opencontainers.image.version="$ERRAND_VERSION" \
+      org.opencontainers.image.revision="$ERRAND_REVISION" \
+      org.opencontainers.image.source="$ERRAND_SOURCE" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="errand"
+
+# ---- fastapi-task: the FastAPI example's Python task worker (errand.serve) ------------------
+FROM fastapi-base AS fastapi-task
+LABEL org.opencontainers.image.description="errand FastAPI example task worker (Python): serves create_structured_output"
+ENV ERRAND_LOCAL_STORAGE_PATH=/task-storage \
+    ERRAND_RESULTS_PERSIST_BY_DEFAULT=true \
+    ERRAND_LOGGING_LOG_PRINTS=true
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD errand health --timeout-seconds 4
+CMD ["python3", "/opt/errand/examples/fastapi-structured-output/tasks.py"]
+
+# ---- fastapi-api: the FastAPI example's web API and page, under uvicorn ---------------------
+FROM fastapi-base AS fastapi-api
+LABEL org.opencontainers.image.description="errand FastAPI example web API and page (Python, port 8000)"
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD errand health --timeout-seconds 4 --url http://127.0.0.1:8000/health
+CMD ["python3", "/opt/errand/examples/fastapi-structured-output/api.py", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---- runtime: base plus the labels of the version built (server, task and api build on it) --
 FROM base AS runtime

@@ -18,7 +18,7 @@ CMAKE_BUILD_VERBOSE :=
 MAKEFLAGS += --no-print-directory
 endif
 
-.PHONY: all deps test-deps deb package-test test unit e2e e2e-postgres conformance conformance-python example browser check asan fuzz fault container-test fresh-check demo install clean format
+.PHONY: all deps test-deps deb package-test test unit e2e e2e-postgres conformance conformance-python example example-fastapi browser check asan fuzz fault container-test fresh-check demo install clean format
 
 all: deps
 	$(Q)cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -65,6 +65,12 @@ example: all test-deps
 	@echo "== example app tests ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
 
+# The FastAPI example (examples/fastapi-structured-output): the errand server of $(BUILD), the
+# Python worker and the app under uvicorn, from Debian's python3-fastapi and python3-uvicorn.
+example-fastapi: all test-deps
+	@echo "== FastAPI example tests ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example_fastapi
+
 browser: all test-deps
 	@echo "== browser tests ($(BUILD)) =="
 	$(Q)cd tests/browser && npm ci --no-audit --no-fund && ERRAND_BUILD=$(abspath $(BUILD)) node --test
@@ -85,7 +91,7 @@ fault: all test-deps
 
 # Everything a change must pass: the suites, the end-to-end suite again on PostgreSQL, the
 # fault campaign, the suites again under ASan+UBSan, then the fuzzers.
-test: unit e2e conformance conformance-python example browser
+test: unit e2e conformance conformance-python example example-fastapi browser
 
 check: test e2e-postgres fault asan fuzz
 

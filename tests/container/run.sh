@@ -8,8 +8,10 @@
 # production-like variant, compose.postgres.yaml: PostgreSQL, s3rver, two errand servers,
 # two task workers and the api with scoped API keys; a task's result is read back from the
 # bucket through the servers' API, its run is in PostgreSQL, and with one server stopped
-# the app still works through the other. Along the way: the server, task and api images carry
-# the OCI labels of this version (scripts/version.sh, the commit, MIT) and a non-root user,
+# the app still works through the other. Then compose.fastapi.yaml, the seed's app in Python
+# (FastAPI under uvicorn, Python task workers): a task submitted through its api completes
+# with the typed result, and the request's traceparent is its run's. Along the way: the
+# server, task, api, fastapi-task and fastapi-api images carry the OCI labels of this version (scripts/version.sh, the commit, MIT) and a non-root user,
 # and each of those services turns healthy by its own health check (`errand health`), which
 # goes red for a task worker whose server is gone. Everything is torn down (containers,
 # networks, volumes, per-run image tags) whatever happened.
@@ -45,12 +47,15 @@ price=49.99
 fake=$root/tests/example/fake_openai.py
 project=errandct$$                 # unique per run: containers, network, volumes, tags
 pg_project=errandctpg$$            # the same for compose.postgres.yaml
+fa_project=errandctfa$$            # the same for compose.fastapi.yaml
 image=localhost/errand-ctest       # stable image names, so reruns reuse podman's layer cache
 services=(errand-server task api)  # compose.yaml's services
 pg_services=(postgres s3 errand-server-1 errand-server-2 task api) # compose.postgres.yaml's
+fa_services=(errand-server task api) # compose.fastapi.yaml's
 # service -> Dockerfile stage
 declare -A stage_of=([errand-server]=server [errand-server-1]=server [errand-server-2]=server
                      [task]=task [api]=api [postgres]=postgres [s3]=s3)
+declare -A fa_stage_of=([errand-server]=server [task]=fastapi-task [api]=fastapi-api)
 # Stages built: server task api postgres s3, what compose runs, and `build` and
 # `s3rver-build`, tagged too so that their layers (the compiled tree, the npm install) stay a
 # cache for the next run and are not pruned below.
@@ -63,6 +68,9 @@ pg_bucket=errand-results
 pg_prefix=ctest
 pg_items=("blue rain jacket ($$)" "green tent ($$)") # the fake answers these with pg_prices
 pg_prices=(89.5 120.25)
+fa_item="yellow kayak ($$)"         # the fake answers it with fa_price, for compose.fastapi.yaml
+fa_price=310.75
+fa_trace=4bf92f3577b34da6a3ce929d0e0e47$((10 + RANDOM % 90)) # the request's trace id
 
 work=$(mktemp -d /tmp/errand-ctest.XXXXXX)
 started=$SECONDS
@@ -83,7 +91,9 @@ until_ok() {
 
 compose=(podman-compose -p "$project" -f "$root/compose.yaml")
 pg_compose=(podman-compose -p "$pg_project" -f "$root/compose.postgres.yaml")
-declare -A compose_log=([$project]=compose.log [$pg_project]=compose-pg.log)
+fa_compose=(podman-compose -p "$fa_project" -f "$root/compose.fastapi.yaml")
+declare -A compose_log=([$project]=compose.log [$pg_project]=compose-pg.log
+                        [$fa_project]=compose-fa.log)
 up_projects=() # those `podman-compose up` was run for
 
 # by_label KIND [PROJECT]: ids of PROJECT's podman objects of KIND (ps, volume, network).
@@ -98,7 +108,7 @@ by_label() {
 
 diagnose() {
   local c p
-  for p in "$project" "$pg_project"; do
+  for p in "$project" "$pg_project" "$fa_project"; do
     [ -n "$(by_label ps "$p")" ] || continue
     step "diagnostics: containers of project $p"
     podman ps -a --filter "label=io.podman.compose.project=$p" \
@@ -113,7 +123,7 @@ diagnose() {
     echo "---- fake chat-completions server" >&2
     tail -n "$log_tail_lines" "$work/fake.log" >&2
   fi
-  for c in compose.log compose-pg.log; do
+  for c in compose.log compose-pg.log compose-fa.log; do
     if [ -s "$work/$c" ]; then
       echo "---- podman-compose, $c (last lines)" >&2
       tail -n "$log_tail_lines" "$work/$c" >&2
@@ -146,7 +156,8 @@ cleanup() {
     wait "${bg_builds[$s]}" 2>/dev/null || true
   done
   [ "$rc" = 0 ] || diagnose
-  step "tearing down projects $project and $pg_project"
+  step "tearing down projects $project, $pg_project and $fa_project"
+  teardown "$fa_project" "${fa_compose[@]}"
   teardown "$pg_project" "${pg_compose[@]}"
   teardown "$project" "${compose[@]}"
   if command -v podman >/dev/null 2>&1; then
@@ -156,7 +167,10 @@ cleanup() {
     for s in "${pg_services[@]}"; do
       podman untag "$image:${stage_of[$s]}" "localhost/${pg_project}_$s" >/dev/null 2>&1 || true
     done
-    for p in "$project" "$pg_project"; do
+    for s in "${fa_services[@]}"; do
+      podman untag "$image:${fa_stage_of[$s]}" "localhost/${fa_project}_$s" >/dev/null 2>&1 || true
+    done
+    for p in "$project" "$pg_project" "$fa_project"; do
       [ -z "$(by_label ps "$p")$(by_label volume "$p")$(by_label network "$p")" ] \
         || { echo "container-test: FAIL: project $p left podman objects behind" >&2; rc=1; }
     done
@@ -234,7 +248,7 @@ bg_builds[postgres]=$!
 timeout "$build_timeout_s" podman build --network host "${build_args[@]}" "${npm_ca[@]}" --target s3 \
   -t "$image:s3" . >"$work/build-s3.log" 2>&1 &
 bg_builds[s3]=$!
-for stage in build server task api; do
+for stage in build server task api fastapi-task fastapi-api; do
   step "podman build --target $stage"
   timeout "$build_timeout_s" podman build --network host "${build_args[@]}" --target "$stage" \
     -t "$image:$stage" . >"$work/build-$stage.log" 2>&1 || build_failed "$stage"
@@ -254,8 +268,11 @@ done
 for s in "${pg_services[@]}"; do
   podman tag "$image:${stage_of[$s]}" "localhost/${pg_project}_$s"
 done
+for s in "${fa_services[@]}"; do
+  podman tag "$image:${fa_stage_of[$s]}" "localhost/${fa_project}_$s"
+done
 sizes=""
-for stage in server postgres s3; do
+for stage in server fastapi-api postgres s3; do
   size=$(podman image inspect --format '{{.Size}}' "$image:$stage")
   sizes="$sizes $stage $((size / 1024 / 1024)) MiB,"
 done
@@ -266,7 +283,7 @@ step "runtime image sizes:${sizes%,}"
 label() {
   podman image inspect --format "{{index .Labels \"org.opencontainers.image.$2\"}}" "$image:$1"
 }
-for stage in server task api; do
+for stage in server task api fastapi-task fastapi-api; do
   got=$(label "$stage" version)
   [ "$got" = "$version" ] || fail "image $stage is labelled version '$got', wanted '$version' (scripts/version.sh)"
   got=$(label "$stage" revision)
@@ -312,7 +329,8 @@ image_check() { # image_check NAME STAGE ENV...: runs STAGE alone; its own check
 }
 image_check "${project}_alone_server" server ERRAND_SERVER_API_PORT=4300
 image_check "${project}_alone_api" api ERRAND_API_URL=http://127.0.0.1:1/api
-step "the server and api images pass their own HEALTHCHECK"
+image_check "${project}_alone_fastapi_api" fastapi-api ERRAND_API_URL=http://127.0.0.1:1/api
+step "the server, api and fastapi-api images pass their own HEALTHCHECK"
 
 # ---- the fake chat-completions server on the host -------------------------------------------
 # Containers reach the host at host.containers.internal (the podman network's gateway), so the
@@ -338,6 +356,7 @@ fake_rule() {
 }
 fake_rule "$item" "$price"
 for i in "${!pg_items[@]}"; do fake_rule "${pg_items[$i]}" "${pg_prices[$i]}"; done
+fake_rule "$fa_item" "$fa_price"
 
 # ---- up -------------------------------------------------------------------------------------
 # Host ports for the published 4200, 4201 and 8000: free ones, so this never collides with a
@@ -590,3 +609,41 @@ for c in $(containers_of "$pg_project" task); do
   done
 done
 step "with errand-server-1 stopped, the app and the workers work through errand-server-2"
+
+# ---- the seed's app in Python: compose.fastapi.yaml ------------------------------------------
+# The errand server of compose.yaml, Python task workers (errand.serve) and the FastAPI app
+# under uvicorn; the same task through the same form must complete with the typed result.
+step "tearing down project $pg_project"
+teardown "$pg_project" "${pg_compose[@]}"
+unset S3_BUCKET S3_PREFIX RESULT_INLINE_MAX_BYTES
+read -r server_port api_port < <(free_ports 2)
+export SERVER_HOST_PORT=$server_port API_HOST_PORT=$api_port
+step "podman-compose -f compose.fastapi.yaml up -d (project $fa_project, server on :$server_port, api on :$api_port)"
+up_projects+=("$fa_project")
+timeout "$compose_timeout_s" "${fa_compose[@]}" up -d --no-build >"$work/compose-fa.log" 2>&1 \
+  || fail "podman-compose -f compose.fastapi.yaml up failed; see its output below"
+server=http://127.0.0.1:$server_port
+app=http://127.0.0.1:$api_port
+step "waiting for the errand server, $replicas Python task workers and the FastAPI api"
+until_ok "errand-server answering GET /api/health" "$ready_timeout_s" \
+  curl -fsS --max-time 5 "$server/api/health"
+until_ok "$replicas Python task workers registered (GET /api/workers)" "$ready_timeout_s" \
+  workers_ready
+until_ok "FastAPI api answering GET /health" "$ready_timeout_s" \
+  curl -fsS --max-time 5 "$app/health"
+page=$(curl -fsS --max-time 5 "$app/") && grep -qi '<form' <<<"$page" \
+  || fail "GET $app/ (FastAPI) did not serve the page with its form"
+healthy "$fa_project" errand-server task api
+step "errand-server, Python task workers and the FastAPI api healthy"
+run_task "$app" "$fa_item" "$fa_price"
+# The request's W3C traceparent is the run's: one trace id from the web request on.
+traceparent=00-$fa_trace-00f067aa0ba902b7-01
+body=$(curl -fsS --max-time 10 -H "traceparent: $traceparent" \
+         -d 'payload=traced' -d target_type=str "$app/tasks") \
+  || fail "POST $app/tasks with a traceparent failed"
+traced_id=$(json 'print(d["task_run_id"])' <<<"$body") || fail "no task_run_id in: $body"
+curl -fsS --max-time 5 "$server/api/task_runs/$traced_id" | json '
+assert d.get("traceparent") == sys.argv[1], "the run has traceparent %r" % d.get("traceparent")' \
+  "$traceparent" 2>"$work/check.err" \
+  || fail "the FastAPI app did not forward the request's traceparent: $(tail -n 1 "$work/check.err")"
+step "the FastAPI app forwarded the request's traceparent to run $traced_id"
