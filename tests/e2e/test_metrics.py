@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ TASKS_MAX = 50  # METRICS_TASKS_MAX (src/server/metrics.h)
 PROMPT_ENV = {"ERRAND_SWEEP_INTERVAL_MS": "100", "ERRAND_POLL_RECHECK_MS": "200"}
 DELAY_S = 3.0
 PROMPT_WAIT_S = 1.0  # well under DELAY_S: a wait measured from submit would exceed it
+SCRAPES = 10
+# The PostgreSQL tables whose size grows with the runs stored.
+RUN_TABLES = ("task_runs", "task_run_tags", "task_run_states", "task_run_logs", "run_feed")
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -231,3 +235,70 @@ def test_task_names_past_the_limit_fold_into_other(server_factory):
     assert finished["other"] == 6
     labels = {l["task"] for l, _ in series(text, "errand_queue_wait_seconds_count")}
     assert len(labels) <= TASKS_MAX + 1
+
+
+def _seq_scans(pg_cluster, schema):
+    """{table: sequential scans so far} of the schema's tables, as PostgreSQL counted them."""
+    out = pg_cluster.psql("SELECT pg_stat_clear_snapshot(); SELECT relname, seq_scan FROM "
+                          f"pg_stat_user_tables WHERE schemaname = '{schema}';")
+    scans = {}
+    for line in out.splitlines():
+        if "|" in line:
+            name, n = line.split("|")
+            scans[name] = int(n)
+    return scans
+
+
+@pytest.mark.postgres_only("PostgreSQL's own statistics count the scans (SQLite's plans and "
+                           "row visits are bounded by unit tests)")
+def test_a_scrape_scans_no_table_on_postgresql(pg_cluster, server_factory):
+    schema = pg_cluster.ensure_schema(f"metrics_{uuid.uuid4().hex[:16]}")
+    server = server_factory(env={"ERRAND_DATABASE_URL": pg_cluster.url(schema)})
+    tasks = [unique_task("scan") for _ in range(3)]
+    for task in tasks:  # ready runs, delayed ones and final ones of each task
+        server.api.batch([{"task": task, "parameters": {"i": i}} for i in range(3000)])
+        server.api.batch([{"task": task, "delay_seconds": 3600} for _ in range(3000)])
+    for run in server.api.list_all(task=tasks[0])[:200]:
+        server.api.request("POST", f"/task_runs/{run['id']}/cancel")
+    pg_cluster.psql(f'SET search_path = "{schema}"; ANALYZE;')
+
+    def settled():
+        """The counts once the sessions of a stopped server have handed theirs in (a backend
+        does as it ends): two reads in a row alike, a second after the stop."""
+        time.sleep(1)
+        last = _seq_scans(pg_cluster, schema)
+        for _ in range(50):
+            time.sleep(0.2)
+            now = _seq_scans(pg_cluster, schema)
+            if now == last:
+                return now
+            last = now
+        raise AssertionError("PostgreSQL's statistics did not settle")
+
+    def scans_while(action):
+        """Sequential scans by a server that starts, does action and stops."""
+        before = settled()
+        server.start()
+        action()
+        server.stop()
+        after = settled()
+        return {t: after.get(t, 0) - before.get(t, 0) for t in after}
+
+    def idle():
+        time.sleep(0.5)
+
+    def scrapes():
+        for _ in range(SCRAPES):
+            text = scrape(server)
+            assert value(text, "errand_store_ready_runs", task=tasks[1]) == 3000
+            assert value(text, "errand_store_delayed_runs", task=tasks[1]) == 3000
+        time.sleep(0.5)
+
+    server.stop()
+    baseline = scans_while(idle)
+    scraped = scans_while(scrapes)
+    # No table that grows with the runs is scanned: a scan per scrape would add SCRAPES
+    # there; starting and stopping adds the same to both. (The tables of figures kept per
+    # task and state, per minute and per worker are small, and read whole.)
+    for table in RUN_TABLES:
+        assert scraped.get(table, 0) - baseline.get(table, 0) < SCRAPES, (table, baseline, scraped)
