@@ -342,3 +342,29 @@ def test_a_run_passes_its_traceparent_to_the_runs_it_submits(server, py_worker, 
     child = client.get(result["child"]).raw.get("traceparent")
     # the subtask joins the trace as a child span: same trace id and flags, a new parent id
     assert child[:36] == tp[:36] and child[52:] == tp[52:] and child[36:52] != tp[36:52]
+
+
+def test_the_worker_logs_json_with_run_and_trace_ids_when_asked(server, py_worker, client):
+    """ERRAND_LOGGING_FORMAT=json and ERRAND_LOGGING_LEVEL, as the C side reads them: one JSON
+    object a line, numbers as numbers, and the run and trace ids on lines about a run."""
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    w = py_worker(server, env={"ERRAND_LOGGING_FORMAT": "json", "ERRAND_LOGGING_LEVEL": "debug"},
+                  limit=1)
+    traced = client.submit("py.pid", {}, traceparent=tp)
+    plain = client.submit("py.pid", {})
+    for run in (traced, plain):
+        client.result(run.id, timeout=30)
+    events = [json.loads(line) for line in w.proc.stderr_text().splitlines() if line.strip()]
+    assert all({"ts", "level", "msg"} <= e.keys() for e in events), events
+    started = [e for e in events if e["msg"] == "worker started"]
+    assert started and started[0]["concurrency"] == 1, started  # a number
+    runs = {e["run"]: e for e in events if e["msg"] == "task run started"}
+    assert runs[traced.id]["trace_id"] == tp[3:35], runs
+    assert runs[traced.id]["attempt"] == 1, runs
+    assert "trace_id" not in runs[plain.id], runs
+    # At the default level the debug lines are left out.
+    w2 = py_worker(server, env={"ERRAND_LOGGING_FORMAT": "json"}, limit=1)
+    w.stop()
+    quiet = client.submit("py.pid", {})
+    client.result(quiet.id, timeout=30)
+    assert not [l for l in w2.proc.stderr_text().splitlines() if '"level":"debug"' in l]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import resource
 import selectors
@@ -74,15 +75,41 @@ def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_LOG_LEVELS = {"debug": 0, "info": 1, "warning": 2, "warn": 2, "error": 3}
+
+
 def _log(level: str, msg: str, **fields: Any) -> None:
-    """The worker's own log: one logfmt line on stderr, as liberrand's."""
-    parts = [f"ts={utc_now()}", f"level={level}", f'msg="{msg}"']
-    for k, v in fields.items():
-        text = str(v)
-        if not text or any(c in text for c in ' "='):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        parts.append(f"{k}={text}")
-    print(" ".join(parts), file=sys.stderr, flush=True)
+    """The worker's own log: one line on stderr, as liberrand's, in the format of
+    ``ERRAND_LOGGING_FORMAT`` (``logfmt``, the default, or ``json``: ``ts``, ``level``, ``msg``,
+    then the fields, numbers and booleans as JSON values), from ``ERRAND_LOGGING_LEVEL`` up
+    (default ``info``). An unknown value of either means its default."""
+    least = _LOG_LEVELS.get(os.environ.get("ERRAND_LOGGING_LEVEL", "").strip().lower(), 1)
+    if _LOG_LEVELS[level] < least:
+        return
+    if os.environ.get("ERRAND_LOGGING_FORMAT", "").strip().lower() == "json":
+        event: dict[str, Any] = {"ts": utc_now(), "level": level, "msg": msg}
+        for k, v in fields.items():
+            number = isinstance(v, (bool, int)) or (isinstance(v, float) and math.isfinite(v))
+            event[k] = v if number else str(v)
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    else:
+        parts = [f"ts={utc_now()}", f"level={level}", f'msg="{msg}"']
+        for k, v in fields.items():
+            text = str(v).lower() if isinstance(v, bool) else str(v)
+            if not text or any(c in text for c in ' "=\n\\'):
+                text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') \
+                    .replace("\n", "\\n") + '"'
+            parts.append(f"{k}={text}")
+        line = " ".join(parts)
+    print(line, file=sys.stderr, flush=True)
+
+
+def _about(run: "WorkerRun") -> dict[str, Any]:
+    """The fields of a log line about a run: its id, and its trace id when it has one."""
+    fields: dict[str, Any] = {"run": run.id}
+    if run.traceparent:
+        fields["trace_id"] = run.traceparent[3:35]
+    return fields
 
 
 @dataclass(eq=False)
@@ -414,7 +441,7 @@ class Worker:
                 if time.monotonic() >= self._grace_end:
                     for run in [r for r in self._running()]:
                         _log("warning", "grace period over; handing back a running run",
-                             run=run.id)
+                             **_about(run))
                         self._finish(run, {"state": "SCHEDULED"})
                         run.child.kill()
             self._start_queued()
@@ -477,7 +504,7 @@ class Worker:
             run = self._held.get(run_id)
         if run is None or run.finished:
             return
-        _log("warning", "lease lost; the run is another worker's now", run=run_id)
+        _log("warning", "lease lost; the run is another worker's now", **_about(run))
         if run in self._queue:
             self._queue.remove(run)
         self._finish(run, None)
@@ -497,6 +524,7 @@ class Worker:
                     "log_prints": self.s.log_prints}
             self.reporter.report({"id": run.id, "lease_token": run.lease_token,
                                   "state": "RUNNING"})
+            _log("debug", "task run started", **_about(run), task=run.task, attempt=run.attempt)
             run.child, child.run = child, run
             if run.timeout_seconds:
                 run.deadline = time.monotonic() + run.timeout_seconds
@@ -519,10 +547,10 @@ class Worker:
             if run.deadline is None or now < run.deadline or run.finished:
                 continue
             if run.cancel:
-                _log("warning", "a cancelled task did not return in time; killed", run=run.id)
+                _log("warning", "a cancelled task did not return in time; killed", **_about(run))
                 self._finish(run, {"state": "CANCELLED"})
             else:
-                _log("warning", "task timed out; killed", run=run.id, task=run.task,
+                _log("warning", "task timed out; killed", **_about(run), task=run.task,
                      timeout_seconds=run.timeout_seconds)
                 self._finish(run, {"state": "FAILED", "retryable": True,
                                    "message": f"task timed out after {run.timeout_seconds:g}s"})
@@ -573,7 +601,7 @@ class Worker:
         run = child.run
         if run is not None and not run.finished:
             how = _exit_text(status)
-            _log("error", "a task's process died", run=run.id, task=run.task, status=how)
+            _log("error", "a task's process died", **_about(run), task=run.task, status=how)
             self._finish(run, {"state": "FAILED", "retryable": True,
                                "message": f"the task's process died ({how}) while running "
                                           f"task '{run.task}'"})
