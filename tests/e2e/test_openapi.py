@@ -22,6 +22,7 @@ import copy
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -525,3 +526,15 @@ def test_every_documented_query_parameter_is_accepted_and_no_other(keyed):
             assert e["code"] == "invalid_parameter" and e["field"] == UNDOCUMENTED, e
         finally:
             r.close()
+
+
+def test_the_python_client_sends_every_submission_field_the_document_has():
+    """errand (clients/python) takes each field of a submission as a keyword, by the
+    document's names, and refuses one it does not have."""
+    sys.path.insert(0, str(REPO / "clients" / "python"))
+    import errand.client
+
+    fields = set(DOC["components"]["schemas"]["Submission"]["properties"])
+    assert set(errand.client._SUBMIT_OPTIONS) | {"task", "parameters"} == fields
+    with pytest.raises(TypeError, match="unknown submit option"):
+        errand.client.submission("t", {}, not_a_field=1)
