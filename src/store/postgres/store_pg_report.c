@@ -230,9 +230,18 @@ static int apply_report(struct pg_conn *c, struct report_op *op, size_t i, erran
     return 0;
 }
 
-/* The log lines of the report, of runs that exist, with one INSERT (in their order). */
+/* The log lines of the report, of runs that exist, with one INSERT (in their order).
+ *
+ * A line's seq comes from a sequence when it is inserted, but a reader pages a run's logs by
+ * seq (after=N) and sees a line when its transaction commits: two transactions adding lines
+ * to one run could commit in the other order than they drew their numbers, and a reader that
+ * saw the later number first would page past the earlier one for ever. So the runs' rows are
+ * locked first (as a state change locks them; by id, so two batches take them in one order):
+ * transactions adding lines to one run draw their numbers and commit one after the other. */
 static int append_logs(struct pg_conn *c, const struct report_op *op, errand_error *err)
 {
+    static const char lock_sql[] =
+        "SELECT id FROM task_runs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE";
     static const char sql[] =
         "INSERT INTO task_run_logs (run_id, timestamp, level, message) "
         "SELECT u.id, u.at, u.level, u.message FROM unnest($1::text[], $2::bigint[], "
@@ -256,6 +265,14 @@ static int append_logs(struct pg_conn *c, const struct report_op *op, errand_err
         if (rc == 0)
             rc = pg_array_check(&col[k], err);
         pg_p_array(&p, &col[k]);
+    }
+    if (rc == 0) {
+        struct pg_params lp = {0};
+        pg_p_array(&lp, &col[0]);
+        PGresult *r = pg_query(c, lock_sql, &lp, "locking the runs of log lines", err);
+        if (!r)
+            rc = ERRAND_ESTORE;
+        PQclear(r);
     }
     if (rc == 0)
         rc = pg_command(c, sql, &p, "storing log lines", NULL, err);
