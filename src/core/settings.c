@@ -59,6 +59,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "store: sqlite:///path/to/file.db or postgresql://..."},
     {SET_DATABASE_SYNC, "ERRAND_DATABASE_SYNC", "database-sync", SETTING_STRING, "full", 0, 0,
      false, "SQLite durability: full (survives power loss), normal or off"},
+    {SET_DATABASE_POOL_SIZE, "ERRAND_DATABASE_POOL_SIZE", "database-pool-size", SETTING_INT, "8", 1,
+     DATABASE_POOL_SIZE_MAX, false,
+     "PostgreSQL: connections a server opens for its requests (plus one that groups "
+     "submissions and one that listens for other servers' wake-ups)"},
     {SET_LOCAL_STORAGE_PATH, "ERRAND_LOCAL_STORAGE_PATH", "local-storage-path", SETTING_STRING,
      "$ERRAND_HOME/storage", 0, 0, false, "directory where persisted task results are written"},
     {SET_RESULT_STORAGE, "ERRAND_RESULT_STORAGE", "result-storage", SETTING_STRING, "local", 0, 0,

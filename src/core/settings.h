@@ -18,6 +18,9 @@
 
 enum setting_source { SETTING_DEFAULT = 0, SETTING_ENV, SETTING_FLAG };
 
+/* The largest ERRAND_DATABASE_POOL_SIZE. */
+#define DATABASE_POOL_SIZE_MAX 256
+
 enum setting_id {
     SET_HOME,                     /* ERRAND_HOME, default ~/.errand */
     SET_API_URL,                  /* ERRAND_API_URL, default http://127.0.0.1:4200/api */
@@ -27,6 +30,7 @@ enum setting_id {
     SET_DATABASE_URL,             /* ERRAND_DATABASE_URL, default sqlite://$ERRAND_HOME/errand.db
                                      (= sqlite:///abs/path when ERRAND_HOME is absolute) */
     SET_DATABASE_SYNC,            /* ERRAND_DATABASE_SYNC: full|normal|off, default full */
+    SET_DATABASE_POOL_SIZE,       /* ERRAND_DATABASE_POOL_SIZE: PostgreSQL connections, 8 */
     SET_LOCAL_STORAGE_PATH,       /* ERRAND_LOCAL_STORAGE_PATH, default $ERRAND_HOME/storage */
     SET_RESULT_STORAGE,           /* ERRAND_RESULT_STORAGE: local | s3://bucket/prefix */
     SET_S3_ENDPOINT_URL,          /* ERRAND_S3_ENDPOINT_URL, default https://s3.amazonaws.com */

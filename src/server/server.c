@@ -101,6 +101,7 @@ static int open_store(const struct settings *s, store **st, errand_error *err)
     const char *url = settings_str(s, SET_DATABASE_URL);
     struct store_options opt = {
         .sync = settings_str(s, SET_DATABASE_SYNC),
+        .pool_size = (int)settings_int(s, SET_DATABASE_POOL_SIZE),
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
         .max_redeliveries = (int)settings_int(s, SET_MAX_REDELIVERIES),
     };

@@ -38,6 +38,8 @@ typedef struct store store;
 
 struct store_options {
     const char *sync; /* "full" | "normal" | "off" (SQLite synchronous) */
+    int pool_size;    /* PostgreSQL: connections for calls, up to DATABASE_POOL_SIZE_MAX
+                         (core/settings.h); 0 = 8 */
     int default_lease_seconds;
     int max_redeliveries; /* a run whose lease runs out this many times more ends CRASHED */
 };

@@ -184,6 +184,18 @@ static void bad_env_value_names_the_variable(void **state)
                         "ERRAND_DATABASE_SYNC must be one of full, normal, off, got 'sometimes'");
     unsetenv("ERRAND_DATABASE_SYNC");
 
+    const char *bad_pools[] = {"0", "257", "many"};
+    for (size_t i = 0; i < sizeof bad_pools / sizeof bad_pools[0]; i++) {
+        setenv("ERRAND_DATABASE_POOL_SIZE", bad_pools[i], 1);
+        if (settings_load(&s, &err) != ERRAND_EINVAL)
+            fail_msg("pool size '%s' was accepted", bad_pools[i]);
+        assert_string_equal(err.field, "ERRAND_DATABASE_POOL_SIZE");
+    }
+    setenv("ERRAND_DATABASE_POOL_SIZE", "256", 1);
+    assert_int_equal(settings_load(&s, &err), 0);
+    assert_int_equal(settings_int(&s, SET_DATABASE_POOL_SIZE), 256);
+    unsetenv("ERRAND_DATABASE_POOL_SIZE");
+
     setenv("ERRAND_LOGGING_LEVEL", "loud", 1);
     assert_int_equal(settings_load(&s, &err), ERRAND_EINVAL);
     assert_non_null(strstr(err.message, "ERRAND_LOGGING_LEVEL must be one of"));

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/settings.h"
 #include "core/state.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/store_pg.h"
@@ -129,7 +130,7 @@ struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err)
     pthread_mutex_lock(&s->mu);
     int slot = -1;
     while (slot < 0) {
-        for (int i = 0; i < STORE_PG_POOL; i++)
+        for (int i = 0; i < s->pool_size; i++)
             if (!s->busy[i]) {
                 slot = i;
                 break;
@@ -159,7 +160,7 @@ struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err)
 void store_pg_release(struct store_pg *s, struct pg_conn *c)
 {
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < STORE_PG_POOL; i++)
+    for (int i = 0; i < s->pool_size; i++)
         if (s->conns[i] == c)
             s->busy[i] = false;
     pthread_cond_signal(&s->cond);
@@ -396,8 +397,10 @@ static void store_pg_close(store *st)
         close(s->stop_pipe[0]);
         close(s->stop_pipe[1]);
     }
-    for (int i = 0; i < STORE_PG_POOL; i++)
+    for (int i = 0; s->conns && i < s->pool_size; i++)
         pg_conn_close(s->conns[i]);
+    mem_free(s->conns);
+    mem_free(s->busy);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     mem_free(s->conninfo);
@@ -418,8 +421,13 @@ static int store_pg_open(const char *url, const struct store_options *opt, store
     s->default_lease_seconds =
         opt && opt->default_lease_seconds > 0 ? opt->default_lease_seconds : DEFAULT_LEASE_SECONDS;
     s->max_redeliveries = opt ? opt->max_redeliveries : STORE_DEFAULT_MAX_REDELIVERIES;
+    s->pool_size = opt && opt->pool_size > 0 ? opt->pool_size : STORE_PG_POOL_DEFAULT;
+    if (s->pool_size > DATABASE_POOL_SIZE_MAX)
+        s->pool_size = DATABASE_POOL_SIZE_MAX;
     int rc = 0;
-    if (!(s->conninfo = mem_strdup(url)))
+    s->conns = mem_calloc((size_t)s->pool_size, sizeof *s->conns);
+    s->busy = mem_calloc((size_t)s->pool_size, sizeof *s->busy);
+    if (!(s->conninfo = mem_strdup(url)) || !s->conns || !s->busy)
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     struct pg_conn *c = rc == 0 ? store_pg_acquire(s, err) : NULL;
     if (rc == 0 && !c)
@@ -437,7 +445,7 @@ static int store_pg_open(const char *url, const struct store_options *opt, store
         return rc;
     }
     log_info("store opened", "store=postgresql schema=%d channel=\"%s\" pool=%d",
-             pg_schema_version(), s->channel, STORE_PG_POOL);
+             pg_schema_version(), s->channel, s->pool_size);
     *out = &s->base;
     return 0;
 }

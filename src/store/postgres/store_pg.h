@@ -34,7 +34,8 @@
 #include "store/run_transition.h"
 #include "store/store.h"
 
-#define STORE_PG_POOL 8 /* connections for calls; plus the submitter's and the listener's */
+/* Connections for calls when the options give none; plus the submitter's and the listener's. */
+#define STORE_PG_POOL_DEFAULT 8
 
 struct pg_submit_queue; /* store_pg_submit.c */
 
@@ -46,8 +47,9 @@ struct store_pg {
     /* the pool */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    struct pg_conn *conns[STORE_PG_POOL];
-    bool busy[STORE_PG_POOL];
+    int pool_size;
+    struct pg_conn **conns; /* pool_size of each */
+    bool *busy;
     /* wake-ups: the channel every server on this database (and schema) listens on, and
        this process's tag in what it sends, so it skips its own */
     char channel[64];
