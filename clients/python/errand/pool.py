@@ -42,6 +42,7 @@ from typing import Any
 from . import encoding
 from .context import RunContext, _enter_run, _leave_run
 from .errors import TaskError
+from .s3 import S3Error, S3Location, is_run_id
 from .tasks import Task, call
 
 MESSAGE_MAX = 65536  # failure and log messages (docs/api.md, "Worker protocol")
@@ -74,7 +75,9 @@ class Child:
 
     def start(self, spec: dict[str, Any]) -> None:
         """Sends a run: spec holds id, task, parameters, attempt, max_attempts,
-        traceparent, persist (bool), storage_path, inline_max, log_prints."""
+        traceparent, persist (bool), persist_by_default, storage_path, s3 (an
+        :class:`~errand.s3.S3Location`, or None for local results), inline_max,
+        log_prints."""
         self.conn.send(("run", spec))
 
     def ask_stop(self, run_id: str) -> None:
@@ -231,7 +234,8 @@ def _child_main(conn: Connection, tasks: dict[str, Task], parent_pid: int) -> in
 def _execute(tasks: dict[str, Task], spec: dict[str, Any], ctx: RunContext,
              sender: _Sender) -> dict[str, Any]:
     """Runs one run; its outcome: {"ok": True, "result_json": text or None,
-    "result_ref": ref or None} or {"ok": False, "message": text, "retryable": bool}."""
+    "result_ref": ref or None} or {"ok": False, "message": text, "retryable": bool}, plus
+    "persist_error" (what the result storage said) when the result could not be stored."""
     run_id = ctx.run_id
 
     def emit(level: str, message: str) -> None:
@@ -272,11 +276,28 @@ def _execute(tasks: dict[str, Task], spec: dict[str, Any], ctx: RunContext,
     ref = None
     if persist or not fits:
         try:
-            ref = _write_result(Path(spec["storage_path"]), run_id, text)
-        except OSError as e:
-            return {"ok": False, "retryable": True,
-                    "message": f"could not persist the result: {e}"}
+            ref = _store_result(spec, run_id, text)
+        except (OSError, ValueError, S3Error) as e:
+            # Retryable, as liberrand's worker has it: the store may answer next time.
+            return {"ok": False, "retryable": True, "persist_error": str(e),
+                    "message": clip(f"could not persist the result: {e}")}
     return {"ok": True, "result_json": text if fits else None, "result_ref": ref}
+
+
+def _store_result(spec: dict[str, Any], run_id: str, text: str) -> str:
+    """Writes the result where the worker's settings say, as liberrand's worker does
+    (src/worker/result_store.c): to the S3 bucket as ``<prefix>/<run id>.json`` when
+    ``spec["s3"]`` is set, else into ``spec["storage_path"]``; returns its result_ref."""
+    # The id comes from the server; an object or file is named after it only if it is a
+    # plain UUID.
+    if not is_run_id(run_id):
+        raise ValueError(f"task-run id '{run_id}' is not a UUID")
+    loc: S3Location | None = spec.get("s3")
+    if loc is not None:
+        key = loc.result_key(run_id)
+        loc.put(key, text.encode("utf-8"))
+        return loc.ref(key)
+    return _write_result(Path(spec["storage_path"]), run_id, text)
 
 
 def _write_result(storage: Path, run_id: str, text: str) -> str:

@@ -28,9 +28,24 @@ Settings, as the C worker's: ``ERRAND_API_URL`` (a comma-separated list fails ov
 ``ERRAND_API_KEY``, ``ERRAND_WORKER_CONCURRENCY`` (``limit``'s default, 10),
 ``ERRAND_LEASE_SECONDS`` (the lease to ask for; the server's when unset),
 ``ERRAND_HOME`` / ``ERRAND_LOCAL_STORAGE_PATH`` (where persisted results go; default
-``$ERRAND_HOME/storage``, ``~/.errand/storage``), ``ERRAND_RESULT_STORAGE`` (only ``local``:
-S3 is the C runtime's alone for now), ``ERRAND_RESULTS_PERSIST_BY_DEFAULT``,
-``ERRAND_RESULT_INLINE_MAX_BYTES`` (65536), ``ERRAND_LOGGING_LOG_PRINTS``.
+``$ERRAND_HOME/storage``, ``~/.errand/storage``), ``ERRAND_RESULT_STORAGE`` (``local``, or
+``s3://bucket/prefix`` with ``ERRAND_S3_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``
+and ``AWS_SECRET_ACCESS_KEY``), ``ERRAND_RESULTS_PERSIST_BY_DEFAULT``,
+``ERRAND_RESULT_INLINE_MAX_BYTES`` (65536), ``ERRAND_LOGGING_LOG_PRINTS``. Settings the C
+worker refuses (a result storage that is neither ``local`` nor a valid ``s3://`` URL, S3
+without credentials...) are refused at start with its words: ``serve`` logs
+``msg="invalid settings"`` and raises :class:`ValueError` (a program ends with a non-zero
+status).
+
+Persisted results (a run's or task's ``persist_result``, ``ERRAND_RESULTS_PERSIST_BY_DEFAULT``,
+or a result over the inline limit) are written by the task's child process, as liberrand's
+worker writes them (src/worker/result_store.c): the file ``<storage>/<run id>.json``
+(``local://<path>``), or the object ``<prefix>/<run id>.json`` PUT to the bucket, signed with
+SigV4 by :mod:`errand.s3` (``s3://<bucket>/<prefix>/<run id>.json``). The server reads them
+for clients (``GET /api/task_runs/{id}/result``). A result that cannot be stored fails its
+run, retryable, with what the store said (``could not persist the result: cannot store
+s3://b/k: HTTP 403 InvalidAccessKeyId: ...``), and the worker logs
+``msg="could not persist a result"``.
 """
 from __future__ import annotations
 
@@ -56,6 +71,7 @@ from . import errors
 from .client import Client
 from .pool import Child, fork_child, utc_now
 from .reporter import Reporter
+from .s3 import S3Location, is_s3_url
 from .tasks import Task
 
 DEFAULT_CONCURRENCY = 10
@@ -150,6 +166,7 @@ class Settings:
     lease_seconds: int | None = None
     grace_seconds: float = DEFAULT_GRACE_S
     storage_path: str = ""
+    s3: S3Location | None = None  # ERRAND_RESULT_STORAGE=s3://...; None: local storage
     persist_by_default: bool = False
     inline_max: int = DEFAULT_INLINE_MAX
     log_prints: bool = False
@@ -172,11 +189,13 @@ class Settings:
                 persist_by_default=_truthy(env.get("ERRAND_RESULTS_PERSIST_BY_DEFAULT")),
                 inline_max=int(env.get("ERRAND_RESULT_INLINE_MAX_BYTES") or DEFAULT_INLINE_MAX),
                 log_prints=_truthy(env.get("ERRAND_LOGGING_LOG_PRINTS")))
-        storage = env.get("ERRAND_RESULT_STORAGE") or "local"
-        if storage != "local":
-            raise ValueError(f"ERRAND_RESULT_STORAGE={storage!r}: the Python runtime stores "
-                             f"results locally only (ERRAND_LOCAL_STORAGE_PATH); serve S3 "
-                             f"tasks with the C worker")
+        # As liberrand's worker: unset is local; anything else must be local or s3://.
+        storage = env.get("ERRAND_RESULT_STORAGE", "local")
+        if is_s3_url(storage):
+            s.s3 = S3Location.from_env(env)
+        elif storage != "local":
+            raise ValueError(f"the result storage '{storage}' must be local or "
+                             f"s3://bucket/prefix")
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)
@@ -520,7 +539,8 @@ class Worker:
                     "attempt": run.attempt, "max_attempts": run.max_attempts,
                     "traceparent": run.traceparent, "persist": run.persist_result,
                     "persist_by_default": self.s.persist_by_default,
-                    "storage_path": self.s.storage_path, "inline_max": self.s.inline_max,
+                    "storage_path": self.s.storage_path, "s3": self.s.s3,
+                    "inline_max": self.s.inline_max,
                     "log_prints": self.s.log_prints}
             self.reporter.report({"id": run.id, "lease_token": run.lease_token,
                                   "state": "RUNNING"})
@@ -571,6 +591,9 @@ class Worker:
             child.run = None
             child.runs_done += 1
             if run is not None and run.id == run_id:
+                if outcome.get("persist_error"):
+                    _log("warning", "could not persist a result", run=run_id,
+                         error=outcome["persist_error"])
                 self._finish(run, self._report_of(outcome))
             limit_mb = self.s.max_memory_per_child
             if (self.s.max_tasks_per_child and
@@ -700,17 +723,23 @@ def serve(*tasks: Task, limit: int | None = None, prefetch: int | None = None,
         grace_seconds: how long running tasks may finish after SIGTERM (30).
         max_tasks_per_child: a child process is replaced after this many runs (never).
         max_memory_per_child: ... or once its peak resident memory passes this many MB.
-        storage_path: where persisted results go (``ERRAND_LOCAL_STORAGE_PATH``).
+        storage_path: where persisted results go with local result storage
+            (``ERRAND_LOCAL_STORAGE_PATH``); ``ERRAND_RESULT_STORAGE=s3://bucket/prefix``
+            sends them to a bucket instead (see the module's docstring).
         log_prints: ``print`` in tasks goes to the runs' logs
             (``ERRAND_LOGGING_LOG_PRINTS``; a task's own ``log_prints`` wins).
         persist_by_default: persist results of runs and tasks that do not say
             (``ERRAND_RESULTS_PERSIST_BY_DEFAULT``).
     """
-    settings = Settings.load(limit=limit, prefetch=prefetch, name=name, api_url=api_url,
-                             api_key=api_key, lease_seconds=lease_seconds,
-                             grace_seconds=grace_seconds,
-                             max_tasks_per_child=max_tasks_per_child,
-                             max_memory_per_child=max_memory_per_child,
-                             storage_path=storage_path, log_prints=log_prints,
-                             persist_by_default=persist_by_default)
+    try:
+        settings = Settings.load(limit=limit, prefetch=prefetch, name=name, api_url=api_url,
+                                 api_key=api_key, lease_seconds=lease_seconds,
+                                 grace_seconds=grace_seconds,
+                                 max_tasks_per_child=max_tasks_per_child,
+                                 max_memory_per_child=max_memory_per_child,
+                                 storage_path=storage_path, log_prints=log_prints,
+                                 persist_by_default=persist_by_default)
+    except ValueError as e:
+        _log("error", "invalid settings", error=str(e))
+        raise
     Worker(list(tasks), settings).serve()
