@@ -886,8 +886,9 @@ static void commits_go_on_while_a_reader_holds_the_wal(void **state)
             slowest_ms = took;
     }
     /* A bound on the mechanism, not a speed claim: a commit that waited for the reader
-       takes the whole busy timeout. */
-    if (slowest_ms >= SQLITE_BUSY_TIMEOUT_MS / 2)
+       sleeps the whole busy timeout (and one that did not can take seconds under
+       AddressSanitizer on a busy machine: 3.5 s was seen). */
+    if (slowest_ms >= SQLITE_BUSY_TIMEOUT_MS * 9 / 10)
         fail_msg("a batch took %lld ms while a reader held the WAL", (long long)slowest_ms);
     assert_int_equal(wal_generation(fx), generation); /* the reader did hold it */
 
