@@ -16,8 +16,9 @@ build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openss
             libjansson-dev libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
 # postgresql (the server, 15 on Debian 12) for `make e2e-postgres` (tests/e2e/pg_cluster.py
 # runs its own throwaway cluster); libpq-dev, the client, is in the build set.
-# python3-fastapi and python3-uvicorn for the FastAPI example (`make example-fastapi`).
-test_pkgs="python3 python3-pytest python3-requests python3-jsonschema python3-fastapi python3-uvicorn procps postgresql prometheus chromium firefox-esr clang libclang-rt-14-dev"
+# python3-fastapi and python3-uvicorn for the FastAPI example (`make example-fastapi`); curl
+# (the program) for tests/e2e/test_python_s3.py, which checks its SigV4 signer against libcurl's.
+test_pkgs="python3 python3-pytest python3-requests python3-jsonschema python3-fastapi python3-uvicorn procps curl postgresql prometheus chromium firefox-esr clang libclang-rt-14-dev"
 # The Debian packaging tools for `make deb` (scripts/build-deb.sh, which `make package-test`
 # runs first); dpkg-buildpackage refuses to build without build-essential.
 deb_pkgs="build-essential dpkg-dev debhelper fakeroot lintian help2man"
