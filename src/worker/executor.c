@@ -60,6 +60,7 @@ struct outcome {
     size_t size;    /* ok: bytes of its compact JSON */
     char message[REPORT_MESSAGE_MAX];
     bool retryable;
+    bool hand_back;   /* not the task's doing (the worker cannot run it): back to the queue */
     int task_persist; /* errand_task_persist_result()'s: -1 (no call) / 0 / 1 */
     int def_persist;  /* the task definition's, as -1 (ERRAND_DEFAULT) / 0 / 1 */
 };
@@ -140,6 +141,14 @@ static void run_c_isolated(executor *ex, struct wrun *run, const struct task_ent
     if (isolated_task_run(ex->env.fork_server, t, run, ex->env.reporter, ex->env.log_prints,
                           &ex->env.limits, run_should_stop, run, &io, &err) != 0) {
         fail(o, true, "%s", err.message);
+        if (fork_server_gone(ex->env.fork_server)) {
+            o->hand_back = true;
+            char why[REPORT_MESSAGE_MAX];
+            snprintf(why, sizeof why,
+                     "the worker's fork server has died: isolated tasks cannot start (%s)",
+                     err.message);
+            ex->env.on_fatal(ex->env.owner, why);
+        }
         return;
     }
     o->task_persist = io.persist;
@@ -310,9 +319,9 @@ static void deliver(executor *ex, struct wrun *run, struct outcome *o)
         complete(ex, run, o);
         return;
     }
-    if (why == STOP_SHUTDOWN) {
-        /* Cut short by a stop (a deploy): handed back, a redelivery that leaves the task's
-           retries alone. */
+    if (why == STOP_SHUTDOWN || o->hand_back) {
+        /* Cut short by a stop (a deploy), or never started by a worker that must stop:
+           handed back, a redelivery that leaves the task's retries alone. */
         reporter_final(env->reporter, run, ERRAND_STATE_SCHEDULED, NULL, false, NULL, NULL);
         return;
     }

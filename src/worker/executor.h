@@ -43,6 +43,9 @@ struct executor_env {
        or C. */
     bool isolate;
     fork_server *fork_server;
+    /* Called (from an executor thread) when the fork server has died: the run was handed
+       back, and the worker must stop; message says why. */
+    void (*on_fatal)(void *owner, const char *message);
     struct process_spec limits;
     /* Each thread calls this as the very last thing it does (the worker drops a reference
        it took for the thread, so a task still running after serve() returned keeps the

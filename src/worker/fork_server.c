@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -36,6 +37,8 @@ enum { CHILD_STDIN, CHILD_STDOUT, CHILD_STDERR, CHILD_STATUS, CHILD_FDS };
 struct fork_server {
     int sock; /* the worker's end */
     pid_t pid;
+    pthread_mutex_t mu; /* over reaped */
+    bool reaped;        /* the server has ended and was reaped */
 };
 
 struct request {
@@ -188,6 +191,7 @@ int fork_server_start(fork_server_child_fn fn, void *arg, fork_server **out, err
     close(sv[1]);
     fs->sock = sv[0];
     fs->pid = pid;
+    pthread_mutex_init(&fs->mu, NULL);
     *out = fs;
     return 0;
 }
@@ -257,12 +261,26 @@ int fork_server_read_status(int status_fd, int *status)
     return -1;
 }
 
+bool fork_server_gone(fork_server *fs)
+{
+    pthread_mutex_lock(&fs->mu);
+    if (!fs->reaped) {
+        pid_t w = waitpid(fs->pid, NULL, WNOHANG);
+        fs->reaped = w == fs->pid || (w < 0 && errno == ECHILD);
+    }
+    bool gone = fs->reaped;
+    pthread_mutex_unlock(&fs->mu);
+    return gone;
+}
+
 void fork_server_stop(fork_server *fs)
 {
     if (!fs)
         return;
     close(fs->sock);
-    while (waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    if (!fork_server_gone(fs))
+        while (waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    pthread_mutex_destroy(&fs->mu);
     mem_free(fs);
 }

@@ -20,6 +20,7 @@
 #ifndef ERRAND_WORKER_FORK_SERVER_H
 #define ERRAND_WORKER_FORK_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -51,6 +52,11 @@ int fork_server_spawn(fork_server *fs, const int fds[3], const struct fork_limit
 /* Reads the wait status from a status_fd without blocking: 1 with *status when the process
  * ended, 0 when it runs on, -1 when the keeper died without saying (the process is gone). */
 int fork_server_read_status(int status_fd, int *status);
+
+/* True once the server has died (killed, out of memory): no task process can start any more,
+ * and the worker must stop (its supervisor restarts it with a new one). Safe from any
+ * thread. */
+bool fork_server_gone(fork_server *fs);
 
 /* Closes the socket, which ends the server, and reaps it. NULL is fine. */
 void fork_server_stop(fork_server *fs);

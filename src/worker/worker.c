@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <math.h> /* isfinite (a macro: no libm) */
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,9 @@ struct errand_worker {
     size_t prefetch;
     bool isolate;
     fork_server *fork_server; /* isolated mode, from serve()'s start to its end */
+    /* Why the worker stopped itself (set once, by the first on_fatal): serve() returns it. */
+    pthread_mutex_t fatal_mu;
+    char *fatal;
     size_t memory_limit_bytes;
     double cpu_limit_seconds;
     int lease_seconds; /* 0 = the server's default */
@@ -113,6 +117,8 @@ static void worker_destroy(errand_worker *w)
     mem_free(w->name);
     mem_free(w->storage_path);
     s3_location_clear(&w->s3);
+    mem_free(w->fatal);
+    pthread_mutex_destroy(&w->fatal_mu);
     mem_free(w);
 }
 
@@ -206,6 +212,7 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     }
     atomic_init(&w->refs, 1);
     atomic_init(&w->stopping, false);
+    pthread_mutex_init(&w->fatal_mu, NULL);
     atomic_init(&w->served, false);
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
     w->api_url = mem_strdup(opt->api_url ? opt->api_url : settings_str(s, SET_API_URL));
@@ -351,6 +358,20 @@ static void on_deadline(struct wrun *run, enum watch_kind kind, void *ctx)
     atomic_fetch_add(&w->stats.failed, 1);
 }
 
+/* A part of the worker cannot go on (its fork server died): stop, and have serve() fail. */
+static void on_fatal(void *owner, const char *message)
+{
+    errand_worker *w = owner;
+    pthread_mutex_lock(&w->fatal_mu);
+    bool first = !w->fatal;
+    if (first)
+        w->fatal = mem_strdup(message);
+    pthread_mutex_unlock(&w->fatal_mu);
+    if (first)
+        log_error("worker cannot go on", "worker=%s error=\"%s\"", w->name, message);
+    errand_worker_stop(w);
+}
+
 static void on_cancel(struct wrun *run, void *ctx)
 {
     errand_worker *w = ctx;
@@ -393,6 +414,7 @@ static int start_parts(errand_worker *w, errand_error *err)
         .log_prints = w->log_prints,
         .isolate = w->isolate,
         .fork_server = w->fork_server,
+        .on_fatal = on_fatal,
         .limits = {.memory_limit_bytes = w->memory_limit_bytes,
                    .cpu_limit_seconds = w->cpu_limit_seconds},
         .on_thread_exit = worker_unref,
@@ -500,6 +522,10 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
     if (captured)
         stdout_capture_uninstall();
     signals_restore(&sigs);
+    pthread_mutex_lock(&w->fatal_mu);
+    if (!rc && w->fatal)
+        rc = error_set(err, ERRAND_EIO, NULL, "%s", w->fatal);
+    pthread_mutex_unlock(&w->fatal_mu);
     if (!rc) {
         errand_worker_stats st;
         errand_worker_get_stats(w, &st);

@@ -4,6 +4,8 @@ ones here) in a process of its own, and a cancel still reaches it through the he
 within a few seconds (the lease, the fallback, is 30 s). The crashes it contains — segfault,
 abort, memory and CPU limits, timeouts — are tested with C tasks in
 tests/unit/test_worker_isolation.c."""
+import os
+import signal
 import time
 
 from conftest import parse_ts, run_cli
@@ -32,3 +34,36 @@ def test_worker_refuses_bad_limits(server):
         r = run_cli(server, "worker", "--builtin", flag, value, timeout=30)
         assert r.returncode == 2, (flag, r.returncode, r.stderr)
         assert flag.lstrip("-") in r.stderr, r.stderr
+
+
+def children_of(pid):
+    """The pids of a process's children (every thread's)."""
+    kids = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            kids += [int(p) for p in f.read().split()]
+    return kids
+
+
+def test_a_worker_whose_fork_server_died_hands_the_run_back_and_stops(server, worker_factory):
+    """Isolated task processes are forked by the worker's fork server; if it dies (killed,
+    out of memory) no isolated task can start: the run goes back to the queue (no retry
+    used), and the worker stops with an error naming the cause, for its supervisor to
+    restart it."""
+    w = worker_factory(server, args=["--isolate"])
+    done = server.api.wait_final(server.api.submit("errand.noop", {})["id"])
+    assert done["state"]["type"] == "COMPLETED", done
+    kids = children_of(w.proc.pid)
+    assert len(kids) == 1, kids  # the fork server (no task runs now)
+    assert kids[0] > 0
+    os.kill(kids[0], signal.SIGKILL)
+    run = server.api.submit("errand.noop", {"after": "the fork server died"})
+    assert w.proc.wait(60) not in (0, None), w.proc.tail()
+    assert "fork server has died" in w.proc.stderr_text(), w.proc.tail()
+    back = server.api.get(run["id"])
+    assert back["state"]["type"] == "SCHEDULED", back
+    # Another worker takes it: it never failed, and no retry was spent on it.
+    worker_factory(server, args=["--isolate"])
+    done = server.api.wait_final(run["id"])
+    assert done["state"]["type"] == "COMPLETED", done
+    assert "FAILED" not in [s["type"] for s in server.api.states(run["id"])]
