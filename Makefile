@@ -61,15 +61,18 @@ conformance-python: all test-deps
 	@echo "== worker conformance tests, Python runtime ($(BUILD)) =="
 	$(Q)ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
 
+# The example app's suite (tests/example) against the C app (examples/structured-output),
+# built in $(BUILD); `make asan` runs it with the sanitizers.
 example: all test-deps
-	@echo "== example app tests ($(BUILD)) =="
-	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
+	@echo "== example app tests, C app ($(BUILD)) =="
+	$(Q)ERRAND_EXAMPLE_APP=c ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
 
-# The FastAPI example (examples/fastapi-structured-output): the errand server of $(BUILD), the
-# Python worker and the app under uvicorn, from Debian's python3-fastapi and python3-uvicorn.
+# The same suite against the FastAPI app (examples/fastapi-structured-output): the errand
+# server of $(BUILD), the Python worker and the app under uvicorn, from Debian's
+# python3-fastapi and python3-uvicorn. The same tests must pass for both apps.
 example-fastapi: all test-deps
-	@echo "== FastAPI example tests ($(BUILD)) =="
-	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example_fastapi
+	@echo "== example app tests, FastAPI app ($(BUILD)) =="
+	$(Q)ERRAND_EXAMPLE_APP=fastapi ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
 
 browser: all test-deps
 	@echo "== browser tests ($(BUILD)) =="

@@ -2,7 +2,16 @@
 """
 stack.py — the processes of the structured-output example, started for real and driven
 over HTTP: the fake chat-completions server (fake_openai.py), an errand server, task
-workers (structured-output-task) and the web API (structured-output-api).
+workers and the web API, of either implementation of the app:
+
+  c        examples/structured-output: structured-output-task and structured-output-api
+           from $ERRAND_BUILD/bin (Stack);
+  fastapi  examples/fastapi-structured-output: the Python worker (`python3 tasks.py`,
+           errand.serve) and the FastAPI app under uvicorn (`python3 api.py --port 0`),
+           with clients/python on PYTHONPATH (FastAPIStack).
+
+Both answer the same HTTP contract, so one set of tests drives either; ERRAND_EXAMPLE_APP
+(conftest.py) picks the app. APPS below maps each name to its Stack class.
 
 Every server listens on port 0 and is found through its `msg="listening" ... port=P` log
 line; every wait polls a condition with a deadline (generous, since the same tests run
@@ -30,6 +39,8 @@ BIN = BUILD / "bin"
 ERRAND = BIN / "errand"
 API = BIN / "structured-output-api"
 TASK = BIN / "structured-output-task"
+FASTAPI_EXAMPLE = REPO / "examples" / "fastapi-structured-output"
+PYTHON_CLIENT = REPO / "clients" / "python"
 FAKE = Path(__file__).resolve().parent / "fake_openai.py"
 PYTHON = "/usr/bin/python3"
 TASK_NAME = "create_structured_output"
@@ -307,3 +318,75 @@ class Stack:
         r = self.errand("GET", f"/task_runs/{run_id}")
         assert r.status_code == 200, r.text
         return r.json()
+
+
+def python_env(extra):
+    """child_env() plus the errand package (clients/python) on the path; the FastAPI
+    example's own modules are found beside the script that is run."""
+    return child_env({"PYTHONPATH": PYTHON_CLIENT, "PYTHONUNBUFFERED": "1", **extra})
+
+
+class FastAPIStack(Stack):
+    """An errand server, Python workers and the FastAPI app, in one temporary directory:
+    Stack's starting, log reading and clean-stop checks; only the worker and the API
+    differ."""
+
+    def start_worker(self, *args, env=None, name=None, wait_ready=True):
+        name = name or f"py-task-{len(self.workers) + 1}-{uuid.uuid4().hex[:6]}"
+        extra = {"ERRAND_HOME": self.home, "ERRAND_API_URL": self.errand_url}
+        extra.update(self.openai_env())
+        extra.update(env or {})
+        w = Process(name, [PYTHON, FASTAPI_EXAMPLE / "tasks.py", "--name", name, *args],
+                    python_env(extra), self.log_dir)
+        w.worker_name = name
+        self.workers.append(w)
+        if wait_ready:
+            wait_until(lambda: self.worker_active(name), START_TIMEOUT,
+                       f"worker {name} to show up at the errand server")
+        return w
+
+    def start_api(self, errand_url=None, env=None):
+        extra = {"ERRAND_HOME": self.home, "ERRAND_API_URL": errand_url or self.errand_url}
+        extra.update(env or {})
+        self.api = Process("fastapi-api",
+                           [PYTHON, FASTAPI_EXAMPLE / "api.py", "--host", "127.0.0.1",
+                            "--port", "0"], python_env(extra), self.log_dir)
+        self.api_url = f"http://127.0.0.1:{self.api.port()}"
+        return self
+
+
+# The apps, by the name ERRAND_EXAMPLE_APP gives them.
+APPS = {"c": Stack, "fastapi": FastAPIStack}
+
+# Where the two apps answer differently on purpose: one row per difference, one regex per
+# app, asserted by the test that meets it (`difference(app, row)`). Everything else the tests
+# check, they check the same way for both apps. A new difference adds its row here, says why,
+# and is asserted for each app; never a test skipped for one of them.
+#
+#   cache_key       the cache key of a run. The C app's task policy is
+#                   ERRAND_CACHE_INPUTS_AND_VERSION (task_def.c): liberrand's SHA-256 of the
+#                   task's name, version and inputs, 64 hex digits. The Python package's
+#                   default is Prefect's: "errand-default-" and a SHA-256 of the task's name,
+#                   source code and inputs (clients/python/errand/tasks.py).
+#   submitted_line  the API's log line for a submission, {id} for the run id. The C app's
+#                   logger (applog.c) puts the fields after the message; the FastAPI app logs
+#                   them inside msg="..." through Python's logging.
+DIFFERENCES = {
+    "cache_key": {
+        "c": r"[0-9a-f]{64}",
+        "fastapi": r"errand-default-[0-9a-f]{64}",
+    },
+    "submitted_line": {
+        "c": r'msg="Submitted task run: {id}" task_run_id={id} task=create_structured_output',
+        "fastapi": r'msg="Submitted task run: {id} task_run_id={id} task=create_structured_output',
+    },
+}
+
+
+def difference(app, row, **fields):
+    """The regex that DIFFERENCES[row] gives for this app, each {name} replaced by the
+    escaped value of the field of that name (str.format would read {64} as a field)."""
+    rx = DIFFERENCES[row][app]
+    for name, value in fields.items():
+        rx = rx.replace("{" + name + "}", re.escape(str(value)))
+    return rx

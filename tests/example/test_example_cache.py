@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: MIT
 """
-Caching by inputs + task version, as the seed's task: the same request again answers from
-the first run's result without calling the endpoint; a different request calls it again.
+Caching by inputs, as the seed's task (and the task's version in the C app, its source in
+the FastAPI app: stack.DIFFERENCES, "cache_key"): the same request again answers from the
+first run's result without calling the endpoint, whatever the encoding or the spelling of
+the target type; a different request calls it again.
 """
+import json
 
 
 def test_the_same_request_twice_answers_from_the_cache(stack, fake, token):
@@ -42,3 +45,14 @@ def test_a_failed_run_is_not_cached(stack, fake, token):
     assert stack.wait_status(stack.submit_ok(fields))["status"] == "error"
     assert stack.wait_status(stack.submit_ok(fields))["result"] == 5
     assert len(fake.calls(token)) == 2
+
+
+def test_a_spelled_out_target_answers_from_the_cache(stack, fake, token):
+    fake.script(token, {"value": ["x"]})
+    fields = {"payload": json.dumps([token]), "target_type": "list[str]"}
+    first = stack.submit_ok(fields)
+    assert stack.wait_status(first)["result"] == ["x"]
+    second = stack.submit_ok({**fields, "target_type": "typing.List[ str ]"})
+    assert stack.wait_status(second)["result"] == ["x"]
+    assert stack.run(second)["state"]["name"] == "Cached"
+    assert len(fake.calls(token)) == 1

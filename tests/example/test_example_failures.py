@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
 """
-How the task meets a failing endpoint: errors a retry cannot fix (401, 400, a refusal, no
-endpoint configured) fail the run at once with the endpoint's own message and one call;
-rate limits, 5xx and malformed answers are retried with backoff.
+How the task meets a failing endpoint, and how the web API meets an errand server that is
+down: errors a retry cannot fix (401, 400, a refusal, no endpoint configured) fail the run at
+once with the endpoint's own message and one call; rate limits, 5xx and malformed answers
+are retried with backoff (a wrong answer is never shown as the result); an errand server
+that cannot be reached answers 503 (nothing was submitted).
 """
 import pytest
 
-from stack import RETRIES_TIMEOUT
+from stack import (FINAL_TIMEOUT, RETRIES_TIMEOUT, free_port_nobody_listens_on,
+                   wait_until)
 
 
 def submit(stack, token, target="float"):
@@ -53,7 +56,7 @@ def test_a_refusal_fails_with_the_model_words(stack, fake, token):
     {"status": 500},
     {"status": 429},
     {"content": "not json at all"},
-    {"value": "three"},  # valid JSON, wrong type for float
+    {"value": "three"},  # valid JSON, wrong type for float: never shown as the result
 ])
 def test_a_transient_failure_is_retried_then_completes(stack, fake, token, first):
     fake.script(token, first, {"value": 3.5})
@@ -94,7 +97,6 @@ def test_without_a_key_or_a_local_endpoint_runs_fail_saying_what_to_set(make_sta
 def test_an_unreachable_endpoint_is_retried(make_stack, fake_session, token):
     """A base URL where nothing listens: network errors are transient, so the run waits for
     a retry (here it never succeeds, so we only look at the first failure)."""
-    from stack import free_port_nobody_listens_on, wait_until, FINAL_TIMEOUT
     s = make_stack(fake=None)
     s.start_server()
     dead = f"http://127.0.0.1:{free_port_nobody_listens_on()}/v1"
@@ -112,7 +114,6 @@ def test_an_unreachable_endpoint_is_retried(make_stack, fake_session, token):
 
 
 def test_cancelling_a_run_aborts_the_call_in_flight(stack, fake, token):
-    from stack import FINAL_TIMEOUT, wait_until
     fake.script(token, {"value": 1, "hold": token})  # the model never answers on its own
     run_id = submit(stack, token, "int")
     wait_until(lambda: fake.waiting(token) == 1, FINAL_TIMEOUT, "the task to call the model")
@@ -122,3 +123,19 @@ def test_cancelling_a_run_aborts_the_call_in_flight(stack, fake, token):
     assert fake.waiting(token) == 1, "cancelled while the call was still held"
     body = stack.status(run_id).json()
     assert body["status"] == "error" and body["message"]
+
+
+def test_an_errand_server_that_is_down_is_503(make_stack, token):
+    s = make_stack(fake=None)
+    dead = f"http://127.0.0.1:{free_port_nobody_listens_on()}/api"
+    s.start_api(errand_url=dead)
+    r = s.submit({"payload": token, "target_type": "int"})
+    assert r.status_code == 503, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("could not submit the task"), detail
+    assert dead in detail and "unavailable" in detail and "try again" in detail
+    r = s.status("01938f2e-7c1a-7b3e-9a55-2f1c0e6d4b21")
+    assert r.status_code == 503, r.text
+    assert dead in r.json()["detail"] and "try again" in r.json()["detail"]
+    # Validation needs no server.
+    assert s.submit({"payload": token}).status_code == 422

@@ -2,44 +2,58 @@
 """
 The seed's happy path, end to end: a form (urlencoded, multipart or JSON) submitted to
 POST /tasks answers 202 {"task_run_id"}, the run is pending while the model works, then
-completed with the typed, validated value — for every supported target type.
+completed with the typed, validated value — for every supported target type; the page and
+/health are served.
 """
 import json
+import re
 
 import pytest
+import requests
 
-from stack import FINAL_TIMEOUT, wait_until
+from stack import FINAL_TIMEOUT, HTTP_TIMEOUT, difference, wait_until
 
 PERSON_SCHEMA = {"type": "object",
                  "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
                  "required": ["name", "age"], "additionalProperties": False}
 
-# (target_type as sent, value the model answers, expected result, strict mode, wrapped).
-# Object targets (dict, an object schema) are sent as they are; others are wrapped as
-# {"value": ...}. dict[str, T] has open keys, which strict mode cannot express.
+# (id, target_type as sent, encoding, value the model answers, expected result, strict mode,
+# schema sent). Object targets (dict, an object schema) are sent as they are (the schema is
+# given); others are wrapped as {"value": ...} (WRAPPED). dict[str, T] has open keys, which
+# strict mode cannot express.
+WRAPPED = "wrapped"
 CASES = [
-    ("str", "hello", "hello", True, True),
-    ("int", 42, 42, True, True),
-    ("float", 3.14, 3.14, True, True),
-    ("builtins.float", 2.5, 2.5, True, True),
-    ("bool", True, True, True, True),
-    ("list[str]", ["a", "b"], ["a", "b"], True, True),
-    ("list[int]", [1, 2, 3], [1, 2, 3], True, True),
-    ("dict[str, str]", {"k": "v", "x": "y"}, {"k": "v", "x": "y"}, False, False),
-    (json.dumps(PERSON_SCHEMA), {"name": "Ada", "age": 36}, {"name": "Ada", "age": 36}, True,
-     False),
+    ("str", "str", "urlencoded", "hello", "hello", True, WRAPPED),
+    ("int", "int", "multipart", 42, 42, True, WRAPPED),
+    ("int-from-42.0", "int", "multipart", 42.0, 42, True, WRAPPED),  # 42.0 for int is 42
+    ("float", "float", "json", 3.14, 3.14, True, WRAPPED),
+    ("float-from-3", "float", "json", 3, 3.0, True, WRAPPED),        # 3 for float is 3.0
+    ("builtins.float", "builtins.float", "urlencoded", 2.5, 2.5, True, WRAPPED),
+    ("bool", "bool", "multipart", True, True, True, WRAPPED),
+    ("bool-urlencoded", "bool", "urlencoded", True, True, True, WRAPPED),
+    ("list[str]", "list[str]", "json", ["a", "b"], ["a", "b"], True, WRAPPED),
+    ("List[str]", "List[str]", "multipart", ["a", "b"], ["a", "b"], True, WRAPPED),
+    ("list[int]", "list[int]", "urlencoded", [1, 2, 3], [1, 2, 3], True, WRAPPED),
+    ("dict[str, str]", "dict[str, str]", "multipart", {"k": "v", "x": "y"},
+     {"k": "v", "x": "y"}, False, {"type": "object", "additionalProperties": {"type": "string"}}),
+    ("dict[str, int]", "dict[str, int]", "json", {"k": 1}, {"k": 1}, False,
+     {"type": "object", "additionalProperties": {"type": "integer"}}),
+    ("schema-json", json.dumps(PERSON_SCHEMA), "json", {"name": "Ada", "age": 36},
+     {"name": "Ada", "age": 36}, True, PERSON_SCHEMA),
+    ("schema-urlencoded", json.dumps(PERSON_SCHEMA), "urlencoded", {"name": "Ada", "age": 36},
+     {"name": "Ada", "age": 36}, True, PERSON_SCHEMA),
 ]
-ENCODINGS = ["urlencoded", "multipart", "json"]
+# The spelling each target is stored in (and so cached under), where it is not as sent.
+CANONICAL = {"List[str]": "list[str]", "builtins.float": "float"}
 
 
 def held(token, value):
     return {"value": value, "hold": token}
 
 
-@pytest.mark.parametrize("i", range(len(CASES)), ids=[c[0][:20] for c in CASES])
-def test_each_target_type_completes_with_the_typed_value(stack, fake, token, i):
-    target, answer, expected, strict, wrapped = CASES[i]
-    encoding = ENCODINGS[i % len(ENCODINGS)]
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_each_target_type_completes_with_the_typed_value(stack, fake, token, case):
+    _, target, encoding, answer, expected, strict, sent_schema = case
     fake.script(token, held(token, answer))
     fields = {"payload": json.dumps({"text": f"convert this {token}"}),
               "target_type": target, "instructions": f"be precise {token}"}
@@ -69,16 +83,23 @@ def test_each_target_type_completes_with_the_typed_value(stack, fake, token, i):
     assert fmt["json_schema"]["strict"] is strict
     schema = fmt["json_schema"]["schema"]
     assert schema["type"] == "object"
-    if wrapped:
+    if sent_schema == WRAPPED:
         assert schema["required"] == ["value"] and schema["additionalProperties"] is False
-    elif target.startswith("dict"):
-        assert schema == {"type": "object", "additionalProperties": {"type": "string"}}
     else:
-        assert schema == PERSON_SCHEMA
+        assert schema == sent_schema
     system, user = req["messages"]
     assert system["role"] == "system" and f"be precise {token}" in system["content"]
     assert user["role"] == "user" and json.loads(user["content"]) == {
         "text": f"convert this {token}"}
+
+    # The run errand stored: the task's name and the parameters the seed's delay() sends,
+    # the target in its canonical spelling (List[str] -> list[str]: one cache key).
+    run = stack.run(run_id)
+    assert run["task"] == "create_structured_output"
+    assert run["parameters"]["payload"] == {"text": f"convert this {token}"}
+    assert run["parameters"]["instructions"] == f"be precise {token}"
+    if target in CANONICAL:
+        assert run["parameters"]["target"] == CANONICAL[target]
 
 
 def test_float_target_reads_an_integer_answer_as_a_float(stack, fake, token):
@@ -124,19 +145,18 @@ def test_a_file_upload_counts_as_the_payload(stack, fake, token):
     fake.script(token, {"value": 7})
     files = {"payload": ("data.json", json.dumps({"n": token}), "application/json"),
              "target_type": (None, "int")}
-    import requests
-    r = requests.post(stack.api_url + "/tasks", files=files, timeout=30)
+    r = requests.post(stack.api_url + "/tasks", files=files, timeout=HTTP_TIMEOUT)
     assert r.status_code == 202, r.text
     assert stack.wait_status(r.json()["task_run_id"])["result"] == 7
 
 
-def test_submission_is_logged_like_the_seed(stack, fake, token):
+def test_submission_is_logged_like_the_seed(app, stack, fake, token):
     fake.script(token, {"value": "x"})
     run_id = stack.submit_ok({"payload": token, "target_type": "str"})
-    stack.api.wait_line(rf'msg="Submitted task run: {run_id}"')
+    stack.api.wait_line(difference(app, "submitted_line", id=run_id))
 
 
-def test_runs_carry_the_task_policy_and_persist_their_results(stack, fake, token):
+def test_runs_carry_the_task_policy_and_persist_their_results(app, stack, fake, token):
     fake.script(token, {"value": [1]})
     run_id = stack.submit_ok({"payload": token, "target_type": "list[int]"})
     assert stack.wait_status(run_id)["result"] == [1]
@@ -145,7 +165,7 @@ def test_runs_carry_the_task_policy_and_persist_their_results(stack, fake, token
     assert run["retries"] == 3 and run["max_attempts"] == 4
     assert run["retry_delay_seconds"] == [2, 4, 8]
     assert run["timeout_seconds"] == 300
-    assert run["cache_key"] and len(run["cache_key"]) == 64
+    assert re.fullmatch(difference(app, "cache_key"), run["cache_key"] or ""), run["cache_key"]
     assert run["persist_result"] is True
     assert run.get("result_ref"), run  # persisted to ERRAND_LOCAL_STORAGE_PATH
 
@@ -161,12 +181,19 @@ def test_task_prints_reach_the_run_logs(stack, fake, token):
     wait_until(printed, FINAL_TIMEOUT, "the task's print in the run's logs")
 
 
-def test_the_web_page_is_served(stack):
-    import requests
-    r = requests.get(stack.api_url + "/", timeout=30)
+def test_form_text_that_is_not_json_becomes_data(stack, fake, token):
+    fake.script(token, {"value": 7})
+    run_id = stack.submit_ok({"payload": f"seven {token}", "target_type": "int"})
+    assert stack.wait_status(run_id)["result"] == 7
+    assert stack.run(run_id)["parameters"]["payload"] == {"data": f"seven {token}"}
+
+
+def test_the_web_page_and_health_are_served(stack):
+    r = requests.get(stack.api_url + "/", timeout=HTTP_TIMEOUT)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/html")
     for needle in ('id="task-form"', 'id="payload"', 'id="target_type"', 'id="instructions"',
-                   'id="task-run-id"', 'id="result"'):
+                   'id="task-run-id"', 'id="result"', 'name="target_type"', "tasks"):
         assert needle in r.text
-    assert requests.get(stack.api_url + "/health", timeout=30).json() == {"status": "ok"}
+    r = requests.get(stack.api_url + "/health", timeout=HTTP_TIMEOUT)
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})

@@ -2,7 +2,8 @@
 """
 GET /tasks/{id}/status follows the seed's get_task_result for every state a run can be in.
 Runs are put into each state through errand's own HTTP API (a task name no worker serves,
-claimed and reported by the test itself), then read through the example's API.
+claimed and reported by the test itself), then read through the example's API (either app:
+conftest.py); a run that ended without a message still says why.
 """
 import uuid
 
@@ -66,11 +67,12 @@ def test_claimed_running_cancelling_are_pending_and_cancelled_is_an_error(stack,
     assert body["status"] == "error" and body["message"]
 
 
-def test_cancelled_before_it_started_is_an_error(stack, token):
+def test_cancelled_before_it_started_is_an_error_with_a_message(stack, token):
     run_id = submit_raw(stack, token, delay_seconds=3600)
     assert stack.errand("POST", f"/task_runs/{run_id}/cancel").status_code == 200
     assert state(stack, run_id)["type"] == "CANCELLED"
-    assert stack.status(run_id).json()["status"] == "error"
+    body = stack.status(run_id).json()
+    assert body["status"] == "error" and body["message"]
 
 
 def test_completed_gives_the_result(stack, token):

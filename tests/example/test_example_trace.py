@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
 """
 W3C trace context through the example: the traceparent header of an incoming POST /tasks is
-the trace context of the run it submits (errand_trace_set in submit.c), so one trace id
-follows the web request into the background work; an invalid header is ignored, and a
-request without one leaves its run without one (the next request on the same API thread
-does not inherit the previous one's).
+the trace context of the run it submits (errand_trace_set in the C app's submit.c,
+errand.trace_context in the FastAPI app's api.py), so one trace id follows the web request
+into the background work; an invalid header is ignored, and a request without one leaves its
+run without one (the next request on the same API thread, or the same event loop, does not
+inherit the previous one's).
 """
 import json
 
@@ -38,5 +39,15 @@ def test_an_incoming_traceparent_reaches_the_run(stack, token):
     # Several requests after it, none with a header: none inherits the trace.
     for i in range(4):
         assert stack.run(submit(stack, f"{token}-{i}"))["traceparent"] is None
-    bad = submit(stack, token, {"traceparent": TRACEPARENT.upper()})
-    assert stack.run(bad)["traceparent"] is None
+    for bad in (TRACEPARENT.upper(), f"00-{'0' * 32}-00f067aa0ba902b7-01", "garbage"):
+        assert stack.run(submit(stack, f"{token}-bad", {"traceparent": bad}))["traceparent"] \
+            is None
+
+
+def test_the_worker_runs_the_task_in_the_request_trace(stack, fake, token):
+    """The run the worker executes carries the request's trace id to the end: its log lines
+    are the run's, and the run, completed, still has the request's traceparent."""
+    fake.script(token, {"value": "traced"})
+    run_id = submit(stack, token, {"traceparent": TRACEPARENT})
+    assert stack.wait_status(run_id)["result"] == "traced"
+    assert stack.run(run_id)["traceparent"] == TRACEPARENT

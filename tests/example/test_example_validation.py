@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
 """
-Bad submissions answer 422 with FastAPI's body naming the field, and submit nothing;
-unknown routes and methods answer as FastAPI does; oversized bodies 413.
+Bad submissions answer 422 with FastAPI's body naming the field, and submit nothing (the C
+app answers as the FastAPI app does); unknown routes and methods answer as FastAPI does;
+oversized bodies 413.
 """
 import json
 
 import pytest
 import requests
+
+from stack import HTTP_TIMEOUT
 
 
 def runs_of_the_task(stack):
@@ -42,7 +45,7 @@ def test_missing_target_type(stack, nothing_submitted, encoding):
 
 
 def test_every_missing_field_is_named(stack, nothing_submitted):
-    for r in (requests.post(stack.api_url + "/tasks", timeout=30),
+    for r in (requests.post(stack.api_url + "/tasks", timeout=HTTP_TIMEOUT),
               stack.submit({}, "json"),
               stack.submit({"payload": "", "target_type": "  "})):
         assert [e["loc"] for e in detail(r)] == [["body", "payload"], ["body", "target_type"]]
@@ -56,6 +59,11 @@ def test_an_unusable_target_type(stack, nothing_submitted, target):
     assert d["msg"].startswith("Value error, ") and d["input"] == target
 
 
+def test_a_target_type_error_says_what_is_supported(stack, nothing_submitted):
+    (d,) = detail(stack.submit({"payload": "x", "target_type": "banana"}))
+    assert "unknown type 'banana'" in d["msg"] and "list[T]" in d["msg"]
+
+
 def test_wrong_json_types(stack, nothing_submitted):
     d = detail(stack.submit({"payload": None, "target_type": 5, "instructions": ["x"]}, "json"))
     assert [(e["loc"], e["type"]) for e in d] == [
@@ -65,7 +73,7 @@ def test_wrong_json_types(stack, nothing_submitted):
 
 def test_a_body_that_is_not_json(stack, nothing_submitted):
     r = requests.post(stack.api_url + "/tasks", data=b'{"payload": ',
-                      headers={"Content-Type": "application/json"}, timeout=30)
+                      headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
     (d,) = detail(r)
     assert d["type"] == "json_invalid" and d["loc"][0] == "body"
     assert d["msg"] == "JSON decode error"
@@ -73,26 +81,34 @@ def test_a_body_that_is_not_json(stack, nothing_submitted):
 
 def test_a_json_body_that_is_not_an_object(stack, nothing_submitted):
     r = requests.post(stack.api_url + "/tasks", data=b'[1]',
-                      headers={"Content-Type": "application/json"}, timeout=30)
+                      headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
     (d,) = detail(r)
     assert d["loc"] == ["body"] and d["type"] == "dict_type"
+
+
+def test_form_text_that_is_not_utf8(stack, nothing_submitted):
+    r = requests.post(stack.api_url + "/tasks", data=b"payload=%FF&target_type=str",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"},
+                      timeout=HTTP_TIMEOUT)
+    (d,) = detail(r)
+    assert d["loc"] == ["body", "payload"] and d["type"] == "string_unicode"
 
 
 def test_a_body_over_the_limit_is_413(stack, nothing_submitted):
     r = requests.post(stack.api_url + "/tasks",
                       data={"payload": "x" * (1024 * 1024 + 1), "target_type": "str"},
-                      timeout=30)
+                      timeout=HTTP_TIMEOUT)
     assert r.status_code == 413
     assert "limit" in r.json()["detail"]
 
 
 def test_unknown_routes_and_methods(stack):
-    r = requests.get(stack.api_url + "/nope", timeout=30)
+    r = requests.get(stack.api_url + "/nope", timeout=HTTP_TIMEOUT)
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
-    r = requests.get(stack.api_url + "/tasks", timeout=30)
+    r = requests.get(stack.api_url + "/tasks", timeout=HTTP_TIMEOUT)
     assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
     assert r.headers["Allow"] == "POST"
-    r = requests.post(stack.api_url + "/tasks/" + "0" * 32 + "/status", timeout=30)
+    r = requests.post(stack.api_url + "/tasks/" + "0" * 32 + "/status", timeout=HTTP_TIMEOUT)
     assert r.status_code == 405
 
 
