@@ -109,7 +109,30 @@ def traceparent() -> dict:
     return {"seen": errand.context().traceparent, "child": child.task_run_id}
 
 
-TASKS = [greet, model, pid, spin, gil_hog, crash, fail, sleep, persist, traceparent]
+@errand.task(name="py.lineage")
+def lineage() -> dict:
+    """The task's process and the three above it (for errand.serve: its keeper, the fork
+    server, the worker), each with its thread count; and the descriptors it holds beyond
+    stdin, stdout and stderr (fd -> what /proc says it is)."""
+    chain = []
+    pid = os.getpid()
+    for _ in range(4):
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        chain.append({"pid": pid, "threads": int(fields["Threads"])})
+        pid = int(fields["PPid"])
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the directory listdir had open, closed since
+        if int(name) > 2:
+            fds[name] = target
+    return {"chain": chain, "fds": fds}
+
+
+TASKS = [greet, model, pid, spin, gil_hog, crash, fail, sleep, persist, traceparent, lineage]
 
 if __name__ == "__main__":
     errand.serve(*TASKS, **json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}"))

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
 """The Python worker runtime (errand.serve, clients/python) and @errand.task against a real
 server: tasks served in Python for a submission from C and the other way round, the pool of
-child processes (a timeout kills a task that never returns, a task holding the GIL keeps its
-lease, a crash ends one run, children recycled after N runs or N MB), stopping with SIGTERM,
-a cancel reaching a task that never checks, a kill -9 of the worker mid-run, and the testing
-helpers. The worker-protocol behaviours shared with the C runtime are the conformance suite's
-(ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime, tests/conformance/)."""
+child processes (forked by a fork server of one thread, a timeout kills a task that never
+returns, a task holding the GIL keeps its lease, a crash ends one run, children recycled after
+N runs or N MB), stopping with SIGTERM, a cancel reaching a task that never checks, a kill -9
+of the worker mid-run, and the testing helpers. The worker-protocol behaviours shared with
+the C runtime are the conformance suite's (ERRAND_CONFORMANCE_RUNTIME=
+python_runtime:PythonRuntime, tests/conformance/)."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -168,6 +170,54 @@ def test_a_crashing_task_ends_its_run_not_the_worker(server, py_worker, client):
     assert w.proc.running()
 
 
+def test_task_processes_are_forked_by_a_one_thread_fork_server(server, py_worker, client):
+    """A fork of the threaded worker would copy the locks its other threads held at that
+    instant, and the child could wait on one for ever: each task process is forked by a
+    keeper, forked by the fork server, forked by the worker before its threads started — both
+    one thread. 40 runs at limit 4 with a new child each (max_tasks_per_child=1: forks while
+    the worker's threads run) all complete, in 40 processes under the one server, each holding
+    no descriptor beyond stdin/out/err but its own socket (no other child's, no status or
+    control socket, not the dispatcher's selector or wake pipe)."""
+    w = py_worker(server, limit=4, max_tasks_per_child=1)
+    futures = [t.lineage.delay() for _ in range(40)]
+    results = [f.result(timeout=60) for f in futures]
+    servers = set()
+    for r in results:
+        task, keeper, fork_server, worker = r["chain"]
+        assert keeper["threads"] == 1 and fork_server["threads"] == 1, r
+        assert worker["pid"] == w.proc.pid, r
+        assert worker["threads"] > 1, "the worker's threads run meanwhile"
+        servers.add(fork_server["pid"])
+        fds = list(r["fds"].values())
+        assert len(fds) == 1 and fds[0].startswith("socket:"), r["fds"]
+    assert len(servers) == 1, servers
+    pids = {r["chain"][0]["pid"] for r in results}
+    assert len(pids) == 40, f"{len(pids)} processes for 40 runs"
+
+
+def test_a_worker_whose_fork_server_died_hands_its_run_back_and_stops(server, py_worker,
+                                                                       client):
+    """Without its fork server a worker can start no task process (forking itself, threaded,
+    is what the server avoids): the fork server killed, its children die with it, and the next
+    run is handed back unstarted (free: attempt and redeliveries untouched) as the worker
+    stops, with an error for its supervisor to start it again; another worker runs it."""
+    w = py_worker(server, limit=1)
+    fork_server, = _children(w.proc.pid)
+    below = _descendants(fork_server)
+    assert len(below) == 2, f"a keeper and its task process: {below}"
+    os.kill(fork_server, signal.SIGKILL)
+    wait_until(lambda: not any(_alive(p) for p in below), 10, "the keeper and task to die")
+    run = client.submit("py.pid", {}, retries=0)
+    assert w.proc.wait(30) == 1, w.proc.tail()
+    err = w.proc.stderr_text()
+    assert "the worker's fork server is gone" in err and "start it again" in err, err
+    assert client.get(run.id).state.is_scheduled()
+    py_worker(server)
+    done = client.wait(run.id, timeout=30)
+    assert done.state.is_completed() and done.attempt == 1, done.raw
+    assert done.raw["redeliveries"] == 0, done.raw
+
+
 def test_children_are_recycled_after_n_runs(server, py_worker, client):
     py_worker(server, limit=1, max_tasks_per_child=2)
     pids = [t.pid.delay().result(timeout=30) for _ in range(5)]
@@ -240,6 +290,25 @@ def test_kill9_of_a_python_worker_mid_run_the_run_completes_elsewhere(server_fac
     done = c.wait(run.id, timeout=60)
     assert done.state.is_completed() and done.worker == second.name, done.raw
     assert done.attempt == 1 and done.raw["redeliveries"] == 1, done.raw
+
+
+def _children(pid):
+    kids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and \
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                kids.append(int(entry.name))
+        except OSError:
+            pass  # ended meanwhile
+    return kids
+
+
+def _descendants(pid):
+    found = []
+    for kid in _children(pid):
+        found += [kid] + _descendants(kid)
+    return found
 
 
 def _alive(pid):

@@ -1,16 +1,22 @@
 # SPDX-License-Identifier: MIT
 """The worker's pool of child processes, as Celery's prefork pool: each task runs in a child
-forked from the worker (the fork start method of multiprocessing, done with ``os.fork`` so
-that 1,000 children cost no bookkeeping per start), one run at a time, so that
+process, one run at a time, so that
 
 - a timeout or a cancel really stops a task: the child is killed (a ``while True: pass``
-  included), and the pool forks another when it needs one;
+  included), and the pool starts another when it needs one;
 - a CPU-bound task cannot starve the worker's heartbeats: it holds its own process's GIL,
   not the worker's;
 - a crash (``os._exit``, a segfault in an extension module) ends that one run: the worker
   sees the child's socket close and reports the run FAILED with how the process died;
 - a child is recycled after ``max_tasks_per_child`` runs or once its peak memory passes
   ``max_memory_per_child`` MB.
+
+A child is not a fork of the running worker, whose other threads may hold a lock at that
+instant: it is forked by the worker's fork server (fork_server.py), itself forked when
+``serve`` started, while the worker had one thread. So a child sees the program as it was
+then: what the program did before ``serve`` (imports, ``set_encoder``, globals), not what the
+worker's threads changed since. Its keeper process reports its pid and, once it ended, its wait
+status on the child's status socket: the worker never calls ``waitpid`` on a child.
 
 The parent side (:class:`Child`) is owned by the worker's dispatcher thread alone. The child
 talks to it over a socket pair with :class:`multiprocessing.connection.Connection` (pickled
@@ -24,7 +30,7 @@ tuples):
 """
 from __future__ import annotations
 
-import ctypes
+import functools
 import io
 import os
 import queue
@@ -42,12 +48,12 @@ from typing import Any
 from . import encoding
 from .context import RunContext, _enter_run, _leave_run
 from .errors import TaskError
+from .fork_server import ForkServer, TaskMain, read_status
 from .s3 import S3Error, S3Location, is_run_id
 from .tasks import Task, call
 
 MESSAGE_MAX = 65536  # failure and log messages (docs/api.md, "Worker protocol")
 RESULT_DEPTH_MAX = 61  # a report body nests 64 levels; its result sits 3 down
-PR_SET_PDEATHSIG = 1
 RESULT_REF_SCHEME = "local://"
 
 
@@ -63,12 +69,15 @@ def clip(text: str, limit: int = MESSAGE_MAX) -> str:
 class Child:
     """The parent's handle on one child process."""
 
-    def __init__(self, pid: int, conn: Connection) -> None:
+    def __init__(self, pid: int, conn: Connection, status: socket.socket) -> None:
         self.pid = pid
         self.conn = conn
+        self.status = status  # its keeper's socket: how the process ended
         self.runs_done = 0
         self.run: Any = None  # the worker's run record while it runs one
         self.killed = False
+        self.ended = False
+        self.exit_status: int | None = None  # once ended; None: unknown (its keeper died)
 
     def fileno(self) -> int:
         return self.conn.fileno()
@@ -87,47 +96,61 @@ class Child:
             pass  # it died: its end is read by the dispatcher
 
     def kill(self) -> None:
-        """SIGKILL; the dispatcher reads the socket's end and reaps the process."""
-        if not self.killed:
-            self.killed = True
-            if self.pid <= 0:  # never kill(0) or kill(-1): the group, or every process
-                raise ValueError(f"refusing to signal pid {self.pid}")
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """SIGKILL; the dispatcher reads the socket's end and how the process ended. Not once
+        its keeper said it ended: the keeper reaped it then, and the pid may be another's."""
+        if self.killed:
+            return
+        self.killed = True
+        if self.pid <= 0:  # never kill(0) or kill(-1): the group, or every process
+            raise ValueError(f"refusing to signal pid {self.pid}")
+        if self.wait_end(0):
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def retire(self) -> None:
-        """Asks an idle child to exit (recycling); the caller closes and reaps it."""
+        """Asks an idle child to exit (recycling); the caller closes its connection and waits
+        for its end (wait_end)."""
         try:
             self.conn.send(("exit",))
         except OSError:
             pass
 
+    def wait_end(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for the process to end; true once it has (then
+        ``exit_status`` says how, and the status socket is closed)."""
+        if not self.ended:
+            self.ended, self.exit_status = read_status(self.status, timeout)
+            if self.ended:
+                self.status.close()
+        return self.ended
 
-def fork_child(tasks: dict[str, Task], close_fds: list[int]) -> Child:
-    """Forks a child serving ``tasks``; ``close_fds`` are the parent's descriptors the child
-    must not keep (the other children's sockets, the dispatcher's selector and wake pipe), so
-    that a child never holds another's socket open past its death."""
+    def close(self) -> None:
+        """Lets go of the process: closes both sockets (it ends at EOF on its connection)."""
+        self.conn.close()
+        self.status.close()
+
+
+def start_child(server: ForkServer) -> Child:
+    """Starts a child through the fork server (it serves the tasks it was started with); the
+    child holds its own socket and what the program had open when serve started, never the
+    worker's later descriptors nor another child's socket. Raises ForkServerError."""
     parent_sock, child_sock = socket.socketpair()
-    parent_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            parent_sock.close()
-            for fd in close_fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            code = _child_main(Connection(child_sock.detach()), tasks, parent_pid)
-        except BaseException:  # noqa: BLE001 - the process ends here whatever happened
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    child_sock.close()
-    return Child(pid, Connection(parent_sock.detach()))
+    try:
+        pid, status = server.spawn(child_sock.fileno())
+    except BaseException:
+        parent_sock.close()
+        raise
+    finally:
+        child_sock.close()
+    return Child(pid, Connection(parent_sock.detach()), status)
+
+
+def task_main(tasks: dict[str, Task]) -> TaskMain:
+    """What each child runs (ForkServer.start): given its socket, serves ``tasks``."""
+    return functools.partial(_child_fd_main, tasks)
 
 
 # ---- the child's side ----------------------------------------------------------------------
@@ -171,26 +194,18 @@ class _LogPrints(io.TextIOBase):
             self.emit("info", line)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """The kernel kills this child when the worker dies (kill -9 included), so no task
-    outlives its worker."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)  # the worker died before the line above
+def _child_fd_main(tasks: dict[str, Task], fd: int) -> int:
+    return _child_main(Connection(fd), tasks)
 
 
-def _child_main(conn: Connection, tasks: dict[str, Task], parent_pid: int) -> int:
+def _child_main(conn: Connection, tasks: dict[str, Task]) -> int:
     # A SIGTERM or Ctrl-C for the whole process group is the worker's to handle: it lets
-    # running tasks finish within the grace period, then kills them.
+    # running tasks finish within the grace period, then kills them. (The fork server
+    # ignores both already; a task may not.)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
-    # Fresh standard streams: another thread of the worker may have held the old ones'
-    # locks at the moment of the fork.
+    # Fresh, line-buffered standard streams: a thread the program started before serve()
+    # may have held the old ones' locks when the fork server was forked.
     sys.stdout = open(1, "w", closefd=False, buffering=1, encoding="utf-8", errors="replace")
     sys.stderr = open(2, "w", closefd=False, buffering=1, encoding="utf-8", errors="replace")
     sender = _Sender(conn)

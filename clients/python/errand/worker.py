@@ -18,6 +18,13 @@
   child, passes cancels on (the task's ``should_stop()``; killed after ``CANCEL_KILL_S``), and
   turns a child's death into a FAILED run (retried per the run's policy).
 
+The children are not forks of this threaded process: a fork copies the locks other threads
+hold at that instant, and a child could wait on one for ever. ``serve`` first forks a small
+*fork server* while the worker still has one thread (fork_server.py), and every child is
+forked from it. So a task sees the program as it was when ``serve`` started: what it set up
+before (imports, ``set_encoder``, globals, open files) is there; what changes later in the
+worker process is not. Start any threads of your own after ``serve``'s start, or in the tasks.
+
 Stopping (SIGTERM or SIGINT): claims stop; runs claimed but not started are handed back at
 once (free, not a redelivery); running ones get ``grace_seconds`` to finish, then are handed
 back (a redelivery: another worker runs them at once) and their children killed; the
@@ -69,7 +76,8 @@ from typing import Any
 
 from . import errors
 from .client import Client
-from .pool import Child, fork_child, utc_now
+from .fork_server import ForkServer, ForkServerError
+from .pool import Child, start_child, task_main, utc_now
 from .reporter import Reporter
 from .s3 import S3Location, is_s3_url
 from .tasks import Task
@@ -85,6 +93,9 @@ CANCEL_KILL_S = 2.0  # a cancelled task that did not return by then is killed
 REPORT_FLUSH_S = 30.0  # on stop, how long the reporter may take to send what is left
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 2.0
 IDLE_TICK_S = 1.0
+# How long the dispatcher waits for a child's exit status once its socket closed (its keeper
+# reports it at once; the bound is for a machine too busy to schedule the keeper).
+STATUS_WAIT_S = 5.0
 
 
 def _truthy(text: str | None) -> bool:
@@ -233,9 +244,11 @@ class Worker:
         self._claim_conn: http.client.HTTPConnection | None = None
         # The dispatcher's own.
         self._queue: deque[WorkerRun] = deque()
+        self._forks: ForkServer | None = None
+        self._broken: str | None = None  # why serve() raises once it has stopped
         self._children: list[Child] = []
         self._idle: list[Child] = []
-        self._zombies: list[int] = []
+        self._zombies: list[Child] = []  # retired: told to exit, their end not heard yet
         self._grace_end: float | None = None
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -403,16 +416,12 @@ class Worker:
 
     def serve(self) -> None:
         _raise_fd_limit()
+        self._start_pool()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         main = threading.current_thread() is threading.main_thread()
         if main:
             old = {sig: signal.signal(sig, self.request_stop)
                    for sig in (signal.SIGTERM, signal.SIGINT)}
-        # The pool is forked whole before any thread starts (as Celery's prefork pool
-        # starts its processes at boot): a run then starts with one message, and these
-        # forks copy a process with no lock held by another thread.
-        for _ in range(self.s.limit):
-            self._idle.append(self._fork())
         self.reporter.start()
         threads = [threading.Thread(target=self._claimer, name="errand-claimer", daemon=True),
                    threading.Thread(target=self._heartbeats, name="errand-heartbeat",
@@ -427,6 +436,7 @@ class Worker:
             for c in list(self._children):
                 c.kill()
             self._reap(block=True)
+            self._forks.stop()
             if not self.reporter.close(REPORT_FLUSH_S):
                 _log("error", "some reports could not be sent before the worker stopped")
             self._served.set()
@@ -437,6 +447,28 @@ class Worker:
             os.close(self._wake_r)
             os.close(self._wake_w)
         _log("info", "worker stopped", worker=self.s.name)
+        if self._broken:
+            raise ForkServerError(self._broken)
+
+    def _start_pool(self) -> None:
+        """Forks the fork server while the worker has one thread (its threads start after),
+        then the whole pool through it, as Celery's prefork pool starts its processes at
+        boot: a run then starts with one message."""
+        if threading.active_count() > 1:
+            _log("warning", "serve() started with other threads running; a task process "
+                 "may copy a lock one of them held: start them after serve() or in the tasks",
+                 threads=threading.active_count())
+        self._forks = ForkServer.start(task_main(self.tasks),
+                                       [self._wake_r, self._wake_w, self._sel.fileno()])
+        try:
+            for _ in range(self.s.limit):
+                self._idle.append(self._start_child())
+        except BaseException:
+            for c in list(self._children):
+                c.kill()
+            self._reap(block=True)
+            self._forks.stop()
+            raise
 
     def _dispatch(self) -> None:
         while True:
@@ -534,7 +566,11 @@ class Worker:
         while self._queue and not self._stopping.is_set() and \
                 len(self._running()) < self.s.limit:
             run = self._queue.popleft()
-            child = self._idle.pop() if self._idle else self._fork()
+            try:
+                child = self._idle.pop() if self._idle else self._start_child()
+            except ForkServerError as e:
+                self._no_child(run, e)
+                break  # tried again at the next turn of the loop
             spec = {"id": run.id, "task": run.task, "parameters": run.parameters,
                     "attempt": run.attempt, "max_attempts": run.max_attempts,
                     "traceparent": run.traceparent, "persist": run.persist_result,
@@ -553,13 +589,32 @@ class Worker:
             except OSError:
                 pass  # it died: its end of the socket says so
 
-    def _fork(self) -> Child:
-        keep_out = [self._wake_r, self._wake_w, self._sel.fileno()] + \
-            [c.fileno() for c in self._children]
-        child = fork_child(self.tasks, keep_out)
+    def _start_child(self) -> Child:
+        child = start_child(self._forks)
         self._children.append(child)
         self._sel.register(child.conn, selectors.EVENT_READ, child)
         return child
+
+    def _no_child(self, run: WorkerRun, e: ForkServerError) -> None:
+        """A run for which no process could be started. With the fork server gone no run can
+        start any more (another fork of this threaded worker is what the server avoids): the
+        run is handed back, free, and the worker stops; serve() then raises, so that the
+        program exits with an error and its supervisor starts it again. Otherwise (out of
+        processes or memory) the run fails, retried per its policy."""
+        if not self._forks.alive():
+            _log("error", "the worker's fork server is gone; handing the run back and "
+                 "stopping", run=run.id, fork_server=self._forks.pid, error=str(e))
+            self._broken = (f"the worker's fork server (pid {self._forks.pid}) ended, so no "
+                            f"task process could start; the worker handed its runs back and "
+                            f"stopped: start it again")
+            self._finish(run, {"state": "SCHEDULED"})
+            self.request_stop()
+            return
+        _log("error", "could not start a process for a task", run=run.id, task=run.task,
+             error=str(e))
+        self._finish(run, {"state": "FAILED", "retryable": True,
+                           "message": f"could not start a process for task '{run.task}': "
+                                      f"{e}"})
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -601,8 +656,8 @@ class Worker:
                     (limit_mb and peak_kb / 1024 > limit_mb):
                 self._drop(child)
                 child.retire()
-                self._zombies.append(child.pid)
                 child.conn.close()
+                self._zombies.append(child)
             elif not child.killed:
                 self._idle.append(child)
 
@@ -619,11 +674,16 @@ class Worker:
 
     def _child_gone(self, child: Child) -> None:
         self._drop(child)
-        child.conn.close()
-        status = _reap_one(child.pid)
+        if not child.wait_end(STATUS_WAIT_S):
+            # Its socket closed, yet its keeper has not reported its end: the pid is still
+            # the child's (the keeper has not reaped it), so kill it to be sure.
+            _log("warning", "a task's process closed its socket but did not end; killed",
+                 pid=child.pid)
+            child.kill()
+        child.close()
         run = child.run
         if run is not None and not run.finished:
-            how = _exit_text(status)
+            how = _exit_text(child.exit_status)
             _log("error", "a task's process died", **_about(run), task=run.task, status=how)
             self._finish(run, {"state": "FAILED", "retryable": True,
                                "message": f"the task's process died ({how}) while running "
@@ -652,16 +712,18 @@ class Worker:
             self._mu.notify_all()
 
     def _reap(self, block: bool = False) -> None:
-        if block:
-            for c in list(self._children):
-                _reap_one(c.pid)
-        for pid in list(self._zombies):
-            try:
-                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self._zombies.remove(pid)
+        """Lets go of retired children that ended; with ``block`` (the worker is stopping and
+        has killed its children) waits for every child, killing a retired one that has not
+        ended within STATUS_WAIT_S."""
+        if not block:
+            self._zombies = [c for c in self._zombies if not c.wait_end(0)]
+            return
+        for c in self._children + self._zombies:
+            if not c.wait_end(STATUS_WAIT_S):
+                c.kill()
+                c.wait_end(STATUS_WAIT_S)
+            c.close()
+        self._zombies.clear()
 
 
 def _epoch(text: str | None) -> float | None:
@@ -671,13 +733,6 @@ def _epoch(text: str | None) -> float | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        return None
-
-
-def _reap_one(pid: int) -> int | None:
-    try:
-        return os.waitpid(pid, 0)[1]
-    except ChildProcessError:
         return None
 
 
@@ -711,7 +766,11 @@ def serve(*tasks: Task, limit: int | None = None, prefetch: int | None = None,
           storage_path: str | None = None, log_prints: bool | None = None,
           persist_by_default: bool | None = None) -> None:
     """Serves ``tasks`` until SIGTERM or SIGINT, then stops in order (see the module's
-    docstring) and returns.
+    docstring) and returns. Call it before starting threads of your own: it forks the fork
+    server its task processes come from first, and a task sees the program as it was then.
+    Raises ``ForkServerError`` (an ``OSError``) after an orderly stop when that server died,
+    as no task can start any more: the program should exit with an error and be started
+    again.
 
     Args:
         limit: runs at once, each in its own child process (``ERRAND_WORKER_CONCURRENCY``,
