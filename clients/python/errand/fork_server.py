@@ -85,15 +85,23 @@ class ForkServer:
                 stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
+        # A Ctrl-C or SIGTERM in the instant between the fork and the server ignoring them
+        # would end the server: they wait (pending) until it ignores them.
+        stops = {signal.SIGINT, signal.SIGTERM}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             mine.close()
             theirs.close()
             raise
         if pid == 0:  # the server: never returns
             code = 1
             try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 mine.close()
                 for fd in close_fds:
                     _close(fd)
@@ -102,6 +110,7 @@ class ForkServer:
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         theirs.close()
         return cls(pid, mine)
 
@@ -207,8 +216,6 @@ def _receive(sock: socket.socket) -> tuple[int, list[int]]:
 
 def _serve(sock: socket.socket, worker: int, task_main: TaskMain) -> int:
     _die_with_parent(worker)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
     server = os.getpid()
     while True:
