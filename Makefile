@@ -85,12 +85,15 @@ fuzz: deps
 	@echo "== fuzzers (FUZZ_SECONDS=$${FUZZ_SECONDS:-20} each) =="
 	$(Q)tests/fuzz/run.sh
 
-# The fault campaign in its short form (30-50 s): the server killed under load, workers
-# killed, deployed and cut off, then every acknowledged run checked. The long form is by hand:
+# The fault campaign in its short form (30-50 s each): the server killed under load, workers
+# killed, deployed and cut off, then every acknowledged run checked; once with liberrand's C
+# workers, once with the Python runtime's (errand.serve). The long form is by hand:
 # `ERRAND_BUILD=$PWD/build tests/fault/campaign.py --rounds 20` (docs/testing.md).
 fault: all test-deps
-	@echo "== fault campaign, short form ($(BUILD)) =="
+	@echo "== fault campaign, short form, C workers ($(BUILD)) =="
 	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/fault/campaign.py --short
+	@echo "== fault campaign, short form, Python workers ($(BUILD)) =="
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/fault/campaign.py --short --runtime python
 
 # Everything a change must pass: the suites, the end-to-end suite again on PostgreSQL, the
 # fault campaign, the suites again under ASan+UBSan, then the fuzzers.

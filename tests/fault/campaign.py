@@ -79,6 +79,11 @@ from cutoff_proxy import CutoffProxy  # noqa: E402
 from invariants import TASK, Rules, check  # noqa: E402
 
 LEDGER_TASK = HERE / "ledger_task.py"
+PYTHON_WORKER = HERE / "python_ledger_worker.py"
+# Which runtime serves each worker slot (--runtime): liberrand's C worker (`errand worker`
+# with the task as an exec task), the Python runtime (errand.serve), or both, the slots
+# taking turns (slot 0, behind the cut-off proxy, a C worker).
+RUNTIMES = ("c", "python", "mixed")
 
 # The system under test: short leases and a quick sweeper, so a lost lease costs seconds.
 LEASE_SECONDS = 3
@@ -233,8 +238,9 @@ class Fleet:
     """WORKER_SLOTS worker slots; each holds one worker at a time, named w<slot>.<n> after
     its n-th incarnation. Slot 0 talks to the server through the cut-off proxy."""
 
-    def __init__(self, server, proxy, workdir, ledger):
+    def __init__(self, server, proxy, workdir, ledger, runtime="c"):
         self.server = server
+        self.runtime = runtime
         self.proxy = proxy
         self.workdir = workdir
         self.ledger = ledger
@@ -247,12 +253,19 @@ class Fleet:
         self.made[slot] += 1
         name = f"w{slot}.{self.made[slot]}"
         url = f"http://127.0.0.1:{self.proxy.port}/api" if slot == 0 else self.server.url
-        spec = ep.exec_spec(TASK, ep.PYTHON, "-I", "-S", LEDGER_TASK, self.ledger, name)
-        w = ep.start_worker(self.server, self.workdir / f"worker-{name}.log", name,
-                            execs=[spec], builtin=False,
-                            env={"ERRAND_API_URL": url, "ERRAND_LEASE_SECONDS": LEASE_SECONDS},
-                            args=["--name", name, "--concurrency", WORKER_CONCURRENCY,
-                                  "--grace-seconds", GRACE_SECONDS])
+        env = {"ERRAND_API_URL": url, "ERRAND_LEASE_SECONDS": LEASE_SECONDS}
+        log = self.workdir / f"worker-{name}.log"
+        if self.runtime == "python" or (self.runtime == "mixed" and slot % 2 == 1):
+            extra = {**env, "ERRAND_API_KEY": self.server.key} if self.server.key else env
+            proc = ep.Process([ep.PYTHON, PYTHON_WORKER, TASK, self.ledger, name,
+                               str(WORKER_CONCURRENCY), str(GRACE_SECONDS)],
+                              ep.child_env(self.server.home, extra), log, name)
+            w = ep.Worker(self.server, proc)
+        else:
+            spec = ep.exec_spec(TASK, ep.PYTHON, "-I", "-S", LEDGER_TASK, self.ledger, name)
+            w = ep.start_worker(self.server, log, name, execs=[spec], builtin=False, env=env,
+                                args=["--name", name, "--concurrency", WORKER_CONCURRENCY,
+                                      "--grace-seconds", GRACE_SECONDS])
         inc = Incarnation(slot, name, w)
         self.all.append(inc)
         w.wait_ready()
@@ -547,7 +560,7 @@ class Campaign:
         self.server_up = True
         self.port = self.server.port
         self.proxy = CutoffProxy(self.port)
-        self.fleet = Fleet(self.server, self.proxy, self.workdir, self.ledger)
+        self.fleet = Fleet(self.server, self.proxy, self.workdir, self.ledger, self.args.runtime)
         for slot in range(WORKER_SLOTS):
             self.fleet.start(slot)
         self.load = Load(self.server.url, self.seed, self.args.rate)
@@ -734,6 +747,9 @@ def main():
     ap.add_argument("--max-redeliveries", type=int, default=Rules.max_redeliveries,
                     help="ERRAND_MAX_REDELIVERIES for the server, and the redeliveries after "
                          f"which CRASHED is allowed (default {Rules.max_redeliveries})")
+    ap.add_argument("--runtime", choices=RUNTIMES, default="c",
+                    help="the workers: liberrand's C worker (default), the Python runtime "
+                         "(errand.serve), or mixed (slots taking turns)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (logs, ledger) even when the run passes")
     args = ap.parse_args()
@@ -741,7 +757,8 @@ def main():
         args.seed = int.from_bytes(os.urandom(4), "big")
     form_text = "short form" if args.short else f"{args.rounds} rounds"
     replay = f"ERRAND_BUILD={ep.BUILD} {Path(sys.argv[0])} " \
-             f"{'--short' if args.short else f'--rounds {args.rounds}'} --seed {args.seed}"
+             f"{'--short' if args.short else f'--rounds {args.rounds}'} " \
+             f"--runtime {args.runtime} --seed {args.seed}"
     print(f"fault campaign: seed {args.seed}, {form_text}, errand {ep.ERRAND}\n"
           f"  replay with: {replay}", flush=True)
     if not ep.ERRAND.exists():
