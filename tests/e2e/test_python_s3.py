@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_until
-from errand_procs import ERRAND, REPO, Process, child_env, log_fields, log_msg_is, run_cli
+from errand_procs import ERRAND, REPO, child_env, log_fields, log_msg_is, run_cli
 from test_s3 import BUCKET, S3Server
-from test_python_runtime import WORKER, PyWorker
+from test_python_runtime import WORKER, py_worker  # noqa: F401 (py_worker: the fixture)
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
 import errand  # noqa: E402
@@ -40,30 +40,6 @@ def s3(tmp_path):
     server = S3Server(tmp_path)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def py_worker(tmp_path):
-    """`python3 py_runtime_tasks.py` against a server; must exit 0 after SIGTERM."""
-    workers = []
-
-    def make(server, env=None, **options):
-        n = len(workers) + 1
-        extra = {"ERRAND_API_URL": server.url, **(env or {})}
-        if server.key:
-            extra["ERRAND_API_KEY"] = server.key
-        proc = Process([sys.executable, str(WORKER), json.dumps(options)],
-                       child_env(server.home, extra), tmp_path / f"py-worker-{n}.log",
-                       f"py-worker#{n}")
-        w = PyWorker(proc)
-        workers.append(w)
-        return w
-
-    yield make
-    for w in workers:
-        if w.proc.running():
-            rc = w.stop()
-            assert rc == 0, f"{w.name} exited with {rc}:\n{w.proc.tail()}"
 
 
 @pytest.fixture
