@@ -90,12 +90,15 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     json_t *params = run_json_parse(r->parameters, "parameters", r->id, err);
     json_t *tags = params ? run_json_parse(r->tags, "tags", r->id, err) : NULL;
     json_t *delays = tags ? run_json_parse(r->retry_delays, "retry_delays", r->id, err) : NULL;
+    json_t *wait_for = delays ? run_json_parse(r->wait_for ? r->wait_for : "[]", "wait_for",
+                                               r->id, err)
+                              : NULL;
     json_t *result = NULL;
     bool want_result = r->state == ERRAND_STATE_COMPLETED && r->result;
-    if (delays && want_result)
+    if (wait_for && want_result)
         result = run_json_parse(r->result, "result", r->id, err);
     json_t *obj = NULL;
-    if (!delays || (want_result && !result))
+    if (!wait_for || (want_result && !result))
         goto fail;
     obj = json_object();
     if (!obj) {
@@ -135,6 +138,9 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
         put(obj, "result_ref", json_string(r->result_ref), &ok);
     put(obj, "retry_of", run_json_text_or_null(r->retry_of), &ok);
     put(obj, "traceparent", run_json_text_or_null(r->traceparent), &ok);
+    put(obj, "wait_for", wait_for, &ok);
+    wait_for = NULL;
+    put(obj, "allow_upstream_failure", json_boolean(r->allow_upstream_failure), &ok);
     put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -146,6 +152,7 @@ fail:
     json_decref(params);
     json_decref(tags);
     json_decref(delays);
+    json_decref(wait_for);
     json_decref(result);
     return NULL;
 }
@@ -300,6 +307,10 @@ void run_json_write(struct jw *w, const struct run_row *r)
     jw_string(w, r->retry_of);
     jw_member(w, "traceparent");
     jw_string(w, r->traceparent);
+    jw_member(w, "wait_for");
+    stored(w, r->wait_for, "[]");
+    jw_member(w, "allow_upstream_failure");
+    jw_lit(w, r->allow_upstream_failure ? "true" : "false");
     jw_member(w, "lease_expires");
     jw_time(w, r->lease_expires);
     jw_lit(w, "}");

@@ -22,7 +22,10 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/traceparent.h"
+#include "core/uuid.h"
 #include "server/field.h"
+#include "store/run_deps.h"
+#include "store/run_row.h"
 
 /* 100 years: longer than any sensible delay, timeout or cache lifetime, and small enough
  * that seconds * 1000 * (1 + RETRY_JITTER_MAX) fits comfortably in int64 milliseconds. */
@@ -48,6 +51,8 @@ const char *const run_spec_fields[] = {
     "cache_expiration_seconds",
     "persist_result",
     "traceparent",
+    "wait_for",
+    "allow_upstream_failure",
     NULL,
 };
 
@@ -251,8 +256,169 @@ static int parse_policy(const json_t *obj, const char *prefix, struct run_spec *
     return 0;
 }
 
-int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct run_spec *spec,
-                   errand_error *err)
+/* --- dependencies (store/run_deps.h) ----------------------------------------------- */
+
+/* A not-in-a-batch index: batch references are refused. */
+#define NOT_IN_BATCH SIZE_MAX
+
+/* Checks one upstream reference (named label in messages): a run id, or "runs[N]" for an
+ * earlier run of the batch; *out the stored spelling (an id in lower case). */
+static int check_ref(const json_t *ref, const char *path, const char *label, size_t batch_index,
+                     json_t **out, errand_error *err)
+{
+    const char *text = json_string_value(ref);
+    if (!text)
+        return error_set(err, ERRAND_EINVAL, path,
+                         "field '%s' must be a task-run id or \"runs[N]\", got %s", label,
+                         json_type_label(ref));
+    size_t n;
+    if (run_deps_batch_ref(text, &n)) {
+        if (batch_index == NOT_IN_BATCH)
+            return error_set(err, ERRAND_EINVAL, path,
+                             "field '%s' is '%s', a reference into a batch: only a run of "
+                             "POST /api/task_runs/batch can name another run of its batch",
+                             label, text);
+        if (n >= batch_index)
+            return error_set(err, ERRAND_EINVAL, path,
+                             "field '%s' is '%s': a run can only wait for runs before it in its "
+                             "batch (this is runs[%zu])",
+                             label, text, batch_index);
+        *out = json_string(text);
+    } else if (uuid_is_valid(text)) {
+        char id[37];
+        run_id_norm(text, id);
+        *out = json_string(id);
+    } else {
+        return error_set(err, ERRAND_EINVAL, path,
+                         "field '%s' must be a task-run id or \"runs[N]\", got '%.64s'", label,
+                         text);
+    }
+    return *out ? 0 : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+}
+
+/* Adds ref (stolen) to the array of distinct upstream references. */
+static int add_upstream(json_t *ups, json_t *ref, const char *path, errand_error *err)
+{
+    for (size_t i = 0; i < json_array_size(ups); i++)
+        if (json_equal(json_array_get(ups, i), ref)) {
+            json_decref(ref);
+            return 0;
+        }
+    if (json_array_size(ups) >= WIRE_WAIT_FOR_MAX) {
+        json_decref(ref);
+        return error_set(err, ERRAND_EINVAL, path,
+                         "a run can wait for at most %d upstream runs (wait_for and the "
+                         "{\"$result\": ...} references in its parameters)",
+                         WIRE_WAIT_FOR_MAX);
+    }
+    return json_array_append_new(ups, ref) == 0
+               ? 0
+               : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+}
+
+struct ref_walk {
+    const char *path; /* "parameters", as named in messages */
+    size_t batch_index;
+    json_t *ups;  /* distinct upstream references */
+    json_t *refs; /* [path, reference] pairs */
+    json_t *at;   /* the path walked so far */
+};
+
+/* Finds every {"$result": "<reference>"} in v. */
+static int walk_refs(struct ref_walk *w, const json_t *v, errand_error *err)
+{
+    if (json_is_object(v)) {
+        const json_t *ref = json_object_get(v, RUN_DEPS_RESULT_KEY);
+        if (ref) {
+            char *where = json_compact(w->at);
+            char label[LABEL_MAX];
+            snprintf(label, sizeof label, "%s at %s", w->path, where ? where : "?");
+            mem_free(where);
+            if (json_object_size(v) != 1)
+                return error_set(err, ERRAND_EINVAL, w->path,
+                                 "%s: a result reference is an object with the one key "
+                                 "\"$result\", got other keys beside it",
+                                 label);
+            json_t *norm = NULL, *pair = NULL;
+            int rc = check_ref(ref, w->path, label, w->batch_index, &norm, err);
+            if (rc < 0)
+                return rc;
+            /* w->at changes as the walk goes on: the pair keeps a copy */
+            if (!(pair = json_pack("[o,O]", json_deep_copy(w->at), norm)) ||
+                json_array_append_new(w->refs, pair) < 0) {
+                json_decref(norm);
+                return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            }
+            return add_upstream(w->ups, norm, w->path, err);
+        }
+        const char *key;
+        json_t *child;
+        json_object_foreach((json_t *)v, key, child)
+        {
+            if (json_array_append_new(w->at, json_string(key)) < 0)
+                return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            int rc = walk_refs(w, child, err);
+            json_array_remove(w->at, json_array_size(w->at) - 1);
+            if (rc < 0)
+                return rc;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (json_array_append_new(w->at, json_integer((json_int_t)i)) < 0)
+                return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            int rc = walk_refs(w, json_array_get(v, i), err);
+            json_array_remove(w->at, json_array_size(w->at) - 1);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* wait_for, allow_upstream_failure and the result references in the parameters. */
+static int parse_deps(const json_t *obj, const char *prefix, size_t batch_index,
+                      struct run_spec *spec, errand_error *err)
+{
+    int rc = json_get_bool(obj, prefix, "allow_upstream_failure", &spec->allow_upstream_failure,
+                           NULL, err);
+    const json_t *wait_for = NULL;
+    if (rc < 0 || (rc = field_array(obj, prefix, "wait_for", false, 0, WIRE_WAIT_FOR_MAX,
+                                    &wait_for, NULL, err)) < 0)
+        return rc;
+    char path[ERRAND_ERROR_FIELD_MAX], params_path[ERRAND_ERROR_FIELD_MAX];
+    field_path(path, prefix, "wait_for");
+    field_path(params_path, prefix, "parameters");
+    struct ref_walk w = {.path = params_path,
+                         .batch_index = batch_index,
+                         .ups = json_array(),
+                         .refs = json_array(),
+                         .at = json_array()};
+    if (!w.ups || !w.refs || !w.at)
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == 0 && i < json_array_size(wait_for); i++) {
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "%s[%zu]", path, i);
+        json_t *norm = NULL;
+        if ((rc = check_ref(json_array_get(wait_for, i), path, label, batch_index, &norm, err)) ==
+            0)
+            rc = add_upstream(w.ups, norm, path, err);
+    }
+    if (rc == 0) {
+        const json_t *params = json_object_get(obj, "parameters");
+        rc = params ? walk_refs(&w, params, err) : 0;
+    }
+    if (rc == 0 && json_array_size(w.ups) > 0 && !(spec->wait_for = json_compact(w.ups)))
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (rc == 0 && json_array_size(w.refs) > 0 && !(spec->result_refs = json_compact(w.refs)))
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    json_decref(w.ups);
+    json_decref(w.refs);
+    json_decref(w.at);
+    return rc;
+}
+
+static int parse_one(const json_t *obj, const char *prefix, size_t batch_index, int64_t now_ms,
+                     struct run_spec *spec, errand_error *err)
 {
     memset(spec, 0, sizeof *spec);
     spec->persist_result = -1;
@@ -265,11 +431,18 @@ int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct
         (rc = parse_schedule(obj, prefix, now_ms, spec, err)) < 0 ||
         (rc = parse_tags(obj, prefix, spec, err)) < 0 ||
         (rc = parse_policy(obj, prefix, spec, err)) < 0 ||
-        (rc = parse_traceparent(obj, prefix, spec, err)) < 0) {
+        (rc = parse_traceparent(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_deps(obj, prefix, batch_index, spec, err)) < 0) {
         run_spec_clear(spec);
         return rc;
     }
     return 0;
+}
+
+int run_spec_parse(const json_t *obj, const char *prefix, int64_t now_ms, struct run_spec *spec,
+                   errand_error *err)
+{
+    return parse_one(obj, prefix, NOT_IN_BATCH, now_ms, spec, err);
 }
 
 const char *const run_spec_batch_fields[] = {"runs", NULL};
@@ -292,7 +465,7 @@ int run_spec_parse_batch(const json_t *body, int64_t now_ms, struct run_spec **s
     for (size_t i = 0; i < count; i++) {
         char prefix[ERRAND_ERROR_FIELD_MAX];
         snprintf(prefix, sizeof prefix, "runs[%zu]", i);
-        rc = run_spec_parse(json_array_get(runs, i), prefix, now_ms, &out[i], err);
+        rc = parse_one(json_array_get(runs, i), prefix, i, now_ms, &out[i], err);
         if (rc < 0) {
             run_spec_free_array(out, i);
             return rc;

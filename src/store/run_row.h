@@ -12,6 +12,7 @@
 #ifndef ERRAND_STORE_RUN_ROW_H
 #define ERRAND_STORE_RUN_ROW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,8 @@ struct run_row {
     const char *result_ref;
     const char *retry_of;    /* the run this one retries (POST .../retry), NULL = none */
     const char *traceparent; /* W3C trace context it was submitted with, NULL = none */
+    const char *wait_for;    /* JSON array text of the upstream run ids, NULL = none */
+    bool allow_upstream_failure; /* starts even when an upstream does not complete */
     const char *lease_token; /* claimed rows only */
     int64_t lease_expires;   /* while a worker holds the run (every row read), else 0 */
     char *owned;             /* buffer behind the strings when owned, else NULL */

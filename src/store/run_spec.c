@@ -75,6 +75,8 @@ void run_spec_clear(struct run_spec *spec)
     mem_free(spec->cache_key);
     mem_free(spec->retry_of);
     mem_free(spec->traceparent);
+    mem_free(spec->wait_for);
+    mem_free(spec->result_refs);
     memset(spec, 0, sizeof *spec);
     spec->persist_result = -1;
 }

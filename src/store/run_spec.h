@@ -7,6 +7,7 @@
 #ifndef ERRAND_STORE_RUN_SPEC_H
 #define ERRAND_STORE_RUN_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,14 @@ struct run_spec {
     int persist_result;              /* -1 unset, 0, 1 */
     char *retry_of;                  /* the run this one retries, NULL = none */
     char *traceparent; /* W3C traceparent (core/traceparent.h, checked), NULL = none */
+    /* Dependencies (store/run_deps.h): the upstream runs as a JSON array text of references
+       — run ids in lower case, or "runs[N]" for an earlier run of the same batch — NULL =
+       none; the places in parameters that take an upstream's result, as JSON array text of
+       [path, reference] pairs (a path is an array of keys and indexes), NULL = none; and
+       whether the run starts even when an upstream does not complete. */
+    char *wait_for;
+    char *result_refs;
+    bool allow_upstream_failure;
 };
 
 /* The spec's retry delays as JSON array text ("[]" when none); NULL when out of memory. */

@@ -310,9 +310,11 @@ enum store_signal {
 /* fn(arg, sig, key) is called, on the store's own thread, for each wake-up another server
  * sharing the store sent with a commit (PostgreSQL: LISTEN/NOTIFY); also once for each kind
  * with key NULL after the store lost and regained its channel, since a wake-up may have
- * been missed. Hints: a caller re-checks the store. It must be quick. Set it once, before
- * the store is shared; NULL stops the calls. The SQLite store never calls it (servers on
- * one SQLite file re-check on their timers). */
+ * been missed; and, in every backend, for what a commit set off beyond the runs its call
+ * named: runs a dependency released into the ready queue, runs an upstream's end cancelled
+ * (store/run_deps.h). Hints: a caller re-checks the store. It must be quick. Set it once,
+ * before the store is shared; NULL stops the calls. (Other servers on one SQLite file are
+ * not told: they re-check on their timers.) */
 void store_on_signal(store *st, void (*fn)(void *arg, enum store_signal sig, const char *key),
                      void *arg);
 

@@ -11,6 +11,16 @@
 #ifndef ERRAND_TESTS_STORE_FIXTURE_H
 #define ERRAND_TESTS_STORE_FIXTURE_H
 
+/* SQL that takes a store back from schema 23 (dependencies) to 22, for the tests that open
+ * an older store. */
+#define UNDO_SCHEMA_23                                                                             \
+    "DROP TABLE task_run_edges;"                                                                   \
+    "ALTER TABLE task_runs DROP COLUMN wait_for;"                                                  \
+    "ALTER TABLE task_runs DROP COLUMN result_refs;"                                               \
+    "ALTER TABLE task_runs DROP COLUMN upstream_pending;"                                          \
+    "ALTER TABLE task_runs DROP COLUMN allow_upstream_failure;"                                    \
+    "ALTER TABLE task_runs DROP COLUMN dependants;"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

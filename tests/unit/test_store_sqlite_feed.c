@@ -299,7 +299,7 @@ static void a_store_upgraded_from_one_row_per_event_numbers_on(void **state)
                  "  type INTEGER NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL);"
                  "INSERT INTO run_events VALUES (41, 'r', 0, 'Scheduled', 5),"
                  "  (42, 'r', 2, 'Running', 6);"
-                 "DROP INDEX task_runs_trace;"
+                 UNDO_SCHEMA_23 "DROP INDEX task_runs_trace;"
                  "ALTER TABLE task_runs DROP COLUMN traceparent;"
                  "DELETE FROM task_counts WHERE state_type = 8;"
                  "DELETE FROM schema_migrations WHERE version > 19;"

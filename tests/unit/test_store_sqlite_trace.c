@@ -112,7 +112,7 @@ static void a_schema_20_store_is_migrated(void **state)
     json_t *old = submit(fx, fx->t0, "{\"task\": \"t\"}", NULL);
     store_close(fx->st);
     fx->st = NULL;
-    exec_sql(fx, "DROP INDEX task_runs_trace;"
+    exec_sql(fx, UNDO_SCHEMA_23 "DROP INDEX task_runs_trace;"
                  "ALTER TABLE task_runs DROP COLUMN traceparent;"
                  "DELETE FROM task_counts WHERE state_type = 8;"
                  "DELETE FROM schema_migrations WHERE version > 20;"

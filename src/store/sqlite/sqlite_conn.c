@@ -179,6 +179,7 @@ void sqlite_conn_close(struct sqlite_conn *c)
         sqlite3_finalize(c->stmt[i]);
     feed_page_free(&c->feed);
     run_finals_free(&c->finals);
+    mem_free(c->ended.ids);
     sqlite3_close_v2(c->db);
     mem_free(c);
 }

@@ -22,6 +22,7 @@
 #include "errand/errand.h"
 #include "store/sqlite/sqlite_feed.h"
 #include "store/run_finals.h"
+#include "store/run_wakeups.h"
 #include "store/sqlite/sqlite_sql.h"
 
 /* How long a connection waits for a lock another process holds (busy_timeout). */
@@ -45,6 +46,15 @@ struct sqlite_conn {
     /* Writer only: the runs the open transaction moved into a final state, told to the
        store's observer after COMMIT (store/run_finals.h). */
     struct run_finals finals;
+    /* Writer only: the long-polls the open transaction's dependency side effects concern,
+       signalled after COMMIT (store/run_wakeups.h); and the runs that ended while their
+       dependants were being settled, settled in turn (sqlite_deps.h). */
+    struct run_wakeups wakeups;
+    struct {
+        char (*ids)[UUID_STR_LEN];
+        size_t n, cap;
+        bool busy;
+    } ended;
 };
 
 /* Opens path. sync ("full" | "normal" | "off") applies to the writer and checkpointer;

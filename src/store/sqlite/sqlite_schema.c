@@ -12,7 +12,8 @@
  *    giving the next history seq without a MAX() query. lease_token / lease_expires are set
  *    exactly while a worker holds the run (PENDING, RUNNING, CANCELLING).
  *    delayed is 1 for a SCHEDULED run that was not due when it was written, until a claim or
- *    the sweeper promotes it (sets it to 0) once it is due; 0 otherwise.
+ *    the sweeper promotes it (sets it to 0) once it is due; 2 for a run waiting for upstream
+ *    runs (migration 23); 0 otherwise.
  *    Indexes are partial wherever most rows would carry NULL or never match, so the common
  *    insert touches few b-trees:
  *      task_runs_claim        (task, priority DESC, scheduled_at, id) WHERE SCHEDULED and
@@ -346,6 +347,23 @@ static const struct migration migrations[] = {
      "INSERT INTO task_counts (task, state_type, n)"
      "  SELECT task, 8, count(*) FROM task_runs INDEXED BY task_runs_delayed"
      "  WHERE state_type = 0 AND delayed = 1 GROUP BY task;"},
+
+    /* Dependencies (store/run_deps.h): a run waiting for upstream runs has delayed = 2, which
+       keeps it out of both the ready queue (task_runs_claim: delayed = 0) and the delayed set
+       (task_runs_delayed: delayed = 1); upstream_pending counts the upstream runs it still
+       waits for; task_run_edges holds one row per (upstream, downstream) still to settle,
+       found by upstream when it ends; dependants on the upstream says whether to look at
+       all, so the runs nobody waits for (nearly all) pay nothing when they end. */
+    {23, "dependencies",
+     "ALTER TABLE task_runs ADD COLUMN wait_for TEXT;"
+     "ALTER TABLE task_runs ADD COLUMN result_refs TEXT;"
+     "ALTER TABLE task_runs ADD COLUMN upstream_pending INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE task_runs ADD COLUMN allow_upstream_failure INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE task_runs ADD COLUMN dependants INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE task_run_edges ("
+     "  upstream TEXT NOT NULL,"
+     "  downstream TEXT NOT NULL,"
+     "  PRIMARY KEY (upstream, downstream)) WITHOUT ROWID;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -80,12 +80,12 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
     "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires, " \
-    "traceparent"
+    "traceparent, wait_for, allow_upstream_failure"
 
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, dependants"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
@@ -120,9 +120,28 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed, retry_of, traceparent) "
+        "persist_result, result, result_ref, delayed, retry_of, traceparent, wait_for, "
+        "result_refs, upstream_pending, allow_upstream_failure) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, " DELAYED_WHEN("?4", "?10", "?6") ", ?25, ?26)"),
+        "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+        "CASE WHEN ?29 > 0 THEN 2 ELSE " DELAYED_WHEN("?4", "?10", "?6") " END, ?25, ?26, ?27, "
+        "?28, ?29, ?30)"),
+    SQL(SQL_EDGE_INSERT,
+        "INSERT OR IGNORE INTO task_run_edges (upstream, downstream) VALUES (?1, ?2)"),
+    SQL(SQL_DEPENDANTS_ADD, "UPDATE task_runs SET dependants = dependants + 1 WHERE id = ?1"),
+    SQL(SQL_EDGES_OF, "SELECT downstream FROM task_run_edges WHERE upstream = ?1"),
+    SQL(SQL_EDGES_DELETE, "DELETE FROM task_run_edges WHERE upstream = ?1"),
+    SQL(SQL_DEPS_UPSTREAM, "SELECT state_type, result, result_ref FROM task_runs WHERE id = ?1"),
+    SQL(SQL_DEPS_DOWNSTREAM,
+        "SELECT parameters, result_refs, upstream_pending, allow_upstream_failure "
+        "FROM task_runs WHERE id = ?1"),
+    SQL(SQL_DEPS_WAIT,
+        "UPDATE task_runs SET upstream_pending = ?2, parameters = coalesce(?3, parameters), "
+        "state_message = ?4 WHERE rowid = ?1"),
+    SQL(SQL_DEPS_RELEASE,
+        "UPDATE task_runs SET upstream_pending = 0, parameters = coalesce(?3, parameters), "
+        "state_name = ?5, state_message = '', state_timestamp = ?4, n_states = ?6, "
+        "delayed = " DELAYED_WHEN("0", "scheduled_at", "?4") " WHERE rowid = ?1"),
     SQL(SQL_TAG_INSERT, "INSERT OR IGNORE INTO task_run_tags (tag, run_id) VALUES (?1, ?2)"),
     SQL(SQL_STATE_INSERT,
         "INSERT INTO task_run_states (run_id, seq, type, name, timestamp, message) "

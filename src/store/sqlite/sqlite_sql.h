@@ -31,6 +31,15 @@ enum sql_id {
     SQL_RUN_TRANSITION,
     SQL_RUN_COMPLETE,
     SQL_CACHE_SOURCE,
+    /* dependencies (store/run_deps.h) */
+    SQL_EDGE_INSERT,
+    SQL_DEPENDANTS_ADD,
+    SQL_EDGES_OF,
+    SQL_EDGES_DELETE,
+    SQL_DEPS_UPSTREAM,
+    SQL_DEPS_DOWNSTREAM,
+    SQL_DEPS_WAIT,
+    SQL_DEPS_RELEASE,
     /* worker protocol */
     SQL_CLAIM_CANDIDATES,
     SQL_CLAIM_READY_EXISTS,
@@ -142,6 +151,8 @@ enum run_col {
     RC_RETRY_OF,
     RC_LEASE_EXPIRES,
     RC_TRACEPARENT,
+    RC_WAIT_FOR,
+    RC_ALLOW_UPSTREAM_FAILURE,
 };
 
 /* Columns of SQL_CLAIM_CANDIDATES. */
@@ -183,6 +194,7 @@ enum lease_col {
     LC_REDELIVERIES,
     LC_TASK,
     LC_DELAYED,
+    LC_DEPENDANTS,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

@@ -197,6 +197,7 @@ static unsigned run_batch(struct sqlite_writer *w, struct writer_op **ops, size_
             if (o && o->commit && !w->relaxed_now)
                 o->commit(o->arg, clock_mono_ns() - commit_start);
             run_finals_flush(&c->finals);
+            run_wakeups_flush(&c->wakeups);
             commits++;
             continue;
         }
@@ -286,6 +287,16 @@ void sqlite_writer_on_feed(sqlite_writer *w, void (*fn)(void *arg), void *arg)
     pthread_mutex_lock(&w->lock);
     w->on_feed = fn;
     w->on_feed_arg = arg;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void sqlite_writer_on_signal(sqlite_writer *w,
+                             void (*fn)(void *arg, enum store_signal sig, const char *key),
+                             void *arg)
+{
+    pthread_mutex_lock(&w->lock);
+    w->conn->wakeups.fn = fn;
+    w->conn->wakeups.arg = arg;
     pthread_mutex_unlock(&w->lock);
 }
 

@@ -56,6 +56,12 @@ int sqlite_writer_start_op(sqlite_writer *w, sqlite_writer_fn fn, void *arg,
  * (a page of run_feed); it must be quick (it pokes the feed's reader). NULL stops the calls. */
 void sqlite_writer_on_feed(sqlite_writer *w, void (*fn)(void *arg), void *arg);
 
+/* fn(arg, sig, key) is called on the writer thread after each commit for the wake-ups its
+ * dependency side effects owe (store/run_wakeups.h); set it before the store is shared. */
+void sqlite_writer_on_signal(sqlite_writer *w,
+                             void (*fn)(void *arg, enum store_signal sig, const char *key),
+                             void *arg);
+
 /* Commits what is queued, stops the thread, closes the connection, frees w. */
 void sqlite_writer_stop(sqlite_writer *w);
 

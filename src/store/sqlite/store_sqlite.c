@@ -65,6 +65,8 @@ void store_sqlite_read_run(sqlite3_stmt *s, struct run_row *r)
     r->retry_of = sqlite_col_text(s, RC_RETRY_OF);
     r->lease_expires = sqlite_col_ms(s, RC_LEASE_EXPIRES);
     r->traceparent = sqlite_col_text(s, RC_TRACEPARENT);
+    r->wait_for = sqlite_col_text(s, RC_WAIT_FOR);
+    r->allow_upstream_failure = sqlite3_column_int(s, RC_ALLOW_UPSTREAM_FAILURE) != 0;
 }
 
 /* --- reads ------------------------------------------------------------------------- */
@@ -480,6 +482,7 @@ const struct store_backend store_sqlite_backend = {
     .event_bounds = store_sqlite_event_bounds,
     .prune_events = store_sqlite_prune_events,
     .on_events = store_sqlite_on_events,
+    .on_signal = store_sqlite_on_signal,
     .read_stats = store_sqlite_read_stats,
     .set_paused = store_sqlite_set_paused,
     .list_failures = store_sqlite_list_failures,

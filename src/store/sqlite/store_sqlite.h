@@ -98,6 +98,8 @@ int store_sqlite_event_bounds(store *st, int64_t *first, int64_t *last, errand_e
 int store_sqlite_prune_events(store *st, int64_t before_ms, int64_t keep, int limit, int *deleted,
                               errand_error *err);
 void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg);
+void store_sqlite_on_signal(store *st, void (*fn)(void *, enum store_signal, const char *),
+                            void *arg);
 int store_sqlite_read_stats(store *st, int64_t since_ms, int sample_limit, struct store_stats *out,
                             errand_error *err);
 int store_sqlite_set_paused(store *st, const char *task, bool paused, errand_error *err);

@@ -186,3 +186,9 @@ void store_sqlite_on_events(store *st, void (*fn)(void *), void *arg)
 {
     sqlite_writer_on_feed(store_sqlite_of(st)->writer, fn, arg);
 }
+
+void store_sqlite_on_signal(store *st, void (*fn)(void *, enum store_signal, const char *),
+                            void *arg)
+{
+    sqlite_writer_on_signal(store_sqlite_of(st)->writer, fn, arg);
+}

@@ -26,6 +26,7 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "store/sqlite/sqlite_deps.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
@@ -47,6 +48,8 @@ struct submit_slot {
     char *cache_result;
     char *cache_result_ref;
     int64_t cache_expires_at;
+    struct deps_plan deps; /* how it starts, when it has upstream runs */
+    bool has_deps;
 };
 
 struct submit_op {
@@ -67,6 +70,8 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
     slot->cached = false;
     slot->created = false;
+    deps_plan_clear(&slot->deps);
+    slot->has_deps = false;
 }
 
 /* The run of task submitted before under key (keys are per task), if any. */
@@ -133,9 +138,16 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
     const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
     const char *message = slot->cached ? slot->cache_message : "";
+    const struct deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
+    if (deps) {
+        state = deps->state;
+        name = deps->name;
+        message = deps->message;
+    }
+    bool ended = state_is_final(state);
     sqlite_bind_text(s, 1, slot->id);
     sqlite_bind_text(s, 2, spec->task);
-    sqlite_bind_text(s, 3, spec->parameters);
+    sqlite_bind_text(s, 3, deps && deps->parameters ? deps->parameters : spec->parameters);
     sqlite3_bind_int(s, 4, (int)state);
     sqlite_bind_text(s, 5, name);
     sqlite3_bind_int64(s, 6, now_ms);
@@ -143,7 +155,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     sqlite3_bind_int(s, 8, spec->retries + 1);
     sqlite3_bind_int64(s, 9, now_ms);
     sqlite3_bind_int64(s, 10, spec->scheduled_at_ms);
-    sqlite_bind_ms(s, 11, slot->cached ? now_ms : 0);
+    sqlite_bind_ms(s, 11, ended ? now_ms : 0);
     sqlite3_bind_int(s, 12, spec->priority);
     sqlite_bind_text(s, 13, spec->tags ? spec->tags : "[]");
     sqlite_bind_text(s, 14, spec->idempotency_key);
@@ -159,15 +171,25 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     sqlite_bind_text(s, 24, slot->cached ? slot->cache_result_ref : NULL);
     sqlite_bind_text(s, 25, spec->retry_of);
     sqlite_bind_text(s, 26, spec->traceparent);
+    sqlite_bind_text(s, 27, deps ? deps->wait_for : NULL);
+    sqlite_bind_text(s, 28, deps ? deps->result_refs : NULL);
+    sqlite3_bind_int(s, 29, deps ? deps->pending : 0);
+    sqlite3_bind_int(s, 30, spec->allow_upstream_failure ? 1 : 0);
     int rc = sqlite_conn_step_done(c, s, SQL_RUN_INSERT, err);
     if (rc < 0)
         return rc;
     if ((rc = run_count_move(c, counts, spec->task, slot->id, -1, state, now_ms, err)) < 0)
         return rc;
-    if (slot->cached)
-        run_finals_add(&c->finals, spec->task, state, true, -1);
-    if (run_is_delayed(state, spec->scheduled_at_ms, now_ms) &&
+    if (ended)
+        run_finals_add(&c->finals, spec->task, state, slot->cached, -1);
+    if (state == ERRAND_STATE_FAILED &&
+        (rc = sqlite_failure_add(c, spec->task, slot->id, message, now_ms, err)) < 0)
+        return rc;
+    bool waiting = deps && deps->pending > 0; /* counted with the delayed runs */
+    if ((waiting || run_is_delayed(state, spec->scheduled_at_ms, now_ms)) &&
         (rc = run_count_delayed(c, counts, spec->task, 1, now_ms, err)) < 0)
+        return rc;
+    if (deps && (rc = sqlite_deps_register(c, slot->id, deps, err)) < 0)
         return rc;
     /* One row per statement: a multi-row insert would need a statement journal (see
      * sqlite_writer.c, cost note). */
@@ -191,6 +213,26 @@ static int created_row(const struct run_spec *spec, const struct submit_slot *sl
                                 slot->cached ? &hit : NULL, r, err);
 }
 
+static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out,
+                    errand_error *err);
+
+/* How run i of the batch starts, given its upstream runs ("runs[N]" resolved against the
+ * batch's earlier runs, as created or found by their idempotency key). */
+static int plan_deps(struct sqlite_conn *c, struct submit_op *op, size_t i, errand_error *err)
+{
+    const char **ids = mem_calloc(i ? i : 1, sizeof *ids);
+    if (!ids)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t j = 0; j < i; j++)
+        ids[j] = op->slots[j].answered ? op->slots[j].answer.id : op->slots[j].id;
+    struct submit_slot *slot = &op->slots[i];
+    deps_plan_clear(&slot->deps);
+    int rc = sqlite_deps_plan(c, &op->specs[i], ids, i, &slot->deps, err);
+    mem_free(ids);
+    slot->has_deps = rc == 0;
+    return rc;
+}
+
 /* The writer op: every run of the batch, or (by returning an error) none. */
 static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
@@ -209,9 +251,15 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
         if (spec->cache_key &&
             (rc = find_cached(c, spec->task, spec->cache_key, op->now_ms, slot, err)) < 0)
             return rc;
+        if (spec->wait_for && !slot->cached && (rc = plan_deps(c, op, i, err)) < 0)
+            return rc;
         if ((rc = insert_run(c, spec, slot, op->now_ms, &op->counts, err)) < 0)
             return rc;
-        if (slot->cached) {
+        if (slot->has_deps) { /* its state depends on the upstream runs: read it back */
+            if ((rc = read_run(c, slot->id, &slot->answer, err)) < 0)
+                return rc;
+            slot->answered = true;
+        } else if (slot->cached) {
             if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
                 return rc;
             slot->answered = true;
@@ -237,6 +285,7 @@ static void submission_free(store_submission *sub)
     for (size_t i = 0; sub->slots && i < sub->n; i++) {
         slot_clear_outputs(&sub->slots[i]);
         run_row_clear(&sub->slots[i].prebuilt);
+        deps_plan_clear(&sub->slots[i].deps);
         json_decref(sub->slots[i].tags);
         mem_free(sub->slots[i].delays_text);
     }

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sqlite_deps.h — dependencies between runs in the SQLite store (store/run_deps.h): the
+ * upstream runs of a new run, registered at submit, and the settling of a run's dependants
+ * when it ends, in the transaction that ends it.
+ *
+ * Writer thread only.
+ */
+#ifndef ERRAND_STORE_SQLITE_SQLITE_DEPS_H
+#define ERRAND_STORE_SQLITE_SQLITE_DEPS_H
+
+#include <stdint.h>
+
+#include "store/run_deps.h"
+#include "store/run_transition.h"
+#include "store/sqlite/sqlite_conn.h"
+
+/* How a new run with upstream runs starts (decided by sqlite_deps_plan). */
+struct deps_plan {
+    char *wait_for;    /* resolved references: ids (mem_free) */
+    char *result_refs; /* resolved [path, id] pairs, or NULL (mem_free) */
+    char *parameters;  /* with the results of completed upstream runs filled in, or NULL when
+                          unchanged (mem_free) */
+    errand_state state; /* SCHEDULED, or CANCELLED/FAILED when an upstream already ended so */
+    const char *name;   /* "Waiting", "Scheduled", "UpstreamFailed", "Failed" */
+    char message[RUN_DEPS_MESSAGE_MAX];
+    int pending;        /* upstream runs not final yet */
+    char (*edges)[UUID_STR_LEN]; /* those runs' ids, pending of them (mem_free) */
+};
+void deps_plan_clear(struct deps_plan *p);
+
+/* The plan for a new run whose spec has wait_for: batch references resolved against ids
+ * (the batch's earlier runs), each upstream looked up (ERRAND_EINVAL naming wait_for when
+ * one does not exist), those already final applied as their end would be. */
+int sqlite_deps_plan(struct sqlite_conn *c, const struct run_spec *spec, const char *const *ids,
+                     size_t n_ids, struct deps_plan *out, errand_error *err);
+
+/* Records the plan's edges from the new run `id` (after its insert). */
+int sqlite_deps_register(struct sqlite_conn *c, const char *id, const struct deps_plan *p,
+                         errand_error *err);
+
+/* Run id just ended (its final state is written): settles the runs waiting for it, and in
+ * turn the dependants of those that this ends, tallying into counts. */
+int sqlite_deps_run_ended(struct sqlite_conn *c, const char *id, struct run_count_delta *counts,
+                          int64_t now_ms, errand_error *err);
+
+#endif
