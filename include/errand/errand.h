@@ -245,6 +245,35 @@ typedef struct errand_submission {
 ERRAND_API int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
                                    errand_run ***out, errand_error *err);
 
+/* Dependencies (docs/api.md, "Dependencies"), since ABI 1.2 (ERRAND_0.3). A run submitted
+ * with upstream runs waits (SCHEDULED, state name "Waiting"; no worker gets it) until every
+ * one of them is COMPLETED, then starts as any run does. If one ends FAILED, CRASHED or
+ * CANCELLED it does not start: it ends CANCELLED, state name "UpstreamFailed", with a message
+ * naming that run, and so do the runs waiting for it in turn — unless allow_upstream_failure
+ * is set, in which case it starts once every upstream run has ended, however.
+ *
+ * Data flows downstream through the parameters: a value {"$result": "<run id>"} anywhere in
+ * params_json is replaced by that run's result when it completes (null when it did not and
+ * allow_upstream_failure is set), and the run waits for it as if it were in wait_for. In a
+ * batch, "runs[N]" names the batch's own run N (an earlier one), in wait_for and in
+ * {"$result": ...}, so a chain or a fan-in is one request. At most 100 upstream runs. */
+typedef struct errand_dependencies {
+    const char *const *wait_for; /* run ids (or "runs[N]" in a batch); NULL = none */
+    size_t n_wait_for;           /* entries in wait_for */
+    bool allow_upstream_failure; /* start even when an upstream run does not complete */
+} errand_dependencies;
+
+/* errand_submit with dependencies (NULL = none). */
+ERRAND_API int errand_submit_after(errand_client *c, const char *task, const char *params_json,
+                                   const errand_submit_options *opt,
+                                   const errand_dependencies *deps, errand_run **out,
+                                   errand_error *err);
+/* errand_submit_batch with dependencies: deps holds n entries, deps[i] for subs[i] (NULL =
+ * none for all). */
+ERRAND_API int errand_submit_batch_after(errand_client *c, const errand_submission *subs,
+                                         const errand_dependencies *deps, size_t n,
+                                         errand_run ***out, errand_error *err);
+
 /* Submits a run of a defined task with its defaults (retries, timeout, cache key from its
  * cache policy, persistence): the C spelling of Prefect's `task.delay(...)`. */
 ERRAND_API int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,

@@ -38,6 +38,11 @@ static const struct cli_option submit_options[] = {
     {"persist-result", "BOOL", false, "persist the result to result storage"},
     {"traceparent", "TP", false,
      "the W3C trace context to submit the run in (default: $TRACEPARENT, as an exec task has)"},
+    {"wait-for", "ID", true,
+     "an upstream run: start only once it COMPLETED ({\"$result\": \"ID\"} in --params takes its "
+     "result)"},
+    {"allow-upstream-failure", NULL, false,
+     "with --wait-for: start once the upstream runs ended, however they ended"},
     {"wait", NULL, false, "wait for the run to finish and print its state and result"},
     {"wait-timeout", "S", false, "with --wait: give up after S seconds (default: no limit)"},
     {"json", NULL, false, "print the run as JSON"},
@@ -47,7 +52,9 @@ static const struct cli_option submit_options[] = {
 /* Everything a submission needs that outlives the parsing: the options point into these. */
 struct submit_request {
     errand_submit_options opt;
+    errand_dependencies deps;
     const char **tags;
+    const char **wait_for;
     double *delays;
     const char *params;
     char *params_file; /* the text read for --params @FILE */
@@ -57,6 +64,7 @@ struct submit_request {
 static void submit_request_free(struct submit_request *r)
 {
     free(r->tags);
+    free(r->wait_for);
     free(r->delays);
     free(r->params_file);
 }
@@ -254,6 +262,19 @@ static int parse_submit(const struct args *a, struct submit_request *r)
         r->opt.n_tags = (size_t)n_tags;
     }
 
+    int n_ups = args_count(a, "wait-for");
+    if (n_ups > 0) {
+        if (!(r->wait_for = calloc((size_t)n_ups, sizeof *r->wait_for))) {
+            fprintf(stderr, "errand submit: out of memory\n");
+            return CLI_EXIT_FAILURE;
+        }
+        for (int i = 0; i < n_ups; i++)
+            r->wait_for[i] = args_nth(a, "wait-for", i);
+        r->deps.wait_for = r->wait_for;
+        r->deps.n_wait_for = (size_t)n_ups;
+    }
+    r->deps.allow_upstream_failure = args_has(a, "allow-upstream-failure");
+
     if (args_has(a, "wait-timeout") && !args_has(a, "wait"))
         return args_usage_error(a->cmd, "--wait-timeout needs --wait");
     return args_get_double(a, "wait-timeout", 0, MAX_SECONDS, &r->wait_timeout);
@@ -276,7 +297,7 @@ static int run_submit(const struct args *a)
     bool wait = args_has(a, "wait");
     errand_error err = {0};
     errand_run *run = NULL;
-    if (errand_submit(c, task, r.params, &r.opt, &run, &err) != 0) {
+    if (errand_submit_after(c, task, r.params, &r.opt, &r.deps, &run, &err) != 0) {
         status = out_error(a->cmd, &err);
     } else if (wait) {
         /* The id first, so it is known even if the wait is interrupted. */
@@ -313,6 +334,7 @@ const struct cli_command cmd_submit = {
         "Examples:\n"
         "  errand submit errand.noop --params '{\"x\": 1}'\n"
         "  errand submit errand.sleep --params '{\"seconds\": 2}' --wait --wait-timeout 10\n"
-        "  errand submit send_mail --params @mail.json --tag mail --retries 3 --retry-delay 1,10",
+        "  errand submit send_mail --params @mail.json --tag mail --retries 3 --retry-delay 1,10\n"
+        "  errand submit report --wait-for $RUN --params '{\"rows\": {\"$result\": \"'$RUN'\"}}'",
     .run = run_submit,
 };

@@ -243,6 +243,11 @@ static void print_run_fields(const json_t *run)
             print_field("trace id:", line);
         }
     }
+    if (json_array_size(json_object_get(run, "wait_for")) > 0) {
+        print_json_field(run, "waits for:", "wait_for");
+        if (json_is_true(json_object_get(run, "allow_upstream_failure")))
+            print_field("upstream failure:", "allowed (starts once they have ended, however)");
+    }
     print_json_field(run, "parameters:", "parameters");
     if (json_object_get(run, "result"))
         print_json_field(run, "result:", "result");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * submit.c — submissions: building bodies (submit.h) and errand_submit, errand_submit_batch,
- * errand_delay, errand_submit_options_init.
+ * their _after forms (dependencies), errand_delay, errand_submit_options_init.
  */
 #include "client/submit.h"
 
@@ -214,8 +214,42 @@ void errand_submit_options_init(errand_submit_options *opt)
         memset(opt, 0, sizeof *opt);
 }
 
+int submit_add_deps(json_t *submission, const errand_dependencies *deps, const char *prefix,
+                    errand_error *err)
+{
+    if (!deps)
+        return 0;
+    char field[ERRAND_ERROR_FIELD_MAX];
+    field_name(field, sizeof field, prefix, "wait_for");
+    if (deps->n_wait_for > 0 && !deps->wait_for)
+        return error_set(err, ERRAND_EINVAL, field,
+                         "field '%s': n_wait_for is %zu but wait_for is NULL", field,
+                         deps->n_wait_for);
+    int bad = 0;
+    if (deps->n_wait_for > 0) {
+        json_t *ids = json_array();
+        bad |= set_new(submission, "wait_for", ids);
+        for (size_t i = 0; ids && i < deps->n_wait_for; i++) {
+            if (!deps->wait_for[i])
+                return error_set(err, ERRAND_EINVAL, field, "field '%s' has a NULL run id at %zu",
+                                 field, i);
+            bad |= json_array_append_new(ids, json_string(deps->wait_for[i]));
+        }
+    }
+    if (deps->allow_upstream_failure)
+        bad |= set_new(submission, "allow_upstream_failure", json_true());
+    return bad ? error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a submission") : 0;
+}
+
 int errand_submit(errand_client *c, const char *task, const char *params_json,
                   const errand_submit_options *opt, errand_run **out, errand_error *err)
+{
+    return errand_submit_after(c, task, params_json, opt, NULL, out, err);
+}
+
+int errand_submit_after(errand_client *c, const char *task, const char *params_json,
+                        const errand_submit_options *opt, const errand_dependencies *deps,
+                        errand_run **out, errand_error *err)
 {
     if (out)
         *out = NULL;
@@ -226,6 +260,10 @@ int errand_submit(errand_client *c, const char *task, const char *params_json,
     int rc = submit_build(task, params_json, opt, NULL, &body, err);
     if (rc)
         return rc;
+    if ((rc = submit_add_deps(body, deps, NULL, err)) < 0) {
+        json_decref(body);
+        return rc;
+    }
     if ((rc = add_retry_key(c, body, err)) < 0) {
         json_decref(body);
         return rc;
@@ -243,6 +281,13 @@ int errand_submit(errand_client *c, const char *task, const char *params_json,
 
 int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
                         errand_run ***out, errand_error *err)
+{
+    return errand_submit_batch_after(c, subs, NULL, n, out, err);
+}
+
+int errand_submit_batch_after(errand_client *c, const errand_submission *subs,
+                              const errand_dependencies *deps, size_t n, errand_run ***out,
+                              errand_error *err)
 {
     if (out)
         *out = NULL;
@@ -265,7 +310,8 @@ int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t 
         snprintf(prefix, sizeof prefix, "runs[%zu]", i);
         json_t *item = NULL;
         rc = submit_build(subs[i].task, subs[i].params_json, subs[i].options, prefix, &item, err);
-        if (!rc && (rc = add_retry_key(c, item, err)) < 0)
+        if (!rc && ((rc = submit_add_deps(item, deps ? &deps[i] : NULL, prefix, err)) < 0 ||
+                    (rc = add_retry_key(c, item, err)) < 0))
             json_decref(item);
         if (rc)
             break;

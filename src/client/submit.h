@@ -16,6 +16,10 @@
 int submit_build(const char *task, const char *params_json, const errand_submit_options *opt,
                  const char *prefix, json_t **out, errand_error *err);
 
+/* Adds deps (NULL = none) to a submission object: wait_for and allow_upstream_failure. */
+int submit_add_deps(json_t *submission, const errand_dependencies *deps, const char *prefix,
+                    errand_error *err);
+
 /* The submission options a task definition implies for these parameters (retries, delays,
  * jitter, timeout, persistence, and the cache key of ERRAND_CACHE_INPUTS_AND_VERSION into
  * key_buf). */

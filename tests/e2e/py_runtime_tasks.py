@@ -132,7 +132,16 @@ def lineage() -> dict:
     return {"chain": chain, "fds": fds}
 
 
-TASKS = [greet, model, pid, spin, gil_hog, crash, fail, sleep, persist, traceparent, lineage]
+@errand.task(name="py.chain_step")
+def chain_step(i: int, prev: dict | None = None) -> dict:
+    """One link of a dependency chain (test_dependencies.py): counts the links before it from
+    the result it was handed."""
+    return {"i": i, "count": (prev["count"] if prev else 0) + 1,
+            "prev_i": prev["i"] if prev else None}
+
+
+TASKS = [greet, model, pid, spin, gil_hog, crash, fail, sleep, persist, traceparent, lineage,
+         chain_step]
 
 if __name__ == "__main__":
     errand.serve(*TASKS, **json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}"))

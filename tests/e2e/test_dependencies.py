@@ -6,9 +6,10 @@ CANCELLED/"UpstreamFailed" naming that run (unless allow_upstream_failure); a pa
 
 Most tests play the worker over the real worker protocol (claim, report), so each outcome
 is chosen exactly; the chain test runs real workers."""
-import time
+import json
 
-from conftest import unique_task
+from conftest import parse_ts, unique_task
+from test_python_runtime import py_worker  # noqa: F401 (a fixture)
 
 FALLBACK_MS = 30000
 WOKEN_WITHIN_S = 1.0
@@ -189,8 +190,69 @@ def test_a_completed_upstream_wakes_the_idle_workers_claim(server_factory, worke
         done = server.api.wait_final(down["id"])
         assert done["state"]["type"] == "COMPLETED", done
         up_done = server.api.get(up["id"])
-        from conftest import parse_ts
         pending = next(parse_ts(s["timestamp"]) for s in server.api.states(down["id"])
                        if s["type"] == "PENDING")
         waited = pending - parse_ts(up_done["finished"])
         assert waited < WOKEN_WITHIN_S, f"claimed {waited:.3f} s after its upstream completed"
+
+
+def test_a_chain_of_1000_runs_in_one_batch_completes_in_order_passing_results_on(
+        server, py_worker):
+    """Each link takes the previous link's result as its parameter `prev`; served by Python
+    workers (errand.serve), woken by each release."""
+    n = 1000
+    runs = [{"task": "py.chain_step", "parameters": {"i": 0}}]
+    runs += [{"task": "py.chain_step", "parameters": {"i": i, "prev": {"$result": f"runs[{i-1}]"}}}
+             for i in range(1, n)]
+    submitted = server.api.batch(runs)
+    assert [r["state"]["name"] for r in submitted[:2]] == ["Scheduled", "Waiting"]
+    py_worker(server, limit=4)
+    last = server.api.wait_final(submitted[-1]["id"], timeout=300)
+    assert last["state"]["type"] == "COMPLETED", last["state"]
+    assert last["result"] == {"i": n - 1, "count": n, "prev_i": n - 2}
+    done = {r["id"]: r for r in server.api.list_all(task="py.chain_step")}
+    previous = None
+    for i, sub in enumerate(submitted):
+        run = done[sub["id"]]
+        assert run["state"]["type"] == "COMPLETED", (i, run["state"])
+        assert run["result"] == {"i": i, "count": i + 1, "prev_i": i - 1 if i else None}, i
+        if previous:
+            assert run["started"] >= previous["finished"], (i, run["started"], previous["finished"])
+        previous = run
+
+
+def test_the_cli_submits_with_upstream_runs_and_shows_them(server, cli):
+    task = unique_task("cli")
+    up = server.api.submit(task + ".up", {})
+    cp = cli(server, "submit", task, "--wait-for", up["id"], "--allow-upstream-failure",
+             "--params", '{"x": {"$result": "%s"}}' % up["id"], "--json")
+    assert cp.returncode == 0, cp.stderr
+    run = json.loads(cp.stdout)
+    assert run["wait_for"] == [up["id"]] and run["allow_upstream_failure"] is True
+    assert run["state"]["name"] == "Waiting"
+    shown = cli(server, "runs", "show", run["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "waits for:" in shown.stdout and up["id"] in shown.stdout, shown.stdout
+    bad = cli(server, "submit", task, "--wait-for", "nope")
+    assert bad.returncode == 2 and "wait_for" in bad.stderr, (bad.returncode, bad.stderr)
+
+
+def test_a_python_future_passed_as_a_parameter_makes_the_run_wait_for_its_result(
+        server, py_worker):
+    import py_runtime_tasks as tasks
+    import errand
+    c = errand.Client(server.url, server.key)
+    errand.set_client(c)
+    try:
+        first = tasks.chain_step.delay(0)
+        second = tasks.chain_step.delay(1, prev=first)
+        third = c.submit("py.chain_step", {"i": 2}, wait_for=[second])
+        assert second.run.wait_for == [first.task_run_id]
+        assert second.run.parameters["prev"] == {"$result": first.task_run_id}
+        assert third.wait_for == [second.task_run_id]
+        assert c.get(second.task_run_id).state.name == "Waiting"
+        py_worker(server, limit=2)
+        assert second.result(timeout=60) == {"i": 1, "count": 2, "prev_i": 0}
+        assert c.wait(third.id, 60).state.is_completed()
+    finally:
+        errand.set_client(None)

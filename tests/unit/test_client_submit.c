@@ -192,6 +192,31 @@ static void a_definition_left_at_zero_implies_the_defaults(void **state)
     mem_free(t);
 }
 
+static void dependencies_reach_the_wire_and_none_sends_nothing(void **state)
+{
+    (void)state;
+    json_t *o = NULL;
+    errand_error err;
+    assert_int_equal(submit_build("t", NULL, NULL, NULL, &o, &err), 0);
+    assert_int_equal(submit_add_deps(o, NULL, NULL, &err), 0);
+    errand_dependencies none = {0};
+    assert_int_equal(submit_add_deps(o, &none, NULL, &err), 0);
+    char *t = json_canonical(o);
+    assert_string_equal(t, "{\"parameters\":{},\"task\":\"t\"}");
+    mem_free(t);
+    const char *ups[] = {"runs[0]", "01a239a9-b36c-7752-8afb-aa40b1ca6550"};
+    errand_dependencies deps = {.wait_for = ups, .n_wait_for = 2, .allow_upstream_failure = true};
+    assert_int_equal(submit_add_deps(o, &deps, NULL, &err), 0);
+    t = json_canonical(o);
+    assert_string_equal(t, "{\"allow_upstream_failure\":true,\"parameters\":{},\"task\":\"t\","
+                           "\"wait_for\":[\"runs[0]\",\"01a239a9-b36c-7752-8afb-aa40b1ca6550\"]}");
+    mem_free(t);
+    errand_dependencies bad = {.wait_for = NULL, .n_wait_for = 1};
+    assert_int_equal(submit_add_deps(o, &bad, "runs[2]", &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "runs[2].wait_for");
+    json_decref(o);
+}
+
 int main(void)
 {
     mem_install_json();
@@ -202,6 +227,7 @@ int main(void)
         cmocka_unit_test(bad_input_names_the_field),
         cmocka_unit_test(task_definition_implies_its_options_and_cache_key),
         cmocka_unit_test(a_definition_left_at_zero_implies_the_defaults),
+        cmocka_unit_test(dependencies_reach_the_wire_and_none_sends_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

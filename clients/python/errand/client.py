@@ -40,7 +40,8 @@ _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.05, 1.0
 
 _SUBMIT_OPTIONS = ("idempotency_key", "scheduled_at", "delay_seconds", "priority", "tags",
                    "retries", "retry_delay_seconds", "retry_jitter_factor", "timeout_seconds",
-                   "cache_key", "cache_expiration_seconds", "persist_result", "traceparent")
+                   "cache_key", "cache_expiration_seconds", "persist_result", "traceparent",
+                   "wait_for", "allow_upstream_failure")
 
 
 class _NotSent(Exception):
@@ -65,6 +66,8 @@ def submission(task: str, parameters: dict[str, Any] | None = None, **options: A
             value = value.isoformat().replace("+00:00", "Z")
         elif name == "tags":
             value = list(value)
+        elif name == "wait_for":  # run ids, TaskRuns or futures
+            value = [getattr(v, "task_run_id", None) or getattr(v, "id", None) or v for v in value]
         body[name] = value
     return body
 

@@ -4,6 +4,9 @@
 Parameters (``fn.delay(...)``) and results (what a served task returns) travel as JSON. The
 default encoder turns, in this order:
 
+- a future of another run (what ``fn.delay()`` returned) into ``{"$result": "<its id>"}``: the
+  server makes the new run wait for that run and hands it that run's result (docs/api.md,
+  "Dependencies"); in eager mode, into the result itself;
 - a dataclass instance into a dict of its fields (``dataclasses.asdict``);
 - an object with a ``model_dump()`` method (pydantic v2 models) into what it returns
   (``model_dump(mode="json")`` when it takes that argument);
@@ -43,6 +46,9 @@ Encoder = Callable[[Any], Any]
 
 def default_encoder(obj: Any) -> Any:
     """The default hook (see the module's docstring); raises TypeError for other types."""
+    reference = getattr(obj, "__errand_reference__", None)
+    if callable(reference):  # a TaskFuture: the run's result, filled in by the server
+        return reference()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     dump = getattr(obj, "model_dump", None)

@@ -94,6 +94,11 @@ class TaskRun:
                    raw=d)
 
     @property
+    def wait_for(self) -> list[str]:
+        """The upstream runs it was submitted to wait for (docs/api.md, "Dependencies")."""
+        return list(self.raw.get("wait_for") or ())
+
+    @property
     def has_inline_result(self) -> bool:
         return "result" in self.raw
 

@@ -119,6 +119,11 @@ class TaskFuture:
         the run's message (a Python task's traceback included)."""
         return self.client.result(self.task_run_id, timeout)
 
+    def __errand_reference__(self) -> dict[str, str]:
+        """Passed as a parameter of another task's run: the server makes that run wait for
+        this one and gives it this run's result (docs/api.md, "Dependencies")."""
+        return {"$result": self.task_run_id}
+
     def __repr__(self) -> str:
         return f"TaskFuture(task_run_id={self.task_run_id!r})"
 
@@ -147,6 +152,9 @@ class EagerFuture(TaskFuture):
     @property
     def state(self) -> State:
         return self._state
+
+    def __errand_reference__(self) -> Any:
+        return self._result  # ran already: its result is the parameter
 
     def wait(self, timeout: float | None = None) -> TaskRun:
         assert self.run is not None
