@@ -109,6 +109,11 @@ int handle_events(const struct handler_ctx *, const struct http_request *, struc
 /* handlers_stats.c: the dashboard's figures, pausing tasks */
 int handle_stats(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                  errand_error *);
+/* handlers_limits.c: concurrency limits */
+int handle_list_limits(const struct handler_ctx *, const struct http_request *,
+                       struct http_reply *, errand_error *);
+int handle_set_limit(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                     errand_error *);
 int handle_task_pause(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                       errand_error *);
 int handle_task_resume(const struct handler_ctx *, const struct http_request *, struct http_reply *,
@@ -146,6 +151,7 @@ extern const struct query_param failures_params[];  /* GET /api/failures */
 extern const char *const bulk_fields[];             /* POST /api/task_runs/bulk */
 extern const char *const task_control_fields[];     /* POST /api/tasks/pause, /resume */
 extern const char *const session_login_fields[];    /* POST /api/session */
+extern const char *const limit_fields[];            /* POST /api/limits */
 
 /* handlers_ui.c: the dashboard's files */
 int handle_ui(const struct handler_ctx *, const struct http_request *, struct http_reply *,

@@ -34,6 +34,8 @@ static const struct route routes[] = {
     {"GET", "/api/failures", handle_failures, AUTH_READ, false},
     {"POST", "/api/tasks/pause", handle_task_pause, AUTH_SUBMIT, false},
     {"POST", "/api/tasks/resume", handle_task_resume, AUTH_SUBMIT, false},
+    {"GET", "/api/limits", handle_list_limits, AUTH_READ, false},
+    {"POST", "/api/limits", handle_set_limit, AUTH_SUBMIT, false},
     {"POST", "/api/workers/claim", handle_claim, AUTH_WORK, false},
     {"POST", "/api/workers/heartbeat", handle_heartbeat, AUTH_WORK, false},
     {"POST", "/api/workers/report", handle_report, AUTH_WORK, false},

@@ -20,6 +20,12 @@ void run_wakeups_task(struct run_wakeups *w, const char *task)
         w->n_tasks++;
 }
 
+void run_wakeups_any_task(struct run_wakeups *w)
+{
+    if (w->fn)
+        w->all_tasks = true;
+}
+
 void run_wakeups_run(struct run_wakeups *w, const char *id)
 {
     if (!w->fn || w->all_runs)

@@ -36,6 +36,8 @@ struct run_wakeups {
 
 /* Runs of task entered the ready queue. */
 void run_wakeups_task(struct run_wakeups *w, const char *task);
+/* Runs of any task may have become claimable. */
+void run_wakeups_any_task(struct run_wakeups *w);
 /* Run id reached a final state. */
 void run_wakeups_run(struct run_wakeups *w, const char *id);
 /* After the commit: one call of fn per key (or one with NULL for all), then empty. */

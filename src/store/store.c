@@ -349,6 +349,40 @@ int store_set_paused(store *st, const char *task, bool paused, errand_error *err
     return st->backend->set_paused(st, task, paused, err);
 }
 
+int store_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
+                    errand_error *err)
+{
+    if (!st->backend->set_limit)
+        return error_set(err, ERRAND_EUNAVAILABLE, NULL,
+                         "concurrency limits are not supported by the %s store", store_kind(st));
+    return st->backend->set_limit(st, kind, name, max_running, err);
+}
+
+int store_list_limits(store *st, struct limit_list *out, errand_error *err)
+{
+    out->items = NULL;
+    out->n = 0;
+    if (!st->backend->list_limits)
+        return 0;
+    return st->backend->list_limits(st, out, err);
+}
+
+void limit_list_clear(struct limit_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct limit_record *r = &l->items[i];
+        mem_free(r->name);
+        for (size_t j = 0; j < r->n_holders; j++) {
+            mem_free(r->holders[j].task);
+            mem_free(r->holders[j].worker);
+        }
+        mem_free(r->holders);
+    }
+    mem_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
 void store_release_memory(store *st)
 {
     st->backend->release_memory(st);

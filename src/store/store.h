@@ -416,6 +416,48 @@ int store_list_failures(store *st, const char *task, int limit, struct failure_g
  * paused ahead. */
 int store_set_paused(store *st, const char *task, bool paused, errand_error *err);
 
+/* --- concurrency limits (docs/api.md, "Concurrency limits") ------------------------------ */
+
+/* A limit caps how many runs of a task, or runs carrying a tag, hold a lease (PENDING,
+ * RUNNING, CANCELLING) at once, across every worker and server. A claim hands out a run only
+ * while every limit it falls under has a free slot; the run holds a slot of each until its
+ * lease ends (a final state, a hand-back, the lease running out). */
+enum limit_kind {
+    LIMIT_TASK,
+    LIMIT_TAG,
+};
+#define STORE_LIMITS_MAX 1000        /* limits listed by store_list_limits */
+#define STORE_LIMIT_HOLDERS_MAX 1000 /* holders listed per limit */
+#define STORE_LIMIT_MAX_RUNNING 100000
+
+struct limit_holder {
+    char run_id[37];
+    char *task;
+    char *worker;  /* NULL when unknown */
+    int64_t since; /* when it took the slot (its claim), Unix ms */
+};
+struct limit_record {
+    enum limit_kind kind;
+    char *name;
+    int max_running;
+    int64_t held;                 /* slots held now (may exceed max_running after a lowering) */
+    struct limit_holder *holders; /* the oldest first, up to STORE_LIMIT_HOLDERS_MAX */
+    size_t n_holders;
+};
+struct limit_list {
+    struct limit_record *items; /* tasks first, then tags, by name */
+    size_t n;
+};
+void limit_list_clear(struct limit_list *l);
+
+/* Sets the limit of a task or a tag to max_running (1..STORE_LIMIT_MAX_RUNNING), or removes
+ * it (max_running 0: the slots it held are forgotten). A claim may be waiting for a slot:
+ * the caller wakes the claims. */
+int store_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
+                    errand_error *err);
+/* Every limit with the runs holding its slots. */
+int store_list_limits(store *st, struct limit_list *out, errand_error *err);
+
 /* Gives back memory the store holds only to go faster (page caches), after a burst. */
 void store_release_memory(store *st);
 
@@ -464,6 +506,8 @@ struct store_backend {
     void (*on_signal)(store *, void (*)(void *, enum store_signal, const char *), void *);
     void (*observe)(store *, const struct store_observer *);
     int (*oldest_ready)(store *, const char *const *, size_t, int64_t *, errand_error *);
+    int (*set_limit)(store *, enum limit_kind, const char *, int, errand_error *);
+    int (*list_limits)(store *, struct limit_list *, errand_error *);
 };
 
 /* For backends: store_claim has checked the request (a worker, at least one task, a limit in

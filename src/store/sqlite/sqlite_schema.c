@@ -364,6 +364,26 @@ static const struct migration migrations[] = {
      "  upstream TEXT NOT NULL,"
      "  downstream TEXT NOT NULL,"
      "  PRIMARY KEY (upstream, downstream)) WITHOUT ROWID;"},
+
+    /* Concurrency limits (store.h): limits (kind 0 a task, 1 a tag; max_running) and the
+       slots held, one limit_holders row per (limit, run) taken at the claim and deleted when
+       the run's lease ends (found by limit_holders_run); a limit's count of held slots is a
+       count of its rows, bounded by its max. holds_slots on the run says whether there is
+       anything to delete, so runs under no limit pay nothing when they end. */
+    {24, "concurrency_limits",
+     "CREATE TABLE limits ("
+     "  kind INTEGER NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  max_running INTEGER NOT NULL,"
+     "  PRIMARY KEY (kind, name)) WITHOUT ROWID;"
+     "CREATE TABLE limit_holders ("
+     "  kind INTEGER NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  run_id TEXT NOT NULL,"
+     "  since INTEGER NOT NULL,"
+     "  PRIMARY KEY (kind, name, run_id)) WITHOUT ROWID;"
+     "CREATE INDEX limit_holders_run ON limit_holders (run_id);"
+     "ALTER TABLE task_runs ADD COLUMN holds_slots INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

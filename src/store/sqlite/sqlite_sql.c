@@ -85,7 +85,8 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, dependants"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, dependants, " \
+    "holds_slots"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
@@ -167,7 +168,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
 
     SQL(SQL_CLAIM_CANDIDATES,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
-        "timeout_seconds, persist_result, cache_key, n_states, traceparent FROM task_runs "
+        "timeout_seconds, persist_result, cache_key, n_states, traceparent, tags FROM task_runs "
         "WHERE state_type = 0 AND delayed = 0 AND task = ?1 AND scheduled_at <= ?2 "
         "AND " NOT_PAUSED(" ?1 ") " ORDER BY priority DESC, scheduled_at, id LIMIT ?3"),
     SQL(SQL_CLAIM_READY_EXISTS,
@@ -187,6 +188,22 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
         "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
     SQL(SQL_CLAIM_REQUEST_GET, "SELECT leases FROM claim_requests WHERE id = ?1"),
+    SQL(SQL_LIMITS_ANY, "SELECT 1 FROM limits WHERE kind = ?1 LIMIT 1"),
+    SQL(SQL_LIMIT_GET, "SELECT max_running FROM limits WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMIT_HELD, "SELECT count(*) FROM limit_holders WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMIT_HOLD, "INSERT OR IGNORE INTO limit_holders (kind, name, run_id, since) "
+                        "VALUES (?1, ?2, ?3, ?4)"),
+    SQL(SQL_RUN_HOLDS_SLOTS, "UPDATE task_runs SET holds_slots = ?2 WHERE rowid = ?1"),
+    SQL(SQL_LIMIT_RELEASE, "DELETE FROM limit_holders WHERE run_id = ?1"),
+    SQL(SQL_LIMIT_SET, "INSERT INTO limits (kind, name, max_running) VALUES (?1, ?2, ?3) "
+                       "ON CONFLICT (kind, name) DO UPDATE SET max_running = excluded.max_running"),
+    SQL(SQL_LIMIT_DELETE, "DELETE FROM limits WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMIT_HOLDERS_DELETE, "DELETE FROM limit_holders WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMITS_LIST, "SELECT kind, name, max_running FROM limits ORDER BY kind, name LIMIT ?1"),
+    SQL(SQL_LIMIT_HOLDERS,
+        "SELECT h.run_id, h.since, r.task, r.worker FROM limit_holders AS h "
+        "LEFT JOIN task_runs AS r ON r.id = h.run_id WHERE h.kind = ?1 AND h.name = ?2 "
+        "ORDER BY h.since, h.run_id LIMIT ?3"),
     SQL(SQL_CLAIM_REQUEST_NEW, "INSERT OR IGNORE INTO claim_requests (id, at, leases) "
                                "VALUES (?1, ?2, ?3)"),
     SQL(SQL_CLAIM_REQUESTS_PRUNE,
@@ -194,7 +211,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "INDEXED BY claim_requests_at WHERE at < ?1 ORDER BY at LIMIT ?2)"),
     SQL(SQL_CLAIM_REPEAT,
         "SELECT rowid, id, priority, scheduled_at, task, parameters, attempt, max_attempts, "
-        "timeout_seconds, persist_result, cache_key, n_states, traceparent FROM task_runs "
+        "timeout_seconds, persist_result, cache_key, n_states, traceparent, tags FROM task_runs "
         "WHERE id = ?1 AND state_type = 1 AND lease_token = ?2"),
     SQL(SQL_LEASE_RENEW, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
     SQL(SQL_LEASE_CHECK,

@@ -48,6 +48,18 @@ enum sql_id {
     SQL_PROMOTE_DUE,
     SQL_CLAIM_UPDATE,
     SQL_CLAIM_REQUEST_GET,
+    /* concurrency limits */
+    SQL_LIMITS_ANY,
+    SQL_LIMIT_GET,
+    SQL_LIMIT_HELD,
+    SQL_LIMIT_HOLD,
+    SQL_RUN_HOLDS_SLOTS,
+    SQL_LIMIT_RELEASE,
+    SQL_LIMIT_SET,
+    SQL_LIMIT_DELETE,
+    SQL_LIMIT_HOLDERS_DELETE,
+    SQL_LIMITS_LIST,
+    SQL_LIMIT_HOLDERS,
     SQL_CLAIM_REQUEST_NEW,
     SQL_CLAIM_REQUESTS_PRUNE,
     SQL_CLAIM_REPEAT,
@@ -170,6 +182,7 @@ enum claim_col {
     CC_CACHE_KEY,
     CC_N_STATES,
     CC_TRACEPARENT,
+    CC_TAGS,
 };
 
 /* Columns of SQL_RUN_LEASE_INFO and SQL_LEASE_EXPIRED. */
@@ -195,6 +208,7 @@ enum lease_col {
     LC_TASK,
     LC_DELAYED,
     LC_DEPENDANTS,
+    LC_HOLDS_SLOTS,
 };
 
 const char *sqlite_sql_text(enum sql_id id);

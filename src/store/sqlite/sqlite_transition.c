@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fingerprint.h"
 #include "store/sqlite/sqlite_deps.h"
+#include "store/sqlite/sqlite_limits.h"
 
 int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_delays,
                             errand_error *err)
@@ -30,6 +31,7 @@ int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_
     cur->scheduled_at = sqlite_col_ms(s, LC_SCHEDULED_AT);
     cur->delayed = sqlite3_column_int(s, LC_DELAYED) != 0;
     cur->dependants = sqlite3_column_int(s, LC_DEPENDANTS);
+    cur->holds_slots = sqlite3_column_int(s, LC_HOLDS_SLOTS) != 0;
     cur->lease_expires = sqlite_col_ms(s, LC_LEASE_EXPIRES);
     run_copy_fixed(cur->lease_token, sizeof cur->lease_token, sqlite_col_text(s, LC_LEASE_TOKEN));
     run_copy_fixed(cur->ended_by, sizeof cur->ended_by, sqlite_col_text(s, LC_ENDED_BY));
@@ -211,6 +213,9 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
         (rc = sqlite_failure_add(c, cur->task, cur->id, message, now_ms, err)) < 0)
         return rc;
     if ((rc = sqlite_state_append(c, cur->id, seq, u->next, u->name, now_ms, message, err)) < 0)
+        return rc;
+    if (cur->holds_slots && !state_is_leased(u->next) &&
+        (rc = sqlite_limits_release(c, cur, err)) < 0)
         return rc;
     if (cur->dependants > 0 && state_is_final(u->next) && !state_is_final(cur->state))
         rc = sqlite_deps_run_ended(c, cur->id, counts, now_ms, err);

@@ -28,6 +28,7 @@
 #include "core/wire_limits.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/store_sqlite.h"
+#include "store/sqlite/sqlite_limits.h"
 
 #define SQLITE_URL_PREFIX "sqlite://"
 #define DEFAULT_LEASE_SECONDS 30
@@ -483,6 +484,8 @@ const struct store_backend store_sqlite_backend = {
     .prune_events = store_sqlite_prune_events,
     .on_events = store_sqlite_on_events,
     .on_signal = store_sqlite_on_signal,
+    .set_limit = store_sqlite_set_limit,
+    .list_limits = store_sqlite_list_limits,
     .read_stats = store_sqlite_read_stats,
     .set_paused = store_sqlite_set_paused,
     .list_failures = store_sqlite_list_failures,

@@ -31,6 +31,7 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
+#include "store/sqlite/sqlite_limits.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
@@ -39,6 +40,7 @@
 
 struct claim_candidate {
     sqlite3_int64 rowid;
+    char *tags; /* JSON array text (owned), read for the limits */
     int priority;
     int64_t scheduled_at;
     int n_states;
@@ -52,9 +54,10 @@ struct claim_op {
     const char *tasks_json;
     char *tokens; /* limit tokens of 2 * LEASE_TOKEN_BYTES hex, back to back (owned) */
     int limit;
+    int keep; /* candidates kept per claim: limit, or more when a tag limit may hold some back */
     int64_t now_ms;
     int64_t lease_expires;
-    struct claim_candidate *cand; /* room for 2 * limit */
+    struct claim_candidate *cand; /* room for 2 * keep */
     size_t n_cand;
     size_t n_claimed;
 };
@@ -71,8 +74,11 @@ static int candidate_cmp(const void *pa, const void *pb)
 
 static void candidates_clear(struct claim_op *op)
 {
-    for (size_t i = 0; i < op->n_cand; i++)
+    for (size_t i = 0; i < op->n_cand; i++) {
         run_row_clear(&op->cand[i].row);
+        mem_free(op->cand[i].tags);
+        op->cand[i].tags = NULL;
+    }
     op->n_cand = 0;
     op->n_claimed = 0;
 }
@@ -95,6 +101,9 @@ static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_er
     r->persist_result = sqlite_col_opt_int(s, CC_PERSIST_RESULT);
     r->cache_key = sqlite_col_text(s, CC_CACHE_KEY);
     r->traceparent = sqlite_col_text(s, CC_TRACEPARENT);
+    const char *tags = sqlite_col_text(s, CC_TAGS);
+    if (tags && strcmp(tags, "[]") != 0 && !(cd->tags = mem_strdup(tags)))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     return run_row_own_strings(r, err);
 }
 
@@ -107,7 +116,7 @@ static int collect_candidates(struct sqlite_conn *c, struct claim_op *op, const 
         return ERRAND_ESTORE;
     sqlite_bind_text(s, 1, task);
     sqlite3_bind_int64(s, 2, op->now_ms);
-    sqlite3_bind_int(s, 3, op->limit);
+    sqlite3_bind_int(s, 3, op->keep);
     int step, rc = 0;
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
         if ((rc = read_candidate(s, &op->cand[op->n_cand], err)) == 0)
@@ -123,8 +132,9 @@ static int collect_candidates(struct sqlite_conn *c, struct claim_op *op, const 
         size_t kept = 0; /* drop duplicates (a task named twice) and the surplus */
         for (size_t i = 0; i < op->n_cand; i++) {
             bool dup = kept > 0 && op->cand[kept - 1].rowid == op->cand[i].rowid;
-            if (dup || kept == (size_t)op->limit) {
+            if (dup || kept == (size_t)op->keep) {
                 run_row_clear(&op->cand[i].row);
+                mem_free(op->cand[i].tags);
                 continue;
             }
             if (kept != i)
@@ -297,6 +307,19 @@ static int claim_remember(struct sqlite_conn *c, const struct claim_op *op, erra
     return rc;
 }
 
+/* A tag limit may hold back some of the first runs of a queue: look further into it. */
+static int widen(struct claim_op *op, errand_error *err)
+{
+    int keep = op->limit * SQLITE_LIMITS_LOOKAHEAD;
+    void *p = mem_realloc(op->cand, 2 * (size_t)keep * sizeof *op->cand);
+    if (!p)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    op->cand = p;
+    memset(op->cand + 2 * op->keep, 0, 2 * (size_t)(keep - op->keep) * sizeof *op->cand);
+    op->keep = keep;
+    return 0;
+}
+
 static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct claim_op *op = arg;
@@ -308,16 +331,35 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     }
     if ((rc = store_sqlite_promote_due(c, op->now_ms, NULL, err)) < 0)
         return rc;
+    struct claim_limits limits;
+    if ((rc = sqlite_limits_begin(c, &limits, err)) < 0)
+        return rc;
+    if (limits.tags_limited && (rc = widen(op, err)) < 0)
+        goto done;
     for (size_t t = 0; t < op->req->n_tasks; t++) {
-        if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
-            return rc;
+        bool full = false;
+        if ((rc = sqlite_limits_task_full(c, &limits, op->req->tasks[t], &full, err)) < 0 ||
+            (!full && (rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0))
+            goto done;
     }
     struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
     struct run_count_delta counts = {0};
-    for (size_t i = 0; i < op->n_cand; i++) {
-        if ((rc = claim_one(c, op, &op->cand[i], &d, &counts, err)) < 0)
-            return rc;
+    for (size_t i = 0; i < op->n_cand && op->n_claimed < (size_t)op->limit; i++) {
+        struct claim_candidate *cd = &op->cand[i];
+        bool ok = true, limited = false;
+        if ((limits.tasks_limited || limits.tags_limited) &&
+            (rc = sqlite_limits_admit(c, &limits, cd->row.task, cd->tags, &ok, &limited, err)) < 0)
+            goto done;
+        if (!ok)
+            continue; /* a limit it falls under is full: it waits in the queue */
+        if ((rc = claim_one(c, op, cd, &d, &counts, err)) < 0)
+            goto done;
+        if (limited && cd->claimed &&
+            (rc = sqlite_limits_hold(c, &limits, cd->rowid, cd->row.id, cd->row.task, cd->tags,
+                                     op->now_ms, err)) < 0)
+            goto done;
     }
+    sqlite_limits_end(&limits);
     if ((rc = sqlite_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
@@ -330,6 +372,9 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     sqlite3_bind_int64(s, 4, (sqlite3_int64)op->n_claimed);
     sqlite3_bind_int(s, 5, STORE_SQLITE_WORKER_SEEN_MS);
     return sqlite_conn_step_done(c, s, SQL_WORKER_CLAIMED, err);
+done:
+    sqlite_limits_end(&limits);
+    return rc;
 }
 
 /* Steps statement s (bound, on connection c) once: *found = it returned a row. */
@@ -434,6 +479,7 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     struct claim_op op = {
         .req = req,
         .limit = req->limit,
+        .keep = req->limit,
         .now_ms = now_ms,
         .lease_expires = now_ms + store_sqlite_lease_ms(s, req->lease_seconds),
     };

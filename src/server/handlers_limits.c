@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handlers_limits.c — concurrency limits (docs/api.md, "Concurrency limits"):
+ *   GET  /api/limits   every limit, its slots held and the runs holding them
+ *   POST /api/limits   {"task": T | "tag": G, "max_running": N}: sets the limit (0 removes it)
+ * The store enforces them at claim time (store.h); setting one wakes the waiting claims, since
+ * a raised or removed limit may free slots.
+ */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/wire_limits.h"
+#include "server/field.h"
+#include "server/handlers.h"
+#include "server/query.h"
+
+const char *const limit_fields[] = {"task", "tag", "max_running", NULL};
+
+static const char *kind_key(enum limit_kind kind)
+{
+    return kind == LIMIT_TASK ? "task" : "tag";
+}
+
+static void write_limit(struct jw *w, const struct limit_record *r)
+{
+    jw_lit(w, "{");
+    jw_key(w, kind_key(r->kind));
+    jw_string(w, r->name);
+    jw_member(w, "max_running");
+    jw_int(w, r->max_running);
+    jw_member(w, "held");
+    jw_int(w, r->held);
+    jw_member(w, "holders");
+    jw_lit(w, "[");
+    for (size_t i = 0; i < r->n_holders; i++) {
+        const struct limit_holder *h = &r->holders[i];
+        jw_lit(w, i ? ",{" : "{");
+        jw_key(w, "run_id");
+        jw_string(w, h->run_id);
+        jw_member(w, "task");
+        jw_string(w, h->task);
+        jw_member(w, "worker");
+        jw_string(w, h->worker);
+        jw_member(w, "since");
+        jw_time(w, h->since);
+        jw_lit(w, "}");
+    }
+    jw_lit(w, "]}");
+}
+
+int handle_list_limits(const struct handler_ctx *ctx, const struct http_request *req,
+                       struct http_reply *reply, errand_error *err)
+{
+    struct limit_list limits = {0};
+    int rc = query_none(req, err);
+    if (rc < 0 || (rc = store_list_limits(ctx->st, &limits, err)) < 0)
+        return rc;
+    struct jw w = {0};
+    jw_lit(&w, "{");
+    jw_key(&w, "limits");
+    jw_lit(&w, "[");
+    for (size_t i = 0; i < limits.n; i++) {
+        if (i)
+            jw_lit(&w, ",");
+        write_limit(&w, &limits.items[i]);
+    }
+    jw_lit(&w, "]}");
+    limit_list_clear(&limits);
+    return reply_written(reply, HTTP_OK, &w, err);
+}
+
+/* The limit's kind and name from a body with "task" or "tag" (one of them). */
+static int limit_target(const json_t *body, enum limit_kind *kind, const char **name,
+                        errand_error *err)
+{
+    const char *task = NULL, *tag = NULL;
+    bool have_task = false, have_tag = false;
+    int rc = field_string(body, NULL, "task", false, WIRE_TASK_NAME_MAX, &task, &have_task, err);
+    if (rc < 0 ||
+        (rc = field_string(body, NULL, "tag", false, RUN_SPEC_KEY_MAX, &tag, &have_tag, err)) < 0)
+        return rc;
+    if (have_task == have_tag)
+        return error_set(err, have_task ? ERRAND_EINVAL : ERR_MISSING_FIELD, "tag",
+                         "give 'task' (a task's limit) or 'tag' (a tag's limit), one of them");
+    *kind = have_task ? LIMIT_TASK : LIMIT_TAG;
+    *name = have_task ? task : tag;
+    if (!**name)
+        return error_set(err, ERRAND_EINVAL, kind_key(*kind), "'%s' must not be empty",
+                         kind_key(*kind));
+    return 0;
+}
+
+int handle_set_limit(const struct handler_ctx *ctx, const struct http_request *req,
+                     struct http_reply *reply, errand_error *err)
+{
+    json_t *body = NULL;
+    int rc;
+    if ((rc = query_none(req, err)) < 0 || (rc = http_request_json(req, &body, err)) < 0)
+        return rc;
+    enum limit_kind kind = LIMIT_TAG;
+    const char *name = NULL;
+    long long max = 0;
+    if ((rc = field_require_object(body, NULL, err)) == 0 &&
+        (rc = json_check_fields(body, NULL, limit_fields, err)) == 0 &&
+        (rc = limit_target(body, &kind, &name, err)) == 0 &&
+        (rc = field_int(body, NULL, "max_running", true, 0, STORE_LIMIT_MAX_RUNNING, &max, NULL,
+                        err)) == 0 &&
+        (rc = store_set_limit(ctx->st, kind, name, (int)max, err)) == 0) {
+        notify_signal(ctx->notify, NOTIFY_RUNS_DUE); /* slots may be free now */
+        http_reply_json(reply, HTTP_OK,
+                        json_pack("{s:s, s:I}", kind_key(kind), name, "max_running", max));
+    }
+    json_decref(body);
+    return rc;
+}

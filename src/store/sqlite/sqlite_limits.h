@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sqlite_limits.h — concurrency limits in the SQLite store (store.h, "concurrency limits"):
+ * what a claim may hand out under them, the slots a claimed run takes, their release when its
+ * lease ends, and setting and listing limits.
+ *
+ * A limit's free slots are its max_running less its limit_holders rows; a claim loads each
+ * limit it meets once and counts its own claims into it, so one claim never overfills a
+ * limit, and the single writer means no other claim runs meanwhile.
+ *
+ * Writer thread only, but for store_sqlite_list_limits (a reader).
+ */
+#ifndef ERRAND_STORE_SQLITE_SQLITE_LIMITS_H
+#define ERRAND_STORE_SQLITE_SQLITE_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/run_transition.h"
+#include "store/sqlite/sqlite_conn.h"
+
+/* A claim that meets a tag limit looks this many times its limit into each task's ready
+ * queue for runs it may hand out, past the ones the limit holds back. */
+#define SQLITE_LIMITS_LOOKAHEAD 4
+
+struct limit_slot {
+    enum limit_kind kind;
+    char name[RUN_TALLY_TASK_MAX];
+    int max; /* 0: no limit of that name */
+    int64_t held;
+};
+
+/* The limits one claim met. */
+struct claim_limits {
+    bool tasks_limited, tags_limited; /* a limit of that kind exists at all */
+    struct limit_slot *slots;
+    size_t n, cap;
+};
+
+int sqlite_limits_begin(struct sqlite_conn *c, struct claim_limits *l, errand_error *err);
+void sqlite_limits_end(struct claim_limits *l);
+
+/* Whether task has a limit and no free slot left (a claim then skips the task). */
+int sqlite_limits_task_full(struct sqlite_conn *c, struct claim_limits *l, const char *task,
+                            bool *full, errand_error *err);
+
+/* Whether a run of task with tags (JSON array text) may be handed out now: every limit it
+ * falls under has a free slot. *limited: it falls under one at least. */
+int sqlite_limits_admit(struct sqlite_conn *c, struct claim_limits *l, const char *task,
+                        const char *tags, bool *ok, bool *limited, errand_error *err);
+
+/* The claimed run (rowid, id) takes a slot of every limit it falls under. */
+int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t rowid,
+                       const char *id, const char *task, const char *tags, int64_t now_ms,
+                       errand_error *err);
+
+/* cur's lease ended: its slots are free (and the claims waiting for them are woken). */
+int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur,
+                          errand_error *err);
+
+int store_sqlite_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
+                           errand_error *err);
+int store_sqlite_list_limits(store *st, struct limit_list *out, errand_error *err);
+
+#endif
