@@ -304,6 +304,23 @@ test("failures grouped by message, retried and deleted; bulk cancel from the run
   assert.deepEqual([...new Set(states)], ["CANCELLED"]);
 });
 
+test("workers page: the concurrency limits and the runs holding their slots", { timeout: TEST_TIMEOUT_MS }, async () => {
+  await call("POST", "/limits", { tag: "dash-llm", max_running: 1 });
+  const holder = await submit("errand.sleep", { seconds: 60 }, { tags: ["dash-llm"] });
+  const waiting = await submit("errand.sleep", { seconds: 60 }, { tags: ["dash-llm"] });
+  await page.goto(base + "/#/workers");
+  const row = 'tr[data-limit="tag:dash-llm"]';
+  await page.waitForSelector(row, { timeout: UI_TIMEOUT_MS });
+  await waitFor("the slot held", async () =>
+    (await page.textContent(`${row} td.held`)).trim() === "1" &&
+    !!(await page.$(`${row} a[href="#/runs/${holder.id}"]`)), UI_TIMEOUT_MS);
+  assert.match(await page.textContent(`${row} td.holders`), /dash-worker/);
+  assert.equal((await call("GET", `/task_runs/${waiting.id}`)).state.type, "SCHEDULED");
+  await call("POST", `/task_runs/${holder.id}/cancel`);
+  await call("POST", `/task_runs/${waiting.id}/cancel`);
+  await call("POST", "/limits", { tag: "dash-llm", max_running: 0 });
+});
+
 test("workers page, the worker filter, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {
   await page.goto(base + "/#/workers");
   await page.waitForSelector("text=dash-worker", { timeout: UI_TIMEOUT_MS });

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// page_workers.js — the workers: tasks, last seen, alive or stale, runs held now.
+// page_workers.js — the workers: tasks, last seen, alive or stale, runs held now; and the
+// concurrency limits with the runs holding their slots.
 
 import {
   atPageEnd,
@@ -18,6 +19,7 @@ import {
 
 export async function workersPage() {
   const body = h("tbody", {});
+  const limitsBody = h("tbody", {});
   const err = h("div", {});
   show(
     h("h1", {}, "Workers"),
@@ -34,7 +36,29 @@ export async function workersPage() {
       ],
       body,
     ),
+    h("h2", {}, "Concurrency limits"),
+    tablePanel(["Limit", "Max running", "Held", "Held by"], limitsBody),
   );
+  function limitRows(limits) {
+    return limits.map((l) =>
+      h(
+        "tr",
+        { "data-limit": `${l.task !== undefined ? "task" : "tag"}:${l.task ?? l.tag}` },
+        h("td", { class: "mono" }, `${l.task !== undefined ? "task" : "tag"} ${l.task ?? l.tag}`),
+        h("td", {}, String(l.max_running)),
+        h("td", { class: "held" }, String(l.held)),
+        h(
+          "td",
+          { class: "holders" },
+          ...l.holders.flatMap((x, i) => [
+            i ? ", " : "",
+            h("a", { href: `#/runs/${x.run_id}`, class: "mono", title: x.task }, x.run_id.slice(-12)),
+            ` (${x.worker ?? "?"})`,
+          ]),
+        ),
+      ),
+    );
+  }
   async function refresh() {
     try {
       const w = await api("GET", "/api/workers?limit=1000");
@@ -80,6 +104,10 @@ export async function workersPage() {
         ),
       );
       if (!w.workers.length) body.append(emptyRow(7, "No worker has claimed yet."));
+      const limits = await api("GET", "/api/limits");
+      limitsBody.replaceChildren(...limitRows(limits.limits));
+      if (!limits.limits.length)
+        limitsBody.append(emptyRow(4, "No limit: errand limits set TAG N sets one."));
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
     }
