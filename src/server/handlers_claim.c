@@ -87,13 +87,21 @@ int handle_claim(const struct handler_ctx *ctx, const struct http_request *req,
     for (;;) {
         if (p->waited && http_client_gone(req))
             break; /* nobody to answer; the (empty) reply is never read */
-        if ((rc = store_claim(ctx->st, &p->claim.req, claimed_ms = clock_now_ms(), &runs, err)) < 0)
+        int64_t held_until = 0;
+        p->claim.req.held_until_ms = &held_until;
+        rc = store_claim(ctx->st, &p->claim.req, claimed_ms = clock_now_ms(), &runs, err);
+        p->claim.req.held_until_ms = NULL;
+        if (rc < 0)
             return rc;
         int64_t now = clock_mono_ms();
         if (runs.n > 0 || now >= p->deadline_ms || notify_is_shutdown(ctx->notify))
             break;
         p->waited = true;
-        if ((rc = handler_park(ctx, req, p->w, now, p->deadline_ms)) == HTTP_PARKED) {
+        /* A rate limit lets its next run go at held_until: look again then. */
+        int64_t until = p->deadline_ms;
+        if (held_until > 0 && now + (held_until - claimed_ms) < until)
+            until = now + (held_until - claimed_ms);
+        if ((rc = handler_park(ctx, req, p->w, now, until)) == HTTP_PARKED) {
             p->work_ns += clock_mono_ns() - began_ns;
             return rc;
         }

@@ -2,12 +2,14 @@
 /*
  * handlers_limits.c — concurrency limits (docs/api.md, "Concurrency limits"):
  *   GET  /api/limits   every limit, its slots held and the runs holding them
- *   POST /api/limits   {"task": T | "tag": G, "max_running": N}: sets the limit (0 removes it)
+ *   POST /api/limits   {"task": T | "tag": G, "max_running": N}: sets the limit (0 removes it);
+ *                      {"task": T, "max_starts": N, "per_seconds": S}: a task's rate limit
  * The store enforces them at claim time (store.h); setting one wakes the waiting claims, since
  * a raised or removed limit may free slots.
  */
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/wire_limits.h"
@@ -15,7 +17,7 @@
 #include "server/handlers.h"
 #include "server/query.h"
 
-const char *const limit_fields[] = {"task", "tag", "max_running", NULL};
+const char *const limit_fields[] = {"task", "tag", "max_running", "max_starts", "per_seconds", NULL};
 
 static const char *kind_key(enum limit_kind kind)
 {
@@ -28,7 +30,21 @@ static void write_limit(struct jw *w, const struct limit_record *r)
     jw_key(w, kind_key(r->kind));
     jw_string(w, r->name);
     jw_member(w, "max_running");
-    jw_int(w, r->max_running);
+    if (r->max_running > 0)
+        jw_int(w, r->max_running);
+    else
+        jw_lit(w, "null");
+    jw_member(w, "rate");
+    if (r->rate_max > 0) {
+        jw_lit(w, "{");
+        jw_key(w, "max_starts");
+        jw_int(w, r->rate_max);
+        jw_member(w, "per_seconds");
+        jw_number(w, (double)r->rate_period_ms / MS_PER_S);
+        jw_lit(w, "}");
+    } else {
+        jw_lit(w, "null");
+    }
     jw_member(w, "held");
     jw_int(w, r->held);
     jw_member(w, "holders");
@@ -91,6 +107,21 @@ static int limit_target(const json_t *body, enum limit_kind *kind, const char **
     return 0;
 }
 
+/* max_starts per per_seconds (default 1 s), for a task only. */
+static int set_rate(const struct handler_ctx *ctx, const json_t *body, enum limit_kind kind,
+                    const char *name, long long max, errand_error *err)
+{
+    double per = 1;
+    int rc = field_number(body, NULL, "per_seconds", false, 0.001, false,
+                          (double)STORE_RATE_PERIOD_MAX_MS / MS_PER_S, &per, NULL, err);
+    if (rc < 0)
+        return rc;
+    if (kind != LIMIT_TASK)
+        return error_set(err, ERRAND_EINVAL, "max_starts",
+                         "a rate limit ('max_starts') is a task's: give 'task', not 'tag'");
+    return store_set_rate(ctx->st, name, (int)max, (int64_t)(per * MS_PER_S + 0.5), err);
+}
+
 int handle_set_limit(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)
 {
@@ -100,16 +131,33 @@ int handle_set_limit(const struct handler_ctx *ctx, const struct http_request *r
         return rc;
     enum limit_kind kind = LIMIT_TAG;
     const char *name = NULL;
-    long long max = 0;
+    long long max = 0, starts = 0;
+    bool have_max = false, have_starts = false;
     if ((rc = field_require_object(body, NULL, err)) == 0 &&
         (rc = json_check_fields(body, NULL, limit_fields, err)) == 0 &&
         (rc = limit_target(body, &kind, &name, err)) == 0 &&
-        (rc = field_int(body, NULL, "max_running", true, 0, STORE_LIMIT_MAX_RUNNING, &max, NULL,
+        (rc = field_int(body, NULL, "max_running", false, 0, STORE_LIMIT_MAX_RUNNING, &max,
+                        &have_max, err)) == 0 &&
+        (rc = field_int(body, NULL, "max_starts", false, 0, STORE_RATE_MAX, &starts, &have_starts,
                         err)) == 0 &&
-        (rc = store_set_limit(ctx->st, kind, name, (int)max, err)) == 0) {
+        !have_max && !have_starts)
+        rc = error_set(err, ERR_MISSING_FIELD, "max_running",
+                       "give 'max_running' (runs at once) or 'max_starts' (runs started per "
+                       "'per_seconds'), or both; 0 removes that limit");
+    if (rc == 0 && json_object_get(body, "per_seconds") && !have_starts)
+        rc = error_set(err, ERRAND_EINVAL, "per_seconds", "'per_seconds' goes with 'max_starts'");
+    if (rc == 0 && have_starts)
+        rc = set_rate(ctx, body, kind, name, starts, err);
+    if (rc == 0 && have_max)
+        rc = store_set_limit(ctx->st, kind, name, (int)max, err);
+    if (rc == 0) {
         notify_signal(ctx->notify, NOTIFY_RUNS_DUE); /* slots may be free now */
-        http_reply_json(reply, HTTP_OK,
-                        json_pack("{s:s, s:I}", kind_key(kind), name, "max_running", max));
+        json_t *answer = json_pack("{s:s}", kind_key(kind), name);
+        if (answer && have_max)
+            json_object_set_new(answer, "max_running", json_integer(max));
+        if (answer && have_starts)
+            json_object_set_new(answer, "max_starts", json_integer(starts));
+        http_reply_json(reply, HTTP_OK, answer);
     }
     json_decref(body);
     return rc;

@@ -358,6 +358,15 @@ int store_set_limit(store *st, enum limit_kind kind, const char *name, int max_r
     return st->backend->set_limit(st, kind, name, max_running, err);
 }
 
+int store_set_rate(store *st, const char *task, int max_starts, int64_t period_ms,
+                   errand_error *err)
+{
+    if (!st->backend->set_rate)
+        return error_set(err, ERRAND_EUNAVAILABLE, NULL,
+                         "rate limits are not supported by the %s store", store_kind(st));
+    return st->backend->set_rate(st, task, max_starts, period_ms, err);
+}
+
 int store_list_limits(store *st, struct limit_list *out, errand_error *err)
 {
     out->items = NULL;

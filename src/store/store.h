@@ -140,6 +140,9 @@ struct claim_request {
     int limit;
     int lease_seconds;
     const char *request_id; /* NULL = none */
+    /* Out, optional: set (Unix ms) when a task's rate limit held runs back that it will let
+       go at that time, so a long-poll can look again then; left alone otherwise. */
+    int64_t *held_until_ms;
 };
 /* Claims up to limit due runs (SCHEDULED, scheduled_at <= now) of those tasks, highest
  * priority then oldest first: PENDING, attempt+1, new lease token. *out: the claimed rows
@@ -439,7 +442,9 @@ struct limit_holder {
 struct limit_record {
     enum limit_kind kind;
     char *name;
-    int max_running;
+    int max_running;      /* 0: no concurrency limit */
+    int rate_max;         /* a task's rate limit: at most rate_max starts per rate_period_ms; */
+    int64_t rate_period_ms; /* 0 = none */
     int64_t held;                 /* slots held now (may exceed max_running after a lowering) */
     struct limit_holder *holders; /* the oldest first, up to STORE_LIMIT_HOLDERS_MAX */
     size_t n_holders;
@@ -455,6 +460,13 @@ void limit_list_clear(struct limit_list *l);
  * the caller wakes the claims. */
 int store_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
                     errand_error *err);
+/* Sets the rate limit of a task: at most max_starts (1..STORE_RATE_MAX) runs started (claimed)
+ * per period_ms (1..STORE_RATE_PERIOD_MAX_MS), spaced evenly (period_ms / max_starts apart);
+ * max_starts 0 removes it. */
+#define STORE_RATE_MAX 1000000
+#define STORE_RATE_PERIOD_MAX_MS (24LL * 3600 * 1000)
+int store_set_rate(store *st, const char *task, int max_starts, int64_t period_ms,
+                   errand_error *err);
 /* Every limit with the runs holding its slots. */
 int store_list_limits(store *st, struct limit_list *out, errand_error *err);
 
@@ -507,6 +519,7 @@ struct store_backend {
     void (*observe)(store *, const struct store_observer *);
     int (*oldest_ready)(store *, const char *const *, size_t, int64_t *, errand_error *);
     int (*set_limit)(store *, enum limit_kind, const char *, int, errand_error *);
+    int (*set_rate)(store *, const char *, int, int64_t, errand_error *);
     int (*list_limits)(store *, struct limit_list *, errand_error *);
 };
 

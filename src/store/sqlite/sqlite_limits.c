@@ -27,17 +27,85 @@ static int any_of_kind(struct sqlite_conn *c, enum limit_kind kind, bool *out, e
     return 0;
 }
 
-int sqlite_limits_begin(struct sqlite_conn *c, struct claim_limits *l, errand_error *err)
+static int any_rate(struct sqlite_conn *c, bool *out, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RATES_ANY, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    int step = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_RATES_ANY", err);
+    *out = step == SQLITE_ROW;
+    return 0;
+}
+
+int sqlite_limits_begin(struct sqlite_conn *c, struct claim_limits *l, int64_t now_ms,
+                        errand_error *err)
 {
     memset(l, 0, sizeof *l);
+    l->now_ms = now_ms;
     int rc = any_of_kind(c, LIMIT_TASK, &l->tasks_limited, err);
-    return rc < 0 ? rc : any_of_kind(c, LIMIT_TAG, &l->tags_limited, err);
+    if (rc == 0)
+        rc = any_of_kind(c, LIMIT_TAG, &l->tags_limited, err);
+    return rc < 0 ? rc : any_rate(c, &l->rates, err);
 }
 
 void sqlite_limits_end(struct claim_limits *l)
 {
     mem_free(l->slots);
+    mem_free(l->rates_v);
     memset(l, 0, sizeof *l);
+}
+
+/* The claim's record of task's rate limit, loaded at first sight. */
+static int find_rate(struct sqlite_conn *c, struct claim_limits *l, const char *task,
+                     struct rate_slot **out, errand_error *err)
+{
+    for (size_t i = 0; i < l->n_rates; i++)
+        if (strcmp(l->rates_v[i].task, task) == 0) {
+            *out = &l->rates_v[i];
+            return 0;
+        }
+    if (l->n_rates == l->cap_rates) {
+        size_t grown = l->cap_rates ? 2 * l->cap_rates : 8;
+        void *p = mem_realloc(l->rates_v, grown * sizeof *l->rates_v);
+        if (!p)
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        l->rates_v = p;
+        l->cap_rates = grown;
+    }
+    struct rate_slot *r = &l->rates_v[l->n_rates];
+    memset(r, 0, sizeof *r);
+    *out = r;
+    if (!run_copy_fixed(r->task, sizeof r->task, task))
+        return 0;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RATE_GET, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite_bind_text(s, 1, task);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        r->limited = true;
+        r->interval_ms = sqlite3_column_double(s, 0);
+        r->next_at = sqlite3_column_double(s, 1);
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite_conn_fail(c, "SQL_RATE_GET", err);
+    l->n_rates++;
+    return 0;
+}
+
+/* Whether the rate limit lets a run start now; notes when it will if not. */
+static bool rate_open(struct claim_limits *l, const struct rate_slot *r)
+{
+    if (!r->limited || r->next_at <= (double)l->now_ms)
+        return true;
+    int64_t at = (int64_t)r->next_at + 1;
+    if (l->held_until_ms == 0 || at < l->held_until_ms)
+        l->held_until_ms = at;
+    return false;
 }
 
 static int int_query(struct sqlite_conn *c, enum sql_id id, enum limit_kind kind,
@@ -94,10 +162,20 @@ int sqlite_limits_task_full(struct sqlite_conn *c, struct claim_limits *l, const
                             bool *full, errand_error *err)
 {
     *full = false;
+    int rc = 0;
+    if (l->rates) {
+        struct rate_slot *r;
+        if ((rc = find_rate(c, l, task, &r, err)) < 0)
+            return rc;
+        if (!rate_open(l, r)) {
+            *full = true;
+            return 0;
+        }
+    }
     if (!l->tasks_limited)
         return 0;
     struct limit_slot *slot;
-    int rc = find(c, l, LIMIT_TASK, task, &slot, err);
+    rc = find(c, l, LIMIT_TASK, task, &slot, err);
     if (rc == 0)
         *full = slot->max > 0 && slot->held >= slot->max;
     return rc;
@@ -144,6 +222,13 @@ int sqlite_limits_admit(struct sqlite_conn *c, struct claim_limits *l, const cha
     int rc = each_limit(c, l, task, tags, check_slot, &a, err);
     *ok = !a.full;
     *limited = a.limited;
+    if (rc == 0 && *ok && l->rates) {
+        struct rate_slot *r;
+        if ((rc = find_rate(c, l, task, &r, err)) == 0 && r->limited) {
+            *limited = true;
+            *ok = rate_open(l, r);
+        }
+    }
     return rc;
 }
 
@@ -153,6 +238,7 @@ struct hold {
     int64_t now_ms;
     int rc;
     errand_error *err;
+    bool any; /* took a slot */
 };
 
 static int take_slot(struct limit_slot *slot, void *arg)
@@ -169,6 +255,7 @@ static int take_slot(struct limit_slot *slot, void *arg)
     sqlite3_bind_int64(s, 4, h->now_ms);
     h->rc = sqlite_conn_step_done(h->c, s, SQL_LIMIT_HOLD, h->err);
     slot->held++;
+    h->any = true;
     return h->rc < 0;
 }
 
@@ -176,10 +263,27 @@ int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t ro
                        const char *id, const char *task, const char *tags, int64_t now_ms,
                        errand_error *err)
 {
-    struct hold h = {c, id, now_ms, 0, err};
+    struct hold h = {c, id, now_ms, 0, err, false};
     int rc = each_limit(c, l, task, tags, take_slot, &h, err);
     if (rc < 0 || h.rc < 0)
         return rc < 0 ? rc : h.rc;
+    struct rate_slot *r = NULL;
+    if (l->rates && (rc = find_rate(c, l, task, &r, err)) < 0)
+        return rc;
+    if (r && r->limited) { /* the next start one interval on */
+        double from = r->next_at > (double)now_ms ? r->next_at : (double)now_ms;
+        r->next_at = from + r->interval_ms;
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RATE_TAKE, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, task);
+        sqlite3_bind_double(s, 2, r->next_at);
+        if ((rc = sqlite_conn_step_done(c, s, SQL_RATE_TAKE, err)) < 0)
+            return rc;
+        rate_open(l, r); /* notes when the next may go */
+    }
+    if (!h.any)
+        return 0; /* under a rate limit only: no slot to release */
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_HOLDS_SLOTS, err);
     if (!s)
         return ERRAND_ESTORE;
@@ -212,38 +316,57 @@ int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur,
 struct set_op {
     enum limit_kind kind;
     const char *name;
-    int max_running;
+    bool rate; /* sets the rate limit, else the concurrency limit */
+    int max;
+    int64_t period_ms;
 };
+
+static int step_kind_name(struct sqlite_conn *c, enum sql_id id, const struct set_op *op,
+                          errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite3_bind_int(s, 1, (int)op->kind);
+    sqlite_bind_text(s, 2, op->name);
+    return sqlite_conn_step_done(c, s, id, err);
+}
 
 static int set_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
 {
     struct set_op *op = arg;
-    enum sql_id ids[2] = {SQL_LIMIT_SET, SQL_LIMIT_SET};
-    size_t n = 1;
-    if (op->max_running <= 0) {
-        ids[0] = SQL_LIMIT_DELETE;
-        ids[1] = SQL_LIMIT_HOLDERS_DELETE;
-        n = 2;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *s = sqlite_conn_stmt(c, ids[i], err);
-        if (!s)
-            return ERRAND_ESTORE;
-        sqlite3_bind_int(s, 1, (int)op->kind);
-        sqlite_bind_text(s, 2, op->name);
-        if (ids[i] == SQL_LIMIT_SET)
-            sqlite3_bind_int(s, 3, op->max_running);
-        int rc = sqlite_conn_step_done(c, s, ids[i], err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    enum sql_id id = op->rate ? SQL_RATE_SET : SQL_LIMIT_SET;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    int col = 1;
+    if (!op->rate)
+        sqlite3_bind_int(s, col++, (int)op->kind);
+    sqlite_bind_text(s, col++, op->name);
+    sqlite3_bind_int(s, col++, op->max);
+    if (op->rate)
+        sqlite3_bind_int64(s, col, op->period_ms);
+    int rc = sqlite_conn_step_done(c, s, id, err);
+    if (rc < 0 || op->max > 0)
+        return rc;
+    /* Removed: its slots are forgotten, and the row goes when it limits nothing. */
+    if (!op->rate && (rc = step_kind_name(c, SQL_LIMIT_HOLDERS_DELETE, op, err)) < 0)
+        return rc;
+    return step_kind_name(c, SQL_LIMIT_DELETE, op, err);
 }
 
 int store_sqlite_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
                            errand_error *err)
 {
-    struct set_op op = {kind, name, max_running};
+    struct set_op op = {.kind = kind, .name = name, .max = max_running};
+    return sqlite_writer_run(store_sqlite_of(st)->writer, set_in_writer, &op, err);
+}
+
+int store_sqlite_set_rate(store *st, const char *task, int max_starts, int64_t period_ms,
+                          errand_error *err)
+{
+    struct set_op op = {
+        .kind = LIMIT_TASK, .name = task, .rate = true, .max = max_starts, .period_ms = period_ms};
     return sqlite_writer_run(store_sqlite_of(st)->writer, set_in_writer, &op, err);
 }
 
@@ -303,6 +426,8 @@ int store_sqlite_list_limits(store *st, struct limit_list *out, errand_error *er
             r->kind = (enum limit_kind)sqlite3_column_int(s, 0);
             const char *name = sqlite_col_text(s, 1);
             r->max_running = sqlite3_column_int(s, 2);
+            r->rate_max = sqlite3_column_int(s, 3);
+            r->rate_period_ms = sqlite3_column_int64(s, 4);
             if (!(r->name = mem_strdup(name ? name : "")))
                 rc = oom(err);
         }

@@ -8,6 +8,12 @@
  * limit it meets once and counts its own claims into it, so one claim never overfills a
  * limit, and the single writer means no other claim runs meanwhile.
  *
+ * A task's rate limit spaces its starts evenly, interval = period / max apart (as the
+ * generic cell rate algorithm with no burst: rate_next_at is the earliest next start, moved
+ * on by one interval at each start), so no window of one period ever holds more than max
+ * starts; a claim starts at most one run of a rate-limited task, and says when the next may
+ * go (claim_request.held_until_ms) so its long-poll looks again then.
+ *
  * Writer thread only, but for store_sqlite_list_limits (a reader).
  */
 #ifndef ERRAND_STORE_SQLITE_SQLITE_LIMITS_H
@@ -30,17 +36,31 @@ struct limit_slot {
     int64_t held;
 };
 
-/* The limits one claim met. */
-struct claim_limits {
-    bool tasks_limited, tags_limited; /* a limit of that kind exists at all */
-    struct limit_slot *slots;
-    size_t n, cap;
+/* A task's rate limit as one claim sees it. */
+struct rate_slot {
+    char task[RUN_TALLY_TASK_MAX];
+    bool limited;
+    double interval_ms, next_at; /* the earliest next start (Unix ms) */
 };
 
-int sqlite_limits_begin(struct sqlite_conn *c, struct claim_limits *l, errand_error *err);
+/* The limits one claim met. */
+struct claim_limits {
+    bool tasks_limited, tags_limited; /* a concurrency limit of that kind exists at all */
+    bool rates;                       /* a rate limit exists */
+    struct limit_slot *slots;
+    size_t n, cap;
+    struct rate_slot *rates_v;
+    size_t n_rates, cap_rates;
+    int64_t now_ms;
+    int64_t held_until_ms; /* the earliest time a rate limit lets a held-back run go; 0 = none */
+};
+
+int sqlite_limits_begin(struct sqlite_conn *c, struct claim_limits *l, int64_t now_ms,
+                        errand_error *err);
 void sqlite_limits_end(struct claim_limits *l);
 
-/* Whether task has a limit and no free slot left (a claim then skips the task). */
+/* Whether task has a limit and no free slot left, or a rate limit that lets no run start now
+ * (a claim then skips the task). */
 int sqlite_limits_task_full(struct sqlite_conn *c, struct claim_limits *l, const char *task,
                             bool *full, errand_error *err);
 
@@ -60,6 +80,8 @@ int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur,
 
 int store_sqlite_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
                            errand_error *err);
+int store_sqlite_set_rate(store *st, const char *task, int max_starts, int64_t period_ms,
+                          errand_error *err);
 int store_sqlite_list_limits(store *st, struct limit_list *out, errand_error *err);
 
 #endif

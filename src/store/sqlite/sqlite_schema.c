@@ -365,16 +365,22 @@ static const struct migration migrations[] = {
      "  downstream TEXT NOT NULL,"
      "  PRIMARY KEY (upstream, downstream)) WITHOUT ROWID;"},
 
-    /* Concurrency limits (store.h): limits (kind 0 a task, 1 a tag; max_running) and the
-       slots held, one limit_holders row per (limit, run) taken at the claim and deleted when
-       the run's lease ends (found by limit_holders_run); a limit's count of held slots is a
-       count of its rows, bounded by its max. holds_slots on the run says whether there is
-       anything to delete, so runs under no limit pay nothing when they end. */
-    {24, "concurrency_limits",
+    /* Concurrency and rate limits (store.h): limits (kind 0 a task, 1 a tag; max_running,
+       NULL = no concurrency limit; a task's rate: rate_interval_ms between starts, NULL =
+       none, and rate_next_at, the earliest next start) and the slots held, one
+       limit_holders row per (limit, run) taken at the claim and deleted when the run's lease
+       ends (found by limit_holders_run); a limit's count of held slots is a count of its
+       rows, bounded by its max. holds_slots on the run says whether there is anything to
+       delete, so runs under no limit pay nothing when they end. */
+    {24, "limits",
      "CREATE TABLE limits ("
      "  kind INTEGER NOT NULL,"
      "  name TEXT NOT NULL,"
-     "  max_running INTEGER NOT NULL,"
+     "  max_running INTEGER,"
+     "  rate_max INTEGER,"
+     "  rate_period_ms INTEGER,"
+     "  rate_interval_ms REAL,"
+     "  rate_next_at REAL NOT NULL DEFAULT 0,"
      "  PRIMARY KEY (kind, name)) WITHOUT ROWID;"
      "CREATE TABLE limit_holders ("
      "  kind INTEGER NOT NULL,"

@@ -188,18 +188,31 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "state_message = '', n_states = ?8, attempt = ?9, worker = ?5, lease_token = ?6, "
         "lease_expires = ?7 WHERE rowid = ?1 AND state_type = 0"),
     SQL(SQL_CLAIM_REQUEST_GET, "SELECT leases FROM claim_requests WHERE id = ?1"),
-    SQL(SQL_LIMITS_ANY, "SELECT 1 FROM limits WHERE kind = ?1 LIMIT 1"),
-    SQL(SQL_LIMIT_GET, "SELECT max_running FROM limits WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMITS_ANY, "SELECT 1 FROM limits WHERE kind = ?1 AND max_running IS NOT NULL LIMIT 1"),
+    SQL(SQL_RATES_ANY, "SELECT 1 FROM limits WHERE kind = 0 AND rate_max IS NOT NULL LIMIT 1"),
+    SQL(SQL_LIMIT_GET, "SELECT coalesce(max_running, 0) FROM limits WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_RATE_GET, "SELECT rate_interval_ms, rate_next_at FROM limits "
+                      "WHERE kind = 0 AND name = ?1 AND rate_interval_ms IS NOT NULL"),
+    SQL(SQL_RATE_TAKE, "UPDATE limits SET rate_next_at = ?2 WHERE kind = 0 AND name = ?1"),
     SQL(SQL_LIMIT_HELD, "SELECT count(*) FROM limit_holders WHERE kind = ?1 AND name = ?2"),
     SQL(SQL_LIMIT_HOLD, "INSERT OR IGNORE INTO limit_holders (kind, name, run_id, since) "
                         "VALUES (?1, ?2, ?3, ?4)"),
     SQL(SQL_RUN_HOLDS_SLOTS, "UPDATE task_runs SET holds_slots = ?2 WHERE rowid = ?1"),
     SQL(SQL_LIMIT_RELEASE, "DELETE FROM limit_holders WHERE run_id = ?1"),
-    SQL(SQL_LIMIT_SET, "INSERT INTO limits (kind, name, max_running) VALUES (?1, ?2, ?3) "
-                       "ON CONFLICT (kind, name) DO UPDATE SET max_running = excluded.max_running"),
-    SQL(SQL_LIMIT_DELETE, "DELETE FROM limits WHERE kind = ?1 AND name = ?2"),
+    SQL(SQL_LIMIT_SET,
+        "INSERT INTO limits (kind, name, max_running) VALUES (?1, ?2, nullif(?3, 0)) "
+        "ON CONFLICT (kind, name) DO UPDATE SET max_running = excluded.max_running"),
+    SQL(SQL_RATE_SET,
+        "INSERT INTO limits (kind, name, rate_max, rate_period_ms, rate_interval_ms) "
+        "VALUES (0, ?1, nullif(?2, 0), CASE WHEN ?2 > 0 THEN ?3 END, "
+        "CASE WHEN ?2 > 0 THEN CAST(?3 AS REAL) / ?2 END) "
+        "ON CONFLICT (kind, name) DO UPDATE SET rate_max = excluded.rate_max, "
+        "rate_period_ms = excluded.rate_period_ms, rate_interval_ms = excluded.rate_interval_ms"),
+    SQL(SQL_LIMIT_DELETE, "DELETE FROM limits WHERE kind = ?1 AND name = ?2 "
+                          "AND max_running IS NULL AND rate_max IS NULL"),
     SQL(SQL_LIMIT_HOLDERS_DELETE, "DELETE FROM limit_holders WHERE kind = ?1 AND name = ?2"),
-    SQL(SQL_LIMITS_LIST, "SELECT kind, name, max_running FROM limits ORDER BY kind, name LIMIT ?1"),
+    SQL(SQL_LIMITS_LIST, "SELECT kind, name, coalesce(max_running, 0), coalesce(rate_max, 0), "
+                         "coalesce(rate_period_ms, 0) FROM limits ORDER BY kind, name LIMIT ?1"),
     SQL(SQL_LIMIT_HOLDERS,
         "SELECT h.run_id, h.since, r.task, r.worker FROM limit_holders AS h "
         "LEFT JOIN task_runs AS r ON r.id = h.run_id WHERE h.kind = ?1 AND h.name = ?2 "

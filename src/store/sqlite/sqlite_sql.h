@@ -51,6 +51,10 @@ enum sql_id {
     /* concurrency limits */
     SQL_LIMITS_ANY,
     SQL_LIMIT_GET,
+    SQL_RATE_GET,
+    SQL_RATE_TAKE,
+    SQL_RATE_SET,
+    SQL_RATES_ANY,
     SQL_LIMIT_HELD,
     SQL_LIMIT_HOLD,
     SQL_RUN_HOLDS_SLOTS,

@@ -485,6 +485,7 @@ const struct store_backend store_sqlite_backend = {
     .on_events = store_sqlite_on_events,
     .on_signal = store_sqlite_on_signal,
     .set_limit = store_sqlite_set_limit,
+    .set_rate = store_sqlite_set_rate,
     .list_limits = store_sqlite_list_limits,
     .read_stats = store_sqlite_read_stats,
     .set_paused = store_sqlite_set_paused,

@@ -332,7 +332,7 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     if ((rc = store_sqlite_promote_due(c, op->now_ms, NULL, err)) < 0)
         return rc;
     struct claim_limits limits;
-    if ((rc = sqlite_limits_begin(c, &limits, err)) < 0)
+    if ((rc = sqlite_limits_begin(c, &limits, op->now_ms, err)) < 0)
         return rc;
     if (limits.tags_limited && (rc = widen(op, err)) < 0)
         goto done;
@@ -347,7 +347,7 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     for (size_t i = 0; i < op->n_cand && op->n_claimed < (size_t)op->limit; i++) {
         struct claim_candidate *cd = &op->cand[i];
         bool ok = true, limited = false;
-        if ((limits.tasks_limited || limits.tags_limited) &&
+        if ((limits.tasks_limited || limits.tags_limited || limits.rates) &&
             (rc = sqlite_limits_admit(c, &limits, cd->row.task, cd->tags, &ok, &limited, err)) < 0)
             goto done;
         if (!ok)
@@ -359,6 +359,8 @@ static int claim_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
                                      op->now_ms, err)) < 0)
             goto done;
     }
+    if (limits.held_until_ms && op->req->held_until_ms)
+        *op->req->held_until_ms = limits.held_until_ms;
     sqlite_limits_end(&limits);
     if ((rc = sqlite_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
