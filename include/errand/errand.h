@@ -361,6 +361,10 @@ typedef struct errand_worker_options {
     const char *s3_region;
     const char *s3_access_key_id;
     const char *s3_secret_access_key;
+    /* Subtasks (since ABI 1.2): how many runs may wait in errand_task_wait() with their slot
+       lent to another run; 0 = ERRAND_WORKER_MAX_WAITING (default 32), negative = none (a
+       waiting run keeps its slot). The worker has concurrency + max_waiting threads. */
+    int max_waiting;
 } errand_worker_options;
 
 /* Zeroes *opt: the defaults. */
@@ -427,6 +431,37 @@ ERRAND_API void errand_task_fail(errand_task_ctx *ctx, bool retryable, const cha
 
 /* Asks for this run's result to be persisted to the result storage (overrides defaults). */
 ERRAND_API void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
+
+/* Subtasks, since ABI 1.2 (ERRAND_0.3). A task submits runs and waits for their outcome
+ * without a client of its own, and without the deadlock of a worker whose every slot is held
+ * by runs waiting for subtasks that no slot is left to run: a worker with concurrency 1
+ * whose task waits for ten subtasks of the same task runs them all.
+ *
+ * errand_task_submit is errand_submit through the worker's own connection settings (its
+ * api_url list and api_key); the subtask carries the task's trace context (a child of the
+ * run's span, see errand_trace_set). *out (optional) receives the new run.
+ *
+ * errand_task_wait waits until the run run_id is final (COMPLETED, FAILED, CRASHED,
+ * CANCELLED, CACHED) and fills *out (optional; read its result with errand_result() through
+ * a client, or errand_run_json()). While it waits, the calling run *lends its slot*: the
+ * worker may claim and start another run in its place; when the wait ends the task goes on
+ * at once, the worker possibly over its concurrency for a moment (it starts nothing new
+ * until it is below it again). Up to errand_worker_options.max_waiting runs of a worker wait
+ * this way, each costing a thread of the worker (concurrency + max_waiting threads in all);
+ * past that a wait keeps its slot, as errand_wait on a client would, and the worker logs a
+ * warning once. The waiting run is still RUNNING: its lease is kept alive.
+ * timeout_seconds <= 0 waits with no limit of its own; past a positive one it returns
+ * ERRAND_ETIMEDOUT (with the latest snapshot in *out). The run's own cancel, timeout or the
+ * worker's stop ends the wait at once with ERRAND_ECANCELLED; the task should then return.
+ * A subtask that fails is not an error of the wait: its state says so.
+ *
+ * Both work in isolated mode too (the child makes the requests; the worker lends the slot).
+ * Both need ctx from a worker's task call; anything else gives ERRAND_EINVAL. */
+ERRAND_API int errand_task_submit(errand_task_ctx *ctx, const char *task, const char *params_json,
+                                  const errand_submit_options *opt, errand_run **out,
+                                  errand_error *err);
+ERRAND_API int errand_task_wait(errand_task_ctx *ctx, const char *run_id, double timeout_seconds,
+                                errand_run **out, errand_error *err);
 
 #ifdef __cplusplus
 }

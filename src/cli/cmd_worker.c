@@ -39,10 +39,21 @@ static const struct cli_option worker_options[] = {
 };
 
 static const enum setting_id worker_settings[] = {
-    SET_API_URL,         SET_API_KEY,    SET_LOCAL_STORAGE_PATH, SET_RESULT_STORAGE,
-    SET_S3_ENDPOINT_URL, SET_S3_REGION,  SET_S3_ACCESS_KEY_ID,   SET_S3_SECRET_ACCESS_KEY,
-    SET_RESULTS_PERSIST, SET_LOG_PRINTS, SET_LEASE_SECONDS,      SET_WORKER_CONCURRENCY,
-    SET_LOG_LEVEL,       SET_LOG_FORMAT,
+    SET_API_URL,
+    SET_API_KEY,
+    SET_LOCAL_STORAGE_PATH,
+    SET_RESULT_STORAGE,
+    SET_S3_ENDPOINT_URL,
+    SET_S3_REGION,
+    SET_S3_ACCESS_KEY_ID,
+    SET_S3_SECRET_ACCESS_KEY,
+    SET_RESULTS_PERSIST,
+    SET_LOG_PRINTS,
+    SET_LEASE_SECONDS,
+    SET_WORKER_CONCURRENCY,
+    SET_WORKER_MAX_WAITING,
+    SET_LOG_LEVEL,
+    SET_LOG_FORMAT,
 };
 
 /* Adds each --exec NAME=COMMAND; CLI_EXIT_OK or the exit status after saying why. */
@@ -97,6 +108,10 @@ static int run_worker(const struct args *a)
     opt.api_key = settings_str(&s, SET_API_KEY);
     opt.name = name;
     opt.concurrency = (int)settings_int(&s, SET_WORKER_CONCURRENCY);
+    /* 0 in the options means "the environment's": none is said with a negative value. */
+    opt.max_waiting = settings_int(&s, SET_WORKER_MAX_WAITING) > 0
+                          ? (int)settings_int(&s, SET_WORKER_MAX_WAITING)
+                          : -1;
     /* Left at 0 unless configured, so the server's own default lease applies. */
     if (s.source[SET_LEASE_SECONDS] != SETTING_DEFAULT)
         opt.lease_seconds = (double)settings_int(&s, SET_LEASE_SECONDS);
