@@ -361,10 +361,6 @@ typedef struct errand_worker_options {
     const char *s3_region;
     const char *s3_access_key_id;
     const char *s3_secret_access_key;
-    /* Subtasks (since ABI 1.2): how many runs may wait in errand_task_wait() with their slot
-       lent to another run; 0 = ERRAND_WORKER_MAX_WAITING (default 32), negative = none (a
-       waiting run keeps its slot). The worker has concurrency + max_waiting threads. */
-    int max_waiting;
 } errand_worker_options;
 
 /* Zeroes *opt: the defaults. */
@@ -382,6 +378,14 @@ ERRAND_API int errand_worker_add_task(errand_worker *w, const errand_task_def *t
  * stderr as its message. */
 ERRAND_API int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
                                       errand_error *err);
+
+/* How many runs may wait in errand_task_wait() with their slot lent to another run (see
+ * "Subtasks" below): 0 = none (a waiting run keeps its slot), at most 10000. Without this
+ * call, ERRAND_WORKER_MAX_WAITING (default 32). The worker runs concurrency + max_waiting
+ * threads. Call before serve(). A function rather than an options field, so that programs
+ * built against an older errand.h (a smaller errand_worker_options) keep working. Since ABI
+ * 1.2. */
+ERRAND_API int errand_worker_set_max_waiting(errand_worker *w, int max_waiting, errand_error *err);
 
 /* Claims and runs task runs until errand_worker_stop(); then stops claiming, lets running
  * tasks finish within the grace period and hands unstarted runs back. Returns 0 after a
@@ -446,13 +450,14 @@ ERRAND_API void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
  * a client, or errand_run_json()). While it waits, the calling run *lends its slot*: the
  * worker may claim and start another run in its place; when the wait ends the task goes on
  * at once, the worker possibly over its concurrency for a moment (it starts nothing new
- * until it is below it again). Up to errand_worker_options.max_waiting runs of a worker wait
- * this way, each costing a thread of the worker (concurrency + max_waiting threads in all);
+ * until it is below it again). Up to max_waiting runs of a worker wait this way
+ * (errand_worker_set_max_waiting), each costing a thread of the worker;
  * past that a wait keeps its slot, as errand_wait on a client would, and the worker logs a
  * warning once. The waiting run is still RUNNING: its lease is kept alive.
  * timeout_seconds <= 0 waits with no limit of its own; past a positive one it returns
- * ERRAND_ETIMEDOUT (with the latest snapshot in *out). The run's own cancel, timeout or the
- * worker's stop ends the wait at once with ERRAND_ECANCELLED; the task should then return.
+ * ERRAND_ETIMEDOUT (with the latest snapshot in *out). The run's own cancel or timeout, or
+ * the end of a stopping worker's grace period, ends the wait at once with ERRAND_ECANCELLED;
+ * the task should then return.
  * A subtask that fails is not an error of the wait: its state says so.
  *
  * Both work in isolated mode too (the child makes the requests; the worker lends the slot).

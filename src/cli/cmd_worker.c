@@ -108,10 +108,6 @@ static int run_worker(const struct args *a)
     opt.api_key = settings_str(&s, SET_API_KEY);
     opt.name = name;
     opt.concurrency = (int)settings_int(&s, SET_WORKER_CONCURRENCY);
-    /* 0 in the options means "the environment's": none is said with a negative value. */
-    opt.max_waiting = settings_int(&s, SET_WORKER_MAX_WAITING) > 0
-                          ? (int)settings_int(&s, SET_WORKER_MAX_WAITING)
-                          : -1;
     /* Left at 0 unless configured, so the server's own default lease applies. */
     if (s.source[SET_LEASE_SECONDS] != SETTING_DEFAULT)
         opt.lease_seconds = (double)settings_int(&s, SET_LEASE_SECONDS);
@@ -135,6 +131,12 @@ static int run_worker(const struct args *a)
     errand_worker *w = NULL;
     if (errand_worker_new(&opt, &w, &err) != 0)
         return out_error(a->cmd, &err);
+    /* Said either way: --max-waiting is a setting liberrand's own reading would not see. */
+    if (errand_worker_set_max_waiting(w, (int)settings_int(&s, SET_WORKER_MAX_WAITING), &err) !=
+        0) {
+        errand_worker_free(w);
+        return out_error(a->cmd, &err);
+    }
     status = add_exec_tasks(a, w);
     if (status == CLI_EXIT_OK && args_has(a, "builtin") && builtin_tasks_add(w, &err) != 0)
         status = out_error(a->cmd, &err);

@@ -169,11 +169,6 @@ static int check_options(const errand_worker_options *opt, errand_error *err)
     if (opt->prefetch < 0 || opt->prefetch > WORKER_PREFETCH_MAX)
         return error_set(err, ERRAND_EINVAL, "prefetch", "prefetch must be 0 to %d, got %d",
                          WORKER_PREFETCH_MAX, opt->prefetch);
-    if (opt->max_waiting > WORKER_MAX_WAITING_MAX)
-        return error_set(err, ERRAND_EINVAL, "max_waiting",
-                         "max_waiting must be 0 (ERRAND_WORKER_MAX_WAITING), negative (none) or "
-                         "up to %d, got %d",
-                         WORKER_MAX_WAITING_MAX, opt->max_waiting);
     if (opt->cpu_limit_seconds < 0 || !isfinite(opt->cpu_limit_seconds) ||
         opt->cpu_limit_seconds > WORKER_CPU_LIMIT_MAX_S)
         return error_set(err, ERRAND_EINVAL, "cpu_limit_seconds",
@@ -236,9 +231,7 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     if (w->concurrency == 0)
         w->concurrency = 1;
     w->prefetch = (size_t)opt->prefetch;
-    w->max_waiting = opt->max_waiting > 0    ? (size_t)opt->max_waiting
-                     : opt->max_waiting == 0 ? (size_t)settings_int(s, SET_WORKER_MAX_WAITING)
-                                             : 0;
+    w->max_waiting = (size_t)settings_int(s, SET_WORKER_MAX_WAITING);
     w->isolate = opt->isolate;
     w->memory_limit_bytes = opt->memory_limit_bytes;
     w->cpu_limit_seconds = opt->cpu_limit_seconds;
@@ -301,6 +294,22 @@ int errand_worker_add_task(errand_worker *w, const errand_task_def *task, errand
     if (atomic_load(&w->served))
         return error_set(err, ERRAND_EINVAL, "task", "tasks must be added before serve()");
     return task_table_add_c(&w->tasks, task, err);
+}
+
+int errand_worker_set_max_waiting(errand_worker *w, int max_waiting, errand_error *err)
+{
+    error_clear(err);
+    if (!w)
+        return error_set(err, ERRAND_EINVAL, "worker", "a worker is required");
+    if (atomic_load(&w->served))
+        return error_set(err, ERRAND_EINVAL, "max_waiting",
+                         "max_waiting must be set before serve()");
+    if (max_waiting < 0 || max_waiting > WORKER_MAX_WAITING_MAX)
+        return error_set(err, ERRAND_EINVAL, "max_waiting",
+                         "max_waiting must be 0 (no lending) to %d, got %d", WORKER_MAX_WAITING_MAX,
+                         max_waiting);
+    w->max_waiting = (size_t)max_waiting;
+    return 0;
 }
 
 int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,

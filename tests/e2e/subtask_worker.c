@@ -11,7 +11,7 @@
  *     {"sum": the sum of their sums, "children": their ids}; a failed wait or child fails
  *     the run with the error.
  *
- *   subtask-worker [--isolate] [--concurrency N] [--max-waiting N]
+ *   subtask-worker [--isolate] [--concurrency N] [--max-waiting N]   (N >= 0; 0: no lending)
  *     (ERRAND_API_URL and ERRAND_API_KEY from the environment)
  */
 #include <jansson.h>
@@ -105,13 +105,14 @@ int main(int argc, char **argv)
 {
     errand_worker_options opt;
     errand_worker_options_init(&opt);
+    int max_waiting = -1; /* -1: not given, ERRAND_WORKER_MAX_WAITING */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--isolate") == 0) {
             opt.isolate = true;
         } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
             opt.concurrency = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--max-waiting") == 0 && i + 1 < argc) {
-            opt.max_waiting = atoi(argv[++i]);
+            max_waiting = atoi(argv[++i]);
         } else {
             fprintf(stderr,
                     "usage: subtask-worker [--isolate] [--concurrency N] [--max-waiting N]\n");
@@ -119,8 +120,17 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    opt.handle_signals = true;
     errand_error err = {0};
-    int rc = errand_serve(subtask_tasks, sizeof subtask_tasks / sizeof *subtask_tasks, &opt, &err);
+    errand_worker *w = NULL;
+    int rc = errand_worker_new(&opt, &w, &err);
+    for (size_t i = 0; rc == 0 && i < sizeof subtask_tasks / sizeof *subtask_tasks; i++)
+        rc = errand_worker_add_task(w, &subtask_tasks[i], &err);
+    if (rc == 0 && max_waiting >= 0)
+        rc = errand_worker_set_max_waiting(w, max_waiting, &err);
+    if (rc == 0)
+        rc = errand_worker_serve(w, &err);
+    errand_worker_free(w);
     if (rc != ERRAND_OK) {
         fprintf(stderr, "subtask-worker: %s: %s\n", errand_strerror(rc), err.message);
         return EXIT_FAILURE;

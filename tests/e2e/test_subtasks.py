@@ -3,7 +3,7 @@
 "Subtasks"): a run that waits for a subtask lends its slot, so a worker with concurrency 1
 whose task waits for ten subtasks of the same task runs them all, on threads or in isolated
 child processes; a thousand concurrent parent->child waits all complete; past max_waiting a
-wait keeps its slot (max_waiting none: the old deadlock, which the parent's timeout ends);
+wait keeps its slot (max_waiting 0: the old deadlock, which the parent's timeout ends);
 the parent's cancel ends its wait at once."""
 import time
 
@@ -26,6 +26,11 @@ def start_worker(server, tmp_path, *args, name="subtask-worker"):
     return proc
 
 
+def stop_clean(proc):
+    """SIGTERM: the worker exits 0 with no sanitizer report (leaks included)."""
+    proc.check_clean_exit(proc.stop())
+
+
 def log_text(proc):
     return proc.log_path.read_text()
 
@@ -45,7 +50,7 @@ def test_concurrency_1_runs_ten_subtasks_of_the_task_it_waits_on(server, tmp_pat
             assert c["task"] == "sub.node" and c["state"]["type"] == "COMPLETED", c
             assert c["traceparent"] is None  # the parent had no trace: none invented
     finally:
-        proc.stop()
+        stop_clean(proc)
 
 
 def test_a_thousand_concurrent_parent_child_waits_all_complete(server, tmp_path):
@@ -68,15 +73,15 @@ def test_a_thousand_concurrent_parent_child_waits_all_complete(server, tmp_path)
         assert "keeps its slot" not in text
     finally:
         for p in procs:
-            p.stop()
+            stop_clean(p)
 
 
 @pytest.mark.parametrize("isolate", ISOLATE)
 def test_without_lending_the_wait_keeps_its_slot_and_the_parents_timeout_ends_it(
         server, tmp_path, isolate):
-    # max_waiting none (negative): the old behaviour, documented: concurrency 1 and a parent
+    # max_waiting 0: the old behaviour, documented: concurrency 1 and a parent
     # waiting for a child of its own worker cannot go on; its timeout ends the wait promptly.
-    proc = start_worker(server, tmp_path, "--concurrency", "1", "--max-waiting", "-1", *isolate)
+    proc = start_worker(server, tmp_path, "--concurrency", "1", "--max-waiting", "0", *isolate)
     try:
         run = server.api.submit("sub.node", {"children": 1, "value": 3}, timeout_seconds=3)
         started = time.monotonic()
@@ -92,7 +97,7 @@ def test_without_lending_the_wait_keeps_its_slot_and_the_parents_timeout_ends_it
         assert child["parameters"] == {"value": 300}, child
         assert server.api.wait_final(child["id"], timeout=30)["state"]["type"] == "COMPLETED"
     finally:
-        proc.stop()
+        stop_clean(proc)
 
 
 @pytest.mark.parametrize("isolate", ISOLATE)
@@ -113,4 +118,4 @@ def test_cancelling_a_waiting_parent_ends_its_wait_at_once(server, tmp_path, iso
         assert done["state"]["type"] == "CANCELLED", done["state"]
         assert time.monotonic() - started < 4  # not the cancel grace (5 s) or a poll slice
     finally:
-        proc.stop()
+        stop_clean(proc)
