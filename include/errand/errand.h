@@ -408,6 +408,14 @@ ERRAND_API int errand_worker_add_task(errand_worker *w, const errand_task_def *t
 ERRAND_API int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
                                       errand_error *err);
 
+/* How many runs may wait in errand_task_wait() with their slot lent to another run (see
+ * "Subtasks" below): 0 = none (a waiting run keeps its slot), at most 10000. Without this
+ * call, ERRAND_WORKER_MAX_WAITING (default 32). The worker runs concurrency + max_waiting
+ * threads. Call before serve(). A function rather than an options field, so that programs
+ * built against an older errand.h (a smaller errand_worker_options) keep working. Since ABI
+ * 1.2. */
+ERRAND_API int errand_worker_set_max_waiting(errand_worker *w, int max_waiting, errand_error *err);
+
 /* Claims and runs task runs until errand_worker_stop(); then stops claiming, lets running
  * tasks finish within the grace period and hands unstarted runs back. Returns 0 after a
  * clean stop. */
@@ -456,6 +464,38 @@ ERRAND_API void errand_task_fail(errand_task_ctx *ctx, bool retryable, const cha
 
 /* Asks for this run's result to be persisted to the result storage (overrides defaults). */
 ERRAND_API void errand_task_persist_result(errand_task_ctx *ctx, bool persist);
+
+/* Subtasks, since ABI 1.2 (ERRAND_0.3). A task submits runs and waits for their outcome
+ * without a client of its own, and without the deadlock of a worker whose every slot is held
+ * by runs waiting for subtasks that no slot is left to run: a worker with concurrency 1
+ * whose task waits for ten subtasks of the same task runs them all.
+ *
+ * errand_task_submit is errand_submit through the worker's own connection settings (its
+ * api_url list and api_key); the subtask carries the task's trace context (a child of the
+ * run's span, see errand_trace_set). *out (optional) receives the new run.
+ *
+ * errand_task_wait waits until the run run_id is final (COMPLETED, FAILED, CRASHED,
+ * CANCELLED, CACHED) and fills *out (optional; read its result with errand_result() through
+ * a client, or errand_run_json()). While it waits, the calling run *lends its slot*: the
+ * worker may claim and start another run in its place; when the wait ends the task goes on
+ * at once, the worker possibly over its concurrency for a moment (it starts nothing new
+ * until it is below it again). Up to max_waiting runs of a worker wait this way
+ * (errand_worker_set_max_waiting), each costing a thread of the worker;
+ * past that a wait keeps its slot, as errand_wait on a client would, and the worker logs a
+ * warning once. The waiting run is still RUNNING: its lease is kept alive.
+ * timeout_seconds <= 0 waits with no limit of its own; past a positive one it returns
+ * ERRAND_ETIMEDOUT (with the latest snapshot in *out). The run's own cancel or timeout, or
+ * the end of a stopping worker's grace period, ends the wait at once with ERRAND_ECANCELLED;
+ * the task should then return.
+ * A subtask that fails is not an error of the wait: its state says so.
+ *
+ * Both work in isolated mode too (the child makes the requests; the worker lends the slot).
+ * Both need ctx from a worker's task call; anything else gives ERRAND_EINVAL. */
+ERRAND_API int errand_task_submit(errand_task_ctx *ctx, const char *task, const char *params_json,
+                                  const errand_submit_options *opt, errand_run **out,
+                                  errand_error *err);
+ERRAND_API int errand_task_wait(errand_task_ctx *ctx, const char *run_id, double timeout_seconds,
+                                errand_run **out, errand_error *err);
 
 #ifdef __cplusplus
 }

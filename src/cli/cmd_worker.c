@@ -39,10 +39,21 @@ static const struct cli_option worker_options[] = {
 };
 
 static const enum setting_id worker_settings[] = {
-    SET_API_URL,         SET_API_KEY,    SET_LOCAL_STORAGE_PATH, SET_RESULT_STORAGE,
-    SET_S3_ENDPOINT_URL, SET_S3_REGION,  SET_S3_ACCESS_KEY_ID,   SET_S3_SECRET_ACCESS_KEY,
-    SET_RESULTS_PERSIST, SET_LOG_PRINTS, SET_LEASE_SECONDS,      SET_WORKER_CONCURRENCY,
-    SET_LOG_LEVEL,       SET_LOG_FORMAT,
+    SET_API_URL,
+    SET_API_KEY,
+    SET_LOCAL_STORAGE_PATH,
+    SET_RESULT_STORAGE,
+    SET_S3_ENDPOINT_URL,
+    SET_S3_REGION,
+    SET_S3_ACCESS_KEY_ID,
+    SET_S3_SECRET_ACCESS_KEY,
+    SET_RESULTS_PERSIST,
+    SET_LOG_PRINTS,
+    SET_LEASE_SECONDS,
+    SET_WORKER_CONCURRENCY,
+    SET_WORKER_MAX_WAITING,
+    SET_LOG_LEVEL,
+    SET_LOG_FORMAT,
 };
 
 /* Adds each --exec NAME=COMMAND; CLI_EXIT_OK or the exit status after saying why. */
@@ -120,6 +131,12 @@ static int run_worker(const struct args *a)
     errand_worker *w = NULL;
     if (errand_worker_new(&opt, &w, &err) != 0)
         return out_error(a->cmd, &err);
+    /* Said either way: --max-waiting is a setting liberrand's own reading would not see. */
+    if (errand_worker_set_max_waiting(w, (int)settings_int(&s, SET_WORKER_MAX_WAITING), &err) !=
+        0) {
+        errand_worker_free(w);
+        return out_error(a->cmd, &err);
+    }
     status = add_exec_tasks(a, w);
     if (status == CLI_EXIT_OK && args_has(a, "builtin") && builtin_tasks_add(w, &err) != 0)
         status = out_error(a->cmd, &err);

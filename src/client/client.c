@@ -96,6 +96,12 @@ void errand_client_free(errand_client *c)
 int client_call(errand_client *c, const char *method, const char *path, const json_t *body,
                 long extra_ms, json_t **out, errand_error *err)
 {
+    return client_call_fd(c, method, path, body, extra_ms, -1, out, err);
+}
+
+int client_call_fd(errand_client *c, const char *method, const char *path, const json_t *body,
+                   long extra_ms, int cancel_fd, json_t **out, errand_error *err)
+{
     if (out)
         *out = NULL;
     char *text = NULL;
@@ -105,7 +111,7 @@ int client_call(errand_client *c, const char *method, const char *path, const js
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory encoding a request");
     }
     struct http_response resp;
-    int rc = http_perform(c->conn, method, path, text, extra_ms, -1, &resp, err);
+    int rc = http_perform(c->conn, method, path, text, extra_ms, cancel_fd, &resp, err);
     mem_free(text);
     if (rc)
         return rc;

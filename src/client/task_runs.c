@@ -17,7 +17,7 @@
 #define WAIT_SLICE_MAX_S 60.0
 
 static int run_call(errand_client *c, const char *method, const char *run_id, const char *suffix,
-                    long extra_ms, errand_run **out, errand_error *err)
+                    long extra_ms, int cancel_fd, errand_run **out, errand_error *err)
 {
     if (!c)
         return error_set(err, ERRAND_EINVAL, "client", "a client is required");
@@ -27,7 +27,7 @@ static int run_call(errand_client *c, const char *method, const char *run_id, co
     if (!path)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     json_t *answer = NULL;
-    int rc = client_call(c, method, path, NULL, extra_ms, out ? &answer : NULL, err);
+    int rc = client_call_fd(c, method, path, NULL, extra_ms, cancel_fd, out ? &answer : NULL, err);
     mem_free(path);
     if (!rc && out)
         rc = run_wrap(answer, out, err);
@@ -42,17 +42,23 @@ int errand_get(errand_client *c, const char *run_id, errand_run **out, errand_er
     error_clear(err);
     if (!out)
         return error_set(err, ERRAND_EINVAL, "out", "errand_get needs an out pointer");
-    return run_call(c, "GET", run_id, NULL, 0, out, err);
+    return run_call(c, "GET", run_id, NULL, 0, -1, out, err);
 }
 
 int errand_wait(errand_client *c, const char *run_id, double timeout_seconds, errand_run **out,
                 errand_error *err)
 {
+    return client_wait(c, run_id, timeout_seconds, -1, out, err);
+}
+
+int client_wait(errand_client *c, const char *run_id, double timeout_seconds, int cancel_fd,
+                errand_run **out, errand_error *err)
+{
     if (out)
         *out = NULL;
     error_clear(err);
     errand_run *run = NULL;
-    int rc = run_call(c, "GET", run_id, NULL, 0, &run, err);
+    int rc = run_call(c, "GET", run_id, NULL, 0, cancel_fd, &run, err);
     if (rc)
         return rc;
     int64_t deadline = clock_mono_ms() + (int64_t)(timeout_seconds * MS_PER_S);
@@ -71,7 +77,8 @@ int errand_wait(errand_client *c, const char *run_id, double timeout_seconds, er
         char suffix[64];
         snprintf(suffix, sizeof suffix, "/wait?timeout_seconds=%.3f", slice);
         errand_run *next = NULL;
-        rc = run_call(c, "GET", run_id, suffix, (long)(slice * MS_PER_S) + 1, &next, err);
+        rc =
+            run_call(c, "GET", run_id, suffix, (long)(slice * MS_PER_S) + 1, cancel_fd, &next, err);
         if (rc) {
             errand_run_free(run);
             return rc;
@@ -91,7 +98,7 @@ int errand_cancel(errand_client *c, const char *run_id, errand_run **out, errand
     if (out)
         *out = NULL;
     error_clear(err);
-    return run_call(c, "POST", run_id, "/cancel", 0, out, err);
+    return run_call(c, "POST", run_id, "/cancel", 0, -1, out, err);
 }
 
 int errand_retry(errand_client *c, const char *run_id, errand_run **out, errand_error *err)
@@ -99,5 +106,5 @@ int errand_retry(errand_client *c, const char *run_id, errand_run **out, errand_
     if (out)
         *out = NULL;
     error_clear(err);
-    return run_call(c, "POST", run_id, "/retry", 0, out, err);
+    return run_call(c, "POST", run_id, "/retry", 0, -1, out, err);
 }

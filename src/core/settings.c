@@ -140,6 +140,10 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      SETTING_INT, "65536", 0, GIB, false, "results up to this size are stored inline in the run"},
     {SET_WORKER_CONCURRENCY, "ERRAND_WORKER_CONCURRENCY", "concurrency", SETTING_INT, "10", 1,
      MAX_CONCURRENCY, false, "how many runs a worker executes at once"},
+    {SET_WORKER_MAX_WAITING, "ERRAND_WORKER_MAX_WAITING", "max-waiting", SETTING_INT, "32", 0,
+     MAX_CONCURRENCY, false,
+     "how many of a worker's runs may wait for their subtasks with their slots lent to other "
+     "runs (each costs a thread, or a Python process); past it a wait keeps its slot"},
     {SET_EVENTS_BUFFER, "ERRAND_EVENTS_BUFFER", "events-buffer", SETTING_INT, "4096", 16,
      MAX_EVENTS_BUFFER, false,
      "the newest state changes the server keeps in memory for GET /api/events: a client "

@@ -58,6 +58,7 @@ enum setting_id {
     SET_HANDLER_THREADS,          /* ERRAND_HANDLER_THREADS, default 64 */
     SET_RESULT_INLINE_MAX,        /* ERRAND_RESULT_INLINE_MAX_BYTES, default 65536 */
     SET_WORKER_CONCURRENCY,       /* ERRAND_WORKER_CONCURRENCY, default 10 */
+    SET_WORKER_MAX_WAITING,       /* ERRAND_WORKER_MAX_WAITING, default 32 */
     SET_EVENTS_BUFFER,            /* ERRAND_EVENTS_BUFFER, default 4096 */
     SET_EVENTS_RETENTION_SECONDS, /* ERRAND_EVENTS_RETENTION_SECONDS, default 3600 */
     SET_EVENTS_MAX,               /* ERRAND_EVENTS_MAX, default 1000000 */
@@ -68,8 +69,8 @@ enum setting_type { SETTING_STRING, SETTING_INT, SETTING_BOOL };
 
 struct setting_def {
     enum setting_id id;
-    const char *env;   /* "ERRAND_DATABASE_URL" */
-    const char *flag;  /* "database-url" (used as --database-url) */
+    const char *env;  /* "ERRAND_DATABASE_URL" */
+    const char *flag; /* "database-url" (used as --database-url) */
     enum setting_type type;
     const char *fallback; /* default as text; "$HOME"-style expansion done in settings.c */
     long long min, max;   /* for SETTING_INT */

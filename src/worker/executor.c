@@ -139,7 +139,7 @@ static void run_c_isolated(executor *ex, struct wrun *run, const struct task_ent
     struct isolated_outcome io;
     errand_error err;
     if (isolated_task_run(ex->env.fork_server, t, run, ex->env.reporter, ex->env.log_prints,
-                          &ex->env.limits, run_should_stop, run, &io, &err) != 0) {
+                          &ex->env.limits, ex->env.queue, run_should_stop, run, &io, &err) != 0) {
         fail(o, true, "%s", err.message);
         if (fork_server_gone(ex->env.fork_server)) {
             o->hand_back = true;
@@ -168,12 +168,14 @@ static void run_c(executor *ex, struct wrun *run, const struct task_entry *t, st
     }
     struct errand_task_ctx ctx;
     task_ctx_init(&ctx, run, ex->env.reporter);
+    ctx.sub = ex->env.sub;
     char *result = NULL;
     if (ex->env.log_prints)
         stdout_capture_begin(&ctx.sink);
     int rc = t->def.fn(&ctx, run->params, &result, t->def.userdata);
     if (ex->env.log_prints)
         stdout_capture_end();
+    task_ctx_clear(&ctx);
     o->task_persist = ctx.persist;
     o->def_persist = choice_tristate(t->def.persist_result);
     c_outcome(t, rc, ctx.fail_set, ctx.retryable, ctx.fail_message, result, o);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * executor.h — the pool of `concurrency` threads that run claimed runs: each pops a run from
+ * executor.h — the pool of `concurrency + max_waiting` threads that run claimed runs (at most
+ * `concurrency` of them holding a slot; the others run in the place of runs that wait for
+ * subtasks with their slots lent, see run_queue.h and subtask.h): each pops a run from
  * the run queue, reports RUNNING, arms its timeout, calls the C task function on its own
  * thread (or runs the exec task's command through process.h), and reports the outcome
  * (COMPLETED with the result inline and/or persisted, FAILED with a message, CANCELLED).
@@ -10,8 +12,8 @@
  * (and slot) stays busy until the function returns; its late result is discarded. Exec tasks
  * are killed.
  *
- * Each slot (one per thread) records the run it executes, under the executor's mutex, so
- * shutdown can find and stop running runs.
+ * Each thread's record (struct slot, one per thread) records the run it executes, under the
+ * executor's mutex, so shutdown can find and stop running runs.
  */
 #ifndef ERRAND_WORKER_EXECUTOR_H
 #define ERRAND_WORKER_EXECUTOR_H
@@ -26,6 +28,7 @@
 #include "worker/reporter.h"
 #include "worker/run_queue.h"
 #include "worker/stats.h"
+#include "worker/subtask.h"
 #include "worker/watchdog.h"
 
 struct executor_env {
@@ -43,6 +46,8 @@ struct executor_env {
        or C. */
     bool isolate;
     fork_server *fork_server;
+    /* What errand_task_submit/wait need (subtask.h); lives as long as the worker. */
+    const struct subtask_env *sub;
     /* Called (from an executor thread) when the fork server has died: the run was handed
        back, and the worker must stop; message says why. */
     void (*on_fatal)(void *owner, const char *message);

@@ -12,12 +12,15 @@
  *   outcome record:  "<rc> <fail_set> <retryable> <persist> <message bytes> <result bytes>\n"
  *                    then the message, then the result text (none when the result is NULL)
  *   log record:      LOG_MARK "<level> " text "\n", a newline in text sent as LOG_NEWLINE
+ *   wait record:     WAIT_MARK "1\n" when the task begins to wait for a subtask, WAIT_MARK
+ *                    "0\n" when that wait is over
  *
- * A stderr line without the mark is a printed line.
+ * A stderr line without either mark is a printed line.
  */
 #include "worker/isolated_task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +33,12 @@
 #include "core/mem.h"
 #include "client/trace.h"
 #include "worker/line_buffer.h"
+#include "worker/subtask.h"
 #include "worker/task_ctx.h"
 
 #define LOG_MARK '\x1f'
 #define LOG_NEWLINE '\x1e'
+#define WAIT_MARK '\x1d'
 #define OUTCOME_HEAD_MAX 128
 
 static const int CRASH_SIGNALS[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
@@ -58,13 +63,21 @@ static void default_action(int sig)
 #endif
 }
 
-/* Set by SIGTERM in the child: errand_task_should_stop() turns true. */
+/* Set by SIGTERM in the child: errand_task_should_stop() turns true, and the pipe turns
+ * readable (what abandons a wait for a subtask). */
 static volatile sig_atomic_t child_stop;
+static int child_stop_pipe[2] = {-1, -1};
 
 static void on_child_term(int sig)
 {
     (void)sig;
+    int saved_errno = errno;
     child_stop = 1;
+    if (child_stop_pipe[1] >= 0) {
+        ssize_t n = write(child_stop_pipe[1], "x", 1);
+        (void)n;
+    }
+    errno = saved_errno;
 }
 
 /* One call: what process_run's callbacks need. */
@@ -73,6 +86,8 @@ struct isolated_call {
     struct wrun *run;
     reporter *rep;
     bool log_prints;
+    struct run_queue *queue;
+    bool lent; /* the child waits for a subtask, and its slot is lent */
     process_stop_fn should_stop;
     void *stop_ctx;
 };
@@ -105,6 +120,13 @@ void isolated_task_log(int fd, int level, const char *text)
         line[n++] = *p == '\n' ? LOG_NEWLINE : *p;
     line[n++] = '\n';
     write_all(fd, line, n);
+}
+
+void isolated_task_wait_record(int fd, bool begins)
+{
+    fflush(stdout); /* what the task printed comes first, as a line of its own */
+    char line[] = {WAIT_MARK, begins ? '1' : '0', '\n'};
+    write_all(fd, line, sizeof line);
 }
 
 /* In the child: all of stdin (NUL-terminated), or NULL. */
@@ -173,8 +195,11 @@ static bool parse_run(const char *buf, size_t len, struct wrun *run, char **task
 
 void isolated_task_child(void *arg)
 {
-    const struct task_table *table = arg;
+    const struct isolated_child_env *env = arg;
+    const struct task_table *table = env->tasks;
     int outcome_fd = dup(STDOUT_FILENO);
+    if (pipe2(child_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        child_stop_pipe[0] = child_stop_pipe[1] = -1; /* then a wait ends at its timeout */
     dup2(STDERR_FILENO, STDOUT_FILENO);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -204,8 +229,15 @@ void isolated_task_child(void *arg)
     task_ctx_init(&ctx, &run, NULL);
     ctx.log_fd = STDERR_FILENO;
     ctx.stop_flag = &child_stop;
+    struct subtask_env sub = {.api_url = env->api_url,
+                              .api_key = env->api_key,
+                              .queue = NULL,
+                              .notify_fd = STDERR_FILENO};
+    ctx.sub = &sub;
+    ctx.cancel_fd = child_stop_pipe[0];
     char *result = NULL;
     int rc = t->def.fn(&ctx, run.params, &result, t->def.userdata);
+    task_ctx_clear(&ctx);
     fflush(stdout);
     const char *message = ctx.fail_set ? ctx.fail_message : "";
     size_t msg_len = strlen(message), result_len = result ? strlen(result) : 0;
@@ -222,8 +254,15 @@ void isolated_task_child(void *arg)
 /* A stderr line of the child: a log record, or a printed line. */
 static void child_line(void *arg, const char *line, size_t len)
 {
-    const struct isolated_call *c = arg;
-    if (len > 0 && line[0] == LOG_MARK) {
+    struct isolated_call *c = arg;
+    if (len == 2 && line[0] == WAIT_MARK) {
+        if (line[1] == '1' && !c->lent && c->queue)
+            c->lent = subtask_lend(c->queue, c->run);
+        else if (line[1] == '0' && c->lent) {
+            run_queue_reclaim(c->queue);
+            c->lent = false;
+        }
+    } else if (len > 0 && line[0] == LOG_MARK) {
         char *end = NULL;
         long level = strtol(line + 1, &end, 10);
         if (!end || *end != ' ')
@@ -271,7 +310,7 @@ static const char *last_words(char *tail)
     const char *last = "", *error = NULL;
     for (char *save = NULL, *line = strtok_r(tail, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == LOG_MARK)
+        if (line[0] == LOG_MARK || line[0] == WAIT_MARK)
             continue;
         last = line;
         if (strstr(line, "ERROR: "))
@@ -309,7 +348,7 @@ static char *run_record(const struct task_entry *t, const struct wrun *run, size
 }
 
 int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *run, reporter *rep,
-                      bool log_prints, const struct process_spec *limits,
+                      bool log_prints, const struct process_spec *limits, struct run_queue *queue,
                       process_stop_fn should_stop, void *stop_ctx, struct isolated_outcome *out,
                       errand_error *err)
 {
@@ -319,6 +358,8 @@ int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *
                                  .run = run,
                                  .rep = rep,
                                  .log_prints = log_prints,
+                                 .queue = queue,
+                                 .lent = false,
                                  .should_stop = should_stop,
                                  .stop_ctx = stop_ctx};
     struct process_spec spec = {
@@ -336,6 +377,8 @@ int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *
     }
     int rc = process_run(&spec, record, record_len, call_should_stop, child_line, &call, pr, err);
     mem_free(record);
+    if (call.lent) /* the child ended (was killed) while it waited */
+        run_queue_reclaim(queue);
     if (rc) {
         mem_free(pr);
         return rc;

@@ -7,12 +7,14 @@
 #include "core/clock.h"
 #include "worker/sync.h"
 
-int run_queue_init(struct run_queue *q, size_t capacity)
+int run_queue_init(struct run_queue *q, size_t concurrency, size_t prefetch, size_t max_waiting)
 {
     q->head = q->tail = NULL;
-    q->queued = q->inflight = q->idle = 0;
-    q->capacity = capacity;
-    q->no_claims = q->closed = q->waking = false;
+    q->queued = q->inflight = q->idle = q->active = q->waiting = 0;
+    q->concurrency = concurrency;
+    q->capacity = concurrency + prefetch;
+    q->max_waiting = max_waiting;
+    q->no_claims = q->closed = q->waking = q->lend_refused = false;
     if (pthread_mutex_init(&q->mu, NULL))
         return -1;
     if (sync_cond_init(&q->nonempty)) {
@@ -44,9 +46,9 @@ void run_queue_destroy(struct run_queue *q)
 size_t run_queue_wait_free(struct run_queue *q)
 {
     pthread_mutex_lock(&q->mu);
-    while (!q->no_claims && q->inflight >= q->capacity)
+    while (!q->no_claims && q->queued + q->active >= q->capacity)
         pthread_cond_wait(&q->space, &q->mu);
-    size_t n = q->no_claims ? 0 : q->capacity - q->inflight;
+    size_t n = q->no_claims ? 0 : q->capacity - (q->queued + q->active);
     pthread_mutex_unlock(&q->mu);
     return n;
 }
@@ -92,9 +94,11 @@ struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
     if (finished_one) {
         if (q->inflight > 0)
             q->inflight--;
+        if (q->active > 0)
+            q->active--;
         pthread_cond_broadcast(&q->space); /* the poller (and a stopping serve) */
     }
-    while (!q->closed && !q->head) {
+    while (!q->closed && (!q->head || q->active >= q->concurrency)) {
         q->idle++;
         pthread_cond_wait(&q->nonempty, &q->mu);
         q->idle--;
@@ -109,7 +113,8 @@ struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
             q->tail = NULL;
         r->queue_next = NULL;
         q->queued--;
-        wake_next = q->head && q->idle > 0 && !q->waking;
+        q->active++;
+        wake_next = q->head && q->active < q->concurrency && q->idle > 0 && !q->waking;
         if (wake_next)
             q->waking = true;
     }
@@ -117,6 +122,40 @@ struct wrun *run_queue_next(struct run_queue *q, bool finished_one)
     if (wake_next)
         pthread_cond_signal(&q->nonempty);
     return r;
+}
+
+bool run_queue_lend(struct run_queue *q, bool *first_refusal)
+{
+    *first_refusal = false;
+    pthread_mutex_lock(&q->mu);
+    bool lent = q->waiting < q->max_waiting && q->active > 0;
+    bool wake = false;
+    if (lent) {
+        q->waiting++;
+        q->active--;
+        /* The slot is free: a queued run may start on an idle thread, and the poller may
+           claim one more. */
+        wake = q->head && q->active < q->concurrency && q->idle > 0 && !q->waking;
+        if (wake)
+            q->waking = true;
+        pthread_cond_broadcast(&q->space);
+    } else if (!q->lend_refused) {
+        q->lend_refused = true;
+        *first_refusal = true;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_signal(&q->nonempty);
+    return lent;
+}
+
+void run_queue_reclaim(struct run_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->waiting > 0)
+        q->waiting--;
+    q->active++;
+    pthread_mutex_unlock(&q->mu);
 }
 
 struct wrun *run_queue_close(struct run_queue *q)

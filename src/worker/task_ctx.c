@@ -23,6 +23,15 @@ void task_ctx_init(struct errand_task_ctx *ctx, struct wrun *run, reporter *rep)
     ctx->sink.lines.len = 0;
     ctx->log_fd = -1;
     ctx->stop_flag = NULL;
+    ctx->sub = NULL;
+    ctx->client = NULL;
+    ctx->cancel_fd = -1;
+}
+
+void task_ctx_clear(struct errand_task_ctx *ctx)
+{
+    errand_client_free(ctx->client);
+    ctx->client = NULL;
 }
 
 void task_ctx_print_line(void *arg, const char *line, size_t len)

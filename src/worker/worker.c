@@ -47,6 +47,7 @@
 #include "worker/signals.h"
 #include "worker/stats.h"
 #include "worker/stdout_capture.h"
+#include "worker/subtask.h"
 #include "worker/task_table.h"
 #include "worker/watchdog.h"
 
@@ -60,6 +61,7 @@
 #define PID_TEXT_MAX 24 /* "-" and the digits of any pid_t */
 #define WORKER_PREFETCH_MAX 10000
 #define WORKER_CPU_LIMIT_MAX_S (365 * 24 * 3600)
+#define WORKER_MAX_WAITING_MAX 10000
 
 struct errand_worker {
     atomic_int refs; /* the user's, plus one per executor thread */
@@ -67,8 +69,11 @@ struct errand_worker {
     struct s3_location s3; /* the result storage when it is s3:// (s3.bucket set) */
     size_t concurrency;
     size_t prefetch;
+    size_t max_waiting; /* runs that may wait for subtasks with their slots lent */
     bool isolate;
-    fork_server *fork_server; /* isolated mode, from serve()'s start to its end */
+    struct isolated_child_env child_env; /* what the fork server's copy gives each child */
+    struct subtask_env sub;              /* for errand_task_submit/wait on executor threads */
+    fork_server *fork_server;            /* isolated mode, from serve()'s start to its end */
     /* Why the worker stopped itself (set once, by the first on_fatal): serve() returns it. */
     pthread_mutex_t fatal_mu;
     char *fatal;
@@ -226,6 +231,7 @@ int errand_worker_new(const errand_worker_options *opt, errand_worker **out, err
     if (w->concurrency == 0)
         w->concurrency = 1;
     w->prefetch = (size_t)opt->prefetch;
+    w->max_waiting = (size_t)settings_int(s, SET_WORKER_MAX_WAITING);
     w->isolate = opt->isolate;
     w->memory_limit_bytes = opt->memory_limit_bytes;
     w->cpu_limit_seconds = opt->cpu_limit_seconds;
@@ -288,6 +294,22 @@ int errand_worker_add_task(errand_worker *w, const errand_task_def *task, errand
     if (atomic_load(&w->served))
         return error_set(err, ERRAND_EINVAL, "task", "tasks must be added before serve()");
     return task_table_add_c(&w->tasks, task, err);
+}
+
+int errand_worker_set_max_waiting(errand_worker *w, int max_waiting, errand_error *err)
+{
+    error_clear(err);
+    if (!w)
+        return error_set(err, ERRAND_EINVAL, "worker", "a worker is required");
+    if (atomic_load(&w->served))
+        return error_set(err, ERRAND_EINVAL, "max_waiting",
+                         "max_waiting must be set before serve()");
+    if (max_waiting < 0 || max_waiting > WORKER_MAX_WAITING_MAX)
+        return error_set(err, ERRAND_EINVAL, "max_waiting",
+                         "max_waiting must be 0 (no lending) to %d, got %d", WORKER_MAX_WAITING_MAX,
+                         max_waiting);
+    w->max_waiting = (size_t)max_waiting;
+    return 0;
 }
 
 int errand_worker_add_exec(errand_worker *w, const char *name, const char *command,
@@ -382,9 +404,11 @@ static void on_cancel(struct wrun *run, void *ctx)
 
 static int start_parts(errand_worker *w, errand_error *err)
 {
-    if (run_queue_init(&w->queue, w->concurrency + w->prefetch))
+    if (run_queue_init(&w->queue, w->concurrency, w->prefetch, w->max_waiting))
         return error_set(err, ERRAND_ENOMEM, NULL, "cannot create the run queue");
     w->queue_ready = true;
+    w->sub = (struct subtask_env){
+        .api_url = w->api_url, .api_key = w->api_key, .queue = &w->queue, .notify_fd = -1};
     struct reporter_config rc_cfg = {
         .api_url = w->api_url,
         .api_key = w->api_key,
@@ -414,13 +438,16 @@ static int start_parts(errand_worker *w, errand_error *err)
         .log_prints = w->log_prints,
         .isolate = w->isolate,
         .fork_server = w->fork_server,
+        .sub = &w->sub,
         .on_fatal = on_fatal,
         .limits = {.memory_limit_bytes = w->memory_limit_bytes,
                    .cpu_limit_seconds = w->cpu_limit_seconds},
         .on_thread_exit = worker_unref,
         .owner = w,
     };
-    rc = executor_start(&env, w->concurrency, worker_ref, &w->executor, err);
+    /* A thread for every slot, and one for each run that may run in the place of a run
+       waiting for a subtask (run_queue.h). */
+    rc = executor_start(&env, w->concurrency + w->max_waiting, worker_ref, &w->executor, err);
     if (rc)
         return rc;
     struct poller_config pc = {
@@ -496,8 +523,11 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
     bool captured = false;
     int rc = 0;
     /* First, while this process has one thread: see fork_server.h. */
-    if (w->isolate)
-        rc = fork_server_start(isolated_task_child, &w->tasks, &w->fork_server, err);
+    if (w->isolate) {
+        w->child_env = (struct isolated_child_env){
+            .tasks = &w->tasks, .api_url = w->api_url, .api_key = w->api_key};
+        rc = fork_server_start(isolated_task_child, &w->child_env, &w->fork_server, err);
+    }
     if (!rc && w->handle_signals)
         rc = signals_install(w, &sigs, err);
     if (!rc && w->log_prints) {
@@ -508,9 +538,10 @@ int errand_worker_serve(errand_worker *w, errand_error *err)
         rc = start_parts(w, err);
     if (!rc) {
         log_info("worker started",
-                 "worker=%s tasks=%zu concurrency=%zu prefetch=%zu isolate=%s api_url=%s", w->name,
-                 w->tasks.n, w->concurrency, w->prefetch, w->isolate ? "true" : "false",
-                 w->api_url);
+                 "worker=%s tasks=%zu concurrency=%zu prefetch=%zu max_waiting=%zu isolate=%s "
+                 "api_url=%s",
+                 w->name, w->tasks.n, w->concurrency, w->prefetch, w->max_waiting,
+                 w->isolate ? "true" : "false", w->api_url);
         wait_for_stop(w);
         log_info("worker stopping", "worker=%s", w->name);
     } else {

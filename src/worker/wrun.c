@@ -11,9 +11,14 @@
 #include "core/mem.h"
 
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static void wrun_destroy(struct wrun *r)
 {
+    int fd1 = atomic_load(&r->wake_fd1);
+    if (fd1 > 0)
+        close(fd1 - 1);
     mem_free(r->id);
     mem_free(r->task);
     mem_free(r->lease_token);
@@ -52,6 +57,7 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err)
     atomic_init(&r->stop, STOP_NONE);
     atomic_init(&r->outcome_taken, false);
     atomic_init(&r->running_report, RUNNING_NONE);
+    atomic_init(&r->wake_fd1, 0);
     r->id = mem_strdup(id);
     r->task = mem_strdup(task);
     r->lease_token = mem_strdup(token);
@@ -92,10 +98,42 @@ void wrun_unref(struct wrun *r)
         wrun_destroy(r);
 }
 
+static void wake(int fd)
+{
+    uint64_t one = 1;
+    ssize_t n = write(fd, &one, sizeof one); /* a full counter is readable already */
+    (void)n;
+}
+
 bool wrun_request_stop(struct wrun *r, enum stop_reason why)
 {
     int expected = STOP_NONE;
-    return atomic_compare_exchange_strong(&r->stop, &expected, (int)why);
+    if (!atomic_compare_exchange_strong(&r->stop, &expected, (int)why))
+        return false;
+    /* After the stop is set: a waiter installs its fd before it checks the stop, so one of
+       the two sees the other (both sequentially consistent). */
+    int fd1 = atomic_load(&r->wake_fd1);
+    if (fd1 > 0)
+        wake(fd1 - 1);
+    return true;
+}
+
+int wrun_wake_fd(struct wrun *r)
+{
+    int fd1 = atomic_load(&r->wake_fd1);
+    if (fd1 > 0)
+        return fd1 - 1;
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&r->wake_fd1, &none, fd + 1)) {
+        close(fd); /* another thread made one first */
+        return none - 1;
+    }
+    if (wrun_stop_reason(r) != STOP_NONE)
+        wake(fd);
+    return fd;
 }
 
 enum stop_reason wrun_stop_reason(const struct wrun *r)

@@ -61,6 +61,10 @@ struct wrun {
     char trace_field[sizeof " trace_id=" + TRACE_ID_LEN];
 
     atomic_int stop; /* enum stop_reason */
+    /* An eventfd that a stop makes readable, for a task that blocks in a request (a wait for
+       a subtask: subtask.h); made on first use, closed with the run. Stored as fd + 1, so a
+       zeroed run has none. */
+    atomic_int wake_fd1;
     atomic_bool outcome_taken;
 
     /* Whether a RUNNING report of this run is waiting in the reporter (enum running_report):
@@ -81,8 +85,12 @@ int wrun_from_claim(const json_t *item, struct wrun **out, errand_error *err);
 struct wrun *wrun_ref(struct wrun *r);
 void wrun_unref(struct wrun *r);
 
-/* Sets the stop reason unless one is set already; true when this call set it. */
+/* Sets the stop reason unless one is set already (and makes the wake fd readable); true
+ * when this call set it. */
 bool wrun_request_stop(struct wrun *r, enum stop_reason why);
+/* The run's wake fd (made now if it has none): readable once a stop reason is set, whenever
+ * it was set. -1 when no eventfd can be made. Valid while the caller holds a reference. */
+int wrun_wake_fd(struct wrun *r);
 enum stop_reason wrun_stop_reason(const struct wrun *r);
 /* True exactly once per run: the caller now owns reporting its outcome. */
 bool wrun_take_outcome(struct wrun *r);

@@ -140,8 +140,27 @@ def chain_step(i: int, prev: dict | None = None) -> dict:
             "prev_i": prev["i"] if prev else None}
 
 
+@errand.task(name="py.node")
+def node(children: int = 0, value: int = 0, child_task: str = "py.node") -> dict:
+    """A subtask tree (test_python_subtasks.py): a leaf returns {"sum": value}; a parent
+    submits ``children`` runs of ``child_task`` one at a time with ``.delay()``, waits for
+    each with ``.result()`` and returns the sum of theirs with their ids."""
+    if children == 0:
+        return {"sum": value, "children": []}
+    total, ids = 0, []
+    for i in range(children):
+        if child_task == "py.node":
+            future = node.delay(value=value * 100 + i)
+        else:  # a task nobody serves: the parent waits until it is stopped
+            client = errand.tasks.get_client()
+            future = errand.TaskFuture(client.submit(child_task, {"value": i}).id, client)
+        ids.append(future.task_run_id)
+        total += future.result(timeout=None)["sum"]
+    return {"sum": total, "children": ids}
+
+
 TASKS = [greet, model, pid, spin, gil_hog, crash, fail, sleep, persist, traceparent, lineage,
-         chain_step]
+         chain_step, node]
 
 if __name__ == "__main__":
     errand.serve(*TASKS, **json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}"))

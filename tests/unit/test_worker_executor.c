@@ -64,7 +64,7 @@ static void release_waits_for_every_idle_thread_to_end(void **state)
     (void)state;
     int before = thread_count();
     struct run_queue q;
-    assert_int_equal(run_queue_init(&q, QUEUE_CAPACITY), 0);
+    assert_int_equal(run_queue_init(&q, QUEUE_CAPACITY, 0, 0), 0);
     struct worker_counters stats = {0};
     struct executor_env env = {
         .queue = &q,

@@ -87,7 +87,7 @@ static void slots_limit_what_is_claimed(void **state)
 {
     (void)state;
     struct run_queue q;
-    assert_int_equal(run_queue_init(&q, 3), 0);
+    assert_int_equal(run_queue_init(&q, 3, 0, 0), 0);
     assert_int_equal(run_queue_wait_free(&q), 3);
     struct wrun *runs[2];
     for (int i = 0; i < 2; i++) {

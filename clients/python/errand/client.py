@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from . import encoding, errors
-from .context import current_traceparent
+from .context import current_traceparent, waiting_for_runs
 from .run import TaskRun
 
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
@@ -181,7 +181,12 @@ class Client:
     def wait(self, run_id: str, timeout: float | None = None) -> TaskRun:
         """Waits until the run is final (long-polls; no busy loop) and returns it; after
         ``timeout`` seconds (None: no limit) raises :class:`errors.WaitTimeout` holding its
-        latest snapshot."""
+        latest snapshot. Inside a task served by :func:`errand.serve`, the run lends its slot
+        to another run while it waits (:func:`errand.context.waiting_for_runs`)."""
+        with waiting_for_runs():
+            return self._wait(run_id, timeout)
+
+    def _wait(self, run_id: str, timeout: float | None) -> TaskRun:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = WAIT_POLL_MAX_S if deadline is None else deadline - time.monotonic()

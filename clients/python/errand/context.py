@@ -41,6 +41,11 @@ class RunContext:
     parameters: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _log: Any = field(default=None, repr=False)
+    # Inside a worker: tells it the task begins (True) or ends (False) waiting for a run,
+    # so that the worker lends the run's slot meanwhile (see waiting_for_runs).
+    _waiting: Any = field(default=None, repr=False)
+    _waits: int = field(default=0, repr=False)
+    _waits_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def should_stop(self) -> bool:
         """True once the runtime asks the task to stop (a cancel, the end of a stop's grace
@@ -57,6 +62,31 @@ class RunContext:
         """Writes a log line of the run (``debug``, ``info``, ``warning``, ``error``)."""
         if self._log is not None:
             self._log(level, str(message))
+
+
+@contextlib.contextmanager
+def waiting_for_runs() -> Iterator[None]:
+    """Around a wait for other runs (``Client.wait``, hence ``TaskFuture.wait()`` and
+    ``.result()``): inside a task served by :func:`errand.serve`, the worker lends the run's
+    slot to another run while the block lasts, so a task that waits for its own subtasks
+    cannot deadlock the pool (up to ``serve(max_waiting=...)`` runs wait so; past that a wait
+    keeps its slot). Outside a task it does nothing. The task's threads may wait at once:
+    the slot is lent from the first wait to the end of the last."""
+    ctx = _current_run.get()
+    if ctx is None or ctx._waiting is None:
+        yield
+        return
+    with ctx._waits_lock:
+        ctx._waits += 1
+        if ctx._waits == 1:
+            ctx._waiting(True)
+    try:
+        yield
+    finally:
+        with ctx._waits_lock:
+            ctx._waits -= 1
+            if ctx._waits == 0:
+                ctx._waiting(False)
 
 
 def context() -> RunContext | None:

@@ -26,6 +26,9 @@ tuples):
                       ("stop", run_id)    the runtime asks the run to stop (should_stop())
                       ("exit",)           end the process (recycling)
     child -> parent   ("log", run_id, timestamp, level, message)
+                      ("waiting", run_id, bool)  the task begins (True) or ends (False) a wait
+                                           for other runs: the worker lends its slot
+                                           meanwhile (errand.context.waiting_for_runs)
                       ("done", run_id, outcome, peak_rss_kb)
 """
 from __future__ import annotations
@@ -50,7 +53,9 @@ from .context import RunContext, _enter_run, _leave_run
 from .errors import TaskError
 from .fork_server import ForkServer, TaskMain, read_status
 from .s3 import S3Error, S3Location, is_run_id
-from .tasks import Task, call
+from . import tasks as _tasks_module
+from .client import Client
+from .tasks import Task, call, set_client
 
 MESSAGE_MAX = 65536  # failure and log messages (docs/api.md, "Worker protocol")
 RESULT_DEPTH_MAX = 61  # a report body nests 64 levels; its result sits 3 down
@@ -256,7 +261,15 @@ def _execute(tasks: dict[str, Task], spec: dict[str, Any], ctx: RunContext,
     def emit(level: str, message: str) -> None:
         sender.send(("log", run_id, utc_now(), level, clip(message)))
 
+    def waiting(on: bool) -> None:
+        sender.send(("waiting", run_id, on))
+
     ctx._log = emit
+    ctx._waiting = waiting
+    if spec.get("api_url") and _tasks_module._default_client is None:
+        # delay() in a task submits through the worker's server, unless the program chose
+        # a client of its own before serve().
+        set_client(Client(spec["api_url"], spec.get("api_key")))
     task = tasks.get(spec["task"])
     if task is None:
         return {"ok": False, "retryable": False,

@@ -83,6 +83,7 @@ from .s3 import S3Location, is_s3_url
 from .tasks import Task
 
 DEFAULT_CONCURRENCY = 10
+DEFAULT_MAX_WAITING = 32  # runs waiting for other runs with their slots lent
 DEFAULT_GRACE_S = 30.0
 DEFAULT_INLINE_MAX = 65536
 CLAIM_WAIT_S = 10  # the long poll; a submission wakes it at once
@@ -156,6 +157,7 @@ class WorkerRun:
     deadline: float | None = None  # monotonic: the timeout, then a cancel's kill
     cancel: bool = False
     finished: bool = False
+    waiting: bool = False  # its slot is lent while it waits for other runs
 
     @classmethod
     def from_claim(cls, d: dict[str, Any]) -> WorkerRun:
@@ -174,6 +176,7 @@ class Settings:
     name: str = ""
     limit: int = DEFAULT_CONCURRENCY
     prefetch: int = 0
+    max_waiting: int = DEFAULT_MAX_WAITING
     lease_seconds: int | None = None
     grace_seconds: float = DEFAULT_GRACE_S
     storage_path: str = ""
@@ -193,6 +196,8 @@ class Settings:
                 api_key=env.get("ERRAND_API_KEY") or None,
                 name=f"{socket.gethostname()}-{os.getpid()}",
                 limit=int(env.get("ERRAND_WORKER_CONCURRENCY") or DEFAULT_CONCURRENCY),
+                max_waiting=int(env["ERRAND_WORKER_MAX_WAITING"])
+                if env.get("ERRAND_WORKER_MAX_WAITING") else DEFAULT_MAX_WAITING,
                 lease_seconds=int(env["ERRAND_LEASE_SECONDS"])
                 if env.get("ERRAND_LEASE_SECONDS") else None,
                 storage_path=env.get("ERRAND_LOCAL_STORAGE_PATH") or os.path.join(home,
@@ -215,6 +220,9 @@ class Settings:
                              f"got {s.limit}")
         if not 0 <= s.prefetch <= 10000:
             raise ValueError(f"prefetch must be 0 to 10000, got {s.prefetch}")
+        if not 0 <= s.max_waiting <= 10000:
+            raise ValueError(f"max_waiting (ERRAND_WORKER_MAX_WAITING) must be 0 to 10000, "
+                             f"got {s.max_waiting}")
         if s.lease_seconds is not None and not 1 <= s.lease_seconds <= 3600:
             raise ValueError(f"lease_seconds must be 1 to 3600, got {s.lease_seconds}")
         if not 1 <= len(s.name) <= 200:
@@ -244,6 +252,8 @@ class Worker:
         self._claim_conn: http.client.HTTPConnection | None = None
         # The dispatcher's own.
         self._queue: deque[WorkerRun] = deque()
+        self._waiting = 0  # runs whose slots are lent (WorkerRun.waiting); written under _mu
+        self._lend_refused = False
         self._forks: ForkServer | None = None
         self._broken: str | None = None  # why serve() raises once it has stopped
         self._children: list[Child] = []
@@ -324,9 +334,12 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 with self._mu:
-                    while len(self._held) >= capacity and not self._stopping.is_set():
+                    # Runs waiting with their slots lent do not count (the worker may be
+                    # over for a moment when their waits end: room is then 0).
+                    while len(self._held) - self._waiting >= capacity and \
+                            not self._stopping.is_set():
                         self._mu.wait(IDLE_TICK_S)
-                    room = min(capacity - len(self._held), CLAIM_MAX)
+                    room = min(capacity - (len(self._held) - self._waiting), CLAIM_MAX)
                 if self._stopping.is_set():
                     break
                 self._claim(room, CLAIM_WAIT_S)
@@ -429,7 +442,8 @@ class Worker:
         for t in threads:
             t.start()
         _log("info", "worker started", worker=self.s.name, tasks=",".join(self.tasks),
-             concurrency=self.s.limit, prefetch=self.s.prefetch, runtime="python")
+             concurrency=self.s.limit, prefetch=self.s.prefetch,
+             max_waiting=self.s.max_waiting, runtime="python")
         try:
             self._dispatch()
         finally:
@@ -520,6 +534,28 @@ class Worker:
     def _running(self) -> list[WorkerRun]:
         return [c.run for c in self._children if c.run is not None]
 
+    def _active(self) -> int:
+        """Running runs that hold a slot (not those waiting with theirs lent)."""
+        return sum(1 for r in self._running() if not r.waiting)
+
+    def _set_waiting(self, run: WorkerRun, on: bool) -> None:
+        """Lends a run's slot while it waits for other runs (at most max_waiting at once;
+        past that the wait keeps its slot) and takes it back when the wait ends."""
+        if on == run.waiting:
+            return
+        if on and self._waiting >= self.s.max_waiting:
+            if not self._lend_refused:
+                self._lend_refused = True
+                _log("warning", "max_waiting runs already wait for other runs with their slots "
+                     "lent: this wait keeps its slot (raise max_waiting / "
+                     "ERRAND_WORKER_MAX_WAITING if the worker stalls); said once",
+                     run=run.id, max_waiting=self.s.max_waiting)
+            return
+        run.waiting = on
+        with self._mu:
+            self._waiting += 1 if on else -1
+            self._mu.notify_all()
+
     def _begin_stop(self) -> None:
         self._grace_end = time.monotonic() + self.s.grace_seconds
         _log("info", "stopping: handing back unstarted runs", worker=self.s.name,
@@ -564,7 +600,7 @@ class Worker:
 
     def _start_queued(self) -> None:
         while self._queue and not self._stopping.is_set() and \
-                len(self._running()) < self.s.limit:
+                self._active() < self.s.limit:
             run = self._queue.popleft()
             try:
                 child = self._idle.pop() if self._idle else self._start_child()
@@ -577,7 +613,8 @@ class Worker:
                     "persist_by_default": self.s.persist_by_default,
                     "storage_path": self.s.storage_path, "s3": self.s.s3,
                     "inline_max": self.s.inline_max,
-                    "log_prints": self.s.log_prints}
+                    "log_prints": self.s.log_prints,
+                    "api_url": self.s.api_url, "api_key": self.s.api_key}
             self.reporter.report({"id": run.id, "lease_token": run.lease_token,
                                   "state": "RUNNING"})
             _log("debug", "task run started", **_about(run), task=run.task, attempt=run.attempt)
@@ -640,6 +677,10 @@ class Worker:
         if msg[0] == "log":
             _, run_id, ts, level, message = msg
             self.reporter.log_line(run_id, ts, level, message)
+        elif msg[0] == "waiting":
+            _, run_id, on = msg
+            if child.run is not None and child.run.id == run_id and not child.run.finished:
+                self._set_waiting(child.run, on)
         elif msg[0] == "done":
             _, run_id, outcome, peak_kb = msg
             run = child.run
@@ -700,6 +741,8 @@ class Worker:
         lost) unless one was reported already, lets go of its lease, makes room for a claim."""
         if run.finished:
             return
+        if run.waiting:
+            self._set_waiting(run, False)
         run.finished = True
         if report is not None:
             if run.cancel and report["state"] != "CANCELLED":
@@ -764,7 +807,7 @@ def serve(*tasks: Task, limit: int | None = None, prefetch: int | None = None,
           lease_seconds: int | None = None, grace_seconds: float | None = None,
           max_tasks_per_child: int | None = None, max_memory_per_child: float | None = None,
           storage_path: str | None = None, log_prints: bool | None = None,
-          persist_by_default: bool | None = None) -> None:
+          persist_by_default: bool | None = None, max_waiting: int | None = None) -> None:
     """Serves ``tasks`` until SIGTERM or SIGINT, then stops in order (see the module's
     docstring) and returns. Call it before starting threads of your own: it forks the fork
     server its task processes come from first, and a task sees the program as it was then.
@@ -776,6 +819,11 @@ def serve(*tasks: Task, limit: int | None = None, prefetch: int | None = None,
         limit: runs at once, each in its own child process (``ERRAND_WORKER_CONCURRENCY``,
             10).
         prefetch: runs claimed beyond ``limit``, waiting for a free child (0).
+        max_waiting: how many runs may wait for other runs (``.delay()`` then ``.result()``
+            or ``.wait()`` in a task) with their slot lent to another run, each costing a
+            process (``ERRAND_WORKER_MAX_WAITING``, 32; 0: a waiting run keeps its slot). So
+            a task that waits for its own subtasks cannot deadlock the pool; past the bound
+            a wait keeps its slot (a warning, once).
         name: the worker's name on the server (``<host>-<pid>``).
         api_url, api_key: the server (``ERRAND_API_URL``, ``ERRAND_API_KEY``).
         lease_seconds: the lease to ask for (``ERRAND_LEASE_SECONDS``; the server's).
@@ -797,7 +845,8 @@ def serve(*tasks: Task, limit: int | None = None, prefetch: int | None = None,
                                  max_tasks_per_child=max_tasks_per_child,
                                  max_memory_per_child=max_memory_per_child,
                                  storage_path=storage_path, log_prints=log_prints,
-                                 persist_by_default=persist_by_default)
+                                 persist_by_default=persist_by_default,
+                                 max_waiting=max_waiting)
     except ValueError as e:
         _log("error", "invalid settings", error=str(e))
         raise
