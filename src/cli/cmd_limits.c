@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_limits.c — `errand limits ls|set|rm`: concurrency limits of tags and tasks
- * (GET/POST /api/limits), and the runs holding their slots.
+ * cmd_limits.c — `errand limits ls|set|rm|rate`: concurrency limits of tags and tasks, rate
+ * limits of tasks (GET/POST /api/limits), and the runs holding their slots.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,8 @@
 
 static int print_limits(const json_t *limits)
 {
-    static const char *const headers[] = {"LIMIT", "MAX", "HELD", "HELD BY (RUN, TASK, WORKER)"};
+    static const char *const headers[] = {"LIMIT", "MAX", "RATE", "HELD",
+                                          "HELD BY (RUN, TASK, WORKER)"};
     struct table *t = table_new(sizeof headers / sizeof headers[0], headers);
     if (!t)
         return CLI_EXIT_FAILURE;
@@ -25,11 +26,17 @@ static int print_limits(const json_t *limits)
     json_array_foreach(limits, i, l)
     {
         const char *task = json_string_value(json_object_get(l, "task"));
-        char name[CELL_MAX * 4], max[CELL_MAX], held[CELL_MAX];
+        char name[CELL_MAX * 4], max[CELL_MAX] = "-", held[CELL_MAX], rate[CELL_MAX] = "-";
         snprintf(name, sizeof name, "%s %s", task ? "task" : "tag",
                  task ? task : json_string_value(json_object_get(l, "tag")));
-        snprintf(max, sizeof max, "%lld",
-                 (long long)json_integer_value(json_object_get(l, "max_running")));
+        if (json_is_integer(json_object_get(l, "max_running")))
+            snprintf(max, sizeof max, "%lld",
+                     (long long)json_integer_value(json_object_get(l, "max_running")));
+        const json_t *r = json_object_get(l, "rate");
+        if (json_is_object(r))
+            snprintf(rate, sizeof rate, "%lld per %gs",
+                     (long long)json_integer_value(json_object_get(r, "max_starts")),
+                     json_number_value(json_object_get(r, "per_seconds")));
         snprintf(held, sizeof held, "%lld",
                  (long long)json_integer_value(json_object_get(l, "held")));
         const json_t *holders = json_object_get(l, "holders");
@@ -44,7 +51,7 @@ static int print_limits(const json_t *limits)
                          json_is_string(json_object_get(h, "worker"))
                              ? json_string_value(json_object_get(h, "worker"))
                              : "-");
-            const char *cells[] = {j ? "" : name, j ? "" : max, j ? "" : held, who};
+            const char *cells[] = {j ? "" : name, j ? "" : max, j ? "" : rate, j ? "" : held, who};
             if (!table_add_row(t, cells)) {
                 status = CLI_EXIT_FAILURE;
                 break;
@@ -75,8 +82,8 @@ static int list_limits(const struct args *a, errand_client *c)
 static int post_limit(const struct args *a, errand_client *c, long long max)
 {
     bool task = args_has(a, "task");
-    json_t *body = json_pack("{s:s, s:I}", task ? "task" : "tag", a->positional[0], "max_running",
-                             max);
+    json_t *body =
+        json_pack("{s:s, s:I}", task ? "task" : "tag", a->positional[0], "max_running", max);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text)
@@ -106,6 +113,41 @@ static int set_limit(const struct args *a, errand_client *c)
     return post_limit(a, c, max);
 }
 
+/* POST /api/limits {"task", "max_starts", "per_seconds"}. */
+static int set_rate(const struct args *a, errand_client *c)
+{
+    char *end = NULL;
+    long long max = strtoll(a->positional[1], &end, 10);
+    if (!*a->positional[1] || *end || max < 0)
+        return args_usage_error(a->cmd,
+                                "N must be a whole number of starts, 0 (none) or more, "
+                                "got '%s'",
+                                a->positional[1]);
+    double per = 1;
+    int status = args_get_double(a, "per", 0.001, 86400, &per);
+    if (status != CLI_EXIT_OK)
+        return status;
+    json_t *body = json_pack("{s:s, s:I, s:f}", "task", a->positional[0], "max_starts", max,
+                             "per_seconds", per);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return CLI_EXIT_FAILURE;
+    json_t *answer = NULL;
+    status = connect_post_json(a->cmd, c, "/limits", text, &answer);
+    free(text);
+    if (status == CLI_EXIT_OK) {
+        if (args_has(a, "json"))
+            out_json(answer);
+        else if (max > 0)
+            printf("task %s: at most %lld starts per %g s\n", a->positional[0], max, per);
+        else
+            printf("task %s: no rate limit\n", a->positional[0]);
+    }
+    json_decref(answer);
+    return status;
+}
+
 static int remove_limit(const struct args *a, errand_client *c)
 {
     return post_limit(a, c, 0);
@@ -119,6 +161,11 @@ static int run_limits_ls(const struct args *a)
 static int run_limits_set(const struct args *a)
 {
     return connect_with_client(a, set_limit);
+}
+
+static int run_limits_rate(const struct args *a)
+{
+    return connect_with_client(a, set_rate);
 }
 
 static int run_limits_rm(const struct args *a)
@@ -165,6 +212,29 @@ const struct cli_command cmd_limits_set = {
                "  errand limits set llm 2               # runs tagged llm: 2 at a time\n"
                "  errand limits set send_mail 5 --task  # the task send_mail: 5 at a time",
     .run = run_limits_set,
+};
+
+static const struct cli_option limits_rate_options[] = {
+    {"per", "SECONDS", false, "the period N starts are counted over (default 1)"},
+    {"json", NULL, false, "print the server's answer as JSON"},
+    {NULL, NULL, false, NULL},
+};
+
+const struct cli_command cmd_limits_rate = {
+    .group = "limits",
+    .name = "rate",
+    .summary = "Limit how many runs of a task start per second (or --per S)",
+    .usage = "TASK N [--per SECONDS] [--json]",
+    .min_positional = 2,
+    .max_positional = 2,
+    .options = limits_rate_options,
+    CONNECT_SETTINGS,
+    .details = "Starts are spaced evenly, SECONDS/N apart, so no period holds more than N; the\n"
+               "server enforces it at claim time. N 0 removes the rate limit.\n"
+               "\n"
+               "Example:\n"
+               "  errand limits rate call_partner_api 10 --per 60   # 10 a minute",
+    .run = run_limits_rate,
 };
 
 const struct cli_command cmd_limits_rm = {

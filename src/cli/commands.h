@@ -27,6 +27,7 @@ extern const struct cli_command cmd_tasks_resume;
 extern const struct cli_command cmd_limits_ls;
 extern const struct cli_command cmd_limits_set;
 extern const struct cli_command cmd_limits_rm;
+extern const struct cli_command cmd_limits_rate;
 extern const struct cli_command cmd_config;
 extern const struct cli_command cmd_health;
 extern const struct cli_command cmd_bench;

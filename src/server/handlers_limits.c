@@ -17,7 +17,8 @@
 #include "server/handlers.h"
 #include "server/query.h"
 
-const char *const limit_fields[] = {"task", "tag", "max_running", "max_starts", "per_seconds", NULL};
+const char *const limit_fields[] = {"task",       "tag",         "max_running",
+                                    "max_starts", "per_seconds", NULL};
 
 static const char *kind_key(enum limit_kind kind)
 {

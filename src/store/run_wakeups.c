@@ -13,8 +13,8 @@ void run_wakeups_task(struct run_wakeups *w, const char *task)
     for (size_t i = 0; i < w->n_tasks; i++)
         if (strcmp(w->tasks[i], task) == 0)
             return;
-    if (w->n_tasks == RUN_WAKEUPS_TASKS || !run_copy_fixed(w->tasks[w->n_tasks], RUN_TALLY_TASK_MAX,
-                                                           task))
+    if (w->n_tasks == RUN_WAKEUPS_TASKS ||
+        !run_copy_fixed(w->tasks[w->n_tasks], RUN_TALLY_TASK_MAX, task))
         w->all_tasks = true;
     else
         w->n_tasks++;

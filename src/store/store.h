@@ -442,10 +442,10 @@ struct limit_holder {
 struct limit_record {
     enum limit_kind kind;
     char *name;
-    int max_running;      /* 0: no concurrency limit */
-    int rate_max;         /* a task's rate limit: at most rate_max starts per rate_period_ms; */
+    int max_running;        /* 0: no concurrency limit */
+    int rate_max;           /* a task's rate limit: at most rate_max starts per rate_period_ms; */
     int64_t rate_period_ms; /* 0 = none */
-    int64_t held;                 /* slots held now (may exceed max_running after a lowering) */
+    int64_t held;           /* slots held now (may exceed max_running after a lowering) */
     struct limit_holder *holders; /* the oldest first, up to STORE_LIMIT_HOLDERS_MAX */
     size_t n_holders;
 };

@@ -5,7 +5,7 @@ start and end records, not only from the server's history."""
 import json
 import time
 
-from conftest import PYTHON, exec_spec, unique_task, write_script
+from conftest import PYTHON, exec_spec, parse_ts, unique_task, write_script
 
 # Sleeps, then appends "start end" (wall-clock seconds) to the file named in its parameters.
 RECORDER = """
@@ -138,3 +138,52 @@ def test_bad_limits_are_refused_by_field(server, cli):
     assert server.api.get_json("/limits")["limits"] == []
     bad = cli(server, "limits", "set", "x", "zero")
     assert bad.returncode == 2 and "N must be" in bad.stderr
+
+
+def starts(path):
+    return sorted(float(line.split()[0]) for line in path.read_text().split("\n") if line.strip())
+
+
+def test_a_rate_limit_spaces_a_tasks_starts(server_factory, worker_factory, tmp_path, cli):
+    """5 starts a second: no second of the tasks' own records holds more than 5 starts, and
+    the held-back runs go when the rate lets them, not at the fallback re-check (30 s)."""
+    server = server_factory(env={"ERRAND_POLL_RECHECK_MS": "30000"})
+    task, other = unique_task("rated"), unique_task("free")
+    cp = cli(server, "limits", "rate", task, "5", "--per", "1")
+    assert cp.returncode == 0, cp.stderr
+    recorder_workers(server, worker_factory, tmp_path, [task, other], n=2, concurrency=8)
+    log, free_log = tmp_path / "rated.log", tmp_path / "free.log"
+    began = time.time()
+    runs = server.api.batch([{"task": task, "parameters": {"log": str(log), "seconds": 0}}
+                             for _ in range(15)] +
+                            [{"task": other, "parameters": {"log": str(free_log), "seconds": 0}}
+                             for _ in range(15)])
+    done = server.api.wait_all_final([r["id"] for r in runs], timeout=60)
+    took = time.time() - began
+    assert all(r["state"]["type"] == "COMPLETED" for r in done.values())
+    # The server starts them (the claim, PENDING) 0.2 s apart; a task process's own start
+    # comes a little later, by how long its worker takes to start it.
+    claimed = sorted(parse_ts(st["timestamp"]) for r in runs if r["task"] == task
+                     for st in server.api.states(r["id"]) if st["type"] == "PENDING")
+    most = max(sum(1 for t in claimed if s <= t < s + 1.0) for s in claimed)
+    assert most <= 5, f"{most} claims within one second: {claimed}"
+    ts = starts(log)
+    assert ts[-1] - ts[0] >= 2.0, ts  # 15 starts, 0.2 s apart
+    assert took < 20, f"the rate's wake-ups did not come: {took:.1f} s"
+    assert max(sum(1 for t in starts(free_log) if s <= t < s + 1.0)
+               for s in starts(free_log)) > 5, "the other task was held back too"
+    limits = server.api.get_json("/limits")["limits"]
+    mine = next(l for l in limits if l.get("task") == task)
+    assert mine["rate"] == {"max_starts": 5, "per_seconds": 1} and mine["max_running"] is None
+    assert set_limit(server, task=task, max_starts=0) == {"task": task, "max_starts": 0}
+    assert all(l.get("task") != task for l in server.api.get_json("/limits")["limits"])
+
+
+def test_a_rate_limit_is_a_tasks_only(server):
+    r = server.api.request("POST", "/limits", json_body={"tag": "x", "max_starts": 3})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "max_starts", r.text
+    r = server.api.request("POST", "/limits", json_body={"task": "x", "per_seconds": 3})
+    assert r.status_code == 400, r.text
+    r = server.api.request("POST", "/limits",
+                           json_body={"task": "x", "max_starts": 3, "per_seconds": 0})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "per_seconds", r.text

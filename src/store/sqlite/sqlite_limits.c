@@ -108,8 +108,8 @@ static bool rate_open(struct claim_limits *l, const struct rate_slot *r)
     return false;
 }
 
-static int int_query(struct sqlite_conn *c, enum sql_id id, enum limit_kind kind,
-                     const char *name, int64_t *out, errand_error *err)
+static int int_query(struct sqlite_conn *c, enum sql_id id, enum limit_kind kind, const char *name,
+                     int64_t *out, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
     if (!s)
@@ -259,9 +259,8 @@ static int take_slot(struct limit_slot *slot, void *arg)
     return h->rc < 0;
 }
 
-int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t rowid,
-                       const char *id, const char *task, const char *tags, int64_t now_ms,
-                       errand_error *err)
+int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t rowid, const char *id,
+                       const char *task, const char *tags, int64_t now_ms, errand_error *err)
 {
     struct hold h = {c, id, now_ms, 0, err, false};
     int rc = each_limit(c, l, task, tags, take_slot, &h, err);
@@ -292,8 +291,7 @@ int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t ro
     return sqlite_conn_step_done(c, s, SQL_RUN_HOLDS_SLOTS, err);
 }
 
-int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur,
-                          errand_error *err)
+int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur, errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LIMIT_RELEASE, err);
     if (!s)

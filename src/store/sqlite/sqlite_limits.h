@@ -70,13 +70,11 @@ int sqlite_limits_admit(struct sqlite_conn *c, struct claim_limits *l, const cha
                         const char *tags, bool *ok, bool *limited, errand_error *err);
 
 /* The claimed run (rowid, id) takes a slot of every limit it falls under. */
-int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t rowid,
-                       const char *id, const char *task, const char *tags, int64_t now_ms,
-                       errand_error *err);
+int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t rowid, const char *id,
+                       const char *task, const char *tags, int64_t now_ms, errand_error *err);
 
 /* cur's lease ended: its slots are free (and the claims waiting for them are woken). */
-int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur,
-                          errand_error *err);
+int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur, errand_error *err);
 
 int store_sqlite_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
                            errand_error *err);
