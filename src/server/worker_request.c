@@ -88,7 +88,7 @@ static int parse_lease_seconds(const json_t *body, int fallback, int *out, erran
 const char *const worker_claim_fields[] = {"worker",        "tasks",      "limit", "wait_seconds",
                                            "lease_seconds", "request_id", NULL};
 const char *const worker_heartbeat_fields[] = {"worker", "leases", "lease_seconds", NULL};
-const char *const worker_lease_fields[] = {"id", "lease_token", NULL};
+const char *const worker_lease_fields[] = {"id", "lease_token", "waiting", NULL};
 const char *const worker_report_fields[] = {"worker", "batch_id", "reports", "logs", NULL};
 const char *const worker_report_item_fields[] = {"id",         "lease_token", "state",     "result",
                                                  "result_ref", "message",     "retryable", NULL};
@@ -163,6 +163,10 @@ static int parse_lease_ref(const json_t *item, const char *prefix, struct lease_
         (rc = field_string(item, prefix, "lease_token", true, LEASE_TOKEN_MAX, &out->lease_token,
                            NULL, err)) < 0)
         return rc;
+    bool waiting = false, have = false;
+    if ((rc = json_get_bool(item, prefix, "waiting", &waiting, &have, err)) < 0)
+        return rc;
+    out->waiting = have ? (waiting ? 1 : 0) : -1;
     return 0;
 }
 

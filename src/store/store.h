@@ -158,6 +158,12 @@ int store_claim(store *st, const struct claim_request *req, int64_t now_ms, stru
 struct lease_ref {
     const char *id;
     const char *lease_token;
+    /* Heartbeats: the run waits for its subtasks (1) or no longer does (0), as its worker
+       says; -1 when not said. A run that waits gives back the concurrency-limit slots it
+       holds, so the runs it waits for can have them, and takes them back when it resumes —
+       even past a limit's max for a moment (claims then hand out nothing under it until it
+       is under again). */
+    int waiting;
 };
 
 /* What became of one item of a heartbeat or a report. */

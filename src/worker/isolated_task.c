@@ -256,6 +256,8 @@ static void child_line(void *arg, const char *line, size_t len)
 {
     struct isolated_call *c = arg;
     if (len == 2 && line[0] == WAIT_MARK) {
+        if (c->rep && (line[1] == '1' || line[1] == '0'))
+            reporter_waiting(c->rep, c->run, line[1] == '1');
         if (line[1] == '1' && !c->lent && c->queue)
             c->lent = subtask_lend(c->queue, c->run);
         else if (line[1] == '0' && c->lent) {
@@ -379,6 +381,8 @@ int isolated_task_run(fork_server *fs, const struct task_entry *t, struct wrun *
     mem_free(record);
     if (call.lent) /* the child ended (was killed) while it waited */
         run_queue_reclaim(queue);
+    if (rep && atomic_load(&run->waiting) == WRUN_WAITING)
+        reporter_waiting(rep, run, false);
     if (rc) {
         mem_free(pr);
         return rc;

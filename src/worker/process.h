@@ -2,9 +2,9 @@
 /*
  * process.h — running a task in a process of its own: an exec task's command (/bin/sh -c
  * COMMAND), or a C task function in a process forked by the worker's fork server (isolated
- * mode, fork_server.h), in its own process group, within optional memory and CPU limits, with the run's parameters on stdin,
- * stdout collected (the result), stderr kept as a bounded tail (the failure message) and,
- * optionally, handed over line by line (log prints).
+ * mode, fork_server.h), in its own process group, within optional memory and CPU limits, with the
+ * run's parameters on stdin, stdout collected (the result), stderr kept as a bounded tail (the
+ * failure message) and, optionally, handed over line by line (log prints).
  *
  * One poll() loop does the I/O on the calling thread and asks should_stop() every
  * PROCESS_POLL_MS; once it says yes (timeout, cancellation, shutdown), the process group gets

@@ -100,7 +100,8 @@ struct report_item *report_item_state(struct wrun *run, errand_state state, cons
         it->weight += strlen(result_ref);
     }
     if (result)
-        it->weight += json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(result));
+        it->weight +=
+            json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | json_real_flags(result));
     return it;
 nomem:
     report_item_free(it);
@@ -298,6 +299,10 @@ char *heartbeat_body(const char *worker, struct wrun *const *runs, size_t n, int
         if (!o || json_array_append_new(leases, o) ||
             json_object_set_new(o, "id", json_string(runs[i]->id)) ||
             json_object_set_new(o, "lease_token", json_string(runs[i]->lease_token)))
+            goto out;
+        int waiting = atomic_load(&runs[i]->waiting);
+        if (waiting != WRUN_NEVER_WAITED &&
+            json_object_set_new(o, "waiting", json_boolean(waiting == WRUN_WAITING)))
             goto out;
     }
     text = json_compact(body);

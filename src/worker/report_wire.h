@@ -31,8 +31,8 @@ struct report_item {
     enum report_kind kind;
     bool dead;      /* a RUNNING report made redundant by the outcome: skipped */
     bool converted; /* an outcome the server refused, now reported as FAILED with its reason */
-    size_t weight; /* estimated bytes in a request body */
-    int answer;    /* the item's status in the server's answer, 0 until answered */
+    size_t weight;  /* estimated bytes in a request body */
+    int answer;     /* the item's status in the server's answer, 0 until answered */
 
     /* ITEM_REPORT, ITEM_HOLD */
     struct wrun *run; /* a reference */

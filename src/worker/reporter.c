@@ -195,6 +195,15 @@ static void push(reporter *r, struct report_item *it)
     }
 }
 
+void reporter_waiting(reporter *r, struct wrun *run, bool waiting)
+{
+    atomic_store(&run->waiting, waiting ? WRUN_WAITING : WRUN_RESUMED);
+    pthread_mutex_lock(&r->lease_mu); /* the server hears it now, not at the next beat */
+    r->hb_due = clock_mono_ms();
+    pthread_cond_signal(&r->hb_wake);
+    pthread_mutex_unlock(&r->lease_mu);
+}
+
 void reporter_set_lease_seconds(reporter *r, int lease_seconds)
 {
     if (lease_seconds > 0)

@@ -56,6 +56,10 @@ void reporter_stop(reporter *r, int64_t flush_ms);
 void reporter_free(reporter *r);
 
 /* The lease duration the server granted (claim answer); sets the heartbeat interval. */
+/* The run waits for a subtask (or no longer does): said in a heartbeat at once, so the server
+ * gives back its concurrency-limit slots while it waits (store.h, struct lease_ref). */
+void reporter_waiting(reporter *r, struct wrun *run, bool waiting);
+
 void reporter_set_lease_seconds(reporter *r, int lease_seconds);
 
 /* Starts holding run's lease (heartbeats) until its final report is answered. */

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/state.h"
 #include "worker/isolated_task.h"
+#include "worker/reporter.h"
 #include "worker/task_ctx.h"
 
 /* errand_task_wait with no timeout of its own still long-polls in slices (client_wait). */
@@ -56,6 +57,8 @@ int errand_task_submit(errand_task_ctx *ctx, const char *task, const char *param
  * the worker. Returns whether a slot was lent here. */
 static bool wait_begins(errand_task_ctx *ctx)
 {
+    if (ctx->sub->reporter)
+        reporter_waiting(ctx->sub->reporter, ctx->run, true);
     if (ctx->sub->queue)
         return subtask_lend(ctx->sub->queue, ctx->run);
     if (ctx->sub->notify_fd >= 0)
@@ -65,6 +68,8 @@ static bool wait_begins(errand_task_ctx *ctx)
 
 static void wait_ends(errand_task_ctx *ctx, bool lent)
 {
+    if (ctx->sub->reporter)
+        reporter_waiting(ctx->sub->reporter, ctx->run, false);
     if (lent)
         run_queue_reclaim(ctx->sub->queue);
     else if (!ctx->sub->queue && ctx->sub->notify_fd >= 0)

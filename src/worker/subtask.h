@@ -28,6 +28,7 @@ struct subtask_env {
     const char *api_url, *api_key; /* the worker's */
     struct run_queue *queue;       /* in the worker's process; NULL in an isolated child */
     int notify_fd;                 /* in an isolated child: where wait records go; else -1 */
+    struct reporter *reporter;     /* in the worker's process: tells the server of waits */
 };
 
 /* Lends the slot of run, executing on the caller's thread, to another run (run_queue_lend),

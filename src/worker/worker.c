@@ -418,6 +418,7 @@ static int start_parts(errand_worker *w, errand_error *err)
         .cb_ctx = w,
     };
     int rc = reporter_new(&rc_cfg, &w->reporter, err);
+    w->sub.reporter = w->reporter;
     if (!rc)
         rc = watchdog_new(on_deadline, w, &w->watchdog, err);
     if (!rc)

@@ -40,6 +40,12 @@ enum running_report {
 
 struct task_entry;
 
+enum wrun_waiting {
+    WRUN_NEVER_WAITED,
+    WRUN_WAITING,
+    WRUN_RESUMED, /* waited, and no longer does */
+};
+
 struct wrun {
     atomic_int refs;
     char *id;
@@ -61,6 +67,9 @@ struct wrun {
     char trace_field[sizeof " trace_id=" + TRACE_ID_LEN];
 
     atomic_int stop; /* enum stop_reason */
+    /* Whether it waits for a subtask (enum wrun_waiting), told to the server in heartbeats
+       so that it gives back its concurrency-limit slots while it waits. */
+    atomic_int waiting;
     /* An eventfd that a stop makes readable, for a task that blocks in a request (a wait for
        a subtask: subtask.h); made on first use, closed with the run. Stored as fd + 1, so a
        zeroed run has none. */

@@ -59,6 +59,14 @@ static int node_task(errand_task_ctx *ctx, const char *params_json, char **resul
     const char *child_task = json_string_value(json_object_get(params, "child_task"));
     if (!child_task)
         child_task = "sub.node";
+    /* child_tag: a tag the subtasks carry (the parent's own, in the limits test). */
+    const char *child_tag = json_string_value(json_object_get(params, "child_tag"));
+    errand_submit_options child_opt;
+    errand_submit_options_init(&child_opt);
+    if (child_tag) {
+        child_opt.tags = &child_tag;
+        child_opt.n_tags = 1;
+    }
     json_t *out = json_object();
     json_t *ids = json_array();
     json_int_t sum = children == 0 ? value : 0;
@@ -72,7 +80,7 @@ static int node_task(errand_task_ctx *ctx, const char *params_json, char **resul
         errand_run *run = NULL, *done = NULL;
         errand_error err = {0};
         json_int_t s = 0;
-        if (errand_task_submit(ctx, child_task, child_params, NULL, &run, &err) != 0) {
+        if (errand_task_submit(ctx, child_task, child_params, &child_opt, &run, &err) != 0) {
             errand_task_fail(ctx, true, "submitting subtask %lld: %s", (long long)i, err.message);
             rc = 1;
         } else if (json_array_append_new(ids, json_string(errand_run_id(run))),

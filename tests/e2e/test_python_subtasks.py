@@ -67,3 +67,18 @@ def test_cancelling_a_waiting_parent_ends_it(server, py_worker, client):
     client.cancel(run.id)
     assert client.wait(run.id, timeout=30).state.is_cancelled()
     assert time.monotonic() - started < 6  # the cancel's kill (2 s) at the latest
+
+
+def test_a_parent_under_its_tasks_limit_of_1_lets_its_subtasks_have_the_slot(
+        server, py_worker, client):
+    """The task's limit is 1 and the parent holds it; while the parent waits its worker says
+    so in a heartbeat, the server gives the slot to the subtasks, and the parent takes it
+    back when it resumes."""
+    r = server.api.request("POST", "/limits", json_body={"task": "py.node", "max_running": 1})
+    assert r.status_code == 200, r.text
+    py_worker(server, limit=4)
+    run = client.submit("py.node", {"children": 3, "value": 2}, timeout_seconds=120)
+    done = client.wait(run.id, 60)
+    assert done.state.is_completed(), done.state
+    assert done.result["sum"] == sum(200 + i for i in range(3))
+    assert server.api.get_json("/limits")["limits"][0]["held"] == 0

@@ -119,3 +119,26 @@ def test_cancelling_a_waiting_parent_ends_its_wait_at_once(server, tmp_path, iso
         assert time.monotonic() - started < 4  # not the cancel grace (5 s) or a poll slice
     finally:
         stop_clean(proc)
+
+
+@pytest.mark.parametrize("isolate", ISOLATE)
+def test_a_parent_and_its_subtasks_under_one_limit_of_1_do_not_deadlock(server, tmp_path,
+                                                                      isolate):
+    """The parent holds the tag's one slot; while it waits for its subtasks (same tag) its
+    worker says so in a heartbeat and the server gives the slot to them; it takes the slot
+    back when it resumes. The task's own limit of 1 is the same case."""
+    r = server.api.request("POST", "/limits", json_body={"tag": "shared", "max_running": 1})
+    assert r.status_code == 200, r.text
+    r = server.api.request("POST", "/limits", json_body={"task": "sub.node", "max_running": 1})
+    assert r.status_code == 200, r.text
+    proc = start_worker(server, tmp_path, "--concurrency", "4", *isolate)
+    try:
+        run = server.api.submit("sub.node", {"children": 3, "value": 1, "child_tag": "shared"},
+                                tags=["shared"], timeout_seconds=120)
+        done = server.api.wait_final(run["id"], timeout=60)
+        assert done["state"]["type"] == "COMPLETED", done["state"]
+        assert done["result"]["sum"] == sum(100 + i for i in range(3))
+        limits = server.api.get_json("/limits")["limits"]
+        assert [l["held"] for l in limits] == [0, 0], limits
+    finally:
+        stop_clean(proc)

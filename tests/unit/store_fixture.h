@@ -338,7 +338,7 @@ static inline void complete_run(struct fixture *fx, const char *task, const char
 static inline int heartbeat1(struct fixture *fx, const char *id, const char *token,
                              int lease_seconds, int64_t now, bool *cancel)
 {
-    struct lease_ref ref = {.id = id, .lease_token = token};
+    struct lease_ref ref = {.id = id, .lease_token = token, .waiting = -1};
     struct lease_answer answer;
     errand_error err;
     if (store_heartbeat(fx->st, "w1", &ref, 1, lease_seconds, now, &answer, &err) != 0)

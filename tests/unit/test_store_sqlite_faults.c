@@ -46,7 +46,7 @@ static int fault_claim(struct fixture *fx)
 
 static int fault_heartbeat(struct fixture *fx)
 {
-    struct lease_ref ref = {fault_id, fault_token};
+    struct lease_ref ref = {fault_id, fault_token, -1};
     struct lease_answer answer;
     errand_error err;
     return store_heartbeat(fx->st, "wf", &ref, 1, 30, fault_now, &answer, &err);

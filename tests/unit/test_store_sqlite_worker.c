@@ -182,7 +182,7 @@ static void heartbeat_extends_and_stale_tokens(void **state)
     assert_int_equal(heartbeat1(fx, id, token, 10, t + 7 * SEC, &cancel), 200);
     assert_true(cancel);
     /* Mixed heartbeat: one good, one stale -> any_stale, the good one still extended. */
-    struct lease_ref refs[2] = {{id, token}, {id, "nope"}};
+    struct lease_ref refs[2] = {{id, token, -1}, {id, "nope", -1}};
     struct lease_answer answers[2];
     assert_int_equal(store_heartbeat(fx->st, "w1", refs, 2, 100, t + 8 * SEC, answers, &err), 0);
     assert_int_equal(answers[0].status, LEASE_APPLIED);

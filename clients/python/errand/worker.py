@@ -158,6 +158,9 @@ class WorkerRun:
     cancel: bool = False
     finished: bool = False
     waiting: bool = False  # its slot is lent while it waits for other runs
+    # Whether it waits for other runs, as the heartbeats tell the server (None: never did), so
+    # that the server gives back its concurrency-limit slots while it waits.
+    told_waiting: bool | None = None
 
     @classmethod
     def from_claim(cls, d: dict[str, Any]) -> WorkerRun:
@@ -253,6 +256,7 @@ class Worker:
         # The dispatcher's own.
         self._queue: deque[WorkerRun] = deque()
         self._waiting = 0  # runs whose slots are lent (WorkerRun.waiting); written under _mu
+        self._heartbeat_now = threading.Event()
         self._lend_refused = False
         self._forks: ForkServer | None = None
         self._broken: str | None = None  # why serve() raises once it has stopped
@@ -402,9 +406,11 @@ class Worker:
             interval = min(interval, self.s.lease_seconds / 4)
         while not self._served.is_set() and \
                 (not self._claimer_done.is_set() or self._held or self._reporting):
-            time.sleep(interval)
+            self._heartbeat_now.wait(interval)  # set when a run begins or ends a wait
+            self._heartbeat_now.clear()
             with self._mu:
                 leases = [{"id": r.id, "lease_token": r.lease_token}
+                          | ({} if r.told_waiting is None else {"waiting": r.told_waiting})
                           for r in self._held.values()]
                 leases += [{"id": i, "lease_token": t} for i, t in self._reporting.items()
                            if i not in self._held]
@@ -454,6 +460,7 @@ class Worker:
             if not self.reporter.close(REPORT_FLUSH_S):
                 _log("error", "some reports could not be sent before the worker stopped")
             self._served.set()
+            self._heartbeat_now.set()
             if main:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
@@ -541,6 +548,9 @@ class Worker:
     def _set_waiting(self, run: WorkerRun, on: bool) -> None:
         """Lends a run's slot while it waits for other runs (at most max_waiting at once;
         past that the wait keeps its slot) and takes it back when the wait ends."""
+        if run.told_waiting != on:  # the server hears it now, not at the next beat
+            run.told_waiting = on
+            self._heartbeat_now.set()
         if on == run.waiting:
             return
         if on and self._waiting >= self.s.max_waiting:

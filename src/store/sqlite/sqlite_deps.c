@@ -131,8 +131,8 @@ int sqlite_deps_plan(struct sqlite_conn *c, const struct run_spec *spec, const c
         pending = step.pending;
         plan_take_parameters(out, &step);
         if (step.outcome == RUN_DEPS_CANCEL || step.outcome == RUN_DEPS_FAIL) {
-            out->state = step.outcome == RUN_DEPS_CANCEL ? ERRAND_STATE_CANCELLED
-                                                         : ERRAND_STATE_FAILED;
+            out->state =
+                step.outcome == RUN_DEPS_CANCEL ? ERRAND_STATE_CANCELLED : ERRAND_STATE_FAILED;
             out->name = step.outcome == RUN_DEPS_CANCEL ? RUN_DEPS_NAME_UPSTREAM_FAILED
                                                         : state_default_name(ERRAND_STATE_FAILED);
             memcpy(out->message, step.message, sizeof out->message);

@@ -17,14 +17,14 @@
 
 /* How a new run with upstream runs starts (decided by sqlite_deps_plan). */
 struct deps_plan {
-    char *wait_for;    /* resolved references: ids (mem_free) */
-    char *result_refs; /* resolved [path, id] pairs, or NULL (mem_free) */
-    char *parameters;  /* with the results of completed upstream runs filled in, or NULL when
-                          unchanged (mem_free) */
+    char *wait_for;     /* resolved references: ids (mem_free) */
+    char *result_refs;  /* resolved [path, id] pairs, or NULL (mem_free) */
+    char *parameters;   /* with the results of completed upstream runs filled in, or NULL when
+                           unchanged (mem_free) */
     errand_state state; /* SCHEDULED, or CANCELLED/FAILED when an upstream already ended so */
     const char *name;   /* "Waiting", "Scheduled", "UpstreamFailed", "Failed" */
     char message[RUN_DEPS_MESSAGE_MAX];
-    int pending;        /* upstream runs not final yet */
+    int pending;                 /* upstream runs not final yet */
     char (*edges)[UUID_STR_LEN]; /* those runs' ids, pending of them (mem_free) */
 };
 void deps_plan_clear(struct deps_plan *p);

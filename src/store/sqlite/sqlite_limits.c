@@ -309,6 +309,49 @@ int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur, 
     return 0;
 }
 
+/* holds_slots: 0 none, 1 held, 2 given back while the run waits for subtasks. */
+#define SLOTS_HELD 1
+#define SLOTS_LENT 2
+
+static int set_holds(struct sqlite_conn *c, int64_t rowid, int value, errand_error *err)
+{
+    sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_HOLDS_SLOTS, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    sqlite3_bind_int64(s, 1, rowid);
+    sqlite3_bind_int(s, 2, value);
+    return sqlite_conn_step_done(c, s, SQL_RUN_HOLDS_SLOTS, err);
+}
+
+int sqlite_limits_waiting(struct sqlite_conn *c, int64_t rowid, const char *id, const char *task,
+                          const char *tags, int holds_slots, bool waiting, int64_t now_ms,
+                          errand_error *err)
+{
+    if (waiting && holds_slots == SLOTS_HELD) {
+        sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_LIMIT_RELEASE, err);
+        if (!s)
+            return ERRAND_ESTORE;
+        sqlite_bind_text(s, 1, id);
+        int rc = sqlite_conn_step_done(c, s, SQL_LIMIT_RELEASE, err);
+        if (rc < 0 || (rc = set_holds(c, rowid, SLOTS_LENT, err)) < 0)
+            return rc;
+        run_wakeups_any_task(&c->wakeups);
+        return 0;
+    }
+    if (waiting || holds_slots != SLOTS_LENT)
+        return 0;
+    /* Resumed: the slots again, whatever the limits' counts (it runs on regardless). */
+    struct claim_limits l;
+    int rc = sqlite_limits_begin(c, &l, now_ms, err);
+    struct hold h = {c, id, now_ms, 0, err, false};
+    if (rc == 0)
+        rc = each_limit(c, &l, task, tags, take_slot, &h, err);
+    sqlite_limits_end(&l);
+    if (rc < 0 || h.rc < 0)
+        return rc < 0 ? rc : h.rc;
+    return set_holds(c, rowid, h.any ? SLOTS_HELD : 0, err);
+}
+
 /* --- setting and listing ---------------------------------------------------------------- */
 
 struct set_op {

@@ -76,6 +76,12 @@ int sqlite_limits_hold(struct sqlite_conn *c, struct claim_limits *l, int64_t ro
 /* cur's lease ended: its slots are free (and the claims waiting for them are woken). */
 int sqlite_limits_release(struct sqlite_conn *c, const struct run_current *cur, errand_error *err);
 
+/* A run's worker says it waits for subtasks (waiting) or no longer does: gives back the
+ * slots it holds (holds_slots 1 -> 2) or takes them again (2 -> 1), waking the claims. */
+int sqlite_limits_waiting(struct sqlite_conn *c, int64_t rowid, const char *id, const char *task,
+                          const char *tags, int holds_slots, bool waiting, int64_t now_ms,
+                          errand_error *err);
+
 int store_sqlite_set_limit(store *st, enum limit_kind kind, const char *name, int max_running,
                            errand_error *err);
 int store_sqlite_set_rate(store *st, const char *task, int max_starts, int64_t period_ms,

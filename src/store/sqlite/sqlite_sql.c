@@ -85,7 +85,8 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define LEASE_COLUMNS                                                                              \
     "rowid, state_type, state_timestamp, attempt, max_attempts, lease_token, worker, "             \
     "retry_delays, retry_jitter_factor, cache_key, cache_expiration_seconds, started, "            \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, dependants, " \
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, "           \
+    "dependants, "                                                                                 \
     "holds_slots"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
@@ -126,7 +127,7 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
         "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
         "CASE WHEN ?29 > 0 THEN 2 ELSE " DELAYED_WHEN("?4", "?10", "?6") " END, ?25, ?26, ?27, "
-        "?28, ?29, ?30)"),
+                                                                         "?28, ?29, ?30)"),
     SQL(SQL_EDGE_INSERT,
         "INSERT OR IGNORE INTO task_run_edges (upstream, downstream) VALUES (?1, ?2)"),
     SQL(SQL_DEPENDANTS_ADD, "UPDATE task_runs SET dependants = dependants + 1 WHERE id = ?1"),
@@ -228,7 +229,8 @@ static const struct sql_def sql_table[SQL_COUNT] = {
         "WHERE id = ?1 AND state_type = 1 AND lease_token = ?2"),
     SQL(SQL_LEASE_RENEW, "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1"),
     SQL(SQL_LEASE_CHECK,
-        "SELECT rowid, state_type, lease_token, ended_by FROM task_runs WHERE id = ?1"),
+        "SELECT rowid, state_type, lease_token, ended_by, holds_slots, task, tags FROM task_runs "
+        "WHERE id = ?1"),
     SQL(SQL_LEASE_EXTEND,
         "UPDATE task_runs SET lease_expires = ?2 WHERE rowid = ?1 AND lease_expires < ?3"),
     SQL(SQL_LEASE_EXPIRED, "SELECT " LEASE_COLUMNS " FROM task_runs WHERE lease_expires < ?1 "

@@ -213,8 +213,7 @@ static int created_row(const struct run_spec *spec, const struct submit_slot *sl
                                 slot->cached ? &hit : NULL, r, err);
 }
 
-static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out,
-                    errand_error *err);
+static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out, errand_error *err);
 
 /* How run i of the batch starts, given its upstream runs ("runs[N]" resolved against the
  * batch's earlier runs, as created or found by their idempotency key). */

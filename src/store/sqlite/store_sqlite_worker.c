@@ -30,10 +30,11 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
+#include "store/sqlite/sqlite_limits.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
-#define SWEEP_BATCH 256      /* leases expired per transaction */
+#define SWEEP_BATCH 256 /* leases expired per transaction */
 /* How long a report batch's id is remembered: far longer than a worker retries a batch. */
 #define REPORT_BATCH_MEMORY_MS (60LL * 60 * 1000)
 /* Remembered ids forgotten per sweep transaction, of each kind. */
@@ -140,6 +141,8 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         int step = sqlite3_step(s);
         sqlite3_int64 rowid = 0;
         bool resume = false; /* maybe a lease that ran out while the run waits in the queue */
+        int holds = 0;       /* its holds_slots */
+        char *task = NULL, *tags = NULL; /* read when it says whether it waits */
         o->status = LEASE_UNKNOWN;
         if (step == SQLITE_ROW) {
             rowid = sqlite3_column_int64(s, 0);
@@ -152,11 +155,25 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
             const char *ended = sqlite_col_text(s, 3);
             resume = !match && o->state == ERRAND_STATE_SCHEDULED && ended && given &&
                      strlen(ended) > strlen(given); /* resume_expired checks the rest */
+            holds = sqlite3_column_int(s, 4);
+            if (match && holds > 0 && op->leases[i].waiting >= 0) {
+                const char *t = sqlite_col_text(s, 5), *g = sqlite_col_text(s, 6);
+                task = mem_strdup(t ? t : "");
+                tags = g ? mem_strdup(g) : NULL;
+                if (!task || (g && !tags)) {
+                    sqlite3_reset(s);
+                    mem_free(task);
+                    mem_free(tags);
+                    return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+                }
+            }
         }
         sqlite3_reset(s);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
             return sqlite_conn_fail(c, "SQL_LEASE_CHECK", err);
         if (resume) {
+            mem_free(task);
+            mem_free(tags);
             int rc = heartbeat_resume(c, op, i, err);
             if (rc < 0)
                 return rc;
@@ -164,12 +181,22 @@ static int heartbeat_in_writer(struct sqlite_conn *c, void *arg, errand_error *e
         }
         if (o->status != LEASE_APPLIED)
             continue;
+        int rc;
+        if (op->leases[i].waiting >= 0 && holds > 0 &&
+            (rc = sqlite_limits_waiting(c, rowid, op->ids[i], task, tags, holds,
+                                        op->leases[i].waiting == 1, op->now_ms, err)) < 0) {
+            mem_free(task);
+            mem_free(tags);
+            return rc;
+        }
+        mem_free(task);
+        mem_free(tags);
         if (!(s = sqlite_conn_stmt(c, SQL_LEASE_EXTEND, err)))
             return ERRAND_ESTORE;
         sqlite3_bind_int64(s, 1, rowid);
         sqlite3_bind_int64(s, 2, op->lease_expires);
         sqlite3_bind_int64(s, 3, op->extend_below);
-        int rc = sqlite_conn_step_done(c, s, SQL_LEASE_EXTEND, err);
+        rc = sqlite_conn_step_done(c, s, SQL_LEASE_EXTEND, err);
         if (rc < 0)
             return rc;
     }
