@@ -104,7 +104,12 @@ static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_er
     const char *tags = sqlite_col_text(s, CC_TAGS);
     if (tags && strcmp(tags, "[]") != 0 && !(cd->tags = mem_strdup(tags)))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    return run_row_own_strings(r, err);
+    int rc = run_row_own_strings(r, err);
+    if (rc < 0) { /* not counted among the candidates: nothing else frees it */
+        mem_free(cd->tags);
+        cd->tags = NULL;
+    }
+    return rc;
 }
 
 /* Adds the due runs of one task to the candidates, keeping the best `limit` in order. */
