@@ -138,9 +138,11 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
         put(obj, "result_ref", json_string(r->result_ref), &ok);
     put(obj, "retry_of", run_json_text_or_null(r->retry_of), &ok);
     put(obj, "traceparent", run_json_text_or_null(r->traceparent), &ok);
-    put(obj, "wait_for", wait_for, &ok);
-    wait_for = NULL;
-    put(obj, "allow_upstream_failure", json_boolean(r->allow_upstream_failure), &ok);
+    if (r->wait_for) { /* only a run submitted with upstream runs says so */
+        put(obj, "wait_for", wait_for, &ok);
+        wait_for = NULL;
+        put(obj, "allow_upstream_failure", json_boolean(r->allow_upstream_failure), &ok);
+    }
     put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -307,10 +309,12 @@ void run_json_write(struct jw *w, const struct run_row *r)
     jw_string(w, r->retry_of);
     jw_member(w, "traceparent");
     jw_string(w, r->traceparent);
-    jw_member(w, "wait_for");
-    stored(w, r->wait_for, "[]");
-    jw_member(w, "allow_upstream_failure");
-    jw_lit(w, r->allow_upstream_failure ? "true" : "false");
+    if (r->wait_for) { /* only a run submitted with upstream runs says so */
+        jw_member(w, "wait_for");
+        stored(w, r->wait_for, "[]");
+        jw_member(w, "allow_upstream_failure");
+        jw_lit(w, r->allow_upstream_failure ? "true" : "false");
+    }
     jw_member(w, "lease_expires");
     jw_time(w, r->lease_expires);
     jw_lit(w, "}");
