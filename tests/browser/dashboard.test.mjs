@@ -304,6 +304,19 @@ test("failures grouped by message, retried and deleted; bulk cancel from the run
   assert.deepEqual([...new Set(states)], ["CANCELLED"]);
 });
 
+test("run page: a waiting run links to the runs it waits for", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const up = await submit("never.served", {});
+  const down = await submit("dash.after", { x: { $result: up.id } });
+  await page.goto(`${base}/#/runs/${down.id}`);
+  await page.waitForSelector('[data-field="wait_for"]', { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent(".title"), /Waiting/);
+  assert.match(await page.textContent(".why"), /Waits for its upstream runs \(waiting for 1 upstream run\)/);
+  await page.click(`[data-field="wait_for"] a[href="#/runs/${up.id}"]`);
+  await waitFor("the upstream run's page", () => page.url().endsWith(`#/runs/${up.id}`), UI_TIMEOUT_MS);
+  await call("POST", `/task_runs/${up.id}/cancel`);
+  assert.equal((await call("GET", `/task_runs/${down.id}`)).state.name, "UpstreamFailed");
+});
+
 test("workers page: the concurrency limits and the runs holding their slots", { timeout: TEST_TIMEOUT_MS }, async () => {
   await call("POST", "/limits", { tag: "dash-llm", max_running: 1 });
   const holder = await submit("errand.sleep", { seconds: 60 }, { tags: ["dash-llm"] });

@@ -21,6 +21,8 @@ import {
 
 async function whyNotRunning(run) {
   if (run.state.type !== "SCHEDULED") return null;
+  if (run.state.name === "Waiting")
+    return `Waits for its upstream runs (${run.state.message}): it starts when they complete.`;
   const due = new Date(run.scheduled_at).getTime();
   if (run.state.name === "AwaitingRetry" && due > Date.now())
     return `Awaiting retry until ${when(run.scheduled_at)} (attempt ${run.attempt} of ${
@@ -192,6 +194,20 @@ export async function runPage(id) {
                 "runs of this trace",
               ),
             ),
+        ),
+        fact(
+          "Waits for",
+          run.wait_for?.length
+            ? h(
+                "span",
+                { "data-field": "wait_for" },
+                ...run.wait_for.flatMap((id, i) => [
+                  i ? ", " : "",
+                  h("a", { href: `#/runs/${id}`, class: "mono" }, id),
+                ]),
+                run.allow_upstream_failure ? " (starts even if they fail)" : "",
+              )
+            : null,
         ),
         fact(
           "Retry of",
