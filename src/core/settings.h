@@ -61,6 +61,9 @@ enum setting_id {
     SET_EVENTS_BUFFER,            /* ERRAND_EVENTS_BUFFER, default 4096 */
     SET_EVENTS_RETENTION_SECONDS, /* ERRAND_EVENTS_RETENTION_SECONDS, default 3600 */
     SET_EVENTS_MAX,               /* ERRAND_EVENTS_MAX, default 1000000 */
+    SET_SCHEDULER_INTERVAL_MS,    /* ERRAND_SCHEDULER_INTERVAL_MS, default 1000 (0 = none) */
+    SET_SCHEDULE_LATE_SECONDS,    /* ERRAND_SCHEDULE_LATE_SECONDS, default 60 */
+    SET_SCHEDULER_CLOCK_OFFSET,   /* ERRAND_SCHEDULER_CLOCK_OFFSET_SECONDS, default 0 */
     SET_COUNT
 };
 
@@ -68,8 +71,8 @@ enum setting_type { SETTING_STRING, SETTING_INT, SETTING_BOOL };
 
 struct setting_def {
     enum setting_id id;
-    const char *env;   /* "ERRAND_DATABASE_URL" */
-    const char *flag;  /* "database-url" (used as --database-url) */
+    const char *env;  /* "ERRAND_DATABASE_URL" */
+    const char *flag; /* "database-url" (used as --database-url) */
     enum setting_type type;
     const char *fallback; /* default as text; "$HOME"-style expansion done in settings.c */
     long long min, max;   /* for SETTING_INT */

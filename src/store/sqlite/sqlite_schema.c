@@ -364,6 +364,27 @@ static const struct migration migrations[] = {
      "  upstream TEXT NOT NULL,"
      "  downstream TEXT NOT NULL,"
      "  PRIMARY KEY (upstream, downstream)) WITHOUT ROWID;"},
+
+    /* Schedules (store/schedule_row.h): one row per schedule, by name; schedules_due holds
+       the schedules not paused in next_tick order, so the scheduler's look for due ticks is
+       one seek when none is due. Version 24: 23 is the dependencies' (made alongside). */
+    {24, "schedules",
+     "CREATE TABLE schedules ("
+     "  name TEXT NOT NULL PRIMARY KEY,"
+     "  task TEXT NOT NULL,"
+     "  run_options TEXT NOT NULL,"
+     "  cron TEXT,"
+     "  every_ms INTEGER,"
+     "  time_zone TEXT NOT NULL,"
+     "  catch_up INTEGER NOT NULL,"
+     "  paused INTEGER NOT NULL DEFAULT 0,"
+     "  next_tick INTEGER NOT NULL,"
+     "  last_tick INTEGER,"
+     "  last_run_id TEXT,"
+     "  generation INTEGER NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
