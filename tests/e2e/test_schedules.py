@@ -26,7 +26,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import STORE_MODE, parse_ts, unique_task, wait_until
+import json
+
+from conftest import STORE_MODE, parse_ts, run_cli, unique_task, wait_until
 
 SCHEDULER_MS = 200  # the servers' look interval (they also wake at each next tick)
 KILL_ROUNDS = 6
@@ -262,3 +264,29 @@ def test_replacing_pausing_resuming_and_deleting(server):
     assert resumed["paused"] is False and parse_ts(resumed["next_tick"]) > time.time()
     assert control(server.api, "delete", name) == {"name": name, "deleted": True}
     assert server.api.get_json("/schedules")["schedules"] == []
+
+
+def test_the_cli_sets_lists_pauses_resumes_and_removes(server):
+    task = unique_task("cli")
+    cp = run_cli(server, "schedules", "set", "cli-nightly", task, "--cron", "30 2 * * *",
+                 "--tz", "Europe/Berlin", "--catch-up", "once", "--params", '{"n": 1}',
+                 "--tag", "web", "--retries", "2", "--json")
+    assert cp.returncode == 0, cp.stderr
+    s = json.loads(cp.stdout)
+    assert (s["cron"], s["time_zone"], s["catch_up"]) == ("30 2 * * *", "Europe/Berlin", "once")
+    assert s["run"] == {"parameters": {"n": 1}, "retries": 2, "tags": ["web"]}
+    cp = run_cli(server, "schedules", "set", "cli-every", task, "--every", "60")
+    assert cp.returncode == 0 and "every 60s" in cp.stdout, cp.stdout + cp.stderr
+    cp = run_cli(server, "schedules", "ls")
+    assert cp.returncode == 0 and "cli-nightly" in cp.stdout and "cli-every" in cp.stdout
+    assert run_cli(server, "schedules", "pause", "cli-every").returncode == 0
+    assert get_schedule(server.api, "cli-every")["paused"] is True
+    assert run_cli(server, "schedules", "resume", "cli-every").returncode == 0
+    assert run_cli(server, "schedules", "rm", "cli-every").returncode == 0
+    cp = run_cli(server, "schedules", "rm", "cli-every")
+    assert cp.returncode == 1 and "cli-every" in cp.stderr
+    # refusals: the command line (2), and the server naming the field (2, bad value)
+    cp = run_cli(server, "schedules", "set", "x", task)
+    assert cp.returncode == 2 and "--cron" in cp.stderr
+    cp = run_cli(server, "schedules", "set", "x", task, "--cron", "* * *")
+    assert cp.returncode == 2 and "cron" in cp.stderr, (cp.returncode, cp.stderr)
