@@ -11,9 +11,13 @@
 #ifndef ERRAND_TESTS_STORE_FIXTURE_H
 #define ERRAND_TESTS_STORE_FIXTURE_H
 
-/* SQL that takes a store back from schema 23 (dependencies) to 22, for the tests that open
- * an older store. */
+/* SQL that takes a store back from schema 24 (schedules) to 23. */
+#define UNDO_SCHEMA_24 "DROP TABLE schedules;"
+
+/* SQL that takes a store back from schema 24 to 22 (23: dependencies), for the tests that
+ * open an older store. */
 #define UNDO_SCHEMA_23                                                                             \
+    UNDO_SCHEMA_24                                                                                 \
     "DROP TABLE task_run_edges;"                                                                   \
     "ALTER TABLE task_runs DROP COLUMN wait_for;"                                                  \
     "ALTER TABLE task_runs DROP COLUMN result_refs;"                                               \
