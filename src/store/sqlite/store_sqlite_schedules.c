@@ -142,6 +142,8 @@ static int put_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     sqlite_bind_text(q, 4, s->cron);
     if (s->every_ms > 0)
         sqlite3_bind_int64(q, 5, s->every_ms);
+    else
+        sqlite3_bind_null(q, 5); /* a reset statement keeps its bindings */
     sqlite_bind_text(q, 6, s->time_zone);
     sqlite3_bind_int(q, 7, (int)s->catch_up);
     sqlite3_bind_int(q, 8, s->paused ? 1 : 0);
