@@ -209,6 +209,8 @@ static bool day_matches(const struct cron *c, int y, int mo, int d)
 /* Carries minutes into hours, hours into days, days into months, months into years. */
 static void civil_normalise(struct civil *t)
 {
+    if (t->mo > 12) /* a month skipped past December */
+        t->mo = 1, t->y++;
     if (t->mi > 59)
         t->mi = 0, t->h++;
     if (t->h > 23)

@@ -101,7 +101,13 @@ static int handle_due(scheduler *sc, const struct schedule_row *s, int64_t now)
     }
     if (plan.fire) {
         int rc = fire(sc, s, plan.tick, run_id, &err);
-        if (rc < 0) {
+        if (rc == ERRAND_EINVAL || rc == ERR_MISSING_FIELD || rc == ERR_UNKNOWN_FIELD) {
+            /* the stored run options no longer make a run (a limit changed since): trying
+               again cannot help, so the tick passes without one */
+            log_warn("schedule's run refused; tick skipped", "schedule=%s error=\"%s\"", s->name,
+                     err.message);
+            plan.fire = false;
+        } else if (rc < 0) {
             log_warn("schedule could not fire; trying again", "schedule=%s error=\"%s\"", s->name,
                      err.message);
             return rc;
@@ -134,11 +140,11 @@ static int64_t run_once(scheduler *sc)
             log_warn("reading the due schedules failed", "error=\"%s\"", err.message);
             return 0;
         }
-        size_t n = due.n;
+        size_t moved = 0;
         for (size_t i = 0; i < due.n; i++)
-            handle_due(sc, &due.items[i], now);
+            moved += handle_due(sc, &due.items[i], now) > 0;
         schedule_list_clear(&due);
-        if (n == 0)
+        if (moved == 0) /* nothing due, or nothing this server could move: wait */
             break;
     }
     errand_error err;
