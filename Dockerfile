@@ -59,7 +59,7 @@ LABEL org.opencontainers.image.title="errand" \
       org.opencontainers.image.description="errand: a background-task platform in C (server, worker, example app)"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libssl3 libpq5 ca-certificates \
+      libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libssl3 libpq5 libicu72 ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 # /data holds the server's SQLite database (ERRAND_HOME); /task-storage the persisted task
 # results, shared by the task workers and the api. Both are owned by the service user, so a

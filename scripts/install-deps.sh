@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
 # libcmocka-dev is in the build set because the default build also builds the unit tests;
 # binutils (which gcc pulls in anyway) for ld, and for nm and objdump in tests/abi/.
-build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev
+build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libicu-dev
             libjansson-dev libsqlite3-dev libssl-dev libpq-dev libcmocka-dev ca-certificates"
 # postgresql (the server, 15 on Debian 12) for `make e2e-postgres` (tests/e2e/pg_cluster.py
 # runs its own throwaway cluster); libpq-dev, the client, is in the build set.

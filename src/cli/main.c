@@ -16,11 +16,13 @@
 #define COMMAND_COLUMN 18 /* where summaries start in the overview */
 
 static const struct cli_command *const commands[] = {
-    &cmd_server_start, &cmd_worker,      &cmd_submit,     &cmd_runs_ls,   &cmd_runs_show,
-    &cmd_runs_logs,    &cmd_runs_cancel, &cmd_runs_retry, &cmd_runs_wait, &cmd_runs_result,
-    &cmd_runs_bulk,    &cmd_failures,    &cmd_workers_ls, &cmd_tasks_ls,  &cmd_tasks_pause,
-    &cmd_tasks_resume, &cmd_limits_ls,   &cmd_limits_set, &cmd_limits_rm, &cmd_limits_rate, &cmd_config,
-    &cmd_health,       &cmd_bench,
+    &cmd_server_start,     &cmd_worker,       &cmd_submit,       &cmd_runs_ls,
+    &cmd_runs_show,        &cmd_runs_logs,    &cmd_runs_cancel,  &cmd_runs_retry,
+    &cmd_runs_wait,        &cmd_runs_result,  &cmd_runs_bulk,    &cmd_failures,
+    &cmd_workers_ls,       &cmd_tasks_ls,     &cmd_tasks_pause,  &cmd_tasks_resume,
+    &cmd_limits_ls,        &cmd_limits_set,   &cmd_limits_rm,    &cmd_limits_rate,
+    &cmd_schedules_set,    &cmd_schedules_ls, &cmd_schedules_rm, &cmd_schedules_pause,
+    &cmd_schedules_resume, &cmd_config,       &cmd_health,       &cmd_bench,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -156,6 +156,20 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      false,
      "at most this many state changes are kept in the store's change feed, however young "
      "(about 60 bytes each); 0 = no bound but the retention time"},
+    {SET_SCHEDULER_INTERVAL_MS, "ERRAND_SCHEDULER_INTERVAL_MS", "scheduler-interval-ms",
+     SETTING_INT, "1000", 0, HOUR_MS, false,
+     "the scheduler fires each schedule's tick on time and looks at the schedules at least "
+     "this often (how soon a schedule changed through another server is seen); 0 = this "
+     "server fires no schedules"},
+    {SET_SCHEDULE_LATE_SECONDS, "ERRAND_SCHEDULE_LATE_SECONDS", "schedule-late-seconds",
+     SETTING_INT, "60", 1, CENTURY_SECONDS, false,
+     "a schedule's tick not fired within this long of its time (every server was down) was "
+     "missed: the schedule's catch_up policy decides (skip it, or one run for all missed)"},
+    {SET_SCHEDULER_CLOCK_OFFSET, "ERRAND_SCHEDULER_CLOCK_OFFSET_SECONDS",
+     "scheduler-clock-offset-seconds", SETTING_INT, "0", -CENTURY_SECONDS, CENTURY_SECONDS, false,
+     "for tests and rehearsals only: the scheduler's clock (next ticks, firing) runs this "
+     "far ahead of the wall clock (negative: behind); runs are still stamped with the wall "
+     "clock"},
 };
 
 static const char *const DATABASE_SYNC_VALUES[] = {"full", "normal", "off", NULL};

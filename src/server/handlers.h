@@ -19,6 +19,7 @@
 #include "server/query.h"
 #include "server/readiness.h"
 #include "server/result_storage.h"
+#include "server/scheduler.h"
 #include "store/store.h"
 
 struct handler_ctx {
@@ -30,6 +31,9 @@ struct handler_ctx {
     const result_storage *results; /* NULL: no result storage (references are refused) */
     int default_lease_seconds;     /* ERRAND_LEASE_SECONDS */
     int poll_recheck_ms;           /* ERRAND_POLL_RECHECK_MS */
+    scheduler *scheduler;          /* woken when a schedule changes; NULL: none runs here */
+    int64_t scheduler_clock_offset_ms; /* ERRAND_SCHEDULER_CLOCK_OFFSET_SECONDS: next ticks
+                                          are computed on the scheduler's clock */
 };
 
 /* The statuses handlers answer with themselves; failures get theirs from the error code
@@ -119,6 +123,18 @@ int handle_task_pause(const struct handler_ctx *, const struct http_request *, s
 int handle_task_resume(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                        errand_error *);
 
+/* handlers_schedules.c: schedules */
+int handle_schedule_put(const struct handler_ctx *, const struct http_request *,
+                        struct http_reply *, errand_error *);
+int handle_schedule_list(const struct handler_ctx *, const struct http_request *,
+                         struct http_reply *, errand_error *);
+int handle_schedule_delete(const struct handler_ctx *, const struct http_request *,
+                           struct http_reply *, errand_error *);
+int handle_schedule_pause(const struct handler_ctx *, const struct http_request *,
+                          struct http_reply *, errand_error *);
+int handle_schedule_resume(const struct handler_ctx *, const struct http_request *,
+                           struct http_reply *, errand_error *);
+
 /* handlers_bulk.c: failure groups, and actions on a filtered set of runs */
 int handle_failures(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                     errand_error *);
@@ -152,6 +168,9 @@ extern const char *const bulk_fields[];             /* POST /api/task_runs/bulk 
 extern const char *const task_control_fields[];     /* POST /api/tasks/pause, /resume */
 extern const char *const session_login_fields[];    /* POST /api/session */
 extern const char *const limit_fields[];            /* POST /api/limits */
+extern const char *const schedule_fields[];         /* POST /api/schedules */
+extern const char *const schedule_run_fields[];     /* ... its "run" object */
+extern const char *const schedule_control_fields[]; /* POST /api/schedules/delete, ... */
 
 /* handlers_ui.c: the dashboard's files */
 int handle_ui(const struct handler_ctx *, const struct http_request *, struct http_reply *,

@@ -40,6 +40,7 @@
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "store/store.h"
+#include "server/scheduler.h"
 #include "server/sweeper.h"
 
 /* glibc's malloc gives freed memory back to the kernel past a trim threshold and serves
@@ -208,6 +209,7 @@ int server_run(const struct settings *s)
     readiness *ready = NULL;
     result_storage *results = NULL;
     sweeper *sw = NULL;
+    scheduler *sc = NULL;
     http_server *http = NULL;
     const char *host = settings_str(s, SET_SERVER_HOST);
     char url[SETTINGS_STR_MAX];
@@ -241,6 +243,15 @@ int server_run(const struct settings *s)
         log_error("cannot start the event feed", "error=\"%s\"", err.message);
         goto done;
     }
+    struct scheduler_config sched = {
+        .interval_ms = (int)settings_int(s, SET_SCHEDULER_INTERVAL_MS),
+        .late_ms = settings_int(s, SET_SCHEDULE_LATE_SECONDS) * MS_PER_S,
+        .clock_offset_ms = settings_int(s, SET_SCHEDULER_CLOCK_OFFSET) * MS_PER_S,
+    };
+    if (scheduler_start(st, n, &sched, &sc, &err) < 0) {
+        log_error("cannot start the scheduler", "error=\"%s\"", err.message);
+        goto done;
+    }
     struct handler_ctx ctx = {
         .st = st,
         .notify = n,
@@ -250,6 +261,8 @@ int server_run(const struct settings *s)
         .results = results,
         .default_lease_seconds = (int)settings_int(s, SET_LEASE_SECONDS),
         .poll_recheck_ms = (int)settings_int(s, SET_POLL_RECHECK_MS),
+        .scheduler = sc,
+        .scheduler_clock_offset_ms = sched.clock_offset_ms,
     };
     struct sweeper_config sweep = {
         .interval_ms = (int)settings_int(s, SET_SWEEP_INTERVAL_MS),
@@ -303,6 +316,7 @@ done:
     event_feed_shutdown(feed);
     http_server_stop(http);
     event_feed_free(feed);
+    scheduler_stop(sc);
     if (sw) {
         sweeper_stop(sw);
         log_info("lease sweeper stopped", "interval_ms=%lld",

@@ -443,3 +443,46 @@ void worker_list_clear(struct worker_list *l)
     l->items = NULL;
     l->n = 0;
 }
+
+int store_schedule_put(store *st, const struct schedule_row *s, int64_t now_ms,
+                       struct schedule_row *out, bool *created, errand_error *err)
+{
+    bool ignored;
+    return st->backend->schedule_put(st, s, now_ms, out, created ? created : &ignored, err);
+}
+
+int store_schedule_get(store *st, const char *name, struct schedule_row *out, errand_error *err)
+{
+    return st->backend->schedule_get(st, name, out, err);
+}
+
+int store_schedule_list(store *st, struct schedule_list *out, errand_error *err)
+{
+    return st->backend->schedule_list(st, out, err);
+}
+
+int store_schedule_delete(store *st, const char *name, errand_error *err)
+{
+    return st->backend->schedule_delete(st, name, err);
+}
+
+int store_schedule_set_paused(store *st, const char *name, bool paused, int64_t next_tick,
+                              int64_t now_ms, errand_error *err)
+{
+    return st->backend->schedule_set_paused(st, name, paused, next_tick, now_ms, err);
+}
+
+int store_schedule_due(store *st, int64_t now_ms, int limit, struct schedule_list *out,
+                       errand_error *err)
+{
+    return st->backend->schedule_due(st, now_ms, limit, out, err);
+}
+
+int store_schedule_advance(store *st, const char *name, int64_t generation, int64_t from_tick,
+                           int64_t to_tick, int64_t fired_tick, const char *run_id, int64_t now_ms,
+                           bool *advanced, errand_error *err)
+{
+    bool ignored;
+    return st->backend->schedule_advance(st, name, generation, from_tick, to_tick, fired_tick,
+                                         run_id, now_ms, advanced ? advanced : &ignored, err);
+}

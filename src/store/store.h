@@ -25,6 +25,7 @@
 #include "errand/errand.h"
 #include "store/run_row.h"
 #include "store/run_spec.h"
+#include "store/schedule_row.h"
 
 typedef struct store store;
 
@@ -483,6 +484,38 @@ void store_release_memory(store *st);
  * error (ERR_NO_SPACE when its disk is full). */
 int store_ready(store *st, errand_error *err);
 
+/* --- schedules (store/schedule_row.h) ------------------------------------------------- */
+
+/* The most schedules a store holds, and so the most GET /api/schedules lists. */
+#define STORE_SCHEDULES_MAX 10000
+
+/* Creates the schedule s->name, or replaces it (keeping created, last_tick and last_run_id,
+ * and adding 1 to generation): task, run_options, cron, every_ms, time_zone, catch_up,
+ * paused and next_tick as given. *out (optional) the row as stored; *created whether it was
+ * new. ERRAND_ECONFLICT when STORE_SCHEDULES_MAX are stored and s->name is not one. */
+int store_schedule_put(store *st, const struct schedule_row *s, int64_t now_ms,
+                       struct schedule_row *out, bool *created, errand_error *err);
+/* The schedule named name; ERRAND_ENOTFOUND when there is none. */
+int store_schedule_get(store *st, const char *name, struct schedule_row *out, errand_error *err);
+/* Every schedule, by name. */
+int store_schedule_list(store *st, struct schedule_list *out, errand_error *err);
+/* ERRAND_ENOTFOUND when there is none. */
+int store_schedule_delete(store *st, const char *name, errand_error *err);
+/* Pauses or resumes it; resuming sets next_tick (the caller's next tick from now, so the
+ * ticks passed while paused are not caught up). ERRAND_ENOTFOUND when there is none. */
+int store_schedule_set_paused(store *st, const char *name, bool paused, int64_t next_tick,
+                              int64_t now_ms, errand_error *err);
+/* Up to limit schedules not paused whose next_tick <= now_ms, soonest first. */
+int store_schedule_due(store *st, int64_t now_ms, int limit, struct schedule_list *out,
+                       errand_error *err);
+/* The compare-and-set that moves a schedule past a tick: sets next_tick = to_tick only when
+ * the schedule is still at generation with next_tick == from_tick; when run_id is not NULL
+ * the schedule also records fired_tick and run_id as its last run. *advanced says whether
+ * it did (false: another server advanced it first, or it was replaced or deleted). */
+int store_schedule_advance(store *st, const char *name, int64_t generation, int64_t from_tick,
+                           int64_t to_tick, int64_t fired_tick, const char *run_id, int64_t now_ms,
+                           bool *advanced, errand_error *err);
+
 /* --- backend plumbing (store.c dispatches to one of these) -------------------------- */
 
 struct store_backend {
@@ -527,6 +560,15 @@ struct store_backend {
     int (*set_limit)(store *, enum limit_kind, const char *, int, errand_error *);
     int (*set_rate)(store *, const char *, int, int64_t, errand_error *);
     int (*list_limits)(store *, struct limit_list *, errand_error *);
+    int (*schedule_put)(store *, const struct schedule_row *, int64_t, struct schedule_row *,
+                        bool *, errand_error *);
+    int (*schedule_get)(store *, const char *, struct schedule_row *, errand_error *);
+    int (*schedule_list)(store *, struct schedule_list *, errand_error *);
+    int (*schedule_delete)(store *, const char *, errand_error *);
+    int (*schedule_set_paused)(store *, const char *, bool, int64_t, int64_t, errand_error *);
+    int (*schedule_due)(store *, int64_t, int, struct schedule_list *, errand_error *);
+    int (*schedule_advance)(store *, const char *, int64_t, int64_t, int64_t, int64_t, const char *,
+                            int64_t, bool *, errand_error *);
 };
 
 /* For backends: store_claim has checked the request (a worker, at least one task, a limit in

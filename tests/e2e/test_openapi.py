@@ -396,6 +396,34 @@ def test_live_answers_match_the_document(keyed):
         r = call(s, "POST", path, {"task": task, "more": 1})
         assert r.status_code == 400 and r.json()["error"]["field"] == "more"
         c(r, "POST", path)
+    # Schedules: created (201), replaced (200), listed, paused, resumed, deleted; 400, 404.
+    sched = {"name": "oa-nightly", "task": task, "cron": "30 2 * * *", "time_zone": "Europe/Berlin",
+             "catch_up": "once", "paused": False,
+             "run": {"parameters": {"n": 1}, "priority": 2, "tags": ["oa"], "retries": 1,
+                     "retry_delay_seconds": [1, 2], "retry_jitter_factor": 0.1,
+                     "timeout_seconds": 30, "cache_key": "ck", "cache_expiration_seconds": 60,
+                     "persist_result": False}}
+    r = call(s, "POST", "/api/schedules", sched)
+    assert r.status_code == 201, r.text
+    c(r, "POST", "/api/schedules")
+    r = call(s, "POST", "/api/schedules", {"name": "oa-nightly", "task": task, "every_seconds": 3600})
+    assert r.status_code == 200, r.text
+    c(r, "POST", "/api/schedules")
+    r = call(s, "POST", "/api/schedules", {"name": "oa-bad", "task": task, "cron": "61 * * * *"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "cron"
+    c(r, "POST", "/api/schedules")
+    r = call(s, "GET", "/api/schedules", key=READER)
+    assert r.status_code == 200 and r.json()["schedules"]
+    c(r, "GET", "/api/schedules")
+    for action in ("pause", "resume", "delete"):
+        path = f"/api/schedules/{action}"
+        r = call(s, "POST", path, {"name": "oa-nightly"})
+        assert r.status_code == 200, r.text
+        c(r, "POST", path)
+    r = call(s, "POST", "/api/schedules/delete", {"name": "oa-nightly"})
+    assert r.status_code == 404
+    c(r, "POST", "/api/schedules/delete")
+
     r = call(s, "POST", "/api/task_runs/bulk", {"action": "retry", "task": task, "state": ["FAILED"]})
     assert r.status_code == 200 and r.json()["done"] == 1
     c(r, "POST", "/api/task_runs/bulk")

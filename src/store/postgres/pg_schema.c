@@ -171,6 +171,26 @@ static const struct migration migrations[] = {
      "INSERT INTO task_counts (task, state_type, n)"
      "  SELECT task, 8, count(*) FROM task_runs WHERE state_type = 0 AND delayed"
      "  GROUP BY task;"},
+    /* Schedules (store/schedule_row.h), as SQLite's migration 24: one row per schedule by
+       name; schedules_due holds those not paused in next_tick order, for the schedulers of
+       every server. Version 5: 4 is the dependencies' (made alongside). */
+    {5, "schedules",
+     "CREATE TABLE schedules ("
+     "  name text COLLATE \"C\" NOT NULL PRIMARY KEY,"
+     "  task text NOT NULL,"
+     "  run_options text NOT NULL,"
+     "  cron text,"
+     "  every_ms bigint,"
+     "  time_zone text NOT NULL,"
+     "  catch_up integer NOT NULL,"
+     "  paused boolean NOT NULL DEFAULT false,"
+     "  next_tick bigint NOT NULL,"
+     "  last_tick bigint,"
+     "  last_run_id text,"
+     "  generation bigint NOT NULL,"
+     "  created bigint NOT NULL,"
+     "  updated bigint NOT NULL);"
+     "CREATE INDEX schedules_due ON schedules (next_tick) WHERE NOT paused;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -229,4 +229,18 @@ int store_pg_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t
 int store_pg_list_failures(store *st, const char *task, int limit, struct failure_group_list *out,
                            errand_error *err);
 
+/* store_pg_schedules.c */
+int store_pg_schedule_put(store *st, const struct schedule_row *s, int64_t now_ms,
+                          struct schedule_row *out, bool *created, errand_error *err);
+int store_pg_schedule_get(store *st, const char *name, struct schedule_row *out, errand_error *err);
+int store_pg_schedule_list(store *st, struct schedule_list *out, errand_error *err);
+int store_pg_schedule_delete(store *st, const char *name, errand_error *err);
+int store_pg_schedule_set_paused(store *st, const char *name, bool paused, int64_t next_tick,
+                                 int64_t now_ms, errand_error *err);
+int store_pg_schedule_due(store *st, int64_t now_ms, int limit, struct schedule_list *out,
+                          errand_error *err);
+int store_pg_schedule_advance(store *st, const char *name, int64_t generation, int64_t from_tick,
+                              int64_t to_tick, int64_t fired_tick, const char *run_id,
+                              int64_t now_ms, bool *advanced, errand_error *err);
+
 #endif

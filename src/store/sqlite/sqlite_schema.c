@@ -390,6 +390,28 @@ static const struct migration migrations[] = {
      "  PRIMARY KEY (kind, name, run_id)) WITHOUT ROWID;"
      "CREATE INDEX limit_holders_run ON limit_holders (run_id);"
      "ALTER TABLE task_runs ADD COLUMN holds_slots INTEGER NOT NULL DEFAULT 0;"},
+
+    /* Schedules (store/schedule_row.h): one row per schedule, by name; schedules_due holds
+       the schedules not paused in next_tick order, so the scheduler's look for due ticks is
+       one seek when none is due. Version 25: 23 and 24 are the dependencies' and limits' (made
+       alongside). */
+    {25, "schedules",
+     "CREATE TABLE schedules ("
+     "  name TEXT NOT NULL PRIMARY KEY,"
+     "  task TEXT NOT NULL,"
+     "  run_options TEXT NOT NULL,"
+     "  cron TEXT,"
+     "  every_ms INTEGER,"
+     "  time_zone TEXT NOT NULL,"
+     "  catch_up INTEGER NOT NULL,"
+     "  paused INTEGER NOT NULL DEFAULT 0,"
+     "  next_tick INTEGER NOT NULL,"
+     "  last_tick INTEGER,"
+     "  last_run_id TEXT,"
+     "  generation INTEGER NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

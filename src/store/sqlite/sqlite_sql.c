@@ -89,6 +89,11 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
     "dependants, "                                                                                 \
     "holds_slots"
 
+/* A schedule's columns, in the order store_sqlite_schedules.c reads them. */
+#define SCHEDULE_COLUMNS                                                                           \
+    "name, task, run_options, cron, every_ms, time_zone, catch_up, paused, next_tick, "            \
+    "last_tick, last_run_id, generation, created, updated"
+
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
 
@@ -402,6 +407,29 @@ static const struct sql_def sql_table[SQL_COUNT] = {
     SQL(SQL_FEED_OLDEST, "SELECT first_seq, n, at FROM run_feed WHERE first_seq < "
                          "(SELECT max(first_seq) FROM run_feed) ORDER BY first_seq LIMIT ?1"),
     SQL(SQL_FEED_PRUNE, "DELETE FROM run_feed WHERE first_seq < ?1"),
+    /* Schedules: a handful of rows, read by name (the primary key) or, for the scheduler,
+       through schedules_due (paused = 0 spelled literally, as the partial index needs). */
+    SQL(SQL_SCHEDULE_GET, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE name = ?1"),
+    SQL(SQL_SCHEDULE_LIST, "SELECT " SCHEDULE_COLUMNS " FROM schedules ORDER BY name LIMIT ?1"),
+    SQL(SQL_SCHEDULE_COUNT, "SELECT count(*) FROM schedules"),
+    SQL(SQL_SCHEDULE_UPSERT,
+        "INSERT INTO schedules (name, task, run_options, cron, every_ms, time_zone, catch_up, "
+        "paused, next_tick, generation, created, updated) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10) ON CONFLICT (name) DO UPDATE "
+        "SET task = excluded.task, run_options = excluded.run_options, cron = excluded.cron, "
+        "every_ms = excluded.every_ms, time_zone = excluded.time_zone, "
+        "catch_up = excluded.catch_up, paused = excluded.paused, next_tick = excluded.next_tick, "
+        "generation = generation + 1, updated = excluded.updated"),
+    SQL(SQL_SCHEDULE_DELETE, "DELETE FROM schedules WHERE name = ?1"),
+    SQL(SQL_SCHEDULE_PAUSE,
+        "UPDATE schedules SET paused = ?2, next_tick = CASE WHEN ?2 = 0 THEN ?3 ELSE next_tick "
+        "END, updated = ?4 WHERE name = ?1"),
+    SQL(SQL_SCHEDULE_DUE, "SELECT " SCHEDULE_COLUMNS " FROM schedules INDEXED BY schedules_due "
+                          "WHERE paused = 0 AND next_tick <= ?1 ORDER BY next_tick LIMIT ?2"),
+    SQL(SQL_SCHEDULE_ADVANCE, "UPDATE schedules SET next_tick = ?4, "
+                              "last_tick = CASE WHEN ?6 IS NULL THEN last_tick ELSE ?5 END, "
+                              "last_run_id = coalesce(?6, last_run_id), updated = ?7 "
+                              "WHERE name = ?1 AND generation = ?2 AND next_tick = ?3"),
 };
 
 const char *sqlite_sql_text(enum sql_id id)

@@ -133,6 +133,16 @@ enum sql_id {
     SQL_FEED_LAST,
     SQL_FEED_OLDEST,
     SQL_FEED_PRUNE,
+    /* schedules (store_sqlite_schedules.c); SQL_SCHEDULE_GET, _LIST and _DUE return
+       SCHEDULE_COLUMNS */
+    SQL_SCHEDULE_GET,
+    SQL_SCHEDULE_LIST,
+    SQL_SCHEDULE_COUNT,
+    SQL_SCHEDULE_UPSERT,
+    SQL_SCHEDULE_DELETE,
+    SQL_SCHEDULE_PAUSE,
+    SQL_SCHEDULE_DUE,
+    SQL_SCHEDULE_ADVANCE,
     SQL_COUNT
 };
 

@@ -495,4 +495,11 @@ const struct store_backend store_sqlite_backend = {
     .ready = ready,
     .observe = store_sqlite_observe,
     .oldest_ready = store_sqlite_oldest_ready,
+    .schedule_put = store_sqlite_schedule_put,
+    .schedule_get = store_sqlite_schedule_get,
+    .schedule_list = store_sqlite_schedule_list,
+    .schedule_delete = store_sqlite_schedule_delete,
+    .schedule_set_paused = store_sqlite_schedule_set_paused,
+    .schedule_due = store_sqlite_schedule_due,
+    .schedule_advance = store_sqlite_schedule_advance,
 };
