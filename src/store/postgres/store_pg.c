@@ -14,7 +14,9 @@
  * payload, lines of "d<task>" (runs of task may be claimable), "f<id>" (run id may have
  * ended), or "*" (all of them); PostgreSQL delivers it to every listener when, and only if,
  * the transaction commits. The payload starts with the sender's origin tag, so a server
- * skips its own (it woke its own long-polls already).
+ * skips its own (it woke its own long-polls already). What a commit set off beyond the runs
+ * its call named — runs a dependency released or ended (pg_deps.c) — the server does not
+ * know of, so the store tells its own signal callback after the commit (c->wakeups).
  */
 #include <errno.h>
 #include <poll.h>
