@@ -256,3 +256,41 @@ def test_a_python_future_passed_as_a_parameter_makes_the_run_wait_for_its_result
         assert c.wait(third.id, 60).state.is_completed()
     finally:
         errand.set_client(None)
+
+
+def test_a_waiting_run_counts_as_delayed_until_it_is_released_or_ended(server):
+    """The store's gauges (/metrics) count a waiting run with the delayed runs of its task:
+    not ready, and not lost."""
+    from test_metrics import scrape, value
+    task = unique_task("gauge")
+    up = server.api.submit(task + ".up", {})
+    kept = server.api.submit(task, {}, wait_for=[up["id"]])
+    dropped = server.api.submit(task, {}, wait_for=[up["id"]])
+    text = scrape(server)
+    assert value(text, "errand_store_delayed_runs", task=task) == 2
+    assert value(text, "errand_store_ready_runs", task=task) == 0
+    server.api.cancel(dropped["id"])
+    assert value(scrape(server), "errand_store_delayed_runs", task=task) == 1
+    finish(server, task + ".up")
+    text = scrape(server)
+    assert value(text, "errand_store_delayed_runs", task=task) == 0
+    assert value(text, "errand_store_ready_runs", task=task) == 1
+    assert [r["id"] for r in claim(server, task)] == [kept["id"]]
+
+
+def test_a_failure_at_the_head_of_a_chain_of_1000_ends_every_link_in_one_commit(server):
+    """Settling is a walk, not a recursion: each ended link settles the next in the same
+    transaction, a thousand deep."""
+    task = unique_task("long")
+    n = 1000
+    runs = server.api.batch([{"task": task + ".head", "parameters": {}}] +
+                            [{"task": task, "parameters": {"prev": {"$result": f"runs[{i}]"}}}
+                             for i in range(n - 1)])
+    assert runs[-1]["state"]["name"] == "Waiting"
+    finish(server, task + ".head", state="FAILED", message="no")
+    tail = server.api.get(runs[-1]["id"])  # ended by the report's own commit
+    assert tail["state"]["name"] == "UpstreamFailed", tail["state"]
+    assert runs[-2]["id"] in tail["state"]["message"]
+    ended = server.api.list_all(task=task)
+    assert len(ended) == n - 1
+    assert {r["state"]["name"] for r in ended} == {"UpstreamFailed"}

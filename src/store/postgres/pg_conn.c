@@ -64,6 +64,7 @@ void pg_conn_close(struct pg_conn *c)
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_free(&c->states[i]);
     run_finals_free(&c->finals);
+    mem_free(c->ended.ids);
     mem_free(c);
 }
 
@@ -535,6 +536,9 @@ void pg_conn_forget(struct pg_conn *c)
     for (int i = 0; i < PG_STATE_COLUMNS; i++) /* freed: a burst's rows are not kept pooled */
         pg_array_free(&c->states[i]);
     run_finals_rewind(&c->finals, 0);
+    c->ended.n = 0;
+    c->wakeups.n_tasks = c->wakeups.n_runs = 0;
+    c->wakeups.all_tasks = c->wakeups.all_runs = false;
 }
 
 struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
@@ -547,6 +551,7 @@ struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         m.states[i] = pg_array_mark(&c->states[i]);
     m.finals = c->finals.n;
+    m.ended = c->ended.n;
     return m;
 }
 
@@ -559,4 +564,5 @@ void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m)
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_rewind(&c->states[i], m->states[i]);
     run_finals_rewind(&c->finals, m->finals);
+    c->ended.n = m->ended;
 }

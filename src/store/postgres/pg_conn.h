@@ -26,7 +26,9 @@
 
 #include "errand/errand.h"
 #include "store/feed_page.h"
+#include "core/uuid.h"
 #include "store/run_finals.h"
+#include "store/run_wakeups.h"
 
 #define PG_PARAMS_MAX 32
 #define PG_STMT_SLOTS 256   /* statements a connection keeps prepared (open addressing) */
@@ -91,6 +93,16 @@ struct pg_conn {
     struct pg_array states[PG_STATE_COLUMNS];
     /* runs moved into a final state, told to the store's observer after COMMIT */
     struct run_finals finals;
+    /* runs moved into a final state that others wait for (pg_deps.h), settled before
+       COMMIT (store_pg_commit), with the time of the latest such move */
+    struct {
+        char (*ids)[UUID_STR_LEN];
+        size_t n, cap;
+        int64_t at_ms;
+    } ended;
+    /* this server's own long-polls that the dependants settled concern (the other servers
+       learn of them from the NOTIFY; a server skips its own), told after COMMIT */
+    struct run_wakeups wakeups;
     /* The open pipeline (pg_pipeline_*): what was sent, in order, for reading the replies. */
     struct pg_pending {
         const char *what;
@@ -107,6 +119,7 @@ struct pg_conn_mark {
     bool signals_all;
     struct pg_array_mark states[PG_STATE_COLUMNS];
     size_t finals;
+    size_t ended;
 };
 
 /* Connects with conninfo (a postgresql:// URL); ERRAND_ESTORE with libpq's message when it

@@ -171,6 +171,26 @@ static const struct migration migrations[] = {
      "INSERT INTO task_counts (task, state_type, n)"
      "  SELECT task, 8, count(*) FROM task_runs WHERE state_type = 0 AND delayed"
      "  GROUP BY task;"},
+    /* Dependencies (store/run_deps.h), as SQLite's migration 23: a run waiting for upstream
+       runs has delayed NULL, which keeps it out of both the ready queue (task_runs_claim:
+       NOT delayed) and the delayed set (task_runs_delayed: delayed), and is read as delayed
+       by the rules (it counts with the delayed runs in the tally); upstream_pending counts
+       the upstream runs it still waits for; task_run_edges holds one row per (upstream,
+       downstream) still to settle, found by upstream when it ends; dependants on the
+       upstream says whether to look at all. Dropping NOT NULL and adding columns with
+       constant defaults rewrite nothing. Version 4: SQLite's numbers are its own. */
+    {4, "dependencies",
+     "ALTER TABLE task_runs ALTER COLUMN delayed DROP NOT NULL;"
+     "ALTER TABLE task_runs ADD COLUMN wait_for text;"
+     "ALTER TABLE task_runs ADD COLUMN result_refs text;"
+     "ALTER TABLE task_runs ADD COLUMN upstream_pending integer NOT NULL DEFAULT 0;"
+     "ALTER TABLE task_runs ADD COLUMN allow_upstream_failure boolean NOT NULL DEFAULT false;"
+     "ALTER TABLE task_runs ADD COLUMN dependants integer NOT NULL DEFAULT 0;"
+     "CREATE TABLE task_run_edges ("
+     "  upstream text NOT NULL,"
+     "  downstream text NOT NULL,"
+     "  PRIMARY KEY (upstream, downstream));"},
+
     /* Schedules (store/schedule_row.h), as SQLite's migration 24: one row per schedule by
        name; schedules_due holds those not paused in next_tick order, for the schedulers of
        every server. Version 5: 4 is the dependencies' (made alongside). */

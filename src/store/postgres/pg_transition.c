@@ -22,6 +22,7 @@
 #include "core/fingerprint.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "store/postgres/pg_deps.h"
 #include "store/postgres/store_pg.h"
 
 /* delayed for a row written in state $2 with scheduled_at $8 at $4 (see pg_schema.c). */
@@ -347,6 +348,9 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
     bool was_failed = cur->state == ERRAND_STATE_FAILED || cur->state == ERRAND_STATE_CRASHED;
     if (failed && !was_failed &&
         (rc = pg_failure_add(c, cur->task, cur->id, message, now_ms, err)) < 0)
+        return rc;
+    if (cur->dependants > 0 && state_is_final(u->next) && !state_is_final(cur->state) &&
+        (rc = pg_deps_ended(c, cur->id, now_ms, err)) < 0)
         return rc;
     if (state_is_final(u->next))
         pg_signal_final(c, cur->id);

@@ -14,7 +14,9 @@
  * payload, lines of "d<task>" (runs of task may be claimable), "f<id>" (run id may have
  * ended), or "*" (all of them); PostgreSQL delivers it to every listener when, and only if,
  * the transaction commits. The payload starts with the sender's origin tag, so a server
- * skips its own (it woke its own long-polls already).
+ * skips its own (it woke its own long-polls already). What a commit set off beyond the runs
+ * its call named — runs a dependency released or ended (pg_deps.c) — the server does not
+ * know of, so the store tells its own signal callback after the commit (c->wakeups).
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +31,7 @@
 #include "core/mem.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "store/postgres/pg_deps.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/store_pg.h"
 
@@ -76,6 +79,8 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
     out->retry_of = pg_get_text(r, row, c++);
     out->lease_expires = pg_get_i64(r, row, c++);
     out->traceparent = pg_get_text(r, row, c++);
+    out->wait_for = pg_get_text(r, row, c++);
+    out->allow_upstream_failure = pg_get_bool(r, row, c++);
 }
 
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
@@ -103,6 +108,7 @@ int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, boo
     cur->redeliveries = pg_get_int(r, row, c++);
     run_copy_fixed(cur->task, sizeof cur->task, pg_get_text(r, row, c++));
     cur->delayed = pg_get_bool(r, row, c++);
+    cur->dependants = pg_get_int(r, row, c++);
     return with_delays ? run_current_parse_delays(delays, cur, err) : 0;
 }
 
@@ -150,6 +156,8 @@ struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err)
     }
     s->conns[slot] = c; /* only the holder of the slot writes it */
     c->finals.observer = &s->observer;
+    c->wakeups.fn = s->on_signal; /* set before the store is shared */
+    c->wakeups.arg = s->on_signal_arg;
     if (pg_conn_check(c, s->conninfo, err) < 0) {
         store_pg_release(s, c);
         return NULL;
@@ -199,8 +207,11 @@ static void send_signals(struct store_pg *s, struct pg_conn *c)
 int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
 {
     int64_t start = clock_mono_ns();
+    int rc = pg_deps_settle(c, err); /* the op's transitions are written: see pg_deps.c */
+    if (rc < 0)
+        return rc;
     pg_pipeline_begin(c);
-    int rc = pg_states_send(c, err);
+    rc = pg_states_send(c, err);
     if (rc == 0) { /* else no COMMIT: the caller rolls back */
         if (c->signals_len > 0 || c->signals_all)
             send_signals(s, c);
@@ -218,6 +229,7 @@ void store_pg_after_commit(struct store_pg *s, struct pg_conn *c)
 {
     bool events = c->feed.n > 0;
     run_finals_flush(&c->finals);
+    run_wakeups_flush(&c->wakeups);
     pg_conn_forget(c);
     if (events && s->on_events)
         s->on_events(s->on_events_arg);

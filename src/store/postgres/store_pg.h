@@ -87,9 +87,10 @@ int store_pg_read_single(struct store_pg *s, pg_op_fn fn, void *arg, errand_erro
 /* The pool, for a caller that runs its own transactions (the submitter). */
 struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err);
 void store_pg_release(struct store_pg *s, struct pg_conn *c);
-/* Commits c's open transaction with what its ops gathered: the state-history rows, the
- * wake-ups, the feed page, then COMMIT, all in one pipeline (one round trip). On failure the
- * caller rolls back. */
+/* Commits c's open transaction with what its ops gathered: first settles the dependants of
+ * the runs its ops ended (pg_deps.h), then the state-history rows, the wake-ups, the feed
+ * page, then COMMIT, all in one pipeline (one round trip). On failure the caller rolls
+ * back. */
 int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
 /* After a commit: runs the local callbacks for what c gathered, and forgets it. */
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
@@ -100,16 +101,19 @@ void store_pg_after_commit(struct store_pg *s, struct pg_conn *c);
     "max_attempts, created, scheduled_at, started, finished, worker, priority, tags, "             \
     "idempotency_key, cache_key, retries, retry_delays, retry_jitter_factor, "                     \
     "timeout_seconds, persist_result, result, result_ref, redeliveries, retry_of, lease_expires, " \
-    "traceparent"
+    "traceparent, wait_for, allow_upstream_failure"
 /* Points out at the columns of row `row` of r (PG_RUN_COLUMNS from column `first` on); the
  * strings stay valid until r is cleared. */
 void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *out);
 
-/* The columns of a run as the rules see it (struct run_current). */
+/* The columns of a run as the rules see it (struct run_current). A run waiting for upstream
+ * runs (delayed NULL, pg_schema.c) reads as delayed. */
 #define PG_LEASE_COLUMNS                                                                           \
     "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
     "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, "                    \
+    "delayed IS NOT FALSE, dependants"
+#define PG_LEASE_COLUMN_COUNT 20
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
                         errand_error *err);
 /* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND

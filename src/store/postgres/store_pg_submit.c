@@ -29,6 +29,7 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "store/postgres/pg_deps.h"
 #include "store/postgres/store_pg.h"
 
 #define CACHE_MESSAGE_FMT "cached result of run %s"
@@ -49,6 +50,8 @@ struct submit_slot {
     char *cache_result;
     char *cache_result_ref;
     int64_t cache_expires_at;
+    struct pg_deps_plan deps; /* how it starts, when it has upstream runs */
+    bool has_deps;
 };
 
 struct submit_op {
@@ -69,6 +72,8 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
     slot->cached = false;
     slot->created = false;
+    pg_deps_plan_clear(&slot->deps);
+    slot->has_deps = false;
 }
 
 /* The row of a run this submission creates, from the spec (no read back); owned. */
@@ -229,23 +234,50 @@ enum {
     COL_RESULT_REF,
     COL_RETRY_OF,
     COL_TRACEPARENT,
+    COL_WAIT_FOR,
+    COL_RESULT_REFS,
+    COL_UPSTREAM_PENDING,
+    COL_ALLOW_UPSTREAM_FAILURE,
     N_COLS
 };
+
+/* The state a created run starts in: its cache hit's, its upstream runs', or SCHEDULED. */
+static errand_state start_state(const struct submit_slot *slot)
+{
+    if (slot->has_deps)
+        return slot->deps.state;
+    return slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
+}
+
+static const char *start_name(const struct submit_slot *slot)
+{
+    if (slot->has_deps)
+        return slot->deps.name;
+    return slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+}
+
+static const char *start_message(const struct submit_slot *slot)
+{
+    if (slot->has_deps)
+        return slot->deps.message;
+    return slot->cached ? slot->cache_message : "";
+}
 
 /* Adds the run of slot (created) to the columns. */
 static void add_run(struct pg_array *col, const struct run_spec *spec,
                     const struct submit_slot *slot, int64_t now_ms)
 {
+    const struct pg_deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
     pg_array_text(&col[COL_ID], slot->id);
     pg_array_text(&col[COL_TASK], spec->task);
-    pg_array_text(&col[COL_PARAMETERS], spec->parameters);
-    pg_array_i64(&col[COL_STATE_TYPE],
-                 slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED);
-    pg_array_text(&col[COL_STATE_NAME], slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED);
-    pg_array_text(&col[COL_STATE_MESSAGE], slot->cached ? slot->cache_message : "");
+    pg_array_text(&col[COL_PARAMETERS],
+                  deps && deps->parameters ? deps->parameters : spec->parameters);
+    pg_array_i64(&col[COL_STATE_TYPE], start_state(slot));
+    pg_array_text(&col[COL_STATE_NAME], start_name(slot));
+    pg_array_text(&col[COL_STATE_MESSAGE], start_message(slot));
     pg_array_i64(&col[COL_MAX_ATTEMPTS], spec->retries + 1);
     pg_array_i64(&col[COL_SCHEDULED_AT], spec->scheduled_at_ms);
-    pg_array_ms(&col[COL_FINISHED], slot->cached ? now_ms : 0);
+    pg_array_ms(&col[COL_FINISHED], state_is_final(start_state(slot)) ? now_ms : 0);
     pg_array_i64(&col[COL_PRIORITY], spec->priority);
     pg_array_text(&col[COL_TAGS], spec->tags ? spec->tags : "[]");
     pg_array_text(&col[COL_IDEMPOTENCY], spec->idempotency_key);
@@ -264,6 +296,10 @@ static void add_run(struct pg_array *col, const struct run_spec *spec,
     pg_array_text(&col[COL_RESULT_REF], slot->cached ? slot->cache_result_ref : NULL);
     pg_array_text(&col[COL_RETRY_OF], spec->retry_of);
     pg_array_text(&col[COL_TRACEPARENT], spec->traceparent);
+    pg_array_text(&col[COL_WAIT_FOR], deps ? deps->wait_for : NULL);
+    pg_array_text(&col[COL_RESULT_REFS], deps ? deps->result_refs : NULL);
+    pg_array_i64(&col[COL_UPSTREAM_PENDING], deps ? deps->pending : 0);
+    pg_array_bool(&col[COL_ALLOW_UPSTREAM_FAILURE], spec->allow_upstream_failure);
 }
 
 /* Inserts the runs to create (and their tags) with one statement each. */
@@ -275,21 +311,26 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
         "state_message, n_states, attempt, max_attempts, created, scheduled_at, finished, "
         "priority, tags, idempotency_key, cache_key, cache_expiration_seconds, "
         "cache_expires_at, retries, retry_delays, retry_jitter_factor, timeout_seconds, "
-        "persist_result, result, result_ref, delayed, retry_of, traceparent) "
+        "persist_result, result, result_ref, delayed, retry_of, traceparent, wait_for, "
+        "result_refs, upstream_pending, allow_upstream_failure) "
         "SELECT id, task, parameters, state_type, state_name, $1::bigint, state_message, 1, 0, "
         "max_attempts, $1::bigint, scheduled_at, finished, priority, tags, idempotency_key, "
         "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
         "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, "
-        "(state_type = 0 AND scheduled_at > $1::bigint), retry_of, traceparent "
+        /* waiting for upstream runs: NULL, in neither the ready queue nor the delayed set */
+        "CASE WHEN upstream_pending > 0 THEN NULL "
+        "ELSE (state_type = 0 AND scheduled_at > $1::bigint) END, retry_of, traceparent, "
+        "wait_for, result_refs, upstream_pending, allow_upstream_failure "
         "FROM unnest($2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], "
         "$8::integer[], $9::bigint[], $10::bigint[], $11::integer[], $12::text[], $13::text[], "
         "$14::text[], $15::double precision[], $16::bigint[], $17::integer[], $18::text[], "
         "$19::double precision[], $20::double precision[], $21::integer[], $22::text[], "
-        "$23::text[], $24::text[], $25::text[]) AS u(id, task, parameters, state_type, state_name, "
+        "$23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::integer[], "
+        "$29::boolean[]) AS u(id, task, parameters, state_type, state_name, "
         "state_message, max_attempts, scheduled_at, finished, priority, tags, idempotency_key, "
         "cache_key, cache_expiration_seconds, cache_expires_at, retries, retry_delays, "
         "retry_jitter_factor, timeout_seconds, persist_result, result, result_ref, retry_of, "
-        "traceparent)";
+        "traceparent, wait_for, result_refs, upstream_pending, allow_upstream_failure)";
     static const char sql_tags[] = "INSERT INTO task_run_tags (tag, run_id) "
                                    "SELECT * FROM unnest($1::text[], $2::text[]) "
                                    "ON CONFLICT DO NOTHING";
@@ -329,28 +370,39 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
     return rc;
 }
 
+static int read_run(struct pg_conn *c, const char *id, struct run_row *out, errand_error *err);
+
 /* What creating slot's run implies besides its row: the counters, the wake-up, the first
- * state (and its feed event). */
+ * state (and its feed event), the edges from its upstream runs. */
 static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, errand_error *err)
 {
     const struct run_spec *spec = &op->specs[i];
     struct submit_slot *slot = &op->slots[i];
-    errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
-    const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
+    errand_state state = start_state(slot);
+    const char *message = start_message(slot);
+    bool waiting = slot->has_deps && slot->deps.pending > 0; /* counted with the delayed runs */
     int rc = pg_count_move(c, &op->counts, spec->task, slot->id, -1, state, op->now_ms, err);
     if (rc < 0)
         return rc;
-    if (slot->cached)
-        run_finals_add(&c->finals, spec->task, state, true, -1);
-    if (run_is_delayed(state, spec->scheduled_at_ms, op->now_ms) &&
+    if (state_is_final(state))
+        run_finals_add(&c->finals, spec->task, state, slot->cached, -1);
+    if (state == ERRAND_STATE_FAILED &&
+        (rc = pg_failure_add(c, spec->task, slot->id, message, op->now_ms, err)) < 0)
+        return rc;
+    if ((waiting || run_is_delayed(state, spec->scheduled_at_ms, op->now_ms)) &&
         (rc = pg_count_delayed(c, &op->counts, spec->task, 1, op->now_ms, err)) < 0)
         return rc;
-    if (state == ERRAND_STATE_SCHEDULED)
+    if (state == ERRAND_STATE_SCHEDULED && !waiting)
         pg_signal_due(c, spec->task);
-    if ((rc = pg_state_append(c, slot->id, 1, state, name, op->now_ms,
-                              slot->cached ? slot->cache_message : "", err)) < 0)
+    if ((rc = pg_state_append(c, slot->id, 1, state, start_name(slot), op->now_ms, message, err)) <
+        0)
         return rc;
-    if (slot->cached) {
+    if (slot->has_deps) { /* its state depends on the upstream runs: read it back */
+        if ((rc = pg_deps_register(c, slot->id, &slot->deps, err)) < 0 ||
+            (rc = read_run(c, slot->id, &slot->answer, err)) < 0)
+            return rc;
+        slot->answered = true;
+    } else if (slot->cached) {
         if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
             return rc;
         slot->answered = true;
@@ -359,10 +411,67 @@ static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, err
     return 0;
 }
 
+/* The answer of slot i, whose key repeats run `first` of the batch. */
+static int answer_repeat(struct pg_conn *c, struct submit_op *op, size_t i, size_t first,
+                         errand_error *err)
+{
+    struct submit_slot *slot = &op->slots[i];
+    int rc = op->slots[first].has_deps ? read_run(c, op->slots[first].id, &slot->answer, err)
+                                       : created_row(&op->specs[first], &op->slots[first],
+                                                     op->now_ms, &slot->answer, err);
+    slot->answered = rc == 0;
+    return rc;
+}
+
+/* How run i of the batch starts, given its upstream runs ("runs[N]" resolved against the
+ * batch's earlier runs, as created or found by their idempotency key). */
+static int plan_deps(struct pg_conn *c, struct submit_op *op, size_t i, errand_error *err)
+{
+    const char **ids = mem_calloc(i ? i : 1, sizeof *ids);
+    if (!ids)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t j = 0; j < i; j++)
+        ids[j] = op->slots[j].answered ? op->slots[j].answer.id : op->slots[j].id;
+    struct submit_slot *slot = &op->slots[i];
+    pg_deps_plan_clear(&slot->deps);
+    int rc = pg_deps_plan(c, &op->specs[i], ids, i, &slot->deps, err);
+    mem_free(ids);
+    slot->has_deps = rc == 0;
+    return rc;
+}
+
+/* A batch with upstream runs, a run at a time in order (rare; a run's upstream may be an
+ * earlier run of the batch, which must be stored first): plan, insert, record. */
+static int submit_per_row(struct pg_conn *c, struct submit_op *op, const bool *create,
+                          errand_error *err)
+{
+    bool *only = mem_calloc(op->n, sizeof *only);
+    if (!only)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < op->n; i++) {
+        struct submit_slot *slot = &op->slots[i];
+        if (create[i]) {
+            if (op->specs[i].wait_for && !slot->cached)
+                rc = plan_deps(c, op, i, err);
+            only[i] = true;
+            if (rc == 0)
+                rc = insert_runs(c, op, only, err);
+            only[i] = false;
+            if (rc == 0)
+                rc = record_created(c, op, i, err);
+        } else if (!slot->answered) {
+            rc = answer_repeat(c, op, i, same_key_before(op, create, i), err);
+        }
+    }
+    mem_free(only);
+    return rc;
+}
+
 /* The op: every run of the batch, or (by returning an error) none. Re-runnable. A set at a
  * time: the stored idempotency keys; which runs to create (not stored, and not a key
  * repeated in the batch); their cache hits; one insert of them all; then the repeats get
- * their first run. */
+ * their first run. A batch where a run to create waits for others goes a run at a time. */
 static int submit_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
     struct submit_op *op = arg;
@@ -377,16 +486,18 @@ static int submit_in_tx(struct pg_conn *c, void *arg, errand_error *err)
         create[i] = !op->slots[i].answered && same_key_before(op, create, i) == SIZE_MAX;
     if (rc == 0)
         rc = find_cached(c, op, create, err);
-    if (rc == 0)
+    bool per_row = false;
+    for (size_t i = 0; rc == 0 && i < op->n; i++)
+        per_row = per_row || (create[i] && op->specs[i].wait_for && !op->slots[i].cached);
+    if (rc == 0 && per_row) {
+        rc = submit_per_row(c, op, create, err);
+    } else if (rc == 0) {
         rc = insert_runs(c, op, create, err);
-    for (size_t i = 0; rc == 0 && i < op->n; i++) {
-        struct submit_slot *slot = &op->slots[i];
-        if (create[i]) {
-            rc = record_created(c, op, i, err);
-        } else if (!slot->answered) {
-            size_t first = same_key_before(op, create, i);
-            rc = created_row(&op->specs[first], &op->slots[first], op->now_ms, &slot->answer, err);
-            slot->answered = rc == 0;
+        for (size_t i = 0; rc == 0 && i < op->n; i++) {
+            if (create[i])
+                rc = record_created(c, op, i, err);
+            else if (!op->slots[i].answered)
+                rc = answer_repeat(c, op, i, same_key_before(op, create, i), err);
         }
     }
     mem_free(create);
