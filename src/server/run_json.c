@@ -140,9 +140,11 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     put(obj, "traceparent", run_json_text_or_null(r->traceparent), &ok);
     if (r->wait_for) { /* only a run submitted with upstream runs says so */
         put(obj, "wait_for", wait_for, &ok);
-        wait_for = NULL;
         put(obj, "allow_upstream_failure", json_boolean(r->allow_upstream_failure), &ok);
+    } else {
+        json_decref(wait_for);
     }
+    wait_for = NULL;
     put(obj, "lease_expires", run_json_time(r->lease_expires), &ok);
     if (!ok) {
         error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
