@@ -109,7 +109,8 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
 #define PG_LEASE_COLUMNS                                                                           \
     "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
     "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
-    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed"
+    "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, delayed, "           \
+    "holds_slots"
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
                         errand_error *err);
 /* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND
