@@ -6,7 +6,7 @@
  * store_pg_worker.c: claim, heartbeat, sweep; store_pg_report.c: report; store_pg_list.c:
  * listings, history, logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused
  * tasks, failure groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change
- * feed). Everyone else uses store.h.
+ * feed; pg_limits.c: concurrency and rate limits). Everyone else uses store.h.
  *
  * Shape of the backend, and why (docs/architecture.md, "PostgreSQL"):
  *  - a pool of connections; every call takes one, runs its op in a transaction

@@ -15,7 +15,9 @@
  *  - a heartbeat extends its leases with `AND lease_token = u.token` in the UPDATE;
  *  - the sweep takes expired leases with FOR UPDATE SKIP LOCKED, so sweepers on every
  *    server share the work and never expire a lease twice (and writes them as one batch);
- *  - promoting delayed runs takes them with SKIP LOCKED too.
+ *  - promoting delayed runs takes them with SKIP LOCKED too;
+ *  - a claim under concurrency or rate limits locks the limits' rows before counting their
+ *    slots, so claims under one limit take turns (pg_limits.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
