@@ -784,7 +784,7 @@ static int heartbeat_in_tx(struct pg_conn *c, void *arg, errand_error *err)
         rc = heartbeat_one(c, op, i, all, resumed, ext, &counts, err);
     if (rc == 0)
         rc = extend_leases(c, op, ext, err);
-    if (rc == 0) /* last: no lock a claim may wait for is taken after it (pg_limits.c) */
+    if (rc == 0) /* runs waiting for subtasks lend their limits' slots (pg_limits.c) */
         rc = pg_limits_heartbeat(c, op->leases, op->ids, op->out, op->n, op->now_ms, err);
     PQclear(all);
     pg_array_free(&ext[0]);
