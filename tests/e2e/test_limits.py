@@ -187,3 +187,23 @@ def test_a_rate_limit_is_a_tasks_only(server):
     r = server.api.request("POST", "/limits",
                            json_body={"task": "x", "max_starts": 3, "per_seconds": 0})
     assert r.status_code == 400 and r.json()["error"]["field"] == "per_seconds", r.text
+
+
+def test_a_slot_freed_by_a_run_ending_hands_the_next_run_out_at_once(server_factory,
+                                                                     worker_factory, tmp_path):
+    """The worker's claim waits for the task's one slot; the end of the run holding it wakes
+    that claim (the server's fallback re-check is 30 s away)."""
+    server = server_factory(env={"ERRAND_POLL_RECHECK_MS": "30000"})
+    task = unique_task("next")
+    set_limit(server, task=task, max_running=1)
+    recorder_workers(server, worker_factory, tmp_path, [task], n=1, concurrency=2)
+    log = tmp_path / "next.log"
+    first = server.api.submit(task, {"log": str(log), "seconds": 1})
+    server.api.wait_state(first["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
+    second = server.api.submit(task, {"log": str(log), "seconds": 0})
+    done = server.api.wait_final(second["id"], timeout=60)
+    assert done["state"]["type"] == "COMPLETED", done["state"]
+    states = {s["type"]: parse_ts(s["timestamp"]) for s in server.api.states(second["id"])}
+    ended = parse_ts(server.api.get(first["id"])["finished"])
+    assert states["PENDING"] - ended < 5, \
+        f"claimed {states['PENDING'] - ended:.1f} s after the slot was freed"

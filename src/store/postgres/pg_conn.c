@@ -533,6 +533,7 @@ void pg_conn_forget(struct pg_conn *c)
     c->signals_len = 0;
     c->signals[0] = '\0';
     c->signals_all = false;
+    c->wake_here = false;
     for (int i = 0; i < PG_STATE_COLUMNS; i++) /* freed: a burst's rows are not kept pooled */
         pg_array_free(&c->states[i]);
     run_finals_rewind(&c->finals, 0);

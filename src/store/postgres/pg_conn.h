@@ -89,6 +89,7 @@ struct pg_conn {
     char signals[PG_SIGNALS_MAX]; /* wake-ups for the other servers (pg_signal_*) */
     size_t signals_len;
     bool signals_all; /* too many to list: wake everything */
+    bool wake_here;   /* wake this server's claims too, after the commit (pg_limits.c) */
     /* state-history rows, a column each (pg_states_send writes them) */
     struct pg_array states[PG_STATE_COLUMNS];
     /* runs moved into a final state, told to the store's observer after COMMIT */

@@ -211,6 +211,29 @@ static const struct migration migrations[] = {
      "  created bigint NOT NULL,"
      "  updated bigint NOT NULL);"
      "CREATE INDEX schedules_due ON schedules (next_tick) WHERE NOT paused;"},
+
+    /* Concurrency and rate limits, as SQLite's migration 24 (sqlite_schema.c explains the
+       columns); pg_limits.c says how claims on several servers keep to them (they lock a
+       limit's row before counting its limit_holders). Version 6: 4 and 5 are taken by
+       changes made alongside. */
+    {6, "limits",
+     "CREATE TABLE limits ("
+     "  kind integer NOT NULL,"
+     "  name text NOT NULL,"
+     "  max_running integer,"
+     "  rate_max integer,"
+     "  rate_period_ms bigint,"
+     "  rate_interval_ms double precision,"
+     "  rate_next_at double precision NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (kind, name));"
+     "CREATE TABLE limit_holders ("
+     "  kind integer NOT NULL,"
+     "  name text NOT NULL,"
+     "  run_id text NOT NULL,"
+     "  since bigint NOT NULL,"
+     "  PRIMARY KEY (kind, name, run_id));"
+     "CREATE INDEX limit_holders_run ON limit_holders (run_id);"
+     "ALTER TABLE task_runs ADD COLUMN holds_slots smallint NOT NULL DEFAULT 0;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -23,6 +23,7 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "store/postgres/pg_deps.h"
+#include "store/postgres/pg_limits.h"
 #include "store/postgres/store_pg.h"
 
 /* delayed for a row written in state $2 with scheduled_at $8 at $4 (see pg_schema.c). */
@@ -227,6 +228,7 @@ enum {
 
 struct pg_transitions {
     struct pg_array col[TR_COLUMNS];
+    struct pg_array released;    /* runs whose leases end with slots held (pg_limits.h) */
     char first_id[UUID_STR_LEN]; /* to name the run when a batch of one is refused */
 };
 
@@ -241,6 +243,7 @@ void pg_transitions_free(struct pg_transitions *t)
         return;
     for (int i = 0; i < TR_COLUMNS; i++)
         pg_array_free(&t->col[i]);
+    pg_array_free(&t->released);
     mem_free(t);
 }
 
@@ -248,6 +251,7 @@ static void transitions_reset(struct pg_transitions *t)
 {
     for (int i = 0; i < TR_COLUMNS; i++)
         pg_array_reset(&t->col[i]);
+    pg_array_reset(&t->released);
 }
 
 int pg_transitions_flush(struct pg_conn *c, struct pg_transitions *t, errand_error *err)
@@ -296,6 +300,8 @@ int pg_transitions_flush(struct pg_conn *c, struct pg_transitions *t, errand_err
                     : error_set(err, ERRAND_ECONFLICT, NULL,
                                 "%zu of %zu task runs changed on another server meanwhile",
                                 n - (size_t)changed, n);
+    if (rc == 0)
+        rc = pg_limits_release(c, &t->released, err);
     transitions_reset(t);
     return rc;
 }
@@ -335,6 +341,8 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
 {
     const char *message = u->message ? u->message : "";
     add_update(t, cur, u, now_ms, message);
+    if (cur->holds_slots && !state_is_leased(u->next))
+        pg_array_text(&t->released, cur->id);
     int rc = pg_count_move(c, counts, cur->task, cur->id, (int)cur->state, u->next, now_ms, err);
     if (rc < 0)
         return rc;

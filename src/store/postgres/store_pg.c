@@ -32,6 +32,7 @@
 #include "core/settings.h"
 #include "core/state.h"
 #include "store/postgres/pg_deps.h"
+#include "store/postgres/pg_limits.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/store_pg.h"
 
@@ -109,6 +110,7 @@ int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, boo
     run_copy_fixed(cur->task, sizeof cur->task, pg_get_text(r, row, c++));
     cur->delayed = pg_get_bool(r, row, c++);
     cur->dependants = pg_get_int(r, row, c++);
+    cur->holds_slots = pg_get_int(r, row, c++) != 0;
     return with_delays ? run_current_parse_delays(delays, cur, err) : 0;
 }
 
@@ -227,10 +229,12 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
 
 void store_pg_after_commit(struct store_pg *s, struct pg_conn *c)
 {
-    bool events = c->feed.n > 0;
+    bool events = c->feed.n > 0, wake = c->wake_here;
     run_finals_flush(&c->finals);
     run_wakeups_flush(&c->wakeups);
     pg_conn_forget(c);
+    if (wake && s->on_signal) /* slots were freed: our own NOTIFY skips this server */
+        s->on_signal(s->on_signal_arg, STORE_SIGNAL_RUNS_DUE, NULL);
     if (events && s->on_events)
         s->on_events(s->on_events_arg);
 }
@@ -607,4 +611,7 @@ const struct store_backend store_pg_backend = {
     .release_memory = release_memory,
     .ready = ready,
     .on_signal = on_signal,
+    .set_limit = store_pg_set_limit,
+    .set_rate = store_pg_set_rate,
+    .list_limits = store_pg_list_limits,
 };

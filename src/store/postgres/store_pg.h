@@ -6,7 +6,7 @@
  * store_pg_worker.c: claim, heartbeat, sweep; store_pg_report.c: report; store_pg_list.c:
  * listings, history, logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused
  * tasks, failure groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change
- * feed). Everyone else uses store.h.
+ * feed; pg_limits.c: concurrency and rate limits). Everyone else uses store.h.
  *
  * Shape of the backend, and why (docs/architecture.md, "PostgreSQL"):
  *  - a pool of connections; every call takes one, runs its op in a transaction
@@ -112,8 +112,8 @@ void store_pg_read_run(const PGresult *r, int row, int first, struct run_row *ou
     "state_type, state_timestamp, attempt, max_attempts, lease_token, worker, retry_delays, "      \
     "retry_jitter_factor, cache_key IS NOT NULL, cache_expiration_seconds, started, "              \
     "scheduled_at, n_states, lease_expires, id, ended_by, redeliveries, task, "                    \
-    "delayed IS NOT FALSE, dependants"
-#define PG_LEASE_COLUMN_COUNT 20
+    "delayed IS NOT FALSE, dependants, holds_slots"
+#define PG_LEASE_COLUMN_COUNT 21
 int pg_run_current_read(const PGresult *r, int row, struct run_current *cur, bool with_delays,
                         errand_error *err);
 /* Looks the run up by id, locking its row (FOR UPDATE) when for_update: 0, ERRAND_ENOTFOUND

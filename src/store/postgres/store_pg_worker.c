@@ -15,7 +15,9 @@
  *  - a heartbeat extends its leases with `AND lease_token = u.token` in the UPDATE;
  *  - the sweep takes expired leases with FOR UPDATE SKIP LOCKED, so sweepers on every
  *    server share the work and never expire a lease twice (and writes them as one batch);
- *  - promoting delayed runs takes them with SKIP LOCKED too.
+ *  - promoting delayed runs takes them with SKIP LOCKED too;
+ *  - a claim under concurrency or rate limits locks the limits' rows before counting their
+ *    slots, so claims under one limit take turns (pg_limits.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
+#include "store/postgres/pg_limits.h"
 #include "store/postgres/store_pg.h"
 
 #define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
@@ -46,11 +49,12 @@
 /* The columns of a claimed run. */
 #define CLAIM_COLUMNS                                                                              \
     "id, priority, scheduled_at, task, parameters, attempt, max_attempts, timeout_seconds, "       \
-    "persist_result, cache_key, n_states, traceparent"
+    "persist_result, cache_key, n_states, traceparent, tags"
 
 /* --- claim ---------------------------------------------------------------------------- */
 
 struct claim_candidate {
+    char *tags; /* JSON array text (owned), read for the limits; NULL when none */
     int priority;
     int64_t scheduled_at;
     int n_states;
@@ -64,9 +68,10 @@ struct claim_op {
     const char *tasks_json;
     char *tokens; /* limit tokens of 2 * LEASE_TOKEN_BYTES hex, back to back (owned) */
     int limit;
+    int keep; /* candidates kept per task: limit, or more when a tag limit may hold some back */
     int64_t now_ms;
     int64_t lease_expires;
-    struct claim_candidate *cand; /* room for limit * (n_tasks + 1) */
+    struct claim_candidate *cand; /* room for keep * (n_tasks + 1) */
     size_t room;
     size_t n_cand;
     size_t n_claimed;
@@ -84,8 +89,11 @@ static int candidate_cmp(const void *pa, const void *pb)
 
 static void candidates_clear(struct claim_op *op)
 {
-    for (size_t i = 0; i < op->n_cand; i++)
+    for (size_t i = 0; i < op->n_cand; i++) {
         run_row_clear(&op->cand[i].row);
+        mem_free(op->cand[i].tags);
+        op->cand[i].tags = NULL;
+    }
     op->n_cand = 0;
     op->n_claimed = 0;
 }
@@ -106,9 +114,15 @@ static int read_candidate(const PGresult *r, int row, struct claim_candidate *cd
     rr->cache_key = pg_get_text(r, row, 9);
     cd->n_states = pg_get_int(r, row, 10);
     rr->traceparent = pg_get_text(r, row, 11);
+    const char *tags = pg_get_text(r, row, 12);
+    if (tags && strcmp(tags, "[]") != 0 && !(cd->tags = mem_strdup(tags)))
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     int rc = run_row_own_strings(rr, err);
-    if (rc < 0)
+    if (rc < 0) { /* not counted among the candidates: nothing else frees it */
         memset(rr, 0, sizeof *rr);
+        mem_free(cd->tags);
+        cd->tags = NULL;
+    }
     return rc;
 }
 
@@ -125,7 +139,7 @@ static int collect_candidates(struct pg_conn *c, struct claim_op *op, const char
     struct pg_params p = {0};
     pg_p_text(&p, task);
     pg_p_i64(&p, op->now_ms);
-    pg_p_int(&p, op->limit);
+    pg_p_int(&p, op->keep);
     PGresult *r = pg_query(c, sql, &p, "finding runs to claim", err);
     if (!r)
         return ERRAND_ESTORE;
@@ -236,18 +250,18 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
     return rc;
 }
 
-/* Claims the candidates in order until the limit: a wave of as many as are missing, again
- * while some were taken meanwhile and candidates remain. */
-static int claim_candidates(struct pg_conn *c, struct claim_op *op, struct run_count_delta *counts,
-                            errand_error *err)
+/* Claims the first `upto` candidates in order until the limit: a wave of as many as are
+ * missing, again while some were taken meanwhile and candidates remain. */
+static int claim_candidates(struct pg_conn *c, struct claim_op *op, size_t upto,
+                            struct run_count_delta *counts, errand_error *err)
 {
     struct state_decision d = state_on_claim(ERRAND_STATE_SCHEDULED);
     size_t next = 0;
     int rc = 0;
-    while (rc == 0 && op->n_claimed < (size_t)op->limit && next < op->n_cand) {
+    while (rc == 0 && op->n_claimed < (size_t)op->limit && next < upto) {
         size_t n = (size_t)op->limit - op->n_claimed;
-        if (n > op->n_cand - next)
-            n = op->n_cand - next;
+        if (n > upto - next)
+            n = upto - next;
         rc = claim_wave(c, op, next, n, &d, counts, err);
         next += n;
     }
@@ -359,6 +373,70 @@ static int worker_claimed(struct pg_conn *c, const struct claim_op *op, errand_e
     return pg_command(c, sql, &p, "recording a worker", NULL, err);
 }
 
+/* A tag limit may hold back some of the first runs of a queue: look further into it. */
+static int widen(struct claim_op *op, errand_error *err)
+{
+    int keep = op->limit * PG_LIMITS_LOOKAHEAD;
+    if (op->keep >= keep)
+        return 0;
+    size_t room = (size_t)keep * (op->req->n_tasks + 1);
+    void *p = mem_realloc(op->cand, room * sizeof *op->cand);
+    if (!p)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    op->cand = p;
+    memset(op->cand + op->room, 0, (room - op->room) * sizeof *op->cand);
+    op->room = room;
+    op->keep = keep;
+    return 0;
+}
+
+/* Puts the candidates the limits let go first, in order, up to the claim's limit (their
+ * slots counted as taken), *admitted of them, once the tag limits they meet are locked. */
+static int admit_candidates(struct pg_conn *c, struct claim_op *op, struct pg_claim_limits *l,
+                            size_t *admitted, errand_error *err)
+{
+    *admitted = 0;
+    for (size_t i = 0; i < op->n_cand; i++)
+        pg_limits_meet_tags(l, op->cand[i].tags);
+    int rc = pg_limits_lock_tags(c, l, err);
+    for (size_t i = 0; rc == 0 && i < op->n_cand && *admitted < (size_t)op->limit; i++) {
+        if (!pg_limits_admit(l, op->cand[i].row.task, op->cand[i].tags))
+            continue;         /* a limit it falls under is full: it waits in the queue */
+        if (i != *admitted) { /* the admitted keep their order; the others are not claimed */
+            struct claim_candidate held_back = op->cand[*admitted];
+            op->cand[*admitted] = op->cand[i];
+            op->cand[i] = held_back;
+        }
+        (*admitted)++;
+    }
+    return rc;
+}
+
+/* The claim under limits (pg_limits.c): their rows locked, the full tasks skipped, the
+ * candidates admitted in order, the slots of those claimed taken. */
+static int claim_limited(struct pg_conn *c, struct claim_op *op, struct pg_claim_limits *l,
+                         struct run_count_delta *counts, errand_error *err)
+{
+    int rc = l->tags_limited ? widen(op, err) : 0;
+    for (size_t t = 0; rc == 0 && t < op->req->n_tasks; t++)
+        if (!pg_limits_task_full(l, op->req->tasks[t]))
+            rc = collect_candidates(c, op, op->req->tasks[t], err);
+    if (rc < 0)
+        return rc;
+    if (op->req->n_tasks > 1 && op->n_cand > 1)
+        qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+    size_t admitted = 0;
+    if ((rc = admit_candidates(c, op, l, &admitted, err)) < 0 ||
+        (rc = claim_candidates(c, op, admitted, counts, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < admitted; i++)
+        if (op->cand[i].claimed)
+            pg_limits_hold(l, op->cand[i].row.id, op->cand[i].row.task, op->cand[i].tags);
+    if ((rc = pg_limits_write(c, l, err)) == 0 && l->held_until_ms && op->req->held_until_ms)
+        *op->req->held_until_ms = l->held_until_ms;
+    return rc;
+}
+
 static int claim_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
     struct claim_op *op = arg;
@@ -371,14 +449,21 @@ static int claim_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     }
     if ((rc = store_pg_promote_due(c, op->now_ms, NULL, err)) < 0)
         return rc;
-    for (size_t t = 0; t < op->req->n_tasks; t++)
-        if ((rc = collect_candidates(c, op, op->req->tasks[t], err)) < 0)
-            return rc;
-    if (op->req->n_tasks > 1 && op->n_cand > 1)
-        qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+    struct pg_claim_limits limits;
     struct run_count_delta counts = {0};
-    if ((rc = claim_candidates(c, op, &counts, err)) < 0 ||
-        (rc = pg_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
+    rc = pg_limits_begin(c, &limits, op->req->tasks, op->req->n_tasks, op->now_ms, err);
+    if (rc == 0 && pg_limits_any(&limits)) {
+        rc = claim_limited(c, op, &limits, &counts, err);
+    } else {
+        for (size_t t = 0; rc == 0 && t < op->req->n_tasks; t++)
+            rc = collect_candidates(c, op, op->req->tasks[t], err);
+        if (rc == 0 && op->req->n_tasks > 1 && op->n_cand > 1)
+            qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+        if (rc == 0)
+            rc = claim_candidates(c, op, op->n_cand, &counts, err);
+    }
+    pg_limits_end(&limits);
+    if (rc < 0 || (rc = pg_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
     return worker_claimed(c, op, err);
@@ -448,6 +533,7 @@ int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, s
     struct may_write_op look = {.claim = &op};
     if ((rc = store_pg_read_single(s, may_write_in_tx, &look, err)) < 0 || !look.out)
         goto done;
+    op.keep = op.limit;
     op.room = (size_t)op.limit * (req->n_tasks + 1);
     op.cand = mem_calloc(op.room, sizeof *op.cand);
     op.tokens = mem_alloc((size_t)op.limit * 2 * LEASE_TOKEN_BYTES + 1);
@@ -698,6 +784,8 @@ static int heartbeat_in_tx(struct pg_conn *c, void *arg, errand_error *err)
         rc = heartbeat_one(c, op, i, all, resumed, ext, &counts, err);
     if (rc == 0)
         rc = extend_leases(c, op, ext, err);
+    if (rc == 0) /* runs waiting for subtasks lend their limits' slots (pg_limits.c) */
+        rc = pg_limits_heartbeat(c, op->leases, op->ids, op->out, op->n, op->now_ms, err);
     PQclear(all);
     pg_array_free(&ext[0]);
     pg_array_free(&ext[1]);
