@@ -15,8 +15,9 @@
 
 /* Submission. */
 #define WIRE_SUBMIT_BATCH_MAX 10000 /* runs in one POST /api/task_runs/batch */
-#define WIRE_WAIT_FOR_MAX 100       /* upstream runs one run waits for (wait_for and the
-                                       {"$result": ...} references in its parameters) */
+#define WIRE_WAIT_FOR_MAX                                                                          \
+    100 /* upstream runs one run waits for (wait_for and the                                       \
+           {"$result": ...} references in its parameters) */
 
 /* Listings. */
 #define WIRE_LIST_LIMIT_MAX 1000 /* ?limit= of GET /api/task_runs and /api/workers */

@@ -114,8 +114,8 @@ int handle_events(const struct handler_ctx *, const struct http_request *, struc
 int handle_stats(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                  errand_error *);
 /* handlers_limits.c: concurrency limits */
-int handle_list_limits(const struct handler_ctx *, const struct http_request *,
-                       struct http_reply *, errand_error *);
+int handle_list_limits(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                       errand_error *);
 int handle_set_limit(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                      errand_error *);
 int handle_task_pause(const struct handler_ctx *, const struct http_request *, struct http_reply *,

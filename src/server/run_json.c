@@ -90,9 +90,8 @@ static json_t *run_object(const struct run_row *r, errand_error *err)
     json_t *params = run_json_parse(r->parameters, "parameters", r->id, err);
     json_t *tags = params ? run_json_parse(r->tags, "tags", r->id, err) : NULL;
     json_t *delays = tags ? run_json_parse(r->retry_delays, "retry_delays", r->id, err) : NULL;
-    json_t *wait_for = delays ? run_json_parse(r->wait_for ? r->wait_for : "[]", "wait_for",
-                                               r->id, err)
-                              : NULL;
+    json_t *wait_for =
+        delays ? run_json_parse(r->wait_for ? r->wait_for : "[]", "wait_for", r->id, err) : NULL;
     json_t *result = NULL;
     bool want_result = r->state == ERRAND_STATE_COMPLETED && r->result;
     if (wait_for && want_result)

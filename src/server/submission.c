@@ -382,8 +382,8 @@ static int parse_deps(const json_t *obj, const char *prefix, size_t batch_index,
     int rc = json_get_bool(obj, prefix, "allow_upstream_failure", &spec->allow_upstream_failure,
                            NULL, err);
     const json_t *wait_for = NULL;
-    if (rc < 0 || (rc = field_array(obj, prefix, "wait_for", false, 0, WIRE_WAIT_FOR_MAX,
-                                    &wait_for, NULL, err)) < 0)
+    if (rc < 0 || (rc = field_array(obj, prefix, "wait_for", false, 0, WIRE_WAIT_FOR_MAX, &wait_for,
+                                    NULL, err)) < 0)
         return rc;
     char path[ERRAND_ERROR_FIELD_MAX], params_path[ERRAND_ERROR_FIELD_MAX];
     field_path(path, prefix, "wait_for");

@@ -56,8 +56,9 @@ int run_deps_resolve(const char *refs_json, bool pairs, const char *const *ids, 
     json_t *arr = json_loads(refs_json, 0, NULL);
     if (!json_is_array(arr)) {
         json_decref(arr);
-        return error_set(err, ERRAND_ESTORE, NULL, "store: dependency references are not a "
-                                                   "JSON array");
+        return error_set(err, ERRAND_ESTORE, NULL,
+                         "store: dependency references are not a "
+                         "JSON array");
     }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++)
@@ -129,8 +130,8 @@ static int fill(const char *parameters, const char *result_refs, const char *ups
         json_t *value = result ? json_loads(result, JSON_DECODE_ANY, NULL) : json_null();
         if (!value || !set_at(params, json_array_get(pair, 0), value))
             rc = error_set(err, ERRAND_EINVAL, NULL,
-                           "the result of run %s cannot be put in the parameters at %s",
-                           upstream, first_path);
+                           "the result of run %s cannot be put in the parameters at %s", upstream,
+                           first_path);
     }
     if (rc == 0 && any && !(*out = json_compact(params)))
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -160,9 +161,10 @@ int run_deps_name_refs(const char *parameters, const char *result_refs, char **o
     return rc;
 }
 
-int run_deps_upstream_ended(const char *parameters, const char *result_refs, bool allow, int pending,
-                            const char *upstream, errand_state state, const char *result,
-                            const char *result_ref, struct run_deps_step *out, errand_error *err)
+int run_deps_upstream_ended(const char *parameters, const char *result_refs, bool allow,
+                            int pending, const char *upstream, errand_state state,
+                            const char *result, const char *result_ref, struct run_deps_step *out,
+                            errand_error *err)
 {
     memset(out, 0, sizeof *out);
     out->pending = pending > 0 ? pending - 1 : 0;

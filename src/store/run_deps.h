@@ -77,8 +77,9 @@ struct run_deps_step {
 /* The dependant (parameters and result_refs as stored, allow, pending upstreams before this
  * one) of upstream `upstream`, which ended in state `state` with `result` (JSON text or NULL)
  * and `result_ref` (or NULL). */
-int run_deps_upstream_ended(const char *parameters, const char *result_refs, bool allow, int pending,
-                            const char *upstream, errand_state state, const char *result,
-                            const char *result_ref, struct run_deps_step *out, errand_error *err);
+int run_deps_upstream_ended(const char *parameters, const char *result_refs, bool allow,
+                            int pending, const char *upstream, errand_state state,
+                            const char *result, const char *result_ref, struct run_deps_step *out,
+                            errand_error *err);
 
 #endif

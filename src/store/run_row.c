@@ -12,9 +12,9 @@
 int run_row_own_strings(struct run_row *r, errand_error *err)
 {
     const char **fields[] = {
-        &r->id,     &r->task,       &r->parameters,      &r->state_name, &r->state_message,
-        &r->worker, &r->tags,       &r->idempotency_key, &r->cache_key,  &r->retry_delays,
-        &r->result, &r->result_ref, &r->lease_token,     &r->retry_of,   &r->traceparent,
+        &r->id,       &r->task,       &r->parameters,      &r->state_name, &r->state_message,
+        &r->worker,   &r->tags,       &r->idempotency_key, &r->cache_key,  &r->retry_delays,
+        &r->result,   &r->result_ref, &r->lease_token,     &r->retry_of,   &r->traceparent,
         &r->wait_for,
     };
     size_t n = sizeof fields / sizeof fields[0];

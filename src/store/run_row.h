@@ -45,13 +45,13 @@ struct run_row {
     int persist_result;     /* -1 = unset */
     const char *result;     /* JSON text, NULL = not inlined */
     const char *result_ref;
-    const char *retry_of;    /* the run this one retries (POST .../retry), NULL = none */
-    const char *traceparent; /* W3C trace context it was submitted with, NULL = none */
-    const char *wait_for;    /* JSON array text of the upstream run ids, NULL = none */
+    const char *retry_of;        /* the run this one retries (POST .../retry), NULL = none */
+    const char *traceparent;     /* W3C trace context it was submitted with, NULL = none */
+    const char *wait_for;        /* JSON array text of the upstream run ids, NULL = none */
     bool allow_upstream_failure; /* starts even when an upstream does not complete */
-    const char *lease_token; /* claimed rows only */
-    int64_t lease_expires;   /* while a worker holds the run (every row read), else 0 */
-    char *owned;             /* buffer behind the strings when owned, else NULL */
+    const char *lease_token;     /* claimed rows only */
+    int64_t lease_expires;       /* while a worker holds the run (every row read), else 0 */
+    char *owned;                 /* buffer behind the strings when owned, else NULL */
 };
 
 /* Task-run ids are stored in lower case: an id given in upper case (valid on the wire) is

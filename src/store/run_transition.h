@@ -49,9 +49,9 @@ struct run_current {
                                               last lease, "" when none */
     char worker[RUN_WORKER_NAME_MAX];      /* "" when none; cut to fit */
     char task[RUN_TALLY_TASK_MAX];
-    bool delayed; /* SCHEDULED and waiting in the delayed set or for upstream runs
-                     (task_runs.delayed: both count as delayed in the tally) */
-    int dependants; /* runs that were made to wait for this one (store/run_deps.h) */
+    bool delayed;     /* SCHEDULED and waiting in the delayed set or for upstream runs
+                         (task_runs.delayed: both count as delayed in the tally) */
+    int dependants;   /* runs that were made to wait for this one (store/run_deps.h) */
     bool holds_slots; /* holds slots of concurrency limits (store.h) */
     bool has_cache_key;
     double cache_expiration_seconds; /* 0 = never expires */

@@ -113,10 +113,10 @@ static void a_schema_20_store_is_migrated(void **state)
     store_close(fx->st);
     fx->st = NULL;
     exec_sql(fx, UNDO_SCHEMA_23 "DROP INDEX task_runs_trace;"
-                 "ALTER TABLE task_runs DROP COLUMN traceparent;"
-                 "DELETE FROM task_counts WHERE state_type = 8;"
-                 "DELETE FROM schema_migrations WHERE version > 20;"
-                 "PRAGMA user_version = 20;");
+                                "ALTER TABLE task_runs DROP COLUMN traceparent;"
+                                "DELETE FROM task_counts WHERE state_type = 8;"
+                                "DELETE FROM schema_migrations WHERE version > 20;"
+                                "PRAGMA user_version = 20;");
     assert_int_equal(query_int(fx, "SELECT count(*) FROM pragma_table_info('task_runs') "
                                    "WHERE name = 'traceparent'"),
                      0);

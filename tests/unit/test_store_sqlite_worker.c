@@ -746,8 +746,8 @@ static void an_upgraded_store_counts_its_delayed_runs(void **state)
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   UNDO_SCHEMA_23 "DELETE FROM task_counts WHERE state_type = 8;"
-                                  "DELETE FROM schema_migrations WHERE version > 21;"
-                                  "PRAGMA user_version = 21;",
+                                                 "DELETE FROM schema_migrations WHERE version > 21;"
+                                                 "PRAGMA user_version = 21;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
