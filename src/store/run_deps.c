@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/state.h"
+#include "store/run_transition.h"
 
 bool run_deps_batch_ref(const char *ref, size_t *index)
 {
@@ -201,5 +202,91 @@ int run_deps_upstream_ended(const char *parameters, const char *result_refs, boo
     out->outcome = out->pending == 0 ? RUN_DEPS_RELEASE : RUN_DEPS_WAIT;
     if (out->outcome == RUN_DEPS_WAIT)
         run_deps_waiting_message(out->pending, out->message, sizeof out->message);
+    return 0;
+}
+
+/* --- planning a new run ------------------------------------------------------------------ */
+
+void run_deps_plan_clear(struct run_deps_plan *p)
+{
+    mem_free(p->wait_for);
+    mem_free(p->result_refs);
+    mem_free(p->parameters);
+    mem_free(p->upstream_ids);
+    mem_free(p->edges);
+    memset(p, 0, sizeof *p);
+}
+
+int run_deps_plan_begin(const struct run_spec *spec, const char *const *ids, size_t n_ids,
+                        struct run_deps_plan *out, errand_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->state = ERRAND_STATE_SCHEDULED;
+    out->name = STATE_NAME_SCHEDULED;
+    int rc = run_deps_resolve(spec->wait_for, false, ids, n_ids, &out->wait_for, err);
+    if (rc == 0 && spec->result_refs)
+        rc = run_deps_resolve(spec->result_refs, true, ids, n_ids, &out->result_refs, err);
+    if (rc == 0 && out->result_refs && strcmp(out->result_refs, spec->result_refs) != 0)
+        rc = run_deps_name_refs(spec->parameters, out->result_refs, &out->parameters, err);
+    json_t *ups = rc == 0 ? json_loads(out->wait_for, 0, NULL) : NULL;
+    size_t n = json_array_size(ups);
+    if (rc == 0 && !ups)
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    if (rc == 0 && n > 0 &&
+        (!(out->upstream_ids = mem_calloc(n, sizeof *out->upstream_ids)) ||
+         !(out->edges = mem_calloc(n, sizeof *out->edges))))
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        run_copy_fixed(out->upstream_ids[out->n_upstream++], UUID_STR_LEN,
+                       json_string_value(json_array_get(ups, i)));
+    json_decref(ups);
+    if (rc < 0)
+        run_deps_plan_clear(out);
+    return rc;
+}
+
+int run_deps_plan_apply(const struct run_spec *spec, const struct run_deps_upstream *ups,
+                        struct run_deps_plan *out, errand_error *err)
+{
+    int pending = (int)out->n_upstream;
+    for (size_t i = 0; i < out->n_upstream; i++) {
+        const char *id = out->upstream_ids[i];
+        if (!ups[i].found)
+            return error_set(err, ERRAND_EINVAL, "wait_for",
+                             "wait_for names run '%s', which does not exist (never submitted, "
+                             "or deleted after it finished: ERRAND_RETENTION_SECONDS)",
+                             id);
+        if (!state_is_final(ups[i].state)) {
+            memcpy(out->edges[out->pending++], id, UUID_STR_LEN);
+            continue;
+        }
+        if (out->state != ERRAND_STATE_SCHEDULED)
+            continue; /* ended by an earlier one already */
+        struct run_deps_step step;
+        int rc =
+            run_deps_upstream_ended(out->parameters ? out->parameters : spec->parameters,
+                                    out->result_refs, spec->allow_upstream_failure, pending, id,
+                                    ups[i].state, ups[i].result, ups[i].result_ref, &step, err);
+        if (rc < 0)
+            return rc;
+        pending = step.pending;
+        if (step.parameters) {
+            mem_free(out->parameters);
+            out->parameters = step.parameters;
+        }
+        if (step.outcome == RUN_DEPS_CANCEL || step.outcome == RUN_DEPS_FAIL) {
+            bool cancel = step.outcome == RUN_DEPS_CANCEL;
+            out->state = cancel ? ERRAND_STATE_CANCELLED : ERRAND_STATE_FAILED;
+            out->name =
+                cancel ? RUN_DEPS_NAME_UPSTREAM_FAILED : state_default_name(ERRAND_STATE_FAILED);
+            memcpy(out->message, step.message, sizeof out->message);
+        }
+    }
+    if (out->state != ERRAND_STATE_SCHEDULED) {
+        out->pending = 0; /* ended: nothing to wait for */
+    } else if (out->pending > 0) {
+        out->name = RUN_DEPS_NAME_WAITING;
+        run_deps_waiting_message(out->pending, out->message, sizeof out->message);
+    }
     return 0;
 }

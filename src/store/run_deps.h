@@ -31,7 +31,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/uuid.h"
 #include "errand/errand.h"
+#include "store/run_spec.h"
 
 #define RUN_DEPS_NAME_WAITING "Waiting"
 #define RUN_DEPS_NAME_UPSTREAM_FAILED "UpstreamFailed"
@@ -55,6 +57,43 @@ int run_deps_resolve(const char *refs_json, bool pairs, const char *const *ids, 
  * stored; *out (mem_free) new JSON text. */
 int run_deps_name_refs(const char *parameters, const char *result_refs, char **out,
                        errand_error *err);
+
+/* How a new run with upstream runs starts, planned in two halves around the backend's own
+ * reading (and, on PostgreSQL, locking) of the upstream runs: run_deps_plan_begin resolves
+ * the references, the backend reads each upstream of upstream_ids, run_deps_plan_apply
+ * decides. */
+struct run_deps_plan {
+    char *wait_for;    /* resolved references: ids (mem_free) */
+    char *result_refs; /* resolved [path, id] pairs, or NULL (mem_free) */
+    char *parameters;  /* with the results of completed upstream runs filled in, or NULL when
+                          unchanged (mem_free) */
+    char (*upstream_ids)[UUID_STR_LEN]; /* the ids of wait_for, n_upstream of them (mem_free) */
+    size_t n_upstream;
+    errand_state state; /* SCHEDULED, or CANCELLED/FAILED when an upstream already ended so */
+    const char *name;   /* "Waiting", "Scheduled", "UpstreamFailed", "Failed" */
+    char message[RUN_DEPS_MESSAGE_MAX];
+    int pending;                 /* upstream runs not final yet */
+    char (*edges)[UUID_STR_LEN]; /* those runs' ids, pending of them (mem_free) */
+};
+void run_deps_plan_clear(struct run_deps_plan *p);
+
+/* An upstream run as the backend read it (strings borrowed for the call). */
+struct run_deps_upstream {
+    bool found;
+    errand_state state;
+    const char *result;
+    const char *result_ref;
+};
+
+/* The first half for a spec with wait_for: batch references resolved against ids (the
+ * batch's earlier runs), the results' places named by id, upstream_ids filled. */
+int run_deps_plan_begin(const struct run_spec *spec, const char *const *ids, size_t n_ids,
+                        struct run_deps_plan *out, errand_error *err);
+/* The second half: ups[i] is upstream_ids[i] as read. One that does not exist is
+ * ERRAND_EINVAL naming wait_for; those not final become edges; those final already are
+ * applied as their end would be, in wait_for order (the first end named decides). */
+int run_deps_plan_apply(const struct run_spec *spec, const struct run_deps_upstream *ups,
+                        struct run_deps_plan *out, errand_error *err);
 
 /* "waiting for N upstream run(s)". */
 void run_deps_waiting_message(int pending, char *buf, size_t size);

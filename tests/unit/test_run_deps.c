@@ -14,6 +14,7 @@
 
 #include "core/mem.h"
 #include "store/run_deps.h"
+#include "store/run_spec.h"
 
 #define UP "01a239a9-b36c-7752-8afb-aa40b1ca6550"
 #define OTHER "01a239a9-b36c-7753-a990-0308eb995dbd"
@@ -135,6 +136,49 @@ static void references_are_named_by_id_once_resolved(void **state)
     mem_free(out);
 }
 
+static void a_plan_waits_for_what_is_not_final_and_applies_what_is(void **state)
+{
+    (void)state;
+    struct run_spec spec = {
+        .parameters = "{\"a\":{\"$result\":\"runs[0]\"},\"b\":{\"$result\":\"" UP "\"}}",
+        .wait_for = "[\"runs[0]\",\"" UP "\"]",
+        .result_refs = "[[[\"a\"],\"runs[0]\"],[[\"b\"],\"" UP "\"]]",
+    };
+    const char *ids[] = {OTHER};
+    struct run_deps_plan plan;
+    errand_error err;
+    /* runs[0], the batch's first run, is OTHER, still running; UP completed already. */
+    assert_int_equal(run_deps_plan_begin(&spec, ids, 1, &plan, &err), 0);
+    assert_int_equal(plan.n_upstream, 2);
+    assert_string_equal(plan.upstream_ids[0], OTHER);
+    assert_string_equal(plan.upstream_ids[1], UP);
+    struct run_deps_upstream ups[] = {
+        {.found = true, .state = ERRAND_STATE_RUNNING},
+        {.found = true, .state = ERRAND_STATE_COMPLETED, .result = "5"}};
+    assert_int_equal(run_deps_plan_apply(&spec, ups, &plan, &err), 0);
+    assert_int_equal(plan.state, ERRAND_STATE_SCHEDULED);
+    assert_string_equal(plan.name, RUN_DEPS_NAME_WAITING);
+    assert_int_equal(plan.pending, 1);
+    assert_string_equal(plan.edges[0], OTHER);
+    assert_string_equal(plan.parameters, "{\"a\":{\"$result\":\"" OTHER "\"},\"b\":5}");
+    run_deps_plan_clear(&plan);
+
+    /* An upstream that failed already ends the new run; one that does not exist refuses it. */
+    assert_int_equal(run_deps_plan_begin(&spec, ids, 1, &plan, &err), 0);
+    ups[1].state = ERRAND_STATE_FAILED;
+    assert_int_equal(run_deps_plan_apply(&spec, ups, &plan, &err), 0);
+    assert_int_equal(plan.state, ERRAND_STATE_CANCELLED);
+    assert_string_equal(plan.name, RUN_DEPS_NAME_UPSTREAM_FAILED);
+    assert_int_equal(plan.pending, 0);
+    run_deps_plan_clear(&plan);
+    assert_int_equal(run_deps_plan_begin(&spec, ids, 1, &plan, &err), 0);
+    ups[0].found = false;
+    assert_int_equal(run_deps_plan_apply(&spec, ups, &plan, &err), ERRAND_EINVAL);
+    assert_string_equal(err.field, "wait_for");
+    assert_non_null(strstr(err.message, OTHER));
+    run_deps_plan_clear(&plan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +188,7 @@ int main(void)
         cmocka_unit_test(an_upstream_that_did_not_complete_cancels_unless_allowed),
         cmocka_unit_test(a_result_that_was_not_inlined_cannot_be_passed),
         cmocka_unit_test(references_are_named_by_id_once_resolved),
+        cmocka_unit_test(a_plan_waits_for_what_is_not_final_and_applies_what_is),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,25 +58,6 @@
 #include "core/state.h"
 #include "store/postgres/store_pg.h"
 
-void pg_deps_plan_clear(struct pg_deps_plan *p)
-{
-    mem_free(p->wait_for);
-    mem_free(p->result_refs);
-    mem_free(p->parameters);
-    pg_array_free(&p->edges);
-    memset(p, 0, sizeof *p);
-}
-
-/* Takes step's parameters as the plan's current ones. */
-static void plan_take_parameters(struct pg_deps_plan *p, struct run_deps_step *step)
-{
-    if (!step->parameters)
-        return;
-    mem_free(p->parameters);
-    p->parameters = step->parameters;
-    step->parameters = NULL;
-}
-
 /* The row of r (id in column 0) for id, or -1. */
 static int row_of(const PGresult *r, const char *id)
 {
@@ -86,15 +67,16 @@ static int row_of(const PGresult *r, const char *id)
     return -1;
 }
 
-/* Locks and reads the upstream runs named by ups (race (b) at the top). */
-static PGresult *lock_upstream(struct pg_conn *c, const json_t *ups, errand_error *err)
+/* Locks and reads the plan's upstream runs (race (b) at the top). */
+static PGresult *lock_upstream(struct pg_conn *c, const struct run_deps_plan *plan,
+                               errand_error *err)
 {
     static const char sql[] =
         "SELECT id, state_type, result, result_ref FROM task_runs WHERE id = ANY($1::text[]) "
         "ORDER BY id COLLATE \"C\" FOR NO KEY UPDATE";
     struct pg_array ids = {0};
-    for (size_t i = 0; i < json_array_size(ups); i++)
-        pg_array_text(&ids, json_string_value(json_array_get(ups, i)));
+    for (size_t i = 0; i < plan->n_upstream; i++)
+        pg_array_text(&ids, plan->upstream_ids[i]);
     PGresult *r = NULL;
     if (pg_array_check(&ids, err) == 0) {
         struct pg_params p = {0};
@@ -105,79 +87,37 @@ static PGresult *lock_upstream(struct pg_conn *c, const json_t *ups, errand_erro
     return r;
 }
 
-/* Applies the end of an upstream run that is final already to the plan. */
-static int plan_final(struct pg_deps_plan *out, const struct run_spec *spec, const char *id,
-                      const PGresult *r, int row, int *pending, errand_error *err)
+int pg_deps_plan(struct pg_conn *c, const struct run_spec *spec, const char *const *ids,
+                 size_t n_ids, struct run_deps_plan *out, errand_error *err)
 {
-    struct run_deps_step step;
-    int rc = run_deps_upstream_ended(out->parameters ? out->parameters : spec->parameters,
-                                     out->result_refs, spec->allow_upstream_failure, *pending, id,
-                                     (errand_state)pg_get_int(r, row, 1), pg_get_text(r, row, 2),
-                                     pg_get_text(r, row, 3), &step, err);
+    int rc = run_deps_plan_begin(spec, ids, n_ids, out, err);
     if (rc < 0)
         return rc;
-    *pending = step.pending;
-    plan_take_parameters(out, &step);
-    if (step.outcome == RUN_DEPS_CANCEL || step.outcome == RUN_DEPS_FAIL) {
-        bool cancel = step.outcome == RUN_DEPS_CANCEL;
-        out->state = cancel ? ERRAND_STATE_CANCELLED : ERRAND_STATE_FAILED;
-        out->name =
-            cancel ? RUN_DEPS_NAME_UPSTREAM_FAILED : state_default_name(ERRAND_STATE_FAILED);
-        memcpy(out->message, step.message, sizeof out->message);
-    }
-    return 0;
-}
-
-int pg_deps_plan(struct pg_conn *c, const struct run_spec *spec, const char *const *ids,
-                 size_t n_ids, struct pg_deps_plan *out, errand_error *err)
-{
-    memset(out, 0, sizeof *out);
-    out->state = ERRAND_STATE_SCHEDULED;
-    out->name = STATE_NAME_SCHEDULED;
-    int rc = run_deps_resolve(spec->wait_for, false, ids, n_ids, &out->wait_for, err);
-    if (rc == 0 && spec->result_refs)
-        rc = run_deps_resolve(spec->result_refs, true, ids, n_ids, &out->result_refs, err);
-    if (rc == 0 && out->result_refs && strcmp(out->result_refs, spec->result_refs) != 0)
-        rc = run_deps_name_refs(spec->parameters, out->result_refs, &out->parameters, err);
-    json_t *ups = rc == 0 ? json_loads(out->wait_for, 0, NULL) : NULL;
+    size_t n = out->n_upstream;
+    struct run_deps_upstream *ups = mem_calloc(n ? n : 1, sizeof *ups);
     PGresult *r = NULL;
-    if (rc == 0 && !ups)
+    if (!ups)
         rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    if (rc == 0 && !(r = lock_upstream(c, ups, err)))
+    else if (!(r = lock_upstream(c, out, err)))
         rc = ERRAND_ESTORE;
-    size_t n = json_array_size(ups);
-    int pending = (int)n;
-    for (size_t i = 0; rc == 0 && i < n; i++) { /* in wait_for order: the first end named */
-        const char *id = json_string_value(json_array_get(ups, i));
-        int row = row_of(r, id);
-        if (row < 0) {
-            rc = error_set(err, ERRAND_EINVAL, "wait_for",
-                           "wait_for names run '%s', which does not exist (never submitted, or "
-                           "deleted after it finished: ERRAND_RETENTION_SECONDS)",
-                           id);
-        } else if (!state_is_final((errand_state)pg_get_int(r, row, 1))) {
-            pg_array_text(&out->edges, id);
-            out->pending++;
-        } else if (out->state == ERRAND_STATE_SCHEDULED) { /* else ended by an earlier one */
-            rc = plan_final(out, spec, id, r, row, &pending, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int row = row_of(r, out->upstream_ids[i]);
+        if ((ups[i].found = row >= 0)) {
+            ups[i].state = (errand_state)pg_get_int(r, row, 1);
+            ups[i].result = pg_get_text(r, row, 2);
+            ups[i].result_ref = pg_get_text(r, row, 3);
         }
     }
-    PQclear(r);
-    json_decref(ups);
     if (rc == 0)
-        rc = pg_array_check(&out->edges, err);
-    if (rc == 0 && out->state != ERRAND_STATE_SCHEDULED)
-        out->pending = 0; /* ended: nothing to wait for */
-    if (rc == 0 && out->state == ERRAND_STATE_SCHEDULED && out->pending > 0) {
-        out->name = RUN_DEPS_NAME_WAITING;
-        run_deps_waiting_message(out->pending, out->message, sizeof out->message);
-    }
+        rc = run_deps_plan_apply(spec, ups, out, err);
+    PQclear(r);
+    mem_free(ups);
     if (rc < 0)
-        pg_deps_plan_clear(out);
+        run_deps_plan_clear(out);
     return rc;
 }
 
-int pg_deps_register(struct pg_conn *c, const char *id, const struct pg_deps_plan *p,
+int pg_deps_register(struct pg_conn *c, const char *id, const struct run_deps_plan *p,
                      errand_error *err)
 {
     static const char sql_edges[] = "INSERT INTO task_run_edges (upstream, downstream) "
@@ -186,15 +126,21 @@ int pg_deps_register(struct pg_conn *c, const char *id, const struct pg_deps_pla
         "UPDATE task_runs SET dependants = dependants + 1 WHERE id = ANY($1::text[])";
     if (p->pending <= 0)
         return 0;
+    struct pg_array edges = {0};
+    for (int i = 0; i < p->pending; i++)
+        pg_array_text(&edges, p->edges[i]);
+    int rc = pg_array_check(&edges, err);
     struct pg_params q = {0};
-    pg_p_array(&q, &p->edges);
+    pg_p_array(&q, &edges);
     pg_p_text(&q, id);
-    int rc = pg_command(c, sql_edges, &q, "recording a run's upstream runs", NULL, err);
-    if (rc < 0)
-        return rc;
+    if (rc == 0)
+        rc = pg_command(c, sql_edges, &q, "recording a run's upstream runs", NULL, err);
     struct pg_params u = {0};
-    pg_p_array(&u, &p->edges);
-    return pg_command(c, sql_count, &u, "counting dependants", NULL, err);
+    pg_p_array(&u, &edges);
+    if (rc == 0)
+        rc = pg_command(c, sql_count, &u, "counting dependants", NULL, err);
+    pg_array_free(&edges);
+    return rc;
 }
 
 int pg_deps_ended(struct pg_conn *c, const char *id, int64_t now_ms, errand_error *err)

@@ -16,29 +16,14 @@
 #include "store/run_deps.h"
 #include "store/run_spec.h"
 
-/* How a new run with upstream runs starts (decided by pg_deps_plan). */
-struct pg_deps_plan {
-    char *wait_for;     /* resolved references: ids (mem_free) */
-    char *result_refs;  /* resolved [path, id] pairs, or NULL (mem_free) */
-    char *parameters;   /* with the results of completed upstream runs filled in, or NULL when
-                           unchanged (mem_free) */
-    errand_state state; /* SCHEDULED, or CANCELLED/FAILED when an upstream already ended so */
-    const char *name;   /* "Waiting", "Scheduled", "UpstreamFailed", "Failed" */
-    char message[RUN_DEPS_MESSAGE_MAX];
-    int pending;           /* upstream runs not final yet */
-    struct pg_array edges; /* those runs' ids, pending of them */
-};
-void pg_deps_plan_clear(struct pg_deps_plan *p);
-
-/* The plan for a new run whose spec has wait_for: batch references resolved against ids
- * (the batch's earlier runs, inserted already), each upstream locked and looked up
- * (ERRAND_EINVAL naming wait_for when one does not exist), those already final applied as
- * their end would be. The locks hold until the commit: see pg_deps.c. */
+/* The plan for a new run whose spec has wait_for (store/run_deps.h; batch references resolve
+ * against the batch's earlier runs, inserted already), each upstream locked while read: the
+ * locks hold until the commit (see pg_deps.c). */
 int pg_deps_plan(struct pg_conn *c, const struct run_spec *spec, const char *const *ids,
-                 size_t n_ids, struct pg_deps_plan *out, errand_error *err);
+                 size_t n_ids, struct run_deps_plan *out, errand_error *err);
 
 /* Records the plan's edges from the new run `id` (after its insert). */
-int pg_deps_register(struct pg_conn *c, const char *id, const struct pg_deps_plan *p,
+int pg_deps_register(struct pg_conn *c, const char *id, const struct run_deps_plan *p,
                      errand_error *err);
 
 /* Run id, which others wait for, is moving into a final state at now_ms (pg_transition_queue

@@ -50,7 +50,7 @@ struct submit_slot {
     char *cache_result;
     char *cache_result_ref;
     int64_t cache_expires_at;
-    struct pg_deps_plan deps; /* how it starts, when it has upstream runs */
+    struct run_deps_plan deps; /* how it starts, when it has upstream runs */
     bool has_deps;
 };
 
@@ -72,7 +72,7 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
     slot->cached = false;
     slot->created = false;
-    pg_deps_plan_clear(&slot->deps);
+    run_deps_plan_clear(&slot->deps);
     slot->has_deps = false;
 }
 
@@ -267,7 +267,7 @@ static const char *start_message(const struct submit_slot *slot)
 static void add_run(struct pg_array *col, const struct run_spec *spec,
                     const struct submit_slot *slot, int64_t now_ms)
 {
-    const struct pg_deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
+    const struct run_deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
     pg_array_text(&col[COL_ID], slot->id);
     pg_array_text(&col[COL_TASK], spec->task);
     pg_array_text(&col[COL_PARAMETERS],
@@ -433,7 +433,7 @@ static int plan_deps(struct pg_conn *c, struct submit_op *op, size_t i, errand_e
     for (size_t j = 0; j < i; j++)
         ids[j] = op->slots[j].answered ? op->slots[j].answer.id : op->slots[j].id;
     struct submit_slot *slot = &op->slots[i];
-    pg_deps_plan_clear(&slot->deps);
+    run_deps_plan_clear(&slot->deps);
     int rc = pg_deps_plan(c, &op->specs[i], ids, i, &slot->deps, err);
     mem_free(ids);
     slot->has_deps = rc == 0;

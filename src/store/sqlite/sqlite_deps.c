@@ -17,15 +17,6 @@
 #include "core/state.h"
 #include "store/sqlite/sqlite_transition.h"
 
-void deps_plan_clear(struct deps_plan *p)
-{
-    mem_free(p->wait_for);
-    mem_free(p->result_refs);
-    mem_free(p->parameters);
-    mem_free(p->edges);
-    memset(p, 0, sizeof *p);
-}
-
 /* An upstream run as its dependants see it: strings owned (mem_free). */
 struct upstream {
     errand_state state;
@@ -73,84 +64,35 @@ static int upstream_read(struct sqlite_conn *c, const char *id, struct upstream 
     return rc;
 }
 
-/* Takes step's parameters as the plan's current ones. */
-static void plan_take_parameters(struct deps_plan *p, struct run_deps_step *step)
-{
-    if (!step->parameters)
-        return;
-    mem_free(p->parameters);
-    p->parameters = step->parameters;
-    step->parameters = NULL;
-}
-
 int sqlite_deps_plan(struct sqlite_conn *c, const struct run_spec *spec, const char *const *ids,
-                     size_t n_ids, struct deps_plan *out, errand_error *err)
+                     size_t n_ids, struct run_deps_plan *out, errand_error *err)
 {
-    memset(out, 0, sizeof *out);
-    out->state = ERRAND_STATE_SCHEDULED;
-    out->name = STATE_NAME_SCHEDULED;
-    int rc = run_deps_resolve(spec->wait_for, false, ids, n_ids, &out->wait_for, err);
-    if (rc == 0 && spec->result_refs)
-        rc = run_deps_resolve(spec->result_refs, true, ids, n_ids, &out->result_refs, err);
-    if (rc == 0 && out->result_refs && strcmp(out->result_refs, spec->result_refs) != 0)
-        rc = run_deps_name_refs(spec->parameters, out->result_refs, &out->parameters, err);
-    json_t *ups = rc == 0 ? json_loads(out->wait_for, 0, NULL) : NULL;
-    size_t n = json_array_size(ups);
-    if (rc == 0 && n > 0 && !(out->edges = mem_calloc(n, sizeof *out->edges)))
-        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    int pending = (int)n;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *id = json_string_value(json_array_get(ups, i));
-        struct upstream u;
-        bool found = false;
-        if ((rc = upstream_read(c, id, &u, &found, err)) < 0)
-            break;
-        if (!found) {
-            rc = error_set(err, ERRAND_EINVAL, "wait_for",
-                           "wait_for names run '%s', which does not exist (never submitted, or "
-                           "deleted after it finished: ERRAND_RETENTION_SECONDS)",
-                           id);
-            break;
-        }
-        if (!state_is_final(u.state)) {
-            run_copy_fixed(out->edges[out->pending++], UUID_STR_LEN, id);
-            upstream_clear(&u);
-            continue;
-        }
-        if (out->state != ERRAND_STATE_SCHEDULED) { /* already ended by an earlier one */
-            upstream_clear(&u);
-            continue;
-        }
-        struct run_deps_step step;
-        rc = run_deps_upstream_ended(out->parameters ? out->parameters : spec->parameters,
-                                     out->result_refs, spec->allow_upstream_failure, pending, id,
-                                     u.state, u.result, u.result_ref, &step, err);
-        upstream_clear(&u);
-        if (rc < 0)
-            break;
-        pending = step.pending;
-        plan_take_parameters(out, &step);
-        if (step.outcome == RUN_DEPS_CANCEL || step.outcome == RUN_DEPS_FAIL) {
-            out->state =
-                step.outcome == RUN_DEPS_CANCEL ? ERRAND_STATE_CANCELLED : ERRAND_STATE_FAILED;
-            out->name = step.outcome == RUN_DEPS_CANCEL ? RUN_DEPS_NAME_UPSTREAM_FAILED
-                                                        : state_default_name(ERRAND_STATE_FAILED);
-            memcpy(out->message, step.message, sizeof out->message);
-        }
-    }
-    json_decref(ups);
-    if (rc == 0 && out->state != ERRAND_STATE_SCHEDULED)
-        out->pending = 0; /* ended: nothing to wait for */
-    if (rc == 0 && out->state == ERRAND_STATE_SCHEDULED && out->pending > 0) {
-        out->name = RUN_DEPS_NAME_WAITING;
-        run_deps_waiting_message(out->pending, out->message, sizeof out->message);
-    }
+    int rc = run_deps_plan_begin(spec, ids, n_ids, out, err);
     if (rc < 0)
-        deps_plan_clear(out);
+        return rc;
+    size_t n = out->n_upstream;
+    struct upstream *read = mem_calloc(n ? n : 1, sizeof *read);
+    struct run_deps_upstream *ups = mem_calloc(n ? n : 1, sizeof *ups);
+    if (!read || !ups)
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = upstream_read(c, out->upstream_ids[i], &read[i], &ups[i].found, err);
+        ups[i].state = read[i].state;
+        ups[i].result = read[i].result;
+        ups[i].result_ref = read[i].result_ref;
+    }
+    if (rc == 0)
+        rc = run_deps_plan_apply(spec, ups, out, err);
+    for (size_t i = 0; read && i < n; i++)
+        upstream_clear(&read[i]);
+    mem_free(read);
+    mem_free(ups);
+    if (rc < 0)
+        run_deps_plan_clear(out);
     return rc;
 }
 
-int sqlite_deps_register(struct sqlite_conn *c, const char *id, const struct deps_plan *p,
+int sqlite_deps_register(struct sqlite_conn *c, const char *id, const struct run_deps_plan *p,
                          errand_error *err)
 {
     for (int i = 0; i < p->pending; i++) {

@@ -15,28 +15,13 @@
 #include "store/run_transition.h"
 #include "store/sqlite/sqlite_conn.h"
 
-/* How a new run with upstream runs starts (decided by sqlite_deps_plan). */
-struct deps_plan {
-    char *wait_for;     /* resolved references: ids (mem_free) */
-    char *result_refs;  /* resolved [path, id] pairs, or NULL (mem_free) */
-    char *parameters;   /* with the results of completed upstream runs filled in, or NULL when
-                           unchanged (mem_free) */
-    errand_state state; /* SCHEDULED, or CANCELLED/FAILED when an upstream already ended so */
-    const char *name;   /* "Waiting", "Scheduled", "UpstreamFailed", "Failed" */
-    char message[RUN_DEPS_MESSAGE_MAX];
-    int pending;                 /* upstream runs not final yet */
-    char (*edges)[UUID_STR_LEN]; /* those runs' ids, pending of them (mem_free) */
-};
-void deps_plan_clear(struct deps_plan *p);
-
-/* The plan for a new run whose spec has wait_for: batch references resolved against ids
- * (the batch's earlier runs), each upstream looked up (ERRAND_EINVAL naming wait_for when
- * one does not exist), those already final applied as their end would be. */
+/* The plan for a new run whose spec has wait_for (store/run_deps.h), each upstream read on
+ * the writer's connection. */
 int sqlite_deps_plan(struct sqlite_conn *c, const struct run_spec *spec, const char *const *ids,
-                     size_t n_ids, struct deps_plan *out, errand_error *err);
+                     size_t n_ids, struct run_deps_plan *out, errand_error *err);
 
 /* Records the plan's edges from the new run `id` (after its insert). */
-int sqlite_deps_register(struct sqlite_conn *c, const char *id, const struct deps_plan *p,
+int sqlite_deps_register(struct sqlite_conn *c, const char *id, const struct run_deps_plan *p,
                          errand_error *err);
 
 /* Run id just ended (its final state is written): settles the runs waiting for it, and in

@@ -48,7 +48,7 @@ struct submit_slot {
     char *cache_result;
     char *cache_result_ref;
     int64_t cache_expires_at;
-    struct deps_plan deps; /* how it starts, when it has upstream runs */
+    struct run_deps_plan deps; /* how it starts, when it has upstream runs */
     bool has_deps;
 };
 
@@ -70,7 +70,7 @@ static void slot_clear_outputs(struct submit_slot *slot)
     slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
     slot->cached = false;
     slot->created = false;
-    deps_plan_clear(&slot->deps);
+    run_deps_plan_clear(&slot->deps);
     slot->has_deps = false;
 }
 
@@ -138,7 +138,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     errand_state state = slot->cached ? ERRAND_STATE_COMPLETED : ERRAND_STATE_SCHEDULED;
     const char *name = slot->cached ? STATE_NAME_CACHED : STATE_NAME_SCHEDULED;
     const char *message = slot->cached ? slot->cache_message : "";
-    const struct deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
+    const struct run_deps_plan *deps = slot->has_deps ? &slot->deps : NULL;
     if (deps) {
         state = deps->state;
         name = deps->name;
@@ -225,7 +225,7 @@ static int plan_deps(struct sqlite_conn *c, struct submit_op *op, size_t i, erra
     for (size_t j = 0; j < i; j++)
         ids[j] = op->slots[j].answered ? op->slots[j].answer.id : op->slots[j].id;
     struct submit_slot *slot = &op->slots[i];
-    deps_plan_clear(&slot->deps);
+    run_deps_plan_clear(&slot->deps);
     int rc = sqlite_deps_plan(c, &op->specs[i], ids, i, &slot->deps, err);
     mem_free(ids);
     slot->has_deps = rc == 0;
@@ -284,7 +284,7 @@ static void submission_free(store_submission *sub)
     for (size_t i = 0; sub->slots && i < sub->n; i++) {
         slot_clear_outputs(&sub->slots[i]);
         run_row_clear(&sub->slots[i].prebuilt);
-        deps_plan_clear(&sub->slots[i].deps);
+        run_deps_plan_clear(&sub->slots[i].deps);
         json_decref(sub->slots[i].tags);
         mem_free(sub->slots[i].delays_text);
     }
