@@ -5,7 +5,7 @@ start and end records, not only from the server's history."""
 import json
 import time
 
-from conftest import PYTHON, exec_spec, parse_ts, unique_task, write_script
+from conftest import PYTHON, exec_spec, parse_ts, unique_task, wait_until, write_script
 
 # Sleeps, then appends "start end" (wall-clock seconds) to the file named in its parameters.
 RECORDER = """
@@ -116,11 +116,19 @@ def test_a_slot_is_freed_when_its_lease_runs_out(server, worker_factory, tmp_pat
     first = recorder_workers(server, worker_factory, tmp_path, [task], n=1,
                              args=["--lease-seconds", "2"])[0]
     log = tmp_path / "lease.log"
-    stuck = server.api.submit(task, {"log": str(log), "seconds": 60}, tags=["one"],
-                              retries=0)
+    stuck = server.api.submit(task, {"log": str(log), "seconds": 60}, tags=["one"])
     server.api.wait_state(stuck["id"], lambda r: r["state"]["type"] == "RUNNING", what="RUNNING")
     nxt = server.api.submit(task, {"log": str(log), "seconds": 0}, tags=["one"])
     first.kill9()
+    # Nobody serves the task now: once the sweeper expires the dead worker's leases (the
+    # killed worker's last parked claim may still have taken the next run, under a lease
+    # of 2 s too), the tag's slot is free.
+    def slot_free():
+        one = next(l for l in server.api.get_json("/limits")["limits"] if l.get("tag") == "one")
+        return one["held"] == 0 and one["holders"] == []
+    wait_until(slot_free, 30, "the tag's slot freed by the expired leases")
+    assert "lease expired" in server.api.get(stuck["id"])["state"]["message"]
+    server.api.cancel(stuck["id"])  # so that the next run is the one to go
     recorder_workers(server, worker_factory, tmp_path, [task], n=1)
     done = server.api.wait_final(nxt["id"], timeout=60)
     assert done["state"]["type"] == "COMPLETED", done["state"]

@@ -172,6 +172,9 @@ int pg_lease_resume(struct pg_conn *c, struct pg_transitions *t, struct run_curr
                     const char *token, const char *worker, int64_t now_ms, int64_t lease_expires,
                     struct run_count_delta *counts, errand_error *err);
 /* Records that worker was seen at now_ms (at most every STORE_PG_WORKER_SEEN_MS). */
+/* Moves the delayed runs due by now_ms into the ready queue, a bounded batch, taken with SKIP
+ * LOCKED; *n_promoted (optional) counts them. */
+int store_pg_promote_due(struct pg_conn *c, int64_t now_ms, int *n_promoted, errand_error *err);
 int pg_worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand_error *err);
 
 /* A worker's last_seen is rewritten at most this often unless something else changes. */
