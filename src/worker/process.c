@@ -305,6 +305,11 @@ static int spawn(const struct process_spec *spec, int in[2], int out[2], int err
         rc = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
+    /* Nothing else of the worker's: its connections to the server (libcurl's sockets are not
+       close-on-exec) would otherwise live on in the command, hide the worker's death from
+       the server, and be the command's to write to. */
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     if (!rc)
         rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                                  POSIX_SPAWN_SETSIGDEF);

@@ -3,12 +3,13 @@
 ones here) in a process of its own, and a cancel still reaches it through the heartbeat path
 within a few seconds (the lease, the fallback, is 30 s). The crashes it contains — segfault,
 abort, memory and CPU limits, timeouts — are tested with C tasks in
-tests/unit/test_worker_isolation.c."""
+tests/unit/test_worker_isolation.c. An exec task's command gets stdin, stdout and stderr,
+and none of the worker's own descriptors."""
 import os
 import signal
 import time
 
-from conftest import parse_ts, run_cli
+from conftest import PYTHON, exec_spec, parse_ts, run_cli, write_script
 
 LEASE_S = 30
 STOPPED_WITHIN_S = 5.0
@@ -67,3 +68,30 @@ def test_a_worker_whose_fork_server_died_hands_the_run_back_and_stops(server, wo
     done = server.api.wait_final(run["id"])
     assert done["state"]["type"] == "COMPLETED", done
     assert "FAILED" not in [s["type"] for s in server.api.states(run["id"])]
+
+
+# Lists the descriptors the exec task holds beyond stdin, stdout and stderr.
+FDS = """
+import json, os
+fds = {}
+for name in os.listdir("/proc/self/fd"):
+    try:
+        fds[name] = os.readlink(f"/proc/self/fd/{name}")
+    except OSError:
+        continue  # the directory listdir had open, closed since
+print(json.dumps({k: v for k, v in fds.items() if int(k) > 2}))
+"""
+
+
+def test_an_exec_task_holds_none_of_the_workers_descriptors(server, worker_factory, tmp_path):
+    """A command inherits stdin, stdout and stderr only: not the worker's connections to the
+    server, which would outlive a killed worker (the server would go on answering its parked
+    claim) and be the command's to write to."""
+    script = write_script(tmp_path / "fds.py", FDS)
+    worker_factory(server, execs=[exec_spec("iso.fds", PYTHON, script)], builtin=False,
+                   args=["--concurrency", "4"])
+    runs = [server.api.submit("iso.fds", {}) for _ in range(4)]
+    for r in runs:
+        done = server.api.wait_final(r["id"])
+        assert done["state"]["type"] == "COMPLETED", done["state"]
+        assert done["result"] == {}, f"the command held the worker's: {done['result']}"
