@@ -307,7 +307,15 @@ class Api:
         if data is not None:
             kw["data"] = data
         url = path if path.startswith("http") else self.base + path
-        return self.session.request(method, url, **kw)
+        try:
+            return self.session.request(method, url, **kw)
+        except requests.ConnectionError:
+            # A keep-alive connection the server closed while it sat idle (a server stopped
+            # with SIGSTOP closes its idle connections as soon as it runs again) fails the
+            # first request sent on it; a GET is safe to send again, on a new connection.
+            if method != "GET":
+                raise
+            return self.session.request(method, url, **kw)
 
     def get_json(self, path, params=None, expect=200):
         r = self.request("GET", path, params=params)
