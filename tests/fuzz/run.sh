@@ -26,7 +26,7 @@ CC=${CC:-clang}
 
 # Library sources the harnesses exercise. src/core has no libcurl or libmicrohttpd use, so
 # all of it links against jansson and libcrypto alone.
-server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c src/store/run_row.c"
+server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c src/store/run_row.c src/store/run_deps.c src/store/run_transition.c"
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 # ERRAND_VERSION as CMakeLists.txt defines it, from CHANGELOG.md (src/core/errand_public.c
 # requires it).
