@@ -317,6 +317,31 @@ test("run page: a waiting run links to the runs it waits for", { timeout: TEST_T
   assert.equal((await call("GET", `/task_runs/${down.id}`)).state.name, "UpstreamFailed");
 });
 
+test("a page left before its answer arrives never overwrites the page opened since", { timeout: TEST_TIMEOUT_MS }, async () => {
+  // The run's answer is held back (a slow network) until the reader has moved on.
+  const run = await submit("never.served", {});
+  let release;
+  const held = new Promise((r) => (release = r));
+  let delivered;
+  const done = new Promise((r) => (delivered = r));
+  const url = `**/api/task_runs/${run.id}`;
+  await page.route(url, async (r) => {
+    await held;
+    await r.continue();
+    delivered();
+  });
+  await page.goto(`${base}/#/runs/${run.id}`);
+  await page.goto(base + "/#/workers");
+  await page.waitForSelector("h2:text('Concurrency limits')", { timeout: UI_TIMEOUT_MS });
+  release();
+  await done;
+  await new Promise((r) => setTimeout(r, 300)); // the left page's code has its answer now
+  await page.unroute(url);
+  assert.deepEqual(await page.$$eval("#main h1", (els) => els.map((e) => e.textContent)), ["Workers"]);
+  assert.equal(await page.$("#main h2:text('Details')"), null);
+  await call("POST", `/task_runs/${run.id}/cancel`);
+});
+
 test("workers page: the concurrency limits and the runs holding their slots", { timeout: TEST_TIMEOUT_MS }, async () => {
   await call("POST", "/limits", { tag: "dash-llm", max_running: 1 });
   const holder = await submit("errand.sleep", { seconds: 60 }, { tags: ["dash-llm"] });

@@ -5,7 +5,7 @@
 // never as HTML: a task name or a result holding markup is shown as the characters it is.
 // This file: the login and the routing between the pages (page_*.js); lib.js: what they share.
 
-import { endPage, whenUnauthorized, h, show, errorBox, api } from "./lib.js";
+import { openPage, whenUnauthorized, h, errorBox, api } from "./lib.js";
 import { overviewPage } from "./page_overview.js";
 import { runsPage } from "./page_runs.js";
 import { runPage } from "./page_run.js";
@@ -16,7 +16,7 @@ let session = null; // GET /api/session's answer
 
 // --- login --------------------------------------------------------------------------------
 
-function loginPage(message) {
+function loginPage(page, message) {
   document.getElementById("nav").hidden = true;
   document.getElementById("logout").hidden = true;
   const input = h("input", {
@@ -45,7 +45,7 @@ function loginPage(message) {
     h("label", {}, "API key", input),
     h("button", { class: "primary", type: "submit" }, "Log in"),
   );
-  show(
+  page.show(
     h(
       "div",
       { class: "login" },
@@ -76,18 +76,19 @@ async function logout() {
 // --- routing ------------------------------------------------------------------------------
 
 async function route() {
-  endPage();
+  const page = openPage();
   document.getElementById("live").hidden = true;
   if (!session) {
     try {
       session = await api("GET", "/api/session");
     } catch (e) {
-      show(errorBox(e));
+      page.show(errorBox(e));
       return;
     }
   }
+  if (page.ended) return; // the reader went on while the session was read
   if (session.auth_required && !session.authenticated) {
-    loginPage();
+    loginPage(page);
     return;
   }
   document.getElementById("nav").hidden = false;
@@ -95,14 +96,14 @@ async function route() {
   const [path, q] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(q || "");
   const parts = (path || "/").split("/").filter(Boolean);
-  const page = parts[0] || "overview";
+  const name = parts[0] || "overview";
   for (const a of document.querySelectorAll("#nav a"))
-    a.classList.toggle("active", a.dataset.page === page);
-  if (page === "runs" && parts[1]) return runPage(parts[1]);
-  if (page === "runs") return runsPage(params);
-  if (page === "workers") return workersPage();
-  if (page === "failures") return failuresPage();
-  return overviewPage(params);
+    a.classList.toggle("active", a.dataset.page === name);
+  if (name === "runs" && parts[1]) return runPage(page, parts[1]);
+  if (name === "runs") return runsPage(page, params);
+  if (name === "workers") return workersPage(page);
+  if (name === "failures") return failuresPage(page);
+  return overviewPage(page, params);
 }
 
 whenUnauthorized(() => {

@@ -19,14 +19,33 @@ export const LOG_POLL_MS = 2000;
 
 const main = document.getElementById("main");
 
-// What the current page must stop (timers, streams) when another one opens.
-let cleanups = [];
-export function atPageEnd(fn) {
-  cleanups.push(fn);
+// The page on screen. A page's code goes on after each await, so one the reader has left can
+// still be running: what it would show is dropped, and what it starts (timers, streams) is
+// stopped at once, so an answer that arrives late never overwrites the page opened since.
+class Page {
+  #cleanups = [];
+  ended = false;
+  show(...nodes) {
+    if (!this.ended) main.replaceChildren(...nodes);
+  }
+  // fn stops what the page started; it runs when another page opens (at once if one has).
+  atEnd(fn) {
+    if (this.ended) fn();
+    else this.#cleanups.push(fn);
+  }
+  end() {
+    this.ended = true;
+    for (const stop of this.#cleanups) stop();
+    this.#cleanups = [];
+  }
 }
-export function endPage() {
-  for (const stop of cleanups) stop();
-  cleanups = [];
+
+let current = null;
+// Ends the page on screen and opens the next one.
+export function openPage() {
+  current?.end();
+  current = new Page();
+  return current;
 }
 
 // What a 401 from any call does (app.js: forget the session and show the login).
@@ -115,10 +134,6 @@ export function json(v) {
   return JSON.stringify(v, null, 2);
 }
 
-export function show(...nodes) {
-  main.replaceChildren(...nodes);
-}
-
 export function errorBox(e) {
   return h("div", { class: "error", role: "alert" }, e.message || String(e));
 }
@@ -169,9 +184,9 @@ export const LIST_MAX_RATE = 20;
 export const RELOAD_MS = 2000;
 export const OPEN_WAIT_MS = 2000;
 
-// A live stream of GET /api/events; onEvent(run change), onReset() when events were missed
+// A live stream of GET /api/events for page; onEvent(run change), onReset() when events were missed
 // (the client was away too long, or the stream skipped some over its max_rate).
-export function follow(params, onEvent, onReset) {
+export function follow(page, params, onEvent, onReset) {
   const live = document.getElementById("live");
   const es = new EventSource(`/api/events${query(params)}`);
   let reloading = null;
@@ -185,7 +200,7 @@ export function follow(params, onEvent, onReset) {
   es.addEventListener("run", (e) => onEvent(JSON.parse(e.data)));
   es.addEventListener("reset", reload);
   es.addEventListener("skipped", reload);
-  atPageEnd(() => clearTimeout(reloading));
+  page.atEnd(() => clearTimeout(reloading));
   es.onopen = () => {
     live.hidden = false;
     live.classList.remove("off");
@@ -195,7 +210,7 @@ export function follow(params, onEvent, onReset) {
     live.classList.add("off");
     live.textContent = "reconnecting";
   };
-  atPageEnd(() => es.close());
+  page.atEnd(() => es.close());
   // Resolved once the server has subscribed the stream (or after OPEN_WAIT_MS): a page reads
   // what it shows after that, so no change falls between its read and its stream.
   return new Promise((resolve) => {

@@ -2,10 +2,8 @@
 // page_failures.js — failed runs grouped by task and message shape, retried or deleted by group.
 
 import {
-  atPageEnd,
   h,
   ago,
-  show,
   errorBox,
   api,
   query,
@@ -16,10 +14,10 @@ import {
 
 // --- failures -----------------------------------------------------------------------------
 
-export async function failuresPage() {
+export async function failuresPage(page) {
   const body = h("tbody", {});
   const err = h("div", {});
-  show(
+  page.show(
     h("h1", {}, "Failures"),
     h(
       "p",
@@ -82,5 +80,5 @@ export async function failuresPage() {
   }
   await refresh();
   const timer = setInterval(refresh, 10000);
-  atPageEnd(() => clearInterval(timer));
+  page.atEnd(() => clearInterval(timer));
 }

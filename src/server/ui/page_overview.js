@@ -4,13 +4,11 @@
 
 import {
   STATES,
-  atPageEnd,
   h,
   badge,
   when,
   ago,
   duration,
-  show,
   errorBox,
   api,
   query,
@@ -85,7 +83,7 @@ function pct(p) {
   return p ? `${duration(p.p50)} · ${duration(p.p95)} · ${duration(p.p99)}` : "—";
 }
 
-export async function overviewPage(params) {
+export async function overviewPage(page, params) {
   const windowSel = params.get("window") === "day" ? "day" : "hour";
   const cards = h("div", { class: "cards" });
   const chartBox = h("div", { class: "panel chartbox" });
@@ -100,7 +98,7 @@ export async function overviewPage(params) {
     h("a", { href: "#/?window=hour", class: windowSel === "hour" ? "active" : "" }, "last hour"),
     h("a", { href: "#/?window=day", class: windowSel === "day" ? "active" : "" }, "last day"),
   );
-  show(
+  page.show(
     h("h1", {}, "Overview"),
     err,
     cards,
@@ -237,6 +235,7 @@ export async function overviewPage(params) {
   }
   let pending = null;
   const streaming = follow(
+    page,
     { max_rate: LIST_MAX_RATE },
     (ev) => {
       if (recent.querySelector("td.empty")) recent.replaceChildren();
@@ -262,7 +261,7 @@ export async function overviewPage(params) {
   await streaming;
   await refresh();
   const timer = setInterval(refresh, 30000); // the minutes move on even when nothing happens
-  atPageEnd(() => {
+  page.atEnd(() => {
     clearTimeout(pending);
     clearInterval(timer);
   });

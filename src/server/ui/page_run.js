@@ -4,13 +4,11 @@
 import {
   FINAL,
   LOG_POLL_MS,
-  atPageEnd,
   h,
   badge,
   when,
   duration,
   json,
-  show,
   errorBox,
   api,
   query,
@@ -54,12 +52,12 @@ function cacheSource(run) {
     : "yes";
 }
 
-export async function runPage(id) {
+export async function runPage(page, id) {
   let run;
   try {
     run = await api("GET", `/api/task_runs/${encodeURIComponent(id)}`);
   } catch (e) {
-    if (e.status !== 401) show(h("h1", {}, "Run"), errorBox(e));
+    if (e.status !== 401) page.show(h("h1", {}, "Run"), errorBox(e));
     return;
   }
   const head = h("div", {});
@@ -70,7 +68,7 @@ export async function runPage(id) {
   const result = h("div", { class: "panel" });
   const logsBox = h("div", { class: "panel logs" });
   const err = h("div", {});
-  show(
+  page.show(
     head,
     err,
     why,
@@ -277,11 +275,11 @@ export async function runPage(id) {
   const moreLogs = () => (logsChain = logsChain.then(readLogs));
   async function readLogs() {
     try {
-      const page = await api("GET", `/api/task_runs/${run.id}/logs?after=${after}`);
-      if (!page.logs.length && !after)
+      const read = await api("GET", `/api/task_runs/${run.id}/logs?after=${after}`);
+      if (!read.logs.length && !after)
         logsBox.replaceChildren(h("pre", { class: "muted" }, "No logs."));
-      if (page.logs.length && !after) logsBox.replaceChildren();
-      for (const l of page.logs)
+      if (read.logs.length && !after) logsBox.replaceChildren();
+      for (const l of read.logs)
         logsBox.append(
           h(
             "div",
@@ -291,7 +289,7 @@ export async function runPage(id) {
             h("span", {}, l.message),
           ),
         );
-      after = page.next_after;
+      after = read.next_after;
     } catch {
       /* shown on the next render */
     }
@@ -300,6 +298,7 @@ export async function runPage(id) {
   // Live: this run's changes re-render it; its logs are read while it is not final. The
   // stream opens first, so a change made while the page reads the run is not missed.
   await follow(
+    page,
     { run: run.id },
     () =>
       render()
@@ -316,5 +315,5 @@ export async function runPage(id) {
   const timer = setInterval(() => {
     if (!FINAL.has(run.state.type)) moreLogs();
   }, LOG_POLL_MS);
-  atPageEnd(() => clearInterval(timer));
+  page.atEnd(() => clearInterval(timer));
 }

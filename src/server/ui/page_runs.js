@@ -8,7 +8,6 @@ import {
   badge,
   when,
   duration,
-  show,
   errorBox,
   api,
   query,
@@ -58,7 +57,7 @@ const idTime = (id) => new Date(parseInt(id.slice(0, 8) + id.slice(9, 13), 16));
 // next_cursor says where to go on.
 const SEARCH_CALLS = 10;
 
-export async function runsPage(params) {
+export async function runsPage(page, params) {
   const filters = {
     state: params.get("state") || "",
     task: params.get("task") || "",
@@ -176,7 +175,7 @@ export async function runsPage(params) {
   ]
     .filter(Boolean)
     .join(" ");
-  show(
+  page.show(
     h("h1", {}, "Runs"),
     form,
     lookupErr,
@@ -196,12 +195,12 @@ export async function runsPage(params) {
       const rows = [];
       let next = reset ? null : cursor;
       for (let calls = 0; calls < SEARCH_CALLS && rows.length < PAGE_SIZE; calls++) {
-        const page = await api(
+        const found = await api(
           "GET",
           `/api/task_runs${query({ ...filters, limit: PAGE_SIZE - rows.length, cursor: next })}`,
         );
-        rows.push(...page.runs);
-        next = page.next_cursor;
+        rows.push(...found.runs);
+        next = found.next_cursor;
         if (!next) break;
       }
       if (seq !== loadSeq) return; // a newer load replaced this one
@@ -240,6 +239,7 @@ export async function runsPage(params) {
   // its place (new runs on top). The stream is filtered by task on the server; state, tag and
   // worker are checked here (a worker's runs appear as it claims them).
   const streaming = follow(
+    page,
     { task: filters.task, max_rate: LIST_MAX_RATE },
     async (ev) => {
       const row = body.querySelector(`tr[data-run="${CSS.escape(ev.id)}"]`);

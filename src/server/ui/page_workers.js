@@ -3,11 +3,9 @@
 // concurrency limits with the runs holding their slots.
 
 import {
-  atPageEnd,
   h,
   badge,
   ago,
-  show,
   errorBox,
   api,
   query,
@@ -17,11 +15,11 @@ import {
 
 // --- workers ------------------------------------------------------------------------------
 
-export async function workersPage() {
+export async function workersPage(page) {
   const body = h("tbody", {});
   const limitsBody = h("tbody", {});
   const err = h("div", {});
-  show(
+  page.show(
     h("h1", {}, "Workers"),
     err,
     tablePanel(
@@ -114,5 +112,5 @@ export async function workersPage() {
   }
   await refresh();
   const timer = setInterval(refresh, 5000);
-  atPageEnd(() => clearInterval(timer));
+  page.atEnd(() => clearInterval(timer));
 }
