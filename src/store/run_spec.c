@@ -77,6 +77,7 @@ void run_spec_clear(struct run_spec *spec)
     mem_free(spec->traceparent);
     mem_free(spec->wait_for);
     mem_free(spec->result_refs);
+    mem_free(spec->webhook_url);
     memset(spec, 0, sizeof *spec);
     spec->persist_result = -1;
 }

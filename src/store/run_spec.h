@@ -43,6 +43,9 @@ struct run_spec {
     char *wait_for;
     char *result_refs;
     bool allow_upstream_failure;
+    /* The URL its end is reported to (store/webhook_row.h), checked (http or https, at most
+       WEBHOOK_URL_MAX bytes); NULL = its task's webhook, if any. */
+    char *webhook_url;
 };
 
 /* The spec's retry delays as JSON array text ("[]" when none); NULL when out of memory. */

@@ -486,3 +486,38 @@ int store_schedule_advance(store *st, const char *name, int64_t generation, int6
     return st->backend->schedule_advance(st, name, generation, from_tick, to_tick, fired_tick,
                                          run_id, now_ms, advanced ? advanced : &ignored, err);
 }
+
+int store_webhook_set(store *st, const char *task, const char *url, int64_t now_ms,
+                      errand_error *err)
+{
+    return st->backend->webhook_set(st, task, url, now_ms, err);
+}
+
+int store_webhook_list(store *st, struct task_webhook_list *out, errand_error *err)
+{
+    return st->backend->webhook_list(st, out, err);
+}
+
+int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
+                          int64_t *total, errand_error *err)
+{
+    int64_t ignored;
+    return st->backend->webhook_pending(st, limit, out, total ? total : &ignored, err);
+}
+
+int store_webhook_take(store *st, int64_t now_ms, int64_t hold_until_ms, int limit,
+                       struct webhook_delivery_list *out, errand_error *err)
+{
+    return st->backend->webhook_take(st, now_ms, hold_until_ms, limit, out, err);
+}
+
+int store_webhook_done(store *st, int64_t id, errand_error *err)
+{
+    return st->backend->webhook_done(st, id, err);
+}
+
+int store_webhook_retry(store *st, int64_t id, int attempt, int64_t next_at, const char *error,
+                        errand_error *err)
+{
+    return st->backend->webhook_retry(st, id, attempt, next_at, error, err);
+}

@@ -26,6 +26,7 @@
 #include "store/run_row.h"
 #include "store/run_spec.h"
 #include "store/schedule_row.h"
+#include "store/webhook_row.h"
 
 typedef struct store store;
 
@@ -516,6 +517,37 @@ int store_schedule_advance(store *st, const char *name, int64_t generation, int6
                            int64_t to_tick, int64_t fired_tick, const char *run_id, int64_t now_ms,
                            bool *advanced, errand_error *err);
 
+/* --- webhooks (store/webhook_row.h) --------------------------------------------------- */
+
+/* The most tasks with a webhook a store holds, and so the most GET /api/webhooks lists. */
+#define STORE_TASK_WEBHOOKS_MAX 10000
+
+/* Every run that reaches a final state (from one that is not; a cache hit is born final)
+ * gets a delivery, in the commit that ends it, when its submission named a webhook_url
+ * (run_spec) or its task has a webhook: the submission's URL wins. */
+
+/* Sets the webhook of task to url, or removes it when url is NULL (ERRAND_ENOTFOUND when it
+ * has none). ERRAND_ECONFLICT when STORE_TASK_WEBHOOKS_MAX tasks have one and task does not. */
+int store_webhook_set(store *st, const char *task, const char *url, int64_t now_ms,
+                      errand_error *err);
+/* Every task's webhook, by task. */
+int store_webhook_list(store *st, struct task_webhook_list *out, errand_error *err);
+/* Up to limit deliveries not made yet, soonest due first; *total how many there are. */
+int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
+                          int64_t *total, errand_error *err);
+/* Takes up to limit deliveries due at now_ms (next_at <= now_ms), soonest first: each one's
+ * attempt goes up by 1 and its next_at becomes hold_until_ms, so no other sender takes it
+ * while this one calls (one whose sender died is due again when the hold ends). The rows
+ * answered carry the new attempt. */
+int store_webhook_take(store *st, int64_t now_ms, int64_t hold_until_ms, int limit,
+                       struct webhook_delivery_list *out, errand_error *err);
+/* The delivery was made, or given up: its row is deleted. */
+int store_webhook_done(store *st, int64_t id, errand_error *err);
+/* The call of attempt failed with error: the delivery is due again at next_at. A no-op when
+ * another sender has taken it since (its attempt moved on). */
+int store_webhook_retry(store *st, int64_t id, int attempt, int64_t next_at, const char *error,
+                        errand_error *err);
+
 /* --- backend plumbing (store.c dispatches to one of these) -------------------------- */
 
 struct store_backend {
@@ -569,6 +601,14 @@ struct store_backend {
     int (*schedule_due)(store *, int64_t, int, struct schedule_list *, errand_error *);
     int (*schedule_advance)(store *, const char *, int64_t, int64_t, int64_t, int64_t, const char *,
                             int64_t, bool *, errand_error *);
+    int (*webhook_set)(store *, const char *, const char *, int64_t, errand_error *);
+    int (*webhook_list)(store *, struct task_webhook_list *, errand_error *);
+    int (*webhook_pending)(store *, int, struct webhook_delivery_list *, int64_t *,
+                           errand_error *);
+    int (*webhook_take)(store *, int64_t, int64_t, int, struct webhook_delivery_list *,
+                        errand_error *);
+    int (*webhook_done)(store *, int64_t, errand_error *);
+    int (*webhook_retry)(store *, int64_t, int, int64_t, const char *, errand_error *);
 };
 
 /* For backends: store_claim has checked the request (a worker, at least one task, a limit in
