@@ -170,6 +170,23 @@ static const struct setting_def SETTINGS[SET_COUNT] = {
      "for tests and rehearsals only: the scheduler's clock (next ticks, firing) runs this "
      "far ahead of the wall clock (negative: behind); runs are still stamped with the wall "
      "clock"},
+    {SET_WEBHOOK_SECRET, "ERRAND_WEBHOOK_SECRET", "webhook-secret", SETTING_STRING, "", 0, 0, true,
+     "the shared secret webhook calls are signed with (HMAC-SHA256 in the Errand-Signature "
+     "header); empty = calls are not signed"},
+    {SET_WEBHOOK_INTERVAL_MS, "ERRAND_WEBHOOK_INTERVAL_MS", "webhook-interval-ms", SETTING_INT,
+     "500", 0, HOUR_MS, false,
+     "the webhook sender looks for due deliveries this often (a run's end is called back "
+     "within about this long); 0 = this server makes no webhook calls"},
+    {SET_WEBHOOK_TIMEOUT_SECONDS, "ERRAND_WEBHOOK_TIMEOUT_SECONDS", "webhook-timeout-seconds",
+     SETTING_INT, "10", 1, 300, false,
+     "a webhook call that has no answer within this long failed, and is tried again"},
+    {SET_WEBHOOK_MAX_ATTEMPTS, "ERRAND_WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", SETTING_INT,
+     "10", 1, 100, false,
+     "a webhook delivery is given up (and logged) after this many failed calls"},
+    {SET_WEBHOOK_RETRY_SECONDS, "ERRAND_WEBHOOK_RETRY_SECONDS", "webhook-retry-seconds",
+     SETTING_INT, "10", 1, 86400, false,
+     "the wait before a failed webhook call is made again; it doubles with each failure, "
+     "up to an hour"},
 };
 
 static const char *const DATABASE_SYNC_VALUES[] = {"full", "normal", "off", NULL};

@@ -123,6 +123,12 @@ int handle_task_pause(const struct handler_ctx *, const struct http_request *, s
 int handle_task_resume(const struct handler_ctx *, const struct http_request *, struct http_reply *,
                        errand_error *);
 
+/* handlers_webhooks.c: the tasks' webhooks, and the deliveries not made yet */
+int handle_list_webhooks(const struct handler_ctx *, const struct http_request *,
+                         struct http_reply *, errand_error *);
+int handle_set_webhook(const struct handler_ctx *, const struct http_request *, struct http_reply *,
+                       errand_error *);
+
 /* handlers_schedules.c: schedules */
 int handle_schedule_put(const struct handler_ctx *, const struct http_request *,
                         struct http_reply *, errand_error *);
@@ -168,6 +174,7 @@ extern const char *const bulk_fields[];             /* POST /api/task_runs/bulk 
 extern const char *const task_control_fields[];     /* POST /api/tasks/pause, /resume */
 extern const char *const session_login_fields[];    /* POST /api/session */
 extern const char *const limit_fields[];            /* POST /api/limits */
+extern const char *const webhook_fields[];          /* POST /api/webhooks */
 extern const char *const schedule_fields[];         /* POST /api/schedules */
 extern const char *const schedule_run_fields[];     /* ... its "run" object */
 extern const char *const schedule_control_fields[]; /* POST /api/schedules/delete, ... */

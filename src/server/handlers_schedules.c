@@ -40,6 +40,7 @@ const char *const schedule_run_fields[] = {"parameters",
                                            "cache_expiration_seconds",
                                            "persist_result",
                                            "traceparent",
+                                           "webhook_url",
                                            NULL};
 const char *const schedule_control_fields[] = {"name", NULL};
 

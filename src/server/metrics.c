@@ -79,6 +79,13 @@ static const struct {
     [METRIC_RUNS_DELETED] = {"errand_runs_deleted_total",
                              "This server: finished task runs deleted by retention "
                              "(ERRAND_RETENTION_SECONDS)."},
+    [METRIC_WEBHOOK_CALLS] = {"errand_webhook_calls_total",
+                              "This server: webhook calls made (each attempt counts)."},
+    [METRIC_WEBHOOK_FAILURES] = {"errand_webhook_failures_total",
+                                 "This server: webhook calls that got no 2xx answer."},
+    [METRIC_WEBHOOKS_ABANDONED] = {"errand_webhooks_abandoned_total",
+                                   "This server: webhook deliveries given up after "
+                                   "ERRAND_WEBHOOK_MAX_ATTEMPTS failed calls."},
 };
 
 metrics *metrics_new(void)

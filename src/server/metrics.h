@@ -34,11 +34,14 @@
 #define METRICS_OTHER_TASK "other"
 
 enum metric_counter {
-    METRIC_HTTP_REQUESTS = 0, /* errand_http_requests_total */
-    METRIC_CLAIMS,            /* errand_claims_total: runs handed to workers */
-    METRIC_REPORTS,           /* errand_reports_total: report items received */
-    METRIC_LEASE_EXPIRIES,    /* errand_lease_expiries_total */
-    METRIC_RUNS_DELETED,      /* errand_runs_deleted_total: removed by retention */
+    METRIC_HTTP_REQUESTS = 0,  /* errand_http_requests_total */
+    METRIC_CLAIMS,             /* errand_claims_total: runs handed to workers */
+    METRIC_REPORTS,            /* errand_reports_total: report items received */
+    METRIC_LEASE_EXPIRIES,     /* errand_lease_expiries_total */
+    METRIC_RUNS_DELETED,       /* errand_runs_deleted_total: removed by retention */
+    METRIC_WEBHOOK_CALLS,      /* errand_webhook_calls_total: webhook calls made */
+    METRIC_WEBHOOK_FAILURES,   /* errand_webhook_failures_total: calls without a 2xx answer */
+    METRIC_WEBHOOKS_ABANDONED, /* errand_webhooks_abandoned_total: deliveries given up */
     METRIC_COUNT
 };
 

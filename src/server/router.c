@@ -36,6 +36,8 @@ static const struct route routes[] = {
     {"POST", "/api/tasks/resume", handle_task_resume, AUTH_SUBMIT, false},
     {"GET", "/api/limits", handle_list_limits, AUTH_READ, false},
     {"POST", "/api/limits", handle_set_limit, AUTH_SUBMIT, false},
+    {"GET", "/api/webhooks", handle_list_webhooks, AUTH_READ, false},
+    {"POST", "/api/webhooks", handle_set_webhook, AUTH_SUBMIT, false},
     {"POST", "/api/schedules", handle_schedule_put, AUTH_SUBMIT, false},
     {"GET", "/api/schedules", handle_schedule_list, AUTH_READ, false},
     {"POST", "/api/schedules/delete", handle_schedule_delete, AUTH_SUBMIT, false},

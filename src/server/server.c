@@ -41,6 +41,7 @@
 #include "server/notify.h"
 #include "store/store.h"
 #include "server/scheduler.h"
+#include "server/webhook_sender.h"
 #include "server/sweeper.h"
 
 /* glibc's malloc gives freed memory back to the kernel past a trim threshold and serves
@@ -210,6 +211,7 @@ int server_run(const struct settings *s)
     result_storage *results = NULL;
     sweeper *sw = NULL;
     scheduler *sc = NULL;
+    webhook_sender *hooks = NULL;
     http_server *http = NULL;
     const char *host = settings_str(s, SET_SERVER_HOST);
     char url[SETTINGS_STR_MAX];
@@ -250,6 +252,17 @@ int server_run(const struct settings *s)
     };
     if (scheduler_start(st, n, &sched, &sc, &err) < 0) {
         log_error("cannot start the scheduler", "error=\"%s\"", err.message);
+        goto done;
+    }
+    struct webhook_config hook_cfg = {
+        .interval_ms = (int)settings_int(s, SET_WEBHOOK_INTERVAL_MS),
+        .timeout_ms = settings_int(s, SET_WEBHOOK_TIMEOUT_SECONDS) * MS_PER_S,
+        .max_attempts = (int)settings_int(s, SET_WEBHOOK_MAX_ATTEMPTS),
+        .retry_ms = settings_int(s, SET_WEBHOOK_RETRY_SECONDS) * MS_PER_S,
+        .secret = settings_str(s, SET_WEBHOOK_SECRET),
+    };
+    if (webhook_sender_start(st, m, &hook_cfg, &hooks, &err) < 0) {
+        log_error("cannot start the webhook sender", "error=\"%s\"", err.message);
         goto done;
     }
     struct handler_ctx ctx = {
@@ -317,6 +330,7 @@ done:
     http_server_stop(http);
     event_feed_free(feed);
     scheduler_stop(sc);
+    webhook_sender_stop(hooks);
     if (sw) {
         sweeper_stop(sw);
         log_info("lease sweeper stopped", "interval_ms=%lld",

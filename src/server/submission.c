@@ -22,6 +22,8 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/traceparent.h"
+#include "server/webhook_url.h"
+#include "store/webhook_row.h"
 #include "core/uuid.h"
 #include "server/field.h"
 #include "store/run_deps.h"
@@ -53,6 +55,7 @@ const char *const run_spec_fields[] = {
     "traceparent",
     "wait_for",
     "allow_upstream_failure",
+    "webhook_url",
     NULL,
 };
 
@@ -219,6 +222,22 @@ static int parse_traceparent(const json_t *obj, const char *prefix, struct run_s
                          path, tp);
     }
     return set_text(&spec->traceparent, tp, err);
+}
+
+/* webhook_url: where the run's end is reported (server/webhook_sender.h). */
+static int parse_webhook(const json_t *obj, const char *prefix, struct run_spec *spec,
+                         errand_error *err)
+{
+    const char *url = NULL;
+    bool have = false;
+    int rc = field_string(obj, prefix, "webhook_url", false, WEBHOOK_URL_MAX, &url, &have, err);
+    if (rc < 0 || !have)
+        return rc;
+    char path[ERRAND_ERROR_FIELD_MAX];
+    field_path(path, prefix, "webhook_url");
+    if ((rc = webhook_url_check(url, path, err)) < 0)
+        return rc;
+    return set_text(&spec->webhook_url, url, err);
 }
 
 static int parse_policy(const json_t *obj, const char *prefix, struct run_spec *spec,
@@ -432,6 +451,7 @@ static int parse_one(const json_t *obj, const char *prefix, size_t batch_index, 
         (rc = parse_tags(obj, prefix, spec, err)) < 0 ||
         (rc = parse_policy(obj, prefix, spec, err)) < 0 ||
         (rc = parse_traceparent(obj, prefix, spec, err)) < 0 ||
+        (rc = parse_webhook(obj, prefix, spec, err)) < 0 ||
         (rc = parse_deps(obj, prefix, batch_index, spec, err)) < 0) {
         run_spec_clear(spec);
         return rc;

@@ -498,8 +498,8 @@ int store_webhook_list(store *st, struct task_webhook_list *out, errand_error *e
     return st->backend->webhook_list(st, out, err);
 }
 
-int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
-                          int64_t *total, errand_error *err)
+int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out, int64_t *total,
+                          errand_error *err)
 {
     int64_t ignored;
     return st->backend->webhook_pending(st, limit, out, total ? total : &ignored, err);

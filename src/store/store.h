@@ -533,8 +533,8 @@ int store_webhook_set(store *st, const char *task, const char *url, int64_t now_
 /* Every task's webhook, by task. */
 int store_webhook_list(store *st, struct task_webhook_list *out, errand_error *err);
 /* Up to limit deliveries not made yet, soonest due first; *total how many there are. */
-int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
-                          int64_t *total, errand_error *err);
+int store_webhook_pending(store *st, int limit, struct webhook_delivery_list *out, int64_t *total,
+                          errand_error *err);
 /* Takes up to limit deliveries due at now_ms (next_at <= now_ms), soonest first: each one's
  * attempt goes up by 1 and its next_at becomes hold_until_ms, so no other sender takes it
  * while this one calls (one whose sender died is due again when the hold ends). The rows
@@ -603,8 +603,7 @@ struct store_backend {
                             int64_t, bool *, errand_error *);
     int (*webhook_set)(store *, const char *, const char *, int64_t, errand_error *);
     int (*webhook_list)(store *, struct task_webhook_list *, errand_error *);
-    int (*webhook_pending)(store *, int, struct webhook_delivery_list *, int64_t *,
-                           errand_error *);
+    int (*webhook_pending)(store *, int, struct webhook_delivery_list *, int64_t *, errand_error *);
     int (*webhook_take)(store *, int64_t, int64_t, int, struct webhook_delivery_list *,
                         errand_error *);
     int (*webhook_done)(store *, int64_t, errand_error *);

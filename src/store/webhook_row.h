@@ -31,10 +31,10 @@ struct webhook_delivery {
     int64_t id; /* unique in the store: the receiver's key to ignore a repeated call */
     char run_id[37];
     char *url;
-    int attempt;        /* calls begun so far (a take begins one) */
-    int64_t next_at;    /* Unix ms: when it is due; while a sender holds it, when its hold ends */
-    char *last_error;   /* why the last call failed, NULL = none yet */
-    int64_t created;    /* Unix ms: when its run ended */
+    int attempt;      /* calls begun so far (a take begins one) */
+    int64_t next_at;  /* Unix ms: when it is due; while a sender holds it, when its hold ends */
+    char *last_error; /* why the last call failed, NULL = none yet */
+    int64_t created;  /* Unix ms: when its run ended */
 };
 
 struct webhook_delivery_list {

@@ -11,9 +11,12 @@
 #ifndef ERRAND_TESTS_STORE_FIXTURE_H
 #define ERRAND_TESTS_STORE_FIXTURE_H
 
-/* SQL that takes a store back from schema 25 (schedules), 24 (concurrency and rate limits)
- * and 23 (dependencies) to 22, for the tests that open an older store. */
+/* SQL that takes a store back from schema 26 (webhooks), 25 (schedules), 24 (concurrency and
+ * rate limits) and 23 (dependencies) to 22, for the tests that open an older store. */
 #define UNDO_SCHEMA_23                                                                             \
+    "DROP TABLE webhook_deliveries;"                                                               \
+    "DROP TABLE run_webhooks;"                                                                     \
+    "DROP TABLE task_webhooks;"                                                                    \
     "DROP TABLE schedules;"                                                                        \
     "DROP TABLE limits;"                                                                           \
     "DROP TABLE limit_holders;"                                                                    \

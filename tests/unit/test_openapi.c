@@ -195,6 +195,7 @@ static const struct body_table bodies[] = {
     {"POST", "/api/tasks/pause", NULL, task_control_fields},
     {"POST", "/api/tasks/resume", NULL, task_control_fields},
     {"POST", "/api/limits", NULL, limit_fields},
+    {"POST", "/api/webhooks", NULL, webhook_fields},
     {"POST", "/api/workers/claim", NULL, worker_claim_fields},
     {"POST", "/api/workers/heartbeat", NULL, worker_heartbeat_fields},
     {"POST", "/api/workers/heartbeat", "leases", worker_lease_fields},

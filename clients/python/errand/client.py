@@ -41,7 +41,7 @@ _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.05, 1.0
 _SUBMIT_OPTIONS = ("idempotency_key", "scheduled_at", "delay_seconds", "priority", "tags",
                    "retries", "retry_delay_seconds", "retry_jitter_factor", "timeout_seconds",
                    "cache_key", "cache_expiration_seconds", "persist_result", "traceparent",
-                   "wait_for", "allow_upstream_failure")
+                   "wait_for", "allow_upstream_failure", "webhook_url")
 
 
 class _NotSent(Exception):
@@ -147,8 +147,8 @@ class Client:
         docs/api.md (``idempotency_key``, ``scheduled_at`` (a datetime or RFC 3339 text),
         ``delay_seconds``, ``priority``, ``tags``, ``retries``, ``retry_delay_seconds``,
         ``retry_jitter_factor``, ``timeout_seconds``, ``cache_key``,
-        ``cache_expiration_seconds``, ``persist_result``, ``traceparent``). Returns the run
-        once it is stored
+        ``cache_expiration_seconds``, ``persist_result``, ``traceparent``, ``wait_for``,
+        ``allow_upstream_failure``, ``webhook_url``). Returns the run once it is stored
         (or the earlier run of the same idempotency key)."""
         body = submission(task, parameters, **options)
         if self.submit_retry_seconds <= 0:

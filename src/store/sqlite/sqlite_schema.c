@@ -412,6 +412,29 @@ static const struct migration migrations[] = {
      "  created INTEGER NOT NULL,"
      "  updated INTEGER NOT NULL) WITHOUT ROWID;"
      "CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0;"},
+
+    /* Webhooks (store/webhook_row.h): the tasks' webhooks; a submission's own URL, kept
+       until its run ends; and the deliveries to make, written in the commit that ends their
+       run and read through webhook_deliveries_due (next_at, id), so the sender's look for
+       due ones is one seek when none is. */
+    {26, "webhooks",
+     "CREATE TABLE task_webhooks ("
+     "  task TEXT NOT NULL PRIMARY KEY,"
+     "  url TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE TABLE run_webhooks ("
+     "  run_id TEXT NOT NULL PRIMARY KEY,"
+     "  url TEXT NOT NULL) WITHOUT ROWID;"
+     "CREATE TABLE webhook_deliveries ("
+     "  id INTEGER PRIMARY KEY,"
+     "  run_id TEXT NOT NULL,"
+     "  url TEXT NOT NULL,"
+     "  attempt INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL,"
+     "  last_error TEXT,"
+     "  created INTEGER NOT NULL);"
+     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at, id);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -93,6 +93,8 @@ _Static_assert(ERRAND_STATE_FAILED == 4 && ERRAND_STATE_CRASHED == 5 &&
 #define SCHEDULE_COLUMNS                                                                           \
     "name, task, run_options, cron, every_ms, time_zone, catch_up, paused, next_tick, "            \
     "last_tick, last_run_id, generation, created, updated"
+/* The columns of a webhook delivery, as store_sqlite_webhooks.c reads them. */
+#define WEBHOOK_DELIVERY_COLUMNS "id, run_id, url, attempt, next_at, last_error, created"
 
 /* The task (a parameter) is not paused: one primary-key seek in tasks, whatever is stored. */
 #define NOT_PAUSED(task) "NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task =" task "AND paused = 1)"
@@ -430,6 +432,34 @@ static const struct sql_def sql_table[SQL_COUNT] = {
                               "last_tick = CASE WHEN ?6 IS NULL THEN last_tick ELSE ?5 END, "
                               "last_run_id = coalesce(?6, last_run_id), updated = ?7 "
                               "WHERE name = ?1 AND generation = ?2 AND next_tick = ?3"),
+    /* Webhooks. A run's end looks up its own URL, then its task's (two primary-key seeks),
+       and writes the delivery when it finds one. */
+    SQL(SQL_WEBHOOK_RUN_SET, "INSERT OR REPLACE INTO run_webhooks (run_id, url) VALUES (?1, ?2)"),
+    SQL(SQL_WEBHOOK_RUN_ENDED,
+        "INSERT INTO webhook_deliveries (run_id, url, next_at, created) "
+        "SELECT ?1, url, ?3, ?3 FROM (SELECT url, 0 AS o FROM run_webhooks WHERE run_id = ?1 "
+        "UNION ALL SELECT url, 1 FROM task_webhooks WHERE task = ?2) ORDER BY o LIMIT 1"),
+    SQL(SQL_WEBHOOK_RUN_FORGET, "DELETE FROM run_webhooks WHERE run_id = ?1"),
+    SQL(SQL_WEBHOOK_GET, "SELECT 1 FROM task_webhooks WHERE task = ?1"),
+    SQL(SQL_WEBHOOK_COUNT, "SELECT count(*) FROM task_webhooks"),
+    SQL(SQL_WEBHOOK_SET, "INSERT INTO task_webhooks (task, url, created, updated) "
+                         "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (task) DO UPDATE "
+                         "SET url = excluded.url, updated = excluded.updated"),
+    SQL(SQL_WEBHOOK_REMOVE, "DELETE FROM task_webhooks WHERE task = ?1"),
+    SQL(SQL_WEBHOOK_LIST,
+        "SELECT task, url, created, updated FROM task_webhooks ORDER BY task LIMIT ?1"),
+    SQL(SQL_WEBHOOK_PENDING, "SELECT " WEBHOOK_DELIVERY_COLUMNS " FROM webhook_deliveries "
+                             "INDEXED BY webhook_deliveries_due ORDER BY next_at, id LIMIT ?1"),
+    SQL(SQL_WEBHOOK_PENDING_COUNT, "SELECT count(*) FROM webhook_deliveries"),
+    SQL(SQL_WEBHOOK_DUE, "SELECT 1 FROM webhook_deliveries INDEXED BY webhook_deliveries_due "
+                         "WHERE next_at <= ?1 LIMIT 1"),
+    SQL(SQL_WEBHOOK_TAKE,
+        "UPDATE webhook_deliveries SET attempt = attempt + 1, next_at = ?2 WHERE id IN "
+        "(SELECT id FROM webhook_deliveries INDEXED BY webhook_deliveries_due "
+        "WHERE next_at <= ?1 ORDER BY next_at, id LIMIT ?3) RETURNING " WEBHOOK_DELIVERY_COLUMNS),
+    SQL(SQL_WEBHOOK_DONE, "DELETE FROM webhook_deliveries WHERE id = ?1"),
+    SQL(SQL_WEBHOOK_RETRY, "UPDATE webhook_deliveries SET next_at = ?3, last_error = ?4 "
+                           "WHERE id = ?1 AND attempt = ?2"),
 };
 
 const char *sqlite_sql_text(enum sql_id id)

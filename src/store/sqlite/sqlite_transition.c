@@ -14,6 +14,7 @@
 #include "core/fingerprint.h"
 #include "store/sqlite/sqlite_deps.h"
 #include "store/sqlite/sqlite_limits.h"
+#include "store/sqlite/sqlite_webhooks.h"
 
 int sqlite_run_current_read(sqlite3_stmt *s, struct run_current *cur, bool with_delays,
                             errand_error *err)
@@ -217,8 +218,12 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     if (cur->holds_slots && !state_is_leased(u->next) &&
         (rc = sqlite_limits_release(c, cur, err)) < 0)
         return rc;
-    if (cur->dependants > 0 && state_is_final(u->next) && !state_is_final(cur->state))
-        rc = sqlite_deps_run_ended(c, cur->id, counts, now_ms, err);
+    if (state_is_final(u->next) && !state_is_final(cur->state)) {
+        if ((rc = sqlite_webhook_run_ended(c, cur->id, cur->task, now_ms, err)) < 0)
+            return rc;
+        if (cur->dependants > 0)
+            rc = sqlite_deps_run_ended(c, cur->id, counts, now_ms, err);
+    }
     return rc;
 }
 

@@ -502,4 +502,10 @@ const struct store_backend store_sqlite_backend = {
     .schedule_set_paused = store_sqlite_schedule_set_paused,
     .schedule_due = store_sqlite_schedule_due,
     .schedule_advance = store_sqlite_schedule_advance,
+    .webhook_set = store_sqlite_webhook_set,
+    .webhook_list = store_sqlite_webhook_list,
+    .webhook_pending = store_sqlite_webhook_pending,
+    .webhook_take = store_sqlite_webhook_take,
+    .webhook_done = store_sqlite_webhook_done,
+    .webhook_retry = store_sqlite_webhook_retry,
 };

@@ -111,6 +111,18 @@ void store_sqlite_observe(store *st, const struct store_observer *o);
 int store_sqlite_oldest_ready(store *st, const char *const *tasks, size_t n, int64_t *due_out,
                               errand_error *err);
 
+/* store_sqlite_webhooks.c */
+int store_sqlite_webhook_set(store *st, const char *task, const char *url, int64_t now_ms,
+                             errand_error *err);
+int store_sqlite_webhook_list(store *st, struct task_webhook_list *out, errand_error *err);
+int store_sqlite_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
+                                 int64_t *total, errand_error *err);
+int store_sqlite_webhook_take(store *st, int64_t now_ms, int64_t hold_until_ms, int limit,
+                              struct webhook_delivery_list *out, errand_error *err);
+int store_sqlite_webhook_done(store *st, int64_t id, errand_error *err);
+int store_sqlite_webhook_retry(store *st, int64_t id, int attempt, int64_t next_at,
+                               const char *error, errand_error *err);
+
 /* store_sqlite_schedules.c */
 int store_sqlite_schedule_put(store *st, const struct schedule_row *s, int64_t now_ms,
                               struct schedule_row *out, bool *created, errand_error *err);

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "store/sqlite/sqlite_transition.h"
+#include "store/sqlite/sqlite_webhooks.h"
 #include "store/sqlite/store_sqlite.h"
 
 struct expired_run {
@@ -142,6 +143,9 @@ static int delete_run(struct sqlite_conn *c, const struct expired_run *r, int64_
     if ((rc = delete_by_run(c, SQL_STATES_DELETE, r->id, err)) < 0 ||
         (rc = delete_by_run(c, SQL_LOGS_DELETE, r->id, err)) < 0 ||
         (rc = delete_tags(c, r, err)) < 0)
+        return rc;
+    /* a run's own webhook URL is kept until it ends (sqlite_webhooks.h) */
+    if (!state_is_final(r->state) && (rc = sqlite_webhook_run_forget(c, r->id, err)) < 0)
         return rc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_DELETE, err);
     if (!s)

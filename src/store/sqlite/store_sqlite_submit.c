@@ -27,6 +27,7 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "store/sqlite/sqlite_deps.h"
+#include "store/sqlite/sqlite_webhooks.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
@@ -190,6 +191,11 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
         (rc = run_count_delayed(c, counts, spec->task, 1, now_ms, err)) < 0)
         return rc;
     if (deps && (rc = sqlite_deps_register(c, slot->id, deps, err)) < 0)
+        return rc;
+    /* a run born final (a cache hit, or an upstream that already failed) ends here */
+    if (spec->webhook_url && (rc = sqlite_webhook_run_set(c, slot->id, spec->webhook_url, err)) < 0)
+        return rc;
+    if (ended && (rc = sqlite_webhook_run_ended(c, slot->id, spec->task, now_ms, err)) < 0)
         return rc;
     /* One row per statement: a multi-row insert would need a statement journal (see
      * sqlite_writer.c, cost note). */
