@@ -245,8 +245,8 @@ def test_a_postgresql_store_of_schema_1_is_migrated(pg_cluster, server_factory):
     old = server.api.submit(unique_task("old"), {})
     server.stop()
     # Back to the schema 0.1.0 released: no column, no index, no record of step 2 (nor of
-    # the dependencies' columns and table, step 4, the schedules' table, step 5, and the
-    # limits' tables and column, step 6).
+    # the dependencies' columns and table, step 4, the schedules' table, step 5, the
+    # limits' tables and column, step 6, and the webhooks' tables, step 7).
     pg_cluster.psql(f'SET search_path = "{schema}"; DROP INDEX task_runs_trace; '
                     "ALTER TABLE task_runs DROP COLUMN traceparent; "
                     "DELETE FROM task_counts WHERE state_type = 8; "
@@ -256,12 +256,14 @@ def test_a_postgresql_store_of_schema_1_is_migrated(pg_cluster, server_factory):
                     "DROP TABLE task_run_edges; DROP TABLE schedules; "
                     "DROP TABLE limits; DROP TABLE limit_holders; "
                     "ALTER TABLE task_runs DROP COLUMN holds_slots; "
+                    "DROP TABLE task_webhooks; DROP TABLE run_webhooks; "
+                    "DROP TABLE webhook_deliveries; "
                     "DELETE FROM errand_schema_migrations WHERE version >= 2;")
     server.start()
     versions = pg_cluster.psql(f'SET search_path = "{schema}"; SELECT version, name FROM '
                                "errand_schema_migrations ORDER BY version;").split()
     assert versions == ["1|initial", "2|trace_context", "3|delayed_counts",
-                        "4|dependencies", "5|schedules", "6|limits"], versions
+                        "4|dependencies", "5|schedules", "6|limits", "7|webhooks"], versions
     assert server.api.get(old["id"])["traceparent"] is None
     run = server.api.submit(unique_task("new"), {}, traceparent=TP)
     assert [r["id"] for r in server.api.list_all(trace_id=TRACE)] == [run["id"]]

@@ -63,6 +63,8 @@ void pg_conn_close(struct pg_conn *c)
     feed_page_free(&c->feed);
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_free(&c->states[i]);
+    for (int i = 0; i < PG_WEBHOOK_COLUMNS; i++)
+        pg_array_free(&c->webhooks[i]);
     run_finals_free(&c->finals);
     mem_free(c->ended.ids);
     mem_free(c);
@@ -536,6 +538,8 @@ void pg_conn_forget(struct pg_conn *c)
     c->wake_here = false;
     for (int i = 0; i < PG_STATE_COLUMNS; i++) /* freed: a burst's rows are not kept pooled */
         pg_array_free(&c->states[i]);
+    for (int i = 0; i < PG_WEBHOOK_COLUMNS; i++)
+        pg_array_free(&c->webhooks[i]);
     run_finals_rewind(&c->finals, 0);
     c->ended.n = 0;
     c->wakeups.n_tasks = c->wakeups.n_runs = 0;
@@ -551,6 +555,8 @@ struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
     };
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         m.states[i] = pg_array_mark(&c->states[i]);
+    for (int i = 0; i < PG_WEBHOOK_COLUMNS; i++)
+        m.webhooks[i] = pg_array_mark(&c->webhooks[i]);
     m.finals = c->finals.n;
     m.ended = c->ended.n;
     return m;
@@ -564,6 +570,8 @@ void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m)
     c->signals_all = m->signals_all;
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         pg_array_rewind(&c->states[i], m->states[i]);
+    for (int i = 0; i < PG_WEBHOOK_COLUMNS; i++)
+        pg_array_rewind(&c->webhooks[i], m->webhooks[i]);
     run_finals_rewind(&c->finals, m->finals);
     c->ended.n = m->ended;
 }

@@ -74,6 +74,10 @@ enum {
     PG_STATE_COLUMNS
 };
 
+/* The columns of the webhook deliveries the runs an open transaction ended may get
+ * (pg_webhook_ended), written with one statement at its commit (pg_webhooks_send). */
+enum { PG_WEBHOOK_RUN_ID, PG_WEBHOOK_TASK, PG_WEBHOOK_URL, PG_WEBHOOK_AT, PG_WEBHOOK_COLUMNS };
+
 struct pg_stmt_slot {
     const char *sql; /* NULL = free */
     char name[16];
@@ -92,6 +96,8 @@ struct pg_conn {
     bool wake_here;   /* wake this server's claims too, after the commit (pg_limits.c) */
     /* state-history rows, a column each (pg_states_send writes them) */
     struct pg_array states[PG_STATE_COLUMNS];
+    /* runs moved into a final state, a column each, for their webhook deliveries */
+    struct pg_array webhooks[PG_WEBHOOK_COLUMNS];
     /* runs moved into a final state, told to the store's observer after COMMIT */
     struct run_finals finals;
     /* runs moved into a final state that others wait for (pg_deps.h), settled before
@@ -119,6 +125,7 @@ struct pg_conn_mark {
     size_t signals_len;
     bool signals_all;
     struct pg_array_mark states[PG_STATE_COLUMNS];
+    struct pg_array_mark webhooks[PG_WEBHOOK_COLUMNS];
     size_t finals;
     size_t ended;
 };

@@ -234,6 +234,30 @@ static const struct migration migrations[] = {
      "  PRIMARY KEY (kind, name, run_id));"
      "CREATE INDEX limit_holders_run ON limit_holders (run_id);"
      "ALTER TABLE task_runs ADD COLUMN holds_slots smallint NOT NULL DEFAULT 0;"},
+
+    /* Webhooks (store/webhook_row.h): task_webhooks holds a task's URL; run_webhooks the URL
+       a submission named for its run, kept until the run ends; webhook_deliveries the calls
+       to make, written in the commit that ends a run (store_pg_webhooks.c), taken by the
+       senders of every server in (next_at, id) order (webhook_deliveries_due). Times are
+       Unix ms, as everywhere here. */
+    {7, "webhooks",
+     "CREATE TABLE task_webhooks ("
+     "  task text PRIMARY KEY,"
+     "  url text NOT NULL,"
+     "  created bigint NOT NULL,"
+     "  updated bigint NOT NULL);"
+     "CREATE TABLE run_webhooks ("
+     "  run_id text PRIMARY KEY,"
+     "  url text NOT NULL);"
+     "CREATE TABLE webhook_deliveries ("
+     "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  run_id text NOT NULL,"
+     "  url text NOT NULL,"
+     "  attempt integer NOT NULL DEFAULT 0,"
+     "  next_at bigint NOT NULL,"
+     "  last_error text,"
+     "  created bigint NOT NULL);"
+     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at, id);"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -360,6 +360,8 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
     if (cur->dependants > 0 && state_is_final(u->next) && !state_is_final(cur->state) &&
         (rc = pg_deps_ended(c, cur->id, now_ms, err)) < 0)
         return rc;
+    if (state_is_final(u->next) && !state_is_final(cur->state))
+        pg_webhook_ended(c, cur->id, cur->task, NULL, now_ms); /* written at the commit */
     if (state_is_final(u->next))
         pg_signal_final(c, cur->id);
     else if (u->next == ERRAND_STATE_SCHEDULED)

@@ -214,6 +214,8 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
         return rc;
     pg_pipeline_begin(c);
     rc = pg_states_send(c, err);
+    if (rc == 0) /* after the settling, which may end runs too */
+        rc = pg_webhooks_send(c, err);
     if (rc == 0) { /* else no COMMIT: the caller rolls back */
         if (c->signals_len > 0 || c->signals_all)
             send_signals(s, c);
@@ -606,6 +608,12 @@ const struct store_backend store_pg_backend = {
     .schedule_set_paused = store_pg_schedule_set_paused,
     .schedule_due = store_pg_schedule_due,
     .schedule_advance = store_pg_schedule_advance,
+    .webhook_set = store_pg_webhook_set,
+    .webhook_list = store_pg_webhook_list,
+    .webhook_pending = store_pg_webhook_pending,
+    .webhook_take = store_pg_webhook_take,
+    .webhook_done = store_pg_webhook_done,
+    .webhook_retry = store_pg_webhook_retry,
     .list_failures = store_pg_list_failures,
     .delete_runs = store_pg_delete_runs,
     .release_memory = release_memory,

@@ -6,7 +6,8 @@
  * store_pg_worker.c: claim, heartbeat, sweep; store_pg_report.c: report; store_pg_list.c:
  * listings, history, logs, workers, counts; store_pg_stats.c: the dashboard's figures, paused
  * tasks, failure groups; store_pg_retention.c: deleting what expired; store_pg_events.c: the change
- * feed; pg_limits.c: concurrency and rate limits). Everyone else uses store.h.
+ * feed; pg_limits.c: concurrency and rate limits; store_pg_webhooks.c: webhooks and their
+ * deliveries). Everyone else uses store.h.
  *
  * Shape of the backend, and why (docs/architecture.md, "PostgreSQL"):
  *  - a pool of connections; every call takes one, runs its op in a transaction
@@ -88,8 +89,9 @@ int store_pg_read_single(struct store_pg *s, pg_op_fn fn, void *arg, errand_erro
 struct pg_conn *store_pg_acquire(struct store_pg *s, errand_error *err);
 void store_pg_release(struct store_pg *s, struct pg_conn *c);
 /* Commits c's open transaction with what its ops gathered: first settles the dependants of
- * the runs its ops ended (pg_deps.h), then the state-history rows, the wake-ups, the feed
- * page, then COMMIT, all in one pipeline (one round trip). On failure the caller rolls
+ * the runs its ops ended (pg_deps.h), then the state-history rows, the webhook deliveries of
+ * the runs it ended (store_pg_webhooks.c), the wake-ups, the feed page, then COMMIT, all in
+ * one pipeline (one round trip). On failure the caller rolls
  * back. */
 int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err);
 /* After a commit: runs the local callbacks for what c gathered, and forgets it. */
@@ -249,5 +251,26 @@ int store_pg_schedule_due(store *st, int64_t now_ms, int limit, struct schedule_
 int store_pg_schedule_advance(store *st, const char *name, int64_t generation, int64_t from_tick,
                               int64_t to_tick, int64_t fired_tick, const char *run_id,
                               int64_t now_ms, bool *advanced, errand_error *err);
+
+/* store_pg_webhooks.c */
+int store_pg_webhook_set(store *st, const char *task, const char *url, int64_t now_ms,
+                         errand_error *err);
+int store_pg_webhook_list(store *st, struct task_webhook_list *out, errand_error *err);
+int store_pg_webhook_pending(store *st, int limit, struct webhook_delivery_list *out,
+                             int64_t *total, errand_error *err);
+int store_pg_webhook_take(store *st, int64_t now_ms, int64_t hold_until_ms, int limit,
+                          struct webhook_delivery_list *out, errand_error *err);
+int store_pg_webhook_done(store *st, int64_t id, errand_error *err);
+int store_pg_webhook_retry(store *st, int64_t id, int attempt, int64_t next_at, const char *error,
+                           errand_error *err);
+/* Run id of task moved into a final state at at_ms (pg_transition_queue; a run born final at
+ * submit): noted on c for its webhook delivery, which pg_webhooks_send writes at the commit —
+ * to url when given (a run born final with its submission's URL), else to the URL its
+ * submission left in run_webhooks (deleted then), else to its task's webhook, if any. */
+void pg_webhook_ended(struct pg_conn *c, const char *id, const char *task, const char *url,
+                      int64_t at_ms);
+/* Adds the deliveries of the runs noted on c to c's open pipeline (store_pg_commit's); 0, or
+ * ERRAND_ENOMEM when noting them ran out of memory. */
+int pg_webhooks_send(struct pg_conn *c, errand_error *err);
 
 #endif

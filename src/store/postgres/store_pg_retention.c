@@ -163,7 +163,10 @@ static int delete_runs_rows(struct pg_conn *c, const struct expired_run *runs, s
     static const char sql_tags[] =
         "DELETE FROM task_run_tags AS t USING unnest($1::text[], $2::text[]) AS d(tag, run_id) "
         "WHERE t.tag = d.tag AND t.run_id = d.run_id";
-    static const char sql_runs[] = "DELETE FROM task_runs WHERE id = ANY($1::text[])";
+    /* with their own webhook URLs (those of runs that ended are gone already) */
+    static const char sql_runs[] =
+        "WITH w AS (DELETE FROM run_webhooks WHERE run_id = ANY($1::text[])) "
+        "DELETE FROM task_runs WHERE id = ANY($1::text[])";
     if (n == 0)
         return 0;
     struct pg_array ids = {0}, tags = {0}, tag_runs = {0};

@@ -334,11 +334,19 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
     static const char sql_tags[] = "INSERT INTO task_run_tags (tag, run_id) "
                                    "SELECT * FROM unnest($1::text[], $2::text[]) "
                                    "ON CONFLICT DO NOTHING";
-    struct pg_array col[N_COLS] = {0}, tags = {0}, tag_runs = {0};
+    /* A submission's own webhook URL, kept until its run ends (a run born final gets its
+       delivery at the commit instead: record_created). */
+    static const char sql_webhooks[] = "INSERT INTO run_webhooks (run_id, url) "
+                                       "SELECT * FROM unnest($1::text[], $2::text[])";
+    struct pg_array col[N_COLS] = {0}, tags = {0}, tag_runs = {0}, hook_runs = {0}, hooks = {0};
     for (size_t i = 0; i < op->n; i++) {
         if (!create[i])
             continue;
         add_run(col, &op->specs[i], &op->slots[i], op->now_ms);
+        if (op->specs[i].webhook_url && !state_is_final(start_state(&op->slots[i]))) {
+            pg_array_text(&hook_runs, op->slots[i].id);
+            pg_array_text(&hooks, op->specs[i].webhook_url);
+        }
         const json_t *list = op->slots[i].tags;
         for (size_t t = 0; t < json_array_size(list); t++) {
             pg_array_text(&tags, json_string_value(json_array_get(list, t)));
@@ -348,6 +356,10 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
     int rc = pg_array_check(&tags, err);
     if (rc == 0)
         rc = pg_array_check(&tag_runs, err);
+    if (rc == 0)
+        rc = pg_array_check(&hook_runs, err);
+    if (rc == 0)
+        rc = pg_array_check(&hooks, err);
     struct pg_params p = {0};
     pg_p_i64(&p, op->now_ms);
     for (int k = 0; k < N_COLS; k++) {
@@ -363,10 +375,18 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
         pg_p_array(&t, &tag_runs);
         rc = pg_command(c, sql_tags, &t, "tagging runs", NULL, err);
     }
+    if (rc == 0 && hooks.n > 0) {
+        struct pg_params w = {0};
+        pg_p_array(&w, &hook_runs);
+        pg_p_array(&w, &hooks);
+        rc = pg_command(c, sql_webhooks, &w, "recording runs' webhooks", NULL, err);
+    }
     for (int k = 0; k < N_COLS; k++)
         pg_array_free(&col[k]);
     pg_array_free(&tags);
     pg_array_free(&tag_runs);
+    pg_array_free(&hook_runs);
+    pg_array_free(&hooks);
     return rc;
 }
 
@@ -384,8 +404,10 @@ static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, err
     int rc = pg_count_move(c, &op->counts, spec->task, slot->id, -1, state, op->now_ms, err);
     if (rc < 0)
         return rc;
-    if (state_is_final(state))
+    if (state_is_final(state)) { /* born final: a cache hit, or an upstream's failure */
         run_finals_add(&c->finals, spec->task, state, slot->cached, -1);
+        pg_webhook_ended(c, slot->id, spec->task, spec->webhook_url, op->now_ms);
+    }
     if (state == ERRAND_STATE_FAILED &&
         (rc = pg_failure_add(c, spec->task, slot->id, message, op->now_ms, err)) < 0)
         return rc;
