@@ -20,12 +20,13 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from conftest import exec_spec, unique_task, wait_until
+from conftest import STORE_MODE, exec_spec, unique_task, wait_until
 
 SECRET = "webhook-test-secret"
 RETRY_SECONDS = 1
@@ -41,8 +42,9 @@ class Receiver:
     """An HTTP server that records every call and answers each with the next status of
     `statuses` (the last one repeats)."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), delay=0.0):
         self.statuses = list(statuses)
+        self.delay = delay
         self.calls = []
         self.lock = threading.Lock()
         receiver = self
@@ -50,6 +52,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(receiver.delay)
                 with receiver.lock:
                     status = receiver.statuses[min(len(receiver.calls), len(receiver.statuses) - 1)]
                     receiver.calls.append({"headers": dict(self.headers), "body": body,
@@ -86,8 +89,8 @@ class Receiver:
 def receiver_factory():
     made = []
 
-    def make(statuses=(200,)):
-        r = Receiver(statuses)
+    def make(statuses=(200,), delay=0.0):
+        r = Receiver(statuses, delay)
         made.append(r)
         return r
 
@@ -172,6 +175,27 @@ def test_a_submissions_own_webhook_wins_and_every_final_state_is_called_back(
     got = {json.loads(c["body"])["id"]: (c["path"], json.loads(c["body"])["state"]["type"])
            for c in calls}
     assert got == expected and len(calls) == len(expected)
+
+
+def test_servers_sharing_a_store_call_each_delivery_once(tmp_path, pg_cluster, server_factory,
+                                                       receiver_factory):
+    """Three senders look for the same due deliveries (one SQLite file, or one PostgreSQL
+    schema); a slow receiver keeps each call open while the others look again."""
+    if STORE_MODE == "postgresql":
+        url = pg_cluster.url(pg_cluster.ensure_schema(f"hooks_{uuid.uuid4().hex[:16]}"))
+    else:
+        url = f"sqlite://{tmp_path}/shared.db"
+    servers = [server_factory(env={**HOOK_ENV, "ERRAND_DATABASE_URL": url}) for _ in range(3)]
+    receiver = receiver_factory(delay=0.3)
+    task = unique_task("idle")
+    set_webhook(servers[0], task, receiver.url())
+    runs = servers[1].api.batch([{"task": task, "parameters": {"i": i}} for i in range(30)])
+    for i, r in enumerate(runs):
+        servers[i % 3].api.cancel(r["id"])
+    wait_until(lambda: len(receiver.snapshot()) >= len(runs), CALL_TIMEOUT, "a call per run")
+    time.sleep(1.0)  # and no second one
+    ids = [json.loads(c["body"])["id"] for c in receiver.snapshot()]
+    assert sorted(ids) == sorted(r["id"] for r in runs)
 
 
 def test_a_delivery_outlives_a_killed_server(server_factory, receiver_factory):

@@ -236,7 +236,7 @@ static const struct migration migrations[] = {
      "ALTER TABLE task_runs ADD COLUMN holds_slots smallint NOT NULL DEFAULT 0;"},
 
     /* Webhooks (store/webhook_row.h): task_webhooks holds a task's URL; run_webhooks the URL
-       a submission named for its run, kept until the run ends; webhook_deliveries the calls
+       a submission named for its run, kept until the run is deleted; webhook_deliveries the calls
        to make, written in the commit that ends a run (store_pg_webhooks.c), taken by the
        senders of every server in (next_at, id) order (webhook_deliveries_due). Times are
        Unix ms, as everywhere here. */

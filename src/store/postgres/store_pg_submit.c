@@ -334,8 +334,8 @@ static int insert_runs(struct pg_conn *c, const struct submit_op *op, const bool
     static const char sql_tags[] = "INSERT INTO task_run_tags (tag, run_id) "
                                    "SELECT * FROM unnest($1::text[], $2::text[]) "
                                    "ON CONFLICT DO NOTHING";
-    /* A submission's own webhook URL, kept until its run ends (a run born final gets its
-       delivery at the commit instead: record_created). */
+    /* A submission's own webhook URL, kept until its run is deleted (a run born final gets
+       its delivery at the commit instead: record_created). */
     static const char sql_webhooks[] = "INSERT INTO run_webhooks (run_id, url) "
                                        "SELECT * FROM unnest($1::text[], $2::text[])";
     struct pg_array col[N_COLS] = {0}, tags = {0}, tag_runs = {0}, hook_runs = {0}, hooks = {0};

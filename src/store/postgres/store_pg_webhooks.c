@@ -7,7 +7,8 @@
  * a submission notes a run born final) on the connection (c->webhooks, a column each);
  * store_pg_commit sends one statement for all of them in its pipeline, before COMMIT — no
  * round trip of its own, whatever ended the runs (a report, a cancel, an expired lease, an
- * upstream's failure). The statement takes each run's own URL out of run_webhooks, falls
+ * upstream's failure). The statement reads each run's own URL in run_webhooks (kept until
+ * the run is deleted: a run that ends again after a late report is called back again), falls
  * back on its task's webhook, and inserts a delivery due at once for those that have one.
  *
  * Several servers: a sender takes due deliveries with FOR UPDATE SKIP LOCKED and moves
@@ -45,8 +46,7 @@ int pg_webhooks_send(struct pg_conn *c, errand_error *err)
     static const char sql[] =
         "WITH e AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
         "WITH ORDINALITY AS e(run_id, task, url, at, i)), "
-        "own AS (DELETE FROM run_webhooks AS w USING e WHERE w.run_id = e.run_id "
-        "RETURNING w.run_id, w.url) "
+        "own AS (SELECT w.run_id, w.url FROM run_webhooks AS w JOIN e USING (run_id)) "
         "INSERT INTO webhook_deliveries (run_id, url, next_at, created) "
         "SELECT e.run_id, coalesce(e.url, own.url, t.url), e.at, e.at FROM e "
         "LEFT JOIN own ON own.run_id = e.run_id LEFT JOIN task_webhooks AS t ON t.task = e.task "

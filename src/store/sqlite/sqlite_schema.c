@@ -414,7 +414,7 @@ static const struct migration migrations[] = {
      "CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0;"},
 
     /* Webhooks (store/webhook_row.h): the tasks' webhooks; a submission's own URL, kept
-       until its run ends; and the deliveries to make, written in the commit that ends their
+       until its run is deleted; and the deliveries to make, written in the commit that ends their
        run and read through webhook_deliveries_due (next_at, id), so the sender's look for
        due ones is one seek when none is. */
     {26, "webhooks",

@@ -144,8 +144,7 @@ static int delete_run(struct sqlite_conn *c, const struct expired_run *r, int64_
         (rc = delete_by_run(c, SQL_LOGS_DELETE, r->id, err)) < 0 ||
         (rc = delete_tags(c, r, err)) < 0)
         return rc;
-    /* a run's own webhook URL is kept until it ends (sqlite_webhooks.h) */
-    if (!state_is_final(r->state) && (rc = sqlite_webhook_run_forget(c, r->id, err)) < 0)
+    if ((rc = sqlite_webhook_run_forget(c, r->id, err)) < 0) /* its own webhook URL */
         return rc;
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_RUN_DELETE, err);
     if (!s)

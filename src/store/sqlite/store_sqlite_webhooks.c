@@ -53,11 +53,7 @@ int sqlite_webhook_run_ended(struct sqlite_conn *c, const char *run_id, const ch
     sqlite_bind_text(s, 1, run_id);
     sqlite_bind_text(s, 2, task);
     sqlite3_bind_int64(s, 3, now_ms);
-    int rc = sqlite_conn_step_done(c, s, SQL_WEBHOOK_RUN_ENDED, err);
-    /* no delivery: the run had no URL of its own either, so there is nothing to forget */
-    if (rc < 0 || sqlite3_changes(c->db) == 0)
-        return rc;
-    return sqlite_webhook_run_forget(c, run_id, err);
+    return sqlite_conn_step_done(c, s, SQL_WEBHOOK_RUN_ENDED, err);
 }
 
 int sqlite_webhook_run_forget(struct sqlite_conn *c, const char *run_id, errand_error *err)
