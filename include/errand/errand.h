@@ -274,6 +274,15 @@ ERRAND_API int errand_submit_batch_after(errand_client *c, const errand_submissi
                                          const errand_dependencies *deps, size_t n,
                                          errand_run ***out, errand_error *err);
 
+/* Webhooks (docs/api.md, "Webhooks"), since ABI 1.2 (ERRAND_0.3). Every run of `task` that
+ * reaches a final state (COMPLETED, FAILED, CRASHED, CANCELLED; a cache hit too) is POSTed as
+ * JSON, the run as errand_run_json() gives it, to `url` (an absolute http:// or https:// URL),
+ * until the receiver answers 2xx: retried with backoff, signed with the server's
+ * ERRAND_WEBHOOK_SECRET. A submission's own webhook_url (HTTP API) wins. url NULL removes
+ * the task's webhook (ERRAND_ENOTFOUND when it has none). */
+ERRAND_API int errand_webhook_set(errand_client *c, const char *task, const char *url,
+                                  errand_error *err);
+
 /* Submits a run of a defined task with its defaults (retries, timeout, cache key from its
  * cache policy, persistence): the C spelling of Prefect's `task.delay(...)`. */
 ERRAND_API int errand_delay(errand_client *c, const errand_task_def *task, const char *params_json,

@@ -22,7 +22,8 @@ static const struct cli_command *const commands[] = {
     &cmd_workers_ls,       &cmd_tasks_ls,     &cmd_tasks_pause,  &cmd_tasks_resume,
     &cmd_limits_ls,        &cmd_limits_set,   &cmd_limits_rm,    &cmd_limits_rate,
     &cmd_schedules_set,    &cmd_schedules_ls, &cmd_schedules_rm, &cmd_schedules_pause,
-    &cmd_schedules_resume, &cmd_config,       &cmd_health,       &cmd_bench,
+    &cmd_schedules_resume, &cmd_webhooks_ls,  &cmd_webhooks_set, &cmd_webhooks_rm,
+    &cmd_config,           &cmd_health,       &cmd_bench,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import STORE_MODE, exec_spec, unique_task, wait_until
+from conftest import STORE_MODE, exec_spec, run_cli, unique_task, wait_until
 
 SECRET = "webhook-test-secret"
 RETRY_SECONDS = 1
@@ -282,4 +282,32 @@ def test_bad_webhooks_are_refused_naming_the_field(server):
     assert set_webhook(server, "t", None, expect=404)["error"]["field"] == "task"
     set_webhook(server, "t", "https://example.com/hook")
     assert set_webhook(server, "t", None) == {"task": "t", "url": None}
+    assert server.api.get_json("/webhooks")["webhooks"] == []
+
+
+def test_the_cli_sets_lists_and_removes_webhooks(server_factory):
+    env = {**HOOK_ENV, "ERRAND_WEBHOOK_RETRY_SECONDS": "60"}
+    server = server_factory(env=env)
+    task = unique_task("cli")
+    cp = run_cli(server, "webhooks", "set", task, "http://127.0.0.1:9/down")
+    assert cp.returncode == 0, cp.stderr
+    assert f"task {task}: its runs are reported to http://127.0.0.1:9/down" in cp.stdout
+    run = server.api.submit(task, {})
+    server.api.cancel(run["id"])
+    wait_until(lambda: server.api.get_json("/webhooks")["deliveries"], CALL_TIMEOUT,
+               "the delivery listed")
+    wait_until(lambda: server.api.get_json("/webhooks")["deliveries"][0]["last_error"],
+               CALL_TIMEOUT, "its first call failed")
+    cp = run_cli(server, "webhooks", "ls")
+    assert cp.returncode == 0, cp.stderr
+    assert task in cp.stdout and "1 deliveries not made yet" in cp.stdout
+    assert run["id"] in cp.stdout
+    listed = json.loads(run_cli(server, "webhooks", "ls", "--json").stdout)
+    assert listed["webhooks"][0]["task"] == task and listed["pending"] == 1
+    cp = run_cli(server, "webhooks", "set", task, "ftp://example.com/")
+    assert cp.returncode != 0 and "url" in cp.stderr, (cp.stdout, cp.stderr)
+    cp = run_cli(server, "webhooks", "rm", task)
+    assert cp.returncode == 0 and f"task {task}: no webhook" in cp.stdout, cp.stderr
+    cp = run_cli(server, "webhooks", "rm", task)
+    assert cp.returncode != 0 and "has no webhook" in cp.stderr, (cp.stdout, cp.stderr)
     assert server.api.get_json("/webhooks")["webhooks"] == []

@@ -107,9 +107,9 @@ int store_pg_webhook_set(store *st, const char *task, const char *url, int64_t n
     if (rc < 0 || op.changed)
         return rc;
     if (!url)
-        return error_set(err, ERRAND_ENOTFOUND, "task", "task '%s' has no webhook", task);
+        return error_set(err, ERRAND_ENOTFOUND, "task", "the task '%s' has no webhook", task);
     return error_set(err, ERRAND_ECONFLICT, "task",
-                     "%d tasks have a webhook, the most the store holds; remove one first",
+                     "%d tasks have a webhook, the most a store holds; remove one first",
                      STORE_TASK_WEBHOOKS_MAX);
 }
 
