@@ -114,6 +114,18 @@ static inline int teardown(void **state)
 }
 
 /* The task-run object of a row the store handed out (the row is cleared). */
+/* Runs sql on the database file beside the store, on a connection of its own. */
+static inline void exec_sql(struct fixture *fx, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
 static inline json_t *row_json(struct run_row *row)
 {
     json_t *obj = NULL;

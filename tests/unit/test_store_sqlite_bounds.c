@@ -713,6 +713,63 @@ static void worker_list_and_pruning_do_not_grow_with_workers(void **state)
     worker_list_clear(&w);
 }
 
+/* n webhook deliveries held until far in the future (their senders are calling them),
+ * n tasks with a webhook and n runs with one of their own: what a busy deployment holds. */
+static void add_webhook_rows(struct fixture *fx, int from, int n, int64_t now)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO webhook_deliveries (run_id, url, attempt, next_at, created) "
+             "SELECT 'run-' || k, 'http://h/', 1, %lld, %lld FROM i;"
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO task_webhooks (task, url, created, updated) "
+             "SELECT 'task-' || k, 'http://h/', 0, 0 FROM i;"
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO run_webhooks (run_id, url) SELECT 'run-' || k, 'http://h/' FROM i;",
+             from, from + n - 1, (long long)(now + 3600 * 1000), (long long)now, from, from + n - 1,
+             from, from + n - 1);
+    exec_sql(fx, sql);
+}
+
+static void bind_webhook_due(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+}
+
+static void bind_webhook_take(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, now + 15000);
+    sqlite3_bind_int(s, 3, 32);
+}
+
+static void bind_webhook_run_ended(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "a-run-without-a-url", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, "a-task-without-one", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+}
+
+static void webhook_statements_do_not_grow_with_deliveries_held(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    add_webhook_rows(fx, 0, SMALL, t);
+    struct work due_small = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
+    struct work take_small = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
+    struct work end_small = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
+    add_webhook_rows(fx, SMALL, LARGE - SMALL, t);
+    struct work due_large = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
+    struct work take_large = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
+    struct work end_large = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
+    assert_int_equal(due_large.rows, 0);
+    assert_int_equal(take_large.rows, 0);
+    assert_same_work("SQL_WEBHOOK_DUE with every delivery held", due_small, due_large);
+    assert_same_work("SQL_WEBHOOK_TAKE with every delivery held", take_small, take_large);
+    assert_same_work("SQL_WEBHOOK_RUN_ENDED of a run without a webhook", end_small, end_large);
+}
+
 static void bind_feed_oldest(sqlite3_stmt *s, int64_t now)
 {
     (void)now;
@@ -916,6 +973,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(event_pruning_does_not_grow_with_young_events, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(webhook_statements_do_not_grow_with_deliveries_held, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(worker_list_and_pruning_do_not_grow_with_workers, setup,
                                         teardown),

@@ -93,18 +93,6 @@ static struct run_event_list read_after(struct fixture *fx, int64_t after, int l
     return l;
 }
 
-/* Runs sql on the database file beside the store. */
-static void exec_sql(struct fixture *fx, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(db);
-}
-
 static int64_t query_int(struct fixture *fx, const char *sql)
 {
     sqlite3 *db = NULL;

@@ -13,17 +13,6 @@
 #define TP_B "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
 #define TRACE_A "4bf92f3577b34da6a3ce929d0e0e4736"
 
-static void exec_sql(struct fixture *fx, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(db);
-}
-
 static int64_t query_int(struct fixture *fx, const char *sql)
 {
     sqlite3 *db = NULL;
