@@ -274,14 +274,41 @@ ERRAND_API int errand_submit_batch_after(errand_client *c, const errand_submissi
                                          const errand_dependencies *deps, size_t n,
                                          errand_run ***out, errand_error *err);
 
-/* Webhooks (docs/api.md, "Webhooks"), since ABI 1.2 (ERRAND_0.3). Every run of `task` that
- * reaches a final state (COMPLETED, FAILED, CRASHED, CANCELLED; a cache hit too) is POSTed as
- * JSON, the run as errand_run_json() gives it, to `url` (an absolute http:// or https:// URL),
- * until the receiver answers 2xx: retried with backoff, signed with the server's
- * ERRAND_WEBHOOK_SECRET. A submission's own webhook_url (HTTP API) wins. url NULL removes
- * the task's webhook (ERRAND_ENOTFOUND when it has none). */
+/* What a client sets on the server for the runs to come, since ABI 1.2 (ERRAND_0.3). The
+ * server checks every value and refuses a bad one with ERRAND_EINVAL naming the field. */
+
+/* Webhooks (docs/api.md, "Webhooks"). Every run of `task` that reaches a final state
+ * (COMPLETED, FAILED, CRASHED, CANCELLED; a cache hit too) is POSTed as JSON, the run as
+ * errand_run_json() gives it, to `url` (an absolute http:// or https:// URL), until the
+ * receiver answers 2xx: retried with backoff, signed with the server's ERRAND_WEBHOOK_SECRET.
+ * A submission's own webhook_url (HTTP API) wins. url NULL removes the task's webhook
+ * (ERRAND_ENOTFOUND when it has none). */
 ERRAND_API int errand_webhook_set(errand_client *c, const char *task, const char *url,
                                   errand_error *err);
+
+/* Concurrency limits (docs/api.md, "Concurrency and rate limits"): at most max_running runs
+ * of the task, or carrying the tag, hold a lease at once, across every worker and server;
+ * 0 removes the limit. */
+typedef enum errand_limit_kind { ERRAND_LIMIT_TAG = 0, ERRAND_LIMIT_TASK = 1 } errand_limit_kind;
+ERRAND_API int errand_limit_set(errand_client *c, errand_limit_kind kind, const char *name,
+                                int max_running, errand_error *err);
+/* A task's rate limit: at most max_starts runs start per per_seconds (<= 0: 1 s), spaced
+ * evenly; max_starts 0 removes it. */
+ERRAND_API int errand_rate_limit_set(errand_client *c, const char *task, int max_starts,
+                                     double per_seconds, errand_error *err);
+
+/* Schedules (docs/api.md, "Schedules"): creates or replaces the schedule that schedule_json
+ * describes — the body of POST /api/schedules, e.g.
+ * {"name": "nightly", "task": "report", "cron": "30 2 * * *", "time_zone": "Europe/Berlin"}.
+ * *answer_json (optional; free with errand_free) gets the schedule as stored, with its next
+ * tick. */
+ERRAND_API int errand_schedule_set(errand_client *c, const char *schedule_json, char **answer_json,
+                                   errand_error *err);
+/* Deletes the schedule (its runs stay); ERRAND_ENOTFOUND when there is none. */
+ERRAND_API int errand_schedule_delete(errand_client *c, const char *name, errand_error *err);
+/* Pauses (no tick fires) or resumes (from the next tick on) the schedule. */
+ERRAND_API int errand_schedule_pause(errand_client *c, const char *name, bool paused,
+                                     errand_error *err);
 
 /* Submits a run of a defined task with its defaults (retries, timeout, cache key from its
  * cache policy, persistence): the C spelling of Prefect's `task.delay(...)`. */

@@ -266,7 +266,7 @@ int store_pg_webhook_retry(store *st, int64_t id, int attempt, int64_t next_at, 
 /* Run id of task moved into a final state at at_ms (pg_transition_queue; a run born final at
  * submit): noted on c for its webhook delivery, which pg_webhooks_send writes at the commit —
  * to url when given (a run born final with its submission's URL), else to the URL its
- * submission left in run_webhooks (deleted then), else to its task's webhook, if any. */
+ * submission left in run_webhooks, else to its task's webhook, if any. */
 void pg_webhook_ended(struct pg_conn *c, const char *id, const char *task, const char *url,
                       int64_t at_ms);
 /* Adds the deliveries of the runs noted on c to c's open pipeline (store_pg_commit's); 0, or

@@ -163,7 +163,7 @@ static int delete_runs_rows(struct pg_conn *c, const struct expired_run *runs, s
     static const char sql_tags[] =
         "DELETE FROM task_run_tags AS t USING unnest($1::text[], $2::text[]) AS d(tag, run_id) "
         "WHERE t.tag = d.tag AND t.run_id = d.run_id";
-    /* with their own webhook URLs (those of runs that ended are gone already) */
+    /* with their own webhook URLs (kept until the run is deleted) */
     static const char sql_runs[] =
         "WITH w AS (DELETE FROM run_webhooks WHERE run_id = ANY($1::text[])) "
         "DELETE FROM task_runs WHERE id = ANY($1::text[])";
