@@ -359,6 +359,24 @@ test("workers page: the concurrency limits and the runs holding their slots", { 
   await call("POST", "/limits", { tag: "dash-llm", max_running: 0 });
 });
 
+test("workers page: the tasks' webhooks and a failing delivery with its error", { timeout: TEST_TIMEOUT_MS }, async () => {
+  await call("POST", "/webhooks", { task: "dash.hooked", url: "http://127.0.0.1:9/nobody" });
+  const run = await submit("dash.hooked", {});
+  await call("POST", `/task_runs/${run.id}/cancel`);
+  await page.goto(base + "/#/overview");
+  await page.goto(base + "/#/workers");
+  await page.waitForSelector('tr[data-webhook="dash.hooked"]', { timeout: UI_TIMEOUT_MS });
+  assert.match(await page.textContent('tr[data-webhook="dash.hooked"]'), /http:\/\/127\.0\.0\.1:9\/nobody/);
+  // The first call is refused at once; the page shows it at its next refresh (5 s).
+  await waitFor("the delivery's error", async () => {
+    const row = await page.$(`tbody tr[data-delivery] a[href="#/runs/${run.id}"]`);
+    if (!row) return false;
+    const err = await page.textContent("tbody tr[data-delivery] td.last-error");
+    return /onnect/.test(err);
+  }, UI_TIMEOUT_MS);
+  await call("POST", "/webhooks", { task: "dash.hooked", url: null });
+});
+
 test("workers page, the worker filter, and a read-only key's session cannot cancel", { timeout: TEST_TIMEOUT_MS }, async () => {
   await page.goto(base + "/#/workers");
   await page.waitForSelector("text=dash-worker", { timeout: UI_TIMEOUT_MS });

@@ -173,3 +173,40 @@ def test_batch_submissions(server, worker_factory):
     with pytest.raises(errors.MissingField) as e:
         c.submit_batch([{"parameters": {}}])
     assert e.value.field == "runs[0].task"
+
+
+def test_the_controls_set_webhooks_limits_and_schedules(server):
+    c = client_of(server)
+    task = unique_task("controlled")
+    assert c.set_webhook(task, "https://hooks.example.com/e") == {
+        "task": task, "url": "https://hooks.example.com/e"}
+    assert [w["task"] for w in c.webhooks()["webhooks"]] == [task]
+    with pytest.raises(errors.BadRequest) as bad:
+        c.set_webhook(task, "ftp://example.com/")
+    assert bad.value.field == "url"
+    c.set_webhook(task, None)
+    with pytest.raises(errors.NotFound):
+        c.set_webhook(task, None)
+
+    c.set_limit(tag="py-llm", max_running=2)
+    c.set_limit(task=task, max_starts=5, per_seconds=60)
+    limits = {l.get("tag") or l.get("task"): l for l in c.limits()}
+    assert limits["py-llm"]["max_running"] == 2
+    assert limits[task]["rate"] == {"max_starts": 5, "per_seconds": 60}
+    c.set_limit(tag="py-llm", max_running=0)
+    assert "py-llm" not in {l.get("tag") for l in c.limits()}
+
+    s = c.set_schedule("py-nightly", task, cron="30 2 * * *", time_zone="Europe/Berlin",
+                       parameters={"x": 1}, tags=["nightly"], webhook_url="https://h.example/")
+    assert s["cron"] == "30 2 * * *" and s["run"]["parameters"] == {"x": 1}
+    assert s["run"]["webhook_url"] == "https://h.example/"
+    assert [x["name"] for x in c.schedules()] == ["py-nightly"]
+    assert c.pause_schedule("py-nightly")["paused"] is True
+    assert c.pause_schedule("py-nightly", paused=False)["paused"] is False
+    with pytest.raises(TypeError):
+        c.set_schedule("x", task, cron="* * * * *", no_such_option=1)
+    with pytest.raises(errors.BadRequest) as bad:
+        c.set_schedule("x", task, cron="61 * * * *")
+    assert bad.value.field == "cron"
+    c.delete_schedule("py-nightly")
+    assert c.schedules() == []

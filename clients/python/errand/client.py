@@ -269,6 +269,61 @@ class Client:
         """The server's readiness answer (``{"status": "ready", "store": ...}``)."""
         return self._request("GET", "/health/ready")
 
+    # ---- controls: webhooks, limits, schedules (docs/api.md) -------------------------------
+
+    def set_webhook(self, task: str, url: str | None) -> dict[str, Any]:
+        """Every run of ``task`` that ends is POSTed to ``url`` (None removes the webhook;
+        :class:`errors.NotFound` when there is none). A submission's ``webhook_url`` wins."""
+        return self._request("POST", "/webhooks", {"task": task, "url": url})
+
+    def webhooks(self) -> dict[str, Any]:
+        """The tasks' webhooks and the deliveries not made yet (``GET /api/webhooks``)."""
+        return self._request("GET", "/webhooks")
+
+    def set_limit(self, *, task: str | None = None, tag: str | None = None,
+                  max_running: int | None = None, max_starts: int | None = None,
+                  per_seconds: float | None = None) -> dict[str, Any]:
+        """A task's or a tag's concurrency limit (``max_running``; 0 removes it) and a task's
+        rate limit (``max_starts`` per ``per_seconds``; 0 removes it)."""
+        body = {"task": task, "tag": tag, "max_running": max_running,
+                "max_starts": max_starts, "per_seconds": per_seconds}
+        return self._request("POST", "/limits", {k: v for k, v in body.items() if v is not None})
+
+    def limits(self) -> list[dict[str, Any]]:
+        """Every limit, with the runs holding its slots."""
+        return self._request("GET", "/limits")["limits"]
+
+    def set_schedule(self, name: str, task: str, *, cron: str | None = None,
+                     every_seconds: float | None = None, time_zone: str | None = None,
+                     catch_up: str | None = None, paused: bool | None = None,
+                     parameters: dict[str, Any] | None = None,
+                     **options: Any) -> dict[str, Any]:
+        """Creates or replaces the schedule ``name``: a run of ``task`` on a ``cron``
+        expression (in ``time_zone``, default UTC) or every ``every_seconds``; ``catch_up``
+        "skip" or "once"; ``parameters`` and the submission ``options`` of each run (as
+        :meth:`submit` takes them, less the key, the times and ``wait_for``)."""
+        unknown = set(options) - set(_SUBMIT_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+        run = {k: v for k, v in {"parameters": parameters, **options}.items() if v is not None}
+        body = {"name": name, "task": task, "cron": cron, "every_seconds": every_seconds,
+                "time_zone": time_zone, "catch_up": catch_up, "paused": paused, "run": run}
+        return self._request("POST", "/schedules",
+                             {k: v for k, v in body.items() if v is not None})
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, by name, with its next tick and last run."""
+        return self._request("GET", "/schedules")["schedules"]
+
+    def delete_schedule(self, name: str) -> dict[str, Any]:
+        """Deletes the schedule (its runs stay)."""
+        return self._request("POST", "/schedules/delete", {"name": name})
+
+    def pause_schedule(self, name: str, paused: bool = True) -> dict[str, Any]:
+        """Pauses the schedule, or resumes it (``paused=False``) from its next tick."""
+        return self._request("POST", "/schedules/pause" if paused else "/schedules/resume",
+                             {"name": name})
+
 
 class AsyncClient:
     """The same calls as :class:`Client` as coroutines, for asyncio web apps (FastAPI): each
@@ -313,6 +368,30 @@ class AsyncClient:
 
     async def health(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.health)
+
+    async def set_webhook(self, task: str, url: str | None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.set_webhook, task, url)
+
+    async def webhooks(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.webhooks)
+
+    async def set_limit(self, **limit: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.set_limit, **limit)
+
+    async def limits(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.limits)
+
+    async def set_schedule(self, name: str, task: str, **schedule: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.set_schedule, name, task, **schedule)
+
+    async def schedules(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.schedules)
+
+    async def delete_schedule(self, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.delete_schedule, name)
+
+    async def pause_schedule(self, name: str, paused: bool = True) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.pause_schedule, name, paused)
 
 
 def _q(run_id: str) -> str:

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
-// page_workers.js — the workers: tasks, last seen, alive or stale, runs held now; and the
-// concurrency limits with the runs holding their slots.
+// page_workers.js — the workers: tasks, last seen, alive or stale, runs held now; the
+// concurrency limits with the runs holding their slots; and the tasks' webhooks with the
+// deliveries not made yet.
 
 import {
   h,
   badge,
   ago,
+  when,
   errorBox,
   api,
   query,
@@ -18,6 +20,9 @@ import {
 export async function workersPage(page) {
   const body = h("tbody", {});
   const limitsBody = h("tbody", {});
+  const hooksBody = h("tbody", {});
+  const deliveriesBody = h("tbody", {});
+  const deliveriesTitle = h("h2", {}, "Webhook deliveries not made yet");
   const err = h("div", {});
   page.show(
     h("h1", {}, "Workers"),
@@ -36,7 +41,40 @@ export async function workersPage(page) {
     ),
     h("h2", {}, "Concurrency limits"),
     tablePanel(["Limit", "Max running", "Held", "Held by"], limitsBody),
+    h("h2", {}, "Webhooks"),
+    tablePanel(["Task", "URL"], hooksBody),
+    deliveriesTitle,
+    tablePanel(["Run", "URL", "Calls", "Next", "Last error"], deliveriesBody),
   );
+  function hookRows(answer) {
+    hooksBody.replaceChildren(
+      ...answer.webhooks.map((w) =>
+        h(
+          "tr",
+          { "data-webhook": w.task },
+          h("td", { class: "mono" }, w.task),
+          h("td", { class: "mono" }, w.url),
+        ),
+      ),
+    );
+    if (!answer.webhooks.length)
+      hooksBody.append(emptyRow(2, "No task has a webhook: errand webhooks set TASK URL sets one."));
+    deliveriesTitle.textContent = `Webhook deliveries not made yet (${answer.pending})`;
+    deliveriesBody.replaceChildren(
+      ...answer.deliveries.map((d) =>
+        h(
+          "tr",
+          { "data-delivery": String(d.id) },
+          h("td", {}, h("a", { href: `#/runs/${d.run_id}`, class: "mono" }, d.run_id.slice(-12))),
+          h("td", { class: "mono" }, d.url),
+          h("td", {}, String(d.attempts)),
+          h("td", { title: d.next_at }, when(d.next_at)),
+          h("td", { class: "last-error" }, d.last_error ?? "—"),
+        ),
+      ),
+    );
+    if (!answer.deliveries.length) deliveriesBody.append(emptyRow(5, "None: every call was made."));
+  }
   function limitRows(limits) {
     return limits.map((l) =>
       h(
@@ -106,6 +144,7 @@ export async function workersPage(page) {
       limitsBody.replaceChildren(...limitRows(limits.limits));
       if (!limits.limits.length)
         limitsBody.append(emptyRow(4, "No limit: errand limits set TAG N sets one."));
+      hookRows(await api("GET", "/api/webhooks"));
     } catch (e) {
       if (e.status !== 401) err.replaceChildren(errorBox(e));
     }
