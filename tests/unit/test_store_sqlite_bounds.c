@@ -12,22 +12,16 @@
  * that used to make it slow, and asserts that the work is the same. A plan that merely names an
  * index passes while a walk over the index grows; the step counts do not.
  */
-#include "store_fixture.h"
+#include "statement_work.h"
 
 #include <sys/stat.h>
 #include <time.h>
 
 #include "store/sqlite/sqlite_checkpointer.h"
-#include "store/sqlite/sqlite_sql.h"
 
-#define SMALL 100
-#define LARGE 100000
 #define SUBMIT_BATCH 1000
 #define CLAIM_LIMIT 10
 #define READY_RUNS 3
-/* VM steps a statement may differ by between the two populations (none are expected: a
- * b-tree seek is one step however deep the tree). */
-#define STEP_SLACK 8
 /* SQLite's WAL file layout, with the store's 4 KiB pages. */
 #define WAL_HEADER_BYTES 32
 #define WAL_FRAME_BYTES (4096 + 24)
@@ -36,12 +30,6 @@
 /* After the reader ends: commits spaced out while the checkpoints catch up (at most 30 s). */
 #define RESTART_WAIT_ROUNDS 1500
 #define RESTART_WAIT_PAUSE_MS 20
-
-struct work {
-    int vm_steps;
-    int fullscan_steps;
-    int rows;
-};
 
 /* Submits n runs described by the same JSON text, SUBMIT_BATCH per transaction. */
 static void submit_many(struct fixture *fx, int64_t now, const char *text, size_t n)
@@ -68,33 +56,6 @@ static void submit_many(struct fixture *fx, int64_t now, const char *text, size_
     free(specs);
     free(runs);
     free(created);
-}
-
-/* Runs statement id on its own connection to the store's file, inside a transaction that
- * is rolled back (so an UPDATE changes nothing), and returns what it cost. bind fills the
- * parameters. */
-static struct work measure(struct fixture *fx, enum sql_id id,
-                           void (*bind)(sqlite3_stmt *s, int64_t now), int64_t now)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sqlite_sql_text(id), -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sqlite_sql_name(id), sqlite3_errmsg(db));
-    bind(s, now);
-    struct work w = {0};
-    int step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW)
-        w.rows++;
-    assert_int_equal(step, SQLITE_DONE);
-    w.vm_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 0);
-    w.fullscan_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
-    sqlite3_finalize(s);
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-    return w;
 }
 
 static void bind_claim_a(sqlite3_stmt *s, int64_t now)
@@ -183,14 +144,6 @@ static void bind_list_trace(sqlite3_stmt *s, int64_t now)
     sqlite3_bind_int(s, 5, 0);                      /* no state filter */
     sqlite3_bind_text(s, 6, "", -1, SQLITE_STATIC); /* no lower bound (since) */
     sqlite3_bind_text(s, 9, TRACE_A, -1, SQLITE_STATIC);
-}
-
-static void assert_same_work(const char *what, struct work small, struct work large)
-{
-    if (large.fullscan_steps != 0 || large.vm_steps > small.vm_steps + STEP_SLACK)
-        fail_msg("%s: %d VM steps (%d full-scan) with %d skewed rows, %d (%d) with %d", what,
-                 large.vm_steps, large.fullscan_steps, LARGE, small.vm_steps, small.fullscan_steps,
-                 SMALL);
 }
 
 /* The idle worker's claim: fewer runs are due than it asks for, and many more wait for
@@ -713,63 +666,6 @@ static void worker_list_and_pruning_do_not_grow_with_workers(void **state)
     worker_list_clear(&w);
 }
 
-/* n webhook deliveries held until far in the future (their senders are calling them),
- * n tasks with a webhook and n runs with one of their own: what a busy deployment holds. */
-static void add_webhook_rows(struct fixture *fx, int from, int n, int64_t now)
-{
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
-             "INSERT INTO webhook_deliveries (run_id, url, attempt, next_at, created) "
-             "SELECT 'run-' || k, 'http://h/', 1, %lld, %lld FROM i;"
-             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
-             "INSERT INTO task_webhooks (task, url, created, updated) "
-             "SELECT 'task-' || k, 'http://h/', 0, 0 FROM i;"
-             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
-             "INSERT INTO run_webhooks (run_id, url) SELECT 'run-' || k, 'http://h/' FROM i;",
-             from, from + n - 1, (long long)(now + 3600 * 1000), (long long)now, from, from + n - 1,
-             from, from + n - 1);
-    exec_sql(fx, sql);
-}
-
-static void bind_webhook_due(sqlite3_stmt *s, int64_t now)
-{
-    sqlite3_bind_int64(s, 1, now);
-}
-
-static void bind_webhook_take(sqlite3_stmt *s, int64_t now)
-{
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, now + 15000);
-    sqlite3_bind_int(s, 3, 32);
-}
-
-static void bind_webhook_run_ended(sqlite3_stmt *s, int64_t now)
-{
-    sqlite3_bind_text(s, 1, "a-run-without-a-url", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, "a-task-without-one", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, now);
-}
-
-static void webhook_statements_do_not_grow_with_deliveries_held(void **state)
-{
-    struct fixture *fx = *state;
-    int64_t t = fx->t0;
-    add_webhook_rows(fx, 0, SMALL, t);
-    struct work due_small = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
-    struct work take_small = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
-    struct work end_small = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
-    add_webhook_rows(fx, SMALL, LARGE - SMALL, t);
-    struct work due_large = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
-    struct work take_large = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
-    struct work end_large = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
-    assert_int_equal(due_large.rows, 0);
-    assert_int_equal(take_large.rows, 0);
-    assert_same_work("SQL_WEBHOOK_DUE with every delivery held", due_small, due_large);
-    assert_same_work("SQL_WEBHOOK_TAKE with every delivery held", take_small, take_large);
-    assert_same_work("SQL_WEBHOOK_RUN_ENDED of a run without a webhook", end_small, end_large);
-}
-
 static void bind_feed_oldest(sqlite3_stmt *s, int64_t now)
 {
     (void)now;
@@ -973,8 +869,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(cache_lookup_work_does_not_grow_with_cached_copies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(event_pruning_does_not_grow_with_young_events, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(webhook_statements_do_not_grow_with_deliveries_held, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(worker_list_and_pruning_do_not_grow_with_workers, setup,
                                         teardown),

@@ -5,9 +5,10 @@
  * task's, none without either; a take holds what it took (a second take at the same moment
  * gets nothing; when the hold ends it is due again, one attempt further); a retry of an
  * attempt another sender has taken since changes nothing; done deletes; the signature is
- * the HMAC-SHA256 of "<t>.<body>"; the backoff doubles up to its cap; URLs are checked.
+ * the HMAC-SHA256 of "<t>.<body>"; the backoff doubles up to its cap; URLs are checked; the
+ * sender's look for due deliveries and a run's end do not grow with the deliveries held.
  */
-#include "store_fixture.h"
+#include "statement_work.h"
 
 #include "server/webhook_sender.h"
 #include "server/webhook_signature.h"
@@ -108,6 +109,63 @@ static void a_take_holds_and_a_stale_retry_changes_nothing(void **state)
     assert_int_equal(pending(fx), 0);
 }
 
+/* n webhook deliveries held until far in the future (their senders are calling them),
+ * n tasks with a webhook and n runs with one of their own: what a busy deployment holds. */
+static void add_webhook_rows(struct fixture *fx, int from, int n, int64_t now)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO webhook_deliveries (run_id, url, attempt, next_at, created) "
+             "SELECT 'run-' || k, 'http://h/', 1, %lld, %lld FROM i;"
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO task_webhooks (task, url, created, updated) "
+             "SELECT 'task-' || k, 'http://h/', 0, 0 FROM i;"
+             "WITH RECURSIVE i(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM i WHERE k < %d) "
+             "INSERT INTO run_webhooks (run_id, url) SELECT 'run-' || k, 'http://h/' FROM i;",
+             from, from + n - 1, (long long)(now + 3600 * 1000), (long long)now, from, from + n - 1,
+             from, from + n - 1);
+    exec_sql(fx, sql);
+}
+
+static void bind_webhook_due(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+}
+
+static void bind_webhook_take(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, now + 15000);
+    sqlite3_bind_int(s, 3, 32);
+}
+
+static void bind_webhook_run_ended(sqlite3_stmt *s, int64_t now)
+{
+    sqlite3_bind_text(s, 1, "a-run-without-a-url", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, "a-task-without-one", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+}
+
+static void webhook_statements_do_not_grow_with_deliveries_held(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t = fx->t0;
+    add_webhook_rows(fx, 0, SMALL, t);
+    struct work due_small = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
+    struct work take_small = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
+    struct work end_small = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
+    add_webhook_rows(fx, SMALL, LARGE - SMALL, t);
+    struct work due_large = measure(fx, SQL_WEBHOOK_DUE, bind_webhook_due, t);
+    struct work take_large = measure(fx, SQL_WEBHOOK_TAKE, bind_webhook_take, t);
+    struct work end_large = measure(fx, SQL_WEBHOOK_RUN_ENDED, bind_webhook_run_ended, t);
+    assert_int_equal(due_large.rows, 0);
+    assert_int_equal(take_large.rows, 0);
+    assert_same_work("SQL_WEBHOOK_DUE with every delivery held", due_small, due_large);
+    assert_same_work("SQL_WEBHOOK_TAKE with every delivery held", take_small, take_large);
+    assert_same_work("SQL_WEBHOOK_RUN_ENDED of a run without a webhook", end_small, end_large);
+}
+
 static void the_signature_and_the_backoff(void **state)
 {
     (void)state;
@@ -142,6 +200,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_runs_end_writes_one_delivery_its_own_url_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_take_holds_and_a_stale_retry_changes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(webhook_statements_do_not_grow_with_deliveries_held, setup,
                                         teardown),
         cmocka_unit_test(the_signature_and_the_backoff),
         cmocka_unit_test(urls_are_checked),
