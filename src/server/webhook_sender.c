@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,13 +85,14 @@ static int render(webhook_sender *ws, struct call *c, errand_error *err)
     return 0;
 }
 
-static bool add_header(struct call *c, const char *fmt, const char *a, int64_t b)
+/* Appends the header line printf(fmt, ...) to c's request. */
+__attribute__((format(printf, 2, 3))) static bool add_header(struct call *c, const char *fmt, ...)
 {
     char line[WEBHOOK_SIGNATURE_MAX + 64];
-    if (a)
-        snprintf(line, sizeof line, fmt, a);
-    else
-        snprintf(line, sizeof line, fmt, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
     struct curl_slist *h = curl_slist_append(c->headers, line);
     if (h)
         c->headers = h;
@@ -104,16 +106,16 @@ static int prepare(webhook_sender *ws, struct call *c, errand_error *err)
     if (rc < 0 || c->gone)
         return rc;
     size_t len = strlen(c->body);
-    bool ok = add_header(c, "Content-Type: %s", "application/json", 0) &&
-              add_header(c, "User-Agent: errand/%s", ERRAND_VERSION, 0) &&
-              add_header(c, "Errand-Event: %s", "task_run.final", 0) &&
-              add_header(c, "Errand-Delivery: %" PRId64, NULL, c->d->id) &&
-              add_header(c, "Errand-Attempt: %" PRId64, NULL, c->d->attempt) &&
-              add_header(c, "Expect:%s", "", 0); /* no 100-continue round trip */
+    bool ok = add_header(c, "Content-Type: application/json") &&
+              add_header(c, "User-Agent: errand/%s", ERRAND_VERSION) &&
+              add_header(c, "Errand-Event: task_run.final") &&
+              add_header(c, "Errand-Delivery: %" PRId64, c->d->id) &&
+              add_header(c, "Errand-Attempt: %d", c->d->attempt) &&
+              add_header(c, "Expect:"); /* no 100-continue round trip */
     if (ok && ws->secret) {
         char sig[WEBHOOK_SIGNATURE_MAX];
         ok = webhook_signature(ws->secret, clock_now_ms() / MS_PER_S, c->body, len, sig) == 0 &&
-             add_header(c, "Errand-Signature: %s", sig, 0);
+             add_header(c, "Errand-Signature: %s", sig);
     }
     if (!ok || !(c->easy = curl_easy_init()))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
