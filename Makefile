@@ -6,6 +6,10 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON ?= /usr/bin/python3
+# pytest processes the end-to-end suites run in (pytest-xdist; 0 = one, in pytest's own). Each
+# test starts its own servers on ports the system picks, so they run side by side; most of
+# their time is spent waiting on those processes, which is why two halve the suite on 2 cores.
+E2E_JOBS ?= 2
 V ?= 0
 
 ifeq ($(V),1)
@@ -38,7 +42,7 @@ e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
-	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(E2E_JOBS) tests/e2e
 
 # The same suite with every server on PostgreSQL: one throwaway cluster for the session
 # (tests/e2e/pg_cluster.py), a schema per server home; tests about SQLite itself are skipped,
@@ -47,7 +51,7 @@ e2e-postgres: all test-deps
 	@echo "== end-to-end tests on PostgreSQL ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
-	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs tests/e2e
+	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs -n $(E2E_JOBS) tests/e2e
 
 # The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME
 # names (default: liberrand's C worker); tests/conformance/README.md.

@@ -18,7 +18,7 @@ build_pkgs="gcc binutils make cmake pkg-config libmicrohttpd-dev libcurl4-openss
 # runs its own throwaway cluster); libpq-dev, the client, is in the build set.
 # python3-fastapi and python3-uvicorn for the FastAPI example (`make example-fastapi`); curl
 # (the program) for tests/e2e/test_python_s3.py, which checks its SigV4 signer against libcurl's.
-test_pkgs="python3 python3-pytest python3-requests python3-jsonschema python3-fastapi python3-uvicorn procps curl postgresql prometheus chromium firefox-esr clang libclang-rt-14-dev"
+test_pkgs="python3 python3-pytest python3-pytest-xdist python3-requests python3-jsonschema python3-fastapi python3-uvicorn procps curl postgresql prometheus chromium firefox-esr clang libclang-rt-14-dev"
 # The Debian packaging tools for `make deb` (scripts/build-deb.sh, which `make package-test`
 # runs first); dpkg-buildpackage refuses to build without build-essential.
 deb_pkgs="build-essential dpkg-dev debhelper fakeroot lintian help2man"
