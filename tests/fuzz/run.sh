@@ -25,8 +25,9 @@ build=$(cd "$build" && pwd)
 CC=${CC:-clang}
 
 # Library sources the harnesses exercise. src/core has no libcurl or libmicrohttpd use, so
-# all of it links against jansson and libcrypto alone.
-server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/store/run_spec.c src/store/run_row.c src/store/run_deps.c src/store/run_transition.c"
+# all of it links against jansson and libcrypto alone; a submission's webhook_url is checked
+# with libcurl's URL parser (src/server/webhook_url.c).
+server_sources="src/server/field.c src/server/submission.c src/server/worker_request.c src/server/webhook_url.c src/store/run_spec.c src/store/run_row.c src/store/run_deps.c src/store/run_transition.c"
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 # ERRAND_VERSION as CMakeLists.txt defines it, from CHANGELOG.md (src/core/errand_public.c
 # requires it).
@@ -53,9 +54,9 @@ if ! can_build_fuzzer; then
     clang libclang-rt-14-dev >/dev/null
   can_build_fuzzer || { log "$CC still cannot link -fsanitize=fuzzer"; exit 1; }
 fi
-pkg-config --exists jansson libcrypto || scripts/install-deps.sh build
-libs="$(pkg-config --libs jansson libcrypto) -lpthread -lm"
-incs=$(pkg-config --cflags jansson libcrypto)
+pkg-config --exists jansson libcrypto libcurl || scripts/install-deps.sh build
+libs="$(pkg-config --libs jansson libcrypto libcurl) -lpthread -lm"
+incs=$(pkg-config --cflags jansson libcrypto libcurl)
 
 # --- build ---------------------------------------------------------------------------------
 
