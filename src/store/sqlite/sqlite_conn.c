@@ -218,6 +218,19 @@ int sqlite_conn_run(struct sqlite_conn *c, enum sql_id id, errand_error *err)
     return sqlite_conn_step_done(c, s, id, err);
 }
 
+int sqlite_conn_count(struct sqlite_conn *c, enum sql_id id, int64_t *out, errand_error *err)
+{
+    *out = 0;
+    sqlite3_stmt *s = sqlite_conn_stmt(c, id, err);
+    if (!s)
+        return ERRAND_ESTORE;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return step == SQLITE_ROW ? 0 : sqlite_conn_fail(c, sqlite_sql_name(id), err);
+}
+
 void sqlite_conn_reset_all(struct sqlite_conn *c)
 {
     for (sqlite3_stmt *s = sqlite3_next_stmt(c->db, NULL); s; s = sqlite3_next_stmt(c->db, s)) {

@@ -69,6 +69,9 @@ sqlite3_stmt *sqlite_conn_stmt(struct sqlite_conn *c, enum sql_id id, errand_err
 /* Runs a statement that returns no rows (BEGIN, COMMIT, ...) to completion. */
 int sqlite_conn_run(struct sqlite_conn *c, enum sql_id id, errand_error *err);
 
+/* Runs statement id, which takes no parameters and answers one integer (a count), into *out. */
+int sqlite_conn_count(struct sqlite_conn *c, enum sql_id id, int64_t *out, errand_error *err);
+
 /* Steps s (statement id of c) once and resets it; a row or done is success. For inserts and
  * updates without RETURNING. */
 int sqlite_conn_step_done(struct sqlite_conn *c, sqlite3_stmt *s, enum sql_id id,

@@ -123,11 +123,10 @@ static int put_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     if (found < 0)
         return found;
     if (!found) {
-        sqlite3_stmt *n = sqlite_conn_stmt(c, SQL_SCHEDULE_COUNT, err);
-        if (!n)
-            return ERRAND_ESTORE;
-        int64_t count = sqlite3_step(n) == SQLITE_ROW ? sqlite3_column_int64(n, 0) : 0;
-        sqlite3_reset(n);
+        int64_t count = 0;
+        int rc = sqlite_conn_count(c, SQL_SCHEDULE_COUNT, &count, err);
+        if (rc < 0)
+            return rc;
         if (count >= STORE_SCHEDULES_MAX)
             return error_set(err, ERRAND_ECONFLICT, "name",
                              "the store holds %d schedules, its most; delete one first",

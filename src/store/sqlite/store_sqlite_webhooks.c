@@ -94,11 +94,10 @@ static int set_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
     if (found != SQLITE_ROW && found != SQLITE_DONE)
         return sqlite_conn_fail(c, "SQL_WEBHOOK_GET", err);
     if (found == SQLITE_DONE) {
-        sqlite3_stmt *n = sqlite_conn_stmt(c, SQL_WEBHOOK_COUNT, err);
-        if (!n)
-            return ERRAND_ESTORE;
-        int64_t count = sqlite3_step(n) == SQLITE_ROW ? sqlite3_column_int64(n, 0) : 0;
-        sqlite3_reset(n);
+        int64_t count = 0;
+        int rc = sqlite_conn_count(c, SQL_WEBHOOK_COUNT, &count, err);
+        if (rc < 0)
+            return rc;
         if (count >= STORE_TASK_WEBHOOKS_MAX)
             return error_set(err, ERRAND_ECONFLICT, "task",
                              "%d tasks have a webhook, the most a store holds; remove one first",
@@ -210,14 +209,11 @@ int store_sqlite_webhook_pending(store *st, int limit, struct webhook_delivery_l
     struct store_sqlite *s = store_sqlite_of(st);
     struct sqlite_conn *c = sqlite_pool_acquire(s->readers);
     memset(out, 0, sizeof *out);
-    *total = 0;
-    int rc = ERRAND_ESTORE;
-    sqlite3_stmt *n = sqlite_conn_stmt(c, SQL_WEBHOOK_PENDING_COUNT, err);
-    sqlite3_stmt *q = n ? sqlite_conn_stmt(c, SQL_WEBHOOK_PENDING, err) : NULL;
+    int rc = sqlite_conn_count(c, SQL_WEBHOOK_PENDING_COUNT, total, err);
+    sqlite3_stmt *q = rc == 0 ? sqlite_conn_stmt(c, SQL_WEBHOOK_PENDING, err) : NULL;
+    if (rc == 0 && !q)
+        rc = ERRAND_ESTORE;
     if (q) {
-        if (sqlite3_step(n) == SQLITE_ROW)
-            *total = sqlite3_column_int64(n, 0);
-        sqlite3_reset(n);
         sqlite3_bind_int(q, 1, limit);
         rc = read_deliveries(c, q, "SQL_WEBHOOK_PENDING", (size_t)limit, out, err);
     }
