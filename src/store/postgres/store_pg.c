@@ -241,15 +241,26 @@ void store_pg_after_commit(struct store_pg *s, struct pg_conn *c)
         s->on_events(s->on_events_arg);
 }
 
-static int run_tx(struct store_pg *s, pg_op_fn fn, void *arg, bool write, errand_error *err)
+/* How run_tx begins each kind of transaction. */
+enum tx_kind { TX_READ, TX_WRITE, TX_WRITE_LAZY };
+
+static const char *const tx_begin[] = {
+    [TX_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    [TX_WRITE] = "BEGIN",
+    /* One round trip: the setting holds for this transaction only. */
+    [TX_WRITE_LAZY] = "BEGIN; SET LOCAL synchronous_commit = off",
+};
+
+static int run_tx(struct store_pg *s, pg_op_fn fn, void *arg, enum tx_kind kind, errand_error *err)
 {
+    bool write = kind != TX_READ;
     struct pg_conn *c = store_pg_acquire(s, err);
     if (!c)
         return ERRAND_ESTORE;
     int rc = 0;
     for (int attempt = 1; attempt <= TX_ATTEMPTS; attempt++) {
         pg_conn_forget(c);
-        rc = pg_exec(c, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+        rc = pg_exec(c, tx_begin[kind], err);
         if (rc == 0)
             rc = fn(c, arg, err);
         if (rc == 0 && (rc = write ? store_pg_commit(s, c, err) : pg_exec(c, "COMMIT", err)) == 0) {
@@ -268,12 +279,17 @@ static int run_tx(struct store_pg *s, pg_op_fn fn, void *arg, bool write, errand
 
 int store_pg_write(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)
 {
-    return run_tx(s, fn, arg, true, err);
+    return run_tx(s, fn, arg, TX_WRITE, err);
+}
+
+int store_pg_write_lazy(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)
+{
+    return run_tx(s, fn, arg, TX_WRITE_LAZY, err);
 }
 
 int store_pg_read(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)
 {
-    return run_tx(s, fn, arg, false, err);
+    return run_tx(s, fn, arg, TX_READ, err);
 }
 
 int store_pg_read_single(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err)

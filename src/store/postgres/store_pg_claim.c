@@ -180,9 +180,14 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
         "UPDATE task_runs SET state_type = $1, state_name = $2, state_timestamp = $3, "
         "state_message = '', n_states = u.seq, attempt = u.attempt, worker = $4, "
         "lease_token = u.token, lease_expires = $5 FROM unnest($6::text[], $7::text[], "
-        "$8::integer[], $9::integer[]) WITH ORDINALITY AS u(id, token, seq, attempt, k) "
-        "WHERE task_runs.id = u.id AND task_runs.state_type = 0 RETURNING u.k";
-    struct pg_array col[4] = {0}; /* id, token, seq, attempt */
+        "$8::integer[], $9::integer[], $10::integer[]) WITH ORDINALITY "
+        "AS u(id, token, seq, attempt, from_state, k) "
+        "WHERE task_runs.id = u.id AND task_runs.state_type = u.from_state RETURNING u.k";
+    /* id, token, seq, attempt, and the state it is claimed from: compared as a join clause,
+     * so that the planner cannot read the runs through the partial index of every SCHEDULED
+     * run (task_runs_scheduled) when its statistics still think that few (after a burst of
+     * submissions): the runs are found by id, however many are queued. */
+    struct pg_array col[5] = {0};
     for (size_t w = 0; w < n; w++) {
         struct claim_candidate *cd = &op->cand[first + w];
         memcpy(cd->token, op->tokens + (op->n_claimed + w) * 2 * LEASE_TOKEN_BYTES,
@@ -192,6 +197,7 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
         pg_array_text(&col[1], cd->token);
         pg_array_i64(&col[2], cd->n_states + 1);
         pg_array_i64(&col[3], cd->row.attempt + 1);
+        pg_array_i64(&col[4], ERRAND_STATE_SCHEDULED);
     }
     struct pg_params p = {0};
     pg_p_int(&p, (int)d->next);
@@ -200,7 +206,7 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
     pg_p_text(&p, op->req->worker);
     pg_p_i64(&p, op->lease_expires);
     int rc = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         if (rc == 0)
             rc = pg_array_check(&col[k], err);
         pg_p_array(&p, &col[k]);
@@ -214,7 +220,7 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
             op->cand[first + (size_t)k - 1].claimed = true;
     }
     PQclear(r);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         pg_array_free(&col[k]);
     for (size_t w = 0; rc == 0 && w < n; w++) {
         struct claim_candidate *cd = &op->cand[first + w];
@@ -461,15 +467,19 @@ struct may_write_op {
 };
 
 /* One statement (one snapshot, one round trip): a repeated request id, or a due run of one
- * of the tasks, or a delayed run to promote; or else whether the worker's row is fresh. */
+ * of the tasks, or a delayed run to promote; or else whether the worker's row is fresh.
+ * Each task's queue is looked at through the first entry of its ready queue in claim order
+ * (a LATERAL subquery with LIMIT 1 is run once per task, never joined as a whole): a semi
+ * join would let the planner hash every ready run of the tasks when its statistics think
+ * they are few. */
 static int may_write_in_tx(struct pg_conn *c, void *arg, errand_error *err)
 {
     static const char sql[] =
         "SELECT EXISTS (SELECT 1 FROM claim_requests WHERE id = $1) "
-        "OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS t(task) WHERE EXISTS (SELECT 1 "
+        "OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS t(task) CROSS JOIN LATERAL (SELECT 1 "
         "FROM task_runs WHERE state_type = 0 AND NOT delayed AND task = t.task "
-        "AND scheduled_at <= $3 AND NOT EXISTS (SELECT 1 FROM tasks "
-        "WHERE tasks.task = t.task AND paused))) "
+        "AND scheduled_at <= $3 ORDER BY priority DESC, scheduled_at, id LIMIT 1) AS due "
+        "WHERE NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.task = t.task AND paused)) "
         "OR EXISTS (SELECT 1 FROM task_runs WHERE state_type = 0 AND delayed "
         "AND scheduled_at <= $3), "
         "EXISTS (SELECT 1 FROM workers WHERE name = $4 AND tasks = $5 AND last_seen >= $6)";
@@ -529,7 +539,7 @@ int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, s
         rc = error_set(err, ERRAND_EIO, NULL, "cannot generate lease tokens");
         goto done;
     }
-    if ((rc = store_pg_write(s, claim_in_tx, &op, err)) < 0)
+    if ((rc = store_pg_write_lazy(s, claim_in_tx, &op, err)) < 0)
         goto done;
     if (op.n_claimed > 0) {
         if (!(out->rows = mem_calloc(op.n_claimed, sizeof *out->rows))) {

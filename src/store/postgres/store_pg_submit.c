@@ -135,13 +135,15 @@ static int key_set_query(struct pg_conn *c, const struct key_set *k, const char 
 }
 
 /* Answers every slot whose (task, idempotency key) is stored already with the stored run
- * (keys are per task), in one query. */
+ * (keys are per task), in one query: a probe of the unique index per key (a LATERAL
+ * subquery is run once per key), never a join the planner could make by sorting or hashing
+ * every keyed run when its statistics think them few. */
 static int find_idempotent(struct pg_conn *c, struct submit_op *op, errand_error *err)
 {
     static const char sql[] =
-        "SELECT u.k_i, " PG_RUN_COLUMNS " FROM unnest($1::text[], $2::text[]) "
-        "WITH ORDINALITY AS u(k_task, k_key, k_i) "
-        "JOIN task_runs ON task = u.k_task AND idempotency_key = u.k_key";
+        "SELECT u.k_i, run.* FROM unnest($1::text[], $2::text[]) "
+        "WITH ORDINALITY AS u(k_task, k_key, k_i) CROSS JOIN LATERAL (SELECT " PG_RUN_COLUMNS
+        " FROM task_runs WHERE task = u.k_task AND idempotency_key = u.k_key LIMIT 1) AS run";
     struct key_set k;
     PGresult *r = NULL;
     int rc = key_set_build(&k, op, NULL, false, err);

@@ -275,7 +275,7 @@ int store_pg_heartbeat(store *st, const char *worker, const struct lease_ref *le
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         run_id_norm(leases[i].id, op.ids[i]);
-    int rc = store_pg_write(s, heartbeat_in_tx, &op, err);
+    int rc = store_pg_write_lazy(s, heartbeat_in_tx, &op, err);
     mem_free(op.ids);
     return rc;
 }
