@@ -17,7 +17,7 @@ temporary folder, its own port, as the user errand-pg when run as root), with it
 synchronous_commit = on and fsync = on, so an acknowledged run is on disk, as with SQLite's
 full sync — unless --pg-setting NAME=VALUE says otherwise (printed with the table).
 
-usage: bench/postgres.py [--build DIR] [--runs N] [--rounds R] [--batch B]
+usage: bench/postgres.py [--build DIR] [--runs N] [--rounds R] [--batch B] [--prefetch P]
                          [--pg-setting NAME=VALUE]...
 """
 import argparse
@@ -101,7 +101,8 @@ def one(errand, name, servers_env, n_servers, args, work, pg_uid):
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         pg0 = postgres_cpu(pg_uid) if pg_uid is not None else 0.0
         out = subprocess.run([errand, "bench", "--api-url", ",".join(urls), "--runs",
-                              str(args.runs), "--batch", str(args.batch), "--json"],
+                              str(args.runs), "--batch", str(args.batch), "--prefetch",
+                              str(args.prefetch), "--json"],
                              capture_output=True, text=True, timeout=1800)
         if out.returncode != 0:
             raise RuntimeError(f"{name}: errand bench failed: {out.stderr[-2000:]}")
@@ -129,6 +130,9 @@ def main():
     ap.add_argument("--build", default=os.environ.get("BUILD", str(REPO / "build")))
     ap.add_argument("--runs", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="runs the bench's worker claims beyond its 128 threads (errand bench "
+                         "--prefetch)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--latency-runs", type=int, default=200)
     ap.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE")
@@ -161,8 +165,8 @@ def main():
                 print(f"round {r + 1} {name}: {row['e2e']:.0f} runs/s end to end", file=sys.stderr)
     finally:
         cluster.stop()
-    print(f"errand bench --runs {args.runs} --batch {args.batch} (in-process worker, 128 "
-          f"threads); {platform.node()}, {os.cpu_count()} CPUs; PostgreSQL: " +
+    print(f"errand bench --runs {args.runs} --batch {args.batch} --prefetch {args.prefetch} "
+          f"(in-process worker, 128 threads); {platform.node()}, {os.cpu_count()} CPUs; PostgreSQL: " +
           ", ".join(f"{k}={v}" for k, v in shown.items()))
     print()
     print("| round | store | submit runs/s | end to end runs/s | light p50 ms | light p99 ms "

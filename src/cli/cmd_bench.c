@@ -88,7 +88,7 @@
 
 struct bench {
     /* configuration */
-    long long runs, batch, submitters, workers, latency_runs;
+    long long runs, batch, submitters, workers, prefetch, latency_runs;
     double timeout_s;
     const char *task;
     bool as_json;
@@ -448,6 +448,7 @@ static void print_json(const struct bench *b, const struct bench_results *r)
     json_object_set_new(o, "batch", json_integer(b->batch));
     json_object_set_new(o, "submitters", json_integer(b->submitters));
     json_object_set_new(o, "workers", json_integer(b->workers));
+    json_object_set_new(o, "prefetch", json_integer(b->prefetch));
     json_object_set_new(o, "task", json_string(b->task));
     json_object_set_new(o, "completed", json_integer(r->completed));
     json_object_set_new(o, "failed", json_integer(r->failed));
@@ -534,6 +535,7 @@ static int parse_bench(const struct args *a, struct bench *b)
     b->batch = BENCH_DEFAULT_BATCH;
     b->submitters = BENCH_DEFAULT_SUBMITTERS;
     b->workers = BENCH_DEFAULT_WORKERS;
+    b->prefetch = 0;
     b->latency_runs = BENCH_DEFAULT_LATENCY_RUNS;
     b->timeout_s = BENCH_DEFAULT_TIMEOUT_S;
     int st;
@@ -541,6 +543,7 @@ static int parse_bench(const struct args *a, struct bench *b)
         (st = args_get_int(a, "batch", 1, BENCH_MAX_BATCH, &b->batch)) ||
         (st = args_get_int(a, "submitters", 1, BENCH_MAX_SUBMITTERS, &b->submitters)) ||
         (st = args_get_int(a, "workers", 0, BENCH_MAX_WORKERS, &b->workers)) ||
+        (st = args_get_int(a, "prefetch", 0, BENCH_MAX_WORKERS, &b->prefetch)) ||
         (st = args_get_int(a, "latency-runs", 0, BENCH_MAX_RUNS, &b->latency_runs)) ||
         (st = args_get_double(a, "timeout", 0, 1e9, &b->timeout_s)))
         return st;
@@ -599,6 +602,7 @@ static int start_worker(struct bench *b, errand_client *c, errand_error *err, pt
     opt.api_key = b->client_opt.api_key;
     opt.name = name;
     opt.concurrency = (int)b->workers;
+    opt.prefetch = (int)b->prefetch;
     opt.persist_by_default = ERRAND_NO;
     opt.log_prints = ERRAND_NO;
     opt.handle_signals = false;
@@ -786,6 +790,8 @@ static const struct cli_option bench_options[] = {
      "submitting threads, one client each (default 4; 32 with --batch 1)"},
     {"workers", "M", false,
      "task threads of the in-process worker (default 128); 0 = use workers already running"},
+    {"prefetch", "P", false,
+     "runs the in-process worker claims beyond its task threads (default 0)"},
     {"task", "NAME", false, "task name of the bench runs (default errand.noop)"},
     {"latency-runs", "R", false, "runs of the light-load latency phase (default 200; 0 = skip)"},
     {"timeout", "S", false, "give up when runs are not final after S seconds (default 600)"},

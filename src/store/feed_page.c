@@ -11,6 +11,7 @@
 #include "core/mem.h"
 
 #define EVENT_FIXED_BYTES (FEED_ID_LEN + 1 + 8 + 1) /* id, type, time, name length */
+#define TASK_LEN_BYTES 2
 #define PAGE_MIN_CAP 4096
 
 static bool reserve(struct feed_page *p, size_t more)
@@ -43,12 +44,14 @@ static int64_t get_i64(const unsigned char *in)
     return (int64_t)u;
 }
 
-int feed_page_add(struct feed_page *p, const char *run_id, errand_state type, const char *name,
-                  int64_t at_ms, errand_error *err)
+int feed_page_add(struct feed_page *p, const char *run_id, const char *task, errand_state type,
+                  const char *name, int64_t at_ms, errand_error *err)
 {
     size_t id_len = strnlen(run_id, FEED_ID_LEN);
     size_t name_len = strnlen(name ? name : "", FEED_NAME_MAX);
-    if (!reserve(p, (p->len == 0 ? 1 : 0) + EVENT_FIXED_BYTES + name_len))
+    size_t task_len = strnlen(task ? task : "", FEED_TASK_MAX);
+    size_t bytes = EVENT_FIXED_BYTES + name_len + TASK_LEN_BYTES + task_len;
+    if (!reserve(p, (p->len == 0 ? 1 : 0) + bytes))
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     if (p->len == 0)
         p->data[p->len++] = FEED_PAGE_FORMAT;
@@ -61,7 +64,11 @@ int feed_page_add(struct feed_page *p, const char *run_id, errand_state type, co
     out += 8;
     *out++ = (unsigned char)name_len;
     memcpy(out, name ? name : "", name_len);
-    p->len += EVENT_FIXED_BYTES + name_len;
+    out += name_len;
+    *out++ = (unsigned char)(task_len & 0xff);
+    *out++ = (unsigned char)(task_len >> 8);
+    memcpy(out, task ? task : "", task_len);
+    p->len += bytes;
     p->n++;
     if (p->n == 1 || at_ms > p->newest_at)
         p->newest_at = at_ms;
@@ -98,14 +105,16 @@ bool feed_page_open(struct feed_page_reader *r, const void *data, size_t len)
     r->data = data;
     r->len = data ? len : 0;
     r->pos = 1;
-    return r->len >= 1 && r->data[0] == FEED_PAGE_FORMAT;
+    r->with_task = r->len >= 1 && r->data[0] == FEED_PAGE_FORMAT;
+    return r->with_task || (r->len >= 1 && r->data[0] == FEED_PAGE_FORMAT_NO_TASK);
 }
 
 int feed_page_next(struct feed_page_reader *r, struct feed_event *out)
 {
     if (r->pos >= r->len)
         return 0;
-    if (r->len - r->pos < EVENT_FIXED_BYTES)
+    size_t left = r->len - r->pos;
+    if (left < EVENT_FIXED_BYTES)
         return -1;
     const unsigned char *in = r->data + r->pos;
     memcpy(out->id, in, FEED_ID_LEN);
@@ -114,11 +123,25 @@ int feed_page_next(struct feed_page_reader *r, struct feed_event *out)
     out->type = (errand_state)*in++;
     out->at = get_i64(in);
     in += 8;
-    size_t name_len = *in++;
-    if (r->len - r->pos - EVENT_FIXED_BYTES < name_len)
+    size_t name_len = *in++, used = EVENT_FIXED_BYTES + name_len;
+    if (left < used)
         return -1;
     memcpy(out->name, in, name_len);
     out->name[name_len] = '\0';
-    r->pos += EVENT_FIXED_BYTES + name_len;
+    in += name_len;
+    out->has_task = r->with_task;
+    out->task[0] = '\0';
+    if (r->with_task) {
+        if (left - used < TASK_LEN_BYTES)
+            return -1;
+        size_t task_len = (size_t)in[0] | (size_t)in[1] << 8;
+        in += TASK_LEN_BYTES;
+        used += TASK_LEN_BYTES + task_len;
+        if (task_len > FEED_TASK_MAX || left < used)
+            return -1;
+        memcpy(out->task, in, task_len);
+        out->task[task_len] = '\0';
+    }
+    r->pos += used;
     return 1;
 }

@@ -19,9 +19,14 @@
  * the page before an op and rewinds to the mark when the op fails, so a page holds the
  * events of exactly the ops that committed.
  *
- * Page format, version 1: the byte 1, then per event the run id (36 bytes), the state type
+ * Page format, version 2: the byte 2, then per event the run id (36 bytes), the state type
  * (1 byte), the time (8 bytes, Unix ms, little-endian two's complement), the name's length
- * (1 byte) and the name (at most 255 bytes; state names are short constants).
+ * (1 byte) and the name (at most 255 bytes; state names are short constants), the task's
+ * length (2 bytes, little-endian) and the task (at most FEED_TASK_MAX bytes). The task rides
+ * with the event so that a reader need not look up each event's run (one index seek per
+ * event, most of the cost of following the feed), and knows it after the run is deleted.
+ * Version 1 (pages written before the task was added) is version 2 without the task: still
+ * read, its events' tasks are looked up by the store.
  */
 #ifndef ERRAND_STORE_FEED_PAGE_H
 #define ERRAND_STORE_FEED_PAGE_H
@@ -32,9 +37,13 @@
 
 #include "errand/errand.h"
 
-#define FEED_PAGE_FORMAT 1
+#include "core/wire_limits.h"
+
+#define FEED_PAGE_FORMAT 2
+#define FEED_PAGE_FORMAT_NO_TASK 1
 #define FEED_ID_LEN 36
 #define FEED_NAME_MAX 255
+#define FEED_TASK_MAX (WIRE_TASK_NAME_MAX * 4) /* bytes: a task name's longest UTF-8 */
 
 /* The page being gathered. */
 struct feed_page {
@@ -52,8 +61,8 @@ struct feed_page_mark {
 };
 
 /* Adds an event; ERRAND_ENOMEM (err filled) when the page cannot grow. */
-int feed_page_add(struct feed_page *p, const char *run_id, errand_state type, const char *name,
-                  int64_t at_ms, errand_error *err);
+int feed_page_add(struct feed_page *p, const char *run_id, const char *task, errand_state type,
+                  const char *name, int64_t at_ms, errand_error *err);
 struct feed_page_mark feed_page_mark(const struct feed_page *p);
 void feed_page_rewind(struct feed_page *p, struct feed_page_mark m);
 /* Empties the page (after a commit or a rollback), keeping its memory. */
@@ -66,12 +75,15 @@ struct feed_event {
     errand_state type;
     int64_t at;
     char name[FEED_NAME_MAX + 1];
+    bool has_task; /* false in a version-1 page: the store looks it up */
+    char task[FEED_TASK_MAX + 1];
 };
 
 /* Reading a stored page: open it, then take its events in order. */
 struct feed_page_reader {
     const unsigned char *data;
     size_t len, pos;
+    bool with_task; /* the page's format carries tasks */
 };
 /* False when data is not a page this build can read (unknown format, empty). */
 bool feed_page_open(struct feed_page_reader *r, const void *data, size_t len);

@@ -13,6 +13,8 @@
 
 /* --- ops run on the store's writer thread ----------------------------------------------- */
 
+#define EVENT_TASK "feed.task" /* the task of the events append_events adds */
+
 struct event_op {
     const char *run_id;
     const char *name;
@@ -25,7 +27,7 @@ static int append_events(struct sqlite_conn *c, void *arg, errand_error *err)
     struct event_op *op = arg;
     static _Atomic int history_seq = 1;
     for (int i = 0; i < op->events; i++) {
-        int rc = sqlite_state_append(c, op->run_id, atomic_fetch_add(&history_seq, 1),
+        int rc = sqlite_state_append(c, op->run_id, EVENT_TASK, atomic_fetch_add(&history_seq, 1),
                                      ERRAND_STATE_RUNNING, op->name, 1000 + i, "", err);
         if (rc < 0)
             return rc;
@@ -148,7 +150,7 @@ static void a_failed_op_takes_its_events_and_no_others(void **state)
         assert_string_equal(l.items[i].id, ids[i]);
         assert_string_equal(l.items[i].name, names[i]);
         assert_int_equal(l.items[i].type, ERRAND_STATE_RUNNING);
-        assert_null(l.items[i].task); /* no such run stored */
+        assert_string_equal(l.items[i].task, EVENT_TASK); /* from the page: no such run stored */
     }
     assert_int_equal(l.items[1].at, 1001);
     run_event_list_clear(&l);
@@ -331,11 +333,18 @@ static void a_damaged_page_is_an_error(void **state)
     assert_int_equal(store_read_events(fx->st, 0, 10, &l, &err), ERRAND_ESTORE);
     assert_non_null(strstr(err.message, "truncated"));
     assert_int_equal(l.n, 0);
-    exec_sql(fx, "UPDATE run_feed SET events = x'02'");
+    exec_sql(fx, "UPDATE run_feed SET events = x'03'");
     assert_int_equal(store_read_events(fx->st, 0, 10, &l, &err), ERRAND_ESTORE);
     assert_non_null(strstr(err.message, "unknown format"));
     /* The name's length byte pointing past the end. */
     exec_sql(fx, "UPDATE run_feed SET events = x'01' || zeroblob(45) || x'ff41'");
+    assert_int_equal(store_read_events(fx->st, 0, 10, &l, &err), ERRAND_ESTORE);
+    assert_non_null(strstr(err.message, "truncated"));
+    /* The task's length pointing past the end, and a page ending inside that length. */
+    exec_sql(fx, "UPDATE run_feed SET events = x'02' || zeroblob(45) || x'0000050061'");
+    assert_int_equal(store_read_events(fx->st, 0, 10, &l, &err), ERRAND_ESTORE);
+    assert_non_null(strstr(err.message, "truncated"));
+    exec_sql(fx, "UPDATE run_feed SET events = x'02' || zeroblob(45) || x'0005'");
     assert_int_equal(store_read_events(fx->st, 0, 10, &l, &err), ERRAND_ESTORE);
     assert_non_null(strstr(err.message, "truncated"));
 }
@@ -347,13 +356,17 @@ static void pages_round_trip(void **state)
     (void)state;
     struct feed_page p = {0};
     errand_error err;
-    assert_int_equal(feed_page_add(&p, RUN_A, ERRAND_STATE_SCHEDULED, "Scheduled", 7, &err), 0);
+    char long_task[FEED_TASK_MAX + 1];
+    memset(long_task, 'x', FEED_TASK_MAX);
+    long_task[FEED_TASK_MAX] = '\0';
+    assert_int_equal(
+        feed_page_add(&p, RUN_A, "a.task", ERRAND_STATE_SCHEDULED, "Scheduled", 7, &err), 0);
     struct feed_page_mark m = feed_page_mark(&p);
-    assert_int_equal(feed_page_add(&p, RUN_B, ERRAND_STATE_FAILED, "Failed", 9, &err), 0);
+    assert_int_equal(feed_page_add(&p, RUN_B, "b", ERRAND_STATE_FAILED, "Failed", 9, &err), 0);
     assert_int_equal(p.newest_at, 9);
     feed_page_rewind(&p, m);
     assert_int_equal(p.newest_at, 7);
-    assert_int_equal(feed_page_add(&p, RUN_C, ERRAND_STATE_COMPLETED, "", -3, &err), 0);
+    assert_int_equal(feed_page_add(&p, RUN_C, long_task, ERRAND_STATE_COMPLETED, "", -3, &err), 0);
     assert_int_equal(p.n, 2);
     struct feed_page_reader r;
     assert_true(feed_page_open(&r, p.data, p.len));
@@ -362,15 +375,81 @@ static void pages_round_trip(void **state)
     assert_string_equal(e.id, RUN_A);
     assert_int_equal(e.type, ERRAND_STATE_SCHEDULED);
     assert_string_equal(e.name, "Scheduled");
+    assert_true(e.has_task);
+    assert_string_equal(e.task, "a.task");
     assert_int_equal(e.at, 7);
     assert_int_equal(feed_page_next(&r, &e), 1);
     assert_string_equal(e.id, RUN_C);
     assert_int_equal(e.type, ERRAND_STATE_COMPLETED);
     assert_string_equal(e.name, "");
+    assert_string_equal(e.task, long_task);
     assert_int_equal(e.at, -3);
     assert_int_equal(feed_page_next(&r, &e), 0);
     assert_false(feed_page_open(&r, NULL, 0));
     feed_page_free(&p);
+}
+
+/* An event carries its run's task: it is read without looking the run up, and is still
+ * known once the run is deleted. */
+static void an_event_keeps_its_task_after_its_run_is_deleted(void **state)
+{
+    struct fixture *fx = *state;
+    struct run_spec spec;
+    struct run_row run;
+    errand_error err;
+    parse_spec(&spec, fx->t0, "{\"task\": \"feed.kept\"}");
+    assert_int_equal(store_submit(fx->st, &spec, 1, fx->t0, &run, NULL, &err), 0);
+    run_spec_clear(&spec);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM task_runs WHERE id = '%s'", run.id);
+    exec_sql(fx, sql);
+    struct run_event_list l = read_after(fx, 0, 10);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].id, run.id);
+    assert_string_equal(l.items[0].task, "feed.kept");
+    run_event_list_clear(&l);
+    run_row_clear(&run);
+}
+
+/* A page written before events carried their task (format 1) is still read: the task of
+ * each of its events is its run's, while the run is stored, else unknown. */
+static void a_page_without_tasks_is_read_with_its_runs_tasks(void **state)
+{
+    struct fixture *fx = *state;
+    struct run_spec spec;
+    struct run_row run;
+    errand_error err;
+    parse_spec(&spec, fx->t0, "{\"task\": \"feed.old\"}");
+    assert_int_equal(store_submit(fx->st, &spec, 1, fx->t0, &run, NULL, &err), 0);
+    run_spec_clear(&spec);
+    /* Format 1: the byte 1, then per event id, type, time (little-endian), name length,
+       name: the stored run, then one that is gone. */
+    char hex[2 * 2 * (FEED_ID_LEN + 1 + 8 + 1 + 7) + 3] = "01";
+    const char *ids[] = {run.id, RUN_B};
+    for (int e = 0; e < 2; e++) {
+        size_t len = strlen(hex);
+        for (int k = 0; k < FEED_ID_LEN; k++)
+            len += (size_t)sprintf(hex + len, "%02x", (unsigned char)ids[e][k]);
+        len += (size_t)sprintf(hex + len, "02%02x00000000000000", 40 + e);
+        len += (size_t)sprintf(hex + len, "07");
+        for (const char *c = "Running"; *c; c++)
+            len += (size_t)sprintf(hex + len, "%02x", (unsigned char)*c);
+    }
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO run_feed (first_seq, n, at, events) VALUES (100, 2, 41, x'%s')", hex);
+    exec_sql(fx, sql);
+    struct run_event_list l = read_after(fx, 99, 10);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].id, run.id);
+    assert_string_equal(l.items[0].task, "feed.old");
+    assert_string_equal(l.items[0].name, "Running");
+    assert_int_equal(l.items[0].at, 40);
+    assert_string_equal(l.items[1].id, RUN_B);
+    assert_null(l.items[1].task);
+    assert_int_equal(l.items[1].at, 41);
+    run_event_list_clear(&l);
+    run_row_clear(&run);
 }
 
 int main(void)
@@ -385,6 +464,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_store_upgraded_from_one_row_per_event_numbers_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_damaged_page_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_event_keeps_its_task_after_its_run_is_deleted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_page_without_tasks_is_read_with_its_runs_tasks, setup,
+                                        teardown),
         cmocka_unit_test(pages_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

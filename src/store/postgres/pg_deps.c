@@ -215,7 +215,7 @@ static int release(struct pg_conn *c, struct settle *st, const struct run_curren
     pg_p_i64(&p, st->now_ms);
     pg_p_int(&p, seq);
     int rc = pg_command(c, sql, &p, "releasing a run", NULL, err);
-    if (rc < 0 || (rc = pg_state_append(c, cur->id, seq, ERRAND_STATE_SCHEDULED,
+    if (rc < 0 || (rc = pg_state_append(c, cur->id, cur->task, seq, ERRAND_STATE_SCHEDULED,
                                         STATE_NAME_SCHEDULED, st->now_ms, "", err)) < 0)
         return rc;
     if (run_is_delayed(ERRAND_STATE_SCHEDULED, cur->scheduled_at, st->now_ms))

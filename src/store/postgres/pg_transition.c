@@ -29,8 +29,9 @@
 /* delayed for a row written in state $2 with scheduled_at $8 at $4 (see pg_schema.c). */
 #define PG_DELAYED_WHEN(state, at, now) "(" state " = 0 AND " at " > " now ")"
 
-int pg_state_append(struct pg_conn *c, const char *run_id, int seq, errand_state type,
-                    const char *name, int64_t at_ms, const char *message, errand_error *err)
+int pg_state_append(struct pg_conn *c, const char *run_id, const char *task, int seq,
+                    errand_state type, const char *name, int64_t at_ms, const char *message,
+                    errand_error *err)
 {
     struct pg_array *col = c->states;
     pg_array_text(&col[PG_STATE_RUN_ID], run_id);
@@ -39,7 +40,7 @@ int pg_state_append(struct pg_conn *c, const char *run_id, int seq, errand_state
     pg_array_text(&col[PG_STATE_NAME], name);
     pg_array_i64(&col[PG_STATE_AT], at_ms);
     pg_array_text(&col[PG_STATE_MESSAGE], message ? message : "");
-    return feed_page_add(&c->feed, run_id, type, name, at_ms, err);
+    return feed_page_add(&c->feed, run_id, task, type, name, at_ms, err);
 }
 
 int pg_states_send(struct pg_conn *c, errand_error *err)
@@ -366,7 +367,8 @@ int pg_transition_queue(struct pg_conn *c, struct pg_transitions *t, const struc
         pg_signal_final(c, cur->id);
     else if (u->next == ERRAND_STATE_SCHEDULED)
         pg_signal_due(c, cur->task);
-    return pg_state_append(c, cur->id, cur->n_states + 1, u->next, u->name, now_ms, message, err);
+    return pg_state_append(c, cur->id, cur->task, cur->n_states + 1, u->next, u->name, now_ms,
+                           message, err);
 }
 
 int pg_transition_write(struct pg_conn *c, const struct run_current *cur,

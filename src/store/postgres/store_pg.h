@@ -154,8 +154,9 @@ int pg_transitions_flush(struct pg_conn *c, struct pg_transitions *t, errand_err
 /* Appends one history row (used by submission and claim too) and its change-feed event:
  * gathered in c, written at the commit: pg_states_send adds the INSERT to c's open pipeline
  * (store_pg_commit's). */
-int pg_state_append(struct pg_conn *c, const char *run_id, int seq, errand_state type,
-                    const char *name, int64_t at_ms, const char *message, errand_error *err);
+int pg_state_append(struct pg_conn *c, const char *run_id, const char *task, int seq,
+                    errand_state type, const char *name, int64_t at_ms, const char *message,
+                    errand_error *err);
 int pg_states_send(struct pg_conn *c, errand_error *err);
 /* run_tally_move / run_tally_remove, writing the tally first when it is full. */
 int pg_count_move(struct pg_conn *c, struct run_count_delta *t, const char *task,

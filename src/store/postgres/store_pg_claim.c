@@ -234,8 +234,8 @@ static int claim_wave(struct pg_conn *c, struct claim_op *op, size_t first, size
         op->n_claimed++;
         if ((rc = pg_count_move(c, counts, cd->row.task, cd->row.id, ERRAND_STATE_SCHEDULED,
                                 d->next, op->now_ms, err)) == 0)
-            rc = pg_state_append(c, cd->row.id, cd->n_states + 1, d->next, d->name, op->now_ms, "",
-                                 err);
+            rc = pg_state_append(c, cd->row.id, cd->row.task, cd->n_states + 1, d->next, d->name,
+                                 op->now_ms, "", err);
     }
     return rc;
 }

@@ -34,8 +34,8 @@ struct read_op {
     struct run_event_list *out;
 };
 
-/* Adds the events of one page with seq > after to out, up to limit (their tasks are filled
- * in later, by fill_tasks). */
+/* Adds the events of one page with seq > after to out, up to limit, with their tasks when
+ * the page carries them (those of a version-1 page are filled in later, by fill_tasks). */
 static int read_page(int64_t first_seq, const void *data, size_t len, int64_t after, int limit,
                      struct run_event_list *out, errand_error *err)
 {
@@ -57,7 +57,7 @@ static int read_page(int64_t first_seq, const void *data, size_t len, int64_t af
         e->type = ev.type;
         e->at = ev.at;
         e->task = NULL;
-        if (!(e->name = mem_strdup(ev.name)))
+        if (!(e->name = mem_strdup(ev.name)) || (ev.has_task && !(e->task = mem_strdup(ev.task))))
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     }
     return got == 0 ? 0
@@ -65,18 +65,23 @@ static int read_page(int64_t first_seq, const void *data, size_t len, int64_t af
                                 "store: change-feed page %lld is truncated", (long long)first_seq);
 }
 
-/* The task of each event of out from index `from` on: its run's, NULL when the run is gone
- * (deleted by retention). One statement for them all; its rows are sorted by id byte-wise
- * (COLLATE "C", strcmp's order) and searched. */
+/* The task of each event of out from index `from` on that its page did not carry (a
+ * version-1 page): its run's, NULL when the run is gone (deleted by retention). One statement
+ * for them all; its rows are sorted by id byte-wise (COLLATE "C", strcmp's order) and
+ * searched. */
 static int fill_tasks(struct pg_conn *c, struct run_event_list *out, size_t from, errand_error *err)
 {
     static const char sql[] = "SELECT id, task FROM task_runs WHERE id = ANY($1::text[]) "
                               "ORDER BY id COLLATE \"C\"";
-    if (from >= out->n)
+    size_t missing = 0;
+    for (size_t i = from; i < out->n; i++)
+        missing += out->items[i].task == NULL;
+    if (missing == 0)
         return 0;
     struct pg_array ids = {0};
     for (size_t i = from; i < out->n; i++)
-        pg_array_text(&ids, out->items[i].id);
+        if (!out->items[i].task)
+            pg_array_text(&ids, out->items[i].id);
     int rc = pg_array_check(&ids, err);
     PGresult *r = NULL;
     if (rc == 0) {
@@ -89,6 +94,8 @@ static int fill_tasks(struct pg_conn *c, struct run_event_list *out, size_t from
     int rows = r ? PQntuples(r) : 0;
     for (size_t i = from; rc == 0 && i < out->n; i++) {
         struct run_event *e = &out->items[i];
+        if (e->task)
+            continue;
         int lo = 0, hi = rows; /* the row of e->id is in [lo, hi) */
         while (lo < hi) {
             int mid = lo + (hi - lo) / 2;

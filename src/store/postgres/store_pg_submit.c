@@ -418,8 +418,8 @@ static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, err
         return rc;
     if (state == ERRAND_STATE_SCHEDULED && !waiting)
         pg_signal_due(c, spec->task);
-    if ((rc = pg_state_append(c, slot->id, 1, state, start_name(slot), op->now_ms, message, err)) <
-        0)
+    if ((rc = pg_state_append(c, slot->id, spec->task, 1, state, start_name(slot), op->now_ms,
+                              message, err)) < 0)
         return rc;
     if (slot->has_deps) { /* its state depends on the upstream runs: read it back */
         if ((rc = pg_deps_register(c, slot->id, &slot->deps, err)) < 0 ||

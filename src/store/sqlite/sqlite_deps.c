@@ -207,7 +207,7 @@ static int release(struct sqlite_conn *c, const struct run_current *cur, const c
     sqlite_bind_text(s, 5, STATE_NAME_SCHEDULED);
     sqlite3_bind_int(s, 6, seq);
     int rc = sqlite_conn_step_done(c, s, SQL_DEPS_RELEASE, err);
-    if (rc < 0 || (rc = sqlite_state_append(c, cur->id, seq, ERRAND_STATE_SCHEDULED,
+    if (rc < 0 || (rc = sqlite_state_append(c, cur->id, cur->task, seq, ERRAND_STATE_SCHEDULED,
                                             STATE_NAME_SCHEDULED, now_ms, "", err)) < 0)
         return rc;
     if (run_is_delayed(ERRAND_STATE_SCHEDULED, cur->scheduled_at, now_ms))

@@ -66,8 +66,9 @@ int sqlite_run_current_get(struct sqlite_conn *c, const char *id, bool with_dela
     return rc;
 }
 
-int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
-                        const char *name, int64_t at_ms, const char *message, errand_error *err)
+int sqlite_state_append(struct sqlite_conn *c, const char *run_id, const char *task, int seq,
+                        errand_state type, const char *name, int64_t at_ms, const char *message,
+                        errand_error *err)
 {
     sqlite3_stmt *s = sqlite_conn_stmt(c, SQL_STATE_INSERT, err);
     if (!s)
@@ -79,7 +80,7 @@ int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, erra
     sqlite3_bind_int64(s, 5, at_ms);
     sqlite_bind_text(s, 6, message ? message : "");
     int rc = sqlite_conn_step_done(c, s, SQL_STATE_INSERT, err);
-    return rc < 0 ? rc : feed_page_add(&c->feed, run_id, type, name, at_ms, err);
+    return rc < 0 ? rc : feed_page_add(&c->feed, run_id, task, type, name, at_ms, err);
 }
 
 int run_count_move(struct sqlite_conn *c, struct run_count_delta *t, const char *task,
@@ -213,7 +214,8 @@ int sqlite_transition_write(struct sqlite_conn *c, const struct run_current *cur
     if (failed && !was_failed &&
         (rc = sqlite_failure_add(c, cur->task, cur->id, message, now_ms, err)) < 0)
         return rc;
-    if ((rc = sqlite_state_append(c, cur->id, seq, u->next, u->name, now_ms, message, err)) < 0)
+    if ((rc = sqlite_state_append(c, cur->id, cur->task, seq, u->next, u->name, now_ms, message,
+                                  err)) < 0)
         return rc;
     if (cur->holds_slots && !state_is_leased(u->next) &&
         (rc = sqlite_limits_release(c, cur, err)) < 0)

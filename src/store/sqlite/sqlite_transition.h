@@ -70,7 +70,8 @@ int sqlite_failure_remove(struct sqlite_conn *c, const char *task, const char *m
 
 /* Appends one history row (used by submission too) and its change-feed event, which the
  * writer stores with the transaction (sqlite_feed.h). */
-int sqlite_state_append(struct sqlite_conn *c, const char *run_id, int seq, errand_state type,
-                        const char *name, int64_t at_ms, const char *message, errand_error *err);
+int sqlite_state_append(struct sqlite_conn *c, const char *run_id, const char *task, int seq,
+                        errand_state type, const char *name, int64_t at_ms, const char *message,
+                        errand_error *err);
 
 #endif

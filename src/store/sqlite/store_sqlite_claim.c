@@ -187,7 +187,8 @@ static int claim_one(struct sqlite_conn *c, struct claim_op *op, struct claim_ca
     if ((rc = run_count_move(c, counts, cd->row.task, cd->row.id, ERRAND_STATE_SCHEDULED, d->next,
                              op->now_ms, err)) < 0)
         return rc;
-    return sqlite_state_append(c, cd->row.id, seq, d->next, d->name, op->now_ms, "", err);
+    return sqlite_state_append(c, cd->row.id, cd->row.task, seq, d->next, d->name, op->now_ms, "",
+                               err);
 }
 
 /* Moves up to STORE_SQLITE_PROMOTE_BATCH delayed runs that are due at now_ms into the ready queue;

@@ -58,7 +58,13 @@ static int read_page(struct sqlite_conn *c, int64_t first_seq, const void *data,
         e->at = ev.at;
         if (!(e->name = mem_strdup(ev.name)))
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        int rc = run_task(c, ev.id, &e->task, err);
+        int rc;
+        if (ev.has_task)
+            rc = (e->task = mem_strdup(ev.task))
+                     ? 0
+                     : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+        else /* a version-1 page: the run's task, while it is stored */
+            rc = run_task(c, ev.id, &e->task, err);
         if (rc < 0)
             return rc;
     }

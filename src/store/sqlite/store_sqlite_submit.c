@@ -207,7 +207,7 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
         if ((rc = sqlite_conn_step_done(c, s, SQL_TAG_INSERT, err)) < 0)
             return rc;
     }
-    return sqlite_state_append(c, slot->id, 1, state, name, now_ms, message, err);
+    return sqlite_state_append(c, slot->id, spec->task, 1, state, name, now_ms, message, err);
 }
 
 /* The row of a run this submission creates, from the spec (no read back); owned. */
