@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The hot statements on PostgreSQL read the runs they are about, not the queue, even while
-PostgreSQL's statistics describe an older store (run only under ERRAND_TEST_STORE=postgresql,
+PostgreSQL's statistics describe an older store; and the sweeps' pruning of the change feed
+reads a batch of pages, not the feed (run only under ERRAND_TEST_STORE=postgresql,
 `make e2e-postgres`).
 
 A queue table's statistics are always behind: ANALYZE saw a store of finished runs, then a
@@ -35,22 +36,22 @@ ROWS_PER_KEYED_RUN = 5
 IDLE_S = 1.0
 
 
-def rows_read(pg_cluster, schema):
-    """Rows of task_runs fetched so far, through indexes and by sequential scans."""
+def rows_read(pg_cluster, schema, table="task_runs"):
+    """Rows of table fetched so far, through indexes and by sequential scans."""
     out = pg_cluster.psql("SELECT pg_stat_clear_snapshot(); SELECT coalesce(idx_tup_fetch, 0) "
                           "+ seq_tup_read FROM pg_stat_user_tables WHERE schemaname = "
-                          f"'{schema}' AND relname = 'task_runs';")
+                          f"'{schema}' AND relname = '{table}';")
     return int(out.strip().splitlines()[-1])
 
 
-def settled(pg_cluster, schema):
+def settled(pg_cluster, schema, table="task_runs"):
     """The count once the sessions of a stopped server have handed theirs in (a backend does
     as it ends): two reads in a row alike."""
     time.sleep(1)
-    last = rows_read(pg_cluster, schema)
+    last = rows_read(pg_cluster, schema, table)
     for _ in range(50):
         time.sleep(0.2)
-        now = rows_read(pg_cluster, schema)
+        now = rows_read(pg_cluster, schema, table)
         if now == last:
             return now
         last = now
@@ -104,3 +105,38 @@ def test_claims_and_keyed_submissions_read_no_queue_under_stale_statistics(pg_cl
     server.stop()
     read = rows_read_while(claims)
     assert read < CLAIMS * ROWS_PER_CLAIM, read
+
+
+FEED_PAGES = 30000  # young pages of one event each: nothing to prune
+SWEEPING_S = 3.0    # about six sweeps at the default interval (500 ms)
+# Each prune reads its first batch of pages (512) and stops at the first young one; reading
+# the feed would be FEED_PAGES rows per sweep.
+FEED_ROWS_SWEEPING = 20000
+
+
+def test_pruning_a_large_young_change_feed_reads_a_batch_per_sweep(pg_cluster, server_factory):
+    schema = pg_cluster.ensure_schema(f"feed_{uuid.uuid4().hex[:16]}")
+    server = server_factory(env={"ERRAND_DATABASE_URL": pg_cluster.url(schema)})
+    server.stop()
+    # One-event pages (format 2: id, type, time, empty name, empty task), all of this hour,
+    # added since PostgreSQL last looked at the table (it has no statistics of them).
+    event = "02" + "30" * 36 + "00" + "00" * 8 + "00" + "0000"
+    pg_cluster.psql(
+        f'SET search_path = "{schema}"; '
+        "INSERT INTO run_feed (first_seq, n, at, events) SELECT g, 1, "
+        "(extract(epoch FROM now()) * 1000)::bigint, decode("
+        f"'{event}', 'hex') FROM generate_series((SELECT next_seq FROM feed_head), "
+        f"(SELECT next_seq FROM feed_head) + {FEED_PAGES - 1}) AS g; "
+        f"UPDATE feed_head SET next_seq = next_seq + {FEED_PAGES};")
+
+    def feed_rows_read_while(action):
+        before = settled(pg_cluster, schema, "run_feed")
+        server.start()
+        action()
+        server.stop()
+        return settled(pg_cluster, schema, "run_feed") - before
+
+    # Starting loads the newest events into the server's ring; the difference is the sweeps.
+    read = feed_rows_read_while(lambda: time.sleep(SWEEPING_S)) - feed_rows_read_while(
+        lambda: None)
+    assert read < FEED_ROWS_SWEEPING, read

@@ -252,8 +252,14 @@ static int prune_in_tx(struct pg_conn *c, void *arg, errand_error *err)
                                     "RETURNING n) SELECT coalesce(sum(n), 0) FROM gone";
     struct prune_op *op = arg;
     op->deleted = 0;
+    /* The walk must follow the primary key a batch at a time. For a range whose bounds it
+       cannot judge (no statistics yet, or the subquery's), the planner assumes that 0.5 % of
+       the pages match, fewer than the LIMIT, and reads every page of the range by bitmap
+       and sorts them all: on a large feed, every page at every sweep. Not here. */
+    int rc = pg_exec(c, "SET LOCAL enable_bitmapscan = off", err);
     int64_t last = 0, below = INT64_MIN; /* events with seq < below are beyond the newest keep */
-    int rc = op->keep > 0 ? read_last(c, &last, err) : 0;
+    if (rc == 0 && op->keep > 0)
+        rc = read_last(c, &last, err);
     if (rc < 0)
         return rc;
     if (op->keep > 0)
