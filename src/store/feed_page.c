@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/mem.h"
+#include "store/store.h"
 
 #define EVENT_FIXED_BYTES (FEED_ID_LEN + 1 + 8 + 1) /* id, type, time, name length */
 #define TASK_LEN_BYTES 2
@@ -144,4 +145,33 @@ int feed_page_next(struct feed_page_reader *r, struct feed_event *out)
     }
     r->pos += used;
     return 1;
+}
+
+int feed_page_read_events(int64_t first_seq, const void *data, size_t len, int64_t after, int limit,
+                          struct run_event_list *out, errand_error *err)
+{
+    struct feed_page_reader r;
+    if (!feed_page_open(&r, data, len))
+        return error_set(err, ERRAND_ESTORE, NULL,
+                         "store: change-feed page %lld has an unknown format",
+                         (long long)first_seq);
+    struct feed_event ev;
+    int got;
+    for (int64_t seq = first_seq; (got = feed_page_next(&r, &ev)) == 1; seq++) {
+        if (seq <= after)
+            continue;
+        if (out->n == (size_t)limit)
+            return 0;
+        struct run_event *e = &out->items[out->n++];
+        e->seq = seq;
+        memcpy(e->id, ev.id, sizeof e->id);
+        e->type = ev.type;
+        e->at = ev.at;
+        e->task = NULL;
+        if (!(e->name = mem_strdup(ev.name)) || (ev.has_task && !(e->task = mem_strdup(ev.task))))
+            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    }
+    return got == 0 ? 0
+                    : error_set(err, ERRAND_ESTORE, NULL,
+                                "store: change-feed page %lld is truncated", (long long)first_seq);
 }

@@ -90,4 +90,12 @@ bool feed_page_open(struct feed_page_reader *r, const void *data, size_t len);
 /* 1 and *out filled, 0 at the end of the page, -1 when the page is malformed (truncated). */
 int feed_page_next(struct feed_page_reader *r, struct feed_event *out);
 
+struct run_event_list;
+/* Adds the events with seq > after of the stored page starting at first_seq to out (whose
+ * items hold limit), until it holds limit: with the tasks the page carries, NULL where it
+ * carries none (a version-1 page: the store looks them up). ERRAND_ESTORE, err naming the
+ * page, when the page is damaged or of a format this build cannot read. */
+int feed_page_read_events(int64_t first_seq, const void *data, size_t len, int64_t after, int limit,
+                          struct run_event_list *out, errand_error *err);
+
 #endif

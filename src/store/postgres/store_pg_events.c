@@ -34,37 +34,6 @@ struct read_op {
     struct run_event_list *out;
 };
 
-/* Adds the events of one page with seq > after to out, up to limit, with their tasks when
- * the page carries them (those of a version-1 page are filled in later, by fill_tasks). */
-static int read_page(int64_t first_seq, const void *data, size_t len, int64_t after, int limit,
-                     struct run_event_list *out, errand_error *err)
-{
-    struct feed_page_reader r;
-    if (!feed_page_open(&r, data, len))
-        return error_set(err, ERRAND_ESTORE, NULL,
-                         "store: change-feed page %lld has an unknown format",
-                         (long long)first_seq);
-    struct feed_event ev;
-    int got;
-    for (int64_t seq = first_seq; (got = feed_page_next(&r, &ev)) == 1; seq++) {
-        if (seq <= after)
-            continue;
-        if (out->n == (size_t)limit)
-            return 0;
-        struct run_event *e = &out->items[out->n++];
-        e->seq = seq;
-        memcpy(e->id, ev.id, sizeof e->id);
-        e->type = ev.type;
-        e->at = ev.at;
-        e->task = NULL;
-        if (!(e->name = mem_strdup(ev.name)) || (ev.has_task && !(e->task = mem_strdup(ev.task))))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    }
-    return got == 0 ? 0
-                    : error_set(err, ERRAND_ESTORE, NULL,
-                                "store: change-feed page %lld is truncated", (long long)first_seq);
-}
-
 /* The task of each event of out from index `from` on that its page did not carry (a
  * version-1 page): its run's, NULL when the run is gone (deleted by retention). One statement
  * for them all; its rows are sorted by id byte-wise (COLLATE "C", strcmp's order) and
@@ -153,7 +122,7 @@ static int read_events_in_tx(struct pg_conn *c, void *arg, errand_error *err)
                 rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
                 break;
             }
-            rc = read_page(first_seq, data, len, op->after, op->limit, out, err);
+            rc = feed_page_read_events(first_seq, data, len, op->after, op->limit, out, err);
             PQfreemem(data);
             past = first_seq;
         }

@@ -29,61 +29,12 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "store/submit_slot.h"
 #include "store/postgres/pg_deps.h"
 #include "store/postgres/store_pg.h"
 
-#define CACHE_MESSAGE_FMT "cached result of run %s"
 #define CANCEL_MESSAGE "cancelled by request"
 #define CANCELLING_MESSAGE "cancellation requested"
-
-/* One submitted run: filled before the op (id, delays, prebuilt), by the op (the rest). */
-struct submit_slot {
-    char id[UUID_STR_LEN];
-    char *delays_text;       /* JSON array text of the spec's retry delays */
-    json_t *tags;            /* the spec's tags as an array of strings, NULL when none */
-    struct run_row prebuilt; /* the answer if the run is created as SCHEDULED (owned) */
-    struct run_row answer;   /* the answer read by the op (idempotency or cache hit) */
-    bool answered;           /* answer is set */
-    bool created;
-    bool cached; /* cache hit: the fields below are owned copies */
-    char *cache_message;
-    char *cache_result;
-    char *cache_result_ref;
-    int64_t cache_expires_at;
-    struct run_deps_plan deps; /* how it starts, when it has upstream runs */
-    bool has_deps;
-};
-
-struct submit_op {
-    const struct run_spec *specs;
-    struct submit_slot *slots;
-    size_t n;
-    int64_t now_ms;
-    struct run_count_delta counts;
-};
-
-static void slot_clear_outputs(struct submit_slot *slot)
-{
-    run_row_clear(&slot->answer);
-    slot->answered = false;
-    mem_free(slot->cache_message);
-    mem_free(slot->cache_result);
-    mem_free(slot->cache_result_ref);
-    slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
-    slot->cached = false;
-    slot->created = false;
-    run_deps_plan_clear(&slot->deps);
-    slot->has_deps = false;
-}
-
-/* The row of a run this submission creates, from the spec (no read back); owned. */
-static int created_row(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
-                       struct run_row *r, errand_error *err)
-{
-    struct run_cache_hit hit = {slot->cache_message, slot->cache_result, slot->cache_result_ref};
-    return run_spec_created_row(spec, slot->id, slot->delays_text, now_ms,
-                                slot->cached ? &hit : NULL, r, err);
-}
 
 /* The (task, key) pairs of some slots, as two arrays for unnest, and the slot of each pair
  * (a query's `WITH ORDINALITY` number k_i is its index + 1). */
@@ -181,7 +132,7 @@ static int find_cached(struct pg_conn *c, struct submit_op *op, const bool *crea
     for (int row = 0; r && rc == 0 && row < PQntuples(r); row++) {
         struct submit_slot *slot = &op->slots[k.slot[pg_get_i64(r, row, 0) - 1]];
         const char *result = pg_get_text(r, row, 2), *ref = pg_get_text(r, row, 3);
-        slot->cache_message = mem_printf(CACHE_MESSAGE_FMT, pg_get_text(r, row, 1));
+        slot->cache_message = mem_printf(SUBMIT_CACHE_MESSAGE_FMT, pg_get_text(r, row, 1));
         slot->cache_result = result ? mem_strdup(result) : NULL;
         slot->cache_result_ref = ref ? mem_strdup(ref) : NULL;
         slot->cache_expires_at = pg_get_i64(r, row, 4);
@@ -427,7 +378,7 @@ static int record_created(struct pg_conn *c, struct submit_op *op, size_t i, err
             return rc;
         slot->answered = true;
     } else if (slot->cached) {
-        if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
+        if ((rc = submit_slot_created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
             return rc;
         slot->answered = true;
     }
@@ -440,9 +391,10 @@ static int answer_repeat(struct pg_conn *c, struct submit_op *op, size_t i, size
                          errand_error *err)
 {
     struct submit_slot *slot = &op->slots[i];
-    int rc = op->slots[first].has_deps ? read_run(c, op->slots[first].id, &slot->answer, err)
-                                       : created_row(&op->specs[first], &op->slots[first],
-                                                     op->now_ms, &slot->answer, err);
+    int rc = op->slots[first].has_deps
+                 ? read_run(c, op->slots[first].id, &slot->answer, err)
+                 : submit_slot_created_row(&op->specs[first], &op->slots[first], op->now_ms,
+                                           &slot->answer, err);
     slot->answered = rc == 0;
     return rc;
 }
@@ -501,7 +453,7 @@ static int submit_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     struct submit_op *op = arg;
     run_tally_reset(&op->counts);
     for (size_t i = 0; i < op->n; i++)
-        slot_clear_outputs(&op->slots[i]);
+        submit_slot_clear_outputs(&op->slots[i]);
     bool *create = mem_calloc(op->n ? op->n : 1, sizeof *create);
     if (!create)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
@@ -542,13 +494,7 @@ struct store_submission {
 
 static void submission_free(store_submission *sub)
 {
-    for (size_t i = 0; sub->slots && i < sub->n; i++) {
-        slot_clear_outputs(&sub->slots[i]);
-        run_row_clear(&sub->slots[i].prebuilt);
-        json_decref(sub->slots[i].tags);
-        mem_free(sub->slots[i].delays_text);
-    }
-    mem_free(sub->slots);
+    submit_slots_free(sub->slots, sub->n);
     mem_free(sub);
 }
 
@@ -557,24 +503,10 @@ static void submission_free(store_submission *sub)
 static int submission_prepare(store_submission *sub, const struct run_spec *specs, size_t n,
                               int64_t now_ms, errand_error *err)
 {
-    if (!(sub->slots = mem_calloc(n, sizeof *sub->slots)))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = submit_slots_new(specs, n, now_ms, &sub->slots, err);
     sub->n = n;
-    for (size_t i = 0; i < n; i++) {
-        struct submit_slot *slot = &sub->slots[i];
-        int rc;
-        if (uuid_v7(now_ms, slot->id) < 0)
-            return error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
-        if (!(slot->delays_text = run_spec_delays_json(&specs[i])))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        if ((rc = created_row(&specs[i], slot, now_ms, &slot->prebuilt, err)) < 0)
-            return rc;
-        const char *tags = specs[i].tags;
-        if (tags && strcmp(tags, "[]") != 0 && !(slot->tags = json_loads(tags, 0, NULL)))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory"); /* specs hold valid JSON */
-    }
     sub->op = (struct submit_op){.specs = specs, .slots = sub->slots, .n = n, .now_ms = now_ms};
-    return 0;
+    return rc;
 }
 
 /* --- the submitter ------------------------------------------------------------------ */

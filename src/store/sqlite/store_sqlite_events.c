@@ -35,42 +35,17 @@ static int run_task(struct sqlite_conn *c, const char *run_id, char **task, erra
     return rc;
 }
 
-/* Adds the events of one page with seq > after to out, up to limit. */
+/* Adds the events of one page with seq > after to out, up to limit; the tasks a version-1
+ * page does not carry are its runs', while they are stored. */
 static int read_page(struct sqlite_conn *c, int64_t first_seq, const void *data, size_t len,
                      int64_t after, int limit, struct run_event_list *out, errand_error *err)
 {
-    struct feed_page_reader r;
-    if (!feed_page_open(&r, data, len))
-        return error_set(err, ERRAND_ESTORE, NULL,
-                         "store: change-feed page %lld has an unknown format",
-                         (long long)first_seq);
-    struct feed_event ev;
-    int got;
-    for (int64_t seq = first_seq; (got = feed_page_next(&r, &ev)) == 1; seq++) {
-        if (seq <= after)
-            continue;
-        if (out->n == (size_t)limit)
-            return 0;
-        struct run_event *e = &out->items[out->n++];
-        e->seq = seq;
-        memcpy(e->id, ev.id, sizeof e->id);
-        e->type = ev.type;
-        e->at = ev.at;
-        if (!(e->name = mem_strdup(ev.name)))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        int rc;
-        if (ev.has_task)
-            rc = (e->task = mem_strdup(ev.task))
-                     ? 0
-                     : error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        else /* a version-1 page: the run's task, while it is stored */
-            rc = run_task(c, ev.id, &e->task, err);
-        if (rc < 0)
-            return rc;
-    }
-    return got == 0 ? 0
-                    : error_set(err, ERRAND_ESTORE, NULL,
-                                "store: change-feed page %lld is truncated", (long long)first_seq);
+    size_t from = out->n;
+    int rc = feed_page_read_events(first_seq, data, len, after, limit, out, err);
+    for (size_t i = from; rc == 0 && i < out->n; i++)
+        if (!out->items[i].task)
+            rc = run_task(c, out->items[i].id, &out->items[i].task, err);
+    return rc;
 }
 
 int store_sqlite_read_events(store *st, int64_t after_seq, int limit, struct run_event_list *out,

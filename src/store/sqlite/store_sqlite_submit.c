@@ -26,54 +26,14 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
+#include "store/submit_slot.h"
 #include "store/sqlite/sqlite_deps.h"
 #include "store/sqlite/sqlite_webhooks.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
-#define CACHE_MESSAGE_FMT "cached result of run %s"
 #define CANCEL_MESSAGE "cancelled by request"
 #define CANCELLING_MESSAGE "cancellation requested"
-
-/* One submitted run: filled before the op (id, delays, prebuilt), by the op (the rest). */
-struct submit_slot {
-    char id[UUID_STR_LEN];
-    char *delays_text;       /* JSON array text of the spec's retry delays */
-    json_t *tags;            /* the spec's tags as an array of strings, NULL when none */
-    struct run_row prebuilt; /* the answer if the run is created as SCHEDULED (owned) */
-    struct run_row answer;   /* the answer read by the op (idempotency or cache hit) */
-    bool answered;           /* answer is set */
-    bool created;
-    bool cached; /* cache hit: the fields below are owned copies */
-    char *cache_message;
-    char *cache_result;
-    char *cache_result_ref;
-    int64_t cache_expires_at;
-    struct run_deps_plan deps; /* how it starts, when it has upstream runs */
-    bool has_deps;
-};
-
-struct submit_op {
-    const struct run_spec *specs;
-    struct submit_slot *slots;
-    size_t n;
-    int64_t now_ms;
-    struct run_count_delta counts;
-};
-
-static void slot_clear_outputs(struct submit_slot *slot)
-{
-    run_row_clear(&slot->answer);
-    slot->answered = false;
-    mem_free(slot->cache_message);
-    mem_free(slot->cache_result);
-    mem_free(slot->cache_result_ref);
-    slot->cache_message = slot->cache_result = slot->cache_result_ref = NULL;
-    slot->cached = false;
-    slot->created = false;
-    run_deps_plan_clear(&slot->deps);
-    slot->has_deps = false;
-}
 
 /* The run of task submitted before under key (keys are per task), if any. */
 static int find_idempotent(struct sqlite_conn *c, const char *task, const char *key,
@@ -114,7 +74,7 @@ static int find_cached(struct sqlite_conn *c, const char *task, const char *key,
     int rc = 0;
     if (step == SQLITE_ROW) {
         const char *result = sqlite_col_text(s, 1), *ref = sqlite_col_text(s, 2);
-        slot->cache_message = mem_printf(CACHE_MESSAGE_FMT, sqlite_col_text(s, 0));
+        slot->cache_message = mem_printf(SUBMIT_CACHE_MESSAGE_FMT, sqlite_col_text(s, 0));
         slot->cache_result = result ? mem_strdup(result) : NULL;
         slot->cache_result_ref = ref ? mem_strdup(ref) : NULL;
         slot->cache_expires_at = sqlite_col_ms(s, 3);
@@ -210,15 +170,6 @@ static int insert_run(struct sqlite_conn *c, const struct run_spec *spec,
     return sqlite_state_append(c, slot->id, spec->task, 1, state, name, now_ms, message, err);
 }
 
-/* The row of a run this submission creates, from the spec (no read back); owned. */
-static int created_row(const struct run_spec *spec, const struct submit_slot *slot, int64_t now_ms,
-                       struct run_row *r, errand_error *err)
-{
-    struct run_cache_hit hit = {slot->cache_message, slot->cache_result, slot->cache_result_ref};
-    return run_spec_created_row(spec, slot->id, slot->delays_text, now_ms,
-                                slot->cached ? &hit : NULL, r, err);
-}
-
 static int read_run(struct sqlite_conn *c, const char *id, struct run_row *out, errand_error *err);
 
 /* How run i of the batch starts, given its upstream runs ("runs[N]" resolved against the
@@ -265,7 +216,7 @@ static int submit_in_writer(struct sqlite_conn *c, void *arg, errand_error *err)
                 return rc;
             slot->answered = true;
         } else if (slot->cached) {
-            if ((rc = created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
+            if ((rc = submit_slot_created_row(spec, slot, op->now_ms, &slot->answer, err)) < 0)
                 return rc;
             slot->answered = true;
         }
@@ -287,14 +238,7 @@ struct store_submission {
 
 static void submission_free(store_submission *sub)
 {
-    for (size_t i = 0; sub->slots && i < sub->n; i++) {
-        slot_clear_outputs(&sub->slots[i]);
-        run_row_clear(&sub->slots[i].prebuilt);
-        run_deps_plan_clear(&sub->slots[i].deps);
-        json_decref(sub->slots[i].tags);
-        mem_free(sub->slots[i].delays_text);
-    }
-    mem_free(sub->slots);
+    submit_slots_free(sub->slots, sub->n);
     mem_free(sub);
 }
 
@@ -303,24 +247,10 @@ static void submission_free(store_submission *sub)
 static int submission_prepare(store_submission *sub, const struct run_spec *specs, size_t n,
                               int64_t now_ms, errand_error *err)
 {
-    if (!(sub->slots = mem_calloc(n, sizeof *sub->slots)))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    int rc = submit_slots_new(specs, n, now_ms, &sub->slots, err);
     sub->n = n;
-    for (size_t i = 0; i < n; i++) {
-        struct submit_slot *slot = &sub->slots[i];
-        int rc;
-        if (uuid_v7(now_ms, slot->id) < 0)
-            return error_set(err, ERRAND_EIO, NULL, "cannot generate a task-run id");
-        if (!(slot->delays_text = run_spec_delays_json(&specs[i])))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-        if ((rc = created_row(&specs[i], slot, now_ms, &slot->prebuilt, err)) < 0)
-            return rc;
-        const char *tags = specs[i].tags;
-        if (tags && strcmp(tags, "[]") != 0 && !(slot->tags = json_loads(tags, 0, NULL)))
-            return error_set(err, ERRAND_ENOMEM, NULL, "out of memory"); /* specs hold valid JSON */
-    }
     sub->op = (struct submit_op){.specs = specs, .slots = sub->slots, .n = n, .now_ms = now_ms};
-    return 0;
+    return rc;
 }
 
 static void submission_committed(void *arg, int rc, const errand_error *err)
