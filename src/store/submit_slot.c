@@ -42,6 +42,18 @@ void submit_slots_free(struct submit_slot *slots, size_t n)
     mem_free(slots);
 }
 
+void submit_slots_hand_out(struct submit_slot *slots, size_t n, struct run_row *rows_out,
+                           bool *created)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (created)
+            created[i] = slots[i].created;
+        struct run_row *from = slots[i].answered ? &slots[i].answer : &slots[i].prebuilt;
+        rows_out[i] = *from;
+        memset(from, 0, sizeof *from);
+    }
+}
+
 void submit_slot_clear_outputs(struct submit_slot *slot)
 {
     run_row_clear(&slot->answer);

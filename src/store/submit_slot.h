@@ -57,6 +57,12 @@ int submit_slots_new(const struct run_spec *specs, size_t n, int64_t now_ms,
                      struct submit_slot **out, errand_error *err);
 void submit_slots_free(struct submit_slot *slots, size_t n);
 
+/* After the commit: moves each slot's answer (the row the op read, else the prebuilt one)
+ * to rows_out[i], and tells in created[i] (when not NULL) whether its run was created; no
+ * allocation, so nothing can fail once the runs are stored. */
+void submit_slots_hand_out(struct submit_slot *slots, size_t n, struct run_row *rows_out,
+                           bool *created);
+
 /* Forgets what an op found for the slot (its answer, cache hit, dependencies plan). */
 void submit_slot_clear_outputs(struct submit_slot *slot);
 

@@ -24,10 +24,9 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
+#include "store/claim_candidate.h"
 #include "store/postgres/pg_limits.h"
 #include "store/postgres/store_pg.h"
-
-#define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
 
 /* The task (a parameter) is not paused. */
 #define PG_NOT_PAUSED(task)                                                                        \
@@ -38,16 +37,6 @@
     "persist_result, cache_key, n_states, traceparent, tags"
 
 /* --- claim ---------------------------------------------------------------------------- */
-
-struct claim_candidate {
-    char *tags; /* JSON array text (owned), read for the limits; NULL when none */
-    int priority;
-    int64_t scheduled_at;
-    int n_states;
-    bool claimed;
-    char token[2 * LEASE_TOKEN_BYTES + 1];
-    struct run_row row; /* owned strings; the claim object once claimed */
-};
 
 struct claim_op {
     const struct claim_request *req;
@@ -63,23 +52,9 @@ struct claim_op {
     size_t n_claimed;
 };
 
-static int candidate_cmp(const void *pa, const void *pb)
-{
-    const struct claim_candidate *a = pa, *b = pb;
-    if (a->priority != b->priority)
-        return a->priority > b->priority ? -1 : 1;
-    if (a->scheduled_at != b->scheduled_at)
-        return a->scheduled_at < b->scheduled_at ? -1 : 1;
-    return strcmp(a->row.id, b->row.id);
-}
-
 static void candidates_clear(struct claim_op *op)
 {
-    for (size_t i = 0; i < op->n_cand; i++) {
-        run_row_clear(&op->cand[i].row);
-        mem_free(op->cand[i].tags);
-        op->cand[i].tags = NULL;
-    }
+    claim_candidates_clear(op->cand, op->n_cand);
     op->n_cand = 0;
     op->n_claimed = 0;
 }
@@ -100,16 +75,7 @@ static int read_candidate(const PGresult *r, int row, struct claim_candidate *cd
     rr->cache_key = pg_get_text(r, row, 9);
     cd->n_states = pg_get_int(r, row, 10);
     rr->traceparent = pg_get_text(r, row, 11);
-    const char *tags = pg_get_text(r, row, 12);
-    if (tags && strcmp(tags, "[]") != 0 && !(cd->tags = mem_strdup(tags)))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    int rc = run_row_own_strings(rr, err);
-    if (rc < 0) { /* not counted among the candidates: nothing else frees it */
-        memset(rr, 0, sizeof *rr);
-        mem_free(cd->tags);
-        cd->tags = NULL;
-    }
-    return rc;
+    return claim_candidate_own(cd, pg_get_text(r, row, 12), err);
 }
 
 /* Adds the due runs of one task to the candidates, locked, skipping runs another claim has
@@ -414,7 +380,7 @@ static int claim_limited(struct pg_conn *c, struct claim_op *op, struct pg_claim
     if (rc < 0)
         return rc;
     if (op->req->n_tasks > 1 && op->n_cand > 1)
-        qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+        qsort(op->cand, op->n_cand, sizeof *op->cand, claim_candidate_cmp);
     size_t admitted = 0;
     if ((rc = admit_candidates(c, op, l, &admitted, err)) < 0 ||
         (rc = claim_candidates(c, op, admitted, counts, err)) < 0)
@@ -448,7 +414,7 @@ static int claim_in_tx(struct pg_conn *c, void *arg, errand_error *err)
         for (size_t t = 0; rc == 0 && t < op->req->n_tasks; t++)
             rc = collect_candidates(c, op, op->req->tasks[t], err);
         if (rc == 0 && op->req->n_tasks > 1 && op->n_cand > 1)
-            qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+            qsort(op->cand, op->n_cand, sizeof *op->cand, claim_candidate_cmp);
         if (rc == 0)
             rc = claim_candidates(c, op, op->n_cand, &counts, err);
     }
@@ -541,24 +507,7 @@ int store_pg_claim(store *st, const struct claim_request *req, int64_t now_ms, s
     }
     if ((rc = store_pg_write_lazy(s, claim_in_tx, &op, err)) < 0)
         goto done;
-    if (op.n_claimed > 0) {
-        if (!(out->rows = mem_calloc(op.n_claimed, sizeof *out->rows))) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < op.n_cand; i++) {
-            if (!op.cand[i].claimed)
-                continue;
-            struct run_row *r = &out->rows[out->n];
-            *r = op.cand[i].row;
-            memset(&op.cand[i].row, 0, sizeof op.cand[i].row);
-            if ((rc = run_row_own_strings(r, err)) < 0) {
-                run_row_clear(r);
-                goto done;
-            }
-            out->n++;
-        }
-    }
+    rc = claim_candidates_hand_out(op.cand, op.n_cand, op.n_claimed, out, err);
 done:
     if (rc < 0)
         run_list_clear(out);

@@ -29,9 +29,9 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
-#include "store/submit_slot.h"
 #include "store/postgres/pg_deps.h"
 #include "store/postgres/store_pg.h"
+#include "store/submit_slot.h"
 
 #define CANCEL_MESSAGE "cancelled by request"
 #define CANCELLING_MESSAGE "cancellation requested"
@@ -670,14 +670,8 @@ int store_pg_submit_end(store_submission *sub, struct run_row *rows_out, bool *c
     memset(rows_out, 0, sub->n * sizeof *rows_out);
     if (rc < 0 && err)
         *err = sub->err;
-    for (size_t i = 0; rc == 0 && i < sub->n; i++) {
-        struct submit_slot *slot = &sub->slots[i];
-        if (created)
-            created[i] = slot->created;
-        struct run_row *from = slot->answered ? &slot->answer : &slot->prebuilt;
-        rows_out[i] = *from;
-        memset(from, 0, sizeof *from);
-    }
+    if (rc == 0)
+        submit_slots_hand_out(sub->slots, sub->n, rows_out, created);
     submission_free(sub);
     return rc;
 }

@@ -31,23 +31,12 @@
 #include "core/state.h"
 #include "core/uuid.h"
 #include "core/wire_limits.h"
+#include "store/claim_candidate.h"
 #include "store/sqlite/sqlite_limits.h"
 #include "store/sqlite/sqlite_transition.h"
 #include "store/sqlite/store_sqlite.h"
 
-#define LEASE_TOKEN_BYTES 16 /* 128 random bits, 32 hex characters */
 /* --- claim ------------------------------------------------------------------------- */
-
-struct claim_candidate {
-    sqlite3_int64 rowid;
-    char *tags; /* JSON array text (owned), read for the limits */
-    int priority;
-    int64_t scheduled_at;
-    int n_states;
-    bool claimed;
-    char token[2 * LEASE_TOKEN_BYTES + 1];
-    struct run_row row; /* owned strings; the claim object once claimed */
-};
 
 struct claim_op {
     const struct claim_request *req;
@@ -62,23 +51,9 @@ struct claim_op {
     size_t n_claimed;
 };
 
-static int candidate_cmp(const void *pa, const void *pb)
-{
-    const struct claim_candidate *a = pa, *b = pb;
-    if (a->priority != b->priority)
-        return a->priority > b->priority ? -1 : 1;
-    if (a->scheduled_at != b->scheduled_at)
-        return a->scheduled_at < b->scheduled_at ? -1 : 1;
-    return strcmp(a->row.id, b->row.id);
-}
-
 static void candidates_clear(struct claim_op *op)
 {
-    for (size_t i = 0; i < op->n_cand; i++) {
-        run_row_clear(&op->cand[i].row);
-        mem_free(op->cand[i].tags);
-        op->cand[i].tags = NULL;
-    }
+    claim_candidates_clear(op->cand, op->n_cand);
     op->n_cand = 0;
     op->n_claimed = 0;
 }
@@ -101,15 +76,7 @@ static int read_candidate(sqlite3_stmt *s, struct claim_candidate *cd, errand_er
     r->persist_result = sqlite_col_opt_int(s, CC_PERSIST_RESULT);
     r->cache_key = sqlite_col_text(s, CC_CACHE_KEY);
     r->traceparent = sqlite_col_text(s, CC_TRACEPARENT);
-    const char *tags = sqlite_col_text(s, CC_TAGS);
-    if (tags && strcmp(tags, "[]") != 0 && !(cd->tags = mem_strdup(tags)))
-        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-    int rc = run_row_own_strings(r, err);
-    if (rc < 0) { /* not counted among the candidates: nothing else frees it */
-        mem_free(cd->tags);
-        cd->tags = NULL;
-    }
-    return rc;
+    return claim_candidate_own(cd, sqlite_col_text(s, CC_TAGS), err);
 }
 
 /* Adds the due runs of one task to the candidates, keeping the best `limit` in order. */
@@ -133,7 +100,7 @@ static int collect_candidates(struct sqlite_conn *c, struct claim_op *op, const 
     if (step != SQLITE_DONE)
         return sqlite_conn_fail(c, "SQL_CLAIM_CANDIDATES", err);
     if (op->req->n_tasks > 1 && op->n_cand > 1) {
-        qsort(op->cand, op->n_cand, sizeof *op->cand, candidate_cmp);
+        qsort(op->cand, op->n_cand, sizeof *op->cand, claim_candidate_cmp);
         size_t kept = 0; /* drop duplicates (a task named twice) and the surplus */
         for (size_t i = 0; i < op->n_cand; i++) {
             bool dup = kept > 0 && op->cand[kept - 1].rowid == op->cand[i].rowid;
@@ -503,27 +470,7 @@ int store_sqlite_claim(store *st, const struct claim_request *req, int64_t now_m
     if ((rc = claim_may_write(s, &op, &may_write, err)) < 0 ||
         (may_write && (rc = claim_write(s, &op, err)) < 0))
         goto done;
-    /* Claimed runs whose answer cannot be built are not lost: their lease runs out and the
-     * sweeper hands them out again. */
-    if (op.n_claimed > 0) {
-        if (!(out->rows = mem_calloc(op.n_claimed, sizeof *out->rows))) {
-            rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < op.n_cand; i++) {
-            if (!op.cand[i].claimed)
-                continue;
-            /* The row's lease token points into the candidate: own it with the rest. */
-            struct run_row *r = &out->rows[out->n];
-            *r = op.cand[i].row;
-            memset(&op.cand[i].row, 0, sizeof op.cand[i].row);
-            if ((rc = run_row_own_strings(r, err)) < 0) {
-                run_row_clear(r);
-                goto done;
-            }
-            out->n++;
-        }
-    }
+    rc = claim_candidates_hand_out(op.cand, op.n_cand, op.n_claimed, out, err);
 done:
     if (rc < 0)
         run_list_clear(out);

@@ -26,11 +26,11 @@
 #include "core/mem.h"
 #include "core/state.h"
 #include "core/uuid.h"
-#include "store/submit_slot.h"
 #include "store/sqlite/sqlite_deps.h"
-#include "store/sqlite/sqlite_webhooks.h"
 #include "store/sqlite/sqlite_transition.h"
+#include "store/sqlite/sqlite_webhooks.h"
 #include "store/sqlite/store_sqlite.h"
+#include "store/submit_slot.h"
 
 #define CANCEL_MESSAGE "cancelled by request"
 #define CANCELLING_MESSAGE "cancellation requested"
@@ -291,15 +291,8 @@ int store_sqlite_submit_end(store_submission *sub, struct run_row *rows_out, boo
     memset(rows_out, 0, sub->n * sizeof *rows_out);
     if (rc < 0 && err)
         *err = sub->err;
-    /* Committed: hand out the answers without allocating anything. */
-    for (size_t i = 0; rc == 0 && i < sub->n; i++) {
-        struct submit_slot *slot = &sub->slots[i];
-        if (created)
-            created[i] = slot->created;
-        struct run_row *from = slot->answered ? &slot->answer : &slot->prebuilt;
-        rows_out[i] = *from;
-        memset(from, 0, sizeof *from);
-    }
+    if (rc == 0)
+        submit_slots_hand_out(sub->slots, sub->n, rows_out, created);
     submission_free(sub);
     return rc;
 }
