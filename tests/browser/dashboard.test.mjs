@@ -322,15 +322,20 @@ test("a page left before its answer arrives never overwrites the page opened sin
   const run = await submit("never.served", {});
   let release;
   const held = new Promise((r) => (release = r));
-  let delivered;
+  let delivered, asked;
   const done = new Promise((r) => (delivered = r));
+  const requested = new Promise((r) => (asked = r));
   const url = `**/api/task_runs/${run.id}`;
   await page.route(url, async (r) => {
+    asked();
     await held;
     await r.continue();
     delivered();
   });
   await page.goto(`${base}/#/runs/${run.id}`);
+  // Left only once it asked for the run (it first reads the session: leaving before that,
+  // it would never ask).
+  await requested;
   await page.goto(base + "/#/workers");
   await page.waitForSelector("h2:text('Concurrency limits')", { timeout: UI_TIMEOUT_MS });
   release();
