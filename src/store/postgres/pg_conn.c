@@ -54,6 +54,15 @@ int pg_conn_open(const char *conninfo, struct pg_conn **out, errand_error *err)
     return 0;
 }
 
+/* Forgets the held statements from the first `keep` on. */
+static void deferred_drop(struct pg_conn *c, int keep)
+{
+    for (int i = keep; i < c->n_deferred; i++)
+        mem_free(c->deferred[i].buf);
+    if (c->n_deferred > keep)
+        c->n_deferred = keep;
+}
+
 void pg_conn_close(struct pg_conn *c)
 {
     if (!c)
@@ -67,6 +76,7 @@ void pg_conn_close(struct pg_conn *c)
         pg_array_free(&c->webhooks[i]);
     run_finals_free(&c->finals);
     mem_free(c->ended.ids);
+    deferred_drop(c, 0);
     mem_free(c);
 }
 
@@ -377,6 +387,44 @@ static void pending_add(struct pg_conn *c, const char *what, struct pg_stmt_slot
     c->pending[c->n_pending++] = (struct pg_pending){what, prepared};
 }
 
+int pg_defer(struct pg_conn *c, const char *sql, const struct pg_params *p, const char *what,
+             errand_error *err)
+{
+    if (c->n_deferred == PG_DEFERRED_MAX)
+        return pg_command(c, sql, p, what, NULL, err);
+    size_t total = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->v[i])
+            total += p->fmt[i] ? (size_t)p->len[i] : strlen(p->v[i]) + 1;
+    char *at = mem_alloc(total ? total : 1);
+    if (!at)
+        return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+    struct pg_deferred *d = &c->deferred[c->n_deferred++];
+    d->sql = sql;
+    d->what = what;
+    d->buf = at;
+    d->p.n = p->n;
+    for (int i = 0; i < p->n; i++) {
+        d->p.len[i] = p->len[i];
+        d->p.fmt[i] = p->fmt[i];
+        d->p.v[i] = NULL;
+        if (!p->v[i])
+            continue;
+        size_t len = p->fmt[i] ? (size_t)p->len[i] : strlen(p->v[i]) + 1;
+        memcpy(at, p->v[i], len);
+        d->p.v[i] = at;
+        at += len;
+    }
+    return 0;
+}
+
+void pg_deferred_send(struct pg_conn *c)
+{
+    for (int i = 0; i < c->n_deferred; i++)
+        pg_pipeline_send(c, c->deferred[i].sql, &c->deferred[i].p, c->deferred[i].what);
+    deferred_drop(c, 0);
+}
+
 void pg_pipeline_send(struct pg_conn *c, const char *sql, const struct pg_params *p,
                       const char *what)
 {
@@ -544,6 +592,7 @@ void pg_conn_forget(struct pg_conn *c)
     c->ended.n = 0;
     c->wakeups.n_tasks = c->wakeups.n_runs = 0;
     c->wakeups.all_tasks = c->wakeups.all_runs = false;
+    deferred_drop(c, 0);
 }
 
 struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
@@ -552,6 +601,7 @@ struct pg_conn_mark pg_conn_mark(const struct pg_conn *c)
         .feed = feed_page_mark(&c->feed),
         .signals_len = c->signals_len,
         .signals_all = c->signals_all,
+        .deferred = c->n_deferred,
     };
     for (int i = 0; i < PG_STATE_COLUMNS; i++)
         m.states[i] = pg_array_mark(&c->states[i]);
@@ -574,4 +624,5 @@ void pg_conn_rewind(struct pg_conn *c, const struct pg_conn_mark *m)
         pg_array_rewind(&c->webhooks[i], m->webhooks[i]);
     run_finals_rewind(&c->finals, m->finals);
     c->ended.n = m->ended;
+    deferred_drop(c, m->deferred);
 }

@@ -33,7 +33,8 @@
 #define PG_PARAMS_MAX 32
 #define PG_STMT_SLOTS 256   /* statements a connection keeps prepared (open addressing) */
 #define PG_SIGNALS_MAX 4000 /* bytes of wake-up signals one commit carries; past it, "all" */
-#define PG_PIPELINE_MAX 16  /* statements (and preparations) one pipeline sends */
+#define PG_PIPELINE_MAX 32  /* statements (and preparations) one pipeline sends */
+#define PG_DEFERRED_MAX 8   /* statements held for the commit's pipeline (pg_defer) */
 
 /* An array literal built element by element (see the top). buf always holds a valid
  * literal once something was added; running out of memory is remembered (oom) and reported
@@ -83,6 +84,23 @@ struct pg_stmt_slot {
     char name[16];
 };
 
+/* The parameters of one statement. */
+struct pg_params {
+    int n;
+    const char *v[PG_PARAMS_MAX];
+    int len[PG_PARAMS_MAX];
+    int fmt[PG_PARAMS_MAX]; /* 0 text, 1 binary */
+    char num[PG_PARAMS_MAX][32];
+};
+
+/* A statement held for the commit's pipeline: its parameters copied into buf. */
+struct pg_deferred {
+    const char *sql;
+    const char *what;
+    struct pg_params p;
+    char *buf;
+};
+
 struct pg_conn {
     PGconn *pg;
     struct pg_stmt_slot stmts[PG_STMT_SLOTS];
@@ -110,6 +128,10 @@ struct pg_conn {
     /* this server's own long-polls that the dependants settled concern (the other servers
        learn of them from the NOTIFY; a server skips its own), told after COMMIT */
     struct run_wakeups wakeups;
+    /* writes whose results no op needs (counts, the worker's row, a claim's request id),
+       sent in the commit's pipeline instead of a round trip each (pg_defer) */
+    struct pg_deferred deferred[PG_DEFERRED_MAX];
+    int n_deferred;
     /* The open pipeline (pg_pipeline_*): what was sent, in order, for reading the replies. */
     struct pg_pending {
         const char *what;
@@ -128,6 +150,7 @@ struct pg_conn_mark {
     struct pg_array_mark webhooks[PG_WEBHOOK_COLUMNS];
     size_t finals;
     size_t ended;
+    int deferred;
 };
 
 /* Connects with conninfo (a postgresql:// URL); ERRAND_ESTORE with libpq's message when it
@@ -137,14 +160,6 @@ void pg_conn_close(struct pg_conn *c);
 /* Reconnects when the connection was lost (prepared statements are forgotten). */
 int pg_conn_check(struct pg_conn *c, const char *conninfo, errand_error *err);
 
-/* The parameters of one statement. */
-struct pg_params {
-    int n;
-    const char *v[PG_PARAMS_MAX];
-    int len[PG_PARAMS_MAX];
-    int fmt[PG_PARAMS_MAX]; /* 0 text, 1 binary */
-    char num[PG_PARAMS_MAX][32];
-};
 void pg_p_text(struct pg_params *p, const char *s); /* NULL = SQL NULL */
 void pg_p_i64(struct pg_params *p, int64_t v);
 void pg_p_int(struct pg_params *p, int v);
@@ -171,6 +186,14 @@ int pg_command(struct pg_conn *c, const char *sql, const struct pg_params *p, co
  * static SQL string like pg_query (NULL p = none); pg_pipeline_end waits for every reply: 0,
  * or the first failure (err and c->sqlstate as pg_query's); after one, the server skipped
  * the rest. */
+/* Holds a statement whose result no op needs (like pg_command's) for the commit's pipeline
+ * (store_pg_commit sends them first), its parameters copied: one round trip fewer each. A
+ * failure then fails the commit, and the transaction with it. When PG_DEFERRED_MAX are held
+ * already it runs at once. Undone by pg_conn_rewind, dropped by pg_conn_forget. */
+int pg_defer(struct pg_conn *c, const char *sql, const struct pg_params *p, const char *what,
+             errand_error *err);
+/* Sends the held statements into the open pipeline and forgets them. */
+void pg_deferred_send(struct pg_conn *c);
 void pg_pipeline_begin(struct pg_conn *c);
 void pg_pipeline_send(struct pg_conn *c, const char *sql, const struct pg_params *p,
                       const char *what);

@@ -134,7 +134,8 @@ static void tally_columns(const struct run_count_delta *t, struct pg_array *col)
     }
 }
 
-int pg_counts_apply(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms, errand_error *err)
+static int counts_write(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms, bool defer,
+                        errand_error *err)
 {
     static const char sql[] =
         "WITH totals AS (INSERT INTO run_counts (state_type, n) "
@@ -161,11 +162,22 @@ int pg_counts_apply(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms
     pg_p_i64(&p, now_ms / MS_PER_MINUTE);
     pg_p_i64(&p, now_ms);
     if (rc == 0 && any)
-        rc = pg_command(c, sql, &p, "counting runs", NULL, err);
+        rc = defer ? pg_defer(c, sql, &p, "counting runs", err)
+                   : pg_command(c, sql, &p, "counting runs", NULL, err);
     for (int i = 0; i < CT_COLUMNS; i++)
         pg_array_free(&col[i]);
     run_tally_reset(t);
     return rc;
+}
+
+int pg_counts_apply(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms, errand_error *err)
+{
+    return counts_write(c, t, now_ms, false, err);
+}
+
+int pg_counts_defer(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms, errand_error *err)
+{
+    return counts_write(c, t, now_ms, true, err);
 }
 
 int pg_failure_add(struct pg_conn *c, const char *task, const char *run_id, const char *message,

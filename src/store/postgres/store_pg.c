@@ -213,6 +213,7 @@ int store_pg_commit(struct store_pg *s, struct pg_conn *c, errand_error *err)
     if (rc < 0)
         return rc;
     pg_pipeline_begin(c);
+    pg_deferred_send(c);
     rc = pg_states_send(c, err);
     if (rc == 0) /* after the settling, which may end runs too */
         rc = pg_webhooks_send(c, err);

@@ -169,6 +169,9 @@ int pg_count_remove(struct pg_conn *c, struct run_count_delta *t, const char *ta
 /* Adds the tally to the counters (new rows: see pg_schema.c) and empties it. */
 int pg_counts_apply(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms,
                     errand_error *err);
+/* The same, held for the commit's pipeline (pg_defer): for ops outside savepoints. */
+int pg_counts_defer(struct pg_conn *c, struct run_count_delta *t, int64_t now_ms,
+                    errand_error *err);
 /* failure_groups: a run of task failed with message, or a failed run of task is deleted. */
 int pg_failure_add(struct pg_conn *c, const char *task, const char *run_id, const char *message,
                    int64_t now_ms, errand_error *err);
@@ -181,10 +184,11 @@ int pg_failure_remove(struct pg_conn *c, const char *task, const char *message, 
 int pg_lease_resume(struct pg_conn *c, struct pg_transitions *t, struct run_current *cur,
                     const char *token, const char *worker, int64_t now_ms, int64_t lease_expires,
                     struct run_count_delta *counts, errand_error *err);
-/* Records that worker was seen at now_ms (at most every STORE_PG_WORKER_SEEN_MS). */
 /* Moves the delayed runs due by now_ms into the ready queue, a bounded batch, taken with SKIP
  * LOCKED; *n_promoted (optional) counts them. */
 int store_pg_promote_due(struct pg_conn *c, int64_t now_ms, int *n_promoted, errand_error *err);
+/* Records that worker was seen at now_ms (at most every STORE_PG_WORKER_SEEN_MS), held for
+ * the commit's pipeline (pg_defer). */
 int pg_worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand_error *err);
 
 /* A worker's last_seen is rewritten at most this often unless something else changes. */

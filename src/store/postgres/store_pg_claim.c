@@ -307,7 +307,7 @@ static int claim_remember(struct pg_conn *c, const struct claim_op *op, errand_e
     pg_p_text(&p, op->req->request_id);
     pg_p_i64(&p, op->now_ms);
     pg_p_text(&p, leases);
-    int rc = pg_command(c, sql, &p, "remembering a claim request", NULL, err);
+    int rc = pg_defer(c, sql, &p, "remembering a claim request", err);
     mem_free(leases);
     return rc;
 }
@@ -326,7 +326,7 @@ static int worker_claimed(struct pg_conn *c, const struct claim_op *op, errand_e
     pg_p_i64(&p, op->now_ms);
     pg_p_i64(&p, (int64_t)op->n_claimed);
     pg_p_int(&p, STORE_PG_WORKER_SEEN_MS);
-    return pg_command(c, sql, &p, "recording a worker", NULL, err);
+    return pg_defer(c, sql, &p, "recording a worker", err);
 }
 
 /* A tag limit may hold back some of the first runs of a queue: look further into it. */
@@ -419,7 +419,7 @@ static int claim_in_tx(struct pg_conn *c, void *arg, errand_error *err)
             rc = claim_candidates(c, op, op->n_cand, &counts, err);
     }
     pg_limits_end(&limits);
-    if (rc < 0 || (rc = pg_counts_apply(c, &counts, op->now_ms, err)) < 0 ||
+    if (rc < 0 || (rc = pg_counts_defer(c, &counts, op->now_ms, err)) < 0 ||
         (op->req->request_id && op->n_claimed > 0 && (rc = claim_remember(c, op, err)) < 0))
         return rc;
     return worker_claimed(c, op, err);

@@ -317,7 +317,7 @@ static int report_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     forget_runs(op);
     pg_transitions_free(op->batch);
     op->batch = NULL;
-    if (rc < 0 || (rc = pg_counts_apply(c, &op->counts, op->now_ms, err)) < 0 ||
+    if (rc < 0 || (rc = pg_counts_defer(c, &op->counts, op->now_ms, err)) < 0 ||
         (op->fresh && (rc = append_logs(c, op, err)) < 0))
         return rc;
     return pg_worker_seen(c, op->worker, op->now_ms, err);

@@ -84,7 +84,7 @@ int pg_worker_seen(struct pg_conn *c, const char *worker, int64_t now_ms, errand
     pg_p_text(&p, worker);
     pg_p_i64(&p, now_ms);
     pg_p_int(&p, STORE_PG_WORKER_SEEN_MS);
-    return pg_command(c, sql, &p, "recording a worker", NULL, err);
+    return pg_defer(c, sql, &p, "recording a worker", err);
 }
 
 /* --- heartbeat ------------------------------------------------------------------------ */
@@ -252,7 +252,7 @@ static int heartbeat_in_tx(struct pg_conn *c, void *arg, errand_error *err)
     pg_array_free(&ext[1]);
     mem_free(resumed);
     if (rc == 0)
-        rc = pg_counts_apply(c, &counts, op->now_ms, err);
+        rc = pg_counts_defer(c, &counts, op->now_ms, err);
     return rc < 0 ? rc : pg_worker_seen(c, op->worker, op->now_ms, err);
 }
 
