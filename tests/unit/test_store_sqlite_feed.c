@@ -389,17 +389,26 @@ static void pages_round_trip(void **state)
     feed_page_free(&p);
 }
 
+/* Submits one run of task; the caller clears the row. */
+static struct run_row submit_one(struct fixture *fx, const char *task)
+{
+    char json[128];
+    snprintf(json, sizeof json, "{\"task\": \"%s\"}", task);
+    struct run_spec spec;
+    struct run_row run;
+    errand_error err;
+    parse_spec(&spec, fx->t0, json);
+    assert_int_equal(store_submit(fx->st, &spec, 1, fx->t0, &run, NULL, &err), 0);
+    run_spec_clear(&spec);
+    return run;
+}
+
 /* An event carries its run's task: it is read without looking the run up, and is still
  * known once the run is deleted. */
 static void an_event_keeps_its_task_after_its_run_is_deleted(void **state)
 {
     struct fixture *fx = *state;
-    struct run_spec spec;
-    struct run_row run;
-    errand_error err;
-    parse_spec(&spec, fx->t0, "{\"task\": \"feed.kept\"}");
-    assert_int_equal(store_submit(fx->st, &spec, 1, fx->t0, &run, NULL, &err), 0);
-    run_spec_clear(&spec);
+    struct run_row run = submit_one(fx, "feed.kept");
     char sql[128];
     snprintf(sql, sizeof sql, "DELETE FROM task_runs WHERE id = '%s'", run.id);
     exec_sql(fx, sql);
@@ -416,12 +425,7 @@ static void an_event_keeps_its_task_after_its_run_is_deleted(void **state)
 static void a_page_without_tasks_is_read_with_its_runs_tasks(void **state)
 {
     struct fixture *fx = *state;
-    struct run_spec spec;
-    struct run_row run;
-    errand_error err;
-    parse_spec(&spec, fx->t0, "{\"task\": \"feed.old\"}");
-    assert_int_equal(store_submit(fx->st, &spec, 1, fx->t0, &run, NULL, &err), 0);
-    run_spec_clear(&spec);
+    struct run_row run = submit_one(fx, "feed.old");
     /* Format 1: the byte 1, then per event id, type, time (little-endian), name length,
        name: the stored run, then one that is gone. */
     char hex[2 * 2 * (FEED_ID_LEN + 1 + 8 + 1 + 7) + 3] = "01";
