@@ -8,6 +8,7 @@
     bench/prefill.py --queued 1000000                 # a backlog of errand.noop (bench/drain.sh)
     bench/prefill.py --final 800000 --cache-hits 100000
     bench/prefill.py --failed 1000000                 # FAILED runs, in a few failure groups
+    bench/prefill.py --delayed 3000000 --keys random  # each run keyed as clients before 0.3
     errand bench --runs 20000                         # then measure as usual
 
 The runs go in through POST /api/task_runs/batch, --batch per request. Delayed runs are of
@@ -17,9 +18,14 @@ worker protocol), then submits runs with its cache key, which the server stores 
 COMPLETED ("Cached"); --final spreads them over keys of 1,000 runs each, --cache-hits puts
 them all on one key. Failed runs are claimed by a worker named "prefill" and reported FAILED
 with one of a few messages (numbers vary), so they form a few failure groups.
+
+Every run carries an idempotency key as liberrand and the Python client give each submission
+they may retry: --keys time (the default: "errand-retry-", milliseconds, random hex, as they
+make them now), random (random hex, as they did up to 0.2.x) or none.
 """
 import argparse
 import json
+import secrets
 import sys
 import time
 import urllib.request
@@ -98,7 +104,21 @@ def fill_failed(url, key, n, batch):
     print(f"prefill: {n} failed runs in {took:.1f} s ({n / took if took else 0:.0f} runs/s)")
 
 
+KEYS = "time"  # --keys
+
+
+def keyed(run):
+    """run with an idempotency key as a client that may retry it would give it."""
+    if KEYS == "time":
+        run["idempotency_key"] = (f"errand-retry-{time.time_ns() // 1_000_000:012x}"
+                                  f"{secrets.token_hex(10)}")
+    elif KEYS == "random":
+        run["idempotency_key"] = f"errand-retry-{secrets.token_hex(16)}"
+    return run
+
+
 def post_batch(url, key, runs):
+    runs = [keyed(dict(r)) for r in runs]
     req = urllib.request.Request(url + "/task_runs/batch", data=json.dumps({"runs": runs}).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     if key:
@@ -135,7 +155,12 @@ def main():
     ap.add_argument("--failed", type=int, default=0,
                     help="FAILED runs of prefill.failing (worker \"prefill\")")
     ap.add_argument("--batch", type=int, default=1000, help="runs per request (at most 10000)")
+    ap.add_argument("--keys", choices=("time", "random", "none"), default="time",
+                    help="idempotency keys as clients make them: time-ordered (default), "
+                    "random (clients up to 0.2.x) or none")
     a = ap.parse_args()
+    global KEYS
+    KEYS = a.keys
     fill(a.api_url, a.api_key, a.delayed, a.batch,
          lambda: {"task": a.task, "delay_seconds": DAY_SECONDS}, f"delayed runs of {a.task}")
     fill(a.api_url, a.api_key, a.queued, a.batch, lambda: {"task": a.task},

@@ -180,7 +180,8 @@ typedef struct errand_client_options {
     /* How long a submission is retried while the server cannot be reached or answers 503
      * (a restart, a deploy, the server's memory budget), with backoff: 0 = 10000 ms,
      * negative = not retried. A retried submission carries an idempotency key, so it is
-     * stored once: the caller's, or one liberrand adds ("errand-retry-" and random hex). */
+     * stored once: the caller's, or one liberrand adds ("errand-retry-", the time in ms as 12
+     * hex digits, 20 random hex digits: keys sort by time, as the store's index likes). */
     long submit_retry_ms;
 } errand_client_options;
 

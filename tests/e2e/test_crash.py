@@ -190,3 +190,9 @@ def test_submissions_ride_out_a_server_restart(server_factory, tmp_path):
     assert ids == {r["id"] for r in stored}
     # What makes a retry after a lost answer safe: liberrand gave each submission a key.
     assert all(r["idempotency_key"].startswith("errand-retry-") for r in stored), stored[0]
+    # ... keys that sort by the time they were made (12 hex digits of milliseconds after the
+    # prefix), so that the store's key index grows at its end rather than at random places.
+    by_i = sorted(stored, key=lambda r: r["parameters"]["i"])
+    made = [int(r["idempotency_key"][13:25], 16) for r in by_i]
+    assert made == sorted(made), [r["idempotency_key"] for r in by_i]
+    assert all(abs(ms - parse_ts(r["created"]) * 1000) < 60_000 for ms, r in zip(made, by_i))

@@ -148,7 +148,10 @@ def test_a_submission_rides_out_a_server_restart(server):
     server.start(port=port)
     t.join(30)
     assert not t.is_alive() and got["run"].task == task
-    assert got["run"].idempotency_key.startswith("errand-retry-")
+    key = got["run"].idempotency_key
+    assert key.startswith("errand-retry-") and len(key) == 13 + 12 + 20, key
+    # The time it was made comes first (milliseconds, 12 hex digits), so keys sort by time.
+    assert abs(int(key[13:25], 16) - time.time() * 1000) < 60_000, key
     assert [r.id for r in c.iter_runs(task=task)] == [got["run"].id]  # stored once
 
 
