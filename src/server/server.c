@@ -55,9 +55,13 @@
 #define MALLOC_KEEP_BYTES (8 * 1024 * 1024)
 #define MALLOC_TOP_PAD_BYTES (1024 * 1024)
 /* Housekeeping: how often, and how much request work in flight (budget.h) makes a burst
- * after which memory is given back. */
+ * after which memory is given back. A steady load of small requests makes no burst: memory
+ * is given back once it has been quiet (fewer requests a second than idle workers' claim
+ * long-polls, heartbeats and a dashboard make) for QUIET_SECONDS. */
 #define HOUSEKEEPING_INTERVAL_S 1
 #define TRIM_AFTER_WORK_BYTES (8 * 1024 * 1024)
+#define QUIET_REQUESTS_PER_S 50
+#define QUIET_SECONDS 5
 /* Descriptors kept for the store's files, logs and child processes besides connections. */
 #define DESCRIPTORS_RESERVED 256
 
@@ -123,14 +127,23 @@ static void redact_url(const char *url, char out[SETTINGS_STR_MAX])
     snprintf(out, SETTINGS_STR_MAX, "%.*s:****%s", (int)(colon - url), url, at);
 }
 
-/* Waits for SIGINT or SIGTERM; meanwhile, once a second, gives memory back to the system
- * after a burst of request work has passed: the store's page caches (filled by the burst's
- * writes, refilled from the OS's file cache when needed), then the allocator's free memory
- * (malloc_trim). */
-static int wait_for_stop(const sigset_t *stop_set, http_server *http, store *st)
+/* Gives memory back to the system: the store's page caches (refilled from the OS's file
+ * cache when needed), then the allocator's free memory (malloc_trim). */
+static void give_memory_back(store *st, const char *message, size_t peak)
+{
+    store_release_memory(st);
+    malloc_trim(0);
+    log_debug(message, "peak_work_bytes=%zu", peak);
+}
+
+/* Waits for SIGINT or SIGTERM; meanwhile, once a second, gives memory back once a burst of
+ * request work has passed, or a load of small requests has been followed by a quiet spell. */
+static int wait_for_stop(const sigset_t *stop_set, http_server *http, store *st, const metrics *m)
 {
     struct timespec tick = {.tv_sec = HOUSEKEEPING_INTERVAL_S, .tv_nsec = 0};
-    bool burst = false;
+    bool burst = false, loaded = false;
+    int quiet_ticks = 0;
+    uint64_t requests = metrics_get(m, METRIC_HTTP_REQUESTS);
     for (;;) {
         int sig = sigtimedwait(stop_set, NULL, &tick);
         if (sig > 0)
@@ -138,12 +151,18 @@ static int wait_for_stop(const sigset_t *stop_set, http_server *http, store *st)
         if (errno != EAGAIN && errno != EINTR)
             return SIGTERM; /* cannot wait for signals: stop cleanly rather than spin */
         size_t peak = http_server_work_peak(http);
+        uint64_t now = metrics_get(m, METRIC_HTTP_REQUESTS);
+        bool quiet = now - requests < QUIET_REQUESTS_PER_S * HOUSEKEEPING_INTERVAL_S;
+        requests = now;
         burst |= peak >= TRIM_AFTER_WORK_BYTES;
+        loaded |= !quiet;
+        quiet_ticks = quiet ? quiet_ticks + 1 : 0;
         if (burst && http_server_work_now(http) < TRIM_AFTER_WORK_BYTES / 4) {
-            store_release_memory(st);
-            malloc_trim(0);
-            burst = false;
-            log_debug("memory given back after a burst", "peak_work_bytes=%zu", peak);
+            give_memory_back(st, "memory given back after a burst", peak);
+            burst = loaded = false;
+        } else if (loaded && quiet_ticks * HOUSEKEEPING_INTERVAL_S >= QUIET_SECONDS) {
+            give_memory_back(st, "memory given back after a load", peak);
+            loaded = false;
         }
     }
 }
@@ -312,7 +331,7 @@ int server_run(const struct settings *s)
     }
     log_info("listening", "host=%s port=%d", host, port);
 
-    int sig = wait_for_stop(&stop_set, http, st);
+    int sig = wait_for_stop(&stop_set, http, st, m);
     log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
     log_info("refusing new requests (503)", "host=%s port=%d", host, port);

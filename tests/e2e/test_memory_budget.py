@@ -2,14 +2,15 @@
 """The memory budget: request work in flight (bodies, parsed batches, answers) is bounded by
 ERRAND_MAX_INFLIGHT_BYTES. Past it the server answers 503 `overloaded` with Retry-After at
 once, stores nothing of the refused request, and serves it when retried; after a burst of
-large batches its memory goes back to where it was.
+large batches its memory goes back to where it was, and after a steady load of small
+requests once the load has passed.
 """
 import threading
 import time
 
 import requests
 
-from conftest import SANITIZED, unique_task, wait_until
+from conftest import SANITIZED, run_cli, unique_task, wait_until
 
 BUDGET = 1024 * 1024  # the smallest allowed: one large batch is over it on its own
 BATCH = 5000  # runs of about 40 bytes: a 200 KB body, estimated at 64 bytes of work per byte
@@ -109,3 +110,28 @@ def test_memory_goes_back_after_a_burst_of_large_batches(server_factory):
         wait_until(lambda: rss_kb(server.proc.pid) <= base + RSS_SLACK_KB, RSS_SETTLE_S,
                    f"RSS back within {RSS_SLACK_KB} KiB of {base} KiB (peak {peak} KiB, now "
                    f"{rss_kb(server.proc.pid)} KiB)")
+
+
+# A steady load of small requests (the bench's batches of 100 reserve far less work at once
+# than a burst): the server gives its memory back once requests have been quiet for 5 s.
+LOAD_RUNS = 10000
+LOAD_BATCH = 100
+QUIET_SETTLE_S = 20
+
+
+def test_memory_goes_back_after_a_load_of_small_requests(server_factory):
+    server = server_factory(env={"ERRAND_LOGGING_LEVEL": "debug"})
+    server.api.batch(batch_body(unique_task("warm"), 100)["runs"])
+    base = rss_kb(server.proc.pid)
+    cp = run_cli(server, "bench", "--runs", LOAD_RUNS, "--batch", LOAD_BATCH,
+                 "--latency-runs", 0, "--json", timeout=300)
+    assert cp.returncode == 0, cp.stderr
+    loaded = rss_kb(server.proc.pid)
+    wait_until(lambda: "memory given back after a load" in server.stderr_text(),
+               QUIET_SETTLE_S, "the server giving memory back after the load")
+    # The load made no burst: what gave the memory back is the quiet spell after it.
+    assert "memory given back after a burst" not in server.stderr_text()
+    if not SANITIZED:
+        now = rss_kb(server.proc.pid)
+        assert now - base <= (loaded - base) * 0.6, (
+            f"RSS {now} KiB: not much below {loaded} KiB after the load (base {base} KiB)")
