@@ -55,12 +55,14 @@
 #define MALLOC_KEEP_BYTES (8 * 1024 * 1024)
 #define MALLOC_TOP_PAD_BYTES (1024 * 1024)
 /* Housekeeping: how often, and how much request work in flight (budget.h) makes a burst
- * after which memory is given back. A steady load of small requests makes no burst: memory
- * is given back once it has been quiet (fewer requests a second than idle workers' claim
- * long-polls, heartbeats and a dashboard make) for QUIET_SECONDS. */
+ * after which memory is given back. A load of small requests makes no burst: once
+ * LOAD_REQUESTS requests have been served since memory was last given back, it is given back
+ * after QUIET_SECONDS in a row with fewer requests a second than idle workers' claim
+ * long-polls and a dashboard make. */
 #define HOUSEKEEPING_INTERVAL_S 1
 #define TRIM_AFTER_WORK_BYTES (8 * 1024 * 1024)
-#define QUIET_REQUESTS_PER_S 50
+#define LOAD_REQUESTS 200
+#define QUIET_REQUESTS_PER_S 20
 #define QUIET_SECONDS 5
 /* Descriptors kept for the store's files, logs and child processes besides connections. */
 #define DESCRIPTORS_RESERVED 256
@@ -141,9 +143,10 @@ static void give_memory_back(store *st, const char *message, size_t peak)
 static int wait_for_stop(const sigset_t *stop_set, http_server *http, store *st, const metrics *m)
 {
     struct timespec tick = {.tv_sec = HOUSEKEEPING_INTERVAL_S, .tv_nsec = 0};
-    bool burst = false, loaded = false;
+    bool burst = false;
     int quiet_ticks = 0;
     uint64_t requests = metrics_get(m, METRIC_HTTP_REQUESTS);
+    uint64_t given_back_at = requests; /* the request count when memory was last given back */
     for (;;) {
         int sig = sigtimedwait(stop_set, NULL, &tick);
         if (sig > 0)
@@ -155,14 +158,15 @@ static int wait_for_stop(const sigset_t *stop_set, http_server *http, store *st,
         bool quiet = now - requests < QUIET_REQUESTS_PER_S * HOUSEKEEPING_INTERVAL_S;
         requests = now;
         burst |= peak >= TRIM_AFTER_WORK_BYTES;
-        loaded |= !quiet;
         quiet_ticks = quiet ? quiet_ticks + 1 : 0;
         if (burst && http_server_work_now(http) < TRIM_AFTER_WORK_BYTES / 4) {
             give_memory_back(st, "memory given back after a burst", peak);
-            burst = loaded = false;
-        } else if (loaded && quiet_ticks * HOUSEKEEPING_INTERVAL_S >= QUIET_SECONDS) {
+            burst = false;
+            given_back_at = now;
+        } else if (now - given_back_at >= LOAD_REQUESTS &&
+                   quiet_ticks * HOUSEKEEPING_INTERVAL_S >= QUIET_SECONDS) {
             give_memory_back(st, "memory given back after a load", peak);
-            loaded = false;
+            given_back_at = now;
         }
     }
 }

@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import SANITIZED, run_cli, unique_task, wait_until
+from conftest import SANITIZED, STORE_MODE, run_cli, unique_task, wait_until
 
 BUDGET = 1024 * 1024  # the smallest allowed: one large batch is over it on its own
 BATCH = 5000  # runs of about 40 bytes: a 200 KB body, estimated at 64 bytes of work per byte
@@ -67,12 +67,12 @@ def test_a_batch_past_the_budget_is_refused_with_retry_after_and_served_later(se
     waiting.join()
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS:"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 # ASan's allocator keeps freed memory in quarantine, so the RSS bound is checked against the
@@ -112,10 +112,12 @@ def test_memory_goes_back_after_a_burst_of_large_batches(server_factory):
                    f"{rss_kb(server.proc.pid)} KiB)")
 
 
-# A steady load of small requests (the bench's batches of 100 reserve far less work at once
-# than a burst): the server gives its memory back once requests have been quiet for 5 s.
+# A load of small requests (the bench's batches of 50 reserve far less work at once than a
+# burst; 200 of them, and the worker's claims and reports, are more than the 200 requests that
+# make a load, whatever their rate): the server gives its memory back once requests have
+# been quiet for 5 s.
 LOAD_RUNS = 10000
-LOAD_BATCH = 100
+LOAD_BATCH = 50
 QUIET_SETTLE_S = 20
 
 
@@ -126,12 +128,13 @@ def test_memory_goes_back_after_a_load_of_small_requests(server_factory):
     cp = run_cli(server, "bench", "--runs", LOAD_RUNS, "--batch", LOAD_BATCH,
                  "--latency-runs", 0, "--json", timeout=300)
     assert cp.returncode == 0, cp.stderr
-    loaded = rss_kb(server.proc.pid)
     wait_until(lambda: "memory given back after a load" in server.stderr_text(),
                QUIET_SETTLE_S, "the server giving memory back after the load")
     # The load made no burst: what gave the memory back is the quiet spell after it.
     assert "memory given back after a burst" not in server.stderr_text()
-    if not SANITIZED:
-        now = rss_kb(server.proc.pid)
-        assert now - base <= (loaded - base) * 0.6, (
-            f"RSS {now} KiB: not much below {loaded} KiB after the load (base {base} KiB)")
+    # On SQLite most of what the load added is page caches and the allocator's free memory;
+    # on PostgreSQL the server holds no page cache and keeps its connections' buffers.
+    if not SANITIZED and STORE_MODE == "sqlite":
+        peak, now = rss_kb(server.proc.pid, "VmHWM:"), rss_kb(server.proc.pid)
+        assert now - base <= (peak - base) * 0.6, (
+            f"RSS {now} KiB: not much below the load's peak of {peak} KiB (base {base} KiB)")
