@@ -112,12 +112,14 @@ def test_memory_goes_back_after_a_burst_of_large_batches(server_factory):
                    f"{rss_kb(server.proc.pid)} KiB)")
 
 
-# A load of small requests (the bench's batches of 50 reserve far less work at once than a
-# burst; 200 of them, and the worker's claims and reports, are more than the 200 requests that
-# make a load, whatever their rate): the server gives its memory back once requests have
-# been quiet for 5 s.
+# A load of small requests: batches of 50 runs, and a worker of 16 threads whose claims and
+# reports carry at most 16 runs, so the work reserved at once stays far under a burst's 8 MiB
+# even when a slow store keeps many requests in flight (with the bench's 128 threads, a report
+# of 128 outcomes is estimated at over 1 MiB). Far more than the 200 requests that make a load,
+# whatever their rate: the server gives its memory back once they have been quiet for 5 s.
 LOAD_RUNS = 10000
 LOAD_BATCH = 50
+LOAD_WORKERS = 16
 QUIET_SETTLE_S = 20
 
 
@@ -126,7 +128,7 @@ def test_memory_goes_back_after_a_load_of_small_requests(server_factory):
     server.api.batch(batch_body(unique_task("warm"), 100)["runs"])
     base = rss_kb(server.proc.pid)
     cp = run_cli(server, "bench", "--runs", LOAD_RUNS, "--batch", LOAD_BATCH,
-                 "--latency-runs", 0, "--json", timeout=300)
+                 "--workers", LOAD_WORKERS, "--latency-runs", 0, "--json", timeout=300)
     assert cp.returncode == 0, cp.stderr
     wait_until(lambda: "memory given back after a load" in server.stderr_text(),
                QUIET_SETTLE_S, "the server giving memory back after the load")
