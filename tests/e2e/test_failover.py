@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: MIT
 """Failover: ERRAND_API_URL as a comma-separated list of servers sharing one store. Clients
 and workers spread over the list and move to another server when theirs dies, losing no
-submission (liberrand keys every submission it may send again) and no report (lease tokens,
+submission (liberrand and the Python client key every submission they may send again) and no report (lease tokens,
 report batch ids and claim request ids make those safe to send again)."""
 import json
 import socket
+import sys
 import threading
 
-from conftest import run_cli, wait_until
+from conftest import run_cli, unique_task, wait_until
+from errand_procs import REPO
+
+sys.path.insert(0, str(REPO / "clients" / "python"))
+import errand  # noqa: E402  (the Python client, from the source tree)
 
 THREADS = 4
 SUBMITS_EACH = 25
@@ -152,3 +157,26 @@ def test_a_submission_whose_answer_died_with_its_server_is_stored_once(server_fa
     assert {r["id"] for r in stored} == {o["id"] for o in outputs}
     lost = outputs[-1]  # committed by a, its answer lost; sent again to b with the same key
     assert lost["idempotency_key"].startswith("errand-retry-"), lost
+
+
+def test_a_python_batch_whose_answer_died_with_its_server_is_stored_once(server_factory):
+    """The Python client's batch: its answer lost between commit and reply, the client sends
+    it again to the other server with the same idempotency keys and gets the stored runs."""
+    a = server_factory()
+    b = server_factory(home=a.home)
+    thief = AnswerThief(a.port, a.kill9)
+    task = unique_task("lost_batch")
+    try:
+        answers = []
+        for i in range(40):  # each client starts at a server drawn at random
+            c = errand.Client(f"{thief.url},{b.url}", submit_retry_seconds=20)
+            answers.append(c.submit_batch([errand.submission(task, {"i": i, "j": j})
+                                           for j in range(3)]))
+            if thief.stolen:
+                break
+        assert thief.stolen == 1, "no batch went through the relay in 40 tries"
+    finally:
+        thief.close()
+    stored = b.api.list_all(task=task)
+    assert len(stored) == 3 * len(answers), "each batch stored once, the one whose answer was lost too"
+    assert {r["id"] for r in stored} == {r.id for runs in answers for r in runs}

@@ -155,6 +155,26 @@ def test_a_submission_rides_out_a_server_restart(server):
     assert [r.id for r in c.iter_runs(task=task)] == [got["run"].id]  # stored once
 
 
+def test_a_batch_rides_out_a_server_restart(server):
+    port = server.port
+    task = unique_task("restart_batch")
+    server.stop()
+    c = errand.Client(f"http://127.0.0.1:{port}/api", submit_retry_seconds=20)
+    items = [errand.submission(task, {"i": i}) for i in range(3)]
+    items[1]["idempotency_key"] = "mine"  # the caller's own key is kept
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("runs", c.submit_batch(items)))
+    t.start()
+    time.sleep(1.0)  # the client is retrying against the stopped server meanwhile
+    server.start(port=port)
+    t.join(30)
+    assert not t.is_alive() and [r.parameters["i"] for r in got["runs"]] == [0, 1, 2]
+    keys = [r.idempotency_key for r in got["runs"]]
+    assert keys[1] == "mine" and all(k.startswith("errand-retry-") for k in (keys[0], keys[2]))
+    assert "idempotency_key" not in items[0], "the caller's items are left as they were"
+    assert sorted(r.id for r in c.iter_runs(task=task)) == sorted(r.id for r in got["runs"])
+
+
 def test_the_asyncio_flavour(server, worker_factory):
     worker_factory(server)
 

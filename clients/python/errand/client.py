@@ -6,7 +6,8 @@ Settings as for every errand client: ``ERRAND_API_URL`` (default
 ``http://127.0.0.1:4200/api``, or a comma-separated list of servers sharing one store) and
 ``ERRAND_API_KEY``, unless given to the constructor. With a list, the client starts at a
 server drawn at random and moves to the next when one refuses the connection or answers 503
-(nothing was done there, so the move is safe). A submission is retried for
+(nothing was done there, so the move is safe); after one that took a request and gave no
+answer, later requests go to the next one. A submission or a batch is retried for
 ``submit_retry_seconds`` (10 by default) while no server can take it, with an idempotency key
 (the caller's, or one the client adds), so a retry after an answer lost on the way back
 returns the stored run instead of storing it twice — as liberrand does.
@@ -138,6 +139,11 @@ class Client:
             except _NotSent as e:
                 last = errors.ConnectionFailed(f"cannot reach errand server at {e}")
                 continue
+            except errors.ConnectionFailed:
+                # The request reached this server, which may have acted on it: the caller
+                # knows whether to send it again; later requests go to the next server.
+                self._next = (self._next + i + 1) % len(self.servers)
+                raise
             if status == 503 and i + 1 < len(self.servers):
                 last = errors.from_response(status, _json_or_none(answer))
                 continue
@@ -160,26 +166,39 @@ class Client:
         ``allow_upstream_failure``, ``webhook_url``). Returns the run once it is stored
         (or the earlier run of the same idempotency key)."""
         body = submission(task, parameters, **options)
+        if self.submit_retry_seconds > 0:
+            body.setdefault("idempotency_key", retry_key())
+        return TaskRun.from_json(self._submitting("/task_runs", body))
+
+    def submit_batch(self, submissions: Sequence[dict[str, Any]]) -> list[TaskRun]:
+        """Submits many runs in one request, all or nothing; each item is a
+        :func:`submission` (or the same dict written by hand). Retried as :meth:`submit` is:
+        each item without an idempotency key gets one of the client's, so a batch whose
+        answer was lost on the way back is answered with the runs it stored, not stored
+        twice."""
+        items = [dict(s) if isinstance(s, dict) else s for s in submissions]
+        if self.submit_retry_seconds > 0:
+            for item in items:
+                if isinstance(item, dict):
+                    item.setdefault("idempotency_key", retry_key())
+        answer = self._submitting("/task_runs/batch", {"runs": items})
+        return [TaskRun.from_json(r) for r in answer["runs"]]
+
+    def _submitting(self, path: str, body: dict[str, Any]) -> Any:
+        """POSTs a submission, again for ``submit_retry_seconds`` while no server answers
+        (its idempotency keys make a repeat return what the first one stored)."""
         if self.submit_retry_seconds <= 0:
-            return TaskRun.from_json(self._request("POST", "/task_runs", body))
-        body.setdefault("idempotency_key", retry_key())
+            return self._request("POST", path, body)
         deadline = time.monotonic() + self.submit_retry_seconds
         pause = _BACKOFF_FIRST_S
         while True:
             try:
-                return TaskRun.from_json(self._request("POST", "/task_runs", body))
+                return self._request("POST", path, body)
             except (errors.ConnectionFailed, errors.Unavailable):
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, _BACKOFF_MAX_S)
-
-    def submit_batch(self, submissions: Sequence[dict[str, Any]]) -> list[TaskRun]:
-        """Submits many runs in one request, all or nothing; each item is a
-        :func:`submission` (or the same dict written by hand). Not retried: give items
-        idempotency keys and call again after a :class:`errors.ConnectionFailed`."""
-        answer = self._request("POST", "/task_runs/batch", {"runs": list(submissions)})
-        return [TaskRun.from_json(r) for r in answer["runs"]]
 
     def get(self, run_id: str) -> TaskRun:
         """The run as it is now (:class:`errors.NotFound` when unknown or deleted)."""
