@@ -30,6 +30,8 @@
 /* After the reader ends: commits spaced out while the checkpoints catch up (at most 30 s). */
 #define RESTART_WAIT_ROUNDS 1500
 #define RESTART_WAIT_PAUSE_MS 20
+/* Submissions made one commit at a time by checkpoints_do_not_follow_every_commit. */
+#define LONE_COMMITS 600
 
 /* Submits n runs described by the same JSON text, SUBMIT_BATCH per transaction. */
 static void submit_many(struct fixture *fx, int64_t now, const char *text, size_t n)
@@ -858,6 +860,25 @@ static void commits_go_on_while_a_reader_holds_the_wal(void **state)
     }
 }
 
+/* Submissions one commit at a time (light load): the checkpointer is woken once per
+ * SQLITE_CHECKPOINT_FRAMES frames the WAL grows, not after every commit once the WAL holds
+ * that many, when each background checkpoint copied a commit's pages and synced the
+ * database file. */
+static void checkpoints_do_not_follow_every_commit(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_sqlite *s = store_sqlite_of(fx->st);
+    unsigned long wakes = sqlite_checkpointer_wakes(s->checkpointer);
+    for (int i = 0; i < LONE_COMMITS; i++)
+        json_decref(submit(fx, fx->t0 + i, "{\"task\": \"lone\", \"tags\": [\"t\"]}", NULL));
+    /* Each commit adds a few frames (the run, its indexes, history, counts, feed): the WAL
+       passes SQLITE_CHECKPOINT_FRAMES a few times, far fewer than once a commit. */
+    unsigned long woken = sqlite_checkpointer_wakes(s->checkpointer) - wakes;
+    if (woken > LONE_COMMITS / 20)
+        fail_msg("the checkpointer was woken %lu times for %d commits", woken, LONE_COMMITS);
+    assert_true(woken >= 1); /* the WAL did pass SQLITE_CHECKPOINT_FRAMES */
+}
+
 int main(void)
 {
     mem_install_json();
@@ -886,6 +907,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(commits_go_on_while_a_reader_holds_the_wal, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(checkpoints_do_not_follow_every_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
