@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Failover: ERRAND_API_URL as a comma-separated list of servers sharing one store. Clients
 and workers spread over the list and move to another server when theirs dies, losing no
-submission (liberrand and the Python client key every submission they may send again) and no report (lease tokens,
-report batch ids and claim request ids make those safe to send again)."""
+submission (liberrand and the Python client key every submission they may send again) and
+no report (lease tokens, report batch ids and claim request ids make those safe to send
+again)."""
 import json
 import socket
 import sys
@@ -178,5 +179,6 @@ def test_a_python_batch_whose_answer_died_with_its_server_is_stored_once(server_
     finally:
         thief.close()
     stored = b.api.list_all(task=task)
-    assert len(stored) == 3 * len(answers), "each batch stored once, the one whose answer was lost too"
+    assert len(stored) == 3 * len(answers), (
+        "each batch stored once, the one whose answer was lost too")
     assert {r["id"] for r in stored} == {r.id for runs in answers for r in runs}

@@ -8,7 +8,6 @@ requests once the load has passed.
 import threading
 import time
 
-import pytest
 import requests
 
 from conftest import SANITIZED, STORE_MODE, run_cli, unique_task, wait_until
@@ -127,7 +126,8 @@ def test_peak_memory_under_the_bench_stays_within_64_mib(server_factory):
     assert cp.returncode == 0, cp.stderr
     peak = rss_kb(server.proc.pid, "VmHWM:")
     if not SANITIZED:
-        assert peak <= BENCH_PEAK_KB, f"peak RSS {peak} KiB under errand bench, over {BENCH_PEAK_KB}"
+        assert peak <= BENCH_PEAK_KB, (
+            f"peak RSS {peak} KiB under errand bench, over {BENCH_PEAK_KB} KiB")
 
 
 # A load of small requests: batches of 50 runs, and a worker of 16 threads whose claims and
