@@ -190,6 +190,11 @@ struct state_decision state_on_report(errand_state current, errand_state reporte
     }
 }
 
+bool state_report_uses_rand(errand_state reported, double jitter)
+{
+    return reported == ERRAND_STATE_FAILED && jitter > 0;
+}
+
 struct state_decision state_on_lease_expired(errand_state current, const struct attempt_budget *b,
                                              int64_t now_ms)
 {

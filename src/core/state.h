@@ -49,14 +49,14 @@ struct attempt_budget {
  * SCHEDULED), whether the attempt counter goes back (hand-back, redelivery), whether a
  * redelivery is counted, and a message. */
 struct state_decision {
-    bool allowed;            /* false: the transition is refused (see reason) */
+    bool allowed; /* false: the transition is refused (see reason) */
     errand_state next;
-    const char *name;        /* display name of next */
-    int64_t scheduled_at_ms; /* when next == SCHEDULED */
-    bool uncount_attempt;    /* hand-back or redelivery: attempt -= 1 */
-    bool count_redelivery;   /* redeliveries += 1 */
+    const char *name;         /* display name of next */
+    int64_t scheduled_at_ms;  /* when next == SCHEDULED */
+    bool uncount_attempt;     /* hand-back or redelivery: attempt -= 1 */
+    bool count_redelivery;    /* redeliveries += 1 */
     bool out_of_redeliveries; /* CRASHED because the redelivery limit was reached */
-    const char *reason;      /* why refused, for error messages */
+    const char *reason;       /* why refused, for error messages */
 };
 
 /* The delay before retry number `retry` (1-based) given the configured delays (the last one
@@ -71,6 +71,11 @@ struct state_decision state_on_report(errand_state current, errand_state reporte
                                       const struct attempt_budget *b, bool retryable,
                                       const double *delays, size_t n_delays, double jitter,
                                       double rand01, int64_t now_ms);
+
+/* Whether state_on_report would use its rand01 for a report of `reported` with this jitter:
+ * only a failure that may be retried after a jittered delay. The caller draws a random number
+ * (random_unit, a CSPRNG call) only then; every other report passes 0. */
+bool state_report_uses_rand(errand_state reported, double jitter);
 
 /* The lease of a run in `current` ran out: a redelivery while any remain, else CRASHED. */
 struct state_decision state_on_lease_expired(errand_state current, const struct attempt_budget *b,

@@ -306,6 +306,35 @@ static void failed_report_schedules_retry_with_its_delay(void **state)
           to_scheduled("AwaitingRetry", NOW + 12500, false));
 }
 
+/* Where state_report_uses_rand says a report needs no random number, the decision is the
+ * same whatever rand01 is; where it says one is needed, a jittered retry depends on it. */
+static void reports_draw_a_random_number_only_for_a_jittered_retry(void **state)
+{
+    (void)state;
+    const double jitters[] = {0, 0.5};
+    for (size_t j = 0; j < 2; j++) {
+        for (int cur = 0; cur < N_STATES; cur++) {
+            for (int rep = 0; rep < N_STATES; rep++) {
+                struct state_decision lo =
+                    state_on_report((errand_state)cur, (errand_state)rep, B(1, 3), true, DELAYS,
+                                    N_DELAYS, jitters[j], 0, NOW);
+                struct state_decision hi =
+                    state_on_report((errand_state)cur, (errand_state)rep, B(1, 3), true, DELAYS,
+                                    N_DELAYS, jitters[j], 0.99, NOW);
+                if (!state_report_uses_rand((errand_state)rep, jitters[j])) {
+                    assert_int_equal(lo.allowed, hi.allowed);
+                    assert_int_equal(lo.next, hi.next);
+                    assert_int_equal(lo.scheduled_at_ms, hi.scheduled_at_ms);
+                } else if (cur == ERRAND_STATE_RUNNING) {
+                    assert_true(hi.scheduled_at_ms > lo.scheduled_at_ms);
+                }
+            }
+        }
+    }
+    assert_false(state_report_uses_rand(ERRAND_STATE_COMPLETED, 0.5));
+    assert_true(state_report_uses_rand(ERRAND_STATE_FAILED, 0.5));
+}
+
 static void out_of_range_states_are_refused(void **state)
 {
     (void)state;
@@ -378,6 +407,7 @@ int main(void)
         cmocka_unit_test(expired_lease_resumes_only_from_the_queue),
         cmocka_unit_test(failed_report_without_attempts_left_fails),
         cmocka_unit_test(failed_report_schedules_retry_with_its_delay),
+        cmocka_unit_test(reports_draw_a_random_number_only_for_a_jittered_retry),
         cmocka_unit_test(out_of_range_states_are_refused),
         cmocka_unit_test(retry_delay_picks_and_repeats),
         cmocka_unit_test(retry_delay_jitter_stretches),

@@ -212,9 +212,10 @@ static int apply_report(struct pg_conn *c, struct report_op *op, size_t i, erran
         return 0;
     }
     struct attempt_budget b = run_budget(cur, op->max_redeliveries);
+    double rand01 = state_report_uses_rand(rep->state, cur->jitter) ? random_unit() : 0;
     struct state_decision d =
         state_on_report(cur->state, rep->state, &b, rep->retryable, cur->delays, cur->n_delays,
-                        cur->jitter, random_unit(), op->now_ms);
+                        cur->jitter, rand01, op->now_ms);
     if (!d.allowed) {
         o->status = LEASE_STALE;
         o->reason = d.reason;
