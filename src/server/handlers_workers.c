@@ -48,43 +48,43 @@ static bool any_refused(const struct lease_answer *a, size_t n)
     return false;
 }
 
-/* {"id", "status", "cancel"} per lease, in order. */
-static json_t *heartbeat_json(const struct heartbeat_body *hb, const struct lease_answer *a)
+/* {"leases": [{"id", "status", "cancel"} per lease, in order]}. */
+static void write_heartbeat_answer(struct jw *w, const struct heartbeat_body *hb,
+                                   const struct lease_answer *a)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < hb->n_leases; i++) {
-        const char *id = hb->leases[i].id ? hb->leases[i].id : "";
-        json_t *item = json_pack("{s:s, s:i, s:b}", "id", id, "status",
-                                 lease_http_status(a[i].status), "cancel", a[i].cancel);
-        if (!item || json_array_append_new(arr, item) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+    jw_lit(w, "{\"leases\":[");
+    for (size_t i = 0; i < hb->n_leases; i++) {
+        jw_lit(w, i ? ",{" : "{");
+        jw_key(w, "id");
+        jw_string(w, hb->leases[i].id ? hb->leases[i].id : "");
+        jw_member(w, "status");
+        jw_int(w, lease_http_status(a[i].status));
+        jw_member(w, "cancel");
+        jw_lit(w, a[i].cancel ? "true}" : "false}");
     }
-    return arr;
+    jw_lit(w, "]}");
 }
 
-/* {"id", "status", "state"[, "message"]} per report, in order. */
-static json_t *report_json(const struct report_body *rb, const struct lease_answer *a)
+/* {"reports": [{"id", "status", "state"[, "message"]} per report, in order]}. */
+static void write_report_answer(struct jw *w, const struct report_body *rb,
+                                const struct lease_answer *a)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < rb->n_reports; i++) {
-        const char *id = rb->reports[i].id ? rb->reports[i].id : "";
-        json_t *state =
-            a[i].status == LEASE_UNKNOWN ? json_null() : json_string(state_type_name(a[i].state));
-        json_t *item = json_pack("{s:s, s:i, s:o}", "id", id, "status",
-                                 lease_http_status(a[i].status), "state", state);
-        if (item && a[i].reason &&
-            json_object_set_new(item, "message", json_string(a[i].reason)) < 0) {
-            json_decref(item);
-            item = NULL;
+    jw_lit(w, "{\"reports\":[");
+    for (size_t i = 0; i < rb->n_reports; i++) {
+        jw_lit(w, i ? ",{" : "{");
+        jw_key(w, "id");
+        jw_string(w, rb->reports[i].id ? rb->reports[i].id : "");
+        jw_member(w, "status");
+        jw_int(w, lease_http_status(a[i].status));
+        jw_member(w, "state");
+        jw_string(w, a[i].status == LEASE_UNKNOWN ? NULL : state_type_name(a[i].state));
+        if (a[i].reason) {
+            jw_member(w, "message");
+            jw_string(w, a[i].reason);
         }
-        if (!item || json_array_append_new(arr, item) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+        jw_lit(w, "}");
     }
-    return arr;
+    jw_lit(w, "]}");
 }
 
 static json_t *workers_json(const struct worker_list *l, int64_t now_ms, int64_t window_ms,
@@ -112,7 +112,8 @@ static json_t *workers_json(const struct worker_list *l, int64_t now_ms, int64_t
 int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *req,
                      struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *results = NULL;
+    json_t *body = NULL;
+    struct jw answer = {0};
     struct heartbeat_body hb;
     bool any_stale = false;
     int rc = query_none(req, err);
@@ -125,18 +126,17 @@ int handle_heartbeat(const struct handler_ctx *ctx, const struct http_request *r
         else if ((rc = store_heartbeat(ctx->st, hb.worker, hb.leases, hb.n_leases, hb.lease_seconds,
                                        clock_now_ms(), answers, err)) == 0) {
             any_stale = any_refused(answers, hb.n_leases);
-            if (!(results = heartbeat_json(&hb, answers)))
-                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            write_heartbeat_answer(&answer, &hb, answers);
         }
         mem_free(answers);
         worker_heartbeat_clear(&hb);
     }
     json_decref(body);
-    if (rc < 0)
+    if (rc < 0) {
+        jw_discard(&answer);
         return rc;
-    http_reply_json(reply, any_stale ? HTTP_CONFLICT : HTTP_OK,
-                    json_pack("{s:o}", "leases", results));
-    return 0;
+    }
+    return reply_written(reply, any_stale ? HTTP_CONFLICT : HTTP_OK, &answer, err);
 }
 
 /* Which long-polls a set of applied reports may concern: the waits on each run that may
@@ -177,7 +177,8 @@ static int accept_result_refs(const struct handler_ctx *ctx, struct report_body 
 int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
                   struct http_reply *reply, errand_error *err)
 {
-    json_t *body = NULL, *results = NULL;
+    json_t *body = NULL;
+    struct jw answer = {0};
     struct report_body rb;
     bool any_stale = false;
     int64_t now = clock_now_ms();
@@ -196,10 +197,10 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
             metrics_add(ctx->metrics, METRIC_REPORTS, rb.n_reports);
             wake_after_reports(ctx, &rb);
             any_stale = any_refused(answers, rb.n_reports);
-            /* Applied and committed: a failure to word the answer makes the worker retry,
-             * and its resent reports are answered as applied, not applied twice. */
-            if (!(results = report_json(&rb, answers)))
-                rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
+            /* Applied and committed: a failure to word the answer (out of memory) makes
+             * the worker retry, and its resent reports are answered as applied, not applied
+             * twice. */
+            write_report_answer(&answer, &rb, answers);
         }
         for (size_t i = 0; refs && i < rb.n_reports; i++)
             mem_free(refs[i]);
@@ -208,11 +209,11 @@ int handle_report(const struct handler_ctx *ctx, const struct http_request *req,
         worker_report_clear(&rb);
     }
     json_decref(body);
-    if (rc < 0)
+    if (rc < 0) {
+        jw_discard(&answer);
         return rc;
-    http_reply_json(reply, any_stale ? HTTP_CONFLICT : HTTP_OK,
-                    json_pack("{s:o}", "reports", results));
-    return 0;
+    }
+    return reply_written(reply, any_stale ? HTTP_CONFLICT : HTTP_OK, &answer, err);
 }
 
 /* The cursor of the page after worker w: "<last_seen ms>:<name>", opaque to clients. */

@@ -348,8 +348,23 @@ def test_report_with_stale_or_wrong_lease_token_is_409(server):
     r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
         {"id": run["id"], "lease_token": "0" * 32, "state": "COMPLETED", "result": 1}]})
     assert r.status_code == 409, r.text
-    assert r.json()["reports"][0]["status"] == 409
+    assert r.json() == {"reports": [{
+        "id": run["id"], "status": 409, "state": "PENDING",
+        "message": "stale lease: the lease token is not the run's current one"}]}
     assert api.get(run["id"])["state"]["type"] == "PENDING", "a refused report changes nothing"
+
+    # A run the store does not have: 404 and no state; the heartbeat answers each lease.
+    unknown = "00000000-0000-7000-8000-000000000000"
+    r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
+        {"id": unknown, "lease_token": token, "state": "COMPLETED", "result": 1}]})
+    assert r.status_code == 409, r.text
+    answer = r.json()["reports"]
+    assert [(a["id"], a["status"], a["state"]) for a in answer] == [(unknown, 404, None)], r.text
+    hb = api.request("POST", "/workers/heartbeat", json_body={"worker": "w1", "leases": [
+        {"id": run["id"], "lease_token": token}, {"id": unknown, "lease_token": token}]})
+    assert hb.status_code == 409, hb.text
+    assert hb.json() == {"leases": [{"id": run["id"], "status": 200, "cancel": False},
+                                    {"id": unknown, "status": 404, "cancel": False}]}, hb.text
 
     r = api.request("POST", "/workers/report", json_body={"worker": "w1", "reports": [
         {"id": run["id"], "lease_token": token, "state": "RUNNING"},
@@ -357,7 +372,8 @@ def test_report_with_stale_or_wrong_lease_token_is_409(server):
         "logs": [{"id": run["id"], "timestamp": "2026-01-01T00:00:00.000Z", "level": "info",
                   "message": "from the protocol test"}]})
     assert r.status_code == 200, r.text
-    assert [x["status"] for x in r.json()["reports"]] == [200, 200]
+    assert r.json() == {"reports": [{"id": run["id"], "status": 200, "state": "RUNNING"},
+                                    {"id": run["id"], "status": 200, "state": "COMPLETED"}]}
     done = api.get(run["id"])
     assert done["state"]["type"] == "COMPLETED" and done["result"] == {"ok": 1}
     assert [e["message"] for e in api.logs(run["id"])["logs"]] == ["from the protocol test"]
