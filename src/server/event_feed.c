@@ -20,7 +20,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 
 /* What a client waits before it reconnects, sent first on every stream (SSE "retry:"). */
 #define RECONNECT_MS 2000

@@ -13,7 +13,7 @@
 #include "errand/errand.h"
 #include "server/event_feed.h"
 #include "server/http.h"
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "server/query.h"

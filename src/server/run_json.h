@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "errand/errand.h"
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 #include "store/run_row.h"
 
 /* The task-run object and the claim object written as text into w: what the server answers

@@ -22,7 +22,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 #include "server/run_json.h"
 #include "server/webhook_signature.h"
 

@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/json_writer.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/state.h"
@@ -20,6 +21,8 @@
 #define ITEM_OVERHEAD_BYTES 160
 #define TRUNCATION_MARK "..."
 #define REPORT_REASON_MAX 256
+/* The status of a report answer whose every item applied (and of each such item). */
+#define HTTP_OK 200
 
 /* A copy of text cut to at most max bytes (not splitting a UTF-8 sequence), marked when cut. */
 static char *bounded_copy(const char *text, size_t max)
@@ -194,76 +197,117 @@ static json_t *json_text(const char *text)
     return v;
 }
 
-static json_t *report_json(const struct report_item *it)
+/* A string of text that may not be valid UTF-8 (a task's message or output): what
+ * json_text makes of it. */
+static void write_text(struct jw *w, const char *text)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "id", json_string(it->run->id));
-    bad |= json_object_set_new(o, "lease_token", json_string(it->run->lease_token));
-    bad |= json_object_set_new(o, "state", json_string(state_type_name(it->state)));
-    if (it->message)
-        bad |= json_object_set_new(o, "message", json_text(it->message));
-    if (it->state == ERRAND_STATE_FAILED)
-        bad |= json_object_set_new(o, "retryable", json_boolean(it->retryable));
-    if (it->result)
-        bad |= json_object_set(o, "result", it->result);
-    if (it->result_ref)
-        bad |= json_object_set_new(o, "result_ref", json_string(it->result_ref));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    json_t *v = json_text(text);
+    if (v)
+        jw_string(w, json_string_value(v));
+    else
+        w->failed = true;
+    json_decref(v);
 }
 
-static json_t *log_json(const struct report_item *it)
+static void write_report(struct jw *w, const struct report_item *it)
+{
+    jw_lit(w, "{");
+    jw_key(w, "id");
+    jw_string(w, it->run->id);
+    jw_member(w, "lease_token");
+    jw_string(w, it->run->lease_token);
+    jw_member(w, "state");
+    jw_string(w, state_type_name(it->state));
+    if (it->message) {
+        jw_member(w, "message");
+        write_text(w, it->message);
+    }
+    if (it->state == ERRAND_STATE_FAILED) {
+        jw_member(w, "retryable");
+        jw_lit(w, it->retryable ? "true" : "false");
+    }
+    if (it->result) {
+        jw_member(w, "result");
+        if (json_is_null(it->result)) {
+            jw_lit(w, "null");
+        } else {
+            char *text = json_compact(it->result);
+            if (text)
+                jw_lit(w, text);
+            else
+                w->failed = true;
+            mem_free(text);
+        }
+    }
+    if (it->result_ref) {
+        jw_member(w, "result_ref");
+        jw_string(w, it->result_ref);
+    }
+    jw_lit(w, "}");
+}
+
+static void write_log(struct jw *w, const struct report_item *it)
 {
     char ts[CLOCK_RFC3339_LEN];
     clock_format_rfc3339(it->timestamp_ms, ts);
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "id", json_string(it->run_id));
-    bad |= json_object_set_new(o, "timestamp", json_string(ts));
-    bad |= json_object_set_new(o, "level", json_string(report_level_name(it->level)));
-    bad |= json_object_set_new(o, "message", json_text(it->text));
-    if (bad) {
-        json_decref(o);
-        return NULL;
+    jw_lit(w, "{");
+    jw_key(w, "id");
+    jw_string(w, it->run_id);
+    jw_member(w, "timestamp");
+    jw_string(w, ts);
+    jw_member(w, "level");
+    jw_string(w, report_level_name(it->level));
+    jw_member(w, "message");
+    write_text(w, it->text);
+    jw_lit(w, "}");
+}
+
+/* The items of one kind, as the elements of an array. */
+static void write_items(struct jw *w, const struct report_item *chain, enum report_kind kind)
+{
+    bool first = true;
+    for (const struct report_item *it = chain; it; it = it->next) {
+        if (it->dead || it->kind != kind)
+            continue;
+        if (!first)
+            jw_lit(w, ",");
+        first = false;
+        if (kind == ITEM_REPORT)
+            write_report(w, it);
+        else
+            write_log(w, it);
     }
-    return o;
 }
 
 char *report_body(const char *worker, const char *batch_id, const struct report_item *chain)
 {
-    json_t *body = json_object();
-    json_t *reports = json_array();
-    json_t *logs = json_array();
-    char *text = NULL;
-    if (!body || !reports || !logs)
-        goto out;
-    if (json_object_set_new(body, "worker", json_string(worker)) ||
-        (batch_id && json_object_set_new(body, "batch_id", json_string(batch_id))) ||
-        json_object_set(body, "reports", reports) || json_object_set(body, "logs", logs))
-        goto out;
-    for (const struct report_item *it = chain; it; it = it->next) {
-        if (it->dead || it->kind == ITEM_HOLD)
-            continue;
-        json_t *o = it->kind == ITEM_REPORT ? report_json(it) : log_json(it);
-        if (!o || json_array_append_new(it->kind == ITEM_REPORT ? reports : logs, o))
-            goto out;
+    struct jw w = {0};
+    jw_lit(&w, "{");
+    jw_key(&w, "worker");
+    jw_string(&w, worker);
+    if (batch_id) {
+        jw_member(&w, "batch_id");
+        jw_string(&w, batch_id);
     }
-    text = json_compact(body);
-out:
-    json_decref(reports);
-    json_decref(logs);
-    json_decref(body);
-    return text;
+    jw_member(&w, "reports");
+    jw_lit(&w, "[");
+    write_items(&w, chain, ITEM_REPORT);
+    jw_lit(&w, "]");
+    jw_member(&w, "logs");
+    jw_lit(&w, "[");
+    write_items(&w, chain, ITEM_LOG);
+    jw_lit(&w, "]}");
+    return jw_finish(&w);
 }
 
-void report_read_answer(struct report_item *chain, const char *body)
+void report_read_answer(struct report_item *chain, long http_status, const char *body)
 {
+    if (http_status == HTTP_OK) {
+        for (struct report_item *it = chain; it; it = it->next)
+            if (!it->dead && it->kind == ITEM_REPORT)
+                it->answer = HTTP_OK;
+        return;
+    }
     json_t *root = body ? json_loads(body, 0, NULL) : NULL;
     json_t *arr = json_object_get(root, "reports");
     size_t i = 0, n = json_is_array(arr) ? json_array_size(arr) : 0;

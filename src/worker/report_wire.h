@@ -72,10 +72,12 @@ const char *report_level_name(int level);
  * NULL on no memory. */
 char *report_body(const char *worker, const char *batch_id, const struct report_item *chain);
 
-/* Reads {"reports": [{"id","status","state"}, ...]} into the answer of each live state
- * report, matched in order (the server answers in the order it applied them). Items the
- * answer does not cover keep answer 0. */
-void report_read_answer(struct report_item *chain, const char *body);
+/* The server's answer (HTTP status 200 or 409, and its body) into the answer of each live
+ * state report. A 200 says every item applied (docs/api.md), so the body is not read; a 409
+ * lists each item's status, {"reports": [{"id","status","state"}, ...]}, matched in order
+ * (the server answers in the order it applied them). Items the answer does not cover keep
+ * answer 0. */
+void report_read_answer(struct report_item *chain, long http_status, const char *body);
 
 /* The body of POST /workers/heartbeat for n runs; lease_seconds 0 = server default. */
 char *heartbeat_body(const char *worker, struct wrun *const *runs, size_t n, int lease_seconds);

@@ -517,7 +517,7 @@ static enum send_result send_batch(reporter *r, struct report_item *chain, const
     enum send_result res;
     if (resp.status == HTTP_OK || resp.status == HTTP_CONFLICT) {
         note_recovered(r, &r->failing);
-        report_read_answer(chain, resp.body);
+        report_read_answer(chain, resp.status, resp.body);
         res = SEND_OK;
     } else if (transient_status(resp.status)) {
         http_status_error(resp.status, resp.body, &err);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/mem.h"
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 #include "server/run_json.h"
 
 static json_t *written(void (*fn)(struct jw *, const struct run_row *), const struct run_row *r)

@@ -128,14 +128,24 @@ static void report_body_carries_what_each_state_needs(void **state)
     json_decref(v);
     mem_free(body);
 
-    /* answers are matched in order over the live reports */
-    report_read_answer(running, "{\"reports\":[{\"id\":\"" ID1 "\",\"status\":200},"
-                                "{\"id\":\"" ID1 "\",\"status\":409},"
-                                "{\"id\":\"" ID2 "\",\"status\":200}]}");
+    /* a 409's answers are matched in order over the live reports */
+    report_read_answer(running, 409,
+                       "{\"reports\":[{\"id\":\"" ID1 "\",\"status\":200},"
+                       "{\"id\":\"" ID1 "\",\"status\":409},"
+                       "{\"id\":\"" ID2 "\",\"status\":200}]}");
     assert_int_equal(running->answer, 200);
     assert_int_equal(dead->answer, 0);
     assert_int_equal(done->answer, 409);
     assert_int_equal(failed->answer, 200);
+
+    /* a 200 applied every item: its body is not read (not even when it says otherwise) */
+    running->answer = done->answer = failed->answer = 0;
+    report_read_answer(running, 200, "{\"reports\":[]}");
+    assert_int_equal(running->answer, 200);
+    assert_int_equal(dead->answer, 0);
+    assert_int_equal(done->answer, 200);
+    assert_int_equal(failed->answer, 200);
+    assert_int_equal(hold->answer, 0);
     report_items_free(running);
     wrun_unref(a);
     wrun_unref(b);

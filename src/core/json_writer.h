@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json_writer.h — JSON text written straight into a growing buffer, for the server's
- * answers that carry many runs: no tree of jansson values is built and re-encoded, and JSON
- * the store keeps as text (parameters, tags, results) is copied as it is. The output reads
- * back as the same values jansson would have written (tests/unit/test_run_json.c checks it).
+ * json_writer.h — JSON text written straight into a growing buffer, for the documents
+ * written once per run or more: the server's answers that carry runs or items, and the
+ * worker's report bodies. No tree of jansson values is built and re-encoded, and JSON kept
+ * as text (the store's parameters, tags, results) is copied as it is. The output reads back
+ * as the same values jansson would have written (tests/unit/test_run_json.c checks it).
+ * Strings are written as given: the caller hands in valid UTF-8.
  *
  * Errors stick: once an allocation fails every call does nothing and jw_finish returns NULL.
  */
-#ifndef ERRAND_SERVER_JSON_WRITER_H
-#define ERRAND_SERVER_JSON_WRITER_H
+#ifndef ERRAND_CORE_JSON_WRITER_H
+#define ERRAND_CORE_JSON_WRITER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
 /*
  * json_writer.c — writing JSON text directly (see json_writer.h).
  */
-#include "server/json_writer.h"
+#include "core/json_writer.h"
 
 #include <jansson.h>
 #include <stdio.h>
