@@ -17,6 +17,7 @@
 #include "core/uuid.h"
 
 #include <openssl/crypto.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,8 +31,9 @@
 #define RAND_A_BITS 12
 #define RAND_A_MAX ((1u << RAND_A_BITS) - 1)
 #define RAND_A_SEED_MASK (RAND_A_MAX >> 1) /* seed in the lower half: room to count up */
-#define RAND_B_BYTES 8
+#define RAND_B_BYTES 8                     /* rnd holds 2 bytes for rand_a's seed, then rand_b */
 #define TOKEN_CHUNK 64
+_Static_assert(UUID_V7_RANDOM_BYTES == 2 + RAND_B_BYTES, "rand_a seed + rand_b");
 #define UNIT_MANTISSA_BITS 53
 
 static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,13 +51,32 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int random_bytes(unsigned char *out, size_t n)
+{
+    while (n > 0) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        if (RAND_bytes(out, chunk) != 1)
+            return ERRAND_EIO;
+        out += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
 int uuid_v7(int64_t unix_ms, char out[UUID_STR_LEN])
 {
-    unsigned char rnd[2 + RAND_B_BYTES];
-    if (RAND_bytes(rnd, (int)sizeof rnd) != 1) {
+    unsigned char rnd[UUID_V7_RANDOM_BYTES];
+    if (random_bytes(rnd, sizeof rnd) < 0) {
         out[0] = '\0';
         return ERRAND_EIO;
     }
+    uuid_v7_from(unix_ms, rnd, out);
+    return 0;
+}
+
+void uuid_v7_from(int64_t unix_ms, const unsigned char rnd[UUID_V7_RANDOM_BYTES],
+                  char out[UUID_STR_LEN])
+{
     if (unix_ms < 0)
         unix_ms = 0;
 
@@ -99,7 +120,6 @@ int uuid_v7(int64_t unix_ms, char out[UUID_STR_LEN])
     out[23] = '-';
     memcpy(out + 24, hex + 20, 12);
     out[UUID_TEXT_LEN] = '\0';
-    return 0;
 }
 
 bool uuid_is_valid(const char *s)

@@ -15,6 +15,16 @@
 /* A new UUIDv7 for time unix_ms, lower-case canonical text; 0 or ERRAND_EIO. */
 int uuid_v7(int64_t unix_ms, char out[UUID_STR_LEN]);
 
+/* The random bytes one UUIDv7 takes. */
+#define UUID_V7_RANDOM_BYTES 10
+/* uuid_v7 with its random bytes given: for many ids at once, whose randomness is drawn in one
+ * random_bytes call (each call to the CSPRNG costs far more than the bytes it returns). */
+void uuid_v7_from(int64_t unix_ms, const unsigned char rnd[UUID_V7_RANDOM_BYTES],
+                  char out[UUID_STR_LEN]);
+
+/* n bytes from OpenSSL's CSPRNG; 0 or ERRAND_EIO. */
+int random_bytes(unsigned char *out, size_t n);
+
 /* True when s is a canonical UUID (8-4-4-4-12 hex, either case). */
 bool uuid_is_valid(const char *s);
 

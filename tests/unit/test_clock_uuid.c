@@ -178,6 +178,25 @@ static void uuid_v7_ids_strictly_increase_within_a_millisecond(void **state)
     assert_true(strcmp(earlier, ids[N_IDS - 1]) > 0);
 }
 
+/* The random bytes handed in are the ones the id carries: rand_a's seed, then rand_b. */
+static void uuid_v7_from_uses_the_bytes_given(void **state)
+{
+    (void)state;
+    const unsigned char rnd[UUID_V7_RANDOM_BYTES] = {0x00, 0x05, 0xff, 0xee, 0xdd,
+                                                     0xcc, 0xbb, 0xaa, 0x99, 0x88};
+    char id[UUID_STR_LEN], next[UUID_STR_LEN];
+    int64_t later = clock_now_ms() + 3600 * 1000; /* a millisecond no id has used yet */
+    uuid_v7_from(later, rnd, id);
+    assert_true(uuid_is_valid(id));
+    assert_memory_equal(id + 14, "7005-bfee-ddccbbaa9988", 22); /* variant bits over 0xff */
+    uuid_v7_from(later, rnd, next);                             /* the same millisecond counts up */
+    assert_memory_equal(next + 14, "7006-bfee-ddccbbaa9988", 22);
+    unsigned char a[32] = {0}, b[32] = {0};
+    assert_int_equal(random_bytes(a, sizeof a), 0);
+    assert_int_equal(random_bytes(b, sizeof b), 0);
+    assert_memory_not_equal(a, b, sizeof a);
+}
+
 static void uuid_is_valid_checks_shape(void **state)
 {
     (void)state;
@@ -249,6 +268,7 @@ int main(void)
         cmocka_unit_test(clocks_move_forward),
         cmocka_unit_test(uuid_v7_has_version_variant_and_time),
         cmocka_unit_test(uuid_v7_ids_strictly_increase_within_a_millisecond),
+        cmocka_unit_test(uuid_v7_from_uses_the_bytes_given),
         cmocka_unit_test(uuid_is_valid_checks_shape),
         cmocka_unit_test(token_random_hex_gives_distinct_hex),
         cmocka_unit_test(token_equal_compares_whole_tokens),
