@@ -198,17 +198,21 @@ int submit_options_from_def(const errand_task_def *def, const char *params_json,
 }
 
 /* A submission that may be retried needs an idempotency key, or a retry after a commit whose
- * answer was lost would store the run twice: the caller's, else one of ours. */
-static int add_retry_key(const errand_client *c, json_t *submission, errand_error *err)
+ * answer was lost would store the run twice: the caller's, else one of ours, made of the time
+ * and the RETRY_KEY_RANDOM_BYTES at rnd (a batch draws all of its keys' bytes at once: a
+ * CSPRNG call per key was an eighth of a batch's cost to its submitter). rnd is read only
+ * when the client retries. */
+static int add_retry_key(const errand_client *c, json_t *submission, const unsigned char *rnd,
+                         errand_error *err)
 {
     if (c->submit_retry_ms <= 0 || json_object_get(submission, "idempotency_key"))
         return 0;
     char key[sizeof RETRY_KEY_PREFIX + RETRY_KEY_TIME_DIGITS + 2 * RETRY_KEY_RANDOM_BYTES];
     int n = snprintf(key, sizeof key, "%s%0*" PRIx64, RETRY_KEY_PREFIX, RETRY_KEY_TIME_DIGITS,
                      (uint64_t)clock_now_ms());
-    if (n != (int)(sizeof RETRY_KEY_PREFIX - 1 + RETRY_KEY_TIME_DIGITS) ||
-        token_random_hex(RETRY_KEY_RANDOM_BYTES, key + n) < 0)
+    if (n != (int)(sizeof RETRY_KEY_PREFIX - 1 + RETRY_KEY_TIME_DIGITS))
         return error_set(err, ERRAND_EIO, NULL, "cannot draw an idempotency key");
+    hex_from_bytes(rnd, RETRY_KEY_RANDOM_BYTES, key + n);
     if (json_object_set_new(submission, "idempotency_key", json_string(key)) < 0)
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     return 0;
@@ -270,7 +274,10 @@ int errand_submit_after(errand_client *c, const char *task, const char *params_j
         json_decref(body);
         return rc;
     }
-    if ((rc = add_retry_key(c, body, err)) < 0) {
+    unsigned char rnd[RETRY_KEY_RANDOM_BYTES];
+    if (c->submit_retry_ms > 0 && random_bytes(rnd, sizeof rnd) < 0)
+        rc = error_set(err, ERRAND_EIO, NULL, "cannot draw an idempotency key");
+    if (rc < 0 || (rc = add_retry_key(c, body, rnd, err)) < 0) {
         json_decref(body);
         return rc;
     }
@@ -311,13 +318,19 @@ int errand_submit_batch_after(errand_client *c, const errand_submission *subs,
     }
     json_decref(runs);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    unsigned char *rnd = NULL; /* the retry keys' random bytes, when the client retries */
+    if (c->submit_retry_ms > 0 && !(rnd = mem_alloc(n * RETRY_KEY_RANDOM_BYTES)))
+        rc = error_set(err, ERRAND_ENOMEM, NULL, "out of memory building a batch");
+    else if (rnd && random_bytes(rnd, n * RETRY_KEY_RANDOM_BYTES) < 0)
+        rc = error_set(err, ERRAND_EIO, NULL, "cannot draw an idempotency key");
+    for (size_t i = 0; i < n && !rc; i++) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "runs[%zu]", i);
         json_t *item = NULL;
         rc = submit_build(subs[i].task, subs[i].params_json, subs[i].options, prefix, &item, err);
-        if (!rc && ((rc = submit_add_deps(item, deps ? &deps[i] : NULL, prefix, err)) < 0 ||
-                    (rc = add_retry_key(c, item, err)) < 0))
+        if (!rc &&
+            ((rc = submit_add_deps(item, deps ? &deps[i] : NULL, prefix, err)) < 0 ||
+             (rc = add_retry_key(c, item, rnd ? rnd + i * RETRY_KEY_RANDOM_BYTES : NULL, err)) < 0))
             json_decref(item);
         if (rc)
             break;
@@ -326,6 +339,7 @@ int errand_submit_batch_after(errand_client *c, const errand_submission *subs,
             break;
         }
     }
+    mem_free(rnd);
     json_t *answer = NULL;
     /* A caller that does not want the runs back does not pay for reading them: the 2xx says
      * every one was stored. */

@@ -42,7 +42,7 @@ static unsigned uuid_counter;     /* guarded by uuid_lock */
 
 static const char HEX[] = "0123456789abcdef";
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
+void hex_from_bytes(const unsigned char *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = HEX[in[i] >> 4];
@@ -108,7 +108,7 @@ void uuid_v7_from(int64_t unix_ms, const unsigned char rnd[UUID_V7_RANDOM_BYTES]
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
 
     char hex[2 * UUID_BYTES + 1];
-    hex_encode(b, UUID_BYTES, hex);
+    hex_from_bytes(b, UUID_BYTES, hex);
     /* 8-4-4-4-12 */
     memcpy(out, hex, 8);
     out[8] = '-';
@@ -149,7 +149,7 @@ int token_random_hex(size_t nbytes, char *out)
             out[0] = '\0';
             return ERRAND_EIO;
         }
-        hex_encode(buf, n, out + 2 * done);
+        hex_from_bytes(buf, n, out + 2 * done);
         done += n;
     }
     OPENSSL_cleanse(buf, sizeof buf);

@@ -23,6 +23,15 @@ def test_bench_json_prints_the_documented_keys(server):
     # The runs were real: the server saw them complete.
     completed = server.api.list(state="COMPLETED", limit=1000)["runs"]
     assert completed, "bench runs are stored and completed"
+    # Its batches (errand_submit_batch) gave every run a retry key of its own, drawn for the
+    # whole batch at once: the time, then 20 random hex digits.
+    runs = [r for r in server.api.list_all(task="errand.noop")
+            if r["parameters"].get("i") is not None]
+    keys = [r["idempotency_key"] for r in runs]
+    assert len(runs) >= 2000, len(runs)
+    assert len(set(keys)) == len(keys), "each run its own key"
+    assert all(re.fullmatch(r"errand-retry-[0-9a-f]{32}", k) for k in keys), keys[:3]
+    assert len({k[25:] for k in keys}) == len(keys), "the random part differs from run to run"
 
 
 # Fails every FAIL_EVERY-th bench run (the bench numbers its runs in the parameter "i"), with
