@@ -221,9 +221,16 @@ static void token_random_hex_gives_distinct_hex(void **state)
     for (size_t i = 0; i < strlen(a); i++)
         assert_true(isxdigit((unsigned char)a[i]) && !isupper((unsigned char)a[i]));
     assert_string_not_equal(a, b);
-    char big[2 * 200 + 1];
-    assert_int_equal(token_random_hex(200, big), 0); /* longer than one internal chunk */
-    assert_int_equal(strlen(big), 400);
+    /* A claim's tokens at once (128 of 16 bytes), encoded where the bytes were drawn: every
+     * character hex, and no 32-character token repeated. */
+    static char big[2 * 128 * 16 + 1];
+    assert_int_equal(token_random_hex(128 * 16, big), 0);
+    assert_int_equal(strlen(big), 2 * 128 * 16);
+    for (size_t i = 0; i < strlen(big); i++)
+        assert_true(isxdigit((unsigned char)big[i]) && !isupper((unsigned char)big[i]));
+    for (size_t i = 0; i < 128; i++)
+        for (size_t j = i + 1; j < 128; j++)
+            assert_memory_not_equal(big + 32 * i, big + 32 * j, 32);
     char empty[1];
     assert_int_equal(token_random_hex(0, empty), 0);
     assert_string_equal(empty, "");
