@@ -69,7 +69,7 @@ void sqlite_writer_stop(sqlite_writer *w);
 struct sqlite_writer_stats {
     unsigned long long ops, commits, max_batch;
     unsigned long long busy_us; /* time spent running groups, commits included */
-    unsigned long long cpu_us;  /* CPU time of the writer thread within busy_us */
+    unsigned long long cpu_us;  /* CPU time of the writer thread since it started */
 };
 void sqlite_writer_get_stats(sqlite_writer *w, struct sqlite_writer_stats *out);
 /* Ops waiting for the writer right now (lets tests line up a group). */
