@@ -327,33 +327,32 @@ void report_read_answer(struct report_item *chain, long http_status, const char 
 
 char *heartbeat_body(const char *worker, struct wrun *const *runs, size_t n, int lease_seconds)
 {
-    json_t *body = json_object();
-    json_t *leases = json_array();
-    char *text = NULL;
-    if (!body || !leases)
-        goto out;
-    if (json_object_set_new(body, "worker", json_string(worker)) ||
-        json_object_set(body, "leases", leases))
-        goto out;
-    if (lease_seconds > 0 &&
-        json_object_set_new(body, "lease_seconds", json_integer(lease_seconds)))
-        goto out;
+    struct jw w = {0};
+    jw_lit(&w, "{");
+    jw_key(&w, "worker");
+    jw_string(&w, worker);
+    jw_member(&w, "leases");
+    jw_lit(&w, "[");
     for (size_t i = 0; i < n; i++) {
-        json_t *o = json_object();
-        if (!o || json_array_append_new(leases, o) ||
-            json_object_set_new(o, "id", json_string(runs[i]->id)) ||
-            json_object_set_new(o, "lease_token", json_string(runs[i]->lease_token)))
-            goto out;
+        jw_lit(&w, i ? ",{" : "{");
+        jw_key(&w, "id");
+        jw_string(&w, runs[i]->id);
+        jw_member(&w, "lease_token");
+        jw_string(&w, runs[i]->lease_token);
         int waiting = atomic_load(&runs[i]->waiting);
-        if (waiting != WRUN_NEVER_WAITED &&
-            json_object_set_new(o, "waiting", json_boolean(waiting == WRUN_WAITING)))
-            goto out;
+        if (waiting != WRUN_NEVER_WAITED) {
+            jw_member(&w, "waiting");
+            jw_lit(&w, waiting == WRUN_WAITING ? "true" : "false");
+        }
+        jw_lit(&w, "}");
     }
-    text = json_compact(body);
-out:
-    json_decref(leases);
-    json_decref(body);
-    return text;
+    jw_lit(&w, "]");
+    if (lease_seconds > 0) {
+        jw_member(&w, "lease_seconds");
+        jw_int(&w, lease_seconds);
+    }
+    jw_lit(&w, "}");
+    return jw_finish(&w);
 }
 
 void heartbeat_read_answer(const char *body, struct wrun *const *runs, size_t n, int *status,

@@ -186,6 +186,14 @@ static void heartbeat_body_and_answer(void **state)
     body = heartbeat_body("w", runs, 1, 0);
     assert_null(strstr(body, "lease_seconds"));
     mem_free(body);
+    /* A run that waited says whether it waits now (its limit slot goes back meanwhile). */
+    atomic_store(&runs[0]->waiting, WRUN_WAITING);
+    atomic_store(&runs[1]->waiting, WRUN_RESUMED);
+    body = heartbeat_body("w", runs, 2, 0);
+    assert_string_equal(body, "{\"worker\":\"w\",\"leases\":[{\"id\":\"" ID1 "\",\"lease_token\":"
+                              "\"tok1\",\"waiting\":true},{\"id\":\"" ID2 "\",\"lease_token\":"
+                              "\"tok2\",\"waiting\":false}]}");
+    mem_free(body);
     int status[2];
     bool cancel[2];
     /* out of order: matched by id */
