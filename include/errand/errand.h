@@ -242,7 +242,9 @@ typedef struct errand_submission {
 } errand_submission;
 
 /* Submits n runs in one request, all or nothing. out (optional) receives a malloc'd array of
- * n runs in the same order; free each with errand_run_free() and the array with errand_free(). */
+ * n runs in the same order; free each with errand_run_free() and the array with errand_free().
+ * Without out the server is asked for the ids alone (Prefer: return=minimal) and the answer
+ * is not read: 0 means every run was stored. */
 ERRAND_API int errand_submit_batch(errand_client *c, const errand_submission *subs, size_t n,
                                    errand_run ***out, errand_error *err);
 

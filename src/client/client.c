@@ -111,7 +111,10 @@ int client_call_fd(errand_client *c, const char *method, const char *path, const
             return error_set(err, ERRAND_ENOMEM, NULL, "out of memory encoding a request");
     }
     struct http_response resp;
-    int rc = http_perform(c->conn, method, path, text, extra_ms, cancel_fd, &resp, err);
+    /* A caller that takes no answer gets a minimal one where the server offers it. */
+    int rc = out || cancel_fd >= 0
+                 ? http_perform(c->conn, method, path, text, extra_ms, cancel_fd, &resp, err)
+                 : http_perform_minimal(c->conn, method, path, text, extra_ms, &resp, err);
     mem_free(text);
     if (rc)
         return rc;

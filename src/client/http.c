@@ -29,7 +29,8 @@ struct http_conn {
     CURLM *multi;
     CURL *easy;
     struct curl_slist *headers;
-    char **urls; /* the servers, in the order given */
+    struct curl_slist *headers_minimal; /* the same, and Prefer: return=minimal */
+    char **urls;                        /* the servers, in the order given */
     size_t n_urls;
     size_t current; /* the one requests go to, until it fails */
     char *base_url; /* urls[current] */
@@ -140,6 +141,27 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
+/* The headers of every request (the key's, when there is one), and prefer when not NULL;
+ * NULL when out of memory. */
+static struct curl_slist *request_headers(const char *api_key, const char *prefer)
+{
+    struct curl_slist *list = curl_slist_append(NULL, "Content-Type: application/json");
+    bool ok = list && curl_slist_append(list, "Accept: application/json") &&
+              curl_slist_append(list, "Expect:");
+    if (ok && api_key && *api_key) {
+        char *auth = mem_printf("Authorization: Bearer %s", api_key);
+        ok = auth && curl_slist_append(list, auth);
+        mem_free(auth);
+    }
+    if (ok && prefer)
+        ok = curl_slist_append(list, prefer) != NULL;
+    if (!ok) {
+        curl_slist_free_all(list);
+        return NULL;
+    }
+    return list;
+}
+
 int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, http_conn **out,
                   errand_error *err)
 {
@@ -171,22 +193,9 @@ int http_conn_new(const char *base_url, const char *api_key, long timeout_ms, ht
     c->current = first_server(c->n_urls);
     c->base_url = c->urls[c->current];
 
-    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h =
-        c->headers ? curl_slist_append(c->headers, "Accept: application/json") : NULL;
-    if (h)
-        h = curl_slist_append(h, "Expect:");
-    if (!h)
+    if (!(c->headers = request_headers(api_key, NULL)) ||
+        !(c->headers_minimal = request_headers(api_key, "Prefer: return=minimal")))
         goto nomem;
-    if (api_key && *api_key) {
-        char *auth = mem_printf("Authorization: Bearer %s", api_key);
-        if (!auth)
-            goto nomem;
-        h = curl_slist_append(c->headers, auth);
-        mem_free(auth);
-        if (!h)
-            goto nomem;
-    }
 
     c->easy = curl_easy_init();
     c->multi = curl_multi_init();
@@ -220,6 +229,7 @@ void http_conn_free(http_conn *c)
     if (c->multi)
         curl_multi_cleanup(c->multi);
     curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->headers_minimal);
     for (size_t i = 0; i < c->n_urls; i++)
         mem_free(c->urls[i]);
     mem_free(c->urls);
@@ -278,8 +288,8 @@ static void describe_failure(http_conn *c, CURLcode rc, long timeout_ms, char *o
 /* One attempt at the current server. *never_sent: the server could not be reached at all
  * (no connection), so nothing of the request got to it. */
 static int perform_once(http_conn *c, const char *method, const char *path, const char *body,
-                        long extra_ms, int cancel_fd, struct http_response *resp, bool *never_sent,
-                        errand_error *err)
+                        long extra_ms, int cancel_fd, bool minimal, struct http_response *resp,
+                        bool *never_sent, errand_error *err)
 {
     *never_sent = false;
     resp->status = 0;
@@ -295,6 +305,7 @@ static int perform_once(http_conn *c, const char *method, const char *path, cons
     long timeout_ms = c->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, minimal ? c->headers_minimal : c->headers);
     set_method(c, method, body);
 
     if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
@@ -365,12 +376,14 @@ static int perform_once(http_conn *c, const char *method, const char *path, cons
     return ret;
 }
 
-int http_perform(http_conn *c, const char *method, const char *path, const char *body,
-                 long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err)
+static int perform(http_conn *c, const char *method, const char *path, const char *body,
+                   long extra_ms, int cancel_fd, bool minimal, struct http_response *resp,
+                   errand_error *err)
 {
     for (size_t tried = 1;; tried++) {
         bool never_sent = false;
-        int rc = perform_once(c, method, path, body, extra_ms, cancel_fd, resp, &never_sent, err);
+        int rc = perform_once(c, method, path, body, extra_ms, cancel_fd, minimal, resp,
+                              &never_sent, err);
         bool failed = rc == ERRAND_EUNAVAILABLE || (rc == 0 && resp->status == 503);
         if (!failed || c->n_urls < 2)
             return rc;
@@ -382,6 +395,18 @@ int http_perform(http_conn *c, const char *method, const char *path, const char 
         if (!never_sent || tried == c->n_urls)
             return rc;
     }
+}
+
+int http_perform(http_conn *c, const char *method, const char *path, const char *body,
+                 long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err)
+{
+    return perform(c, method, path, body, extra_ms, cancel_fd, false, resp, err);
+}
+
+int http_perform_minimal(http_conn *c, const char *method, const char *path, const char *body,
+                         long extra_ms, struct http_response *resp, errand_error *err)
+{
+    return perform(c, method, path, body, extra_ms, -1, true, resp, err);
 }
 
 int http_status_error(long status, const char *body, errand_error *err)

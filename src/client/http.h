@@ -58,6 +58,12 @@ const char *http_conn_base_url(const http_conn *c);
  * submit with an idempotency key, a claim with a request id, a report batch with its id). */
 int http_perform(http_conn *c, const char *method, const char *path, const char *body,
                  long extra_ms, int cancel_fd, struct http_response *resp, errand_error *err);
+/* http_perform for a caller that reads no more of a 2xx answer than its status: it asks
+ * the server for a minimal answer (Prefer: return=minimal, RFC 7240), which the endpoints
+ * that would send much back honour (POST /api/task_runs/batch: the ids alone) and the others
+ * ignore. An error answer is whole either way. */
+int http_perform_minimal(http_conn *c, const char *method, const char *path, const char *body,
+                         long extra_ms, struct http_response *resp, errand_error *err);
 void http_response_clear(struct http_response *r);
 
 /* Maps a non-2xx answer to a public code (400 EINVAL, 401 EAUTH, 404 ENOTFOUND,

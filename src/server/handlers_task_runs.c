@@ -170,6 +170,9 @@ int handle_submit(const struct handler_ctx *ctx, const struct http_request *req,
     return rc;
 }
 
+/* RFC 7240's preference for an answer that says no more than it must. */
+#define PREFER_MINIMAL "return=minimal"
+
 int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request *req,
                         struct http_reply *reply, errand_error *err)
 {
@@ -206,9 +209,23 @@ int handle_submit_batch(const struct handler_ctx *ctx, const struct http_request
             log_created(&runs.rows[i]);
     }
     struct jw w = {0};
-    write_run_array(&w, "runs", &runs, false);
+    bool minimal = http_prefers(req, PREFER_MINIMAL);
+    if (minimal) { /* the ids alone, in order */
+        jw_lit(&w, "{\"runs\":[");
+        for (size_t i = 0; i < n; i++) {
+            jw_lit(&w, i ? ",{" : "{");
+            jw_key(&w, "id");
+            jw_string(&w, runs.rows[i].id);
+            jw_lit(&w, "}");
+        }
+        jw_lit(&w, "]");
+    } else {
+        write_run_array(&w, "runs", &runs, false);
+    }
     jw_lit(&w, "}");
     rc = reply_written(reply, HTTP_CREATED, &w, err);
+    if (rc == 0 && minimal)
+        reply->preference_applied = PREFER_MINIMAL;
 done:
     run_list_clear(&runs);
     mem_free(created);
@@ -229,8 +246,8 @@ int handle_get_run(const struct handler_ctx *ctx, const struct http_request *req
 }
 
 const struct query_param list_runs_params[] = {
-    {"state", true},   {"task", false},  {"tag", false},   {"limit", false},
-    {"cursor", false}, {"since", false}, {"until", false}, {"idempotency_key", false},
+    {"state", true},   {"task", false},     {"tag", false},   {"limit", false},
+    {"cursor", false}, {"since", false},    {"until", false}, {"idempotency_key", false},
     {"worker", false}, {"trace_id", false}, {NULL, false},
 };
 

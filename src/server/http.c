@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +131,24 @@ struct request_state {
 const char *http_header(const struct http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+bool http_prefers(const struct http_request *req, const char *preference)
+{
+    const char *p = http_header(req, "Prefer");
+    size_t want = strlen(preference);
+    while (p && *p) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",;");
+        size_t end = len;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == want && strncasecmp(p, preference, want) == 0)
+            return true;
+        p += len;
+        p += strcspn(p, ","); /* past this preference's parameters */
+    }
+    return false;
 }
 
 const char *http_query(const struct http_request *req, const char *name)

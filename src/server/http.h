@@ -90,6 +90,8 @@ struct http_reply {
     int fd;                   /* > 0: send file_size bytes from this file */
     uint64_t file_size;
     const char *retry_after; /* the Retry-After header, or NULL */
+    /* the Preference-Applied header (RFC 7240) of a text reply, or NULL */
+    const char *preference_applied;
     struct http_stream stream;
     char *set_cookie; /* a Set-Cookie header (mem_alloc'd, taken), or NULL */
 };
@@ -114,6 +116,11 @@ unsigned http_session_issue(const struct http_request *req, const char *key, lon
 
 /* The value of request header name (case-insensitive), NULL if absent. */
 const char *http_header(const struct http_request *req, const char *name);
+
+/* Whether the request's Prefer header (RFC 7240) asks for preference, e.g. "return=minimal":
+ * one of its comma-separated preferences, parameters after ';' aside, equal to it without
+ * regard to case or surrounding spaces. */
+bool http_prefers(const struct http_request *req, const char *preference);
 
 /* The first value of query parameter name, NULL if absent ("" for "?name"). */
 const char *http_query(const struct http_request *req, const char *name);
@@ -146,10 +153,10 @@ bool http_client_gone(const struct http_request *req);
 int http_request_json(const struct http_request *req, json_t **out, errand_error *err);
 
 struct http_server_options {
-    const char *host;      /* "127.0.0.1", "::", "0.0.0.0", a name ... */
-    int port;              /* 0 = any free port */
-    int max_connections;   /* ERRAND_MAX_CONNECTIONS */
-    size_t max_body_bytes; /* ERRAND_MAX_BODY_BYTES */
+    const char *host;          /* "127.0.0.1", "::", "0.0.0.0", a name ... */
+    int port;                  /* 0 = any free port */
+    int max_connections;       /* ERRAND_MAX_CONNECTIONS */
+    size_t max_body_bytes;     /* ERRAND_MAX_BODY_BYTES */
     size_t max_inflight_bytes; /* ERRAND_MAX_INFLIGHT_BYTES: the memory budget (budget.h) */
     const char *api_key;       /* ERRAND_API_KEY, the admin key; "" = none */
     /* The scoped keys (auth.h), comma-separated; NULL or "" = none. No key at all: no

@@ -129,13 +129,17 @@ static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
     return ret;
 }
 
+/* preference_applied: the Preference-Applied header (RFC 7240), or NULL. */
 static enum MHD_Result queue(struct MHD_Connection *conn, int status, char *buf, size_t len,
-                             const char *content_type, const char *retry_after)
+                             const char *content_type, const char *retry_after,
+                             const char *preference_applied)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer_with_free_callback(len, buf, mem_free);
     if (!resp)
         mem_free(buf);
+    else if (preference_applied)
+        MHD_add_response_header(resp, "Preference-Applied", preference_applied);
     return queue_response(conn, status, resp, content_type, retry_after);
 }
 
@@ -166,7 +170,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
             MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT),
             HTTP_CONTENT_JSON, NULL);
     }
-    return queue(conn, status, buf, len, HTTP_CONTENT_JSON, retry_after);
+    return queue(conn, status, buf, len, HTTP_CONTENT_JSON, retry_after, NULL);
 }
 
 /* Makes r the error body of err ({"error": {"code", "message", "field"}}). */
@@ -233,7 +237,7 @@ enum MHD_Result http_reply_send(struct MHD_Connection *conn, struct http_reply *
     if (r->json || !r->text)
         return send_json(conn, r->status, r->json, r->retry_after);
     return queue(conn, r->status, r->text, r->text_len ? r->text_len : strlen(r->text),
-                 r->content_type, r->retry_after);
+                 r->content_type, r->retry_after, r->preference_applied);
 }
 
 enum MHD_Result http_reply_send_error(struct MHD_Connection *conn, const errand_error *err)
