@@ -48,17 +48,23 @@ static bool any_refused(const struct lease_answer *a, size_t n)
     return false;
 }
 
+/* The start of item i of an answer's array: {"id": ..., "status": ... (left open). */
+static void write_item_start(struct jw *w, size_t i, const char *id, const struct lease_answer *a)
+{
+    jw_lit(w, i ? ",{" : "{");
+    jw_key(w, "id");
+    jw_string(w, id ? id : "");
+    jw_member(w, "status");
+    jw_int(w, lease_http_status(a->status));
+}
+
 /* {"leases": [{"id", "status", "cancel"} per lease, in order]}. */
 static void write_heartbeat_answer(struct jw *w, const struct heartbeat_body *hb,
                                    const struct lease_answer *a)
 {
     jw_lit(w, "{\"leases\":[");
     for (size_t i = 0; i < hb->n_leases; i++) {
-        jw_lit(w, i ? ",{" : "{");
-        jw_key(w, "id");
-        jw_string(w, hb->leases[i].id ? hb->leases[i].id : "");
-        jw_member(w, "status");
-        jw_int(w, lease_http_status(a[i].status));
+        write_item_start(w, i, hb->leases[i].id, &a[i]);
         jw_member(w, "cancel");
         jw_lit(w, a[i].cancel ? "true}" : "false}");
     }
@@ -71,11 +77,7 @@ static void write_report_answer(struct jw *w, const struct report_body *rb,
 {
     jw_lit(w, "{\"reports\":[");
     for (size_t i = 0; i < rb->n_reports; i++) {
-        jw_lit(w, i ? ",{" : "{");
-        jw_key(w, "id");
-        jw_string(w, rb->reports[i].id ? rb->reports[i].id : "");
-        jw_member(w, "status");
-        jw_int(w, lease_http_status(a[i].status));
+        write_item_start(w, i, rb->reports[i].id, &a[i]);
         jw_member(w, "state");
         jw_string(w, a[i].status == LEASE_UNKNOWN ? NULL : state_type_name(a[i].state));
         if (a[i].reason) {
