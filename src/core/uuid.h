@@ -24,7 +24,8 @@ void uuid_v7_from(int64_t unix_ms, const unsigned char rnd[UUID_V7_RANDOM_BYTES]
 
 /* n bytes from OpenSSL's CSPRNG; 0 or ERRAND_EIO. */
 int random_bytes(unsigned char *out, size_t n);
-/* The n bytes at in as 2*n lower-case hex characters + NUL into out. */
+/* The n bytes at in as 2*n lower-case hex characters + NUL into out. in may be the second
+ * half of out (in == out + n): byte i is read before anything is written over it. */
 void hex_from_bytes(const unsigned char *in, size_t n, char *out);
 
 /* True when s is a canonical UUID (8-4-4-4-12 hex, either case). */
