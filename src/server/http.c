@@ -133,20 +133,39 @@ const char *http_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* The text from p up to its first delimiter in `stop` (or the end), spaces around trimmed:
+ * *len its length; returns its start. */
+static const char *trimmed_span(const char *p, const char *stop, size_t *len)
+{
+    p += strspn(p, " \t");
+    size_t n = strcspn(p, stop);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return p;
+}
+
 bool http_prefers(const struct http_request *req, const char *preference)
 {
+    const char *eq = strchr(preference, '=');
+    size_t want_name = eq ? (size_t)(eq - preference) : strlen(preference);
+    const char *want_value = eq ? eq + 1 : "";
     const char *p = http_header(req, "Prefer");
-    size_t want = strlen(preference);
     while (p && *p) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",;");
-        size_t end = len;
-        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
-            end--;
-        if (end == want && strncasecmp(p, preference, want) == 0)
+        /* preference = token [ BWS "=" BWS word ] *( OWS ";" [ OWS parameter ] ) */
+        size_t name_len, value_len = 0;
+        const char *name = trimmed_span(p, "=,;", &name_len), *value = "";
+        p = name + strcspn(name, "=,;");
+        if (*p == '=') {
+            value = trimmed_span(p + 1, ",;", &value_len);
+            p = value + strcspn(value, ",;");
+        }
+        if (name_len == want_name && strncasecmp(name, preference, want_name) == 0 &&
+            value_len == strlen(want_value) && strncasecmp(value, want_value, value_len) == 0)
             return true;
-        p += len;
         p += strcspn(p, ","); /* past this preference's parameters */
+        if (*p == ',')
+            p++;
     }
     return false;
 }

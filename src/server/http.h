@@ -118,8 +118,8 @@ unsigned http_session_issue(const struct http_request *req, const char *key, lon
 const char *http_header(const struct http_request *req, const char *name);
 
 /* Whether the request's Prefer header (RFC 7240) asks for preference, e.g. "return=minimal":
- * one of its comma-separated preferences, parameters after ';' aside, equal to it without
- * regard to case or surrounding spaces. */
+ * one of its comma-separated preferences, parameters after ';' aside, has that name and
+ * value without regard to case or spaces around them and the '='. */
 bool http_prefers(const struct http_request *req, const char *preference);
 
 /* The first value of query parameter name, NULL if absent ("" for "?name"). */

@@ -254,15 +254,17 @@ def test_live_answers_match_the_document(keyed):
     # Prefer: return=minimal (RFC 7240): the ids alone, in order, and said so.
     r = call(s, "POST", "/api/task_runs/batch",
              {"runs": [{"task": task, "parameters": {"i": i}} for i in range(3, 5)]},
-             headers={"Prefer": "respond-async, return=minimal; x=1"})
+             headers={"Prefer": "respond-async, wait=5; x, Return = Minimal ; x=1"})
     assert r.status_code == 201 and r.headers["Preference-Applied"] == "return=minimal"
     minimal = c(r, "POST", "/api/task_runs/batch")["runs"]
     assert [sorted(x) for x in minimal] == [["id"], ["id"]], minimal
     stored = [call(s, "GET", f"/api/task_runs/{x['id']}").json() for x in minimal]
     assert [x["parameters"] for x in stored] == [{"i": 3}, {"i": 4}], "in the order given"
-    r = call(s, "POST", "/api/task_runs/batch", {"runs": [{"task": task}]},
-             headers={"Prefer": "return=representation"})
-    assert "Preference-Applied" not in r.headers and "state" in r.json()["runs"][0]
+    for other in ("return=representation", "return", "x; return=minimal", "return=minimalist",
+                  "=", ",,,", ";;", "return=", "=minimal", "return==minimal"):
+        r = call(s, "POST", "/api/task_runs/batch", {"runs": [{"task": task}]},
+                 headers={"Prefer": other})
+        assert "Preference-Applied" not in r.headers and "state" in r.json()["runs"][0], other
     for bad in ({"task": ""}, {"task": task, "priority": "high"}, {"task": task, "retry": 1},
                 {}, [1, 2]):
         r = call(s, "POST", "/api/task_runs", bad)
