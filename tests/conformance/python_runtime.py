@@ -12,6 +12,10 @@ from harness import START_TIMEOUT, Process, child_env, parse_logfmt
 from runtime import WorkerRuntime
 
 WORKER = Path(__file__).resolve().parent / "python_worker.py"
+# errand.serve forks its task processes, one after another through its fork server, before
+# it logs "worker started": 1,500 of them took 38 s on a busy 2-core machine (2026-12-03),
+# so the start may take this much longer per process.
+START_PER_PROCESS_S = 0.06
 
 
 class PythonRuntime(WorkerRuntime):
@@ -32,7 +36,8 @@ class PythonRuntime(WorkerRuntime):
         env = {"ERRAND_API_KEY": o.api_key} if o.api_key else {}
         self.proc = Process(argv, child_env(o.home, env), o.log_path, o.name)
         # errand.serve logs this once its signal handlers and threads are in place.
-        line = self.proc.wait_line(lambda l: 'msg="worker started"' in l, START_TIMEOUT,
+        line = self.proc.wait_line(lambda l: 'msg="worker started"' in l,
+                                   START_TIMEOUT + START_PER_PROCESS_S * o.concurrency,
                                    "the 'worker started' log line")
         assert parse_logfmt(line).get("worker") == o.name, line
 
