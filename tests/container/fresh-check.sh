@@ -9,7 +9,8 @@
 # libssl3), fails here instead of on a user's machine.
 #
 # usage: tests/container/fresh-check.sh [COMMAND]   (default: make check; or `make fresh-check`)
-# env:   FRESH_TIMEOUT  seconds the whole COMMAND may take in the container (default 1800)
+# env:   FRESH_TIMEOUT  seconds the whole COMMAND may take in the container (default 1980,
+#                       a minute inside .ci/run's share for the step)
 #        FRESH_IMAGE_MAX_AGE_DAYS  rebuild the base image when older (default 7)
 # Needs podman and the debian:bookworm-slim base image (on this project's machines
 # ../shared/tools/podman-setup prepares both), and root (rootful podman).
@@ -18,7 +19,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 command=${1:-make check}
-timeout_s=${FRESH_TIMEOUT:-1800}
+timeout_s=${FRESH_TIMEOUT:-1980}
 max_age_days=${FRESH_IMAGE_MAX_AGE_DAYS:-7}
 base=docker.io/library/debian:bookworm-slim
 image=localhost/errand-fresh-debian12
