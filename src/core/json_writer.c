@@ -101,6 +101,11 @@ void jw_string(struct jw *w, const char *s)
     jw_raw(w, "\"", 1);
 }
 
+void jw_bool(struct jw *w, bool v)
+{
+    jw_lit(w, v ? "true" : "false");
+}
+
 void jw_int(struct jw *w, int64_t v)
 {
     /* By hand rather than snprintf: several per run in every answer. */

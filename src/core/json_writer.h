@@ -28,6 +28,7 @@ void jw_lit(struct jw *w, const char *text); /* jw_raw of a C string */
 /* A JSON string: quotes, and escapes for '"', '\\' and control characters; NULL is null. */
 void jw_string(struct jw *w, const char *s);
 void jw_int(struct jw *w, int64_t v);
+void jw_bool(struct jw *w, bool v);
 /* An integer when v is whole and exact in a double, else the shortest real that reads back
  * as v (15-17 digits), written as jansson writes reals. */
 void jw_number(struct jw *w, double v);

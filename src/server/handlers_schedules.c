@@ -71,7 +71,7 @@ static void write_schedule(struct jw *w, const struct schedule_row *s)
     jw_member(w, "catch_up");
     jw_string(w, schedule_catch_up_name(s->catch_up));
     jw_member(w, "paused");
-    jw_lit(w, s->paused ? "true" : "false");
+    jw_bool(w, s->paused);
     jw_member(w, "run");
     jw_lit(w, s->run_options);
     jw_member(w, "next_tick");

@@ -135,7 +135,7 @@ static void write_task(struct jw *w, const struct store_stats *st, size_t i, int
     jw_member(w, "run_ms");
     write_percentiles(w, buf, gather(st, i, false, buf));
     jw_member(w, "paused");
-    jw_lit(w, t->paused ? "true" : "false");
+    jw_bool(w, t->paused);
     jw_member(w, "last_failure");
     if (t->last_failure_id) {
         jw_lit(w, "{");
@@ -204,7 +204,7 @@ int handle_stats(const struct handler_ctx *ctx, const struct http_request *req,
     }
     jw_lit(&w, "]");
     jw_member(&w, "tasks_truncated");
-    jw_lit(&w, st.tasks_truncated ? "true" : "false");
+    jw_bool(&w, st.tasks_truncated);
     jw_lit(&w, "}");
     mem_free(buf);
     store_stats_clear(&st);

@@ -66,7 +66,8 @@ static void write_heartbeat_answer(struct jw *w, const struct heartbeat_body *hb
     for (size_t i = 0; i < hb->n_leases; i++) {
         write_item_start(w, i, hb->leases[i].id, &a[i]);
         jw_member(w, "cancel");
-        jw_lit(w, a[i].cancel ? "true}" : "false}");
+        jw_bool(w, a[i].cancel);
+        jw_lit(w, "}");
     }
     jw_lit(w, "]}");
 }

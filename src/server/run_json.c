@@ -314,7 +314,7 @@ void run_json_write(struct jw *w, const struct run_row *r)
         jw_member(w, "wait_for");
         stored(w, r->wait_for, "[]");
         jw_member(w, "allow_upstream_failure");
-        jw_lit(w, r->allow_upstream_failure ? "true" : "false");
+        jw_bool(w, r->allow_upstream_failure);
     }
     jw_member(w, "lease_expires");
     jw_time(w, r->lease_expires);

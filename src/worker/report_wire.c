@@ -224,7 +224,7 @@ static void write_report(struct jw *w, const struct report_item *it)
     }
     if (it->state == ERRAND_STATE_FAILED) {
         jw_member(w, "retryable");
-        jw_lit(w, it->retryable ? "true" : "false");
+        jw_bool(w, it->retryable);
     }
     if (it->result) {
         jw_member(w, "result");
@@ -342,7 +342,7 @@ char *heartbeat_body(const char *worker, struct wrun *const *runs, size_t n, int
         int waiting = atomic_load(&runs[i]->waiting);
         if (waiting != WRUN_NEVER_WAITED) {
             jw_member(&w, "waiting");
-            jw_lit(&w, waiting == WRUN_WAITING ? "true" : "false");
+            jw_bool(&w, waiting == WRUN_WAITING);
         }
         jw_lit(&w, "}");
     }
