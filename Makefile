@@ -6,10 +6,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON ?= /usr/bin/python3
-# pytest processes the end-to-end suites run in (pytest-xdist; 0 = one, in pytest's own). Each
-# test starts its own servers on ports the system picks, so they run side by side; most of
-# their time is spent waiting on those processes, which is why two halve the suite on 2 cores.
-E2E_JOBS ?= 2
+# pytest processes the pytest suites (end-to-end, conformance, example) run in (pytest-xdist;
+# 0 = one, in pytest's own). Each test starts its own servers on ports the system picks, so
+# they run side by side; most of their time is spent waiting on those processes, which is why
+# two halve a suite on 2 cores. ctest runs $(JOBS) unit tests at a time.
+PYTEST_JOBS ?= 2
 V ?= 0
 
 ifeq ($(V),1)
@@ -36,13 +37,13 @@ test-deps:
 
 unit: all test-deps
 	@echo "== C unit tests ($(BUILD)) =="
-	$(Q)cd $(BUILD) && ctest --output-on-failure --no-tests=error
+	$(Q)cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --no-tests=error
 
 e2e: all test-deps
 	@echo "== end-to-end tests ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
-	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(E2E_JOBS) tests/e2e
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/e2e
 
 # The same suite with every server on PostgreSQL: one throwaway cluster for the session
 # (tests/e2e/pg_cluster.py), a schema per server home; tests about SQLite itself are skipped,
@@ -51,32 +52,32 @@ e2e-postgres: all test-deps
 	@echo "== end-to-end tests on PostgreSQL ($(BUILD)) =="
 	$(Q)cd tests/s3 && npm ci --no-audit --no-fund --silent
 	$(Q)cd tests/openapi && npm ci --no-audit --no-fund --silent
-	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs -n $(E2E_JOBS) tests/e2e
+	$(Q)ERRAND_TEST_STORE=postgresql ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs -n $(PYTEST_JOBS) tests/e2e
 
 # The worker-protocol conformance suite, against the runtime that ERRAND_CONFORMANCE_RUNTIME
 # names (default: liberrand's C worker); tests/conformance/README.md.
 conformance: all test-deps
 	@echo "== worker conformance tests ($(BUILD)) =="
-	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
+	$(Q)ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/conformance
 
 # The same suite against the Python runtime (errand.serve, clients/python): the same tests
 # must pass for both runtimes.
 conformance-python: all test-deps
 	@echo "== worker conformance tests, Python runtime ($(BUILD)) =="
-	$(Q)ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/conformance
+	$(Q)ERRAND_CONFORMANCE_RUNTIME=python_runtime:PythonRuntime ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/conformance
 
 # The example app's suite (tests/example) against the C app (examples/structured-output),
 # built in $(BUILD); `make asan` runs it with the sanitizers.
 example: all test-deps
 	@echo "== example app tests, C app ($(BUILD)) =="
-	$(Q)ERRAND_EXAMPLE_APP=c ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
+	$(Q)ERRAND_EXAMPLE_APP=c ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/example
 
 # The same suite against the FastAPI app (examples/fastapi-structured-output): the errand
 # server of $(BUILD), the Python worker and the app under uvicorn, from Debian's
 # python3-fastapi and python3-uvicorn. The same tests must pass for both apps.
 example-fastapi: all test-deps
 	@echo "== example app tests, FastAPI app ($(BUILD)) =="
-	$(Q)ERRAND_EXAMPLE_APP=fastapi ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/example
+	$(Q)ERRAND_EXAMPLE_APP=fastapi ERRAND_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/example
 
 browser: all test-deps
 	@echo "== browser tests ($(BUILD)) =="

@@ -9,8 +9,8 @@
 # libssl3), fails here instead of on a user's machine.
 #
 # usage: tests/container/fresh-check.sh [COMMAND]   (default: make check; or `make fresh-check`)
-# env:   FRESH_TIMEOUT  seconds the whole COMMAND may take in the container (default 1980,
-#                       a minute inside .ci/run's share for the step)
+# env:   FRESH_TIMEOUT  seconds the whole COMMAND may take in the container (default 1980;
+#                       .ci/run gives it the time left to its step, less a minute)
 #        FRESH_IMAGE_MAX_AGE_DAYS  rebuild the base image when older (default 7)
 # Needs podman and the debian:bookworm-slim base image (on this project's machines
 # ../shared/tools/podman-setup prepares both), and root (rootful podman).

@@ -5,7 +5,9 @@
  * a hot statement's work to the same on a small population (SMALL rows) and on one a
  * thousandfold larger in the direction that used to make it slow (LARGE). A plan that merely
  * names an index passes while a walk over the index grows; the step counts do not.
- * Header-only, like store_fixture.h.
+ * Header-only, like store_fixture.h. The tests are in test_store_sqlite_bounds_queue.c (submit,
+ * cache lookup, claim), _lists.c (listings, figures, workers) and _upkeep.c (pruning,
+ * checkpoints), so that ctest runs them side by side.
  */
 #ifndef ERRAND_TESTS_STATEMENT_WORK_H
 #define ERRAND_TESTS_STATEMENT_WORK_H
@@ -59,6 +61,36 @@ static inline void assert_same_work(const char *what, struct work small, struct 
         fail_msg("%s: %d VM steps (%d full-scan) with %d skewed rows, %d (%d) with %d", what,
                  large.vm_steps, large.fullscan_steps, LARGE, small.vm_steps, small.fullscan_steps,
                  SMALL);
+}
+
+/* Runs per transaction of submit_many. */
+#define SUBMIT_BATCH 1000
+
+/* Submits n runs described by the same JSON text, SUBMIT_BATCH per transaction. */
+static inline void submit_many(struct fixture *fx, int64_t now, const char *text, size_t n)
+{
+    struct run_spec *specs = calloc(SUBMIT_BATCH, sizeof *specs);
+    struct run_row *runs = calloc(SUBMIT_BATCH, sizeof *runs);
+    bool *created = calloc(SUBMIT_BATCH, sizeof *created);
+    assert_non_null(specs);
+    assert_non_null(runs);
+    assert_non_null(created);
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < SUBMIT_BATCH ? n - done : SUBMIT_BATCH;
+        for (size_t i = 0; i < k; i++)
+            parse_spec(&specs[i], now, text);
+        errand_error err;
+        if (store_submit(fx->st, specs, k, now, runs, created, &err) != 0)
+            fail_msg("store_submit: %s", err.message);
+        for (size_t i = 0; i < k; i++) {
+            run_row_clear(&runs[i]);
+            run_spec_clear(&specs[i]);
+        }
+        done += k;
+    }
+    free(specs);
+    free(runs);
+    free(created);
 }
 
 #endif
