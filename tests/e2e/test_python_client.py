@@ -4,6 +4,7 @@ server and worker: submit with options, wait, results inline and persisted, fail
 errors, idempotency, listing and paging, failover over a list of servers, a submission riding
 out a server restart, and the asyncio flavour."""
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import exec_spec, unique_task
 from errand_procs import REPO
+from recording_proxy import RecordingProxy
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
 import errand  # noqa: E402  (from the source tree, as the README says it can be used)
@@ -195,6 +197,30 @@ def test_batch_submissions(server, worker_factory):
     assert [c.result(r.id, timeout=30) for r in runs] == [{"i": i} for i in range(3)]
     with pytest.raises(errors.MissingField) as e:
         c.submit_batch([{"parameters": {}}])
+    assert e.value.field == "runs[0].task"
+
+
+def test_batch_submissions_by_id_ask_for_the_ids_alone(server, worker_factory):
+    """submit_batch_ids: the ids in order, asked for and answered as ids only on the wire
+    (Prefer: return=minimal); submit_batch, beside it, still gets whole runs."""
+    worker_factory(server)
+    proxy = RecordingProxy(server.port)
+    try:
+        c = errand.Client(proxy.url, server.key)
+        ids = c.submit_batch_ids([errand.submission("errand.noop", {"i": i}) for i in range(4)])
+        runs = c.submit_batch([errand.submission("errand.noop", {"i": 9})])
+    finally:
+        proxy.close()
+    direct = client_of(server)
+    assert [direct.result(i, timeout=30) for i in ids] == [{"i": i} for i in range(4)]
+    assert runs[0].task == "errand.noop"
+    (minimal, _, answer, body), (whole, _, whole_answer, _) = proxy.batches
+    assert minimal.get("Prefer") == "return=minimal", minimal
+    assert answer.get("Preference-Applied") == "return=minimal", answer
+    assert [r["id"] for r in json.loads(body)["runs"]] == ids
+    assert "Prefer" not in whole and "Preference-Applied" not in whole_answer
+    with pytest.raises(errors.MissingField) as e:
+        direct.submit_batch_ids([{"parameters": {}}])
     assert e.value.field == "runs[0].task"
 
 
