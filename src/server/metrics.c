@@ -301,8 +301,8 @@ static void write_server(metrics *m, const struct metrics_scrape *sc, struct tex
     histogram_write(&m->claim, &histogram_latency, "errand_claim_duration_seconds", "", put, t);
     head(t, "errand_store_commit_duration_seconds", "histogram",
          "This server: durable commits of its write transactions (SQLite: COMMIT with its "
-         "fsync, groups of claims and heartbeats alone left out; PostgreSQL: the round trip "
-         "ending with COMMIT).");
+         "fsync, groups of claims, heartbeats and starts alone left out; PostgreSQL: the round "
+         "trip ending with COMMIT).");
     histogram_write(&m->commit, &histogram_latency, "errand_store_commit_duration_seconds", "", put,
                     t);
 

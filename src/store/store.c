@@ -209,6 +209,16 @@ int store_report(store *st, const char *worker, const char *batch_id,
                                err);
 }
 
+bool store_reports_may_be_lost(const struct run_report *reports, size_t n, size_t n_logs)
+{
+    if (n == 0 || n_logs > 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (reports[i].state != ERRAND_STATE_RUNNING)
+            return false;
+    return true;
+}
+
 int store_sweep(store *st, int64_t now_ms, struct sweep_counts *counts, errand_error *err)
 {
     return st->backend->sweep(st, now_ms, counts, err);

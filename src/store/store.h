@@ -209,6 +209,13 @@ struct log_entry {
 int store_report(store *st, const char *worker, const char *batch_id,
                  const struct run_report *reports, size_t n, const struct log_entry *logs,
                  size_t n_logs, int64_t now_ms, struct lease_answer *answers, errand_error *err);
+/* Whether a report batch may commit without its own fsync, as claims and heartbeats do
+ * (docs/operations.md, "Durability"): every report in it says only that a run started
+ * (RUNNING), and it carries no log lines. Lost to a power failure, such a run is PENDING again
+ * under the same lease, and its outcome, always durable, still lands; the next durable commit
+ * makes it durable along with itself. It takes one of a run's three fsyncs (submission,
+ * start, outcome) out of its latency when the worker reports its start on its own. */
+bool store_reports_may_be_lost(const struct run_report *reports, size_t n, size_t n_logs);
 
 /* What one sweep did: leases expired (state_on_lease_expired), delayed runs that became due
  * and entered the ready queue. */

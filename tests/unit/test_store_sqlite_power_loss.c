@@ -11,7 +11,8 @@
  *
  * Each test lives through several power cuts on one database. Per cut: open the store with the
  * shim as the default VFS, run a workload from three threads (single submissions, batches of
- * up to 16, a worker claiming runs and completing half of them), and cut the power: at a
+ * up to 16, a worker claiming runs, reporting half of them started and completing half of them),
+ * and cut the power: at a
  * random I/O call (mid-commit, mid-checkpoint, between a write and its sync), right after a
  * random durable write returned, or once the workload is done (the sync=normal test cuts
  * early: see there). Close the store, put the files back as the disk holds them (all unsynced
@@ -20,7 +21,9 @@
  * a state its acknowledged history allows: COMPLETED with its result if its report was
  * acknowledged. A claim is a relaxed commit (sqlite_writer_run_relaxed) and may be lost,
  * unless a durable write that started after the claim returned was acknowledged: that write's
- * fsync covers the claim's frames too (sqlite_writer.c).
+ * fsync covers the claim's frames too (sqlite_writer.c). So is a report that a run started
+ * (store_reports_may_be_lost): such a run may be PENDING again after a cut, never SCHEDULED
+ * when its claim had to hold, and its outcome, once acknowledged, is there.
  *
  * The cut points, the torn choices and the workload's sizes come from one seed, printed at the
  * start of each test: ERRAND_POWER_LOSS_SEED=<seed> repeats them (the threads' interleaving,
@@ -193,6 +196,24 @@ static long param_n(const char *parameters)
     return n;
 }
 
+/* Reports one claimed run started (RUNNING): a relaxed commit. False when the call failed. */
+static bool start_run_n(struct actor *a, const struct run_row *r, long n)
+{
+    struct run_report rep = {
+        .id = r->id, .lease_token = r->lease_token, .state = ERRAND_STATE_RUNNING};
+    struct lease_answer answer;
+    errand_error err;
+    if (store_report(a->st, "pl-worker", NULL, &rep, 1, NULL, 0, clock_now_ms(), &answer, &err) !=
+        0) {
+        actor_fail(a, "store_report (RUNNING)", &err);
+        return false;
+    }
+    if (answer.status != LEASE_APPLIED && !a->error[0])
+        snprintf(a->error, sizeof a->error, "start of run n=%ld refused (%s)", n,
+                 answer.reason ? answer.reason : "?");
+    return true;
+}
+
 /* Reports one claimed run COMPLETED with {"n": n}; false when the call failed. */
 static bool complete_run_n(struct actor *a, const struct run_row *r, long n)
 {
@@ -256,9 +277,12 @@ static void *worker(void *p)
             pthread_mutex_unlock(&lg->lock);
         }
         bool ok = true;
-        for (size_t i = 0; i < claimed.n && ok; i++)
+        for (size_t i = 0; i < claimed.n && ok; i++) {
             if (pl_rng_below(&a->rng, 2))
+                ok = start_run_n(a, &claimed.rows[i], ns[i]);
+            if (ok && pl_rng_below(&a->rng, 2))
                 ok = complete_run_n(a, &claimed.rows[i], ns[i]);
+        }
         run_list_clear(&claimed);
         if (!ok)
             return NULL;
@@ -393,6 +417,7 @@ static void check_runs(store *st, struct ledger *lg, bool durable, struct cut_re
             e->completed = true;
             break;
         case ERRAND_STATE_PENDING:
+        case ERRAND_STATE_RUNNING: /* its start, relaxed, may or may not have held */
         case ERRAND_STATE_SCHEDULED:
             if (e->completed)
                 note(r, &r->lost_outcomes, "run %s is %s, its COMPLETED report was acknowledged",
@@ -403,7 +428,7 @@ static void check_runs(store *st, struct ledger *lg, bool durable, struct cut_re
                      "after the claim was acknowledged",
                      e->id);
             e->completed = false;
-            e->claim_durable = row.state == ERRAND_STATE_PENDING;
+            e->claim_durable = row.state != ERRAND_STATE_SCHEDULED;
             if (row.state == ERRAND_STATE_SCHEDULED) {
                 e->claimed_at = 0;
                 e->reported = false;

@@ -196,6 +196,71 @@ static void heartbeat_extends_and_stale_tokens(void **state)
     json_decref(run);
 }
 
+/* Counts the commits the store times: those that sync as configured (sqlite_writer.c). */
+static void count_synced_commit(void *arg, int64_t ns)
+{
+    (void)ns;
+    ++*(int *)arg;
+}
+
+/* With sync=full, a report batch that only says runs started commits without an fsync of its
+ * own, as claims do (docs/operations.md, "Durability"): a lone run's latency then holds two,
+ * its submission's and its outcome's. Log lines, or any other state, make a batch durable. */
+static void a_runs_start_alone_commits_without_its_own_fsync(void **state)
+{
+    struct fixture *fx = *state;
+    store_close(fx->st);
+    open_store(fx, "full");
+    int synced = 0;
+    store_observe(fx->st, &(struct store_observer){.arg = &synced, .commit = count_synced_commit});
+    int64_t t = fx->t0;
+    json_t *a = submit(fx, t, "{\"task\": \"s\"}", NULL);
+    json_t *b = submit(fx, t, "{\"task\": \"s\"}", NULL);
+    assert_int_equal(synced, 2);
+    json_t *runs = claim(fx, "w1", "s", 2, 30, t);
+    assert_int_equal(json_array_size(runs), 2);
+    assert_int_equal(synced, 2); /* a claim: relaxed */
+    const char *ids[2], *tokens[2];
+    for (size_t i = 0; i < 2; i++) {
+        ids[i] = sfield(json_array_get(runs, i), "id");
+        tokens[i] = sfield(json_array_get(runs, i), "lease_token");
+    }
+    assert_int_equal(report(fx, ids[0], tokens[0], ERRAND_STATE_RUNNING, NULL, NULL, true, t), 200);
+    assert_int_equal(synced, 2); /* a start alone: relaxed */
+    json_t *running = get_run(fx, ids[0]);
+    assert_string_equal(state_type_of(running), "RUNNING");
+    json_decref(running);
+
+    /* A start with a log line: durable. */
+    struct run_report start = {
+        .id = ids[1], .lease_token = tokens[1], .state = ERRAND_STATE_RUNNING};
+    struct log_entry line = {.id = ids[1], .timestamp_ms = t, .level = 1, .message = "hello"};
+    struct lease_answer answer;
+    errand_error err;
+    assert_int_equal(store_report(fx->st, "w1", NULL, &start, 1, &line, 1, t, &answer, &err), 0);
+    assert_int_equal(answer.status, LEASE_APPLIED);
+    assert_int_equal(synced, 3);
+
+    /* An outcome, alone or beside a start: durable. */
+    assert_int_equal(report(fx, ids[0], tokens[0], ERRAND_STATE_COMPLETED, NULL, NULL, true, t + 1),
+                     200);
+    assert_int_equal(synced, 4);
+    struct run_report both[2] = {
+        {.id = ids[1], .lease_token = tokens[1], .state = ERRAND_STATE_RUNNING},
+        {.id = ids[1], .lease_token = tokens[1], .state = ERRAND_STATE_COMPLETED}};
+    struct lease_answer answers[2];
+    assert_int_equal(store_report(fx->st, "w1", NULL, both, 2, NULL, 0, t + 2, answers, &err), 0);
+    assert_int_equal(answers[1].status, LEASE_APPLIED);
+    assert_int_equal(synced, 5);
+    assert_false(store_reports_may_be_lost(both, 2, 0));
+    assert_true(store_reports_may_be_lost(both, 1, 0));
+    assert_false(store_reports_may_be_lost(both, 1, 1));
+    assert_false(store_reports_may_be_lost(both, 0, 0));
+    json_decref(runs);
+    json_decref(a);
+    json_decref(b);
+}
+
 /* The state message of the run's current state. */
 static const char *message_of(const json_t *run)
 {
@@ -768,6 +833,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_upgraded_store_counts_its_delayed_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(claim_each_run_once_across_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(heartbeat_extends_and_stale_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_runs_start_alone_commits_without_its_own_fsync, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(sweep_redelivers_then_crashes, setup, teardown),
         cmocka_unit_test_setup_teardown(late_outcome_is_accepted_until_claimed_again, setup,
                                         teardown),

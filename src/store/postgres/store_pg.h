@@ -80,11 +80,12 @@ typedef int (*pg_op_fn)(struct pg_conn *c, void *arg, errand_error *err);
  * commit, this server's own change-feed callback runs when events were added. */
 int store_pg_write(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
 /* As store_pg_write, for a transaction whose loss in a crash of the database is harmless:
- * claims and heartbeats (docs/operations.md, "Durability"). Its COMMIT does not wait for the
- * WAL to reach the disk (synchronous_commit off for it alone); every later durable commit
+ * claims, heartbeats and runs' starts (docs/operations.md, "Durability"). Its COMMIT does not wait
+ * for the WAL to reach the disk (synchronous_commit off for it alone); every later durable commit
  * flushes it along with itself, so an outcome fenced by its lease is never durable without
  * it. What a crash can lose: the claim (the run is SCHEDULED again, and the worker that held
- * it is refused at its next report) or a lease extension. */
+ * it is refused at its next report), a lease extension, or a run's start (it is PENDING again
+ * under the same lease: store_reports_may_be_lost). */
 int store_pg_write_lazy(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);
 /* Runs fn in a read-only REPEATABLE READ transaction (one snapshot for all its reads). */
 int store_pg_read(struct store_pg *s, pg_op_fn fn, void *arg, errand_error *err);

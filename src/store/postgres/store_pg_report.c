@@ -349,7 +349,9 @@ int store_pg_report(store *st, const char *worker, const char *batch_id,
     for (size_t i = 0; rc == 0 && i < n; i++)
         run_id_norm(reports[i].id, op.ids[i]);
     if (rc == 0)
-        rc = store_pg_write(s, report_in_tx, &op, err);
+        rc = store_reports_may_be_lost(reports, n, n_logs)
+                 ? store_pg_write_lazy(s, report_in_tx, &op, err)
+                 : store_pg_write(s, report_in_tx, &op, err);
     mem_free(op.runs);
     mem_free(op.ids);
     return rc;

@@ -32,13 +32,14 @@
  * events back out of it, and empties it when a transaction is rolled back.
  *
  * Why some ops commit without fsync: with synchronous=FULL every commit fsyncs the WAL, and
- * a task run's quickest life has three commits (submit, claim, report). Losing a claim or a
- * heartbeat to a power failure is harmless — the run is simply SCHEDULED again, or its
- * lease shorter, and the worker that held it is refused at its next report (409) — so
- * sqlite_writer_run_relaxed() ops may commit with synchronous=NORMAL when their whole group
- * is relaxed. The WAL is append-only and every durable commit fsyncs all of it, so a relaxed
- * commit never makes an earlier durable one less durable, and one that follows it makes it
- * durable too. This takes one of three fsyncs out of a run's latency at light load.
+ * a task run's quickest life has four commits (submit, claim, start, outcome). Losing a
+ * claim, a run's start or a heartbeat to a power failure is harmless — the run is simply
+ * SCHEDULED again, or PENDING again under the same lease, or its lease shorter, and a worker
+ * that lost its claim is refused at its next report (409) — so sqlite_writer_run_relaxed()
+ * ops may commit with synchronous=NORMAL when their whole group is relaxed. The WAL is
+ * append-only and every durable commit fsyncs all of it, so a relaxed commit never makes an
+ * earlier durable one less durable, and one that follows it makes it durable too. This leaves
+ * two fsyncs in a run's latency at light load: its submission and its outcome.
  *
  * Locking: `lock` guards the queue, `stopping`, and the `done` flag of every queued op.
  * Each op has its own condition variable, so a commit wakes exactly its callers, not every

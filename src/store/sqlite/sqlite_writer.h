@@ -36,9 +36,9 @@ int sqlite_writer_start(struct sqlite_conn *conn, sqlite_writer **out, errand_er
  * failed (nothing of the op was kept); ERRAND_EUNAVAILABLE after stop. */
 int sqlite_writer_run(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err);
 
-/* The same for an op whose loss on power failure is harmless (a claim, a heartbeat): with
- * synchronous=FULL it may be committed without an fsync when nothing durable shares its
- * group. A process crash still loses nothing of it. */
+/* The same for an op whose loss on power failure is harmless (a claim, a run's start, a
+ * heartbeat): with synchronous=FULL it may be committed without an fsync when nothing durable
+ * shares its group. A process crash still loses nothing of it. */
 int sqlite_writer_run_relaxed(sqlite_writer *w, sqlite_writer_fn fn, void *arg, errand_error *err);
 
 /* Called on the writer thread once an asynchronous op is committed (rc 0) or failed (rc and

@@ -414,7 +414,9 @@ int store_sqlite_report(store *st, const char *worker, const char *batch_id,
         return error_set(err, ERRAND_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         run_id_norm(reports[i].id, op.ids[i]);
-    int rc = sqlite_writer_run(s->writer, report_in_writer, &op, err);
+    int rc = store_reports_may_be_lost(reports, n, n_logs)
+                 ? sqlite_writer_run_relaxed(s->writer, report_in_writer, &op, err)
+                 : sqlite_writer_run(s->writer, report_in_writer, &op, err);
     mem_free(op.ids);
     return rc;
 }
